@@ -1,0 +1,457 @@
+"""The `mailrelay` command: every operator action, documented in --help.
+
+Exit status: 0 success, 1 user error (one-line reason), 2 usage error, 3 serve could not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import json
+import logging
+import socket
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import app, intake
+from .clock import SystemClock
+from .config import Config, ShopConfig, load, locate, parse_duration
+from .errors import ConfigError, MailrelayError, StoreError
+from .models import InvitationStatus, ShipmentStatus
+from .output import FORMATS, localize, render
+from .parsing import parse_trigger
+from .store import Queries, Store
+from .tokens import TokenSigner, load_secret
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SHIPMENT_FIELDS = (
+    "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
+    "reference", "locale", "status", "reason",
+)
+INVITATION_FIELDS = (
+    "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
+    "status", "due_at", "sent_at", "reminder_due_at", "review_id",
+)
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="Path to relay.toml (default: $MAILRELAY_CONFIG, else ./relay.toml, else built-in "
+        "defaults).",
+    )(fn)
+
+
+def format_option(fn: F) -> F:
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS),
+        help="Output format (default: table on a terminal, json otherwise).",
+    )(fn)
+
+
+def _load_config(path: Path | None) -> Config:
+    try:
+        return load(locate(path))
+    except ConfigError as exc:
+        raise click.ClickException(
+            f"invalid configuration ({len(exc.problems)} problem(s)); run 'mailrelay check'.\n"
+            + str(exc)
+        ) from exc
+
+
+def _fmt(fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def _shop(config: Config, shop_id: str) -> ShopConfig:
+    shop = config.shop(shop_id)
+    if shop is None:
+        known = ", ".join(s.id for s in config.shops)
+        raise click.ClickException(f"unknown shop {shop_id!r} (configured: {known})")
+    return shop
+
+
+def _open_store(config: Config) -> Store:
+    try:
+        return Store(config.store.path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _signer(config: Config) -> TokenSigner:
+    try:
+        return TokenSigner(load_secret(config.security.secret_file))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"secret key: {exc}") from exc
+
+
+def _duration(value: str | None, name: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from exc
+
+
+def _print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ...],
+                fmt: str | None) -> None:
+    tzs = {s.id: s.timezone for s in config.shops}
+    click.echo(render(localize(rows, tzs), fields, _fmt(fmt)))
+
+
+def user_errors(fn: F) -> F:
+    """Turn expected failures into one-line messages and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MailrelayError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailrelay")
+def main() -> None:
+    """mailrelay: shipping emails in, customer reviews and public responses out."""
+
+
+# --- serve / check / parse --------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Least severe log level to print.")
+def serve(config_path: Path | None, log_level: str) -> None:
+    """Run the daemon: SMTP listener, intake worker (and, as they land, web, IMAP, sender).
+
+    Stops cleanly on SIGTERM or SIGINT (a second SIGINT exits at once). Exit status 3 when the
+    configuration is invalid or a listener cannot start.
+    """
+    configure_logging(log_level)
+    try:
+        config = load(locate(config_path))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(app.EXIT_STARTUP)
+    sys.exit(asyncio.run(app.run(config)))
+
+
+def configure_logging(level: str) -> None:
+    import os
+
+    # journald stamps each line itself (JOURNAL_STREAM is set under systemd).
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@main.command()
+@config_option
+def check(config_path: Path | None) -> None:
+    """Validate the configuration (every problem at once) and the local resources.
+
+    Prints one line per check with ok or failed and the reason; exit status 1 when any failed.
+    """
+    try:
+        path = locate(config_path)
+        config = load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"failed  config: {problem}")
+        click.echo(f"{len(exc.problems)} problem(s) found")
+        sys.exit(1)
+    results: list[tuple[str, str | None]] = [
+        (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
+    ]
+    results.append(_check_port("smtp listener", config.smtp.host, config.smtp.port))
+    results.append(_check_store(config))
+    results.append(_check_secret(config))
+    failed = 0
+    for label, error in results:
+        if error:
+            failed += 1
+            click.echo(f"failed  {label}: {error}")
+        else:
+            click.echo(f"ok      {label}")
+    if failed:
+        sys.exit(1)
+
+
+def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
+    name = f"{label} {host}:{port} free"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return name, exc.strerror or str(exc)
+    return name, None
+
+
+def _check_store(config: Config) -> tuple[str, str | None]:
+    name = f"store {config.store.path} writable"
+    try:
+        store = Store(config.store.path)
+        store.close()
+    except (StoreError, OSError) as exc:
+        return name, str(exc)
+    return name, None
+
+
+def _check_secret(config: Config) -> tuple[str, str | None]:
+    path = config.security.secret_file
+    name = f"secret key {path}"
+    try:
+        load_secret(path)
+    except (OSError, ValueError) as exc:
+        return name, str(exc)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return name, f"mode {mode:o} lets others read it; run chmod 600 {path}"
+    return name, None
+
+
+@main.command()
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shop", "shop_id", required=True, help="Shop whose rules apply.")
+@format_option
+@user_errors
+def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -> None:
+    """Show what a trigger email yields, without storing anything."""
+    config = _load_config(config_path)
+    shop = _shop(config, shop_id)
+    notice = parse_trigger(file.read_bytes(), reference_pattern=shop.order_reference_pattern)
+    fields = {
+        "customer_email": notice.customer_email,
+        "customer_name": notice.customer_name,
+        "reference": notice.reference,
+        "reference_rule": notice.reference_rule,
+        "locale": notice.locale or shop.locale,
+        "send_at": notice.send_at.isoformat() if notice.send_at else None,
+        "sender": notice.sender,
+        "subject": notice.subject,
+        "message_id": notice.message_id,
+        "source": notice.source,
+        "tags": list(notice.tags),
+        "products": [p.__dict__ for p in notice.products],
+        "defects": list(notice.defects),
+    }
+    if _fmt(fmt) == "json":
+        click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
+        return
+    if _fmt(fmt) == "csv":
+        click.echo(render([fields], tuple(fields), "csv"))
+        return
+    for key, value in fields.items():
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+        click.echo(f"{key:15} {'' if shown is None else shown}")
+    if notice.customer_email is None:
+        click.echo("=> would be rejected: no valid customer address")
+
+
+# --- listings ---------------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--status", type=click.Choice([s.value for s in ShipmentStatus]),
+              help="Only shipments with this outcome.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@format_option
+@user_errors
+def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
+              fmt: str | None) -> None:
+    """List received shipments with the reason each did or did not yield an invitation."""
+    config = _load_config(config_path)
+    store = _open_store(config)
+    try:
+        rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
+    finally:
+        store.close()
+    _print_rows(config, rows, SHIPMENT_FIELDS, fmt)
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@click.option("--status", type=click.Choice([s.value for s in InvitationStatus]),
+              help="Only invitations in this state.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@format_option
+@click.pass_context
+@user_errors
+def invitations(ctx: click.Context, config_path: Path | None, status: str | None,
+                shop_id: str | None, fmt: str | None) -> None:
+    """List invitations; subcommands act on them."""
+    ctx.obj = {"config_path": config_path, "shop_id": shop_id}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _load_config(config_path)
+    store = _open_store(config)
+    try:
+        rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
+    finally:
+        store.close()
+    _print_rows(config, rows, INVITATION_FIELDS, fmt)
+
+
+@invitations.command("cancel")
+@config_option
+@click.argument("target")
+@click.option("--shop", "shop_id", help="Only this shop's invitations.")
+@click.pass_context
+@user_errors
+def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str,
+                       shop_id: str | None) -> None:
+    """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
+    config = _load_config(config_path or ctx.obj.get("config_path"))
+    shop_id = shop_id or ctx.obj.get("shop_id")
+    store = _open_store(config)
+    try:
+        done = store.write_sync(
+            lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
+        )
+    finally:
+        store.close()
+    if not done:
+        raise click.ClickException(f"no scheduled invitation matches {target!r}")
+    click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
+
+
+# --- manual invitations and links --------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--shop", "shop_id", required=True, help="Shop to invite for.")
+@click.option("--email", help="Customer's email address.")
+@click.option("--name", help="Customer's name (used in the greeting).")
+@click.option("--ref", "reference", help="Order reference (one invitation per reference).")
+@click.option("--delay", help="Send after this duration instead of the shop's invite_delay.")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with a header row: email, and optionally name, reference (or ref).")
+@format_option
+@user_errors
+def invite(config_path: Path | None, shop_id: str, email: str | None, name: str | None,
+           reference: str | None, delay: str | None, csv_file: Path | None,
+           fmt: str | None) -> None:
+    """Invite customers by hand: same dedupe, caps and opt-outs as BCC'd shipments.
+
+    With --csv, prints a report of the rows skipped and why.
+    """
+    if (email is None) == (csv_file is None):
+        raise click.UsageError("give exactly one of --email or --csv")
+    config = _load_config(config_path)
+    shop = _shop(config, shop_id)
+    wait = _duration(delay, "--delay")
+    signer = _signer(config)
+    now = SystemClock().now()
+    if email is not None:
+        store = _open_store(config)
+        try:
+            decision = store.write_sync(
+                lambda q: intake.invite(q, shop, signer, now, email=email, name=name,
+                                        reference=reference, delay=wait)
+            )
+        finally:
+            store.close()
+        if decision.status != ShipmentStatus.SCHEDULED:
+            raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
+        assert decision.due_at is not None
+        due = decision.due_at.astimezone(shop.timezone).isoformat(timespec="seconds")
+        click.echo(f"invitation {decision.invitation_id} scheduled for {due}")
+        return
+    assert csv_file is not None
+    rows = _read_invite_csv(csv_file)
+    store = _open_store(config)
+    try:
+        def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
+            out = []
+            for line_no, row in rows:
+                out.append((line_no, row, intake.invite(
+                    q, shop, signer, now, email=row.get("email", ""), name=row.get("name"),
+                    reference=row.get("reference"), delay=wait)))
+            return out
+
+        results = store.write_sync(run_all)
+    finally:
+        store.close()
+    skipped = [
+        {"line": line_no, "email": row.get("email", ""), "reference": row.get("reference"),
+         "status": d.status, "reason": d.reason}
+        for line_no, row, d in results if d.status != ShipmentStatus.SCHEDULED
+    ]
+    invited = len(results) - len(skipped)
+    click.echo(f"{invited} invited, {len(skipped)} skipped", err=bool(skipped))
+    if skipped:
+        click.echo(render(skipped, ("line", "email", "reference", "status", "reason"), _fmt(fmt)))
+
+
+def _read_invite_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """Rows keyed by lower-case header; `ref`/`order`/`name` variants are accepted."""
+    aliases = {"ref": "reference", "order": "reference", "order_reference": "reference",
+               "customer_email": "email", "e-mail": "email", "customer_name": "name"}
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames:
+        raise click.ClickException(f"{path}: empty CSV")
+    headers = [aliases.get(h.strip().lower(), h.strip().lower()) for h in reader.fieldnames]
+    if "email" not in headers:
+        raise click.ClickException(f"{path}: the header row needs an 'email' column")
+    out = []
+    for index, raw in enumerate(csv.reader(text.splitlines()[1:]), start=2):
+        if not any(cell.strip() for cell in raw):
+            continue
+        row = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(headers)}
+        out.append((index, {k: v for k, v in row.items() if v}))
+    return out
+
+
+@main.command()
+@config_option
+@click.option("--shop", "shop_id", required=True, help="Shop the review is for.")
+@click.option("--email", required=True, help="Customer's email address.")
+@click.option("--name", help="Customer's name (prefilled on the form).")
+@click.option("--ref", "reference", help="Order reference; the same reference gives the same link.")
+@user_errors
+def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
+         reference: str | None) -> None:
+    """Print a review link to hand to a customer yourself."""
+    config = _load_config(config_path)
+    shop = _shop(config, shop_id)
+    signer = _signer(config)
+    now = SystemClock().now()
+    store = _open_store(config)
+    try:
+        try:
+            _inv_id, token, _created = store.write_sync(
+                lambda q: intake.generate_link(q, shop, signer, now, email=email, name=name,
+                                               reference=reference)
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    click.echo(f"{config.http.base_url}/r/{token}")
+

@@ -1,0 +1,484 @@
+"""Trigger mail → shipment → invitation: routing, durable receipt, and the recorded decision.
+
+The listener only calls `Intake.receive` (store the raw bytes, then answer 250); a worker turns
+stored messages into shipments. Decisions (dedupe, caps, suppression, cancellation) live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import logging
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, time, timedelta
+from functools import partial
+
+from .clock import Clock
+from .config import Config, ShopConfig
+from .models import (
+    Decision,
+    InvitationMethod,
+    InvitationStatus,
+    MessageKind,
+    ShipmentNotice,
+    ShipmentStatus,
+)
+from .parsing import normalize_address, parse_trigger
+from .store import InboundMessage, NewMessage, Queries, Store, to_iso
+from .tokens import REVIEW, TokenSigner
+
+log = logging.getLogger(__name__)
+
+#: Only the header section is searched for Message-ID at receive time; a full parse happens later.
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an accepted recipient address leads."""
+
+    shop: str
+    kind: MessageKind
+    address: str
+
+
+class Recipients:
+    """The RCPT policy: only configured addresses are ours (never an open relay)."""
+
+    def __init__(self, config: Config) -> None:
+        self._routes: dict[str, Route] = {}
+        for shop in config.shops:
+            bcc = shop.bcc_address.lower()
+            self._routes[bcc] = Route(shop.id, MessageKind.SHIPMENT, bcc)
+            if shop.cancel_address:
+                cancel = shop.cancel_address.lower()
+                self._routes[cancel] = Route(shop.id, MessageKind.CANCEL, cancel)
+
+    def route(self, address: str) -> Route | None:
+        return self._routes.get(address.strip().strip("<>").lower())
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The Message-ID from the header section, cheaply, for the dedupe key."""
+    end = _HEADER_END.search(raw)
+    head = raw[: end.start()] if end else raw[:65536]
+    match = _MESSAGE_ID.search(head)
+    if not match:
+        return None
+    value = b" ".join(match.group(1).split()).decode("ascii", "replace").strip()
+    return value[:998] or None
+
+
+def dedupe_key(route: Route, message_id: str | None, raw: bytes) -> str:
+    """Natural key of one inbound message per recipient: a client's retry maps to the same row."""
+    ident = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    return f"{route.shop}:{route.kind}:{ident}"
+
+
+def matches(address: str, patterns: Iterable[str]) -> bool:
+    """Glob match of an address against patterns such as `*@acme.example`."""
+    address = address.lower()
+    return any(fnmatch.fnmatchcase(address, p.lower()) for p in patterns)
+
+
+def due_time(shop: ShopConfig, base: datetime) -> datetime:
+    """Move `base` into the shop's sending hours, in the shop's time zone."""
+    if shop.send_hours is None:
+        return base
+    start, end = shop.send_hours
+    local = base.astimezone(shop.timezone)
+    now_t = local.time().replace(tzinfo=None)
+    if start <= now_t and (end == time(0) or now_t < end):
+        return base
+    day = local.date() if now_t < start else local.date() + timedelta(days=1)
+    moved = datetime.combine(day, start, tzinfo=shop.timezone)
+    return moved.astimezone(base.tzinfo)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Someone we might invite: from a trigger, a manual invite or a CSV row."""
+
+    customer_email: str | None
+    customer_name: str | None
+    reference: str | None
+    locale: str | None
+    send_at: datetime | None
+    method: InvitationMethod
+
+
+def decide(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    now: datetime,
+    *,
+    delay: timedelta | None = None,
+    exclude_shipment: int | None = None,
+) -> tuple[ShipmentStatus, str]:
+    """Whether `cand` may be invited, and why (runs inside the writer transaction)."""
+    if not cand.customer_email:
+        return ShipmentStatus.REJECTED, "no valid customer address"
+    if cand.reference:
+        inv = q.invitation_for_reference(shop.id, cand.reference)
+        if inv is not None:
+            return (
+                ShipmentStatus.DUPLICATE,
+                f"order reference {cand.reference} already has invitation {inv['id']}",
+            )
+        earlier = q.shipment_with_reference(shop.id, cand.reference)
+        if earlier is not None and earlier["id"] != exclude_shipment:
+            return (
+                ShipmentStatus.DUPLICATE,
+                f"order reference {cand.reference} already seen in shipment {earlier['id']}",
+            )
+    if q.is_suppressed(shop.id, cand.customer_email):
+        return ShipmentStatus.SUPPRESSED, "customer has unsubscribed"
+    recent = q.recent_invitation_for(shop.id, cand.customer_email, now - shop.dedupe_window)
+    if recent is not None:
+        return (
+            ShipmentStatus.CAPPED,
+            f"customer already invited within dedupe_window (invitation {recent['id']})",
+        )
+    return ShipmentStatus.SCHEDULED, "invitation scheduled"
+
+
+def create_invitation(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    signer: TokenSigner,
+    now: datetime,
+    *,
+    due: datetime,
+    shipment_id: int | None = None,
+    status: InvitationStatus = InvitationStatus.SCHEDULED,
+) -> int:
+    assert cand.customer_email is not None
+    return q.insert_invitation(
+        {
+            "shop": shop.id,
+            "shipment_id": shipment_id,
+            "customer_email": cand.customer_email,
+            "customer_name": cand.customer_name,
+            "reference": cand.reference,
+            "locale": cand.locale or shop.locale,
+            "method": cand.method,
+            "status": status,
+            "reason": None,
+            "token": signer.issue(REVIEW),
+            "created_at": to_iso(now),
+            "due_at": to_iso(due),
+            "sent_at": to_iso(now) if status == InvitationStatus.SENT else None,
+        }
+    )
+
+
+def schedule(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    signer: TokenSigner,
+    now: datetime,
+    *,
+    base: datetime | None = None,
+    delay: timedelta | None = None,
+    shipment_id: int | None = None,
+) -> Decision:
+    """Decide and, when allowed, create the invitation with its due time."""
+    status, reason = decide(q, shop, cand, now, exclude_shipment=shipment_id)
+    if status != ShipmentStatus.SCHEDULED:
+        return Decision(status, reason)
+    if cand.send_at is not None:
+        wanted = max(cand.send_at, now)
+    else:
+        wanted = (base or now) + (shop.invite_delay if delay is None else delay)
+    due = due_time(shop, wanted)
+    try:
+        inv_id = create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id)
+    except sqlite3.IntegrityError:
+        # The (shop, reference) key caught a race the checks above could not see.
+        return Decision(ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited")
+    return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} due {to_iso(due)}", inv_id, due)
+
+
+def cancel(
+    q: Queries, shop: ShopConfig, reference: str | None, email: str | None, reason: str
+) -> list[int]:
+    """Cancel scheduled invitations of an order reference (else of a customer address)."""
+    if reference:
+        rows = q.scheduled_invitations(shop.id, reference=reference)
+    elif email:
+        rows = q.scheduled_invitations(shop.id, email=email)
+    else:
+        return []
+    done = []
+    for row in rows:
+        if q.cancel_invitation(row["id"], reason):
+            done.append(row["id"])
+            if row["shipment_id"]:
+                q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
+    return done
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one stored message produced (for logs and callers)."""
+
+    message_row_id: int
+    shop: str
+    kind: MessageKind
+    status: str
+    reason: str
+    shipment_id: int | None = None
+    invitation_id: int | None = None
+    new_sender: str | None = None
+
+
+def shipment_row(msg: InboundMessage, notice: ShipmentNotice) -> dict[str, object]:
+    return {
+        "message_row_id": msg.id,
+        "shop": msg.shop,
+        "received_at": to_iso(msg.received_at),
+        "message_id": notice.message_id or msg.message_id,
+        "sender": notice.sender,
+        "customer_email": notice.customer_email,
+        "customer_name": notice.customer_name,
+        "reference": notice.reference,
+        "reference_rule": notice.reference_rule,
+        "locale": notice.locale,
+        "send_at": to_iso(notice.send_at),
+        "tags": list(notice.tags),
+        "products": [asdict(p) for p in notice.products],
+        "source": notice.source,
+        "defects": list(notice.defects),
+        "status": ShipmentStatus.REJECTED,
+        "reason": "processing",
+    }
+
+
+def process_shipment(
+    q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig,
+    signer: TokenSigner, now: datetime,
+) -> Outcome | None:
+    """One trigger message → one shipment row with its decision (inside the writer)."""
+    if not q.claim_message(msg.id, now, "shipment"):
+        return None  # already processed by an earlier pass
+    sender = notice.sender or normalize_address(msg.mail_from) or ""
+    new_sender = sender if sender and q.note_trigger_sender(shop.id, sender, now) else None
+    shipment_id = q.insert_shipment(shipment_row(msg, notice))
+    cand = Candidate(
+        notice.customer_email, notice.customer_name, notice.reference, notice.locale,
+        notice.send_at, InvitationMethod.AUTOMATIC,
+    )
+    if shop.trigger_senders and not matches(sender, shop.trigger_senders):
+        decision = Decision(
+            ShipmentStatus.REJECTED, f"sender {sender or '(none)'} is not in trigger_senders"
+        )
+    else:
+        decision = schedule(
+            q, shop, cand, signer, now, base=msg.received_at, shipment_id=shipment_id
+        )
+    q.set_shipment_status(shipment_id, decision.status, decision.reason)
+    return Outcome(
+        msg.id, shop.id, MessageKind.SHIPMENT, decision.status, decision.reason, shipment_id,
+        decision.invitation_id, new_sender,
+    )
+
+
+def process_cancel(
+    q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig, now: datetime
+) -> Outcome | None:
+    """A message to `cancel_address`: cancel that order's (else that customer's) invitations."""
+    reason = f"cancelled by message {notice.message_id or msg.id}"
+    ids = cancel(q, shop, notice.reference, notice.customer_email, reason)
+    what = (
+        f"reference {notice.reference}" if notice.reference
+        else f"customer {notice.customer_email}" if notice.customer_email
+        else "nothing identifiable"
+    )
+    result = f"cancel {what}: {len(ids)} invitation(s) cancelled"
+    if not q.claim_message(msg.id, now, result):
+        return None
+    return Outcome(msg.id, shop.id, MessageKind.CANCEL, "cancelled" if ids else "ignored", result)
+
+
+class Intake:
+    """Durable receipt for the listener, and the worker that turns receipts into shipments."""
+
+    def __init__(
+        self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
+        *, batch_size: int = 200,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.signer = signer
+        self.clock = clock
+        self.recipients = Recipients(config)
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self.processed = 0
+
+    async def receive(
+        self, peer: str, mail_from: str, routes: list[Route], raw: bytes
+    ) -> list[int | None]:
+        """Store the raw message once per recipient; returns when it is committed to disk."""
+        now = self.clock.now()
+        mid = message_id_of(raw)
+        rows = [
+            NewMessage(now, peer, mail_from, r.address, r.shop, r.kind, mid,
+                       dedupe_key(r, mid, raw), raw)
+            for r in routes
+        ]
+        ids = await self.store.write(lambda q: [q.insert_message(m) for m in rows])
+        self._wake.set()
+        return ids
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process stored messages until cancelled; resumes whatever a crash left behind."""
+        while True:
+            handled = await self.process_pending()
+            if handled == 0:
+                await self._wake.wait()
+                self._wake.clear()
+
+    async def process_pending(self) -> int:
+        """Process one batch of stored messages; returns how many were looked at."""
+        batch = await self.store.aread(lambda q: q.pending_messages(self.batch_size))
+        if not batch:
+            return 0
+        notices = await asyncio.to_thread(self._parse_all, batch)
+        now = self.clock.now()
+        jobs = []
+        for msg, notice in zip(batch, notices, strict=True):
+            shop = self.config.shop(msg.shop)
+            if shop is None:
+                jobs.append(self.store.write(partial(_orphan, msg, now)))
+            elif msg.kind == MessageKind.CANCEL:
+                jobs.append(self.store.write(partial(process_cancel, msg=msg, notice=notice,
+                                                     shop=shop, now=now)))
+            else:
+                jobs.append(self.store.write(partial(process_shipment, msg=msg, notice=notice,
+                                                     shop=shop, signer=self.signer, now=now)))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for msg, result in zip(batch, results, strict=True):
+            self._log(msg, result)
+        self.processed += len(batch)
+        return len(batch)
+
+    def _parse_all(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
+        out = []
+        for msg in batch:
+            shop = self.config.shop(msg.shop)
+            pattern = shop.order_reference_pattern if shop else None
+            out.append(parse_trigger(msg.raw, reference_pattern=pattern))
+        return out
+
+    def _log(self, msg: InboundMessage, result: object) -> None:
+        ident = msg.message_id or f"row-{msg.id}"
+        if isinstance(result, BaseException):
+            log.error("%s processing failed shop=%s error=%r", ident, msg.shop, result)
+            self.store.submit(partial(_mark_failed, msg.id, self.clock.now(), repr(result)))
+            return
+        if not isinstance(result, Outcome):
+            return
+        log.info(
+            "%s %s shop=%s status=%s shipment=%s invitation=%s reason=%r",
+            ident, result.kind, result.shop, result.status, result.shipment_id,
+            result.invitation_id, result.reason,
+        )
+        if result.new_sender:
+            log.warning(
+                "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
+                ident, result.new_sender, result.shop,
+            )
+
+
+def _orphan(msg: InboundMessage, now: datetime, q: Queries) -> None:
+    """A stored message whose shop left the config: keep it, mark it, never drop it."""
+    q.claim_message(msg.id, now, f"shop {msg.shop} is no longer configured")
+
+
+def _mark_failed(row_id: int, now: datetime, error: str, q: Queries) -> None:
+    q.claim_message(row_id, now, f"failed: {error}")
+
+
+# --- operator entry points (CLI): same rules as the BCC path -------------------------------------
+
+
+def invite(
+    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    name: str | None = None, reference: str | None = None, delay: timedelta | None = None,
+    locale: str | None = None,
+) -> Decision:
+    """A manual invitation: same dedupe, caps and opt-outs as a BCC'd shipment."""
+    cand = Candidate(
+        normalize_address(email), _clean(name), _clean(reference), locale, None,
+        InvitationMethod.MANUAL,
+    )
+    if cand.customer_email is None:
+        return Decision(ShipmentStatus.REJECTED, f"not a valid email address: {email!r}")
+    return schedule(q, shop, cand, signer, now, delay=delay)
+
+
+def generate_link(
+    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    name: str | None = None, reference: str | None = None,
+) -> tuple[int, str, bool]:
+    """A review link handed out by the operator: (invitation id, token, created now).
+
+    The same order reference always yields the same link, so running the command twice is
+    harmless.
+    """
+    address = normalize_address(email)
+    if address is None:
+        raise ValueError(f"not a valid email address: {email!r}")
+    reference = _clean(reference)
+    if reference:
+        existing = q.invitation_for_reference(shop.id, reference)
+        if existing is not None:
+            return existing["id"], existing["token"], False
+    cand = Candidate(address, _clean(name), reference, None, None, InvitationMethod.LINK)
+    inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
+    token = q.get_invitation(inv_id)
+    assert token is not None
+    return inv_id, token["token"], True
+
+
+def cancel_target(
+    q: Queries, config: Config, target: str, shop_id: str | None, reason: str
+) -> list[int]:
+    """`invitations cancel REF|ID`: an invitation id, else an order reference."""
+    if target.isdigit():
+        row = q.get_invitation(int(target))
+        if row is not None and (shop_id is None or row["shop"] == shop_id):
+            shop = config.shop(row["shop"])
+            if shop is not None and row["status"] == InvitationStatus.SCHEDULED:
+                if row["reference"]:
+                    return cancel(q, shop, row["reference"], None, reason)
+                q.cancel_invitation(row["id"], reason)
+                if row["shipment_id"]:
+                    q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
+                return [row["id"]]
+            return []
+    done: list[int] = []
+    for shop in config.shops:
+        if shop_id is None or shop.id == shop_id:
+            done += cancel(q, shop, target, None, reason)
+    return done
+
+
+def _clean(text: str | None) -> str | None:
+    """Operator input: trimmed, without control characters, None when empty."""
+    if text is None:
+        return None
+    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
+    return text or None

@@ -1,0 +1,94 @@
+"""Frozen value types and the StrEnum states every part shares. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class MessageKind(StrEnum):
+    """What an inbound message was addressed to (decided at RCPT time)."""
+
+    SHIPMENT = "shipment"
+    CANCEL = "cancel"
+
+
+class MessageState(StrEnum):
+    """An inbound message waits as `received` until a worker has processed it."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+
+
+class ShipmentStatus(StrEnum):
+    """Why a shipment did or did not yield an invitation (SPEC: Inbound mail)."""
+
+    SCHEDULED = "scheduled"
+    DUPLICATE = "duplicate"
+    CAPPED = "capped"
+    SUPPRESSED = "suppressed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class InvitationStatus(StrEnum):
+    """scheduled → sent, or cancelled / suppressed / duplicate / failed."""
+
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+class InvitationMethod(StrEnum):
+    """How the customer came to be invited (recorded on every review later)."""
+
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+    LINK = "link"
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product named in a structured trigger block."""
+
+    sku: str | None = None
+    gtin: str | None = None
+    name: str | None = None
+    product_url: str | None = None
+    image_url: str | None = None
+    brand: str | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentNotice:
+    """What a trigger email says, as far as we could read it. Never raises to produce."""
+
+    message_id: str | None
+    sender: str | None
+    subject: str | None
+    customer_email: str | None
+    customer_name: str | None
+    reference: str | None
+    reference_rule: str | None
+    locale: str | None = None
+    send_at: datetime | None = None
+    sender_name: str | None = None
+    reply_to: str | None = None
+    tags: tuple[str, ...] = ()
+    products: tuple[Product, ...] = ()
+    source: str = "headers"
+    defects: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of intake for one shipment or manual invite."""
+
+    status: ShipmentStatus
+    reason: str
+    invitation_id: int | None = None
+    due_at: datetime | None = None

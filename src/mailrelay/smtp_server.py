@@ -1,0 +1,193 @@
+"""Inbound SMTP edge (aiosmtpd in the daemon's own loop): RCPT policy, limits, durable 250.
+
+It translates SMTP into `Intake.receive` and back; it decides nothing about shipments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from .config import SmtpConfig
+from .intake import Intake, Route
+
+log = logging.getLogger(__name__)
+
+TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, please try again later\r\n"
+TOO_BUSY = "421 4.3.2 Too many connections, please try again later"
+NOT_ALLOWED = "554 5.7.1 Client host rejected: not allowed to connect"
+
+
+class Handler:
+    """aiosmtpd hooks: the few lines between SMTP and intake."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.accepted = 0
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        route = self.intake.recipients.route(address)
+        if route is None:
+            log.info("rcpt rejected peer=%s rcpt=%r", _peer(session), address)
+            return f"550 5.1.1 <{address}>: Recipient address rejected: not a mailrelay address"
+        routes: list[Route] = getattr(envelope, "routes", [])
+        if all(r.address != route.address for r in routes):
+            routes.append(route)
+        envelope.routes = routes  # type: ignore[attr-defined]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        routes: list[Route] = getattr(envelope, "routes", [])
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            ids = await self.intake.receive(
+                _peer(session), str(envelope.mail_from or ""), routes, bytes(raw)
+            )
+        except Exception:
+            # DESIGN: in doubt, defer. The client keeps the message and retries.
+            log.exception("data failed peer=%s; answered 451", _peer(session))
+            return TEMPFAIL
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+        self.accepted += 1
+        queued = ",".join(str(i) if i is not None else "known" for i in ids)
+        return f"250 2.0.0 OK: queued as {queued}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default answers a permanent 500 carrying the exception text.
+        log.error("smtp session error: %r", error)
+        return TEMPFAIL
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return f"{peer[0]}:{peer[1]}" if len(peer) > 1 else str(peer[0])
+    return str(peer)
+
+
+class GatedSMTP(SMTP):
+    """aiosmtpd's SMTP with an allow-list, a session cap, and a registry for shutdown."""
+
+    def __init__(self, listener: Listener, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # not the STARTTLS re-entry
+            self._listener.sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._listener.sessions.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        refusal = self._listener.admission(self.session.peer if self.session else None, self)
+        if refusal:
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class Listener:
+    """Owns the listening socket and every open session."""
+
+    def __init__(self, config: SmtpConfig, handler: Handler) -> None:
+        self.config = config
+        self.handler = handler
+        self.sessions: set[GatedSMTP] = set()
+        self._server: asyncio.Server | None = None
+        self._allowed = config.allowed_clients
+        self._tls = _tls_context(config)
+        self.port = config.port
+
+    def admission(self, peer: Any, session: GatedSMTP) -> str | None:
+        """Why this new connection is refused, or None to serve it."""
+        if self._allowed:
+            host = peer[0] if isinstance(peer, tuple) else None
+            try:
+                addr = ipaddress.ip_address(str(host).split("%")[0])
+            except ValueError:
+                addr = None
+            if addr is None or not any(addr in net for net in self._allowed):
+                log.warning("client refused peer=%s (not in allowed_clients)", peer)
+                return NOT_ALLOWED
+        if len(self.sessions) > self.config.max_sessions:
+            log.warning("client refused peer=%s (max_sessions=%d reached)", peer,
+                        self.config.max_sessions)
+            return TOO_BUSY
+        return None
+
+    def _protocol(self) -> GatedSMTP:
+        return GatedSMTP(
+            self,
+            self.handler,
+            data_size_limit=self.config.max_message_size,
+            hostname=self.config.hostname,
+            ident="mailrelay",
+            tls_context=self._tls,
+            timeout=self.config.timeout.total_seconds(),
+            enable_SMTPUTF8=True,
+            loop=asyncio.get_running_loop(),
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._protocol, host=self.config.host, port=self.config.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("smtp listening on %s:%d", self.config.host, self.port)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, let commits in progress answer 250, then 421 everyone else."""
+        if self._server is None:
+            return
+        self._server.close()
+        try:
+            await asyncio.wait_for(self.handler.idle.wait(), grace)
+        except TimeoutError:
+            log.warning("smtp shutdown: %d commit(s) still running", self.handler.in_flight)
+        for session in list(self.sessions):
+            transport = session.transport
+            if transport is not None and not transport.is_closing():
+                try:
+                    transport.write(SHUTTING_DOWN)  # type: ignore[attr-defined]
+                except (RuntimeError, OSError):
+                    pass
+                transport.close()
+        self.sessions.clear()
+        await asyncio.sleep(0)
+        self._server = None
+        log.info("smtp listener stopped")
+
+
+def _tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
+    """STARTTLS when a certificate is configured (RFC 3207)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    return ctx

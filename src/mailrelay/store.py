@@ -1,0 +1,599 @@
+"""The only SQLite access: schema migrations, one writer thread with group commit, reads.
+
+Nothing outside this module writes SQL. Services pass functions that receive a `Queries` object;
+the writer runs many of them inside one transaction so concurrent SMTP sessions share fsyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from .errors import StoreError
+from .models import InvitationStatus, MessageState, ShipmentStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How many queued writes one transaction may take: enough to amortise an fsync over a burst,
+#: small enough that one slow batch does not hold every SMTP session for long.
+MAX_BATCH = 256
+
+
+def to_iso(when: datetime | None) -> str | None:
+    """UTC ISO-8601 text for a `*_at` column (DESIGN: house style 4)."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text)
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["messages"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "received_at": str,
+            "peer": str,
+            "mail_from": str,
+            "rcpt": str,
+            "shop": str,
+            "kind": str,
+            "message_id": str,
+            "dedupe_key": str,
+            "raw": bytes,
+            "size": int,
+            "state": str,
+            "processed_at": str,
+            "result": str,
+        },
+        pk="id",
+        not_null={"received_at", "rcpt", "shop", "kind", "dedupe_key", "raw", "state"},
+    )
+    db["messages"].create_index(["dedupe_key"], unique=True)  # type: ignore[union-attr]
+    db.execute("CREATE INDEX idx_messages_pending ON messages(id) WHERE state = 'received'")
+    db["shipments"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "message_row_id": int,
+            "shop": str,
+            "received_at": str,
+            "message_id": str,
+            "sender": str,
+            "customer_email": str,
+            "customer_name": str,
+            "reference": str,
+            "reference_rule": str,
+            "locale": str,
+            "send_at": str,
+            "tags": str,
+            "products": str,
+            "source": str,
+            "defects": str,
+            "status": str,
+            "reason": str,
+        },
+        pk="id",
+        foreign_keys=[("message_row_id", "messages", "id")],
+        not_null={"shop", "received_at", "status", "reason"},
+    )
+    db["shipments"].create_index(["message_row_id"], unique=True)  # type: ignore[union-attr]
+    db["shipments"].create_index(["shop", "reference"])  # type: ignore[union-attr]
+    db["shipments"].create_index(["status"])  # type: ignore[union-attr]
+    db["invitations"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "shop": str,
+            "shipment_id": int,
+            "customer_email": str,
+            "customer_name": str,
+            "reference": str,
+            "locale": str,
+            "method": str,
+            "status": str,
+            "reason": str,
+            "token": str,
+            "created_at": str,
+            "due_at": str,
+            "sent_at": str,
+            "reminder_due_at": str,
+            "review_id": int,
+        },
+        pk="id",
+        foreign_keys=[("shipment_id", "shipments", "id")],
+        not_null={"shop", "customer_email", "method", "status", "token", "created_at"},
+    )
+    db["invitations"].create_index(["token"], unique=True)  # type: ignore[union-attr]
+    db["invitations"].create_index(["shop", "customer_email"])  # type: ignore[union-attr]
+    db["invitations"].create_index(["status", "due_at"])  # type: ignore[union-attr]
+    # One invitation per order: the natural key that makes a retried trigger harmless.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_invitations_order ON invitations(shop, reference) "
+        "WHERE reference IS NOT NULL"
+    )
+    db["suppressions"].create(  # type: ignore[union-attr]
+        {"shop": str, "email": str, "created_at": str, "reason": str},
+        pk=("shop", "email"),
+    )
+    db["trigger_senders"].create(  # type: ignore[union-attr]
+        {"shop": str, "sender": str, "first_seen_at": str, "last_seen_at": str, "count": int},
+        pk=("shop", "sender"),
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns the version. Safe to call every start."""
+    db = sqlite_utils.Database(conn)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    current = int(row[0] or 0)
+    for version, step in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        with conn:
+            step(db)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, to_iso(datetime.now(UTC))),
+            )
+        log.info("store migrated to schema version %d", version)
+        current = version
+    return current
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk when it returns, so the SMTP 250 that follows it is honest.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A raw inbound message as stored by the listener, waiting for a worker."""
+
+    id: int
+    received_at: datetime
+    shop: str
+    kind: str
+    rcpt: str
+    mail_from: str
+    message_id: str | None
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What the listener hands to the store for one accepted recipient."""
+
+    received_at: datetime
+    peer: str
+    mail_from: str
+    rcpt: str
+    shop: str
+    kind: str
+    message_id: str | None
+    dedupe_key: str
+    raw: bytes
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+class Queries:
+    """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # messages
+    def insert_message(self, msg: NewMessage) -> int | None:
+        """Store a raw message once per dedupe key; returns the new row id or None if known."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO messages (received_at, peer, mail_from, rcpt, shop, kind,"
+            " message_id, dedupe_key, raw, size, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                to_iso(msg.received_at),
+                msg.peer,
+                msg.mail_from,
+                msg.rcpt,
+                msg.shop,
+                msg.kind,
+                msg.message_id,
+                msg.dedupe_key,
+                msg.raw,
+                len(msg.raw),
+                MessageState.RECEIVED,
+            ),
+        )
+        return cur.lastrowid if cur.rowcount else None
+
+    def pending_messages(self, limit: int) -> list[InboundMessage]:
+        rows = self.conn.execute(
+            "SELECT id, received_at, shop, kind, rcpt, mail_from, message_id, raw FROM messages"
+            " WHERE state = ? ORDER BY id LIMIT ?",
+            (MessageState.RECEIVED, limit),
+        ).fetchall()
+        return [
+            InboundMessage(
+                id=r["id"],
+                received_at=datetime.fromisoformat(r["received_at"]),
+                shop=r["shop"],
+                kind=r["kind"],
+                rcpt=r["rcpt"],
+                mail_from=r["mail_from"] or "",
+                message_id=r["message_id"],
+                raw=bytes(r["raw"]),
+            )
+            for r in rows
+        ]
+
+    def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
+        """Mark a message processed; False when another pass already did (idempotence)."""
+        cur = self.conn.execute(
+            "UPDATE messages SET state = ?, processed_at = ?, result = ? WHERE id = ? AND state = ?",
+            (MessageState.PROCESSED, to_iso(now), result, message_row_id, MessageState.RECEIVED),
+        )
+        return cur.rowcount == 1
+
+    def count_messages(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    # shipments
+    def insert_shipment(self, row: dict[str, Any]) -> int:
+        row = dict(row)
+        for key in ("tags", "products", "defects"):
+            row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.conn.execute(f"INSERT INTO shipments ({cols}) VALUES ({marks})", tuple(row.values()))  # noqa: S608 (column names are ours)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
+        self.conn.execute(
+            "UPDATE shipments SET status = ?, reason = ? WHERE id = ?", (status, reason, shipment_id)
+        )
+
+    def shipment_with_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT id, status FROM shipments WHERE shop = ? AND reference = ? AND status != ?"
+            " ORDER BY id LIMIT 1",
+            (shop, reference, ShipmentStatus.REJECTED),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def list_shipments(
+        self, status: str | None = None, shop: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, shop, received_at, message_id, sender, customer_email, customer_name,"
+            " reference, reference_rule, locale, send_at, tags, products, source, defects, status,"
+            " reason FROM shipments WHERE 1=1"
+        )
+        args: list[Any] = []
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if shop:
+            sql += " AND shop = ?"
+            args.append(shop)
+        sql += " ORDER BY id"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        out = []
+        for r in self.conn.execute(sql, args):
+            d = dict(r)
+            for key in ("tags", "products", "defects"):
+                d[key] = json.loads(d[key] or "[]")
+            out.append(d)
+        return out
+
+    def count_shipments(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM shipments").fetchone()[0])
+
+    # invitations
+    def invitation_for_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM invitations WHERE shop = ? AND reference = ?", (shop, reference)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def recent_invitation_for(
+        self, shop: str, email: str, since: datetime
+    ) -> dict[str, Any] | None:
+        """The newest live invitation for this customer created since `since` (dedupe window)."""
+        row = self.conn.execute(
+            "SELECT * FROM invitations WHERE shop = ? AND customer_email = ? AND created_at >= ?"
+            " AND status IN (?, ?) ORDER BY id DESC LIMIT 1",
+            (shop, email, to_iso(since), InvitationStatus.SCHEDULED, InvitationStatus.SENT),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def insert_invitation(self, row: dict[str, Any]) -> int:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.conn.execute(f"INSERT INTO invitations ({cols}) VALUES ({marks})", tuple(row.values()))  # noqa: S608 (column names are ours)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def get_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM invitations WHERE id = ?", (invitation_id,)).fetchone()
+        return dict(row) if row else None
+
+    def invitation_by_token(self, token: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM invitations WHERE token = ?", (token,)).fetchone()
+        return dict(row) if row else None
+
+    def scheduled_invitations(
+        self, shop: str, reference: str | None = None, email: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM invitations WHERE shop = ? AND status = ?"
+        args: list[Any] = [shop, InvitationStatus.SCHEDULED]
+        if reference is not None:
+            sql += " AND reference = ?"
+            args.append(reference)
+        if email is not None:
+            sql += " AND customer_email = ?"
+            args.append(email)
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def scheduled_invitations_with_reference(self, reference: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT * FROM invitations WHERE reference = ? AND status = ?",
+                (reference, InvitationStatus.SCHEDULED),
+            )
+        ]
+
+    def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE invitations SET status = ?, reason = ?, reminder_due_at = NULL"
+            " WHERE id = ? AND status = ?",
+            (InvitationStatus.CANCELLED, reason, invitation_id, InvitationStatus.SCHEDULED),
+        )
+        return cur.rowcount == 1
+
+    def list_invitations(
+        self, status: str | None = None, shop: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, shop, shipment_id, customer_email, customer_name, reference, method,"
+            " status, due_at, sent_at, reminder_due_at, review_id, locale, reason"
+            " FROM invitations WHERE 1=1"
+        )
+        args: list[Any] = []
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if shop:
+            sql += " AND shop = ?"
+            args.append(shop)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def count_invitations(self, status: str | None = None) -> int:
+        if status:
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM invitations WHERE status = ?", (status,)
+            ).fetchone()
+        else:
+            row = self.conn.execute("SELECT COUNT(*) FROM invitations").fetchone()
+        return int(row[0])
+
+    # suppressions and senders
+    def is_suppressed(self, shop: str, email: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM suppressions WHERE email = ? AND shop IN (?, '*') LIMIT 1", (email, shop)
+        ).fetchone()
+        return row is not None
+
+    def suppress(self, shop: str, email: str, now: datetime, reason: str) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO suppressions (shop, email, created_at, reason) VALUES (?,?,?,?)",
+            (shop, email, to_iso(now), reason),
+        )
+
+    def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
+        """Record that `sender` triggered for `shop`; True when it is the first time."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
+            " count) VALUES (?,?,?,?,1)",
+            (shop, sender, to_iso(now), to_iso(now)),
+        )
+        if cur.rowcount:
+            return True
+        self.conn.execute(
+            "UPDATE trigger_senders SET last_seen_at = ?, count = count + 1"
+            " WHERE shop = ? AND sender = ?",
+            (to_iso(now), shop, sender),
+        )
+        return False
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+_Job = tuple[Callable[[Queries], Any], concurrent.futures.Future[Any]]
+
+
+class Store:
+    """SQLite in WAL mode; every write goes through one thread that commits in groups."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = _connect(path)
+            self.schema_version = migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self._writer_conn = conn
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self.commits = 0
+        self.batched_writes = 0
+        self._thread = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # writes
+    def submit(self, fn: Callable[[Queries], T]) -> concurrent.futures.Future[T]:
+        """Queue `fn` to run inside the next group transaction."""
+        if self._closed:
+            raise StoreError("store is closed")
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((fn, fut))
+        return fut
+
+    async def write(self, fn: Callable[[Queries], T]) -> T:
+        """Run `fn` in the writer thread; returns after its transaction is committed to disk."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def write_sync(self, fn: Callable[[Queries], T]) -> T:
+        return self.submit(fn).result()
+
+    def _run_writer(self) -> None:
+        conn = self._writer_conn
+        tx = Queries(conn)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit_batch(conn, tx, batch)
+            if stop:
+                break
+        conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, tx: Queries, batch: list[_Job]) -> None:
+        results: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in batch:
+                if not fut.set_running_or_notify_cancel():
+                    continue  # the caller gave up before we began; nothing was promised
+                # A savepoint per job: one failing job must not undo its neighbours' writes.
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = fn(tx)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((fut, False, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append((fut, True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("store commit failed: %s", exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = StoreError(f"commit failed: {exc}")
+            for _fn, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        self.commits += 1
+        self.batched_writes += len(batch)
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    # reads
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def read(self, fn: Callable[[Queries], T]) -> T:
+        """Run `fn` against a consistent snapshot on this thread's read connection."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return fn(Queries(conn))
+        finally:
+            conn.execute("COMMIT")
+
+    async def aread(self, fn: Callable[[Queries], T]) -> T:
+        return await asyncio.to_thread(self.read, fn)
+
+    def close(self) -> None:
+        """Finish queued writes, then close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:  # closed from its own thread already
+                    pass
+            self._readers.clear()
+
+    @contextmanager
+    def session(self) -> Iterator[Store]:
+        try:
+            yield self
+        finally:
+            self.close()
+
+
+def rows_for(items: Sequence[dict[str, Any]], fields: Sequence[str]) -> list[dict[str, Any]]:
+    """Project rows onto the contract fields, in order (SPEC: machine-readable output)."""
+    return [{f: item.get(f) for f in fields} for item in items]

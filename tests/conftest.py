@@ -1,0 +1,108 @@
+"""Shared fixtures: a real config file per test, an injected clock, the daemon in-process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config, load
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+BASE_CONFIG = """
+[store]
+path = "var/test.db"
+
+[smtp]
+listen = "127.0.0.1:0"
+hostname = "relay.test"
+max_message_size = "64KB"
+{smtp_extra}
+
+[http]
+listen = "127.0.0.1:0"
+base_url = "http://reviews.test"
+
+[outbound]
+transport = "maildir"
+maildir = "var/outbox"
+
+[security]
+secret_file = "var/secret.key"
+
+[[shop]]
+id = "acme"
+name = "ACME Shoes"
+bcc_address = "reviews+acme@relay.test"
+cancel_address = "cancel+acme@relay.test"
+from = "ACME Shoes <reviews@acme.example>"
+reply_address = "reply@relay.test"
+agents = ["support@acme.example"]
+invite_delay = "7d"
+send_hours = ""
+timezone = "UTC"
+{shop_extra}
+"""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""
+    if IN_CI or os.environ.get("MAILRELAY_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow test: set MAILRELAY_SLOW=1 (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def require_program(name: str, package: str) -> str:
+    """Path of an external program; skip without it (and fail in CI, where .ci/run installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: install the Debian package {package} (.ci/run does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+ConfigFactory = Callable[..., Config]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> ConfigFactory:
+    """Write a relay.toml into tmp_path (with extra TOML for [smtp] and the shop) and load it."""
+
+    def factory(smtp_extra: str = "", shop_extra: str = "", more: str = "") -> Config:
+        text = BASE_CONFIG.format(
+            smtp_extra=textwrap.dedent(smtp_extra), shop_extra=textwrap.dedent(shop_extra)
+        ) + textwrap.dedent(more)
+        path = tmp_path / "relay.toml"
+        path.write_text(text)
+        return load(path)
+
+    return factory
+
+
+@pytest.fixture
+def config(make_config: ConfigFactory) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+async def daemon(config: Config, clock: FrozenClock) -> AsyncIterator[Daemon]:
+    async with Daemon(config, clock) as running:
+        yield running

@@ -1,0 +1,55 @@
+"""Small builders and waits shared by the tests (real messages, real SMTP clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from mailrelay.app import Daemon
+
+
+def trigger(
+    to: str = "John Smith <john.smith@example.com>",
+    subject: str = "A shipment from order #1057 is on the way",
+    body: str = "Your order is on the way.",
+    sender: str = "ACME Shoes <shop@acme.example>",
+    message_id: str | None = None,
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or make_msgid(domain="platform.example")
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+async def settle(daemon: Daemon, timeout: float = 10.0) -> None:
+    """Wait until the intake worker has processed every stored message."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    daemon.intake.wake()
+    while await daemon.store.aread(lambda q: q.pending_messages(1)):
+        if loop.time() > deadline:
+            raise TimeoutError("intake did not settle")
+        await asyncio.sleep(0.01)
+
+
+def raw_smtp(port: int, lines: list[bytes], timeout: float = 5.0) -> list[bytes]:
+    """Speak SMTP byte by byte (for smuggling tests); returns every reply line received."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        replies = bytearray(sock.recv(4096))
+        for chunk in lines:
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            replies += data
+    return bytes(replies).splitlines()
