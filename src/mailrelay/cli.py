@@ -205,7 +205,7 @@ def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            return name, exc.strerror or str(exc)
+            return name, f"{exc.strerror or exc} (is mailrelay already running?)"
     return name, None
 
 

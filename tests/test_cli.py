@@ -1,0 +1,189 @@
+"""The `mailrelay` command line: listings, manual invitations, links, cancel, check, parse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import aiosmtplib
+import click
+import pytest
+from click.testing import CliRunner
+
+from mailrelay.app import Daemon
+from mailrelay.cli import main
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+
+from .conftest import CORPUS
+from .mailtools import settle, trigger
+
+
+@pytest.fixture
+def cfg_path(config: Config) -> str:
+    assert config.source is not None
+    return str(config.source)
+
+
+def run(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_every_command_has_help() -> None:
+    def walk(group: click.Group, prefix: list[str]) -> None:
+        for name, cmd in group.commands.items():
+            result = run(*prefix, name, "--help")
+            assert result.exit_code == 0, (name, result.output)
+            assert cmd.help, f"{' '.join(prefix + [name])} has no help text"
+            if isinstance(cmd, click.Group):
+                walk(cmd, prefix + [name])
+
+    walk(main, [])
+
+
+def test_invite_schedules_one_invitation_and_refuses_the_same_reference_again(
+    cfg_path: str,
+) -> None:
+    first = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "Ann@Example.com",
+                "--name", "Ann", "--ref", "A-100-X")
+    assert first.exit_code == 0, first.output
+    assert "scheduled" in first.output
+    again = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "bob@example.com",
+                "--ref", "A-100-X")
+    assert again.exit_code == 1
+    assert "duplicate" in again.output
+    listed = run("invitations", "--config", cfg_path, "--format", "json")
+    [row] = json.loads(listed.output)
+    assert row["customer_email"] == "ann@example.com"
+    assert row["method"] == "manual"
+    assert row["status"] == "scheduled"
+
+
+def test_invite_with_delay_sets_the_due_time(cfg_path: str) -> None:
+    result = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "c@example.com",
+                 "--delay", "2h")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(run("invitations", "--config", cfg_path, "--format", "json").output)
+    assert row["due_at"] is not None
+
+
+def test_invite_with_a_bad_delay_is_a_usage_error(cfg_path: str) -> None:
+    result = CliRunner().invoke(main, ["invite", "--config", cfg_path, "--shop", "acme",
+                                       "--email", "c@example.com", "--delay", "soon"])
+    assert result.exit_code == 2
+
+
+def test_invite_for_unknown_shop_exits_1_with_a_one_line_reason(cfg_path: str) -> None:
+    result = CliRunner().invoke(main, ["invite", "--config", cfg_path, "--shop", "nope",
+                                       "--email", "c@example.com"])
+    assert result.exit_code == 1
+    assert "unknown shop 'nope'" in result.output
+
+
+def test_csv_invite_reports_each_skipped_row_and_why(cfg_path: str, tmp_path: Path) -> None:
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "capped@example.com")
+    sheet = tmp_path / "customers.csv"
+    sheet.write_text(
+        "Email,Name,Ref\n"
+        "ann@example.com,Ann,R-1001\n"
+        "not-an-address,Bad,R-1002\n"
+        "bob@example.com,Bob,R-1001\n"
+        "capped@example.com,Cap,R-1003\n"
+        "\n"
+        "dan@example.com,,\n"
+    )
+    result = CliRunner().invoke(main, ["invite", "--config", cfg_path, "--shop", "acme", "--csv",
+                                       str(sheet), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "2 invited, 3 skipped" in result.output
+    report = list(csv.DictReader(io.StringIO(result.output.split("\n", 1)[1])))
+    assert [(r["line"], r["status"]) for r in report] == [
+        ("3", "rejected"), ("4", "duplicate"), ("5", "capped")
+    ]
+
+
+def test_link_prints_a_review_url_and_the_same_reference_gives_the_same_link(
+    cfg_path: str,
+) -> None:
+    first = run("link", "--config", cfg_path, "--shop", "acme", "--email", "e@example.com",
+                "--ref", "L-2000")
+    second = run("link", "--config", cfg_path, "--shop", "acme", "--email", "e@example.com",
+                 "--ref", "L-2000")
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("http://reviews.test/r/")
+    assert first.output == second.output
+    [row] = json.loads(run("invitations", "--config", cfg_path, "--format", "json").output)
+    assert row["method"] == "link"
+
+
+def test_invitations_cancel_by_reference_and_by_id(cfg_path: str) -> None:
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "a@example.com",
+        "--ref", "C-1")
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "b@example.com")
+    by_ref = run("invitations", "cancel", "C-1", "--config", cfg_path)
+    assert by_ref.exit_code == 0 and "cancelled 1" in by_ref.output
+    rows = json.loads(run("invitations", "--config", cfg_path, "--format", "json").output)
+    by_id = run("invitations", "cancel", str(rows[1]["id"]), "--config", cfg_path)
+    assert by_id.exit_code == 0, by_id.output
+    statuses = json.loads(run("invitations", "--config", cfg_path, "--status", "cancelled",
+                              "--format", "json").output)
+    assert len(statuses) == 2
+    nothing = CliRunner().invoke(main, ["invitations", "cancel", "C-1", "--config", cfg_path])
+    assert nothing.exit_code == 1
+
+
+async def test_shipments_lists_contract_fields_in_json_and_csv(
+    config: Config, clock: FrozenClock, cfg_path: str
+) -> None:
+    async with Daemon(config, clock) as daemon:
+        await aiosmtplib.send(trigger(), sender="p@shop.example",
+                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await settle(daemon)
+    data = json.loads(run("shipments", "--config", cfg_path, "--format", "json").output)
+    assert list(data[0]) == [
+        "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
+        "reference", "locale", "status", "reason",
+    ]
+    assert data[0]["status"] == "scheduled"
+    assert data[0]["received_at"].endswith("+00:00")
+    table = run("shipments", "--config", cfg_path, "--format", "csv").output.splitlines()
+    assert table[0].startswith("id,shop,received_at")
+    empty = json.loads(run("shipments", "--config", cfg_path, "--status", "rejected",
+                           "--format", "json").output)
+    assert empty == []
+
+
+def test_parse_shows_what_a_trigger_yields_without_storing(cfg_path: str, config: Config) -> None:
+    eml = CORPUS / "triggers" / "trustpilot_snippet.eml"
+    result = run("parse", str(eml), "--shop", "acme", "--config", cfg_path, "--format", "json")
+    data = json.loads(result.output)
+    assert data["customer_email"] == "klaus.mueller@example.de"
+    assert data["reference"] == "A-2291-XK"
+    assert data["locale"] == "de-DE"
+    assert data["products"][0]["sku"] == "TR-42"
+    assert data["reference_rule"]
+    assert not config.store.path.exists() or json.loads(
+        run("shipments", "--config", cfg_path, "--format", "json").output) == []
+
+
+def test_check_reports_every_config_problem_with_line_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "relay.toml"
+    bad.write_text(
+        '[smtp]\nlisten = "nowhere"\ncolour = "blue"\n\n'
+        '[[shop]]\nid = "acme"\nbcc_address = "reviews@relay.test"\nfrom = "a@b.example"\n'
+        'invite_delay = 7\n'
+    )
+    result = CliRunner().invoke(main, ["check", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:2: smtp.listen" in result.output
+    assert f"{bad}:3: smtp.colour" in result.output
+    assert f"{bad}:9: shop.acme.invite_delay" in result.output
+
+
+def test_check_passes_on_a_good_config(cfg_path: str) -> None:
+    result = CliRunner().invoke(main, ["check", "--config", cfg_path])
+    assert result.exit_code == 0, result.output
+    assert "failed" not in result.output
