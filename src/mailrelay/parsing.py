@@ -1,0 +1,855 @@
+"""Read a shipping-notification email into a ShipmentNotice (customer, reference, block data).
+
+Pure: bytes in, values out; no I/O, and nothing here raises on malformed mail.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from html import unescape
+from typing import Any
+
+import html2text
+
+from mailrelay.models import Product, ShipmentNotice
+
+__all__ = ["find_reference", "html_to_text", "normalize_address", "parse_trigger"]
+
+# Junk mail can carry thousands of defects; the notice only needs enough to explain itself.
+_MAX_DEFECTS = 30
+_MAX_DEFECT_LEN = 160
+# Nested message/rfc822 parts are walked; a malicious nesting depth is not.
+_MAX_DEPTH = 20
+_MAX_REFERENCE_LEN = 200
+
+# C0/C1 controls, line/paragraph separators and bidi overrides: none belongs in a name, subject or
+# reference that ends up in a header or a web page (header injection, spoofed display names).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_SPACES_RE = re.compile(r"\s+")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+# addr-spec checks: deliberately simpler than RFC 5322, stricter than "contains @".
+_LOCAL_RE = re.compile(r"[^\s<>()\[\]\\,;:\"@]+")
+_DOMAIN_LABEL_RE = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
+_LOOSE_ADDRESS_RE = re.compile(r"[^\s<>()\[\]\\,;:\"@']+@[^\s<>()\[\]\\,;:\"@']+")
+
+# The structured block; the type match is case-insensitive and the quotes optional, because shops
+# paste it into template editors that rewrite attributes.
+_BLOCK_RE = re.compile(
+    r"<script\b[^>]*?(?<![\w-])type\s*=\s*(?P<q>[\"']?)\s*application/json\+"
+    r"(?P<kind>mailrelay|trustpilot)(?![\w+.-])\s*(?P=q)[^>]*>(?P<body>.*?)</script\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_SCRIPT_STYLE_RE = re.compile(
+    r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL
+)
+_TAG_RE = re.compile(r"<[^>]*>")
+_LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+# Reference rules (SPEC "Inbound mail"). URLs and addresses are blanked first so that path
+# segments, tracking ids in links and local parts never look like order numbers.
+_URL_RE = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.|\bmailto:)[^\s<>\"']*", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# Literal- or class-led patterns let the regex engine skip ahead fast (a leading lookbehind costs
+# a full attempt per character); token and number boundaries are then checked in Python.
+_HASH_RE = re.compile(r"#(?<![\w&#]#)([A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)(?!\w)")
+# "Ref:A-12" is a reference, "09:15-17" is not: a colon only disqualifies after a digit.
+_DASH_RE = re.compile(
+    r"(?<![\w@./+#&-])(?<![0-9]:)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![\w@-]|[./:][A-Za-z0-9])"
+)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9]{7,}")
+_NUMBER_RE = re.compile(r"[0-9]{3,}")
+_ASCII_DIGITS = frozenset("0123456789")
+_ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HAS_LETTER_RE = re.compile(r"[A-Za-z]")
+_HAS_DIGIT_RE = re.compile(r"[0-9]")
+
+# Dash groups that are dates (2026-11-20, 20-11-2026, 2026-11) or well-known non-references.
+_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?")
+_DMY_DATE_RE = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})")
+_YEAR_RANGE_RE = re.compile(r"(?:19|20|21)\d\d-(?:19|20|21)\d\d")
+_DASH_DENYLIST_RE = re.compile(
+    r"(?:utf-\d+|iso-\d+(?:-\d+)*|windows-\d+|cp-\d+|covid-19|ipv-?\d)", re.IGNORECASE
+)
+
+# Context that disqualifies a dash group, token or number: what directly precedes it names a
+# tracking number, phone or tax id, or a currency; what follows is a unit or a currency.
+_LABEL_BEFORE_RE = re.compile(
+    r"(?:\b(?:track(?:ing)?|trace|sporing(?:snummer|snr)?|sendungs(?:nummer|nr)|"
+    r"sendungsverfolgung|paketnummer|suivi|seguimiento|sp[aå]rning|zending(?:snummer)?|colis|"
+    r"tel|tlf|phone|telefon|telephone|fax|mobil|mobile|cvr|vat|moms|ust(?:-?idnr)?|org|"
+    r"kvk|btw|siret|iban|bic|swift|zip|postcode|postnr|plz)\b)"
+    r"(?:[\s.:#&()-]|\b(?:no|nr|number|nummer|numero|número|id|code|kode|trace|n°)\b)*$",
+    re.IGNORECASE,
+)
+_CURRENCY_BEFORE_RE = re.compile(
+    r"(?:[$€£¥₹]|\b(?:kr|dkk|sek|nok|eur|usd|gbp|chf|pln|isk)\.?)\s*$", re.IGNORECASE
+)
+_UNIT_AFTER_RE = re.compile(
+    r"\s*(?:[$€£¥%‰]|,-|(?:kr|dkk|sek|nok|eur|usd|gbp|chf|pln|isk|g|kg|mg|ml|cl|cm|mm|km|stk|"
+    r"pcs)\b)",
+    re.IGNORECASE,
+)
+# A number glued to a separator and another digit is part of a date, time, price or version.
+_NUMBER_BEFORE_RE = re.compile(
+    r"(?:[0-9][.,:/-]|[/+#]|[A-Za-z0-9]-|\+[0-9]{1,3}\)?[\s.-]*(?:\(0\)\s*)?)$"
+)
+_NUMBER_AFTER_RE = re.compile(r"[.,:/-][A-Za-z0-9]")
+_CONTEXT = 48
+_NEAR = 12
+
+
+def parse_trigger(
+    raw: bytes, *, reference_pattern: re.Pattern[str] | None = None
+) -> ShipmentNotice:
+    """Read what a trigger email says; never raises, records what it could not read in defects.
+
+    The SMTP listener must accept every shipment (SPEC: nothing accepted is dropped), so a
+    broken message still yields a notice, with `customer_email` None when no customer is known.
+    """
+    defects = _Defects()
+    try:
+        return _read_trigger(raw, reference_pattern, defects)
+    except Exception as exc:  # a parser bug must not lose a shipment the listener accepted
+        defects.add_exception("parser", exc)
+        return ShipmentNotice(
+            message_id=None,
+            sender=None,
+            subject=None,
+            customer_email=None,
+            customer_name=None,
+            reference=None,
+            reference_rule=None,
+            defects=defects.as_tuple(),
+        )
+
+
+def _read_trigger(
+    raw: bytes, reference_pattern: re.Pattern[str] | None, defects: _Defects
+) -> ShipmentNotice:
+    msg = _parse_message(raw, defects)
+
+    subject = _clean_text(_read_header_text(msg, "Subject", defects))
+    message_id = _clean_text(_read_header_text(msg, "Message-ID", defects))
+    sender, sender_name = _first_address(msg, "From", defects)
+    to_email, to_name = _first_address(msg, "To", defects)
+
+    bodies = _collect_bodies(msg, defects)
+    found = _find_block(bodies, defects)
+    block = _read_block(found[1], defects) if found else _BlockFields()
+
+    if block.email_given:
+        customer_email = block.email
+        # The To name belongs to the To address; a block that names someone else (the Trustpilot
+        # pattern sends to the shop's archive) must not inherit the archive's display name.
+        customer_name = (
+            block.name
+            if block.name is not None
+            else (to_name if customer_email is not None and customer_email == to_email else None)
+        )
+    else:
+        customer_email = to_email
+        customer_name = block.name if block.name is not None else to_name
+
+    if block.reference is not None:
+        reference: str | None = block.reference
+        rule: str | None = "block"
+    else:
+        reference, rule = find_reference(subject, None, reference_pattern)
+        if reference is None:
+            reference, rule = find_reference(None, bodies.text(), reference_pattern)
+
+    return ShipmentNotice(
+        message_id=message_id,
+        sender=sender,
+        subject=subject,
+        customer_email=customer_email,
+        customer_name=customer_name,
+        reference=reference,
+        reference_rule=rule,
+        locale=block.locale,
+        send_at=block.send_at,
+        sender_name=block.sender_name if block.sender_name is not None else sender_name,
+        reply_to=block.reply_to,
+        tags=block.tags,
+        products=block.products,
+        source=f"block:{found[0]}" if found else "headers",
+        defects=defects.as_tuple(),
+    )
+
+
+def find_reference(
+    subject: str | None,
+    body: str | None,
+    reference_pattern: re.Pattern[str] | None = None,
+) -> tuple[str | None, str | None]:
+    """Return (reference, rule) from the subject, else the body; (None, None) when none is found.
+
+    A shop's pattern replaces the standard rules entirely (SPEC), so a shop whose references look
+    like nothing standard is not second-guessed by them.
+    """
+    for where, text in (("subject", subject), ("body", body)):
+        if not text:
+            continue
+        if reference_pattern is not None:
+            value = _search_pattern(reference_pattern, text)
+            if value is not None:
+                return value, f"pattern:{where}"
+            continue
+        found = _search_standard(text)
+        if found is not None:
+            return found[0], f"{found[1]}:{where}"
+    return None, None
+
+
+def html_to_text(html: str) -> str:
+    """Render HTML as plain text for reference search: no wrapping, no images, link text kept.
+
+    Script and style content is removed before html2text sees it, so neither CSS colours nor the
+    JSON of a structured block can pass for an order reference.
+    """
+    cleaned = _SCRIPT_STYLE_RE.sub(" ", html)
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = True
+    converter.ignore_links = True  # keeps the anchor text, drops the URL
+    converter.ignore_emphasis = True
+    converter.unicode_snob = True
+    try:
+        text = converter.handle(cleaned)
+    except Exception:  # html2text is lenient, but a pure function must not let it raise
+        text = unescape(_TAG_RE.sub(" ", cleaned))
+    return text.strip()
+
+
+def normalize_address(addr: str | None) -> str | None:
+    """Return the lowercased addr-spec, or None when it is not a plausible mailbox.
+
+    Lowercasing the local part is technically lossy (RFC 5321 §2.4), but every mailbox provider we
+    meet treats it case-insensitively, and dedupe per customer address needs one spelling.
+    """
+    if addr is None:
+        return None
+    value = _fix_surrogates(addr).strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    if not value or len(value) > 254 or _CONTROL_RE.search(value) or value.count("@") != 1:
+        return None
+    local, domain = value.split("@")
+    if len(local) > 64 or not _LOCAL_RE.fullmatch(local):
+        return None
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL_RE.fullmatch(label) for label in labels):
+        return None
+    return value.lower()
+
+
+# --- message reading ---------------------------------------------------------------------------
+
+
+class _Defects:
+    """Collects short, deduplicated, human-readable problems (bounded for junk mail)."""
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+
+    def add(self, text: str) -> None:
+        line = _clean_text(text) or "unknown defect"
+        line = line[:_MAX_DEFECT_LEN]
+        if line not in self._items and len(self._items) < _MAX_DEFECTS:
+            self._items.append(line)
+
+    def add_exception(self, where: str, exc: BaseException) -> None:
+        detail = str(exc)
+        self.add(f"{where}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+
+    def add_all(self, where: str, found: Any) -> None:
+        """Record the parser's own defect objects (a list on messages and header objects)."""
+        try:
+            for defect in found or ():
+                name = type(defect).__name__
+                detail = str(defect)
+                self.add(f"{where}: {name}" + (f": {detail}" if detail and detail != name else ""))
+        except Exception as exc:  # a defect list that cannot be read is itself a defect
+            self.add_exception(where, exc)
+
+    def as_tuple(self) -> tuple[str, ...]:
+        return tuple(self._items)
+
+
+def _parse_message(raw: bytes, defects: _Defects) -> Message:
+    """Parse with the modern policy; if even that fails, keep what the headers alone say."""
+    try:
+        data = bytes(raw)
+    except Exception as exc:
+        defects.add_exception("input", exc)
+        data = b""
+    if not data.strip():
+        defects.add("empty message")
+    try:
+        msg: Message = BytesParser(policy=policy.default).parsebytes(data)
+    except Exception as exc:  # RecursionError on MIME nested thousands deep, for one
+        defects.add_exception("message", exc)
+        try:  # the headers alone still name the customer
+            msg = BytesParser(policy=policy.default).parsebytes(data, headersonly=True)
+        except Exception as exc_headers:
+            defects.add_exception("message headers", exc_headers)
+            msg = Message()
+    defects.add_all("message", msg.defects)
+    return msg
+
+
+def _read_header_text(msg: Message, name: str, defects: _Defects) -> str | None:
+    """Decoded header value; falls back to compat32-style decoding when the modern parser fails."""
+    try:
+        value = msg.get(name)
+        if value is None:
+            return None
+        defects.add_all(name, getattr(value, "defects", ()))
+        text = str(value)
+        if "\ufffd" not in text:
+            return text
+        # Raw 8-bit headers (RFC 6532, or just sloppy mailers) come back with U+FFFD from the
+        # modern policy; the compat reading keeps the bytes, and _decode_bytes guesses the charset.
+        raw = _raw_header(msg, name)
+        return text if raw is None or not _SURROGATE_RE.search(raw) else _decode_compat(raw)
+    except Exception as exc:
+        defects.add_exception(f"header {name}", exc)
+    raw = _raw_header(msg, name)
+    return None if raw is None else _decode_compat(raw)
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    """The header exactly as received (first occurrence), bypassing the header registry."""
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
+    except Exception:  # the raw list is the last resort; there is nothing left to try
+        return None
+    return None
+
+
+def _decode_compat(raw: str) -> str:
+    """RFC 2047 decoding the compat32 way, which tolerates what the modern parser rejects."""
+    try:
+        return str(make_header(decode_header(raw)))
+    except Exception:
+        return _fix_surrogates(raw)
+
+
+def _first_address(msg: Message, name: str, defects: _Defects) -> tuple[str | None, str | None]:
+    """First valid (address, display name) of an address header, trying ever looser readings."""
+    for display, spec in _read_addresses(msg, name, defects):
+        address = normalize_address(spec)
+        if address is not None:
+            return address, _clean_name(display, address) or _read_comment_name(msg, name, address)
+    raw = _raw_header(msg, name)
+    if raw:
+        # "To: Jürgen jurgen@example.de" and similar: the intent is clear even if the syntax is not.
+        for candidate in _LOOSE_ADDRESS_RE.findall(_decode_compat(raw)):
+            address = normalize_address(candidate.strip(".'"))
+            if address is not None:
+                defects.add(f"{name}: address recovered from malformed header")
+                return address, None
+    return None, None
+
+
+def _read_comment_name(msg: Message, name: str, address: str) -> str | None:
+    """RFC 822 style "ann@example.com (Ann Lee)": the modern parser drops comments, compat keeps."""
+    raw = _raw_header(msg, name)
+    if not raw or "(" not in raw:
+        return None
+    try:
+        for display, spec in getaddresses([raw]):
+            if normalize_address(spec) == address:
+                return _clean_name(_decode_compat(display), address)
+    except Exception:  # only a nicety; the address is already known
+        return None
+    return None
+
+
+def _read_addresses(msg: Message, name: str, defects: _Defects) -> list[tuple[str, str]]:
+    """(display name, addr-spec) pairs from the header registry, or from compat32 parsing."""
+    try:
+        header: Any = msg.get(name)
+        if header is None:
+            return []
+        defects.add_all(name, getattr(header, "defects", ()))
+        pairs = [(str(a.display_name), str(a.addr_spec)) for a in header.addresses]
+        if any(normalize_address(spec) for _, spec in pairs):
+            return pairs
+    except Exception as exc:
+        defects.add_exception(f"header {name}", exc)
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return []
+    try:
+        return [(_decode_compat(display), spec) for display, spec in getaddresses([raw])]
+    except Exception as exc:
+        defects.add_exception(f"header {name}", exc)
+        return []
+
+
+def _clean_name(display: str | None, address: str | None = None) -> str | None:
+    """A display name fit to greet someone with, or None (empty, quoted noise, or an address)."""
+    name = _clean_text(display)
+    if name is None:
+        return None
+    name = name.strip("\"' \t").strip()
+    if not name or "@" in name or (address is not None and name.lower() == address):
+        return None
+    return name
+
+
+def _clean_text(value: str | None) -> str | None:
+    """One line of text without control characters; None when nothing is left."""
+    if value is None:
+        return None
+    text = _CONTROL_RE.sub(" ", _fix_surrogates(value))
+    text = _SPACES_RE.sub(" ", text).strip()
+    return text or None
+
+
+def _fix_surrogates(value: str) -> str:
+    """Turn surrogate-escaped raw bytes (8-bit headers) back into text."""
+    if not _SURROGATE_RE.search(value):
+        return value
+    try:
+        return _decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+    except UnicodeError:  # lone surrogates that are not escaped bytes (e.g. from JSON "\ud800")
+        return _SURROGATE_RE.sub("\ufffd", value)
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """Decode with the declared charset, else utf-8, else windows-1252, else latin-1 (total).
+
+    Declared iso-8859-1 is read as windows-1252 first, as browsers do (WHATWG Encoding): mailers
+    label cp1252 text (curly quotes, €) as latin-1 all the time.
+    """
+    encodings: list[str] = []
+    if charset:
+        try:
+            codec = codecs.lookup(charset.strip().strip("\"'")).name
+        except (LookupError, ValueError):
+            codec = ""
+        if codec == "iso8859-1":
+            encodings.append("cp1252")
+        if codec:
+            encodings.append(codec)
+    encodings += ["utf-8", "cp1252"]
+    for encoding in encodings:
+        try:
+            text = data.decode(encoding)
+        except (UnicodeError, LookupError):
+            continue
+        return text.removeprefix("\ufeff")
+    return data.decode("latin-1")
+
+
+# --- bodies and the structured block -----------------------------------------------------------
+
+
+@dataclass
+class _Bodies:
+    """Decoded text parts; the plain-text rendering of HTML is made only when asked for."""
+
+    plain: list[str]
+    html: list[str]
+    other: list[str]
+
+    def text(self) -> str:
+        """Prefer text/plain; HTML only when there is no non-blank plain part (SPEC)."""
+        plain = [part for part in self.plain if part.strip()]
+        if plain:
+            return "\n\n".join(plain)
+        if self.html:
+            return "\n\n".join(html_to_text(part) for part in self.html)
+        return "\n\n".join(self.other)
+
+
+def _collect_bodies(msg: Message, defects: _Defects) -> _Bodies:
+    bodies = _Bodies([], [], [])
+    for part in _walk(msg, defects, 0):
+        ctype, charset = _content_type(part, defects)
+        if not ctype.startswith(("text/", "multipart/")):
+            continue
+        text = _decode_part(part, charset, defects)
+        # Decoding adds defects of its own (bad base64, for one), so read the list afterwards.
+        defects.add_all("message" if part is msg else "MIME part", part.defects)
+        if text is None:
+            continue
+        if ctype == "text/plain":
+            bodies.plain.append(text)
+        elif ctype == "text/html":
+            bodies.html.append(text)
+        else:  # text/enriched, or a multipart whose boundary is missing: better than nothing
+            bodies.other.append(text)
+    return bodies
+
+
+def _walk(part: Message, defects: _Defects, depth: int) -> Iterator[Message]:
+    """Leaf parts in order, skipping attachments (and everything inside attached messages)."""
+    if depth > _MAX_DEPTH:
+        defects.add("MIME nesting too deep; inner parts ignored")
+        return
+    if depth:
+        defects.add_all("MIME part", part.defects)
+    try:
+        payload = part.get_payload() if part.is_multipart() else None
+    except Exception as exc:
+        defects.add_exception("MIME structure", exc)
+        return
+    if not isinstance(payload, list):
+        yield part
+        return
+    for sub in payload:
+        if isinstance(sub, Message) and not _is_attachment(sub, defects):
+            yield from _walk(sub, defects, depth + 1)
+
+
+def _is_attachment(part: Message, defects: _Defects) -> bool:
+    try:
+        return part.get_content_disposition() == "attachment"
+    except Exception as exc:
+        defects.add_exception("header Content-Disposition", exc)
+        return False
+
+
+def _content_type(part: Message, defects: _Defects) -> tuple[str, str | None]:
+    """(type, charset) from one read of Content-Type: the registry re-parses on every access."""
+    try:
+        header: Any = part.get("content-type")
+        if header is None:
+            return part.get_default_type(), None
+        ctype = str(header).split(";", 1)[0].strip().lower()
+        params = getattr(header, "params", None) or {}
+        charset = params.get("charset")
+    except Exception as exc:
+        defects.add_exception("header Content-Type", exc)
+        return "text/plain", None
+    if ctype.count("/") != 1:  # RFC 2045 §5.2, as email.message does
+        ctype = "text/plain"
+    return ctype, str(charset).strip().lower() if charset else None
+
+
+def _decode_part(part: Message, charset: str | None, defects: _Defects) -> str | None:
+    """The part's text in whatever charset it claims (or really uses)."""
+    try:
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            raw = part.get_payload()
+            if not isinstance(raw, str):
+                return None
+            data = raw.encode("utf-8", "surrogateescape")
+    except Exception as exc:
+        defects.add_exception("MIME body", exc)
+        return None
+    if charset:
+        try:
+            codecs.lookup(charset)
+        except (LookupError, ValueError, TypeError):
+            defects.add(f"unknown charset {charset!r}; read as utf-8")
+    return _decode_bytes(data, charset)
+
+
+def _find_block(bodies: _Bodies, defects: _Defects) -> tuple[str, dict[str, Any]] | None:
+    """The first structured block that parses as a JSON object; mailrelay's wins a tie."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for text in [*bodies.html, *bodies.plain, *bodies.other]:
+        for match in _BLOCK_RE.finditer(text):
+            kind = match.group("kind").lower()
+            data = _load_block_json(match.group("body"), kind, defects)
+            if data is not None:
+                found.append((kind, data))
+    for kind, data in found:
+        if kind == "mailrelay":
+            return kind, data
+    return found[0] if found else None
+
+
+def _load_block_json(body: str, kind: str, defects: _Defects) -> dict[str, Any] | None:
+    """Plain JSON first, then HTML-unescaped (WYSIWYG editors turn quotes into &quot;)."""
+    text = body.strip()
+    for wrapper in (("<!--", "-->"), ("<![CDATA[", "]]>")):
+        if text.startswith(wrapper[0]) and text.endswith(wrapper[1]):
+            text = text[len(wrapper[0]) : -len(wrapper[1])].strip()
+    error: Exception | None = None
+    for candidate in (text, unescape(text)):
+        try:
+            data = json.loads(candidate)
+        except (ValueError, RecursionError) as exc:
+            error = error or exc
+            continue
+        if isinstance(data, dict):
+            return data
+        defects.add(f"block:{kind}: expected a JSON object, got {type(data).__name__}")
+        return None
+    defects.add(f"block:{kind}: invalid JSON ({type(error).__name__}: {error})")
+    return None
+
+
+@dataclass
+class _BlockFields:
+    """What a structured block contributed; None means "not given", so headers decide."""
+
+    email_given: bool = False
+    email: str | None = None
+    name: str | None = None
+    reference: str | None = None
+    locale: str | None = None
+    send_at: datetime | None = None
+    sender_name: str | None = None
+    reply_to: str | None = None
+    tags: tuple[str, ...] = ()
+    products: tuple[Product, ...] = ()
+
+
+def _read_block(data: dict[str, Any], defects: _Defects) -> _BlockFields:
+    """Validate each key on its own: one bad key costs that key, not the whole block."""
+    fields = _BlockFields()
+    email = _block_string(data, "recipientEmail", defects)
+    if email is not None:
+        # An explicit recipient that is not an address rejects the shipment rather than falling
+        # back to To, which in the Trustpilot setup is the shop's own archive mailbox.
+        fields.email_given = True
+        fields.email = normalize_address(email)
+        if fields.email is None:
+            defects.add("block: recipientEmail is not a valid address")
+    fields.name = _clean_name(_block_string(data, "recipientName", defects))
+    fields.reference = _clean_reference(_block_string(data, "referenceId", defects, number=True))
+    locale = _block_string(data, "locale", defects)
+    if locale is not None:
+        if _LOCALE_RE.fullmatch(locale.strip()):
+            fields.locale = locale.strip()
+        else:
+            defects.add("block: locale is not a language tag")
+    send_time = _block_string(data, "preferredSendTime", defects)
+    if send_time is not None:
+        fields.send_at = _parse_send_time(send_time, defects)
+    fields.sender_name = _clean_name(_block_string(data, "senderName", defects))
+    reply_to = _block_string(data, "replyTo", defects)
+    if reply_to is not None:
+        fields.reply_to = normalize_address(reply_to)
+        if fields.reply_to is None:
+            defects.add("block: replyTo is not a valid address")
+    fields.tags = _read_tags(data.get("tags"), defects)
+    fields.products = _read_products(data.get("products"), defects)
+    return fields
+
+
+def _block_string(
+    data: dict[str, Any], key: str, defects: _Defects, *, number: bool = False
+) -> str | None:
+    """A non-empty string value; null and "" count as absent (unfilled template variables)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if number and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if number and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if not isinstance(value, str):
+        defects.add(f"block: {key} should be a string, got {type(value).__name__}")
+        return None
+    return value if value.strip() else None
+
+
+def _clean_reference(value: str | None) -> str | None:
+    text = _clean_text(value)
+    return None if text is None else text[:_MAX_REFERENCE_LEN]
+
+
+def _parse_send_time(value: str, defects: _Defects) -> datetime | None:
+    """ISO 8601 to an aware UTC datetime; a time without offset is taken as UTC."""
+    try:
+        when = datetime.fromisoformat(value.strip().upper())
+        if when.tzinfo is None:
+            return when.replace(tzinfo=UTC)
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        defects.add(f"block: preferredSendTime is not ISO 8601 ({exc})")
+        return None
+
+
+def _read_tags(value: Any, defects: _Defects) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        defects.add(f"block: tags should be a list, got {type(value).__name__}")
+        return ()
+    tags: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            defects.add(f"block: tag should be a string, got {type(item).__name__}")
+            continue
+        tag = _clean_text(item)
+        if tag is not None and tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+_PRODUCT_KEYS = {
+    "sku": "sku",
+    "gtin": "gtin",
+    "name": "name",
+    "productUrl": "product_url",
+    "imageUrl": "image_url",
+    "brand": "brand",
+}
+
+
+def _read_products(value: Any, defects: _Defects) -> tuple[Product, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        defects.add(f"block: products should be a list, got {type(value).__name__}")
+        return ()
+    products: list[Product] = []
+    for item in value:
+        if not isinstance(item, dict):
+            defects.add(f"block: product should be an object, got {type(item).__name__}")
+            continue
+        values: dict[str, str | None] = {}
+        for key, attr in _PRODUCT_KEYS.items():
+            text = _clean_text(_block_string(item, key, defects, number=key in {"sku", "gtin"}))
+            if text is not None and attr.endswith("_url") and not _is_web_url(text):
+                # Templates put these into href/src; javascript: and data: URLs must not get there.
+                defects.add(f"block: product {key} is not an http(s) URL")
+                text = None
+            values[attr] = text
+        if any(v is not None for v in values.values()):
+            products.append(Product(**values))
+    return tuple(products)
+
+
+def _is_web_url(text: str) -> bool:
+    return text.lower().startswith(("https://", "http://")) and " " not in text
+
+
+# --- reference rules ---------------------------------------------------------------------------
+
+
+def _search_pattern(pattern: re.Pattern[str], text: str) -> str | None:
+    """First non-empty capture of the shop's pattern (group 1, or the whole match without one)."""
+    for match in pattern.finditer(text):
+        value = match.group(1) if pattern.groups else match.group(0)
+        cleaned = _clean_reference(value)
+        if cleaned is not None:
+            return cleaned
+    return None
+
+
+def _search_standard(text: str) -> tuple[str, str] | None:
+    """Highest-priority rule first; within a rule, the first valid match in reading order."""
+    clean = text
+    lowered = text.lower()
+    if "://" in lowered or "www." in lowered or "mailto:" in lowered:
+        clean = _URL_RE.sub(" ", clean)
+    if "@" in clean:
+        clean = _EMAIL_RE.sub(" ", clean)
+    if "#" in clean:
+        for match in _HASH_RE.finditer(clean):
+            token = match.group(1)
+            if len(token) >= 2 and _HAS_DIGIT_RE.search(token):
+                return token, "hash"
+    if "-" in clean:
+        for match in _DASH_RE.finditer(clean):
+            if _is_dash_reference(match.group(0)) and not _is_labelled(clean, match.start()):
+                return match.group(0), "dash"
+    for match in _TOKEN_RE.finditer(clean):
+        token, start, end = match.group(0), match.start(), match.end()
+        if (
+            _HAS_DIGIT_RE.search(token)
+            and _HAS_LETTER_RE.search(token)
+            and _is_standalone(clean, start, end)
+            and not _is_labelled(clean, start)
+            and not _UNIT_AFTER_RE.match(clean, end)
+        ):
+            return token, "token"
+    for match in _NUMBER_RE.finditer(clean):
+        if _is_number_reference(clean, match):
+            return match.group(0), "number"
+    return None
+
+
+def _is_standalone(text: str, start: int, end: int) -> bool:
+    """Not glued to a word, address, path, time or dash group on either side."""
+    if start:
+        before = text[start - 1]
+        if before.isalnum() or before in "_@./+#&-":
+            return False
+        if before == ":" and start >= 2 and text[start - 2] in _ASCII_DIGITS:
+            return False
+    if end < len(text):
+        after = text[end]
+        if after.isalnum() or after in "_@-":
+            return False
+        if after in "./:" and end + 1 < len(text) and text[end + 1] in _ASCII_ALNUM:
+            return False
+    return True
+
+
+def _is_dash_reference(token: str) -> bool:
+    """Dash groups with a digit that are neither dates nor words ("2-day", "T-shirt")."""
+    groups = token.split("-")
+    if sum(len(g) for g in groups) < 4 or not _HAS_DIGIT_RE.search(token):
+        return False
+    # A group of lowercase or mixed-case letters is prose ("2-day", "24-hour", "Wi-Fi-6"), while
+    # references are digits or capitals ("224-KLMN-72OM56", "A-2291-XK").
+    if any(not _HAS_DIGIT_RE.search(g) and not g.isupper() for g in groups):
+        return False
+    return not (
+        _is_date(token) or _YEAR_RANGE_RE.fullmatch(token) or _DASH_DENYLIST_RE.fullmatch(token)
+    )
+
+
+def _is_date(token: str) -> bool:
+    iso = _ISO_DATE_RE.fullmatch(token)
+    if iso:
+        year, month, day = iso.group(1), iso.group(2), iso.group(3)
+        return _is_year(year) and 1 <= int(month) <= 12 and (day is None or 1 <= int(day) <= 31)
+    dmy = _DMY_DATE_RE.fullmatch(token)
+    if dmy:
+        first, second = int(dmy.group(1)), int(dmy.group(2))
+        plausible = (1 <= first <= 31 and 1 <= second <= 12) or (
+            1 <= first <= 12 and 1 <= second <= 31
+        )
+        return plausible and _is_year(dmy.group(3))
+    return False
+
+
+def _is_year(digits: str) -> bool:
+    return len(digits) == 4 and 1900 <= int(digits) <= 2199
+
+
+def _is_labelled(text: str, start: int) -> bool:
+    """True when the words right before name a tracking number, phone, tax id or postcode."""
+    return bool(_LABEL_BEFORE_RE.search(text[max(0, start - _CONTEXT) : start]))
+
+
+def _is_number_reference(text: str, match: re.Match[str]) -> bool:
+    """A bare number that is not a year, date, time, price, quantity, phone or labelled id."""
+    digits = match.group(0)
+    start, end = match.start(), match.end()
+    # A digit run glued to any word character is part of a word ("a12345", "12345kr", "x²").
+    if (start and (text[start - 1].isalnum() or text[start - 1] == "_")) or (
+        end < len(text) and (text[end].isalnum() or text[end] == "_")
+    ):
+        return False
+    if _is_year(digits) or _NUMBER_AFTER_RE.match(text, end) or _UNIT_AFTER_RE.match(text, end):
+        return False
+    near = text[max(0, start - _NEAR) : start]  # separators and currencies sit right before
+    if _NUMBER_BEFORE_RE.search(near) or _CURRENCY_BEFORE_RE.search(near):
+        return False
+    return not _is_labelled(text, start)

@@ -1,0 +1,930 @@
+"""Trigger parsing: the corpus, every reference rule, charsets, structured blocks, broken mail."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailrelay.models import Product, ShipmentNotice
+from mailrelay.parsing import find_reference, html_to_text, normalize_address, parse_trigger
+
+TRIGGERS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "triggers"
+EXPECTED: dict[str, dict[str, Any]] = json.loads((TRIGGERS / "expected.json").read_text("utf-8"))
+
+
+def mail(*headers: str, body: str | bytes = "", ctype: str | None = None) -> bytes:
+    """A raw message; str bodies are sent as UTF-8 8bit."""
+    lines = list(headers)
+    if ctype is not None:
+        lines.append(f"Content-Type: {ctype}")
+    head = "\r\n".join(lines).encode("utf-8")
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return head + b"\r\n\r\n" + data
+
+
+def html_mail(html: str, *headers: str) -> bytes:
+    return mail(
+        "From: ACME Shoes <shop@acme.example>",
+        *headers,
+        body=html,
+        ctype='text/html; charset="utf-8"',
+    )
+
+
+def block(payload: Any, kind: str = "mailrelay") -> str:
+    return f'<p>Shipped.</p><script type="application/json+{kind}">{json.dumps(payload)}</script>'
+
+
+# --- corpus -------------------------------------------------------------------------------------
+
+
+def test_every_corpus_message_has_an_expectation() -> None:
+    names = {path.stem for path in TRIGGERS.glob("*.eml")}
+    assert names == set(EXPECTED)
+    assert len(names) >= 9
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_corpus_trigger_yields_what_expected_json_says(case: str) -> None:
+    expected = EXPECTED[case]
+    notice = parse_trigger((TRIGGERS / f"{case}.eml").read_bytes())
+
+    assert notice.customer_email == expected["email"]
+    assert notice.customer_name == expected["name"]
+    assert notice.reference == expected["reference"]
+    assert notice.locale == expected.get("locale")
+    send_at = expected.get("send_at")
+    assert notice.send_at == (datetime.fromisoformat(send_at) if send_at else None)
+    if notice.send_at is not None:
+        assert notice.send_at.tzinfo is not None
+    assert (expected["status"] == "rejected") == (notice.customer_email is None)
+
+
+def test_corpus_block_messages_say_where_their_values_came_from() -> None:
+    trustpilot = parse_trigger((TRIGGERS / "trustpilot_snippet.eml").read_bytes())
+    assert trustpilot.source == "block:trustpilot"
+    assert trustpilot.reference_rule == "block"
+    assert trustpilot.products == (
+        Product(sku="TR-42", name="Trail Runner", product_url="https://acme.example/p/tr-42"),
+    )
+    snippet = parse_trigger((TRIGGERS / "mailrelay_snippet_send_time.eml").read_bytes())
+    assert snippet.source == "block:mailrelay"
+    assert snippet.tags == ("portugal", "b2c")
+    shopify = parse_trigger((TRIGGERS / "shopify_en.eml").read_bytes())
+    assert (shopify.source, shopify.reference_rule) == ("headers", "hash:subject")
+    woo = parse_trigger((TRIGGERS / "woocommerce_body_ref.eml").read_bytes())
+    assert woo.reference_rule == "hash:body"
+
+
+# --- reference rules ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "reference"),
+    [
+        ("A shipment from order #1057 is on the way", "1057"),
+        ("Order #A-1057 shipped", "A-1057"),
+        ("Din ordre #10423 er afsendt", "10423"),
+        ("[Order #4521] (November 20, 2026)", "4521"),
+        ("Order #2026 shipped", "2026"),
+    ],
+)
+def test_hash_prefixed_tokens_are_references(subject: str, reference: str) -> None:
+    assert find_reference(subject, None) == (reference, "hash:subject")
+
+
+def test_hash_rule_wins_over_dash_token_and_number_rules() -> None:
+    text = "Parcel 55555 with AB12345C and PT-77120 for order #1057"
+    assert find_reference(text, None) == ("1057", "hash:subject")
+
+
+def test_hash_needs_a_digit_and_a_direct_prefix() -> None:
+    assert find_reference("#blackfriday order 77812", None) == ("77812", "number:subject")
+    assert find_reference("Order # 1057", None) == ("1057", "number:subject")
+    assert find_reference("Our #1 shoe, order 555", None) == ("555", "number:subject")
+
+
+def test_html_entity_is_not_a_hash_reference() -> None:
+    assert find_reference("Shipped &#8211; thanks", None) == (None, None)
+
+
+@pytest.mark.parametrize("reference", ["224-KLMN-72OM56", "A-2291-XK", "PT-77120", "123-456"])
+def test_dash_groups_with_a_digit_are_references(reference: str) -> None:
+    assert find_reference(f"Your order {reference} has shipped", None) == (
+        reference,
+        "dash:subject",
+    )
+
+
+def test_dash_rule_wins_over_token_and_number_rules() -> None:
+    assert find_reference("Order 77812 ORD2211345 ref A-2291-XK", None) == (
+        "A-2291-XK",
+        "dash:subject",
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Delivered 2026-11-20",
+        "Delivered 20-11-2026",
+        "Delivered 11-20-2026",
+        "Season 2025-2026",
+        "Valid until 2026-11",
+        "Your 2-day shipping",
+        "24-hour support",
+        "T-shirt x-large",
+        "COVID-19 delays",
+        "Encoded as UTF-8 and ISO-8859-1",
+    ],
+)
+def test_dates_and_hyphenated_words_are_not_dash_references(text: str) -> None:
+    assert find_reference(text, None) == (None, None)
+
+
+@pytest.mark.parametrize("reference", ["AB12345C", "ORD2211345", "2211345X"])
+def test_letter_and_digit_tokens_of_seven_or_more_are_references(reference: str) -> None:
+    assert find_reference(f"Order {reference} shipped", None) == (reference, "token:subject")
+
+
+def test_short_or_single_kind_tokens_are_not_token_references() -> None:
+    assert find_reference("Order AB123C shipped", None) == (None, None)
+    assert find_reference("Shipment delivered yesterday", None) == (None, None)
+
+
+def test_token_rule_wins_over_bare_number() -> None:
+    assert find_reference("Order 77812 ref ORD2211345", None) == ("ORD2211345", "token:subject")
+
+
+@pytest.mark.parametrize(
+    ("subject", "reference"),
+    [
+        ("Ordre nr. 77812 er sendt", "77812"),
+        ("Ihre Bestellung 400123987 wurde versandt", "400123987"),
+        ("Order no.77812 shipped", "77812"),
+        ("Order 123 shipped", "123"),
+        ("Order 1899 shipped", "1899"),
+        ("Order 2200 shipped", "2200"),
+        ("Tracking 05123456789 ... order 777", "777"),
+    ],
+)
+def test_bare_numbers_of_three_or_more_digits_are_references(subject: str, reference: str) -> None:
+    assert find_reference(subject, None) == (reference, "number:subject")
+
+
+def test_two_digit_numbers_are_not_references() -> None:
+    assert find_reference("Order 42 shipped", None) == (None, None)
+
+
+@pytest.mark.parametrize("year", ["1900", "1999", "2026", "2199"])
+def test_year_in_subject_is_not_taken_as_reference(year: str) -> None:
+    assert find_reference(f"Your {year} winter collection has shipped", None) == (None, None)
+
+
+def test_year_is_skipped_in_favour_of_a_later_number() -> None:
+    assert find_reference("Your 2026 order 88213 has shipped", None) == ("88213", "number:subject")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sent at 09:15 on 20.11.2026",
+        "Sent 12:30:45",
+        "Sent 20/11/2026",
+        "Total 89.00",
+        "Total 1.234,50",
+        "Total 1299.00",
+        "Total DKK 499",
+        "Total 499 kr",
+        "Total $ 149",
+        "Total 149 EUR",
+        "Pris 299,-",
+        "Weight 500 g, 250 ml, 100% cotton",
+        "Call +45 12345678",
+        "Call (+45) 33123456",
+        "Tlf. 33123456",
+        "Track & trace: 05123456789",
+        "Sendungsnummer: 00340434161094042557",
+        "CVR-nr. 12345678",
+        "Version v2.345",
+        "See https://shop.example/orders/12345/view?id=99999",
+        "See www.shop.example/o/12345",
+        "Write to order12345@shop.example",
+    ],
+)
+def test_times_dates_prices_phones_and_links_are_not_references(text: str) -> None:
+    assert find_reference(text, None) == (None, None)
+    assert find_reference(None, text) == (None, None)
+
+
+def test_labelled_tracking_number_does_not_hide_the_order_number() -> None:
+    body = "Track & trace: 05123456789\nSendungsnummer: 1Z999AA10123456784\nBestellung 400123987"
+    assert find_reference(None, body) == ("400123987", "number:body")
+
+
+def test_subject_is_searched_before_the_body_whatever_the_rule() -> None:
+    assert find_reference("Ordre 55555 er sendt", "Order #1057") == ("55555", "number:subject")
+
+
+def test_body_is_searched_when_the_subject_has_nothing() -> None:
+    assert find_reference("Your order is complete", "[Order #4521]") == ("4521", "hash:body")
+    assert find_reference(None, "Ref A-2291-XK") == ("A-2291-XK", "dash:body")
+    assert find_reference("", "Order ORD2211345") == ("ORD2211345", "token:body")
+    assert find_reference("Shipped", "Ordre 77812") == ("77812", "number:body")
+
+
+def test_no_reference_anywhere_gives_none_and_no_rule() -> None:
+    assert find_reference("Shipped!", "Thanks for shopping our 2026 collection.") == (None, None)
+    assert find_reference(None, None) == (None, None)
+
+
+def test_reference_pattern_replaces_the_standard_rules() -> None:
+    pattern = re.compile(r"Kunde-Nr\.?\s*(\d+)")
+    assert find_reference("Order #1057", "Kunde-Nr. 4711", pattern) == ("4711", "pattern:body")
+    assert find_reference("Order #1057", "nothing", pattern) == (None, None)
+    assert find_reference("Kunde-Nr 99 / #1057", None, pattern) == ("99", "pattern:subject")
+
+
+def test_reference_pattern_without_a_group_uses_the_whole_match() -> None:
+    assert find_reference("Ref AB-12 shipped", None, re.compile(r"[A-Z]{2}-\d+")) == (
+        "AB-12",
+        "pattern:subject",
+    )
+
+
+def test_reference_pattern_is_applied_by_parse_trigger() -> None:
+    raw = mail("To: a@example.com", "Subject: Order #1057", body="Lieferschein LS-000815")
+    notice = parse_trigger(raw, reference_pattern=re.compile(r"LS-(\d+)"))
+    assert (notice.reference, notice.reference_rule) == ("000815", "pattern:body")
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoded", "name"),
+    [
+        ("=?utf-8?q?J=C3=B8rgen_S=C3=B8rensen?=", "Jørgen Sørensen"),
+        ("=?UTF-8?B?SsO4cmdlbiBTw7hyZW5zZW4=?=", "Jørgen Sørensen"),
+        ("=?iso-8859-1?q?J=FCrgen_Wei=DF?=", "Jürgen Weiß"),
+        (
+            "=?windows-1252?b?" + base64.b64encode("Zoë “Zo” Ça".encode("cp1252")).decode() + "?=",
+            "Zoë “Zo” Ça",
+        ),
+        ("=?koi8-r?b?" + base64.b64encode("Иван".encode("koi8-r")).decode() + "?=", "Иван"),
+        ('"=?utf-8?q?Smith=2C_John?="', "Smith, John"),
+        ('"Smith, John"', "Smith, John"),
+    ],
+)
+def test_rfc2047_display_names_are_decoded_in_any_charset(encoded: str, name: str) -> None:
+    notice = parse_trigger(mail(f"To: {encoded} <Customer@Example.COM>"))
+    assert notice.customer_email == "customer@example.com"
+    assert notice.customer_name == name
+
+
+def test_sender_subject_and_message_id_are_read_from_headers() -> None:
+    notice = parse_trigger(
+        mail(
+            "From: =?utf-8?q?S=C3=B8strene?= <Ordre@Shop.DK>",
+            "To: a@example.com",
+            "Subject: =?utf-8?q?Din_ordre_er_afsendt_=E2=80=93_tak?=",
+            "Message-ID:  <123@x.example> ",
+        )
+    )
+    assert (notice.sender, notice.sender_name) == ("ordre@shop.dk", "Søstrene")
+    assert notice.subject == "Din ordre er afsendt – tak"
+    assert notice.message_id == "<123@x.example>"
+    assert notice.source == "headers"
+
+
+def test_missing_headers_give_none() -> None:
+    notice = parse_trigger(mail("X-Nothing: here", body="hi", ctype="text/plain"))
+    assert notice == ShipmentNotice(
+        message_id=None,
+        sender=None,
+        subject=None,
+        customer_email=None,
+        customer_name=None,
+        reference=None,
+        reference_rule=None,
+    )
+
+
+def test_undisclosed_recipients_means_no_customer() -> None:
+    notice = parse_trigger(mail("To: undisclosed-recipients:;", "Subject: Order #3300"))
+    assert notice.customer_email is None
+    assert notice.customer_name is None
+    assert notice.reference == "3300"
+
+
+def test_first_valid_to_address_is_the_customer() -> None:
+    notice = parse_trigger(mail("To: nobody, Ann <ann@example.com>, bob@example.com"))
+    assert (notice.customer_email, notice.customer_name) == ("ann@example.com", "Ann")
+
+
+def test_rfc822_comment_name_is_used_when_there_is_no_display_name() -> None:
+    notice = parse_trigger(mail("To: ann@example.com (=?utf-8?q?Ann_L=C3=B8e?=)"))
+    assert (notice.customer_email, notice.customer_name) == ("ann@example.com", "Ann Løe")
+
+
+def test_address_inside_a_group_is_found() -> None:
+    notice = parse_trigger(mail("To: Customers: Ann <ann@example.com>;"))
+    assert notice.customer_email == "ann@example.com"
+
+
+def test_display_name_that_is_only_an_address_or_quotes_is_dropped() -> None:
+    assert parse_trigger(mail('To: "ann@example.com" <ann@example.com>')).customer_name is None
+    assert parse_trigger(mail('To: "  " <ann@example.com>')).customer_name is None
+    assert parse_trigger(mail("To: 'Ann Lee' <ann@example.com>")).customer_name == "Ann Lee"
+
+
+def test_raw_utf8_and_latin1_headers_are_decoded() -> None:
+    utf8 = parse_trigger(
+        b"To: J\xc3\xb8rgen <j@example.dk>\r\nSubject: Ordre 12345 \xc3\xa6\xc3\xb8\r\n\r\n"
+    )
+    assert (utf8.customer_name, utf8.subject) == ("Jørgen", "Ordre 12345 æø")
+    latin1 = parse_trigger(b"To: J\xfcrgen <j@example.de>\r\nSubject: Best\xe4tigung 123\r\n\r\n")
+    assert (latin1.customer_name, latin1.subject) == ("Jürgen", "Bestätigung 123")
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        'Bob <bob@example.com>, ,"',  # IndexError inside the modern address parser
+        '"Bob" <bob@example.com> =@[\t',
+        "Bob bob@example.com",  # no angle brackets at all
+    ],
+)
+def test_to_headers_that_break_the_modern_parser_still_yield_the_customer(to: str) -> None:
+    notice = parse_trigger(mail(f"To: {to}", "Message-ID: <Z@[", "Subject: Order #1234"))
+    assert notice.customer_email == "bob@example.com"
+    assert notice.reference == "1234"
+    assert notice.defects
+
+
+def test_message_id_that_breaks_the_modern_parser_is_kept_as_written() -> None:
+    notice = parse_trigger(mail("To: a@example.com", "Message-ID: <Z@["))
+    assert notice.message_id == "<Z@["
+    assert any("Message-ID" in defect for defect in notice.defects)
+
+
+# --- header injection ---------------------------------------------------------------------------
+
+
+def test_encoded_crlf_and_nul_in_names_and_subject_are_removed() -> None:
+    notice = parse_trigger(
+        mail(
+            "From: =?utf-8?q?Shop=0D=0ABcc=3A_x?= <shop@example.com>",
+            "To: =?utf-8?q?Ann=0D=0AX-Evil=3A_1=00?= <ann@example.com>",
+            "Subject: =?utf-8?q?Hi=0D=0ABcc:_victim=00_=E2=80=AEtxt?=",
+        )
+    )
+    for text in (notice.customer_name, notice.sender_name, notice.subject):
+        assert text is not None
+        assert not re.search(r"[\r\n\x00\u202e]", text)
+    assert notice.customer_name == "Ann X-Evil: 1"
+    assert notice.subject == "Hi Bcc: victim txt"
+
+
+def test_block_values_with_control_characters_are_cleaned_or_rejected() -> None:
+    payload = {
+        "recipientEmail": "ann@example.com\r\nBcc: victim@example.com",
+        "recipientName": "Ann\r\nBcc: x\u0000",
+        "referenceId": "A-1\r\n2",
+        "senderName": "Shop\nX: y",
+        "replyTo": "help@shop.example\r\n",
+        "tags": ["vip\r\n", "\n"],
+    }
+    notice = parse_trigger(html_mail(block(payload), "To: ann@example.com"))
+    assert notice.customer_email is None
+    assert notice.customer_name == "Ann Bcc: x"
+    assert notice.reference == "A-1 2"
+    assert notice.sender_name == "Shop X: y"
+    assert notice.reply_to == "help@shop.example"  # surrounding whitespace is only trimmed
+    assert notice.tags == ("vip",)
+
+
+# --- bodies and charsets ------------------------------------------------------------------------
+
+CUSTOMER = re.compile(r"Kunde: (\w+)")
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding"),
+    [
+        ("windows-1252", "cp1252"),
+        ("iso-8859-1", "latin-1"),
+        ("ISO-8859-15", "iso-8859-15"),
+        ("utf-8", "utf-8"),
+        ("x-unknown-charset", "utf-8"),
+        ("x-unknown-charset", "latin-1"),
+        ("utf-8", "cp1252"),  # mislabelled: falls back instead of producing U+FFFD
+        ("us-ascii", "cp1252"),
+        ("us-ascii", "utf-8"),
+    ],
+)
+def test_body_text_is_decoded_whatever_the_charset(charset: str, encoding: str) -> None:
+    body = "Grüße, Kunde: Jürgen\r\n".encode(encoding)
+    raw = mail("To: a@example.com", body=body, ctype=f"text/plain; charset={charset}")
+    notice = parse_trigger(raw, reference_pattern=CUSTOMER)
+    assert notice.reference == "Jürgen"
+
+
+def test_unknown_charset_is_recorded_as_a_defect() -> None:
+    raw = mail("To: a@example.com", body=b"Order 12345", ctype="text/plain; charset=x-bogus")
+    notice = parse_trigger(raw)
+    assert notice.reference == "12345"
+    assert any("x-bogus" in defect for defect in notice.defects)
+
+
+def test_windows1252_curly_quotes_labelled_latin1_are_read_as_windows1252() -> None:
+    body = "Kunde: “Zoë”".encode("cp1252")
+    raw = mail("To: a@example.com", body=body, ctype="text/plain; charset=iso-8859-1")
+    notice = parse_trigger(raw, reference_pattern=re.compile(r"Kunde: (\S+)"))
+    assert notice.reference == "“Zoë”"
+
+
+def test_html_only_body_is_converted_before_the_reference_search() -> None:
+    html = (
+        "<html><head><style>.x{color:#ff0000}</style></head><body><h2>On its way</h2>"
+        "<table><tr><td>Order</td><td><b>#1057</b></td></tr></table></body></html>"
+    )
+    notice = parse_trigger(html_mail(html, "To: a@example.com", "Subject: Shipped"))
+    assert (notice.reference, notice.reference_rule) == ("1057", "hash:body")
+
+
+def test_plain_text_part_is_preferred_over_html() -> None:
+    raw = mail(
+        "To: a@example.com",
+        body=(
+            "--b\r\nContent-Type: text/plain\r\n\r\nOrder #111\r\n"
+            "--b\r\nContent-Type: text/html\r\n\r\n<p>Order #222</p>\r\n--b--\r\n"
+        ),
+        ctype='multipart/alternative; boundary="b"',
+    )
+    assert parse_trigger(raw).reference == "111"
+
+
+def test_blank_plain_text_part_falls_back_to_html() -> None:
+    raw = mail(
+        "To: a@example.com",
+        body=(
+            "--b\r\nContent-Type: text/plain\r\n\r\n \r\n"
+            "--b\r\nContent-Type: text/html\r\n\r\n<p>Order #222</p>\r\n--b--\r\n"
+        ),
+        ctype='multipart/alternative; boundary="b"',
+    )
+    assert parse_trigger(raw).reference == "222"
+
+
+def test_attachments_are_not_searched() -> None:
+    raw = mail(
+        "To: a@example.com",
+        body=(
+            "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=i.txt"
+            "\r\n\r\nInvoice #99999\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nYour order 12121 shipped\r\n--b--\r\n"
+        ),
+        ctype="multipart/mixed; boundary=b",
+    )
+    assert parse_trigger(raw).reference == "12121"
+
+
+def test_base64_and_quoted_printable_bodies_are_decoded() -> None:
+    b64 = base64.b64encode("Bestellung Nr. 400123987 – danke".encode()).decode()
+    raw = mail(
+        "To: a@example.com",
+        "Content-Transfer-Encoding: base64",
+        body=b64,
+        ctype="text/plain; charset=utf-8",
+    )
+    assert parse_trigger(raw).reference == "400123987"
+    raw = mail(
+        "To: a@example.com",
+        "Content-Transfer-Encoding: quoted-printable",
+        body="<p>Ordre #10=\r\n423</p>",
+        ctype="text/html; charset=utf-8",
+    )
+    assert parse_trigger(raw).reference == "10423"
+
+
+# --- html_to_text -------------------------------------------------------------------------------
+
+
+def test_html_to_text_drops_script_and_style_content() -> None:
+    text = html_to_text(
+        "<style>p { color: #ff0000 }</style><p>Hello</p><script>var order = 12345;</script>"
+        "<SCRIPT type='text/javascript'>alert(1)</SCRIPT><script>unclosed 999"
+    )
+    assert text == "Hello"
+
+
+def test_html_to_text_keeps_link_text_and_drops_urls_and_images() -> None:
+    text = html_to_text(
+        '<p>Track <a href="https://t.example/123456">your parcel</a>'
+        '<img src="x.png" alt="logo"></p>'
+    )
+    assert text == "Track your parcel"
+
+
+def test_html_to_text_does_not_wrap_long_lines_and_decodes_entities() -> None:
+    long_line = " ".join(["word"] * 60)
+    text = html_to_text(f"<p>{long_line} p&aring; vej &amp; &#8211; &nbsp;ok</p>")
+    assert "\n" not in text
+    assert text.startswith(long_line)
+    assert "på vej & –" in text
+
+
+# --- normalize_address --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("John.Smith@Example.COM", "john.smith@example.com"),
+        ("  <a+tag@sub.example.dk> ", "a+tag@sub.example.dk"),
+        ("jørgen@eksempel.dk", "jørgen@eksempel.dk"),
+        ("o'brien@example.ie", "o'brien@example.ie"),
+    ],
+)
+def test_normalize_address_lowercases_valid_addresses(raw: str, address: str) -> None:
+    assert normalize_address(raw) == address
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "plain",
+        "@example.com",
+        "a@localhost",
+        "a@b@example.com",
+        "a b@example.com",
+        "a@example.com\r\nBcc: x@y.com",
+        "a@exa mple.com",
+        "a@.example.com",
+        "a@example..com",
+        "a@example.com.",
+        "a@-example.com",
+        "John <john@example.com>",
+        "undisclosed-recipients:;",
+        "a\x00@example.com",
+        "x" * 65 + "@example.com",
+    ],
+)
+def test_normalize_address_rejects_what_is_not_an_addr_spec(raw: str | None) -> None:
+    assert normalize_address(raw) is None
+
+
+# --- structured blocks --------------------------------------------------------------------------
+
+
+def test_block_values_override_the_headers() -> None:
+    payload = {
+        "recipientEmail": "Ana@Example.PT",
+        "recipientName": "Ana Silva",
+        "referenceId": "PT-77120",
+        "locale": "pt-PT",
+        "preferredSendTime": "2026-12-01T10:00:00Z",
+        "senderName": "ACME Portugal",
+        "replyTo": "Help@Acme.example",
+        "tags": ["portugal", "b2c", "portugal"],
+        "products": [
+            {
+                "sku": "TR-42",
+                "gtin": 5701234567890,
+                "name": "Trail Runner",
+                "productUrl": "https://acme.example/p/tr-42",
+                "imageUrl": "https://acme.example/i/tr-42.jpg",
+                "brand": "ACME",
+            }
+        ],
+    }
+    notice = parse_trigger(
+        html_mail(block(payload), "To: Archive <archive@acme.example>", "Subject: Order #1057")
+    )
+    assert notice.source == "block:mailrelay"
+    assert (notice.customer_email, notice.customer_name) == ("ana@example.pt", "Ana Silva")
+    assert (notice.reference, notice.reference_rule) == ("PT-77120", "block")
+    assert notice.locale == "pt-PT"
+    assert notice.send_at == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert (notice.sender, notice.sender_name) == ("shop@acme.example", "ACME Portugal")
+    assert notice.reply_to == "help@acme.example"
+    assert notice.tags == ("portugal", "b2c")
+    assert notice.products == (
+        Product(
+            sku="TR-42",
+            gtin="5701234567890",
+            name="Trail Runner",
+            product_url="https://acme.example/p/tr-42",
+            image_url="https://acme.example/i/tr-42.jpg",
+            brand="ACME",
+        ),
+    )
+    assert notice.defects == ()
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        '<script type="application/json+mailrelay">',
+        "<script type='application/json+mailrelay'>",
+        '<SCRIPT TYPE="Application/JSON+MailRelay">',
+        '<script id="mr" type="application/json+mailrelay" data-x="1">',
+        "<script type=application/json+mailrelay>",
+        '<script\n  type = "application/json+mailrelay"\n>',
+    ],
+)
+def test_block_script_tag_is_matched_case_insensitively_with_any_quoting(tag: str) -> None:
+    html = f'<p>Hi</p>{tag}{{"recipientEmail": "ann@example.com"}}</script>'
+    notice = parse_trigger(html_mail(html, "To: other@example.com"))
+    assert notice.customer_email == "ann@example.com"
+    assert notice.source == "block:mailrelay"
+
+
+def test_other_script_types_are_not_blocks() -> None:
+    html = (
+        '<script type="application/json+mailrelayx">{"recipientEmail": "x@example.com"}</script>'
+        '<script type="application/ld+json">{"recipientEmail": "y@example.com"}</script>'
+        '<script data-type="application/json+mailrelay">{"recipientEmail": "z@example.com"}'
+        "</script>"
+    )
+    notice = parse_trigger(html_mail(html, "To: ann@example.com"))
+    assert (notice.customer_email, notice.source) == ("ann@example.com", "headers")
+
+
+def test_block_with_missing_keys_falls_back_to_the_headers_and_body() -> None:
+    notice = parse_trigger(
+        html_mail(block({"locale": "da"}), "To: Mette <mette@example.dk>", "Subject: Ordre #10423")
+    )
+    assert notice.source == "block:mailrelay"
+    assert (notice.customer_email, notice.customer_name) == ("mette@example.dk", "Mette")
+    assert (notice.reference, notice.reference_rule) == ("10423", "hash:subject")
+    assert notice.locale == "da"
+    assert notice.send_at is None
+
+
+def test_to_header_name_is_not_given_to_a_different_block_recipient() -> None:
+    payload = {"recipientEmail": "klaus@example.de"}
+    notice = parse_trigger(html_mail(block(payload), "To: ACME archive <a@acme.example>"))
+    assert (notice.customer_email, notice.customer_name) == ("klaus@example.de", None)
+    same = parse_trigger(
+        html_mail(block({"recipientEmail": "KLAUS@example.de"}), "To: Klaus <klaus@example.de>")
+    )
+    assert (same.customer_email, same.customer_name) == ("klaus@example.de", "Klaus")
+
+
+def test_block_name_alone_overrides_the_to_name() -> None:
+    notice = parse_trigger(html_mail(block({"recipientName": "Klaus Müller"}), "To: K <k@x.de>"))
+    assert (notice.customer_email, notice.customer_name) == ("k@x.de", "Klaus Müller")
+
+
+def test_trustpilot_block_is_accepted_with_the_same_keys() -> None:
+    payload = {"recipientEmail": "k@example.de", "referenceId": "A-2291-XK", "locale": "de-DE"}
+    notice = parse_trigger(html_mail(block(payload, "trustpilot"), "To: archive@acme.example"))
+    assert notice.source == "block:trustpilot"
+    assert (notice.customer_email, notice.reference, notice.locale) == (
+        "k@example.de",
+        "A-2291-XK",
+        "de-DE",
+    )
+
+
+def test_mailrelay_block_wins_over_a_trustpilot_block() -> None:
+    html = block({"referenceId": "TP-1"}, "trustpilot") + block({"referenceId": "MR-1"})
+    notice = parse_trigger(html_mail(html, "To: a@example.com"))
+    assert (notice.source, notice.reference) == ("block:mailrelay", "MR-1")
+
+
+def test_invalid_json_block_records_a_defect_and_uses_the_headers() -> None:
+    html = '<script type="application/json+mailrelay">{"recipientEmail": "x@y.com",</script>'
+    notice = parse_trigger(html_mail(html, "To: Ann <ann@example.com>", "Subject: Order #1057"))
+    assert notice.source == "headers"
+    assert (notice.customer_email, notice.customer_name) == ("ann@example.com", "Ann")
+    assert (notice.reference, notice.reference_rule) == ("1057", "hash:subject")
+    assert any("invalid JSON" in defect for defect in notice.defects)
+
+
+def test_json_block_that_is_not_an_object_is_a_defect() -> None:
+    notice = parse_trigger(html_mail(block(["ann@example.com"]), "To: b@example.com"))
+    assert (notice.source, notice.customer_email) == ("headers", "b@example.com")
+    assert notice.defects
+
+
+def test_html_escaped_json_block_is_accepted() -> None:
+    html = (
+        '<script type="application/json+mailrelay">{&quot;recipientEmail&quot;: '
+        "&quot;ann@example.com&quot;, &quot;referenceId&quot;: &quot;R-100&quot;}</script>"
+    )
+    notice = parse_trigger(html_mail(html, "To: archive@acme.example"))
+    assert (notice.customer_email, notice.reference) == ("ann@example.com", "R-100")
+
+
+def test_block_wrapped_in_an_html_comment_is_accepted() -> None:
+    html = '<script type="application/json+mailrelay"><!-- {"referenceId": "C-123"} --></script>'
+    assert parse_trigger(html_mail(html, "To: a@example.com")).reference == "C-123"
+
+
+def test_numeric_reference_id_becomes_a_string() -> None:
+    notice = parse_trigger(html_mail(block({"referenceId": 1057}), "To: a@example.com"))
+    assert (notice.reference, notice.reference_rule) == ("1057", "block")
+
+
+def test_block_values_of_the_wrong_type_are_defects_and_fall_back() -> None:
+    payload = {
+        "recipientEmail": 42,
+        "recipientName": ["Ann"],
+        "referenceId": True,
+        "locale": 7,
+        "preferredSendTime": 1764583200,
+        "tags": "vip",
+        "products": {"sku": "x"},
+    }
+    notice = parse_trigger(
+        html_mail(block(payload), "To: Ann <ann@example.com>", "Subject: Order #1057")
+    )
+    assert (notice.customer_email, notice.customer_name) == ("ann@example.com", "Ann")
+    assert (notice.reference, notice.reference_rule) == ("1057", "hash:subject")
+    assert (notice.locale, notice.send_at, notice.tags, notice.products) == (None, None, (), ())
+    assert len(notice.defects) == 7
+
+
+def test_invalid_recipient_email_in_block_rejects_rather_than_using_to() -> None:
+    notice = parse_trigger(html_mail(block({"recipientEmail": "n/a"}), "To: archive@acme.example"))
+    assert notice.customer_email is None
+    assert any("recipientEmail" in defect for defect in notice.defects)
+
+
+def test_empty_block_values_count_as_absent() -> None:
+    payload = {"recipientEmail": "", "recipientName": " ", "referenceId": None, "locale": ""}
+    notice = parse_trigger(html_mail(block(payload), "To: Ann <ann@example.com>"))
+    assert (notice.customer_email, notice.customer_name, notice.locale) == (
+        "ann@example.com",
+        "Ann",
+        None,
+    )
+    assert notice.defects == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-12-01T10:00:00", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01T10:00:00Z", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01T11:00:00+01:00", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01 05:00-05:00", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01", datetime(2026, 12, 1, tzinfo=UTC)),
+    ],
+)
+def test_preferred_send_time_is_an_aware_datetime(value: str, expected: datetime) -> None:
+    notice = parse_trigger(html_mail(block({"preferredSendTime": value}), "To: a@example.com"))
+    assert notice.send_at == expected
+    assert notice.send_at is not None and notice.send_at.utcoffset() == timedelta(0)
+    assert notice.send_at == expected.astimezone(timezone(timedelta(hours=3)))
+
+
+def test_invalid_preferred_send_time_is_a_defect() -> None:
+    notice = parse_trigger(html_mail(block({"preferredSendTime": "next tuesday"}), "To: a@b.co"))
+    assert notice.send_at is None
+    assert any("preferredSendTime" in defect for defect in notice.defects)
+
+
+def test_invalid_locale_and_reply_to_are_defects() -> None:
+    payload = {"locale": "<script>", "replyTo": "not an address"}
+    notice = parse_trigger(html_mail(block(payload), "To: a@example.com"))
+    assert (notice.locale, notice.reply_to) == (None, None)
+    assert len(notice.defects) == 2
+
+
+def test_product_urls_must_be_http_or_https() -> None:
+    payload = {
+        "products": [
+            {"sku": "A1", "productUrl": "javascript:alert(1)", "imageUrl": "data:image/png,x"},
+            "not an object",
+            {},
+        ]
+    }
+    notice = parse_trigger(html_mail(block(payload), "To: a@example.com"))
+    assert notice.products == (Product(sku="A1"),)
+    assert len(notice.defects) == 3
+
+
+def test_numbers_inside_the_block_json_never_become_a_body_reference() -> None:
+    payload = {"recipientEmail": "a@example.com", "products": [{"gtin": "5701234567890"}]}
+    notice = parse_trigger(html_mail(block(payload), "To: a@example.com", "Subject: Shipped"))
+    assert (notice.reference, notice.reference_rule) == (None, None)
+
+
+# --- broken mail --------------------------------------------------------------------------------
+
+
+def test_empty_message_yields_an_empty_notice_with_a_defect() -> None:
+    notice = parse_trigger(b"")
+    assert notice.customer_email is None
+    assert notice.reference is None
+    assert notice.defects == ("empty message",)
+
+
+def test_missing_closing_boundary_still_reads_the_parts() -> None:
+    raw = mail(
+        "To: a@example.com",
+        body="--xx\r\nContent-Type: text/plain\r\n\r\nOrder 55555\r\n--xx\r\n"
+        "Content-Type: text/html\r\n\r\n<p>unterminated",
+        ctype="multipart/alternative; boundary=xx",
+    )
+    notice = parse_trigger(raw)
+    assert notice.reference == "55555"
+    assert any("CloseBoundaryNotFound" in defect for defect in notice.defects)
+
+
+def test_multipart_without_a_boundary_is_read_as_text() -> None:
+    raw = mail("To: a@example.com", body="Order 12345\r\n", ctype="multipart/mixed")
+    notice = parse_trigger(raw)
+    assert notice.reference == "12345"
+    assert any("NoBoundary" in defect for defect in notice.defects)
+
+
+def test_garbage_headers_do_not_hide_the_customer() -> None:
+    raw = (
+        b"To: Ann <ann@example.com>\r\nX-\xff\xfe: \x00\x01\xff\r\n: no name\r\n"
+        b"Subject: =?utf-8?b?!!!?= =?bogus?q?x?= Order #77\r\nFrom: <<>>\r\n"
+        b'Content-Type: text/plain; charset="\r\n\r\nbody \xff\xfe'
+    )
+    notice = parse_trigger(raw)
+    assert notice.customer_email == "ann@example.com"
+    assert notice.reference == "77"
+    assert notice.sender is None
+
+
+def test_invalid_base64_body_is_a_defect_not_an_error() -> None:
+    raw = mail("To: a@example.com", "Content-Transfer-Encoding: base64", body="!!!*** not base64")
+    notice = parse_trigger(raw)
+    assert notice.customer_email == "a@example.com"
+    assert any("Base64" in defect for defect in notice.defects)
+
+
+def test_deeply_nested_multiparts_are_bounded() -> None:
+    notice = parse_trigger(_nested(40, "Order #4242"))
+    assert notice.customer_email == "a@example.com"
+    assert any("nesting" in defect for defect in notice.defects)
+    assert parse_trigger(_nested(5, "Order #4242")).reference == "4242"
+
+
+def test_nesting_that_exhausts_the_stdlib_parser_still_yields_the_headers() -> None:
+    notice = parse_trigger(_nested(2000, "x"))
+    assert notice.customer_email == "a@example.com"
+    assert any("RecursionError" in defect for defect in notice.defects)
+
+
+def _nested(depth: int, text: str) -> bytes:
+    inner = f"Content-Type: text/plain\r\n\r\n{text}\r\n"
+    for level in range(depth):
+        inner = (
+            f"Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n"
+            f"--b{level}\r\n{inner}--b{level}--\r\n"
+        )
+    return ("To: a@example.com\r\n" + inner).encode()
+
+
+def test_defects_are_bounded_for_junk_mail() -> None:
+    raw = b"To: a@example.com\r\n" + b"".join(
+        f"Subject: =?utf-8?q?{i}?= =?x{i}?q?y?=\r\n".encode() for i in range(200)
+    )
+    raw += b"Content-Type: multipart/mixed; boundary=z\r\n\r\n" + b"--z\r\nbroken\r\n" * 200
+    notice = parse_trigger(raw)
+    assert len(notice.defects) <= 30
+
+
+def test_parse_trigger_never_raises_on_random_bytes() -> None:
+    rng = random.Random(20261120)
+    prefixes = [
+        b"",
+        b"To: ",
+        b"To: a@example.com\r\nContent-Type: multipart/mixed; boundary=",
+        b"To: a@example.com\r\nContent-Type: text/html; charset=",
+        b"To: a@example.com\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        b"To: a@example.com\r\nContent-Type: text/html\r\n\r\n"
+        b'<script type="application/json+mailrelay">',
+    ]
+    for index in range(600):
+        junk = rng.randbytes(rng.randint(0, 400))
+        raw = prefixes[index % len(prefixes)] + junk
+        notice = parse_trigger(raw)
+        assert isinstance(notice, ShipmentNotice)
+        for text in (notice.customer_name, notice.subject, notice.sender_name, notice.reference):
+            assert text is None or not re.search(r"[\x00-\x1f\x7f]", text)
+        assert notice.customer_email is None or normalize_address(notice.customer_email)
+
+
+def test_parse_trigger_accepts_bytearray_and_memoryview() -> None:
+    raw = mail("To: a@example.com", "Subject: Order #1057")
+    assert parse_trigger(bytearray(raw)).reference == "1057"
+    assert parse_trigger(memoryview(raw)).reference == "1057"
