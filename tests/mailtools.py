@@ -26,10 +26,10 @@ def trigger(
     return msg.as_bytes()
 
 
-async def settle(daemon: Daemon, timeout: float = 10.0) -> None:
+async def settle(daemon: Daemon, limit: float = 10.0) -> None:
     """Wait until the intake worker has processed every stored message."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit
     daemon.intake.wake()
     while await daemon.store.aread(lambda q: q.pending_messages(1)):
         if loop.time() > deadline:

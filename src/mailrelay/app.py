@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Any
 
 from .clock import Clock, SystemClock
 from .config import Config
+from .delivery import Delivery
 from .errors import MailrelayError
 from .intake import Intake
+from .invitations import Inviter, record_delivery
+from .mailer import build_transport
+from .render import Templates
+from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
 from .store import Store
 from .tokens import TokenSigner, load_secret
+from .web import WebApp
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +66,7 @@ def watchdog_interval() -> float | None:
 
 
 class Daemon:
-    """All parts of one running mailrelay, reachable by tests (ports, store, intake)."""
+    """All parts of one running mailrelay, reachable by tests (ports, store, workers)."""
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -66,33 +74,103 @@ class Daemon:
         self.store: Store
         self.intake: Intake
         self.listener: Listener
+        self.inviter: Inviter
+        self.delivery: Delivery
+        self.clockwork: Clockwork
+        self.web: WebApp
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._due = asyncio.Event()
 
     @property
     def smtp_port(self) -> int:
         return self.listener.port
 
+    @property
+    def http_port(self) -> int:
+        return self.web.port
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+        self._stack.push_async_callback(_cancel, task)
+
     async def start(self) -> None:
         stack = self._stack
+        config = self.config
         try:
-            self.store = Store(self.config.store.path)
+            self.store = Store(config.store.path)
             stack.callback(self.store.close)
-            signer = TokenSigner(load_secret(self.config.security.secret_file))
-            self.intake = Intake(self.config, self.store, signer, self.clock)
-            worker = asyncio.create_task(self.intake.run(), name="intake")
-            self._tasks.append(worker)
-            stack.push_async_callback(_cancel, worker)
-            self.listener = Listener(self.config.smtp, Handler(self.intake))
+            signer = TokenSigner(load_secret(config.security.secret_file))
+            templates = Templates(config)
+            transport = build_transport(config.outbound)
+            stack.push_async_callback(transport.close)
+            self.inviter = Inviter(config, self.store, templates, signer, self.clock)
+            self.delivery = Delivery(
+                self.store, transport, self.clock,
+                rate_per_minute=config.outbound.rate_per_minute,
+                on_result=functools.partial(record_delivery, config),
+            )
+            await self.delivery.recover()
+            self.clockwork = Clockwork(self.clock, self._next_due, self._due.set, self.purge)
+            self.intake = Intake(config, self.store, signer, self.clock,
+                                 on_scheduled=self.clockwork.note_due)
+            self._spawn(self.intake.run(), "intake")
+            self._spawn(self._dispatch(), "dispatch")
+            self.clockwork.start()
+            stack.callback(self.clockwork.stop)
+            await self.clockwork.rearm()
+            self.web = WebApp(config, self.store, signer, self.clock, health=self.health)
+            await self.web.start()
+            stack.push_async_callback(self.web.stop)
+            self.listener = Listener(config.smtp, Handler(self.intake))
             await self.listener.start()
             stack.push_async_callback(self.listener.stop)
             interval = watchdog_interval()
             if interval:
-                beat = asyncio.create_task(_heartbeat(interval), name="watchdog")
-                stack.push_async_callback(_cancel, beat)
+                self._spawn(_heartbeat(interval), "watchdog")
         except BaseException:
             await stack.aclose()
             raise
+
+    async def _next_due(self) -> datetime | None:
+        return await self.store.aread(lambda q: q.next_due())
+
+    async def _dispatch(self) -> None:
+        """The one worker the clock wakes: render what is due, then send what is queued."""
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("dispatch failed; retrying at the next wake-up")
+            await self.clockwork.rearm()
+
+    async def tick(self) -> int:
+        """Do all work that is due by the clock now; returns messages attempted."""
+        await self.inviter.queue_due()
+        return await self.delivery.deliver_due()
+
+    async def purge(self) -> int:
+        """Erase personal data past each shop's `retention` (the daily job)."""
+        now = self.clock.now()
+        total = 0
+        for shop in self.config.shops:
+            cutoff = now - shop.retention
+            total += await self.store.write(lambda q, s=shop.id, c=cutoff: q.purge_before(s, c))
+        if total:
+            log.info("retention purge erased personal data of %d record(s)", total)
+        return total
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            await self.store.aread(lambda q: q.outbox_depth())
+            store = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            store = f"failed: {exc}"
+        status = "ok" if store == "ok" else "failed"
+        return {"status": status, "store": store}
 
     async def stop(self) -> None:
         await self._stack.aclose()
@@ -151,8 +229,8 @@ async def run(
         except (MailrelayError, OSError, ValueError) as exc:
             log.error("startup failed: %s", exc)
             return EXIT_STARTUP
-        log.info("mailrelay ready: smtp %s:%d, %d shop(s)", config.smtp.host, daemon.smtp_port,
-                 len(config.shops))
+        log.info("mailrelay ready: smtp %s:%d, web %s:%d, %d shop(s)", config.smtp.host,
+                 daemon.smtp_port, config.http.host, daemon.http_port, len(config.shops))
         sd_notify("READY=1")
         if ready is not None:
             ready(daemon)

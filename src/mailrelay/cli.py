@@ -22,10 +22,14 @@ import click
 from . import app, intake
 from .clock import SystemClock
 from .config import Config, ShopConfig, load, locate, parse_duration
+from .delivery import Delivery
 from .errors import ConfigError, MailrelayError, StoreError
-from .models import InvitationStatus, ShipmentStatus
+from .invitations import Inviter, record_delivery
+from .mailer import build_transport
+from .models import InvitationStatus, OutboxStatus, ShipmentStatus
 from .output import FORMATS, localize, render
 from .parsing import parse_trigger
+from .render import Templates
 from .store import Queries, Store
 from .tokens import TokenSigner, load_secret
 
@@ -339,6 +343,87 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
     click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
 
 
+@invitations.command("send-now")
+@config_option
+@click.argument("invitation_id", type=int)
+@click.pass_context
+@user_errors
+def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
+    """Send one scheduled invitation now, ignoring its due time and sending hours."""
+    config = _load_config(config_path or ctx.obj.get("config_path"))
+    signer = _signer(config)
+    result = asyncio.run(_send_now(config, signer, invitation_id))
+    if result is None:
+        raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
+    if result["status"] != OutboxStatus.SENT:
+        raise click.ClickException(
+            f"invitation {invitation_id}: {result['status']}: {result['last_error']}")
+    click.echo(f"invitation {invitation_id} sent to {result['recipient']} "
+               f"(message {result['message_id']})")
+
+
+async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
+                    ) -> dict[str, Any] | None:
+    clock = SystemClock()
+    store = _open_store(config)
+    transport = build_transport(config.outbound)
+    try:
+        inviter = Inviter(config, store, Templates(config), signer, clock)
+        delivery = Delivery(store, transport, clock,
+                            rate_per_minute=config.outbound.rate_per_minute,
+                            on_result=functools.partial(record_delivery, config))
+        outbox_id = await inviter.queue_one(invitation_id)
+        if outbox_id is None:
+            return None
+        return await delivery.deliver_one(outbox_id)
+    finally:
+        await transport.close()
+        store.close()
+
+
+OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
+                 "sent_at", "last_error")
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@click.option("--failed", is_flag=True, help="Only mail that failed for good.")
+@format_option
+@click.pass_context
+@user_errors
+def outbox(ctx: click.Context, config_path: Path | None, failed: bool, fmt: str | None) -> None:
+    """List outgoing mail with its state, attempts and last error; subcommands act on it."""
+    ctx.obj = {"config_path": config_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _load_config(config_path)
+    store = _open_store(config)
+    try:
+        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None))
+    finally:
+        store.close()
+    _print_rows(config, rows, OUTBOX_FIELDS, fmt)
+
+
+@outbox.command("retry")
+@config_option
+@click.argument("outbox_id", type=int)
+@click.pass_context
+@user_errors
+def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -> None:
+    """Queue a failed message again, due now (the running daemon sends it within a minute)."""
+    config = _load_config(config_path or ctx.obj.get("config_path"))
+    now = SystemClock().now()
+    store = _open_store(config)
+    try:
+        done = store.write_sync(lambda q: q.retry_mail(outbox_id, now))
+    finally:
+        store.close()
+    if not done:
+        raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")
+    click.echo(f"outbox message {outbox_id} queued again")
+
+
 # --- manual invitations and links --------------------------------------------------------------
 
 
@@ -378,12 +463,10 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
             store.close()
         if decision.status != ShipmentStatus.SCHEDULED:
             raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
-        assert decision.due_at is not None
-        due = decision.due_at.astimezone(shop.timezone).isoformat(timespec="seconds")
+        due = (decision.due_at or now).astimezone(shop.timezone).isoformat(timespec="seconds")
         click.echo(f"invitation {decision.invitation_id} scheduled for {due}")
         return
-    assert csv_file is not None
-    rows = _read_invite_csv(csv_file)
+    rows = _read_invite_csv(csv_file) if csv_file else []
     store = _open_store(config)
     try:
         def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:

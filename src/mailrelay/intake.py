@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
@@ -159,7 +159,8 @@ def create_invitation(
     shipment_id: int | None = None,
     status: InvitationStatus = InvitationStatus.SCHEDULED,
 ) -> int:
-    assert cand.customer_email is not None
+    if cand.customer_email is None:
+        raise ValueError("an invitation needs a customer address")
     return q.insert_invitation(
         {
             "shop": shop.id,
@@ -203,7 +204,9 @@ def schedule(
         inv_id = create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id)
     except sqlite3.IntegrityError:
         # The (shop, reference) key caught a race the checks above could not see.
-        return Decision(ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited")
+        return Decision(
+            ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited"
+        )
     return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} due {to_iso(due)}", inv_id, due)
 
 
@@ -238,6 +241,7 @@ class Outcome:
     shipment_id: int | None = None
     invitation_id: int | None = None
     new_sender: str | None = None
+    due_at: datetime | None = None
 
 
 def shipment_row(msg: InboundMessage, notice: ShipmentNotice) -> dict[str, object]:
@@ -287,7 +291,7 @@ def process_shipment(
     q.set_shipment_status(shipment_id, decision.status, decision.reason)
     return Outcome(
         msg.id, shop.id, MessageKind.SHIPMENT, decision.status, decision.reason, shipment_id,
-        decision.invitation_id, new_sender,
+        decision.invitation_id, new_sender, decision.due_at,
     )
 
 
@@ -313,7 +317,7 @@ class Intake:
 
     def __init__(
         self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
-        *, batch_size: int = 200,
+        *, batch_size: int = 200, on_scheduled: Callable[[datetime], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -323,6 +327,7 @@ class Intake:
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self.processed = 0
+        self.on_scheduled = on_scheduled
 
     async def receive(
         self, peer: str, mail_from: str, routes: list[Route], raw: bytes
@@ -395,6 +400,8 @@ class Intake:
             ident, result.kind, result.shop, result.status, result.shipment_id,
             result.invitation_id, result.reason,
         )
+        if result.due_at is not None and self.on_scheduled is not None:
+            self.on_scheduled(result.due_at)
         if result.new_sender:
             log.warning(
                 "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
@@ -448,9 +455,10 @@ def generate_link(
             return existing["id"], existing["token"], False
     cand = Candidate(address, _clean(name), reference, None, None, InvitationMethod.LINK)
     inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
-    token = q.get_invitation(inv_id)
-    assert token is not None
-    return inv_id, token["token"], True
+    row = q.get_invitation(inv_id)
+    if row is None:
+        raise ValueError(f"invitation {inv_id} vanished")
+    return inv_id, row["token"], True
 
 
 def cancel_target(

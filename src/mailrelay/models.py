@@ -43,6 +43,23 @@ class InvitationStatus(StrEnum):
     FAILED = "failed"
 
 
+class OutboxStatus(StrEnum):
+    """queued → sending → sent, or failed; `sending` left by a crash is re-sent on start."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class OutboxKind(StrEnum):
+    """What an outgoing message is, so its delivery result reaches the right record."""
+
+    INVITATION = "invitation"
+    REMINDER = "reminder"
+
+
 class InvitationMethod(StrEnum):
     """How the customer came to be invited (recorded on every review later)."""
 

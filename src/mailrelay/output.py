@@ -66,4 +66,5 @@ def _table(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
         ]
         return "  ".join(parts).rstrip()
 
-    return "\n".join([line(list(fields)), line(["-" * w for w in widths])] + [line(c) for c in cells])
+    header = [line(list(fields)), line(["-" * w for w in widths])]
+    return "\n".join(header + [line(c) for c in cells])

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from .errors import StoreError
-from .models import InvitationStatus, MessageState, ShipmentStatus
+from .models import InvitationStatus, MessageState, OutboxKind, OutboxStatus, ShipmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +142,60 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """The outbox: every outgoing message, rendered and stored before it is sent."""
+    db["outbox"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "kind": str,
+            "shop": str,
+            "invitation_id": int,
+            "recipient": str,
+            "envelope_from": str,
+            "subject": str,
+            "message_id": str,
+            "raw": bytes,
+            "status": str,
+            "attempts": int,
+            "created_at": str,
+            "due_at": str,
+            "claimed_at": str,
+            "sent_at": str,
+            "last_error": str,
+        },
+        pk="id",
+        not_null={"kind", "recipient", "message_id", "raw", "status", "created_at", "due_at"},
+        defaults={"attempts": 0},
+    )
+    db["outbox"].create_index(["message_id"], unique=True)  # type: ignore[union-attr]
+    db["outbox"].create_index(["invitation_id"])  # type: ignore[union-attr]
+    db.execute("CREATE INDEX idx_outbox_due ON outbox(due_at) WHERE status = 'queued'")
+    # One invitation mail and one reminder per invitation, whatever happens.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_outbox_per_invitation ON outbox(kind, invitation_id)"
+        " WHERE invitation_id IS NOT NULL AND kind IN ('invitation', 'reminder')"
+    )
+    db["invitations"].add_column("outbox_id", int)  # type: ignore[union-attr]
+    db["invitations"].add_column("reminder_sent_at", str)  # type: ignore[union-attr]
+    db.execute(
+        "CREATE INDEX idx_invitations_due ON invitations(due_at)"
+        " WHERE status = 'scheduled' AND outbox_id IS NULL"
+    )
+    db.execute(
+        "CREATE INDEX idx_invitations_reminder ON invitations(reminder_due_at)"
+        " WHERE reminder_due_at IS NOT NULL"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the newest version; returns the version. Safe to call every start."""
     db = sqlite_utils.Database(conn)
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at TEXT)"
     )
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     current = int(row[0] or 0)
@@ -219,6 +265,16 @@ class Queries:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """INSERT one row; table and column names come from our code, never from input."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"  # noqa: S608
+        cur = self.conn.execute(sql, tuple(row.values()))
+        if cur.lastrowid is None:
+            raise StoreError(f"insert into {table} returned no row id")
+        return cur.lastrowid
+
     # messages
     def insert_message(self, msg: NewMessage) -> int | None:
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
@@ -243,8 +299,8 @@ class Queries:
 
     def pending_messages(self, limit: int) -> list[InboundMessage]:
         rows = self.conn.execute(
-            "SELECT id, received_at, shop, kind, rcpt, mail_from, message_id, raw FROM messages"
-            " WHERE state = ? ORDER BY id LIMIT ?",
+            "SELECT id, received_at, shop, kind, rcpt, mail_from, message_id, raw"
+            " FROM messages WHERE state = ? ORDER BY id LIMIT ?",
             (MessageState.RECEIVED, limit),
         ).fetchall()
         return [
@@ -264,7 +320,8 @@ class Queries:
     def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
         """Mark a message processed; False when another pass already did (idempotence)."""
         cur = self.conn.execute(
-            "UPDATE messages SET state = ?, processed_at = ?, result = ? WHERE id = ? AND state = ?",
+            "UPDATE messages SET state = ?, processed_at = ?, result = ?"
+            " WHERE id = ? AND state = ?",
             (MessageState.PROCESSED, to_iso(now), result, message_row_id, MessageState.RECEIVED),
         )
         return cur.rowcount == 1
@@ -277,15 +334,12 @@ class Queries:
         row = dict(row)
         for key in ("tags", "products", "defects"):
             row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cur = self.conn.execute(f"INSERT INTO shipments ({cols}) VALUES ({marks})", tuple(row.values()))  # noqa: S608 (column names are ours)
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return self._insert("shipments", row)
 
     def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
         self.conn.execute(
-            "UPDATE shipments SET status = ?, reason = ? WHERE id = ?", (status, reason, shipment_id)
+            "UPDATE shipments SET status = ?, reason = ? WHERE id = ?",
+            (status, reason, shipment_id),
         )
 
     def shipment_with_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
@@ -345,14 +399,12 @@ class Queries:
         return dict(row) if row else None
 
     def insert_invitation(self, row: dict[str, Any]) -> int:
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cur = self.conn.execute(f"INSERT INTO invitations ({cols}) VALUES ({marks})", tuple(row.values()))  # noqa: S608 (column names are ours)
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return self._insert("invitations", row)
 
     def get_invitation(self, invitation_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM invitations WHERE id = ?", (invitation_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT * FROM invitations WHERE id = ?", (invitation_id,)
+        ).fetchone()
         return dict(row) if row else None
 
     def invitation_by_token(self, token: str) -> dict[str, Any] | None:
@@ -382,12 +434,269 @@ class Queries:
         ]
 
     def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
+        """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
         cur = self.conn.execute(
             "UPDATE invitations SET status = ?, reason = ?, reminder_due_at = NULL"
             " WHERE id = ? AND status = ?",
             (InvitationStatus.CANCELLED, reason, invitation_id, InvitationStatus.SCHEDULED),
         )
+        self.cancel_queued_mail(invitation_id, reason)
         return cur.rowcount == 1
+
+    def cancel_reminders_of(self, shop: str, email: str) -> int:
+        cur = self.conn.execute(
+            "UPDATE invitations SET reminder_due_at = NULL"
+            " WHERE shop = ? AND customer_email = ? AND reminder_due_at IS NOT NULL",
+            (shop, email),
+        )
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = 'cancelled: unsubscribed'"
+            " WHERE status = ? AND kind = ? AND invitation_id IN"
+            " (SELECT id FROM invitations WHERE shop = ? AND customer_email = ?)",
+            (OutboxStatus.CANCELLED, OutboxStatus.QUEUED, OutboxKind.REMINDER, shop, email),
+        )
+        return cur.rowcount
+
+    def cancel_queued_mail(self, invitation_id: int, reason: str) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ? WHERE invitation_id = ? AND status = ?",
+            (OutboxStatus.CANCELLED, f"cancelled: {reason}", invitation_id, OutboxStatus.QUEUED),
+        )
+
+    # due work
+    def due_invitations(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT i.*, s.products AS products FROM invitations i"
+                " LEFT JOIN shipments s ON s.id = i.shipment_id"
+                " WHERE i.status = ? AND i.outbox_id IS NULL AND i.due_at <= ?"
+                " ORDER BY i.due_at LIMIT ?",
+                (InvitationStatus.SCHEDULED, to_iso(now), limit),
+            )
+        ]
+
+    def unqueued_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+        """A scheduled invitation whose mail is not rendered yet, with its products."""
+        row = self.conn.execute(
+            "SELECT i.*, s.products AS products FROM invitations i"
+            " LEFT JOIN shipments s ON s.id = i.shipment_id"
+            " WHERE i.id = ? AND i.status = ? AND i.outbox_id IS NULL",
+            (invitation_id, InvitationStatus.SCHEDULED),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def due_reminders(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Sent invitations without a review whose single reminder is due."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT i.*, s.products AS products FROM invitations i"
+                " LEFT JOIN shipments s ON s.id = i.shipment_id"
+                " WHERE i.reminder_due_at IS NOT NULL AND i.reminder_due_at <= ?"
+                " AND i.status = ? AND i.review_id IS NULL ORDER BY i.reminder_due_at LIMIT ?",
+                (to_iso(now), InvitationStatus.SENT, limit),
+            )
+        ]
+
+    def next_due(self) -> datetime | None:
+        """The earliest moment any invitation, reminder or queued mail becomes due."""
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM ("
+            " SELECT MIN(due_at) AS t FROM invitations"
+            "  WHERE status = 'scheduled' AND outbox_id IS NULL"
+            " UNION ALL SELECT MIN(reminder_due_at) FROM invitations"
+            "  WHERE reminder_due_at IS NOT NULL"
+            " UNION ALL SELECT MIN(due_at) FROM outbox WHERE status = 'queued')"
+        ).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+    def set_invitation_status(self, invitation_id: int, status: InvitationStatus,
+                              reason: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET status = ?, reason = COALESCE(?, reason) WHERE id = ?",
+            (status, reason, invitation_id),
+        )
+
+    def send_invitation_now(self, invitation_id: int, now: datetime) -> bool:
+        """Make a scheduled invitation (and its queued mail) due at once."""
+        cur = self.conn.execute(
+            "UPDATE invitations SET due_at = ? WHERE id = ? AND status = ?",
+            (to_iso(now), invitation_id, InvitationStatus.SCHEDULED),
+        )
+        self.conn.execute(
+            "UPDATE outbox SET due_at = ? WHERE invitation_id = ? AND status = ?",
+            (to_iso(now), invitation_id, OutboxStatus.QUEUED),
+        )
+        return cur.rowcount == 1
+
+    # outbox
+    def enqueue(self, row: dict[str, Any]) -> int:
+        """Store a rendered message; it is sent byte-identically however often it is retried."""
+        row = {"status": OutboxStatus.QUEUED, "attempts": 0, **row}
+        return self._insert("outbox", row)
+
+    def attach_invitation_mail(self, invitation_id: int, outbox_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE invitations SET outbox_id = ?"
+            " WHERE id = ? AND outbox_id IS NULL AND status = ?",
+            (outbox_id, invitation_id, InvitationStatus.SCHEDULED),
+        )
+        return cur.rowcount == 1
+
+    def mark_reminder_queued(self, invitation_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE invitations SET reminder_due_at = NULL WHERE id = ?"
+            " AND reminder_due_at IS NOT NULL",
+            (invitation_id,),
+        )
+        return cur.rowcount == 1
+
+    def claim_due_mail(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM outbox WHERE status = ? AND due_at <= ? ORDER BY due_at, id"
+                " LIMIT ?",
+                (OutboxStatus.QUEUED, to_iso(now), limit),
+            )
+        ]
+        claimed = []
+        for outbox_id in ids:
+            cur = self.conn.execute(
+                "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1"
+                " WHERE id = ? AND status = ?",
+                (OutboxStatus.SENDING, to_iso(now), outbox_id, OutboxStatus.QUEUED),
+            )
+            if cur.rowcount:
+                claimed.append(outbox_id)
+        if not claimed:
+            return []
+        marks = ",".join("?" for _ in claimed)
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY due_at, id",  # noqa: S608
+                claimed,
+            )
+        ]
+
+    def claim_mail(self, outbox_id: int, now: datetime) -> dict[str, Any] | None:
+        """Claim one queued row whatever its due time (an operator's `send-now`)."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1"
+            " WHERE id = ? AND status = ?",
+            (OutboxStatus.SENDING, to_iso(now), outbox_id, OutboxStatus.QUEUED),
+        )
+        return self.get_mail(outbox_id) if cur.rowcount else None
+
+    def requeue_interrupted(self) -> int:
+        """Mail left in `sending` by a crash goes back to the queue, unchanged."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = ? WHERE status = ?",
+            (OutboxStatus.QUEUED, OutboxStatus.SENDING),
+        )
+        return cur.rowcount
+
+    def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
+                    error: str | None = None, retry_at: datetime | None = None) -> None:
+        if status == OutboxStatus.SENT:
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, sent_at = ?, last_error = ? WHERE id = ?",
+                (status, to_iso(now), error, outbox_id),
+            )
+        elif status == OutboxStatus.QUEUED:
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, due_at = ?, last_error = ? WHERE id = ?",
+                (status, to_iso(retry_at or now), error, outbox_id),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, last_error = ? WHERE id = ?",
+                (status, error, outbox_id),
+            )
+
+    def invitation_mail_sent(self, invitation_id: int, now: datetime,
+                             reminder_due: datetime | None) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET status = ?, sent_at = ?, reminder_due_at = ?"
+            " WHERE id = ? AND status = ?",
+            (InvitationStatus.SENT, to_iso(now), to_iso(reminder_due), invitation_id,
+             InvitationStatus.SCHEDULED),
+        )
+
+    def reminder_sent(self, invitation_id: int, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET reminder_sent_at = ? WHERE id = ?",
+            (to_iso(now), invitation_id),
+        )
+
+    def get_mail(self, outbox_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return dict(row) if row else None
+
+    def retry_mail(self, outbox_id: int, now: datetime) -> bool:
+        """Put failed (or waiting) mail back in the queue, due now (`outbox retry`)."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = ?, due_at = ?, last_error = NULL"
+            " WHERE id = ? AND status IN (?, ?)",
+            (OutboxStatus.QUEUED, to_iso(now), outbox_id, OutboxStatus.FAILED,
+             OutboxStatus.QUEUED),
+        )
+        if cur.rowcount:
+            self.conn.execute(
+                "UPDATE invitations SET status = ? WHERE status = ? AND id ="
+                " (SELECT invitation_id FROM outbox WHERE id = ? AND kind = ?)",
+                (InvitationStatus.SCHEDULED, InvitationStatus.FAILED, outbox_id,
+                 OutboxKind.INVITATION),
+            )
+        return cur.rowcount == 1
+
+    def list_mail(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, kind, shop, recipient AS \"to\", subject, message_id, status, attempts,"
+            " due_at, sent_at, last_error FROM outbox"
+        )
+        args: list[Any] = []
+        if status:
+            sql += " WHERE status = ?"
+            args.append(status)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def purge_before(self, shop: str, cutoff: datetime) -> int:
+        """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""
+        c = to_iso(cutoff)
+        erased = 0
+        erased += self.conn.execute(
+            "UPDATE messages SET raw = x'', mail_from = NULL, peer = NULL"
+            " WHERE shop = ? AND received_at < ? AND state != ? AND length(raw) > 0",
+            (shop, c, MessageState.RECEIVED),
+        ).rowcount
+        erased += self.conn.execute(
+            "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
+            " WHERE shop = ? AND received_at < ? AND customer_email IS NOT NULL",
+            (shop, c),
+        ).rowcount
+        erased += self.conn.execute(
+            "UPDATE invitations SET customer_email = '', customer_name = NULL"
+            " WHERE shop = ? AND created_at < ? AND status != ? AND customer_email != ''",
+            (shop, c, InvitationStatus.SCHEDULED),
+        ).rowcount
+        erased += self.conn.execute(
+            "UPDATE outbox SET raw = x'', recipient = '' WHERE shop = ? AND created_at < ?"
+            " AND status IN (?, ?, ?) AND recipient != ''",
+            (shop, c, OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.CANCELLED),
+        ).rowcount
+        return erased
+
+    def outbox_depth(self) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status IN (?, ?)",
+            (OutboxStatus.QUEUED, OutboxStatus.SENDING),
+        ).fetchone()
+        return int(row[0])
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None

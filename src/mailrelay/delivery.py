@@ -1,0 +1,167 @@
+"""The only sender: claims due outbox rows, hands them to the transport, retries with backoff.
+
+Retries back off from minutes to hours and give up after five days (RFC 5321 4.5.4.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from .clock import Clock
+from .errors import PermanentFailure, TemporaryFailure
+from .models import OutboxStatus
+from .store import Queries, Store, from_iso
+
+log = logging.getLogger(__name__)
+
+#: Delay before retry n (1-based); the last step repeats until GIVE_UP_AFTER.
+BACKOFF = (
+    timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30),
+    timedelta(hours=1), timedelta(hours=2), timedelta(hours=4),
+)
+GIVE_UP_AFTER = timedelta(days=5)
+
+
+class Sender(Protocol):
+    async def send(self, envelope_from: str, recipient: str, raw: bytes) -> Any: ...
+
+
+ResultHook = Callable[[Queries, dict[str, Any], OutboxStatus, datetime, str | None], None]
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed try."""
+    return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
+
+
+class Pacer:
+    """Spaces sends to `rate_per_minute`, allowing a one-second burst, so a backlog trickles."""
+
+    def __init__(self, rate_per_minute: int) -> None:
+        self.interval = 60.0 / max(rate_per_minute, 1)
+        self.capacity = max(1.0, rate_per_minute / 60.0)
+        self._tokens = self.capacity
+        self._stamp: float | None = None
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._stamp is not None:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        if self._tokens < 1.0:
+            delay = (1.0 - self._tokens) * self.interval
+            await asyncio.sleep(delay)
+            self._stamp = loop.time()
+            self._tokens = 1.0
+        self._tokens -= 1.0
+
+
+class Delivery:
+    """Sends what the outbox says is due; one instance, one task."""
+
+    def __init__(self, store: Store, transport: Sender, clock: Clock, *,
+                 rate_per_minute: int, on_result: ResultHook | None = None,
+                 batch_size: int = 100) -> None:
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        self.pacer = Pacer(rate_per_minute)
+        self.on_result = on_result
+        self.batch_size = batch_size
+        self.sent = 0
+        self.failed = 0
+        self.deferred = 0
+        self._outage_since: datetime | None = None
+
+    async def recover(self) -> int:
+        """Requeue mail a crash left in `sending`; it goes out again byte for byte."""
+        count = await self.store.write(lambda q: q.requeue_interrupted())
+        if count:
+            log.warning("requeued %d message(s) interrupted while sending", count)
+        return count
+
+    async def deliver_due(self) -> int:
+        """Send everything due now; returns how many messages were attempted."""
+        total = 0
+        while True:
+            now = self.clock.now()
+            batch = await self.store.write(
+                lambda q, n=now: q.claim_due_mail(n, self.batch_size))
+            if not batch:
+                return total
+            pending = []
+            for mail in batch:
+                await self.pacer.wait()
+                pending.append(await self._attempt(mail))
+            # Results commit together; a crash before this leaves rows in `sending`,
+            # which `recover` requeues: a resend of the same bytes, never a lost message.
+            await asyncio.gather(*pending)
+            total += len(batch)
+
+    async def deliver_one(self, outbox_id: int) -> dict[str, Any] | None:
+        """Send a single queued row now (CLI `send-now`); returns the row as it ends."""
+        now = self.clock.now()
+        batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now))
+        for mail in batch:
+            await (await self._attempt(mail))
+        return await self.store.aread(lambda q: q.get_mail(outbox_id))
+
+    async def _attempt(self, mail: dict[str, Any]) -> asyncio.Future[None]:
+        ident = mail["message_id"]
+        try:
+            result = await self.transport.send(mail["envelope_from"], mail["recipient"],
+                                               bytes(mail["raw"]))
+        except TemporaryFailure as exc:
+            return self._record_temporary(mail, exc.reply)
+        except PermanentFailure as exc:
+            self.failed += 1
+            log.warning("%s to=%s failed permanently: %s", ident, mail["recipient"], exc.reply)
+            self._outage_over()
+            return self._record(mail, OutboxStatus.FAILED, exc.reply)
+        self.sent += 1
+        self._outage_over()
+        reply = str(getattr(result, "reply", result))
+        log.info("%s sent kind=%s to=%s reply=%r", ident, mail["kind"], mail["recipient"], reply)
+        return self._record(mail, OutboxStatus.SENT, None)
+
+    def _record_temporary(self, mail: dict[str, Any], reply: str) -> asyncio.Future[None]:
+        now = self.clock.now()
+        created = from_iso(mail["created_at"]) or now
+        if now - created >= GIVE_UP_AFTER:
+            self.failed += 1
+            log.warning("%s to=%s gave up after %d attempts: %s", mail["message_id"],
+                        mail["recipient"], mail["attempts"], reply)
+            return self._record(mail, OutboxStatus.FAILED, f"gave up after 5 days: {reply}")
+        self.deferred += 1
+        if self._outage_since is None:
+            self._outage_since = now
+            log.warning("outbound delivery failing (will retry with backoff): %s", reply)
+        retry_at = now + backoff(int(mail["attempts"]))
+        return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
+
+    def _outage_over(self) -> None:
+        if self._outage_since is not None:
+            log.info("outbound delivery recovered after %s", self.clock.now() - self._outage_since)
+            self._outage_since = None
+
+    def _record(self, mail: dict[str, Any], status: OutboxStatus, error: str | None,
+                retry_at: datetime | None = None) -> asyncio.Future[None]:
+        now = self.clock.now()
+        hook = self.on_result
+
+        def write(q: Queries) -> None:
+            q.finish_mail(mail["id"], status, now, error, retry_at)
+            if hook is not None and status != OutboxStatus.QUEUED:
+                hook(q, mail, status, now, error)
+
+        return asyncio.wrap_future(self.store.submit(write))
+
+
+def _claim_one(q: Queries, outbox_id: int, now: datetime) -> list[dict[str, Any]]:
+    mail = q.claim_mail(outbox_id, now)
+    return [mail] if mail else []

@@ -1,0 +1,336 @@
+"""Invitations out: clock, outbox, delivery to a real aiosmtpd sink, reminders, unsubscribe."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import aiosmtplib
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+
+from .conftest import CORPUS, ConfigFactory
+from .mailtools import settle, trigger
+from .sink import Sink, running_sink
+
+BCC = "reviews+acme@relay.test"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with running_sink() as running:
+        yield running
+
+
+def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None,
+                       rate_per_minute=60000)
+    shops = tuple(replace(s, **shop_changes) for s in config.shops)
+    return replace(config, outbound=outbound, shops=shops)
+
+
+async def send_trigger(daemon: Daemon, raw: bytes) -> None:
+    await aiosmtplib.send(raw, sender="platform@shop.example", recipients=[BCC],
+                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+    await settle(daemon)
+
+
+def parsed(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def text_of(msg: email.message.EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return part.get_content()
+
+
+def link(text: str, kind: str) -> str:
+    match = re.search(rf"http://reviews\.test/{kind}/[A-Za-z0-9_-]+", text)
+    assert match, text
+    return match.group(0)
+
+
+def local_url(daemon: Daemon, url: str) -> str:
+    return url.replace("http://reviews.test", f"http://127.0.0.1:{daemon.http_port}")
+
+
+def outbox(daemon: Daemon) -> list[dict[str, object]]:
+    return daemon.store.read(lambda q: q.list_mail())
+
+
+def invitation(daemon: Daemon) -> dict[str, object]:
+    [row] = daemon.store.read(lambda q: q.list_invitations())
+    return row
+
+
+async def test_invitation_arrives_after_invite_delay_with_working_links_and_headers(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger(to="John Smith <john.smith@example.com>"))
+        clock.advance(timedelta(days=6, hours=23))
+        assert await daemon.tick() == 0
+        assert sink.messages == []
+        clock.advance(timedelta(hours=1))
+        assert await daemon.tick() == 1
+        await sink.wait_for(1)
+        mail_from, rcpts, raw = sink.messages[0]
+        assert rcpts == ["john.smith@example.com"]
+        assert mail_from == "reviews@acme.example"
+        msg = parsed(raw)
+        assert msg["To"] == "John Smith <john.smith@example.com>"
+        assert msg["From"] == "ACME Shoes <reviews@acme.example>"
+        assert msg["Reply-To"] == "ACME Shoes <reviews@acme.example>"
+        assert msg["Auto-Submitted"] == "auto-generated"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["Message-ID"].endswith("@relay.test>")
+        body = text_of(msg)
+        assert "John" in body
+        review = link(body, "r")
+        unsubscribe = link(msg["List-Unsubscribe"], "u")
+        assert review.split("/r/")[1] != unsubscribe.split("/u/")[1]
+        row = invitation(daemon)
+        assert row["status"] == "sent"
+        assert row["sent_at"] is not None
+        assert review.endswith(str(daemon.store.read(
+            lambda q: q.get_invitation(int(row["id"])))["token"]))  # type: ignore[index]
+        # The unsubscribe link works: GET shows a confirmation, it does not unsubscribe.
+        async with aiohttp.ClientSession() as http:
+            async with http.get(local_url(daemon, unsubscribe)) as resp:
+                assert resp.status == 200
+                assert "Unsubscribe" in await resp.text()
+        assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+
+
+@pytest.mark.parametrize(
+    ("case", "language_word"),
+    [("trustpilot_snippet", "Bewertung"), ("shipmondo_da", "anmeldelse")],
+)
+async def test_invitation_is_rendered_in_the_customers_language(
+    config: Config, clock: FrozenClock, sink: Sink, case: str, language_word: str
+) -> None:
+    shop_locale = "da" if case.endswith("_da") else "en"
+    async with Daemon(via_sink(config, sink, locale=shop_locale), clock) as daemon:
+        await send_trigger(daemon, (CORPUS / "triggers" / f"{case}.eml").read_bytes())
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        msg = parsed(sink.messages[0][2])
+        assert language_word.lower() in (text_of(msg) + msg["Subject"]).lower()
+
+
+async def test_send_hours_and_timezone_hold_the_invitation_until_morning(
+    config: Config, sink: Sink
+) -> None:
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Europe/Copenhagen")
+    clock = FrozenClock(datetime(2026, 11, 20, 21, 30, tzinfo=UTC))  # 22:30 local
+    cfg = via_sink(config, sink, send_hours=(time(8), time(20)), timezone=tz)
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        assert await daemon.tick() == 0
+        clock.set(datetime(2026, 11, 28, 7, 0, tzinfo=UTC))  # 08:00 in Copenhagen
+        assert await daemon.tick() == 1
+        await sink.wait_for(1)
+
+
+async def test_temporary_failures_are_retried_with_backoff_and_sent_once(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        sink.fail_next("421 4.3.0 try again later", at="MAIL")
+        sink.fail_next("451 4.7.1 greylisted", at="RCPT")
+        await daemon.tick()
+        [row] = outbox(daemon)
+        assert row["status"] == "queued" and row["attempts"] == 1
+        assert "421" in str(row["last_error"])
+        assert await daemon.tick() == 0  # backoff: not due yet
+        clock.advance(timedelta(minutes=1))
+        await daemon.tick()
+        assert outbox(daemon)[0]["attempts"] == 2
+        clock.advance(timedelta(minutes=5))
+        await daemon.tick()
+        await sink.wait_for(1)
+        [row] = outbox(daemon)
+        assert row["status"] == "sent" and row["attempts"] == 3
+        assert invitation(daemon)["status"] == "sent"
+        assert len(sink.messages) == 1
+
+
+async def test_connection_dropped_mid_data_is_retried_and_delivered(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        sink.drop_next()
+        await daemon.tick()
+        assert outbox(daemon)[0]["status"] == "queued"
+        clock.advance(timedelta(minutes=1))
+        await daemon.tick()
+        await sink.wait_for(1)
+        assert outbox(daemon)[0]["status"] == "sent"
+
+
+async def test_permanent_failure_fails_at_once_with_the_servers_reply(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        sink.fail_next("550 5.1.1 no such user", at="RCPT")
+        await daemon.tick()
+        [row] = outbox(daemon)
+        assert row["status"] == "failed"
+        assert "550 5.1.1 no such user" in str(row["last_error"])
+        assert invitation(daemon)["status"] == "failed"
+        clock.advance(timedelta(days=1))
+        assert await daemon.tick() == 0
+        assert sink.messages == []
+
+
+async def test_server_down_is_retried_until_it_returns(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger())
+        await sink.stop()
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        assert outbox(daemon)[0]["status"] == "queued"
+        await sink.start()
+        clock.advance(timedelta(minutes=1))
+        await daemon.tick()
+        await sink.wait_for(1)
+        assert outbox(daemon)[0]["status"] == "sent"
+
+
+async def test_delivery_gives_up_after_five_days_of_temporary_failures(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        sink.fail_next("451 4.3.0 busy", times=1000, at="MAIL")
+        await daemon.tick()
+        for _ in range(40):
+            clock.advance(timedelta(hours=4))
+            await daemon.tick()
+        [row] = outbox(daemon)
+        assert row["status"] == "failed"
+        assert "gave up" in str(row["last_error"])
+        assert invitation(daemon)["status"] == "failed"
+        assert sink.messages == []
+
+
+async def test_one_click_unsubscribe_suppresses_and_cancels_pending_mail(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink, dedupe_window=timedelta(0), reminder_after=timedelta(days=5))
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger(subject="Order #1001"))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        await send_trigger(daemon, trigger(subject="Order #1002"))  # a second order, pending
+        unsubscribe = link(parsed(sink.messages[0][2])["List-Unsubscribe"], "u")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(local_url(daemon, unsubscribe),
+                                 data={"List-Unsubscribe": "One-Click"}) as resp:
+                assert resp.status == 200
+        assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_invitations())}
+        assert rows["1002"]["status"] == "cancelled"
+        assert rows["1001"]["reminder_due_at"] is None
+        clock.advance(timedelta(days=10))
+        await daemon.tick()
+        assert len(sink.messages) == 1  # neither the reminder nor the second invitation
+
+
+async def test_forged_unsubscribe_token_is_refused(daemon: Daemon) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{daemon.http_port}/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        async with http.post(url) as resp:
+            assert resp.status == 404
+
+
+async def test_reminder_goes_once_after_reminder_after_when_no_review(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink, reminder_after=timedelta(days=5))
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        clock.advance(timedelta(days=4))
+        assert await daemon.tick() == 0
+        clock.advance(timedelta(days=1))
+        assert await daemon.tick() == 1
+        clock.advance(timedelta(days=30))
+        assert await daemon.tick() == 0
+        await sink.wait_for(2)
+        kinds = [r["kind"] for r in outbox(daemon)]
+        assert kinds == ["invitation", "reminder"]
+        first, second = (parsed(m[2]) for m in sink.messages)
+        assert first["Message-ID"] != second["Message-ID"]
+
+
+async def test_cancelled_invitation_is_never_sent(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, trigger(subject="Order #3001"))
+        await aiosmtplib.send(trigger(subject="cancel #3001"), sender="p@shop.example",
+                              recipients=["cancel+acme@relay.test"], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await settle(daemon)
+        clock.advance(timedelta(days=8))
+        assert await daemon.tick() == 0
+        assert sink.messages == []
+
+
+async def test_mail_left_sending_by_a_crash_is_resent_byte_identically(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink)
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        await daemon.inviter.queue_due()
+        # Simulate a crash after the claim: the row is left in `sending`.
+        claimed = await daemon.store.write(lambda q: q.claim_due_mail(clock.now(), 10))
+        assert len(claimed) == 1
+    async with Daemon(cfg, clock) as again:
+        await again.tick()
+        await sink.wait_for(1)
+        assert sink.messages[0][2].replace(b"\r\n", b"\n").rstrip() == bytes(
+            claimed[0]["raw"]).replace(b"\r\n", b"\n").rstrip()
+
+
+async def test_maildir_transport_writes_the_invitation_a_person_can_open(
+    make_config: ConfigFactory, clock: FrozenClock
+) -> None:
+    config = make_config()
+    async with Daemon(config, clock) as daemon:
+        await send_trigger(daemon, trigger())
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+    files = list(config.outbound.maildir.joinpath("new").iterdir())
+    assert len(files) == 1
+    msg = parsed(files[0].read_bytes())
+    assert "http://reviews.test/r/" in text_of(msg)
