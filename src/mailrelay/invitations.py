@@ -111,7 +111,9 @@ class Inviter:
             for item in pending:
                 await self.store.write(lambda q, p=item: self._enqueue(q, p, now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
-        return current["outbox_id"] if current else None
+        if current is None or current["status"] != InvitationStatus.SCHEDULED:
+            return None
+        return current["outbox_id"]  # type: ignore[no-any-return]
 
     def _render_all(self, invitations: list[dict[str, Any]], reminders: list[dict[str, Any]],
                     now: datetime) -> list[PendingMail]:
