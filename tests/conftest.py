@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -72,6 +73,22 @@ def require_program(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
+    openssl = require_program("openssl", "openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    arguments = "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+    san = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    subprocess.run(
+        [openssl, *arguments.split(), "-addext", san, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 ConfigFactory = Callable[..., Config]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -23,7 +22,6 @@ from mailrelay.mailer import (
     build_transport,
 )
 
-from .conftest import require_program
 from .sink import Sink, running_sink
 
 SENDER = "bounce+17@relay.test"
@@ -332,22 +330,6 @@ async def test_a_refusing_greeting_maps_by_its_code(
 
 
 # --------------------------------------------------------------------------- TLS and AUTH
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
-    openssl = require_program("openssl", "openssl")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    arguments = "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
-    san = "subjectAltName=IP:127.0.0.1,DNS:localhost"
-    subprocess.run(
-        [openssl, *arguments.split(), "-addext", san, "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.fixture

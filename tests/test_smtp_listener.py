@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import smtplib
+import ssl
 from datetime import timedelta
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -227,3 +230,42 @@ async def test_plain_smtplib_client_can_deliver_a_trigger(daemon: Daemon) -> Non
     assert await asyncio.to_thread(deliver) == {}
     await settle(daemon)
     assert daemon.store.read(lambda q: q.count_shipments()) == 1
+
+
+async def test_starttls_is_offered_and_a_trigger_is_accepted_over_tls(
+    make_config: ConfigFactory, clock: FrozenClock, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    config = make_config(smtp_extra=f'tls_cert = "{cert}"\ntls_key = "{key}"')
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    async with Daemon(config, clock) as daemon:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
+                                 start_tls=False, tls_context=client_tls)
+        async with client:
+            await client.ehlo()
+            assert client.supports_extension("starttls")
+            await client.starttls()
+            errors, _ = await client.sendmail("platform@shop.example", [BCC], trigger())
+        assert errors == {}
+        assert daemon.store.read(lambda q: q.count_messages()) == 1
+
+
+async def test_require_auth_refuses_mail_until_the_client_logs_in(
+    make_config: ConfigFactory, clock: FrozenClock, tmp_path: Path
+) -> None:
+    users = tmp_path / "smtp-users"
+    digest = hashlib.sha256(b"s3cret pass").hexdigest()
+    users.write_text(f"# platform account\nplatform:{{SHA256}}{digest}\n")
+    config = make_config(smtp_extra=f'require_auth = true\nusers_file = "{users}"')
+    async with Daemon(config, clock) as daemon:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
+                                   start_tls=False) as client:
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+                await client.sendmail("platform@shop.example", [BCC], trigger())
+            assert refused.value.code == 530
+            with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+                await client.login("platform", "wrong")
+            await client.login("platform", "s3cret pass")
+            errors, _ = await client.sendmail("platform@shop.example", [BCC], trigger())
+        assert errors == {}
+        assert daemon.store.read(lambda q: q.count_messages()) == 1

@@ -6,12 +6,16 @@ It translates SMTP into `Intake.receive` and back; it decides nothing about ship
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import ipaddress
 import logging
 import ssl
+import warnings
+from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from .config import SmtpConfig
 from .intake import Intake, Route
@@ -122,6 +126,13 @@ class Listener:
         self._allowed = config.allowed_clients
         self._tls = _tls_context(config)
         self.port = config.port
+        self._authenticator = (
+            UsersAuthenticator(load_users(config.users_file))
+            if config.require_auth and config.users_file else None
+        )
+        if self._authenticator is not None and self._tls is None:
+            log.warning("smtp require_auth without tls_cert: passwords cross the network in "
+                        "clear text; use this only on loopback")
 
     def admission(self, peer: Any, session: GatedSMTP) -> str | None:
         """Why this new connection is refused, or None to serve it."""
@@ -141,6 +152,13 @@ class Listener:
         return None
 
     def _protocol(self) -> GatedSMTP:
+        with warnings.catch_warnings():
+            # aiosmtpd warns on every connection when AUTH is allowed without TLS; we log it
+            # once at start instead.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return self._new_session()
+
+    def _new_session(self) -> GatedSMTP:
         return GatedSMTP(
             self,
             self.handler,
@@ -150,6 +168,9 @@ class Listener:
             tls_context=self._tls,
             timeout=self.config.timeout.total_seconds(),
             enable_SMTPUTF8=True,
+            auth_required=self._authenticator is not None,
+            auth_require_tls=self._tls is not None,
+            authenticator=self._authenticator,
             loop=asyncio.get_running_loop(),
         )
 
@@ -178,10 +199,57 @@ class Listener:
                 except (RuntimeError, OSError):
                     pass
                 transport.close()
+            # After STARTTLS the TCP transport sits under the TLS one; close it too.
+            original = getattr(session, "_original_transport", None)
+            if original is not None and not original.is_closing():
+                original.close()
         self.sessions.clear()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
         self._server = None
         log.info("smtp listener stopped")
+
+
+def load_users(path: Path) -> dict[str, str]:
+    """`users_file`: one `user:password` per line; `{SHA256}<hex>` stores a hash instead.
+
+    Blank lines and lines starting with # are ignored.
+    """
+    users: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, secret = line.partition(":")
+        if not sep or not name or not secret:
+            raise ValueError(f"{path}:{number}: expected user:password")
+        users[name] = secret
+    return users
+
+
+class UsersAuthenticator:
+    """aiosmtpd authenticator over `users_file` (PLAIN and LOGIN)."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        given = auth_data.password.decode("utf-8", "replace")
+        stored = self.users.get(user)
+        if stored is None:
+            log.warning("smtp auth failed user=%r peer=%s (unknown user)", user, _peer(session))
+            return AuthResult(success=False, handled=False)
+        if stored.startswith("{SHA256}"):
+            ok = hmac.compare_digest(hashlib.sha256(given.encode()).hexdigest(),
+                                     stored[len("{SHA256}"):].lower())
+        else:
+            ok = hmac.compare_digest(given.encode(), stored.encode())
+        if not ok:
+            log.warning("smtp auth failed user=%r peer=%s", user, _peer(session))
+        return AuthResult(success=ok, handled=False)
 
 
 def _tls_context(config: SmtpConfig) -> ssl.SSLContext | None:

@@ -1,0 +1,323 @@
+"""`mailrelay serve` as a real process: SIGKILL never loses a 250, SIGTERM stops cleanly, exit 3.
+
+These tests treat the daemon as a black box (subprocess, real sockets, the SQLite file read with
+sqlite3 after the fact), because crash safety is only meaningful across a real process death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiosmtplib
+import pytest
+
+from .conftest import BASE_CONFIG
+from .mailtools import trigger
+
+MAILRELAY = Path(sys.executable).parent / "mailrelay"
+BCC = "reviews+acme@relay.test"
+SENDER = "platform@shop.example"
+
+MESSAGES = 2000
+CLIENTS = 20
+KILLS = 3
+FIRST_REFERENCE = 10000
+#: Every loop below is bounded by this (the whole test should take well under it).
+DEADLINE_S = 80.0
+
+
+def free_port() -> int:
+    """A port free right now; fixed for the test so clients can reconnect after each restart."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(directory: Path, listen: str = "127.0.0.1:0", shop_extra: str = "") -> Path:
+    """A relay.toml in the shape of conftest's BASE_CONFIG, with its paths under `directory`."""
+    text = BASE_CONFIG.format(smtp_extra="", shop_extra=textwrap.dedent(shop_extra))
+    text = text.replace('listen = "127.0.0.1:0"\nhostname', f'listen = "{listen}"\nhostname', 1)
+    path = directory / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+class Serve:
+    """One `mailrelay serve` process with its stderr in a file (a pipe could fill and block it)."""
+
+    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            env=env if env is not None else os.environ.copy(),
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def ready(self, within: float = 15.0) -> None:
+        """Wait for the "mailrelay ready" log line (the listener is bound by then)."""
+        deadline = time.monotonic() + within
+        while "mailrelay ready:" not in self.output():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve not ready after {within}s:\n{self.output()}")
+            await asyncio.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: no cleanup code in the daemon gets to run."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    async def terminate(self, within: float = 20.0) -> int:
+        """SIGTERM and wait for the exit status without blocking the event loop."""
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + within
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve did not stop within {within}s:\n{self.output()}")
+            await asyncio.sleep(0.05)
+        self._log.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def reaping(processes: list[Serve]) -> Iterator[list[Serve]]:
+    """Kill every daemon this test started, even when an assertion fails half-way."""
+    try:
+        yield processes
+    finally:
+        for serve in processes:
+            with contextlib.suppress(Exception):
+                serve.kill()
+
+
+@dataclass
+class Ledger:
+    """What the clients saw: which messages got their 250, how many attempts it took."""
+
+    accepted: dict[str, float] = field(default_factory=dict)  # Message-ID → time of the 250
+    retries: int = 0
+    known: int = 0  # 250s for a retry the store already had ("queued as known")
+    permanent: list[str] = field(default_factory=list)
+
+
+def build_messages() -> list[tuple[str, bytes]]:
+    """2,000 distinct triggers: unique Message-ID, order reference and customer each."""
+    out = []
+    for i in range(MESSAGES):
+        n = FIRST_REFERENCE + i
+        mid = f"<crash-{n}@platform.example>"
+        raw = trigger(
+            to=f"Customer {n} <customer{n}@example.com>",
+            subject=f"Order #{n} has shipped",
+            body=f"Your order #{n} is on the way.",
+            message_id=mid,
+        )
+        out.append((mid, raw))
+    return out
+
+
+async def client(
+    port: int, work: asyncio.Queue[tuple[str, bytes]], ledger: Ledger, deadline: float
+) -> None:
+    """One SMTP client: one connection, reopened after a failure; a message without 250 is
+    retried with the same bytes until the daemon (restarted) answers 250."""
+    smtp: aiosmtplib.SMTP | None = None
+    try:
+        while not work.empty():
+            mid, raw = work.get_nowait()
+            while True:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{mid} still not accepted at the deadline")
+                try:
+                    if smtp is None:
+                        smtp = aiosmtplib.SMTP(
+                            hostname="127.0.0.1", port=port, timeout=10, start_tls=False
+                        )
+                        await smtp.connect()
+                    _errors, reply = await smtp.sendmail(SENDER, [BCC], raw)
+                except aiosmtplib.SMTPResponseException as exc:
+                    if exc.code >= 500:
+                        ledger.permanent.append(f"{mid}: {exc.code} {exc.message}")
+                        break
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    pass  # connection refused / reset / 421 on the way out: retry below
+                else:
+                    ledger.accepted[mid] = time.monotonic()
+                    ledger.known += "known" in reply
+                    break
+                ledger.retries += 1
+                if smtp is not None:
+                    smtp.close()
+                    smtp = None
+                await asyncio.sleep(0.05)
+    finally:
+        if smtp is not None:
+            smtp.close()
+
+
+def stored_message_ids(db: Path) -> list[str]:
+    """Every Message-ID in `messages`, duplicates included (read straight from the file)."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return [r[0] for r in conn.execute("SELECT message_id FROM messages")]
+    finally:
+        conn.close()
+
+
+def count(db: Path, sql: str) -> int:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+async def test_every_message_answered_250_survives_three_sigkills_exactly_once(
+    tmp_path: Path,
+) -> None:
+    seed = int(os.environ.get("MAILRELAY_CRASH_SEED", random.randrange(2**32)))
+    rng = random.Random(seed)
+    print(f"crash test seed={seed} (rerun with MAILRELAY_CRASH_SEED={seed})")
+    started = time.monotonic()
+    deadline = started + DEADLINE_S
+    port = free_port()
+    config = write_config(tmp_path, listen=f"127.0.0.1:{port}")
+    db = tmp_path / "var" / "test.db"
+
+    messages = build_messages()
+    work: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in messages:
+        work.put_nowait(item)
+    ledger = Ledger()
+    # Kill at random points of the burst (by progress, so each kill lands mid-traffic), plus a
+    # random few milliseconds so the kill falls anywhere inside a commit or a session.
+    kill_points = sorted(rng.sample(range(100, MESSAGES - 100), KILLS))
+    print(f"SIGKILL after {kill_points} accepted messages")
+
+    with reaping([]) as daemons:
+        daemons.append(Serve(config, tmp_path / "serve-0.log"))
+        await daemons[-1].ready()
+        clients = [
+            asyncio.create_task(client(port, work, ledger, deadline)) for _ in range(CLIENTS)
+        ]
+        for round_no, point in enumerate(kill_points, start=1):
+            while len(ledger.accepted) < point:
+                assert time.monotonic() < deadline, f"stuck before kill {round_no}"
+                assert not all(c.done() for c in clients), "clients ended before the kills"
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(rng.uniform(0.0, 0.05))
+            daemons[-1].kill()
+            # Every 250 a client holds now was answered by the dead process: it must be on disk.
+            promised = set(ledger.accepted)
+            on_disk = set(stored_message_ids(db))
+            lost = promised - on_disk
+            assert not lost, f"kill {round_no}: {len(lost)} message(s) answered 250 but not stored"
+            print(f"kill {round_no}: {len(promised)} answered 250, {len(on_disk)} stored")
+            await asyncio.sleep(rng.uniform(0.0, 0.3))  # clients meet a refused port meanwhile
+            daemons.append(Serve(config, tmp_path / f"serve-{round_no}.log"))
+            await daemons[-1].ready()
+        await asyncio.wait_for(asyncio.gather(*clients), max(1.0, deadline - time.monotonic()))
+
+        assert ledger.permanent == []
+        assert set(ledger.accepted) == {mid for mid, _ in messages}
+        # The restarted worker must finish whatever the kills left in state 'received'.
+        pending_sql = "SELECT COUNT(*) FROM messages WHERE state = 'received'"
+        while count(db, pending_sql):
+            assert time.monotonic() < deadline, "intake worker did not catch up"
+            await asyncio.sleep(0.1)
+        status = await daemons[-1].terminate()
+        assert status == 0, daemons[-1].output()
+
+    ids = stored_message_ids(db)
+    assert len(ids) == MESSAGES
+    assert set(ids) == set(ledger.accepted)
+    assert count(db, "SELECT COUNT(*) FROM shipments") == MESSAGES
+    conn = sqlite3.connect(db)
+    try:
+        refs = [r[0] for r in conn.execute("SELECT reference FROM invitations")]
+        failed = conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE result LIKE 'failed:%'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert failed == 0
+    # A retry of a message stored before its 250 got lost must not invite the customer twice.
+    assert sorted(refs) == [str(FIRST_REFERENCE + i) for i in range(MESSAGES)]
+    print(
+        f"crash test: {MESSAGES} accepted, {len(ids)} stored, {len(refs)} invitations, "
+        f"{ledger.retries} client retries ({ledger.known} answered 'known'), "
+        f"{time.monotonic() - started:.1f}s"
+    )
+
+
+def notify_socket(directory: Path) -> tuple[socket.socket, str]:
+    """A bound unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    path = str(directory / "notify.sock")
+    if len(path) > 100:  # sun_path holds 108 bytes; the daemon inherits our working directory
+        path = os.path.relpath(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(15)
+    return sock, path
+
+
+def test_sigterm_stops_serve_cleanly_with_exit_0_and_notifies_systemd(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    sock, address = notify_socket(tmp_path)
+    env = os.environ.copy()
+    env["NOTIFY_SOCKET"] = address
+    env.pop("WATCHDOG_USEC", None)
+    with sock, reaping([Serve(config, tmp_path / "serve.log", env)]) as (serve,):
+        try:
+            assert sock.recv(4096) == b"READY=1"
+        except TimeoutError:
+            raise AssertionError(f"no READY=1:\n{serve.output()}") from None
+        serve.proc.send_signal(signal.SIGTERM)
+        assert sock.recv(4096) == b"STOPPING=1"
+        assert serve.proc.wait(timeout=15) == 0, serve.output()
+    assert "mailrelay stopped" in serve.output()
+
+
+def test_serve_with_broken_config_exits_3_and_names_every_problem(tmp_path: Path) -> None:
+    config = write_config(tmp_path, shop_extra="invite_delay = 7\ncolour = \"blue\"\n")
+    lines = config.read_text().split("\n")
+    # The shop already has invite_delay = "7d"; TOML forbids a key twice, so drop that one.
+    lines = [line for line in lines if line != 'invite_delay = "7d"']
+    config.write_text("\n".join(lines))
+    delay_line = lines.index("invite_delay = 7") + 1
+    colour_line = lines.index('colour = "blue"') + 1
+    result = subprocess.run(
+        [str(MAILRELAY), "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 3, result.stderr
+    problems = result.stderr.splitlines()
+    assert any(f"relay.toml:{delay_line}:" in p and "invite_delay" in p for p in problems), (
+        result.stderr
+    )
+    assert any(f"relay.toml:{colour_line}:" in p and "colour" in p for p in problems), (
+        result.stderr
+    )
+    assert not (tmp_path / "var" / "test.db").exists()  # nothing started
