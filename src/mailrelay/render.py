@@ -1,15 +1,18 @@
-"""Jinja2 environments per shop (built-ins overridden per file, locale fallback) and the
-invitation/reminder email as exact bytes. Reads templates only: never sends, never stores.
+"""Jinja2 environments per shop (built-ins overridden per file, locale fallback) and every
+email we send (invitation, reminder, ticket, response) as exact bytes. Reads templates only:
+never sends, never stores.
 """
 
 from __future__ import annotations
 
+import base64
+import random
 import re
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -35,11 +38,16 @@ from jinja2 import (
 from mailrelay.config import Config, ShopConfig
 
 __all__ = [
+    "REPLY_MARKER",
     "RenderedMail",
     "Templates",
+    "auto_response_text",
     "clean_header",
     "invitation_mail",
     "new_message_id",
+    "response_mail",
+    "thread_index",
+    "ticket_mail",
 ]
 
 FALLBACK_LOCALE: Final = "en"
@@ -365,12 +373,8 @@ def invitation_mail(
     name = _customer_name(to_name)
     review = _checked_url(review_url, "review_url")
     unsubscribe = _checked_url(unsubscribe_url, "unsubscribe_url")
-    if message_id is None:
-        message_id = new_message_id(config.smtp.hostname)
-    elif _MESSAGE_ID.fullmatch(message_id) is None:
-        raise ValueError(f"invalid Message-ID {message_id!r}")
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)  # the Clock gives UTC; a naive time would print -0000
+    message_id = _checked_message_id(config, message_id)
+    now = _aware(now)
 
     shop_name = clean_header(shop.name) or shop.id
     subject, text, html, used = templates.render_text(
@@ -387,32 +391,66 @@ def invitation_mail(
     )
     subject = subject or shop_name
     sender = clean_header(shop.from_address, limit=500)
-
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = sender
-    msg["To"] = Address(display_name=name or "", addr_spec=to_address)
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    msg["Reply-To"] = sender
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders must not answer
-    msg["MIME-Version"] = "1.0"
-    # The body first: the email package moves every Content-* header set before it into the
-    # first part, and Content-Language belongs to the whole message.
-    _attach_body(msg, text, html)
-    msg["Content-Language"] = used
-    msg["X-Mailrelay-Shop"] = shop.id
+    head: list[tuple[str, Any]] = [
+        ("From", sender),
+        ("To", Address(display_name=name or "", addr_spec=to_address)),
+        ("Subject", subject),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id),
+        ("Reply-To", sender),
+        ("List-Unsubscribe", f"<{unsubscribe}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),  # RFC 8058
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders must not answer
+    ]
+    msg = _compose(head, text, html, [("Content-Language", used), ("X-Mailrelay-Shop", shop.id)])
     for key, value in (extra_headers or {}).items():
         if _HEADER_NAME.fullmatch(key) is None or key.lower() in _RESERVED:
             raise ValueError(f"extra header {key!r} is not allowed")
         del msg[key]
         msg[key] = clean_header(value, limit=900)
+    return RenderedMail(message_id=message_id, to=to_address, subject=subject, raw=_seal(msg))
 
+
+def _checked_message_id(config: Config, message_id: str | None) -> str:
+    """The given Message-ID when it has the form "<left@right>", else a new one (None)."""
+    if message_id is None:
+        return new_message_id(config.smtp.hostname)
+    if _MESSAGE_ID.fullmatch(message_id) is None:
+        raise ValueError(f"invalid Message-ID {message_id!r}")
+    return message_id
+
+
+def _aware(now: datetime) -> datetime:
+    """The Clock gives UTC; a naive time is taken as UTC (else Date would print -0000)."""
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+def _compose(
+    head: Iterable[tuple[str, Any]],
+    text: str,
+    html: str,
+    tail: Iterable[tuple[str, str]],
+) -> EmailMessage:
+    """A message of `head` headers, MIME-Version, the body, then the `tail` headers.
+
+    The body comes before the tail: the email package moves every Content-* header set before
+    it into the first part, and Content-Language belongs to the whole message.
+    """
+    msg = EmailMessage(policy=POLICY)
+    for name, value in head:
+        msg[name] = value
+    msg["MIME-Version"] = "1.0"
+    _attach_body(msg, text, html)
+    for name, value in tail:
+        msg[name] = value
+    return msg
+
+
+def _seal(msg: EmailMessage) -> bytes:
+    """The message as sent (CRLF), refused unless its header block is exactly what was set."""
     raw = msg.as_bytes(policy=POLICY)
     _verify(raw, [key.lower() for key in msg.keys()])
-    return RenderedMail(message_id=message_id, to=to_address, subject=subject, raw=raw)
+    return raw
 
 
 def _attach_body(msg: EmailMessage, text: str, html: str) -> None:
@@ -441,3 +479,422 @@ def _verify(raw: bytes, expected: list[str]) -> None:
     found = [key.lower() for key in parsed.keys()]
     if found != expected or parsed.defects:
         raise ValueError(f"rendered headers {found} differ from those set {expected}")
+
+
+# --------------------------------------------------------------------------- tickets and responses
+
+# The first line of every ticket's text part (and, small and grey, of its HTML part). The reply
+# parser cuts an agent's reply at this line before it looks for any other quoted history.
+REPLY_MARKER: Final = "##- Please type your reply above this line -##"
+
+_KEY: Final = re.compile(r"[a-z0-9]{1,128}")  # reply keys are lowercase base32
+_LINE_BREAK: Final = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
+_BLANK_LINES: Final = re.compile(r"\n{3,}")
+_VARIANT_SEPARATOR: Final = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_FILETIME_EPOCH: Final = datetime(1601, 1, 1, tzinfo=UTC)
+_MAX_REFERENCES: Final = 20
+_CONTEXT_ITEMS: Final = 3
+_TEXT_LIMIT: Final = 20_000
+
+
+def ticket_mail(
+    templates: Templates,
+    config: Config,
+    shop: ShopConfig,
+    *,
+    to_email: str,
+    reply_to: str,
+    key: str,
+    review: Mapping[str, Any],
+    shipment: Mapping[str, Any] | None,
+    products: list[dict[str, Any]] | None,
+    context: Mapping[str, list[dict[str, Any]]],
+    links: Mapping[str, str],
+    answered_by: str | None,
+    auto_response: str | None,
+    updated: bool,
+    now: datetime,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+) -> RenderedMail:
+    """A review as a ticket to one agent, in the shop's language; answered by replying to it.
+
+    The text part starts with REPLY_MARKER and ends with "[mr:<key>]"; the HTML part carries
+    the key hidden in a data-mailrelay-key element. `links["public"]` is required, "review"
+    defaults to it. Raises ValueError for an unusable address, key, link, star count, review id
+    or Message-ID.
+    """
+    agent = _checked_address(to_email)
+    reply_address = _checked_address(reply_to)
+    if _KEY.fullmatch(key) is None:
+        raise ValueError(f"invalid reply key {key!r}")
+    review_id = _review_id(review)
+    message_id = _checked_message_id(config, message_id)
+    now = _aware(now)
+    values = _ticket_values(
+        shop, key, review, shipment, products, context, links,
+        answered_by == "auto", auto_response, updated,
+    )  # fmt: skip
+    subject, text, html, used = templates.render_text(shop, "ticket", shop.locale, **values)
+    parent, references = _thread(in_reply_to, [])
+    head: list[tuple[str, Any]] = [
+        ("From", clean_header(shop.from_address, limit=500)),
+        ("To", Address(addr_spec=agent)),
+        ("Subject", subject or values["shop_name"]),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id),
+        ("Reply-To", reply_address),
+        *_threading_headers(parent, references, message_id, now),
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834
+    ]
+    tail = [
+        ("Content-Language", used),
+        ("X-Mailrelay-Shop", shop.id),
+        ("X-Mailrelay-Review", review_id),
+        ("X-Mailrelay-Key", key),
+    ]
+    msg = _compose(head, _frame_ticket_text(text, key), html, tail)
+    return RenderedMail(
+        message_id=message_id, to=agent, subject=str(msg["Subject"]), raw=_seal(msg)
+    )
+
+
+def response_mail(
+    templates: Templates,
+    config: Config,
+    shop: ShopConfig,
+    *,
+    to_email: str,
+    to_name: str | None,
+    locale: str | None,
+    body: str,
+    review: Mapping[str, Any],
+    public_url: str,
+    in_reply_to: str | None,
+    references: list[str],
+    now: datetime,
+    message_id: str | None = None,
+) -> RenderedMail:
+    """The shop's published response, emailed to the customer under their invitation's thread.
+
+    In-Reply-To/References that are not of the form "<left@right>" (ASCII) are left out, not
+    refused: threading is a courtesy, never a reason not to send. Raises ValueError for an
+    unusable address, URL, review or Message-ID.
+    """
+    to_address = _checked_address(to_email)
+    name = _customer_name(to_name)
+    public = _checked_url(public_url, "public_url")
+    review_id = _review_id(review)
+    message_id = _checked_message_id(config, message_id)
+    now = _aware(now)
+    shop_name = clean_header(shop.name) or shop.id
+    text = _clean_text(body)
+    stars = _stars(review.get("stars"))
+    subject, text_body, html, used = templates.render_text(
+        shop,
+        "response",
+        locale,
+        shop_name=shop_name,
+        customer_name=name,
+        first_name=name.split(" ", 1)[0] if name else None,
+        body=text,
+        paragraphs=_paragraphs(text),
+        stars=stars,
+        stars_bar=_stars_bar(stars),
+        title=_headline(review.get("title"), review.get("text")),
+        public_url=public,
+        review_url=public,  # the shared layout's button
+    )
+    sender = clean_header(shop.from_address, limit=500)
+    parent, thread = _thread(in_reply_to, references)
+    head: list[tuple[str, Any]] = [
+        ("From", sender),
+        ("To", Address(display_name=name or "", addr_spec=to_address)),
+        ("Subject", subject or shop_name),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id),
+        ("Reply-To", sender),
+        *_threading_headers(parent, thread, message_id, now),
+        ("Auto-Submitted", "auto-replied"),  # RFC 3834: sent because someone wrote to us
+    ]
+    tail = [("Content-Language", used), ("X-Mailrelay-Shop", shop.id)]
+    msg = _compose(head, text_body, html, [*tail, ("X-Mailrelay-Review", review_id)])
+    return RenderedMail(
+        message_id=message_id, to=to_address, subject=str(msg["Subject"]), raw=_seal(msg)
+    )
+
+
+def auto_response_text(
+    templates: Templates,
+    shop: ShopConfig,
+    locale: str | None,
+    *,
+    first_name: str | None,
+    stars: int,
+    rng: random.Random | None = None,
+) -> str:
+    """One variant, chosen at random, of mail/<locale>/auto_response.txt.j2: the automatic
+    public response to a positive review.
+
+    The template holds several variants separated by lines of only "---". Locale chain as for
+    invitations (the customer's locale, the shop's, "en"). Raises TemplateNotFound when no
+    locale has the template, ValueError when it renders no variant.
+    """
+    env = templates.environment(shop)
+    chain = templates.locale_chain(shop, locale)
+    for used in chain:
+        template = _find(env, f"mail/{used}/auto_response.txt.j2")
+        if template is not None:
+            break
+    else:
+        raise TemplateNotFound(f"mail/{{{','.join(chain)}}}/auto_response.txt.j2")
+    name = _customer_name(first_name)
+    rendered = template.render(
+        shop_name=clean_header(shop.name) or shop.id,
+        first_name=name,
+        stars=_stars(stars),
+        locale=used,
+        purpose="auto_response",
+    )
+    variants = [v.strip() for v in _VARIANT_SEPARATOR.split(rendered) if v.strip()]
+    if not variants:
+        raise ValueError(f"mail/{used}/auto_response.txt.j2 renders no variant")
+    return (rng or random.Random()).choice(variants)  # noqa: S311 - wording, not security
+
+
+# --------------------------------------------------------------------------- ticket content
+
+
+def _ticket_values(
+    shop: ShopConfig,
+    key: str,
+    review: Mapping[str, Any],
+    shipment: Mapping[str, Any] | None,
+    products: list[dict[str, Any]] | None,
+    context: Mapping[str, list[dict[str, Any]]],
+    links: Mapping[str, str],
+    answered_automatically: bool,
+    auto_response: str | None,
+    updated: bool,
+) -> dict[str, Any]:
+    """The context of the ticket templates (see templates/mail/README.md)."""
+    stars = _stars(review.get("stars"))
+    text = _defang(_clean_text(review.get("text")))
+    answer = _defang(_clean_text(auto_response)) if answered_automatically else ""
+    public = _checked_url(links.get("public") or "", "links['public']")
+    review_link = _optional_url(links.get("review"), "links['review']") or public
+    zone = shop.timezone
+    return {
+        "shop_name": clean_header(shop.name) or shop.id,
+        "key": key,
+        "marker": REPLY_MARKER,
+        "updated": bool(updated),
+        "stars": stars,
+        "stars_bar": _stars_bar(stars),
+        "title": _defang(clean_header(review.get("title"), limit=300)) or None,
+        "headline": _defang(_headline(review.get("title"), review.get("text"))) or None,
+        "text": text,
+        "paragraphs": _paragraphs(text),
+        "reviewer_name": _defang(_customer_name(review.get("reviewer_name")) or "") or None,
+        "customer_email": clean_header(review.get("customer_email"), limit=254) or None,
+        "reference": clean_header(review.get("reference"), limit=100) or None,
+        "method": clean_header(review.get("method"), limit=40) or None,
+        "review_locale": normalize_locale(review.get("locale")),
+        "created_at": _format_time(review.get("created_at"), zone),
+        "received_at": _format_time((shipment or {}).get("received_at"), zone, date_only=True),
+        "products": _clean_products(products),
+        "public_url": public,
+        "review_url": review_link,
+        "customer_context": _clean_context(context, zone),
+        "answered_by": "auto" if answered_automatically else None,
+        "auto_response": answer or None,
+        "auto_paragraphs": _paragraphs(answer),
+    }
+
+
+def _frame_ticket_text(text: str, key: str) -> str:
+    """The text part with REPLY_MARKER as its first line and [mr:<key>] as its last, even
+    when a shop's own ticket.txt.j2 forgot them: the reply parser depends on both."""
+    if text.split("\n", 1)[0].strip() != REPLY_MARKER:
+        text = f"{REPLY_MARKER}\n\n{text}"
+    reference = f"[mr:{key}]"
+    if text.rstrip("\n").rsplit("\n", 1)[-1].strip() != reference:
+        text = f"{text.rstrip(chr(10))}\n\n{reference}\n"
+    return text
+
+
+def _review_id(review: Mapping[str, Any]) -> str:
+    value = clean_header(str(review.get("id") or ""), limit=64)
+    if not value:
+        raise ValueError("the review has no id")
+    return value
+
+
+def _stars(value: Any) -> int:
+    """A star count of 1 to 5, else ValueError."""
+    stars = _valid_stars(value)
+    if stars is None:
+        raise ValueError(f"stars must be an int from 1 to 5, not {value!r}")
+    return stars
+
+
+def _valid_stars(value: Any) -> int | None:
+    """The star count when it is an int from 1 to 5 (True is no star count), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        return None
+    return value
+
+
+def _stars_bar(stars: int) -> str:
+    return "★" * stars + "☆" * (5 - stars)
+
+
+def _defang(text: str) -> str:
+    """Customer text inside a ticket can neither fake our reply marker nor a [mr:key]."""
+    return text.replace("##-", "## -").replace("[mr:", "[mr :")
+
+
+def _clean_text(value: Any, limit: int = _TEXT_LIMIT) -> str:
+    """Multi-line text from input: line breaks become "\\n", other controls and bidi overrides
+    go (as in clean_header), trailing spaces and runs of blank lines are trimmed."""
+    if not value:
+        return ""
+    lines: list[str] = []
+    for line in _LINE_BREAK.split(str(value)):
+        chars = (c if (r := _control_replacement(c)) is None else r for c in line)
+        lines.append("".join(chars).rstrip())
+    text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
+    return text[:limit].rstrip()
+
+
+def _paragraphs(text: str) -> list[list[str]]:
+    """Paragraphs (split at blank lines) as lists of lines: <p> and <br> in HTML templates,
+    which autoescape each line."""
+    return [block.split("\n") for block in text.split("\n\n") if block.strip()]
+
+
+def _headline(title: Any, text: Any, limit: int = 40) -> str:
+    """The title (cut at 80 characters), or else the first ~`limit` characters of the text."""
+    if clean_title := clean_header(title, limit=1000):
+        return _shorten(clean_title, 80)
+    return _shorten(clean_header(text, limit=1000), limit)
+
+
+def _shorten(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    cut = value[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,.;:-") + "…"
+
+
+def _optional_url(value: str | None, what: str) -> str | None:
+    return _checked_url(value, what) if value else None
+
+
+def _format_time(value: Any, zone: tzinfo, *, date_only: bool = False) -> str | None:
+    """An ISO time (or a datetime) in the shop's time zone: "2026-11-20 10:30 CET", or only
+    the date. A plain date stays as it is; text that is not ISO is shown cleaned."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        return value.isoformat()
+    else:
+        text = clean_header(str(value), limit=64)
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text).isoformat()
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text or None
+    local = _aware(moment).astimezone(zone)
+    return local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M %Z").strip()
+
+
+def _clean_context(
+    context: Mapping[str, list[dict[str, Any]]], zone: tzinfo
+) -> dict[str, list[dict[str, Any]]]:
+    """The customer's other reviews, invitations and replies: at most three of each, cleaned.
+
+    A star count out of range is shown without stars rather than refusing the whole ticket.
+    """
+    reviews, invitations, replies = [], [], []
+    for item in _items(context, "reviews"):
+        stars = _valid_stars(item.get("stars"))
+        reviews.append({
+            "id": clean_header(str(item.get("id") or ""), limit=64),
+            "stars": stars,
+            "stars_bar": _stars_bar(stars) if stars else "",
+            "title": _defang(clean_header(item.get("title"), limit=120)),
+            "date": _format_time(item.get("created_at"), zone, date_only=True),
+        })  # fmt: skip
+    for item in _items(context, "invitations"):
+        invitations.append({
+            "id": clean_header(str(item.get("id") or ""), limit=64),
+            "reference": clean_header(item.get("reference"), limit=100) or None,
+            "status": clean_header(item.get("status"), limit=40),
+            "date": _format_time(item.get("sent_at"), zone, date_only=True),
+        })  # fmt: skip
+    for item in _items(context, "replies"):
+        replies.append({
+            "review_id": clean_header(str(item.get("review_id") or ""), limit=64),
+            "snippet": _defang(_shorten(clean_header(item.get("body"), limit=1000), 100)),
+            "date": _format_time(item.get("created_at"), zone, date_only=True),
+        })  # fmt: skip
+    return {"reviews": reviews, "invitations": invitations, "replies": replies}
+
+
+def _items(context: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    values = context.get(kind) or ()
+    return [item for item in values if isinstance(item, Mapping)][:_CONTEXT_ITEMS]
+
+
+# --------------------------------------------------------------------------- threading
+
+
+def _thread(in_reply_to: str | None, references: Iterable[str]) -> tuple[str | None, list[str]]:
+    """(In-Reply-To, References) of a reply: usable Message-IDs only, no duplicates, in the
+    caller's order (oldest first: the first is the thread's root, see thread_index), the parent
+    appended when missing (RFC 5322 3.6.4), and when too long the first plus the latest."""
+    parent = _usable_message_id(in_reply_to)
+    thread: list[str] = []
+    for value in [*references, in_reply_to]:
+        usable = _usable_message_id(value)
+        if usable is not None and usable not in thread:
+            thread.append(usable)
+    if len(thread) > _MAX_REFERENCES:
+        thread = thread[:1] + thread[-(_MAX_REFERENCES - 1) :]
+    return parent, thread
+
+
+def _usable_message_id(value: str | None) -> str | None:
+    text = clean_header(value, limit=998)
+    return text if text.isascii() and _MESSAGE_ID.fullmatch(text) else None
+
+
+def _threading_headers(
+    parent: str | None, references: list[str], message_id: str, now: datetime
+) -> list[tuple[str, str]]:
+    headers = [("In-Reply-To", parent)] if parent else []
+    if references:
+        headers.append(("References", " ".join(references)))
+    root = references[0] if references else message_id
+    headers.append(("Thread-Index", thread_index(root, now)))
+    return headers
+
+
+def thread_index(root_message_id: str, now: datetime) -> str:
+    """An Outlook Thread-Index header block (MS-OXOMSG 2.2.1.3), base64 of 22 bytes.
+
+    Byte 0 is the reserved 0x01; bytes 1-5 are the top 40 bits (below the top byte) of `now`
+    as a FILETIME (100 ns since 1601, big-endian); bytes 6-21 are a GUID that Outlook turns into
+    the conversation id. The GUID is uuid5(NAMESPACE_URL, "mid:<id>") of the thread's first
+    Message-ID (RFC 2392 "mid:" URL, without angle brackets), Data1-3 big-endian as the spec
+    asks: every message we send in one thread lands in the same Outlook conversation.
+    """
+    filetime = (_aware(now) - _FILETIME_EPOCH) // timedelta(microseconds=1) * 10
+    header = bytes([1]) + ((filetime >> 24) & 0xFF_FFFF_FFFF).to_bytes(5, "big")
+    guid = uuid.uuid5(uuid.NAMESPACE_URL, "mid:" + root_message_id.strip().strip("<>"))
+    return base64.b64encode(header + guid.bytes).decode("ascii")
