@@ -26,6 +26,7 @@ from .intake import Intake
 from .invitations import Inviter, record_delivery
 from .mailer import build_transport
 from .render import Templates
+from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
 from .store import Store
@@ -75,6 +76,7 @@ class Daemon:
         self.intake: Intake
         self.listener: Listener
         self.inviter: Inviter
+        self.reviewer: Reviewer
         self.delivery: Delivery
         self.clockwork: Clockwork
         self.web: WebApp
@@ -106,6 +108,7 @@ class Daemon:
             transport = build_transport(config.outbound)
             stack.push_async_callback(transport.close)
             self.inviter = Inviter(config, self.store, templates, signer, self.clock)
+            self.reviewer = Reviewer(config, self.store, templates, signer, self.clock)
             self.delivery = Delivery(
                 self.store, transport, self.clock,
                 rate_per_minute=config.outbound.rate_per_minute,
@@ -148,8 +151,12 @@ class Daemon:
             await self.clockwork.rearm()
 
     async def tick(self) -> int:
-        """Do all work that is due by the clock now; returns messages attempted."""
+        """Do all work that is due by the clock now; returns messages attempted.
+
+        Tests with a frozen clock call this instead of waiting for the scheduler.
+        """
         await self.inviter.queue_due()
+        await self.reviewer.queue_tickets()
         return await self.delivery.deliver_due()
 
     async def purge(self) -> int:

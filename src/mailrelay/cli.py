@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -424,6 +424,168 @@ def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -
     if not done:
         raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")
     click.echo(f"outbox message {outbox_id} queued again")
+
+
+# --- reviews -----------------------------------------------------------------------------------
+
+REVIEW_FIELDS = (
+    "id", "shop", "stars", "title", "text", "reviewer_name", "customer_email", "reference",
+    "method", "created_at", "response", "responded_at", "reported", "report_reason", "tags",
+)
+
+
+def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool = False) -> datetime:
+    """`2026-11-01` (a day in `tz`; as an end, the whole day counts) or a duration ago (`30d`)."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        start = datetime.combine(day, time(0), tzinfo=tz)
+        return start + timedelta(days=1) if end else start
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return when if when.tzinfo else when.replace(tzinfo=tz)
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give a date like 2026-11-01 or a duration like 30d") from None
+
+
+def _stars_range(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    low, sep, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high) if sep else int(low)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use N or N-M with stars 1-5",
+                                 param_hint="--stars") from None
+    if not (1 <= lo <= hi <= 5):
+        raise click.BadParameter(f"{text!r}: use N or N-M with stars 1-5", param_hint="--stars")
+    return lo, hi
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("--stars", help="Star rating or range, e.g. 1-3 or 5.")
+@click.option("--replied/--unreplied", default=None, help="Only answered or unanswered reviews.")
+@click.option("--reported", is_flag=True, help="Only reported (hidden) reviews.")
+@click.option("--tag", help="Only reviews with this tag.")
+@click.option("--search", help="Text to find in title, text, name, email or reference.")
+@click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
+@click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@format_option
+@click.pass_context
+@user_errors
+def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, stars: str | None,
+            replied: bool | None, reported: bool, tag: str | None, search: str | None,
+            since: str | None, until: str | None, fmt: str | None) -> None:
+    """List reviews with their current public response; subcommands act on one."""
+    ctx.obj = {"config_path": config_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _load_config(config_path)
+    tz = _shop(config, shop_id).timezone if shop_id else UTC
+    now = SystemClock().now()
+    window = _stars_range(stars)
+    start = parse_when(since, now, tz) if since else None
+    stop = parse_when(until, now, tz, end=True) if until else None
+    store = _open_store(config)
+    try:
+        rows = store.read(lambda q: q.list_reviews(
+            shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
+            tag=tag, search=search, since=start, until=stop))
+    finally:
+        store.close()
+    _print_rows(config, rows, REVIEW_FIELDS, fmt)
+
+
+@reviews.command("show")
+@config_option
+@click.argument("review_id", type=int)
+@format_option
+@click.pass_context
+@user_errors
+def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
+                 fmt: str | None) -> None:
+    """One review with its response history, internal notes and customer context."""
+    config = _load_config(config_path or ctx.obj.get("config_path"))
+    store = _open_store(config)
+    try:
+        def gather(q: Queries) -> dict[str, Any] | None:
+            review = q.get_review(review_id)
+            if review is None:
+                return None
+            email = review["customer_email"] or ""
+            return {
+                "review": review,
+                "responses": q.responses_of(review_id),
+                "notes": q.notes_of(review_id),
+                "context": q.customer_context(email, review_id) if email else {},
+            }
+
+        data = store.read(gather)
+    finally:
+        store.close()
+    if data is None:
+        raise click.ClickException(f"no review {review_id}")
+    review = data["review"]
+    if _fmt(fmt) != "table":
+        out = {k: review.get(k) for k in REVIEW_FIELDS}
+        out["reported"] = bool(out["reported"])
+        out.update(history=data["responses"], notes=data["notes"], context=data["context"])
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+        return
+    tz = config.shop(review["shop"]).timezone if config.shop(review["shop"]) else UTC
+    when = localize([review], {review["shop"]: tz})[0]
+    click.echo(f"Review {review['id']} · {review['shop']} · {'★' * review['stars']}"
+               f"{'☆' * (5 - review['stars'])} ({review['stars']}/5) · {review['method']}")
+    click.echo(f"From: {review['reviewer_name'] or '-'} <{review['customer_email'] or '-'}>"
+               f"  order: {review['reference'] or '-'}  written: {when['created_at']}")
+    if review["reported"]:
+        click.echo(f"REPORTED (hidden): {review['report_reason'] or ''}")
+    if review["tags"]:
+        click.echo(f"Tags: {', '.join(review['tags'])}")
+    click.echo(f"\n{review['title'] or '(no title)'}\n{review['text'] or ''}\n")
+    click.echo("Responses:" if data["responses"] else "Responses: none")
+    for resp in data["responses"]:
+        state = "replaced" if resp["replaced_at"] else "current"
+        click.echo(f"  [{resp['created_at']}] {resp['author']} ({resp['source']}, {state}):")
+        click.echo("    " + resp["body"].replace("\n", "\n    "))
+    click.echo("Notes:" if data["notes"] else "Notes: none")
+    for note in data["notes"]:
+        click.echo(f"  [{note['created_at']}] {note['author']}: {note['body']}")
+    context = data["context"]
+    click.echo("Customer context:")
+    for kind in ("reviews", "invitations", "replies"):
+        items = context.get(kind) or []
+        click.echo(f"  {kind}: " + ("none" if not items else "; ".join(
+            ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
+
+
+@reviews.command("unreport")
+@config_option
+@click.argument("review_id", type=int)
+@click.pass_context
+@user_errors
+def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
+    """Show a reported review on the public page again."""
+    config = _load_config(config_path or ctx.obj.get("config_path"))
+    store = _open_store(config)
+    try:
+        done = store.write_sync(lambda q: q.unreport_review(review_id))
+    finally:
+        store.close()
+    if not done:
+        raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
+    click.echo(f"review {review_id} is public again")
 
 
 # --- manual invitations and links --------------------------------------------------------------

@@ -11,7 +11,6 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 
 import jinja2
@@ -20,6 +19,7 @@ from .clock import Clock
 from .config import Config, ShopConfig
 from .models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
 from .render import RenderedMail, Templates, invitation_mail
+from .outbox import envelope_sender
 from .store import Queries, Store, to_iso
 from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 
@@ -33,11 +33,6 @@ def review_url(config: Config, token: str) -> str:
 def unsubscribe_url(config: Config, signer: TokenSigner, review_token: str) -> str:
     token = signer.convert(review_token, REVIEW, UNSUBSCRIBE) or ""
     return f"{config.http.base_url}/u/{token}"
-
-
-def envelope_sender(shop: ShopConfig) -> str:
-    """The SMTP MAIL FROM of a shop's mail (a VERP bounce address once bounces are handled)."""
-    return parseaddr(shop.from_address)[1]
 
 
 @dataclass(frozen=True)

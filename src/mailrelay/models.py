@@ -58,6 +58,8 @@ class OutboxKind(StrEnum):
 
     INVITATION = "invitation"
     REMINDER = "reminder"
+    TICKET = "ticket"
+    RESPONSE = "response"
 
 
 class InvitationMethod(StrEnum):

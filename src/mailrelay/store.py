@@ -187,7 +187,81 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Reviews, their public responses (with history), internal notes, tags and reply keys."""
+    db["reviews"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "shop": str,
+            "invitation_id": int,
+            "method": str,
+            "stars": int,
+            "title": str,
+            "text": str,
+            "reviewer_name": str,
+            "customer_email": str,
+            "reference": str,
+            "locale": str,
+            "created_at": str,
+            "updated_at": str,
+            "edits": int,
+            "reported": int,
+            "report_reason": str,
+            "reported_at": str,
+            "response_id": int,
+            "first_response_at": str,
+            "ticket_state": str,
+        },
+        pk="id",
+        foreign_keys=[("invitation_id", "invitations", "id")],
+        not_null={"shop", "method", "stars", "created_at"},
+        defaults={"edits": 0, "reported": 0},
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_reviews_invitation ON reviews(invitation_id)"
+        " WHERE invitation_id IS NOT NULL"
+    )
+    db["reviews"].create_index(["shop", "created_at"])  # type: ignore[union-attr]
+    db["reviews"].create_index(["customer_email"])  # type: ignore[union-attr]
+    db.execute("CREATE INDEX idx_reviews_ticket ON reviews(id) WHERE ticket_state = 'pending'")
+    db["responses"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "review_id": int,
+            "body": str,
+            "author": str,
+            "source": str,
+            "created_at": str,
+            "message_id": str,
+            "emailed": int,
+            "replaced_at": str,
+        },
+        pk="id",
+        foreign_keys=[("review_id", "reviews", "id")],
+        not_null={"review_id", "body", "created_at"},
+    )
+    db["responses"].create_index(["review_id"])  # type: ignore[union-attr]
+    db["notes"].create(  # type: ignore[union-attr]
+        {"id": int, "review_id": int, "body": str, "author": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("review_id", "reviews", "id")],
+    )
+    db["notes"].create_index(["review_id"])  # type: ignore[union-attr]
+    db["review_tags"].create(  # type: ignore[union-attr]
+        {"review_id": int, "tag": str, "created_at": str},
+        pk=("review_id", "tag"),
+    )
+    db["reply_keys"].create(  # type: ignore[union-attr]
+        {"key": str, "review_id": int, "agent": str, "created_at": str, "ticket_message_id": str},
+        pk="key",
+    )
+    db["reply_keys"].create_index(["ticket_message_id"])  # type: ignore[union-attr]
+    db["outbox"].add_column("review_id", int)  # type: ignore[union-attr]
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1, _migration_2, _migration_3,
+)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -664,6 +738,250 @@ class Queries:
             sql += " WHERE status = ?"
             args.append(status)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    # reviews
+    def insert_review(self, row: dict[str, Any]) -> int:
+        return self._insert("reviews", row)
+
+    def get_review(self, review_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT r.*, p.body AS response, p.created_at AS responded_at,"
+            " p.author AS response_author, p.source AS response_source"
+            " FROM reviews r LEFT JOIN responses p ON p.id = r.response_id WHERE r.id = ?",
+            (review_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        review = dict(row)
+        review["tags"] = self.tags_of(review_id)
+        return review
+
+    def edit_review(self, review_id: int, fields: dict[str, Any], now: datetime) -> None:
+        """A customer's second submit: new text, ticket to agents again."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.conn.execute(
+            f"UPDATE reviews SET {sets}, updated_at = ?, edits = edits + 1,"  # noqa: S608
+            " ticket_state = 'pending' WHERE id = ?",
+            (*fields.values(), to_iso(now), review_id),
+        )
+
+    def link_review(self, invitation_id: int, review_id: int) -> None:
+        """The invitation has its review: no reminder any more."""
+        self.conn.execute(
+            "UPDATE invitations SET review_id = ?, reminder_due_at = NULL WHERE id = ?",
+            (review_id, invitation_id),
+        )
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = 'cancelled: reviewed'"
+            " WHERE invitation_id = ? AND kind = ? AND status = ?",
+            (OutboxStatus.CANCELLED, invitation_id, OutboxKind.REMINDER, OutboxStatus.QUEUED),
+        )
+
+    def pending_tickets(self, limit: int) -> list[int]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM reviews WHERE ticket_state = 'pending' ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
+        """Only when the review was not edited again meanwhile (then it is rendered anew)."""
+        cur = self.conn.execute(
+            "UPDATE reviews SET ticket_state = 'queued' WHERE id = ? AND edits = ?"
+            " AND ticket_state = 'pending'",
+            (review_id, edits),
+        )
+        return cur.rowcount == 1
+
+    def key_for(self, review_id: int, agent: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT key FROM reply_keys WHERE review_id = ? AND agent = ? ORDER BY created_at"
+            " LIMIT 1", (review_id, agent)).fetchone()
+        return row[0] if row else None
+
+    def first_ticket_message_id(self, review_id: int, agent: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT ticket_message_id FROM reply_keys WHERE review_id = ? AND agent = ?"
+            " AND ticket_message_id IS NOT NULL ORDER BY created_at LIMIT 1",
+            (review_id, agent),
+        ).fetchone()
+        return row[0] if row else None
+
+    def insert_reply_key(self, key: str, review_id: int, agent: str, now: datetime,
+                         ticket_message_id: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO reply_keys (key, review_id, agent, created_at, ticket_message_id)"
+            " VALUES (?,?,?,?,?)",
+            (key, review_id, agent, to_iso(now), ticket_message_id),
+        )
+
+    def reply_key(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM reply_keys WHERE key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def reply_key_for_message(self, message_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM reply_keys WHERE ticket_message_id = ?", (message_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def add_response(self, review_id: int, body: str, author: str, source: str, now: datetime,
+                     message_id: str | None = None, emailed: bool = True) -> int:
+        """Publish a response; the previous one stays in the history, marked replaced."""
+        self.conn.execute(
+            "UPDATE responses SET replaced_at = ? WHERE review_id = ? AND replaced_at IS NULL",
+            (to_iso(now), review_id),
+        )
+        response_id = self._insert("responses", {
+            "review_id": review_id, "body": body, "author": author, "source": source,
+            "created_at": to_iso(now), "message_id": message_id, "emailed": int(emailed),
+        })
+        self.conn.execute(
+            "UPDATE reviews SET response_id = ?, first_response_at = COALESCE(first_response_at,"
+            " ?) WHERE id = ?",
+            (response_id, to_iso(now), review_id),
+        )
+        return response_id
+
+    def responses_of(self, review_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM responses WHERE review_id = ? ORDER BY id", (review_id,))]
+
+    def add_note(self, review_id: int, body: str, author: str, now: datetime) -> int:
+        return self._insert("notes", {"review_id": review_id, "body": body, "author": author,
+                                      "created_at": to_iso(now)})
+
+    def notes_of(self, review_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM notes WHERE review_id = ? ORDER BY id", (review_id,))]
+
+    def add_tag(self, review_id: int, tag: str, now: datetime) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO review_tags (review_id, tag, created_at) VALUES (?,?,?)",
+            (review_id, tag, to_iso(now)),
+        )
+
+    def tags_of(self, review_id: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT tag FROM review_tags WHERE review_id = ? ORDER BY tag", (review_id,))]
+
+    def report_review(self, review_id: int, reason: str, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE reviews SET reported = 1, report_reason = ?, reported_at = ? WHERE id = ?",
+            (reason, to_iso(now), review_id),
+        )
+
+    def unreport_review(self, review_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE reviews SET reported = 0 WHERE id = ? AND reported = 1", (review_id,)
+        )
+        return cur.rowcount == 1
+
+    _REVIEW_LIST = (
+        "SELECT r.id, r.shop, r.stars, r.title, r.text, r.reviewer_name, r.customer_email,"
+        " r.reference, r.method, r.created_at, r.updated_at, r.locale, r.invitation_id,"
+        " p.body AS response, p.created_at AS responded_at, r.first_response_at, r.reported,"
+        " r.report_reason, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM review_tags t"
+        " WHERE t.review_id = r.id ORDER BY tag)) AS tags"
+        " FROM reviews r LEFT JOIN responses p ON p.id = r.response_id"
+    )
+
+    def list_reviews(
+        self, *, shop: str | None = None, stars: tuple[int, int] | None = None,
+        replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
+        search: str | None = None, since: datetime | None = None, until: datetime | None = None,
+        limit: int | None = None, offset: int = 0, newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Reviews with their current response, filtered as the CLI and the web ask."""
+        where: list[str] = []
+        args: list[Any] = []
+        if shop:
+            where.append("r.shop = ?")
+            args.append(shop)
+        if stars:
+            where.append("r.stars BETWEEN ? AND ?")
+            args.extend(stars)
+        if replied is not None:
+            where.append("r.response_id IS NOT NULL" if replied else "r.response_id IS NULL")
+        if reported is not None:
+            where.append("r.reported = ?")
+            args.append(int(reported))
+        if tag:
+            where.append("EXISTS (SELECT 1 FROM review_tags t WHERE t.review_id = r.id"
+                         " AND t.tag = ?)")
+            args.append(tag)
+        if search:
+            where.append("(r.title LIKE ? ESCAPE '\\' OR r.text LIKE ? ESCAPE '\\'"
+                         " OR r.reviewer_name LIKE ? ESCAPE '\\' OR r.customer_email LIKE ?"
+                         " ESCAPE '\\' OR r.reference LIKE ? ESCAPE '\\')")
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            args.extend([pattern] * 5)
+        if since:
+            where.append("r.created_at >= ?")
+            args.append(to_iso(since))
+        if until:
+            where.append("r.created_at < ?")
+            args.append(to_iso(until))
+        sql = self._REVIEW_LIST + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY r.created_at DESC, r.id DESC" if newest_first else " ORDER BY r.id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([limit, offset])
+        rows = []
+        for r in self.conn.execute(sql, args):
+            d = dict(r)
+            d["tags"] = d["tags"].split(",") if d["tags"] else []
+            d["reported"] = bool(d["reported"])
+            rows.append(d)
+        return rows
+
+    def rating_summary(self, shop: str) -> dict[str, Any]:
+        """Count, average and star distribution of a shop's public (not reported) reviews."""
+        dist = {str(n): 0 for n in range(1, 6)}
+        for stars, count in self.conn.execute(
+            "SELECT stars, COUNT(*) FROM reviews WHERE shop = ? AND reported = 0 GROUP BY stars",
+            (shop,),
+        ):
+            dist[str(stars)] = count
+        total = sum(dist.values())
+        average = (sum(int(k) * v for k, v in dist.items()) / total) if total else None
+        return {"count": total, "average": average, "distribution": dist}
+
+    def customer_context(self, email: str, exclude_review: int,
+                         limit: int = 3) -> dict[str, list[dict[str, Any]]]:
+        """The customer's most recent other reviews, invitations and replies (for tickets)."""
+        reviews = [dict(r) for r in self.conn.execute(
+            "SELECT id, shop, stars, title, created_at FROM reviews WHERE customer_email = ?"
+            " AND id != ? ORDER BY created_at DESC LIMIT ?", (email, exclude_review, limit))]
+        invitations = [dict(r) for r in self.conn.execute(
+            "SELECT id, shop, reference, status, sent_at, created_at FROM invitations"
+            " WHERE customer_email = ? AND (review_id IS NULL OR review_id != ?)"
+            " ORDER BY created_at DESC LIMIT ?", (email, exclude_review, limit))]
+        replies = [dict(r) for r in self.conn.execute(
+            "SELECT p.review_id, p.body, p.created_at FROM responses p"
+            " JOIN reviews r ON r.id = p.review_id WHERE r.customer_email = ?"
+            " AND r.id != ? ORDER BY p.created_at DESC LIMIT ?", (email, exclude_review, limit))]
+        return {"reviews": reviews, "invitations": invitations, "replies": replies}
+
+    def shipment_of_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT s.* FROM shipments s JOIN invitations i ON i.shipment_id = s.id"
+            " WHERE i.id = ?", (invitation_id,)).fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        d["products"] = json.loads(d["products"] or "[]")
+        return d
+
+    def invitation_message_id(self, invitation_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT message_id FROM outbox WHERE invitation_id = ? AND kind = ? LIMIT 1",
+            (invitation_id, OutboxKind.INVITATION),
+        ).fetchone()
+        return row[0] if row else None
 
     def purge_before(self, shop: str, cutoff: datetime) -> int:
         """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""

@@ -21,6 +21,10 @@ NONCE_BYTES = 16
 TAG_BYTES = 16
 REVIEW = "review"
 UNSUBSCRIBE = "unsubscribe"
+REPLY = "reply"
+CSRF = "csrf"
+#: Reply keys live in an address's local part, which some mail systems lowercase: base32.
+KEY_TAG_BYTES = 10
 
 
 def _b64(data: bytes) -> str:
@@ -79,6 +83,38 @@ class TokenSigner:
 
     def verify(self, token: str, purpose: str) -> bool:
         return self.nonce(token, purpose) is not None
+
+    def issue_key(self, purpose: str = REPLY) -> str:
+        """A case-insensitive key for an address local part (reply+<key>@…): 42 characters."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        tag = self._tag(purpose, nonce)[:KEY_TAG_BYTES]
+        return base64.b32encode(nonce + tag).decode("ascii").rstrip("=").lower()
+
+    def key_valid(self, key: str, purpose: str = REPLY) -> bool:
+        if not key or len(key) > 64:
+            return False
+        try:
+            data = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
+        except (binascii.Error, ValueError):
+            return False
+        if len(data) != NONCE_BYTES + KEY_TAG_BYTES:
+            return False
+        nonce, tag = data[:NONCE_BYTES], data[NONCE_BYTES:]
+        return hmac.compare_digest(tag, self._tag(purpose, nonce)[:KEY_TAG_BYTES])
+
+    def form_token(self, subject: str, issued: int) -> str:
+        """A CSRF token bound to `subject` (the review token) and its issue time (epoch s)."""
+        mac = hmac.new(self._secret, f"{CSRF}\0{subject}\0{issued}".encode(), hashlib.sha256)
+        return f"{issued}.{_b64(mac.digest()[:TAG_BYTES])}"
+
+    def form_token_valid(self, token: str, subject: str, now: int, max_age: int) -> bool:
+        issued_text, _, _tag = token.partition(".")
+        if not issued_text.isdigit():
+            return False
+        issued = int(issued_text)
+        if not 0 <= now - issued <= max_age:
+            return False
+        return hmac.compare_digest(token, self.form_token(subject, issued))
 
     def convert(self, token: str, from_purpose: str, to_purpose: str) -> str | None:
         """The sibling token with the same randomness for another purpose (review ↔ unsubscribe)."""

@@ -1,0 +1,275 @@
+"""Review recorded → ticket to the shop's agents, or an automatic response for positive ones.
+
+Validation and the submit rule (edit until answered) live here; the web only translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import jinja2
+
+from .clock import Clock
+from .config import Config, ShopConfig
+from .models import InvitationMethod, OutboxKind
+from .render import (
+    RenderedMail,
+    Templates,
+    auto_response_text,
+    response_mail,
+    ticket_mail,
+)
+from .outbox import enqueue_mail
+from .store import Queries, Store, to_iso
+from .tokens import REPLY, TokenSigner
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE = 120
+MAX_TEXT = 5000
+MAX_NAME = 80
+MIN_TEXT = 2
+
+
+@dataclass(frozen=True)
+class ReviewForm:
+    """What a customer submitted, validated."""
+
+    stars: int
+    title: str
+    text: str
+    name: str
+
+
+def _clean(value: str | None) -> str:
+    """Form text: no control characters except newlines and tabs, trimmed."""
+    text = (value or "").replace("\r\n", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or (ch >= " " and ch != "\x7f")).strip()
+
+
+def validate(data: Mapping[str, str]) -> tuple[ReviewForm | None, dict[str, str]]:
+    """The form, or error codes per field (`required`, `range`, `too_short`, `too_long`)."""
+    errors: dict[str, str] = {}
+    raw_stars = (data.get("stars") or "").strip()
+    stars = int(raw_stars) if raw_stars.isdigit() else 0
+    if not raw_stars:
+        errors["stars"] = "required"
+    elif not 1 <= stars <= 5:
+        errors["stars"] = "range"
+    title = _clean(data.get("title"))
+    text = _clean(data.get("text"))
+    name = " ".join(_clean(data.get("name")).split())
+    if len(title) > MAX_TITLE:
+        errors["title"] = "too_long"
+    if not text:
+        errors["text"] = "required"
+    elif len(text) < MIN_TEXT:
+        errors["text"] = "too_short"
+    elif len(text) > MAX_TEXT:
+        errors["text"] = "too_long"
+    if len(name) > MAX_NAME:
+        errors["name"] = "too_long"
+    if errors:
+        return None, errors
+    return ReviewForm(stars, title, text, name), {}
+
+
+class SubmitOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    LOCKED = "locked"
+
+
+def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
+           now: datetime) -> tuple[SubmitOutcome, int | None]:
+    """Store the review of an invitation; a second submit edits it until it is answered."""
+    name = form.name or (invitation.get("customer_name") or "")
+    if invitation.get("review_id"):
+        review = q.get_review(int(invitation["review_id"]))
+        if review is not None:
+            if review["response_id"] is not None:
+                return SubmitOutcome.LOCKED, review["id"]
+            q.edit_review(review["id"], {"stars": form.stars, "title": form.title,
+                                         "text": form.text, "reviewer_name": name}, now)
+            return SubmitOutcome.UPDATED, review["id"]
+    review_id = q.insert_review({
+        "shop": invitation["shop"],
+        "invitation_id": invitation["id"],
+        "method": invitation["method"],
+        "stars": form.stars,
+        "title": form.title,
+        "text": form.text,
+        "reviewer_name": name,
+        "customer_email": invitation["customer_email"],
+        "reference": invitation["reference"],
+        "locale": invitation["locale"],
+        "created_at": to_iso(now),
+        "updated_at": to_iso(now),
+        "ticket_state": "pending",
+    })
+    q.link_review(invitation["id"], review_id)
+    return SubmitOutcome.CREATED, review_id
+
+
+def verified(method: str) -> bool:
+    """Reviews from our own invitations come from real orders; generated links may not."""
+    return method in (InvitationMethod.AUTOMATIC, InvitationMethod.MANUAL)
+
+
+def public_url(config: Config, shop_id: str, review_id: int | None = None) -> str:
+    url = f"{config.http.base_url}/s/{shop_id}"
+    return f"{url}#review-{review_id}" if review_id else url
+
+
+def first_name(name: str | None) -> str | None:
+    parts = (name or "").split()
+    return parts[0] if parts else None
+
+
+@dataclass(frozen=True)
+class TicketBatch:
+    """Everything rendered for one review, written in one transaction."""
+
+    review: dict[str, Any]
+    tickets: list[tuple[str, str, bool, RenderedMail]]  # (agent, key, new key, mail)
+    auto_response: str | None
+    customer_mail: RenderedMail | None
+
+
+class Reviewer:
+    """Turns new (or edited) reviews into tickets, and answers positive ones when configured."""
+
+    def __init__(self, config: Config, store: Store, templates: Templates, signer: TokenSigner,
+                 clock: Clock, *, batch_size: int = 100) -> None:
+        self.config = config
+        self.store = store
+        self.templates = templates
+        self.signer = signer
+        self.clock = clock
+        self.batch_size = batch_size
+
+    async def queue_tickets(self) -> int:
+        """Render and store tickets for every review waiting for one; returns reviews handled."""
+        total = 0
+        while True:
+            ids = await self.store.aread(lambda q: q.pending_tickets(self.batch_size))
+            if not ids:
+                return total
+            for review_id in ids:
+                await self._handle(review_id)
+                total += 1
+            if len(ids) < self.batch_size:
+                return total
+
+    async def _handle(self, review_id: int) -> None:
+        now = self.clock.now()
+        facts = await self.store.aread(lambda q: self._facts(q, review_id))
+        if facts is None:
+            return
+        shop = self.config.shop(facts["review"]["shop"])
+        if shop is None:
+            log.warning("review=%s shop is no longer configured; no ticket", review_id)
+            await self.store.write(lambda q: q.mark_ticket_queued(review_id,
+                                                                  facts["review"]["edits"]))
+            return
+        try:
+            batch = await asyncio.to_thread(self._render, shop, facts, now)
+        except (ValueError, jinja2.TemplateError) as exc:
+            log.error("review=%s ticket cannot be rendered: %s", review_id, exc)
+            await self.store.write(lambda q: q.mark_ticket_queued(review_id,
+                                                                  facts["review"]["edits"]))
+            return
+        await self.store.write(lambda q: self._enqueue(q, shop, batch, now))
+
+    def _facts(self, q: Queries, review_id: int) -> dict[str, Any] | None:
+        review = q.get_review(review_id)
+        if review is None:
+            return None
+        invitation = q.get_invitation(review["invitation_id"]) if review["invitation_id"] else None
+        shipment = (q.shipment_of_invitation(review["invitation_id"])
+                    if review["invitation_id"] else None)
+        email = review["customer_email"] or ""
+        context = q.customer_context(email, review_id) if email else {
+            "reviews": [], "invitations": [], "replies": []}
+        keys = {agent: q.key_for(review_id, agent) for agent in self._agents(review["shop"])}
+        threads = {agent: q.first_ticket_message_id(review_id, agent) for agent in keys}
+        invitation_mid = (q.invitation_message_id(review["invitation_id"])
+                          if review["invitation_id"] else None)
+        return {"review": review, "invitation": invitation, "shipment": shipment,
+                "context": context, "keys": keys, "threads": threads,
+                "invitation_message_id": invitation_mid}
+
+    def _agents(self, shop_id: str) -> tuple[str, ...]:
+        shop = self.config.shop(shop_id)
+        return shop.agents if shop else ()
+
+    def _auto_eligible(self, shop: ShopConfig, review: dict[str, Any]) -> bool:
+        minimum = shop.auto_reply_min_stars
+        return bool(minimum) and review["stars"] >= minimum and review["response_id"] is None
+
+    def _render(self, shop: ShopConfig, facts: dict[str, Any], now: datetime) -> TicketBatch:
+        review = facts["review"]
+        auto_text: str | None = None
+        customer_mail: RenderedMail | None = None
+        if self._auto_eligible(shop, review):
+            auto_text = auto_response_text(self.templates, shop, review["locale"],
+                                           first_name=first_name(review["reviewer_name"]),
+                                           stars=review["stars"])
+            if review["customer_email"]:
+                customer_mail = self.render_response(shop, review, auto_text,
+                                                     facts["invitation_message_id"], now)
+        shipment = facts["shipment"]
+        products = shipment["products"] if shipment else []
+        tickets = []
+        for agent, known_key in facts["keys"].items():
+            key = known_key or self.signer.issue_key(REPLY)
+            mail = ticket_mail(
+                self.templates, self.config, shop, to_email=agent,
+                reply_to=f"reply+{key}@{shop.reply_domain}", key=key, review=review,
+                shipment=shipment, products=products, context=facts["context"],
+                links={"public": public_url(self.config, shop.id),
+                       "review": public_url(self.config, shop.id, review["id"])},
+                answered_by="auto" if auto_text else None, auto_response=auto_text,
+                updated=bool(review["edits"]), now=now,
+                in_reply_to=facts["threads"].get(agent),
+            )
+            tickets.append((agent, key, known_key is None, mail))
+        return TicketBatch(review, tickets, auto_text, customer_mail)
+
+    def render_response(self, shop: ShopConfig, review: dict[str, Any], body: str,
+                        invitation_message_id: str | None, now: datetime) -> RenderedMail:
+        """The customer's copy of a public response, threaded under the invitation."""
+        refs = [invitation_message_id] if invitation_message_id else []
+        return response_mail(
+            self.templates, self.config, shop, to_email=review["customer_email"],
+            to_name=review["reviewer_name"], locale=review["locale"], body=body, review=review,
+            public_url=public_url(self.config, shop.id, review["id"]),
+            in_reply_to=invitation_message_id, references=refs, now=now,
+        )
+
+    def _enqueue(self, q: Queries, shop: ShopConfig, batch: TicketBatch, now: datetime) -> bool:
+        review = batch.review
+        if not q.mark_ticket_queued(review["id"], review["edits"]):
+            return False  # edited again meanwhile: the next pass renders the newer text
+        for agent, key, new_key, mail in batch.tickets:
+            if new_key:
+                q.insert_reply_key(key, review["id"], agent, now, mail.message_id)
+            enqueue_mail(q, shop, OutboxKind.TICKET, mail, now, review_id=review["id"])
+        if batch.auto_response is not None:
+            current = q.get_review(review["id"])
+            if current is not None and current["response_id"] is None:
+                q.add_response(review["id"], batch.auto_response, "auto", "auto", now,
+                               emailed=batch.customer_mail is not None)
+                if batch.customer_mail is not None:
+                    enqueue_mail(q, shop, OutboxKind.RESPONSE, batch.customer_mail, now,
+                                 review_id=review["id"])
+        log.info("review=%s tickets=%d auto_response=%s", review["id"], len(batch.tickets),
+                 batch.auto_response is not None)
+        return True
+
