@@ -69,7 +69,7 @@ async def write_review(daemon: Daemon, clock: FrozenClock, invitation: dict[str,
                        stars: int = 2, title: str = "Late delivery",
                        text: str = "It took two weeks.") -> int:
     form, errors = reviews.validate({"stars": str(stars), "title": title, "text": text,
-                                     "name": ""})
+                                     "name": str(invitation.get("customer_name") or "")})
     assert form is not None, errors
     now = clock.now()
     outcome, review_id = await daemon.store.write(

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +17,8 @@ import jinja2
 
 from .clock import Clock
 from .config import Config, ShopConfig
-from .models import InvitationMethod, OutboxKind
+from .models import InvitationMethod, InvitationStatus, OutboxKind
+from .outbox import enqueue_mail
 from .render import (
     RenderedMail,
     Templates,
@@ -25,7 +26,6 @@ from .render import (
     response_mail,
     ticket_mail,
 )
-from .outbox import enqueue_mail
 from .store import Queries, Store, to_iso
 from .tokens import REPLY, TokenSigner
 
@@ -86,15 +86,35 @@ class SubmitOutcome(StrEnum):
     LOCKED = "locked"
 
 
+#: How long a review link stays usable after the invitation was created.
+LINK_MAX_AGE = timedelta(days=365)
+
+
+def link_usable(invitation: Mapping[str, Any], now: datetime) -> bool:
+    """False for cancelled or erased invitations and for links older than a year."""
+    created = invitation.get("created_at")
+    too_old = bool(created) and now - datetime.fromisoformat(str(created)) > LINK_MAX_AGE
+    return not (invitation.get("status") == InvitationStatus.CANCELLED
+                or not invitation.get("customer_email") or too_old)
+
+
 def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
            now: datetime) -> tuple[SubmitOutcome, int | None]:
-    """Store the review of an invitation; a second submit edits it until it is answered."""
-    name = form.name or (invitation.get("customer_name") or "")
+    """Store the review of an invitation; a second submit edits it until it is answered.
+
+    The name is stored as given: a customer who clears it stays anonymous on the page.
+    """
+    name = form.name
     if invitation.get("review_id"):
         review = q.get_review(int(invitation["review_id"]))
         if review is not None:
             if review["response_id"] is not None:
                 return SubmitOutcome.LOCKED, review["id"]
+            unchanged = (review["stars"], review["title"] or "", review["text"] or "",
+                         review["reviewer_name"] or "") == (form.stars, form.title, form.text,
+                                                            name)
+            if unchanged:  # a reload of the thank-you page: no new ticket for the same text
+                return SubmitOutcome.UPDATED, review["id"]
             q.edit_review(review["id"], {"stars": form.stars, "title": form.title,
                                          "text": form.text, "reviewer_name": name}, now)
             return SubmitOutcome.UPDATED, review["id"]

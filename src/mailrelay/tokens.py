@@ -108,6 +108,8 @@ class TokenSigner:
         return f"{issued}.{_b64(mac.digest()[:TAG_BYTES])}"
 
     def form_token_valid(self, token: str, subject: str, now: int, max_age: int) -> bool:
+        if not token.isascii():
+            return False
         issued_text, _, _tag = token.partition(".")
         if not issued_text.isdigit():
             return False

@@ -1,27 +1,60 @@
-"""HTTP edge (aiohttp, in the daemon's loop): unsubscribe pages and health; thin over services.
+"""HTTP edge (aiohttp, in the daemon's loop): review form, public review pages, unsubscribe, health.
 
-Pages are Jinja2 templates with autoescaping; tokens are verified before any look-up.
+Translates HTTP into calls on `reviews`, `invitations` and store queries and back; decides
+nothing itself and runs no SQL. Pages are autoescaped Jinja2 templates; tokens are verified
+before any look-up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import json
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
-from . import invitations
+from . import invitations, reviews
 from .clock import Clock
-from .config import Config
-from .store import Store
+from .config import Config, ShopConfig
+from .store import Queries, Store
 from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 
 log = logging.getLogger(__name__)
 
 WEB_TEMPLATES = Path(__file__).parent / "templates" / "web"
+I18N = WEB_TEMPLATES / "i18n"
+FALLBACK_LOCALE = "en"
+
+#: Every HTML page: no script at all, no framing, and no Referer, because review and unsubscribe
+#: tokens are in our URLs and must not leak to the shop's site or any other link target.
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+#: Token pages hold personal data (the customer's name, their review): never cached, never indexed.
+PRIVATE_HEADERS: Mapping[str, str] = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+PUBLIC_HEADERS: Mapping[str, str] = {"Cache-Control": "public, max-age=60"}
+
+CSRF_MAX_AGE = 24 * 3600
+PAGE_SIZE = 10
+FORM_FIELDS = ("stars", "title", "text", "name")
+#: Where each field's error links to in the summary (the first radio stands for the fieldset).
+FIELD_ANCHORS = {"stars": "stars-1", "title": "title", "text": "text", "name": "name"}
 
 
 def mask(email: str) -> str:
@@ -30,79 +63,583 @@ def mask(email: str) -> str:
     return f"{local[:2]}…@{domain}" if domain else "…"
 
 
+def script_json(data: Any) -> str:
+    """JSON that is inert inside <script>: no `</script>`, `<!--` or `&` can survive in it."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+# --- page texts --------------------------------------------------------------------------------
+
+
+class _Values(dict[str, object]):
+    """format_map values: a placeholder a translation names but the page does not give stays."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class Translator:
+    """The texts of one locale, each missing key taken from English."""
+
+    locale: str
+    table: Mapping[str, Any]
+    fallback: Mapping[str, Any]
+
+    def raw(self, key: str) -> Any:
+        return self.table[key] if key in self.table else self.fallback.get(key, key)
+
+    def __call__(self, key: str, **values: object) -> str:
+        text = str(self.raw(key))
+        return text.format_map(_Values(values)) if values else text
+
+    def plural(self, key: str, n: int, **values: object) -> str:
+        # en, de and da: one form for 1, another for everything else.
+        return self(f"{key}_{'one' if n == 1 else 'other'}", n=n, **values)
+
+    def date(self, when: datetime) -> str:
+        months = self.raw("months")
+        month = months[when.month - 1] if isinstance(months, list) else str(when.month)
+        return self("date", day=when.day, month=month, year=when.year)
+
+    def decimal(self, value: float) -> str:
+        return f"{value:.1f}".replace(".", self("decimal"))
+
+
+class Strings:
+    """All page texts, from templates/web/i18n/<locale>.json."""
+
+    def __init__(self, folder: Path = I18N) -> None:
+        self.tables: dict[str, dict[str, Any]] = {
+            path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.json"))
+        }
+        self.tables.setdefault(FALLBACK_LOCALE, {})
+
+    def pick(self, *candidates: str | None) -> str:
+        """The first candidate we have texts for ("de-AT" → "de"), else English."""
+        for candidate in candidates:
+            parts = (candidate or "").strip().replace("_", "-").lower().split("-")
+            for end in range(len(parts), 0, -1):
+                step = "-".join(parts[:end])
+                if step in self.tables:
+                    return step
+        return FALLBACK_LOCALE
+
+    def translator(self, *candidates: str | None) -> Translator:
+        locale = self.pick(*candidates)
+        return Translator(locale, self.tables[locale], self.tables[FALLBACK_LOCALE])
+
+
+# --- rate limiting -----------------------------------------------------------------------------
+
+
+def client_key(remote: str | None) -> str:
+    """Whom a rate limit counts: the address, or for IPv6 its /64 (one customer's whole LAN,
+    where a new address per request costs nothing)."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return f"ip:{remote or '-'}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.ip_network((address, 64), strict=False)}"
+    return f"ip:{address}"
+
+
+class RateLimiter:
+    """Sliding-window hit counts per key, in memory (one daemon process serves the web)."""
+
+    def __init__(self, window: float, max_keys: int = 100_000) -> None:
+        self.window = window
+        self.max_keys = max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._swept = 0.0
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        hits = self._hits.get(key)
+        if hits is not None:
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+        return hits
+
+    def hit(self, limits: Sequence[tuple[str, int]], now: float) -> float | None:
+        """Count one hit on every key if all are under their limit; else seconds to wait."""
+        wait = 0.0
+        for key, limit in limits:
+            hits = self._recent(key, now)
+            if hits is not None and len(hits) >= limit:
+                wait = max(wait, hits[-limit] + self.window - now)
+        if wait > 0:
+            return wait  # refused attempts do not count, so waiting out the window is enough
+        for key, _limit in limits:
+            self._hits.setdefault(key, deque()).append(now)
+        if len(self._hits) > self.max_keys:
+            self._sweep(now)
+        return None
+
+    def _sweep(self, now: float) -> None:
+        """Forget idle keys; under a flood of fresh keys, the oldest (a bounded memory wins)."""
+        if now - self._swept >= self.window / 10:
+            self._swept = now
+            for key in list(self._hits):
+                if not self._recent(key, now):
+                    del self._hits[key]
+        while len(self._hits) > 2 * self.max_keys:
+            del self._hits[next(iter(self._hits))]
+
+
+# --- reads (one snapshot each) -----------------------------------------------------------------
+
+
+def _invitation_and_review(
+    q: Queries, token: str,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    invitation = q.invitation_by_token(token)
+    review = None
+    if invitation is not None and invitation.get("review_id"):
+        review = q.get_review(int(invitation["review_id"]))
+    return invitation, review
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a shop's public reviews."""
+
+    summary: dict[str, Any]
+    total: int  # reviews matching the star filter
+    pages: int
+    rows: list[dict[str, Any]]
+
+
+def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
+    summary = q.rating_summary(shop_id)
+    total = int(summary["distribution"].get(str(stars), 0)) if stars else int(summary["count"])
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    rows: list[dict[str, Any]] = []
+    if page <= pages and total:
+        rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
+                              reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                              newest_first=True)
+    return Listing(summary, total, pages, rows)
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _query_int(value: str | None, low: int, high: int) -> int | None:
+    """A small decimal number from the query string, or None (never int() on long input)."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 6:
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+# --- the application ---------------------------------------------------------------------------
+
+
 class WebApp:
     """The aiohttp application and its runner."""
 
     def __init__(self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
-                 health: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> None:
+                 health: Callable[[], Awaitable[dict[str, Any]]] | None = None, *,
+                 on_review: Callable[[], None] | None = None,
+                 posts_per_token: int = 10, posts_per_ip: int = 30,
+                 rate_window: float = 600.0) -> None:
         self.config = config
         self.store = store
         self.signer = signer
         self.clock = clock
         self.health = health
+        self.on_review = on_review
+        self.posts_per_token = posts_per_token
+        self.posts_per_ip = posts_per_ip
+        self.limiter = RateLimiter(rate_window)
+        self.strings = Strings()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
             autoescape=jinja2.select_autoescape(["html.j2", "html"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
-        self.app = web.Application(client_max_size=64 * 1024)
+        # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
+        self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
         self.app.add_routes([
             web.get("/healthz", self.healthz),
+            web.get("/r/{token}", self.review_form),
+            web.post("/r/{token}", self.review_submit),
+            web.get("/s/{shop}", self.shop_page),
+            web.get("/s/{shop}/reviews.json", self.shop_json),
             web.get("/u/{token}", self.unsubscribe_page),
             web.post("/u/{token}", self.unsubscribe),
         ])
         self._runner: web.AppRunner | None = None
         self.port = config.http.port
 
-    def page(self, name: str, status: int = 200, **context: Any) -> web.Response:
-        html = self.env.get_template(name).render(**context)
-        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    # -- plumbing
 
-    def not_found(self) -> web.Response:
-        return self.page("not_found.html.j2", 404, title="Link not valid",
-                         message="This link is not valid.")
+    @web.middleware
+    async def _guard(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     ) -> web.StreamResponse:
+        """Security headers on every response; friendly pages instead of bare errors."""
+        try:
+            response = await handler(request)
+        except web.HTTPNotFound:
+            response = self.not_found(self.strings.translator())
+        except web.HTTPException as exc:
+            exc.headers.update(SECURITY_HEADERS)
+            raise
+        except Exception:
+            # The route, not the path: paths carry tokens, which do not belong in logs.
+            route = request.match_info.route.resource
+            log.exception("web %s %s failed", request.method,
+                          route.canonical if route is not None else "?")
+            t = self.strings.translator()
+            response = self.message(500, t, t("error.title"), t("error.body"))
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
-    async def _invitation(self, request: web.Request) -> dict[str, Any] | None:
-        review_token = self.signer.convert(request.match_info["token"], UNSUBSCRIBE, REVIEW)
-        if review_token is None:
-            return None
-        return await self.store.aread(lambda q: q.invitation_by_token(review_token))
+    def page(self, name: str, status: int, t: Translator,
+             headers: Mapping[str, str] | None = None, **context: Any) -> web.Response:
+        html = self.env.get_template(name).render(t=t, lang=t.locale, **context)
+        response = web.Response(text=html, status=status, content_type="text/html",
+                                charset="utf-8")
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def not_found(self, t: Translator) -> web.Response:
+        return self.page("not_found.html.j2", 404, t, PRIVATE_HEADERS)
+
+    def message(self, status: int, t: Translator, heading: str, *paragraphs: str,
+                link: tuple[str, str] | None = None,
+                headers: Mapping[str, str] | None = None) -> web.Response:
+        return self.page("message.html.j2", status, t, {**PRIVATE_HEADERS, **(headers or {})},
+                         heading=heading, paragraphs=list(paragraphs), link=link)
+
+    def _shop_of(self, invitation: dict[str, Any] | None) -> ShopConfig | None:
+        return self.config.shop(invitation["shop"]) if invitation is not None else None
+
+    def _translator_for(self, invitation: dict[str, Any] | None) -> Translator:
+        shop = self._shop_of(invitation)
+        return self.strings.translator(invitation["locale"] if invitation else None,
+                                       shop.locale if shop else None)
+
+    def _expired(self, invitation: dict[str, Any]) -> bool:
+        """Cancelled, erased by retention (or `forget`), or simply too old to be honest."""
+        return not reviews.link_usable(invitation, self.clock.now())
+
+    def _notify(self) -> None:
+        if self.on_review is None:
+            return
+        try:
+            self.on_review()
+        except Exception:
+            # The review is stored; the ticket worker also finds it on its next pass.
+            log.exception("on_review callback failed")
+
+    # -- health
 
     async def healthz(self, request: web.Request) -> web.Response:
         report = await self.health() if self.health else {"status": "ok"}
         return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
 
+    # -- the review form
+
+    async def _review_target(
+        self, token: str,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        # The signature is checked first: a forged token never costs a database read.
+        if not self.signer.verify(token, REVIEW):
+            return None, None
+        return await self.store.aread(lambda q: _invitation_and_review(q, token))
+
+    def _csrf(self, token: str) -> str:
+        return self.signer.form_token(token, int(self.clock.now().timestamp()))
+
+    def _csrf_valid(self, value: object, token: str) -> bool:
+        # compare_digest refuses non-ASCII str, and "²".isdigit() is true: check before.
+        return (isinstance(value, str) and value.isascii() and len(value) <= 128
+                and self.signer.form_token_valid(value, token,
+                                                 int(self.clock.now().timestamp()),
+                                                 CSRF_MAX_AGE))
+
+    def _locked(self, t: Translator, shop: ShopConfig, review: dict[str, Any],
+                status: int) -> web.Response:
+        return self.message(
+            status, t, t("locked.title"), t("locked.body", shop=shop.name),
+            link=(reviews.public_url(self.config, shop.id, review["id"]),
+                  t("done.public_link", shop=shop.name)))
+
+    def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: dict[str, Any],
+              review: dict[str, Any] | None, values: Mapping[str, str],
+              errors: Mapping[str, str] | None = None, status: int = 200,
+              notice: str | None = None) -> web.Response:
+        maxima = {"title": reviews.MAX_TITLE, "text": reviews.MAX_TEXT, "name": reviews.MAX_NAME}
+        messages = {}
+        for field in FORM_FIELDS:
+            code = (errors or {}).get(field)
+            if code:
+                key = f"error.{field}.{code}"
+                messages[field] = t(key if key in t.fallback else f"error.{code}",
+                                    max=maxima.get(field, 0), min=reviews.MIN_TEXT)
+        created = _when(review["created_at"]) if review else None
+        edit_notice = None
+        if created is not None:
+            edit_notice = t("form.edit_notice", shop=shop.name,
+                            date=t.date(created.astimezone(shop.timezone)))
+        return self.page(
+            "review_form.html.j2", status, t, PRIVATE_HEADERS,
+            shop_name=shop.name, reference=invitation.get("reference") or "",
+            verified=reviews.verified(invitation["method"]),
+            values=values, errors=messages, anchors=FIELD_ANCHORS,
+            csrf=self._csrf(token), fresh_url=f"/r/{token}", notice=notice,
+            edit_notice=edit_notice, editing=review is not None, maxima=maxima,
+        )
+
+    async def review_form(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        invitation, review = await self._review_target(token)
+        t = self._translator_for(invitation)
+        shop = self._shop_of(invitation)
+        if invitation is None or shop is None:
+            return self.not_found(t)
+        if self._expired(invitation):
+            return self.message(410, t, t("expired.title"), t("expired.body"))
+        if review is not None and review.get("response_id") is not None:
+            return self._locked(t, shop, review, 200)
+        if review is not None:
+            values = {"stars": str(review["stars"]), "title": review["title"] or "",
+                      "text": review["text"] or "", "name": review["reviewer_name"] or ""}
+        else:
+            values = {"stars": "", "title": "", "text": "",
+                      "name": invitation.get("customer_name") or ""}
+        return self._form(t, token, shop, invitation, review, values)
+
+    async def review_submit(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        invitation, review = await self._review_target(token)
+        t = self._translator_for(invitation)
+        limits = [(client_key(request.remote), self.posts_per_ip)]
+        if invitation is not None:
+            limits.append((f"token:{token}", self.posts_per_token))
+        wait = self.limiter.hit(limits, self.clock.now().timestamp())
+        if wait is not None:
+            return self.message(429, t, t("ratelimit.title"), t("ratelimit.body"),
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        shop = self._shop_of(invitation)
+        if invitation is None or shop is None:
+            return self.not_found(t)
+        if self._expired(invitation):
+            return self.message(410, t, t("expired.title"), t("expired.body"))
+        data = await request.post()
+        values = {}
+        for field in FORM_FIELDS:
+            value = data.get(field)
+            values[field] = value if isinstance(value, str) else ""
+        if not self._csrf_valid(data.get("csrf"), token):
+            log.info("invitation=%s review form refused: CSRF token missing or stale",
+                     invitation["id"])
+            return self._form(t, token, shop, invitation, review, values, status=403,
+                              notice=t("form.csrf"))
+        if review is not None and review.get("response_id") is not None:
+            return self._locked(t, shop, review, 409)
+        form, errors = reviews.validate(values)
+        if form is None:
+            return self._form(t, token, shop, invitation, review, values, errors, status=422)
+        now = self.clock.now()
+        # Re-read the invitation inside the write: a concurrent first submit has linked a review.
+        outcome, review_id = await self.store.write(
+            lambda q: reviews.submit(q, q.invitation_by_token(token) or invitation, form, now))
+        log.info("invitation=%s review=%s %s stars=%d", invitation["id"], review_id, outcome,
+                 form.stars)
+        if outcome == reviews.SubmitOutcome.LOCKED:
+            return self._locked(t, shop, {"id": review_id}, 409)
+        self._notify()
+        # Shown as stored (the service may fill in the name), not as typed.
+        saved = await self.store.aread(lambda q: q.get_review(review_id)) if review_id else None
+        shown = saved or {"stars": form.stars, "title": form.title, "text": form.text,
+                          "reviewer_name": form.name}
+        return self.page(
+            "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
+            updated=outcome == reviews.SubmitOutcome.UPDATED,
+            verified=reviews.verified(invitation["method"]), review=shown,
+            public_url=reviews.public_url(self.config, shop.id, review_id),
+        )
+
+    # -- public pages
+
+    def _public_review(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The public fields of one review: never its email address or order reference."""
+        response = None
+        if row.get("response"):
+            response = {"text": row["response"], "created_at": row.get("responded_at")}
+        return {"id": row["id"], "stars": row["stars"], "title": row["title"] or "",
+                "text": row["text"] or "", "reviewer_name": row["reviewer_name"] or "",
+                "created_at": row["created_at"], "verified": reviews.verified(row["method"]),
+                "response": response}
+
+    async def _shop_listing(
+        self, request: web.Request,
+    ) -> tuple[ShopConfig | None, int | None, int, Listing | None]:
+        shop = self.config.shop(request.match_info["shop"])
+        stars = _query_int(request.query.get("stars"), 1, 5)
+        page = _query_int(request.query.get("page", "1"), 1, 999_999) or 1
+        if shop is None:
+            return None, stars, page, None
+        listing = await self.store.aread(lambda q: _listing(q, shop.id, stars, page))
+        return shop, stars, page, listing
+
+    async def shop_page(self, request: web.Request) -> web.Response:
+        shop, stars, page, listing = await self._shop_listing(request)
+        t = self.strings.translator(shop.locale if shop else None)
+        if shop is None or listing is None or page > listing.pages:
+            return self.not_found(t)
+        summary = listing.summary
+        count = int(summary["count"])
+        average = summary["average"]
+
+        def link(filter_stars: int | None, to_page: int = 1) -> str:
+            query = [(k, v) for k, v in (("stars", filter_stars), ("page", to_page))
+                     if v is not None and not (k == "page" and v == 1)]
+            return f"/s/{shop.id}" + ("?" + urlencode(query) if query else "")
+
+        distribution = []
+        for n in range(5, 0, -1):
+            amount = int(summary["distribution"].get(str(n), 0))
+            distribution.append({
+                "stars": n, "count": amount, "label": t.plural("star", n),
+                "percent": round(100 * amount / count) if count else 0,
+                "url": link(n), "current": stars == n,
+            })
+        items = []
+        for row in listing.rows:
+            item = self._public_review(row)
+            created = _when(item["created_at"])
+            local = created.astimezone(shop.timezone) if created else None
+            item["date"] = t.date(local) if local else ""
+            item["datetime"] = local.isoformat() if local else ""
+            if item["response"]:
+                answered = _when(item["response"]["created_at"])
+                item["response"]["date"] = (t.date(answered.astimezone(shop.timezone))
+                                            if answered else "")
+            items.append(item)
+        jsonld = None
+        if count:
+            jsonld = Markup(script_json(self._jsonld(shop, summary, items)))  # noqa: S704
+        return self.page(
+            "public.html.j2", 200, t, PUBLIC_HEADERS, shop_name=shop.name, count=count,
+            average=t.decimal(average) if average is not None else "",
+            average_value=average or 0, distribution=distribution, reviews=items, stars=stars,
+            all_url=link(None), page_number=page, pages=listing.pages,
+            prev_url=link(stars, page - 1) if page > 1 else None,
+            next_url=link(stars, page + 1) if page < listing.pages else None,
+            jsonld=jsonld,
+        )
+
+    def _jsonld(self, shop: ShopConfig, summary: Mapping[str, Any],
+                items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """schema.org Organization with its AggregateRating and the reviews on this page."""
+        data: dict[str, Any] = {
+            "@context": "https://schema.org",
+            "@type": "Organization",
+            "name": shop.name,
+            "url": reviews.public_url(self.config, shop.id),
+            # Rounded as on the page: structured data must match what visitors see.
+            "aggregateRating": {"@type": "AggregateRating",
+                                "ratingValue": round(float(summary["average"]), 1),
+                                "reviewCount": int(summary["count"]),
+                                "bestRating": 5, "worstRating": 1},
+        }
+        if items:
+            data["review"] = [{
+                "@type": "Review",
+                "author": {"@type": "Person", "name": item["reviewer_name"] or "Anonymous"},
+                "datePublished": item["datetime"][:10],
+                "reviewRating": {"@type": "Rating", "ratingValue": item["stars"],
+                                 "bestRating": 5, "worstRating": 1},
+                "name": item["title"],
+                "reviewBody": item["text"],
+            } for item in items]
+        return data
+
+    async def shop_json(self, request: web.Request) -> web.Response:
+        shop, _stars, page, listing = await self._shop_listing(request)
+        if shop is None or listing is None or page > listing.pages:
+            return self._json({"error": "not found"}, 404)
+        summary = listing.summary
+        average = summary["average"]
+        return self._json({
+            "shop": {"id": shop.id, "name": shop.name},
+            "summary": {"count": summary["count"],
+                        "average": round(average, 2) if average is not None else None,
+                        "distribution": summary["distribution"]},
+            "page": page,
+            "pages": listing.pages,
+            "reviews": [self._public_review(row) for row in listing.rows],
+        }, 200, PUBLIC_HEADERS)
+
+    def _json(self, data: Any, status: int,
+              headers: Mapping[str, str] | None = None) -> web.Response:
+        # Escaped like the JSON-LD: even a browser that sniffs cannot find markup in it.
+        response = web.Response(text=script_json(data), status=status,
+                                content_type="application/json", charset="utf-8")
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    # -- unsubscribe
+
+    async def _unsubscribe_target(self, request: web.Request) -> dict[str, Any] | None:
+        review_token = self.signer.convert(request.match_info["token"], UNSUBSCRIBE, REVIEW)
+        if review_token is None:
+            return None
+        return await self.store.aread(lambda q: q.invitation_by_token(review_token))
+
+    def _unsubscribe_page(self, invitation: dict[str, Any], done: bool) -> web.Response:
+        t = self._translator_for(invitation)
+        shop = self._shop_of(invitation)
+        return self.page("unsubscribe.html.j2", 200, t, PRIVATE_HEADERS, done=done,
+                         shop_name=shop.name if shop else invitation["shop"],
+                         email=mask(invitation["customer_email"]))
+
     async def unsubscribe_page(self, request: web.Request) -> web.Response:
         # GET never unsubscribes: link scanners fetch every URL in a mail (RFC 8058 section 1).
-        inv = await self._invitation(request)
+        inv = await self._unsubscribe_target(request)
         if inv is None:
-            return self.not_found()
-        shop = self.config.shop(inv["shop"])
+            return self.not_found(self.strings.translator())
         suppressed = await self.store.aread(
             lambda q: q.is_suppressed(inv["shop"], inv["customer_email"]))
-        return self.page("unsubscribe.html.j2", title="Unsubscribe", done=suppressed,
-                         shop_name=shop.name if shop else inv["shop"],
-                         email=mask(inv["customer_email"]))
+        return self._unsubscribe_page(inv, suppressed)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         """RFC 8058 one-click: a POST with List-Unsubscribe=One-Click, or the page's button."""
-        inv = await self._invitation(request)
+        inv = await self._unsubscribe_target(request)
         if inv is None:
-            return self.not_found()
+            return self.not_found(self.strings.translator())
         now = self.clock.now()
         cancelled = await self.store.write(lambda q: invitations.unsubscribe(q, inv, now))
         log.info("invitation=%s unsubscribed shop=%s cancelled=%d", inv["id"], inv["shop"],
                  cancelled)
-        shop = self.config.shop(inv["shop"])
-        return self.page("unsubscribe.html.j2", title="Unsubscribed", done=True,
-                         shop_name=shop.name if shop else inv["shop"],
-                         email=mask(inv["customer_email"]))
+        return self._unsubscribe_page(inv, True)
+
+    # -- lifecycle
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001
+        server = site._server  # noqa: SLF001 - the only way to learn the port bound for port 0
+        sockets = server.sockets if isinstance(server, asyncio.Server) else ()
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("web listening on %s:%d", self.config.http.host, self.port)
