@@ -31,7 +31,7 @@ INVITATIONS = 500
 #: Kill when the sink has seen this many distinct messages (one kill per entry). Not multiples of
 #: the batch size: delivery pauses between batches to commit, and a kill there finds nothing in
 #: flight; these land mid-batch, with claimed rows in `sending`.
-KILL_AT = (150, 350)
+KILL_AT = (150, 300)
 #: Delivery claims this many rows per batch: the most a kill can leave in `sending`.
 BATCH_SIZE = 100
 #: Every wait below is bounded by this (the whole test takes a few seconds).
@@ -40,9 +40,7 @@ DEADLINE_S = 90.0
 
 def write_config(directory: Path, sink_port: int) -> Path:
     """conftest's BASE_CONFIG, sending over SMTP to the sink, at once, without pacing or caps."""
-    text = BASE_CONFIG.format(
-        smtp_extra="", shop_extra='dedupe_window = "0s"\n',
-    )
+    text = BASE_CONFIG.format(smtp_extra="", shop_extra='dedupe_window = "0s"\n')
     replacements = {
         'transport = "maildir"\nmaildir = "var/outbox"\n': (
             'transport = "smtp"\n'
@@ -148,6 +146,14 @@ class Seen:
             self._parsed += 1
         return len(self.copies)
 
+    def more_than(self, received: int) -> Callable[[], bool]:
+        """A check: has the sink received more than `received` messages (copies included)?"""
+        return lambda: len(self.sink.messages) > received
+
+    def at_least(self, distinct: int) -> Callable[[], bool]:
+        """A check: has the sink seen at least `distinct` different Message-IDs?"""
+        return lambda: self.distinct() >= distinct
+
 
 def count(db: Path, sql: str) -> int:
     """One number from the committed state of the store (WAL: readers see every commit)."""
@@ -196,19 +202,14 @@ async def test_sigkill_while_sending_a_batch_loses_nothing_and_resends_only_what
             for round_no, kill_at in enumerate(KILL_AT):
                 daemons.append(Serve(config, tmp_path / f"serve-{round_no}.log"))
                 ready_at = await daemons[-1].ready()
-                before = len(sink.messages)
-                await wait_until(
-                    f"the first message after start {round_no}",
-                    lambda b=before: len(sink.messages) > b, deadline,
-                )
+                await wait_until(f"the first message after start {round_no}",
+                                 seen.more_than(len(sink.messages)), deadline)
                 # Rows scheduled by the CLI before the start must go out at once (the start-up
                 # rearm), not after the scheduler's 30 s safety poll.
                 first_after = time.monotonic() - ready_at
                 assert first_after < 10, f"first send {first_after:.1f}s after READY"
-                await wait_until(
-                    f"{kill_at} messages at the sink", lambda k=kill_at: seen.distinct() >= k,
-                    deadline,
-                )
+                await wait_until(f"{kill_at} messages at the sink", seen.at_least(kill_at),
+                                 deadline)
                 daemons[-1].kill()
                 sending = message_ids(db, "SELECT message_id FROM outbox WHERE status = 'sending'")
                 in_flight.append(sending)

@@ -123,7 +123,8 @@ class Daemon:
             self.clockwork.start()
             stack.callback(self.clockwork.stop)
             await self.clockwork.rearm()
-            self.web = WebApp(config, self.store, signer, self.clock, health=self.health)
+            self.web = WebApp(config, self.store, signer, self.clock, health=self.health,
+                              on_review=self._due.set)
             await self.web.start()
             stack.push_async_callback(self.web.stop)
             self.listener = Listener(config.smtp, Handler(self.intake))
@@ -155,9 +156,13 @@ class Daemon:
 
         Tests with a frozen clock call this instead of waiting for the scheduler.
         """
-        await self.inviter.queue_due()
-        await self.reviewer.queue_tickets()
-        return await self.delivery.deliver_due()
+        attempted = 0
+        while True:
+            queued = await self.inviter.queue_due(max_batches=1)
+            await self.reviewer.queue_tickets()
+            attempted += await self.delivery.deliver_due()
+            if queued < self.inviter.batch_size:
+                return attempted
 
     async def purge(self) -> int:
         """Erase personal data past each shop's `retention` (the daily job)."""

@@ -18,8 +18,8 @@ import jinja2
 from .clock import Clock
 from .config import Config, ShopConfig
 from .models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
-from .render import RenderedMail, Templates, invitation_mail
 from .outbox import envelope_sender
+from .render import RenderedMail, Templates, invitation_mail
 from .store import Queries, Store, to_iso
 from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 
@@ -55,10 +55,16 @@ class Inviter:
         self.batch_size = batch_size
         self.unrenderable: list[tuple[int, OutboxKind, str]] = []
 
-    async def queue_due(self) -> int:
-        """Render and store every due invitation and reminder; returns how many were queued."""
+    async def queue_due(self, max_batches: int | None = None) -> int:
+        """Render and store due invitations and reminders; returns how many were queued.
+
+        `max_batches` lets the dispatcher interleave rendering with sending, so a large
+        backlog starts leaving at once instead of after everything is rendered.
+        """
         total = 0
-        while True:
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
             now = self.clock.now()
             invitations = await self.store.aread(
                 lambda q, n=now: q.due_invitations(n, self.batch_size))
@@ -86,6 +92,7 @@ class Inviter:
                     total += 1
             if len(invitations) < self.batch_size and len(reminders) < self.batch_size:
                 return total
+        return total
 
     async def _record_unrenderable(self) -> None:
         failures, self.unrenderable = self.unrenderable, []
@@ -199,6 +206,8 @@ def record_delivery(config: Config, q: Queries, mail: dict[str, Any], status: Ou
 def unsubscribe(q: Queries, invitation: dict[str, Any], now: datetime) -> int:
     """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
     shop, email = invitation["shop"], invitation["customer_email"]
+    if not email:
+        return 0  # erased by retention or `forget`: nothing left to suppress
     q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation['id']}")
     cancelled = 0
     for row in q.scheduled_invitations(shop, email=email):

@@ -569,7 +569,9 @@ class Queries:
                 "SELECT i.*, s.products AS products FROM invitations i"
                 " LEFT JOIN shipments s ON s.id = i.shipment_id"
                 " WHERE i.reminder_due_at IS NOT NULL AND i.reminder_due_at <= ?"
-                " AND i.status = ? AND i.review_id IS NULL ORDER BY i.reminder_due_at LIMIT ?",
+                # `+status`: keep SQLite on the reminder index; the status index would scan
+                # every sent invitation (measured: 400 ms at 1M rows, 0.01 ms this way).
+                " AND +i.status = ? AND i.review_id IS NULL ORDER BY i.reminder_due_at LIMIT ?",
                 (to_iso(now), InvitationStatus.SENT, limit),
             )
         ]
@@ -578,7 +580,7 @@ class Queries:
         """The earliest moment any invitation, reminder or queued mail becomes due."""
         row = self.conn.execute(
             "SELECT MIN(t) FROM ("
-            " SELECT MIN(due_at) AS t FROM invitations"
+            " SELECT MIN(due_at) AS t FROM invitations INDEXED BY idx_invitations_due"
             "  WHERE status = 'scheduled' AND outbox_id IS NULL"
             " UNION ALL SELECT MIN(reminder_due_at) FROM invitations"
             "  WHERE reminder_due_at IS NOT NULL"
