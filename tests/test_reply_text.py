@@ -1,0 +1,639 @@
+"""Reply extraction: what an agent wrote, once quoted history, attributions, header blocks and
+signatures are gone, and whether it is safe to publish (fail closed)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import importlib.util
+import sys
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from mailrelay.config import Config
+from mailrelay.render import REPLY_MARKER, Templates, ticket_mail
+from mailrelay.reply_text import Extraction, extract, html_to_text
+
+from .conftest import ConfigFactory
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "replies_corpus.py"
+KEY = "k7q2mzx4abcd3efg"
+REPLY_TO = f"reply+{KEY}@relay.test"
+AGENT = "Hi Ann,\n\nwe are sorry about the delay. The refund is on its way.\n\nBob"
+QUOTED = "> The parcel came two weeks late.\n>\n> The shoes are fine though.\n"
+UNQUOTED = "Dear shop,\n\nthe parcel came two weeks late.\n"
+REVIEW = "The parcel came two weeks late.\n\nThe shoes are fine though."
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("replies_corpus", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_published(result: Extraction, text: str = AGENT) -> None:
+    assert result.text == text
+    assert result.ok, result.reason
+    assert result.reason is None
+
+
+def assert_held(result: Extraction, reason: str) -> None:
+    assert not result.ok
+    assert result.reason == reason
+
+
+def wrap(line: str, at: str) -> str:
+    """The attribution as a client wraps it: a line break before `at`."""
+    head, sep, tail = line.partition(at)
+    assert sep, f"{at!r} not in {line!r}"
+    return f"{head.rstrip()}\n{sep}{tail}"
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def test_the_reply_corpus_is_at_least_95_percent_ok_and_leaks_nothing() -> None:
+    bench = load_bench()
+    if not bench.CORPUS.is_dir():
+        pytest.skip(f"no reply corpus at {bench.CORPUS}")
+    report = bench.score(bench.CORPUS)
+    overall = report["overall"]
+    assert overall["cases"] >= 86
+    assert overall["leak"] == 0, report["failures"]
+    assert overall["ok"] / overall["cases"] >= 0.95, report["failures"]
+
+
+# --------------------------------------------------------------------------- attributions
+
+ATTRIBUTIONS = {
+    "en": f"On Mon, 3 Nov 2026 at 10:00, ACME Reviews <{REPLY_TO}> wrote:",
+    "en-gmail-us": f"On Mon, Nov 3, 2026 at 10:00 AM ACME Reviews <{REPLY_TO}> wrote:",
+    "en-apple": f"On 3 Nov 2026, at 10:00, ACME Reviews <{REPLY_TO}> wrote:",
+    "de": f"Am Mo., 3. Nov. 2026 um 10:00 Uhr schrieb ACME Reviews <{REPLY_TO}>:",
+    "de-apple": f"Am 03.11.2026 um 10:00 schrieb ACME Reviews <{REPLY_TO}>:",
+    "de-inbox": f"ACME Reviews <{REPLY_TO}> schrieb am Mo., 3. Nov. 2026 um 10:00 Uhr:",
+    "da": f"Den man. 3. nov. 2026 kl. 10.00 skrev ACME Reviews <{REPLY_TO}>:",
+    "da-apple": f"Den 3. nov. 2026 kl. 10.00 skrev ACME Reviews <{REPLY_TO}>:",
+    "nl": f"Op ma 3 nov 2026 om 10:00 schreef ACME Reviews <{REPLY_TO}>:",
+    "nl-apple": f"Op 3 nov. 2026 om 10:00 heeft ACME Reviews <{REPLY_TO}> het volgende geschreven:",
+    "fr": f"Le lun. 3 nov. 2026 à 10:00, ACME Reviews <{REPLY_TO}> a écrit :",
+    "fr-nbsp": f"Le 3 nov. 2026 à 10:00, ACME Reviews <{REPLY_TO}> a écrit\u00a0:",
+    "sv": f"Den mån 3 nov. 2026 kl 10:00 skrev ACME Reviews <{REPLY_TO}>:",
+    "sv-apple": f"3 nov. 2026 kl. 10:00 skrev ACME Reviews <{REPLY_TO}>:",
+    "no": f"man. 3. nov. 2026 kl. 10:00 skrev ACME Reviews <{REPLY_TO}>:",
+    "no-apple": f"3. nov. 2026 kl. 10:00 skrev ACME Reviews <{REPLY_TO}>:",
+    "es": f"El lun, 3 nov 2026 a las 10:00, ACME Reviews (<{REPLY_TO}>) escribió:",
+    "es-apple": f"El 3 nov 2026, a las 10:00, ACME Reviews <{REPLY_TO}> escribió:",
+}
+
+
+@pytest.mark.parametrize("line", ATTRIBUTIONS.values(), ids=ATTRIBUTIONS.keys())
+def test_an_attribution_and_the_quote_below_it_are_cut_in_every_language(line: str) -> None:
+    result = extract(f"{AGENT}\n\n{line}\n\n{QUOTED}")
+    assert_published(result)
+    assert result.cut_at == "attribution"
+
+
+@pytest.mark.parametrize("line", ATTRIBUTIONS.values(), ids=ATTRIBUTIONS.keys())
+def test_an_attribution_wrapped_over_two_lines_is_still_one(line: str) -> None:
+    result = extract(f"{AGENT}\n\n{wrap(line, '<')}\n\n{QUOTED}")
+    assert_published(result)
+    assert result.cut_at == "attribution"
+
+
+@pytest.mark.parametrize("line", ATTRIBUTIONS.values(), ids=ATTRIBUTIONS.keys())
+def test_an_attribution_followed_by_unquoted_history_cuts_it_all(line: str) -> None:
+    result = extract(f"{AGENT}\n\n{wrap(line, '<')}\n\n{UNQUOTED}")
+    assert_published(result)
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "On Mon, Nov 3, 2026 at 10:00 AM ACME Reviews <\nreply+abc@relay.test> wrote:",
+        "On Mon, Nov 3, 2026 at 10:00 AM\nACME Reviews <reply+abc@relay.test>\nwrote:",
+        'Le 3 nov. 2026 10:00, "ACME Reviews"\n<reply+abc@relay.test>\na écrit :',
+        'Am 03.11.2026 10:00 schrieb "ACME Reviews" <reply+abc@relay.test\n>:',
+        "ACME Reviews <reply+abc@relay.test> schrieb am Mo., 3.\nNov. 2026 um 10:00 Uhr:",
+        'Op 3 nov. 2026 10:00 schreef "ACME Reviews" <reply+abc@relay.test> het\n'
+        "volgende geschreven:",
+        "El lun, 3 nov 2026 a las 10:00, ACME Reviews (<\nreply+abc@relay.test>) escribió:",
+        "On Mon, 3 Nov 2026 at 10:00 ACME Reviews\n\n<\nmailto:reply+abc@relay.test\n> wrote:",
+        "On Mon, 3 Nov 2026\nat 10:00, ACME Reviews <reply+abc@relay.test> wrote:",
+        "man. 3. nov. 2026 kl.\n10:00 skrev ACME Reviews <reply+abc@relay.test>:",
+        "Den 3. nov. 2026 kl. 10.00 skrev\nACME Reviews <reply+abc@relay.test>:",
+        "ACME Reviews\n<reply+abc@relay.test> wrote:",
+    ],
+)
+def test_attributions_wrapped_over_two_or_three_lines_are_recognised(wrapped: str) -> None:
+    result = extract(f"{AGENT}\n\n{wrapped}\n\n{UNQUOTED}")
+    assert_published(result)
+    assert result.cut_at == "attribution"
+
+
+def test_an_undated_attribution_goes_with_the_quote_it_introduces() -> None:
+    result = extract(f"{AGENT}\n\nAnn wrote:\n{QUOTED}")
+    assert_published(result)
+    assert result.cut_at == "attribution"
+    assert_published(extract(f"{AGENT}\n\nAm Montag schrieb Ann Lee:\n\n{UNQUOTED}"))
+
+
+def test_an_undated_attribution_above_unquoted_text_holds_the_reply() -> None:
+    assert_held(extract(f"{AGENT}\n\nAnn wrote:\n{UNQUOTED}"), "attribution left")
+
+
+ORDINARY = [
+    "Hallo Frau Lee,\n\nam Montag, 3. Nov. 2026 haben wir das Paket versendet.\n"
+    "Sendungsnummer: 12345\n\nViele Grüße\nBob",
+    "Hej Ann,\n\nDen er sendt i dag kl. 10.00.\nFra: lageret i Aarhus\n\nMvh\nBob",
+    "Beste Ann,\n\nOp maandag 3 november hebben we het pakket verzonden.\nVan harte,\nBob",
+    "Bonjour Ann,\n\nLe colis a été envoyé le 3 nov. 2026 à 10:00.\nÀ bientôt,\nBob",
+    "Hej Ann,\n\nDen 3 nov. skickade vi paketet.\nMvh Bob",
+    "Hei Ann,\n\nPakken ble sendt man. 3. nov. 2026 kl. 10:00.\nHilsen Bob",
+    "Hola Ann:\n\nEl paquete se envió el 3 de noviembre de 2026.\nDe: nuestro almacén\n"
+    "Saludos,\nBob",
+    "Hi Ann,\n\nOn Monday, 3 Nov, we shipped it.\nAt 10:00 it left the warehouse.\n\nBob",
+    "Hi Ann,\n\nwe wrote to the carrier on 3 Nov and they replied:\nthe parcel was lost.\n\nBob",
+    "Hi Ann,\n\nI wrote one of my own:\nhttps://acme.example/guide\n\nBob",
+    "Hi Ann,\n\nTime: 10:00\nDate: 3 Nov\nSubject: your order\n\nBob",
+    "Hi Ann,\n\nSent to you on Monday via DHL.\n\nBob",
+    "Hi Ann,\n\nEmail us at help@acme.example: we answer fast.\n\nBob",
+    "On this day\nI wrote something\nwhich was very interesting.\n\nBob",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_replies_in_every_language_pass_untouched(text: str) -> None:
+    result = extract(text)
+    assert_published(result, text)
+    assert result.cut_at is None
+
+
+# --------------------------------------------------------------------------- header blocks
+
+HEADER_BLOCKS = {
+    "en": "From: ACME Reviews <{a}>\nSent: Monday, November 3, 2026 10:00 AM\n"
+    "To: Support <support@acme.example>\nSubject: Review for order #1057",
+    "de": "Von: ACME Reviews <{a}>\nGesendet: Montag, 3. November 2026 10:00\n"
+    "An: Support <support@acme.example>\nBetreff: Bewertung zu Bestellung #1057",
+    "da": "Fra: ACME Reviews <{a}>\nSendt: 3. november 2026 10:00\n"
+    "Til: Support <support@acme.example>\nEmne: Anmeldelse af ordre #1057",
+    "nl": "Van: ACME Reviews <{a}>\nVerzonden: maandag 3 november 2026 10:00\n"
+    "Aan: Support <support@acme.example>\nOnderwerp: Beoordeling",
+    "fr": "De : ACME Reviews <{a}>\nEnvoyé : lundi 3 novembre 2026 10:00\n"
+    "À : Support <support@acme.example>\nObjet : Avis sur la commande #1057",
+    "sv": "Från: ACME Reviews <{a}>\nSkickat: den 3 november 2026 10:00\n"
+    "Till: Support <support@acme.example>\nÄmne: Recension",
+    "no": "Fra: ACME Reviews <{a}>\nSendt: mandag 3. november 2026 10:00\n"
+    "Til: Support <support@acme.example>\nKopi: Lager <lager@acme.example>\nEmne: Anmeldelse",
+    "es": "De: ACME Reviews <{a}>\nEnviado: lunes, 3 de noviembre de 2026 10:00\n"
+    "Para: Support <support@acme.example>\nAsunto: Reseña del pedido #1057",
+    "es-enviado-el": "De: ACME Reviews <{a}>\nEnviado el: lunes, 3 de noviembre de 2026 10:00\n"
+    "Para: Support <support@acme.example>\nCC: Almacén <almacen@acme.example>\nAsunto: Reseña",
+    "en-bold": "*From:* ACME Reviews [mailto:{a}]\n*Sent:* Monday, November 3, 2026 10:00 AM\n"
+    "*To:* Support\n*Subject:* Review",
+}
+
+
+@pytest.mark.parametrize("block", HEADER_BLOCKS.values(), ids=HEADER_BLOCKS.keys())
+def test_an_outlook_header_block_cuts_in_every_language(block: str) -> None:
+    result = extract(f"{AGENT}\n\n{block.format(a=REPLY_TO)}\n\n{UNQUOTED}")
+    assert_published(result)
+    assert result.cut_at == "header_block"
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "-----Original Message-----",
+        "-----Ursprüngliche Nachricht-----",
+        "-------- Original message --------",
+        "---------- Forwarded message ---------",
+        "-----Oprindelig meddelelse-----",
+        "-----Message d'origine-----",
+        "-----Mensaje original-----",
+        "Begin forwarded message:",
+        "Anfang der weitergeleiteten Nachricht:",
+        "Début du message réexpédié :",
+        "Inicio del mensaje reenviado:",
+        "Videresendt meddelelse:",
+        "Start på videresendt melding:",
+        "Vidarebefordrat mejl:",
+        "Begin doorgestuurd bericht:",
+        "________________________________",
+        "_____________________________________________",
+    ],
+)
+def test_separator_lines_cut_the_history_below_them(separator: str) -> None:
+    result = extract(f"{AGENT}\n{separator}\n{UNQUOTED}")
+    assert_published(result)
+    assert result.cut_at == "separator"
+
+
+def test_a_lone_from_line_in_the_text_is_no_header_block() -> None:
+    text = "Hi Ann,\n\nFrom: our warehouse in Aarhus, the parcel left on Monday.\n\nBob"
+    assert_published(extract(text), text)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def test_the_dash_dash_space_delimiter_cuts_the_signature() -> None:
+    result = extract(f"{AGENT}\n\n-- \nBob Smith\nACME Customer Care\n+45 12 34 56 78")
+    assert_published(result)
+    assert result.cut_at == "signature"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "Sent from my iPhone",
+        "Sent from my Android",
+        "Sent from my Samsung Galaxy smartphone.",
+        "Von meinem iPhone gesendet",
+        "Gesendet von meinem iPad",
+        "Sendt fra min iPhone",
+        "Verzonden vanaf mijn iPhone",
+        "Envoyé de mon iPhone",
+        "Skickat från min iPhone",
+        "Enviado desde mi iPhone",
+        "Get Outlook for iOS",
+        "Get Outlook for Android<https://aka.ms/AAb9ysg>",
+        "Hent Outlook til iOS",
+    ],
+)
+def test_mobile_signatures_in_several_languages_are_cut(signature: str) -> None:
+    result = extract(f"{AGENT}\n\n{signature}\n")
+    assert_published(result)
+    assert result.cut_at == "signature"
+
+
+def test_a_sentence_that_starts_like_a_mobile_signature_is_kept() -> None:
+    text = "Hi Ann,\n\nSent from my desk, which is easier than from my mobile phone."
+    assert_published(extract(text), text)
+
+
+def test_a_dash_dash_inside_a_line_is_no_signature() -> None:
+    text = "Hi Ann,\n\nhere is a fix -- not a signature.\n\nBob"
+    assert_published(extract(text), text)
+
+
+# --------------------------------------------------------------------------- what we control
+
+
+def test_our_marker_cuts_the_quoted_ticket() -> None:
+    result = extract(f"{AGENT}\n\n{REPLY_MARKER}\n\nNew review for ACME Shoes\n[mr:{KEY}]\n")
+    assert_published(result)
+    assert result.cut_at == "marker"
+
+
+def test_our_marker_cuts_also_when_quoted() -> None:
+    ticket = f"> {REPLY_MARKER}\n>\n> New review for ACME Shoes\n> [mr:{KEY}]\n"
+    result = extract(f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n\n{ticket}")
+    assert_published(result)
+    assert result.cut_at == "marker"
+
+
+def test_our_marker_cuts_also_when_a_client_reflowed_it() -> None:
+    ticket = "> ##- Please type your reply\n> above this line -##\n> New review\n"
+    assert_published(extract(f"{AGENT}\n\n{ticket}"))
+    flowed = "Thanks, refunded. ##- Please type your reply above\nthis line -## New review"
+    assert_published(extract(flowed), "Thanks, refunded.")
+
+
+def test_a_reply_written_below_our_marker_is_held_as_empty() -> None:
+    result = extract(f"{REPLY_MARKER}\n\nNew review\n[mr:{KEY}]\n\nSorry, Ann!")
+    assert_held(result, "empty")
+    assert result.cut_at == "marker"
+
+
+def test_a_text_we_sent_cuts_the_reply_where_it_appears_reflowed_or_quoted() -> None:
+    review = (
+        "The parcel came two weeks late and the box was crushed on one side, "
+        "but the shoes themselves are fine."
+    )
+    quoted = (
+        "> The parcel came two weeks late and the box was\n"
+        "> crushed on one side, but the shoes themselves are fine."
+    )
+    result = extract(f"{AGENT}\n\n{quoted}", known_texts=[review])
+    assert_published(result)
+    assert result.cut_at == "known_text"
+    indented = "  The parcel came two weeks late and the box\n  was crushed on one side, but"
+    assert_published(extract(f"{AGENT}\n\n{indented}", known_texts=[review]))
+
+
+def test_a_known_text_shorter_than_forty_characters_cuts_nothing() -> None:
+    text = "Hi Ann,\n\nYou said: too late. We agree.\n\nBob"
+    assert_published(extract(text, known_texts=["too late. We agree."]), text)
+
+
+def reply_to_ticket(make_config: ConfigFactory, locale: str) -> tuple[str, str]:
+    """(text, html) of a real ticket in the shop's language, as an agent's client quotes it."""
+    config: Config = make_config(shop_extra=f'locale = "{locale}"')
+    review = {
+        "id": 42, "stars": 2, "title": "Late delivery", "text": REVIEW,
+        "reviewer_name": "Ann Lee", "customer_email": "ann@customer.example",
+        "reference": "#1057", "method": "automatic", "created_at": "2026-11-20T09:00:00+00:00",
+    }  # fmt: skip
+    mail = ticket_mail(
+        Templates(config), config, config.shops[0], to_email="support@acme.example",
+        reply_to=REPLY_TO, key=KEY, review=review, shipment=None, products=None, context={},
+        links={"public": "http://reviews.test/s/acme"}, answered_by=None, auto_response=None,
+        updated=False, now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+    )  # fmt: skip
+    message = email.message_from_bytes(mail.raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+@pytest.mark.parametrize("locale", ["en", "de", "da"])
+def test_a_gmail_reply_quoting_our_ticket_keeps_only_the_agent_text(
+    make_config: ConfigFactory, locale: str
+) -> None:
+    ticket, _ = reply_to_ticket(make_config, locale)
+    quoted = "\n".join(f"> {line}".rstrip() for line in ticket.split("\n"))
+    result = extract(f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n\n{quoted}", known_texts=[REVIEW])
+    assert_published(result)
+    assert result.cut_at == "marker"
+
+
+def test_a_german_outlook_reply_is_cut_at_the_ticket(make_config: ConfigFactory) -> None:
+    ticket, _ = reply_to_ticket(make_config, "de")
+    agent = "Hallo Ann,\n\nentschuldigen Sie die Verspätung.\n\nViele Grüße\nBob"
+    block = HEADER_BLOCKS["de"].format(a=REPLY_TO)
+    result = extract(f"{agent}\n\n{block}\n\n{ticket}")
+    assert_published(result, agent)
+    assert result.cut_at == "marker"
+    without_ticket = extract(f"{agent}\n\n{block}\n\nHallo,\ndas Paket kam zu spät.")
+    assert_published(without_ticket, agent)
+    assert without_ticket.cut_at == "header_block"
+
+
+def test_a_danish_apple_mail_reply_is_cut_at_the_quote() -> None:
+    agent = "Hej Ann,\n\nvi beklager forsinkelsen.\n\nVenlig hilsen\nBob"
+    attribution = f"> Den 3. nov. 2026 kl. 10.00 skrev ACME Reviews <{REPLY_TO}>:"
+    text = f"{agent}\n\nSendt fra min iPhone\n\n{attribution}\n>\n{QUOTED}"
+    result = extract(text)
+    assert_published(result, agent)
+    assert result.cut_at == "signature"
+    assert_published(extract(f"{agent}\n\n{attribution}\n>\n{QUOTED}"), agent)
+
+
+# --------------------------------------------------------------------------- fail closed
+
+
+def test_a_reply_of_only_quoted_text_is_held_as_empty() -> None:
+    result = extract(f"{ATTRIBUTIONS['en']}\n\n{QUOTED}")
+    assert_held(result, "empty")
+    assert result.text == ""
+
+
+@pytest.mark.parametrize("text", [None, "", "  \n\n ", "-- \nBob"])
+def test_nothing_to_publish_is_held_as_empty(text: str | None) -> None:
+    assert_held(extract(text), "empty")
+
+
+def test_a_reply_address_left_in_the_text_holds_the_reply() -> None:
+    result = extract("Hi Ann,\n\nwrite to reply+abc@relay.test if you need more.\n\nBob")
+    assert_held(result, "reply address left")
+
+
+def test_our_key_left_in_the_text_holds_the_reply() -> None:
+    assert_held(extract(f"Hi Ann,\n\nsorry.\n\n[mr:{KEY}]"), "marker left")
+
+
+def test_a_quoted_line_that_survives_the_cuts_holds_the_reply() -> None:
+    result = extract("Hi Ann,\n\n```\n> The parcel came late.\n```\n\nBob")
+    assert_held(result, "quoted line left")
+
+
+def test_an_attribution_that_survives_the_cuts_holds_the_reply() -> None:
+    attribution = "Am Mo., 3. Nov. 2026 um 10:00 Uhr schrieb Ann Lee <ann@customer.example>:"
+    text = f"Hi Ann,\n\n```\n{attribution}\n```\n\nBob"
+    assert_held(extract(text), "attribution left")
+
+
+def test_an_unmarked_forward_is_held_rather_than_published() -> None:
+    forward = (
+        "---------- Forwarded message ---------\nFrom: Ann Lee <ann@customer.example>\n"
+        "Date: Mon, 3 Nov 2026 at 10:00\nSubject: My order\nTo: <support@acme.example>\n\n"
+        "Please cancel my order.\n"
+    )
+    assert_held(extract(forward), "empty")
+
+
+def test_top_posting_with_inline_quotes_below_is_cut() -> None:
+    text = (
+        f"{AGENT}\n\n> The parcel came two weeks late.\n\nI agree.\n\n> The shoes are fine.\n"
+        f"\n{ATTRIBUTIONS['en']}\n> older history\n"
+    )
+    result = extract(text)
+    assert result.ok
+    assert "parcel came" not in result.text and "older history" not in result.text
+    assert result.text.startswith(AGENT)
+    assert result.cut_at == "quote"
+
+
+def test_inline_answers_between_quoted_lines_are_kept_without_the_quotes() -> None:
+    text = (
+        f"{ATTRIBUTIONS['en']}\n\n> Why was it late?\n\nThe carrier lost it.\n\n> Refund?\n\nYes."
+    )
+    assert_published(extract(text), "The carrier lost it.\n\nYes.")
+
+
+def test_a_quoted_line_rewrapped_without_its_prefix_goes_with_the_quote() -> None:
+    quoted = "> The parcel came two weeks late and the box was\ncrushed.\n> Shoes are fine.\n"
+    result = extract(f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n{quoted}")
+    assert_published(result)
+
+
+def test_directives_at_the_top_are_kept() -> None:
+    agent = "#note\n#tag carrier\n#report spam by a competitor\n\nInternal: check DHL."
+    result = extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}")
+    assert_published(result, agent)
+
+
+def test_code_fences_protect_hash_and_dash_lines() -> None:
+    text = "Try this:\n\n```\n# comment\n--\n####\n```\n\nBob"
+    assert_published(extract(text), text)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def test_text_plain_is_preferred_and_html_used_only_without_it() -> None:
+    html = "<div>From the HTML part.</div>"
+    assert extract("From the text part.", html).text == "From the text part."
+    assert extract("  \n", html).text == "From the HTML part."
+    assert extract(None, html).text == "From the HTML part."
+
+
+@pytest.mark.parametrize("locale", ["en", "de"])
+def test_a_gmail_html_reply_drops_the_gmail_quote(make_config: ConfigFactory, locale: str) -> None:
+    _, ticket = reply_to_ticket(make_config, locale)
+    html = (
+        '<div dir="ltr">Hi Ann,<div><br></div><div>we are sorry about the delay. The refund is '
+        'on its way.</div><div><br></div><div>Bob</div></div><br><div class="gmail_quote '
+        'gmail_quote_container"><div dir="ltr" class="gmail_attr">On Mon, 3 Nov 2026 at 10:00, '
+        f'ACME Reviews &lt;<a href="mailto:{REPLY_TO}">{REPLY_TO}</a>&gt; wrote:<br></div>'
+        f'<blockquote class="gmail_quote" style="margin:0 0 0 .8ex">{ticket}</blockquote></div>'
+    )
+    result = extract(None, html)
+    assert_published(result)
+
+
+def test_an_outlook_web_reply_drops_everything_from_appendonsend() -> None:
+    html = (
+        "<html><head><style>p{margin:0}</style></head><body>"
+        "<div>Hi Ann,</div><div><br></div><div>we are sorry about the delay. The refund is on "
+        "its way.</div><div><br></div><div>Bob</div>"
+        '<div id="appendonsend"></div><hr style="display:inline-block;width:98%" tabindex="-1">'
+        '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri"><b>From:</b> ACME Reviews '
+        f"&lt;{REPLY_TO}&gt;<br><b>Sent:</b> Monday, November 3, 2026 10:00 AM<br>"
+        "<b>To:</b> Support<br><b>Subject:</b> Review</font><div>&nbsp;</div></div>"
+        "<div>The parcel came two weeks late.</div></body></html>"
+    )
+    assert_published(extract(None, html))
+
+
+def test_an_outlook_reply_drops_everything_from_div_rply_fwd_msg() -> None:
+    html = (
+        "<div>Hi Ann,</div><div><br></div><div>we are sorry about the delay. The refund is on "
+        "its way.</div><div><br></div><div>Bob</div>"
+        '<div id="divRplyFwdMsg"><b>From:</b> ACME Reviews<br><b>Sent:</b> Monday</div>'
+        "<div>The parcel came two weeks late.</div>"
+    )
+    assert_published(extract(None, html))
+
+
+def test_an_outlook_desktop_reply_drops_the_border_top_header_and_all_after() -> None:
+    html = (
+        "<html><head><!--[if gte mso 9]><xml><o:shapedefaults /></xml><![endif]--></head>"
+        '<body lang="DE"><div class="WordSection1">'
+        '<p class="MsoNormal">Hallo Ann,<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'
+        '<p class="MsoNormal">entschuldigen Sie die Verspätung.<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'
+        '<p class="MsoNormal">Viele Grüße<o:p></o:p></p><p class="MsoNormal">Bob<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><div>'
+        '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm">'
+        '<p class="MsoNormal"><b>Von:</b> ACME Reviews &lt;reply+abc@relay.test&gt;<br>'
+        "<b>Gesendet:</b> Montag, 3. November 2026 10:00<br><b>An:</b> Support<br>"
+        "<b>Betreff:</b> Bewertung<o:p></o:p></p></div></div>"
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><p class="MsoNormal">Das Paket kam zu spät.</p>'
+        "</div></body></html>"
+    )
+    agent = "Hallo Ann,\n\nentschuldigen Sie die Verspätung.\n\nViele Grüße\nBob"
+    assert_published(extract(None, html), agent)
+
+
+def test_an_apple_mail_reply_drops_the_cite_blockquote() -> None:
+    html = (
+        '<html><body dir="auto">Hi Ann,<div><br></div><div>we are sorry about the delay. The '
+        "refund is on its way.</div><div><br></div><div>Bob</div><div><br>"
+        f'<blockquote type="cite">On 3 Nov 2026, at 10:00, ACME Reviews &lt;{REPLY_TO}&gt; '
+        "wrote:<br><br><div>The parcel came two weeks late.</div></blockquote></div></body></html>"
+    )
+    assert_published(extract(None, html))
+
+
+def test_a_danish_apple_mail_html_reply_drops_signature_and_quote() -> None:
+    html = (
+        '<html><body dir="auto">Hej Ann,<div><br></div><div>vi beklager.</div>'
+        '<div><br id="lineBreakAtBeginningOfSignature"><div dir="ltr">Sendt fra min iPhone</div>'
+        '<div dir="ltr"><br><blockquote type="cite">Den 3. nov. 2026 kl. 10.00 skrev ACME '
+        f"Reviews &lt;{REPLY_TO}&gt;:<br><br></blockquote></div>"
+        '<blockquote type="cite"><div dir="ltr">Pakken kom for sent.</div></blockquote></div>'
+        "</body></html>"
+    )
+    assert_published(extract(None, html), "Hej Ann,\n\nvi beklager.")
+
+
+def test_thunderbird_and_yahoo_quotes_are_dropped() -> None:
+    thunderbird = (
+        "<p>Hi Ann,</p><p>we are sorry.</p>"
+        '<div class="moz-cite-prefix">On 03.11.26 10:00, ACME Reviews wrote:<br></div>'
+        '<blockquote type="cite" cite="mid:x@relay.test">The parcel came late.</blockquote>'
+    )
+    assert_published(extract(None, thunderbird), "Hi Ann,\n\nwe are sorry.")
+    yahoo = (
+        "<div>Hi Ann, we are sorry.</div>"
+        '<div class="yahoo_quoted"><div>On Monday, ACME Reviews wrote:</div>'
+        "<div>The parcel came late.</div></div>"
+    )
+    assert_published(extract(None, yahoo), "Hi Ann, we are sorry.")
+
+
+def test_a_gmx_reply_drops_its_quote_container() -> None:
+    html = (
+        "<div>Hallo Ann,</div><div>&nbsp;</div><div>entschuldigen Sie bitte.</div>"
+        '<div name="quote" style="margin:10px 5px 5px 10px"><div><b>Gesendet:</b> Montag, '
+        "03. November 2026 um 10:00 Uhr<br><b>Von:</b> ACME Reviews<br><b>An:</b> Support</div>"
+        '<div name="quoted-content">Das Paket kam zu spät.</div></div>'
+    )
+    assert_published(extract(None, html), "Hallo Ann,\n\nentschuldigen Sie bitte.")
+
+
+def test_absurdly_nested_html_still_loses_its_quote() -> None:
+    html = "<div>" * 3000 + 'Thanks.<div class="gmail_quote">On Mon, X wrote: secret</div>'
+    assert html_to_text(html + "</div>" * 3000) == "Thanks."
+
+
+def test_an_html_reply_from_an_unknown_client_is_cut_at_our_marker(
+    make_config: ConfigFactory,
+) -> None:
+    _, ticket = reply_to_ticket(make_config, "en")
+    html = f"<div>Thanks, refunded.</div><div>Bob</div><br><div>{ticket}</div>"
+    result = extract(None, html)
+    assert_published(result, "Thanks, refunded.\nBob")
+    assert result.cut_at == "marker"
+
+
+def test_our_hidden_key_and_invisible_elements_never_become_text() -> None:
+    html = (
+        '<div style="display:none">preheader</div><div>Thanks.</div>'
+        f'<div style="display: none" data-mailrelay-key="{KEY}">mr:{KEY}</div>'
+        "<!-- a comment --><style>p {{color: red}}</style>"
+    )
+    assert html_to_text(html) == "Thanks."
+
+
+def test_an_unmarked_blockquote_reads_as_quoted_text() -> None:
+    html = "<div>Thanks.</div><blockquote><div>The parcel came late.</div></blockquote>"
+    assert html_to_text(html) == "Thanks.\n\n> The parcel came late."
+    assert_published(extract(None, html), "Thanks.")
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("https://acme.example/returns", "https://acme.example/returns"),
+        ("notes.txt", "notes.txt"),
+        ('<?xml version="1.0"?><note>Thanks.</note>', "Thanks."),
+    ],
+)
+def test_html_that_looks_like_a_url_or_xml_converts_without_warnings(html: str, text: str) -> None:
+    assert html_to_text(html) == text  # filterwarnings = error: a bs4 warning would fail here
+
+
+def test_html_becomes_plain_text_without_markdown() -> None:
+    html = (
+        "<h2>Sorry</h2><p><b>Bold</b> and <i>italic</i>, <code>code</code> and "
+        '<a href="https://acme.example/returns">our returns page</a>.</p>'
+        "<ul><li>one</li><li>two</li></ul><ol><li>first</li><li>second</li></ol>"
+        "<p>1. not a list<br>-- not a signature here</p>"
+    )
+    assert html_to_text(html) == (
+        "Sorry\n\nBold and italic, code and our returns page (https://acme.example/returns).\n\n"
+        "- one\n- two\n\n1. first\n2. second\n\n1. not a list\n-- not a signature here"
+    )
