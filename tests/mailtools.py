@@ -53,3 +53,15 @@ def raw_smtp(port: int, lines: list[bytes], timeout: float = 5.0) -> list[bytes]
                 break
             replies += data
     return bytes(replies).splitlines()
+
+
+async def drain(daemon: Daemon, limit: float = 10.0) -> None:
+    """Run due work until nothing is queued or being sent (the dispatcher may be mid-send)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    await daemon.tick()
+    while await daemon.store.aread(lambda q: q.outbox_depth()):
+        if loop.time() > deadline:
+            raise TimeoutError("outbox did not drain")
+        await asyncio.sleep(0.01)
+        await daemon.tick()

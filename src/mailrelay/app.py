@@ -26,6 +26,7 @@ from .intake import Intake
 from .invitations import Inviter, record_delivery
 from .mailer import build_transport
 from .render import Templates
+from .replies import Replier
 from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
@@ -77,6 +78,7 @@ class Daemon:
         self.listener: Listener
         self.inviter: Inviter
         self.reviewer: Reviewer
+        self.replier: Replier
         self.delivery: Delivery
         self.clockwork: Clockwork
         self.web: WebApp
@@ -116,8 +118,10 @@ class Daemon:
             )
             await self.delivery.recover()
             self.clockwork = Clockwork(self.clock, self._next_due, self._due.set, self.purge)
+            self.replier = Replier(config, self.store, templates, signer, self.clock)
             self.intake = Intake(config, self.store, signer, self.clock,
-                                 on_scheduled=self.clockwork.note_due)
+                                 on_scheduled=self.clockwork.note_due,
+                                 reply_handler=self._reply_by_smtp)
             self._spawn(self.intake.run(), "intake")
             self._spawn(self._dispatch(), "dispatch")
             self.clockwork.start()
@@ -136,6 +140,11 @@ class Daemon:
         except BaseException:
             await stack.aclose()
             raise
+
+    async def _reply_by_smtp(self, raw: bytes) -> str:
+        result = await self.replier.process(raw, source="smtp")
+        self._due.set()  # a customer email or a notice may be waiting in the outbox
+        return f"{result.outcome} {result.reason}"
 
     async def _next_due(self) -> datetime | None:
         return await self.store.aread(lambda q: q.next_due())

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
@@ -47,10 +47,22 @@ class Route:
     address: str
 
 
-class Recipients:
-    """The RCPT policy: only configured addresses are ours (never an open relay)."""
+_REPLY_LOCAL = re.compile(r"^reply\+([a-z0-9]{20,64})$")
 
-    def __init__(self, config: Config) -> None:
+
+class Recipients:
+    """The RCPT policy: only configured addresses are ours (never an open relay).
+
+    `reply+<key>@<reply domain>` is ours only when the key's signature is valid, so a
+    guessed or altered address is refused at RCPT time, before we accept any bytes.
+    """
+
+    def __init__(self, config: Config,
+                 key_valid: Callable[[str], bool] | None = None) -> None:
+        self._key_valid = key_valid
+        self._reply_domains: dict[str, str] = {}
+        for shop in config.shops:
+            self._reply_domains.setdefault(shop.reply_domain.lower(), shop.id)
         self._routes: dict[str, Route] = {}
         for shop in config.shops:
             bcc = shop.bcc_address.lower()
@@ -60,7 +72,16 @@ class Recipients:
                 self._routes[cancel] = Route(shop.id, MessageKind.CANCEL, cancel)
 
     def route(self, address: str) -> Route | None:
-        return self._routes.get(address.strip().strip("<>").lower())
+        address = address.strip().strip("<>").lower()
+        found = self._routes.get(address)
+        if found is not None:
+            return found
+        local, _, domain = address.rpartition("@")
+        match = _REPLY_LOCAL.match(local)
+        shop = self._reply_domains.get(domain)
+        if match and shop and self._key_valid is not None and self._key_valid(match.group(1)):
+            return Route(shop, MessageKind.REPLY, address)
+        return None
 
 
 def message_id_of(raw: bytes) -> str | None:
@@ -318,12 +339,14 @@ class Intake:
     def __init__(
         self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
         *, batch_size: int = 200, on_scheduled: Callable[[datetime], None] | None = None,
+        reply_handler: Callable[[bytes], Awaitable[str]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.signer = signer
         self.clock = clock
-        self.recipients = Recipients(config)
+        self.recipients = Recipients(config, signer.key_valid)
+        self.reply_handler = reply_handler
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self.processed = 0
@@ -360,6 +383,10 @@ class Intake:
         batch = await self.store.aread(lambda q: q.pending_messages(self.batch_size))
         if not batch:
             return 0
+        replies = [m for m in batch if m.kind == MessageKind.REPLY]
+        for msg in replies:
+            await self._process_reply(msg)
+        batch = [m for m in batch if m.kind != MessageKind.REPLY]
         notices = await asyncio.to_thread(self._parse_all, batch)
         now = self.clock.now()
         jobs = []
@@ -376,8 +403,22 @@ class Intake:
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for msg, result in zip(batch, results, strict=True):
             self._log(msg, result)
-        self.processed += len(batch)
-        return len(batch)
+        self.processed += len(batch) + len(replies)
+        return len(batch) + len(replies)
+
+    async def _process_reply(self, msg: InboundMessage) -> None:
+        """An agent reply that came by SMTP: the same processing as one found by IMAP."""
+        if self.reply_handler is None:
+            log.error("%s reply received but no reply handler is configured", msg.message_id)
+            result = "no reply handler"
+        else:
+            try:
+                result = await self.reply_handler(msg.raw)
+            except Exception as exc:
+                log.exception("%s reply processing failed", msg.message_id)
+                result = f"failed: {exc!r}"
+        now = self.clock.now()
+        await self.store.write(lambda q: q.claim_message(msg.id, now, f"reply: {result}"))
 
     def _parse_all(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
         out = []

@@ -17,22 +17,14 @@ import jinja2
 
 from .clock import Clock
 from .config import Config, ShopConfig
+from .links import review_url, unsubscribe_url
 from .models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
 from .outbox import envelope_sender
 from .render import RenderedMail, Templates, invitation_mail
 from .store import Queries, Store, to_iso
-from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from .tokens import TokenSigner
 
 log = logging.getLogger(__name__)
-
-
-def review_url(config: Config, token: str) -> str:
-    return f"{config.http.base_url}/r/{token}"
-
-
-def unsubscribe_url(config: Config, signer: TokenSigner, review_token: str) -> str:
-    token = signer.convert(review_token, REVIEW, UNSUBSCRIBE) or ""
-    return f"{config.http.base_url}/u/{token}"
 
 
 @dataclass(frozen=True)

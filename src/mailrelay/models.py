@@ -12,6 +12,7 @@ class MessageKind(StrEnum):
 
     SHIPMENT = "shipment"
     CANCEL = "cancel"
+    REPLY = "reply"
 
 
 class MessageState(StrEnum):
@@ -60,6 +61,7 @@ class OutboxKind(StrEnum):
     REMINDER = "reminder"
     TICKET = "ticket"
     RESPONSE = "response"
+    NOTICE = "notice"
 
 
 class InvitationMethod(StrEnum):
@@ -101,6 +103,24 @@ class ShipmentNotice:
     products: tuple[Product, ...] = ()
     source: str = "headers"
     defects: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """What an agent's reply mail says, as far as authorisation and publishing need it."""
+
+    message_id: str | None
+    from_address: str | None
+    from_name: str | None
+    subject: str | None
+    recipients: tuple[str, ...]        # To, Cc, Delivered-To, X-Original-To (lowercased)
+    in_reply_to: tuple[str, ...]       # In-Reply-To then References, newest first
+    automatic: str | None              # why this is automatic mail (RFC 3834 etc.), or None
+    authentication_results: tuple[str, ...]
+    text: str | None                   # the text/plain part
+    html: str | None                   # the text/html part
+    ours: bool = False                 # carries our own X-Mailrelay headers (a loop)
+    defects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Any
 
 import html2text
 
-from mailrelay.models import Product, ShipmentNotice
+from mailrelay.models import AgentReply, Product, ShipmentNotice
 
-__all__ = ["find_reference", "html_to_text", "normalize_address", "parse_trigger"]
+__all__ = ["find_reference", "html_to_text", "normalize_address", "parse_reply", "parse_trigger"]
 
 # Junk mail can carry thousands of defects; the notice only needs enough to explain itself.
 _MAX_DEFECTS = 30
@@ -853,3 +853,97 @@ def _is_number_reference(text: str, match: re.Match[str]) -> bool:
     if _NUMBER_BEFORE_RE.search(near) or _CURRENCY_BEFORE_RE.search(near):
         return False
     return not _is_labelled(text, start)
+
+
+# --- agent replies ------------------------------------------------------------------------------
+
+# RFC 3834 and the common vendor headers that mark automatic mail.
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response-suppress")
+_PRECEDENCE_AUTO = frozenset({"bulk", "junk", "list", "auto_reply"})
+# Localized out-of-office and auto-reply subjects (en, de, da, nl, fr, sv, no, es).
+_OOO_SUBJECT_RE = re.compile(
+    r"^\s*(?:"
+    r"out of (?:the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
+    r"away from (?:the )?office|on vacation|"
+    r"abwesenheit(?:snotiz)?|automatische antwort|nicht im büro|"
+    r"fraværende|fravær|autosvar|automatisk svar|ikke på kontoret|"
+    r"afwezig(?:heid)?|automatisch antwoord|niet aanwezig|"
+    r"absence|absent|réponse automatique|reponse automatique|"
+    r"frånvaro|frånvarande|automatiskt svar|"
+    r"fuera de la oficina|respuesta automática|respuesta automatica|ausente"
+    r")\b",
+    re.IGNORECASE,
+)
+_ID_RE = re.compile(r"<[^<>\s]+>")
+_DSN_SENDERS = ("mailer-daemon@", "postmaster@")
+
+
+def parse_reply(raw: bytes) -> AgentReply:
+    """Read an agent's reply; never raises (a broken reply is rejected, never crashes us)."""
+    defects = _Defects()
+    try:
+        return _read_reply(raw, defects)
+    except Exception as exc:
+        defects.add_exception("parser", exc)
+        return AgentReply(None, None, None, None, (), (), None, (), None, None, False,
+                          defects.as_tuple())
+
+
+def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
+    msg = _parse_message(raw, defects)
+    from_address, from_name = _first_address(msg, "From", defects)
+    recipients: list[str] = []
+    for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
+        for _, spec in _read_addresses(msg, name, defects):
+            address = normalize_address(spec)
+            if address and address not in recipients:
+                recipients.append(address)
+    threads: list[str] = []
+    for name in ("In-Reply-To", "References"):
+        value = _raw_header(msg, name) or ""
+        for ident in reversed(_ID_RE.findall(value)) if name == "References" else \
+                _ID_RE.findall(value):
+            if ident not in threads:
+                threads.append(ident)
+    bodies = _collect_bodies(msg, defects)
+    plain = [part for part in bodies.plain if part.strip()]
+    subject = _read_header_text(msg, "Subject", defects)
+    auth = tuple(v for v in (msg.get_all("Authentication-Results") or []) if v)
+    ours = any(msg.get(h) for h in ("X-Mailrelay-Shop", "X-Mailrelay-Review"))
+    return AgentReply(
+        message_id=(_raw_header(msg, "Message-ID") or "").strip() or None,
+        from_address=from_address,
+        from_name=from_name,
+        subject=subject,
+        recipients=tuple(recipients),
+        in_reply_to=tuple(threads),
+        automatic=_automatic(msg, from_address, subject, defects),
+        authentication_results=tuple(" ".join(str(v).split()) for v in auth),
+        text="\n\n".join(plain) if plain else None,
+        html="\n".join(bodies.html) if bodies.html else None,
+        ours=ours,
+        defects=defects.as_tuple(),
+    )
+
+
+def _automatic(msg: Message, sender: str | None, subject: str | None,
+               defects: _Defects) -> str | None:
+    """Why this mail was sent by a machine (RFC 3834 section 5), or None for a person."""
+    auto = (_raw_header(msg, "Auto-Submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
+    for name in _AUTO_HEADERS:
+        if _raw_header(msg, name) is not None:
+            return f"{name} header"
+    precedence = (_raw_header(msg, "Precedence") or "").strip().lower()
+    if precedence in _PRECEDENCE_AUTO:
+        return f"Precedence: {precedence}"
+    ctype, _ = _content_type(msg, defects)
+    report = (msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
+    if ctype == "multipart/report" or str(report).lower() == "delivery-status":
+        return "delivery status notification"
+    if sender and sender.startswith(_DSN_SENDERS):
+        return f"sent by {sender}"
+    if subject and _OOO_SUBJECT_RE.search(subject):
+        return "out-of-office subject"
+    return None

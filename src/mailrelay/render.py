@@ -45,6 +45,7 @@ __all__ = [
     "clean_header",
     "invitation_mail",
     "new_message_id",
+    "notice_mail",
     "response_mail",
     "thread_index",
     "ticket_mail",
@@ -898,3 +899,55 @@ def thread_index(root_message_id: str, now: datetime) -> str:
     header = bytes([1]) + ((filetime >> 24) & 0xFF_FFFF_FFFF).to_bytes(5, "big")
     guid = uuid.uuid5(uuid.NAMESPACE_URL, "mid:" + root_message_id.strip().strip("<>"))
     return base64.b64encode(header + guid.bytes).decode("ascii")
+
+
+# --------------------------------------------------------------------------- rejection notices
+
+
+def notice_mail(
+    templates: Templates,
+    config: Config,
+    shop: ShopConfig,
+    *,
+    to_email: str,
+    reason: str,
+    explanation: str,
+    original_subject: str | None,
+    original_text: str | None,
+    in_reply_to: str | None,
+    now: datetime,
+    message_id: str | None = None,
+) -> RenderedMail:
+    """Tell an agent why their reply was not published, with what they wrote, so they can
+    resend it. Sent from the shop's reply address with Auto-Submitted: auto-replied, so the
+    agent's own auto-responder stays quiet (RFC 3834)."""
+    to_address = _checked_address(to_email)
+    message_id = _checked_message_id(config, message_id)
+    now = _aware(now)
+    shop_name = clean_header(shop.name) or shop.id
+    subject, text_body, _html, used = templates.render_text(
+        shop,
+        "reply_rejected",
+        None,
+        shop_name=shop_name,
+        reason=reason,
+        explanation=explanation,
+        original_subject=clean_header(original_subject, limit=200),
+        original_text=_clean_text(original_text or "", limit=5000),
+    )
+    sender = clean_header(f"{shop_name} <{shop.reply_address}>", limit=500)
+    parent, thread = _thread(in_reply_to, [in_reply_to] if in_reply_to else [])
+    head: list[tuple[str, Any]] = [
+        ("From", sender),
+        ("To", Address(addr_spec=to_address)),
+        ("Subject", subject or f"Your reply was not published: {reason}"),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id),
+        *_threading_headers(parent, thread, message_id, now),
+        ("Auto-Submitted", "auto-replied"),
+    ]
+    msg = _compose(head, text_body, "", [("Content-Language", used),
+                                         ("X-Mailrelay-Shop", shop.id)])
+    return RenderedMail(
+        message_id=message_id, to=to_address, subject=str(msg["Subject"]), raw=_seal(msg)
+    )

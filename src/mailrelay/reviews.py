@@ -17,6 +17,7 @@ import jinja2
 
 from .clock import Clock
 from .config import Config, ShopConfig
+from .links import public_url
 from .models import InvitationMethod, InvitationStatus, OutboxKind
 from .outbox import enqueue_mail
 from .render import (
@@ -140,11 +141,6 @@ def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
 def verified(method: str) -> bool:
     """Reviews from our own invitations come from real orders; generated links may not."""
     return method in (InvitationMethod.AUTOMATIC, InvitationMethod.MANUAL)
-
-
-def public_url(config: Config, shop_id: str, review_id: int | None = None) -> str:
-    url = f"{config.http.base_url}/s/{shop_id}"
-    return f"{url}#review-{review_id}" if review_id else url
 
 
 def first_name(name: str | None) -> str | None:

@@ -259,8 +259,40 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("review_id", int)  # type: ignore[union-attr]
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Agent replies processed (once each), notices sent to agents, IMAP messages seen."""
+    db["replies"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "received_at": str,
+            "source": str,
+            "dedupe_key": str,
+            "message_id": str,
+            "from_address": str,
+            "review_id": int,
+            "outcome": str,
+            "reason": str,
+        },
+        pk="id",
+        not_null={"received_at", "source", "dedupe_key", "outcome"},
+    )
+    db["replies"].create_index(["dedupe_key"], unique=True)  # type: ignore[union-attr]
+    db["replies"].create_index(["review_id"])  # type: ignore[union-attr]
+    db["reply_notices"].create(  # type: ignore[union-attr]
+        {"address": str, "reason": str, "day": str, "created_at": str},
+        pk=("address", "reason", "day"),
+    )
+    db["imap_seen"].create(  # type: ignore[union-attr]
+        {"mailbox": str, "uidvalidity": int, "uid": int, "dedupe_key": str, "folder": str,
+         "seen_at": str, "moved": int},
+        pk=("mailbox", "uidvalidity", "uid"),
+        defaults={"moved": 0},
+    )
+    db.execute("CREATE INDEX idx_outbox_tickets ON outbox(message_id) WHERE kind = 'ticket'")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _migration_1, _migration_2, _migration_3,
+    _migration_1, _migration_2, _migration_3, _migration_4,
 )
 
 
@@ -984,6 +1016,54 @@ class Queries:
             (invitation_id, OutboxKind.INVITATION),
         ).fetchone()
         return row[0] if row else None
+
+    # replies
+    def reply_outcome(self, dedupe_key: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM replies WHERE dedupe_key = ?", (dedupe_key,)).fetchone()
+        return dict(row) if row else None
+
+    def record_reply(self, row: dict[str, Any]) -> int:
+        """Raises sqlite3.IntegrityError when this reply was processed before."""
+        return self._insert("replies", row)
+
+    def ticket_recipient(self, message_id: str) -> tuple[int, str] | None:
+        """(review id, agent) of a ticket we sent, found by its Message-ID."""
+        row = self.conn.execute(
+            "SELECT review_id, recipient FROM outbox WHERE kind = 'ticket' AND message_id = ?",
+            (message_id,),
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row and row[0] is not None else None
+
+    def note_reply_notice(self, address: str, reason: str, day: str, now: datetime) -> bool:
+        """True the first time (address, reason) is told on `day`: at most one notice a day."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO reply_notices (address, reason, day, created_at)"
+            " VALUES (?,?,?,?)", (address, reason, day, to_iso(now)))
+        return cur.rowcount == 1
+
+    def replies_by_outcome(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT outcome, COUNT(*) FROM replies GROUP BY outcome")}
+
+    # imap
+    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM imap_seen WHERE mailbox = ? AND uidvalidity = ? AND uid = ?",
+            (mailbox, uidvalidity, uid)).fetchone()
+        return dict(row) if row else None
+
+    def mark_imap_seen(self, mailbox: str, uidvalidity: int, uid: int, dedupe_key: str,
+                       folder: str, now: datetime) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO imap_seen (mailbox, uidvalidity, uid, dedupe_key, folder,"
+            " seen_at, moved) VALUES (?,?,?,?,?,?,0)",
+            (mailbox, uidvalidity, uid, dedupe_key, folder, to_iso(now)))
+
+    def mark_imap_moved(self, mailbox: str, uidvalidity: int, uid: int) -> None:
+        self.conn.execute(
+            "UPDATE imap_seen SET moved = 1 WHERE mailbox = ? AND uidvalidity = ? AND uid = ?",
+            (mailbox, uidvalidity, uid))
 
     def purge_before(self, shop: str, cutoff: datetime) -> int:
         """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""

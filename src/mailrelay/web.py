@@ -24,7 +24,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from . import invitations, reviews
+from . import invitations, links, reviews
 from .clock import Clock
 from .config import Config, ShopConfig
 from .store import Queries, Store
@@ -376,7 +376,7 @@ class WebApp:
                 status: int) -> web.Response:
         return self.message(
             status, t, t("locked.title"), t("locked.body", shop=shop.name),
-            link=(reviews.public_url(self.config, shop.id, review["id"]),
+            link=(links.public_url(self.config, shop.id, review["id"]),
                   t("done.public_link", shop=shop.name)))
 
     def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: dict[str, Any],
@@ -472,7 +472,7 @@ class WebApp:
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
             updated=outcome == reviews.SubmitOutcome.UPDATED,
             verified=reviews.verified(invitation["method"]), review=shown,
-            public_url=reviews.public_url(self.config, shop.id, review_id),
+            public_url=links.public_url(self.config, shop.id, review_id),
         )
 
     # -- public pages
@@ -552,7 +552,7 @@ class WebApp:
             "@context": "https://schema.org",
             "@type": "Organization",
             "name": shop.name,
-            "url": reviews.public_url(self.config, shop.id),
+            "url": links.public_url(self.config, shop.id),
             # Rounded as on the page: structured data must match what visitors see.
             "aggregateRating": {"@type": "AggregateRating",
                                 "ratingValue": round(float(summary["average"]), 1),

@@ -1,0 +1,483 @@
+"""Agent replies: the SMTP reply+ path and the shared processing (authorisation, directives,
+quote stripping, customer email, rejections)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import aiohttp
+import aiosmtplib
+import pytest
+
+from mailrelay import intake, reviews
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+from mailrelay.render import REPLY_MARKER
+from mailrelay.replies import ReplyOutcome, authenticated, parse_directives
+
+from .conftest import ConfigFactory
+from .mailtools import drain, settle
+from .sink import Sink, running_sink
+
+AGENT = "support@acme.example"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with running_sink() as running:
+        yield running
+
+
+def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None,
+                       rate_per_minute=60000)
+    shops = tuple(replace(s, **shop_changes) for s in config.shops)
+    return replace(config, outbound=outbound, shops=shops)
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def text_of(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+class Ticketed:
+    """A review with its ticket delivered to the agent's sink."""
+
+    def __init__(self, review_id: int, ticket: EmailMessage, invitation_mid: str) -> None:
+        self.review_id = review_id
+        self.ticket = ticket
+        self.reply_to = str(ticket["Reply-To"])
+        self.invitation_mid = invitation_mid
+
+
+async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str = "1057",
+                   customer: str = "ann@example.com") -> Ticketed:
+    shop = daemon.config.shops[0]
+    now = clock.now()
+    decision = await daemon.store.write(lambda q: intake.invite(
+        q, shop, daemon.web.signer, now, email=customer, name="Ann Lee", reference=ref,
+        delay=timedelta(0)))
+    await daemon.tick()
+    inv = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id))  # type: ignore[arg-type]
+    assert inv is not None
+    form, _ = reviews.validate({"stars": "2", "title": "Late delivery",
+                                "text": "The parcel took two weeks to arrive.",
+                                "name": "Ann Lee"})
+    assert form is not None
+    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    await daemon.tick()
+    ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
+                  if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
+    mid = daemon.store.read(lambda q: q.invitation_message_id(inv["id"]))
+    assert review_id is not None and mid is not None
+    return Ticketed(review_id, ticket, mid)
+
+
+def agent_reply(t: Ticketed, body: str, *, sender: str = AGENT, quote: bool = True,
+                headers: dict[str, str] | None = None, to: str | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Support <{sender}>"
+    msg["To"] = to or t.reply_to
+    msg["Subject"] = "Re: " + str(t.ticket["Subject"])
+    msg["Message-ID"] = make_msgid(domain="acme.example")
+    msg["In-Reply-To"] = t.ticket["Message-ID"]
+    msg["References"] = t.ticket["Message-ID"]
+    for key, value in (headers or {}).items():
+        msg[key] = value
+    quoted = "\n".join("> " + line for line in text_of(t.ticket).splitlines())
+    attribution = f"On Mon, 23 Nov 2026 at 10:00, ACME Shoes <{sender}> wrote:"
+    msg.set_content(body + ("\n\n" + attribution + "\n" + quoted if quote else "") + "\n")
+    return msg.as_bytes()
+
+
+async def send_reply(daemon: Daemon, raw: bytes, rcpt: str) -> None:
+    await aiosmtplib.send(raw, sender=AGENT, recipients=[rcpt], hostname="127.0.0.1",
+                          port=daemon.smtp_port, timeout=10)
+    await settle(daemon)
+    await drain(daemon)
+
+
+def mails_to(sink: Sink, to: str) -> list[EmailMessage]:
+    return [parsed(raw) for _, rcpts, raw in sink.messages if rcpts == [to]]
+
+
+def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[EmailMessage]:
+    return [m for m in mails_to(sink, to) if m["Auto-Submitted"] == "auto-replied"]
+
+
+def notices(sink: Sink, to: str) -> list[EmailMessage]:
+    return [m for m in mails_to(sink, to) if "not published" in str(m["Subject"])]
+
+
+async def test_agent_reply_by_smtp_is_published_and_emailed_to_the_customer_once(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "Sorry about the delay, Ann!\n\nWe have refunded the shipping.")
+        await send_reply(daemon, raw, t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review["response"] == ("Sorry about the delay, Ann!\n\n"
+                                      "We have refunded the shipping.")
+        [mail] = customer_mails(sink)
+        assert mail["In-Reply-To"] == t.invitation_mid
+        assert t.invitation_mid in str(mail["References"])
+        assert mail["Thread-Index"]
+        assert "refunded the shipping" in text_of(mail)
+        assert REPLY_MARKER not in text_of(mail)
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{daemon.http_port}/s/acme/reviews.json"
+            async with http.get(url) as resp:
+                data = await resp.json()
+        assert data["reviews"][0]["response"]["text"].startswith("Sorry about the delay")
+        # The same mail again (a retry, or IMAP and SMTP both): nothing new.
+        await send_reply(daemon, raw, t.reply_to)
+        assert len(customer_mails(sink)) == 1
+        assert len(daemon.store.read(lambda q: q.responses_of(t.review_id))) == 1
+
+
+async def test_a_later_reply_replaces_the_public_response_and_keeps_history(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await send_reply(daemon, agent_reply(t, "First answer."), t.reply_to)
+        clock.advance(timedelta(hours=1))
+        await send_reply(daemon, agent_reply(t, "A better answer."), t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] == "A better answer."
+        history = daemon.store.read(lambda q: q.responses_of(t.review_id))
+        assert [h["body"] for h in history] == ["First answer.", "A better answer."]
+        assert history[0]["replaced_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome"),
+    [
+        ("#note\nCustomer called, refund sent.", "note"),
+        ("#noemail\nThanks for the feedback.", "noemail"),
+        ("#report abusive language\n", "report"),
+        ("#tag shipping\n#tag gls\nWe are sorry.", "tags"),
+    ],
+)
+async def test_reply_directives(
+    config: Config, clock: FrozenClock, sink: Sink, body: str, outcome: str
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await send_reply(daemon, agent_reply(t, body), t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        if outcome == "note":
+            assert review["response"] is None
+            assert daemon.store.read(lambda q: q.notes_of(t.review_id))[0]["body"] == (
+                "Customer called, refund sent.")
+            assert customer_mails(sink) == []
+        elif outcome == "noemail":
+            assert review["response"] == "Thanks for the feedback."
+            assert customer_mails(sink) == []
+        elif outcome == "report":
+            assert review["reported"] == 1 and review["report_reason"] == "abusive language"
+            assert review["response"] is None
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{daemon.http_port}/s/acme/reviews.json"
+                async with http.get(url) as resp:
+                    assert (await resp.json())["reviews"] == []
+        else:
+            assert review["tags"] == ["gls", "shipping"]
+            assert review["response"] == "We are sorry."
+            assert len(customer_mails(sink)) == 1
+
+
+async def test_reply_from_an_unauthorised_sender_is_refused_and_explained_once_a_day(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        for _ in range(2):
+            raw = agent_reply(t, "I am not an agent.", sender="mallory@evil.example")
+            await send_reply(daemon, raw, t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] is None
+        [notice] = notices(sink, "mallory@evil.example")
+        assert "sender not authorised" in str(notice["Subject"])
+        assert notice["Auto-Submitted"] == "auto-replied"
+        assert customer_mails(sink) == []
+
+
+async def test_reply_to_and_sender_headers_never_authorise(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "Sneaky.", sender="mallory@evil.example",
+                          headers={"Sender": AGENT, "Reply-To": AGENT})
+        await send_reply(daemon, raw, t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] is None
+
+
+async def test_colleague_matching_agent_senders_may_answer(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink, agent_senders=("*@acme.example",))
+    async with Daemon(cfg, clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await send_reply(daemon, agent_reply(t, "Colleague here.", sender="kim@acme.example"),
+                         t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] == "Colleague here."
+
+
+async def test_forged_or_altered_reply_address_is_refused_at_rcpt(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        local, _, domain = t.reply_to.partition("@")
+        key = local.removeprefix("reply+")
+        altered = f"reply+{key[:-1]}{'a' if key[-1] != 'a' else 'b'}@{domain}"
+        forged = f"reply+{'a' * 42}@{domain}"
+        for address in (altered, forged):
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+                await aiosmtplib.send(agent_reply(t, "x", to=address), sender=AGENT,
+                                      recipients=[address], hostname="127.0.0.1",
+                                      port=daemon.smtp_port)
+            assert refused.value.recipients[0].code == 550
+
+
+async def test_reply_with_an_expired_key_is_refused_and_explained(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        clock.advance(timedelta(days=91))
+        await send_reply(daemon, agent_reply(t, "Too late?"), t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] is None
+        assert "expired" in str(notices(sink, AGENT)[0]["Subject"])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"X-Autoreply": "yes"},
+        {"Precedence": "bulk"},
+    ],
+    ids=["auto-submitted", "x-autoreply", "precedence"],
+)
+async def test_automatic_mail_is_dropped_quietly(
+    config: Config, clock: FrozenClock, sink: Sink, headers: dict[str, str]
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await send_reply(daemon, agent_reply(t, "I am out of the office.", headers=headers),
+                         t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] is None
+        assert notices(sink, AGENT) == []
+        assert daemon.store.read(lambda q: q.replies_by_outcome()) == {"automatic": 1}
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Out of Office: Re: review", "Abwesenheitsnotiz: Ihre Bewertung", "Fraværende: anmeldelse",
+     "Automatisch antwoord: review", "Réponse automatique : avis", "Frånvaro: recension",
+     "Fuera de la oficina: reseña", "Automatic reply: Review"],
+)
+async def test_out_of_office_subjects_in_eight_languages_are_automatic(
+    config: Config, clock: FrozenClock, sink: Sink, subject: str
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "I am away until Monday.")
+        msg = parsed(raw)
+        del msg["Subject"]
+        msg["Subject"] = subject
+        result = await daemon.replier.process(msg.as_bytes(), source="imap")
+        assert result.outcome == ReplyOutcome.AUTOMATIC
+        assert not result.processed
+
+
+async def test_delivery_status_notification_is_dropped_quietly(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        dsn = (
+            "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\n"
+            f"To: {t.reply_to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            "Message-ID: <dsn1@mx.acme.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.acme.example\r\n\r\nFinal-Recipient: rfc822; x@y\r\n"
+            "Action: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+        ).encode()
+        result = await daemon.replier.process(dsn, source="imap")
+        assert result.outcome == ReplyOutcome.AUTOMATIC
+        assert notices(sink, "mailer-daemon@mx.acme.example") == []
+
+
+async def test_reply_with_only_quoted_text_is_not_sent_and_the_agent_is_told(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await send_reply(daemon, agent_reply(t, ""), t.reply_to)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] is None
+        assert customer_mails(sink) == []
+        [notice] = notices(sink, AGENT)
+        assert "empty" in str(notice["Subject"])
+
+
+async def test_reply_found_through_in_reply_to_when_the_address_was_rewritten(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "Found by thread.", to="helpdesk@acme.example")
+        result = await daemon.replier.process(raw, source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED, result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] == "Found by thread."
+
+
+async def test_html_only_outlook_reply_is_converted_and_trimmed(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        msg = EmailMessage()
+        msg["From"] = f"Support <{AGENT}>"
+        msg["To"] = t.reply_to
+        msg["Subject"] = "RE: review"
+        msg["Message-ID"] = make_msgid(domain="acme.example")
+        html = (
+            "<html><body><div>Thank you for telling us.</div><div>We will do better.</div>"
+            '<div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> ACME '
+            f"&lt;{AGENT}&gt;<br><b>Sent:</b> Monday<br><b>Subject:</b> Review</div>"
+            f"<div>{REPLY_MARKER}<br>The parcel took two weeks to arrive.</div>"
+            "</body></html>"
+        )
+        msg.set_content(html, subtype="html")
+        result = await daemon.replier.process(msg.as_bytes(), source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED, result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert "Thank you for telling us." in review["response"]
+        assert "two weeks" not in review["response"]
+        assert "From:" not in review["response"]
+
+
+async def test_german_outlook_reply_is_trimmed(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        body = (
+            "Vielen Dank für Ihre Bewertung, das tut uns leid.\n\n"
+            "Mit freundlichen Grüßen\nIhr ACME Team\n\n"
+            "Von: ACME Shoes <support@acme.example>\nGesendet: Montag, 23. November 2026 10:00\n"
+            f"An: {t.reply_to}\nBetreff: Bewertung\n\n{REPLY_MARKER}\n"
+            "The parcel took two weeks to arrive.\n"
+        )
+        result = await daemon.replier.process(agent_reply(t, body, quote=False), source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED, result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review["response"].startswith("Vielen Dank für Ihre Bewertung")
+        assert "Gesendet" not in review["response"] and "two weeks" not in review["response"]
+
+
+async def test_danish_apple_mail_reply_is_trimmed(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        quoted = "\n".join("> " + line for line in text_of(t.ticket).splitlines())
+        body = ("Tak for din anmeldelse. Vi beklager forsinkelsen.\n\nSendt fra min iPhone\n\n"
+                f"Den 23. nov. 2026 kl. 10.00 skrev ACME Shoes <{AGENT}>:\n\n{quoted}\n")
+        result = await daemon.replier.process(agent_reply(t, body, quote=False), source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED, result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review["response"] == "Tak for din anmeldelse. Vi beklager forsinkelsen."
+
+
+async def test_authentication_results_from_our_server_must_pass_when_authserv_id_is_set(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    config = make_config(more='''
+[imap]
+host = "127.0.0.1"
+port = 143
+tls = false
+username = "replies"
+password = "x"
+authserv_id = "mx.relay.test"
+''')
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        forged = agent_reply(t, "Spoofed.", headers={
+            "Authentication-Results": "mx.relay.test; dkim=fail header.d=acme.example"})
+        faked = agent_reply(t, "Fake header from elsewhere.", headers={
+            "Authentication-Results": "evil.example; dkim=pass header.d=acme.example"})
+        good = agent_reply(t, "Genuine.", headers={
+            "Authentication-Results": "mx.relay.test; dkim=pass header.d=acme.example; spf=fail"})
+        for raw in (forged, faked):
+            result = await daemon.replier.process(raw, source="imap")
+            assert result.outcome == ReplyOutcome.REJECTED and "authenticated" in result.reason
+        assert notices(sink, AGENT) == []  # possibly forged: never answered
+        result = await daemon.replier.process(good, source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED
+
+
+def test_authentication_results_alignment_rules() -> None:
+    ours = "mx.relay.test"
+    assert authenticated(("mx.relay.test; spf=pass smtp.mailfrom=bounce@mail.acme.example",),
+                         ours, "support@acme.example")
+    assert authenticated(("mx.relay.test; dmarc=pass header.from=acme.example",), ours,
+                         "support@acme.example")
+    assert not authenticated(("mx.relay.test; dkim=pass header.d=other.example",), ours,
+                             "support@acme.example")
+    assert not authenticated((), ours, "support@acme.example")
+
+
+def test_directives_are_read_only_at_the_top() -> None:
+    d = parse_directives("#tag Shipping\n\n#noemail\nHello\n#note not a directive here")
+    assert d.tags == ("shipping",) and d.noemail and not d.note
+    assert d.body == "Hello\n#note not a directive here"
+    plain = parse_directives("#1 priority for us is you.")
+    assert plain.body == "#1 priority for us is you." and not plain.tags
+
+
+async def test_replies_json_reflects_a_new_response_at_once(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        await daemon.replier.process(agent_reply(t, "Published now."), source="imap")
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{daemon.http_port}/s/acme"
+            async with http.get(url) as resp:
+                assert "Published now." in await resp.text()
+        assert json.dumps(daemon.store.read(lambda q: q.replies_by_outcome())) == (
+            '{"published": 1}')
