@@ -30,7 +30,7 @@ from .replies import Replier
 from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
-from .store import Store
+from .store import Queries, Store
 from .tokens import TokenSigner, load_secret
 from .web import WebApp
 
@@ -179,7 +179,15 @@ class Daemon:
         total = 0
         for shop in self.config.shops:
             cutoff = now - shop.retention
-            total += await self.store.write(lambda q, s=shop.id, c=cutoff: q.purge_before(s, c))
+
+            def run(q: Queries, s: str = shop.id, c: datetime = cutoff) -> int:
+                erased = q.purge_before(s, c)
+                if erased:
+                    q.audit("retention", {"shop": s, "cutoff": c.isoformat(),
+                                          "records": erased}, now)
+                return erased
+
+            total += await self.store.write(run)
         if total:
             log.info("retention purge erased personal data of %d record(s)", total)
         return total

@@ -28,9 +28,9 @@ from .invitations import Inviter, record_delivery
 from .mailer import build_transport
 from .models import InvitationStatus, OutboxStatus, ShipmentStatus
 from .output import FORMATS, localize, render
-from .parsing import parse_trigger
+from .parsing import normalize_address, parse_trigger
 from .render import Templates
-from .store import Queries, Store
+from .store import Queries, Store, address_hash
 from .tokens import TokenSigner, load_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -586,6 +586,153 @@ def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: in
     if not done:
         raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
     click.echo(f"review {review_id} is public again")
+
+
+# --- reporting and privacy -----------------------------------------------------------------------
+
+STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "conversion", "stars",
+                "average", "response_rate", "median_first_response_s")
+
+
+@main.command()
+@config_option
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
+@click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@format_option
+@user_errors
+def stats(config_path: Path | None, shop_id: str | None, since: str | None, until: str | None,
+          fmt: str | None) -> None:
+    """Per shop: shipments by status, invitations sent, reviews, conversion, stars,
+    average score, response rate and median time to first response."""
+    config = _load_config(config_path)
+    shops = [_shop(config, shop_id)] if shop_id else list(config.shops)
+    now = SystemClock().now()
+    store = _open_store(config)
+    try:
+        rows = []
+        for shop in shops:
+            start = parse_when(since, now, shop.timezone) if since else None
+            stop = parse_when(until, now, shop.timezone, end=True) if until else None
+            rows.append(store.read(lambda q, s=shop.id, a=start, b=stop: q.stats(s, a, b)))
+    finally:
+        store.close()
+    if _fmt(fmt) != "table":
+        click.echo(render(rows, STATS_FIELDS, _fmt(fmt)) if _fmt(fmt) == "csv"
+                   else json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
+        stars_line = "  ".join(f"{k}★ {v}" for k, v in row["stars"].items())
+        median = row["median_first_response_s"]
+        click.echo(f"{row['shop']}\n  shipments: {ships}\n"
+                   f"  invitations sent: {row['invitations_sent']}   reviews: {row['reviews']}"
+                   f"   conversion: {_percent(row['conversion'])}\n"
+                   f"  stars: {stars_line}   average: {row['average'] or '-'}\n"
+                   f"  response rate: {_percent(row['response_rate'])}   median first response:"
+                   f" {_duration_text(median)}")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m {secs}s"
+
+
+@main.command()
+@config_option
+@click.option("--since", required=True, help="From this date (2026-11-01) or this long ago.")
+@click.option("--until", required=True, help="Up to this date (inclusive) or this long ago.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="File to write ('-' = stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True, help="File format.")
+@click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 BOM (for spreadsheets).")
+@user_errors
+def export(config_path: Path | None, since: str, until: str, shop_id: str | None, output: Path,
+           fmt: str, bom: bool) -> None:
+    """Export reviews with their responses, one row each."""
+    config = _load_config(config_path)
+    tz = _shop(config, shop_id).timezone if shop_id else UTC
+    now = SystemClock().now()
+    start, stop = parse_when(since, now, tz), parse_when(until, now, tz, end=True)
+    store = _open_store(config)
+    try:
+        rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
+    finally:
+        store.close()
+    tzs = {s.id: s.timezone for s in config.shops}
+    text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)
+    data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
+    if str(output) == "-":
+        click.get_binary_stream("stdout").write(data)
+    else:
+        output.write_bytes(data)
+        click.echo(f"{len(rows)} review(s) written to {output}", err=True)
+
+
+@main.command()
+@config_option
+@click.option("--older-than", "older_than", required=True,
+              help="Erase personal data of items older than this (e.g. 180d).")
+@user_errors
+def purge(config_path: Path | None, older_than: str) -> None:
+    """Erase personal data (names, addresses, raw mail, hidden texts) of old items.
+
+    Counts for `stats` are kept. `serve` applies each shop's `retention` daily.
+    """
+    config = _load_config(config_path)
+    age = _duration(older_than, "--older-than")
+    now = SystemClock().now()
+    cutoff = now - (age or timedelta(0))
+    store = _open_store(config)
+    try:
+        def run(q: Queries) -> int:
+            total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
+            q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
+                              "records": total}, now, actor="cli")
+            return total
+
+        total = store.write_sync(run)
+    finally:
+        store.close()
+    click.echo(f"erased personal data of {total} record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+@main.command()
+@config_option
+@click.argument("email_address", metavar="EMAIL")
+@user_errors
+def forget(config_path: Path | None, email_address: str) -> None:
+    """Erase one person's data everywhere (a GDPR request) and suppress the address.
+
+    The suppression keeps only a hash of the address, so no trace of it stays in clear text.
+    """
+    config = _load_config(config_path)
+    address = normalize_address(email_address)
+    if address is None:
+        raise click.ClickException(f"not a valid email address: {email_address!r}")
+    now = SystemClock().now()
+    store = _open_store(config)
+    try:
+        def run(q: Queries) -> dict[str, int]:
+            counts = q.forget(address, now)
+            q.audit("forget", {"address": address_hash(address), **counts}, now, actor="cli")
+            return counts
+
+        counts = store.write_sync(run)
+    finally:
+        store.close()
+    touched = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing stored"
+    click.echo(f"forgot {address}: {touched}; the address is suppressed")
 
 
 # --- manual invitations and links --------------------------------------------------------------

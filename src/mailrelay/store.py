@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import json
 import logging
 import queue
@@ -291,9 +292,30 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_outbox_tickets ON outbox(message_id) WHERE kind = 'ticket'")
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """An audit trail of erasures (purge, retention, forget) and bounce bookkeeping."""
+    db["audit"].create(  # type: ignore[union-attr]
+        {"id": int, "at": str, "action": str, "actor": str, "detail": str},
+        pk="id",
+        not_null={"at", "action"},
+    )
+    db["outbox"].add_column("bounced_at", str)  # type: ignore[union-attr]
+    db["outbox"].add_column("bounce_status", str)  # type: ignore[union-attr]
+    db["bounces"].create(  # type: ignore[union-attr]
+        {"email": str, "soft": int, "hard": int, "last_at": str, "last_status": str},
+        pk="email",
+        defaults={"soft": 0, "hard": 0},
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _migration_1, _migration_2, _migration_3, _migration_4,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
 )
+
+
+def address_hash(email: str) -> str:
+    """How a forgotten address is remembered for suppression: never in clear text."""
+    return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -1089,7 +1111,109 @@ class Queries:
             " AND status IN (?, ?, ?) AND recipient != ''",
             (shop, c, OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.CANCELLED),
         ).rowcount
+        # Published reviews stay public; what links them to a person, and hidden text, goes.
+        erased += self.conn.execute(
+            "UPDATE reviews SET customer_email = NULL WHERE shop = ? AND created_at < ?"
+            " AND customer_email IS NOT NULL", (shop, c)).rowcount
+        erased += self.conn.execute(
+            "UPDATE reviews SET title = NULL, text = NULL, reviewer_name = NULL"
+            " WHERE shop = ? AND created_at < ? AND reported = 1 AND text IS NOT NULL",
+            (shop, c)).rowcount
+        erased += self.conn.execute(
+            "UPDATE notes SET body = '' WHERE created_at < ? AND body != '' AND review_id IN"
+            " (SELECT id FROM reviews WHERE shop = ?)", (c, shop)).rowcount
         return erased
+
+    def forget(self, email: str, now: datetime) -> dict[str, int]:
+        """Erase one person's data everywhere (GDPR art. 17) and suppress the address by hash.
+
+        Counts survive: rows stay, with the personal fields emptied.
+        """
+        email = email.strip().lower()
+        counts: dict[str, int] = {}
+
+        def run(name: str, sql: str, args: tuple[Any, ...]) -> None:
+            counts[name] = counts.get(name, 0) + self.conn.execute(sql, args).rowcount
+
+        needle = email.encode()
+        run("messages", "UPDATE messages SET raw = x'', mail_from = NULL, peer = NULL"
+            " WHERE instr(lower(raw), ?) > 0 OR id IN (SELECT message_row_id FROM shipments"
+            " WHERE customer_email = ?)", (needle, email))
+        run("shipments", "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
+            " WHERE customer_email = ?", (email,))
+        for row in self.conn.execute(
+                "SELECT id FROM invitations WHERE customer_email = ? AND status = ?",
+                (email, InvitationStatus.SCHEDULED)).fetchall():
+            self.cancel_invitation(row[0], "erased on request")
+        run("invitations", "UPDATE invitations SET customer_email = '', customer_name = NULL,"
+            " reminder_due_at = NULL WHERE customer_email = ?", (email,))
+        run("outbox", "UPDATE outbox SET raw = x'', recipient = '',"
+            " status = CASE WHEN status IN ('queued', 'sending') THEN 'cancelled' ELSE status END"
+            " WHERE lower(recipient) = ? OR instr(lower(raw), ?) > 0", (email, needle))
+        run("reviews", "UPDATE reviews SET customer_email = NULL, reviewer_name = NULL,"
+            " title = NULL, text = NULL, reported = 1, report_reason = 'erased on request'"
+            " WHERE customer_email = ?", (email,))
+        run("replies", "UPDATE replies SET from_address = NULL WHERE from_address = ?",
+            (email,))
+        run("reply_notices", "DELETE FROM reply_notices WHERE address = ?", (email,))
+        run("bounces", "DELETE FROM bounces WHERE email = ?", (email,))
+        run("suppressions", "DELETE FROM suppressions WHERE email = ?", (email,))
+        run("trigger_senders", "DELETE FROM trigger_senders WHERE sender = ?", (email,))
+        self.conn.execute(
+            "INSERT OR IGNORE INTO suppressions (shop, email, created_at, reason)"
+            " VALUES ('*', ?, ?, 'forgotten on request')", (address_hash(email), to_iso(now)))
+        return counts
+
+    def audit(self, action: str, detail: dict[str, Any], now: datetime,
+              actor: str = "mailrelay") -> None:
+        self.conn.execute(
+            "INSERT INTO audit (at, action, actor, detail) VALUES (?,?,?,?)",
+            (to_iso(now), action, actor, json.dumps(detail, sort_keys=True)))
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM audit ORDER BY id")]
+
+    # stats
+    def stats(self, shop: str, since: datetime | None,
+              until: datetime | None = None) -> dict[str, Any]:
+        """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
+        lo = to_iso(since) if since else ""
+        hi = to_iso(until) if until else "9999"
+        shipments = {r[0]: r[1] for r in self.conn.execute(
+            "SELECT status, COUNT(*) FROM shipments WHERE shop = ? AND received_at >= ?"
+            " AND received_at < ? GROUP BY status ORDER BY status", (shop, lo, hi))}
+        sent = int(self.conn.execute(
+            "SELECT COUNT(*) FROM invitations WHERE shop = ? AND sent_at IS NOT NULL"
+            " AND sent_at >= ? AND sent_at < ? AND method != 'link'", (shop, lo, hi)
+        ).fetchone()[0])
+        rows = self.conn.execute(
+            "SELECT stars, created_at, first_response_at FROM reviews WHERE shop = ?"
+            " AND created_at >= ? AND created_at < ?", (shop, lo, hi)).fetchall()
+        stars = {str(n): 0 for n in range(1, 6)}
+        delays: list[float] = []
+        for star, created, first in rows:
+            stars[str(star)] += 1
+            if first:
+                delays.append((datetime.fromisoformat(first)
+                               - datetime.fromisoformat(created)).total_seconds())
+        count = len(rows)
+        delays.sort()
+        median = None
+        if delays:
+            mid = len(delays) // 2
+            median = delays[mid] if len(delays) % 2 else (delays[mid - 1] + delays[mid]) / 2
+        return {
+            "shop": shop,
+            "shipments": shipments,
+            "invitations_sent": sent,
+            "reviews": count,
+            "conversion": round(count / sent, 4) if sent else None,
+            "stars": stars,
+            "average": round(sum(int(k) * v for k, v in stars.items()) / count, 2)
+            if count else None,
+            "response_rate": round(len(delays) / count, 4) if count else None,
+            "median_first_response_s": median,
+        }
 
     def outbox_depth(self) -> int:
         row = self.conn.execute(
@@ -1127,7 +1251,8 @@ class Queries:
     # suppressions and senders
     def is_suppressed(self, shop: str, email: str) -> bool:
         row = self.conn.execute(
-            "SELECT 1 FROM suppressions WHERE email = ? AND shop IN (?, '*') LIMIT 1", (email, shop)
+            "SELECT 1 FROM suppressions WHERE email IN (?, ?) AND shop IN (?, '*') LIMIT 1",
+            (email, address_hash(email), shop),
         ).fetchone()
         return row is not None
 

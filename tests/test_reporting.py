@@ -1,0 +1,167 @@
+"""stats, export, purge and forget on a store seeded through the real daemon."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from click.testing import CliRunner
+
+from mailrelay import reviews
+from mailrelay.app import Daemon
+from mailrelay.cli import main
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+
+from .mailtools import settle, trigger
+
+BCC = "reviews+acme@relay.test"
+PEOPLE = [("Ann Able", "ann.able@example.com"), ("Bob Brook", "bob.brook@example.com"),
+          ("Cleo Cole", "cleo.cole@example.com")]
+
+
+@pytest.fixture
+async def seeded(config: Config) -> AsyncIterator[Config]:
+    """3 scheduled shipments, 1 duplicate, 1 rejected; 3 invitations sent; 2 reviews
+    (5 and 2 stars); the 2-star one answered 2 hours after it was written.
+
+    The clock starts well in the past: the CLI measures ages against the real time.
+    """
+    clock = FrozenClock(datetime(2026, 10, 1, 9, 0, tzinfo=UTC))
+    async with Daemon(config, clock) as daemon:
+        for n, (name, address) in enumerate(PEOPLE, start=1):
+            await aiosmtplib.send(trigger(to=f"{name} <{address}>", subject=f"Order #{n}001"),
+                                  sender="p@shop.example", recipients=[BCC],
+                                  hostname="127.0.0.1", port=daemon.smtp_port)
+        await aiosmtplib.send(trigger(to="Ann Able <ann.able@example.com>",
+                                      subject="Order #1001 (again)"),
+                              sender="p@shop.example", recipients=[BCC], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await aiosmtplib.send(trigger(to="undisclosed-recipients:;", subject="Order #9001"),
+                              sender="p@shop.example", recipients=[BCC], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await settle(daemon)
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        clock.advance(timedelta(days=1))
+        invitations = daemon.store.read(lambda q: q.list_invitations())
+        ids = []
+        for inv, stars in zip(invitations[:2], (5, 2), strict=True):
+            form, _ = reviews.validate({"stars": str(stars), "title": f"{stars} stars",
+                                        "text": f"Review text by {inv['customer_name']}",
+                                        "name": inv["customer_name"]})
+            assert form is not None
+            full = daemon.store.read(lambda q, i=inv["id"]: q.get_invitation(i))
+            now = clock.now()
+            _, review_id = await daemon.store.write(
+                lambda q, f=form, i=full, n=now: reviews.submit(q, i, f, n))
+            ids.append(review_id)
+        clock.advance(timedelta(hours=2))
+        now = clock.now()
+        await daemon.store.write(lambda q: q.add_response(ids[1], "Sorry Bob", "agent@acme",
+                                                          "agent", now))
+        await daemon.tick()
+    yield config
+
+
+def cli(config: Config, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
+    return result.exit_code, result.output
+
+
+EXPECTED = {
+    "shop": "acme",
+    "shipments": {"duplicate": 1, "rejected": 1, "scheduled": 3},
+    "invitations_sent": 3,
+    "reviews": 2,
+    "conversion": 0.6667,
+    "stars": {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1},
+    "average": 3.5,
+    "response_rate": 0.5,
+    "median_first_response_s": 7200.0,
+}
+
+
+async def test_stats_on_a_seeded_store_gives_the_exact_numbers(seeded: Config) -> None:
+    code, out = cli(seeded, "stats", "--format", "json")
+    assert code == 0, out
+    assert json.loads(out) == [EXPECTED]
+    code, out = cli(seeded, "stats", "--shop", "acme", "--format", "table")
+    assert "conversion: 66.7%" in out and "median first response: 2h 0m 0s" in out
+    code, out = cli(seeded, "stats", "--since", "2026-12-01", "--format", "json")
+    assert json.loads(out)[0]["reviews"] == 0
+
+
+async def test_export_writes_one_row_per_review_with_its_response(
+    seeded: Config, tmp_path: Path
+) -> None:
+    target = tmp_path / "reviews.csv"
+    code, out = cli(seeded, "export", "--since", "2026-09-01", "--until", "2026-10-31",
+                    "-o", str(target), "--bom")
+    assert code == 0, out
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert [(r["stars"], r["response"]) for r in rows] == [("5", ""), ("2", "Sorry Bob")]
+    assert rows[1]["customer_email"] == "bob.brook@example.com"
+    assert rows[1]["method"] == "automatic" and rows[1]["reference"] == "2001"
+    assert rows[1]["reported"] == "False"
+    code, _ = cli(seeded, "export", "--since", "2026-09-01", "--until", "2026-10-31",
+                  "-o", str(target), "--format", "json")
+    assert len(json.loads(target.read_text())) == 2
+
+
+def live_text(config: Config) -> str:
+    """Every live row of every table, as text (what an erasure must leave clean)."""
+    conn = sqlite3.connect(config.store.path)
+    try:
+        parts = []
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            for row in conn.execute(f"SELECT * FROM {table}"):  # noqa: S608
+                for value in row:
+                    if isinstance(value, bytes):
+                        parts.append(value.decode("utf-8", "replace"))
+                    else:
+                        parts.append(str(value))
+        return "\n".join(parts).lower()
+    finally:
+        conn.close()
+
+
+async def test_forget_leaves_no_trace_of_the_person_and_keeps_the_counts(
+    seeded: Config,
+) -> None:
+    code, out = cli(seeded, "forget", "Bob.Brook@example.com")
+    assert code == 0, out
+    text = live_text(seeded)
+    assert "bob.brook@example.com" not in text
+    assert "bob brook" not in text and "review text by bob" not in text
+    assert "ann.able@example.com" in text  # nobody else is touched
+    code, out = cli(seeded, "stats", "--format", "json")
+    assert json.loads(out)[0] == EXPECTED
+    code, out = cli(seeded, "invite", "--shop", "acme", "--email", "bob.brook@example.com")
+    assert code == 1 and "suppressed" in out  # the hashed suppression still works
+    audit = sqlite3.connect(seeded.store.path).execute(
+        "SELECT action, detail FROM audit").fetchall()
+    assert audit[0][0] == "forget" and "bob" not in audit[0][1]
+
+
+async def test_purge_erases_personal_data_of_old_items_and_keeps_the_counts(
+    seeded: Config,
+) -> None:
+    code, out = cli(seeded, "purge", "--older-than", "0s")
+    assert code == 0, out
+    text = live_text(seeded)
+    for name, address in PEOPLE:
+        assert address not in text
+    code, out = cli(seeded, "stats", "--format", "json")
+    assert json.loads(out)[0] == EXPECTED
+    assert "purge" in {r[0] for r in sqlite3.connect(seeded.store.path).execute(
+        "SELECT action FROM audit")}
