@@ -283,6 +283,19 @@ def notify_socket(directory: Path) -> tuple[socket.socket, str]:
     return sock, path
 
 
+def await_state(sock: socket.socket, state: bytes, serve: Serve) -> None:
+    """Read notifications until one carries `state` (a datagram may hold several lines)."""
+    seen: list[bytes] = []
+    while True:
+        try:
+            datagram = sock.recv(4096)
+        except TimeoutError:
+            raise AssertionError(f"no {state!r} (got {seen}):\n{serve.output()}") from None
+        seen.append(datagram)
+        if state in datagram.split(b"\n"):
+            return
+
+
 def test_sigterm_stops_serve_cleanly_with_exit_0_and_notifies_systemd(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     sock, address = notify_socket(tmp_path)
@@ -290,12 +303,9 @@ def test_sigterm_stops_serve_cleanly_with_exit_0_and_notifies_systemd(tmp_path: 
     env["NOTIFY_SOCKET"] = address
     env.pop("WATCHDOG_USEC", None)
     with sock, reaping([Serve(config, tmp_path / "serve.log", env)]) as (serve,):
-        try:
-            assert sock.recv(4096) == b"READY=1"
-        except TimeoutError:
-            raise AssertionError(f"no READY=1:\n{serve.output()}") from None
+        await_state(sock, b"READY=1", serve)
         serve.proc.send_signal(signal.SIGTERM)
-        assert sock.recv(4096) == b"STOPPING=1"
+        await_state(sock, b"STOPPING=1", serve)
         assert serve.proc.wait(timeout=15) == 0, serve.output()
     assert "mailrelay stopped" in serve.output()
 
