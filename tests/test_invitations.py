@@ -86,7 +86,8 @@ async def test_invitation_arrives_after_invite_delay_with_working_links_and_head
         await sink.wait_for(1)
         mail_from, rcpts, raw = sink.messages[0]
         assert rcpts == ["john.smith@example.com"]
-        assert mail_from == "reviews@acme.example"
+        outbox_id = outbox(daemon)[0]["id"]
+        assert mail_from == f"bounce+{outbox_id}@relay.test"  # VERP
         msg = parsed(raw)
         assert msg["To"] == "John Smith <john.smith@example.com>"
         assert msg["From"] == "ACME Shoes <reviews@acme.example>"

@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
+from .bounces import Bouncer
 from .clock import Clock, SystemClock
 from .config import Config
 from .delivery import Delivery
@@ -25,12 +26,13 @@ from .errors import MailrelayError
 from .intake import Intake
 from .invitations import Inviter, record_delivery
 from .mailer import build_transport
+from .models import MessageKind
 from .render import Templates
 from .replies import Replier
 from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
-from .store import Queries, Store
+from .store import InboundMessage, Queries, Store
 from .tokens import TokenSigner, load_secret
 from .web import WebApp
 
@@ -79,6 +81,7 @@ class Daemon:
         self.inviter: Inviter
         self.reviewer: Reviewer
         self.replier: Replier
+        self.bouncer: Bouncer
         self.delivery: Delivery
         self.clockwork: Clockwork
         self.web: WebApp
@@ -119,9 +122,11 @@ class Daemon:
             await self.delivery.recover()
             self.clockwork = Clockwork(self.clock, self._next_due, self._due.set, self.purge)
             self.replier = Replier(config, self.store, templates, signer, self.clock)
+            self.bouncer = Bouncer(self.store, self.clock)
             self.intake = Intake(config, self.store, signer, self.clock,
                                  on_scheduled=self.clockwork.note_due,
-                                 reply_handler=self._reply_by_smtp)
+                                 handlers={MessageKind.REPLY: self._reply_by_smtp,
+                                           MessageKind.BOUNCE: self._bounce})
             self._spawn(self.intake.run(), "intake")
             self._spawn(self._dispatch(), "dispatch")
             self.clockwork.start()
@@ -141,10 +146,13 @@ class Daemon:
             await stack.aclose()
             raise
 
-    async def _reply_by_smtp(self, raw: bytes) -> str:
-        result = await self.replier.process(raw, source="smtp")
+    async def _reply_by_smtp(self, msg: InboundMessage) -> str:
+        result = await self.replier.process(msg.raw, source="smtp")
         self._due.set()  # a customer email or a notice may be waiting in the outbox
         return f"{result.outcome} {result.reason}"
+
+    async def _bounce(self, msg: InboundMessage) -> str:
+        return await self.bouncer.process(msg.rcpt, msg.raw)
 
     async def _next_due(self) -> datetime | None:
         return await self.store.aread(lambda q: q.next_due())

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
@@ -48,6 +48,7 @@ class Route:
 
 
 _REPLY_LOCAL = re.compile(r"^reply\+([a-z0-9]{20,64})$")
+_BOUNCE_LOCAL = re.compile(r"^bounce\+([0-9]{1,18})$")
 
 
 class Recipients:
@@ -81,6 +82,8 @@ class Recipients:
         shop = self._reply_domains.get(domain)
         if match and shop and self._key_valid is not None and self._key_valid(match.group(1)):
             return Route(shop, MessageKind.REPLY, address)
+        if shop and _BOUNCE_LOCAL.match(local):
+            return Route(shop, MessageKind.BOUNCE, address)
         return None
 
 
@@ -98,7 +101,7 @@ def message_id_of(raw: bytes) -> str | None:
 def dedupe_key(route: Route, message_id: str | None, raw: bytes) -> str:
     """Natural key of one inbound message per recipient: a client's retry maps to the same row."""
     ident = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
-    return f"{route.shop}:{route.kind}:{ident}"
+    return f"{route.shop}:{route.kind}:{route.address}:{ident}"
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
@@ -339,14 +342,15 @@ class Intake:
     def __init__(
         self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
         *, batch_size: int = 200, on_scheduled: Callable[[datetime], None] | None = None,
-        reply_handler: Callable[[bytes], Awaitable[str]] | None = None,
+        handlers: Mapping[MessageKind, Callable[[InboundMessage], Awaitable[str]]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.signer = signer
         self.clock = clock
         self.recipients = Recipients(config, signer.key_valid)
-        self.reply_handler = reply_handler
+        # Replies and bounces belong to other services; the app hands them over here.
+        self.handlers = dict(handlers or {})
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self.processed = 0
@@ -383,10 +387,10 @@ class Intake:
         batch = await self.store.aread(lambda q: q.pending_messages(self.batch_size))
         if not batch:
             return 0
-        replies = [m for m in batch if m.kind == MessageKind.REPLY]
-        for msg in replies:
-            await self._process_reply(msg)
-        batch = [m for m in batch if m.kind != MessageKind.REPLY]
+        others = [m for m in batch if m.kind not in (MessageKind.SHIPMENT, MessageKind.CANCEL)]
+        for msg in others:
+            await self._hand_over(msg)
+        batch = [m for m in batch if m.kind in (MessageKind.SHIPMENT, MessageKind.CANCEL)]
         notices = await asyncio.to_thread(self._parse_all, batch)
         now = self.clock.now()
         jobs = []
@@ -403,22 +407,23 @@ class Intake:
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for msg, result in zip(batch, results, strict=True):
             self._log(msg, result)
-        self.processed += len(batch) + len(replies)
-        return len(batch) + len(replies)
+        self.processed += len(batch) + len(others)
+        return len(batch) + len(others)
 
-    async def _process_reply(self, msg: InboundMessage) -> None:
-        """An agent reply that came by SMTP: the same processing as one found by IMAP."""
-        if self.reply_handler is None:
-            log.error("%s reply received but no reply handler is configured", msg.message_id)
-            result = "no reply handler"
+    async def _hand_over(self, msg: InboundMessage) -> None:
+        """An agent reply or a bounce: processed by its service, then marked done here."""
+        handler = self.handlers.get(MessageKind(msg.kind))
+        if handler is None:
+            log.error("%s %s received but nothing handles it", msg.message_id, msg.kind)
+            result = "no handler"
         else:
             try:
-                result = await self.reply_handler(msg.raw)
+                result = await handler(msg)
             except Exception as exc:
-                log.exception("%s reply processing failed", msg.message_id)
+                log.exception("%s %s processing failed", msg.message_id, msg.kind)
                 result = f"failed: {exc!r}"
         now = self.clock.now()
-        await self.store.write(lambda q: q.claim_message(msg.id, now, f"reply: {result}"))
+        await self.store.write(lambda q: q.claim_message(msg.id, now, f"{msg.kind}: {result}"))
 
     def _parse_all(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
         out = []

@@ -13,6 +13,7 @@ class MessageKind(StrEnum):
     SHIPMENT = "shipment"
     CANCEL = "cancel"
     REPLY = "reply"
+    BOUNCE = "bounce"
 
 
 class MessageState(StrEnum):
@@ -52,6 +53,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BOUNCED = "bounced"
 
 
 class OutboxKind(StrEnum):
@@ -121,6 +123,28 @@ class AgentReply:
     html: str | None                   # the text/html part
     ours: bool = False                 # carries our own X-Mailrelay headers (a loop)
     defects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """One per-recipient block of an RFC 3464 delivery status notification."""
+
+    recipient: str | None
+    action: str
+    status: str
+    diagnostic: str | None = None
+
+    @property
+    def hard(self) -> bool:
+        return self.action == "failed" and self.status.startswith("5")
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A DSN (RFC 3464) that came back to a VERP bounce address."""
+
+    recipients: tuple[RecipientStatus, ...]
+    original_message_id: str | None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from email.utils import parseaddr
 
 from .config import ShopConfig
 from .models import OutboxKind
@@ -16,8 +15,9 @@ from .store import Queries, to_iso
 
 
 def envelope_sender(shop: ShopConfig) -> str:
-    """The SMTP MAIL FROM of a shop's mail (a VERP bounce address once bounces are handled)."""
-    return parseaddr(shop.from_address)[1]
+    """The VERP envelope sender (`bounce+<outbox id>@<reply domain>`): a DSN that comes back
+    names the exact message it is about. `{id}` is filled in by the store on insert."""
+    return f"bounce+{{id}}@{shop.reply_domain}"
 
 
 def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,

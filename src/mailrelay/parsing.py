@@ -21,9 +21,22 @@ from typing import Any
 
 import html2text
 
-from mailrelay.models import AgentReply, Product, ShipmentNotice
+from mailrelay.models import (
+    AgentReply,
+    DeliveryReport,
+    Product,
+    RecipientStatus,
+    ShipmentNotice,
+)
 
-__all__ = ["find_reference", "html_to_text", "normalize_address", "parse_reply", "parse_trigger"]
+__all__ = [
+    "find_reference",
+    "html_to_text",
+    "normalize_address",
+    "parse_dsn",
+    "parse_reply",
+    "parse_trigger",
+]
 
 # Junk mail can carry thousands of defects; the notice only needs enough to explain itself.
 _MAX_DEFECTS = 30
@@ -947,3 +960,69 @@ def _automatic(msg: Message, sender: str | None, subject: str | None,
     if subject and _OOO_SUBJECT_RE.search(subject):
         return "out-of-office subject"
     return None
+
+
+# --- delivery status notifications (RFC 3464) ---------------------------------------------------
+
+_STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def parse_dsn(raw: bytes) -> DeliveryReport | None:
+    """The per-recipient results of a DSN, or None when this is not one; never raises."""
+    try:
+        return _read_dsn(raw)
+    except Exception:  # a malformed bounce is ignored, never a crash
+        return None
+
+
+def _read_dsn(raw: bytes) -> DeliveryReport | None:
+    msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+    status_part: Message | None = None
+    original: str | None = None
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            status_part = part
+        elif ctype in ("text/rfc822-headers", "message/rfc822") and original is None:
+            original = _original_message_id(part)
+    if status_part is None:
+        return None
+    recipients = []
+    for block in _status_blocks(status_part):
+        fields = {k.lower(): str(v) for k, v in block.items()}
+        recipient = fields.get("final-recipient") or fields.get("original-recipient") or ""
+        address = normalize_address(recipient.split(";", 1)[-1].strip()) if recipient else None
+        action = fields.get("action", "").strip().lower()
+        found = _STATUS_RE.search(fields.get("status", ""))
+        if not action and not found:
+            continue
+        recipients.append(RecipientStatus(
+            recipient=address, action=action or "failed",
+            status=".".join(found.groups()) if found else "5.0.0",
+            diagnostic=" ".join(fields.get("diagnostic-code", "").split())[:300] or None,
+        ))
+    return DeliveryReport(tuple(recipients), original)
+
+
+def _status_blocks(part: Message) -> list[Message]:
+    """The per-message and per-recipient field groups of a message/delivery-status part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):  # the email package parses the groups as sub-messages
+        return [p for p in payload if isinstance(p, Message)]
+    text = payload if isinstance(payload, str) else ""
+    groups = [g for g in re.split(r"\r?\n\s*\r?\n", text) if g.strip()]
+    return [BytesParser(policy=policy.compat32).parsebytes(g.encode("utf-8", "replace"))
+            for g in groups]
+
+
+def _original_message_id(part: Message) -> str | None:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        value = payload[0].get("Message-ID")
+    else:
+        text = payload if isinstance(payload, str) else ""
+        headers = BytesParser(policy=policy.compat32).parsebytes(
+            text.encode("utf-8", "replace"), headersonly=True)
+        value = headers.get("Message-ID")
+    found = _ID_RE.search(str(value or ""))
+    return found.group(0) if found else None

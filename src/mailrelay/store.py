@@ -665,7 +665,12 @@ class Queries:
     def enqueue(self, row: dict[str, Any]) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
         row = {"status": OutboxStatus.QUEUED, "attempts": 0, **row}
-        return self._insert("outbox", row)
+        outbox_id = self._insert("outbox", row)
+        sender = str(row.get("envelope_from") or "")
+        if "{id}" in sender:  # VERP: the row id is only known now
+            self.conn.execute("UPDATE outbox SET envelope_from = ? WHERE id = ?",
+                              (sender.replace("{id}", str(outbox_id)), outbox_id))
+        return outbox_id
 
     def attach_invitation_mail(self, invitation_id: int, outbox_id: int) -> bool:
         cur = self.conn.execute(
@@ -1086,6 +1091,24 @@ class Queries:
         self.conn.execute(
             "UPDATE imap_seen SET moved = 1 WHERE mailbox = ? AND uidvalidity = ? AND uid = ?",
             (mailbox, uidvalidity, uid))
+
+    # bounces
+    def mark_bounced(self, outbox_id: int, status: str, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, bounced_at = ?, bounce_status = ? WHERE id = ?",
+            (OutboxStatus.BOUNCED, to_iso(now), status, outbox_id))
+
+    def note_bounce(self, email: str, hard: bool, status: str, now: datetime) -> int:
+        """Count a bounce for an address; returns its soft (or hard) bounce count now."""
+        column = "hard" if hard else "soft"
+        self.conn.execute(
+            f"INSERT INTO bounces (email, {column}, last_at, last_status) VALUES (?, 1, ?, ?)"  # noqa: S608
+            f" ON CONFLICT(email) DO UPDATE SET {column} = {column} + 1,"
+            " last_at = excluded.last_at, last_status = excluded.last_status",
+            (email, to_iso(now), status))
+        row = self.conn.execute(f"SELECT {column} FROM bounces WHERE email = ?",  # noqa: S608
+                                (email,)).fetchone()
+        return int(row[0])
 
     def purge_before(self, shop: str, cutoff: datetime) -> int:
         """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""

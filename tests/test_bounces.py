@@ -1,0 +1,141 @@
+"""Bounces: VERP envelope senders and DSNs (RFC 3464) back at the SMTP listener."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import aiosmtplib
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+
+from .mailtools import settle, trigger
+from .sink import Sink, running_sink
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with running_sink() as running:
+        yield running
+
+
+def via_sink(config: Config, sink: Sink) -> Config:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None,
+                       rate_per_minute=60000)
+    shops = tuple(replace(s, dedupe_window=timedelta(0)) for s in config.shops)
+    return replace(config, outbound=outbound, shops=shops)
+
+
+def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "failed") -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        f"To: {rcpt}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-" + status + action + "@mx.example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        "Final-Recipient: rfc822; john.smith@example.com\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; {status[0]}50 {status} mailbox problem\r\n\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: ACME Shoes <reviews@acme.example>\r\nMessage-ID: {message_id}\r\n"
+        "Subject: How was your order?\r\n\r\n--b--\r\n"
+    ).encode()
+
+
+async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
+                          ref: str = "1057") -> dict[str, object]:
+    await aiosmtplib.send(trigger(subject=f"Order #{ref}"), sender="p@shop.example",
+                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                          port=daemon.smtp_port)
+    await settle(daemon)
+    clock.advance(timedelta(days=7))
+    await daemon.tick()
+    mail = daemon.store.read(lambda q: q.list_mail())[-1]
+    assert mail["status"] == "sent"
+    envelope = sink.messages[-1][0]
+    assert envelope == f"bounce+{mail['id']}@relay.test"
+    return mail
+
+
+async def null_sender_send(daemon: Daemon, rcpt: str, raw: bytes) -> None:
+    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5)."""
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
+        await client.mail("")
+        await client.rcpt(rcpt)
+        await client.data(raw)
+
+
+async def bounce(daemon: Daemon, envelope: str, raw: bytes) -> None:
+    await null_sender_send(daemon, envelope, raw)
+    await settle(daemon)
+
+
+async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_address(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        mail = await sent_invitation(daemon, clock, sink)
+        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
+                     dsn(f"bounce+{mail['id']}@relay.test", str(mail["message_id"])))
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        assert row["status"] == "bounced" and row["bounce_status"] == "5.1.1"
+        assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+        await sent_invitation_refused(daemon)
+
+
+async def sent_invitation_refused(daemon: Daemon) -> None:
+    await aiosmtplib.send(trigger(subject="Order #2222"), sender="p@shop.example",
+                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                          port=daemon.smtp_port)
+    await settle(daemon)
+    assert daemon.store.read(lambda q: q.list_shipments())[-1]["status"] == "suppressed"
+
+
+async def test_a_report_about_another_message_changes_nothing(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        mail = await sent_invitation(daemon, clock, sink)
+        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
+                     dsn(f"bounce+{mail['id']}@relay.test", "<forged@evil.example>"))
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        assert row["status"] == "sent"
+        assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+
+
+async def test_soft_bounces_count_toward_a_threshold(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        mails = [await sent_invitation(daemon, clock, sink, ref=f"70{n}") for n in range(3)]
+        for n, mail in enumerate(mails):
+            await bounce(daemon, f"bounce+{mail['id']}@relay.test",
+                         dsn(f"bounce+{mail['id']}@relay.test", str(mail["message_id"]),
+                             status="4.2.2", action="delayed"))
+            suppressed = daemon.store.read(
+                lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+            assert suppressed == (n == 2)
+
+
+async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        mail = await sent_invitation(daemon, clock, sink)
+        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
+                     trigger(subject="Thanks for the email!"))
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        assert row["status"] == "sent"
+
+
+async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+        await null_sender_send(daemon, "bounce+1@elsewhere.example", b"Subject: x\r\n\r\nx\r\n")
+    assert refused.value.code == 550
