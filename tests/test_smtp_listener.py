@@ -269,3 +269,20 @@ async def test_require_auth_refuses_mail_until_the_client_logs_in(
             errors, _ = await client.sendmail("platform@shop.example", [BCC], trigger())
         assert errors == {}
         assert daemon.store.read(lambda q: q.count_messages()) == 1
+
+
+@pytest.mark.parametrize(
+    "arg",
+    ["<a@b.example>", "<first.last+tag@sub.example.com> SIZE=300",
+     " <a@b.example>  BODY=8BITMIME", '<"quoted local"@b.example>', "<a@[127.0.0.1]>",
+     "<a..b@c.example>", "a@b.example", "<" + "x" * 70 + "@b.example>"],
+)
+def test_fast_address_parsing_agrees_with_aiosmtpd(arg: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from mailrelay.smtp_server import GatedSMTP
+
+    class Limits:
+        local_part_limit = 64
+
+    assert GatedSMTP._getaddr(Limits(), arg) == SMTP._getaddr(Limits(), arg)  # type: ignore[arg-type]

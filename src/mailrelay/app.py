@@ -23,12 +23,14 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .delivery import Delivery
 from .errors import MailrelayError
+from .imap_watcher import ImapWatcher
 from .intake import Intake
 from .invitations import Inviter, record_delivery
 from .mailer import build_transport
+from .metrics import Snapshot, exposition
 from .models import MessageKind
 from .render import Templates
-from .replies import Replier
+from .replies import Replier, ReplyResult
 from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
@@ -78,10 +80,12 @@ class Daemon:
         self.store: Store
         self.intake: Intake
         self.listener: Listener
+        self.handler: Handler
         self.inviter: Inviter
         self.reviewer: Reviewer
         self.replier: Replier
         self.bouncer: Bouncer
+        self.imap: ImapWatcher | None = None
         self.delivery: Delivery
         self.clockwork: Clockwork
         self.web: WebApp
@@ -126,17 +130,22 @@ class Daemon:
             self.intake = Intake(config, self.store, signer, self.clock,
                                  on_scheduled=self.clockwork.note_due,
                                  handlers={MessageKind.REPLY: self._reply_by_smtp,
-                                           MessageKind.BOUNCE: self._bounce})
+                                           MessageKind.BOUNCE: self._bounce},
+                                 busy=lambda: self.handler.busy())
+            self.handler = Handler(self.intake)
             self._spawn(self.intake.run(), "intake")
             self._spawn(self._dispatch(), "dispatch")
             self.clockwork.start()
             stack.callback(self.clockwork.stop)
             await self.clockwork.rearm()
             self.web = WebApp(config, self.store, signer, self.clock, health=self.health,
-                              on_review=self._due.set)
+                              on_review=self._due.set, metrics=self.metrics)
             await self.web.start()
             stack.push_async_callback(self.web.stop)
-            self.listener = Listener(config.smtp, Handler(self.intake))
+            if config.imap is not None:
+                self.imap = ImapWatcher(config.imap, self.store, self._reply_by_imap, self.clock)
+                self._spawn(self.imap.run(), "imap")
+            self.listener = Listener(config.smtp, self.handler)
             await self.listener.start()
             stack.push_async_callback(self.listener.stop)
             interval = watchdog_interval()
@@ -150,6 +159,11 @@ class Daemon:
         result = await self.replier.process(msg.raw, source="smtp")
         self._due.set()  # a customer email or a notice may be waiting in the outbox
         return f"{result.outcome} {result.reason}"
+
+    async def _reply_by_imap(self, raw: bytes) -> ReplyResult:
+        result = await self.replier.process(raw, source="imap")
+        self._due.set()
+        return result
 
     async def _bounce(self, msg: InboundMessage) -> str:
         return await self.bouncer.process(msg.rcpt, msg.raw)
@@ -201,13 +215,51 @@ class Daemon:
         return total
 
     async def health(self) -> dict[str, Any]:
+        """Each part's state; any part down makes /healthz answer 503."""
+        parts: dict[str, str] = {}
         try:
             await self.store.aread(lambda q: q.outbox_depth())
-            store = "ok"
+            parts["store"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            store = f"failed: {exc}"
-        status = "ok" if store == "ok" else "failed"
-        return {"status": status, "store": store}
+            parts["store"] = f"failed: {exc}"
+        outage = self.delivery.outage
+        parts["outbound"] = "ok" if outage is None else f"failing: {outage}"
+        watcher = self.imap
+        if watcher is None:
+            parts["imap"] = "not configured"
+        elif watcher.connected:
+            parts["imap"] = "ok"
+        else:
+            parts["imap"] = f"disconnected: {getattr(watcher, 'last_error', None) or 'down'}"
+        down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
+        return {"status": "ok" if not down else "failed", **parts}
+
+    async def metrics(self) -> bytes:
+        now = self.clock.now()
+
+        def gather(q: Queries) -> Snapshot:
+            oldest = q.oldest_due_mail()
+            return Snapshot(
+                outbox_by_status=q.counts("outbox", "status"),
+                outbox_depth=q.outbox_depth(),
+                outbox_oldest_due_age=max((now - oldest).total_seconds(), 0.0) if oldest
+                else 0.0,
+                replies=q.counts("replies", "outcome"),
+                reviews_by_stars=q.counts("reviews", "stars"),
+                shipments_by_status=q.counts("shipments", "status"),
+            )
+
+        snap = await self.store.aread(gather)
+        snap.inbound = dict(self.listener.handler.outcomes)
+        snap.outbound = {"sent": self.delivery.sent, "failed": self.delivery.failed,
+                         "deferred": self.delivery.deferred}
+        snap.bounces = dict(self.bouncer.counts)
+        if self.imap is not None:
+            snap.imap_configured = True
+            snap.imap_connected = self.imap.connected
+            last = self.imap.last_ok
+            snap.imap_last_check_age = (now - last).total_seconds() if last else None
+        return await asyncio.to_thread(exposition, snap)
 
     async def stop(self) -> None:
         await self._stack.aclose()

@@ -79,6 +79,7 @@ class Delivery:
         self.failed = 0
         self.deferred = 0
         self._outage_since: datetime | None = None
+        self._outage_reason = ""
 
     async def recover(self) -> int:
         """Requeue mail a crash left in `sending`; it goes out again byte for byte."""
@@ -144,9 +145,15 @@ class Delivery:
         self.deferred += 1
         if self._outage_since is None:
             self._outage_since = now
+            self._outage_reason = reply
             log.warning("outbound delivery failing (will retry with backoff): %s", reply)
         retry_at = now + backoff(int(mail["attempts"]))
         return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
+
+    @property
+    def outage(self) -> str | None:
+        """The failure that started the current outage, or None while sending works."""
+        return self._outage_reason if self._outage_since is not None else None
 
     def _outage_over(self) -> None:
         if self._outage_since is not None:

@@ -393,6 +393,19 @@ class Queries:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    def each(self, step: Callable[[Queries], T]) -> T | BaseException:
+        """Run one unit of a batched job in its own savepoint: its failure is returned, and
+        undone, without undoing its neighbours."""
+        self.conn.execute("SAVEPOINT step")
+        try:
+            result = step(self)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            self.conn.execute("ROLLBACK TO step")
+            self.conn.execute("RELEASE step")
+            return exc
+        self.conn.execute("RELEASE step")
+        return result
+
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """INSERT one row; table and column names come from our code, never from input."""
         cols = ", ".join(row)
@@ -425,11 +438,12 @@ class Queries:
         )
         return cur.lastrowid if cur.rowcount else None
 
-    def pending_messages(self, limit: int) -> list[InboundMessage]:
+    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`."""
         rows = self.conn.execute(
             "SELECT id, received_at, shop, kind, rcpt, mail_from, message_id, raw"
-            " FROM messages WHERE state = ? ORDER BY id LIMIT ?",
-            (MessageState.RECEIVED, limit),
+            " FROM messages WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+            (MessageState.RECEIVED, after, limit),
         ).fetchall()
         return [
             InboundMessage(
@@ -1237,6 +1251,16 @@ class Queries:
             "response_rate": round(len(delays) / count, 4) if count else None,
             "median_first_response_s": median,
         }
+
+    def counts(self, table: str, column: str) -> dict[str, int]:
+        """Row counts grouped by one column (for /metrics); names come from our code."""
+        return {str(k): int(v) for k, v in self.conn.execute(
+            f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}")}  # noqa: S608
+
+    def oldest_due_mail(self) -> datetime | None:
+        row = self.conn.execute(
+            "SELECT MIN(due_at) FROM outbox WHERE status = ?", (OutboxStatus.QUEUED,)).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
 
     def outbox_depth(self) -> int:
         row = self.conn.execute(

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from . import invitations, links, reviews
 from .clock import Clock
 from .config import Config, ShopConfig
+from .metrics import CONTENT_TYPE_LATEST
 from .store import Queries, Store
 from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 
@@ -250,6 +251,7 @@ class WebApp:
     def __init__(self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
                  health: Callable[[], Awaitable[dict[str, Any]]] | None = None, *,
                  on_review: Callable[[], None] | None = None,
+                 metrics: Callable[[], Awaitable[bytes]] | None = None,
                  posts_per_token: int = 10, posts_per_ip: int = 30,
                  rate_window: float = 600.0) -> None:
         self.config = config
@@ -258,6 +260,7 @@ class WebApp:
         self.clock = clock
         self.health = health
         self.on_review = on_review
+        self.metrics = metrics
         self.posts_per_token = posts_per_token
         self.posts_per_ip = posts_per_ip
         self.limiter = RateLimiter(rate_window)
@@ -273,6 +276,7 @@ class WebApp:
         self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
         self.app.add_routes([
             web.get("/healthz", self.healthz),
+            web.get("/metrics", self.metrics_page),
             web.get("/r/{token}", self.review_form),
             web.post("/r/{token}", self.review_submit),
             web.get("/s/{shop}", self.shop_page),
@@ -351,6 +355,12 @@ class WebApp:
     async def healthz(self, request: web.Request) -> web.Response:
         report = await self.health() if self.health else {"status": "ok"}
         return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        body = await self.metrics()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # -- the review form
 

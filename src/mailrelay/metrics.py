@@ -1,0 +1,97 @@
+"""Prometheus text exposition (prometheus-client) of a snapshot the app gathers per scrape.
+
+Counts that must survive restarts come from the store; live ones from the running parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "Snapshot", "exposition"]
+
+
+@dataclass
+class Snapshot:
+    """Everything one scrape reports."""
+
+    inbound: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    outbound: Mapping[str, int] = field(default_factory=dict)
+    outbox_by_status: Mapping[str, int] = field(default_factory=dict)
+    outbox_depth: int = 0
+    outbox_oldest_due_age: float = 0.0
+    replies: Mapping[str, int] = field(default_factory=dict)
+    reviews_by_stars: Mapping[str, int] = field(default_factory=dict)
+    shipments_by_status: Mapping[str, int] = field(default_factory=dict)
+    bounces: Mapping[str, int] = field(default_factory=dict)
+    imap_configured: bool = False
+    imap_connected: bool = False
+    imap_last_check_age: float | None = None
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snap
+        inbound = CounterMetricFamily(
+            "mailrelay_inbound_messages", "Inbound SMTP outcomes by reason",
+            labels=["outcome", "reason"])
+        for (outcome, reason), value in sorted(s.inbound.items()):
+            inbound.add_metric([outcome, reason], value)
+        yield inbound
+        outbound = CounterMetricFamily(
+            "mailrelay_outbound_messages", "Send attempts since start by result",
+            labels=["result"])
+        for result in ("sent", "failed", "deferred"):
+            outbound.add_metric([result], s.outbound.get(result, 0))
+        yield outbound
+        outbox = GaugeMetricFamily("mailrelay_outbox_messages", "Outbox rows by status",
+                                   labels=["status"])
+        for status, value in sorted(s.outbox_by_status.items()):
+            outbox.add_metric([status], value)
+        yield outbox
+        yield GaugeMetricFamily("mailrelay_outbox_depth", "Messages queued or being sent",
+                                value=s.outbox_depth)
+        yield GaugeMetricFamily("mailrelay_outbox_oldest_due_age_seconds",
+                                "How long the oldest due message has waited",
+                                value=s.outbox_oldest_due_age)
+        bounces = CounterMetricFamily("mailrelay_bounces", "Bounces processed since start",
+                                      labels=["kind"])
+        for kind in ("hard", "soft", "ignored"):
+            bounces.add_metric([kind], s.bounces.get(kind, 0))
+        yield bounces
+        replies = CounterMetricFamily("mailrelay_replies", "Agent replies by outcome",
+                                      labels=["outcome"])
+        for outcome, value in sorted(s.replies.items()):
+            replies.add_metric([outcome], value)
+        yield replies
+        reviews = CounterMetricFamily("mailrelay_reviews", "Reviews by stars", labels=["stars"])
+        for stars in ("1", "2", "3", "4", "5"):
+            reviews.add_metric([stars], s.reviews_by_stars.get(stars, 0))
+        yield reviews
+        shipments = CounterMetricFamily("mailrelay_shipments", "Shipments by outcome",
+                                        labels=["status"])
+        for status, value in sorted(s.shipments_by_status.items()):
+            shipments.add_metric([status], value)
+        yield shipments
+        if s.imap_configured:
+            yield GaugeMetricFamily("mailrelay_imap_connected", "1 when the IMAP watcher is up",
+                                    value=1 if s.imap_connected else 0)
+            yield GaugeMetricFamily(
+                "mailrelay_imap_last_check_age_seconds",
+                "Seconds since the last successful mailbox check",
+                value=s.imap_last_check_age if s.imap_last_check_age is not None
+                else float("nan"))
+
+
+def exposition(snap: Snapshot) -> bytes:
+    """The text format for one scrape; a fresh registry, so daemons never share state."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(snap))
+    return generate_latest(registry)

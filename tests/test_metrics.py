@@ -1,0 +1,102 @@
+"""/metrics in Prometheus text format and /healthz per part."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import aiohttp
+import aiosmtplib
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+
+from .mailtools import settle, trigger
+from .sink import Sink, running_sink
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with running_sink() as running:
+        yield running
+
+
+async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = await resp.text()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+async def test_metrics_parse_and_the_counters_move_with_the_traffic(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None)
+    async with Daemon(replace(config, outbound=outbound), clock) as daemon:
+        before = await scrape(daemon)
+        assert before[("mailrelay_outbox_depth", ())] == 0
+        await aiosmtplib.send(trigger(), sender="p@shop.example",
+                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await aiosmtplib.send(trigger(), sender="p@shop.example",
+                                  recipients=["nobody@relay.test"], hostname="127.0.0.1",
+                                  port=daemon.smtp_port)
+        await settle(daemon)
+        after = await scrape(daemon)
+        accepted = ("mailrelay_inbound_messages_total",
+                    (("outcome", "accepted"), ("reason", "shipment")))
+        rejected = ("mailrelay_inbound_messages_total",
+                    (("outcome", "rejected"), ("reason", "unknown_recipient")))
+        assert after[accepted] == 1 and after[rejected] == 1
+        assert after[("mailrelay_shipments_total", (("status", "scheduled"),))] == 1
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        sent = await scrape(daemon)
+        assert sent[("mailrelay_outbound_messages_total", (("result", "sent"),))] == 1
+        assert sent[("mailrelay_outbox_messages", (("status", "sent"),))] == 1
+        assert sent[("mailrelay_reviews_total", (("stars", "5"),))] == 0
+
+
+async def test_healthz_reports_each_part(daemon: Daemon) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+    assert body == {"status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured"}
+
+
+async def test_healthz_turns_503_while_outbound_delivery_fails(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None)
+    async with Daemon(replace(config, outbound=outbound), clock) as daemon:
+        await aiosmtplib.send(trigger(), sender="p@shop.example",
+                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await settle(daemon)
+        await sink.stop()
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["outbound"].startswith("failing")
+        await sink.start()
+        clock.advance(timedelta(minutes=1))
+        await daemon.tick()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+                assert resp.status == 200
