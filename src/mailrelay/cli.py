@@ -23,9 +23,10 @@ from . import app, intake
 from .clock import SystemClock
 from .config import Config, ShopConfig, load, locate, parse_duration
 from .delivery import Delivery
-from .errors import ConfigError, MailrelayError, StoreError
+from .errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
+from .imap_watcher import check_connection, describe
 from .invitations import Inviter, record_delivery
-from .mailer import build_transport
+from .mailer import SmtpTransport, build_transport
 from .models import InvitationStatus, OutboxStatus, ShipmentStatus
 from .output import FORMATS, localize, render
 from .parsing import normalize_address, parse_trigger
@@ -190,8 +191,12 @@ def check(config_path: Path | None) -> None:
         (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
     ]
     results.append(_check_port("smtp listener", config.smtp.host, config.smtp.port))
+    results.append(_check_port("web listener", config.http.host, config.http.port))
     results.append(_check_store(config))
     results.append(_check_secret(config))
+    results.append(asyncio.run(_check_outbound(config)))
+    if config.imap is not None:
+        results.append(asyncio.run(_check_imap(config)))
     failed = 0
     for label, error in results:
         if error:
@@ -213,6 +218,39 @@ def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
         except OSError as exc:
             return name, f"{exc.strerror or exc} (is mailrelay already running?)"
     return name, None
+
+
+async def _check_outbound(config: Config) -> tuple[str, str | None]:
+    out = config.outbound
+    if out.transport == "maildir":
+        name = f"outbound maildir {out.maildir} writable"
+        try:
+            out.maildir.mkdir(parents=True, exist_ok=True)
+            probe = out.maildir / ".mailrelay-check"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return name, str(exc)
+        return name, None
+    transport = SmtpTransport(out, reuse=False)
+    try:
+        what = await transport.probe()
+    except DeliveryFailure as exc:
+        return f"outbound smtp {out.host}:{out.port}", exc.reply
+    finally:
+        await transport.close()
+    return f"outbound smtp {what}", None
+
+
+async def _check_imap(config: Config) -> tuple[str, str | None]:
+    imap = config.imap
+    if imap is None:
+        return "imap", None
+    try:
+        what = await check_connection(imap, seconds=20)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as a line
+        return f"imap {imap.host}:{imap.port}", describe(exc)
+    return f"imap {what}", None
 
 
 def _check_store(config: Config) -> tuple[str, str | None]:

@@ -211,6 +211,18 @@ class SmtpTransport:
 
     # ------------------------------------------------------------------ the connection
 
+    async def probe(self) -> str:
+        """Connect, greet, STARTTLS and log in as a send would, then QUIT (`mailrelay check`).
+
+        Raises TemporaryFailure / PermanentFailure with the server's words.
+        """
+        client = await self._connect()
+        self._client = client
+        tls = "TLS" if self._config.tls else "STARTTLS" if self._config.starttls else "no TLS"
+        auth = f"logged in as {self._config.username}" if self._config.username else "no AUTH"
+        await self._quit()
+        return f"{self._config.host}:{self._config.port} ({tls}, {auth})"
+
     async def _connection(self) -> tuple[aiosmtplib.SMTP, bool]:
         """The pooled connection if it is still usable (and True), else a new one (and False)."""
         client = self._client

@@ -1,0 +1,128 @@
+"""`mailrelay check` for real: outbound login, IMAP login and folders, ports, secret, store;
+and /healthz turning 503 while the IMAP server is down."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from mailrelay.app import Daemon
+from mailrelay.cli import main
+from mailrelay.clock import FrozenClock
+from mailrelay.config import load
+
+from .conftest import BASE_CONFIG
+from .imap_servers import PymapServer
+from .sink import Sink, running_sink
+
+
+@pytest.fixture
+async def auth_sink(certificate: tuple[Path, Path],
+                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sink]:
+    """A submission server with STARTTLS and AUTH; the client trusts its test certificate
+    through SSL_CERT_FILE, as an operator's private CA would be trusted."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    async with running_sink(users={"relay": "s3cret"}, tls_context=context) as running:
+        yield running
+
+
+@pytest.fixture
+def pymap(tmp_path: Path) -> Iterator[PymapServer]:
+    server = PymapServer(tmp_path / "imap")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(tmp_path: Path, sink: Sink, password: str, imap: str = "") -> Path:
+    text = BASE_CONFIG.format(smtp_extra="", shop_extra="").replace(
+        '[outbound]\ntransport = "maildir"\nmaildir = "var/outbox"',
+        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+        f'starttls = true\nusername = "relay"\npassword = "{password}"',
+    ) + imap
+    path = tmp_path / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+def check(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["check", "--config", str(path)])
+    return result.exit_code, result.output
+
+
+async def test_check_logs_in_everywhere_and_prints_one_ok_line_per_check(
+    tmp_path: Path, auth_sink: Sink, pymap: PymapServer
+) -> None:
+    path = write_config(tmp_path, auth_sink, "s3cret", pymap.toml())
+    code, out = await asyncio.to_thread(check, path)
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert all(line.startswith("ok") for line in lines), out
+    assert any("outbound smtp" in line and "logged in as relay" in line for line in lines)
+    assert any(line.startswith("ok      imap") for line in lines)
+    assert await pymap.folder_exists("mailrelay/processed")
+
+
+async def test_check_reports_each_failure_with_its_reason_and_exits_1(
+    tmp_path: Path, auth_sink: Sink, pymap: PymapServer
+) -> None:
+    path = write_config(tmp_path, auth_sink, "wrong", pymap.toml())
+    pymap.stop()
+    secret = tmp_path / "var" / "secret.key"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("x" * 64)
+    secret.chmod(0o644)
+    code, out = await asyncio.to_thread(check, path)
+    assert code == 1
+    failed = [line for line in out.splitlines() if line.startswith("failed")]
+    assert any("outbound smtp" in line and "authentication failed" in line for line in failed)
+    assert any("imap" in line for line in failed)
+    assert any("secret key" in line and "chmod 600" in line for line in failed)
+
+
+async def test_healthz_turns_503_when_the_imap_server_is_stopped(
+    tmp_path: Path, pymap: PymapServer
+) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + pymap.toml())
+    config = load(path)
+    config = replace(config, imap=replace(config.imap, poll_interval=config.imap.poll_interval))  # type: ignore[arg-type]
+    async with Daemon(config, FrozenClock()) as daemon:
+        assert daemon.imap is not None
+        daemon.imap.backoff_initial = 0.1
+        daemon.imap.backoff_max = 0.2
+        url = f"http://127.0.0.1:{daemon.http_port}/healthz"
+
+        async def status() -> int:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(url) as resp:
+                    return resp.status
+
+        for _ in range(100):
+            if await status() == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert await status() == 200
+        pymap.kill()
+        for _ in range(200):
+            if await status() == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert await status() == 503
+        pymap.restart()
+        for _ in range(200):
+            if await status() == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert await status() == 200
