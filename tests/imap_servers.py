@@ -259,6 +259,14 @@ class ImapServer:
             return result
         return await self._run(fn)
 
+    async def delete_all(self, folder: str = "INBOX") -> None:
+        """What a person tidying up does: flag everything \\Deleted and expunge."""
+        def fn(client: imaplib.IMAP4) -> None:
+            client.select(self.name(folder))
+            client.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+            client.expunge()
+        await self._run(fn)
+
     async def uidvalidity(self, folder: str = "INBOX") -> int:
         def fn(client: imaplib.IMAP4) -> int:
             _, data = client.status(self.name(folder), "(UIDVALIDITY)")

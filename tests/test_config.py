@@ -150,8 +150,8 @@ def test_the_embedded_defaults_need_no_file(
     assert demo is not None
     assert demo.invite_delay == timedelta(minutes=2)
     assert demo.send_hours is None
-    assert demo.from_address == "Demo Shop <reviews@localhost>"
-    assert demo.agent_senders == ("*@localhost",)
+    assert demo.from_address == "Demo Shop <reviews@demo.localhost>"
+    assert demo.agent_senders == ("*@demo.localhost",)
     assert (loaded.smtp.host, loaded.smtp.port) == ("127.0.0.1", 2525)
     assert loaded.http.base_url == "http://127.0.0.1:8025"
     assert loaded.outbound.transport == "maildir"
@@ -568,7 +568,7 @@ def test_shared_reply_addresses_and_agents_are_allowed(tmp_path: Path) -> None:
 
     loaded = load_text(tmp_path, text)
 
-    assert {shop.reply_address for shop in loaded.shops} == {"reply@localhost"}
+    assert {shop.reply_address for shop in loaded.shops} == {"reply@relay.localhost"}
 
 
 def test_lines_are_found_past_multiline_strings_and_arrays(tmp_path: Path) -> None:

@@ -481,3 +481,18 @@ async def test_replies_json_reflects_a_new_response_at_once(
                 assert "Published now." in await resp.text()
         assert json.dumps(daemon.store.read(lambda q: q.replies_by_outcome())) == (
             '{"published": 1}')
+
+
+async def test_a_second_copy_of_a_refused_reply_is_filed_as_refused_again(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "Not mine to answer.", sender="mallory@evil.example")
+        first = await daemon.replier.process(raw, source="imap")
+        again = await daemon.replier.process(raw, source="imap")
+        assert first.outcome == ReplyOutcome.REJECTED and not first.processed
+        assert again.outcome == ReplyOutcome.DUPLICATE and not again.processed
+        good = agent_reply(t, "Thanks!")
+        assert (await daemon.replier.process(good, source="imap")).processed
+        assert (await daemon.replier.process(good, source="imap")).processed

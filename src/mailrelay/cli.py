@@ -170,6 +170,7 @@ def configure_logging(level: str) -> None:
     # Library chatter (aiosmtpd per command, APScheduler per job run) drowns the events.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
 
 
 @main.command()

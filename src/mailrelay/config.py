@@ -641,10 +641,12 @@ def _read_store(table: _Table) -> StoreConfig:
 
 def _read_smtp(table: _Table) -> SmtpConfig:
     host, port = _read_listen(table, "127.0.0.1:2525")
-    hostname = table.string("hostname", "localhost")
+    # Default under .localhost (RFC 6761): dotted, so reply+/bounce+ addresses built from it
+    # are valid mail addresses, and never routed off this host.
+    hostname = table.string("hostname", "relay.localhost")
     if _DOMAIN.fullmatch(hostname) is None:
         table.problem("hostname", f"{hostname!r} is not a valid host name")
-        hostname = "localhost"
+        hostname = "relay.localhost"
     clients: list[IPv4Network | IPv6Network] = []
     for entry in table.strings("allowed_clients", ()):
         try:
@@ -1022,11 +1024,12 @@ def _parse(text: str, source: Path | None) -> dict[str, Any]:
 
 
 # The embedded defaults: what `mailrelay serve` runs with no config at all. A short invite_delay
-# so that a newcomer sees an invitation arrive in ./var/outbox within minutes.
+# so that a newcomer sees an invitation arrive in ./var/outbox within minutes. The domains are
+# under .localhost (RFC 6761): reserved, never routed, and dotted like real mail domains.
 _DEFAULTS_TOML: Final = """
 [smtp]
 listen = "127.0.0.1:2525"
-hostname = "localhost"
+hostname = "relay.localhost"
 
 [http]
 listen = "127.0.0.1:8025"
@@ -1034,12 +1037,12 @@ listen = "127.0.0.1:8025"
 [[shop]]
 id = "demo"
 name = "Demo Shop"
-bcc_address = "reviews+demo@localhost"
-cancel_address = "cancel+demo@localhost"
-from = "Demo Shop <reviews@localhost>"
-reply_address = "reply@localhost"
-agents = ["agents@localhost"]
-agent_senders = ["*@localhost"]
+bcc_address = "reviews+demo@relay.localhost"
+cancel_address = "cancel+demo@relay.localhost"
+from = "Demo Shop <reviews@demo.localhost>"
+reply_address = "reply@relay.localhost"
+agents = ["agent@demo.localhost"]
+agent_senders = ["*@demo.localhost"]
 invite_delay = "2m"
 send_hours = ""
 timezone = "UTC"

@@ -83,6 +83,7 @@ class ImapWatcher:
         self._ssl_context = ssl_context
         self.connected = False
         self.last_ok: datetime | None = None
+        self.last_error: str | None = None  # why the current outage started
         self.processed = 0
         self._uidvalidity: int | None = None
         self._failed: set[tuple[int, int]] = set()
@@ -108,6 +109,7 @@ class ImapWatcher:
                 await self._sync_until_quiet(mailbox)
                 self.connected = True
                 since = time.monotonic()
+                self.last_error = None
                 if down_since is not None:
                     log.info("IMAP connection to %s restored after %s", self.where,
                              _duration(time.monotonic() - down_since))
@@ -124,6 +126,7 @@ class ImapWatcher:
                     delay = self.backoff_initial
                 reason = describe(exc)
                 if down_since is None:
+                    self.last_error = reason
                     down_since = time.monotonic()
                     log.warning("IMAP %s unavailable (retrying with backoff): %s", self.where,
                                 reason)
@@ -177,7 +180,10 @@ class ImapWatcher:
                     continue
             else:
                 target = str(row["folder"])  # committed before a crash, not yet moved
-            await mailbox.move(uid, target)
+            if not await mailbox.move(uid, target):
+                log.info("IMAP %s uid %d:%d was expunged elsewhere before it could be moved",
+                         folder, uidvalidity, uid)
+                continue
             await self._mark_moved(uidvalidity, uid)
             log.debug("IMAP %s uid %d:%d moved to %s", folder, uidvalidity, uid, target)
             handled += 1
@@ -509,25 +515,31 @@ class Mailbox:
                 return bytes(lines[i + 1])
         return None
 
-    async def move(self, uid: int, folder: str) -> None:
+    async def move(self, uid: int, folder: str) -> bool:
+        """File one message; False when another session expunged it first (RFC 5530)."""
         await self.ensure_folder(folder)
         quoted = self.server_name(folder)
-        if self.has("MOVE"):  # RFC 6851: atomic
-            await self.command(f"UID MOVE {uid} {quoted}",
-                               self.client.uid("move", str(uid), quoted))
-            return
-        await self.command(f"UID COPY {uid} {quoted}", self.client.uid("copy", str(uid), quoted))
+        verb = "MOVE" if self.has("MOVE") else "COPY"  # RFC 6851 MOVE is atomic
+        what = f"UID {verb} {uid} {quoted}"
+        response = await self.call(what, self.client.uid(verb.lower(), str(uid), quoted))
+        if response.result != "OK":
+            if b"[EXPUNGEISSUED]" in bytes(response.lines[-1]).upper():
+                return False
+            raise ImapError(f"{what} refused: {_text(response)}")
+        if verb == "MOVE":
+            return True
         await self.command(f"UID STORE {uid} +FLAGS.SILENT",
                            self.client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"))
         if self.has("UIDPLUS"):  # RFC 4315: expunge only this message
             await self.command(f"UID EXPUNGE {uid}", self.client.uid("expunge", str(uid)))
-            return
+            return True
         if not self._warned_expunge:
             self._warned_expunge = True
             log.warning("IMAP server %s has neither MOVE nor UIDPLUS: filing with EXPUNGE, "
                         "which also removes other messages marked \\Deleted in %s",
                         self.config.host, self.config.folder)
         await self.command("EXPUNGE", self.client.expunge())
+        return True
 
     async def idle(self, seconds: float) -> None:
         """IDLE (RFC 2177) until the folder changes or `seconds` pass; then DONE."""

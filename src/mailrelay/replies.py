@@ -61,9 +61,13 @@ class ReplyResult:
     reason: str
     review_id: int | None = None
     dedupe_key: str = ""
+    previous: str | None = None  # for DUPLICATE: what the first copy became
 
     @property
     def processed(self) -> bool:
+        """Filed as processed; a copy of a refused reply is filed as refused again."""
+        if self.outcome == ReplyOutcome.DUPLICATE and self.previous is not None:
+            return self.previous in PROCESSED_OUTCOMES
         return self.outcome in PROCESSED_OUTCOMES
 
 
@@ -216,7 +220,7 @@ class Replier:
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
         if seen is not None:
             return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
-                               seen["review_id"], key)
+                               seen["review_id"], key, str(seen["outcome"]))
         ctx = await self.store.aread(lambda q: self._context(q, reply))
         known = [str(ctx.review["text"])] if ctx.review and ctx.review.get("text") else []
         extraction = await asyncio.to_thread(extract, reply.text, reply.html, known_texts=known)
