@@ -15,6 +15,8 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
 
+from .sink import Sink, running_sink
+
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -112,6 +114,13 @@ def make_config(tmp_path: Path) -> ConfigFactory:
 @pytest.fixture
 def config(make_config: ConfigFactory) -> Config:
     return make_config()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """A real aiosmtpd server standing in for the shop's submission server."""
+    async with running_sink() as running:
+        yield running
 
 
 @pytest.fixture

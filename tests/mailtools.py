@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from mailrelay.app import Daemon
+from mailrelay.config import Config
+
+from .sink import Sink
 
 
 def trigger(
@@ -65,3 +69,12 @@ async def drain(daemon: Daemon, limit: float = 10.0) -> None:
             raise TimeoutError("outbox did not drain")
         await asyncio.sleep(0.01)
         await daemon.tick()
+
+
+def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
+    """`config` sending through `sink` (no TLS, no pacing to speak of), shops changed as given."""
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None,
+                       rate_per_minute=60000)
+    shops = tuple(replace(s, **shop_changes) for s in config.shops)
+    return replace(config, outbound=outbound, shops=shops)

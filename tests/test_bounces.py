@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 
 import aiosmtplib
@@ -13,22 +11,13 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
+from . import mailtools
 from .mailtools import settle, trigger
-from .sink import Sink, running_sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
+from .sink import Sink
 
 
 def via_sink(config: Config, sink: Sink) -> Config:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
-    shops = tuple(replace(s, dedupe_window=timedelta(0)) for s in config.shops)
-    return replace(config, outbound=outbound, shops=shops)
+    return mailtools.via_sink(config, sink, dedupe_window=timedelta(0))
 
 
 def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "failed") -> bytes:

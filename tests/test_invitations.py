@@ -5,8 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -18,24 +16,10 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
 from .conftest import CORPUS, ConfigFactory
-from .mailtools import settle, trigger
-from .sink import Sink, running_sink
+from .mailtools import settle, trigger, via_sink
+from .sink import Sink
 
 BCC = "reviews+acme@relay.test"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
-
-
-def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
-    shops = tuple(replace(s, **shop_changes) for s in config.shops)
-    return replace(config, outbound=outbound, shops=shops)
 
 
 async def send_trigger(daemon: Daemon, raw: bytes) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,13 +15,7 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
 from .mailtools import settle, trigger
-from .sink import Sink, running_sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
+from .sink import Sink
 
 
 async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

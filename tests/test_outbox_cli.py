@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import aiosmtplib
-import pytest
 from click.testing import CliRunner
 
 from mailrelay.app import Daemon
@@ -19,13 +17,7 @@ from mailrelay.clock import FrozenClock, SystemClock
 
 from .conftest import ConfigFactory
 from .mailtools import settle, trigger
-from .sink import Sink, running_sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
+from .sink import Sink
 
 
 def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "") -> str:

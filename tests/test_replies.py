@@ -6,8 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -24,24 +22,10 @@ from mailrelay.render import REPLY_MARKER
 from mailrelay.replies import ReplyOutcome, authenticated, parse_directives
 
 from .conftest import ConfigFactory
-from .mailtools import drain, settle
-from .sink import Sink, running_sink
+from .mailtools import drain, settle, via_sink
+from .sink import Sink
 
 AGENT = "support@acme.example"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
-
-
-def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
-    shops = tuple(replace(s, **shop_changes) for s in config.shops)
-    return replace(config, outbound=outbound, shops=shops)
 
 
 def parsed(raw: bytes) -> EmailMessage:
