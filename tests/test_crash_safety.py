@@ -7,28 +7,24 @@ sqlite3 after the fact), because crash safety is only meaningful across a real p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import aiosmtplib
 import pytest
 
 from .conftest import BASE_CONFIG
 from .mailtools import trigger
+from .serve_process import MAILRELAY, Serve, reaping
 
-MAILRELAY = Path(sys.executable).parent / "mailrelay"
 BCC = "reviews+acme@relay.test"
 SENDER = "platform@shop.example"
 
@@ -54,61 +50,6 @@ def write_config(directory: Path, listen: str = "127.0.0.1:0", shop_extra: str =
     path = directory / "relay.toml"
     path.write_text(text)
     return path
-
-
-class Serve:
-    """One `mailrelay serve` process with its stderr in a file (a pipe could fill and block it)."""
-
-    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env=env if env is not None else os.environ.copy(),
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def ready(self, within: float = 15.0) -> None:
-        """Wait for the "mailrelay ready" log line (the listener is bound by then)."""
-        deadline = time.monotonic() + within
-        while "mailrelay ready:" not in self.output():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve not ready after {within}s:\n{self.output()}")
-            await asyncio.sleep(0.02)
-
-    def kill(self) -> None:
-        """SIGKILL and reap: no cleanup code in the daemon gets to run."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._log.close()
-
-    async def terminate(self, within: float = 20.0) -> int:
-        """SIGTERM and wait for the exit status without blocking the event loop."""
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + within
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve did not stop within {within}s:\n{self.output()}")
-            await asyncio.sleep(0.05)
-        self._log.close()
-        return self.proc.returncode
-
-
-@contextlib.contextmanager
-def reaping(processes: list[Serve]) -> Iterator[list[Serve]]:
-    """Kill every daemon this test started, even when an assertion fails half-way."""
-    try:
-        yield processes
-    finally:
-        for serve in processes:
-            with contextlib.suppress(Exception):
-                serve.kill()
 
 
 @dataclass

@@ -8,25 +8,21 @@ tests/sink.py in this test's loop; the SQLite file is read with sqlite3 to see w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from .conftest import BASE_CONFIG
+from .serve_process import MAILRELAY, Serve, reaping
 from .sink import Sink, running_sink
 
-MAILRELAY = Path(sys.executable).parent / "mailrelay"
 INVITATIONS = 500
 #: Kill when the sink has seen this many distinct messages (one kill per entry). Not multiples of
 #: the batch size: delivery pauses between batches to commit, and a kill there finds nothing in
@@ -74,62 +70,6 @@ def invite_all(config: Path, directory: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"{INVITATIONS} invited, 0 skipped" in result.stdout + result.stderr
-
-
-class Serve:
-    """One `mailrelay serve` process, its log in a file (a full pipe would block it)."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def ready(self, within: float = 15.0) -> float:
-        """Wait for the "mailrelay ready" log line; returns when it appeared (monotonic)."""
-        deadline = time.monotonic() + within
-        while "mailrelay ready:" not in self.output():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve not ready after {within}s:\n{self.output()}")
-            await asyncio.sleep(0.01)
-        return time.monotonic()
-
-    def kill(self) -> None:
-        """SIGKILL and reap: the daemon gets no chance to record what it was doing."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._log.close()
-
-    async def terminate(self, within: float = 20.0) -> int:
-        """SIGTERM; the exit status, waited for without blocking the sink's event loop."""
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + within
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve did not stop within {within}s:\n{self.output()}")
-            await asyncio.sleep(0.05)
-        self._log.close()
-        return self.proc.returncode
-
-
-@contextlib.contextmanager
-def reaping() -> Iterator[list[Serve]]:
-    """Kill every daemon the test started, even when an assertion fails half-way."""
-    daemons: list[Serve] = []
-    try:
-        yield daemons
-    finally:
-        for serve in daemons:
-            with contextlib.suppress(Exception):
-                serve.kill()
 
 
 class Seen:
