@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import quopri
 import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mailrelay import parsing
 from mailrelay.models import Product, ShipmentNotice
 from mailrelay.parsing import find_reference, html_to_text, normalize_address, parse_trigger
 
@@ -928,3 +933,407 @@ def test_parse_trigger_accepts_bytearray_and_memoryview() -> None:
     raw = mail("To: a@example.com", "Subject: Order #1057")
     assert parse_trigger(bytearray(raw)).reference == "1057"
     assert parse_trigger(memoryview(raw)).reference == "1057"
+
+
+# --- the fast path gives the full reading's notice -----------------------------------------------
+#
+# parse_trigger reads well-formed mail with compat32 and a strict header reading, and everything
+# else with the modern policy. The rule: the fast path answers only when the full reading finds no
+# defect, and then with exactly the full reading's notice. Every parse_trigger call in this module
+# checks that (the autouse fixture), and so do the corpus and the generated variants below.
+
+FAST_ANSWERS: list[bool] = []
+COMPAT32 = BytesParser(policy=policy.compat32)
+
+
+def both_readings(raw: Any, *, reference_pattern: re.Pattern[str] | None = None) -> ShipmentNotice:
+    """parse_trigger, after checking that the fast path agrees with the full (slow) reading."""
+    check_split(bytes(raw))
+    slow = parsing._slow_trigger(raw, reference_pattern)
+    try:
+        fast = parsing._fast_trigger(raw, reference_pattern)
+    except parsing._Unusual:
+        fast = None
+    FAST_ANSWERS.append(fast is not None)
+    if fast is not None:
+        assert slow.defects == (), "the fast path answered for a message with defects"
+        assert fast == slow
+        assert repr(fast) == repr(slow)  # exact: also datetime offsets and field types
+    notice = parsing.parse_trigger(raw, reference_pattern=reference_pattern)
+    assert notice == slow
+    assert repr(notice) == repr(slow)
+    return notice
+
+
+@pytest.fixture(autouse=True)
+def _every_parse_checks_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "parse_trigger", both_readings)
+
+
+def check_split(data: bytes) -> bool:
+    """The fast splitter, when it answers, builds exactly the tree of compat32's feed parser."""
+    split = parsing._split_message(data) if data.strip() else None
+    if split is not None:
+        assert tree(split) == tree(COMPAT32.parsebytes(data))
+    return split is not None
+
+
+def tree(msg: Message) -> Any:
+    payload = msg.get_payload()
+    return (
+        msg.items(),
+        msg.get_unixfrom(),
+        msg.preamble,
+        msg.epilogue,
+        [repr(defect) for defect in msg.defects],
+        msg.get_default_type(),
+        [tree(part) for part in payload] if isinstance(payload, list) else payload,
+    )
+
+
+def fast_share(raws: list[bytes], pattern: re.Pattern[str] | None = None) -> float:
+    FAST_ANSWERS.clear()
+    for raw in raws:
+        both_readings(raw, reference_pattern=pattern)
+    return sum(FAST_ANSWERS) / len(FAST_ANSWERS)
+
+
+@pytest.mark.parametrize("pattern", [None, re.compile(r"(\d{4,})")])
+def test_fast_path_agrees_on_the_corpus(pattern: re.Pattern[str] | None) -> None:
+    raws = [path.read_bytes() for path in sorted(TRIGGERS.glob("*.eml"))]
+    assert fast_share(raws, pattern) == 1.0  # the corpus is well-formed mail: all of it is fast
+
+
+def test_fast_path_declines_what_it_cannot_vouch_for() -> None:
+    plain = mail("To: Ann <ann@example.com>", "Subject: Order #1057", body="Hi", ctype="text/plain")
+    assert fast_answer(plain) is not None
+    declined = [
+        mail("To: Ann <ann@example.com>", body="Order 55555", ctype="multipart/mixed"),  # defect
+        b"To: J\xc3\xb8rgen <j@example.dk>\r\n\r\nhi",  # raw 8-bit header
+        mail("To: Bob bob@example.com"),  # recovered address (a defect)
+        mail("To: =?x-bogus?q?Ann?= <ann@example.com>"),  # undecodable encoded word
+        mail('To: "=?utf-8?q?Ann?=" <ann@example.com>'),  # encoded word in a quoted string
+        mail("To: ann@example.com (Ann Lee)"),  # comment: the full reading takes the name
+        mail("To: a@example.com", "Message-ID: <Z@["),
+        mail("To: a@example.com", body="x", ctype="text/plain; charset*=utf-8''x"),
+        mail("To: a@example.com", body=b"x", ctype="text/plain; charset=x-bogus"),  # defect
+        html_mail(block({"locale": "<script>"}), "To: a@example.com"),  # block defect
+        mail("To: a@example.com", body="x", ctype="message/rfc822"),
+        b"",
+    ]
+    for raw in declined:
+        assert fast_answer(raw) is None
+        assert both_readings(raw) == parsing._slow_trigger(raw, None)
+
+
+def fast_answer(raw: bytes) -> ShipmentNotice | None:
+    try:
+        return parsing._fast_trigger(raw, None)
+    except parsing._Unusual:
+        return None
+
+
+def test_fast_path_agrees_on_generated_variants() -> None:
+    rng = random.Random(5705)
+    raws = [generated_trigger(rng) for _ in range(500)]
+    share = fast_share(raws[:250]) + fast_share(raws[250:], re.compile(r"Kunde: (\w+)"))
+    # Both readings must really be exercised: a variant breaks one rule or another quite often.
+    assert 0.15 < share / 2 < 0.85
+
+
+def test_fast_path_agrees_when_every_part_shape_is_well_formed() -> None:
+    rng = random.Random(1120)
+    raws = [generated_trigger(rng, well_formed=True) for _ in range(200)]
+    assert fast_share(raws) == 1.0
+
+
+def test_split_message_builds_the_feed_parsers_tree_or_declines() -> None:
+    rng = random.Random(2046)
+    pieces = ["\r\n", "\n", "\r", "--", "-- ", "\r\n--", "\r\n\r\n", " ", "\t", "From ", ":"]
+    pieces += ["\r\n--==b1==\r\n", "\r\n--b-outer--\r\n", "\n--rel_1\n", "b-inner", "x\r\n "]
+    answered = 0
+    for index in range(400):
+        text = generated_trigger(rng, well_formed=index % 2 == 0).decode("utf-8", "surrogateescape")
+        for _ in range(rng.randrange(4)):  # break the structure here and there
+            at = rng.randrange(len(text) + 1)
+            text = text[:at] + rng.choice(pieces) + text[at + rng.randrange(3) :]
+        answered += check_split(text.encode("utf-8", "surrogateescape"))
+    assert 100 < answered < 390
+
+
+def test_html_is_rendered_only_when_there_is_no_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered: list[str] = []
+
+    def counting(html: str) -> str:
+        rendered.append(html)
+        return html_to_text(html)
+
+    monkeypatch.setattr(parsing, "html_to_text", counting)
+    alternative = (
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour order shipped\r\n"
+        "--b\r\nContent-Type: text/html\r\n\r\n<p>Order #222</p>\r\n--b--\r\n"
+    )
+    raw = mail("To: a@example.com", body=alternative, ctype="multipart/alternative; boundary=b")
+    assert fast_answer(raw) is not None
+    assert parse_trigger(raw).reference is None
+    assert rendered == []
+    html_only = html_mail("<p>Order <b>#1057</b></p>", "To: a@example.com")
+    assert fast_answer(html_only) is not None
+    rendered.clear()
+    assert parsing.parse_trigger(html_only).reference == "1057"
+    assert rendered == ["<p>Order <b>#1057</b></p>"]
+
+
+# Header values: (text, well-formed), where well-formed means the fast path must answer for it.
+NAMES = ["Jørgen Sørensen", "Jürgen Weiß", "Zoë “Zo” Ça", "Иван Петров", "Ann Lee", "Łukasz Ó"]
+CHARSETS = ["utf-8", "UTF-8", "iso-8859-1", "windows-1252", "koi8-r", "iso-8859-2", "utf-16"]
+
+
+def encoded_word(text: str, rng: random.Random) -> str | None:
+    charset = rng.choice(CHARSETS)
+    try:
+        data = text.encode(charset)
+    except UnicodeEncodeError:
+        return None
+    if rng.random() < 0.5:
+        return f"=?{charset}?B?{base64.b64encode(data).decode()}?="
+    quoted = "".join(
+        "_" if b == 0x20 else chr(b) if chr(b).isalnum() and b < 0x80 else f"={b:02X}" for b in data
+    )
+    return f"=?{charset}?{rng.choice('qQ')}?{quoted}?="
+
+
+def generated_name(rng: random.Random) -> tuple[str, bool]:
+    name = rng.choice(NAMES)
+    kind = rng.randrange(10)
+    if kind == 0:
+        return '"Smith, John"', True
+    if kind == 1:
+        return "John Smith", True
+    if kind == 2:
+        words = [encoded_word(word, rng) or word for word in name.split()]
+        return " ".join(words), all(word.isascii() for word in words)
+    if kind == 3:
+        first = encoded_word(name, rng)
+        return (f"{first} Jr", True) if first else ("Ann", True)
+    if kind == 4:
+        return "John\r\n Smith", True
+    if kind == 5:
+        return rng.choice(['"  "', '""', "'Ann Lee'", '"ann@example.com"', '"Ann (x)"']), True
+    if kind == 6:  # broken or unusual ones
+        return rng.choice(
+            [
+                "John Q. Public",
+                "=?utf-8?q?Ann=0D=0AX?=",
+                "=?utf-8?b?SsO4cmdlbg?=",
+                "=?x-bogus?q?Ann?=",
+                "=?utf-8?q?x?=y",
+                '"=?utf-8?q?Smith=2C_John?="',
+                "Ann=?utf-8?q?x?=",
+            ]
+        ), False
+    if kind == 7:
+        return name, False  # raw UTF-8 in a header
+    if kind == 8:
+        word = encoded_word(name, rng)
+        return (word, True) if word else ("Ann", True)
+    return "", True
+
+
+def generated_address_header(rng: random.Random) -> tuple[str | None, bool]:
+    address = rng.choice(["ann@example.com", "John.Smith@Example.COM", "a+tag@sub.example.dk"])
+    name, ok = generated_name(rng)
+    kind = rng.randrange(12)
+    if kind == 0:
+        return None, True
+    if kind == 1:
+        return address, True
+    if kind == 2:
+        return f"{address}, other@example.org", True
+    if kind == 3:
+        return "undisclosed-recipients:;", True
+    if kind == 4:
+        return rng.choice(
+            [
+                "nobody, Ann <ann@example.com>",
+                "Customers: Ann <ann@example.com>;",
+                "Bob bob@example.com",
+                "<<>>",
+                "ann@example.com (Ann Lee)",
+                "a@localhost",
+                "Ann < ann@example.com >",
+                "Ann <ann@example.com>, ,",
+            ]
+        ), False
+    return (f"{name} <{address}>" if name else f"<{address}>"), ok
+
+
+def generated_subject(rng: random.Random) -> tuple[str | None, bool]:
+    ref = rng.choice(["#1057", "A-2291-XK", "ORD2211345", "77812", "2026", ""])
+    kind = rng.randrange(9)
+    if kind == 0:
+        return None, True
+    if kind == 1:
+        return f"Your order {ref} has shipped", True
+    if kind == 2:
+        word = encoded_word("Din ordre er afsendt –", rng)
+        return (f"{word} {ref}" if word else f"Ordre {ref}"), True
+    if kind == 3:
+        first, second = encoded_word("Bestellung ", rng), encoded_word("versandt", rng)
+        return (f"{first} {second} {ref}" if first and second else ref), True
+    if kind == 4:
+        return f"Order\r\n {ref} shipped", True
+    if kind == 5:
+        return f"Bestätigung {ref}", False  # raw 8-bit
+    if kind == 6:
+        broken = [f"Order=?utf-8?q?x?= {ref}", f"=?bogus?q?x?= {ref}", "=?utf-8?b?!!!?="]
+        return rng.choice(broken), False
+    if kind == 7:
+        return "", True
+    return f"=?utf-8?q?Hi=0D=0ABcc:_x?= {ref}", True
+
+
+def generated_body(rng: random.Random, well_formed: bool) -> tuple[list[str], bytes, bool]:
+    """(headers, body bytes, well-formed) for one of several MIME shapes."""
+    text = rng.choice(["Kunde: Jürgen\r\nOrder #4521 is on its way.", "Ordre 77812 er sendt.", ""])
+    html = rng.choice(
+        [
+            "<p>Order <b>#1057</b></p>",
+            block({"recipientEmail": "klaus@example.de", "referenceId": "PT-7"}),
+            block({"recipientName": "Ana", "tags": ["a"]}, "trustpilot"),
+            '<script type="application/json+mailrelay">{"x": </script>',  # a block defect
+        ]
+    )
+    charset = rng.choice(["utf-8", '"utf-8"', "UTF-8", "iso-8859-1", "windows-1252", "us-ascii"])
+    codec = {"us-ascii": "utf-8"}.get(charset.strip('"').lower(), charset.strip('"'))
+
+    def leaf(content: str, subtype: str) -> tuple[str, bytes]:
+        data = content.encode(codec, "replace")
+        cte = rng.choice(["7bit", "8bit", "quoted-printable", "base64", "Base64", None])
+        if cte and cte.lower() == "base64":
+            data = base64.encodebytes(data).replace(b"\n", b"\r\n")
+        elif cte == "quoted-printable":
+            data = quopri.encodestring(data).replace(b"\n", b"\r\n")
+        ctype = rng.choice(
+            [
+                f"text/{subtype}; charset={charset}",
+                f"text/{subtype};\r\n\tcharset={charset}",
+                f"TEXT/{subtype.upper()}; CHARSET={charset}; format=flowed",
+            ]
+        )
+        head = f"Content-Type: {ctype}\r\n"
+        if cte:
+            head += f"Content-Transfer-Encoding: {cte}\r\n"
+        return head, data
+
+    def multipart(kind: str, parts: list[tuple[str, bytes]], boundary: str) -> tuple[str, bytes]:
+        quoted = rng.choice([f'"{boundary}"', boundary]) if "=" not in boundary else f'"{boundary}"'
+        body = rng.choice([b"", b"This is a multi-part message.\r\n"])
+        for head, data in parts:
+            body += f"--{boundary}\r\n".encode() + head.encode() + b"\r\n" + data + b"\r\n"
+        body += f"--{boundary}--\r\n".encode() + rng.choice([b"", b"epilogue\r\n"])
+        return f"Content-Type: multipart/{kind};\r\n boundary={quoted}\r\n", body
+
+    shape = rng.randrange(7 if well_formed else 10)
+    if shape == 0:
+        head, data = leaf(text, "plain")
+    elif shape == 1:
+        head, data = leaf(html, "html")
+    elif shape == 2:
+        head, data = multipart("alternative", [leaf(text, "plain"), leaf(html, "html")], "==b1==")
+    elif shape == 3:
+        inner = multipart("alternative", [leaf(text, "plain"), leaf(html, "html")], "b-inner")
+        pdf = (
+            'Content-Type: application/pdf; name="Faktura 1.pdf"\r\n'
+            'Content-Disposition: attachment; filename="Faktura 1.pdf"\r\n'
+            "Content-Transfer-Encoding: base64\r\n",
+            base64.encodebytes(b"%PDF-1.4 order #99999").replace(b"\n", b"\r\n"),
+        )
+        head, data = multipart("mixed", [inner, pdf], "b-outer")
+    elif shape == 4:
+        image = (
+            "Content-Type: image/png; name=logo.png\r\nContent-ID: <logo@x>\r\n"
+            "Content-Disposition: inline; filename=logo.png\r\n"
+            "Content-Transfer-Encoding: base64\r\n",
+            base64.encodebytes(b"\x89PNG fake").replace(b"\n", b"\r\n"),
+        )
+        head, data = multipart("related", [leaf(html, "html"), image], "rel_1")
+    elif shape == 5:
+        head, data = "", text.encode("utf-8")  # no Content-Type at all
+    elif shape == 6:
+        data = text.encode("utf-8")
+        head = rng.choice(
+            [
+                "Content-Type: text/plain; charset=utf-8; charset=latin1\r\n",
+                "Content-Type: text/plain; charset=utf-8;\r\n",
+                "Content-Type: text/plain ; charset = utf-8\r\n",
+                "Content-Type: text/plain (comment); charset=utf-8\r\n",
+                'Content-Type: text/plain; charset="utf\r\n 8"\r\n',
+                "Content-Type: text/plain; charset=x-bogus\r\n",
+                "Content-Type: text\r\n",
+                "Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n",
+            ]
+        )
+        return [head.rstrip("\r\n")], data, False
+    elif shape == 7:  # broken multiparts
+        head, data = multipart("alternative", [leaf(text, "plain"), leaf(html, "html")], "bb")
+        data = rng.choice([data.replace(b"--bb--", b""), data.replace(b"--bb\r\n", b"--x\r\n", 1)])
+        return [head.rstrip("\r\n")], data, False
+    elif shape == 8:
+        head = "Content-Type: message/rfc822\r\n"
+        data = b"To: inner@example.com\r\nSubject: Order #777\r\n\r\nInner body 123\r\n"
+        return [head.rstrip("\r\n")], data, False
+    else:
+        head = "Content-Type: multipart/mixed; boundary=z\r\n"
+        data = b"--z\r\nContent-Type: text/plain\r\n\r\nOrder 1\r\n" * 2  # no close boundary
+        return [head.rstrip("\r\n")], data, False
+    ok = "x-bogus" not in head and 'json+mailrelay">{"x"' not in html
+    headers = [line for line in head.split("\r\n") if line]
+    return _rejoin(headers), data, ok
+
+
+def _rejoin(lines: list[str]) -> list[str]:
+    """Header lines with their continuation lines folded back into one string each."""
+    out: list[str] = []
+    for line in lines:
+        if line[:1] in " \t" and out:
+            out[-1] += "\r\n" + line
+        else:
+            out.append(line)
+    return out
+
+
+def generated_trigger(rng: random.Random, *, well_formed: bool = False) -> bytes:
+    """A trigger assembled from random header and body variants, some of them broken."""
+    while True:
+        to, to_ok = generated_address_header(rng)
+        sender, sender_ok = generated_address_header(rng)
+        subject, subject_ok = generated_subject(rng)
+        message_id, id_ok = rng.choice(
+            [
+                ("<982610105619@platform.example>", True),
+                ("\r\n <a.b+c=d@mail.example>", True),
+                (None, True),
+                ("<Z@[", False),
+                ("no-brackets@x.example", False),
+            ]
+        )
+        body_headers, body, body_ok = generated_body(rng, well_formed)
+        if not well_formed or (to_ok and sender_ok and subject_ok and id_ok and body_ok):
+            break
+    lines = [
+        f"{name}: {value}"
+        for name, value in (
+            ("From", sender),
+            ("To", to),
+            ("Subject", subject),
+            ("Message-ID", message_id),
+        )
+        if value is not None
+    ]
+    lines += ["Date: Fri, 20 Nov 2026 09:15:00 +0000", "MIME-Version: 1.0", *body_headers]
+    rng.shuffle(lines)
+    raw = "\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + body
+    if rng.random() < 0.2:
+        raw = raw.replace(b"\r\n", b"\n")  # Unix line endings
+    return raw

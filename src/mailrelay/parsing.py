@@ -5,7 +5,11 @@ Pure: bytes in, values out; no I/O, and nothing here raises on malformed mail.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
 import codecs
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -129,7 +133,20 @@ def parse_trigger(
 
     The SMTP listener must accept every shipment (SPEC: nothing accepted is dropped), so a
     broken message still yields a notice, with `customer_email` None when no customer is known.
+
+    Well-formed mail takes a fast path (compat32 parsing, see `_fast_trigger`) that gives the
+    same notice as the full modern-policy reading at a fraction of the cost; anything unusual,
+    and every message with a defect, is read the full way.
     """
+    try:
+        notice = _fast_trigger(raw, reference_pattern)
+    except Exception:  # the fast path only declines; the full reading records what went wrong
+        notice = None
+    return notice if notice is not None else _slow_trigger(raw, reference_pattern)
+
+
+def _slow_trigger(raw: bytes, reference_pattern: re.Pattern[str] | None) -> ShipmentNotice:
+    """The full reading with the modern email policy: tolerant, thorough, and slow."""
     defects = _Defects()
     try:
         return _read_trigger(raw, reference_pattern, defects)
@@ -156,10 +173,37 @@ def _read_trigger(
     message_id = _clean_text(_read_header_text(msg, "Message-ID", defects))
     sender, sender_name = _first_address(msg, "From", defects)
     to_email, to_name = _first_address(msg, "To", defects)
-
     bodies = _collect_bodies(msg, defects)
+    return _notice(
+        _Headers(subject, message_id, sender, sender_name, to_email, to_name),
+        bodies,
+        reference_pattern,
+        defects,
+    )
+
+
+@dataclass
+class _Headers:
+    """What the headers say, cleaned: the part of a notice the two readings find differently."""
+
+    subject: str | None
+    message_id: str | None
+    sender: str | None
+    sender_name: str | None
+    to_email: str | None
+    to_name: str | None
+
+
+def _notice(
+    headers: _Headers,
+    bodies: _Bodies,
+    reference_pattern: re.Pattern[str] | None,
+    defects: _Defects,
+) -> ShipmentNotice:
+    """Combine the headers with the body text and any structured block (both readings)."""
     found = _find_block(bodies, defects)
     block = _read_block(found[1], defects) if found else _BlockFields()
+    to_email, to_name = headers.to_email, headers.to_name
 
     if block.email_given:
         customer_email = block.email
@@ -178,21 +222,21 @@ def _read_trigger(
         reference: str | None = block.reference
         rule: str | None = "block"
     else:
-        reference, rule = find_reference(subject, None, reference_pattern)
+        reference, rule = find_reference(headers.subject, None, reference_pattern)
         if reference is None:
             reference, rule = find_reference(None, bodies.text(), reference_pattern)
 
     return ShipmentNotice(
-        message_id=message_id,
-        sender=sender,
-        subject=subject,
+        message_id=headers.message_id,
+        sender=headers.sender,
+        subject=headers.subject,
         customer_email=customer_email,
         customer_name=customer_name,
         reference=reference,
         reference_rule=rule,
         locale=block.locale,
         send_at=block.send_at,
-        sender_name=block.sender_name if block.sender_name is not None else sender_name,
+        sender_name=block.sender_name if block.sender_name is not None else headers.sender_name,
         reply_to=block.reply_to,
         tags=block.tags,
         products=block.products,
@@ -748,6 +792,426 @@ def _read_products(value: Any, defects: _Defects) -> tuple[Product, ...]:
 
 def _is_web_url(text: str) -> bool:
     return text.lower().startswith(("https://", "http://")) and " " not in text
+
+
+# --- the fast path ------------------------------------------------------------------------------
+#
+# The modern policy builds a header class on every header access, and the feed parser and
+# get_content_type() re-parse Content-Type through it again and again: that was most of ingest's
+# CPU. compat32 runs the same feed parser over the same bytes and keeps the raw header values; the
+# tree is the same whenever the headers the feed parser consults (Content-Type, and
+# Content-Transfer-Encoding of multiparts) read the same under both policies. So the fast path
+# builds compat32's tree (with _split_message, a direct splitter for plain MIME, else with the feed
+# parser itself) and reads the few headers it needs itself, but only in a strict subset of the
+# syntax where its reading provably equals the modern one. Anything outside it raises _Unusual (or
+# returns None), and parse_trigger reads the message the full way. The rules:
+#
+# - no defect at all: no parser defect on any part (attachments included), nothing the full
+#   reading would record (unknown charsets, block problems): the fast path only ever returns a
+#   notice whose `defects` is empty, so every message with a defect is read the full way;
+# - every part's Content-Type, Content-Disposition and Content-Transfer-Encoding is plain:
+#   token/token (token for a disposition) with token=token or token="quoted" parameters, no
+#   comments, escapes, RFC 2231 names or duplicate names, folded only between parameters, a
+#   charset that is a token; the encoding one of 7bit, 8bit, binary, quoted-printable, base64;
+#   no message/* part, no multipart/digest, nesting no deeper than _MAX_DEPTH;
+# - Subject, Message-ID, From and To are printable ASCII; an encoded word is well-formed (Q with
+#   only =XX escapes, B correctly padded, a charset Python decodes the bytes in without error, in
+#   From and To no control character once decoded) and stands alone between whitespace, as a
+#   whole word (never inside an addr-spec or a quoted string); Message-ID is one
+#   <dot-atom@dot-atom>; From and To are lists of mailboxes: a bare dot-atom addr-spec, or
+#   <addr-spec> after a phrase of atoms, "quoted strings" (no encoded words) and encoded words,
+#   and one of them is an address normalize_address accepts.
+#
+# tests/test_parsing.py runs both readings over every message it parses, the corpus and generated
+# variants, and asserts identical notices whenever the fast path answers.
+
+
+class _Unusual(Exception):
+    """The fast path declines this message: parse_trigger reads it the full way."""
+
+
+_COMPAT_PARSER = BytesParser(policy=policy.compat32)
+
+_FWS = r"(?:[ \t]|\r?\n[ \t])*"
+_MIME_CHARS = r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+"
+_PARAM_NAME = r"[!#$%&'+\-.^_`{|}~0-9A-Za-z]+"  # no "*": RFC 2231 parameters go the full way
+_QUOTED = r'"[ !#-\[\]-~]*"'  # printable ASCII without '"' and '\', never folded
+_MIME_VALUE_RE = re.compile(
+    rf"{_FWS}(?P<value>{_MIME_CHARS}(?:/{_MIME_CHARS})?){_FWS}"
+    rf"(?P<params>(?:;{_FWS}{_PARAM_NAME}=(?:{_MIME_CHARS}|{_QUOTED}){_FWS})*)"
+)
+_PARAM_RE = re.compile(rf'({_PARAM_NAME})=(?:({_MIME_CHARS})|"([^"]*)")')
+_CHARSET_RE = re.compile(_MIME_CHARS)
+_CTE_RE = re.compile(r"7bit|8bit|binary|quoted-printable|base64", re.IGNORECASE)
+
+_PLAIN_HEADER_RE = re.compile(r"[\t\r\n\x20-\x7e]*")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+_WORD = rf"(?:{_ATEXT}+|{_QUOTED})"
+_MAILBOX_RE = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})"
+    rf"|(?:(?P<phrase>{_WORD}(?:[ \t]+{_WORD})*)[ \t]+)?<(?P<angle>{_ADDR_SPEC})>)[ \t]*"
+)
+# "undisclosed-recipients:;" (nothing after the ";": the modern parser raises on "a:; ").
+_EMPTY_GROUP_RE = re.compile(rf"{_ATEXT}+(?:[ \t]+{_ATEXT}+)*[ \t]*:[ \t]*;")
+_PHRASE_WORD_RE = re.compile(rf'{_ATEXT}+|"([^"]*)"')
+_MESSAGE_ID_RE = re.compile(rf"[ \t]*<{_DOT_ATOM}@{_DOT_ATOM}>[ \t]*")
+_WSP_SPLIT_RE = re.compile(r"([ \t]+)")
+_ENCODED_WORD_RE = re.compile(
+    r"=\?([A-Za-z0-9_.:+-]+)\?"
+    r"(?:[Qq]\?((?:[!-<>@-~]|=[0-9A-Fa-f]{2})+)|[Bb]\?([A-Za-z0-9+/]+={0,2}))\?="
+)
+_Q_ESCAPE_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_DECODED_UNSAFE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+_Leaf = tuple[Message, str, str | None]
+
+
+def _fast_trigger(raw: bytes, reference_pattern: re.Pattern[str] | None) -> ShipmentNotice | None:
+    """The notice _slow_trigger would give, or None (or _Unusual) when it cannot be sure.
+
+    It answers only for messages the full reading finds no defect in; see the rules above.
+    """
+    try:
+        data = bytes(raw)
+    except Exception as exc:
+        raise _Unusual("input") from exc
+    if not data.strip():
+        return None  # "empty message" is a defect
+    try:
+        msg = _split_message(data) or _COMPAT_PARSER.parsebytes(data)
+    except Exception as exc:  # RecursionError on absurd nesting, for one: the full reading says
+        raise _Unusual("parser") from exc
+    leaves: list[_Leaf] = []
+    heads = _fast_parts(msg, 0, True, leaves)
+
+    sender, sender_name = _fast_first_address(heads.get("from"))
+    to_email, to_name = _fast_first_address(heads.get("to"))
+    subject = _fast_plain(heads.get("subject"))
+    message_id = _fast_plain(heads.get("message-id"))
+    if message_id is not None and (not _MESSAGE_ID_RE.fullmatch(message_id) or "=?" in message_id):
+        raise _Unusual("Message-ID")
+    headers = _Headers(
+        subject=_clean_text(None if subject is None else _fast_unstructured(subject)),
+        message_id=_clean_text(message_id),
+        sender=sender,
+        sender_name=sender_name,
+        to_email=to_email,
+        to_name=to_name,
+    )
+
+    defects = _Defects()
+    bodies = _Bodies([], [], [])
+    for part, ctype, charset in leaves:
+        if not ctype.startswith(("text/", "multipart/")):
+            continue
+        text = _decode_part(part, charset, defects)
+        if part.defects:  # decoding found some (bad base64, for one)
+            raise _Unusual("MIME body")
+        if text is None:
+            continue
+        if ctype == "text/plain":
+            bodies.plain.append(text)
+        elif ctype == "text/html":
+            bodies.html.append(text)
+        else:
+            bodies.other.append(text)
+    if defects.as_tuple():
+        return None
+    notice = _notice(headers, bodies, reference_pattern, defects)
+    return None if notice.defects else notice
+
+
+def _split_message(data: bytes) -> Message | None:
+    """The tree compat32's feed parser builds, for plain MIME; None when it is not sure.
+
+    The feed parser costs most of the fast path: it reads line by line through generators and
+    re-checks every boundary on every line. This does the same for the messages the fast path
+    can take anyway, with the feed parser's own rules: lines split at CR LF or LF (no lone CR),
+    header lines as its headerRE defines them and stored by policy.compat32.header_source_parse,
+    the part after the blank line as the payload, a multipart split at its boundary lines (the
+    feed parser's boundary regular expression, on whole lines) with the line break before each
+    boundary taken off the part before it. It returns None (and the feed parser reads the
+    message) for anything the feed parser would record a defect for or treat specially: an
+    unterminated header block, a unix From line, a missing or empty boundary, a missing start or
+    close boundary, repeated boundary lines, message/* and multipart/digest parts, an encoding
+    other than 7bit/8bit/binary on a multipart, nesting deeper than _MAX_DEPTH.
+    tests/test_parsing.py compares its trees with the feed parser's.
+    """
+    text = data.decode("ascii", "surrogateescape")
+    if text.count("\r") != text.count("\r\n"):
+        return None  # a lone CR ends a line for the feed parser; rare enough to leave to it
+    lines = io.StringIO(text, newline="").readlines()
+    return _split_part(lines, None, 0, len(lines), 0, False)
+
+
+_HEADER_START_RE = re.compile(r"[\041-\071\073-\176]+:")  # the feed parser's headerRE
+
+
+def _split_part(
+    lines: list[str],
+    dashed: list[int] | None,
+    start: int,
+    end: int,
+    depth: int,
+    in_multipart: bool,
+) -> Message | None:
+    """One part of lines[start:end]; `dashed` lists the lines starting with "--" (made by the
+    outermost multipart, for all the parts inside it)."""
+    if depth > _MAX_DEPTH:
+        return None
+    msg = Message()
+    index = start
+    header: list[str] = []
+    while index < end:
+        line = lines[index]
+        if line[0] in " \t":
+            if not header:
+                return None  # FirstHeaderLineIsContinuationDefect
+            header.append(line)
+        elif line[0] in "\r\n":  # the blank line: headers done (CR is always CR LF here)
+            index += 1
+            break
+        elif line.startswith("From ") or not _HEADER_START_RE.match(line):
+            return None  # unix From, or MissingHeaderBodySeparatorDefect
+        else:
+            if header:
+                msg.set_raw(*policy.compat32.header_source_parse(header))
+            header = [line]
+        index += 1
+    if header:
+        msg.set_raw(*policy.compat32.header_source_parse(header))
+
+    ctype = msg.get_content_type()
+    if ctype.startswith("message/") or ctype == "multipart/digest":
+        return None
+    if not ctype.startswith("multipart/"):
+        payload = "".join(lines[index:end])
+        if in_multipart:  # RFC 2046: the line break before a boundary belongs to the boundary
+            payload = _strip_eol(payload)
+        msg.set_payload(payload)
+        return msg
+
+    boundary = msg.get_boundary()
+    cte = str(msg.get("content-transfer-encoding", "8bit")).lower()
+    if not boundary or cte not in ("7bit", "8bit", "binary"):
+        return None
+    separator = "--" + boundary
+    boundary_re = re.compile(
+        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+    )
+    if dashed is None:
+        dashed = [at for at in range(start, end) if lines[at].startswith("--")]
+    marks: list[tuple[int, bool]] = []  # (line index, is the close boundary)
+    for at in dashed[bisect.bisect_left(dashed, index) : bisect.bisect_left(dashed, end)]:
+        line = lines[at]
+        if line.startswith(separator):
+            found = boundary_re.match(line)
+            if found:
+                marks.append((at, bool(found.group("end"))))
+                if found.group("end"):
+                    break
+    if len(marks) < 2 or marks[0][1] or not marks[-1][1]:
+        return None  # Start/CloseBoundaryNotFoundDefect, or no part at all
+    for (at, _), (following, _) in zip(marks, marks[1:], strict=False):
+        if following == at + 1:
+            return None  # the feed parser swallows repeated boundary lines
+        part = _split_part(lines, dashed, at + 1, following, depth + 1, True)
+        if part is None:
+            return None
+        msg.attach(part)
+    # Preamble and epilogue as the feed parser keeps them (nothing here reads them).
+    if marks[0][0] > index:
+        msg.preamble = _strip_eol("".join(lines[index : marks[0][0]]))
+    close = marks[-1][0]
+    epilogue = "".join(lines[close + 1 : end])
+    if in_multipart:  # the enclosing multipart's boundary takes the last line break, too
+        msg.epilogue = _strip_eol(epilogue) if epilogue else None
+    else:
+        msg.epilogue = epilogue
+    return msg
+
+
+def _strip_eol(text: str) -> str:
+    """The feed parser's NLCRE_eol removal: one trailing CR LF, CR or LF."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith(("\r", "\n")) else text
+
+
+def _fast_parts(part: Message, depth: int, collect: bool, leaves: list[_Leaf]) -> dict[str, str]:
+    """Check a part and everything inside it; collect the leaves _walk would yield.
+
+    Returns the part's headers (first occurrence of each, by lowercased name).
+    """
+    if depth > _MAX_DEPTH or part.defects:
+        raise _Unusual("structure")
+    heads: dict[str, str] = {}
+    for name, value in part.raw_items():
+        key = name.lower()
+        if key not in heads:
+            if not isinstance(value, str):
+                raise _Unusual("header type")
+            heads[key] = value
+    ctype, charset = _fast_content_type(heads.get("content-type"))
+    cte = heads.get("content-transfer-encoding")
+    if cte is not None and not _CTE_RE.fullmatch(cte):
+        raise _Unusual("Content-Transfer-Encoding")
+    disposition = heads.get("content-disposition")
+    if disposition is not None:
+        value, _ = _fast_mime_value(disposition)
+        if "/" in value:
+            raise _Unusual("Content-Disposition")
+        if depth and value.lower() == "attachment":
+            collect = False  # skipped by _walk, but still checked: the feed parser read it all
+    payload = part.get_payload() if part.is_multipart() else None
+    if isinstance(payload, list):
+        for sub in payload:
+            if not isinstance(sub, Message):
+                raise _Unusual("structure")
+            _fast_parts(sub, depth + 1, collect, leaves)
+    elif collect:
+        leaves.append((part, ctype, charset))
+    return heads
+
+
+def _fast_content_type(value: str | None) -> tuple[str, str | None]:
+    """(type, charset) as _content_type reads them from the modern header object."""
+    if value is None:
+        return "text/plain", None
+    ctype, params = _fast_mime_value(value)
+    ctype = ctype.lower()
+    if "/" not in ctype or ctype.startswith("message/") or ctype == "multipart/digest":
+        raise _Unusual("Content-Type")  # message/* and digests nest messages: the full way
+    charset = params.get("charset")
+    if charset is None:
+        return ctype, None
+    if not _CHARSET_RE.fullmatch(charset):
+        raise _Unusual("charset")
+    return ctype, charset.lower()
+
+
+def _fast_mime_value(value: str) -> tuple[str, dict[str, str]]:
+    """The value and parameters of a strictly plain MIME header (see the rules above)."""
+    match = _MIME_VALUE_RE.fullmatch(value)
+    if match is None:
+        raise _Unusual("MIME header")
+    params: dict[str, str] = {}
+    for name, token, quoted in _PARAM_RE.findall(match.group("params")):
+        key = name.lower()
+        if key in params:
+            raise _Unusual("duplicate parameter")
+        params[key] = token or quoted
+    return match.group("value"), params
+
+
+def _fast_plain(value: str | None) -> str | None:
+    """A printable-ASCII header value unfolded as the modern policy does, else _Unusual."""
+    if value is None:
+        return None
+    if not _PLAIN_HEADER_RE.fullmatch(value):
+        raise _Unusual("header characters")
+    return value.replace("\r", "").replace("\n", "")
+
+
+def _fast_unstructured(value: str) -> str:
+    """Decode encoded words as the modern unstructured parser does (whitespace between two
+    encoded words is dropped, all other whitespace kept)."""
+    if "=?" not in value:
+        return value
+    parts = _WSP_SPLIT_RE.split(value)  # word, space, word, ..., word
+    out: list[str] = []
+    last_encoded = False
+    for index in range(0, len(parts), 2):
+        word = parts[index]
+        encoded = "=?" in word
+        if index and not (encoded and last_encoded):
+            out.append(parts[index - 1])
+        out.append(_fast_encoded_word(word, controls=True) if encoded else word)
+        if word:
+            last_encoded = encoded
+    return "".join(out)
+
+
+def _fast_encoded_word(word: str, *, controls: bool = False) -> str:
+    """One whole, well-formed RFC 2047 encoded word, decoded as email._encoded_words does.
+
+    Decoded control characters are defects in an address (CR and LF even make the modern parser
+    raise), but not in unstructured text such as a subject (`controls`): _clean_text blanks them.
+    """
+    match = _ENCODED_WORD_RE.fullmatch(word)
+    if match is None:
+        raise _Unusual("encoded word")
+    charset, q_text, b_text = match.groups()
+    try:
+        if q_text is not None:
+            data = _Q_ESCAPE_RE.sub(
+                lambda m: bytes.fromhex(m.group(1).decode("ascii")),
+                q_text.encode("ascii").replace(b"_", b" "),
+            )
+        else:
+            if len(b_text) % 4:
+                raise _Unusual("encoded word padding")
+            data = base64.b64decode(b_text, validate=True)
+        text = data.decode(charset)
+    except (binascii.Error, UnicodeError, LookupError) as exc:
+        raise _Unusual("encoded word") from exc
+    if (_SURROGATE_RE if controls else _DECODED_UNSAFE_RE).search(text):
+        raise _Unusual("encoded word content")
+    return text
+
+
+def _fast_first_address(value: str | None) -> tuple[str | None, str | None]:
+    """What _first_address finds, for a list of plain mailboxes; _Unusual for anything else."""
+    text = _fast_plain(value)
+    if text is None:
+        return None, None
+    if _EMPTY_GROUP_RE.fullmatch(text) and "=?" not in text:
+        return None, None  # no address, and nothing the looser readings could find
+    # The modern parser reports defects anywhere in the list, so all of it must be plain.
+    mailboxes: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        match = _MAILBOX_RE.match(text, pos)
+        if match is None:
+            raise _Unusual("address")
+        spec = match.group("bare") or match.group("angle")
+        if "=?" in spec:  # the modern parser decodes encoded words even in a local part
+            raise _Unusual("encoded word in address")
+        mailboxes.append((_fast_display_name(match.group("phrase")), spec))
+        pos = match.end()
+        if pos == len(text):
+            break
+        if text[pos] != ",":
+            raise _Unusual("address")
+        pos += 1
+    for display, spec in mailboxes:
+        address = normalize_address(spec)
+        if address is not None:
+            name = _clean_name(display, address)
+            if name is None and "(" in text:
+                raise _Unusual("comment")  # _read_comment_name would look at it
+            return address, name
+    raise _Unusual("no valid address")  # the full reading tries looser ones
+
+
+def _fast_display_name(phrase: str | None) -> str:
+    """The display name the modern address parser gives a phrase (words joined by a space)."""
+    if phrase is None:
+        return ""
+    words: list[str] = []
+    for word in _PHRASE_WORD_RE.finditer(phrase):
+        quoted = word.group(1)
+        if quoted is not None:
+            if "=?" in quoted:
+                raise _Unusual("encoded word in quoted string")
+            words.append(quoted)
+        elif "=?" in word.group(0):
+            words.append(_fast_encoded_word(word.group(0)))
+        else:
+            words.append(word.group(0))
+    return " ".join(words)
 
 
 # --- reference rules ---------------------------------------------------------------------------
