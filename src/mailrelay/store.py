@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
@@ -35,11 +36,25 @@ T = TypeVar("T")
 MAX_BATCH = 256
 
 
+#: The last two datetimes `to_iso` formatted, with their text, newest first. A writer job
+#: passes the same `now` (and due time) to several statements; formatting costs about a
+#: microsecond each time (bench/intake_path.py). Keyed by identity (the tuple keeps each object
+#: alive, so its id is not reused) and swapped as one tuple: threads sharing it can only miss.
+_iso_memo: tuple[tuple[datetime, str], ...] = ()
+
+
 def to_iso(when: datetime | None) -> str | None:
     """UTC ISO-8601 text for a `*_at` column (DESIGN: house style 4)."""
+    global _iso_memo
     if when is None:
         return None
-    return when.astimezone(UTC).isoformat(timespec="microseconds")
+    memo = _iso_memo
+    for seen, text in memo:
+        if seen is when:
+            return text
+    text = when.astimezone(UTC).isoformat(timespec="microseconds")
+    _iso_memo = ((when, text), *memo[:1])
+    return text
 
 
 def from_iso(text: str | None) -> datetime | None:
@@ -384,7 +399,24 @@ class NewMessage:
     raw: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionFacts:
+    """What `Queries.decision_facts` found (ids of the rows that decide a candidate's fate)."""
+
+    reference_invitation: int | None
+    reference_shipment: int | None
+    suppressed: bool
+    recent_invitation: int | None
+
+
 # --- queries ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
+    """The INSERT for one table and column list (few distinct ones: built once each)."""
+    marks = ", ".join("?" for _ in cols)
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"  # noqa: S608
 
 
 class Queries:
@@ -408,10 +440,7 @@ class Queries:
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """INSERT one row; table and column names come from our code, never from input."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"  # noqa: S608
-        cur = self.conn.execute(sql, tuple(row.values()))
+        cur = self.conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
         if cur.lastrowid is None:
             raise StoreError(f"insert into {table} returned no row id")
         return cur.lastrowid
@@ -473,9 +502,12 @@ class Queries:
 
     # shipments
     def insert_shipment(self, row: dict[str, Any]) -> int:
+        """Insert a shipment; its JSON columns come as lists, or already as JSON text."""
         row = dict(row)
         for key in ("tags", "products", "defects"):
-            row[key] = json.dumps(row.get(key) or [], ensure_ascii=False)
+            value = row.get(key)
+            if not isinstance(value, str):
+                row[key] = json.dumps(value, ensure_ascii=False) if value else "[]"
         return self._insert("shipments", row)
 
     def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
@@ -522,7 +554,32 @@ class Queries:
     def count_shipments(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM shipments").fetchone()[0])
 
+    def decision_facts(
+        self, shop: str, reference: str | None, email: str, since: datetime
+    ) -> DecisionFacts:
+        """Everything `intake.decide` looks up, in one statement: the invitation and the
+        earliest non-rejected shipment holding `reference` (none when it is None), whether
+        `email` is suppressed, and its newest live invitation created since `since`."""
+        row = self.conn.execute(
+            "SELECT"
+            " (SELECT id FROM invitations WHERE shop = ?1 AND reference = ?2),"
+            " (SELECT id FROM shipments WHERE shop = ?1 AND reference = ?2 AND status != ?3"
+            "  ORDER BY id LIMIT 1),"
+            " EXISTS (SELECT 1 FROM suppressions WHERE email IN (?4, ?5) AND shop IN (?1, '*')),"
+            " (SELECT id FROM invitations WHERE shop = ?1 AND customer_email = ?4"
+            "  AND created_at >= ?6 AND status IN (?7, ?8) ORDER BY id DESC LIMIT 1)",
+            (shop, reference, ShipmentStatus.REJECTED, email, address_hash(email),
+             to_iso(since), InvitationStatus.SCHEDULED, InvitationStatus.SENT),
+        ).fetchone()
+        return DecisionFacts(row[0], row[1], bool(row[2]), row[3])
+
     # invitations
+    def next_invitation_id(self) -> int:
+        """The id the next invitation gets when inserted with it (inside the writer only:
+        nothing else inserts between this and that INSERT)."""
+        return int(self.conn.execute(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
+
     def invitation_for_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
         row = self.conn.execute(
             "SELECT * FROM invitations WHERE shop = ? AND reference = ?", (shop, reference)
@@ -1310,26 +1367,44 @@ class Queries:
         )
 
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
-        """Record that `sender` triggered for `shop`; True when it is the first time."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
-            " count) VALUES (?,?,?,?,1)",
-            (shop, sender, to_iso(now), to_iso(now)),
-        )
-        if cur.rowcount:
-            return True
-        self.conn.execute(
-            "UPDATE trigger_senders SET last_seen_at = ?, count = count + 1"
-            " WHERE shop = ? AND sender = ?",
-            (to_iso(now), shop, sender),
-        )
-        return False
+        """Record that `sender` triggered for `shop`; True when it is the first time.
+
+        One UPSERT (SQLite >= 3.35 for RETURNING): a row starts at count 1 and only ever
+        grows, so a returned count of 1 means the row was just inserted.
+        """
+        at = to_iso(now)
+        row = self.conn.execute(
+            "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
+            " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
+            " SET last_seen_at = excluded.last_seen_at, count = count + 1 RETURNING count",
+            (shop, sender, at),
+        ).fetchone()
+        return row is not None and row[0] == 1
 
 
 # --- the store --------------------------------------------------------------------------------
 
 
-_Job = tuple[Callable[[Queries], Any], concurrent.futures.Future[Any]]
+#: A queued write, where its outcome goes (a `concurrent.futures.Future` from `submit`, for
+#: threads, or an `asyncio.Future` of the caller's loop from `write`), and whether it is small.
+_Job = tuple[
+    Callable[[Queries], Any], concurrent.futures.Future[Any] | asyncio.Future[Any], bool]
+#: A finished job: its future, whether it succeeded, and its value or exception.
+_Done = tuple[concurrent.futures.Future[Any] | asyncio.Future[Any], bool, Any]
+
+
+def _settle_in_loop(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """Hand a committed batch's outcomes to their awaiting tasks (runs in their event loop)."""
+    for fut, ok, value in done:
+        if fut.done():
+            continue  # its task was cancelled meanwhile; the write stands all the same
+        if ok:
+            fut.set_result(value)
+        elif isinstance(value, StopIteration):
+            # An asyncio future refuses StopIteration (TypeError): it would never resolve.
+            fut.set_exception(RuntimeError(f"write raised {value!r}"))
+        else:
+            fut.set_exception(value)
 
 
 class Store:
@@ -1344,6 +1419,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self._writer_conn = conn
+        self._journal_in_memory = False  # the writer's temp_store: see `_commit_batch`
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -1355,20 +1431,38 @@ class Store:
         self._thread.start()
 
     # writes
-    def submit(self, fn: Callable[[Queries], T]) -> concurrent.futures.Future[T]:
-        """Queue `fn` to run inside the next group transaction."""
+    def submit(
+        self, fn: Callable[[Queries], T], *, small: bool = False
+    ) -> concurrent.futures.Future[T]:
+        """Queue `fn` to run inside the next group transaction (from any thread).
+
+        `small`: `fn` changes a bounded number of pages (a few messages' worth), so the
+        transaction may keep its undo pages in memory (see `_commit_batch`).
+        """
         if self._closed:
             raise StoreError("store is closed")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fn, fut))
+        self._queue.put((fn, fut, small))
         return fut
 
-    async def write(self, fn: Callable[[Queries], T]) -> T:
-        """Run `fn` in the writer thread; returns after its transaction is committed to disk."""
-        return await asyncio.wrap_future(self.submit(fn))
+    async def write(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
+        """Run `fn` in the writer thread; returns after its transaction is committed to disk.
 
-    def write_sync(self, fn: Callable[[Queries], T]) -> T:
-        return self.submit(fn).result()
+        The writer resolves the awaited future itself, with one `call_soon_threadsafe` for all
+        of a batch's writes from this loop (not a `concurrent.futures.Future` plus
+        `wrap_future` per write: that was a wake-up of the loop per write; bench/intake_path.py).
+        Cancelling the caller: a write the writer has not begun yet is skipped; one it has
+        begun still commits, the caller just does not hear of it (as with `wrap_future`).
+        `small` as for `submit`.
+        """
+        if self._closed:
+            raise StoreError("store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((fn, fut, small))
+        return await fut
+
+    def write_sync(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
+        return self.submit(fn, small=small).result()
 
     def _run_writer(self) -> None:
         conn = self._writer_conn
@@ -1394,40 +1488,77 @@ class Store:
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, tx: Queries, batch: list[_Job]) -> None:
-        results: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
+        done: list[_Done] = []
+        cur = conn.cursor()  # one cursor for the batch's own statements
+        # The savepoint around each job (and each `Queries.each` step) keeps the original of
+        # every page the job changes in a sub-journal. Past 64 KiB, already within one trigger
+        # (its claim rewrites the raw message, and Debian's SQLite zeroes freed pages:
+        # secure_delete), SQLite spills it to a temporary file, written page by page and
+        # deleted again in every such transaction: half of intake's writer CPU
+        # (bench/intake_path.py). Kept in memory it costs a page of RAM per page changed until
+        # the job's RELEASE, which only jobs marked `small` may spend: the daily purge would
+        # hold a day of mail (200 MB for 40,000 5 KB messages). temp_store applies per
+        # transaction and may only change between them. Durability is untouched: the WAL and
+        # its fsync are no temporary storage.
+        in_memory = all(small for _fn, _fut, small in batch)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in batch:
-                if not fut.set_running_or_notify_cancel():
-                    continue  # the caller gave up before we began; nothing was promised
+            if in_memory != self._journal_in_memory:
+                cur.execute(f"PRAGMA temp_store={'MEMORY' if in_memory else 'DEFAULT'}")
+                self._journal_in_memory = in_memory
+            cur.execute("BEGIN IMMEDIATE")
+            for fn, fut, _small in batch:
+                if isinstance(fut, concurrent.futures.Future):
+                    if not fut.set_running_or_notify_cancel():
+                        continue  # the caller gave up before we began; nothing was promised
+                elif fut.cancelled():
+                    # Read from this thread without the loop's help: at worst a cancel that
+                    # lands just after this check lets the write run, as with a begun job.
+                    continue
                 # A savepoint per job: one failing job must not undo its neighbours' writes.
-                conn.execute("SAVEPOINT job")
+                cur.execute("SAVEPOINT job")
                 try:
                     value = fn(tx)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    results.append((fut, False, exc))
+                    cur.execute("ROLLBACK TO job")
+                    cur.execute("RELEASE job")
+                    done.append((fut, False, exc))
                 else:
-                    conn.execute("RELEASE job")
-                    results.append((fut, True, value))
-            conn.execute("COMMIT")
+                    cur.execute("RELEASE job")
+                    done.append((fut, True, value))
+            cur.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("store commit failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StoreError(f"commit failed: {exc}")
-            for _fn, fut in batch:
-                if not fut.done():
-                    fut.set_exception(error)
+            self._settle([(fut, False, error) for _fn, fut, _small in batch])
             return
+        finally:
+            cur.close()
         self.commits += 1
         self.batched_writes += len(batch)
-        for fut, ok, value in results:
-            if ok:
-                fut.set_result(value)
+        self._settle(done)
+
+    @staticmethod
+    def _settle(done: list[_Done]) -> None:
+        """Tell every caller of a finished batch (only after its COMMIT, or its failure)."""
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for fut, ok, value in done:
+            if isinstance(fut, concurrent.futures.Future):
+                try:
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                except concurrent.futures.InvalidStateError:
+                    pass  # cancelled while still pending (a failed BEGIN): nobody waits
             else:
-                fut.set_exception(value)
+                loops.setdefault(fut.get_loop(), []).append((fut, ok, value))
+        for loop, items in loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle_in_loop, items)
+            except RuntimeError:  # that loop is closed: nobody is left to tell
+                log.debug("store: %d write(s) committed for a closed event loop", len(items))
 
     # reads
     def _reader(self) -> sqlite3.Connection:
