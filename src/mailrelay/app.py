@@ -273,9 +273,13 @@ class Daemon:
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Cancel and wait; cancel again if it was swallowed (aiosmtplib's wait_for on Python 3.11
+    can eat a cancellation, which once left shutdown waiting forever)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 async def _heartbeat(interval: float) -> None:
