@@ -371,6 +371,12 @@ class Mailbox:
                 task.exception()  # retrieved: no "exception was never retrieved" noise
         if pending:
             await asyncio.wait(pending, timeout=_LOGOUT_TIMEOUT)
+        # A connection that completed while we were cancelling (stop during a reconnect) has a
+        # transport only now: close it too, or its socket outlives the watcher.
+        late = self.protocol.transport
+        if late is not None and late is not transport and not late.is_closing():
+            late.close()
+            await asyncio.wait((self._lost,), timeout=_LOGOUT_TIMEOUT)
 
     # session set-up
     async def _starttls(self, context: ssl.SSLContext, seconds: float) -> None:
