@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import datetime
 
 from .clock import Clock
 from .models import DeliveryReport, OutboxStatus, RecipientStatus
+from .outbox import bounce_id_of
 from .parsing import parse_dsn
 from .store import Queries, Store
 
@@ -17,12 +17,10 @@ log = logging.getLogger(__name__)
 
 #: Soft bounces (4.x.x, or "delayed") for one address before we stop mailing it.
 SOFT_LIMIT = 3
-_OUTBOX_ID = re.compile(r"^bounce\+([0-9]{1,18})@", re.IGNORECASE)
 
 
 def outbox_id_of(rcpt: str) -> int | None:
-    match = _OUTBOX_ID.match(rcpt.strip().strip("<>"))
-    return int(match.group(1)) if match else None
+    return bounce_id_of(rcpt.strip().strip("<>").rpartition("@")[0])
 
 
 def _matching(report: DeliveryReport, recipient: str) -> RecipientStatus | None:

@@ -32,6 +32,7 @@ from .models import (
     ShipmentNotice,
     ShipmentStatus,
 )
+from .outbox import bounce_id_of, reply_key_of
 from .parsing import normalize_address, parse_trigger
 from .store import InboundMessage, NewMessage, Queries, Store, to_iso
 from .tokens import REVIEW, TokenSigner
@@ -59,8 +60,6 @@ class Route:
     address: str
 
 
-_REPLY_LOCAL = re.compile(r"^reply\+([a-z0-9]{20,64})$")
-_BOUNCE_LOCAL = re.compile(r"^bounce\+([0-9]{1,18})$")
 
 
 class Recipients:
@@ -90,11 +89,11 @@ class Recipients:
         if found is not None:
             return found
         local, _, domain = address.rpartition("@")
-        match = _REPLY_LOCAL.match(local)
+        key = reply_key_of(local)
         shop = self._reply_domains.get(domain)
-        if match and shop and self._key_valid is not None and self._key_valid(match.group(1)):
+        if key and shop and self._key_valid is not None and self._key_valid(key):
             return Route(shop, MessageKind.REPLY, address)
-        if shop and _BOUNCE_LOCAL.match(local):
+        if shop and bounce_id_of(local) is not None:
             return Route(shop, MessageKind.BOUNCE, address)
         return None
 

@@ -23,7 +23,7 @@ from .clock import Clock
 from .config import Config, ShopConfig
 from .links import public_url
 from .models import AgentReply, OutboxKind
-from .outbox import enqueue_mail
+from .outbox import enqueue_mail, reply_key_of
 from .parsing import parse_reply
 from .render import RenderedMail, Templates, notice_mail, response_mail
 from .reply_text import Extraction, extract
@@ -33,7 +33,6 @@ from .tokens import REPLY, TokenSigner
 log = logging.getLogger(__name__)
 
 KEY_MAX_AGE = timedelta(days=90)
-_REPLY_LOCAL = re.compile(r"^reply\+([a-z0-9]{20,64})$")
 _DIRECTIVE = re.compile(r"^#(note|noemail|report|tag)\b[ \t]*(.*)$", re.IGNORECASE)
 _TAG = re.compile(r"^[\w][\w.-]{0,39}$")
 
@@ -124,9 +123,9 @@ def key_in(recipients: tuple[str, ...], domains: set[str]) -> str | None:
     """The reply key from a `reply+<key>@<reply domain>` recipient."""
     for address in recipients:
         local, _, domain = address.rpartition("@")
-        match = _REPLY_LOCAL.match(local.lower())
-        if match and domain.lower() in domains:
-            return match.group(1)
+        key = reply_key_of(local)
+        if key and domain.lower() in domains:
+            return key
     return None
 
 

@@ -15,8 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -516,14 +515,6 @@ class Queries:
             (status, reason, shipment_id),
         )
 
-    def shipment_with_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            "SELECT id, status FROM shipments WHERE shop = ? AND reference = ? AND status != ?"
-            " ORDER BY id LIMIT 1",
-            (shop, reference, ShipmentStatus.REJECTED),
-        ).fetchone()
-        return dict(row) if row else None
-
     def list_shipments(
         self, status: str | None = None, shop: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
@@ -586,17 +577,6 @@ class Queries:
         ).fetchone()
         return dict(row) if row else None
 
-    def recent_invitation_for(
-        self, shop: str, email: str, since: datetime
-    ) -> dict[str, Any] | None:
-        """The newest live invitation for this customer created since `since` (dedupe window)."""
-        row = self.conn.execute(
-            "SELECT * FROM invitations WHERE shop = ? AND customer_email = ? AND created_at >= ?"
-            " AND status IN (?, ?) ORDER BY id DESC LIMIT 1",
-            (shop, email, to_iso(since), InvitationStatus.SCHEDULED, InvitationStatus.SENT),
-        ).fetchone()
-        return dict(row) if row else None
-
     def insert_invitation(self, row: dict[str, Any]) -> int:
         return self._insert("invitations", row)
 
@@ -622,15 +602,6 @@ class Queries:
             sql += " AND customer_email = ?"
             args.append(email)
         return [dict(r) for r in self.conn.execute(sql, args)]
-
-    def scheduled_invitations_with_reference(self, reference: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.conn.execute(
-                "SELECT * FROM invitations WHERE reference = ? AND status = ?",
-                (reference, InvitationStatus.SCHEDULED),
-            )
-        ]
 
     def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
         """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
@@ -719,18 +690,6 @@ class Queries:
             "UPDATE invitations SET status = ?, reason = COALESCE(?, reason) WHERE id = ?",
             (status, reason, invitation_id),
         )
-
-    def send_invitation_now(self, invitation_id: int, now: datetime) -> bool:
-        """Make a scheduled invitation (and its queued mail) due at once."""
-        cur = self.conn.execute(
-            "UPDATE invitations SET due_at = ? WHERE id = ? AND status = ?",
-            (to_iso(now), invitation_id, InvitationStatus.SCHEDULED),
-        )
-        self.conn.execute(
-            "UPDATE outbox SET due_at = ? WHERE invitation_id = ? AND status = ?",
-            (to_iso(now), invitation_id, OutboxStatus.QUEUED),
-        )
-        return cur.rowcount == 1
 
     # outbox
     def enqueue(self, row: dict[str, Any]) -> int:
@@ -951,12 +910,6 @@ class Queries:
 
     def reply_key(self, key: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM reply_keys WHERE key = ?", (key,)).fetchone()
-        return dict(row) if row else None
-
-    def reply_key_for_message(self, message_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            "SELECT * FROM reply_keys WHERE ticket_message_id = ?", (message_id,)
-        ).fetchone()
         return dict(row) if row else None
 
     def add_response(self, review_id: int, body: str, author: str, source: str, now: datetime,
@@ -1263,9 +1216,6 @@ class Queries:
         self.conn.execute(
             "INSERT INTO audit (at, action, actor, detail) VALUES (?,?,?,?)",
             (to_iso(now), action, actor, json.dumps(detail, sort_keys=True)))
-
-    def audit_log(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM audit ORDER BY id")]
 
     # stats
     def stats(self, shop: str, since: datetime | None,
@@ -1598,14 +1548,3 @@ class Store:
                     pass
             self._readers.clear()
 
-    @contextmanager
-    def session(self) -> Iterator[Store]:
-        try:
-            yield self
-        finally:
-            self.close()
-
-
-def rows_for(items: Sequence[dict[str, Any]], fields: Sequence[str]) -> list[dict[str, Any]]:
-    """Project rows onto the contract fields, in order (SPEC: machine-readable output)."""
-    return [{f: item.get(f) for f in fields} for item in items]
