@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -330,11 +330,8 @@ def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
               fmt: str | None) -> None:
     """List received shipments with the reason each did or did not yield an invitation."""
     config = _load_config(config_path)
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
-    finally:
-        store.close()
     _print_rows(config, rows, SHIPMENT_FIELDS, fmt)
 
 
@@ -353,11 +350,8 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     if ctx.invoked_subcommand is not None:
         return
     config = _load_config(config_path)
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
-    finally:
-        store.close()
     _print_rows(config, rows, INVITATION_FIELDS, fmt)
 
 
@@ -372,13 +366,10 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
     """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
     config = _load_config(config_path or ctx.obj.get("config_path"))
     shop_id = shop_id or ctx.obj.get("shop_id")
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         done = store.write_sync(
             lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
         )
-    finally:
-        store.close()
     if not done:
         raise click.ClickException(f"no scheduled invitation matches {target!r}")
     click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
@@ -438,11 +429,8 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, fmt: str 
     if ctx.invoked_subcommand is not None:
         return
     config = _load_config(config_path)
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None))
-    finally:
-        store.close()
     _print_rows(config, rows, OUTBOX_FIELDS, fmt)
 
 
@@ -455,11 +443,8 @@ def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -
     """Queue a failed message again, due now (the running daemon sends it within a minute)."""
     config = _load_config(config_path or ctx.obj.get("config_path"))
     now = SystemClock().now()
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         done = store.write_sync(lambda q: q.retry_mail(outbox_id, now))
-    finally:
-        store.close()
     if not done:
         raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")
     click.echo(f"outbox message {outbox_id} queued again")
@@ -536,13 +521,10 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     window = _stars_range(stars)
     start = parse_when(since, now, tz) if since else None
     stop = parse_when(until, now, tz, end=True) if until else None
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(
             shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
             tag=tag, search=search, since=start, until=stop))
-    finally:
-        store.close()
     _print_rows(config, rows, REVIEW_FIELDS, fmt)
 
 
@@ -556,8 +538,7 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
                  fmt: str | None) -> None:
     """One review with its response history, internal notes and customer context."""
     config = _load_config(config_path or ctx.obj.get("config_path"))
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         def gather(q: Queries) -> dict[str, Any] | None:
             review = q.get_review(review_id)
             if review is None:
@@ -571,8 +552,6 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
             }
 
         data = store.read(gather)
-    finally:
-        store.close()
     if data is None:
         raise click.ClickException(f"no review {review_id}")
     review = data["review"]
@@ -582,7 +561,8 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
         out.update(history=data["responses"], notes=data["notes"], context=data["context"])
         click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
         return
-    tz = config.shop(review["shop"]).timezone if config.shop(review["shop"]) else UTC
+    owner = config.shop(review["shop"])
+    tz: tzinfo = owner.timezone if owner else UTC
     when = localize([review], {review["shop"]: tz})[0]
     click.echo(f"Review {review['id']} · {review['shop']} · {'★' * review['stars']}"
                f"{'☆' * (5 - review['stars'])} ({review['stars']}/5) · {review['method']}")
@@ -617,11 +597,8 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
 def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
     """Show a reported review on the public page again."""
     config = _load_config(config_path or ctx.obj.get("config_path"))
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         done = store.write_sync(lambda q: q.unreport_review(review_id))
-    finally:
-        store.close()
     if not done:
         raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
     click.echo(f"review {review_id} is public again")
@@ -647,15 +624,12 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
     config = _load_config(config_path)
     shops = [_shop(config, shop_id)] if shop_id else list(config.shops)
     now = SystemClock().now()
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = []
         for shop in shops:
             start = parse_when(since, now, shop.timezone) if since else None
             stop = parse_when(until, now, shop.timezone, end=True) if until else None
-            rows.append(store.read(lambda q, s=shop.id, a=start, b=stop: q.stats(s, a, b)))
-    finally:
-        store.close()
+            rows.append(store.read(functools.partial(_shop_stats, shop.id, start, stop)))
     if _fmt(fmt) != "table":
         click.echo(render(rows, STATS_FIELDS, _fmt(fmt)) if _fmt(fmt) == "csv"
                    else json.dumps(rows, ensure_ascii=False, indent=2))
@@ -670,6 +644,11 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
                    f"  stars: {stars_line}   average: {row['average'] or '-'}\n"
                    f"  response rate: {_percent(row['response_rate'])}   median first response:"
                    f" {_duration_text(median)}")
+
+
+def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
+                q: Queries) -> dict[str, Any]:
+    return q.stats(shop_id, since, until)
 
 
 def _percent(value: float | None) -> str:
@@ -703,16 +682,14 @@ def export(config_path: Path | None, since: str, until: str, shop_id: str | None
     tz = _shop(config, shop_id).timezone if shop_id else UTC
     now = SystemClock().now()
     start, stop = parse_when(since, now, tz), parse_when(until, now, tz, end=True)
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
-    finally:
-        store.close()
     tzs = {s.id: s.timezone for s in config.shops}
     text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)
     data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
     if str(output) == "-":
-        click.get_binary_stream("stdout").write(data)
+        stream: BinaryIO = click.get_binary_stream("stdout")
+        stream.write(data)
     else:
         output.write_bytes(data)
         click.echo(f"{len(rows)} review(s) written to {output}", err=True)
@@ -732,8 +709,7 @@ def purge(config_path: Path | None, older_than: str) -> None:
     age = _duration(older_than, "--older-than")
     now = SystemClock().now()
     cutoff = now - (age or timedelta(0))
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         def run(q: Queries) -> int:
             total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
             q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
@@ -741,8 +717,6 @@ def purge(config_path: Path | None, older_than: str) -> None:
             return total
 
         total = store.write_sync(run)
-    finally:
-        store.close()
     click.echo(f"erased personal data of {total} record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
@@ -760,16 +734,13 @@ def forget(config_path: Path | None, email_address: str) -> None:
     if address is None:
         raise click.ClickException(f"not a valid email address: {email_address!r}")
     now = SystemClock().now()
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         def run(q: Queries) -> dict[str, int]:
             counts = q.forget(address, now)
             q.audit("forget", {"address": address_hash(address), **counts}, now, actor="cli")
             return counts
 
         counts = store.write_sync(run)
-    finally:
-        store.close()
     touched = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing stored"
     click.echo(f"forgot {address}: {touched}; the address is suppressed")
 
@@ -803,22 +774,18 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     signer = _signer(config)
     now = SystemClock().now()
     if email is not None:
-        store = _open_store(config)
-        try:
+        with _open_store(config) as store:
             decision = store.write_sync(
                 lambda q: intake.invite(q, shop, signer, now, email=email, name=name,
                                         reference=reference, delay=wait)
             )
-        finally:
-            store.close()
         if decision.status != ShipmentStatus.SCHEDULED:
             raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
         due = (decision.due_at or now).astimezone(shop.timezone).isoformat(timespec="seconds")
         click.echo(f"invitation {decision.invitation_id} scheduled for {due}")
         return
     rows = _read_invite_csv(csv_file) if csv_file else []
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
             out = []
             for line_no, row in rows:
@@ -828,8 +795,6 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
             return out
 
         results = store.write_sync(run_all)
-    finally:
-        store.close()
     skipped = [
         {"line": line_no, "email": row.get("email", ""), "reference": row.get("reference"),
          "status": d.status, "reason": d.reason}
@@ -875,8 +840,7 @@ def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
     shop = _shop(config, shop_id)
     signer = _signer(config)
     now = SystemClock().now()
-    store = _open_store(config)
-    try:
+    with _open_store(config) as store:
         try:
             _inv_id, token, _created = store.write_sync(
                 lambda q: intake.generate_link(q, shop, signer, now, email=email, name=name,
@@ -884,7 +848,5 @@ def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
     click.echo(f"{config.http.base_url}/r/{token}")
 

@@ -6,14 +6,14 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
 FORMATS = ("table", "json", "csv")
 
 
-def localize(rows: list[dict[str, Any]], tz_of: dict[str, tzinfo]) -> list[dict[str, Any]]:
+def localize(rows: list[dict[str, Any]], tz_of: Mapping[str, tzinfo]) -> list[dict[str, Any]]:
     """Show `*_at` times in the row's shop timezone, ISO 8601 with offset (SPEC: CLI)."""
     out = []
     for row in rows:

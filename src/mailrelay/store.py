@@ -1533,6 +1533,12 @@ class Store:
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Finish queued writes, then close every connection."""
         if self._closed:
