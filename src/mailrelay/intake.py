@@ -11,15 +11,13 @@ import fnmatch
 import hashlib
 import json
 import logging
-import multiprocessing
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from datetime import datetime, time, timedelta
 from functools import partial
+from typing import cast
 
 from .clock import Clock
 from .config import Config, ShopConfig
@@ -33,7 +31,8 @@ from .models import (
     ShipmentStatus,
 )
 from .outbox import bounce_id_of, reply_key_of
-from .parsing import normalize_address, parse_trigger
+from .parser_process import ParserGone, ParserProcess
+from .parsing import normalize_address, parse_batch
 from .store import InboundMessage, NewMessage, Queries, Store, to_iso
 from .tokens import REVIEW, TokenSigner
 
@@ -45,7 +44,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 #: A burst this large is parsed in a worker process rather than a thread.
 POOL_THRESHOLD = 20
 #: Longest intake holds back for SMTP sessions mid-DATA before it takes its turn.
-YIELD_LIMIT = 0.0
+YIELD_LIMIT = 0.05
 #: A writer job touching at most this much raw mail is `small` (its undo pages may stay in
 #: memory: Store._commit_batch); a burst of big messages takes the temporary file instead.
 SMALL_WRITE_BYTES = 4 << 20
@@ -438,7 +437,7 @@ class Intake:
         # Replies and bounces belong to other services; the app hands them over here.
         self.handlers = dict(handlers or {})
         self.busy = busy
-        self._pool: ProcessPoolExecutor | None = None
+        self._parser = ParserProcess()
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self.processed = 0
@@ -493,7 +492,7 @@ class Intake:
         finally:
             if writing is not None:
                 writing.cancel()
-            self.close()
+            await self._parser.close()
 
     async def _yield_to_listener(self) -> None:
         """The 250 path first: while SMTP sessions are mid-DATA, hold back (up to
@@ -505,27 +504,16 @@ class Intake:
         while self.busy() and loop.time() < deadline:  # noqa: ASYNC110 - time-based
             await asyncio.sleep(0.005)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
     async def _parse(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
-        """Parse in a worker process when a burst is waiting (parsing is most of intake's
+        """Parse in the parser process when a burst is waiting (parsing is most of intake's
         CPU and would hold the GIL the listener needs); small batches stay in a thread."""
         jobs = [(m.raw, self._pattern(m.shop)) for m in batch]
-        if len(batch) < POOL_THRESHOLD:
-            return await asyncio.to_thread(parse_batch, jobs)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, parse_batch, jobs)
-        except BrokenProcessPool:
-            log.warning("parser process died; parsing in a thread instead")
-            self._pool = None
-            return await asyncio.to_thread(parse_batch, jobs)
+        if len(batch) >= POOL_THRESHOLD:
+            try:
+                return cast(list[ShipmentNotice], await self._parser.parse(jobs))
+            except ParserGone as exc:
+                log.warning("%s; parsing in a thread instead", exc)
+        return await asyncio.to_thread(parse_batch, jobs)
 
     def _pattern(self, shop_id: str) -> re.Pattern[str] | None:
         shop = self.config.shop(shop_id)
@@ -607,11 +595,6 @@ class Intake:
                 "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
                 ident, result.new_sender, result.shop,
             )
-
-
-def parse_batch(jobs: list[tuple[bytes, re.Pattern[str] | None]]) -> list[ShipmentNotice]:
-    """Top-level so a worker process can run it."""
-    return [parse_trigger(raw, reference_pattern=pattern) for raw, pattern in jobs]
 
 
 def _pending_messages(limit: int, after: int, q: Queries) -> list[InboundMessage]:

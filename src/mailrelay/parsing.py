@@ -126,6 +126,12 @@ _CONTEXT = 48
 _NEAR = 12
 
 
+def parse_batch(jobs: list[tuple[bytes, re.Pattern[str] | None]]) -> list[ShipmentNotice]:
+    """`parse_trigger` over a batch of (raw, order_reference_pattern): what intake's parser
+    process runs (top-level and in this module, so the worker needs no other import)."""
+    return [parse_trigger(raw, reference_pattern=pattern) for raw, pattern in jobs]
+
+
 def parse_trigger(
     raw: bytes, *, reference_pattern: re.Pattern[str] | None = None
 ) -> ShipmentNotice:

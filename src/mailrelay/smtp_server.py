@@ -114,41 +114,13 @@ def _peer(session: Session) -> str:
     return str(peer)
 
 
-class GatedSMTP(SMTP):
-    """aiosmtpd's SMTP with an allow-list, a session cap, a registry for shutdown, and a
-    DATA reader that takes the content in blocks."""
+class BlockDataSMTP(SMTP):
+    """aiosmtpd's SMTP with a DATA reader that takes the content in blocks (same answers)."""
 
     #: aiosmtpd sizes each session's StreamReader by this (its buffer pauses the socket at
     #: twice the limit). Its own 1001 paused and resumed the socket a few times within every
     #: 5 KB message: an epoll change each time. Lines are still held to MAX_LINE_OCTETS.
     line_length_limit = 1 << 16
-
-    def __init__(self, listener: Listener, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.transport is None:  # not the STARTTLS re-entry
-            self._listener.sessions.add(self)
-        super().connection_made(transport)
-
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd parses every MAIL/RCPT address with the email header parser, which was
-        a fifth of the listener's CPU under load (bench/ingest.py). A plain `<local@domain>`
-        takes this fast path; anything else goes to aiosmtpd's own parser."""
-        match = _PLAIN_ANGLE_ADDR.match(arg)
-        if match is None:
-            return SMTP._getaddr(self, arg)
-        local = match.group(1).rpartition("@")[0]
-        if self.local_part_limit and len(local) > self.local_part_limit:
-            return None, None
-        return match.group(1), match.group(2).lstrip()
-
-    async def push(self, status: AnyStr) -> None:
-        # aiosmtpd answers 552 (too large) itself; count it on the way out.
-        if (status[:3] if isinstance(status, bytes) else status[:3].encode()) == b"552":
-            self._listener.handler.outcomes["rejected", "too_large"] += 1
-        await super().push(status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's command method
@@ -216,6 +188,37 @@ class GatedSMTP(SMTP):
         ) > MAX_LINE_OCTETS - 2:
             return b"", "500 Line too long (see RFC5321 4.5.3.1.6)"
         return content, None
+
+
+class GatedSMTP(BlockDataSMTP):
+    """The listener's sessions: an allow-list, a session cap, and a registry for shutdown."""
+
+    def __init__(self, listener: Listener, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # not the STARTTLS re-entry
+            self._listener.sessions.add(self)
+        super().connection_made(transport)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd parses every MAIL/RCPT address with the email header parser, which was
+        a fifth of the listener's CPU under load (bench/ingest.py). A plain `<local@domain>`
+        takes this fast path; anything else goes to aiosmtpd's own parser."""
+        match = _PLAIN_ANGLE_ADDR.match(arg)
+        if match is None:
+            return SMTP._getaddr(self, arg)
+        local = match.group(1).rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return match.group(1), match.group(2).lstrip()
+
+    async def push(self, status: AnyStr) -> None:
+        # aiosmtpd answers 552 (too large) itself; count it on the way out.
+        if (status[:3] if isinstance(status, bytes) else status[:3].encode()) == b"552":
+            self._listener.handler.outcomes["rejected", "too_large"] += 1
+        await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._listener.sessions.discard(self)

@@ -1,0 +1,75 @@
+"""Intake's parser child: same notices as in-process parsing, and a dead child loses nothing."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.intake import POOL_THRESHOLD, dedupe_key, message_id_of
+from mailrelay.parser_process import ParserGone, ParserProcess
+from mailrelay.parsing import parse_batch
+from mailrelay.store import NewMessage
+
+from .mailtools import settle, trigger
+
+TRIGGERS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "triggers"
+
+
+def corpus_jobs() -> list[tuple[bytes, None]]:
+    files = sorted(TRIGGERS.glob("*.eml"))
+    assert files, f"no trigger corpus at {TRIGGERS}"
+    return [(f.read_bytes(), None) for f in files]
+
+
+async def test_parser_process_returns_the_notices_in_process_parsing_gives() -> None:
+    parser = ParserProcess()
+    try:
+        jobs = corpus_jobs()
+        assert await parser.parse(jobs) == parse_batch(jobs)
+    finally:
+        await parser.close()
+
+
+async def test_a_killed_parser_process_fails_one_batch_and_is_replaced_for_the_next() -> None:
+    parser = ParserProcess()
+    try:
+        jobs = corpus_jobs()
+        await parser.parse(jobs)
+        assert parser._proc is not None
+        parser._proc.kill()
+        await parser._proc.wait()
+        assert await parser.parse(jobs) == parse_batch(jobs)  # a new child
+        parser._proc.kill()
+        parser.command = (sys.executable, "-c", "pass")  # a child that exits at once
+        with pytest.raises(ParserGone):
+            await parser.parse(jobs)
+    finally:
+        await parser.close()
+
+
+async def test_intake_parses_in_a_thread_when_the_parser_process_is_broken(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon.intake._parser.command = (sys.executable, "-c", "raise SystemExit(3)")
+    route = daemon.intake.recipients.route("reviews+acme@relay.test")
+    assert route is not None
+    count = POOL_THRESHOLD + 5
+    rows = []
+    for n in range(count):
+        raw = trigger(to=f"Customer {n} <c{n}@example.com>",
+                      subject=f"Order #{5000 + n} shipped", message_id=f"<p{n}@shop.example>")
+        mid = message_id_of(raw)
+        rows.append(NewMessage(daemon.clock.now(), "127.0.0.1:1", "shop@acme.example",
+                               route.address, route.shop, route.kind, mid,
+                               dedupe_key(route, mid, raw), raw))
+    # One commit for the lot, so the worker finds a batch big enough for the parser child.
+    await daemon.store.write(lambda q: [q.insert_message(m) for m in rows])
+    daemon.intake.wake()
+    await settle(daemon)
+    rows = daemon.store.read(lambda q: q.list_shipments())
+    assert len(rows) == count
+    assert {r["status"] for r in rows} == {"scheduled"}
+    assert "parsing in a thread instead" in caplog.text
