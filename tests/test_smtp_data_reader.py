@@ -94,7 +94,8 @@ async def stock_port() -> Any:
 
 
 def stored(daemon: Daemon) -> list[bytes]:
-    rows = daemon.store.read(lambda q: q.conn.execute("SELECT raw FROM messages").fetchall())
+    rows = daemon.store.read(
+        lambda q: q.conn.execute("SELECT raw FROM message_bodies ORDER BY id").fetchall())
     return [bytes(r[0]) for r in rows]
 
 

@@ -322,8 +322,17 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Raw inbound mail in a table of its own. Marking a message processed rewrote its whole
+    row, 5 KB of mail included, when only its state changed (bench/ingest.py)."""
+    db.execute(
+        "CREATE TABLE message_bodies (id INTEGER PRIMARY KEY, raw BLOB NOT NULL)")
+    db.execute("INSERT INTO message_bodies (id, raw) SELECT id, raw FROM messages")
+    db.execute("ALTER TABLE messages DROP COLUMN raw")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
 )
 
 
@@ -449,7 +458,7 @@ class Queries:
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO messages (received_at, peer, mail_from, rcpt, shop, kind,"
-            " message_id, dedupe_key, raw, size, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " message_id, dedupe_key, size, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 to_iso(msg.received_at),
                 msg.peer,
@@ -459,18 +468,22 @@ class Queries:
                 msg.kind,
                 msg.message_id,
                 msg.dedupe_key,
-                msg.raw,
                 len(msg.raw),
                 MessageState.RECEIVED,
             ),
         )
-        return cur.lastrowid if cur.rowcount else None
+        if not cur.rowcount:
+            return None
+        self.conn.execute("INSERT INTO message_bodies (id, raw) VALUES (?, ?)",
+                          (cur.lastrowid, msg.raw))
+        return cur.lastrowid
 
     def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
         """Messages still waiting for a worker, oldest first, with ids above `after`."""
         rows = self.conn.execute(
-            "SELECT id, received_at, shop, kind, rcpt, mail_from, message_id, raw"
-            " FROM messages WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+            "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id,"
+            " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
+            " ON b.id = m.id WHERE state = ? AND m.id > ? ORDER BY m.id LIMIT ?",
             (MessageState.RECEIVED, after, limit),
         ).fetchall()
         return [
@@ -1138,11 +1151,18 @@ class Queries:
         """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""
         c = to_iso(cutoff)
         erased = 0
+        old_messages = (
+            "SELECT id FROM messages WHERE shop = ? AND received_at < ? AND state != ?")
         erased += self.conn.execute(
-            "UPDATE messages SET raw = x'', mail_from = NULL, peer = NULL"
-            " WHERE shop = ? AND received_at < ? AND state != ? AND length(raw) > 0",
+            f"UPDATE message_bodies SET raw = x'' WHERE id IN ({old_messages})"  # noqa: S608
+            " AND length(raw) > 0",
             (shop, c, MessageState.RECEIVED),
         ).rowcount
+        self.conn.execute(
+            f"UPDATE messages SET mail_from = NULL, peer = NULL WHERE id IN ({old_messages})"  # noqa: S608
+            " AND (mail_from IS NOT NULL OR peer IS NOT NULL)",
+            (shop, c, MessageState.RECEIVED),
+        )
         erased += self.conn.execute(
             "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
             " WHERE shop = ? AND received_at < ? AND customer_email IS NOT NULL",
@@ -1183,9 +1203,14 @@ class Queries:
             counts[name] = counts.get(name, 0) + self.conn.execute(sql, args).rowcount
 
         needle = email.encode()
-        run("messages", "UPDATE messages SET raw = x'', mail_from = NULL, peer = NULL"
-            " WHERE instr(lower(raw), ?) > 0 OR id IN (SELECT message_row_id FROM shipments"
-            " WHERE customer_email = ?)", (needle, email))
+        mentioned = (
+            "SELECT id FROM message_bodies WHERE instr(lower(raw), ?1) > 0"
+            " UNION SELECT message_row_id FROM shipments WHERE customer_email = ?2")
+        run("messages", f"UPDATE messages SET mail_from = NULL, peer = NULL"  # noqa: S608
+            f" WHERE id IN ({mentioned})", (needle, email))
+        self.conn.execute(
+            f"UPDATE message_bodies SET raw = x'' WHERE id IN ({mentioned})",  # noqa: S608
+            (needle, email))
         run("shipments", "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
             " WHERE customer_email = ?", (email,))
         for row in self.conn.execute(

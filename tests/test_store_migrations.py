@@ -1,0 +1,57 @@
+"""Schema migrations carry what an older store holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from mailrelay import store
+from mailrelay.store import Store
+
+RAW = b"From: shop@acme.example\r\nTo: john@example.com\r\nSubject: Order #7\r\n\r\nbody\r\n"
+
+
+def version_5_store(path: Path) -> None:
+    """A store as schema version 5 left it: raw mail inside `messages`, one of it pending."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for version, step in enumerate(store.MIGRATIONS[:5], start=1):
+        step(db)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, '2026-11-01T00:00:00+00:00')",
+                     (version,))
+    for n, state in ((1, "processed"), (2, "received")):
+        conn.execute(
+            "INSERT INTO messages (id, received_at, rcpt, shop, kind, dedupe_key, raw, size,"
+            " state) VALUES (?, '2026-11-01T00:00:00+00:00', 'reviews+acme@relay.test',"
+            " 'acme', 'shipment', ?, ?, ?, ?)",
+            (n, f"key-{n}", RAW + str(n).encode(), len(RAW) + 1, state))
+    conn.close()
+
+
+def test_migration_6_moves_raw_mail_out_of_messages_and_keeps_pending_mail(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    version_5_store(path)
+    with Store(path) as migrated:
+        assert migrated.schema_version == len(store.MIGRATIONS) >= 6
+        [pending] = migrated.read(lambda q: q.pending_messages(10))
+        assert (pending.id, pending.raw) == (2, RAW + b"2")
+        columns = migrated.read(
+            lambda q: [r[1] for r in q.conn.execute("PRAGMA table_info(messages)")])
+        assert "raw" not in columns
+        bodies = migrated.read(
+            lambda q: q.conn.execute("SELECT id, raw FROM message_bodies ORDER BY id").fetchall())
+        assert [(r[0], bytes(r[1])) for r in bodies] == [(1, RAW + b"1"), (2, RAW + b"2")]
+        # Erasure reaches the moved mail.
+        counts = migrated.write_sync(
+            lambda q: q.forget("john@example.com", datetime(2026, 12, 1, tzinfo=UTC)))
+        assert counts["messages"] == 2
+        left = migrated.read(
+            lambda q: q.conn.execute("SELECT COUNT(*) FROM message_bodies WHERE raw != x''")
+            .fetchone()[0])
+        assert left == 0
