@@ -560,7 +560,7 @@ class Intake:
         # One writer job for the batch, a savepoint per message: one fsync, one hand-off.
         small = sum(len(m.raw) for m in batch) <= SMALL_WRITE_BYTES
         results = (await self.store.write(lambda q: [q.each(step) for step in steps],
-                                          small=small)
+                                          small=small, background=True)
                    if steps else [])
         for msg, result in zip(batch, results, strict=True):
             self._log(msg, result)
@@ -581,7 +581,7 @@ class Intake:
                 result = f"failed: {exc!r}"
         now = self.clock.now()
         await self.store.write(lambda q: q.claim_message(msg.id, now, f"{msg.kind}: {result}"),
-                               small=True)
+                               small=True, background=True)
 
 
     def _log(self, msg: InboundMessage, result: object) -> None:
@@ -589,7 +589,7 @@ class Intake:
         if isinstance(result, BaseException):
             log.error("%s processing failed shop=%s error=%r", ident, msg.shop, result)
             self.store.submit(partial(_mark_failed, msg.id, self.clock.now(), repr(result)),
-                              small=True)
+                              small=True, background=True)
             return
         if not isinstance(result, Outcome):
             return

@@ -7,6 +7,7 @@ the writer runs many of them inside one transaction so concurrent SMTP sessions 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import hashlib
@@ -15,6 +16,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +35,8 @@ T = TypeVar("T")
 #: How many queued writes one transaction may take: enough to amortise an fsync over a burst,
 #: small enough that one slow batch does not hold every SMTP session for long.
 MAX_BATCH = 256
+#: Longest a background job (intake) waits while other writes keep coming, in seconds.
+BACKGROUND_MAX_WAIT = 0.02
 
 
 #: The last two datetimes `to_iso` formatted, with their text, newest first. A writer job
@@ -1368,6 +1372,13 @@ _Job = tuple[
 _Done = tuple[concurrent.futures.Future[Any] | asyncio.Future[Any], bool, Any]
 
 
+class _Wake:
+    """Put on the writer's queue for each background job (those wait in their own deque)."""
+
+
+_WAKE = _Wake()
+
+
 def _settle_in_loop(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     """Hand a committed batch's outcomes to their awaiting tasks (runs in their event loop)."""
     for fut, ok, value in done:
@@ -1395,7 +1406,10 @@ class Store:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self._writer_conn = conn
         self._journal_in_memory = False  # the writer's temp_store: see `_commit_batch`
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | _Wake | None] = queue.SimpleQueue()
+        #: Background jobs with when they were queued (see `_run_writer`).
+        self._background: collections.deque[tuple[_Job, float]] = collections.deque()
+        self.background_max_wait = BACKGROUND_MAX_WAIT
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -1407,20 +1421,25 @@ class Store:
 
     # writes
     def submit(
-        self, fn: Callable[[Queries], T], *, small: bool = False
+        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False
     ) -> concurrent.futures.Future[T]:
         """Queue `fn` to run inside the next group transaction (from any thread).
 
         `small`: `fn` changes a bounded number of pages (a few messages' worth), so the
         transaction may keep its undo pages in memory (see `_commit_batch`).
+        `background`: work nobody is waiting on (intake turning stored mail into shipments);
+        it runs in a transaction of its own after the writes queued before it, so an SMTP
+        250 never waits for a batch of intake's (see `_run_writer`).
         """
         if self._closed:
             raise StoreError("store is closed")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fn, fut, small))
+        self._enqueue((fn, fut, small), background)
         return fut
 
-    async def write(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
+    async def write(
+        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False
+    ) -> T:
         """Run `fn` in the writer thread; returns after its transaction is committed to disk.
 
         The writer resolves the awaited future itself, with one `call_soon_threadsafe` for all
@@ -1428,38 +1447,61 @@ class Store:
         `wrap_future` per write: that was a wake-up of the loop per write; bench/intake_path.py).
         Cancelling the caller: a write the writer has not begun yet is skipped; one it has
         begun still commits, the caller just does not hear of it (as with `wrap_future`).
-        `small` as for `submit`.
+        `small` and `background` as for `submit`.
         """
         if self._closed:
             raise StoreError("store is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put((fn, fut, small))
+        self._enqueue((fn, fut, small), background)
         return await fut
 
     def write_sync(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
         return self.submit(fn, small=small).result()
 
+    def _enqueue(self, job: _Job, background: bool) -> None:
+        if background:
+            self._background.append((job, time.monotonic()))
+            self._queue.put(_WAKE)  # after the append: a woken writer finds the job
+        else:
+            self._queue.put(job)
+
     def _run_writer(self) -> None:
+        """Commit whatever is queued as one group; a background job only when nothing else
+        is waiting, or once it has waited `background_max_wait` (a steady stream of 250s
+        must not starve intake)."""
         conn = self._writer_conn
         tx = Queries(conn)
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
+        stop = False
+        while not stop:
+            item: _Job | _Wake | None
+            if self._background:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = _WAKE
+            else:
+                item = self._queue.get()
+            batch: list[_Job] = []
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                if not isinstance(item, _Wake):
+                    batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit_batch(conn, tx, batch)
-            if stop:
-                break
+            if batch:
+                self._commit_batch(conn, tx, batch)
+            if self._background and (
+                    not batch
+                    or time.monotonic() - self._background[0][1] >= self.background_max_wait):
+                self._commit_batch(conn, tx, [self._background.popleft()[0]])
+        while self._background:  # closing: every queued job still runs
+            self._commit_batch(conn, tx, [self._background.popleft()[0]])
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, tx: Queries, batch: list[_Job]) -> None:
