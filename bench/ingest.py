@@ -425,7 +425,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="messages per burst (default 5000)")
     parser.add_argument("--concurrency", default="1,10,50",
                         help="comma-separated client counts (default 1,10,50)")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="alternating raw/mailrelay runs per level; the best is reported")
     parser.add_argument("--quick", action="store_true", help="1000 messages, one round")
     parser.add_argument("--raw-server", type=int, metavar="PORT", help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
-from mailrelay.store import Queries
+from mailrelay.store import NewMessage, Queries
 
 from .conftest import ConfigFactory
 from .mailtools import raw_smtp, settle, trigger
@@ -100,14 +100,11 @@ async def test_error_while_storing_answers_451_and_stores_nothing_partial(
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = Queries.insert_message
-    calls = 0
 
-    def fail_on_second(self: Queries, msg: object) -> int | None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+    def fail_on_second(self: Queries, msg: NewMessage) -> int | None:
+        if msg.rcpt == "cancel+acme@relay.test":
             raise RuntimeError("disk on fire: secret internal detail")
-        return original(self, msg)  # type: ignore[arg-type]
+        return original(self, msg)
 
     monkeypatch.setattr(Queries, "insert_message", fail_on_second)
     with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mailrelay.store import Queries, Store
 
 
@@ -72,3 +74,37 @@ def test_closing_the_store_runs_queued_background_work(tmp_path: Path) -> None:
     release.set()
     closer.join(10)
     assert [f.result(0) for f in futures] == ["intake0", "intake1", "intake2"]
+
+
+def test_a_failing_pure_job_is_undone_whole_and_its_neighbours_still_commit(
+    tmp_path: Path,
+) -> None:
+    busy, release = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def insert(name: str, fail: bool) -> Callable[[Queries], str]:
+        def job(q: Queries) -> str:
+            runs.append(name)
+            q.conn.execute("INSERT INTO audit (at, action) VALUES ('now', ?)", (name,))
+            if fail:
+                raise ValueError(f"{name} failed after its first statement")
+            return name
+        return job
+
+    with Store(tmp_path / "s.db") as store:
+        blocker = store.submit(hold(busy, release))
+        assert busy.wait(10)
+        good = store.submit(insert("good", fail=False), pure=True)
+        bad = store.submit(insert("bad", fail=True), pure=True)
+        other = store.submit(insert("other", fail=False))
+        release.set()
+        blocker.result(10)
+        assert good.result(10) == "good"
+        assert other.result(10) == "other"
+        with pytest.raises(ValueError, match="bad failed"):
+            bad.result(10)
+        actions = store.read(
+            lambda q: [r[0] for r in q.conn.execute("SELECT action FROM audit ORDER BY id")])
+    assert actions == ["good", "other"]
+    # Without savepoints first; the failure sent the batch round again, guarded.
+    assert runs == ["good", "bad", "good", "bad", "other"]

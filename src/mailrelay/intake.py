@@ -459,7 +459,7 @@ class Intake:
             for r in routes
         ]
         ids = await self.store.write(lambda q: [q.insert_message(m) for m in rows],
-                                     small=len(raw) * len(rows) <= SMALL_WRITE_BYTES)
+                                     small=len(raw) * len(rows) <= SMALL_WRITE_BYTES, pure=True)
         self._wake.set()
         return ids
 
@@ -560,7 +560,7 @@ class Intake:
         # One writer job for the batch, a savepoint per message: one fsync, one hand-off.
         small = sum(len(m.raw) for m in batch) <= SMALL_WRITE_BYTES
         results = (await self.store.write(lambda q: [q.each(step) for step in steps],
-                                          small=small, background=True)
+                                          small=small, background=True, pure=True)
                    if steps else [])
         for msg, result in zip(batch, results, strict=True):
             self._log(msg, result)

@@ -1365,9 +1365,10 @@ class Queries:
 
 
 #: A queued write, where its outcome goes (a `concurrent.futures.Future` from `submit`, for
-#: threads, or an `asyncio.Future` of the caller's loop from `write`), and whether it is small.
+#: threads, or an `asyncio.Future` of the caller's loop from `write`), whether it is small,
+#: and whether it is pure.
 _Job = tuple[
-    Callable[[Queries], Any], concurrent.futures.Future[Any] | asyncio.Future[Any], bool]
+    Callable[[Queries], Any], concurrent.futures.Future[Any] | asyncio.Future[Any], bool, bool]
 #: A finished job: its future, whether it succeeded, and its value or exception.
 _Done = tuple[concurrent.futures.Future[Any] | asyncio.Future[Any], bool, Any]
 
@@ -1377,6 +1378,19 @@ class _Wake:
 
 
 _WAKE = _Wake()
+
+
+class _Rerun(Exception):
+    """A pure job failed outside a savepoint: the transaction must be run again, guarded."""
+
+
+def _still_wanted(fut: concurrent.futures.Future[Any] | asyncio.Future[Any]) -> bool:
+    """False when the caller gave up before the writer began (nothing was promised)."""
+    if isinstance(fut, concurrent.futures.Future):
+        return fut.set_running_or_notify_cancel()
+    # Read from the writer thread without the loop's help: at worst a cancel that lands just
+    # after this check lets the write run, as with a begun job.
+    return not fut.cancelled()
 
 
 def _settle_in_loop(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -1421,7 +1435,8 @@ class Store:
 
     # writes
     def submit(
-        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False
+        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False,
+        pure: bool = False,
     ) -> concurrent.futures.Future[T]:
         """Queue `fn` to run inside the next group transaction (from any thread).
 
@@ -1430,15 +1445,18 @@ class Store:
         `background`: work nobody is waiting on (intake turning stored mail into shipments);
         it runs in a transaction of its own after the writes queued before it, so an SMTP
         250 never waits for a batch of intake's (see `_run_writer`).
+        `pure`: `fn` does nothing but SQL through its `Queries`, so it may run a second time
+        after a rollback; it then goes without a savepoint of its own (see `_commit_batch`).
         """
         if self._closed:
             raise StoreError("store is closed")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._enqueue((fn, fut, small), background)
+        self._enqueue((fn, fut, small, pure), background)
         return fut
 
     async def write(
-        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False
+        self, fn: Callable[[Queries], T], *, small: bool = False, background: bool = False,
+        pure: bool = False,
     ) -> T:
         """Run `fn` in the writer thread; returns after its transaction is committed to disk.
 
@@ -1447,12 +1465,12 @@ class Store:
         `wrap_future` per write: that was a wake-up of the loop per write; bench/intake_path.py).
         Cancelling the caller: a write the writer has not begun yet is skipped; one it has
         begun still commits, the caller just does not hear of it (as with `wrap_future`).
-        `small` and `background` as for `submit`.
+        `small`, `background` and `pure` as for `submit`.
         """
         if self._closed:
             raise StoreError("store is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue((fn, fut, small), background)
+        self._enqueue((fn, fut, small, pure), background)
         return await fut
 
     def write_sync(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
@@ -1505,56 +1523,76 @@ class Store:
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, tx: Queries, batch: list[_Job]) -> None:
-        done: list[_Done] = []
         cur = conn.cursor()  # one cursor for the batch's own statements
         # The savepoint around each job (and each `Queries.each` step) keeps the original of
-        # every page the job changes in a sub-journal. Past 64 KiB, already within one trigger
-        # (its claim rewrites the raw message, and Debian's SQLite zeroes freed pages:
-        # secure_delete), SQLite spills it to a temporary file, written page by page and
-        # deleted again in every such transaction: half of intake's writer CPU
+        # every page the job changes in a sub-journal. Past 64 KiB, within one intake batch
+        # (Debian's SQLite also zeroes freed pages: secure_delete), SQLite spills it to a
+        # temporary file, written page by page and deleted again in every such transaction:
+        # half of intake's writer CPU when a claim still rewrote the raw message
         # (bench/intake_path.py). Kept in memory it costs a page of RAM per page changed until
         # the job's RELEASE, which only jobs marked `small` may spend: the daily purge would
         # hold a day of mail (200 MB for 40,000 5 KB messages). temp_store applies per
         # transaction and may only change between them. Durability is untouched: the WAL and
         # its fsync are no temporary storage.
-        in_memory = all(small for _fn, _fut, small in batch)
+        in_memory = all(job[2] for job in batch)
+        live = [job for job in batch if _still_wanted(job[1])]
         try:
             if in_memory != self._journal_in_memory:
                 cur.execute(f"PRAGMA temp_store={'MEMORY' if in_memory else 'DEFAULT'}")
                 self._journal_in_memory = in_memory
-            cur.execute("BEGIN IMMEDIATE")
-            for fn, fut, _small in batch:
-                if isinstance(fut, concurrent.futures.Future):
-                    if not fut.set_running_or_notify_cancel():
-                        continue  # the caller gave up before we began; nothing was promised
-                elif fut.cancelled():
-                    # Read from this thread without the loop's help: at worst a cancel that
-                    # lands just after this check lets the write run, as with a begun job.
-                    continue
-                # A savepoint per job: one failing job must not undo its neighbours' writes.
-                cur.execute("SAVEPOINT job")
-                try:
-                    value = fn(tx)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
-                    cur.execute("ROLLBACK TO job")
-                    cur.execute("RELEASE job")
-                    done.append((fut, False, exc))
-                else:
-                    cur.execute("RELEASE job")
-                    done.append((fut, True, value))
+            try:
+                done = self._run_jobs(cur, tx, live, guard_all=False)
+            except _Rerun:
+                # A pure job failed without a savepoint: undo the lot, run it again guarded.
+                cur.execute("ROLLBACK")
+                done = self._run_jobs(cur, tx, live, guard_all=True)
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("store commit failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StoreError(f"commit failed: {exc}")
-            self._settle([(fut, False, error) for _fn, fut, _small in batch])
+            self._settle([(job[1], False, error) for job in live])
             return
         finally:
             cur.close()
         self.commits += 1
         self.batched_writes += len(batch)
         self._settle(done)
+
+    @staticmethod
+    def _run_jobs(
+        cur: sqlite3.Cursor, tx: Queries, jobs: list[_Job], *, guard_all: bool
+    ) -> list[_Done]:
+        """One transaction's jobs, each in a savepoint (one failing job must not undo its
+        neighbours' writes) unless it is pure.
+
+        Every statement hands the GIL back and must win it again from the busy event loop
+        (a 5 ms wait at worst, each time), so a savepoint's two statements per job were a
+        third of a 250's commit latency under load (bench/ingest.py). A failing pure job
+        raises `_Rerun` instead, and the caller runs the whole batch again guarded.
+        """
+        done: list[_Done] = []
+        cur.execute("BEGIN IMMEDIATE")
+        for fn, fut, _small, pure in jobs:
+            if pure and not guard_all:
+                try:
+                    value = fn(tx)
+                except BaseException as exc:  # noqa: BLE001 - rerun guarded, reported then
+                    raise _Rerun from exc
+                done.append((fut, True, value))
+                continue
+            cur.execute("SAVEPOINT job")
+            try:
+                value = fn(tx)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                cur.execute("ROLLBACK TO job")
+                cur.execute("RELEASE job")
+                done.append((fut, False, exc))
+            else:
+                cur.execute("RELEASE job")
+                done.append((fut, True, value))
+        return done
 
     @staticmethod
     def _settle(done: list[_Done]) -> None:
