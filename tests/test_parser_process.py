@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -73,3 +74,15 @@ async def test_intake_parses_in_a_thread_when_the_parser_process_is_broken(
     assert len(rows) == count
     assert {r["status"] for r in rows} == {"scheduled"}
     assert "parsing in a thread instead" in caplog.text
+
+
+async def test_parser_process_ignores_sigterm_and_ends_when_its_stdin_closes() -> None:
+    parser = ParserProcess()
+    jobs = corpus_jobs()
+    await parser.parse(jobs)
+    proc = parser._proc
+    assert proc is not None
+    proc.send_signal(signal.SIGTERM)  # systemd signals the whole group at stop
+    assert await parser.parse(jobs) == parse_batch(jobs)
+    await parser.close()
+    assert proc.returncode == 0

@@ -108,7 +108,9 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    # Ctrl-C in a terminal reaches the whole process group: the daemon ends this child
-    # itself (EOF), so it must not die with a traceback of its own first.
+    # Ctrl-C in a terminal, and systemd's SIGTERM, reach the whole process group: the
+    # daemon ends this child itself (EOF on stdin, also when the daemon dies), so a batch in
+    # flight at shutdown is still answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
