@@ -118,6 +118,18 @@ async def test_export_writes_one_row_per_review_with_its_response(
     assert len(json.loads(target.read_text())) == 2
 
 
+async def test_export_to_standard_output_gives_the_bytes_a_file_gets(
+    seeded: Config, tmp_path: Path
+) -> None:
+    target = tmp_path / "reviews.csv"
+    span = ["--since", "2026-09-01", "--until", "2026-10-31", "--bom"]
+    code, out = cli(seeded, "export", *span, "-o", str(target))
+    assert code == 0, out
+    result = CliRunner().invoke(main, ["export", *span, "-o", "-", "--config", str(seeded.source)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == target.read_bytes()
+
+
 def live_text(config: Config) -> str:
     """Every live row of every table, as text (what an erasure must leave clean)."""
     conn = sqlite3.connect(config.store.path)

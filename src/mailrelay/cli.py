@@ -688,8 +688,9 @@ def export(config_path: Path | None, since: str, until: str, shop_id: str | None
     text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)
     data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
     if str(output) == "-":
-        stream: BinaryIO = click.get_binary_stream("stdout")
+        stream: BinaryIO = sys.stdout.buffer
         stream.write(data)
+        stream.flush()
     else:
         output.write_bytes(data)
         click.echo(f"{len(rows)} review(s) written to {output}", err=True)

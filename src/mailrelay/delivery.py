@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from .clock import Clock
@@ -94,7 +95,7 @@ class Delivery:
         while True:
             now = self.clock.now()
             batch = await self.store.write(
-                lambda q, n=now: q.claim_due_mail(n, self.batch_size))
+                partial(Queries.claim_due_mail, now=now, limit=self.batch_size))
             if not batch:
                 return total
             pending: list[asyncio.Future[None]] = []

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -59,15 +60,15 @@ class Inviter:
             batches += 1
             now = self.clock.now()
             invitations = await self.store.aread(
-                lambda q, n=now: q.due_invitations(n, self.batch_size))
+                partial(Queries.due_invitations, now=now, limit=self.batch_size))
             reminders = await self.store.aread(
-                lambda q, n=now: q.due_reminders(n, self.batch_size))
+                partial(Queries.due_reminders, now=now, limit=self.batch_size))
             if not invitations and not reminders:
                 return total
             pending = await asyncio.to_thread(self._render_all, invitations, reminders, now)
             await self._record_unrenderable()
             results = await asyncio.gather(
-                *(self.store.write(lambda q, p=p, n=now: self._enqueue(q, p, n))
+                *(self.store.write(partial(self._enqueue, pending=p, now=now))
                   for p in pending),
                 return_exceptions=True,
             )
@@ -76,10 +77,10 @@ class Inviter:
                     log.error("invitation=%s %s could not be queued: %r",
                               item.invitation["id"], item.kind, result)
                     # Leave a record instead of retrying a broken row forever.
-                    await self.store.write(
-                        lambda q, i=item.invitation["id"], r=result: q.set_invitation_status(
-                            i, InvitationStatus.FAILED, f"could not be queued: {r!r}")
-                    )
+                    await self.store.write(partial(
+                        Queries.set_invitation_status, invitation_id=item.invitation["id"],
+                        status=InvitationStatus.FAILED,
+                        reason=f"could not be queued: {result!r}"))
                 elif result:
                     total += 1
             if len(invitations) < self.batch_size and len(reminders) < self.batch_size:
@@ -90,10 +91,12 @@ class Inviter:
         failures, self.unrenderable = self.unrenderable, []
         for inv_id, kind, error in failures:
             if kind == OutboxKind.INVITATION:
-                await self.store.write(lambda q, i=inv_id, e=error: q.set_invitation_status(
-                    i, InvitationStatus.FAILED, f"cannot be rendered: {e}"))
+                await self.store.write(partial(
+                    Queries.set_invitation_status, invitation_id=inv_id,
+                    status=InvitationStatus.FAILED, reason=f"cannot be rendered: {error}"))
             else:
-                await self.store.write(lambda q, i=inv_id: q.mark_reminder_queued(i))
+                await self.store.write(partial(Queries.mark_reminder_queued,
+                                               invitation_id=inv_id))
 
     async def queue_one(self, invitation_id: int) -> int | None:
         """Render one scheduled invitation now (`send-now`); returns its outbox id."""
@@ -103,7 +106,7 @@ class Inviter:
             pending = self._render_all([row], [], now)
             await self._record_unrenderable()
             for item in pending:
-                await self.store.write(lambda q, p=item: self._enqueue(q, p, now))
+                await self.store.write(partial(self._enqueue, pending=item, now=now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
         if current is None or current["status"] != InvitationStatus.SCHEDULED:
             return None

@@ -150,13 +150,13 @@ class BlockDataSMTP(SMTP):
             self._writer.close()
             return
         if problem is not None:
-            self._set_post_data_state()
+            self.envelope = self._create_envelope()
             await self.push(problem)
             return
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self.envelope = self._create_envelope()
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_content(self) -> tuple[bytes, str | None]:
