@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from benchconfig import relay_toml
 from mailrelay import intake
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
@@ -54,47 +55,13 @@ POLL_SAMPLE_S = 33.0
 #: High enough that the Pacer never waits: we measure the transport, not the configured rate.
 UNPACED = 10_000_000
 
-CONFIG = """\
-[store]
-path = "{store}"
-
-[smtp]
-listen = "127.0.0.1:0"
-hostname = "relay.test"
-
-[http]
-listen = "127.0.0.1:0"
-base_url = "http://reviews.test"
-
-[outbound]
-transport = "{transport}"
-host = "127.0.0.1"
-port = {port}
-starttls = false
-maildir = "var/outbox"
-rate_per_minute = {rate}
-
-[security]
-secret_file = "var/secret.key"
-
-[[shop]]
-id = "acme"
-name = "ACME Shoes"
-bcc_address = "reviews+acme@relay.test"
-cancel_address = "cancel+acme@relay.test"
-from = "ACME Shoes <reviews@acme.example>"
-reply_address = "reply@relay.test"
-agents = ["support@acme.example"]
-invite_delay = "1h"
-send_hours = ""
-timezone = "UTC"
-"""
-
-
 def write_config(workdir: Path, *, store: Path, transport: str = "maildir", port: int = 25,
                  rate: int = UNPACED) -> Path:
     path = workdir / "relay.toml"
-    path.write_text(CONFIG.format(store=store, transport=transport, port=port, rate=rate))
+    path.write_text(relay_toml(
+        store=str(store), invite_delay="1h",
+        outbound=f'transport = "{transport}"\nhost = "127.0.0.1"\nport = {port}\n'
+                 f'starttls = false\nmaildir = "var/outbox"\nrate_per_minute = {rate}'))
     return path
 
 

@@ -33,6 +33,8 @@ from typing import IO, Any
 
 import aiosmtplib
 
+from benchconfig import relay_toml
+
 HERE = Path(__file__).resolve()
 MAILRELAY = Path(sys.executable).parent / "mailrelay"
 BCC = "reviews+acme@relay.test"
@@ -42,40 +44,6 @@ MESSAGE_SIZE = 5 * 1024
 TARGET_CONCURRENCY = 10
 TARGET_ACCEPT = 0.85
 TARGET_END_TO_END = 0.6
-
-CONFIG = """\
-[store]
-path = "var/bench.db"
-
-[smtp]
-listen = "127.0.0.1:{port}"
-hostname = "relay.test"
-max_message_size = "1MB"
-max_sessions = 64
-
-[http]
-listen = "127.0.0.1:0"
-base_url = "http://reviews.test"
-
-[outbound]
-transport = "maildir"
-maildir = "var/outbox"
-
-[security]
-secret_file = "var/secret.key"
-
-[[shop]]
-id = "acme"
-name = "ACME Shoes"
-bcc_address = "reviews+acme@relay.test"
-cancel_address = "cancel+acme@relay.test"
-from = "ACME Shoes <reviews@acme.example>"
-reply_address = "reply@relay.test"
-agents = ["support@acme.example"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
-"""
 
 FILLER = (
     "Thank you for shopping with ACME Shoes. Your parcel is on its way and should arrive soon."
@@ -190,7 +158,9 @@ class Mailrelay(Server):
 
     def command(self) -> list[str]:
         config = self.workdir / "relay.toml"
-        config.write_text(CONFIG.format(port=self.port))
+        config.write_text(relay_toml(
+            smtp_listen=f"127.0.0.1:{self.port}",
+            smtp_extra='max_message_size = "1MB"\nmax_sessions = 64'))
         self.db = self.workdir / "var" / "bench.db"
         # Default log level (INFO, one line per processed message): what production runs with.
         return [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"]

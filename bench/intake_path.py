@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchconfig import relay_toml
 from mailrelay.clock import SystemClock
 from mailrelay.config import Config, load
 from mailrelay.intake import Intake, process_shipment
@@ -51,38 +52,6 @@ SENDER = "platform@shop.example"
 MESSAGE_SIZE = 5 * 1024
 BATCH = 25  # Intake's default batch_size
 WARMUP = 200  # receive calls before the clock starts
-
-CONFIG = """\
-[store]
-path = "var/bench.db"
-
-[smtp]
-listen = "127.0.0.1:0"
-hostname = "relay.test"
-
-[http]
-listen = "127.0.0.1:0"
-base_url = "http://reviews.test"
-
-[outbound]
-transport = "maildir"
-maildir = "var/outbox"
-
-[security]
-secret_file = "var/secret.key"
-
-[[shop]]
-id = "acme"
-name = "ACME Shoes"
-bcc_address = "reviews+acme@relay.test"
-cancel_address = "cancel+acme@relay.test"
-from = "ACME Shoes <reviews@acme.example>"
-reply_address = "reply@relay.test"
-agents = ["support@acme.example"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
-"""
 
 FILLER = (
     "Thank you for shopping with ACME Shoes. Your parcel is on its way and should arrive soon."
@@ -267,7 +236,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="bench-intake-", dir=args.dir))
     try:
-        (root / "relay.toml").write_text(CONFIG)
+        (root / "relay.toml").write_text(relay_toml())
         config = load(root / "relay.toml")
         receive: list[Figures] = []
         process: list[Figures] = []

@@ -49,6 +49,7 @@ from tests.imap_servers import DovecotServer, ImapServer, PymapServer, running  
 from tests.sink import Sink  # noqa: E402
 from tests.test_replies import Ticketed, agent_reply, parsed  # noqa: E402
 
+from benchconfig import relay_toml  # noqa: E402
 from mailrelay import intake, reviews  # noqa: E402
 from mailrelay.app import Daemon  # noqa: E402
 from mailrelay.clock import SystemClock  # noqa: E402
@@ -63,43 +64,6 @@ ARRIVAL_TIMEOUT_S = 30.0
 #: Pause between one-at-a-time replies once the last one was filed: the watcher is back in IDLE.
 GAP_S = 0.05
 AGENT = "support@acme.example"
-
-CONFIG = """\
-[store]
-path = "{workdir}/relay.db"
-
-[smtp]
-listen = "127.0.0.1:0"
-hostname = "relay.test"
-
-[http]
-listen = "127.0.0.1:0"
-base_url = "http://reviews.test"
-
-[outbound]
-transport = "smtp"
-host = "127.0.0.1"
-port = {sink_port}
-starttls = false
-tls = false
-rate_per_minute = 1000000
-
-[security]
-secret_file = "{workdir}/secret.key"
-
-[[shop]]
-id = "acme"
-name = "ACME Shoes"
-bcc_address = "reviews+acme@relay.test"
-cancel_address = "cancel+acme@relay.test"
-from = "ACME Shoes <reviews@acme.example>"
-reply_address = "reply@relay.test"
-agents = ["{agent}"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
-"""
-
 
 # --- the sink, with arrival times -----------------------------------------------------------------
 
@@ -358,7 +322,10 @@ async def measure(server: ImapServer, workdir: Path, replies: int,
         await sink.start()
         stack.push_async_callback(sink.stop)
         path = workdir / "relay.toml"
-        path.write_text(CONFIG.format(workdir=workdir, sink_port=sink.port, agent=AGENT)
+        path.write_text(relay_toml(
+            store=f"{workdir}/relay.db", secret_file=f"{workdir}/secret.key", agent=AGENT,
+            outbound=f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+                     'starttls = false\ntls = false\nrate_per_minute = 1000000')
                         + server.toml())
         daemon = Daemon(load(path), SystemClock())
         await daemon.start()

@@ -431,6 +431,18 @@ def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"  # noqa: S608
 
 
+def _status_and_shop(status: str | None, shop: str | None) -> tuple[str, list[Any]]:
+    """The optional `status` and `shop` filters of a listing, as SQL and its arguments."""
+    where, args = "", []
+    if status:
+        where += " AND status = ?"
+        args.append(status)
+    if shop:
+        where += " AND shop = ?"
+        args.append(shop)
+    return where, args
+
+
 class Queries:
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""
 
@@ -540,14 +552,8 @@ class Queries:
             " reference, reference_rule, locale, send_at, tags, products, source, defects, status,"
             " reason FROM shipments WHERE 1=1"
         )
-        args: list[Any] = []
-        if status:
-            sql += " AND status = ?"
-            args.append(status)
-        if shop:
-            sql += " AND shop = ?"
-            args.append(shop)
-        sql += " ORDER BY id"
+        where, args = _status_and_shop(status, shop)
+        sql += where + " ORDER BY id"
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
@@ -1313,14 +1319,8 @@ class Queries:
             " status, due_at, sent_at, reminder_due_at, review_id, locale, reason"
             " FROM invitations WHERE 1=1"
         )
-        args: list[Any] = []
-        if status:
-            sql += " AND status = ?"
-            args.append(status)
-        if shop:
-            sql += " AND shop = ?"
-            args.append(shop)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+        where, args = _status_and_shop(status, shop)
+        return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     def count_invitations(self, status: str | None = None) -> int:
         if status:
