@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from pathlib import Path
 
 import aiosmtplib
@@ -17,7 +18,7 @@ from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
-from .conftest import CORPUS
+from .conftest import BASE_CONFIG, CORPUS
 from .mailtools import settle, trigger
 
 
@@ -187,3 +188,25 @@ def test_check_passes_on_a_good_config(cfg_path: str) -> None:
     result = CliRunner().invoke(main, ["check", "--config", cfg_path])
     assert result.exit_code == 0, result.output
     assert "failed" not in result.output
+
+
+def test_listings_run_without_the_daemons_mail_passwords_but_check_and_send_now_need_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILRELAY_TEST_UNSET", raising=False)
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + textwrap.dedent("""
+        [imap]
+        host = "imap.example"
+        username = "agent"
+        password_env = "MAILRELAY_TEST_UNSET"
+        """))
+    listed = run("shipments", "--config", str(path), "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output) == []
+    checked = CliRunner().invoke(main, ["check", "--config", str(path)])
+    assert checked.exit_code == 1
+    assert "imap.password_env" in checked.output and "MAILRELAY_TEST_UNSET" in checked.output
+    sent = CliRunner().invoke(main, ["invitations", "send-now", "1", "--config", str(path)])
+    assert sent.exit_code == 1
+    assert "MAILRELAY_TEST_UNSET" in sent.output

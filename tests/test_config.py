@@ -13,6 +13,7 @@ import pytest
 
 from mailrelay import config
 from mailrelay.config import (
+    NOT_READ,
     Config,
     HttpConfig,
     ImapConfig,
@@ -629,3 +630,19 @@ def test_locate_refuses_a_named_file_that_does_not_exist(
     with pytest.raises(ConfigError, match="gone.toml") as caught:
         config.locate(None)
     assert caught.value.problems[0].key == "MAILRELAY_CONFIG"
+
+
+def test_a_config_read_without_secrets_still_checks_their_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_RELAY_UNSET", raising=False)
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        '[outbound]\nhost = "mx.example"\nusername = "u"\npassword_env = "TEST_RELAY_UNSET"\n'
+        + SHOP)
+    loaded = config.load(path, read_secrets=False)
+    assert loaded.outbound.password == NOT_READ
+    path.write_text('[outbound]\nhost = "mx.example"\nusername = "u"\npassword_env = ""\n' + SHOP)
+    with pytest.raises(ConfigError) as error:
+        config.load(path, read_secrets=False)
+    assert keys_and_lines(error.value.problems) == {("outbound.password_env", 4)}

@@ -61,9 +61,10 @@ def format_option(fn: F) -> F:
     )(fn)
 
 
-def _load_config(path: Path | None) -> Config:
+def _load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
+    """The config for a command; mail server passwords only for one that logs in (send-now)."""
     try:
-        return load(locate(path))
+        return load(locate(path), read_secrets=read_secrets)
     except ConfigError as exc:
         raise click.ClickException(
             f"invalid configuration ({len(exc.problems)} problem(s)); run 'mailrelay check'.\n"
@@ -382,7 +383,7 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
 @user_errors
 def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
     """Send one scheduled invitation now, ignoring its due time and sending hours."""
-    config = _load_config(config_path or ctx.obj.get("config_path"))
+    config = _load_config(config_path or ctx.obj.get("config_path"), read_secrets=True)
     signer = _signer(config)
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:

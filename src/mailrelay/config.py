@@ -386,6 +386,9 @@ class _Missing:
     pass
 
 
+#: What a `*_file` / `*_env` secret reads as when the config is loaded without secrets.
+NOT_READ = "(secret not read)"
+
 _MISSING: Final = _Missing()
 
 
@@ -407,10 +410,12 @@ def _describe(value: object) -> str:
 class _Problems:
     """Collects problems, looking up the line of each from the key path."""
 
-    def __init__(self, lines: dict[_Where, int], file: str) -> None:
+    def __init__(self, lines: dict[_Where, int], file: str, read_secrets: bool = True) -> None:
         self.lines = lines
         self.file = file
         self.items: list[ConfigProblem] = []
+        #: False: `*_file` / `*_env` secrets are checked for form but not read (see `load`).
+        self.read_secrets = read_secrets
 
     def line_of(self, where: _Where) -> int | None:
         for n in range(len(where), 0, -1):  # the key's own line, else its table's header
@@ -598,6 +603,12 @@ class _Table:
             return None
         if form == key:
             return value
+        if not value:
+            self.problem(form, "must name a file" if form.endswith("_file")
+                         else "must name an environment variable")
+            return None
+        if not self.problems.read_secrets:
+            return NOT_READ
         if form.endswith("_file"):
             path = self.resolve(value)
             try:
@@ -606,9 +617,6 @@ class _Table:
                 reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
                 self.problem(form, f"cannot read {path}: {reason}")
                 return None
-        if not value:
-            self.problem(form, "must name an environment variable")
-            return None
         secret = os.environ.get(value)
         if secret is None:
             self.problem(form, f"environment variable {value} is not set")
@@ -922,9 +930,10 @@ _T = TypeVar("_T")
 _TABLES: Final = ("store", "smtp", "http", "outbound", "imap", "security", "shop")
 
 
-def _build(document: dict[str, Any], text: str, base: Path, source: Path | None) -> Config:
+def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
+           read_secrets: bool = True) -> Config:
     """Read every section, collecting all problems; raise one ConfigError at the end."""
-    problems = _Problems(_index_lines(text), str(source) if source else "")
+    problems = _Problems(_index_lines(text), str(source) if source else "", read_secrets)
 
     for name, value in document.items():
         if name not in _TABLES:
@@ -1068,12 +1077,16 @@ def locate(explicit: str | Path | None) -> Path | None:
     return local.absolute() if local.is_file() else None
 
 
-def load(path: Path | None) -> Config:
+def load(path: Path | None, *, read_secrets: bool = True) -> Config:
     """Read and validate a config file (None → the embedded defaults).
 
     Raises ConfigError listing every problem, each with its full key (`smtp.listen`,
     `shop.acme.invite_delay`, or `shop[2].id` for the second shop when it has no usable id) and
     its 1-based line in the file.
+
+    `read_secrets=False` (CLI commands that never log in to a mail server): a password given as
+    `*_file` or `*_env` is checked for form only and reads as NOT_READ, so `mailrelay
+    shipments` works in a shell without the daemon's environment.
     """
     if path is None:
         return defaults()
@@ -1085,4 +1098,4 @@ def load(path: Path | None) -> Config:
         raise ConfigError(
             [ConfigProblem("config", f"cannot read {path}: {reason}", None, str(path))]
         ) from None
-    return _build(_parse(text, path), text, path.parent, path)
+    return _build(_parse(text, path), text, path.parent, path, read_secrets)
