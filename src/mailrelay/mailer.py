@@ -268,7 +268,7 @@ class SmtpTransport:
                 stage = "AUTH"
                 await client.login(config.username, config.password or "")
         except BaseException as error:
-            client.close()
+            _close_now(client)
             if isinstance(error, aiosmtplib.SMTPException | OSError | TimeoutError):
                 raise self._failure(error, stage) from error
             raise
@@ -285,7 +285,7 @@ class SmtpTransport:
 
     def _drop(self) -> None:
         if self._client is not None:
-            self._client.close()
+            _close_now(self._client)
             self._client = None
 
     async def _quit(self) -> None:
@@ -298,7 +298,7 @@ class SmtpTransport:
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             pass  # the message (if any) was already accepted; QUIT's fate does not matter
         finally:
-            client.close()
+            _close_now(client)
 
     # ------------------------------------------------------------------ reply codes → failures
 
@@ -389,3 +389,16 @@ class MaildirTransport:
             self._maildir = mailbox.Maildir(self._path, create=True)
         # Maildir.add writes into tmp/ and renames into new/, so a reader never sees half a file.
         return self._maildir.add(raw)
+
+
+def _close_now(client: aiosmtplib.SMTP) -> None:
+    """Close a connection and its socket at once, without TLS's closing handshake.
+
+    aiosmtplib's close() on a STARTTLS connection only begins that handshake; in a short-lived
+    loop (`mailrelay check`) the loop could end first and leave the socket to the garbage
+    collector. Nothing is lost: QUIT was answered, or the session has failed anyway.
+    """
+    transport = client.transport
+    client.close()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
