@@ -1213,14 +1213,15 @@ class Queries:
             counts[name] = counts.get(name, 0) + self.conn.execute(sql, args).rowcount
 
         needle = email.encode()
-        mentioned = (
+        # The raw mail is searched once (a scan of every stored message), then both tables.
+        mentioned = json.dumps([row[0] for row in self.conn.execute(
             "SELECT id FROM message_bodies WHERE instr(lower(raw), ?1) > 0"
-            " UNION SELECT message_row_id FROM shipments WHERE customer_email = ?2")
-        run("messages", f"UPDATE messages SET mail_from = NULL, peer = NULL"  # noqa: S608
-            f" WHERE id IN ({mentioned})", (needle, email))
-        self.conn.execute(
-            f"UPDATE message_bodies SET raw = x'' WHERE id IN ({mentioned})",  # noqa: S608
-            (needle, email))
+            " UNION SELECT message_row_id FROM shipments WHERE customer_email = ?2",
+            (needle, email))])
+        run("messages", "UPDATE messages SET mail_from = NULL, peer = NULL"
+            " WHERE id IN (SELECT value FROM json_each(?))", (mentioned,))
+        self.conn.execute("UPDATE message_bodies SET raw = x''"
+                          " WHERE id IN (SELECT value FROM json_each(?))", (mentioned,))
         run("shipments", "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
             " WHERE customer_email = ?", (email,))
         for row in self.conn.execute(
