@@ -247,6 +247,16 @@ async def test_starttls_is_offered_and_a_trigger_is_accepted_over_tls(
         assert daemon.store.read(lambda q: q.count_messages()) == 1
 
 
+async def test_ehlo_offers_auth_only_when_logins_can_succeed(daemon: Daemon) -> None:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
+                               start_tls=False) as client:
+        await client.ehlo()
+        assert not client.supports_extension("auth")
+        assert client.supports_extension("size")
+        errors, _ = await client.sendmail("platform@shop.example", [BCC], trigger())
+    assert errors == {}
+
+
 async def test_require_auth_refuses_mail_until_the_client_logs_in(
     make_config: ConfigFactory, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -262,6 +272,7 @@ async def test_require_auth_refuses_mail_until_the_client_logs_in(
             assert refused.value.code == 530
             with pytest.raises(aiosmtplib.SMTPAuthenticationError):
                 await client.login("platform", "wrong")
+            assert client.supports_extension("auth")
             await client.login("platform", "s3cret pass")
             errors, _ = await client.sendmail("platform@shop.example", [BCC], trigger())
         assert errors == {}

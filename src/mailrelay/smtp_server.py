@@ -51,11 +51,24 @@ class Handler:
         self.last_data = 0.0
         #: (outcome, reason) → count, for /metrics: accepted / rejected / deferred.
         self.outcomes: Counter[tuple[str, str]] = Counter()
+        #: Whether EHLO offers AUTH: only with `require_auth` and a `users_file`.
+        self.offer_auth = False
 
     def busy(self) -> bool:
         """A session is committing a message, or did a moment ago (more are likely)."""
         recent = asyncio.get_running_loop().time() - self.last_data < 0.05
         return self.in_flight > 0 or recent
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd advertises AUTH even with nothing to check passwords against; every
+        attempt then fails. Offer it only when logins can succeed."""
+        session.host_name = hostname
+        if self.offer_auth:
+            return responses
+        return [line for line in responses if not line.startswith("250-AUTH")]
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -249,6 +262,7 @@ class Listener:
             UsersAuthenticator(load_users(config.users_file))
             if config.require_auth and config.users_file else None
         )
+        handler.offer_auth = self._authenticator is not None
         if self._authenticator is not None and self._tls is None:
             log.warning("smtp require_auth without tls_cert: passwords cross the network in "
                         "clear text; use this only on loopback")
