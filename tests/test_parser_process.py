@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.intake import POOL_THRESHOLD, dedupe_key, message_id_of
+from mailrelay.intake import PARSER_PROCESS_THRESHOLD, dedupe_key, message_id_of
 from mailrelay.parser_process import ParserGone, ParserProcess
 from mailrelay.parsing import parse_batch
 from mailrelay.store import NewMessage
@@ -57,7 +57,7 @@ async def test_intake_parses_in_a_thread_when_the_parser_process_is_broken(
     daemon.intake._parser.command = (sys.executable, "-c", "raise SystemExit(3)")
     route = daemon.intake.recipients.route("reviews+acme@relay.test")
     assert route is not None
-    count = POOL_THRESHOLD + 5
+    count = PARSER_PROCESS_THRESHOLD + 5
     rows = []
     for n in range(count):
         raw = trigger(to=f"Customer {n} <c{n}@example.com>",

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, time, timedelta
 from functools import partial
-from typing import cast
 
 from .clock import Clock
 from .config import Config, ShopConfig
@@ -42,7 +41,7 @@ log = logging.getLogger(__name__)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 #: A burst this large is parsed in the parser process rather than a thread.
-POOL_THRESHOLD = 20
+PARSER_PROCESS_THRESHOLD = 20
 #: Longest intake holds back for SMTP sessions mid-DATA before it takes its turn: the 250s
 #: of a burst go first, and under sustained load intake still gets a batch every 50 ms.
 YIELD_LIMIT = 0.05
@@ -518,9 +517,9 @@ class Intake:
         """Parse in the parser process when a burst is waiting (parsing is most of intake's
         CPU and would hold the GIL the listener needs); small batches stay in a thread."""
         jobs = [(m.raw, self._pattern(m.shop)) for m in batch]
-        if len(batch) >= POOL_THRESHOLD:
+        if len(batch) >= PARSER_PROCESS_THRESHOLD:
             try:
-                return cast(list[ShipmentNotice], await self._parser.parse(jobs))
+                return await self._parser.parse(jobs)
             except ParserGone as exc:
                 log.warning("%s; parsing in a thread instead", exc)
         return await asyncio.to_thread(parse_batch, jobs)

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import pickle
 import re
 import signal
 import sys
 from typing import BinaryIO
 
+from .models import ShipmentNotice
 from .parsing import parse_batch
-
-log = logging.getLogger(__name__)
 
 #: One parse request: raw triggers, each with its shop's `order_reference_pattern`.
 Jobs = list[tuple[bytes, re.Pattern[str] | None]]
@@ -44,7 +42,7 @@ class ParserProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 
-    async def parse(self, jobs: Jobs) -> list[object]:
+    async def parse(self, jobs: Jobs) -> list[ShipmentNotice]:
         """`parse_batch(jobs)` in the child. Raises ParserGone when the child is unusable
         (it is restarted on the next call)."""
         async with self._lock:
@@ -71,7 +69,8 @@ class ParserProcess:
                 raise ParserGone(f"parser process failed: {exc!r}") from exc
             if not ok:
                 raise ParserGone(f"parser process raised {value}")
-            return list(value)
+            notices: list[ShipmentNotice] = value
+            return notices
 
     async def close(self) -> None:
         """End the child: EOF on its stdin, then a kill if it lingers."""

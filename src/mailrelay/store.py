@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlite_utils
 
@@ -1365,11 +1365,16 @@ class Queries:
 # --- the store --------------------------------------------------------------------------------
 
 
-#: A queued write, where its outcome goes (a `concurrent.futures.Future` from `submit`, for
-#: threads, or an `asyncio.Future` of the caller's loop from `write`), whether it is small,
-#: and whether it is pure.
-_Job = tuple[
-    Callable[[Queries], Any], concurrent.futures.Future[Any] | asyncio.Future[Any], bool, bool]
+class _Job(NamedTuple):
+    """A queued write and where its outcome goes: a `concurrent.futures.Future` from `submit`
+    (for threads) or an `asyncio.Future` of the caller's loop from `write`."""
+
+    fn: Callable[[Queries], Any]
+    future: concurrent.futures.Future[Any] | asyncio.Future[Any]
+    small: bool  # see `Store.submit`
+    pure: bool  # see `Store.submit`
+
+
 #: A finished job: its future, whether it succeeded, and its value or exception.
 _Done = tuple[concurrent.futures.Future[Any] | asyncio.Future[Any], bool, Any]
 
@@ -1447,12 +1452,12 @@ class Store:
         it runs in a transaction of its own after the writes queued before it, so an SMTP
         250 never waits for a batch of intake's (see `_run_writer`).
         `pure`: `fn` does nothing but SQL through its `Queries`, so it may run a second time
-        after a rollback; it then goes without a savepoint of its own (see `_commit_batch`).
+        after a rollback; it then goes without a savepoint of its own (see `_run_jobs`).
         """
         if self._closed:
             raise StoreError("store is closed")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._enqueue((fn, fut, small, pure), background)
+        self._enqueue(_Job(fn, fut, small, pure), background)
         return fut
 
     async def write(
@@ -1471,7 +1476,7 @@ class Store:
         if self._closed:
             raise StoreError("store is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue((fn, fut, small, pure), background)
+        self._enqueue(_Job(fn, fut, small, pure), background)
         return await fut
 
     def write_sync(self, fn: Callable[[Queries], T], *, small: bool = False) -> T:
@@ -1535,8 +1540,8 @@ class Store:
         # hold a day of mail (200 MB for 40,000 5 KB messages). temp_store applies per
         # transaction and may only change between them. Durability is untouched: the WAL and
         # its fsync are no temporary storage.
-        in_memory = all(job[2] for job in batch)
-        live = [job for job in batch if _still_wanted(job[1])]
+        in_memory = all(job.small for job in batch)
+        live = [job for job in batch if _still_wanted(job.future)]
         try:
             if in_memory != self._journal_in_memory:
                 cur.execute(f"PRAGMA temp_store={'MEMORY' if in_memory else 'DEFAULT'}")
@@ -1553,7 +1558,7 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StoreError(f"commit failed: {exc}")
-            self._settle([(job[1], False, error) for job in live])
+            self._settle([(job.future, False, error) for job in live])
             return
         finally:
             cur.close()
