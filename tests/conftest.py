@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,33 @@ from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NO_CORPUS = f"no shared corpus at {CORPUS} (a clone without ../shared; CI has it)"
+
+
+def require_corpus(*parts: str) -> Path:
+    """A path in ../shared/corpus; skip without it (and fail in CI, which lays it beside us)."""
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{NO_CORPUS}: {path} is missing")
+        pytest.skip(NO_CORPUS)
+    return path
+
+
+def corpus_cases(*parts: str) -> dict[str, Any]:
+    """A JSON file of the shared corpus, or {} on a clone without it (see `corpus_params`)."""
+    path = CORPUS.joinpath(*parts)
+    loaded: dict[str, Any] = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    return loaded
+
+
+def corpus_params(names: Iterable[str]) -> list[Any]:
+    """Parameters for the corpus cases, or one that skips (fails in CI) when there are none."""
+    params = sorted(names)
+    if params:
+        return params
+    marks = pytest.mark.skipif(not IN_CI, reason=NO_CORPUS)
+    return [pytest.param("missing-corpus", marks=marks)]
 
 BASE_CONFIG = """
 [store]

@@ -18,7 +18,7 @@ from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
-from .conftest import BASE_CONFIG, CORPUS
+from .conftest import BASE_CONFIG, require_corpus
 from .mailtools import settle, trigger
 
 
@@ -158,7 +158,7 @@ async def test_shipments_lists_contract_fields_in_json_and_csv(
 
 
 def test_parse_shows_what_a_trigger_yields_without_storing(cfg_path: str, config: Config) -> None:
-    eml = CORPUS / "triggers" / "trustpilot_snippet.eml"
+    eml = require_corpus("triggers", "trustpilot_snippet.eml")
     result = run("parse", str(eml), "--shop", "acme", "--config", cfg_path, "--format", "json")
     data = json.loads(result.output)
     assert data["customer_email"] == "klaus.mueller@example.de"

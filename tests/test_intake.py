@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -15,7 +14,7 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
-from .conftest import CORPUS, ConfigFactory
+from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger
 
 BCC = "reviews+acme@relay.test"
@@ -37,10 +36,10 @@ def invitations(daemon: Daemon) -> list[dict[str, object]]:
     return daemon.store.read(lambda q: q.list_invitations())
 
 
-CORPUS_CASES = json.loads((CORPUS / "triggers" / "expected.json").read_text())
+CORPUS_CASES = corpus_cases("triggers", "expected.json")
 
 
-@pytest.mark.parametrize("case", sorted(CORPUS_CASES))
+@pytest.mark.parametrize("case", corpus_params(CORPUS_CASES))
 async def test_corpus_trigger_through_the_listener_yields_the_expected_shipment(
     daemon: Daemon, clock: FrozenClock, case: str
 ) -> None:

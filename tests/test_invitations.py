@@ -15,7 +15,7 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
-from .conftest import CORPUS, ConfigFactory
+from .conftest import ConfigFactory, require_corpus
 from .mailtools import settle, trigger, via_sink
 from .sink import Sink
 
@@ -106,7 +106,7 @@ async def test_invitation_is_rendered_in_the_customers_language(
 ) -> None:
     shop_locale = "da" if case.endswith("_da") else "en"
     async with Daemon(via_sink(config, sink, locale=shop_locale), clock) as daemon:
-        await send_trigger(daemon, (CORPUS / "triggers" / f"{case}.eml").read_bytes())
+        await send_trigger(daemon, require_corpus("triggers", f"{case}.eml").read_bytes())
         clock.advance(timedelta(days=7))
         await daemon.tick()
         await sink.wait_for(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +13,13 @@ from mailrelay.parser_process import ParserGone, ParserProcess
 from mailrelay.parsing import parse_batch
 from mailrelay.store import NewMessage
 
+from .conftest import require_corpus
 from .mailtools import settle, trigger
-
-TRIGGERS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "triggers"
 
 
 def corpus_jobs() -> list[tuple[bytes, None]]:
-    files = sorted(TRIGGERS.glob("*.eml"))
-    assert files, f"no trigger corpus at {TRIGGERS}"
+    files = sorted(require_corpus("triggers").glob("*.eml"))
+    assert files, "no trigger in the shared corpus"
     return [(f.read_bytes(), None) for f in files]
 
 

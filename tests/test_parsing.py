@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,10 @@ from mailrelay import parsing
 from mailrelay.models import Product, ShipmentNotice
 from mailrelay.parsing import find_reference, html_to_text, normalize_address, parse_trigger
 
-TRIGGERS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "triggers"
-EXPECTED: dict[str, dict[str, Any]] = json.loads((TRIGGERS / "expected.json").read_text("utf-8"))
+from .conftest import CORPUS, corpus_cases, corpus_params, require_corpus
+
+TRIGGERS = CORPUS / "triggers"
+EXPECTED: dict[str, dict[str, Any]] = corpus_cases("triggers", "expected.json")
 
 
 def mail(*headers: str, body: str | bytes = "", ctype: str | None = None) -> bytes:
@@ -51,12 +52,13 @@ def block(payload: Any, kind: str = "mailrelay") -> str:
 
 
 def test_every_corpus_message_has_an_expectation() -> None:
+    require_corpus("triggers")
     names = {path.stem for path in TRIGGERS.glob("*.eml")}
     assert names == set(EXPECTED)
     assert len(names) >= 9
 
 
-@pytest.mark.parametrize("case", sorted(EXPECTED))
+@pytest.mark.parametrize("case", corpus_params(EXPECTED))
 def test_corpus_trigger_yields_what_expected_json_says(case: str) -> None:
     expected = EXPECTED[case]
     notice = parse_trigger((TRIGGERS / f"{case}.eml").read_bytes())
@@ -73,6 +75,7 @@ def test_corpus_trigger_yields_what_expected_json_says(case: str) -> None:
 
 
 def test_corpus_block_messages_say_where_their_values_came_from() -> None:
+    require_corpus("triggers")
     trustpilot = parse_trigger((TRIGGERS / "trustpilot_snippet.eml").read_bytes())
     assert trustpilot.source == "block:trustpilot"
     assert trustpilot.reference_rule == "block"
@@ -1000,7 +1003,7 @@ def fast_share(raws: list[bytes], pattern: re.Pattern[str] | None = None) -> flo
 
 @pytest.mark.parametrize("pattern", [None, re.compile(r"(\d{4,})")])
 def test_fast_path_agrees_on_the_corpus(pattern: re.Pattern[str] | None) -> None:
-    raws = [path.read_bytes() for path in sorted(TRIGGERS.glob("*.eml"))]
+    raws = [path.read_bytes() for path in sorted(require_corpus("triggers").glob("*.eml"))]
     assert fast_share(raws, pattern) == 1.0  # the corpus is well-formed mail: all of it is fast
 
 

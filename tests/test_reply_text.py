@@ -18,7 +18,7 @@ from mailrelay.config import Config
 from mailrelay.render import REPLY_MARKER, Templates, ticket_mail
 from mailrelay.reply_text import Extraction, extract, html_to_text
 
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, require_corpus
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "replies_corpus.py"
 KEY = "k7q2mzx4abcd3efg"
@@ -61,8 +61,7 @@ def wrap(line: str, at: str) -> str:
 
 def test_the_reply_corpus_is_at_least_95_percent_ok_and_leaks_nothing() -> None:
     bench = load_bench()
-    if not bench.CORPUS.is_dir():
-        pytest.skip(f"no reply corpus at {bench.CORPUS}")
+    require_corpus("replies")
     report = bench.score(bench.CORPUS)
     overall = report["overall"]
     assert overall["cases"] >= 86
