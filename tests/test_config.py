@@ -236,6 +236,20 @@ def test_allowed_clients_are_networks(tmp_path: Path) -> None:
     assert loaded.smtp.allowed_clients == (ip_network("10.0.0.0/8"), ip_network("::1/128"))
 
 
+def test_trusted_proxies_are_networks_and_default_to_none(tmp_path: Path) -> None:
+    assert load_text(tmp_path, SHOP).http.trusted_proxies == ()
+    loaded = load_text(tmp_path, '[http]\ntrusted_proxies = ["127.0.0.1", "10.9.0.0/16", "::1"]\n'
+                       + SHOP)
+    assert loaded.http.trusted_proxies == (
+        ip_network("127.0.0.1/32"), ip_network("10.9.0.0/16"), ip_network("::1/128"))
+    problems = problems_of(tmp_path, '[http]\ntrusted_proxies = ["10.0.0.0/8", "proxy.lan"]\n'
+                           + SHOP)
+    assert keys_and_lines(problems) == {("http.trusted_proxies", 2)}
+    assert "'proxy.lan' is not an IP address or CIDR network" in problems[0].message
+    problems = problems_of(tmp_path, '[http]\ntrusted_proxies = "127.0.0.1"\n' + SHOP)
+    assert keys_and_lines(problems) == {("http.trusted_proxies", 2)}
+
+
 def test_relative_paths_are_relative_to_the_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,8 @@ class HttpConfig:
     host: str
     port: int
     base_url: str  # never ends with "/"
+    #: Reverse proxies whose X-Forwarded-For is believed (rate limits, logs); nobody else's.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -697,7 +699,13 @@ def _read_http(table: _Table) -> HttpConfig:
     elif parts.query or parts.fragment:
         table.problem("base_url", "must not have a query or fragment")
         base_url = derived
-    return HttpConfig(host=host, port=port, base_url=base_url)
+    proxies: list[IPv4Network | IPv6Network] = []
+    for entry in table.strings("trusted_proxies", ()):
+        try:
+            proxies.append(ip_network(entry, strict=False))
+        except ValueError:
+            table.problem("trusted_proxies", f"{entry!r} is not an IP address or CIDR network")
+    return HttpConfig(host=host, port=port, base_url=base_url, trusted_proxies=tuple(proxies))
 
 
 def _read_outbound(table: _Table, present: bool) -> OutboundConfig:

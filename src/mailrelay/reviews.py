@@ -58,7 +58,9 @@ def validate(data: Mapping[str, str]) -> tuple[ReviewForm | None, dict[str, str]
     """The form, or error codes per field (`required`, `range`, `too_short`, `too_long`)."""
     errors: dict[str, str] = {}
     raw_stars = (data.get("stars") or "").strip()
-    stars = int(raw_stars) if raw_stars.isdigit() else 0
+    # isdigit() alone admits "²" and 5,000-digit numbers, which int() refuses (issue 10).
+    well_formed = raw_stars.isascii() and raw_stars.isdigit() and len(raw_stars) <= 2
+    stars = int(raw_stars) if well_formed else 0
     if not raw_stars:
         errors["stars"] = "required"
     elif not 1 <= stars <= 5:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
@@ -139,6 +140,44 @@ class Strings:
 # --- rate limiting -----------------------------------------------------------------------------
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """One X-Forwarded-For hop or socket peer: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:80`."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(remote: str | None, forwarded: Sequence[str],
+                   trusted: Sequence[Network]) -> str | None:
+    """Who sent the request: the socket peer, unless that peer is one of `[http] trusted_proxies`;
+    then the right-most X-Forwarded-For hop that is not itself a trusted proxy. Hops further left
+    were written by the client and prove nothing (anyone can send the header)."""
+    peer = _address(remote or "")
+    if peer is None or not forwarded or not any(peer in net for net in trusted):
+        return remote
+    hops = [hop for value in forwarded for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # unreadable: the proxy that passed it on is the last address we know
+        peer = address
+        if not any(address in net for net in trusted):
+            break
+    return str(peer)
+
+
 def client_key(remote: str | None) -> str:
     """Whom a rate limit counts: the address, or for IPv6 its /64 (one customer's whole LAN,
     where a new address per request costs nothing)."""
@@ -168,6 +207,10 @@ class RateLimiter:
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
         return hits
+
+    def count(self, key: str, now: float) -> int:
+        """Hits on `key` within the window."""
+        return len(self._recent(key, now) or ())
 
     def hit(self, limits: Sequence[tuple[str, int]], now: float) -> float | None:
         """Count one hit on every key if all are under their limit; else seconds to wait."""
@@ -242,6 +285,27 @@ def _query_int(value: str | None, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
+async def _read_form(request: web.Request) -> tuple[bool, dict[str, str], object]:
+    """(readable, the form's fields, the CSRF value). Not readable as our form: broken
+    multipart, bad encoding, an unknown charset, too large, a field given twice or as a file.
+    Each is the client's mistake, answered 400 with the form, never a 500 (issue 10)."""
+    values = dict.fromkeys(FORM_FIELDS, "")
+    try:
+        data = await request.post()
+    except (ValueError, LookupError, AssertionError, web.HTTPException,
+            aiohttp.ClientError) as exc:
+        log.info("review form body unreadable: %s", type(exc).__name__)
+        return False, values, None
+    readable = True
+    for field in (*FORM_FIELDS, "csrf"):
+        given = data.getall(field, [])
+        if len(given) > 1 or not all(isinstance(value, str) for value in given):
+            readable = False
+        if field in values and given and isinstance(given[0], str):
+            values[field] = given[0]
+    return readable, values, data.get("csrf")
+
+
 # --- the application ---------------------------------------------------------------------------
 
 
@@ -253,7 +317,7 @@ class WebApp:
                  on_review: Callable[[], None] | None = None,
                  metrics: Callable[[], Awaitable[bytes]] | None = None,
                  posts_per_token: int = 10, posts_per_ip: int = 30,
-                 rate_window: float = 600.0) -> None:
+                 unknown_posts_per_ip: int = 30, rate_window: float = 600.0) -> None:
         self.config = config
         self.store = store
         self.signer = signer
@@ -263,7 +327,10 @@ class WebApp:
         self.metrics = metrics
         self.posts_per_token = posts_per_token
         self.posts_per_ip = posts_per_ip
+        self.unknown_posts_per_ip = unknown_posts_per_ip
         self.limiter = RateLimiter(rate_window)
+        self._limited: dict[str, float] = {}  # key → when its refusal was last logged
+        self._untrusted_forwarding_logged = False
         self.strings = Strings()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
@@ -310,6 +377,46 @@ class WebApp:
             response = self.message(500, t, t("error.title"), t("error.body"))
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    def client(self, request: web.Request) -> str | None:
+        """The client's address for rate limits and logs (X-Forwarded-For only via a trusted
+        proxy, issue 10)."""
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        trusted = self.config.http.trusted_proxies
+        address = client_address(request.remote, forwarded, trusted)
+        if forwarded and address == request.remote and not self._untrusted_forwarding_logged:
+            peer = _address(request.remote or "")
+            if peer is None or not any(peer in net for net in trusted):
+                self._untrusted_forwarding_logged = True
+                log.warning("X-Forwarded-For from %s ignored: not in [http] trusted_proxies",
+                            request.remote)
+        return address
+
+    def _rate_limited(self, request: web.Request, t: Translator, token: str,
+                      known: bool) -> web.Response | None:
+        """The form's rate limits (issue 10): a known token's own budget first, then its
+        address's; a forged or unknown token only spends its address's separate budget, so it
+        can never lock out a customer who holds a real link."""
+        client = self.client(request)
+        if known:
+            limits = [(f"token:{token}", self.posts_per_token),
+                      (client_key(client), self.posts_per_ip)]
+        else:
+            limits = [(f"unknown:{client_key(client)}", self.unknown_posts_per_ip)]
+        now = self.clock.now().timestamp()
+        wait = self.limiter.hit(limits, now)
+        if wait is None:
+            return None
+        which = limits[0][0] if self.limiter.count(limits[0][0], now) >= limits[0][1] else (
+            limits[-1][0])
+        if now - self._limited.get(which, -math.inf) >= self.limiter.window:
+            self._limited[which] = now  # once per key and window: a flood is one line
+            kind = "token" if which.startswith("token:") else "address"
+            log.warning("review form rate limit reached (%s) client=%s", kind, client or "-")
+            if len(self._limited) > self.limiter.max_keys:
+                self._limited.clear()
+        return self.message(429, t, t("ratelimit.title"), t("ratelimit.body"),
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
     def page(self, name: str, status: int, t: Translator,
              headers: Mapping[str, str] | None = None, **context: Any) -> web.Response:
@@ -438,24 +545,22 @@ class WebApp:
         token = request.match_info["token"]
         invitation, review = await self._review_target(token)
         t = self._translator_for(invitation)
-        limits = [(client_key(request.remote), self.posts_per_ip)]
-        if invitation is not None:
-            limits.append((f"token:{token}", self.posts_per_token))
-        wait = self.limiter.hit(limits, self.clock.now().timestamp())
-        if wait is not None:
-            return self.message(429, t, t("ratelimit.title"), t("ratelimit.body"),
-                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
         shop = self._shop_of(invitation)
+        limited = self._rate_limited(request, t, token, invitation is not None and shop is not None)
+        if limited is not None:
+            return limited
         if invitation is None or shop is None:
             return self.not_found(t)
         if self._expired(invitation):
             return self.message(410, t, t("expired.title"), t("expired.body"))
-        data = await request.post()
-        values = {}
-        for field in FORM_FIELDS:
-            value = data.get(field)
-            values[field] = value if isinstance(value, str) else ""
-        if not self._csrf_valid(data.get("csrf"), token):
+        readable, values, csrf = await _read_form(request)
+        if not readable:
+            # Nothing is stored, so this answer needs no CSRF check first.
+            log.info("invitation=%s review form refused: the body is not our form",
+                     invitation["id"])
+            return self._form(t, token, shop, invitation, review, values, status=400,
+                              notice=t("form.unreadable"))
+        if not self._csrf_valid(csrf, token):
             log.info("invitation=%s review form refused: CSRF token missing or stale",
                      invitation["id"])
             return self._form(t, token, shop, invitation, review, values, status=403,
@@ -464,7 +569,7 @@ class WebApp:
             return self._locked(t, shop, review, 409)
         form, errors = reviews.validate(values)
         if form is None:
-            return self._form(t, token, shop, invitation, review, values, errors, status=422)
+            return self._form(t, token, shop, invitation, review, values, errors, status=400)
         now = self.clock.now()
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
