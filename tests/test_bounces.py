@@ -10,8 +10,10 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.tokens import TokenSigner
 
 from . import mailtools
+from .conftest import ConfigFactory
 from .mailtools import settle, trigger
 from .sink import Sink
 
@@ -49,8 +51,9 @@ async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
     mail = daemon.store.read(lambda q: q.list_mail())[-1]
     assert mail["status"] == "sent"
     envelope = sink.messages[-1][0]
-    assert envelope == f"bounce+{mail['id']}@relay.test"
-    return mail
+    tag = daemon.web.signer.bounce_tag(int(mail["id"]))  # type: ignore[call-overload]
+    assert envelope == f"bounce+{mail['id']}.{tag}@relay.test"
+    return {**mail, "verp": envelope}
 
 
 async def null_sender_send(daemon: Daemon, rcpt: str, raw: bytes) -> None:
@@ -71,8 +74,8 @@ async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_addre
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
-                     dsn(f"bounce+{mail['id']}@relay.test", str(mail["message_id"])))
+        await bounce(daemon, str(mail["verp"]),
+                     dsn(str(mail["verp"]), str(mail["message_id"])))
         row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
         assert row["status"] == "bounced" and row["bounce_status"] == "5.1.1"
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
@@ -92,8 +95,8 @@ async def test_a_report_about_another_message_changes_nothing(
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
-                     dsn(f"bounce+{mail['id']}@relay.test", "<forged@evil.example>"))
+        await bounce(daemon, str(mail["verp"]),
+                     dsn(str(mail["verp"]), "<forged@evil.example>"))
         row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
         assert row["status"] == "sent"
         assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
@@ -105,8 +108,8 @@ async def test_soft_bounces_count_toward_a_threshold(
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mails = [await sent_invitation(daemon, clock, sink, ref=f"70{n}") for n in range(3)]
         for n, mail in enumerate(mails):
-            await bounce(daemon, f"bounce+{mail['id']}@relay.test",
-                         dsn(f"bounce+{mail['id']}@relay.test", str(mail["message_id"]),
+            await bounce(daemon, str(mail["verp"]),
+                         dsn(str(mail["verp"]), str(mail["message_id"]),
                              status="4.2.2", action="delayed"))
             suppressed = daemon.store.read(
                 lambda q: q.is_suppressed("acme", "john.smith@example.com"))
@@ -118,7 +121,7 @@ async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, f"bounce+{mail['id']}@relay.test",
+        await bounce(daemon, str(mail["verp"]),
                      trigger(subject="Thanks for the email!"))
         row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
         assert row["status"] == "sent"
@@ -128,3 +131,66 @@ async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon
     with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
         await null_sender_send(daemon, "bounce+1@elsewhere.example", b"Subject: x\r\n\r\nx\r\n")
     assert refused.value.code == 550
+
+
+BOLT = """
+[[shop]]
+id = "bolt"
+name = "Bolt Bikes"
+bcc_address = "reviews+bolt@relay.test"
+from = "Bolt Bikes <hello@bolt.example>"
+reply_address = "reply@relay.test"
+agents = ["team@bolt.example"]
+invite_delay = "7d"
+send_hours = ""
+timezone = "UTC"
+"""
+
+
+async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_refused_at_rcpt(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(make_config(more=BOLT), sink), clock) as daemon:
+        await aiosmtplib.send(trigger(to="Bea <bea@example.org>", subject="Order #880"),
+                              sender="p@bolt.example", recipients=["reviews+bolt@relay.test"],
+                              hostname="127.0.0.1", port=daemon.smtp_port)
+        acme = await sent_invitation(daemon, clock, sink)
+        bolt = next(m for m in daemon.store.read(lambda q: q.list_mail()) if m["shop"] == "bolt")
+        assert bolt["status"] == "sent"
+        acme_id, bolt_id = int(acme["id"]), int(bolt["id"])  # type: ignore[call-overload]
+        signer = daemon.web.signer
+        verp = str(acme["verp"])
+        local, _, domain = verp.partition("@")
+        tag = local.rpartition(".")[2]
+        flipped = tag[:-1] + ("a" if tag[-1] != "a" else "b")
+        stranger = TokenSigner(b"another relay's secret key, 32+ chars").bounce_tag(acme_id)
+        forged = [
+            f"bounce+{acme_id}@{domain}",  # unsigned, as sent before issue 10
+            f"bounce+{acme_id}.{flipped}@{domain}",  # altered signature
+            f"bounce+{bolt_id}.{tag}@{domain}",  # the signature of another message
+            f"bounce+{acme_id + 1000}.{tag}@{domain}",
+            f"bounce+{acme_id}.{stranger}@{domain}",  # signed with another secret
+            f"bounce+{acme_id}.{tag}x@{domain}",
+            f"bounce+{acme_id}.@{domain}",
+        ]
+        for address in forged:
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+                await null_sender_send(daemon, address, dsn(address, str(acme["message_id"])))
+            assert (refused.value.code, refused.value.message[:5]) == (550, "5.1.1"), address
+        # The handler checks again: whatever reaches it unsigned suppresses nobody.
+        result = await daemon.bouncer.process(f"bounce+{acme_id}@{domain}",
+                                              dsn(verp, str(acme["message_id"])))
+        assert result == "bounce address not signed by us; ignored"
+        await settle(daemon)
+        rows = {m["id"]: m for m in daemon.store.read(lambda q: q.list_mail())}
+        assert rows[acme_id]["status"] == rows[bolt_id]["status"] == "sent"
+        pairs = [(shop, email) for shop in ("acme", "bolt")
+                 for email in ("john.smith@example.com", "bea@example.org")]
+        assert not any(daemon.store.read(lambda q: [q.is_suppressed(*p) for p in pairs]))
+        # The real report, to the signed address (some MTAs change its case), is applied.
+        assert signer.bounce_valid(acme_id, tag.upper())
+        await bounce(daemon, verp.upper(), dsn(verp, str(acme["message_id"])))
+        rows = {m["id"]: m for m in daemon.store.read(lambda q: q.list_mail())}
+        assert rows[acme_id]["status"] == "bounced" and rows[bolt_id]["status"] == "sent"
+        assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
+        assert not daemon.store.read(lambda q: q.is_suppressed("bolt", "bea@example.org"))

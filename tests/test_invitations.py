@@ -71,7 +71,8 @@ async def test_invitation_arrives_after_invite_delay_with_working_links_and_head
         mail_from, rcpts, raw = sink.messages[0]
         assert rcpts == ["john.smith@example.com"]
         outbox_id = outbox(daemon)[0]["id"]
-        assert mail_from == f"bounce+{outbox_id}@relay.test"  # VERP
+        tag = daemon.web.signer.bounce_tag(outbox_id)
+        assert mail_from == f"bounce+{outbox_id}.{tag}@relay.test"  # signed VERP (issue 10)
         msg = parsed(raw)
         assert msg["To"] == "John Smith <john.smith@example.com>"
         assert msg["From"] == "ACME Shoes <reviews@acme.example>"

@@ -122,11 +122,12 @@ class Daemon:
                 self.store, transport, self.clock,
                 rate_per_minute=config.outbound.rate_per_minute,
                 on_result=functools.partial(record_delivery, config),
+                sign_sender=signer.bounce_tag,
             )
             await self.delivery.recover()
             self.clockwork = Clockwork(self.clock, self._next_due, self._due.set, self.purge)
             self.replier = Replier(config, self.store, templates, signer, self.clock)
-            self.bouncer = Bouncer(self.store, self.clock)
+            self.bouncer = Bouncer(self.store, self.clock, signer)
             self.intake = Intake(config, self.store, signer, self.clock,
                                  on_scheduled=self.clockwork.note_due,
                                  handlers={MessageKind.REPLY: self._reply_by_smtp,

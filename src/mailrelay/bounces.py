@@ -1,10 +1,11 @@
-"""Delivery status notifications back at `bounce+<id>@…` → the message marked bounced; a hard
+"""Delivery status notifications back at `bounce+<id>.<tag>@…` → the message marked bounced; a hard
 bounce (or repeated soft ones) suppresses the address so we stop mailing it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from .clock import Clock
@@ -12,6 +13,7 @@ from .models import DeliveryReport, OutboxStatus, RecipientStatus
 from .outbox import bounce_id_of
 from .parsing import parse_dsn
 from .store import Queries, Store
+from .tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,9 @@ log = logging.getLogger(__name__)
 SOFT_LIMIT = 3
 
 
-def outbox_id_of(rcpt: str) -> int | None:
-    return bounce_id_of(rcpt.strip().strip("<>").rpartition("@")[0])
+def outbox_id_of(rcpt: str, valid: Callable[[int, str], bool]) -> int | None:
+    """The message a signed VERP recipient names; None when unsigned or altered."""
+    return bounce_id_of(rcpt.strip().strip("<>").rpartition("@")[0], valid)
 
 
 def _matching(report: DeliveryReport, recipient: str) -> RecipientStatus | None:
@@ -64,15 +67,20 @@ def record(q: Queries, outbox_id: int, report: DeliveryReport, now: datetime) ->
 class Bouncer:
     """Processes bounces that reach the SMTP listener."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, signer: TokenSigner) -> None:
         self.store = store
         self.clock = clock
+        self.signer = signer
         self.counts: dict[str, int] = {}
 
     async def process(self, rcpt: str, raw: bytes) -> str:
-        outbox_id = outbox_id_of(rcpt)
-        report = await asyncio.to_thread(parse_dsn, raw)
-        if outbox_id is None or report is None:
+        # The listener refused unsigned and altered addresses at RCPT already; checked again
+        # here so that no other path into this handler can suppress anyone (issue 10).
+        outbox_id = outbox_id_of(rcpt, self.signer.bounce_valid)
+        report = await asyncio.to_thread(parse_dsn, raw) if outbox_id is not None else None
+        if outbox_id is None:
+            result = "bounce address not signed by us; ignored"
+        elif report is None:
             result = "not a delivery status notification; ignored"
         else:
             now = self.clock.now()

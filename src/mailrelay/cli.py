@@ -404,7 +404,8 @@ async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
         inviter = Inviter(config, store, Templates(config), signer, clock)
         delivery = Delivery(store, transport, clock,
                             rate_per_minute=config.outbound.rate_per_minute,
-                            on_result=functools.partial(record_delivery, config))
+                            on_result=functools.partial(record_delivery, config),
+                            sign_sender=signer.bounce_tag)
         outbox_id = await inviter.queue_one(invitation_id)
         if outbox_id is None:
             return None

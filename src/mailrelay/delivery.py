@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .clock import Clock
 from .errors import PermanentFailure, TemporaryFailure
 from .models import OutboxStatus
+from .outbox import signed_sender
 from .store import Queries, Store, from_iso
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,10 @@ class Delivery:
     """Sends what the outbox says is due; one instance, one task."""
 
     def __init__(self, store: Store, transport: Sender, clock: Clock, *,
-                 rate_per_minute: int, on_result: ResultHook | None = None,
-                 batch_size: int = 100) -> None:
+                 rate_per_minute: int, sign_sender: Callable[[int], str],
+                 on_result: ResultHook | None = None, batch_size: int = 100) -> None:
         self.store = store
+        self.sign_sender = sign_sender  # the VERP tag for an outbox id (TokenSigner.bounce_tag)
         self.transport = transport
         self.clock = clock
         self.pacer = Pacer(rate_per_minute)
@@ -120,7 +122,8 @@ class Delivery:
     async def _attempt(self, mail: dict[str, Any]) -> asyncio.Future[None]:
         ident = mail["message_id"]
         try:
-            result = await self.transport.send(mail["envelope_from"], mail["recipient"],
+            sender = signed_sender(str(mail["envelope_from"]), self.sign_sender)
+            result = await self.transport.send(sender, mail["recipient"],
                                                bytes(mail["raw"]))
         except TemporaryFailure as exc:
             return self._record_temporary(mail, exc.reply)

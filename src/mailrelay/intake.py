@@ -67,13 +67,16 @@ class Route:
 class Recipients:
     """The RCPT policy: only configured addresses are ours (never an open relay).
 
-    `reply+<key>@<reply domain>` is ours only when the key's signature is valid, so a
-    guessed or altered address is refused at RCPT time, before we accept any bytes.
+    `reply+<key>@<reply domain>` is ours only when the key's signature is valid, and
+    `bounce+<id>.<tag>@<reply domain>` only when its tag signs the id, so a guessed or altered
+    address is refused at RCPT time, before we accept any bytes.
     """
 
     def __init__(self, config: Config,
-                 key_valid: Callable[[str], bool] | None = None) -> None:
+                 key_valid: Callable[[str], bool] | None = None,
+                 bounce_valid: Callable[[int, str], bool] | None = None) -> None:
         self._key_valid = key_valid
+        self._bounce_valid = bounce_valid
         self._reply_domains: dict[str, str] = {}
         for shop in config.shops:
             self._reply_domains.setdefault(shop.reply_domain.lower(), shop.id)
@@ -95,7 +98,8 @@ class Recipients:
         shop = self._reply_domains.get(domain)
         if key and shop and self._key_valid is not None and self._key_valid(key):
             return Route(shop, MessageKind.REPLY, address)
-        if shop and bounce_id_of(local) is not None:
+        valid = self._bounce_valid
+        if shop and valid is not None and bounce_id_of(local, valid) is not None:
             return Route(shop, MessageKind.BOUNCE, address)
         return None
 
@@ -436,7 +440,7 @@ class Intake:
         self.store = store
         self.signer = signer
         self.clock = clock
-        self.recipients = Recipients(config, signer.key_valid)
+        self.recipients = Recipients(config, signer.key_valid, signer.bounce_valid)
         # Replies and bounces belong to other services; the app hands them over here.
         self.handlers = dict(handlers or {})
         self.busy = busy
