@@ -21,7 +21,15 @@ import click
 
 from . import app, intake
 from .clock import SystemClock
-from .config import Config, ShopConfig, load, locate, parse_duration
+from .config import (
+    MAX_INVITE_DELAY,
+    Config,
+    ShopConfig,
+    duration_text,
+    load,
+    locate,
+    parse_duration,
+)
 from .delivery import Delivery
 from .errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
 from .imap_watcher import check_connection, describe
@@ -461,14 +469,34 @@ REVIEW_FIELDS = (
 
 
 def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool = False) -> datetime:
-    """`2026-11-01` (a day in `tz`; as an end, the whole day counts) or a duration ago (`30d`)."""
+    """`2026-11-01` (a day in `tz`; as an end, the whole day counts) or a duration ago (`30d`).
+
+    In UTC; a day at the calendar's edge (`--until 9999-12-31`, `--since 0001-01-01` east of
+    Greenwich) means the edge, and a duration beyond 100 years is a usage error (issue 10).
+    """
     text = text.strip()
+    try:
+        when = _when(text, now, tz, end)
+    except ValueError as exc:
+        hint = f" ({exc})" if "too long" in str(exc) else ""
+        raise click.BadParameter(
+            f"{_quoted(text)}: give a date like 2026-11-01 or a duration like 30d{hint}") from None
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if when.year == datetime.max.year else datetime.min).replace(
+            tzinfo=UTC)
+
+
+def _when(text: str, now: datetime, tz: tzinfo, end: bool) -> datetime:
     try:
         day = date.fromisoformat(text)
     except ValueError:
         pass
     else:
         start = datetime.combine(day, time(0), tzinfo=tz)
+        if end and day == date.max:
+            return datetime.max.replace(tzinfo=UTC)
         return start + timedelta(days=1) if end else start
     try:
         when = datetime.fromisoformat(text)
@@ -476,11 +504,11 @@ def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool = False) -> da
         pass
     else:
         return when if when.tzinfo else when.replace(tzinfo=tz)
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: give a date like 2026-11-01 or a duration like 30d") from None
+    return now - parse_duration(text)
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:30] + "…")
 
 
 def _stars_range(text: str | None) -> tuple[int, int] | None:
@@ -711,7 +739,7 @@ def purge(config_path: Path | None, older_than: str) -> None:
     config = _load_config(config_path)
     age = _duration(older_than, "--older-than")
     now = SystemClock().now()
-    cutoff = now - (age or timedelta(0))
+    cutoff = now - (age or timedelta(0))  # at most 100 years (parse_duration): no overflow
     with _open_store(config) as store:
         def run(q: Queries) -> int:
             total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
@@ -774,6 +802,9 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     config = _load_config(config_path)
     shop = _shop(config, shop_id)
     wait = _duration(delay, "--delay")
+    if wait is not None and wait > MAX_INVITE_DELAY:
+        raise click.BadParameter(f'at most "{duration_text(MAX_INVITE_DELAY)}", not {delay!r}',
+                                 param_hint="--delay")
     signer = _signer(config)
     now = SystemClock().now()
     if email is not None:

@@ -25,12 +25,14 @@ __all__ = [
     "Config",
     "HttpConfig",
     "ImapConfig",
+    "MAX_INVITE_DELAY",
     "OutboundConfig",
     "SecurityConfig",
     "ShopConfig",
     "SmtpConfig",
     "StoreConfig",
     "defaults",
+    "duration_text",
     "load",
     "locate",
     "parse_duration",
@@ -182,6 +184,28 @@ _DURATION = re.compile(
 _DURATION_HINT = 'use a number and a unit (w, d, h, m, s), largest first: "7d", "36h", "1d12h"'
 
 
+#: No duration anywhere may exceed this: beyond it `now + duration` leaves the calendar, and the
+#: first shipment or purge would fail with an OverflowError instead of a message (issue 10).
+MAX_DURATION: Final = timedelta(days=36500)
+#: What a config key may hold unless it says otherwise: ten years covers every real setting.
+DEFAULT_MAX_DURATION: Final = timedelta(days=3650)
+#: The longest wait before an invitation (invite_delay, reminder_after, `invite --delay`).
+MAX_INVITE_DELAY: Final = timedelta(days=365)
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration beyond MAX_DURATION."""
+
+
+def duration_text(value: timedelta) -> str:
+    """The shortest spelling parse_duration reads back: 3650 days → "3650d", 1 hour → "1h"."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse "7d", "36h", "90s", "15m", "2w" or a combination such as "1d12h"."""
     if not isinstance(text, str) or isinstance(text, bool):
@@ -189,14 +213,22 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text.strip())
     if not text.strip() or match is None:
         raise ValueError(f"invalid duration {text!r}: {_DURATION_HINT}")
+    too_long = DurationTooLong(f"duration {_short(text)} is too long: at most "
+                          f'"{duration_text(MAX_DURATION)}" (100 years)')
+    digits = [value for value in match.groupdict().values() if value is not None]
+    if any(len(value.lstrip("0")) > 12 for value in digits):
+        raise too_long  # before int(): thousands of digits are slow or refused outright
     parts = {unit: int(value) for unit, value in match.groupdict().items() if value is not None}
-    return timedelta(
-        weeks=parts.get("w", 0),
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("m", 0),
-        seconds=parts.get("s", 0),
-    )
+    seconds = (parts.get("w", 0) * 604800 + parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600
+               + parts.get("m", 0) * 60 + parts.get("s", 0))
+    if seconds > MAX_DURATION.total_seconds():
+        raise too_long
+    return timedelta(seconds=seconds)
+
+
+def _short(text: str) -> str:
+    """An input quoted in a message, shortened when someone pasted a novel."""
+    return repr(text if len(text) <= 40 else text[:30] + "…")
 
 
 _SIZE = re.compile(r"(\d+)\s*(?:([KMG])I?B?|B)?", re.IGNORECASE | re.ASCII)
@@ -502,7 +534,8 @@ class _Table:
     def port(self, key: str, default: int) -> int:
         return self.integer(key, default, minimum=1, maximum=65535)
 
-    def _duration(self, key: str, positive: bool) -> timedelta | None | _Missing:
+    def _duration(self, key: str, positive: bool,
+                  maximum: timedelta) -> timedelta | None | _Missing:
         value = self.raw(key)
         if value is _MISSING:
             return value
@@ -518,24 +551,31 @@ class _Table:
             return _MISSING
         try:
             duration = parse_duration(value)
+        except DurationTooLong:
+            duration = MAX_DURATION + timedelta(seconds=1)
         except ValueError as error:
             self.problem(key, str(error))
             return _MISSING
         if positive and not duration:
             self.problem(key, f"must be longer than zero, not {value!r}")
             return _MISSING
+        if duration > maximum:
+            self.problem(key, f'must be at most "{duration_text(maximum)}", not {_short(value)}')
+            return _MISSING
         return duration
 
-    def duration(self, key: str, default: str, *, positive: bool = False) -> timedelta:
-        value = self._duration(key, positive)
+    def duration(self, key: str, default: str, *, positive: bool = False,
+                 maximum: timedelta = DEFAULT_MAX_DURATION) -> timedelta:
+        value = self._duration(key, positive, maximum)
         return value if isinstance(value, timedelta) else parse_duration(default)
 
-    def optional_duration(self, key: str, *, positive: bool = False) -> timedelta | None:
+    def optional_duration(self, key: str, *, positive: bool = False,
+                          maximum: timedelta = DEFAULT_MAX_DURATION) -> timedelta | None:
         """A duration where "" (or leaving the key out) means None."""
         if self.data.get(key) == "":
             self.used.add(key)
             return None
-        value = self._duration(key, positive)
+        value = self._duration(key, positive, maximum)
         return value if isinstance(value, timedelta) else None
 
     def size(self, key: str, default: str) -> int:
@@ -683,7 +723,7 @@ def _read_smtp(table: _Table) -> SmtpConfig:
         require_auth=require_auth,
         users_file=users_file,
         max_sessions=table.integer("max_sessions", 100, minimum=1),
-        timeout=table.duration("timeout", "5m", positive=True),
+        timeout=table.duration("timeout", "5m", positive=True, maximum=timedelta(hours=1)),
     )
 
 
@@ -741,7 +781,7 @@ def _read_outbound(table: _Table, present: bool) -> OutboundConfig:
         password=password,
         maildir=table.path("maildir", "var/outbox"),
         rate_per_minute=table.integer("rate_per_minute", 600, minimum=1),
-        timeout=table.duration("timeout", "60s", positive=True),
+        timeout=table.duration("timeout", "60s", positive=True, maximum=timedelta(hours=1)),
     )
 
 
@@ -799,7 +839,8 @@ def _read_imap(table: _Table) -> ImapConfig:
         processed_folder=folders["processed_folder"],
         rejected_folder=folders["rejected_folder"],
         idle_timeout=idle_timeout,
-        poll_interval=table.duration("poll_interval", "60s", positive=True),
+        poll_interval=table.duration("poll_interval", "60s", positive=True,
+                                     maximum=timedelta(days=1)),
     )
 
 
@@ -885,8 +926,9 @@ def _read_shop(table: _Table, hostname: str) -> ShopConfig:
         agents=agents,
         agent_senders=_patterns(table, "agent_senders", agents),
         trigger_senders=_patterns(table, "trigger_senders", ()),
-        invite_delay=table.duration("invite_delay", "7d"),
-        reminder_after=table.optional_duration("reminder_after", positive=True),
+        invite_delay=table.duration("invite_delay", "7d", maximum=MAX_INVITE_DELAY),
+        reminder_after=table.optional_duration("reminder_after", positive=True,
+                                              maximum=MAX_INVITE_DELAY),
         dedupe_window=table.duration("dedupe_window", "90d"),
         send_hours=hours,
         timezone=zone,
