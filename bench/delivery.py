@@ -231,7 +231,9 @@ async def deliver(config: Config, db: Path, transport: Transport, clock: FrozenC
     """Seconds for `deliver_due()` to send the whole outbox of `db` through `transport`."""
     store = Store(db)
     try:
+        signer = TokenSigner(load_secret(config.security.secret_file))
         delivery = Delivery(store, transport, clock, rate_per_minute=UNPACED,
+                            sign_sender=signer.bounce_tag,  # signs VERP as the daemon does
                             on_result=functools.partial(record_delivery, config))
         began = time.perf_counter()
         await delivery.deliver_due()
