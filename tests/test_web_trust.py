@@ -237,6 +237,7 @@ def field(name: str, value: bytes, extra: bytes = b"") -> bytes:
 async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
     direct: Daemon, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
     for n, (label, content_type, make) in enumerate(NOT_OUR_FORM):
         customer = await invite(direct, ("acme", "bolt")[n % 2], f"c{n}@example.com")
         csrf = csrf_of(await form_page(http, direct, customer["token"])).encode()
@@ -248,6 +249,10 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
         assert "Traceback" not in html
     assert stored(direct) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    refusals = [r.getMessage().partition(" review form refused: ")[2] for r in caplog.records]
+    assert {"stars given 2 times", "csrf given 2 times", "text sent as a file or binary part",
+            "unreadable body (UnicodeDecodeError)", "unreadable body (LookupError)",
+            "unreadable body (HTTPRequestEntityTooLarge)"} <= set(refusals)
     # A well-formed multipart form is still a form.
     acme = await invite(direct, "acme", "ann@example.com")
     csrf = csrf_of(await form_page(http, direct, acme["token"])).encode()

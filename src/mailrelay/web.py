@@ -285,25 +285,26 @@ def _query_int(value: str | None, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
-async def _read_form(request: web.Request) -> tuple[bool, dict[str, str], object]:
-    """(readable, the form's fields, the CSRF value). Not readable as our form: broken
-    multipart, bad encoding, an unknown charset, too large, a field given twice or as a file.
-    Each is the client's mistake, answered 400 with the form, never a 500 (issue 10)."""
+async def _read_form(request: web.Request) -> tuple[str | None, dict[str, str], object]:
+    """(why the body is not our form or None, the form's fields, the CSRF value). Not our form:
+    broken multipart, bad encoding, an unknown charset, too large, a field given twice or as a
+    file. Each is the client's mistake, answered 400 with the form, never a 500 (issue 10)."""
     values = dict.fromkeys(FORM_FIELDS, "")
     try:
         data = await request.post()
     except (ValueError, LookupError, AssertionError, web.HTTPException,
             aiohttp.ClientError) as exc:
-        log.info("review form body unreadable: %s", type(exc).__name__)
-        return False, values, None
-    readable = True
+        return f"unreadable body ({type(exc).__name__})", values, None
+    problem = None
     for field in (*FORM_FIELDS, "csrf"):
         given = data.getall(field, [])
-        if len(given) > 1 or not all(isinstance(value, str) for value in given):
-            readable = False
+        if len(given) > 1:
+            problem = f"{field} given {len(given)} times"
+        elif given and not isinstance(given[0], str):
+            problem = f"{field} sent as a file or binary part"
         if field in values and given and isinstance(given[0], str):
             values[field] = given[0]
-    return readable, values, data.get("csrf")
+    return problem, values, data.get("csrf")
 
 
 # --- the application ---------------------------------------------------------------------------
@@ -553,11 +554,10 @@ class WebApp:
             return self.not_found(t)
         if self._expired(invitation):
             return self.message(410, t, t("expired.title"), t("expired.body"))
-        readable, values, csrf = await _read_form(request)
-        if not readable:
+        problem, values, csrf = await _read_form(request)
+        if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
-            log.info("invitation=%s review form refused: the body is not our form",
-                     invitation["id"])
+            log.info("invitation=%s review form refused: %s", invitation["id"], problem)
             return self._form(t, token, shop, invitation, review, values, status=400,
                               notice=t("form.unreadable"))
         if not self._csrf_valid(csrf, token):
