@@ -123,6 +123,9 @@ class AgentReply:
     html: str | None                   # the text/html part
     ours: bool = False                 # carries our own X-Mailrelay headers (a loop)
     defects: tuple[str, ...] = ()
+    # (name, value) of every Received and Authentication-Results field, topmost first
+    # (RFC 8601 section 5: their order says who wrote them).
+    trace: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
