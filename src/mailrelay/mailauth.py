@@ -11,8 +11,10 @@ Pure: header fields in, a yes/no out. Which `Authentication-Results` count:
   when it records final delivery (`with LMTP` / `with LOCAL`). Every other `Received:` field
   is the border: the sender's own fields, forged ones included, all lie below it.
 
-So the border MTA must write its `Authentication-Results` above its own `Received:` field, as
-Postfix milters (OpenDKIM, OpenDMARC, rspamd) and Exim do.
+So the border MTA must write its results above its own `Received:` field, as Postfix milters
+(OpenDKIM, OpenDMARC, rspamd) and Exim do with `Authentication-Results`. `ARC-Authentication-
+Results` (RFC 8617) with our authserv-id count the same way: Gmail writes its
+`Authentication-Results` below its `Received:` field but its ARC copy above it.
 
 A result counts when it passes and is aligned with the From address (RFC 7489 section 3.1,
 relaxed): `dmarc=pass` whose `header.from` is the From domain; `dkim=pass` whose `header.d`
@@ -39,6 +41,8 @@ _FROM_CLAUSE = re.compile(r"^\s*from\s+(.*?)(?:\s+by\s|\s+via\s|\s+with\s|\s+id\
                           re.IGNORECASE | re.DOTALL)
 _WITH = re.compile(r"\swith\s+([A-Za-z0-9-]+)", re.IGNORECASE)
 _IP_LITERAL = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
+_RESULT_FIELDS = frozenset({"authentication-results", "arc-authentication-results"})
+_ARC_INSTANCE = re.compile(r"i\s*=\s*\d{1,2}", re.IGNORECASE)
 
 
 def _domain(value: str) -> str:
@@ -118,8 +122,8 @@ def _internal_received(value: str) -> bool:
 def our_results(fields: Iterable[tuple[str, str]], authserv_id: str) -> list[str]:
     """The bodies (after the authserv-id) of the Authentication-Results fields that count.
 
-    `fields` are (name, value) pairs of the Received and Authentication-Results fields in the
-    order they appear, topmost first.
+    `fields` are (name, value) pairs of the Received, Authentication-Results and
+    ARC-Authentication-Results fields in the order they appear, topmost first.
     """
     wanted = authserv_id.strip().lower()
     results: list[str] = []
@@ -131,10 +135,14 @@ def our_results(fields: Iterable[tuple[str, str]], authserv_id: str) -> list[str
             if not _internal_received(value):
                 break
             continue
-        if name != "authentication-results":
+        if name not in _RESULT_FIELDS:
             continue
         text = " ".join(_strip_comments(value).split())
         head, _, rest = text.partition(";")
+        if name == "arc-authentication-results":  # RFC 8617 4.1.1: "i=1; authserv-id; …"
+            if not _ARC_INSTANCE.fullmatch(head.strip()):
+                continue
+            head, _, rest = rest.partition(";")
         words = head.split()
         if words and words[0].lower() == wanted:
             results.append(rest)

@@ -1358,6 +1358,8 @@ _OOO_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 _ID_RE = re.compile(r"<[^<>\s]+>")
+# Who wrote which authentication results: RFC 8601 section 5, RFC 8617.
+_TRACE_FIELDS = ("received", "authentication-results", "arc-authentication-results")
 _DSN_SENDERS = ("mailer-daemon@", "postmaster@")
 
 
@@ -1397,7 +1399,7 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
     subject = _read_header_text(msg, "Subject", defects)
     auth = tuple(v for v in (msg.get_all("Authentication-Results") or []) if v)
     trace = tuple((key.lower(), " ".join(str(value).split())) for key, value in msg.raw_items()
-                  if key.lower() in ("received", "authentication-results"))
+                  if key.lower() in _TRACE_FIELDS)
     ours = any(msg.get(h) for h in ("X-Mailrelay-Shop", "X-Mailrelay-Review"))
     return AgentReply(
         message_id=(_raw_header(msg, "Message-ID") or "").strip() or None,
