@@ -1512,7 +1512,7 @@ def _automatic(msg: Message, sender: str | None, subject: str | None,
     if ctype == "multipart/report" or str(report).lower() == "delivery-status":
         return "delivery status notification"
     if sender and sender.startswith(_DSN_SENDERS):
-        return f"sent by {sender}"
+        return f"sent by {sender.partition('@')[0]}"  # the role, never an address
     if subject and _OOO_SUBJECT_RE.search(subject):
         return "out-of-office subject"
     return None
