@@ -12,6 +12,10 @@ BORDER = ("received", "from mail.sender.example (mail.sender.example [198.51.100
           "mx.relay.test (Postfix) with ESMTPS id 4Xa1b2; Mon, 23 Nov 2026 10:00:00 +0000")
 
 
+# The sender's own outgoing server: not ours, whatever it claims.
+SENDER = ("received", "from [192.0.2.10] (helo=laptop) by smtp.sender.example with esmtpa id 1")
+
+
 def ar(text: str) -> tuple[str, str]:
     return ("authentication-results", text)
 
@@ -67,12 +71,15 @@ def test_each_method_must_pass_aligned_with_the_from_address() -> None:
     assert not authenticated([], OURS, agent)
 
 
-def test_only_results_above_the_border_received_and_with_our_authserv_id_count() -> None:
+def test_only_the_topmost_result_of_ours_before_a_foreign_received_counts() -> None:
     good = ar(f"{OURS}; dkim=pass header.d=acme.example")
     bad = ar(f"{OURS}; dkim=fail header.d=acme.example")
     assert our_results([good, BORDER], OURS) == [" dkim=pass header.d=acme.example"]
     assert our_results([bad, BORDER, good], OURS) == [" dkim=fail header.d=acme.example"]
-    assert our_results([BORDER, good], OURS) == []
+    # Postfix milters (OpenDKIM, OpenDMARC) insert their results below Postfix's Received.
+    assert our_results([BORDER, bad, good], OURS) == [" dkim=fail header.d=acme.example"]
+    assert our_results([BORDER, good, bad], OURS) == [" dkim=pass header.d=acme.example"]
+    assert our_results([SENDER, good], OURS) == []
     assert our_results([ar("MX.Relay.Test 1; spf=pass smtp.mailfrom=acme.example")], OURS)
     assert our_results([ar("evil.example; dkim=pass header.d=acme.example")], OURS) == []
     assert our_results([ar("(mx.relay.test) evil.example; dkim=pass")], OURS) == []
@@ -98,14 +105,17 @@ def test_hops_inside_our_boundary_do_not_end_the_search(received: str) -> None:
 @pytest.mark.parametrize(
     "received",
     [
-        "from mx.relay.test (unknown [203.0.113.9]) by mx.relay.test (Postfix) with ESMTP id 1",
-        "from [127.0.0.1] (unknown [203.0.113.9]) by mx.relay.test (Postfix) with ESMTP id 2",
-        "from evil.example ([203.0.113.9] helo=[127.0.0.1]) by mx.relay.test with esmtp id 3",
-        "from evil.example by mx.relay.test with ESMTP id 4 for <\"x with LMTP\"@relay.test>",
+        "from mx.relay.test (unknown [203.0.113.9]) by smtp.evil.example with ESMTP id 1",
+        "from [127.0.0.1] (unknown [203.0.113.9]) by smtp.evil.example with ESMTP id 2",
+        "from evil.example ([203.0.113.9] helo=[127.0.0.1]) by smtp.evil.example with esmtp",
+        "from evil.example by smtp.evil.example with ESMTP id 4 for <\"x with LMTP\"@relay.test>",
+        "from evil.example ([203.0.113.9]) by mx.relay.test.evil.example with ESMTP id 5",
+        "from evil.example ([203.0.113.9]) by smtp.evil.example (by mx.relay.test) id 6",
     ],
-    ids=["helo-claims-us", "helo-is-loopback", "exim-helo-loopback", "lmtp-in-recipient"],
+    ids=["helo-claims-us", "helo-is-loopback", "exim-helo-loopback", "lmtp-in-recipient",
+         "look-alike-by", "by-in-a-comment"],
 )
-def test_a_border_hop_ends_the_search_whatever_the_client_claims(received: str) -> None:
+def test_a_hop_before_ours_ends_the_search_whatever_the_client_claims(received: str) -> None:
     fields = [("received", received), ar(f"{OURS}; dkim=pass header.d=acme.example")]
     assert not authenticated(fields, OURS, "support@acme.example")
 
@@ -202,7 +212,7 @@ def _gmail_layout(arc_results: str, below: str) -> bytes:
     ).encode()
 
 
-def test_a_gmail_mailbox_is_vouched_for_by_its_arc_results_above_its_received() -> None:
+def test_a_gmail_mailbox_is_vouched_for_by_gmail_and_never_by_the_sender() -> None:
     good = "dkim=pass header.i=@acme.example header.s=s1; dmarc=pass header.from=acme.example"
     reply = parse_reply(_gmail_layout(good, ""))
     assert authenticated(reply.trace, "mx.google.com", "support@acme.example")

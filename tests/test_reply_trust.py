@@ -53,6 +53,8 @@ send_hours = ""
 BORDER = ("from mail.sender.example (mail.sender.example [198.51.100.7]) by mx.relay.test "
           "(Postfix) with ESMTPS id 4Xa1b2; Mon, 23 Nov 2026 10:00:00 +0000")
 LMTP = "from mx.relay.test by mx.relay.test with LMTP id q1w2e3; Mon, 23 Nov 2026 10:00:01 +0000"
+SENDER_HOP = ("from [192.0.2.10] (helo=laptop) by smtp.sender.example with esmtpa id 7; "
+              "Mon, 23 Nov 2026 09:59:58 +0000")
 
 
 def parsed(raw: bytes) -> EmailMessage:
@@ -333,8 +335,12 @@ def forgeries(agent: str) -> list[Forgery]:
     domain = agent.rpartition("@")[2]
     parent = domain.partition(".")[2]  # "example" or "co.uk": a public suffix
     return [
-        Forgery("own header from an untrusted client or below the border",
-                border(below=(ar(f"dkim=pass header.d={domain}"),))),
+        Forgery("sender's own dkim=pass below the MTA's verdict (the milter layout)",
+                (("Received", BORDER), ar(f"dkim=none header.d={domain}"),
+                 ar(f"dkim=pass header.d={domain}"))),
+        Forgery("sender's own results below another server's Received",
+                border(ar("dkim=none"), below=(("Received", SENDER_HOP),
+                                                ar(f"dkim=pass header.d={domain}")))),
         Forgery("real dkim=fail on top, forged dkim=pass below",
                 border(ar(f"dkim=fail header.d={domain}"),
                        below=(ar(f"dkim=pass header.d={domain}"),))),
@@ -356,8 +362,14 @@ def forgeries(agent: str) -> list[Forgery]:
 
 
 def genuine(agent: str) -> tuple[tuple[str, str], ...]:
+    """What our MTA writes for a genuine reply: results above its Received (rspamd, Exim) for
+    one shop, below it for the other (Postfix with OpenDKIM and OpenDMARC, last on top)."""
     domain = agent.rpartition("@")[2]
-    return border(ar(f"dkim=pass header.d=mail.{domain} (2048-bit key); spf=none"))
+    if agent == ACME_AGENT:
+        return border(ar(f"dkim=pass header.d=mail.{domain} (2048-bit key); spf=none"),
+                      below=(("Received", SENDER_HOP),))
+    return (("Received", BORDER), ar(f"dmarc=pass (p=reject) header.from={domain}"),
+            ar(f"dkim=pass header.d={domain}"), ("Received", SENDER_HOP))
 
 
 def authentication_rows(daemon: Daemon) -> list[str]:
@@ -385,7 +397,7 @@ async def test_smtp_forgeries_publish_nothing_and_mail_nobody_at_either_shop(
         assert len(reasons) == sent
         assert reasons.count("Automatic mail (null envelope sender) is never answered.") == 2
         samples = await scrape(daemon)
-        assert refused(samples, "unauthenticated") == 12
+        assert refused(samples, "unauthenticated") == 14
         assert refused(samples, "unauthorised_sender") == 2  # the display-name trick
         assert refused(samples, "automatic") == 2
         # The genuine replies, through the same trusted MTA, are published and emailed.

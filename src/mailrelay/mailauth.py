@@ -1,24 +1,28 @@
 """Is a reply's From address vouched for by our own mail server? (RFC 8601, RFC 7489)
 
-Pure: header fields in, a yes/no out. Which `Authentication-Results` count:
+Pure: header fields in, a yes/no out. Which result counts (RFC 8601 section 5: a header's
+fields are read from the top, in the order they were added on the way in):
 
-* only fields whose authserv-id is ours (`[security] authserv_id`, compared without case);
-* only fields written inside our own boundary: reading the header from the top (the order
-  the fields arrived in, RFC 8601 section 5), the search stops at the first `Received:` field
-  written when the message entered from outside. A `Received:` field is *internal* (the search
-  goes on past it) when it has no `from` clause (`Received: by …`), when every IP literal in
-  its `from` clause is a loopback address (a content filter or reinjection on localhost), or
-  when it records final delivery (`with LMTP` / `with LOCAL`). Every other `Received:` field
-  is the border: the sender's own fields, forged ones included, all lie below it.
+* exactly one field: the topmost `Authentication-Results` (or `ARC-Authentication-Results`,
+  RFC 8617) whose authserv-id is ours (`[security] authserv_id`, compared without case). The
+  border MTA writes its results above everything the sender wrote, so a forged field with our
+  authserv-id is always below the genuine one, and ignored;
+* and only if it lies above the first *foreign* `Received:` field. A `Received:` field is ours
+  (the search goes on past it) when its `by` host is the authserv-id (the border MTA's own
+  field, above or below which it writes its results: Postfix milters such as OpenDKIM and
+  OpenDMARC insert below it, Gmail too), when it has no `from` clause (`Received: by …`), when
+  every IP literal in its `from` clause is a loopback address (a content filter or
+  reinjection on localhost), or when it records final delivery (`with LMTP` / `with LOCAL`).
+  Any other `Received:` field was written before the message reached us.
 
-So the border MTA must write its results above its own `Received:` field, as Postfix milters
-(OpenDKIM, OpenDMARC, rspamd) and Exim do with `Authentication-Results`. `ARC-Authentication-
-Results` (RFC 8617) with our authserv-id count the same way: Gmail writes its
-`Authentication-Results` below its `Received:` field but its ARC copy above it.
+So the border MTA must write results for every message it accepts (OpenDKIM:
+`AlwaysAddARHeader yes`; OpenDMARC and rspamd always do); otherwise a forged field with our
+authserv-id would be the topmost one. Where several milters write results, the one that runs
+last is on top: put the DMARC milter last.
 
-A result counts when it passes and is aligned with the From address (RFC 7489 section 3.1,
-relaxed): `dmarc=pass` whose `header.from` is the From domain; `dkim=pass` whose `header.d`
-(else the domain of `header.i`) has the From domain's organizational domain; `spf=pass` whose
+The result passes when it is aligned with the From address (RFC 7489 section 3.1, relaxed):
+`dmarc=pass` whose `header.from` is the From domain; `dkim=pass` whose `header.d` (else the
+domain of `header.i`) has the From domain's organizational domain; `spf=pass` whose
 `smtp.mailfrom` domain has it. The organizational domain comes from the Public Suffix List
 shipped in the `publicsuffixlist` package (no network at run time).
 """
@@ -40,6 +44,7 @@ _INTERNAL_PROTOCOLS = frozenset({"lmtp", "lmtps", "lmtpa", "lmtpsa", "utf8lmtp",
 _FROM_CLAUSE = re.compile(r"^\s*from\s+(.*?)(?:\s+by\s|\s+via\s|\s+with\s|\s+id\s|\s+for\s|;|$)",
                           re.IGNORECASE | re.DOTALL)
 _WITH = re.compile(r"\swith\s+([A-Za-z0-9-]+)", re.IGNORECASE)
+_BY = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
 _IP_LITERAL = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _RESULT_FIELDS = frozenset({"authentication-results", "arc-authentication-results"})
 _ARC_INSTANCE = re.compile(r"i\s*=\s*\d{1,2}", re.IGNORECASE)
@@ -99,12 +104,16 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
-def _internal_received(value: str) -> bool:
+def _our_received(value: str, authserv_id: str) -> bool:
     """A `Received:` field written inside our boundary (see the module docstring)."""
     found = _FROM_CLAUSE.match(value)
     if found is None:
         return True  # "Received: by host with …": no hop from another host
-    protocol = _WITH.search(value, found.end(1))  # the MTA's own words, after `from`
+    rest = value[found.end(1):]  # the receiving MTA's own words, after the `from` clause
+    by = _BY.search(rest)
+    if by is not None and by.group(1).lower().rstrip(".") == authserv_id:
+        return True
+    protocol = _WITH.search(rest)
     if protocol is not None and protocol.group(1).lower() in _INTERNAL_PROTOCOLS:
         return True
     literals = _IP_LITERAL.findall(found.group(1))
@@ -120,20 +129,19 @@ def _internal_received(value: str) -> bool:
 
 
 def our_results(fields: Iterable[tuple[str, str]], authserv_id: str) -> list[str]:
-    """The bodies (after the authserv-id) of the Authentication-Results fields that count.
+    """The body (after the authserv-id) of the one result field that counts, or nothing.
 
     `fields` are (name, value) pairs of the Received, Authentication-Results and
     ARC-Authentication-Results fields in the order they appear, topmost first.
     """
-    wanted = authserv_id.strip().lower()
-    results: list[str] = []
+    wanted = authserv_id.strip().lower().rstrip(".")
     if not wanted:
-        return results
+        return []
     for name, value in fields:
         name = name.strip().lower()
         if name == "received":
-            if not _internal_received(value):
-                break
+            if not _our_received(value, wanted):
+                return []
             continue
         if name not in _RESULT_FIELDS:
             continue
@@ -144,9 +152,9 @@ def our_results(fields: Iterable[tuple[str, str]], authserv_id: str) -> list[str
                 continue
             head, _, rest = rest.partition(";")
         words = head.split()
-        if words and words[0].lower() == wanted:
-            results.append(rest)
-    return results
+        if words and words[0].lower().rstrip(".") == wanted:
+            return [rest]  # the topmost one only: anything lower may be the sender's
+    return []
 
 
 def _split(text: str, separator: str) -> list[str]:
