@@ -16,8 +16,8 @@ fields are read from the top, in the order they were added on the way in):
   Any other `Received:` field was written before the message reached us.
 
 So the border MTA must write results for every message it accepts (OpenDKIM:
-`AlwaysAddARHeader yes`; OpenDMARC and rspamd always do); otherwise a forged field with our
-authserv-id would be the topmost one. Where several milters write results, the one that runs
+`AlwaysAddARHeader yes`); otherwise a forged field with our authserv-id would be the topmost
+one. Where several milters write results, the one that runs
 last is on top: put the DMARC milter last.
 
 The result passes when it is aligned with the From address (RFC 7489 section 3.1, relaxed):
