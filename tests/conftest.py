@@ -129,10 +129,13 @@ ConfigFactory = Callable[..., Config]
 def make_config(tmp_path: Path) -> ConfigFactory:
     """Write a relay.toml into tmp_path (with extra TOML for [smtp] and the shop) and load it."""
 
-    def factory(smtp_extra: str = "", shop_extra: str = "", more: str = "") -> Config:
+    def factory(smtp_extra: str = "", shop_extra: str = "", more: str = "",
+                security_extra: str = "") -> Config:
         text = BASE_CONFIG.format(
             smtp_extra=textwrap.dedent(smtp_extra), shop_extra=textwrap.dedent(shop_extra)
         ) + textwrap.dedent(more)
+        secret = 'secret_file = "var/secret.key"\n'
+        text = text.replace(secret, secret + textwrap.dedent(security_extra), 1)
         path = tmp_path / "relay.toml"
         path.write_text(text)
         return load(path)

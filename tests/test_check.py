@@ -126,3 +126,18 @@ async def test_healthz_turns_503_when_the_imap_server_is_stopped(
                 break
             await asyncio.sleep(0.05)
         assert await status() == 200
+
+
+async def test_check_warns_about_the_deprecated_imap_authserv_id_and_still_passes(
+    tmp_path: Path, pymap: PymapServer
+) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + pymap.toml()
+                    + 'authserv_id = "mx.relay.test"\n')
+    code, out = await asyncio.to_thread(check, path)
+    assert code == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("warning")]
+    assert any("imap.authserv_id (line" in w and "[security] authserv_id" in w
+               for w in warnings), out
+    assert any("smtp.trusted_clients is empty" in w for w in warnings), out
+    assert all(line.startswith(("ok", "warning")) for line in out.strip().splitlines()), out

@@ -660,3 +660,37 @@ def test_a_config_read_without_secrets_still_checks_their_form(
     with pytest.raises(ConfigError) as error:
         config.load(path, read_secrets=False)
     assert keys_and_lines(error.value.problems) == {("outbound.password_env", 4)}
+
+
+# --------------------------------------------------------------------------- reply trust
+
+
+def test_trusted_clients_are_networks_and_match_stored_peers(tmp_path: Path) -> None:
+    loaded = load_text(tmp_path, '[smtp]\ntrusted_clients = ["10.0.0.25", "fd00::/8"]\n' + SHOP)
+    smtp = loaded.smtp
+    assert smtp.trusted_clients == (ip_network("10.0.0.25/32"), ip_network("fd00::/8"))
+    assert smtp.trusts("10.0.0.25:40122") and smtp.trusts("fd00::1:40122")
+    assert not smtp.trusts("10.0.0.26:40122") and not smtp.trusts("") and not smtp.trusts("x")
+    problems = problems_of(tmp_path, '[smtp]\ntrusted_clients = ["postfix"]\n' + SHOP)
+    assert keys_and_lines(problems) == {("smtp.trusted_clients", 2)}
+
+
+def test_authserv_id_lives_under_security_and_applies_to_every_reply(tmp_path: Path) -> None:
+    text = ('[smtp]\ntrusted_clients = ["127.0.0.1"]\n[security]\n'
+            'authserv_id = "mx.example.com"\n' + SHOP)
+    loaded = load_text(tmp_path, text)
+    assert loaded.security.authserv_id == "mx.example.com"
+    assert loaded.warnings == ()
+    problems = problems_of(tmp_path, '[security]\nauthserv_id = "mx example"\n' + SHOP)
+    assert keys_and_lines(problems) == {("security.authserv_id", 2)}
+
+
+def test_the_imap_authserv_id_is_a_deprecated_alias_with_a_warning(tmp_path: Path) -> None:
+    imap = '[imap]\nhost = "imap.example"\nusername = "u"\npassword = "p"\n'
+    loaded = load_text(tmp_path, imap + 'authserv_id = "mx.example.com"\n' + SHOP)
+    assert loaded.security.authserv_id == "mx.example.com"
+    assert any(w.startswith("imap.authserv_id (line 5) is deprecated") for w in loaded.warnings)
+    # Without trusted_clients no SMTP reply could pass: said at load, not found out later.
+    assert any("trusted_clients is empty" in w for w in loaded.warnings)
+    clash = imap + 'authserv_id = "a.example"\n[security]\nauthserv_id = "b.example"\n' + SHOP
+    assert keys_and_lines(problems_of(tmp_path, clash)) == {("imap.authserv_id", 5)}

@@ -19,7 +19,7 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 from mailrelay.render import REPLY_MARKER
-from mailrelay.replies import ReplyOutcome, authenticated, parse_directives
+from mailrelay.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
 from .mailtools import drain, settle, via_sink
@@ -157,6 +157,9 @@ async def test_a_later_reply_replaces_the_public_response_and_keeps_history(
         ("#noemail\nThanks for the feedback.", "noemail"),
         ("#report abusive language\n", "report"),
         ("#tag shipping\n#tag gls\nWe are sorry.", "tags"),
+        ("#note Customer called, refund sent.", "note"),
+        ("#tag shipping #tag GLS\nWe are sorry.", "tags"),
+        ("#noemail Thanks for the feedback.", "noemail"),
     ],
 )
 async def test_reply_directives(
@@ -188,7 +191,7 @@ async def test_reply_directives(
             assert len(customer_mails(sink)) == 1
 
 
-async def test_reply_from_an_unauthorised_sender_is_refused_and_explained_once_a_day(
+async def test_reply_from_an_unauthorised_sender_is_refused_and_nobody_is_told(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
@@ -198,9 +201,9 @@ async def test_reply_from_an_unauthorised_sender_is_refused_and_explained_once_a
             await send_reply(daemon, raw, t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None and review["response"] is None
-        [notice] = notices(sink, "mallory@evil.example")
-        assert "sender not authorised" in str(notice["Subject"])
-        assert notice["Auto-Submitted"] == "auto-replied"
+        # Issue 10 §2: a notice would confirm the key and quote the stranger's text.
+        assert mails_to(sink, "mallory@evil.example") == []
+        assert notices(sink, AGENT) == []
         assert customer_mails(sink) == []
 
 
@@ -412,15 +415,7 @@ async def test_danish_apple_mail_reply_is_trimmed(
 async def test_authentication_results_from_our_server_must_pass_when_authserv_id_is_set(
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink
 ) -> None:
-    config = make_config(more='''
-[imap]
-host = "127.0.0.1"
-port = 143
-tls = false
-username = "replies"
-password = "x"
-authserv_id = "mx.relay.test"
-''')
+    config = make_config(security_extra='authserv_id = "mx.relay.test"\n')
     async with Daemon(via_sink(config, sink), clock) as daemon:
         t = await ticketed(daemon, clock, sink)
         forged = agent_reply(t, "Spoofed.", headers={
@@ -431,21 +426,32 @@ authserv_id = "mx.relay.test"
             "Authentication-Results": "mx.relay.test; dkim=pass header.d=acme.example; spf=fail"})
         for raw in (forged, faked):
             result = await daemon.replier.process(raw, source="imap")
-            assert result.outcome == ReplyOutcome.REJECTED and "authenticated" in result.reason
+            assert result.outcome == ReplyOutcome.REJECTED and "vouch" in result.reason
+            assert result.refusal == "unauthenticated" and not result.notified
         assert notices(sink, AGENT) == []  # possibly forged: never answered
         result = await daemon.replier.process(good, source="imap")
         assert result.outcome == ReplyOutcome.PUBLISHED
 
 
-def test_authentication_results_alignment_rules() -> None:
-    ours = "mx.relay.test"
-    assert authenticated(("mx.relay.test; spf=pass smtp.mailfrom=bounce@mail.acme.example",),
-                         ours, "support@acme.example")
-    assert authenticated(("mx.relay.test; dmarc=pass header.from=acme.example",), ours,
-                         "support@acme.example")
-    assert not authenticated(("mx.relay.test; dkim=pass header.d=other.example",), ours,
-                             "support@acme.example")
-    assert not authenticated((), ours, "support@acme.example")
+def test_directives_share_a_line_and_carry_their_text() -> None:
+    note = parse_directives("#note Customer called, refund sent")
+    assert note.note and note.body == "Customer called, refund sent"
+    more = parse_directives("#note Customer called.\nRefund sent on Monday.")
+    assert more.body == "Customer called.\nRefund sent on Monday."
+    tags = parse_directives("#tag late #tag box")
+    assert tags.tags == ("late", "box") and tags.body == ""
+    mixed = parse_directives("#noemail #tag late Sorry for the wait.\nBest, Kim")
+    assert mixed.noemail and mixed.tags == ("late",)
+    assert mixed.body == "Sorry for the wait.\nBest, Kim"
+    report = parse_directives("#report Written by a competitor\nSame IP as the others.")
+    assert report.report == "Written by a competitor"
+    assert report.body == "Same IP as the others."
+    assert parse_directives("#NOTE Called back").body == "Called back"
+    # A note's own text may mention a directive; it stays text.
+    assert parse_directives("#note asked to #tag it").body == "asked to #tag it"
+    for text in ("#notes from the call", "#tag", "#tag a,b", "#1 priority"):
+        plain = parse_directives(text)
+        assert plain.body == text and not (plain.note or plain.tags), text
 
 
 def test_directives_are_read_only_at_the_top() -> None:

@@ -109,6 +109,8 @@ class Daemon:
     async def start(self) -> None:
         stack = self._stack
         config = self.config
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
         try:
             self.store = Store(config.store.path)
             stack.callback(self.store.close)
@@ -157,7 +159,10 @@ class Daemon:
             raise
 
     async def _reply_by_smtp(self, msg: InboundMessage) -> str:
-        result = await self.replier.process(msg.raw, source="smtp")
+        # Authentication-Results are believed only from the MTA in front (issue 10 §3).
+        result = await self.replier.process(
+            msg.raw, source="smtp", envelope_sender=msg.mail_from,
+            trusted=self.config.smtp.trusts(msg.peer))
         self._due.set()  # a customer email or a notice may be waiting in the outbox
         return f"{result.outcome} {result.reason}"
 
@@ -255,6 +260,7 @@ class Daemon:
         snap.outbound = {"sent": self.delivery.sent, "failed": self.delivery.failed,
                          "deferred": self.delivery.deferred}
         snap.bounces = dict(self.bouncer.counts)
+        snap.replies_refused = dict(self.replier.refused)
         if self.imap is not None:
             snap.imap_configured = True
             snap.imap_connected = self.imap.connected

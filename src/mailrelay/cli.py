@@ -197,6 +197,8 @@ def check(config_path: Path | None) -> None:
             click.echo(f"failed  config: {problem}")
         click.echo(f"{len(exc.problems)} problem(s) found")
         sys.exit(1)
+    for warning in config.warnings:
+        click.echo(f"warning config: {warning}")
     results: list[tuple[str, str | None]] = [
         (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
     ]

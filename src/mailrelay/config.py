@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
 from email.utils import parseaddr
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
@@ -68,6 +68,19 @@ class SmtpConfig:
     users_file: Path | None
     max_sessions: int = 100
     timeout: timedelta = timedelta(minutes=5)
+    #: The MTA in front: only mail from these may carry Authentication-Results we believe.
+    trusted_clients: tuple[IPv4Network | IPv6Network, ...] = ()
+
+    def trusts(self, peer: str | None) -> bool:
+        """Whether `peer` ("ip:port" as stored with a message) is in `trusted_clients`."""
+        if not peer or not self.trusted_clients:
+            return False
+        host = peer.rpartition(":")[0] if ":" in peer else peer
+        try:
+            addr = ip_address(host.strip("[]").split("%")[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted_clients)
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,7 @@ class ImapConfig:
     password: str | None
     oauth2_token_command: str | None
     folder: str
-    authserv_id: str  # "" = do not check Authentication-Results
+    authserv_id: str  # deprecated alias of [security] authserv_id
     processed_folder: str
     rejected_folder: str
     idle_timeout: timedelta = timedelta(minutes=5)
@@ -121,6 +134,8 @@ class SecurityConfig:
     """[security]: the HMAC key file for links and reply addresses."""
 
     secret_file: Path
+    #: Our border MTA's authserv-id (RFC 8601); "" = do not require authenticated replies.
+    authserv_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,8 @@ class Config:
     security: SecurityConfig
     shops: tuple[ShopConfig, ...]
     source: Path | None
+    #: Deprecations and other things `check` and `serve` report without refusing to start.
+    warnings: tuple[str, ...] = ()
 
     def shop(self, shop_id: str) -> ShopConfig | None:
         """The shop with this id, or None."""
@@ -697,12 +714,8 @@ def _read_smtp(table: _Table) -> SmtpConfig:
     if _DOMAIN.fullmatch(hostname) is None:
         table.problem("hostname", f"{hostname!r} is not a valid host name")
         hostname = "relay.localhost"
-    clients: list[IPv4Network | IPv6Network] = []
-    for entry in table.strings("allowed_clients", ()):
-        try:
-            clients.append(ip_network(entry, strict=False))
-        except ValueError:
-            table.problem("allowed_clients", f"{entry!r} is not an IP address or CIDR network")
+    clients = _networks(table, "allowed_clients")
+    trusted = _networks(table, "trusted_clients")
     tls_cert = table.optional_path("tls_cert")
     tls_key = table.optional_path("tls_key")
     if (tls_cert is None) != (tls_key is None):
@@ -717,14 +730,25 @@ def _read_smtp(table: _Table) -> SmtpConfig:
         port=port,
         hostname=hostname,
         max_message_size=table.size("max_message_size", "25MB"),
-        allowed_clients=tuple(clients),
+        allowed_clients=clients,
         tls_cert=tls_cert,
         tls_key=tls_key,
         require_auth=require_auth,
         users_file=users_file,
         max_sessions=table.integer("max_sessions", 100, minimum=1),
         timeout=table.duration("timeout", "5m", positive=True, maximum=timedelta(hours=1)),
+        trusted_clients=trusted,
     )
+
+
+def _networks(table: _Table, key: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks: list[IPv4Network | IPv6Network] = []
+    for entry in table.strings(key, ()):
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            table.problem(key, f"{entry!r} is not an IP address or CIDR network")
+    return tuple(networks)
 
 
 def _read_http(table: _Table) -> HttpConfig:
@@ -845,7 +869,12 @@ def _read_imap(table: _Table) -> ImapConfig:
 
 
 def _read_security(table: _Table) -> SecurityConfig:
-    return SecurityConfig(secret_file=table.path("secret_file", "var/secret.key"))
+    authserv_id = table.string("authserv_id", "").strip()
+    if any(c.isspace() or c == ";" for c in authserv_id):
+        table.problem("authserv_id", f"{authserv_id!r} must be one word, such as the host name "
+                      "your MTA writes first in its Authentication-Results headers")
+    return SecurityConfig(secret_file=table.path("secret_file", "var/secret.key"),
+                          authserv_id=authserv_id)
 
 
 def _address(table: _Table, key: str, value: str | None) -> str | None:
@@ -1009,6 +1038,22 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
     outbound = read(section("outbound"), lambda t: _read_outbound(t, outbound_present))
     imap = read(section("imap"), _read_imap) if "imap" in document else None
     security = read(section("security"), _read_security)
+    warnings: list[str] = []
+    if imap is not None and imap.authserv_id:
+        # Issue 10: authserv_id applies to SMTP and IMAP replies alike, so it moved.
+        line = problems.line_of(("imap", "authserv_id"))
+        where = f" (line {line})" if line else ""
+        if security.authserv_id and security.authserv_id != imap.authserv_id:
+            problems.add(("imap", "authserv_id"), "imap.authserv_id",
+                         f"differs from security.authserv_id {security.authserv_id!r}; "
+                         "keep only security.authserv_id")
+        else:
+            warnings.append(f"imap.authserv_id{where} is deprecated: move it to [security] "
+                            "authserv_id, where it applies to SMTP and IMAP replies alike")
+            security = replace(security, authserv_id=imap.authserv_id)
+    if security.authserv_id and not smtp.trusted_clients:
+        warnings.append("security.authserv_id is set but smtp.trusted_clients is empty: no "
+                        "reply arriving by SMTP can be authenticated (list the MTA in front)")
 
     shops: list[tuple[_Table, ShopConfig]] = []
     raw_shops = document.get("shop", [])
@@ -1043,6 +1088,7 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
         security=security,
         shops=tuple(shop for _, shop in shops),
         source=source,
+        warnings=tuple(warnings),
     )
 
 

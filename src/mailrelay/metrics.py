@@ -28,6 +28,8 @@ class Snapshot:
     reviews_by_stars: Mapping[str, int] = field(default_factory=dict)
     shipments_by_status: Mapping[str, int] = field(default_factory=dict)
     bounces: Mapping[str, int] = field(default_factory=dict)
+    #: (refusal label, "true"/"false" an agent was told) → count since start.
+    replies_refused: Mapping[tuple[str, str], int] = field(default_factory=dict)
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
@@ -71,6 +73,13 @@ class _SnapshotCollector(Collector):
         for outcome, value in sorted(s.replies.items()):
             replies.add_metric([outcome], value)
         yield replies
+        refused = CounterMetricFamily(
+            "mailrelay_replies_refused",
+            "Agent replies not acted on since start, by reason; notified=false: nobody was told",
+            labels=["reason", "notified"])
+        for (reason, notified), value in sorted(s.replies_refused.items()):
+            refused.add_metric([reason, notified], value)
+        yield refused
         reviews = CounterMetricFamily("mailrelay_reviews", "Reviews by stars", labels=["stars"])
         for stars in ("1", "2", "3", "4", "5"):
             reviews.add_metric([stars], s.reviews_by_stars.get(stars, 0))

@@ -123,6 +123,10 @@ class AgentReply:
     html: str | None                   # the text/html part
     ours: bool = False                 # carries our own X-Mailrelay headers (a loop)
     defects: tuple[str, ...] = ()
+    # (name, value) of every Received, Authentication-Results and ARC-Authentication-Results
+    # field, topmost first
+    # (RFC 8601 section 5: their order says who wrote them).
+    trace: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

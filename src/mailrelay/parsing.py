@@ -1358,6 +1358,8 @@ _OOO_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 _ID_RE = re.compile(r"<[^<>\s]+>")
+# Who wrote which authentication results: RFC 8601 section 5, RFC 8617.
+_TRACE_FIELDS = ("received", "authentication-results", "arc-authentication-results")
 _DSN_SENDERS = ("mailer-daemon@", "postmaster@")
 
 
@@ -1374,7 +1376,11 @@ def parse_reply(raw: bytes) -> AgentReply:
 
 def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
     msg = _parse_message(raw, defects)
-    from_address, from_name = _first_address(msg, "From", defects)
+    from_address = _reply_sender(msg, defects)
+    from_name = None
+    if from_address is not None:
+        first, name = _first_address(msg, "From", _Defects())
+        from_name = name if first == from_address else None
     recipients: list[str] = []
     for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         for _, spec in _read_addresses(msg, name, defects):
@@ -1392,6 +1398,8 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
     plain = [part for part in bodies.plain if part.strip()]
     subject = _read_header_text(msg, "Subject", defects)
     auth = tuple(v for v in (msg.get_all("Authentication-Results") or []) if v)
+    trace = tuple((key.lower(), " ".join(str(value).split())) for key, value in msg.raw_items()
+                  if key.lower() in _TRACE_FIELDS)
     ours = any(msg.get(h) for h in ("X-Mailrelay-Shop", "X-Mailrelay-Review"))
     return AgentReply(
         message_id=(_raw_header(msg, "Message-ID") or "").strip() or None,
@@ -1406,7 +1414,81 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
         html="\n".join(bodies.html) if bodies.html else None,
         ours=ours,
         defects=defects.as_tuple(),
+        trace=trace,
     )
+
+
+def _reply_sender(msg: Message, defects: _Defects) -> str | None:
+    """The one mailbox of the one From field, read as a mail client shows it, or None.
+
+    Authorisation rests on this address, so there is no guessing: in
+    `agent@shop.example (x) <attacker@evil.example>` the address is the angle-addr, whatever
+    the display name says; a From with two mailboxes (RFC 5322 allows it with Sender) or two
+    From fields names nobody (RFC 7489 6.6.1).
+    """
+    values = [str(v) for k, v in msg.raw_items() if k.lower() == "from"]
+    if len(values) != 1:
+        if values:
+            defects.add(f"From: {len(values)} fields")
+        return None
+    # Encoded-words are display text: read the raw field, never the decoded one.
+    try:
+        angles, commas, rest = _address_parts(values[0])
+    except ValueError as exc:
+        defects.add(f"From: {exc}")
+        return None
+    if commas or len(angles) > 1:
+        defects.add("From: more than one mailbox")
+        return None
+    spec = angles[0] if angles else rest
+    address = normalize_address(spec.strip())
+    if address is None:
+        defects.add("From: no valid address")
+    return address
+
+
+def _address_parts(value: str) -> tuple[list[str], int, str]:
+    """(angle-addr contents, top-level commas, the text outside comments and quotes) of an
+    address header: quoted strings and (nested) comments are skipped as RFC 5322 says.
+    ValueError when a quote, comment or angle bracket is left open."""
+    angles: list[str] = []
+    commas = 0
+    plain: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    angle: list[str] | None = None
+    for char in value:
+        if escaped:
+            escaped = False
+            if angle is not None:
+                angle.append(char)
+            continue
+        if char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif angle is not None:
+            if char == ">":
+                angles.append("".join(angle))
+                angle = None
+            else:
+                angle.append(char)
+        elif char == '"':
+            quoted = True
+        elif char == "(":
+            depth = 1
+        elif char == "<":
+            angle = []
+        elif char == ",":
+            commas += 1
+        else:
+            plain.append(char)
+    if angle is not None or quoted or depth:
+        raise ValueError("an unclosed quote, comment or angle bracket")
+    text = "".join(plain).strip()
+    return angles, commas if text or angles else 0, text
 
 
 def _automatic(msg: Message, sender: str | None, subject: str | None,
@@ -1421,12 +1503,16 @@ def _automatic(msg: Message, sender: str | None, subject: str | None,
     precedence = (_raw_header(msg, "Precedence") or "").strip().lower()
     if precedence in _PRECEDENCE_AUTO:
         return f"Precedence: {precedence}"
+    return_path = _raw_header(msg, "Return-Path")  # the topmost: the delivering server's
+    if return_path is not None and return_path.strip().replace(" ", "") in ("<>", ""):
+        # RFC 5321 4.5.5: a null reverse-path is a bounce or other automatic message.
+        return "null Return-Path"
     ctype, _ = _content_type(msg, defects)
     report = (msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
     if ctype == "multipart/report" or str(report).lower() == "delivery-status":
         return "delivery status notification"
     if sender and sender.startswith(_DSN_SENDERS):
-        return f"sent by {sender}"
+        return f"sent by {sender.partition('@')[0]}"  # the role, never an address
     if subject and _OOO_SUBJECT_RE.search(subject):
         return "out-of-office subject"
     return None

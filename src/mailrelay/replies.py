@@ -1,7 +1,10 @@
 """Agent reply → public response, note, report or tags, and the customer's email: once each.
 
-Authorisation is the signed key plus the From address (never Reply-To or Sender); automatic
-mail is dropped quietly; a refused human reply is explained to its sender once a day.
+Authorisation is the signed key plus the From address (never Reply-To or Sender), and, with
+`[security] authserv_id`, our own mail server's Authentication-Results (mailauth.py). A refused
+reply of an authorised agent is explained to that agent once per message; nobody else ever
+gets mail back (issue 10 §2): strangers, forged keys, keyless and automatic mail are logged,
+counted in /metrics and, over IMAP, filed in the rejected folder.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import logging
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +26,7 @@ import jinja2
 from .clock import Clock
 from .config import Config, ShopConfig
 from .links import public_url
+from .mailauth import authenticated
 from .models import AgentReply, OutboxKind
 from .outbox import enqueue_mail, reply_key_of
 from .parsing import parse_reply
@@ -33,8 +38,10 @@ from .tokens import REPLY, TokenSigner
 log = logging.getLogger(__name__)
 
 KEY_MAX_AGE = timedelta(days=90)
-_DIRECTIVE = re.compile(r"^#(note|noemail|report|tag)\b[ \t]*(.*)$", re.IGNORECASE)
-_TAG = re.compile(r"^[\w][\w.-]{0,39}$")
+# A directive and what follows it on its line; several may share a line (issue 10 §2):
+# "#note Customer called" is a note with that text, "#tag late #tag box" two tags.
+_DIRECTIVE = re.compile(r"#(note|noemail|report|tag)(?![\w-])[ \t]*", re.IGNORECASE)
+_TAG = re.compile(r"\w[\w.-]{0,39}")
 
 
 class ReplyOutcome(StrEnum):
@@ -61,6 +68,8 @@ class ReplyResult:
     review_id: int | None = None
     dedupe_key: str = ""
     previous: str | None = None  # for DUPLICATE: what the first copy became
+    refusal: str | None = None  # the metric label of a refusal ("unauthorised_sender", …)
+    notified: bool = False  # the authorised agent was sent a notice
 
     @property
     def processed(self) -> bool:
@@ -72,7 +81,7 @@ class ReplyResult:
 
 @dataclass(frozen=True)
 class Directives:
-    """`#note`, `#noemail`, `#report <reason>`, `#tag <name>` lines at the top of a reply."""
+    """`#note`, `#noemail`, `#report <reason>`, `#tag <name>` at the top of a reply."""
 
     note: bool = False
     noemail: bool = False
@@ -82,34 +91,61 @@ class Directives:
 
 
 def parse_directives(text: str) -> Directives:
-    """Directives, each alone on a line at the top (blank lines between are allowed)."""
+    """Directives at the top (blank lines between are allowed), one or several to a line.
+
+    Read left to right: `#noemail` and `#tag <name>` may be followed by more directives on
+    the same line; `#note` takes the rest of its line as the start of the note, `#report` as
+    its reason. Other text after a directive starts the body, and so does a line that does not
+    start with one; `#tag` without a usable name is text (`#1 priority…` is no directive).
+    """
     lines = text.split("\n")
     note = noemail = False
     report: str | None = None
     tags: list[str] = []
+    head = ""  # body text that began on a directive line
     index = 0
-    while index < len(lines):
+    while index < len(lines) and not head:
         line = lines[index].strip()
         if not line:
             index += 1
             continue
-        match = _DIRECTIVE.match(line)
-        if not match:
+        if _DIRECTIVE.match(line) is None or _bare_tag(line, 0):
             break
-        word, arg = match.group(1).lower(), match.group(2).strip()
-        if word == "note":
-            note = True
-        elif word == "noemail":
-            noemail = True
-        elif word == "report":
-            report = arg or "reported by an agent"
-        elif word == "tag" and _TAG.match(arg):
-            tags.append(arg.lower())
-        elif word == "tag":
-            break  # "#tag" with no usable name is text, not a directive
         index += 1
-    body = "\n".join(lines[index:]).strip()
+        position = 0
+        while position < len(line):
+            match = _DIRECTIVE.match(line, position)
+            if match is None or _bare_tag(line, position):
+                head = line[position:].strip()
+                break
+            word, rest = match.group(1).lower(), line[match.end():]
+            position = match.end()
+            if word == "note":
+                note, head = True, rest.strip()
+                break
+            if word == "report":
+                report = rest.strip() or "reported by an agent"
+                break
+            if word == "noemail":
+                noemail = True
+            else:
+                name = _TAG.match(rest)
+                if name is None:  # ruled out by _bare_tag above
+                    break
+                tags.append(name.group(0).lower())
+                position += name.end()
+            position += len(line[position:]) - len(line[position:].lstrip())
+    body = "\n".join([head, *lines[index:]]).strip()
     return Directives(note, noemail, report, tuple(dict.fromkeys(tags)), body)
+
+
+def _bare_tag(line: str, position: int) -> bool:
+    """`#tag` at `position` without a usable name after it (then it is text)."""
+    match = _DIRECTIVE.match(line, position)
+    if match is None or match.group(1).lower() != "tag":
+        return False
+    name = _TAG.match(line, match.end())
+    return name is None or (name.end() < len(line) and not line[name.end()].isspace())
 
 
 def dedupe_key(reply: AgentReply, raw: bytes) -> str:
@@ -129,63 +165,56 @@ def key_in(recipients: tuple[str, ...], domains: set[str]) -> str | None:
     return None
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].lower().rstrip(".")
-
-
-def _aligned(domain: str, from_domain: str) -> bool:
-    """Relaxed alignment (RFC 7489 3.1): the same domain, or one a subdomain of the other."""
-    domain = domain.lower().rstrip(".")
-    return bool(domain) and (domain == from_domain or from_domain.endswith("." + domain)
-                             or domain.endswith("." + from_domain))
-
-
-def authenticated(results: tuple[str, ...], authserv_id: str, from_address: str) -> bool:
-    """RFC 8601: a result from *our* server showing DKIM or SPF pass aligned with From
-    (or DMARC pass). Results from any other server are ignored: anyone can write them."""
-    from_domain = _domain(from_address)
-    for header in results:
-        parts = [p.strip() for p in header.split(";")]
-        if not parts or parts[0].split()[0].lower() != authserv_id.lower():
-            continue
-        for resinfo in parts[1:]:
-            tokens = resinfo.split()
-            if not tokens or "=" not in tokens[0]:
-                continue
-            method, _, result = tokens[0].partition("=")
-            method, result = method.lower(), result.lower()
-            props = dict(t.split("=", 1) for t in tokens[1:] if "=" in t)
-            props = {k.lower(): v.strip('"') for k, v in props.items()}
-            if result != "pass":
-                continue
-            if method == "dmarc":
-                return True
-            if method == "dkim" and _aligned(props.get("header.d", ""), from_domain):
-                return True
-            if method == "spf":
-                mailfrom = props.get("smtp.mailfrom", "")
-                if _aligned(_domain(mailfrom) if "@" in mailfrom else mailfrom, from_domain):
-                    return True
-    return False
-
-
 def _matches(address: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(address.lower(), p.lower()) for p in patterns)
 
 
-EXPLANATIONS = {
-    "no reply key": "Answer by replying to the review email itself, so the reply goes to its "
-                    "reply+… address.",
-    "invalid reply key": "The reply address was altered. Reply to the review email itself.",
-    "expired reply key": "Review emails can be answered for 90 days. Answer from a newer one, "
-                         "or ask the operator.",
-    "sender not authorised": "This address may not answer reviews for this shop. Reply from "
-                             "the address the review email was sent to.",
-    "empty": "Nothing was left after removing quoted text and signatures. Write your answer "
-             "above the quoted review.",
-    "held back": "The reply still looked like it contained quoted text. Write your answer above "
-                 "the marker line and remove the quoted part.",
-}
+@dataclass(frozen=True)
+class Refusal:
+    """Why a reply is not acted on: a metric label, a sentence for the log, and for an
+    authorised agent the subject reason and explanation of the notice (None: nobody is told)."""
+
+    code: str
+    sentence: str
+    notice: str | None = None
+    explanation: str = ""
+
+
+def _automatic(why: str) -> Refusal:
+    return Refusal("automatic", f"Automatic mail ({why}) is never answered.")
+
+
+LOOP = Refusal("loop", "Our own message came back (a mail loop); nobody is told.")
+NO_KEY = Refusal("no_key", "The reply has no reply key and answers no ticket we sent; "
+                 "nobody is told.")
+INVALID_KEY = Refusal("invalid_key", "The reply key is altered, forged or unknown; "
+                      "nobody is told.")
+UNAUTHORISED = Refusal("unauthorised_sender", "The sender is neither the ticket's agent nor "
+                       "in the shop's agent_senders; nobody is told.")
+UNAUTHENTICATED = Refusal("unauthenticated", "Our mail server (authserv_id) did not vouch for "
+                          "the From address; nobody is told, as it may be forged.")
+NO_SHOP = Refusal("shop_removed", "The review's shop is no longer configured; nobody is told.")
+EXPIRED = Refusal(
+    "expired_key", "The reply key is older than 90 days; the agent is told.",
+    "expired reply key",
+    "Review emails can be answered for 90 days. Answer from a newer one, or ask the operator.")
+EMPTY = Refusal(
+    "empty", "Nothing was left after removing quoted text and signatures; the agent is told.",
+    "empty",
+    "Nothing was left after removing quoted text and signatures. Write your answer above the "
+    "quoted review.")
+EMPTY_NOTE = Refusal(
+    "empty_note", "The #note directive came without any text; the agent is told.",
+    "empty note",
+    "A #note needs its text, on the same line (#note Customer called) or below it.")
+
+
+def _held_back(detail: str) -> Refusal:
+    return Refusal(
+        "held_back", f"The reply still looked like it held quoted text ({detail}); the agent "
+        "is told.", "held back",
+        "The reply still looked like it contained quoted text. Write your answer above the "
+        f"marker line and remove the quoted part. ({detail})")
 
 
 @dataclass(frozen=True)
@@ -210,10 +239,18 @@ class Replier:
         self.signer = signer
         self.clock = clock
         self.domains = {s.reply_domain.lower() for s in config.shops}
-        self.authserv_id = config.imap.authserv_id if config.imap else ""
+        self.authserv_id = config.security.authserv_id
+        #: (refusal label, "true"/"false" notified) → count since start, for /metrics.
+        self.refused: Counter[tuple[str, str]] = Counter()
 
-    async def process(self, raw: bytes, *, source: str) -> ReplyResult:
-        """Handle one reply end to end; safe to call again with the same bytes."""
+    async def process(self, raw: bytes, *, source: str, envelope_sender: str | None = None,
+                      trusted: bool = True) -> ReplyResult:
+        """Handle one reply end to end; safe to call again with the same bytes.
+
+        `envelope_sender` is the SMTP MAIL FROM ("" for the null sender, None when unknown,
+        as over IMAP); `trusted` is False when the SMTP client is not in `trusted_clients`,
+        so no Authentication-Results in the message are believed.
+        """
         reply = await asyncio.to_thread(parse_reply, raw)
         key = dedupe_key(reply, raw)
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
@@ -224,14 +261,19 @@ class Replier:
         known = [str(ctx.review["text"])] if ctx.review and ctx.review.get("text") else []
         extraction = await asyncio.to_thread(extract, reply.text, reply.html, known_texts=known)
         now = self.clock.now()
+        null_sender = envelope_sender is not None and not envelope_sender.strip("<> ")
         try:
             result = await self.store.write(
-                lambda q: self._apply(q, ctx, extraction, key, source, now))
+                lambda q: self._apply(q, ctx, extraction, key, source, now,
+                                      null_sender=null_sender, trusted=trusted))
         except sqlite3.IntegrityError:
             return ReplyResult(ReplyOutcome.DUPLICATE, "processed concurrently", None, key)
-        log.info("%s reply source=%s from=%s outcome=%s review=%s reason=%r",
-                 reply.message_id or key[:20], source, reply.from_address, result.outcome,
-                 result.review_id, result.reason)
+        if result.refusal is not None:
+            self.refused[result.refusal, "true" if result.notified else "false"] += 1
+        # Ids only, never the sender's address (issue 10 §6).
+        log.info("%s reply source=%s outcome=%s review=%s refusal=%s notified=%s reason=%r",
+                 reply.message_id or key[:20], source, result.outcome, result.review_id,
+                 result.refusal or "-", "yes" if result.notified else "no", result.reason)
         return result
 
     def _context(self, q: Queries, reply: AgentReply) -> Context:
@@ -250,31 +292,38 @@ class Replier:
                           if review and review["invitation_id"] else None)
         return Context(reply, key, key_row, review, invitation_mid)
 
-    def _refusal(self, ctx: Context, now: datetime) -> tuple[str, bool] | None:
-        """(reason, tell the sender) when the reply may not be acted on."""
+    def _refusal(self, ctx: Context, now: datetime, *, null_sender: bool,
+                 trusted: bool) -> Refusal | None:
+        """Why the reply may not be acted on, in the order that keeps strangers unanswered:
+        only once the sender is known to be an authorised agent may a refusal be explained."""
         reply = ctx.reply
+        if reply.ours:
+            return LOOP
+        if null_sender:  # MAIL FROM:<> (RFC 5321 4.5.5): a bounce or other automatic mail
+            return _automatic("null envelope sender")
+        if reply.automatic:
+            return _automatic(reply.automatic)
         if ctx.key is None:
-            return "no reply key", True
+            return NO_KEY
         if not self.signer.key_valid(ctx.key, REPLY) or ctx.key_row is None or ctx.review is None:
-            return "invalid reply key", True
+            return INVALID_KEY
+        shop = self.config.shop(str(ctx.review["shop"]))
+        if shop is None:
+            return NO_SHOP
+        sender = reply.from_address or ""
+        if not sender or (sender != str(ctx.key_row["agent"]).lower()
+                          and not _matches(sender, shop.agent_senders)):
+            return UNAUTHORISED
+        if self.authserv_id and not (trusted and authenticated(
+                reply.trace, self.authserv_id, sender)):
+            return UNAUTHENTICATED
         issued = datetime.fromisoformat(str(ctx.key_row["created_at"]))
         if now - issued > KEY_MAX_AGE:
-            return "expired reply key", True
-        shop = self.config.shop(str(ctx.review["shop"]))
-        sender = reply.from_address or ""
-        if shop is None:
-            return "shop no longer configured", False
-        if sender != str(ctx.key_row["agent"]).lower() and not _matches(sender,
-                                                                          shop.agent_senders):
-            return "sender not authorised", True
-        if self.authserv_id and not authenticated(reply.authentication_results,
-                                                  self.authserv_id, sender):
-            # Possibly forged: never answer it (that would be backscatter to a stranger).
-            return "not authenticated", False
+            return EXPIRED
         return None
 
     def _apply(self, q: Queries, ctx: Context, extraction: Extraction, key: str, source: str,
-               now: datetime) -> ReplyResult:
+               now: datetime, *, null_sender: bool = False, trusted: bool = True) -> ReplyResult:
         reply = ctx.reply
         review_id = int(ctx.review["id"]) if ctx.review else None
 
@@ -284,27 +333,27 @@ class Replier:
                             "review_id": review_id, "outcome": outcome, "reason": reason})
             return ReplyResult(outcome, reason, review_id, key)
 
-        if reply.ours:
-            return done(ReplyOutcome.AUTOMATIC, "our own message came back")
-        if reply.automatic:
-            return done(ReplyOutcome.AUTOMATIC, reply.automatic)
-        refusal = self._refusal(ctx, now)
+        def refuse(refusal: Refusal) -> ReplyResult:
+            notified = refusal.notice is not None and self._notify(q, ctx, refusal, now)
+            outcome = (ReplyOutcome.AUTOMATIC if refusal.code in ("automatic", "loop")
+                       else ReplyOutcome.REJECTED)
+            result = done(outcome, refusal.sentence)
+            return ReplyResult(result.outcome, result.reason, review_id, key,
+                               refusal=refusal.code, notified=notified)
+
+        refusal = self._refusal(ctx, now, null_sender=null_sender, trusted=trusted)
         if refusal is not None:
-            reason, tell = refusal
-            if tell:
-                self._notify(q, ctx, reason, now)
-            return done(ReplyOutcome.REJECTED, reason)
+            return refuse(refusal)
+        review = ctx.review
+        if review is None:  # narrowed by _refusal; kept explicit for the type checker
+            return refuse(INVALID_KEY)
         if not extraction.ok:
-            reason = "empty" if extraction.reason == "empty" else "held back"
-            self._notify(q, ctx, reason, now, detail=extraction.reason)
-            return done(ReplyOutcome.REJECTED, f"{reason}: {extraction.reason}")
-        assert_review = ctx.review
-        if assert_review is None:  # narrowed by _refusal; kept explicit for the type checker
-            return done(ReplyOutcome.REJECTED, "invalid reply key")
-        return self._act(q, ctx, assert_review, parse_directives(extraction.text), done, now)
+            return refuse(EMPTY if extraction.reason == "empty"
+                          else _held_back(extraction.reason or "unknown"))
+        return self._act(q, ctx, review, parse_directives(extraction.text), done, refuse, now)
 
     def _act(self, q: Queries, ctx: Context, review: dict[str, Any], directives: Directives,
-             done: Any, now: datetime) -> ReplyResult:
+             done: Any, refuse: Any, now: datetime) -> ReplyResult:
         review_id = int(review["id"])
         author = ctx.reply.from_address or "agent"
         for tag in directives.tags:
@@ -316,15 +365,13 @@ class Replier:
             return done(ReplyOutcome.REPORTED, directives.report)  # type: ignore[no-any-return]
         if directives.note:
             if not directives.body:
-                self._notify(q, ctx, "empty", now)
-                return done(ReplyOutcome.REJECTED, "empty note")  # type: ignore[no-any-return]
+                return refuse(EMPTY_NOTE)  # type: ignore[no-any-return]
             q.add_note(review_id, directives.body, author, now)
             return done(ReplyOutcome.NOTE, "internal note stored")  # type: ignore[no-any-return]
         if not directives.body:
             if directives.tags:
                 return done(ReplyOutcome.TAGGED, ",".join(directives.tags))  # type: ignore[no-any-return]
-            self._notify(q, ctx, "empty", now)
-            return done(ReplyOutcome.REJECTED, "empty")  # type: ignore[no-any-return]
+            return refuse(EMPTY)  # type: ignore[no-any-return]
         email = not directives.noemail and bool(review.get("customer_email"))
         mail: RenderedMail | None = None
         shop = self.config.shop(str(review["shop"]))
@@ -352,28 +399,29 @@ class Replier:
             log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
             return None
 
-    def _notify(self, q: Queries, ctx: Context, reason: str, now: datetime,
-                detail: str | None = None) -> None:
-        """Explain a refusal to the sender, at most once per address and reason a day."""
+    def _notify(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
+        """Explain a refusal to the authorised agent who sent the reply.
+
+        Called only after `_refusal` found the sender authorised, inside the transaction that
+        records the reply under its dedupe key: so once per refused message (by Message-ID,
+        a hash without one), never limited by day (issue 10 §2).
+        """
         reply = ctx.reply
         sender = reply.from_address
-        if not sender or reply.automatic or reply.ours:
-            return
-        shop = (self.config.shop(str(ctx.review["shop"])) if ctx.review else None) or (
-            self.config.shops[0] if self.config.shops else None)
-        if shop is None or not q.note_reply_notice(sender, reason, now.date().isoformat(), now):
-            return
-        explanation = EXPLANATIONS.get(reason, "")
-        if detail and detail != reason:
-            explanation = f"{explanation} ({detail})".strip()
+        shop = self.config.shop(str(ctx.review["shop"])) if ctx.review else None
+        if not sender or shop is None or refusal.notice is None:
+            return False
         try:
             mail = notice_mail(
-                self.templates, self.config, shop, to_email=sender, reason=reason,
-                explanation=explanation, original_subject=reply.subject,
+                self.templates, self.config, shop, to_email=sender, reason=refusal.notice,
+                explanation=refusal.explanation, original_subject=reply.subject,
                 original_text=reply.text, in_reply_to=reply.message_id, now=now,
             )
         except (ValueError, jinja2.TemplateError) as exc:
-            log.warning("cannot tell %s why their reply was refused: %s", sender, exc)
-            return
+            log.warning("review=%s refusal notice cannot be rendered: %s",
+                        ctx.review["id"] if ctx.review else "-", exc)
+            return False
         enqueue_mail(q, shop, OutboxKind.NOTICE, mail, now,
                      review_id=int(ctx.review["id"]) if ctx.review else None)
+        return True
+

@@ -394,6 +394,7 @@ class InboundMessage:
     mail_from: str
     message_id: str | None
     raw: bytes
+    peer: str = ""  # "ip:port" of the SMTP client
 
 
 @dataclass(frozen=True)
@@ -497,7 +498,7 @@ class Queries:
     def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
         """Messages still waiting for a worker, oldest first, with ids above `after`."""
         rows = self.conn.execute(
-            "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id,"
+            "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id, peer,"
             " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
             " ON b.id = m.id WHERE state = ? AND m.id > ? ORDER BY m.id LIMIT ?",
             (MessageState.RECEIVED, after, limit),
@@ -512,6 +513,7 @@ class Queries:
                 mail_from=r["mail_from"] or "",
                 message_id=r["message_id"],
                 raw=bytes(r["raw"]),
+                peer=r["peer"] or "",
             )
             for r in rows
         ]
@@ -1108,13 +1110,6 @@ class Queries:
             (message_id,),
         ).fetchone()
         return (int(row[0]), str(row[1])) if row and row[0] is not None else None
-
-    def note_reply_notice(self, address: str, reason: str, day: str, now: datetime) -> bool:
-        """True the first time (address, reason) is told on `day`: at most one notice a day."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO reply_notices (address, reason, day, created_at)"
-            " VALUES (?,?,?,?)", (address, reason, day, to_iso(now)))
-        return cur.rowcount == 1
 
     def replies_by_outcome(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute(
