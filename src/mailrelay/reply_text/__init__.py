@@ -1,0 +1,251 @@
+"""An agent's new text out of a reply: quoted history, attributions, header blocks and signatures
+cut, with a verdict on whether it is safe to publish. Pure: no I/O, never raises on odd input.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mailrelay.render import REPLY_MARKER
+
+from .html import html_to_text
+from .lines import (
+    EMAIL,
+    QUOTE,
+    SUPERCITE,
+    VERB,
+    Kind,
+    attribution_end,
+    classify,
+    fold,
+    folded_lines,
+    is_attribution,
+    is_separator,
+    normalize,
+    starts_header_block,
+)
+
+__all__ = ["Extraction", "extract", "html_to_text"]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The agent's new text and whether it may reach a customer."""
+
+    text: str  # the agent's new text, trimmed, signature removed, paragraphs kept
+    ok: bool  # True = safe to publish/send
+    reason: str | None  # why not ok: "empty", "reply address left", "marker left", ...
+    cut_at: str | None  # which rule cut first: "marker", "known_text", "attribution", ...
+
+
+# What we control: the marker line of every ticket (also reflowed) and its last line.
+_MARKER_WORDS: Final = REPLY_MARKER.strip("#- ").casefold()  # "please type your reply above …"
+_MARKER: Final = re.compile(
+    r"(?:#\s?#\s?-\s?)?" + r"\s?".join(re.escape(word) for word in _MARKER_WORDS.split())
+)
+_KEY_MARKER: Final = re.compile(r"\[mr:", re.IGNORECASE)
+_HIDDEN_KEY: Final = re.compile(r"\bmr:[a-z0-9]{12,}\b")  # the text of our hidden key element
+_REPLY_ADDRESS: Final = re.compile(r"\breply\+[^\s@<>\"]{0,200}@", re.IGNORECASE)
+_KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a reply
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def extract(
+    text: str | None, html: str | None = None, *, known_texts: Sequence[str] = ()
+) -> Extraction:
+    """The agent's new text in a reply, cut at the first sign of quoted history.
+
+    text/plain wins when it has content; the HTML part is used only when it has none. Rules in
+    order: our marker, a text we sent (`known_texts`), then line by line attributions, quote
+    blocks, header blocks, separators and signatures. The verdict fails closed.
+    """
+    source = _choose_source(text, html)
+    lines = normalize(source).split("\n")
+    cuts: list[str] = []
+    lines = _cut_at_marker(lines, cuts)
+    lines = _cut_at_known_text(lines, known_texts, cuts)
+    lines = _trim_history(lines, cuts)
+    result = _tidy(lines)
+    reason = _refusal(result)
+    return Extraction(
+        text=result, ok=reason is None, reason=reason, cut_at=cuts[0] if cuts else None
+    )
+
+
+def _choose_source(text: str | None, html: str | None) -> str:
+    """text/plain when it says anything, else the HTML part as text."""
+    if text and text.strip():
+        return text
+    if html and html.strip():
+        return html_to_text(html)
+    return ""
+
+
+# --------------------------------------------------------------------------- cuts we control
+
+
+def _cut_at_marker(lines: list[str], cuts: list[str]) -> list[str]:
+    """Everything from our REPLY_MARKER on goes: it opens every ticket, quoted or not."""
+    joined, starts = folded_lines(lines)
+    match = _MARKER.search(joined)
+    if match is None:
+        return lines
+    cuts.append("marker")
+    index = bisect_right(starts, match.start()) - 1
+    head = _text_before_marker(lines[index])
+    return [*lines[:index], head] if head else lines[:index]
+
+
+def _text_before_marker(line: str) -> str:
+    """What a reflowing client put on the marker's line before it ("Thanks! ##- Please…")."""
+    if QUOTE.match(line):
+        return ""
+    lowered = line.casefold()
+    cut = lowered.find("##")
+    if cut < 0:
+        cut = lowered.find(_MARKER_WORDS.split()[0])
+    return line[:cut].rstrip() if cut > 0 else ""
+
+
+def _cut_at_known_text(lines: list[str], known_texts: Sequence[str], cuts: list[str]) -> list[str]:
+    """Cut before the first run of >= 40 characters of a text we sent (the review in the ticket),
+    however the client reflowed or quoted it."""
+    windows = _known_windows(known_texts)
+    if not windows:
+        return lines
+    joined, starts = folded_lines(lines)
+    for position in range(len(joined) - _KNOWN_RUN + 1):
+        if position and joined[position - 1] != " ":
+            continue  # a run starts at a word; every offset of the known text is in `windows`
+        if joined[position : position + _KNOWN_RUN] in windows:
+            cuts.append("known_text")
+            return lines[: bisect_right(starts, position) - 1]
+    return lines
+
+
+def _known_windows(known_texts: Sequence[str]) -> set[str]:
+    windows: set[str] = set()
+    for known in known_texts:
+        folded = fold(known or "")
+        for start in range(len(folded) - _KNOWN_RUN + 1):
+            windows.add(folded[start : start + _KNOWN_RUN])
+    return windows
+
+
+# --------------------------------------------------------------------------- line rules
+
+
+def _trim_history(lines: list[str], cuts: list[str]) -> list[str]:
+    """Walk the classified lines: keep text, drop quote blocks (with the attribution that
+    introduces them) and stop at the first line where someone else's message begins."""
+    kinds, spans = classify(lines)
+    out: list[str] = []
+    index = 0
+    gap = False  # something was removed here: one blank line stands for it
+    while index < len(lines):
+        kind = kinds[index]
+        if kind in (Kind.TEXT, Kind.EMPTY):
+            if gap and kind is Kind.TEXT:
+                _end_with_blank(out)
+                gap = False
+            out.append(lines[index])
+            index += 1
+        elif kind is Kind.QUOTE:
+            cuts.append("quote")
+            index, gap = _skip_quote_block(kinds, index), True
+        elif kind is Kind.ATTRIBUTION:
+            cuts.append("attribution")
+            after = spans[index] + 1
+            following = _next_content(kinds, after)
+            if following is not None and kinds[following] is Kind.QUOTE:
+                index, gap = following, True  # the quote it introduces goes next
+            elif following is not None and kinds[following] is Kind.TEXT and not _has_text(out):
+                index = following  # bottom-posted under an unquoted attribution (Discourse)
+            else:
+                break
+        else:
+            cuts.append("quote" if kind is Kind.SUPERCITE else str(kind))
+            break
+    return out
+
+
+def _skip_quote_block(kinds: Sequence[Kind], index: int) -> int:
+    """Index after the quoted lines starting at `index` (blank lines between them included)."""
+    end = index
+    while end < len(kinds) and kinds[end] in (Kind.QUOTE, Kind.EMPTY):
+        end += 1
+    while end > index and kinds[end - 1] is Kind.EMPTY:
+        end -= 1
+    return end
+
+
+def _next_content(kinds: Sequence[Kind], index: int) -> int | None:
+    while index < len(kinds):
+        if kinds[index] is not Kind.EMPTY:
+            return index
+        index += 1
+    return None
+
+
+def _has_text(lines: Sequence[str]) -> bool:
+    return any(line.strip() for line in lines)
+
+
+def _end_with_blank(out: list[str]) -> None:
+    while out and not out[-1].strip():
+        out.pop()
+    if out:
+        out.append("")
+
+
+# --------------------------------------------------------------------------- result
+
+
+def _tidy(lines: Sequence[str]) -> str:
+    """Trailing spaces and surrounding blank lines gone; the agent's paragraphs as they were."""
+    stripped = [line.rstrip() for line in lines]
+    while stripped and not stripped[-1]:
+        stripped.pop()
+    while stripped and not stripped[0]:
+        stripped.pop(0)
+    return "\n".join(stripped)
+
+
+def _refusal(text: str) -> str | None:
+    """Why this text must not be published, or None. Fails closed: any trace of quoted history
+    holds the reply back for the agent."""
+    if not text.strip():
+        return "empty"
+    if _REPLY_ADDRESS.search(text):
+        return "reply address left"
+    joined, _ = folded_lines(text.split("\n"))
+    if _MARKER.search(joined) or _KEY_MARKER.search(text) or _HIDDEN_KEY.search(text):
+        return "marker left"
+    lines = text.split("\n")
+    if any(QUOTE.match(line) or SUPERCITE.match(line) for line in lines):
+        return "quoted line left"
+    if _has_attribution(lines):
+        return "attribution left"
+    if any(starts_header_block(lines, index) for index in range(len(lines))):
+        return "header block left"
+    if any(is_separator(line.strip()) for line in lines):
+        return "separator left"
+    return None
+
+
+def _has_attribution(lines: Sequence[str]) -> bool:
+    """Any attribution, also one wrapped over lines, or a "<x@y> wrote" anywhere."""
+    for index, line in enumerate(lines):
+        if attribution_end(lines, index) is not None:
+            return True
+        if is_attribution(line.strip(), dated=False):
+            return True  # "Ann wrote:" with nothing quoted below: still someone else's words
+        if len(line) <= 1000 and VERB.search(line) and EMAIL.search(line):
+            return True
+    return False

@@ -1,0 +1,441 @@
+"""Line shapes of quoted history: attributions, header blocks, separators, signatures, quotes.
+
+Each reply is classified line by line (`classify`); the rules are structural where they can be
+(an address or a date and time on a line ending in a colon, a run of "label: value" lines), with
+vocabulary only where a shape alone would also match an agent's own prose.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Final
+
+# --------------------------------------------------------------------------- vocabulary
+
+# "wrote" in the languages we serve (en, de, da, nl, fr, sv, no, es) and a few more seen in the
+# wild (pt, it, pl, ru, uk, fi, cs, zh). Longer forms first so "a écrit" wins over "écrit".
+_VERBS: Final = (
+    r"wrote|writes|schrieb|geschrieben|skrev|schreef|geschreven|a\s+[ée]crit|"
+    r"escribi[óo]|ha\s+escrito|escreveu|ha\s+scritto|scrisse|napisa[łl]a?|"
+    r"написала?|написав|пише|kirjoitti|napsala?|写道|寫道"
+)
+# Words an attribution line starts with: "On …", "Am …", "Den …", "Op …", "Le …", "El …".
+_PREFIXES: Final = r"on|am|den|op|le|el|em|il|dnia|w\s+dniu|at|dne|på"
+
+# An attribution, once wrapped lines are joined: "<date, name…> wrote:" or "<date> skrev
+# <name>:". The verb is the last one on the line; what follows it (a name, an address, a date as
+# in "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr") is short and the whole ends in a colon.
+_ATTRIBUTION: Final = re.compile(
+    rf"^(?P<head>.*)\b(?:{_VERBS})\b(?P<tail>.{{0,120}}?)\s*[:：]\s*[*_]*$", re.IGNORECASE
+)
+_BRACKETED: Final = re.compile(r"<[^<>]{0,200}>|\([^()]{0,200}\)|\[[^\[\]]{0,200}\]")
+_FOLLOWING: Final = frozenset(
+    ["the following", "følgende", "följande", "het volgende", "folgendes", "ce qui suit"]
+)
+_DATE_WORDS: Final = frozenset(["am", "on", "den", "le", "el", "il", "em", "op", "på"])
+# Where a tail would run on into a new sentence ("… wrote in May. We checked …:"), it is prose.
+_SENTENCE_BREAK: Final = re.compile(r"[^\W\d_]{2}[.!?]\s+[^\W\d_]")
+# Gmail's older attribution has no verb: "2016-03-03 17:21 GMT+01:00 Some One <x@y>:".
+_DATE_NAME_ATTRIBUTION: Final = re.compile(
+    r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?"
+    r"(?:\s*GMT[+-]\d{1,2}(?::?\d{2})?)?\s+\S.{0,150}$"
+)
+# Weekdays as attributions abbreviate them (en, de, da, no, sv, nl, fr, es): "man. 3. nov.".
+_WEEKDAYS: Final = (
+    r"mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|mo|di|mi|do|fr|sa|so|man|tir|tirs|ons|tor|"
+    r"tors|fre|lør|søn|mån|tis|lör|sön|ma|wo|vr|za|zo|lun|mar|mer|jeu|ven|sam|dim|mié|mie|jue|"
+    r"vie|sáb|sab|dom|[a-zæøåäöéèáí]+(?:day|tag|dag|di|nes|dí|ado|ingo|edi|redi)"
+)
+_ATTRIBUTION_START: Final = re.compile(
+    rf"^(?:(?:{_PREFIXES})\b|(?:{_WEEKDAYS})\b[.,]?\s.{{0,12}}\d|[\d\"«„])", re.IGNORECASE
+)
+# A line inside a wrapped attribution that starts another one ("On 28 Jan 2016, …").
+_NEW_ATTRIBUTION: Final = re.compile(
+    r"^(?:on|am|den|op|le|el|em|il|dnia)\b.{0,25}\d", re.IGNORECASE
+)
+_PREFIXED: Final = re.compile(rf"^(?:{_PREFIXES})\s", re.IGNORECASE)
+VERB: Final = re.compile(rf"\b(?:{_VERBS})\b", re.IGNORECASE)
+EMAIL: Final = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+_DIGIT: Final = re.compile(r"\d")
+
+# Header blocks of Outlook and of forwards, by kind, in our languages (and it, pt, pl).
+_HEADER_NAMES: Final = {
+    "from": "from|von|fra|van|de|från|da|od|от|від|发件人|寄件者",
+    "date": (
+        "sent|date|gesendet|datum|sendt|dato|verzonden|verstuurd|envoy[ée]|skickat|enviado(?:\\s+el)?|"
+        "enviada|fecha|data|inviato|wysłano|发送时间|日期"
+    ),
+    "to": "to|an|til|aan|à|a|till|para|do|кому|收件人",
+    "cc": "cc|kopie|kopi|kopia|copie|copia|抄送",
+    "subject": "subject|betreff|emne|onderwerp|objet|ämne|asunto|oggetto|temat|assunto|тема|主题",
+    "reply_to": (
+        "reply-to|antwort\\s+an|svar\\s+til|beantwoorden|répondre\\s+à|responder\\s+a|"
+        "risposta|svara\\s+till"
+    ),
+}
+_HEADER_LINE: Final = re.compile(
+    "^\\s*[*_]*\\s*(?:"
+    + "|".join(f"(?P<{kind}>{names})" for kind, names in _HEADER_NAMES.items())
+    + ")\\s*[*_]*\\s*[:：]",
+    re.IGNORECASE,
+)
+
+# "-----Original Message-----", "---------- Forwarded message ---------", "*-- … --*".
+_DASHED_TITLE: Final = re.compile(r"^[*_]*\s*-{2,}\s*(?=.*[^\W\d_]).+?\s*-{2,}\s*[*_]*$")
+_FORWARD_INTRO: Final = re.compile(
+    r"^(?:begin forwarded message|anfang der weitergeleiteten nachricht|"
+    r"d[ée]but du message (?:r[ée]exp[ée]di[ée]|transf[ée]r[ée])|inicio del mensaje reenviado|"
+    r"mensaje reenviado|(?:start på )?videresendt (?:meddelelse|melding|besked|e-mail)|"
+    r"(?:början av )?vidarebefordrat (?:meddelande|mejl|e-postmeddelande)|"
+    r"begin doorgestuurd bericht|"
+    r"doorgestuurd bericht)\s*:?$",
+    re.IGNORECASE,
+)
+# A line made only of separator characters ("--", "___", "***", "ᐧ", "* * *").
+_DELIMITER: Final = re.compile(r"^[-_=+~#*\u1427\u2014\u2013\u2022\u00b7\s]+$")
+_SIGNATURE_DASHES: Final = re.compile(r"^--\s*$")
+QUOTE: Final = re.compile(r"^\s*>")
+# Supercite-style citations ("Richard> …", "C>").
+SUPERCITE: Final = re.compile(r"^\s*[A-Za-z][\w.-]{0,11}>(?:\s|$)")
+_FENCE: Final = re.compile(r"^\s*```")
+
+# Mobile and app signatures: "Sent from my iPhone", "Von meinem iPhone gesendet", …
+_SENT_WITH: Final = re.compile(
+    r"^(?:sent|sendt|skickat|skickad|skickades|verzonden|verstuurd|envoy[ée]|enviado|"
+    r"gesendet|inviato|wysłane)\s+(?:from|via|with|by|using|on|fra|med|från|vanaf|vanuit|met|"
+    r"van|de|depuis|avec|à\s+partir\s+de|desde|con|von|mit|vom|da|dal|z)\b",
+    re.IGNORECASE,
+)
+_FROM_MY: Final = re.compile(r"^(?:\w+\s+)?from\s+(?:my\s+)?\S", re.IGNORECASE)
+_GERMAN_SENT: Final = re.compile(
+    r"^(?:von\s+mein\w*\s+.{1,60}\s+gesendet|diese nachricht wurde .{1,120}"
+    r"(?:gesendet|versendet|verschickt))\.?$",
+    re.IGNORECASE,
+)
+_OUTLOOK_APP: Final = re.compile(r"\boutlook\b.{0,20}\b(?:ios|android)", re.IGNORECASE)
+_DEVICE: Final = re.compile(
+    r"\b(?:i\s?phone|ipad|ipod|android|mobile?|mobil\w*|mobiel\w*|m[oó]vil|cell(?:ular)?|"
+    r"celular|phone|telefon\w*|telefoon|t[ée]l[ée]phone|tel[ée]fono|smartphone|handy|"
+    r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
+    r"alcatel|tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
+    r"mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
+    r"watch|pc)\b",
+    re.IGNORECASE,
+)
+_MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
+_CJK: Final = re.compile(r"[\u3400-\u9fff]")
+_MARKDOWN_LINK: Final = re.compile(r"\[([^\]]{0,200})\]\([^)]{0,500}\)")
+_URL: Final = re.compile(r"<?https?://\S+>?")
+_CLAUSE_END: Final = re.compile(r"[,;!(]|\.(?:\s|$)")
+
+_INVISIBLE: Final = re.compile("[\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
+_SPACES: Final = re.compile(r"[\u00a0\u202f\u2007\u3000]")
+_TYPOGRAPHY: Final = str.maketrans("‘’‚‛“”„–—", "''''\"\"\"--")
+QUOTE_PREFIX: Final = re.compile(r"^(?:\s*>)+\s?")
+_MAX_ATTRIBUTION: Final = 320  # characters; longer "lines" are prose, not attributions
+
+
+class Kind(StrEnum):
+    """What a line of a reply is."""
+
+    TEXT = "text"
+    EMPTY = "empty"
+    QUOTE = "quote"
+    ATTRIBUTION = "attribution"
+    HEADER = "header_block"
+    SEPARATOR = "separator"
+    SIGNATURE = "signature"
+    SUPERCITE = "supercite"
+
+
+def normalize(text: str) -> str:
+    """One kind of line break and of space; invisible characters (zero-width, bidi) removed, as
+    they would split the words our patterns look for."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE.sub("", text)
+    return _SPACES.sub(" ", text)
+
+
+def fold(text: str) -> str:
+    """Whitespace, case and typographic quotes folded, for comparing reflowed text."""
+    return " ".join(text.translate(_TYPOGRAPHY).split()).casefold()
+
+
+def folded_lines(lines: Sequence[str]) -> tuple[str, list[int]]:
+    """All lines folded and joined by single spaces (quote prefixes dropped), and where each
+    line starts in the result: a reflowed or quoted copy of a text still matches."""
+    starts: list[int] = []
+    parts: list[str] = []
+    position = 0
+    for line in lines:
+        starts.append(position)
+        folded = fold(QUOTE_PREFIX.sub("", line))
+        parts.append(folded)
+        position += len(folded) + 1
+    return " ".join(parts), starts
+
+
+def classify(lines: Sequence[str]) -> tuple[list[Kind], dict[int, int]]:
+    """A kind per line, and for each attribution the index of its last (wrapped) line."""
+    fenced = _fenced_lines(lines)
+    kinds = [Kind.TEXT] * len(lines)
+    spans: dict[int, int] = {}
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if index in fenced:
+            index += 1
+            continue
+        if not line.strip():
+            kinds[index] = Kind.EMPTY
+        elif QUOTE.match(line):
+            kinds[index] = Kind.QUOTE
+        elif (end := attribution_end(lines, index)) is not None:
+            start = index - 1 if _name_wrapped_before(lines, kinds, index, end) else index
+            kinds[start : end + 1] = [Kind.ATTRIBUTION] * (end + 1 - start)
+            spans[start] = end
+            index = end + 1
+            continue
+        elif starts_header_block(lines, index):
+            kinds[index] = Kind.HEADER
+        else:
+            kinds[index] = _single_line_kind(line)
+        index += 1
+    _mark_wrapped_quote_lines(kinds)
+    return kinds, spans
+
+
+def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
+    """One or two unquoted lines squeezed between quoted ones, without a blank line, are a
+    quoted line that a client re-wrapped without its ">": they are quoted too."""
+    for index, kind in enumerate(kinds):
+        if kind is not Kind.QUOTE or index + 1 >= len(kinds) or kinds[index + 1] is not Kind.TEXT:
+            continue
+        for width in (1, 2):
+            after = index + 1 + width
+            run = kinds[index + 1 : after]
+            if after < len(kinds) and kinds[after] is Kind.QUOTE and set(run) == {Kind.TEXT}:
+                kinds[index + 1 : after] = [Kind.QUOTE] * width
+                break
+
+
+def _single_line_kind(line: str) -> Kind:
+    stripped = line.strip()
+    if _SIGNATURE_DASHES.match(stripped) or _is_mobile_signature(stripped):
+        return Kind.SIGNATURE
+    if _DELIMITER.match(stripped) or is_separator(stripped):
+        return Kind.SEPARATOR
+    if SUPERCITE.match(line):
+        return Kind.SUPERCITE
+    return Kind.TEXT
+
+
+def _fenced_lines(lines: Sequence[str]) -> set[int]:
+    """Lines inside closed ``` fences: code, whose "#" or "--" lines are no separators. An
+    unclosed fence protects nothing (else it could hide the history below it)."""
+    fenced: set[int] = set()
+    opened: int | None = None
+    for index, line in enumerate(lines):
+        if not _FENCE.match(line):
+            continue
+        if opened is None:
+            opened = index
+        else:
+            fenced.update(range(opened, index + 1))
+            opened = None
+    return fenced
+
+
+# --------------------------------------------------------------------------- attributions
+
+
+def attribution_end(lines: Sequence[str], index: int) -> int | None:
+    """Last line of an attribution starting at `index` ("On … wrote:" and its translations),
+    wrapped over up to six lines as clients do, or None."""
+    first = lines[index].strip()
+    if len(first) > _MAX_ATTRIBUTION:
+        return None
+    if _is_date_name_attribution(first):
+        return _extend_date_name(lines, index)
+    if _reads_as_attribution(first, lines, index):
+        return index
+    if not _may_start_attribution(first):
+        return None
+    parts = [first]
+    blanks = 0
+    for end in range(index + 1, min(index + 6, len(lines))):
+        part = QUOTE_PREFIX.sub("", lines[end]).strip()
+        if not part:
+            blanks += 1
+            if blanks > 2:
+                return None
+            continue
+        if QUOTE.match(lines[end]) and len(part) > 30:
+            return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
+        if _NEW_ATTRIBUTION.match(part):
+            return None
+        parts.append(part)
+        joined = " ".join(parts)
+        if len(joined) > _MAX_ATTRIBUTION:
+            return None
+        if _reads_as_attribution(joined, lines, end):
+            return end
+    return None
+
+
+def _reads_as_attribution(text: str, lines: Sequence[str], end: int) -> bool:
+    """A dated attribution; or an undated one ("Ann wrote:") that starts like one ("On
+    Monday, …") or introduces a quote."""
+    if is_attribution(text):
+        return True
+    if not is_attribution(text, dated=False):
+        return False
+    return _PREFIXED.match(text) is not None or _introduces_quote(lines, end)
+
+
+def _name_wrapped_before(lines: Sequence[str], kinds: Sequence[Kind], index: int, end: int) -> bool:
+    """A client wrapped the sender's name onto the line before ("ACME Reviews" / "<x@y> schrieb
+    am …:", "Ann" / "wrote:"): that line belongs to the attribution."""
+    if index == 0 or kinds[index - 1] is not Kind.TEXT:
+        return False
+    first = lines[index].lstrip()
+    joined = " ".join(QUOTE_PREFIX.sub("", line).strip() for line in lines[index : end + 1])
+    match = _ATTRIBUTION.match(joined)
+    starts_bare = match is not None and not match.group("head").strip()
+    if not (starts_bare or first.startswith(("<", "[mailto:", "mailto:")) or EMAIL.match(first)):
+        return False
+    name = lines[index - 1].strip()
+    return 0 < len(name) <= 80 and not name.endswith((".", "!", "?", ":", ";", ","))
+
+
+def is_attribution(text: str, *, dated: bool = True) -> bool:
+    """Names a verb of writing, ends in a colon, and carries a date or an address (unless not
+    `dated`: "Ann wrote:"); after the verb comes at most a name, an address or a date."""
+    if len(text) > (_MAX_ATTRIBUTION if dated else 160):
+        return False
+    if not text.rstrip(" \t*_").endswith((":", "：")) or VERB.search(text) is None:
+        return False  # cheap checks first: the full pattern backtracks
+    match = _ATTRIBUTION.match(text)
+    if match is None:
+        return False
+    head, tail = match.group("head"), match.group("tail")
+    if not _is_attribution_tail(tail, dated=dated):
+        return False
+    if not dated:
+        return True
+    both = head + tail
+    return bool(_DIGIT.search(both)) or "@" in both or "mailto:" in both.lower()
+
+
+def _is_attribution_tail(tail: str, *, dated: bool) -> bool:
+    """What may follow the verb: nothing, a name ("skrev Ann Lee <a@b>:"), "the following",
+    or, when dated, the date ("schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"). "I wrote one of
+    my own:" or "we wrote to the carrier on 3 Nov and they replied:" are prose."""
+    addressed = "@" in tail or "<" in tail
+    words = _BRACKETED.sub(" ", EMAIL.sub(" ", tail)).replace('"', " ").split()
+    if " ".join(words).casefold() in _FOLLOWING:
+        return True
+    if dated and words and words[0].casefold() in _DATE_WORDS:
+        return len(tail) <= 80 and not _SENTENCE_BREAK.search(tail)
+    named = all(word[:1].isupper() or not word[:1].isalpha() for word in words)
+    return len(words) <= 6 and (named or (dated and (addressed or len(words) <= 3)))
+
+
+def _introduces_quote(lines: Sequence[str], index: int) -> bool:
+    """The next line with content is quoted, or there is none."""
+    for line in lines[index + 1 :]:
+        if line.strip():
+            return QUOTE.match(line) is not None
+    return True
+
+
+def _is_date_name_attribution(text: str) -> bool:
+    return (
+        len(text) <= 200
+        and _DATE_NAME_ATTRIBUTION.match(text) is not None
+        and ("GMT" in text or "@" in text or text.endswith(("<", ":")))
+    )
+
+
+def _extend_date_name(lines: Sequence[str], index: int) -> int:
+    """Gmail wraps "2016-10-24 15:36 GMT+02:00 Foo <" / "foo@bar>:": take the address line."""
+    if index + 1 < len(lines) and lines[index].rstrip().endswith("<"):
+        following = lines[index + 1].strip()
+        if "@" in following and following.endswith((">", ">:")) and len(following) < 120:
+            return index + 1
+    return index
+
+
+def _may_start_attribution(line: str) -> bool:
+    """Could this line open an attribution that wraps onto the next lines?"""
+    if len(line) > 200:
+        return False
+    return (
+        _ATTRIBUTION_START.match(line) is not None
+        or "@" in line
+        or line.endswith("<")
+        or VERB.search(line) is not None
+    )
+
+
+# --------------------------------------------------------------------------- header blocks
+
+
+def starts_header_block(lines: Sequence[str], index: int) -> bool:
+    """An Outlook or forward header block starts here: header lines of three kinds, or of two
+    when one is the sender (From:/Sent:/To:/Subject: and their translations)."""
+    kinds: set[str] = set()
+    misses = 0
+    for line in lines[index : index + 12]:
+        kind = _header_kind(line)
+        if kind is None:
+            if not kinds:
+                return False
+            misses += 1
+            if misses > 1:
+                break  # a wrapped value or one blank line may sit between header lines
+            continue
+        misses = 0
+        kinds.add(kind)
+    return len(kinds) >= 3 or (len(kinds) == 2 and "from" in kinds)
+
+
+def _header_kind(line: str) -> str | None:
+    if len(line) > 1000:
+        return None
+    match = _HEADER_LINE.match(line)
+    if match is None:
+        return None
+    return next(kind for kind, value in match.groupdict().items() if value is not None)
+
+
+def is_separator(line: str) -> bool:
+    """A line that opens a forwarded or original message ("-----Original Message-----", "Begin
+    forwarded message:" and their translations)."""
+    if len(line) > 200:
+        return False
+    return _DASHED_TITLE.match(line) is not None or _FORWARD_INTRO.match(line) is not None
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def _is_mobile_signature(line: str) -> bool:
+    """A mobile or app signature ("Sent from my iPhone" and kin in our languages). "Sent from my
+    desk, …" is none: the first clause must name a device, an app or a model."""
+    text = line.strip().strip("()<>[]*_ ").strip()
+    if not text or len(text) > 160:
+        return False
+    text = _URL.sub(" ", _MARKDOWN_LINK.sub(r"\1", text)).strip()
+    if _OUTLOOK_APP.search(text) or _GERMAN_SENT.match(text):
+        return True
+    clause = _CLAUSE_END.split(text, maxsplit=1)[0].strip()
+    if _SENT_WITH.match(clause) or (_FROM_MY.match(clause) and len(clause.split()) <= 5):
+        return len(clause.split()) <= 9 and _names_a_device(clause)
+    return len(text) <= 40 and _CJK.search(text) is not None and _names_a_device(text)
+
+
+def _names_a_device(text: str) -> bool:
+    return _DEVICE.search(text) is not None or _MODEL_NUMBER.search(text) is not None
