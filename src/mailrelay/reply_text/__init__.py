@@ -14,7 +14,6 @@ from mailrelay.render import REPLY_MARKER
 
 from .html import html_to_text
 from .lines import (
-    EMAIL,
     QUOTE,
     SUPERCITE,
     VERB,
@@ -28,6 +27,7 @@ from .lines import (
     normalize,
     starts_header_block,
 )
+from .shapes import EMAIL
 
 __all__ = ["Extraction", "extract", "html_to_text"]
 

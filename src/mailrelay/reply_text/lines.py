@@ -12,6 +12,17 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
 
+from .shapes import (
+    EMAIL,
+    is_banner,
+    is_sent_from,
+    is_shaped_attribution,
+    is_signature_block,
+    may_start_shaped_attribution,
+    mentions_time,
+    starts_label_run,
+)
+
 # --------------------------------------------------------------------------- vocabulary
 
 # "wrote" in the languages we serve (en, de, da, nl, fr, sv, no, es) and a few more seen in the
@@ -57,28 +68,45 @@ _NEW_ATTRIBUTION: Final = re.compile(
 )
 _PREFIXED: Final = re.compile(rf"^(?:{_PREFIXES})\s", re.IGNORECASE)
 VERB: Final = re.compile(rf"\b(?:{_VERBS})\b", re.IGNORECASE)
-EMAIL: Final = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 _DIGIT: Final = re.compile(r"\d")
 
-# Header blocks of Outlook and of forwards, by kind, in our languages (and it, pt, pl).
+# Header blocks of Outlook, Apple Mail, webmails and forwards, by kind, as clients label them in
+# the languages we have met (a run of unknown labels is caught by shapes.starts_label_run).
 _HEADER_NAMES: Final = {
-    "from": "from|von|fra|van|de|från|da|od|от|від|发件人|寄件者",
+    "from": (
+        "from|von|absender|fra|afsender|van|afzender|de\\s+la|de|från|avsändare|da|mittente|"
+        "remitente|remetente|expéditeur|od|от\\s+кого|от|від|kimden|από|lähettäjä|feladó|"
+        "发件人|寄件者|寄件人|差出人|보낸\\s?사람"
+    ),
     "date": (
         "sent|date|gesendet|datum|sendt|dato|verzonden|verstuurd|envoy[ée]|skickat|enviado(?:\\s+el)?|"
-        "enviada|fecha|data|inviato|wysłano|发送时间|日期"
+        "enviada|fecha|data|inviato|wysłano|odesláno|отправлено|дата|надіслано|gönderildi|tarih|"
+        "στάλθηκε|ημερομηνία|lähetetty|päivämäärä|elküldve|dátum|trimis|发送时间|日期|送信日時|"
+        "日付|날짜|보낸\\s?날짜"
     ),
-    "to": "to|an|til|aan|à|a|till|para|do|кому|收件人",
-    "cc": "cc|kopie|kopi|kopia|copie|copia|抄送",
-    "subject": "subject|betreff|emne|onderwerp|objet|ämne|asunto|oggetto|temat|assunto|тема|主题",
+    "to": (
+        "to|an|til|aan|à|a|till|para|do|destinatario|destinatário|кому|komu|kime|προς|"
+        "vastaanottaja|címzett|către|收件人|宛先|받는\\s?사람"
+    ),
+    "cc": "cc|kopie|kopi|kopia|copie|copia|копия|копія|bilgi|κοιν|kopio|másolat|抄送|참조",
+    "subject": (
+        "subject|betreff|emne|onderwerp|objet|ämne|asunto|oggetto|temat|assunto|тема|předmět|"
+        "konu|θέμα|aihe|tárgy|subiect|主题|主旨|件名|제목"
+    ),
     "reply_to": (
         "reply-to|antwort\\s+an|svar\\s+til|beantwoorden|répondre\\s+à|responder\\s+a|"
         "risposta|svara\\s+till"
     ),
 }
+_HEADER_ALTERNATIVES: Final = "|".join(
+    f"(?P<{kind}>{names})" for kind, names in _HEADER_NAMES.items()
+)
 _HEADER_LINE: Final = re.compile(
-    "^\\s*[*_]*\\s*(?:"
-    + "|".join(f"(?P<{kind}>{names})" for kind, names in _HEADER_NAMES.items())
-    + ")\\s*[*_]*\\s*[:：]",
+    f"^\\s*[*_]*\\s*(?:{_HEADER_ALTERNATIVES})\\s*[*_]*\\s*[:：]", re.IGNORECASE
+)
+# The same labels without a colon, as a table of label and value cells renders them.
+_BARE_HEADER_LINE: Final = re.compile(
+    f"^\\s*[*_]*\\s*(?:{_HEADER_ALTERNATIVES})[*_]*(?:\\t|\\s{{1,8}})(?P<value>[^:：\\s].*)$",
     re.IGNORECASE,
 )
 
@@ -95,6 +123,8 @@ _FORWARD_INTRO: Final = re.compile(
 )
 # A line made only of separator characters ("--", "___", "***", "ᐧ", "* * *").
 _DELIMITER: Final = re.compile(r"^[-_=+~#*\u1427\u2014\u2013\u2022\u00b7\s]+$")
+# Rules that also underline headings and divide tables ("=====", "-----+-----").
+_RULE: Final = re.compile(r"^\s*[-=+|:\s]*[-=]{3,}[-=+|:\s]*$")
 _SIGNATURE_DASHES: Final = re.compile(r"^--\s*$")
 QUOTE: Final = re.compile(r"^\s*>")
 # Supercite-style citations ("Richard> …", "C>").
@@ -204,7 +234,46 @@ def classify(lines: Sequence[str]) -> tuple[list[Kind], dict[int, int]]:
             kinds[index] = _single_line_kind(line)
         index += 1
     _mark_wrapped_quote_lines(kinds)
+    _mark_banners(lines, kinds)
+    _settle_rules(lines, kinds)
     return kinds, spans
+
+
+def _mark_banners(lines: Sequence[str], kinds: list[Kind]) -> None:
+    """The title line above a header block ("Original Message", "Пересылаемое сообщение:")
+    opens the earlier message too."""
+    for index, kind in enumerate(kinds):
+        if kind is not Kind.HEADER:
+            continue
+        above = index - 1
+        if above >= 0 and kinds[above] is Kind.EMPTY:
+            above -= 1
+        if above >= 0 and kinds[above] is Kind.TEXT:
+            if is_banner(lines[above], adjacent=above == index - 1):
+                kinds[above] = Kind.SEPARATOR
+
+
+_HISTORY: Final = frozenset(
+    [Kind.QUOTE, Kind.ATTRIBUTION, Kind.HEADER, Kind.SEPARATOR, Kind.SIGNATURE, Kind.SUPERCITE]
+)
+
+
+def _settle_rules(lines: Sequence[str], kinds: list[Kind]) -> None:
+    """A line of dashes under a heading or between table rows is text, not a delimiter, unless a
+    contact block or an earlier message follows it ("-- " alone always is a signature)."""
+    for index, kind in enumerate(kinds):
+        if kind is not Kind.SEPARATOR or not _RULE.match(lines[index]):
+            continue
+        if index == 0 or kinds[index - 1] is not Kind.TEXT:
+            continue  # a rule after a blank line stands apart: a delimiter
+        below = kinds[index + 1] if index + 1 < len(kinds) else Kind.EMPTY
+        ratio = len(lines[index].strip()) / max(1, len(lines[index - 1].strip()))
+        if below is not Kind.TEXT and not 0.5 <= ratio <= 2:
+            continue  # neither a table rule (rows on both sides) nor a heading's underline
+        after = next((k for k in kinds[index + 1 :] if k is not Kind.EMPTY), None)
+        if after in _HISTORY or is_signature_block(lines[index + 1 :]):
+            continue
+        kinds[index] = Kind.TEXT
 
 
 def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
@@ -223,7 +292,7 @@ def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
 
 def _single_line_kind(line: str) -> Kind:
     stripped = line.strip()
-    if _SIGNATURE_DASHES.match(stripped) or _is_mobile_signature(stripped):
+    if _SIGNATURE_DASHES.match(stripped) or _is_mobile_signature(stripped) or is_sent_from(line):
         return Kind.SIGNATURE
     if _DELIMITER.match(stripped) or is_separator(stripped):
         return Kind.SEPARATOR
@@ -289,6 +358,8 @@ def _reads_as_attribution(text: str, lines: Sequence[str], end: int) -> bool:
     """A dated attribution; or an undated one ("Ann wrote:") that starts like one ("On
     Monday, …") or introduces a quote."""
     if is_attribution(text):
+        return True
+    if is_shaped_attribution(text, above_history=_introduces_quote(lines, end)):
         return True
     if not is_attribution(text, dated=False):
         return False
@@ -377,6 +448,7 @@ def _may_start_attribution(line: str) -> bool:
         or "@" in line
         or line.endswith("<")
         or VERB.search(line) is not None
+        or may_start_shaped_attribution(line)
     )
 
 
@@ -384,31 +456,44 @@ def _may_start_attribution(line: str) -> bool:
 
 
 def starts_header_block(lines: Sequence[str], index: int) -> bool:
-    """An Outlook or forward header block starts here: header lines of three kinds, or of two
-    when one is the sender (From:/Sent:/To:/Subject: and their translations)."""
+    """A header block of an earlier message starts here: known header labels of three kinds, or
+    of two when one is the sender (From:/Sent:/To:/Subject: and their translations); the same
+    labels without colons (three kinds with the sender, one value an address or a time); or a
+    run of "label: value" lines in any language (shapes.starts_label_run)."""
+    if len(lines[index]) > 1000:
+        return False
+    if _HEADER_LINE.match(lines[index]):
+        kinds, _ = _header_kinds(lines, index, _HEADER_LINE)
+        if len(kinds) >= 3 or (len(kinds) == 2 and "from" in kinds):
+            return True
+    elif _BARE_HEADER_LINE.match(lines[index]):
+        kinds, evidence = _header_kinds(lines, index, _BARE_HEADER_LINE)
+        if len(kinds) >= 3 and "from" in kinds and evidence:
+            return True
+    return starts_label_run(lines, index)
+
+
+def _header_kinds(
+    lines: Sequence[str], index: int, pattern: re.Pattern[str]
+) -> tuple[set[str], bool]:
+    """The kinds of header lines from `index` on (one wrapped value or blank line may sit between
+    two), and whether a value holds an address or a time."""
     kinds: set[str] = set()
+    evidence = False
     misses = 0
     for line in lines[index : index + 12]:
-        kind = _header_kind(line)
-        if kind is None:
-            if not kinds:
-                return False
+        match = pattern.match(line) if len(line) <= 1000 else None
+        if match is None:
             misses += 1
             if misses > 1:
-                break  # a wrapped value or one blank line may sit between header lines
+                break
             continue
         misses = 0
-        kinds.add(kind)
-    return len(kinds) >= 3 or (len(kinds) == 2 and "from" in kinds)
-
-
-def _header_kind(line: str) -> str | None:
-    if len(line) > 1000:
-        return None
-    match = _HEADER_LINE.match(line)
-    if match is None:
-        return None
-    return next(kind for kind, value in match.groupdict().items() if value is not None)
+        kinds.add(
+            next(kind for kind, value in match.groupdict().items() if value and kind != "value")
+        )
+        evidence = evidence or EMAIL.search(line) is not None or mentions_time(line)
+    return kinds, evidence
 
 
 def is_separator(line: str) -> bool:
