@@ -12,6 +12,7 @@ from typing import Final
 
 from mailrelay.render import REPLY_MARKER
 
+from .guard import private_left, shaped_attribution_left, ticket_field_left
 from .html import html_to_text
 from .lines import (
     QUOTE,
@@ -50,6 +51,8 @@ _MARKER: Final = re.compile(
 _KEY_MARKER: Final = re.compile(r"\[mr:", re.IGNORECASE)
 _HIDDEN_KEY: Final = re.compile(r"\bmr:[a-z0-9]{12,}\b")  # the text of our hidden key element
 _REPLY_ADDRESS: Final = re.compile(r"\breply\+[^\s@<>\"]{0,200}@", re.IGNORECASE)
+_SHORTCODE: Final = re.compile(r"^(?::[\w+-]+:\s*)+$")
+_LETTER: Final = re.compile(r"[^\W\d_]")
 _KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a reply
 
 
@@ -57,13 +60,19 @@ _KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a rep
 
 
 def extract(
-    text: str | None, html: str | None = None, *, known_texts: Sequence[str] = ()
+    text: str | None,
+    html: str | None = None,
+    *,
+    known_texts: Sequence[str] = (),
+    private: Sequence[str] = (),
 ) -> Extraction:
     """The agent's new text in a reply, cut at the first sign of quoted history.
 
     text/plain wins when it has content; the HTML part is used only when it has none. Rules in
     order: our marker, a text we sent (`known_texts`), then line by line attributions, quote
-    blocks, header blocks, separators and signatures. The verdict fails closed.
+    blocks, header blocks, separators and signatures. The verdict fails closed: what is left
+    is held when it still looks like history, a ticket field, or names a `private` string (the
+    customer's address).
     """
     source = _choose_source(text, html)
     lines = normalize(source).split("\n")
@@ -72,7 +81,7 @@ def extract(
     lines = _cut_at_known_text(lines, known_texts, cuts)
     lines = _trim_history(lines, cuts)
     result = _tidy(lines)
-    reason = _refusal(result)
+    reason = _refusal(result, private)
     return Extraction(
         text=result, ok=reason is None, reason=reason, cut_at=cuts[0] if cuts else None
     )
@@ -158,6 +167,7 @@ def _trim_history(lines: list[str], cuts: list[str]) -> list[str]:
             index += 1
         elif kind is Kind.QUOTE:
             cuts.append("quote")
+            _drop_heading(out)
             index, gap = _skip_quote_block(kinds, index), True
         elif kind is Kind.ATTRIBUTION:
             cuts.append("attribution")
@@ -173,6 +183,26 @@ def _trim_history(lines: list[str], cuts: list[str]) -> list[str]:
             cuts.append("quote" if kind is Kind.SUPERCITE else str(kind))
             break
     return out
+
+
+def _drop_heading(out: list[str]) -> None:
+    """The line ending in a colon right above a quote block introduces it, whatever its verb
+    or language ("Il 05/03/2025 10:15, Marco ha scritto:", "Anna kirjoitti:"): it goes with
+    the block, and so does the line before it when the two are one wrapped paragraph."""
+    end = len(out)
+    if end and not out[end - 1].strip():
+        end -= 1
+    if not end or not out[end - 1].rstrip(" *_").endswith((":", "：")):
+        return
+    heading = out[end - 1].strip()
+    if len(heading) > 250 or _SHORTCODE.match(heading) or not _LETTER.search(heading):
+        return  # ":+1:" is an answer
+    start = end - 1
+    above = out[start - 1].strip() if start else ""
+    if above and len(above) <= 120 and not above.endswith((".", "!", "?", ":", ";", "。")):
+        if start == 1 or not out[start - 2].strip():
+            start -= 1  # a wrapped two-line heading standing alone
+    del out[start:]
 
 
 def _skip_quote_block(kinds: Sequence[Kind], index: int) -> int:
@@ -217,7 +247,7 @@ def _tidy(lines: Sequence[str]) -> str:
     return "\n".join(stripped)
 
 
-def _refusal(text: str) -> str | None:
+def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
     """Why this text must not be published, or None. Fails closed: any trace of quoted history
     holds the reply back for the agent."""
     if not text.strip():
@@ -230,12 +260,16 @@ def _refusal(text: str) -> str | None:
     lines = text.split("\n")
     if any(QUOTE.match(line) or SUPERCITE.match(line) for line in lines):
         return "quoted line left"
-    if _has_attribution(lines):
+    if _has_attribution(lines) or shaped_attribution_left(lines):
         return "attribution left"
     if any(starts_header_block(lines, index) for index in range(len(lines))):
         return "header block left"
     if any(is_separator(line.strip()) for line in lines):
         return "separator left"
+    if private_left(text, private):
+        return "customer address left"
+    if ticket_field_left(lines):
+        return "ticket field left"
     return None
 
 
