@@ -928,3 +928,37 @@ def test_our_own_corpus_meets_the_targets() -> None:
     overall = report["overall"]
     assert overall["leak"] == 0, report["failures"]
     assert all(ok for _, ok in bench.targets(overall)), report["failures"]
+
+
+SIGNED = {
+    "en": (
+        "Kind regards",
+        "Marcus Webb",
+        "Team Leader\nACME Ltd | Bristol BS1 6XN\nT: 0117 496 0188",
+    ),
+    "de": ("Mit freundlichen Grüßen", "Bob Berg", "Kundenservice\nACME GmbH\nTel. +49 30 1234567"),
+    "ja": ("よろしくお願いいたします", "山田 太郎", "カスタマーサポート\nTEL: 03-1234-5678"),
+    "ru": ("С уважением,", "Иван Петров", "Служба поддержки\n+7 495 123-45-67\nwww.acme.example"),
+    "pl": (
+        "Pozdrawiam",
+        "Jan Kowalski",
+        "Dział obsługi klienta | ACME Sp. z o.o.\n+48 22 123 45 67",
+    ),
+}
+
+
+@pytest.mark.parametrize("sign_off,name,block", SIGNED.values(), ids=SIGNED.keys())
+def test_the_contact_block_under_a_sign_off_and_name_is_cut(
+    sign_off: str, name: str, block: str
+) -> None:
+    body = "we are sorry the parcel arrived late; a voucher is on its way to you today."
+    result = extract(f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}\n{block}")
+    assert_published(result, f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}")
+
+
+def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> None:
+    text = (
+        "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way.\n\nThanks\nBob\n"
+        "Could you call us at +49 30 1234567?"
+    )
+    assert_published(extract(text), text)

@@ -29,6 +29,7 @@ from .lines import (
     starts_header_block,
 )
 from .shapes import EMAIL
+from .signature import signature_block_start
 
 __all__ = ["Extraction", "extract", "html_to_text"]
 
@@ -80,6 +81,7 @@ def extract(
     lines = _cut_at_marker(lines, cuts)
     lines = _cut_at_known_text(lines, known_texts, cuts)
     lines = _trim_history(lines, cuts)
+    lines = _cut_signature_block(lines, cuts)
     result = _tidy(lines)
     reason = _refusal(result, private)
     return Extraction(
@@ -203,6 +205,15 @@ def _drop_heading(out: list[str]) -> None:
         if start == 1 or not out[start - 2].strip():
             start -= 1  # a wrapped two-line heading standing alone
     del out[start:]
+
+
+def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:
+    """Title, company, phone and legal lines under the sign-off and name go."""
+    start = signature_block_start(lines)
+    if start is None:
+        return lines
+    cuts.append("signature")
+    return lines[:start]
 
 
 def _skip_quote_block(kinds: Sequence[Kind], index: int) -> int:
