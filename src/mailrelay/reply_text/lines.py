@@ -261,19 +261,25 @@ _HISTORY: Final = frozenset(
 def _settle_rules(lines: Sequence[str], kinds: list[Kind]) -> None:
     """A line of dashes under a heading or between table rows is text, not a delimiter, unless a
     contact block or an earlier message follows it ("-- " alone always is a signature)."""
-    for index, kind in enumerate(kinds):
-        if kind is not Kind.SEPARATOR or not _RULE.match(lines[index]):
-            continue
-        if index == 0 or kinds[index - 1] is not Kind.TEXT:
-            continue  # a rule after a blank line stands apart: a delimiter
-        below = kinds[index + 1] if index + 1 < len(kinds) else Kind.EMPTY
-        ratio = len(lines[index].strip()) / max(1, len(lines[index - 1].strip()))
-        if below is not Kind.TEXT and not 0.5 <= ratio <= 2:
-            continue  # neither a table rule (rows on both sides) nor a heading's underline
-        after = next((k for k in kinds[index + 1 :] if k is not Kind.EMPTY), None)
-        if after in _HISTORY or is_signature_block(lines[index + 1 :]):
-            continue
-        kinds[index] = Kind.TEXT
+    following: Kind | None = None  # the kind of the next line with content, walking backwards
+    for index in range(len(kinds) - 1, -1, -1):
+        kind = kinds[index]
+        if kind is Kind.SEPARATOR and _is_table_or_heading_rule(lines, kinds, index):
+            if following not in _HISTORY and not is_signature_block(
+                lines[i] for i in range(index + 1, len(lines))
+            ):
+                kinds[index] = Kind.TEXT
+        if kind is not Kind.EMPTY:
+            following = kinds[index]
+
+
+def _is_table_or_heading_rule(lines: Sequence[str], kinds: Sequence[Kind], index: int) -> bool:
+    """A rule right under a line of text, with a row under it too or as long as that line."""
+    if not _RULE.match(lines[index]) or index == 0 or kinds[index - 1] is not Kind.TEXT:
+        return False  # a rule after a blank line stands apart: a delimiter
+    below = kinds[index + 1] if index + 1 < len(kinds) else Kind.EMPTY
+    ratio = len(lines[index].strip()) / max(1, len(lines[index - 1].strip()))
+    return below is Kind.TEXT or 0.5 <= ratio <= 2
 
 
 def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
@@ -359,7 +365,9 @@ def _reads_as_attribution(text: str, lines: Sequence[str], end: int) -> bool:
     Monday, …") or introduces a quote."""
     if is_attribution(text):
         return True
-    if is_shaped_attribution(text, above_history=_introduces_quote(lines, end)):
+    if is_shaped_attribution(text, above_history=False):
+        return True
+    if is_shaped_attribution(text, above_history=True) and _introduces_quote(lines, end):
         return True
     if not is_attribution(text, dated=False):
         return False
@@ -416,9 +424,9 @@ def _is_attribution_tail(tail: str, *, dated: bool) -> bool:
 
 def _introduces_quote(lines: Sequence[str], index: int) -> bool:
     """The next line with content is quoted, or there is none."""
-    for line in lines[index + 1 :]:
-        if line.strip():
-            return QUOTE.match(line) is not None
+    for following in range(index + 1, len(lines)):
+        if lines[following].strip():
+            return QUOTE.match(lines[following]) is not None
     return True
 
 

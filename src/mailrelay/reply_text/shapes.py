@@ -8,7 +8,7 @@ a run of short "label: value" lines, a "sent from my …" line, a contact block 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 EMAIL: Final = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
@@ -167,10 +167,15 @@ def is_contact_line(line: str) -> bool:
     )
 
 
-def is_signature_block(lines: Sequence[str]) -> bool:
+def is_signature_block(lines: Iterable[str]) -> bool:
     """A few short lines with contact details: what follows a signature rule."""
-    content = [line.strip() for line in lines if line.strip()]
-    if not content or len(content) > 8:
+    content: list[str] = []
+    for line in lines:
+        if line.strip():
+            content.append(line.strip())
+            if len(content) > 8:
+                return False
+    if not content:
         return False
     if any(len(line) > 90 or line.endswith(("?", "!")) for line in content):
         return False
