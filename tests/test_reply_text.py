@@ -962,3 +962,20 @@ def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> Non
         "Could you call us at +49 30 1234567?"
     )
     assert_published(extract(text), text)
+
+
+@pytest.mark.parametrize(
+    "sentence,attribution",
+    [
+        ("Den bør være fremme på onsdag.", ATTRIBUTIONS["no"]),
+        ("Le colis arrivera jeudi.", ATTRIBUTIONS["fr"]),
+        ("El paquete llega el jueves.", ATTRIBUTIONS["es"]),
+        ("Am besten bestellen Sie eine Nummer größer!", ATTRIBUTIONS["de"]),
+        ("On Friday it will be there.", SHAPED_ATTRIBUTIONS["ru-gmail"]),
+    ],
+)
+def test_a_sentence_that_starts_like_an_attribution_is_not_joined_to_the_next_one(
+    sentence: str, attribution: str
+) -> None:
+    agent = f"Hi Ann,\n\n{sentence}\n\nBob"
+    assert_published(extract(f"{agent}\n\n{attribution}\n\n{QUOTED}"), agent)

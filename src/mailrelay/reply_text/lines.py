@@ -66,6 +66,9 @@ _ATTRIBUTION_START: Final = re.compile(
 _NEW_ATTRIBUTION: Final = re.compile(
     r"^(?:on|am|den|op|le|el|em|il|dnia)\b.{0,25}\d", re.IGNORECASE
 )
+# A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
+# start; "kl." or "nov." (abbreviations of three letters or less) may be.
+_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？])$")
 _PREFIXED: Final = re.compile(rf"^(?:{_PREFIXES})\s", re.IGNORECASE)
 VERB: Final = re.compile(rf"\b(?:{_VERBS})\b", re.IGNORECASE)
 _DIGIT: Final = re.compile(r"\d")
@@ -349,8 +352,8 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
             continue
         if QUOTE.match(lines[end]) and len(part) > 30:
             return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
-        if _NEW_ATTRIBUTION.match(part):
-            return None
+        if _NEW_ATTRIBUTION.match(part) or _SENTENCE_END.search(parts[-1]):
+            return None  # another attribution starts, or the line before ended a sentence
         parts.append(part)
         joined = " ".join(parts)
         if len(joined) > _MAX_ATTRIBUTION:
