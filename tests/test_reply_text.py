@@ -979,3 +979,22 @@ def test_a_sentence_that_starts_like_an_attribution_is_not_joined_to_the_next_on
 ) -> None:
     agent = f"Hi Ann,\n\n{sentence}\n\nBob"
     assert_published(extract(f"{agent}\n\n{attribution}\n\n{QUOTED}"), agent)
+
+
+APP_SIGN_OFFS = [
+    "Отправлено из мобильной Почты Mail.ru",
+    "Отправлено из Яндекс Почты для мобильных",
+    "Надіслано з мобільного телефону",
+    "Enviado desde Outlook para Android",
+    "Στάλθηκε από κινητό",
+    "Wysłano z aplikacji Poczta w systemie Android",
+    "Odesláno z aplikace Pošta pro Windows",
+    "Lähetetty Windowsin Sähköpostista",
+    "Trimis de pe Yahoo Mail pe Android",
+    "Skickat från Outlook för iOS",
+]
+
+
+@pytest.mark.parametrize("sign_off", APP_SIGN_OFFS)
+def test_an_app_sign_off_in_other_languages_cuts_the_pasted_history(sign_off: str) -> None:
+    assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{UNQUOTED}"))

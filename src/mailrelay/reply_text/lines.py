@@ -136,9 +136,11 @@ _FENCE: Final = re.compile(r"^\s*```")
 
 # Mobile and app signatures: "Sent from my iPhone", "Von meinem iPhone gesendet", …
 _SENT_WITH: Final = re.compile(
-    r"^(?:sent|sendt|skickat|skickad|skickades|verzonden|verstuurd|envoy[ée]|enviado|"
-    r"gesendet|inviato|wysłane)\s+(?:from|via|with|by|using|on|fra|med|från|vanaf|vanuit|met|"
-    r"van|de|depuis|avec|à\s+partir\s+de|desde|con|von|mit|vom|da|dal|z)\b",
+    r"^(?:sent|sendt|skickat|skickad|skickades|verzonden|verstuurd|envoy[ée]|enviad[oa]|"
+    r"gesendet|inviato|wysłane|wysłano|odesláno|odeslané|отправлено|надіслано|відправлено|"
+    r"στάλθηκε|lähetetty|trimis|poslano|elküldve)\s+(?:from|via|with|by|using|on|fra|med|från|"
+    r"vanaf|vanuit|met|van|de|do|depuis|avec|à\s+partir\s+de|desde|con|von|mit|vom|da|dal|z|ze|"
+    r"из|с|со|з|із|від|через|από|μέσω|de\s+pe|pe|iz|s)\b",
     re.IGNORECASE,
 )
 _FROM_MY: Final = re.compile(r"^(?:\w+\s+)?from\s+(?:my\s+)?\S", re.IGNORECASE)
@@ -154,7 +156,8 @@ _DEVICE: Final = re.compile(
     r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
     r"alcatel|tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
     r"mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
-    r"watch|pc)\b",
+    r"watch|pc|почт\w*|пошт\w*|устройств\w*|пристро\w*|телефон\w*|смартфон\w*|мобильн\w*|"
+    r"мобільн\w*|планшет\w*|κινητ\w*|τηλέφων\w*|συσκευ\w*|puhelime\w*|laitteesta)\b",
     re.IGNORECASE,
 )
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")

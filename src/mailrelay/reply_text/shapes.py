@@ -134,7 +134,7 @@ _SENT_FROM_MY: Final = re.compile(
 # "내 Galaxy에서 보냄", "iPhone'umdan gönderildi", "Lähetetty iPhonesta", "发自我的 X".
 _SENT_LAST: Final = re.compile(
     r"(?:r[óő]l\s+küldve|m(?:dan|den)\s+gönderildi|から送信|より送信|에서\s?보냄|에서\s?보냈습니다)"
-    r"[.。]?$|^(?:发自|發自|(?:来自|來自|从|從)我的)|^lähetetty\s+\S+(?:sta|stä)$|"
+    r"[.。]?$|^(?:发自|發自|(?:来自|來自|从|從)我的)|^lähetetty\s.{0,40}(?:sta|stä)$|"
     r"^trimis\s+de\s+pe\s|^στάλθηκε\s+από\s",
     re.IGNORECASE,
 )
