@@ -998,3 +998,86 @@ APP_SIGN_OFFS = [
 @pytest.mark.parametrize("sign_off", APP_SIGN_OFFS)
 def test_an_app_sign_off_in_other_languages_cuts_the_pasted_history(sign_off: str) -> None:
     assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{UNQUOTED}"))
+
+
+def test_a_contact_list_in_the_answer_is_no_header_block() -> None:
+    text = (
+        "Hi Ann,\n\nyou can reach the carrier here:\nPhone: 0800 123 456\n"
+        "Email: help@carrier.example\nWeb: carrier.example/track\n\nThey answer within a day.\n"
+        "\nBob"
+    )
+    assert_published(extract(text), text)
+
+
+def test_two_ticket_fields_reflowed_by_a_client_hold_the_reply() -> None:
+    text = "Hi Ann,\n\nthe refund is on its way.\n\nEmail: ann.lee@customer.example\nOrder: 10042"
+    assert_held(extract(text), "ticket field left")
+
+
+def test_one_field_like_line_of_the_agents_own_is_published() -> None:
+    text = "Hi Ann,\n\nthe refund is on its way.\nOrder: 10042\n\nBob"
+    assert_published(extract(text), text)
+
+
+def test_an_answer_below_a_quote_marked_with_initials_is_kept() -> None:
+    text = (
+        "Здравствуйте, Олег.\n\nВы писали 3 ноября 2026 г., 22:47:05:\n\n"
+        "ОМ> Можно ли заказать книгу с автографом?\nОМ> Хочу подарить её отцу.\n\n"
+        "Да, автор подписывает книги по пятницам.\n\n-- \nС уважением,\n Ирина"
+    )
+    assert_published(
+        extract(text), "Здравствуйте, Олег.\n\nДа, автор подписывает книги по пятницам."
+    )
+
+
+def test_a_sentence_ending_in_a_number_is_not_joined_to_the_attribution_below() -> None:
+    html = (
+        "<div>Добрый вечер, Елена!</div><div>Куртка маломерит, советую взять 46 вместо 44.</div>"
+        '<div>06.10.2026, 18:12, "Елена" &lt;elena@pokupka.example&gt;:</div>'
+        "<blockquote><div>Подскажите размер?</div></blockquote>"
+    )
+    assert_published(
+        extract(None, html), "Добрый вечер, Елена!\nКуртка маломерит, советую взять 46 вместо 44."
+    )
+
+
+@pytest.mark.parametrize(
+    "body,sign_off,name,block",
+    [
+        (
+            "いつもご利用いただきありがとうございます。\n配送日を変更いたしました。",
+            "何卒よろしくお願い申し上げます。",
+            "高橋",
+            "北星家具株式会社 お客様窓口\n〒060-0001 札幌市中央区北1条西2丁目",
+        ),
+        (
+            "您好！安装师傅将于周五下午上门安装，请保持电话畅通。",
+            "此致",
+            "黄伟",
+            "华信电器 客户服务部\n电话：400-000-1234",
+        ),
+        (
+            "reklamacja została uznana. Nowe krzesło wyślemy w przyszłym tygodniu.",
+            "Z poważaniem",
+            "Piotr Kowalczyk",
+            "Dział Obsługi Klienta\nMeble Kowalczyk Sp. z o.o.\nul. Długa 15, 31-146 Kraków",
+        ),
+    ],
+    ids=["ja", "zh", "pl"],
+)
+def test_a_signature_block_with_a_postal_address_or_company_is_cut(
+    body: str, sign_off: str, name: str, block: str
+) -> None:
+    result = extract(f"{body}\n\n{sign_off}\n\n{name}\n\n{block}\n")
+    assert_published(result, f"{body}\n\n{sign_off}\n\n{name}")
+
+
+def test_a_dash_ruled_table_in_an_html_answer_is_kept() -> None:
+    html = (
+        "<div>Hi James,</div><div><br></div><div style='font-family:monospace'>"
+        "<div>Item&nbsp; &nbsp; &nbsp; Qty</div><div>----------&nbsp; ---</div>"
+        "<div>Oak table&nbsp; &nbsp; &nbsp;1</div></div><div><br></div>"
+        "<div>It was refunded to your card ending 4417 today.</div>"
+    )
+    result = extract(None, html)
+    assert result.ok and "----------" in result.text and "4417 today" in result.text

@@ -18,13 +18,24 @@ _TICKET_LABELS: Final = (
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
     "diese bewertung|denne anmeldelse"
 )
-_TICKET_FIELD: Final = re.compile(rf"^\s*[*_]*(?:{_TICKET_LABELS})[*_]*\s*:\s*\S", re.IGNORECASE)
+_TICKET_FIELD: Final = re.compile(
+    rf"^\s*[*_]*(?P<label>{_TICKET_LABELS})[*_]*\s*:(?P<gap>\s*)\S", re.IGNORECASE
+)
 _SPACE: Final = re.compile(r"\s+")
 
 
 def ticket_field_left(lines: Sequence[str]) -> bool:
-    """A line like "Email: ann@example.com" or "Order: 10042" of the ticket."""
-    return any(len(line) <= 1000 and _TICKET_FIELD.match(line) for line in lines)
+    """A field line of the ticket: laid out as the ticket does ("Email:       ann@…"), or two
+    different field labels ("Order: 10042" alone may well be the agent's own words)."""
+    labels: set[str] = set()
+    for line in lines:
+        match = _TICKET_FIELD.match(line) if len(line) <= 1000 else None
+        if match is None:
+            continue
+        if len(match.group("gap")) >= 2:
+            return True
+        labels.add(match.group("label").casefold())
+    return len(labels) >= 2
 
 
 def private_left(text: str, private: Sequence[str]) -> bool:

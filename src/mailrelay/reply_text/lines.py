@@ -131,7 +131,7 @@ _RULE: Final = re.compile(r"^\s*[-=+|:\s]*[-=]{3,}[-=+|:\s]*$")
 _SIGNATURE_DASHES: Final = re.compile(r"^--\s*$")
 QUOTE: Final = re.compile(r"^\s*>")
 # Supercite-style citations ("Richard> …", "C>").
-SUPERCITE: Final = re.compile(r"^\s*[A-Za-z][\w.-]{0,11}>(?:\s|$)")
+SUPERCITE: Final = re.compile(r"^\s*[^\W\d_][\w.-]{0,11}>(?:\s|$)")  # also "ОМ>" (The Bat!)
 _FENCE: Final = re.compile(r"^\s*```")
 
 # Mobile and app signatures: "Sent from my iPhone", "Von meinem iPhone gesendet", …
@@ -309,7 +309,10 @@ def _single_line_kind(line: str) -> Kind:
     if _DELIMITER.match(stripped) or is_separator(stripped):
         return Kind.SEPARATOR
     if SUPERCITE.match(line):
-        return Kind.SUPERCITE
+        # Initials ("ОМ> …", "JS> …", as The Bat! quotes) mark a quote like "> ", after which
+        # an answer may follow; a name ("Richard> …") is an embedded message: a cut.
+        initials = line.strip().split(">", 1)[0]
+        return Kind.QUOTE if initials.isupper() and len(initials) <= 3 else Kind.SUPERCITE
     return Kind.TEXT
 
 
@@ -355,7 +358,7 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
             continue
         if QUOTE.match(lines[end]) and len(part) > 30:
             return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
-        if _NEW_ATTRIBUTION.match(part) or _SENTENCE_END.search(parts[-1]):
+        if _NEW_ATTRIBUTION.match(part) or _ends_sentence(parts[-1]):
             return None  # another attribution starts, or the line before ended a sentence
         parts.append(part)
         joined = " ".join(parts)
@@ -364,6 +367,17 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
         if _reads_as_attribution(joined, lines, end):
             return end
     return None
+
+
+def _ends_sentence(line: str) -> bool:
+    """The line ends a sentence: a word and a full stop, "!" or "?", or a number and a full stop
+    on a line of six words or more without an address ("… взять 46 вместо 44.", but not the
+    wrapped "<a@b> schrieb am Mo., 3.")."""
+    if _SENTENCE_END.search(line):
+        return True
+    return (
+        line.endswith(".") and line[-2:-1].isdigit() and len(line.split()) >= 6 and "@" not in line
+    )
 
 
 def _reads_as_attribution(text: str, lines: Sequence[str], end: int) -> bool:

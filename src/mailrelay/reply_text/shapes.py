@@ -81,9 +81,10 @@ _MIN_RUN: Final = 3
 
 def starts_label_run(lines: Sequence[str], index: int) -> bool:
     """A pasted or forwarded message's header block in any language: a run of at least three
-    short "label: value" lines with different labels, one of whose values holds an address or
-    a date and time ("Kimden: Ayşe <a@b>", "Gönderildi: 5 Mart 2025 10:15", "Kime: …", "Konu: …").
-    One wrapped value or blank line may sit between two of them."""
+    short "label: value" lines with different labels, one of whose values holds a sender's
+    address (<a@b>: a bare one is as likely an agent's contact list) or a date and time
+    ("Kimden: Ayşe <a@b>", "Gönderildi: 5 Mart 2025 10:15", "Kime: …", "Konu: …"). One
+    wrapped value or blank line may sit between two of them."""
     labels: set[str] = set()
     evidence = False
     misses = 0
@@ -100,7 +101,7 @@ def starts_label_run(lines: Sequence[str], index: int) -> bool:
         labels.add(match.group("label").casefold())
         value = match.group("value")
         dated = mentions_time(value) and mentions_date(value)
-        evidence = evidence or EMAIL.search(value) is not None or dated
+        evidence = evidence or _BRACKETED_ADDRESS.search(value) is not None or dated
     return len(labels) >= _MIN_RUN and evidence
 
 
@@ -157,12 +158,29 @@ _PHONE: Final = re.compile(r"(?:\+|\b)\d[\d ()/.-]{6,}\d\b")
 _WEB: Final = re.compile(r"https?://|www\.|\b[\w-]+\.(?:com|de|dk|nl|fr|se|no|es|eu)\b", re.I)
 
 
+# A postal code before or after a place ("31-146 Kraków", "10115 Berlin", "Bristol BS1 6XN",
+# "〒100-0001") and a company's legal form ("Sp. z o.o.", "GmbH", "株式会社", "ООО").
+_POSTAL: Final = re.compile(
+    r"\b\d{2}-\d{3}\s+[A-ZÀ-ÞĄ-Żа-яА-Я]|\b\d{4,5}\s+[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}|"
+    r"\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b|〒\s?\d{3}-\d{4}|\b\d{3}\s\d{2}\s+[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}"
+)
+_LEGAL_FORM: Final = re.compile(
+    r"(?<!\w)(?:Ltd\.?|Limited|GmbH|AG|AB|AS|ASA|A/S|ApS|Oyj?|BV|B\.V\.|NV|N\.V\.|S\.?A\.?S?|"
+    r"SARL|S\.?r\.?l\.?|SRL|S\.p\.A\.|Sp\.\s?z\s?o\.\s?o\.?|s\.r\.o\.|a\.s\.|Kft\.?|Zrt\.?|"
+    r"Inc\.?|LLC|PLC|plc|Ltda\.?|S\.L\.|A\.Ş\.|ООО|ТОВ|АО|ΕΠΕ|Α\.Ε\.)(?!\w)|株式会社|有限会社|"
+    r"有限公司|주식회사|\(주\)"
+)
+
+
 def is_contact_line(line: str) -> bool:
-    """A line of a signature block: a phone number, an address, a web site or "a | b" parts."""
+    """A line of a signature block: a phone number, an e-mail or postal address, a web site,
+    a company's legal form or "a | b" parts."""
     return (
         _PHONE.search(line) is not None
         or EMAIL.search(line) is not None
         or _WEB.search(line) is not None
+        or _POSTAL.search(line) is not None
+        or _LEGAL_FORM.search(line) is not None
         or " | " in line
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Final
+from unicodedata import east_asian_width
 
 from .shapes import is_contact_line
 
@@ -22,9 +23,9 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     first = max(2, len(content) - _MAX_BLOCK - 1)  # a block is at most _MAX_BLOCK lines long
     for position in range(first, len(content) - 1):
         name, sign_off = content[position], content[position - 1]
-        if not (_is_short(lines[name]) and _is_short(lines[sign_off])):
+        if not (_is_name(lines[name]) and _is_sign_off(lines[sign_off])):
             continue
-        if not any(len(lines[index].strip()) > 40 for index in content[: position - 1]):
+        if not any(_width(lines[index].strip()) > 40 for index in content[: position - 1]):
             continue  # the message itself comes first
         block = [lines[index] for index in content[position + 1 :]]
         if _is_block(block):
@@ -32,13 +33,31 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     return None
 
 
-def _is_short(line: str) -> bool:
-    """A sign-off or a name: a few words on a line of their own, no sentence or heading end."""
+def _width(text: str) -> int:
+    """Columns the text takes: wide (CJK) characters count twice, as a line of Japanese says as
+    much as one twice its length in Latin letters."""
+    return sum(2 if east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _is_sign_off(line: str) -> bool:
+    """ "Kind regards", "С уважением,", "何卒よろしくお願い申し上げます。": a few words on a line
+    of their own, neither a question nor a heading."""
     text = line.strip()
     return (
-        0 < len(text) <= _MAX_NAME
+        0 < _width(text) <= _MAX_NAME
         and len(text.split()) <= 5
-        and not text.endswith((".", "?", ":", "：", ";"))
+        and not text.endswith((".", "?", "？", ":", "：", ";"))
+        and not is_contact_line(text)
+    )
+
+
+def _is_name(line: str) -> bool:
+    """ "Marcus Webb", "高橋": a few words without any closing punctuation."""
+    text = line.strip()
+    return (
+        0 < _width(text) <= _MAX_NAME
+        and len(text.split()) <= 4
+        and not text.endswith((".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、"))
         and not is_contact_line(text)
     )
 
