@@ -1081,3 +1081,38 @@ def test_a_dash_ruled_table_in_an_html_answer_is_kept() -> None:
     )
     result = extract(None, html)
     assert result.ok and "----------" in result.text and "4417 today" in result.text
+
+
+def test_a_div_with_a_bar_on_its_left_reads_as_a_quote() -> None:
+    html = (
+        "<div>Здравствуйте!</div><div>Возврат оформлен.</div>"
+        "<div>Среда, 4 ноября 2026, 10:15 +03:00 от Анна &lt;anna@pokupka.example&gt;:</div>"
+        '<div style="border-left:1px solid #0857A6; margin:10px; padding:0 0 0 10px;">'
+        "<div>Когда вернут деньги?</div></div><div>Ещё вопросы — пишите.</div>"
+    )
+    assert_published(
+        extract(None, html), "Здравствуйте!\nВозврат оформлен.\n\nЕщё вопросы — пишите."
+    )
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Le 4 nov. 2026 à 10:15, Jean Dupont <jean.dupont@client.example> a écrit",
+        "2026/11/04 10:15 山田太郎 <taro@kaimono.example>",
+    ],
+)
+def test_an_attribution_that_lost_its_colon_still_goes_with_its_quote(heading: str) -> None:
+    assert_published(extract(f"{AGENT}\n\n{heading}\n{QUOTED}"))
+
+
+def test_a_message_banner_a_blank_line_above_a_header_table_goes_with_it() -> None:
+    html = (
+        "<div>Hi Harriet,</div><div><br></div><div>Your candle was posted today.</div>"
+        "<div><br></div><div>Zoe</div><div><br></div><div>Original message</div><table>"
+        "<tr><td>From</td><td>Harriet Cole &lt;harriet@client.example&gt;</td></tr>"
+        "<tr><td>Sent</td><td>4 Nov 2026, 14:02</td></tr>"
+        "<tr><td>Subject</td><td>Candle arrived broken</td></tr></table>"
+        "<div>The jar was cracked.</div>"
+    )
+    assert_published(extract(None, html), "Hi Harriet,\n\nYour candle was posted today.\n\nZoe")

@@ -28,7 +28,7 @@ from .lines import (
     normalize,
     starts_header_block,
 )
-from .shapes import EMAIL
+from .shapes import EMAIL, is_shaped_attribution
 from .signature import signature_block_start
 
 __all__ = ["Extraction", "extract", "html_to_text"]
@@ -194,7 +194,7 @@ def _drop_heading(out: list[str]) -> None:
     end = len(out)
     if end and not out[end - 1].strip():
         end -= 1
-    if not end or not out[end - 1].rstrip(" *_").endswith((":", "：")):
+    if not end or not _is_heading(out[end - 1].strip()):
         return
     heading = out[end - 1].strip()
     if len(heading) > 250 or _SHORTCODE.match(heading) or not _LETTER.search(heading):
@@ -205,6 +205,14 @@ def _drop_heading(out: list[str]) -> None:
         if start == 1 or not out[start - 2].strip():
             start -= 1  # a wrapped two-line heading standing alone
     del out[start:]
+
+
+def _is_heading(line: str) -> bool:
+    """Ends in a colon, or names a sender's address or a date and time, as an attribution
+    without its colon does ("Le 5 mars 2026 à 10:15, Jean <jean@x> a écrit")."""
+    return line.rstrip(" *_").endswith((":", "：")) or is_shaped_attribution(
+        f"{line}:", above_history=True
+    )
 
 
 def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:

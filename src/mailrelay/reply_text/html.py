@@ -58,6 +58,9 @@ _AND_AFTER: Final = (
 )
 _STYLE_SPACE: Final = re.compile(r"\s+")
 _HIDDEN_STYLE: Final = re.compile(r"display:none|mso-hide:all|visibility:hidden")
+_LEFT_BAR: Final = re.compile(
+    r"border-left:(?:[\d.]+(?:px|pt|em)?)?(?:solid|#)|border-left-style:solid"
+)
 _OUTLOOK_BORDER: Final = re.compile(r"border-top:solid")
 
 
@@ -188,7 +191,7 @@ def _render_element(tag: Tag, out: _TextBuilder) -> None:
         out.blank_line()
         out.add("_" * 32)  # a separator line, as in a plain-text reply: history may follow
         out.blank_line()
-    elif name == "blockquote":
+    elif name == "blockquote" or (name == "div" and _is_ruled_left(tag)):
         _render_quote(tag, out)
     elif name == "pre":
         out.blank_line()
@@ -242,6 +245,13 @@ def _render_quote(tag: Tag, out: _TextBuilder) -> None:
         out.add_raw(f"> {line}".rstrip())
         out.break_line()
     out.blank_line()
+
+
+def _is_ruled_left(tag: Tag) -> bool:
+    """A <div> with a solid bar on its left: how webmails (Mail.ru, Yandex, Zoho…) that use no
+    <blockquote> mark a quote."""
+    style = _style_of(tag)
+    return _LEFT_BAR.search(style) is not None
 
 
 def _link_target(tag: Tag) -> str:

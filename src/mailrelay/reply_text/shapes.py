@@ -105,16 +105,26 @@ def starts_label_run(lines: Sequence[str], index: int) -> bool:
     return len(labels) >= _MIN_RUN and evidence
 
 
+# "Message" as banners say it ("Original message", "Ursprüngliche Nachricht", "原始邮件").
+_MESSAGE_WORD: Final = re.compile(
+    r"(?:message|messaggio|mensaje|mensagem|nachricht|bericht|meddelande|meddelelse|melding|"
+    r"wiadomo|zpráv|správ|сообщени|повідомлен|üzenet|ileti|mesaj|μήνυμα|viesti|e-?mail|"
+    r"邮件|郵件|メール|メッセージ|메일|메시지)",
+    re.IGNORECASE,
+)
+
+
 def is_banner(line: str, *, adjacent: bool) -> bool:
     """The title line of a forwarded or pasted message above its header block ("Original
-    Message", "Пересылаемое сообщение", "転送されたメッセージ:"): short, no sentence, and either
-    right above the block or ending in a colon."""
+    Message", "Пересылаемое сообщение", "転送されたメッセージ:"): short, no sentence, and right
+    above the block, or a blank line apart when it ends in a colon or names a message (not the
+    agent's name, which may stand there too)."""
     text = line.strip().strip("*_ ")
     if not text or len(text) > 60 or len(text.split()) > 6:
         return False
-    if re.search(r"[.!?,;]", text.rstrip(":：")):
+    if re.search(r"[.!?,;！？。]", text.rstrip(":：")):
         return False
-    return adjacent or text.endswith((":", "："))
+    return adjacent or text.endswith((":", "：")) or _MESSAGE_WORD.search(text) is not None
 
 
 # --------------------------------------------------------------------------- sign-offs
