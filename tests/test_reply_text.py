@@ -1116,3 +1116,40 @@ def test_a_message_banner_a_blank_line_above_a_header_table_goes_with_it() -> No
         "<div>The jar was cracked.</div>"
     )
     assert_published(extract(None, html), "Hi Harriet,\n\nYour candle was posted today.\n\nZoe")
+
+
+BODY = "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way to you today."
+
+
+@pytest.mark.parametrize(
+    "closing,block",
+    [
+        ("Best regards, Marcus Webb", "Customer Service\nACME Ltd\n+44 117 496 0188"),
+        ("Mvh Sindre", "Kundeservice | Nordlys AS\nTlf 22 12 34 56"),
+        ("Bob Berg", "Customer Care Team\nACME Ltd\nwww.acme.example"),
+        (
+            "Atentamente,\n\nRaúl Jiménez",
+            "Atención al cliente · Electro Jiménez S.L.\nC/ Mayor 45, 28013 Madrid\n"
+            "Este mensaje y sus adjuntos son confidenciales y se dirigen a su destinatario.",
+        ),
+    ],
+    ids=["combined", "mvh-name", "name-alone", "legal-footer"],
+)
+def test_the_signature_block_goes_whatever_the_closing_looks_like(closing: str, block: str) -> None:
+    assert_published(extract(f"{BODY}\n\n{closing}\n{block}"), f"{BODY}\n\n{closing}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hei Per,\n\nSend drillen til oss så bytter vi den.\n\nAdresse:\n\nDahl Verktøy AS\n"
+        "Industriveien 4\n2020 Skedsmokorset\n\nMvh\nHåkon",
+        "Hallo Herr Yilmaz,\n\nich habe den Gutschein neu angelegt:\n\nCode: LINDE-25-QX9\n\n"
+        "Er gilt bis 31.12.2026 und ist mit Ihrem Kundenkonto verknüpft.\n\nViele Grüße\nSabine",
+        "Hi,\n\nYou can delete the keys one at a time.\n\nSee also\n\n"
+        "http://docs.example/api#buckets\n\nwhich says there is no bulk delete yet.",
+    ],
+    ids=["address-in-answer", "code-line", "see-also-link"],
+)
+def test_contact_details_in_the_answer_are_no_signature_block(text: str) -> None:
+    assert_published(extract(text), text)

@@ -3,6 +3,7 @@ footer. The sign-off and the name may stay; what follows them must not reach the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 from unicodedata import east_asian_width
@@ -15,22 +16,53 @@ _LOOKAHEAD: Final = 4  # lines of the block within which a contact line must com
 
 
 def signature_block_start(lines: Sequence[str]) -> int | None:
-    """Index of the first line of a signature block, or None. The block follows a short name
-    line, which follows a short sign-off line after the message: "Kind regards" / "Marcus Webb"
-    / "Team Leader" / "ACME Ltd | +44 117 496 0188". Within its first lines the block names a
-    phone number, an address or a web site, and it holds no question."""
+    """Index of the first line of a signature block, or None. The block follows the closing
+    after the message: a sign-off and the agent's name ("Kind regards" / "Marcus Webb"), or one
+    line of both or of the name alone ("Mvh Sindre", "Bob Berg"). Within its first lines the
+    block names a phone number, an address, a web site or a company, and it holds no question.
+    Where it is unclear whether the closing's second line is a name or a title, it goes: a
+    name lost is better than a title published."""
     content = [index for index, line in enumerate(lines) if line.strip()]
-    first = max(2, len(content) - _MAX_BLOCK - 1)  # a block is at most _MAX_BLOCK lines long
+    first = max(1, len(content) - _MAX_BLOCK - 2)  # a block is at most _MAX_BLOCK lines long
     for position in range(first, len(content) - 1):
-        name, sign_off = content[position], content[position - 1]
-        if not (_is_name(lines[name]) and _is_sign_off(lines[sign_off])):
-            continue
-        if not any(_width(lines[index].strip()) > 40 for index in content[: position - 1]):
+        closing = lines[content[position]]
+        if not _is_sign_off(closing) or _is_sign_off(lines[content[position - 1]]):
+            continue  # the closing is the first short line after the message
+        if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
             continue  # the message itself comes first
-        block = [lines[index] for index in content[position + 1 :]]
-        if _is_block(block):
-            return name + 1
+        end = position
+        following = lines[content[position + 1]]
+        signed = _is_bare_sign_off(closing) and _is_name(following)
+        if signed:
+            end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
+        block = [lines[index] for index in content[end + 1 :]]
+        if _is_block(block, signed=signed):
+            return content[end] + 1
     return None
+
+
+# Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
+# name line below it, so a closing missing here costs a name, never a leak.
+_CLOSING_WORDS: Final = re.compile(
+    r"regards|wishes|cheers|thanks|thank you|best|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
+    r"venlig|vennlig|hälsning|groet|cordialement|salutations|bien à vous|saludos|atentamente|"
+    r"saluti|cumprimentos|atenciosamente|abraços|pozdrawiam|poważaniem|pozdravem|úctou|"
+    r"уважением|наилучшими|повагою|üdvözlettel|tisztelettel|saygı|με εκτίμηση|φιλικά|"
+    r"terveisin|cu stimă|cu stima|cu respect|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
+    r"드림|올림|dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
+    r"ευχαριστ|kiitos|mulțumesc|takk|tack|bedankt|ありがとう",
+    re.IGNORECASE,
+)
+_DIGIT: Final = re.compile(r"\d")
+_COMBINED: Final = re.compile(r"[,，]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+
+
+def _is_bare_sign_off(line: str) -> bool:
+    """A closing without the name: it ends in a comma or "!" or is made of closing words."""
+    text = line.strip()
+    if _COMBINED.search(text):
+        return False
+    return text.endswith((",", "!", "，", "！", "。")) or _CLOSING_WORDS.search(text) is not None
 
 
 def _width(text: str) -> int:
@@ -41,14 +73,16 @@ def _width(text: str) -> int:
 
 def _is_sign_off(line: str) -> bool:
     """ "Kind regards", "С уважением,", "何卒よろしくお願い申し上げます。": a few words on a line
-    of their own, neither a question nor a heading."""
+    of their own, without digits; not a sentence ("would do it."), a question or a heading. An
+    exclamation or a "。" line is a closing only with a closing word ("Thanks!")."""
     text = line.strip()
-    return (
-        0 < _width(text) <= _MAX_NAME
-        and len(text.split()) <= 5
-        and not text.endswith((".", "?", "？", ":", "：", ";"))
-        and not is_contact_line(text)
-    )
+    if not (0 < _width(text) <= _MAX_NAME and len(text.split()) <= 5) or _DIGIT.search(text):
+        return False
+    if text.endswith((".", "?", "？", ":", "：", ";")) or is_contact_line(text):
+        return False
+    if text.endswith(("!", "！", "。")):
+        return _CLOSING_WORDS.search(text) is not None
+    return True
 
 
 def _is_name(line: str) -> bool:
@@ -62,9 +96,19 @@ def _is_name(line: str) -> bool:
     )
 
 
-def _is_block(block: Sequence[str]) -> bool:
+def _is_block(block: Sequence[str], *, signed: bool) -> bool:
+    """Contact lines within the first few; no question and no second closing ("Mvh" / "Håkon
+    Dahl" below an address in the answer); short lines or contact lines, and under a sign-off
+    and name also a long legal footer after the contact lines."""
     if not block or len(block) > _MAX_BLOCK:
         return False
-    if any(line.rstrip().endswith(("?", "？")) for line in block):
-        return False
+    contact = False
+    for line in block:
+        text = line.strip()
+        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
+            return False
+        if is_contact_line(text):
+            contact = True
+        elif _width(text) > _MAX_NAME and not (signed and contact):
+            return False
     return any(is_contact_line(line) for line in block[:_LOOKAHEAD])
