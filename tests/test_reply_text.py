@@ -1153,3 +1153,16 @@ def test_the_signature_block_goes_whatever_the_closing_looks_like(closing: str, 
 )
 def test_contact_details_in_the_answer_are_no_signature_block(text: str) -> None:
     assert_published(extract(text), text)
+
+
+def test_an_agents_pickup_details_with_a_date_and_time_are_no_header_block() -> None:
+    text = (
+        "Hallo Herr Yilmaz,\n\nAbholung: 05.11.2026 10:00-12:00\nSpediteur: DHL Freight\n"
+        "Sendungsnummer: 123456789\n\nViele Grüße\nSabine"
+    )
+    assert_published(extract(text), text)
+
+
+def test_an_attribution_without_its_colon_above_unquoted_history_holds_the_reply() -> None:
+    text = f"{AGENT}\n\nAnn Lee <ann.lee@customer.example> wrote on 03.11.2026 10:15\n\n{UNQUOTED}"
+    assert_held(extract(text), "attribution left")

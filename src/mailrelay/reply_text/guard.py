@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from .shapes import is_shaped_attribution
+from .shapes import is_addressed_and_dated, is_shaped_attribution
 
 # The field lines of our ticket (templates/mail/*/ticket.txt.j2, every locale) with a value: a
 # quoted ticket whose quote marks a client dropped. tests/test_reply_text.py checks that every
@@ -56,6 +56,8 @@ def shaped_attribution_left(lines: Sequence[str]) -> bool:
     for index, line in enumerate(lines):
         if is_shaped_attribution(line, above_history=True, strict=False):
             return True
+        if is_addressed_and_dated(line):
+            return True  # "Jane <jane@x> wrote on 05.03.2026 10:15" without its colon
         if index + 1 < len(lines) and lines[index + 1].strip() and line.strip():
             joined = f"{line.strip()} {lines[index + 1].strip()}"
             if is_shaped_attribution(joined, above_history=True, strict=False):

@@ -63,6 +63,18 @@ def is_shaped_attribution(text: str, *, above_history: bool, strict: bool = True
     return words <= 8 or (above_history and words <= 20) or not strict
 
 
+def is_addressed_and_dated(line: str) -> bool:
+    """A short line naming an address in brackets, a date and a time: an attribution, colon or
+    not ("Jane Doe <jane@x> wrote on 05.03.2026 10:15")."""
+    return (
+        len(line) <= 320
+        and len(line.split()) <= 30
+        and _BRACKETED_ADDRESS.search(line) is not None
+        and mentions_date(line)
+        and mentions_time(line)
+    )
+
+
 def may_start_shaped_attribution(line: str) -> bool:
     """A line that may open an attribution wrapped over lines: it names a date or a time."""
     return len(line) <= 200 and (mentions_time(line) or mentions_date(line))
@@ -80,13 +92,14 @@ _MIN_RUN: Final = 3
 
 
 def starts_label_run(lines: Sequence[str], index: int) -> bool:
-    """A pasted or forwarded message's header block in any language: a run of at least three
-    short "label: value" lines with different labels, one of whose values holds a sender's
-    address (<a@b>: a bare one is as likely an agent's contact list) or a date and time
-    ("Kimden: Ayşe <a@b>", "Gönderildi: 5 Mart 2025 10:15", "Kime: …", "Konu: …"). One
-    wrapped value or blank line may sit between two of them."""
+    """A pasted or forwarded message's header block in any language: a run of short "label:
+    value" lines with different labels, three when a value holds a sender's address ("Kimden:
+    Ayşe <a@b>", "Kime: …", "Konu: …"), four when a value holds only a date and time, as an
+    agent's own "Pickup: 5.3. 10:00" / "Carrier: DHL" / "Tracking: 123" list may. A bare
+    address is as likely an agent's contact list. One wrapped value or blank line may sit
+    between two of them."""
     labels: set[str] = set()
-    evidence = False
+    addressed = dated = False
     misses = 0
     for line in lines[index : index + 14]:
         match = _LABEL_LINE.match(line) if len(line) <= 1000 else None
@@ -100,9 +113,9 @@ def starts_label_run(lines: Sequence[str], index: int) -> bool:
         misses = 0
         labels.add(match.group("label").casefold())
         value = match.group("value")
-        dated = mentions_time(value) and mentions_date(value)
-        evidence = evidence or _BRACKETED_ADDRESS.search(value) is not None or dated
-    return len(labels) >= _MIN_RUN and evidence
+        addressed = addressed or _BRACKETED_ADDRESS.search(value) is not None
+        dated = dated or (mentions_time(value) and mentions_date(value))
+    return len(labels) >= (_MIN_RUN if addressed else _MIN_RUN + 1) and (addressed or dated)
 
 
 # "Message" as banners say it ("Original message", "Ursprüngliche Nachricht", "原始邮件").
