@@ -1164,5 +1164,6 @@ def test_an_agents_pickup_details_with_a_date_and_time_are_no_header_block() -> 
 
 
 def test_an_attribution_without_its_colon_above_unquoted_history_holds_the_reply() -> None:
-    text = f"{AGENT}\n\nAnn Lee <ann.lee@customer.example> wrote on 03.11.2026 10:15\n\n{UNQUOTED}"
+    attribution = "Ann Lee <ann.lee@customer.example> wrote on 03.11.2026 10:15"
+    text = f"Hi Ann,\n\nthe refund is on its way.\n\n{attribution}\n\n{UNQUOTED}"
     assert_held(extract(text), "attribution left")
