@@ -1167,3 +1167,16 @@ def test_an_attribution_without_its_colon_above_unquoted_history_holds_the_reply
     attribution = "Ann Lee <ann.lee@customer.example> wrote on 03.11.2026 10:15"
     text = f"Hi Ann,\n\nthe refund is on its way.\n\n{attribution}\n\n{UNQUOTED}"
     assert_held(extract(text), "attribution left")
+
+
+@pytest.mark.parametrize(
+    "sign_off",
+    ["Poslano z mojega iPhona", "Ilitumwa kutoka Samsung Galaxy yangu", "Dikirim dari Android"],
+)
+def test_a_last_short_line_naming_a_device_is_a_sign_off_in_any_language(sign_off: str) -> None:
+    result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}")
+    assert_published(result)
+
+
+def test_an_answer_that_only_names_a_device_is_kept() -> None:
+    assert_published(extract(f"Outlook with a reply\n\n{QUOTED}"), "Outlook with a reply")

@@ -24,6 +24,7 @@ from .lines import (
     fold,
     folded_lines,
     is_attribution,
+    is_device_line,
     is_separator,
     normalize,
     starts_header_block,
@@ -81,6 +82,7 @@ def extract(
     lines = _cut_at_marker(lines, cuts)
     lines = _cut_at_known_text(lines, known_texts, cuts)
     lines = _trim_history(lines, cuts)
+    lines = _drop_device_line(lines, cuts)
     lines = _cut_signature_block(lines, cuts)
     result = _tidy(lines)
     reason = _refusal(result, private)
@@ -213,6 +215,16 @@ def _is_heading(line: str) -> bool:
     return line.rstrip(" *_").endswith((":", "：")) or is_shaped_attribution(
         f"{line}:", above_history=True
     )
+
+
+def _drop_device_line(lines: list[str], cuts: list[str]) -> list[str]:
+    """The last line naming a device ("… my Galaxy", "… iPhone …") is a mobile sign-off, in
+    whatever words the sign-off's language says "sent from"."""
+    last = max((index for index, line in enumerate(lines) if line.strip()), default=None)
+    if not last or not is_device_line(lines[last]):  # never the whole answer
+        return lines
+    cuts.append("signature")
+    return lines[:last]
 
 
 def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:

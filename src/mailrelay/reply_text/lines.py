@@ -154,12 +154,14 @@ _DEVICE: Final = re.compile(
     r"\b(?:i\s?phone|ipad|ipod|android|mobile?|mobil\w*|mobiel\w*|m[oó]vil|cell(?:ular)?|"
     r"celular|phone|telefon\w*|telefoon|t[ée]l[ée]phone|tel[ée]fono|smartphone|handy|"
     r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
-    r"alcatel|tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
+    r"alcatel|moto|redmi|poco|oppo|vivo|realme|honor|lenovo|sony|zte|asus|fairphone|nokia|"
+    r"tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
     r"mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
     r"watch|pc|почт\w*|пошт\w*|устройств\w*|пристро\w*|телефон\w*|смартфон\w*|мобильн\w*|"
     r"мобільн\w*|планшет\w*|κινητ\w*|τηλέφων\w*|συσκευ\w*|puhelime\w*|laitteesta)\b",
     re.IGNORECASE,
 )
+_SENTENCE_MARK: Final = re.compile(r"[!?,;:！？，；：。]|\.(?:\s|$)")
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
 _CJK: Final = re.compile(r"[\u3400-\u9fff]")
 _MARKDOWN_LINK: Final = re.compile(r"\[([^\]]{0,200})\]\([^)]{0,500}\)")
@@ -548,6 +550,16 @@ def _is_mobile_signature(line: str) -> bool:
     if _SENT_WITH.match(clause) or (_FROM_MY.match(clause) and len(clause.split()) <= 5):
         return len(clause.split()) <= 9 and _names_a_device(clause)
     return len(text) <= 40 and _CJK.search(text) is not None and _names_a_device(text)
+
+
+def is_device_line(line: str) -> bool:
+    """A short line naming a device or a mail app, without a sentence: what a mobile sign-off
+    in a language we have no words for looks like ("Lähetetty iPhonesta", "… Galaxy …")."""
+    text = line.strip().strip("()<>[]*_-— ").strip()
+    words = len(text.split())
+    if not 2 <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
+        return False
+    return _DEVICE.search(text) is not None
 
 
 def _names_a_device(text: str) -> bool:
