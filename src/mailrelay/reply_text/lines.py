@@ -151,7 +151,7 @@ _GERMAN_SENT: Final = re.compile(
 )
 _OUTLOOK_APP: Final = re.compile(r"\boutlook\b.{0,20}\b(?:ios|android)", re.IGNORECASE)
 _DEVICE: Final = re.compile(
-    r"\b(?:i\s?phone|ipad|ipod|android|mobile?|mobil\w*|mobiel\w*|m[oó]vil|cell(?:ular)?|"
+    r"\b(?:i\s?phon\w*|ipad\w*|ipod|android|mobile?|mobil\w*|mobiel\w*|m[oó]vil|cell(?:ular)?|"
     r"celular|phone|telefon\w*|telefoon|t[ée]l[ée]phone|tel[ée]fono|smartphone|handy|"
     r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
     r"alcatel|moto|redmi|poco|oppo|vivo|realme|honor|lenovo|sony|zte|asus|fairphone|nokia|"
