@@ -1180,3 +1180,17 @@ def test_a_last_short_line_naming_a_device_is_a_sign_off_in_any_language(sign_of
 
 def test_an_answer_that_only_names_a_device_is_kept() -> None:
     assert_published(extract(f"Outlook with a reply\n\n{QUOTED}"), "Outlook with a reply")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Em 4 de novembro de 2026 às 10h15, João Silva enviou:",
+        "ke 4.11.2026 klo 10.15 Matti lähetti:",
+        "Den 4.11.2026 kl. 10.15 sendte Jens:",
+    ],
+)
+def test_times_written_10h15_or_after_kl_make_a_dated_attribution(line: str) -> None:
+    result = extract(f"{AGENT}\n\n{line}\n\n{QUOTED}")
+    assert_published(result)
+    assert result.cut_at == "attribution"

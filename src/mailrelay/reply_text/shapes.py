@@ -16,9 +16,12 @@ EMAIL: Final = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 _BRACKETED_ADDRESS: Final = re.compile(
     r"[<‹«(\[]\s*(?:mailto:)?[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+\s*[>›»)\]]"
 )
-# 10:15, 10：15, 10時15分, 10시 15분 (a "10.15" is as often a price as a time: not counted).
+# 10:15, 10：15, 10h15, 10時15分, 10시 15분, and "10.15" after "kl."/"klo" (a bare "10.15" is as
+# often a price as a time: not counted).
 _TIME: Final = re.compile(
-    r"(?<!\d)(?:[01]?\d|2[0-3])\s?[:：]\s?[0-5]\d(?!\d)|\d{1,2}\s?[時时시]\s?\d{1,2}\s?[分분]"
+    r"(?<!\d)(?:[01]?\d|2[0-3])\s?[:：]\s?[0-5]\d(?!\d)|\d{1,2}\s?[時时시]\s?\d{1,2}\s?[分분]|"
+    r"(?<![\w.,])(?:[01]?\d|2[0-3])h[0-5]\d(?!\d)|\b(?:kl|klo)\.?\s(?:[01]?\d|2[0-3])\.[0-5]\d(?!\d)",
+    re.IGNORECASE,
 )
 # 5.3.2025, 2025/03/05, 03-05-25, a year, 2025年 / 2025년, 3月5日, "5 марта", "5. maalisk".
 _DATE: Final = re.compile(
