@@ -1194,3 +1194,54 @@ def test_times_written_10h15_or_after_kl_make_a_dated_attribution(line: str) -> 
     result = extract(f"{AGENT}\n\n{line}\n\n{QUOTED}")
     assert_published(result)
     assert result.cut_at == "attribution"
+
+
+SIGNED_MORE = {
+    "hu": (
+        "Kedves Anna!\n\nA csomagot ma feladtuk, holnap délután érkezik a futárral.",
+        "Üdvözlettel:\nKovács Péter",
+        "Ügyfélszolgálat\nPéldabolt Kft.\nTel.: +36 1 234 5678",
+    ),
+    "tr": (
+        "Merhaba Ayşe Hanım,\n\nSiparişiniz bugün kargoya verildi, yarın elinizde olur.",
+        "Saygılarımla,\nMehmet Demir",
+        "Müşteri Hizmetleri\nÖrnek Mağaza A.Ş.\n0212 123 45 67",
+    ),
+    "el": (
+        "Καλησπέρα σας,\n\nΗ παραγγελία σας στάλθηκε σήμερα με courier και φτάνει αύριο.",
+        "Με εκτίμηση,\nΓιώργος Νικολάου",
+        "Εξυπηρέτηση Πελατών\nΚατάστημα Α.Ε.\nΤηλ. 210 1234567",
+    ),
+    "ko": (
+        "안녕하세요 고객님,\n\n환불 처리가 완료되었습니다. 영업일 기준 3일 이내에 입금됩니다.",
+        "감사합니다.\n박지은 드림",
+        "고객지원팀\n(주)예시상점\n02-123-4567",
+    ),
+    "cs": (
+        "Dobrý den,\n\nreklamaci jsme uznali a nové zboží odešleme zítra ráno.",
+        "S pozdravem\nPetr Dvořák",
+        "Zákaznická podpora\nObchod s.r.o.\n+420 123 456 789",
+    ),
+    "fi": (
+        "Hyvä Matti,\n\npaketti lähti tänään ja on perillä torstaina noutopisteessä.",
+        "Ystävällisin terveisin\nLiisa Korhonen",
+        "Asiakaspalvelu\nKauppa Oy\n+358 40 123 4567",
+    ),
+    "ro": (
+        "Bună ziua,\n\nComanda dumneavoastră a fost expediată astăzi prin curier rapid.",
+        "Cu stimă,\nAndrei Popescu",
+        "Serviciul Clienți\nMagazin SRL\n0721 123 456",
+    ),
+    "uk": (
+        "Доброго дня, Олено!\n\nПовернення коштів оформлено, гроші надійдуть за три дні.",
+        "З повагою,\nІрина Коваль",
+        "Служба підтримки\nТОВ Крамниця\n+380 44 123 4567",
+    ),
+}
+
+
+@pytest.mark.parametrize("body,closing,block", SIGNED_MORE.values(), ids=SIGNED_MORE.keys())
+def test_the_signature_block_under_a_closing_is_cut_in_more_languages(
+    body: str, closing: str, block: str
+) -> None:
+    assert_published(extract(f"{body}\n\n{closing}\n{block}"), f"{body}\n\n{closing}")

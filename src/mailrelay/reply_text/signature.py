@@ -49,7 +49,7 @@ _CLOSING_WORDS: Final = re.compile(
     r"saluti|cumprimentos|atenciosamente|abraços|pozdrawiam|poważaniem|pozdravem|úctou|"
     r"уважением|наилучшими|повагою|üdvözlettel|tisztelettel|saygı|με εκτίμηση|φιλικά|"
     r"terveisin|cu stimă|cu stima|cu respect|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
-    r"드림|올림|dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
+    r"dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
     r"ευχαριστ|kiitos|mulțumesc|takk|tack|bedankt|ありがとう",
     re.IGNORECASE,
 )
@@ -73,15 +73,16 @@ def _width(text: str) -> int:
 
 def _is_sign_off(line: str) -> bool:
     """ "Kind regards", "С уважением,", "何卒よろしくお願い申し上げます。": a few words on a line
-    of their own, without digits; not a sentence ("would do it."), a question or a heading. An
-    exclamation or a "。" line is a closing only with a closing word ("Thanks!")."""
+    of their own, without digits; not a sentence ("would do it."), a question or a heading. A
+    line ending in ".", "!", "。" or ":" is a closing only with a closing word ("Thanks!",
+    "감사합니다.", "Üdvözlettel:")."""
     text = line.strip()
     if not (0 < _width(text) <= _MAX_NAME and len(text.split()) <= 5) or _DIGIT.search(text):
         return False
-    if text.endswith((".", "?", "？", ":", "：", ";")) or is_contact_line(text):
+    if text.endswith(("?", "？", ";")) or is_contact_line(text):
         return False
-    if text.endswith(("!", "！", "。")):
-        return _CLOSING_WORDS.search(text) is not None
+    if text.endswith((".", "!", "！", "。", ":", "：")):
+        return _CLOSING_WORDS.search(text) is not None  # "Thanks!", "Üdvözlettel:"
     return True
 
 
