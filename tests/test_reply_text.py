@@ -1245,3 +1245,17 @@ def test_the_signature_block_under_a_closing_is_cut_in_more_languages(
     body: str, closing: str, block: str
 ) -> None:
     assert_published(extract(f"{body}\n\n{closing}\n{block}"), f"{body}\n\n{closing}")
+
+
+def test_a_title_under_the_sign_off_and_name_goes_without_contact_details() -> None:
+    body = "Hallo Herr Yilmaz,\n\nder Gutschein ist neu angelegt und gilt bis Ende des Jahres."
+    result = extract(f"{body}\n\nViele Grüße\nSabine Wolff\nKundenservice\n")
+    assert_published(result, f"{body}\n\nViele Grüße\nSabine Wolff")
+
+
+def test_a_postscript_under_the_sign_off_and_name_is_kept() -> None:
+    text = (
+        "Hallo Herr Yilmaz,\n\nder Gutschein ist neu angelegt und gilt bis Ende des Jahres.\n\n"
+        "Viele Grüße\nSabine\n\nPS: Er gilt auch online."
+    )
+    assert_published(extract(text), text)

@@ -12,7 +12,11 @@ from .shapes import is_contact_line
 
 _MAX_NAME: Final = 50  # characters of a sign-off or name line
 _MAX_BLOCK: Final = 12  # lines of a signature block
-_LOOKAHEAD: Final = 4  # lines of the block within which a contact line must come
+_LOOKAHEAD: Final = 4
+_TITLE_LINES: Final = 2  # lines of title and department under a name without contact details
+_SENTENCE: Final = re.compile(
+    r"[.!?。！？]\s*$|[.!?]\s"
+)  # lines of the block within which a contact line must come
 
 
 def signature_block_start(lines: Sequence[str]) -> int | None:
@@ -100,7 +104,8 @@ def _is_name(line: str) -> bool:
 def _is_block(block: Sequence[str], *, signed: bool) -> bool:
     """Contact lines within the first few; no question and no second closing ("Mvh" / "Håkon
     Dahl" below an address in the answer); short lines or contact lines, and under a sign-off
-    and name also a long legal footer after the contact lines."""
+    and name also a long legal footer after the contact lines. Under a sign-off and name, a
+    title or department of one or two lines needs no contact details ("Kundenservice")."""
     if not block or len(block) > _MAX_BLOCK:
         return False
     contact = False
@@ -112,4 +117,8 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
             contact = True
         elif _width(text) > _MAX_NAME and not (signed and contact):
             return False
-    return any(is_contact_line(line) for line in block[:_LOOKAHEAD])
+    if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
+        return True
+    return (
+        signed and len(block) <= _TITLE_LINES and not any(_SENTENCE.search(line) for line in block)
+    )
