@@ -41,7 +41,7 @@ class Extraction:
 
     text: str  # the agent's new text, trimmed, signature removed, paragraphs kept
     ok: bool  # True = safe to publish/send
-    reason: str | None  # why not ok: "empty", "reply address left", "marker left", ...
+    reason: str | None  # why not ok: "empty", "attribution left", "customer address left", ...
     cut_at: str | None  # which rule cut first: "marker", "known_text", "attribution", ...
 
 
@@ -71,10 +71,12 @@ def extract(
     """The agent's new text in a reply, cut at the first sign of quoted history.
 
     text/plain wins when it has content; the HTML part is used only when it has none. Rules in
-    order: our marker, a text we sent (`known_texts`), then line by line attributions, quote
-    blocks, header blocks, separators and signatures. The verdict fails closed: what is left
-    is held when it still looks like history, a ticket field, or names a `private` string (the
-    customer's address).
+    order: our marker, a text we sent (`known_texts`), then line by line attributions (by
+    verb, or by shape: an address or a date and time before a colon), quote blocks with their
+    heading line, header blocks (also label runs in any language), separators and sign-offs,
+    then the contact block under the agent's closing. The verdict fails closed: what is left
+    is held when it still looks like history, holds a ticket field line, or names a `private`
+    string (the customer's address; issue 10 §1).
     """
     source = _choose_source(text, html)
     lines = normalize(source).split("\n")
