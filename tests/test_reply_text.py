@@ -1259,3 +1259,8 @@ def test_a_postscript_under_the_sign_off_and_name_is_kept() -> None:
         "Viele Grüße\nSabine\n\nPS: Er gilt auch online."
     )
     assert_published(extract(text), text)
+
+
+def test_a_greeting_above_a_quote_heading_is_kept() -> None:
+    text = f"Hi Ann\nAbout the size:\n{QUOTED}\nOne size up is best.\n\nBob"
+    assert_published(extract(text), "Hi Ann\n\nOne size up is best.\n\nBob")

@@ -55,6 +55,7 @@ _HIDDEN_KEY: Final = re.compile(r"\bmr:[a-z0-9]{12,}\b")  # the text of our hidd
 _REPLY_ADDRESS: Final = re.compile(r"\breply\+[^\s@<>\"]{0,200}@", re.IGNORECASE)
 _SHORTCODE: Final = re.compile(r"^(?::[\w+-]+:\s*)+$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
+_DATED_OR_ADDRESSED: Final = re.compile(r"\d|@")
 _KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a reply
 
 
@@ -206,8 +207,9 @@ def _drop_heading(out: list[str]) -> None:
     start = end - 1
     above = out[start - 1].strip() if start else ""
     if above and len(above) <= 120 and not above.endswith((".", "!", "?", ":", ";", "。")):
-        if start == 1 or not out[start - 2].strip():
-            start -= 1  # a wrapped two-line heading standing alone
+        wrapped = _DATED_OR_ADDRESSED.search(above) or VERB.search(f"{above} {heading}")
+        if (start == 1 or not out[start - 2].strip()) and wrapped:
+            start -= 1  # a wrapped two-line heading standing alone ("On 3 Nov, Ann" / "wrote:")
     del out[start:]
 
 
