@@ -1264,3 +1264,11 @@ def test_a_postscript_under_the_sign_off_and_name_is_kept() -> None:
 def test_a_greeting_above_a_quote_heading_is_kept() -> None:
     text = f"Hi Ann\nAbout the size:\n{QUOTED}\nOne size up is best.\n\nBob"
     assert_published(extract(text), "Hi Ann\n\nOne size up is best.\n\nBob")
+
+
+def test_an_address_introduced_by_a_colon_at_the_end_of_the_answer_is_kept() -> None:
+    text = (
+        "Hi Ann,\n\nplease send the item back to this address:\n\nACME Returns\nHauptstr. 5\n"
+        "10115 Berlin"
+    )
+    assert_published(extract(text), text)

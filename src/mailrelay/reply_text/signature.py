@@ -30,8 +30,9 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     first = max(1, len(content) - _MAX_BLOCK - 2)  # a block is at most _MAX_BLOCK lines long
     for position in range(first, len(content) - 1):
         closing = lines[content[position]]
-        if not _is_sign_off(closing) or _is_sign_off(lines[content[position - 1]]):
-            continue  # the closing is the first short line after the message
+        before = lines[content[position - 1]].rstrip()
+        if not _is_sign_off(closing) or _is_sign_off(before) or before.endswith((":", "：")):
+            continue  # the closing is the first short line after the message, not a list's
         if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
             continue  # the message itself comes first
         end = position
