@@ -1272,3 +1272,19 @@ def test_an_address_introduced_by_a_colon_at_the_end_of_the_answer_is_kept() -> 
         "10115 Berlin"
     )
     assert_published(extract(text), text)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "5 Kasım 2026 Çarşamba tarihinde Ayşe Yılmaz şunu yazdı:",
+        "Στις 4 Νοε 2026, ο Γιώργος έγραψε:",
+        "Pe 4 nov. 2026, Andrei a scris:",
+        "2026. nov. 4. Kovács Anna írta:",
+        "Pada 4 Nov 2026, Budi menulis:",
+    ],
+)
+def test_a_dated_attribution_with_a_verb_in_more_languages_cuts_unquoted_history(
+    line: str,
+) -> None:
+    assert_published(extract(f"{AGENT}\n\n{line}\n\n{UNQUOTED}"))

@@ -25,12 +25,15 @@ from .shapes import (
 
 # --------------------------------------------------------------------------- vocabulary
 
-# "wrote" in the languages we serve (en, de, da, nl, fr, sv, no, es) and a few more seen in the
-# wild (pt, it, pl, ru, uk, fi, cs, zh). Longer forms first so "a écrit" wins over "écrit".
+# "wrote" in the languages we serve (en, de, da, nl, fr, sv, no, es) and more seen in the wild
+# (pt, it, pl, ru, uk, fi, cs, sk, hu, tr, el, ro, id, vi, zh, ko). Longer forms first so
+# "a écrit" wins over "écrit". Attributions without any of these are caught by their shape
+# (shapes.is_shaped_attribution) or by the quote they head.
 _VERBS: Final = (
     r"wrote|writes|schrieb|geschrieben|skrev|schreef|geschreven|a\s+[ée]crit|"
-    r"escribi[óo]|ha\s+escrito|escreveu|ha\s+scritto|scrisse|napisa[łl]a?|"
-    r"написала?|написав|пише|kirjoitti|napsala?|写道|寫道"
+    r"escribi[óo]|ha\s+escrito|escreveu|ha\s+scritto|scrisse|napisa[łl](?:a|\(a\))?|pisze|"
+    r"написала?|написав|пише|kirjoitti|napsala?|napsal\(a\)|napísal[a]?|írta|yazdı|"
+    r"έγραψε|a\s+scris|menulis|đã\s+viết|写道|寫道|작성"
 )
 # Words an attribution line starts with: "On …", "Am …", "Den …", "Op …", "Le …", "El …".
 _PREFIXES: Final = r"on|am|den|op|le|el|em|il|dnia|w\s+dniu|at|dne|på"
