@@ -259,7 +259,10 @@ class Replier:
                                seen["review_id"], key, str(seen["outcome"]))
         ctx = await self.store.aread(lambda q: self._context(q, reply))
         known = [str(ctx.review["text"])] if ctx.review and ctx.review.get("text") else []
-        extraction = await asyncio.to_thread(extract, reply.text, reply.html, known_texts=known)
+        private = [str(ctx.review["customer_email"])] if ctx.review and ctx.review.get(
+            "customer_email") else []
+        extraction = await asyncio.to_thread(
+            lambda: extract(reply.text, reply.html, known_texts=known, private=private))
         now = self.clock.now()
         null_sender = envelope_sender is not None and not envelope_sender.strip("<> ")
         try:

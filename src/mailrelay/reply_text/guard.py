@@ -1,0 +1,65 @@
+"""The last guard before publishing (issue 10 §1): what is left after the cuts must not still
+hold someone else's message, the customer's address or the fields of our own ticket."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from .shapes import is_addressed_and_dated, is_shaped_attribution
+
+# The field lines of our ticket (templates/mail/*/ticket.txt.j2, every locale) with a value: a
+# quoted ticket whose quote marks a client dropped. tests/test_reply_text.py checks that every
+# label of every ticket template is here.
+_TICKET_LABELS: Final = (
+    "stars|sterne|stjerner|title|titel|reviewer|verfasser|anmelder|email|e-mail|order|ordre|"
+    "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
+    "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
+    "diese bewertung|denne anmeldelse"
+)
+_TICKET_FIELD: Final = re.compile(
+    rf"^\s*[*_]*(?P<label>{_TICKET_LABELS})[*_]*\s*:(?P<gap>\s*)\S", re.IGNORECASE
+)
+_SPACE: Final = re.compile(r"\s+")
+
+
+def ticket_field_left(lines: Sequence[str]) -> bool:
+    """A field line of the ticket: laid out as the ticket does ("Email:       ann@…"), or two
+    different field labels ("Order: 10042" alone may well be the agent's own words)."""
+    labels: set[str] = set()
+    for line in lines:
+        match = _TICKET_FIELD.match(line) if len(line) <= 1000 else None
+        if match is None:
+            continue
+        if len(match.group("gap")) >= 2:
+            return True
+        labels.add(match.group("label").casefold())
+    return len(labels) >= 2
+
+
+def private_left(text: str, private: Sequence[str]) -> bool:
+    """One of the `private` strings (the customer's address), in any case, also when a client
+    wrapped it over two lines."""
+    folded = text.casefold()
+    squeezed = _SPACE.sub("", folded)
+    for value in private:
+        needle = _SPACE.sub("", (value or "").casefold())
+        if len(needle) >= 3 and (needle in folded or needle in squeezed):
+            return True
+    return False
+
+
+def shaped_attribution_left(lines: Sequence[str]) -> bool:
+    """A line, or two lines joined (a wrapped one), shaped like an attribution in any language:
+    an address, or a date and a time, before a final colon."""
+    for index, line in enumerate(lines):
+        if is_shaped_attribution(line, above_history=True, strict=False):
+            return True
+        if is_addressed_and_dated(line):
+            return True  # "Jane <jane@x> wrote on 05.03.2026 10:15" without its colon
+        if index + 1 < len(lines) and lines[index + 1].strip() and line.strip():
+            joined = f"{line.strip()} {lines[index + 1].strip()}"
+            if is_shaped_attribution(joined, above_history=True, strict=False):
+                return True
+    return False

@@ -1,0 +1,125 @@
+"""The signature block under an agent's sign-off and name: title, company, phone, address, legal
+footer. The sign-off and the name may stay; what follows them must not reach the customer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+from unicodedata import east_asian_width
+
+from .shapes import is_contact_line
+
+_MAX_NAME: Final = 50  # characters of a sign-off or name line
+_MAX_BLOCK: Final = 12  # lines of a signature block
+_LOOKAHEAD: Final = 4
+_TITLE_LINES: Final = 2  # lines of title and department under a name without contact details
+_SENTENCE: Final = re.compile(
+    r"[.!?。！？]\s*$|[.!?]\s"
+)  # lines of the block within which a contact line must come
+
+
+def signature_block_start(lines: Sequence[str]) -> int | None:
+    """Index of the first line of a signature block, or None. The block follows the closing
+    after the message: a sign-off and the agent's name ("Kind regards" / "Marcus Webb"), or one
+    line of both or of the name alone ("Mvh Sindre", "Bob Berg"). Within its first lines the
+    block names a phone number, an address, a web site or a company, and it holds no question.
+    Where it is unclear whether the closing's second line is a name or a title, it goes: a
+    name lost is better than a title published."""
+    content = [index for index, line in enumerate(lines) if line.strip()]
+    first = max(1, len(content) - _MAX_BLOCK - 2)  # a block is at most _MAX_BLOCK lines long
+    for position in range(first, len(content) - 1):
+        closing = lines[content[position]]
+        before = lines[content[position - 1]].rstrip()
+        if not _is_sign_off(closing) or _is_sign_off(before) or before.endswith((":", "：")):
+            continue  # the closing is the first short line after the message, not a list's
+        if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
+            continue  # the message itself comes first
+        end = position
+        following = lines[content[position + 1]]
+        signed = _is_bare_sign_off(closing) and _is_name(following)
+        if signed:
+            end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
+        block = [lines[index] for index in content[end + 1 :]]
+        if _is_block(block, signed=signed):
+            return content[end] + 1
+    return None
+
+
+# Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
+# name line below it, so a closing missing here costs a name, never a leak.
+_CLOSING_WORDS: Final = re.compile(
+    r"regards|wishes|cheers|thanks|thank you|best|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
+    r"venlig|vennlig|hälsning|groet|cordialement|salutations|bien à vous|saludos|atentamente|"
+    r"saluti|cumprimentos|atenciosamente|abraços|pozdrawiam|poważaniem|pozdravem|úctou|"
+    r"уважением|наилучшими|повагою|üdvözlettel|tisztelettel|saygı|με εκτίμηση|φιλικά|"
+    r"terveisin|cu stimă|cu stima|cu respect|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
+    r"dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
+    r"ευχαριστ|kiitos|mulțumesc|takk|tack|bedankt|ありがとう",
+    re.IGNORECASE,
+)
+_DIGIT: Final = re.compile(r"\d")
+_COMBINED: Final = re.compile(r"[,，]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+
+
+def _is_bare_sign_off(line: str) -> bool:
+    """A closing without the name: it ends in a comma or "!" or is made of closing words."""
+    text = line.strip()
+    if _COMBINED.search(text):
+        return False
+    return text.endswith((",", "!", "，", "！", "。")) or _CLOSING_WORDS.search(text) is not None
+
+
+def _width(text: str) -> int:
+    """Columns the text takes: wide (CJK) characters count twice, as a line of Japanese says as
+    much as one twice its length in Latin letters."""
+    return sum(2 if east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _is_sign_off(line: str) -> bool:
+    """ "Kind regards", "С уважением,", "何卒よろしくお願い申し上げます。": a few words on a line
+    of their own, without digits; not a sentence ("would do it."), a question or a heading. A
+    line ending in ".", "!", "。" or ":" is a closing only with a closing word ("Thanks!",
+    "감사합니다.", "Üdvözlettel:")."""
+    text = line.strip()
+    if not (0 < _width(text) <= _MAX_NAME and len(text.split()) <= 5) or _DIGIT.search(text):
+        return False
+    if text.endswith(("?", "？", ";")) or is_contact_line(text):
+        return False
+    if text.endswith((".", "!", "！", "。", ":", "：")):
+        return _CLOSING_WORDS.search(text) is not None  # "Thanks!", "Üdvözlettel:"
+    return True
+
+
+def _is_name(line: str) -> bool:
+    """ "Marcus Webb", "高橋": a few words without any closing punctuation."""
+    text = line.strip()
+    return (
+        0 < _width(text) <= _MAX_NAME
+        and len(text.split()) <= 4
+        and not text.endswith((".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、"))
+        and not is_contact_line(text)
+    )
+
+
+def _is_block(block: Sequence[str], *, signed: bool) -> bool:
+    """Contact lines within the first few; no question and no second closing ("Mvh" / "Håkon
+    Dahl" below an address in the answer); short lines or contact lines, and under a sign-off
+    and name also a long legal footer after the contact lines. Under a sign-off and name, a
+    title or department of one or two lines needs no contact details ("Kundenservice")."""
+    if not block or len(block) > _MAX_BLOCK:
+        return False
+    contact = False
+    for line in block:
+        text = line.strip()
+        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
+            return False
+        if is_contact_line(text):
+            contact = True
+        elif _width(text) > _MAX_NAME and not (signed and contact):
+            return False
+    if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
+        return True
+    return (
+        signed and len(block) <= _TITLE_LINES and not any(_SENTENCE.search(line) for line in block)
+    )
