@@ -27,7 +27,7 @@ from .outbox import enqueue_mail, reply_key_of
 from .parsing import parse_reply
 from .render import RenderedMail, Templates, notice_mail, response_mail
 from .reply_text import Extraction, extract
-from .store import Queries, Store, to_iso
+from .store import Queries, Store, address_ref, to_iso
 from .tokens import REPLY, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,8 @@ class Replier:
         except sqlite3.IntegrityError:
             return ReplyResult(ReplyOutcome.DUPLICATE, "processed concurrently", None, key)
         log.info("%s reply source=%s from=%s outcome=%s review=%s reason=%r",
-                 reply.message_id or key[:20], source, reply.from_address, result.outcome,
-                 result.review_id, result.reason)
+                 reply.message_id or key[:20], source, address_ref(reply.from_address),
+                 result.outcome, result.review_id, result.reason)
         return result
 
     def _context(self, q: Queries, reply: AgentReply) -> Context:
@@ -373,7 +373,7 @@ class Replier:
                 original_text=reply.text, in_reply_to=reply.message_id, now=now,
             )
         except (ValueError, jinja2.TemplateError) as exc:
-            log.warning("cannot tell %s why their reply was refused: %s", sender, exc)
+            log.warning("cannot tell %s why their reply was refused: %s", address_ref(sender), exc)
             return
         enqueue_mail(q, shop, OutboxKind.NOTICE, mail, now,
                      review_id=int(ctx.review["id"]) if ctx.review else None)
