@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
-from .store import Erasure, Queries, Store, address_hash
+from .store import Erasure, Queries, Store, address_hash, address_pattern_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 SCAN_BATCH = 200
 #: Attachments that are mail again (an .eml forwarded as a file) are opened this deep.
 _MAX_DEPTH = 4
-_SPACE = re.compile(rb"\s+")
+_AROUND_PUNCTUATION = re.compile(rb"\s*([@.])\s*")
 _TAG = re.compile(r"<[^>]*>")
 _HEADER_LINE = re.compile(rb"\A[A-Za-z0-9-]{1,76}:")
 
@@ -43,10 +44,10 @@ class ForgetReport:
     wal_truncated: bool
 
 
-def _squeezed(data: bytes) -> bytes:
-    """Lower case, without any white space: an address folded, wrapped or split over lines
-    (a header fold, a client's line wrap, a format=flowed break) reads as one word again."""
-    return _SPACE.sub(b"", data.lower())
+def _joined(data: bytes) -> bytes:
+    """White space around '@' and '.' taken out: an address folded or wrapped there (RFC 5322
+    obsolete syntax allows it, some clients wrap there) reads as one word again."""
+    return _AROUND_PUNCTUATION.sub(rb"\1", data)
 
 
 def _header_texts(msg: Message) -> Iterator[str]:
@@ -97,13 +98,16 @@ def names(raw: bytes, address: str) -> bool:
 
     Decoded with the email package, every header and every part (issue 10 §5): a byte search
     misses an address that quoted-printable split at a soft line break, wrote with =40 for
-    '@', or that sits in a base64 part or an encoded-word.
+    '@', or that sits in a base64 part or an encoded-word. A longer address that merely
+    contains this one (`joann@…` for `ann@…`) does not count.
     """
-    needle = _squeezed(address.strip().encode("utf-8"))
-    if not needle:
+    if not address.strip():
         return False
+    pattern = address_pattern_bytes(address)
     for form in _message_texts(raw):
-        if needle in _squeezed(form):
+        if pattern.search(form) or pattern.search(_joined(form)):
+            return True
+        if b"%40" in form and pattern.search(unquote_to_bytes(form)):  # a link's query
             return True
     return False
 

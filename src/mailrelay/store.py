@@ -356,6 +356,26 @@ def address_hash(email: str) -> str:
     return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+#: Characters that may stand next to an address's ends and still be part of a longer one:
+#: `nn@example.com` is not named by `ann@example.com`, nor `ann@example.co`.
+#: ('=' is left out: `?to=ann@…` in a link names ann; an address with '=' in it is rare.)
+_LOCAL_CHARS = "A-Za-z0-9.!#$%&'*+/?^_`{|}~\\-"
+
+
+def address_pattern(email: str) -> re.Pattern[str]:
+    """A case-insensitive pattern finding `email` as a whole address inside text."""
+    return re.compile(
+        f"(?<![{_LOCAL_CHARS}\u0080-\U0010ffff]){re.escape(email.strip())}"
+        "(?![A-Za-z0-9\\-\u0080-\U0010ffff]|\\.[A-Za-z0-9])", re.IGNORECASE)
+
+
+def address_pattern_bytes(email: str) -> re.Pattern[bytes]:
+    """`address_pattern` for raw mail (UTF-8 bytes)."""
+    return re.compile(
+        f"(?<![{_LOCAL_CHARS}\x80-\xff]){re.escape(email.strip())}"
+        "(?![A-Za-z0-9\\-\x80-\xff]|\\.[A-Za-z0-9])".encode(), re.IGNORECASE)
+
+
 def address_ref(email: str | None) -> str:
     """An address as logs show it: a short hash, the same each time (to follow one sender
     through the log) but not the address (issue 10 §6: logs name ids, not addresses)."""
@@ -1355,7 +1375,7 @@ class Queries:
     def _scrub_text(self, email: str) -> int:
         """The address wherever else a text column holds it (an error text, someone else's
         note quoting it), cut out: the targeted statements above cannot know every column."""
-        pattern = re.compile(re.escape(email), re.IGNORECASE)
+        pattern = address_pattern(email)
         changed = 0
         tables = [str(r[0]) for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
@@ -1369,6 +1389,8 @@ class Queries:
                     (email,)).fetchall()
                 update = f"UPDATE {table} SET {column} = ? WHERE rowid = ?"  # noqa: S608
                 for rowid, value in rows:
+                    if not pattern.search(value):
+                        continue  # only part of a longer address
                     try:
                         self.conn.execute(update, (pattern.sub("[erased]", value), rowid))
                     except sqlite3.IntegrityError:  # a unique key (a Message-ID) stays unique
