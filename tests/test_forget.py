@@ -167,9 +167,11 @@ def imap_reply(ticket: EmailMessage, agent: str, answer: str, *, about: str) -> 
     return msg.as_bytes()
 
 
-def dsn(rcpt: str, message_id: str) -> bytes:
+def dsn(rcpt: str, message_id: str, *, name: str = BOB_NAME, address: str = BOB) -> bytes:
+    """A DSN as Exchange sends it: the returned headers in base64, the text in QP."""
+    local, domain = address.lower().split("@")
     returned = base64.encodebytes(
-        f"From: ACME Shoes <reviews@acme.example>\r\nTo: {BOB_NAME} <{BOB}>\r\n"
+        f"From: ACME Shoes <reviews@acme.example>\r\nTo: {name} <{address}>\r\n"
         f"Message-ID: {message_id}\r\nSubject: How was your order?\r\n".encode()).decode()
     return (
         "From: Microsoft Outlook <postmaster@mx.example.com>\r\n"
@@ -178,11 +180,12 @@ def dsn(rcpt: str, message_id: str) -> bytes:
         "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
         "--b\r\nContent-Type: text/plain; charset=us-ascii\r\n"
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        "Delivery has failed to these recipients or groups:\r\n\r\nbob.brook=40exa=\r\n"
-        "mple.com\r\nThe recipient's mailbox is full and can't accept messages now.\r\n"
+        "Delivery has failed to these recipients or groups:\r\n\r\n"
+        f"{local}=40{domain[:3]}=\r\n{domain[3:]}\r\n"
+        "The recipient's mailbox is full and can't accept messages now.\r\n"
         "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
         "Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        f"Final-Recipient: rfc822; {BOB}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
         "Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n"
         "--b\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: base64\r\n"
         f"\r\n{returned}--b--\r\n"
@@ -334,6 +337,8 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         assert invitation is not None
         await bounce(daemon, str(invitation["envelope_from"]),
                      dsn(str(invitation["envelope_from"]), str(invitation["message_id"])))
+        bounced = daemon.store.read(lambda q: q.get_mail(int(invitation["id"])))
+        assert bounced is not None and bounced["status"] == "bounced"
         outcomes = daemon.store.read(lambda q: q.replies_by_outcome())
         assert outcomes == {"published": 3, "note": 1, "rejected": 1}, outcomes
         before = {k: daemon.store.read(lambda q, i=v: q.get_review(i)) for k, v in ids.items()}

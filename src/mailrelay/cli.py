@@ -42,7 +42,7 @@ SHIPMENT_FIELDS = (
 )
 INVITATION_FIELDS = (
     "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
-    "status", "due_at", "sent_at", "reminder_due_at", "review_id",
+    "status", "due_at", "sent_at", "reminder_due_at", "review_id", "reason",
 )
 
 
