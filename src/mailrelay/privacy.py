@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 SCAN_BATCH = 200
 #: Attachments that are mail again (an .eml forwarded as a file) are opened this deep.
 _MAX_DEPTH = 4
-_AROUND_PUNCTUATION = re.compile(rb"\s*([@.])\s*")
+_AROUND_PUNCTUATION = re.compile(rb"\s+(?=[@.])|(?<=[@.])\s+")
+#: Signs that text in a message is encoded: a transfer encoding, an encoded-word, an HTML
+#: entity or tag, a percent-escaped '@', or a soft line break.
+_ENCODED = re.compile(rb"(?i)base64|quoted-printable|=\?|&#|&\w+;|<[a-z/]|%40|=\r?\n|=[0-9a-f]{2}")
 _TAG = re.compile(r"<[^>]*>")
 _HEADER_LINE = re.compile(rb"\A[A-Za-z0-9-]{1,76}:")
 
@@ -47,7 +50,7 @@ class ForgetReport:
 def _joined(data: bytes) -> bytes:
     """White space around '@' and '.' taken out: an address folded or wrapped there (RFC 5322
     obsolete syntax allows it, some clients wrap there) reads as one word again."""
-    return _AROUND_PUNCTUATION.sub(rb"\1", data)
+    return _AROUND_PUNCTUATION.sub(b"", data)
 
 
 def _header_texts(msg: Message) -> Iterator[str]:
@@ -101,15 +104,30 @@ def names(raw: bytes, address: str) -> bool:
     '@', or that sits in a base64 part or an encoded-word. A longer address that merely
     contains this one (`joann@…` for `ann@…`) does not count.
     """
-    if not address.strip():
+    needle = address.strip().lower().encode("utf-8")
+    if not needle:
         return False
     pattern = address_pattern_bytes(address)
-    for form in _message_texts(raw):
-        if pattern.search(form) or pattern.search(_joined(form)):
+    # The longest run without '@' or '.': present in any text that names the address, even
+    # one wrapped at those; a cheap test before the regular expressions.
+    word = max(re.split(rb"[@.]", needle), key=len)
+
+    def found(form: bytes) -> bool:
+        low = form.lower()
+        if word not in low:
+            return False
+        if needle in low and pattern.search(form):
             return True
-        if b"%40" in form and pattern.search(unquote_to_bytes(form)):  # a link's query
+        joined = _joined(low)
+        if needle in joined and pattern.search(joined):
             return True
-    return False
+        return b"%40" in low and bool(pattern.search(unquote_to_bytes(low)))  # a link's query
+
+    if not _ENCODED.search(raw):
+        # Nothing encoded or escaped (7bit and 8bit mail): the bytes are the text, and the
+        # email package would only read the same again.
+        return found(raw)
+    return any(found(form) for form in _message_texts(raw))
 
 
 def _scan(store: Store, table: str, address: str) -> tuple[list[int], int]:
