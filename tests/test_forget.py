@@ -8,12 +8,13 @@ import asyncio
 import base64
 import email
 import email.policy
+import logging
 import os
 import sqlite3
 import stat
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -23,12 +24,13 @@ import aiosmtplib
 import pytest
 from click.testing import CliRunner
 
-from mailrelay import reviews
+from mailrelay import privacy, reviews
 from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 from mailrelay.privacy import names
+from mailrelay.store import NewMessage, Store
 
 from .conftest import ConfigFactory
 from .imap_servers import ImapServer, PymapServer, running
@@ -273,8 +275,10 @@ def umask_022() -> Iterator[None]:
 
 
 async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
-    make_config: ConfigFactory, clock: FrozenClock, imap: ImapServer, umask_022: None
+    make_config: ConfigFactory, clock: FrozenClock, imap: ImapServer, umask_022: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="mailrelay")
     config = make_config(more=imap.toml() + SECOND_SHOP)
     async with Daemon(config, clock) as daemon:
         # The same person at both shops, and one other customer at each.
@@ -384,6 +388,11 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
 
     # After a clean stop, too.
     assert scan(relay_files(config), forms_of(BOB)) == {}
+    # The log named messages, invitations and reviews, never a customer or an agent.
+    logged = "\n".join(r.getMessage() for r in caplog.records).lower()
+    assert "outbox:" in logged and "reply source=" in logged
+    for address in (BOB.lower(), ANN, CLEO, *AGENTS.values()):
+        assert address not in logged, address
 
 
 def test_the_store_and_the_outbox_are_created_owner_only(
@@ -411,3 +420,31 @@ def test_the_store_and_the_outbox_are_created_owner_only(
     assert stat.S_IMODE(config.security.secret_file.stat().st_mode) == 0o600
     assert sqlite3.connect(config.store.path).execute("PRAGMA integrity_check").fetchone()[0] \
         == "ok"
+
+
+def stored(store: Store, raw: bytes, n: int) -> int:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    row_id = store.write_sync(lambda q: q.insert_message(NewMessage(
+        now, "127.0.0.1", "orders@platform.example", "reviews+acme@relay.test", "acme",
+        "shipment", f"<m{n}@platform.example>", f"mid:{n}", raw)))
+    assert row_id is not None
+    return row_id
+
+
+def test_forget_erases_waiting_mail_that_names_the_person_and_leaves_a_longer_address(
+    tmp_path: Path,
+) -> None:
+    with Store(tmp_path / "var" / "relay.db") as store:
+        bob_id = stored(store, trigger(to=f"=?utf-8?b?{base64.b64encode(BOB.encode()).decode()}"
+                                          "?= <orders@elsewhere.example>"), 1)
+        jo_id = stored(store, trigger(to="Jo <jo.bob.brook@example.com>",
+                                      body="Copy to bob.brook@example.com.au"), 2)
+        report = privacy.forget(store, BOB.lower(), datetime(2026, 12, 1, tzinfo=UTC),
+                                maildir=tmp_path / "var" / "outbox")
+        assert report.counts["messages"] == 1 and report.wal_truncated
+        pending = store.read(lambda q: q.pending_messages(10))
+        assert [m.id for m in pending] == [jo_id]  # Bob's is no longer waiting for intake
+        assert b"jo.bob.brook@example.com" in pending[0].raw
+        assert store.read(lambda q: q.stored_mail("message_bodies", 0, 10)) == [
+            (jo_id, pending[0].raw)]
+        assert bob_id != jo_id

@@ -91,7 +91,7 @@ async def test_a_ticket_and_reviews_show_list_only_their_own_shops_history(
         assert "acme" not in out and "1001" not in out and "cove" not in out
 
         # Every listing with --shop, the public page and its JSON: one shop's rows only.
-        for command in (["shipments"], ["invitations"], ["reviews"]):
+        for command in (["shipments"], ["invitations"], ["reviews"], ["outbox"]):
             code, out = cli(config, *command, "--shop", "bolt", "--format", "json")
             assert code == 0, out
             assert {row["shop"] for row in json.loads(out)} == {"bolt"}, command

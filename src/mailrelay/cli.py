@@ -415,23 +415,26 @@ async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
 
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
-                 "sent_at", "last_error")
+                 "sent_at", "last_error", "shop")
 
 
 @main.group(invoke_without_command=True)
 @config_option
 @click.option("--failed", is_flag=True, help="Only mail that failed for good.")
+@click.option("--shop", "shop_id", help="Only this shop.")
 @format_option
 @click.pass_context
 @user_errors
-def outbox(ctx: click.Context, config_path: Path | None, failed: bool, fmt: str | None) -> None:
+def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: str | None,
+           fmt: str | None) -> None:
     """List outgoing mail with its state, attempts and last error; subcommands act on it."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
     config = _load_config(config_path)
     with _open_store(config) as store:
-        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None))
+        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
+                                                shop=shop_id))
     _print_rows(config, rows, OUTBOX_FIELDS, fmt)
 
 

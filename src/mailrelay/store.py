@@ -912,16 +912,14 @@ class Queries:
             )
         return cur.rowcount == 1
 
-    def list_mail(self, status: str | None = None) -> list[dict[str, Any]]:
+    def list_mail(self, status: str | None = None, shop: str | None = None
+                  ) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, kind, shop, recipient AS \"to\", subject, message_id, status, attempts,"
-            " due_at, sent_at, last_error FROM outbox"
+            " due_at, sent_at, last_error FROM outbox WHERE 1=1"
         )
-        args: list[Any] = []
-        if status:
-            sql += " WHERE status = ?"
-            args.append(status)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+        where, args = _status_and_shop(status, shop)
+        return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     # reviews
     def insert_review(self, row: dict[str, Any]) -> int:
