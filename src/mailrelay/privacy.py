@@ -32,8 +32,9 @@ SCAN_BATCH = 200
 _MAX_DEPTH = 4
 _AROUND_PUNCTUATION = re.compile(rb"\s+(?=[@.])|(?<=[@.])\s+")
 #: Signs that text in a message is encoded: a transfer encoding, an encoded-word, an HTML
-#: entity or tag, a percent-escaped '@', or a soft line break.
-_ENCODED = re.compile(rb"(?i)base64|quoted-printable|=\?|&#|&\w+;|<[a-z/]|%40|=\r?\n|=[0-9a-f]{2}")
+#: part (entities, tags), a percent-escaped '@', a soft line break or a =XX escape.
+_ENCODED = re.compile(
+    rb"(?i)base64|quoted-printable|=\?|text/html|%40|=\r?\n|=[0-9a-f]{2}")
 _TAG = re.compile(r"<[^>]*>")
 _HEADER_LINE = re.compile(rb"\A[A-Za-z0-9-]{1,76}:")
 
