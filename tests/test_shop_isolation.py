@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 from mailrelay.invitations import unsubscribe
+from mailrelay.store import Queries, Store
 
 from .conftest import ConfigFactory
 from .mailtools import drain, settle, trigger
@@ -25,6 +27,7 @@ from .test_forget import SECOND_SHOP, bounce, delivered, dsn, review, send_trigg
 THIRD_SHOP = SECOND_SHOP.replace('"bolt"', '"cove"').replace("bolt", "cove").replace(
     "Bolt Bikes", "Cove Candles")
 DANA = "dana.dale@example.com"
+CLEO = "cleo.cole@example.com"
 
 
 def dana_order(shop: str, number: str) -> bytes:
@@ -178,3 +181,20 @@ async def test_an_unsubscribe_stays_with_its_shop(
             "suppressed", "customer has unsubscribed")
         assert ships["bolt"]["status"] == "scheduled"
         await asyncio.sleep(0)
+
+
+def test_a_hard_bounce_recorded_for_one_shop_before_the_upgrade_counts_for_every_shop(
+    tmp_path: Path,
+) -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with Store(tmp_path / "relay.db") as store:
+        def legacy(q: Queries) -> None:  # what bounces.record wrote before issue 10
+            q.note_bounce(DANA, True, "5.1.1", now)
+            q.suppress("acme", DANA, now, "hard bounce 5.1.1")
+            q.suppress("acme", CLEO, now, "unsubscribe link of invitation 7")
+
+        store.write_sync(legacy)
+        assert store.read(lambda q: q.suppression("bolt", DANA)) == "bounced"
+        assert store.read(lambda q: q.suppression("acme", DANA)) == "bounced"
+        assert store.read(lambda q: q.suppression("acme", CLEO)) == "unsubscribed"
+        assert store.read(lambda q: q.suppression("bolt", CLEO)) is None

@@ -487,14 +487,18 @@ def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
 
 
 #: The kind of suppression that applies to (shop, email): a bounce (recorded for every shop,
-#: '*'), then this shop's unsubscribe, then `forget` (a hash, also '*'). Two primary-key
-#: look-ups: this runs for every shipment.
+#: '*'; before issue 10 a hard bounce was recorded for its shop only, but `bounces` counts it
+#: for the address), then this shop's unsubscribe, then `forget` (a hash, also '*').
+#: Primary-key look-ups only: this runs for every shipment.
 _SUPPRESSION = (
-    "SELECT CASE WHEN reason LIKE 'hard bounce%' OR reason LIKE '% soft bounces'"
-    " THEN 'bounced' WHEN shop = '*' THEN 'forgotten' ELSE 'unsubscribed' END AS kind"
-    " FROM suppressions WHERE email IN ({email}, {hashed}) AND shop IN ({shop}, '*')"
-    " ORDER BY kind = 'bounced' DESC, shop = '*' LIMIT 1"
+    "SELECT kind FROM (SELECT CASE WHEN reason LIKE 'hard bounce%'"
+    " OR reason LIKE '% soft bounces' THEN 'bounced' WHEN shop = '*' THEN 'forgotten'"
+    " ELSE 'unsubscribed' END AS kind FROM suppressions"
+    " WHERE email IN ({email}, {hashed}) AND shop IN ({shop}, '*')"
+    " UNION ALL SELECT 'bounced' FROM bounces WHERE email = {email} AND hard > 0)"
+    " ORDER BY kind = 'bounced' DESC, kind = 'unsubscribed' DESC LIMIT 1"
 )
+
 
 _DECISION_FACTS = (
     "SELECT"  # noqa: S608 - our own constant, no input
