@@ -146,6 +146,9 @@ async def test_a_bounce_at_one_shop_stops_mail_at_every_shop_without_naming_it(
             assert "acme" not in texts.lower() and "ACME" not in texts, shop
         cove = json.loads(cli(config, "invitations", "--shop", "cove", "--format", "json")[1])
         assert [(i["status"], i["reason"]) for i in cove] == [("suppressed", "address bounced")]
+        cove_ships = json.loads(cli(config, "shipments", "--shop", "cove", "--format", "json")[1])
+        assert [(s["status"], s["reason"]) for s in cove_ships] == [
+            ("suppressed", "address bounced")]
         bolt_ships = json.loads(cli(config, "shipments", "--shop", "bolt", "--format", "json")[1])
         assert (bolt_ships[-1]["status"], bolt_ships[-1]["reason"]) == (
             "suppressed", "address bounced")

@@ -159,6 +159,8 @@ class Inviter:
                 reason = ("customer unsubscribed before sending" if suppressed_by ==
                           "unsubscribed" else SUPPRESSION_TEXT[suppressed_by])
                 q.set_invitation_status(inv["id"], InvitationStatus.SUPPRESSED, reason)
+                if inv.get("shipment_id"):  # its shipment says so too (issue 10 §4)
+                    q.set_shipment_status(inv["shipment_id"], ShipmentStatus.SUPPRESSED, reason)
             return False
         try:
             outbox_id = q.enqueue({
