@@ -20,11 +20,12 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import aiosmtplib
 import pytest
 from click.testing import CliRunner
 
-from mailrelay import privacy, reviews
+from mailrelay import privacy
 from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
@@ -35,6 +36,7 @@ from mailrelay.store import NewMessage, Store
 from .conftest import ConfigFactory
 from .imap_servers import ImapServer, PymapServer, running
 from .mailtools import drain, settle, trigger
+from .test_web_reviews import submit
 from .traces import forms_of, hits, scan
 
 BOB = "Bob.Brook@Example.com"  # as the shop platform wrote it; stored lower-case
@@ -209,15 +211,18 @@ async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
 
 
 async def review(daemon: Daemon, invitation: dict[str, Any], stars: int, text: str,
-                 name: str, now: Any) -> int:
-    form, errors = reviews.validate({"stars": str(stars), "title": text[:20], "text": text,
-                                     "name": name})
-    assert form is not None, errors
+                 name: str) -> int:
+    """The customer fills in the form their invitation links to (over HTTP, CSRF and all)."""
     full = daemon.store.read(lambda q: q.get_invitation(int(invitation["id"])))
     assert full is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, full, form, now))
-    assert review_id is not None
-    return review_id
+    token = str(full["token"])
+    async with aiohttp.ClientSession() as http:
+        status, page = await submit(http, daemon, token, stars=str(stars), title=text[:20],
+                                    text=text, name=name)
+    assert status == 200, page
+    row = daemon.store.read(lambda q: q.invitation_by_token(token))
+    assert row is not None and row["review_id"], row
+    return int(row["review_id"])
 
 
 async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
@@ -301,16 +306,15 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         invitations = {(i["shop"], i["customer_email"]): i
                        for i in daemon.store.read(lambda q: q.list_invitations())}
         assert len(invitations) == 4, invitations
-        now = clock.now()
         ids = {
             "bob-acme": await review(daemon, invitations["acme", BOB.lower()], 2,
-                                     BOB_TEXTS[0] + ", soaked through.", BOB_NAME, now),
+                                     BOB_TEXTS[0] + ", soaked through.", BOB_NAME),
             "bob-bolt": await review(daemon, invitations["bolt", BOB.lower()], 1,
-                                     BOB_TEXTS[1] + " and bent.", BOB_NAME, now),
+                                     BOB_TEXTS[1] + " and bent.", BOB_NAME),
             "ann": await review(daemon, invitations["acme", ANN], 5,
-                                "Lovely shoes, they fit at once.", "Ann Able", now),
+                                "Lovely shoes, they fit at once.", "Ann Able"),
             "cleo": await review(daemon, invitations["bolt", CLEO], 4,
-                                 "The bell rings loud and clear.", "Cleo Cole", now),
+                                 "The bell rings loud and clear.", "Cleo Cole"),
         }
         await drain(daemon)
 
