@@ -571,3 +571,21 @@ def test_a_shop_can_write_its_own_automatic_responses(
         for seed in range(20)
     }  # fmt: skip
     assert texts == {"One 5", "Two Bo"}
+
+
+@pytest.mark.parametrize(
+    ("locale", "line"),
+    [("en", "Mail: address bounced"),
+     ("de", "E-Mail-Status: Adresse unzustellbar (Bounce)"),
+     ("da", "Mailstatus: adressen kan ikke modtage post")],
+)
+def test_a_ticket_says_when_the_customers_address_bounced_without_naming_a_shop(
+    make_config: ConfigFactory, locale: str, line: str
+) -> None:
+    config = make_config(shop_extra=f'locale = "{locale}"')
+    status = [{"kind": "bounced", "mail": "address bounced"}]
+    mail = ticket(config, context={"reviews": [], "invitations": [], "replies": [],
+                                   "status": status})
+    assert line in text_of(mail) and line in html_of(mail)
+    plain = ticket(config)
+    assert line.split(":")[0] + ":" not in text_of(plain)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from mailrelay import store
+from mailrelay import privacy, store
 from mailrelay.store import Store
 
 RAW = b"From: shop@acme.example\r\nTo: john@example.com\r\nSubject: Order #7\r\n\r\nbody\r\n"
@@ -48,9 +48,9 @@ def test_migration_6_moves_raw_mail_out_of_messages_and_keeps_pending_mail(
             lambda q: q.conn.execute("SELECT id, raw FROM message_bodies ORDER BY id").fetchall())
         assert [(r[0], bytes(r[1])) for r in bodies] == [(1, RAW + b"1"), (2, RAW + b"2")]
         # Erasure reaches the moved mail.
-        counts = migrated.write_sync(
-            lambda q: q.forget("john@example.com", datetime(2026, 12, 1, tzinfo=UTC)))
-        assert counts["messages"] == 2
+        report = privacy.forget(migrated, "john@example.com", datetime(2026, 12, 1, tzinfo=UTC),
+                                maildir=None)
+        assert report.counts["messages"] == 2
         left = migrated.read(
             lambda q: q.conn.execute("SELECT COUNT(*) FROM message_bodies WHERE raw != x''")
             .fetchone()[0])

@@ -50,17 +50,21 @@ def record(q: Queries, outbox_id: int, report: DeliveryReport, now: datetime) ->
     if status.action not in ("failed", "delayed"):
         return f"action {status.action}: nothing to do"
     email = str(mail["recipient"]).lower()
+    # The address is dead whichever shop mailed it: suppressed for every shop of the relay
+    # ('*'), shown there as "address bounced" without naming this one (issue 10 §4). The
+    # result names the message, not the address: it is logged.
     if status.hard:
         q.mark_bounced(outbox_id, status.status, now)
         q.note_bounce(email, True, status.status, now)
-        q.suppress(mail["shop"] or "*", email, now, f"hard bounce {status.status}")
-        return f"hard bounce {status.status}: {email} suppressed"
+        q.suppress("*", email, now, f"hard bounce {status.status}")
+        return f"hard bounce {status.status}: recipient of message {outbox_id} suppressed"
     soft = q.note_bounce(email, False, status.status, now)
     if status.action == "failed":
         q.mark_bounced(outbox_id, status.status, now)
     if soft >= SOFT_LIMIT:
-        q.suppress(mail["shop"] or "*", email, now, f"{soft} soft bounces")
-        return f"soft bounce {status.status} ({soft}): {email} suppressed"
+        q.suppress("*", email, now, f"{soft} soft bounces")
+        return (f"soft bounce {status.status} ({soft}): recipient of message {outbox_id}"
+                " suppressed")
     return f"soft bounce {status.status} ({soft} of {SOFT_LIMIT})"
 
 

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
-from . import app, intake
+from . import app, intake, privacy
 from .clock import SystemClock
 from .config import (
     MAX_INVITE_DELAY,
@@ -39,7 +39,7 @@ from .models import InvitationStatus, OutboxStatus, ShipmentStatus
 from .output import FORMATS, localize, render
 from .parsing import normalize_address, parse_trigger
 from .render import Templates
-from .store import Queries, Store, address_hash
+from .store import Queries, Store
 from .tokens import TokenSigner, load_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,7 +50,7 @@ SHIPMENT_FIELDS = (
 )
 INVITATION_FIELDS = (
     "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
-    "status", "due_at", "sent_at", "reminder_due_at", "review_id",
+    "status", "due_at", "sent_at", "reminder_due_at", "review_id", "reason",
 )
 
 
@@ -426,23 +426,26 @@ async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
 
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
-                 "sent_at", "last_error")
+                 "sent_at", "last_error", "shop")
 
 
 @main.group(invoke_without_command=True)
 @config_option
 @click.option("--failed", is_flag=True, help="Only mail that failed for good.")
+@click.option("--shop", "shop_id", help="Only this shop.")
 @format_option
 @click.pass_context
 @user_errors
-def outbox(ctx: click.Context, config_path: Path | None, failed: bool, fmt: str | None) -> None:
+def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: str | None,
+           fmt: str | None) -> None:
     """List outgoing mail with its state, attempts and last error; subcommands act on it."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
     config = _load_config(config_path)
     with _open_store(config) as store:
-        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None))
+        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
+                                                shop=shop_id))
     _print_rows(config, rows, OUTBOX_FIELDS, fmt)
 
 
@@ -580,7 +583,8 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
                 "review": review,
                 "responses": q.responses_of(review_id),
                 "notes": q.notes_of(review_id),
-                "context": q.customer_context(email, review_id) if email else {},
+                "context": q.customer_context(review["shop"], email, review_id)
+                if email else {},
             }
 
         data = store.read(gather)
@@ -615,7 +619,7 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
         click.echo(f"  [{note['created_at']}] {note['author']}: {note['body']}")
     context = data["context"]
     click.echo("Customer context:")
-    for kind in ("reviews", "invitations", "replies"):
+    for kind in ("status", "reviews", "invitations", "replies"):
         items = context.get(kind) or []
         click.echo(f"  {kind}: " + ("none" if not items else "; ".join(
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
@@ -760,7 +764,10 @@ def purge(config_path: Path | None, older_than: str) -> None:
 def forget(config_path: Path | None, email_address: str) -> None:
     """Erase one person's data everywhere (a GDPR request) and suppress the address.
 
-    The suppression keeps only a hash of the address, so no trace of it stays in clear text.
+    Stored raw mail naming the person (decoded: any case, quoted-printable, base64,
+    encoded-words) is deleted, and so are delivered copies in the Maildir outbox. Their
+    reviews keep only the star rating, hidden; responses and notes on them are deleted. The
+    suppression keeps only a hash of the address, so no trace of it stays in clear text.
     """
     config = _load_config(config_path)
     address = normalize_address(email_address)
@@ -768,14 +775,14 @@ def forget(config_path: Path | None, email_address: str) -> None:
         raise click.ClickException(f"not a valid email address: {email_address!r}")
     now = SystemClock().now()
     with _open_store(config) as store:
-        def run(q: Queries) -> dict[str, int]:
-            counts = q.forget(address, now)
-            q.audit("forget", {"address": address_hash(address), **counts}, now, actor="cli")
-            return counts
-
-        counts = store.write_sync(run)
-    touched = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing stored"
-    click.echo(f"forgot {address}: {touched}; the address is suppressed")
+        report = privacy.forget(store, address, now, maildir=config.outbound.maildir)
+    touched = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v) or "nothing stored"
+    files = f"; {report.files_deleted} outbox file(s) deleted" if report.files_deleted else ""
+    click.echo(f"forgot {address}: {touched}{files}; the address is suppressed")
+    if not report.wal_truncated:
+        click.echo("warning: the write-ahead log could not be truncated while the daemon was "
+                   "reading; run forget again, or stop the daemon, to be sure it is gone",
+                   err=True)
 
 
 # --- manual invitations and links --------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -63,6 +64,22 @@ class Pacer:
             self._stamp = loop.time()
             self._tokens = 1.0
         self._tokens -= 1.0
+
+
+def recipient_ref(mail: dict[str, Any]) -> str:
+    """Who a message is for, as ids: logs name no customer or agent address (issue 10 §6)."""
+    for column in ("invitation_id", "review_id"):
+        if mail.get(column):
+            return f"{column.removesuffix('_id')}:{mail[column]}/outbox:{mail['id']}"
+    return f"outbox:{mail['id']}"
+
+
+def without_recipient(reply: str, mail: dict[str, Any]) -> str:
+    """A server's reply for the log, with the recipient's address (servers quote it) cut."""
+    address = str(mail.get("recipient") or "")
+    if not address:
+        return reply
+    return re.sub(re.escape(address), "<recipient>", reply, flags=re.IGNORECASE)
 
 
 class Delivery:
@@ -129,13 +146,15 @@ class Delivery:
             return self._record_temporary(mail, exc.reply)
         except PermanentFailure as exc:
             self.failed += 1
-            log.warning("%s to=%s failed permanently: %s", ident, mail["recipient"], exc.reply)
+            log.warning("%s to=%s failed permanently: %s", ident, recipient_ref(mail),
+                        without_recipient(exc.reply, mail))
             self._outage_over()
             return self._record(mail, OutboxStatus.FAILED, exc.reply)
         self.sent += 1
         self._outage_over()
         reply = str(getattr(result, "reply", result))
-        log.info("%s sent kind=%s to=%s reply=%r", ident, mail["kind"], mail["recipient"], reply)
+        log.info("%s sent kind=%s to=%s reply=%r", ident, mail["kind"], recipient_ref(mail),
+                 without_recipient(reply, mail))
         return self._record(mail, OutboxStatus.SENT, None)
 
     def _record_temporary(self, mail: dict[str, Any], reply: str) -> asyncio.Future[None]:
@@ -144,13 +163,14 @@ class Delivery:
         if now - created >= GIVE_UP_AFTER:
             self.failed += 1
             log.warning("%s to=%s gave up after %d attempts: %s", mail["message_id"],
-                        mail["recipient"], mail["attempts"], reply)
+                        recipient_ref(mail), mail["attempts"], without_recipient(reply, mail))
             return self._record(mail, OutboxStatus.FAILED, f"gave up after 5 days: {reply}")
         self.deferred += 1
         if self._outage_since is None:
             self._outage_since = now
             self._outage_reason = reply
-            log.warning("outbound delivery failing (will retry with backoff): %s", reply)
+            log.warning("outbound delivery failing (will retry with backoff): %s",
+                        without_recipient(reply, mail))
         retry_at = now + backoff(int(mail["attempts"]))
         return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
 

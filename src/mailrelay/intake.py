@@ -32,7 +32,7 @@ from .models import (
 from .outbox import bounce_id_of, reply_key_of
 from .parser_process import ParserGone, ParserProcess
 from .parsing import normalize_address, parse_batch
-from .store import InboundMessage, NewMessage, Queries, Store, to_iso
+from .store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
 from .tokens import REVIEW, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def decide(
             f"order reference {cand.reference} already seen in shipment {earlier}",
         )
     if facts.suppressed:
-        return ShipmentStatus.SUPPRESSED, "customer has unsubscribed"
+        return ShipmentStatus.SUPPRESSED, SUPPRESSION_TEXT[facts.suppressed_by or "unsubscribed"]
     if facts.recent_invitation is not None:
         return (
             ShipmentStatus.CAPPED,

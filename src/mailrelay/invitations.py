@@ -22,7 +22,7 @@ from .links import review_url, unsubscribe_url
 from .models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
 from .outbox import envelope_sender
 from .render import RenderedMail, Templates, invitation_mail
-from .store import Queries, Store, to_iso
+from .store import SUPPRESSION_TEXT, Queries, Store, to_iso
 from .tokens import TokenSigner
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,14 @@ class Inviter:
             return False
         if pending.kind == OutboxKind.REMINDER and not q.mark_reminder_queued(inv["id"]):
             return False  # cancelled (review, unsubscribe) since we read it
-        if q.is_suppressed(shop.id, inv["customer_email"]):
+        suppressed_by = q.suppression(shop.id, inv["customer_email"])
+        if suppressed_by is not None:
             if pending.kind == OutboxKind.INVITATION:
-                q.set_invitation_status(inv["id"], InvitationStatus.SUPPRESSED,
-                                        "customer unsubscribed before sending")
+                reason = ("customer unsubscribed before sending" if suppressed_by ==
+                          "unsubscribed" else SUPPRESSION_TEXT[suppressed_by])
+                q.set_invitation_status(inv["id"], InvitationStatus.SUPPRESSED, reason)
+                if inv.get("shipment_id"):  # its shipment says so too (issue 10 §4)
+                    q.set_shipment_status(inv["shipment_id"], ShipmentStatus.SUPPRESSED, reason)
             return False
         try:
             outbox_id = q.enqueue({

@@ -22,6 +22,7 @@ from aiosmtplib.email import parse_address
 
 from mailrelay.config import OutboundConfig
 from mailrelay.errors import DeliveryFailure, PermanentFailure, TemporaryFailure
+from mailrelay.files import make_private_dir, restrict_file
 
 __all__ = [
     "MaildirTransport",
@@ -386,9 +387,13 @@ class MaildirTransport:
 
     def _write(self, raw: bytes) -> str:
         if self._maildir is None:
-            self._maildir = mailbox.Maildir(self._path, create=True)
+            make_private_dir(self._path.parent)
+            self._maildir = mailbox.Maildir(self._path, create=True)  # its folders: 0700
         # Maildir.add writes into tmp/ and renames into new/, so a reader never sees half a file.
-        return self._maildir.add(raw)
+        key = self._maildir.add(raw)
+        # The file is made 0666 & ~umask; it holds a customer's address and name (issue 10).
+        restrict_file(self._path / "new" / key)
+        return key
 
 
 def _close_now(client: aiosmtplib.SMTP) -> None:

@@ -844,7 +844,11 @@ def _clean_context(
             "snippet": _defang(_shorten(clean_header(item.get("body"), limit=1000), 100)),
             "date": _format_time(item.get("created_at"), zone, date_only=True),
         })  # fmt: skip
-    return {"reviews": reviews, "invitations": invitations, "replies": replies}
+    status = [{"kind": clean_header(item.get("kind"), limit=20),
+               "mail": clean_header(item.get("mail"), limit=60)}
+              for item in _items(context, "status")]  # "address bounced": names no shop
+    return {"reviews": reviews, "invitations": invitations, "replies": replies,
+            "status": status}
 
 
 def _items(context: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:

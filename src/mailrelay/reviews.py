@@ -213,8 +213,8 @@ class Reviewer:
         shipment = (q.shipment_of_invitation(review["invitation_id"])
                     if review["invitation_id"] else None)
         email = review["customer_email"] or ""
-        context = q.customer_context(email, review_id) if email else {
-            "reviews": [], "invitations": [], "replies": []}
+        context = q.customer_context(review["shop"], email, review_id) if email else {
+            "reviews": [], "invitations": [], "replies": [], "status": []}
         keys = {agent: q.key_for(review_id, agent) for agent in self._agents(review["shop"])}
         threads = {agent: q.first_ticket_message_id(review_id, agent) for agent in keys}
         invitation_mid = (q.invitation_message_id(review["invitation_id"])

@@ -14,10 +14,11 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple, TypeVar
 import sqlite_utils
 
 from .errors import StoreError
+from .files import create_private_file
 from .models import InvitationStatus, MessageState, OutboxKind, OutboxStatus, ShipmentStatus
 
 log = logging.getLogger(__name__)
@@ -340,9 +342,46 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 )
 
 
+#: How each kind of suppression is shown: in shipments' and invitations' reasons, tickets
+#: and `reviews show`. None names a shop (issue 10 §4).
+SUPPRESSION_TEXT = {
+    "bounced": "address bounced",
+    "unsubscribed": "customer has unsubscribed",
+    "forgotten": "address erased on request",
+}
+
+
 def address_hash(email: str) -> str:
     """How a forgotten address is remembered for suppression: never in clear text."""
     return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+#: Characters that may stand next to an address's ends and still be part of a longer one:
+#: `nn@example.com` is not named by `ann@example.com`, nor `ann@example.co`.
+#: ('=' is left out: `?to=ann@…` in a link names ann; an address with '=' in it is rare.)
+_LOCAL_CHARS = "A-Za-z0-9.!#$%&'*+/?^_`{|}~\\-"
+
+
+def address_pattern(email: str) -> re.Pattern[str]:
+    """A case-insensitive pattern finding `email` as a whole address inside text."""
+    return re.compile(
+        f"(?<![{_LOCAL_CHARS}\u0080-\U0010ffff]){re.escape(email.strip())}"
+        "(?![A-Za-z0-9\\-\u0080-\U0010ffff]|\\.[A-Za-z0-9])", re.IGNORECASE)
+
+
+def address_pattern_bytes(email: str) -> re.Pattern[bytes]:
+    """`address_pattern` for raw mail (UTF-8 bytes)."""
+    return re.compile(
+        f"(?<![{_LOCAL_CHARS}\x80-\xff]){re.escape(email.strip())}"
+        "(?![A-Za-z0-9\\-\x80-\xff]|\\.[A-Za-z0-9])".encode(), re.IGNORECASE)
+
+
+def address_ref(email: str | None) -> str:
+    """An address as logs show it: a short hash, the same each time (to follow one sender
+    through the log) but not the address (issue 10 §6: logs name ids, not addresses)."""
+    if not email:
+        return "-"
+    return address_hash(email)[:19]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -376,6 +415,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed, freed pages included, so an erasure
+    # (`forget`, `purge`) leaves no copy in free space. Debian builds SQLite with this on
+    # already (SQLITE_SECURE_DELETE); other builds default to off, or FAST, which leaves
+    # freelist pages as they were. bench/forget.py measures it against VACUUM.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -412,6 +456,15 @@ class NewMessage:
     raw: bytes
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What `Queries.forget` erased: rows per table, and the Message-IDs of the outgoing mail
+    it emptied (their delivered copies in a Maildir outbox go too)."""
+
+    counts: dict[str, int]
+    message_ids: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionFacts:
     """What `Queries.decision_facts` found (ids of the rows that decide a candidate's fate)."""
@@ -420,6 +473,8 @@ class DecisionFacts:
     reference_shipment: int | None
     suppressed: bool
     recent_invitation: int | None
+    #: Why `suppressed`: "bounced", "unsubscribed" or "forgotten" (see `Queries.suppression`).
+    suppressed_by: str | None = None
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -430,6 +485,31 @@ def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
     """The INSERT for one table and column list (few distinct ones: built once each)."""
     marks = ", ".join("?" for _ in cols)
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"  # noqa: S608
+
+
+#: The kind of suppression that applies to (shop, email): a bounce (recorded for every shop,
+#: '*'; before issue 10 a hard bounce was recorded for its shop only, but `bounces` counts it
+#: for the address), then this shop's unsubscribe, then `forget` (a hash, also '*').
+#: Primary-key look-ups only: this runs for every shipment.
+_SUPPRESSION = (
+    "SELECT kind FROM (SELECT CASE WHEN reason LIKE 'hard bounce%'"
+    " OR reason LIKE '% soft bounces' THEN 'bounced' WHEN shop = '*' THEN 'forgotten'"
+    " ELSE 'unsubscribed' END AS kind FROM suppressions"
+    " WHERE email IN ({email}, {hashed}) AND shop IN ({shop}, '*')"
+    " UNION ALL SELECT 'bounced' FROM bounces WHERE email = {email} AND hard > 0)"
+    " ORDER BY kind = 'bounced' DESC, kind = 'unsubscribed' DESC LIMIT 1"
+)
+
+
+_DECISION_FACTS = (
+    "SELECT"  # noqa: S608 - our own constant, no input
+    " (SELECT id FROM invitations WHERE shop = ?1 AND reference = ?2),"
+    " (SELECT id FROM shipments WHERE shop = ?1 AND reference = ?2 AND status != ?3"
+    "  ORDER BY id LIMIT 1),"
+    f" ({_SUPPRESSION.format(shop='?1', email='?4', hashed='?5')}),"
+    " (SELECT id FROM invitations WHERE shop = ?1 AND customer_email = ?4"
+    "  AND created_at >= ?6 AND status IN (?7, ?8) ORDER BY id DESC LIMIT 1)"
+)
 
 
 def _status_and_shop(status: str | None, shop: str | None) -> tuple[str, list[Any]]:
@@ -577,17 +657,11 @@ class Queries:
         earliest non-rejected shipment holding `reference` (none when it is None), whether
         `email` is suppressed, and its newest live invitation created since `since`."""
         row = self.conn.execute(
-            "SELECT"
-            " (SELECT id FROM invitations WHERE shop = ?1 AND reference = ?2),"
-            " (SELECT id FROM shipments WHERE shop = ?1 AND reference = ?2 AND status != ?3"
-            "  ORDER BY id LIMIT 1),"
-            " EXISTS (SELECT 1 FROM suppressions WHERE email IN (?4, ?5) AND shop IN (?1, '*')),"
-            " (SELECT id FROM invitations WHERE shop = ?1 AND customer_email = ?4"
-            "  AND created_at >= ?6 AND status IN (?7, ?8) ORDER BY id DESC LIMIT 1)",
+            _DECISION_FACTS,
             (shop, reference, ShipmentStatus.REJECTED, email, address_hash(email),
              to_iso(since), InvitationStatus.SCHEDULED, InvitationStatus.SENT),
         ).fetchone()
-        return DecisionFacts(row[0], row[1], bool(row[2]), row[3])
+        return DecisionFacts(row[0], row[1], row[2] is not None, row[3], row[2])
 
     # invitations
     def next_invitation_id(self) -> int:
@@ -844,16 +918,14 @@ class Queries:
             )
         return cur.rowcount == 1
 
-    def list_mail(self, status: str | None = None) -> list[dict[str, Any]]:
+    def list_mail(self, status: str | None = None, shop: str | None = None
+                  ) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, kind, shop, recipient AS \"to\", subject, message_id, status, attempts,"
-            " due_at, sent_at, last_error FROM outbox"
+            " due_at, sent_at, last_error FROM outbox WHERE 1=1"
         )
-        args: list[Any] = []
-        if status:
-            sql += " WHERE status = ?"
-            args.append(status)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+        where, args = _status_and_shop(status, shop)
+        return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     # reviews
     def insert_review(self, row: dict[str, Any]) -> int:
@@ -1060,21 +1132,31 @@ class Queries:
         average = (sum(int(k) * v for k, v in dist.items()) / total) if total else None
         return {"count": total, "average": average, "distribution": dist}
 
-    def customer_context(self, email: str, exclude_review: int,
+    def customer_context(self, shop: str, email: str, exclude_review: int,
                          limit: int = 3) -> dict[str, list[dict[str, Any]]]:
-        """The customer's most recent other reviews, invitations and replies (for tickets)."""
+        """The customer's most recent other reviews, invitations and replies at `shop`, and
+        whether mail to them is stopped (for tickets and `reviews show`).
+
+        Only this shop's rows: one shop's agents never see what the customer did at another
+        (issue 10 §4). A bounce elsewhere shows as "address bounced", naming no shop.
+        """
         reviews = [dict(r) for r in self.conn.execute(
-            "SELECT id, shop, stars, title, created_at FROM reviews WHERE customer_email = ?"
-            " AND id != ? ORDER BY created_at DESC LIMIT ?", (email, exclude_review, limit))]
+            "SELECT id, shop, stars, title, created_at FROM reviews WHERE shop = ?"
+            " AND customer_email = ? AND id != ? ORDER BY created_at DESC LIMIT ?",
+            (shop, email, exclude_review, limit))]
         invitations = [dict(r) for r in self.conn.execute(
             "SELECT id, shop, reference, status, sent_at, created_at FROM invitations"
-            " WHERE customer_email = ? AND (review_id IS NULL OR review_id != ?)"
-            " ORDER BY created_at DESC LIMIT ?", (email, exclude_review, limit))]
+            " WHERE shop = ? AND customer_email = ? AND (review_id IS NULL OR review_id != ?)"
+            " ORDER BY created_at DESC LIMIT ?", (shop, email, exclude_review, limit))]
         replies = [dict(r) for r in self.conn.execute(
             "SELECT p.review_id, p.body, p.created_at FROM responses p"
-            " JOIN reviews r ON r.id = p.review_id WHERE r.customer_email = ?"
-            " AND r.id != ? ORDER BY p.created_at DESC LIMIT ?", (email, exclude_review, limit))]
-        return {"reviews": reviews, "invitations": invitations, "replies": replies}
+            " JOIN reviews r ON r.id = p.review_id WHERE r.shop = ? AND r.customer_email = ?"
+            " AND r.id != ? ORDER BY p.created_at DESC LIMIT ?",
+            (shop, email, exclude_review, limit))]
+        kind = self.suppression(shop, email)
+        status = [{"kind": kind, "mail": SUPPRESSION_TEXT[kind]}] if kind else []
+        return {"reviews": reviews, "invitations": invitations, "replies": replies,
+                "status": status}
 
     def shipment_of_invitation(self, invitation_id: int) -> dict[str, Any] | None:
         row = self.conn.execute(
@@ -1196,10 +1278,25 @@ class Queries:
             " (SELECT id FROM reviews WHERE shop = ?)", (c, shop)).rowcount
         return erased
 
-    def forget(self, email: str, now: datetime) -> dict[str, int]:
+    # erasure (the decisions live in privacy.py; these are its statements)
+    def stored_mail(self, table: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(id, raw) of stored raw mail, inbound (`message_bodies`) or outgoing (`outbox`),
+        in id order after `after`: `forget` decodes each to find a person."""
+        if table not in ("message_bodies", "outbox"):
+            raise ValueError(f"no raw mail in {table!r}")
+        return [(int(r[0]), bytes(r[1])) for r in self.conn.execute(
+            f"SELECT id, raw FROM {table} WHERE id > ? AND length(raw) > 0"  # noqa: S608
+            " ORDER BY id LIMIT ?", (after, limit))]
+
+    def forget(self, email: str, now: datetime, *, messages: Iterable[int] = (),
+               outbox: Iterable[int] = ()) -> Erasure:
         """Erase one person's data everywhere (GDPR art. 17) and suppress the address by hash.
 
-        Counts survive: rows stay, with the personal fields emptied.
+        `messages` and `outbox` are the ids of stored raw mail found to name the person
+        (privacy.py decodes every part to find them); the mail stored for their shipments,
+        about their reviews and to their address goes too. Their reviews keep only the star
+        rating; the responses, notes and tags on them, and the keys to answer them, go.
+        Rows stay, with the personal fields emptied, so counts survive.
         """
         email = email.strip().lower()
         counts: dict[str, int] = {}
@@ -1207,40 +1304,96 @@ class Queries:
         def run(name: str, sql: str, args: tuple[Any, ...]) -> None:
             counts[name] = counts.get(name, 0) + self.conn.execute(sql, args).rowcount
 
-        needle = email.encode()
-        # The raw mail is searched once (a scan of every stored message), then both tables.
-        mentioned = json.dumps([row[0] for row in self.conn.execute(
-            "SELECT id FROM message_bodies WHERE instr(lower(raw), ?1) > 0"
-            " UNION SELECT message_row_id FROM shipments WHERE customer_email = ?2",
-            (needle, email))])
-        run("messages", "UPDATE messages SET mail_from = NULL, peer = NULL"
-            " WHERE id IN (SELECT value FROM json_each(?))", (mentioned,))
-        self.conn.execute("UPDATE message_bodies SET raw = x''"
-                          " WHERE id IN (SELECT value FROM json_each(?))", (mentioned,))
+        def ids(sql: str, args: tuple[Any, ...]) -> list[int]:
+            return [int(r[0]) for r in self.conn.execute(sql, args) if r[0] is not None]
+
+        reviews = ids("SELECT id FROM reviews WHERE lower(customer_email) = ?", (email,))
+        invitations = ids("SELECT id FROM invitations WHERE lower(customer_email) = ?", (email,))
+        review_list, invitation_list = json.dumps(reviews), json.dumps(invitations)
+        # Inbound mail: named in its bytes, a trigger of their shipments, a reply about their
+        # reviews (by Message-ID: an agent's reply need not repeat the address), or sent by them.
+        message_ids = set(messages) | set(ids(
+            "SELECT message_row_id FROM shipments WHERE lower(customer_email) = ?1"
+            " UNION SELECT id FROM messages WHERE lower(mail_from) = ?1"
+            " UNION SELECT m.id FROM messages m JOIN replies p ON p.message_id = m.message_id"
+            " WHERE p.review_id IN (SELECT value FROM json_each(?2))", (email, review_list)))
+        mentioned = json.dumps(sorted(message_ids))
+        run("messages", "UPDATE messages SET mail_from = NULL, peer = NULL, state = ?,"
+            " processed_at = COALESCE(processed_at, ?), result = CASE WHEN state = ?"
+            " THEN 'erased on request' ELSE result END"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (MessageState.PROCESSED, to_iso(now), MessageState.RECEIVED, mentioned))
+        self.conn.execute("DELETE FROM message_bodies WHERE id IN (SELECT value FROM json_each(?))",
+                          (mentioned,))
         run("shipments", "UPDATE shipments SET customer_email = NULL, customer_name = NULL"
-            " WHERE customer_email = ?", (email,))
-        for row in self.conn.execute(
-                "SELECT id FROM invitations WHERE customer_email = ? AND status = ?",
-                (email, InvitationStatus.SCHEDULED)).fetchall():
-            self.cancel_invitation(row[0], "erased on request")
+            " WHERE lower(customer_email) = ?", (email,))
+        self.conn.execute("UPDATE shipments SET sender = NULL WHERE lower(sender) = ?", (email,))
+        for invitation_id in ids("SELECT id FROM invitations WHERE id IN"
+                                 " (SELECT value FROM json_each(?)) AND status = ?",
+                                 (invitation_list, InvitationStatus.SCHEDULED)):
+            self.cancel_invitation(invitation_id, "erased on request")
         run("invitations", "UPDATE invitations SET customer_email = '', customer_name = NULL,"
-            " reminder_due_at = NULL WHERE customer_email = ?", (email,))
-        run("outbox", "UPDATE outbox SET raw = x'', recipient = '',"
+            " reminder_due_at = NULL, reason = 'erased on request'"
+            " WHERE id IN (SELECT value FROM json_each(?))", (invitation_list,))
+        # Outgoing mail: to them, about their invitations and reviews (tickets, notices,
+        # responses), or naming them anywhere.
+        outbox_ids = json.dumps(sorted(set(outbox) | set(ids(
+            "SELECT id FROM outbox WHERE lower(recipient) = ?1"
+            " OR invitation_id IN (SELECT value FROM json_each(?2))"
+            " OR review_id IN (SELECT value FROM json_each(?3))",
+            (email, invitation_list, review_list)))))
+        erased_mail = frozenset(str(r[0]) for r in self.conn.execute(
+            "SELECT message_id FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+            (outbox_ids,)))
+        run("outbox", "UPDATE outbox SET raw = x'', recipient = '', subject = NULL,"
+            " last_error = NULL,"
             " status = CASE WHEN status IN ('queued', 'sending') THEN 'cancelled' ELSE status END"
-            " WHERE lower(recipient) = ? OR instr(lower(raw), ?) > 0", (email, needle))
+            " WHERE id IN (SELECT value FROM json_each(?))", (outbox_ids,))
+        # Their reviews keep an anonymous star rating, hidden; what was said about them goes.
         run("reviews", "UPDATE reviews SET customer_email = NULL, reviewer_name = NULL,"
-            " title = NULL, text = NULL, reported = 1, report_reason = 'erased on request'"
-            " WHERE customer_email = ?", (email,))
-        run("replies", "UPDATE replies SET from_address = NULL WHERE from_address = ?",
+            " title = NULL, text = NULL, reference = NULL, reported = 1,"
+            " report_reason = 'erased on request', response_id = NULL, ticket_state = NULL"
+            " WHERE id IN (SELECT value FROM json_each(?))", (review_list,))
+        for table in ("responses", "notes", "review_tags", "reply_keys"):
+            run(table, f"DELETE FROM {table} WHERE review_id IN"  # noqa: S608
+                " (SELECT value FROM json_each(?))", (review_list,))
+        run("replies", "UPDATE replies SET from_address = NULL WHERE lower(from_address) = ?",
             (email,))
-        run("reply_notices", "DELETE FROM reply_notices WHERE address = ?", (email,))
-        run("bounces", "DELETE FROM bounces WHERE email = ?", (email,))
-        run("suppressions", "DELETE FROM suppressions WHERE email = ?", (email,))
-        run("trigger_senders", "DELETE FROM trigger_senders WHERE sender = ?", (email,))
+        run("reply_notices", "DELETE FROM reply_notices WHERE lower(address) = ?", (email,))
+        run("bounces", "DELETE FROM bounces WHERE lower(email) = ?", (email,))
+        run("suppressions", "DELETE FROM suppressions WHERE lower(email) = ?", (email,))
+        run("trigger_senders", "DELETE FROM trigger_senders WHERE lower(sender) = ?", (email,))
+        counts["other fields"] = self._scrub_text(email)
         self.conn.execute(
             "INSERT OR IGNORE INTO suppressions (shop, email, created_at, reason)"
             " VALUES ('*', ?, ?, 'forgotten on request')", (address_hash(email), to_iso(now)))
-        return counts
+        return Erasure(counts, erased_mail)
+
+    def _scrub_text(self, email: str) -> int:
+        """The address wherever else a text column holds it (an error text, someone else's
+        note quoting it), cut out: the targeted statements above cannot know every column."""
+        pattern = address_pattern(email)
+        changed = 0
+        tables = [str(r[0]) for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            columns = [str(r[1]) for r in self.conn.execute(
+                f"PRAGMA table_info({table})") if str(r[2]).upper() in ("TEXT", "")]
+            for column in columns:
+                rows = self.conn.execute(
+                    f"SELECT rowid, {column} FROM {table}"  # noqa: S608
+                    f" WHERE typeof({column}) = 'text' AND instr(lower({column}), ?) > 0",
+                    (email,)).fetchall()
+                update = f"UPDATE {table} SET {column} = ? WHERE rowid = ?"  # noqa: S608
+                for rowid, value in rows:
+                    if not pattern.search(value):
+                        continue  # only part of a longer address
+                    try:
+                        self.conn.execute(update, (pattern.sub("[erased]", value), rowid))
+                    except sqlite3.IntegrityError:  # a unique key (a Message-ID) stays unique
+                        self.conn.execute(update, (f"[erased {table} {rowid}]", rowid))
+                    changed += 1
+        return changed
 
     def audit(self, action: str, detail: dict[str, Any], now: datetime,
               actor: str = "mailrelay") -> None:
@@ -1328,12 +1481,24 @@ class Queries:
         return int(row[0])
 
     # suppressions and senders
-    def is_suppressed(self, shop: str, email: str) -> bool:
+    def suppression(self, shop: str, email: str) -> str | None:
+        """Why `email` gets no mail from `shop`: "bounced" (a bounce at any shop of the relay:
+        the address is dead for all of them), "unsubscribed" (from this shop only),
+        "forgotten" (`forget`), or None."""
         row = self.conn.execute(
-            "SELECT 1 FROM suppressions WHERE email IN (?, ?) AND shop IN (?, '*') LIMIT 1",
-            (email, address_hash(email), shop),
+            _SUPPRESSION.format(shop="?1", email="?2", hashed="?3"),
+            (shop, email, address_hash(email)),
         ).fetchone()
-        return row is not None
+        return str(row[0]) if row else None
+
+    def is_suppressed(self, shop: str, email: str) -> bool:
+        return self.suppression(shop, email) is not None
+
+    def unsubscribed(self, shop: str, email: str) -> bool:
+        """Whether the customer unsubscribed from this very shop (the unsubscribe page)."""
+        return self.conn.execute(
+            "SELECT 1 FROM suppressions WHERE shop = ? AND email = ? LIMIT 1", (shop, email)
+        ).fetchone() is not None
 
     def suppress(self, shop: str, email: str, now: datetime, reason: str) -> None:
         self.conn.execute(
@@ -1413,7 +1578,11 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # 0600 from the start; SQLite gives the -wal and -shm files the database's mode.
+            create_private_file(path)
+        except OSError as exc:
+            raise StoreError(f"cannot create store {path}: {exc}") from exc
         try:
             conn = _connect(path)
             self.schema_version = migrate(conn)
@@ -1638,6 +1807,22 @@ class Store:
 
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
+
+    def checkpoint_and_truncate(self) -> bool:
+        """Copy the WAL into the database and cut it to zero bytes, so the old page images it
+        holds (an erased address, for one) are gone from disk; True when it was truncated.
+
+        Runs on a connection of its own, outside any transaction; waits (busy_timeout) for
+        readers of other processes, such as a running daemon, to finish their snapshot.
+        """
+        conn = _connect(self.path)
+        try:
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"checkpoint of {self.path} failed: {exc}") from exc
+        finally:
+            conn.close()
+        return not busy
 
     def __enter__(self) -> Store:
         return self

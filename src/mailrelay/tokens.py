@@ -15,6 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .files import make_private_dir
+
 log = logging.getLogger(__name__)
 
 NONCE_BYTES = 16
@@ -42,7 +44,7 @@ def _unb64(text: str) -> bytes | None:
 def load_secret(path: Path) -> bytes:
     """Read the HMAC key, creating it (mode 0600) on first start so links survive restarts."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32) + "\n")

@@ -732,7 +732,7 @@ class WebApp:
         if inv is None:
             return self.not_found(self.strings.translator())
         suppressed = await self.store.aread(
-            lambda q: q.is_suppressed(inv["shop"], inv["customer_email"]))
+            lambda q: q.unsubscribed(inv["shop"], inv["customer_email"]))
         return self._unsubscribe_page(inv, suppressed)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
