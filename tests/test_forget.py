@@ -30,6 +30,7 @@ from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.outbox import signed_sender
 from mailrelay.privacy import names
 from mailrelay.store import NewMessage, Store
 
@@ -197,10 +198,12 @@ def dsn(rcpt: str, message_id: str, *, name: str = BOB_NAME, address: str = BOB)
 
 
 async def bounce(daemon: Daemon, rcpt: str, raw: bytes) -> None:
-    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5)."""
+    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5), to the signed VERP
+    address the message left with (`rcpt` is the address as stored, unsigned)."""
+    signed = signed_sender(rcpt, daemon.web.signer.bounce_tag)
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
         await client.mail("")
-        await client.rcpt(rcpt)
+        await client.rcpt(signed)
         await client.data(raw)
     await settle(daemon)
 
