@@ -16,7 +16,7 @@ _TICKET_LABELS: Final = (
     "stars|sterne|stjerner|title|titel|reviewer|verfasser|anmelder|email|e-mail|order|ordre|"
     "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
-    "diese bewertung|denne anmeldelse"
+    "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_FIELD: Final = re.compile(
     rf"^\s*[*_]*(?P<label>{_TICKET_LABELS})[*_]*\s*:(?P<gap>\s*)\S", re.IGNORECASE
