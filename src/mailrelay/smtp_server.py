@@ -33,6 +33,8 @@ TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, please try again later\r\n"
 TOO_BUSY = "421 4.3.2 Too many connections, please try again later"
 NOT_ALLOWED = "554 5.7.1 Client host rejected: not allowed to connect"
+#: Refusals whose hooks log them with their reason already (GatedSMTP.push logs the rest).
+_LOGGED_WHERE_DECIDED = (TEMPFAIL, TOO_BUSY, NOT_ALLOWED, "550 5.1.1 ")
 #: RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (aiosmtpd's limit too).
 MAX_LINE_OCTETS = 1001
 #: The end of DATA: a line holding one dot. The CRLF before it may be the DATA command's own.
@@ -229,8 +231,14 @@ class GatedSMTP(BlockDataSMTP):
 
     async def push(self, status: AnyStr) -> None:
         # aiosmtpd answers 552 (too large) itself; count it on the way out.
-        if (status[:3] if isinstance(status, bytes) else status[:3].encode()) == b"552":
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if text[:3] == "552":
             self._listener.handler.outcomes["rejected", "too_large"] += 1
+        if text[:1] in ("4", "5") and not text.startswith(_LOGGED_WHERE_DECIDED):
+            # aiosmtpd's own refusals (syntax, parameters, size, line length) log nothing;
+            # every refusal gets one line naming the client (issue 10 §6).
+            peer = _peer(self.session) if self.session is not None else "unknown"
+            log.info("smtp refused peer=%s answer=%r", peer, text[:120])
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
