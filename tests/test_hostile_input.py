@@ -8,10 +8,48 @@ import logging
 import pytest
 
 from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+from mailrelay.parsing import parse_reply
 
 from .hostile_mail import Case, deliver
+from .mailtools import drain, settle, via_sink
+from .sink import Sink
+from .test_replies import agent_reply, ticketed
 
 BCC = "reviews+acme@relay.test"
+
+
+def test_a_reply_whose_message_id_holds_raw_8bit_bytes_reads_as_storable_text() -> None:
+    raw = (b"From: Support <support@acme.example>\r\nTo: reply+k@relay.test\r\n"
+           b"Message-ID: <17964.38406\xe2\x80\x00x@acme.example>\r\n"
+           b"In-Reply-To: <t\xff1@relay.test>\r\nReferences: <t\xfe2@relay.test>\r\n"
+           b"Subject: Re: ticket\r\n\r\nThanks!\r\n")
+    reply = parse_reply(raw)
+    assert reply.message_id is not None and "17964.38406" in reply.message_id
+    for text in (reply.message_id, *reply.in_reply_to):
+        text.encode("utf-8")  # what SQLite needs of a bound parameter
+    assert len(reply.in_reply_to) == 2
+
+
+async def test_an_agent_reply_with_an_8bit_message_id_over_smtp_is_published_not_failed(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "We have refunded the shipping.")
+        start = raw.index(b"Message-ID: <") + len(b"Message-ID: <")
+        raw = raw[:start] + b"\xe2\x80" + raw[start:]
+        answer = await deliver(daemon.smtp_port, Case("8bit-mid", raw, (t.reply_to,),
+                                                      mail_from="support@acme.example"))
+        assert answer.code == 250
+        await settle(daemon)
+        await drain(daemon)
+        [(result,)] = daemon.store.read(lambda q: q.conn.execute(
+            "SELECT result FROM messages WHERE kind = 'reply'").fetchall())
+        assert result.startswith("reply: published"), result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review["response"] == "We have refunded the shipping."
 
 
 @pytest.mark.parametrize(("payload", "code"), [

@@ -1383,7 +1383,7 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
                 recipients.append(address)
     threads: list[str] = []
     for name in ("In-Reply-To", "References"):
-        value = _raw_header(msg, name) or ""
+        value = _fix_surrogates(_raw_header(msg, name) or "")
         for ident in reversed(_ID_RE.findall(value)) if name == "References" else \
                 _ID_RE.findall(value):
             if ident not in threads:
@@ -1394,7 +1394,9 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
     auth = tuple(v for v in (msg.get_all("Authentication-Results") or []) if v)
     ours = any(msg.get(h) for h in ("X-Mailrelay-Shop", "X-Mailrelay-Review"))
     return AgentReply(
-        message_id=(_raw_header(msg, "Message-ID") or "").strip() or None,
+        # Raw 8-bit bytes come back surrogate-escaped, which SQLite cannot store (the dedupe
+        # key and the thread look-ups are made of these): decode them like other headers.
+        message_id=_fix_surrogates(_raw_header(msg, "Message-ID") or "").strip() or None,
         from_address=from_address,
         from_name=from_name,
         subject=subject,
