@@ -1,0 +1,229 @@
+"""Fault and fuzz suite, inbound SMTP (issue 10 §6): hostile triggers against a running relay.
+
+Every input gets an SMTP answer (250, 4xx or 5xx; never a hang or a silent hang-up); every
+250'd message is stored once and processed; every refusal has a log line naming the client;
+the relay is healthy afterwards and its public pages did not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+
+import aiohttp
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.clock import FrozenClock
+from mailrelay.config import Config
+from mailrelay.intake import message_id_of
+
+from .conftest import FUZZ_COUNTS, ConfigFactory
+from .hostile_mail import (
+    Answer,
+    Case,
+    crlf,
+    deliver,
+    eight_bit_cases,
+    encoding_cases,
+    end_of_data_cases,
+    huge_cases,
+    mime_cases,
+    mutate,
+    nesting_cases,
+    nul_cases,
+    valid_trigger,
+)
+from .mailtools import settle
+
+pytestmark = pytest.mark.slow
+
+ACME, BOLT = "reviews+acme@relay.test", "reviews+bolt@relay.test"
+CANCEL = "cancel+acme@relay.test"
+SIZE_LIMIT = 2 << 20  # room for the 900 KB header; the "beyond" cases go past it
+MUTANTS = 240
+SECOND_SHOP = """
+[[shop]]
+id = "bolt"
+name = "Bolt Bikes"
+bcc_address = "reviews+bolt@relay.test"
+from = "Bolt Bikes <reviews@bolt.example>"
+reply_address = "reply@relay.test"
+agents = ["help@bolt.example"]
+invite_delay = "7d"
+send_hours = ""
+timezone = "UTC"
+"""
+
+
+def two_shops(make_config: ConfigFactory, more: str = "") -> Config:
+    config = make_config(more=SECOND_SHOP + more)
+    return replace(config, smtp=replace(config.smtp, max_message_size=SIZE_LIMIT))
+
+
+@pytest.fixture
+async def relay(make_config: ConfigFactory, clock: FrozenClock) -> AsyncIterator[Daemon]:
+    async with Daemon(two_shops(make_config), clock) as daemon:
+        yield daemon
+
+
+class Tally:
+    """The answers of one fuzz run and the counts line the issue asks for."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.answers: list[Answer] = []
+
+    def add(self, answer: Answer) -> None:
+        case = answer.case
+        assert answer.code == 250 or 400 <= answer.code < 600, (
+            f"{case.name}: answered {answer.code} {answer.text!r}")
+        if case.expect:
+            assert answer.code in case.expect, (
+                f"{case.name}: expected {sorted(case.expect)}, got {answer.code} {answer.text!r}")
+        self.answers.append(answer)
+
+    def line(self) -> str:
+        codes = Counter(
+            "accepted" if a.code == 250 else "4xx" if a.code < 500 else "5xx" for a in self.answers)
+        return (f"{self.label}: {len(self.answers)} inputs, {sum(codes.values())} handled "
+                f"({codes['accepted']} accepted, {codes['4xx']} refused 4xx, "
+                f"{codes['5xx']} refused 5xx)")
+
+    def record(self, request: pytest.FixtureRequest) -> None:
+        line = self.line()
+        request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
+        print(line)
+
+
+async def get(daemon: Daemon, path: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{daemon.http_port}{path}") as resp:
+        return resp.status, await resp.read()
+
+
+async def public_pages(daemon: Daemon, shops: Iterable[str] = ("acme", "bolt")) -> dict[str, bytes]:
+    """Each shop's public page and reviews.json, as served."""
+    pages = {}
+    for shop in shops:
+        for path in (f"/s/{shop}", f"/s/{shop}/reviews.json"):
+            status, body = await get(daemon, path)
+            assert status == 200, path
+            pages[path] = body
+    return pages
+
+
+def assert_stored_once_and_processed(daemon: Daemon, answers: list[Answer], after: int = 0) -> None:
+    """Every 250 names its stored row; nothing else was stored (past row `after`); every row
+    was processed: a shipment row with a status, a cancel result, or a reply outcome."""
+    queued = [int(i) for a in answers for i in a.queued if i != "known"]
+    assert len(queued) == len(set(queued)), "two 250s named the same stored row"
+    rows = {r["id"]: dict(r) for r in daemon.store.read(lambda q: q.conn.execute(
+        "SELECT id, kind, rcpt, message_id, state, result FROM messages WHERE id > ?",
+        (after,)).fetchall())}
+    assert sorted(rows) == sorted(queued), "stored rows differ from the 250'd messages"
+    for answer in answers:
+        if "known" in answer.queued:  # a retry of a stored Message-ID: the first copy is there
+            mid = message_id_of(crlf(answer.case.raw))
+            assert any(r["message_id"] == mid for r in rows.values()), answer.case.name
+    shipments = {r["message_row_id"]: dict(r) for r in daemon.store.read(lambda q: q.conn.execute(
+        "SELECT message_row_id, status, reason FROM shipments").fetchall())}
+    for row_id, row in rows.items():
+        assert row["state"] == "processed", f"message {row_id} never processed: {row}"
+        assert row["result"] and not row["result"].startswith("failed"), row
+        assert "failed:" not in row["result"], row
+        if row["kind"] == "shipment":
+            assert shipments[row_id]["status"], f"message {row_id} has no shipment status"
+        elif row["kind"] == "reply":
+            assert row["result"].startswith("reply: "), row
+
+
+def assert_refusals_logged(answers: list[Answer], records: list[logging.LogRecord]) -> None:
+    """Each refusal has a mailrelay log line naming that client (peer=127.0.0.1:port)."""
+    lines = [r.getMessage() for r in records if r.name.startswith("mailrelay")]
+    silent = [f"{a.case.name}: {a.code} {a.text!r}" for a in answers if a.code >= 400
+              and not any(f"127.0.0.1:{a.local_port}" in line for line in lines)]
+    assert not silent, "refusals without a log line naming the client:\n" + "\n".join(silent)
+
+
+def assert_no_errors(records: list[logging.LogRecord]) -> None:
+    """No exception or error was logged by any worker (a crash turned into a log line)."""
+    errors = [f"{r.name}: {r.getMessage()}" for r in records
+              if r.levelno >= logging.ERROR and r.name.startswith("mailrelay")]
+    assert errors == []
+
+
+async def assert_alive(daemon: Daemon) -> None:
+    status, body = await get(daemon, "/healthz")
+    assert status == 200, body
+    for task in daemon._tasks:
+        assert not task.done(), f"worker {task.get_name()} ended"
+
+
+def hostile_triggers(limit: int) -> list[Case]:
+    return [*mime_cases(ACME), *encoding_cases(BOLT), *nesting_cases(ACME), *nul_cases(BOLT),
+            *huge_cases(ACME, limit), *eight_bit_cases(BOLT), *end_of_data_cases(ACME),
+            Case("envelope/both-shops-and-cancel", valid_trigger(90), (ACME, BOLT, CANCEL),
+                 expect=frozenset({250}))]
+
+
+def mutant_triggers() -> list[Case]:
+    seeds = [valid_trigger(n, shop) for n, shop in enumerate(("acme", "bolt", "acme"))]
+    rcpts = (ACME, BOLT, CANCEL)
+    return [Case(f"mutant/{name}", raw, (rcpts[n % 3],))
+            for n, (name, raw) in enumerate(mutate(seeds, MUTANTS))]
+
+
+async def test_hostile_and_mutated_triggers_are_answered_stored_once_and_processed(
+    relay: Daemon, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
+    before = await public_pages(relay)
+    tally = Tally("fuzz inbound")
+    for case in hostile_triggers(SIZE_LIMIT):
+        tally.add(await deliver(relay.smtp_port, case))
+    # The mutants arrive ten at a time, so intake also parses them in its parser process.
+    mutants = mutant_triggers()
+    for start in range(0, len(mutants), 10):
+        for answer in await asyncio.gather(
+                *(deliver(relay.smtp_port, c) for c in mutants[start:start + 10])):
+            tally.add(answer)
+    await settle(relay, limit=120)
+    tally.record(request)
+
+    assert_stored_once_and_processed(relay, tally.answers)
+    assert_refusals_logged(tally.answers, caplog.records)
+    assert_no_errors(caplog.records)
+    await assert_alive(relay)
+    assert await public_pages(relay) == before
+    # The smuggled second transaction inside a bare-LF payload never became a message.
+    subjects = relay.store.read(lambda q: q.conn.execute(
+        "SELECT COUNT(*) FROM message_bodies WHERE instr(raw, 'smuggled order') > 0 "
+        "AND instr(raw, 'Order #9100') = 0").fetchone()[0])
+    assert subjects == 0
+
+
+async def test_a_client_that_hangs_up_mid_data_leaves_nothing_stored_and_the_relay_serving(
+    relay: Daemon,
+) -> None:
+    """These inputs break the protocol themselves (no end of data): no answer is owed, but
+    nothing half-received may be stored, and the next client is served."""
+    for tail in (b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"", b"\r\n.", b"\r\n"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.smtp_port)
+        for line in (b"EHLO fuzz.example", b"MAIL FROM:<p@shop.example>", f"RCPT TO:<{ACME}>"
+                     .encode(), b"DATA"):
+            writer.write(line + b"\r\n")
+        writer.write(b"Subject: cut off\r\n\r\nOrder #1" + tail)
+        await writer.drain()
+        writer.write_eof()
+        rest = await asyncio.wait_for(reader.read(), 30)  # the server closes; no 250 in it
+        assert b"\r\n250 2.0.0" not in rest and b"queued" not in rest
+        writer.close()
+    answer = await deliver(relay.smtp_port, Case("after", valid_trigger(1), (ACME,)))
+    assert answer.code == 250
+    await settle(relay)
+    assert relay.store.read(lambda q: q.count_messages()) == 1
+    await assert_alive(relay)
