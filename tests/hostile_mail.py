@@ -275,6 +275,26 @@ def eight_bit_cases(rcpt: str) -> Iterator[Case]:
                mail_options=("X-WHATEVER=1",))
 
 
+def envelope_cases(rcpt: str) -> Iterator[Case]:
+    """Odd envelopes, sent byte for byte: what no client library would put on the wire."""
+    body = message(body=b"Order #9300 shipped.", mid="env-{}") + b".\r\n"
+
+    def case(label: str, **kw: object) -> Case:
+        fields: dict[str, object] = {"rcpts": (rcpt,), "verbatim": True, **kw}
+        return Case(f"envelope/{label}", body.replace(b"{}", label.encode()), **fields)  # type: ignore[arg-type]
+
+    yield case("null-sender", mail_from="", expect=frozenset({250}))
+    yield case("utf8-sender-without-smtputf8", mail_from="versand@bücher.example")
+    yield case("nul-in-sender", mail_from="plat\x00form@shop.example")
+    yield case("2000-octet-sender", mail_from="a" * 1990 + "@shop.example")
+    yield case("sender-with-spaces-and-quotes", mail_from='"a b"@shop.example')
+    yield case("forged-reply-key", rcpts=("reply+AAAAAAAAAAAAAAAA@relay.test",),
+               expect=frozenset({550}))
+    yield case("nul-in-recipient", rcpts=(rcpt.replace("@", "\x00@"),))
+    yield case("same-recipient-50-times", rcpts=(rcpt,) * 50, expect=frozenset({250}))
+    yield case("recipient-in-upper-case", rcpts=(rcpt.upper(),), expect=frozenset({250}))
+
+
 def end_of_data_cases(rcpt: str) -> Iterator[Case]:
     """Bare LF / bare CR near the final dot, and dot-stuffing edges (sent byte for byte).
 
@@ -295,7 +315,7 @@ def end_of_data_cases(rcpt: str) -> Iterator[Case]:
         "doubled-dots": b"..\r\n...\r\n.. leading\r\n",
         "unstuffed-leading-dot": b".not stuffed by the client\r\n",
         "dot-space": b". \r\n",
-        "dot-at-line-end": b"ends with a dot.\r\n.",  # `.` then our own CRLF.CRLF
+        "dot-at-line-end": b"ends with a dot.",
     }
     for label, body in stuffing.items():
         payload = head(mid=f"dots-{label}") + CRLF + CRLF + body + b"\r\n.\r\n"

@@ -8,10 +8,15 @@ the relay is healthy afterwards and its public pages did not change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -30,6 +35,7 @@ from .hostile_mail import (
     eight_bit_cases,
     encoding_cases,
     end_of_data_cases,
+    envelope_cases,
     huge_cases,
     mime_cases,
     mutate,
@@ -38,13 +44,14 @@ from .hostile_mail import (
     valid_trigger,
 )
 from .mailtools import settle
+from .serve_process import Serve, reaping
 
 pytestmark = pytest.mark.slow
 
 ACME, BOLT = "reviews+acme@relay.test", "reviews+bolt@relay.test"
 CANCEL = "cancel+acme@relay.test"
 SIZE_LIMIT = 2 << 20  # room for the 900 KB header; the "beyond" cases go past it
-MUTANTS = 240
+MUTANTS = 600
 SECOND_SHOP = """
 [[shop]]
 id = "bolt"
@@ -166,6 +173,7 @@ async def assert_alive(daemon: Daemon) -> None:
 def hostile_triggers(limit: int) -> list[Case]:
     return [*mime_cases(ACME), *encoding_cases(BOLT), *nesting_cases(ACME), *nul_cases(BOLT),
             *huge_cases(ACME, limit), *eight_bit_cases(BOLT), *end_of_data_cases(ACME),
+            *envelope_cases(BOLT),
             Case("envelope/both-shops-and-cancel", valid_trigger(90), (ACME, BOLT, CANCEL),
                  expect=frozenset({250}))]
 
@@ -227,3 +235,42 @@ async def test_a_client_that_hangs_up_mid_data_leaves_nothing_stored_and_the_rel
     await settle(relay)
     assert relay.store.read(lambda q: q.count_messages()) == 1
     await assert_alive(relay)
+
+
+async def test_mailrelay_serve_survives_the_hostile_triggers_and_logs_every_refusal(
+    make_config: ConfigFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The same inputs against `mailrelay serve` in its own process, with its real logging."""
+    config = tmp_path / "relay.toml"
+    make_config(more=SECOND_SHOP)
+    config.write_text(config.read_text().replace('"64KB"', f'"{SIZE_LIMIT // 1024}KB"'))
+    with reaping([Serve(config, tmp_path / "serve.log")]) as (serve,):
+        await serve.ready()
+        found = re.search(r"smtp [\d.]+:(\d+), web [\d.]+:(\d+)", serve.output())
+        assert found is not None
+        smtp_port, http_port = int(found.group(1)), int(found.group(2))
+        tally = Tally("fuzz inbound (mailrelay serve)")
+        for case in [*hostile_triggers(SIZE_LIMIT), *mutant_triggers()[:100]]:
+            tally.add(await deliver(smtp_port, case))
+        db = tmp_path / "var" / "test.db"
+        deadline = time.monotonic() + 60
+        while pending(db):
+            assert time.monotonic() < deadline, "intake did not settle"
+            await asyncio.sleep(0.1)
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
+            assert resp.status == 200
+        assert serve.proc.poll() is None
+        assert await serve.terminate() == 0
+        tally.record(request)
+    log_text = serve.output()
+    assert "Traceback" not in log_text
+    for answer in tally.answers:
+        if answer.code >= 400:
+            assert f"peer=127.0.0.1:{answer.local_port}" in log_text, answer.case.name
+
+
+def pending(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return int(conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE state != 'processed'").fetchone()[0])
