@@ -77,3 +77,22 @@ async def test_a_mail_parameter_refused_by_the_listener_has_a_log_line(
     assert answer.code == 501
     assert any(f"peer=127.0.0.1:{answer.local_port}" in r.getMessage()
                for r in caplog.records if r.name == "mailrelay.smtp_server")
+
+
+async def test_control_bytes_in_an_agent_reply_never_reach_the_page_or_the_customer(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        raw = agent_reply(t, "We have refunded\x00 the shipping.\x07\x1b[31m").replace(
+            b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: 8bit")
+        answer = await deliver(daemon.smtp_port, Case("controls", raw, (t.reply_to,),
+                                                      mail_from="support@acme.example"))
+        assert answer.code == 250
+        await settle(daemon)
+        await drain(daemon)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review["response"] == "We have refunded the shipping.[31m"
+        customer = [m for _, rcpts, m in sink.messages if rcpts == ["ann@example.com"]]
+        assert customer and not any(c in customer[-1] for c in (b"\x00", b"\x07", b"\x1b"))

@@ -53,6 +53,8 @@ _MAX_REFERENCE_LEN = 200
 # reference that ends up in a header or a web page (header injection, spoofed display names).
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES_RE = re.compile(r"\s+")
+#: Control characters a reply's text never means (NUL, BEL, ESC, C1...): tab and line breaks stay.
+_BODY_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 # addr-spec checks: deliberately simpler than RFC 5322, stricter than "contains @".
@@ -1404,8 +1406,10 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
         in_reply_to=tuple(threads),
         automatic=_automatic(msg, from_address, subject, defects),
         authentication_results=tuple(" ".join(str(v).split()) for v in auth),
-        text="\n\n".join(plain) if plain else None,
-        html="\n".join(bodies.html) if bodies.html else None,
+        # An agent's text is published and mailed: control bytes in it (a NUL from a broken
+        # client, mangled mail) would reach the page and the customer (fuzz suite, issue 10 §6).
+        text=_BODY_CONTROL_RE.sub("", "\n\n".join(plain)) if plain else None,
+        html=_BODY_CONTROL_RE.sub("", "\n".join(bodies.html)) if bodies.html else None,
         ours=ours,
         defects=defects.as_tuple(),
     )
