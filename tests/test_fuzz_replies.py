@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from .hostile_mail import (
     crlf,
     deliver,
     encoding_cases,
+    huge_cases,
     mime_cases,
     mutate,
     nesting_cases,
@@ -39,6 +41,7 @@ from .imap_servers import ImapServer, PymapServer, running
 from .mailtools import drain, settle, via_sink
 from .sink import Sink
 from .test_fuzz_inbound import (
+    SIZE_LIMIT,
     Tally,
     assert_alive,
     assert_no_errors,
@@ -115,10 +118,10 @@ def reply_seeds(t: Ticketed, sender: str) -> list[bytes]:
     return [crlf(plain), crlf(msg.as_bytes()), crlf(html.as_bytes())]
 
 
-def hostile_replies(t: Ticketed, count: int = MUTANTS) -> list[Case]:
-    """The hostile triggers (minus the huge ones) as strangers' replies, plus their mutants."""
-    cases = [Case(f"stranger-{c.name}", as_reply(c.raw, t), (t.reply_to,), mail_from=STRANGER)
-             for c in hostile_bodies()]
+def hostile_replies(t: Ticketed, count: int = MUTANTS, huge: bool = False) -> list[Case]:
+    """The hostile triggers as strangers' replies (`huge`: with huge headers), plus mutants."""
+    cases = [Case(f"stranger-{c.name}", as_reply(c.raw, t), (t.reply_to,), mail_from=STRANGER,
+                  expect=c.expect) for c in hostile_bodies(huge)]
     seeds = reply_seeds(t, STRANGER)
     cases += [Case(f"stranger-mutant/{name}", raw, (t.reply_to,), mail_from=STRANGER)
               for name, raw in mutate(seeds, count, seed=11)]
@@ -129,15 +132,19 @@ def hostile_replies(t: Ticketed, count: int = MUTANTS) -> list[Case]:
     return cases
 
 
-def hostile_bodies() -> list[Case]:
-    return [*mime_cases(""), *encoding_cases(""), *nesting_cases(""), *nul_cases("")]
+def hostile_bodies(huge: bool = False) -> list[Case]:
+    """The hostile triggers' messages (the huge ones, whose verbatim payloads already end
+    the DATA, only with `huge`: IMAP gets none of them)."""
+    big = [c for c in huge_cases("", SIZE_LIMIT) if not c.verbatim] if huge else []
+    return [*mime_cases(""), *encoding_cases(""), *nesting_cases(""), *nul_cases(""), *big]
 
 
-def agent_mutants(t: Ticketed, seed: int, count: int = MUTANTS) -> list[Case]:
+def agent_mutants(t: Ticketed, seed: int, count: int = MUTANTS, huge: bool = False
+                  ) -> list[Case]:
     """Mangled and malformed replies from the shop's own agent (they may publish)."""
     seeds = reply_seeds(t, AGENT)
-    return [Case(f"agent-{c.name}", as_reply(c.raw, t, AGENT), (t.reply_to,), mail_from=AGENT)
-            for c in hostile_bodies()] + [
+    return [Case(f"agent-{c.name}", as_reply(c.raw, t, AGENT), (t.reply_to,), mail_from=AGENT,
+                 expect=c.expect) for c in hostile_bodies(huge)] + [
         Case(f"agent-mutant/{name}", raw, (t.reply_to,), mail_from=AGENT)
         for name, raw in mutate(seeds, count, seed=seed)]
 
@@ -169,10 +176,12 @@ def mails_to(sink: Sink, address: str) -> list[bytes]:
 
 
 def assert_nothing_leaked(daemon: Daemon) -> None:
-    """No public response names the customer's address or carries a `>` quote line."""
+    """No public response names the customer's address, carries a `>` quote line or a
+    control character."""
     for (text,) in daemon.store.read(lambda q: q.conn.execute(
             "SELECT body FROM responses").fetchall()):
         assert CUSTOMER not in text.lower()
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text), repr(text)
         assert not any(line.startswith(">") for line in text.splitlines()), text
 
 
@@ -189,7 +198,7 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
         before = await public_pages(relay)
         mailed = mails_to(sink, CUSTOMER)
         tally = Tally("fuzz replies smtp")
-        for case in hostile_replies(t):
+        for case in hostile_replies(t, huge=True):
             tally.add(await deliver(relay.smtp_port, case))
         await settle(relay, limit=120)
         await drain(relay)
@@ -199,7 +208,7 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
 
         # Mangled replies from the shop's own agent: processed, published or refused; the
         # other shop's page never changes and nothing quoted or personal is published.
-        for case in agent_mutants(t, seed=12):
+        for case in agent_mutants(t, 12, huge=True):
             tally.add(await deliver(relay.smtp_port, case))
         await settle(relay, limit=120)
         await drain(relay)
