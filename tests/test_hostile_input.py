@@ -4,15 +4,19 @@ each is one hostile input that once crashed, lost or silently refused something.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import time
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
-from mailrelay.parsing import parse_reply
+from mailrelay.parsing import parse_reply, parse_trigger
 
-from .hostile_mail import Case, deliver
+from .conftest import ConfigFactory
+from .hostile_mail import Case, block_trigger, deliver, valid_block
 from .mailtools import drain, settle, via_sink
 from .sink import Sink
 from .test_replies import agent_reply, ticketed
@@ -96,3 +100,32 @@ async def test_control_bytes_in_an_agent_reply_never_reach_the_page_or_the_custo
         assert review["response"] == "We have refunded the shipping.[31m"
         customer = [m for _, rcpts, m in sink.messages if rcpts == ["ann@example.com"]]
         assert customer and not any(c in customer[-1] for c in (b"\x00", b"\x07", b"\x1b"))
+
+
+def test_a_send_time_in_year_9999_is_a_defect_not_a_send_time() -> None:
+    block = valid_block(1).replace("2026-12-10T09:30:00+01:00", "9999-12-31T23:59:59")
+    notice = parse_trigger(block_trigger(1, block))
+    assert notice.send_at is None
+    assert any("preferredSendTime" in d for d in notice.defects)
+    assert notice.reference == "B-1"
+
+
+async def test_a_trigger_asking_for_year_9999_is_scheduled_in_a_shop_east_of_utc(
+    make_config: ConfigFactory, clock: FrozenClock
+) -> None:
+    """Moving 9999-12-31 into Kiritimati (UTC+14) and its sending hours overflowed, and the
+    accepted shipment ended as 'failed' with no shipment row."""
+    config = make_config()
+    config = replace(config, shops=tuple(
+        replace(s, send_hours=(time(9), time(17)), timezone=ZoneInfo("Pacific/Kiritimati"))
+        for s in config.shops))
+    async with Daemon(config, clock) as daemon:
+        block = valid_block(1).replace("2026-12-10T09:30:00+01:00", "9999-12-31T23:59:59")
+        answer = await deliver(daemon.smtp_port, Case("far", block_trigger(1, block), (BCC,)))
+        assert answer.code == 250
+        await settle(daemon)
+        [row] = daemon.store.read(lambda q: q.list_shipments())
+        assert row["status"] == "scheduled"
+        [(result,)] = daemon.store.read(lambda q: q.conn.execute(
+            "SELECT result FROM messages").fetchall())
+        assert not result.startswith("failed"), result

@@ -48,6 +48,8 @@ _MAX_DEFECT_LEN = 160
 # Nested message/rfc822 parts are walked; a malicious nesting depth is not.
 _MAX_DEPTH = 20
 _MAX_REFERENCE_LEN = 200
+#: A preferredSendTime after this year is a template error, not a plan.
+_LAST_SEND_YEAR = 2999
 
 # C0/C1 controls, line/paragraph separators and bidi overrides: none belongs in a name, subject or
 # reference that ends up in a header or a web page (header injection, spoofed display names).
@@ -739,12 +741,16 @@ def _parse_send_time(value: str, defects: _Defects) -> datetime | None:
     """ISO 8601 to an aware UTC datetime; a time without offset is taken as UTC."""
     try:
         when = datetime.fromisoformat(value.strip().upper())
-        if when.tzinfo is None:
-            return when.replace(tzinfo=UTC)
-        return when.astimezone(UTC)
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         defects.add(f"block: preferredSendTime is not ISO 8601 ({exc})")
         return None
+    if when.year > _LAST_SEND_YEAR:
+        # Year 9999 parses, but moving it into a shop's time zone and sending hours overflows
+        # and the shipment failed (fuzz suite, issue 10 §6): no real send time is that far off.
+        defects.add(f"block: preferredSendTime is implausibly far ahead ({when.year})")
+        return None
+    return when
 
 
 def _read_tags(value: Any, defects: _Defects) -> tuple[str, ...]:
