@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,69 @@ def _multipart(boundary: str, *parts: bytes, close: bool = True) -> bytes:
 def _text_part(body: bytes, *headers: str) -> bytes:
     lines = list(headers) or ["Content-Type: text/plain; charset=utf-8"]
     return CRLF.join(x.encode() for x in lines) + CRLF + CRLF + body
+
+
+def block_trigger(n: int, payload: str, kind: str = "mailrelay") -> bytes:
+    """An HTML trigger carrying a structured block (`payload` is its JSON text, maybe broken)."""
+    html = (f'<p>Your order is on its way.</p><script type="application/json+{kind}">'
+            f"{payload}</script>").encode()
+    body = base64.encodebytes(html).replace(b"\n", CRLF).rstrip()  # lines stay short
+    return message("MIME-Version: 1.0", "Content-Type: text/html; charset=utf-8",
+                   "Content-Transfer-Encoding: base64", body=body, mid=f"block-{kind}-{n}")
+
+
+def valid_block(n: int) -> str:
+    return json.dumps({"recipientEmail": f"c{n}@example.com", "recipientName": "Cleo Ray",
+                       "referenceId": f"B-{n}", "locale": "de-DE",
+                       "preferredSendTime": "2026-12-10T09:30:00+01:00",
+                       "tags": ["boots", "winter"],
+                       "products": [{"sku": "S-1", "name": "Boot", "productUrl":
+                                     "https://shop.example/p/1",
+                                     "imageUrl": "https://shop.example/i/1.jpg"}]})
+
+
+def block_cases(rcpt: str) -> Iterator[Case]:
+    """Structured blocks with hostile values: far dates, huge numbers, deep JSON, wrong types."""
+    values: dict[str, object] = {
+        "send-time-year-9999": {"preferredSendTime": "9999-12-31T23:59:59-23:59"},
+        "send-time-year-1": {"preferredSendTime": "0001-01-01T00:00:00+23:59"},
+        "send-time-far-future-utc": {"preferredSendTime": "9999-12-31T23:59:59"},
+        "send-time-garbage": {"preferredSendTime": "tomorrow-ish"},
+        "send-time-number": {"preferredSendTime": 1e308},
+        "reference-5000-digits": {"referenceId": "9" * 5000},
+        "reference-huge-float": {"referenceId": 1e308},
+        "reference-negative-zero": {"referenceId": -0.0},
+        "reference-bool": {"referenceId": True},
+        "email-list": {"recipientEmail": ["a@example.com"]},
+        "email-with-newline": {"recipientEmail": "a@example.com\r\nBcc: x@example.com"},
+        "name-with-controls": {"recipientName": "Cleo\u0000\u202eyaR\u2028"},
+        "locale-long": {"locale": "de-" + "x" * 5000},
+        "tags-10000": {"tags": [f"t{i}" for i in range(10_000)]},
+        "products-5000": {"products": [{"sku": i, "name": f"p{i}"} for i in range(5000)]},
+        "product-javascript-url": {"products": [{"name": "x", "productUrl": "javascript:1"}]},
+    }
+    for n, (name, change) in enumerate(values.items()):
+        # Its own customer and order each, so the decision gets past dedupe to scheduling.
+        data = {**json.loads(valid_block(100 + n)), **change}  # type: ignore[dict-item]
+        yield Case(f"block/{name}", block_trigger(len(name), json.dumps(data))
+                   .replace(b"block-mailrelay-", f"block-{name}-".encode()), (rcpt,))
+    raw_payloads = {
+        "json-nested-100000": "[" * 100_000 + "]" * 100_000,
+        "json-object-nested-5000": '{"a":' * 5000 + "1" + "}" * 5000,
+        "json-5000-digit-int": '{"referenceId": ' + "7" * 5000 + "}",
+        "json-nan-infinity": '{"referenceId": NaN, "preferredSendTime": Infinity}',
+        "json-html-escaped": valid_block(1).replace('"', "&quot;"),
+        "json-unterminated": valid_block(2)[:-10],
+        "json-duplicate-keys": '{"recipientEmail": "a@example.com", "recipientEmail": 5}',
+        "json-lone-surrogate": '{"recipientName": "\\ud800", "referenceId": "\\udfff"}',
+        "script-unclosed": valid_block(3) + "</scr",
+    }
+    for name, payload in raw_payloads.items():
+        yield Case(f"block/{name}", block_trigger(len(name), payload)
+                   .replace(b"block-mailrelay-", f"block-{name}-".encode()), (rcpt,))
+    yield Case("block/two-blocks-trustpilot-and-mailrelay", block_trigger(
+        99, valid_block(5) + '</script><script type="application/json+trustpilot">'
+        + valid_block(6)), (rcpt,))
 
 
 def mime_cases(rcpt: str) -> Iterator[Case]:

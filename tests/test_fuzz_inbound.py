@@ -30,6 +30,8 @@ from .conftest import FUZZ_COUNTS, ConfigFactory
 from .hostile_mail import (
     Answer,
     Case,
+    block_cases,
+    block_trigger,
     crlf,
     deliver,
     eight_bit_cases,
@@ -41,6 +43,7 @@ from .hostile_mail import (
     mutate,
     nesting_cases,
     nul_cases,
+    valid_block,
     valid_trigger,
 )
 from .mailtools import settle
@@ -61,8 +64,8 @@ from = "Bolt Bikes <reviews@bolt.example>"
 reply_address = "reply@relay.test"
 agents = ["help@bolt.example"]
 invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
+send_hours = "09:00-17:00"
+timezone = "Pacific/Kiritimati"
 """
 
 
@@ -173,13 +176,15 @@ async def assert_alive(daemon: Daemon) -> None:
 def hostile_triggers(limit: int) -> list[Case]:
     return [*mime_cases(ACME), *encoding_cases(BOLT), *nesting_cases(ACME), *nul_cases(BOLT),
             *huge_cases(ACME, limit), *eight_bit_cases(BOLT), *end_of_data_cases(ACME),
-            *envelope_cases(BOLT),
+            *envelope_cases(BOLT), *block_cases(ACME), *block_cases(BOLT),
             Case("envelope/both-shops-and-cancel", valid_trigger(90), (ACME, BOLT, CANCEL),
                  expect=frozenset({250}))]
 
 
 def mutant_triggers() -> list[Case]:
     seeds = [valid_trigger(n, shop) for n, shop in enumerate(("acme", "bolt", "acme"))]
+    seeds += [block_trigger(n, valid_block(n), kind) for n, kind in ((7, "mailrelay"),
+                                                                    (8, "trustpilot"))]
     rcpts = (ACME, BOLT, CANCEL)
     return [Case(f"mutant/{name}", raw, (rcpts[n % 3],))
             for n, (name, raw) in enumerate(mutate(seeds, MUTANTS))]
