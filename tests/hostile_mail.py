@@ -541,3 +541,21 @@ async def deliver(port: int, case: Case, within: float = 90.0) -> Answer:
     except (ConnectionError, aiosmtplib.SMTPServerDisconnected) as exc:
         raise AssertionError(f"{case.name}: connection dropped without an answer: {exc!r}") \
             from exc
+
+
+def dsn(bounce_address: str, recipient: str, message_id: str, *, status: str = "5.1.1",
+        action: str = "failed", n: int = 0) -> bytes:
+    """A delivery status notification (RFC 3464) as an MTA sends it back to the VERP address."""
+    parts = (
+        b"Content-Type: text/plain\r\n\r\nYour message could not be delivered.",
+        b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+        + f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
+          f"Diagnostic-Code: smtp; 550 {status} mailbox unknown\r\n".encode(),
+        f"Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n"
+        f"To: {recipient}\r\n".encode(),
+    )
+    return message("MIME-Version: 1.0",
+                   'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"',
+                   body=_multipart("dsn", *parts), mid=f"dsn-{n}", to=bounce_address,
+                   subject="Undelivered Mail Returned to Sender").replace(
+        b"From: Shop <shop@platform.example>", b"From: MAILER-DAEMON@mx.example")

@@ -35,6 +35,7 @@ from .hostile_mail import (
     block_trigger,
     crlf,
     deliver,
+    dsn,
     eight_bit_cases,
     encoding_cases,
     end_of_data_cases,
@@ -306,3 +307,59 @@ def pending(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         return int(conn.execute(
             "SELECT COUNT(*) FROM messages WHERE state != 'processed'").fetchone()[0])
+
+
+async def test_hostile_bounces_are_processed_and_suppress_only_the_recipients_they_name(
+    relay: Daemon, clock: FrozenClock, caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
+    for n, rcpt in enumerate([ACME, BOLT] * 4):
+        trigger = valid_trigger(n, "acme" if rcpt == ACME else "bolt").replace(
+            b"ann@example.com", f"c{n}@example.com".encode())
+        assert (await deliver(relay.smtp_port, Case("setup", trigger, (rcpt,)))).code == 250
+    await settle(relay)
+    clock.advance(timedelta(days=30))
+    await drain(relay)
+    sent = [dict(r) for r in relay.store.read(lambda q: q.conn.execute(
+        "SELECT id, envelope_from, recipient, message_id FROM outbox").fetchall())]
+    assert len(sent) == 8
+    stored_before = relay.store.read(lambda q: q.count_messages())
+
+    cases: list[Case] = []
+    for n, mail in enumerate(sent):
+        valid = dsn(mail["envelope_from"], mail["recipient"], mail["message_id"], n=n)
+        cases.append(Case(f"dsn/valid-{n}", valid, (mail["envelope_from"],), mail_from=""))
+        # Someone else's address in a report sent to this message's VERP address.
+        other = dsn(mail["envelope_from"], f"victim{n}@example.com", "<x@elsewhere>", n=100 + n)
+        cases.append(Case(f"dsn/names-a-stranger-{n}", other, (mail["envelope_from"],),
+                          mail_from=""))
+        for body in (*mime_cases(""), *nul_cases("")):
+            raw = crlf(body.raw).replace(b"To: Ann Lee <ann@example.com>",
+                                         f"To: {mail['envelope_from']}".encode())
+            raw = raw.replace(b"Message-ID: <", f"Message-ID: <b{n}.".encode(), 1)
+            cases.append(Case(f"dsn/{n}-{body.name}", raw, (mail["envelope_from"],),
+                              mail_from=""))
+    seeds = [dsn(m["envelope_from"], m["recipient"], m["message_id"], n=200 + i)
+             for i, m in enumerate(sent)]
+    for name, raw in mutate(seeds, MUTANTS // 3, seed=14):
+        target = next(m for m in sent if m["envelope_from"].encode() in raw) \
+            if any(m["envelope_from"].encode() in raw for m in sent) else sent[0]
+        cases.append(Case(f"dsn-mutant/{name}", raw, (target["envelope_from"],), mail_from=""))
+    tally = Tally("fuzz bounces")
+    for case in cases:
+        tally.add(await deliver(relay.smtp_port, case))
+    await settle(relay, limit=120)
+    tally.record(request)
+
+    assert_stored_once_and_processed(relay, tally.answers, after=stored_before)
+    results = [r[0] for r in relay.store.read(lambda q: q.conn.execute(
+        "SELECT result FROM messages WHERE kind = 'bounce'").fetchall())]
+    assert all(r.startswith("bounce: ") for r in results), results
+    suppressed = {r[0] for r in relay.store.read(lambda q: q.conn.execute(
+        "SELECT email FROM suppressions").fetchall())}
+    # Each valid report suppressed its recipient; nothing else named anywhere was suppressed.
+    assert suppressed == {m["recipient"] for m in sent}, suppressed
+    assert_refusals_logged(tally.answers, caplog.records)
+    assert_no_errors(caplog.records)
+    await assert_alive(relay)
