@@ -559,3 +559,57 @@ def dsn(bounce_address: str, recipient: str, message_id: str, *, status: str = "
                    body=_multipart("dsn", *parts), mid=f"dsn-{n}", to=bounce_address,
                    subject="Undelivered Mail Returned to Sender").replace(
         b"From: Shop <shop@platform.example>", b"From: MAILER-DAEMON@mx.example")
+
+
+COMMANDS = (b"EHLO fuzz.example", b"HELO fuzz.example", b"MAIL FROM:<p@shop.example>",
+            b"RCPT TO:<reviews+acme@relay.test>", b"DATA", b"RSET", b"NOOP", b"VRFY root",
+            b"EXPN staff", b"HELP", b"STARTTLS", b"AUTH PLAIN AHVzZXIAcGFzcw==", b"BDAT 10 LAST",
+            b"QUIT x", b"MAIL FROM:<>", b"RCPT TO:<>", b"MAIL FROM:<a@b> SIZE=99999999999999",
+            b"MAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8", b"RCPT TO:<reply+@relay.test>",
+            b"RCPT TO:<bounce+@relay.test>", b"RCPT TO:<bounce+99999999999999999999@relay.test>",
+            b"XCLIENT ADDR=1.2.3.4", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2", b"ehlo", b"mail from:",
+            b"RCPT TO:<" + b"a" * 300 + b"@relay.test>", b"EHLO " + "ü".encode() * 50)
+
+
+def session_lines(rng: random.Random) -> list[bytes]:
+    """One session's command lines: known commands out of order, and garbage."""
+    lines = []
+    for _ in range(rng.randint(3, 15)):
+        roll = rng.random()
+        if roll < 0.6:
+            line = rng.choice(COMMANDS)
+        elif roll < 0.8:
+            line = bytes(rng.randrange(32, 127) for _ in range(rng.randint(0, 80)))
+        elif roll < 0.95:
+            line = bytes(rng.choice(b"\x00\x01\x7f\x80\xff\xc3\r\t ") for _ in range(
+                rng.randint(1, 40)))
+            line = line.replace(b"\r", b"")
+        else:
+            line = b"X" * rng.choice((999, 1200, 70_000))
+        lines.append(line)
+    return lines
+
+
+async def run_session(port: int, lines: list[bytes], within: float = 30.0) -> list[int]:
+    """Send each line and read its reply; the codes, with 0 where the server closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    codes: list[int] = []
+    try:
+        code, _ = await asyncio.wait_for(read_reply(reader), within)
+        if code != 220:
+            return [code]
+        for line in lines:
+            writer.write(line + CRLF)
+            code, text = await asyncio.wait_for(read_reply(reader), within)
+            codes.append(code)
+            # Closed, said goodbye (221, 421, aiosmtpd's "502 Too many unrecognized
+            # commands, goodbye"), or DATA began: this session is over.
+            if code in (0, 221, 421, 354) or "goodbye" in text.lower():
+                break
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+    return codes

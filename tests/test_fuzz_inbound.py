@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import sqlite3
 import time
@@ -29,6 +30,7 @@ from mailrelay.intake import message_id_of
 
 from .conftest import FUZZ_COUNTS, ConfigFactory
 from .hostile_mail import (
+    SEED,
     Answer,
     Case,
     block_cases,
@@ -45,6 +47,8 @@ from .hostile_mail import (
     mutate,
     nesting_cases,
     nul_cases,
+    run_session,
+    session_lines,
     valid_block,
     valid_trigger,
 )
@@ -57,6 +61,7 @@ ACME, BOLT = "reviews+acme@relay.test", "reviews+bolt@relay.test"
 CANCEL = "cancel+acme@relay.test"
 SIZE_LIMIT = 2 << 20  # room for the 900 KB header; the "beyond" cases go past it
 MUTANTS = 600
+SESSIONS = 120
 SECOND_SHOP = """
 [[shop]]
 id = "bolt"
@@ -361,5 +366,34 @@ async def test_hostile_bounces_are_processed_and_suppress_only_the_recipients_th
     # Each valid report suppressed its recipient; nothing else named anywhere was suppressed.
     assert suppressed == {m["recipient"] for m in sent}, suppressed
     assert_refusals_logged(tally.answers, caplog.records)
+    assert_no_errors(caplog.records)
+    await assert_alive(relay)
+
+
+async def test_random_command_sessions_get_an_answer_to_every_line_and_leave_it_serving(
+    relay: Daemon, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
+    rng = random.Random(SEED)
+    sessions = [session_lines(rng) for _ in range(SESSIONS)]
+    codes: Counter[str] = Counter()
+    for start in range(0, len(sessions), 10):
+        for replies in await asyncio.gather(
+                *(run_session(relay.smtp_port, lines) for lines in sessions[start:start + 10])):
+            for code in replies:
+                # 0: the server hung up, which it may do only after saying why (421/221)
+                # or after the client sent something no SMTP server must accept.
+                codes["2xx/3xx" if 200 <= code < 400 else "4xx" if 400 <= code < 500
+                      else "5xx" if 500 <= code < 600 else "closed"] += 1
+    sent = sum(codes.values())
+    line = (f"fuzz sessions: {len(sessions)} sessions, {sent} commands, "
+            f"{sent - codes['closed']} answered ({codes['2xx/3xx']} 2xx/3xx, {codes['4xx']} 4xx, "
+            f"{codes['5xx']} 5xx)")
+    request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
+    print(line)
+    assert codes["closed"] == 0, "a session was dropped without an answer"
+    answer = await deliver(relay.smtp_port, Case("after", valid_trigger(5), (ACME,)))
+    assert answer.code == 250
+    await settle(relay)
+    assert relay.store.read(lambda q: q.count_messages()) == 1
     assert_no_errors(caplog.records)
     await assert_alive(relay)
