@@ -298,6 +298,9 @@ def huge_cases(rcpt: str, limit: int) -> Iterator[Case]:
     many = [f"X-H{i}: value {i}".encode() for i in range(10_000)]
     yield Case("huge/10000-headers", message(*many, body=b"Order #8003.", mid="many-headers"),
                (rcpt,), expect=frozenset({250}))
+    over = [f"X-H{i}: value {i} {'v' * 40}".encode() for i in range(limit // 50 + 1000)]
+    yield Case("huge/headers-beyond-limit", message(*over, body=b"Order #8006.", mid="hdr-over"),
+               (rcpt,), expect=frozenset({552}))
     lines = [b"X-Long: start"] + [b" c"] * 100_000
     yield Case("huge/100000-continuation-lines", message(CRLF.join(lines), body=b"Order #8004.",
                                                          mid="cont-lines"),
