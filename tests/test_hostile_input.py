@@ -129,3 +129,22 @@ async def test_a_trigger_asking_for_year_9999_is_scheduled_in_a_shop_east_of_utc
         [(result,)] = daemon.store.read(lambda q: q.conn.execute(
             "SELECT result FROM messages").fetchall())
         assert not result.startswith("failed"), result
+
+
+@pytest.mark.parametrize("options", [(), ("SMTPUTF8",)])
+async def test_an_envelope_address_that_is_not_utf8_is_refused_553_not_deferred_forever(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture, options: tuple[str, ...]
+) -> None:
+    """Its lone surrogates made the commit fail: 451 on every retry, with a traceback."""
+    caplog.set_level(logging.INFO, logger="mailrelay")
+    raw = b"Subject: x\r\n\r\nOrder #1.\r\n.\r\n"
+    for case in (Case("sender", raw, (BCC,), mail_from="pl\udcff@shop.example",
+                      mail_options=options, verbatim=True),
+                 Case("rcpt", raw, (BCC.replace("@", "\udcfe@"),), mail_options=options,
+                      verbatim=True)):
+        answer = await deliver(daemon.smtp_port, case)
+        assert answer.code == 553, answer.text
+        assert any(f"peer=127.0.0.1:{answer.local_port}" in r.getMessage()
+                   for r in caplog.records if r.name == "mailrelay.smtp_server")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert daemon.store.read(lambda q: q.count_messages()) == 0

@@ -29,6 +29,8 @@ _PLAIN_ANGLE_ADDR = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>"
     r"(.*)$"
 )
+#: How aiosmtpd hands over command bytes that are not UTF-8 (surrogateescape).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, please try again later\r\n"
 TOO_BUSY = "421 4.3.2 Too many connections, please try again later"
@@ -221,6 +223,11 @@ class GatedSMTP(BlockDataSMTP):
         """aiosmtpd parses every MAIL/RCPT address with the email header parser, which was
         a fifth of the listener's CPU under load (bench/ingest.py). A plain `<local@domain>`
         takes this fast path; anything else goes to aiosmtpd's own parser."""
+        if _UNDECODABLE.search(arg):
+            # aiosmtpd keeps bytes that are not UTF-8 as lone surrogates, which the store cannot
+            # write: the commit failed and the client got 451 forever (fuzz suite, issue 10 §6).
+            # RFC 6531 3.3: addresses are UTF-8; this one is malformed (553 5.1.3).
+            return None, None
         match = _PLAIN_ANGLE_ADDR.match(arg)
         if match is None:
             return SMTP._getaddr(self, arg)
