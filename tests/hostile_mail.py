@@ -241,6 +241,26 @@ def encoding_cases(rcpt: str) -> Iterator[Case]:
                    (rcpt,))
 
 
+def identity_cases(rcpt: str) -> Iterator[Case]:
+    """Message-IDs that are huge, doubled, empty, binary or missing (the dedupe key's input)."""
+    body = b"Order #7500 shipped."
+    plain = message(body=body, mid="X")
+    variants = {
+        "folded-over-3000-lines": b"Message-ID: <" + CRLF.join([b" p"] * 3000) + b"@x>",
+        "two-message-ids": b"Message-ID: <one@fuzz.example>\r\nMessage-ID: <two@fuzz.example>",
+        "empty": b"Message-ID:",
+        "nul-and-8bit": b"Message-ID: <a\x00b\xff\xfe@fuzz.example>",
+        "no-angle-brackets-and-spaces": b"Message-ID: this is not an id",
+    }
+    for name, line in variants.items():
+        yield Case(f"message-id/{name}", plain.replace(b"Message-ID: <X@fuzz.example>", line)
+                   .replace(body, f"Order #7500 shipped ({name}).".encode()), (rcpt,),
+                   expect=frozenset({250}))
+    none = plain.replace(b"Message-ID: <X@fuzz.example>\r\n", b"")
+    yield Case("message-id/missing", none, (rcpt,), expect=frozenset({250}))
+    yield Case("message-id/missing-same-bytes-again", none, (rcpt,), expect=frozenset({250}))
+
+
 def nesting_cases(rcpt: str) -> Iterator[Case]:
     """Deep structures: 200 nested multiparts, nested message/rfc822, many parts."""
     inner = _text_part(b"Order #6001 shipped.")
@@ -353,6 +373,10 @@ def envelope_cases(rcpt: str) -> Iterator[Case]:
     yield case("null-sender", mail_from="", expect=frozenset({250}))
     yield case("utf8-sender-without-smtputf8", mail_from="versand@bücher.example")
     yield case("nul-in-sender", mail_from="plat\x00form@shop.example")
+    yield case("invalid-utf8-sender", mail_from="plat\udcff\udcfeform@shop.example")
+    yield case("invalid-utf8-sender-with-smtputf8", mail_from="pl\udcc3@shop.example",
+               mail_options=("SMTPUTF8",))
+    yield case("invalid-utf8-recipient", rcpts=(rcpt.replace("@", "\udcff@"),))
     yield case("2000-octet-sender", mail_from="a" * 1990 + "@shop.example")
     yield case("sender-with-spaces-and-quotes", mail_from='"a b"@shop.example')
     yield case("forged-reply-key", rcpts=("reply+AAAAAAAAAAAAAAAA@relay.test",),
@@ -482,8 +506,10 @@ async def deliver_raw(port: int, case: Case) -> Answer:
     try:
         code, text = await read_reply(reader)
         params = " ".join(case.mail_options)
+        raw = ("utf-8", "surrogateescape")  # a surrogate-escaped address sends its raw bytes
         for command in (b"EHLO fuzz.example", f"MAIL FROM:<{case.mail_from}> {params}".strip()
-                        .encode(), *(f"RCPT TO:<{r}>".encode() for r in case.rcpts), b"DATA"):
+                        .encode(*raw), *(f"RCPT TO:<{r}>".encode(*raw) for r in case.rcpts),
+                        b"DATA"):
             writer.write(command + CRLF)
             code, text = await read_reply(reader)
             if code >= 400 or code == 0:

@@ -43,6 +43,7 @@ from .hostile_mail import (
     end_of_data_cases,
     envelope_cases,
     huge_cases,
+    identity_cases,
     mime_cases,
     mutate,
     nesting_cases,
@@ -189,6 +190,7 @@ def hostile_triggers(limit: int) -> list[Case]:
     return [*mime_cases(ACME), *encoding_cases(BOLT), *nesting_cases(ACME), *nul_cases(BOLT),
             *huge_cases(ACME, limit), *eight_bit_cases(BOLT), *end_of_data_cases(ACME),
             *envelope_cases(BOLT), *block_cases(ACME), *block_cases(BOLT),
+            *identity_cases(ACME),
             Case("envelope/both-shops-and-cancel", valid_trigger(90), (ACME, BOLT, CANCEL),
                  expect=frozenset({250}))]
 
