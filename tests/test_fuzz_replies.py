@@ -125,6 +125,14 @@ def hostile_replies(t: Ticketed, count: int = MUTANTS, huge: bool = False) -> li
     seeds = reply_seeds(t, STRANGER)
     cases += [Case(f"stranger-mutant/{name}", raw, (t.reply_to,), mail_from=STRANGER)
               for name, raw in mutate(seeds, count, seed=11)]
+    # No key in the address: the ticket is found by In-Reply-To (IMAP); with 5,000 ids.
+    keyless = reply_seeds(t, STRANGER)[0].replace(t.reply_to.encode(), b"reply@relay.test")
+    many = " ".join(f"<r{i}@relay.test>" for i in range(5000)) + " " + str(t.ticket["Message-ID"])
+    cases += [Case("stranger-keyless-in-reply-to", keyless, (t.reply_to,), mail_from=STRANGER),
+              Case("stranger-5000-references", keyless.replace(
+                  b"References: ", b"References: " + many.encode() + b"\r\n X-Was: ")
+                  .replace(b"Message-ID: <", b"Message-ID: <refs.", 1), (t.reply_to,),
+                   mail_from=STRANGER)]
     auto = reply_seeds(t, "support@acme.example")[0].replace(
         b"Subject:", b"Auto-Submitted: auto-replied\r\nSubject:")
     cases.append(Case("agent-auto-submitted", auto, (t.reply_to,),
