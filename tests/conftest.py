@@ -164,3 +164,16 @@ def clock() -> FrozenClock:
 async def daemon(config: Config, clock: FrozenClock) -> AsyncIterator[Daemon]:
     async with Daemon(config, clock) as running:
         yield running
+
+
+#: Count lines of the fault and fuzz suite (tests/test_fuzz_*.py), printed after the run.
+FUZZ_COUNTS = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Show the fuzz counts in plain `pytest -q` output (captured prints would be hidden)."""
+    lines = config.stash.get(FUZZ_COUNTS, [])
+    if lines:
+        terminalreporter.section("fuzz counts")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -48,11 +48,15 @@ _MAX_DEFECT_LEN = 160
 # Nested message/rfc822 parts are walked; a malicious nesting depth is not.
 _MAX_DEPTH = 20
 _MAX_REFERENCE_LEN = 200
+#: A preferredSendTime after this year is a template error, not a plan.
+_LAST_SEND_YEAR = 2999
 
 # C0/C1 controls, line/paragraph separators and bidi overrides: none belongs in a name, subject or
 # reference that ends up in a header or a web page (header injection, spoofed display names).
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES_RE = re.compile(r"\s+")
+#: Control characters a reply's text never means (NUL, BEL, ESC, C1...): tab and line breaks stay.
+_BODY_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 # addr-spec checks: deliberately simpler than RFC 5322, stricter than "contains @".
@@ -737,12 +741,16 @@ def _parse_send_time(value: str, defects: _Defects) -> datetime | None:
     """ISO 8601 to an aware UTC datetime; a time without offset is taken as UTC."""
     try:
         when = datetime.fromisoformat(value.strip().upper())
-        if when.tzinfo is None:
-            return when.replace(tzinfo=UTC)
-        return when.astimezone(UTC)
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         defects.add(f"block: preferredSendTime is not ISO 8601 ({exc})")
         return None
+    if when.year > _LAST_SEND_YEAR:
+        # Year 9999 parses, but moving it into a shop's time zone and sending hours overflows
+        # and the shipment failed (fuzz suite, issue 10 §6): no real send time is that far off.
+        defects.add(f"block: preferredSendTime is implausibly far ahead ({when.year})")
+        return None
+    return when
 
 
 def _read_tags(value: Any, defects: _Defects) -> tuple[str, ...]:
@@ -1389,7 +1397,7 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
                 recipients.append(address)
     threads: list[str] = []
     for name in ("In-Reply-To", "References"):
-        value = _raw_header(msg, name) or ""
+        value = _fix_surrogates(_raw_header(msg, name) or "")
         for ident in reversed(_ID_RE.findall(value)) if name == "References" else \
                 _ID_RE.findall(value):
             if ident not in threads:
@@ -1402,7 +1410,9 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
                   if key.lower() in _TRACE_FIELDS)
     ours = any(msg.get(h) for h in ("X-Mailrelay-Shop", "X-Mailrelay-Review"))
     return AgentReply(
-        message_id=(_raw_header(msg, "Message-ID") or "").strip() or None,
+        # Raw 8-bit bytes come back surrogate-escaped, which SQLite cannot store (the dedupe
+        # key and the thread look-ups are made of these): decode them like other headers.
+        message_id=_fix_surrogates(_raw_header(msg, "Message-ID") or "").strip() or None,
         from_address=from_address,
         from_name=from_name,
         subject=subject,
@@ -1410,8 +1420,10 @@ def _read_reply(raw: bytes, defects: _Defects) -> AgentReply:
         in_reply_to=tuple(threads),
         automatic=_automatic(msg, from_address, subject, defects),
         authentication_results=tuple(" ".join(str(v).split()) for v in auth),
-        text="\n\n".join(plain) if plain else None,
-        html="\n".join(bodies.html) if bodies.html else None,
+        # An agent's text is published and mailed: control bytes in it (a NUL from a broken
+        # client, mangled mail) would reach the page and the customer (fuzz suite, issue 10 §6).
+        text=_BODY_CONTROL_RE.sub("", "\n\n".join(plain)) if plain else None,
+        html=_BODY_CONTROL_RE.sub("", "\n".join(bodies.html)) if bodies.html else None,
         ours=ours,
         defects=defects.as_tuple(),
         trace=trace,

@@ -29,10 +29,14 @@ _PLAIN_ANGLE_ADDR = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>"
     r"(.*)$"
 )
+#: How aiosmtpd hands over command bytes that are not UTF-8 (surrogateescape).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, please try again later\r\n"
 TOO_BUSY = "421 4.3.2 Too many connections, please try again later"
 NOT_ALLOWED = "554 5.7.1 Client host rejected: not allowed to connect"
+#: Refusals whose hooks log them with their reason already (GatedSMTP.push logs the rest).
+_LOGGED_WHERE_DECIDED = (TEMPFAIL, TOO_BUSY, NOT_ALLOWED, "550 5.1.1 ")
 #: RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (aiosmtpd's limit too).
 MAX_LINE_OCTETS = 1001
 #: The end of DATA: a line holding one dot. The CRLF before it may be the DATA command's own.
@@ -219,6 +223,11 @@ class GatedSMTP(BlockDataSMTP):
         """aiosmtpd parses every MAIL/RCPT address with the email header parser, which was
         a fifth of the listener's CPU under load (bench/ingest.py). A plain `<local@domain>`
         takes this fast path; anything else goes to aiosmtpd's own parser."""
+        if _UNDECODABLE.search(arg):
+            # aiosmtpd keeps bytes that are not UTF-8 as lone surrogates, which the store cannot
+            # write: the commit failed and the client got 451 forever (fuzz suite, issue 10 §6).
+            # RFC 6531 3.3: addresses are UTF-8; this one is malformed (553 5.1.3).
+            return None, None
         match = _PLAIN_ANGLE_ADDR.match(arg)
         if match is None:
             return SMTP._getaddr(self, arg)
@@ -229,8 +238,14 @@ class GatedSMTP(BlockDataSMTP):
 
     async def push(self, status: AnyStr) -> None:
         # aiosmtpd answers 552 (too large) itself; count it on the way out.
-        if (status[:3] if isinstance(status, bytes) else status[:3].encode()) == b"552":
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if text[:3] == "552":
             self._listener.handler.outcomes["rejected", "too_large"] += 1
+        if text[:1] in ("4", "5") and not text.startswith(_LOGGED_WHERE_DECIDED):
+            # aiosmtpd's own refusals (syntax, parameters, size, line length) log nothing;
+            # every refusal gets one line naming the client (issue 10 §6).
+            peer = _peer(self.session) if self.session is not None else "unknown"
+            log.info("smtp refused peer=%s answer=%r", peer, text[:120])
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
