@@ -17,7 +17,13 @@ import pytest
 
 from mailrelay import parsing
 from mailrelay.models import Product, ShipmentNotice
-from mailrelay.parsing import find_reference, html_to_text, normalize_address, parse_trigger
+from mailrelay.parsing import (
+    find_reference,
+    html_to_text,
+    normalize_address,
+    parse_reply,
+    parse_trigger,
+)
 
 from .conftest import CORPUS, corpus_cases, corpus_params, require_corpus
 
@@ -1340,3 +1346,31 @@ def generated_trigger(rng: random.Random, *, well_formed: bool = False) -> bytes
     if rng.random() < 0.2:
         raw = raw.replace(b"\r\n", b"\n")  # Unix line endings
     return raw
+
+
+# --- charset labels clients send that Python does not know --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "codec", "text"),
+    [
+        ("iso-8859-8-i", "iso8859-8", "שלום, החבילה נשלחה היום."),  # Hebrew, RFC 1556 "logical"
+        ("ISO-8859-6-I", "iso8859-6", "مرحبا، تم شحن الطلب."),
+        ("ks_c_5601-1987", "cp949", "똠방각하 주문이 발송되었습니다."),  # 똠 is cp949-only
+        ("gb2312", "gb18030", "您好，包裹已发出。镕"),  # 镕 is gbk, not gb2312
+        ("tis-620", "cp874", "สวัสดีครับ สินค้าส่งแล้ว€"),  # € is windows-874 only
+        ("x-mac-roman", "mac-roman", "Ça va, déjà envoyé."),
+    ],
+)
+def test_a_reply_in_a_charset_label_python_does_not_know_reads_as_the_client_meant(
+    label: str, codec: str, text: str
+) -> None:
+    body = quopri.encodestring(text.encode(codec)).decode("ascii")
+    raw = mail(
+        "From: Dana <dana@shop.example>", "To: reply+k@relay.example", "Subject: Re: order",
+        "Content-Transfer-Encoding: quoted-printable",
+        body=body, ctype=f'text/plain; charset="{label}"',
+    )
+    reply = parse_reply(raw)
+    assert reply.text is not None and text in reply.text
+    assert not any("charset" in defect for defect in reply.defects)

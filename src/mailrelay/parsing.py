@@ -21,7 +21,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 from html import unescape
-from typing import Any
+from typing import Any, Final
 
 import html2text
 
@@ -498,6 +498,32 @@ def _fix_surrogates(value: str) -> str:
         return _SURROGATE_RE.sub("\ufffd", value)
 
 
+# Charset labels mail clients send that Python's codec registry does not know, or knows as a
+# narrower table than the clients really use (WHATWG Encoding's label table is the model):
+# Hebrew and Arabic "logical/explicit" ISO labels (RFC 1556), Outlook's ks_c_5601-1987 and
+# euc-kr (cp949 text), gb2312 (gbk/gb18030 text), tis-620 (windows-874 text), x- spellings.
+_CHARSET_ALIASES: Final = {
+    "iso-8859-6-i": "iso8859-6", "iso-8859-6-e": "iso8859-6",
+    "iso-8859-8-i": "iso8859-8", "iso-8859-8-e": "iso8859-8", "logical": "iso8859-8",
+    "visual": "iso8859-8", "ks_c_5601-1987": "cp949", "ks_c_5601-1989": "cp949",
+    "euc-kr": "cp949", "x-windows-949": "cp949", "gb2312": "gb18030", "gbk": "gb18030",
+    "x-gbk": "gb18030", "tis-620": "cp874", "windows-874": "cp874", "iso-8859-11": "cp874",
+    "x-sjis": "shift_jis", "shift-jis": "shift_jis", "x-mac-roman": "mac-roman",
+    "macintosh": "mac-roman", "x-user-defined": "latin-1", "x-mac-cyrillic": "mac-cyrillic",
+    "x-cp1250": "cp1250", "x-cp1251": "cp1251",
+}
+
+
+def _codec(charset: str) -> str | None:
+    """Python's codec name for a charset label as mail clients write it, or None if unknown."""
+    label = charset.strip().strip("\"'").lower()
+    alias = _CHARSET_ALIASES.get(label)
+    try:
+        return codecs.lookup(alias or label).name
+    except (LookupError, ValueError):
+        return None
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode with the declared charset, else utf-8, else windows-1252, else latin-1 (total).
 
@@ -505,15 +531,11 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     label cp1252 text (curly quotes, €) as latin-1 all the time.
     """
     encodings: list[str] = []
-    if charset:
-        try:
-            codec = codecs.lookup(charset.strip().strip("\"'")).name
-        except (LookupError, ValueError):
-            codec = ""
-        if codec == "iso8859-1":
-            encodings.append("cp1252")
-        if codec:
-            encodings.append(codec)
+    codec = _codec(charset) if charset else None
+    if codec == "iso8859-1":
+        encodings.append("cp1252")
+    if codec:
+        encodings.append(codec)
     encodings += ["utf-8", "cp1252"]
     for encoding in encodings:
         try:
@@ -622,11 +644,8 @@ def _decode_part(part: Message, charset: str | None, defects: _Defects) -> str |
     except Exception as exc:
         defects.add_exception("MIME body", exc)
         return None
-    if charset:
-        try:
-            codecs.lookup(charset)
-        except (LookupError, ValueError, TypeError):
-            defects.add(f"unknown charset {charset!r}; read as utf-8")
+    if charset and _codec(charset) is None:
+        defects.add(f"unknown charset {charset!r}; read as utf-8")
     return _decode_bytes(data, charset)
 
 
