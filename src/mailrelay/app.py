@@ -54,6 +54,8 @@ def sd_notify(state: str) -> None:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never block the event loop: a reader that stopped reading fills its queue.
+            sock.setblocking(False)
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as exc:
