@@ -183,6 +183,8 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
         return status == 503 and body["workers"]["dispatch"] == "failing"
 
     await until(dispatch_failing, "dispatch never reported failing")
+    _, body = await healthz(daemon)
+    assert "full" not in str(body) and "/" not in str(body)  # states only: no error, no path
     sending = daemon.store.read(lambda q: q.counts("outbox", "status")).get("sending", 0)
     assert sending == 1
 

@@ -280,8 +280,14 @@ class GatedSMTP(BlockDataSMTP):
 
     async def _counted(self, command: str, method: Callable[[str | None], Awaitable[None]],
                        arg: str | None) -> None:
-        """Run one recognised command, counting it unless it made progress."""
-        if command != "QUIT" and self._junk >= self._listener.config.junk_command_limit:
+        """Run one recognised command, counting it unless it made progress.
+
+        Past the limit a junk command is answered 421 instead; a MAIL, RCPT or DATA still
+        gets its chance, and closes the session after its answer if it failed too.
+        """
+        limit = self._listener.config.junk_command_limit
+        progressive = command in PROGRESS_COMMANDS
+        if not progressive and command != "QUIT" and self._junk >= limit:
             self._close_now("junk_commands", JUNK_LIMIT)
             return
         self._in_command = True
@@ -290,10 +296,12 @@ class GatedSMTP(BlockDataSMTP):
             await method(arg)
         finally:
             self._in_command = False
-        if command in PROGRESS_COMMANDS and self._last_reply[:1] in (b"2", b"3"):
+        if progressive and self._last_reply[:1] in (b"2", b"3"):
             self._junk = 0
         elif command != "QUIT":
             self._junk += 1
+            if progressive and self._junk > limit:
+                self._close_now("junk_commands", JUNK_LIMIT)
         if self._expired:
             self._close_now("session_timeout", SESSION_EXPIRED)
 
