@@ -183,7 +183,7 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert loaded.smtp.max_message_size == 25 * 1024 * 1024
     assert loaded.smtp.max_sessions == 100
     assert loaded.smtp.timeout == timedelta(minutes=5)
-    assert loaded.smtp.max_sessions_per_client == 20
+    assert loaded.smtp.max_sessions_per_client == 50
     assert loaded.smtp.session_timeout == timedelta(minutes=10)
     assert loaded.smtp.junk_command_limit == 20
     assert loaded.outbound.transport == "maildir"

@@ -67,7 +67,7 @@ class SmtpConfig:
     max_sessions: int = 100
     timeout: timedelta = timedelta(minutes=5)
     #: Issue 10 §6: slow or idle clients must not hold the session cap.
-    max_sessions_per_client: int = 20
+    max_sessions_per_client: int = 50
     session_timeout: timedelta = timedelta(minutes=10)
     junk_command_limit: int = 20
 
@@ -686,7 +686,7 @@ def _read_smtp(table: _Table) -> SmtpConfig:
         users_file=users_file,
         max_sessions=table.integer("max_sessions", 100, minimum=1),
         timeout=table.duration("timeout", "5m", positive=True),
-        max_sessions_per_client=table.integer("max_sessions_per_client", 20, minimum=1),
+        max_sessions_per_client=table.integer("max_sessions_per_client", 50, minimum=1),
         session_timeout=table.duration("session_timeout", "10m", positive=True),
         junk_command_limit=table.integer("junk_command_limit", 20, minimum=1),
     )
