@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -240,3 +241,50 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
     pings(notify)
     await asyncio.sleep(1.2)
     assert pings(notify) >= 1, "the watchdog ping did not resume"
+
+
+@pytest.mark.slow
+async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_space_is_back(
+    tmp_path: Path, config: Config, clock: FrozenClock, sink: Sink,
+) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        config = via_sink(config, sink, invite_delay=timedelta(0))
+        config = replace(config, store=replace(config.store, path=disk / "relay.db"))
+        # The watchdog kills a relay while an invitation is being sent. A killed process leaves
+        # its -wal and -shm files behind; this open connection keeps them, as a kill would.
+        async with Daemon(config, clock) as first:
+            release = sink.hold_next()
+            assert await send(first.smtp_port, order("dora", 4000)) == 250
+            await asyncio.wait_for(sink.held.wait(), 10)
+            survivor = sqlite3.connect(config.store.path)
+            survivor.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        release.set()
+        filler = Filler(disk / "filler")
+        try:
+            filler.fill()
+            again = Daemon(config, clock)
+            again.worker_backoff = (0.05, 0.4)
+            await again.start()  # a full disk is no startup error: systemd would not restart
+            try:
+                assert await send(again.smtp_port, order("emil", 4001)) == 451
+
+                async def dispatch_failing() -> bool:
+                    status, body = await healthz(again)
+                    return status == 503 and body["workers"]["dispatch"] == "failing"
+
+                await until(dispatch_failing, "dispatch never reported failing")
+                assert again.store.read(lambda q: q.counts("outbox", "status")) == {"sending": 1}
+                filler.free(filler.size)
+                await sink.wait_for(1, timeout=20)
+
+                async def healthy() -> bool:
+                    status, body = await healthz(again)
+                    return status == 200 and body["counts"]["outbox_sending"] == 0
+
+                await until(healthy, "the relay did not recover")
+            finally:
+                await again.stop()
+        finally:
+            filler.close()
+            survivor.close()
+    assert sink.message_ids() and len(sink.messages) == 1

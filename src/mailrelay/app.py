@@ -22,7 +22,7 @@ from .bounces import Bouncer
 from .clock import Clock, SystemClock
 from .config import Config
 from .delivery import Delivery
-from .errors import MailrelayError
+from .errors import MailrelayError, StoreError
 from .imap_watcher import ImapWatcher
 from .intake import Intake
 from .invitations import Inviter, record_delivery
@@ -99,6 +99,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._due = asyncio.Event()
         self._purge_due = asyncio.Event()
+        self._recovered = True  # mail left `sending` by a crash is back in the queue
         #: Every supervised background worker by name (/healthz, /metrics, the watchdog).
         self.workers: dict[str, WorkerHealth] = {}
 
@@ -144,7 +145,13 @@ class Daemon:
                 on_result=functools.partial(record_delivery, config),
                 on_progress=self._worker("dispatch").progress,
             )
-            await self.delivery.recover()
+            try:
+                await self.delivery.recover()
+            except StoreError as exc:
+                # A full disk must not stop the start (exit 3 is never restarted by systemd):
+                # SMTP still answers 451, and the dispatcher requeues once it can write.
+                log.warning("could not requeue interrupted mail at start: %s", exc)
+                self._recovered = False
             self.clockwork = Clockwork(self.clock, self._next_due, self._due.set,
                                        self._request_purge)
             self.replier = Replier(config, self.store, templates, signer, self.clock)
@@ -201,6 +208,9 @@ class Daemon:
         A failed pass raises: the supervisor waits (backing off) and runs this again, which
         starts with a pass, not with a wait for the next wake-up."""
         self._due.set()
+        if not self._recovered:
+            await self.delivery.recover()
+            self._recovered = True
         while True:
             await self._due.wait()
             self._due.clear()
