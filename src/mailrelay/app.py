@@ -206,11 +206,13 @@ class Daemon:
         """The one worker the clock wakes: render what is due, then send what is queued.
 
         A failed pass raises: the supervisor waits (backing off) and runs this again, which
-        starts with a pass, not with a wait for the next wake-up."""
-        self._due.set()
+        then starts with a pass, not with a wait for the next wake-up."""
+        if self._worker("dispatch").streak:
+            self._due.set()
         if not self._recovered:
             await self.delivery.recover()
             self._recovered = True
+            self._due.set()  # the requeued mail is due
         while True:
             await self._due.wait()
             self._due.clear()
