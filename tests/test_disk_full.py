@@ -29,6 +29,7 @@ from mailrelay.config import Config
 from .conftest import IN_CI
 from .mailtools import trigger, via_sink
 from .sink import Sink
+from .test_replies import agent_reply, ticketed
 
 BCC = "reviews+acme@relay.test"
 PLATFORM = "platform@shop.example"
@@ -288,3 +289,52 @@ async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_s
             filler.close()
             survivor.close()
     assert sink.message_ids() and len(sink.messages) == 1
+
+
+@pytest.mark.slow
+async def test_an_agent_reply_taken_in_just_before_the_disk_fills_is_published_afterwards(
+    tmp_path: Path, config: Config, clock: FrozenClock, sink: Sink,
+) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        config = via_sink(config, sink)
+        config = replace(config, store=replace(config.store, path=disk / "relay.db"))
+        daemon = Daemon(config, clock)
+        daemon.worker_backoff = (0.05, 0.4)
+        await daemon.start()
+        filler = Filler(disk / "filler")
+        try:
+            ticket = await ticketed(daemon, clock, sink)
+            raw = agent_reply(ticket, "Sorry for the wait, Ann. The refund is on its way.")
+            filler.fill()
+            taken = False
+            for _ in range(10):  # as above: one 250, then full again before intake's turn
+                filler.free(256 * 1024)
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
+                                           timeout=10) as client:
+                    errors, _ = await client.sendmail("support@acme.example",
+                                                      [ticket.reply_to], raw)
+                    filler.fill()
+                    assert errors == {}
+                if daemon.store.read(lambda q: q.count_pending_messages()):
+                    taken = True
+                    break
+            assert taken
+
+            async def intake_failing() -> bool:
+                status, body = await healthz(daemon)
+                return status == 503 and body["workers"]["intake"] == "failing"
+
+            await until(intake_failing, "intake never reported failing")
+            filler.free(filler.size)
+
+            async def published() -> bool:
+                review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
+                return bool(review and review["response"])
+
+            await until(published, "the reply was never published")
+            review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
+            assert review is not None
+            assert review["response"] == "Sorry for the wait, Ann. The refund is on its way."
+        finally:
+            filler.close()
+            await daemon.stop()
