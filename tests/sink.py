@@ -52,6 +52,11 @@ class _Handler:
         # aiosmtpd calls this after the final dot was read and before the reply is written.
         if self._sink._take_drop("DATA"):
             await _hang_up(server)
+        release = self._sink._hold
+        if release is not None:
+            self._sink._hold = None
+            self._sink.held.set()
+            await release.wait()
         reply = self._sink._take_failure("DATA")
         if reply is not None:
             return reply
@@ -105,6 +110,9 @@ class Sink:
         self._sessions: list[SMTP] = []
         self._server: asyncio.Server | None = None
         self._arrived = asyncio.Event()
+        self._hold: asyncio.Event | None = None
+        #: Set while a DATA held by `hold_next` waits for its release.
+        self.held = asyncio.Event()
 
     # ------------------------------------------------------------------ misbehaviour on cue
 
@@ -128,6 +136,13 @@ class Sink:
         if at not in DROP_STAGES:
             raise ValueError(f"at must be one of {DROP_STAGES}, not {at!r}")
         self._drops[at] += times
+
+    def hold_next(self) -> asyncio.Event:
+        """Hold the next DATA, content received, unanswered until the returned event is set
+        (`held` tells when it is waiting): the sender's result arrives when the test says."""
+        self._hold = asyncio.Event()
+        self.held.clear()
+        return self._hold
 
     def _take_failure(self, stage: str) -> str | None:
         pending = self._failures[stage]

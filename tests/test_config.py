@@ -183,6 +183,9 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert loaded.smtp.max_message_size == 25 * 1024 * 1024
     assert loaded.smtp.max_sessions == 100
     assert loaded.smtp.timeout == timedelta(minutes=5)
+    assert loaded.smtp.max_sessions_per_client == 50
+    assert loaded.smtp.session_timeout == timedelta(minutes=10)
+    assert loaded.smtp.junk_command_limit == 20
     assert loaded.outbound.transport == "maildir"
     assert loaded.outbound.rate_per_minute == 600
     assert loaded.store.path == tmp_path / "var" / "mailrelay.db"
@@ -538,6 +541,20 @@ def test_a_wrong_type_names_what_was_expected(tmp_path: Path) -> None:
 
     assert keys_and_lines(problems) == {("smtp.max_sessions", 2), ("smtp.require_auth", 3)}
     assert "integer" in problems[0].message and "true or false" in problems[1].message
+
+
+def test_smtp_session_limits_are_read_and_checked(tmp_path: Path) -> None:
+    loaded = load_text(tmp_path, "[smtp]\nmax_sessions_per_client = 3\nsession_timeout = '90s'\n"
+                                 "junk_command_limit = 5\n" + SHOP)
+    assert loaded.smtp.max_sessions_per_client == 3
+    assert loaded.smtp.session_timeout == timedelta(seconds=90)
+    assert loaded.smtp.junk_command_limit == 5
+
+    problems = problems_of(tmp_path, "[smtp]\nmax_sessions_per_client = 0\n"
+                                     "session_timeout = '0s'\njunk_command_limit = 'many'\n" + SHOP)
+    assert keys_and_lines(problems) == {("smtp.max_sessions_per_client", 2),
+                                        ("smtp.session_timeout", 3),
+                                        ("smtp.junk_command_limit", 4)}
 
 
 def test_a_file_without_shops_is_a_problem(tmp_path: Path) -> None:

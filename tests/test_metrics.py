@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -67,7 +69,11 @@ async def test_healthz_reports_each_part(daemon: Daemon) -> None:
         async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
             assert resp.status == 200
             body = await resp.json()
-    assert body == {"status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured"}
+    assert body == {
+        "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
+        "workers": {"dispatch": "ok", "intake": "ok", "retention": "ok"},
+        "counts": {"inbound_pending": 0, "outbox_queued": 0, "outbox_sending": 0, "due_now": 0},
+    }
 
 
 async def test_healthz_turns_503_while_outbound_delivery_fails(
@@ -86,10 +92,85 @@ async def test_healthz_turns_503_while_outbound_delivery_fails(
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
                 assert resp.status == 503
-                assert (await resp.json())["outbound"].startswith("failing")
+                assert (await resp.json())["outbound"] == "failing"
         await sink.start()
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
                 assert resp.status == 200
+
+
+async def test_healthz_shows_states_and_counts_but_no_address_path_or_server_reply(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None)
+    async with Daemon(replace(config, outbound=outbound), clock) as daemon:
+        await aiosmtplib.send(trigger(to="Jane Roe <jane.roe@example.com>"),
+                              sender="p@shop.example", recipients=["reviews+acme@relay.test"],
+                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await settle(daemon)
+        sink.fail_next("452 4.2.2 <jane.roe@example.com>: mailbox over quota at /var/mail/jane",
+                       at="RCPT")
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+                status, text = resp.status, await resp.text()
+    assert status == 503
+    assert '"outbound": "failing"' in text
+    assert '"outbox_queued": 1' in text
+    for secret in ("jane", "@", "quota", "452", "/var", str(config.store.path.parent)):
+        assert secret not in text
+
+
+async def test_metrics_count_refused_sessions_and_report_each_worker(
+    make_config: Callable[..., Config], clock: FrozenClock
+) -> None:
+    async with Daemon(make_config(smtp_extra="max_sessions = 1"), clock) as daemon:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as first:
+            with pytest.raises(aiosmtplib.SMTPConnectResponseError):
+                await aiosmtplib.send(trigger(), sender="p@shop.example",
+                                      recipients=["reviews+acme@relay.test"],
+                                      hostname="127.0.0.1", port=daemon.smtp_port)
+            samples = await scrape(daemon)
+            await first.quit()
+    assert samples[("mailrelay_smtp_sessions_refused_total", (("reason", "max_sessions"),))] == 1
+    assert samples[("mailrelay_smtp_sessions", ())] == 1
+    for worker in ("intake", "dispatch", "retention"):
+        assert samples[("mailrelay_worker_healthy", (("worker", worker),))] == 1
+        assert samples[("mailrelay_worker_failures_total", (("worker", worker),))] == 0
+
+
+async def test_healthz_names_a_worker_stuck_on_a_hanging_relay_until_it_moves_again(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                       starttls=False, tls=False, username=None, password=None)
+    shops = tuple(replace(s, invite_delay=timedelta(0)) for s in config.shops)
+    async with Daemon(replace(config, outbound=outbound, shops=shops), clock) as daemon:
+        release = sink.hold_next()
+        await aiosmtplib.send(trigger(), sender="p@shop.example",
+                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
+                              port=daemon.smtp_port)
+        await settle(daemon)
+        await asyncio.wait_for(sink.held.wait(), 10)  # the invitation hangs mid-DATA
+        url = f"http://127.0.0.1:{daemon.http_port}/healthz"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                assert resp.status == 200  # sending, but not for long yet
+            clock.advance(timedelta(minutes=11))
+            async with http.get(url) as resp:
+                assert resp.status == 503
+                body = await resp.json()
+            assert body["workers"]["dispatch"] == "stuck"
+            assert body["counts"]["outbox_sending"] == 1
+            release.set()
+            await sink.wait_for(1)
+            for _ in range(100):
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        break
+                await asyncio.sleep(0.05)
+            assert resp.status == 200

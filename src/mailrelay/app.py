@@ -22,7 +22,7 @@ from .bounces import Bouncer
 from .clock import Clock, SystemClock
 from .config import Config
 from .delivery import Delivery
-from .errors import MailrelayError
+from .errors import MailrelayError, StoreError
 from .imap_watcher import ImapWatcher
 from .intake import Intake
 from .invitations import Inviter, record_delivery
@@ -35,6 +35,7 @@ from .reviews import Reviewer
 from .scheduler import Clockwork
 from .smtp_server import Handler, Listener
 from .store import InboundMessage, Queries, Store
+from .supervisor import BACKOFF_INITIAL, BACKOFF_MAX, WorkerHealth, WorkerState, supervise
 from .tokens import TokenSigner, load_secret
 from .web import WebApp
 
@@ -53,6 +54,8 @@ def sd_notify(state: str) -> None:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never block the event loop: a reader that stopped reading fills its queue.
+            sock.setblocking(False)
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as exc:
@@ -74,6 +77,9 @@ def watchdog_interval() -> float | None:
 class Daemon:
     """All parts of one running mailrelay, reachable by tests (ports, store, workers)."""
 
+    #: A failing worker waits this long before its next try, doubling up to the cap.
+    worker_backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
+
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -92,6 +98,10 @@ class Daemon:
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
         self._due = asyncio.Event()
+        self._purge_due = asyncio.Event()
+        self._recovered = True  # mail left `sending` by a crash is back in the queue
+        #: Every supervised background worker by name (/healthz, /metrics, the watchdog).
+        self.workers: dict[str, WorkerHealth] = {}
 
     @property
     def smtp_port(self) -> int:
@@ -105,6 +115,17 @@ class Daemon:
         task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
         self._stack.push_async_callback(_cancel, task)
+
+    def _worker(self, name: str) -> WorkerHealth:
+        health = self.workers.get(name)
+        if health is None:
+            health = self.workers[name] = WorkerHealth(name, self.clock)
+        return health
+
+    def _supervise(self, name: str, work: Callable[[], Any]) -> None:
+        """Run a background worker that survives any exception (issue 10 §6)."""
+        initial, cap = self.worker_backoff
+        self._spawn(supervise(self._worker(name), work, initial=initial, cap=cap), name)
 
     async def start(self) -> None:
         stack = self._stack
@@ -125,19 +146,29 @@ class Daemon:
                 rate_per_minute=config.outbound.rate_per_minute,
                 on_result=functools.partial(record_delivery, config),
                 sign_sender=signer.bounce_tag,
+                on_progress=self._worker("dispatch").progress,
             )
-            await self.delivery.recover()
-            self.clockwork = Clockwork(self.clock, self._next_due, self._due.set, self.purge)
+            try:
+                await self.delivery.recover()
+            except StoreError as exc:
+                # A full disk must not stop the start (exit 3 is never restarted by systemd):
+                # SMTP still answers 451, and the dispatcher requeues once it can write.
+                log.warning("could not requeue interrupted mail at start: %s", exc)
+                self._recovered = False
+            self.clockwork = Clockwork(self.clock, self._next_due, self._due.set,
+                                       self._request_purge)
             self.replier = Replier(config, self.store, templates, signer, self.clock)
             self.bouncer = Bouncer(self.store, self.clock, signer)
             self.intake = Intake(config, self.store, signer, self.clock,
                                  on_scheduled=self.clockwork.note_due,
                                  handlers={MessageKind.REPLY: self._reply_by_smtp,
                                            MessageKind.BOUNCE: self._bounce},
-                                 busy=lambda: self.handler.busy())
+                                 busy=lambda: self.handler.busy(),
+                                 on_progress=self._worker("intake").progress)
             self.handler = Handler(self.intake)
-            self._spawn(self.intake.run(), "intake")
-            self._spawn(self._dispatch(), "dispatch")
+            self._supervise("intake", self.intake.run)
+            self._supervise("dispatch", self._dispatch)
+            self._supervise("retention", self._retention)
             self.clockwork.start()
             stack.callback(self.clockwork.stop)
             await self.clockwork.rearm()
@@ -147,13 +178,13 @@ class Daemon:
             stack.push_async_callback(self.web.stop)
             if config.imap is not None:
                 self.imap = ImapWatcher(config.imap, self.store, self._reply_by_imap, self.clock)
-                self._spawn(self.imap.run(), "imap")
+                self._supervise("imap", self.imap.run)
             self.listener = Listener(config.smtp, self.handler)
             await self.listener.start()
             stack.push_async_callback(self.listener.stop)
             interval = watchdog_interval()
             if interval:
-                self._spawn(_heartbeat(interval), "watchdog")
+                self._spawn(self._heartbeat(interval), "watchdog")
         except BaseException:
             await stack.aclose()
             raise
@@ -178,15 +209,33 @@ class Daemon:
         return await self.store.aread(lambda q: q.next_due())
 
     async def _dispatch(self) -> None:
-        """The one worker the clock wakes: render what is due, then send what is queued."""
+        """The one worker the clock wakes: render what is due, then send what is queued.
+
+        A failed pass raises: the supervisor waits (backing off) and runs this again, which
+        then starts with a pass, not with a wait for the next wake-up."""
+        if self._worker("dispatch").streak:
+            self._due.set()
+        if not self._recovered:
+            await self.delivery.recover()
+            self._recovered = True
+            self._due.set()  # the requeued mail is due
         while True:
             await self._due.wait()
             self._due.clear()
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("dispatch failed; retrying at the next wake-up")
+            await self.tick()
             await self.clockwork.rearm()
+
+    async def _request_purge(self) -> None:
+        self._purge_due.set()
+
+    async def _retention(self) -> None:
+        """The daily purge, asked for by the clock; a failed one is tried again (backing off)
+        until it succeeds, not a day later."""
+        while True:
+            await self._purge_due.wait()
+            await self.purge()
+            self._purge_due.clear()
+            self._worker("retention").progress()
 
     async def tick(self) -> int:
         """Do all work that is due by the clock now; returns messages attempted.
@@ -199,6 +248,7 @@ class Daemon:
             await self.reviewer.queue_tickets()
             attempted += await self.delivery.deliver_due()
             if queued < self.inviter.batch_size:
+                self._worker("dispatch").progress()
                 return attempted
 
     async def purge(self) -> int:
@@ -221,24 +271,73 @@ class Daemon:
         return total
 
     async def health(self) -> dict[str, Any]:
-        """Each part's state; any part down makes /healthz answer 503."""
+        """Each part's state and a few counts; any part down makes /healthz answer 503.
+
+        Served without login, so states and counts only: no error text (a server's reply
+        can name a customer), no paths (issue 10 §6; SPEC § Trust).
+        """
         parts: dict[str, str] = {}
-        try:
-            await self.store.aread(lambda q: q.outbox_depth())
-            parts["store"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            parts["store"] = f"failed: {exc}"
-        outage = self.delivery.outage
-        parts["outbound"] = "ok" if outage is None else f"failing: {outage}"
+        counts = await self._health_counts()
+        parts["store"] = "ok" if counts is not None else "failed"
+        parts["outbound"] = "ok" if self.delivery.outage is None else "failing"
         watcher = self.imap
         if watcher is None:
             parts["imap"] = "not configured"
-        elif watcher.connected:
-            parts["imap"] = "ok"
         else:
-            parts["imap"] = f"disconnected: {getattr(watcher, 'last_error', None) or 'down'}"
+            parts["imap"] = "ok" if watcher.connected else "disconnected"
+        workers = self.worker_states(counts)
         down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
-        return {"status": "ok" if not down else "failed", **parts}
+        down += [k for k, v in workers.items() if v != WorkerState.OK]
+        return {"status": "ok" if not down else "failed", **parts,
+                "workers": {k: str(v) for k, v in workers.items()}, "counts": counts or {}}
+
+    async def _health_counts(self) -> dict[str, int] | None:
+        """What waits for the workers, from the store; None when the store cannot be read."""
+        now = self.clock.now()
+
+        def gather(q: Queries) -> dict[str, int]:
+            due = q.next_due()
+            by_status = q.counts("outbox", "status")
+            return {"inbound_pending": q.count_pending_messages(),
+                    "outbox_queued": by_status.get("queued", 0),
+                    "outbox_sending": by_status.get("sending", 0),
+                    "due_now": int(due is not None and due <= now)}
+
+        try:
+            return await self.store.aread(gather)
+        except Exception as exc:  # noqa: BLE001 - reported as a state, not raised
+            log.debug("store read for health failed: %r", exc)
+            return None
+
+    def worker_states(self, counts: dict[str, int] | None) -> dict[str, WorkerState]:
+        """Each supervised worker's state; `stuck` needs work pending (from `counts`)."""
+        pending = {
+            "intake": bool(counts and counts["inbound_pending"]),
+            "dispatch": bool(counts and (counts["due_now"] or counts["outbox_sending"])),
+        }
+        return {name: health.state(pending.get(name, False))
+                for name, health in sorted(self.workers.items())}
+
+    async def _heartbeat(self, interval: float) -> None:
+        """systemd's WATCHDOG=1, withheld while a worker fails or is stuck (or the store
+        cannot be read): WatchdogSec later systemd restarts us (contrib/mailrelay.service)."""
+        withheld = False
+        while True:
+            counts = await self._health_counts()
+            trouble = sorted(k for k, v in self.worker_states(counts).items()
+                             if v != WorkerState.OK)
+            if counts is None:
+                trouble.append("store")
+            if not trouble:
+                sd_notify("WATCHDOG=1")
+                if withheld:
+                    log.info("watchdog ping resumed")
+                    withheld = False
+            elif not withheld:
+                log.warning("watchdog ping withheld while %s is failing or stuck",
+                            ", ".join(trouble))
+                withheld = True
+            await asyncio.sleep(interval)
 
     async def metrics(self) -> bytes:
         now = self.clock.now()
@@ -261,6 +360,12 @@ class Daemon:
                          "deferred": self.delivery.deferred}
         snap.bounces = dict(self.bouncer.counts)
         snap.replies_refused = dict(self.replier.refused)
+        states = self.worker_states(await self._health_counts())
+        snap.worker_failures = {name: w.failures for name, w in self.workers.items()}
+        snap.worker_ok = {name: state == WorkerState.OK for name, state in states.items()}
+        snap.smtp_sessions = len(self.listener.sessions)
+        snap.smtp_sessions_refused = dict(self.listener.refused_counts)
+        snap.smtp_sessions_closed = dict(self.listener.closed_counts)
         if self.imap is not None:
             snap.imap_configured = True
             snap.imap_connected = self.imap.connected
@@ -287,12 +392,6 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=0.5)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
-
-
-async def _heartbeat(interval: float) -> None:
-    while True:
-        sd_notify("WATCHDOG=1")
-        await asyncio.sleep(interval)
 
 
 async def run(

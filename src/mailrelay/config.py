@@ -68,6 +68,10 @@ class SmtpConfig:
     users_file: Path | None
     max_sessions: int = 100
     timeout: timedelta = timedelta(minutes=5)
+    #: Issue 10 §6: slow or idle clients must not hold the session cap.
+    max_sessions_per_client: int = 50
+    session_timeout: timedelta = timedelta(minutes=10)
+    junk_command_limit: int = 20
     #: The MTA in front: only mail from these may carry Authentication-Results we believe.
     trusted_clients: tuple[IPv4Network | IPv6Network, ...] = ()
 
@@ -738,6 +742,9 @@ def _read_smtp(table: _Table) -> SmtpConfig:
         max_sessions=table.integer("max_sessions", 100, minimum=1),
         timeout=table.duration("timeout", "5m", positive=True, maximum=timedelta(hours=1)),
         trusted_clients=trusted,
+        max_sessions_per_client=table.integer("max_sessions_per_client", 50, minimum=1),
+        session_timeout=table.duration("session_timeout", "10m", positive=True),
+        junk_command_limit=table.integer("junk_command_limit", 20, minimum=1),
     )
 
 

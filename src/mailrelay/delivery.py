@@ -87,7 +87,8 @@ class Delivery:
 
     def __init__(self, store: Store, transport: Sender, clock: Clock, *,
                  rate_per_minute: int, sign_sender: Callable[[int], str],
-                 on_result: ResultHook | None = None, batch_size: int = 100) -> None:
+                 on_result: ResultHook | None = None, batch_size: int = 100,
+                 on_progress: Callable[[], None] | None = None) -> None:
         self.store = store
         self.sign_sender = sign_sender  # the VERP tag for an outbox id (TokenSigner.bounce_tag)
         self.transport = transport
@@ -100,6 +101,14 @@ class Delivery:
         self.deferred = 0
         self._outage_since: datetime | None = None
         self._outage_reason = ""
+        #: Results of mail already handed to the transport whose write failed (a full disk):
+        #: committed again before anything else, so the row does not stay `sending`.
+        self._unsettled: dict[int, Callable[[Queries], None]] = {}
+        #: Claimed rows never handed to the transport before a failure: back to the queue.
+        self._stranded: set[int] = set()
+        self._recorded: set[int] = set()  # rows of the current batch with a known result
+        #: Told after each batch whose results are committed (the supervisor).
+        self.on_progress = on_progress
 
     async def recover(self) -> int:
         """Requeue mail a crash left in `sending`; it goes out again byte for byte."""
@@ -108,32 +117,72 @@ class Delivery:
             log.warning("requeued %d message(s) interrupted while sending", count)
         return count
 
+    async def settle(self) -> int:
+        """Finish what a failed write left behind: commit the results of mail already sent
+        (not sent again) and requeue claimed rows never attempted; returns how many rows.
+
+        Raises while the store still refuses writes; the dispatcher backs off and retries.
+        """
+        writes = dict(self._unsettled)
+        stranded = set(self._stranded)
+        if not writes and not stranded:
+            return 0
+
+        def run(q: Queries) -> None:
+            for write in writes.values():
+                write(q)
+            q.requeue_interrupted(stranded)
+
+        await self.store.write(run)
+        for outbox_id, write in writes.items():
+            if self._unsettled.get(outbox_id) is write:
+                del self._unsettled[outbox_id]
+        self._stranded -= stranded
+        log.info("recorded %d delivery result(s) and requeued %d message(s) a failed write "
+                 "had left sending", len(writes), len(stranded))
+        return len(writes) + len(stranded)
+
     async def deliver_due(self) -> int:
         """Send everything due now; returns how many messages were attempted."""
         total = 0
         while True:
+            await self.settle()
             now = self.clock.now()
             batch = await self.store.write(
                 partial(Queries.claim_due_mail, now=now, limit=self.batch_size))
             if not batch:
                 return total
             pending: list[asyncio.Future[None]] = []
-            for mail in batch:
-                await self.pacer.wait()
-                pending.append(await self._attempt(mail))
-                # Results commit in the background; waiting for the one from WINDOW sends ago
-                # bounds what a crash can resend (rows still `sending`) to about WINDOW.
-                if len(pending) > RESULT_WINDOW:
-                    await pending[-RESULT_WINDOW - 1]
-            await asyncio.gather(*pending)
+            try:
+                for mail in batch:
+                    await self.pacer.wait()
+                    pending.append(await self._attempt(mail))
+                    # Results commit in the background; waiting for the one from WINDOW sends
+                    # ago bounds what a crash can resend (rows still `sending`) to about WINDOW.
+                    if len(pending) > RESULT_WINDOW:
+                        await pending[-RESULT_WINDOW - 1]
+                await asyncio.gather(*pending)
+            except BaseException:
+                # Rows without a result go back to the queue at the next settle (or at the
+                # next start, if this is the end); results not committed are in _unsettled.
+                self._stranded.update(m["id"] for m in batch
+                                      if m["id"] not in self._recorded)
+                raise
+            finally:
+                self._recorded.difference_update(m["id"] for m in batch)
             total += len(batch)
+            if self.on_progress is not None:
+                self.on_progress()
 
     async def deliver_one(self, outbox_id: int) -> dict[str, Any] | None:
         """Send a single queued row now (CLI `send-now`); returns the row as it ends."""
         now = self.clock.now()
         batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now))
         for mail in batch:
-            await (await self._attempt(mail))
+            try:
+                await (await self._attempt(mail))
+            finally:
+                self._recorded.discard(mail["id"])
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
     async def _attempt(self, mail: dict[str, Any]) -> asyncio.Future[None]:
@@ -188,13 +237,25 @@ class Delivery:
                 retry_at: datetime | None = None) -> asyncio.Future[None]:
         now = self.clock.now()
         hook = self.on_result
+        outbox_id = mail["id"]
 
         def write(q: Queries) -> None:
-            q.finish_mail(mail["id"], status, now, error, retry_at)
+            q.finish_mail(outbox_id, status, now, error, retry_at)
             if hook is not None and status != OutboxStatus.QUEUED:
                 hook(q, mail, status, now, error)
 
-        return asyncio.wrap_future(self.store.submit(write))
+        self._recorded.add(outbox_id)
+        self._unsettled[outbox_id] = write
+
+        def committed(fut: asyncio.Future[None]) -> None:
+            # exception() also marks a failure as seen: settle() writes it again.
+            if not fut.cancelled() and fut.exception() is None \
+                    and self._unsettled.get(outbox_id) is write:
+                del self._unsettled[outbox_id]
+
+        future = asyncio.wrap_future(self.store.submit(write))
+        future.add_done_callback(committed)
+        return future
 
 
 def _claim_one(q: Queries, outbox_id: int, now: datetime) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from functools import partial
 
 from .clock import Clock
 from .config import Config, ShopConfig
+from .errors import StoreError
 from .models import (
     Decision,
     InvitationMethod,
@@ -435,6 +436,7 @@ class Intake:
         *, batch_size: int = 25, on_scheduled: Callable[[datetime], None] | None = None,
         handlers: Mapping[MessageKind, Callable[[InboundMessage], Awaitable[str]]] | None = None,
         busy: Callable[[], bool] | None = None,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -449,6 +451,8 @@ class Intake:
         self._wake = asyncio.Event()
         self.processed = 0
         self.on_scheduled = on_scheduled
+        #: Told after each committed batch and whenever nothing is pending (the supervisor).
+        self.on_progress = on_progress
 
     async def receive(
         self, peer: str, mail_from: str, routes: list[Route], raw: bytes
@@ -473,6 +477,8 @@ class Intake:
         """Process stored messages until cancelled; resumes whatever a crash left behind.
 
         Pipelined: the next batch is read and parsed while the previous one is written.
+        A failed read or commit (a full disk) raises: the supervisor runs this again after
+        a pause, and everything not committed is still pending (issue 10 §6).
         """
         writing: asyncio.Task[int] | None = None
         after = 0
@@ -487,6 +493,7 @@ class Intake:
                         writing = None
                         after = 0  # re-read from the start: nothing is in flight now
                         continue
+                    self._progress()
                     await self._wake.wait()
                     self._wake.clear()
                     after = 0
@@ -499,7 +506,13 @@ class Intake:
         finally:
             if writing is not None:
                 writing.cancel()
+                # Retrieved, so a failed commit is not reported again as never retrieved.
+                await asyncio.gather(writing, return_exceptions=True)
             await self._parser.close()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress()
 
     async def _yield_to_listener(self) -> None:
         """The 250 path first: while SMTP sessions are mid-DATA, hold back (up to
@@ -565,9 +578,18 @@ class Intake:
         results = (await self.store.write(lambda q: [q.each(step) for step in steps],
                                           small=small, background=True, pure=True)
                    if steps else [])
+        transient: sqlite3.OperationalError | None = None
         for msg, result in zip(batch, results, strict=True):
+            if isinstance(result, sqlite3.OperationalError):
+                # A full disk or an I/O error is not the message's fault: it is not marked
+                # failed but left pending, and tried again after a pause (issue 10 §6).
+                transient = result
+                continue
             self._log(msg, result)
+        if transient is not None:
+            raise StoreError(f"intake batch failed: {transient}") from transient
         self.processed += len(batch) + prepared.others
+        self._progress()
         return len(batch) + prepared.others
 
     async def _hand_over(self, msg: InboundMessage) -> None:
@@ -579,6 +601,8 @@ class Intake:
         else:
             try:
                 result = await handler(msg)
+            except StoreError:
+                raise  # the store's fault, not the message's: left pending and tried again
             except Exception as exc:
                 log.exception("%s %s processing failed", msg.message_id, msg.kind)
                 result = f"failed: {exc!r}"

@@ -33,6 +33,13 @@ class Snapshot:
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
+    #: Supervised background workers: failures since start, and whether each is ok now.
+    worker_failures: Mapping[str, int] = field(default_factory=dict)
+    worker_ok: Mapping[str, bool] = field(default_factory=dict)
+    #: SMTP sessions open now, refused at connect by reason, and closed by a limit by reason.
+    smtp_sessions: int = 0
+    smtp_sessions_refused: Mapping[str, int] = field(default_factory=dict)
+    smtp_sessions_closed: Mapping[str, int] = field(default_factory=dict)
 
 
 class _SnapshotCollector(Collector):
@@ -89,6 +96,31 @@ class _SnapshotCollector(Collector):
         for status, value in sorted(s.shipments_by_status.items()):
             shipments.add_metric([status], value)
         yield shipments
+        failures = CounterMetricFamily(
+            "mailrelay_worker_failures", "Background worker failures since start (each retried)",
+            labels=["worker"])
+        healthy = GaugeMetricFamily(
+            "mailrelay_worker_healthy", "1 while a background worker is neither failing nor stuck",
+            labels=["worker"])
+        for worker in sorted(s.worker_failures):
+            failures.add_metric([worker], s.worker_failures[worker])
+            healthy.add_metric([worker], 1 if s.worker_ok.get(worker) else 0)
+        yield failures
+        yield healthy
+        yield GaugeMetricFamily("mailrelay_smtp_sessions", "SMTP sessions open now",
+                                value=s.smtp_sessions)
+        refused = CounterMetricFamily(
+            "mailrelay_smtp_sessions_refused", "SMTP connections refused at connect by reason",
+            labels=["reason"])
+        for reason in ("max_sessions", "max_sessions_per_client", "not_allowed"):
+            refused.add_metric([reason], s.smtp_sessions_refused.get(reason, 0))
+        yield refused
+        closed = CounterMetricFamily(
+            "mailrelay_smtp_sessions_closed", "SMTP sessions we closed at a limit by reason",
+            labels=["reason"])
+        for reason in ("junk_commands", "session_timeout"):
+            closed.add_metric([reason], s.smtp_sessions_closed.get(reason, 0))
+        yield closed
         if s.imap_configured:
             yield GaugeMetricFamily("mailrelay_imap_connected", "1 when the IMAP watcher is up",
                                     value=1 if s.imap_connected else 0)

@@ -6,6 +6,7 @@ It translates SMTP into `Intake.receive` and back; it decides nothing about ship
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -14,6 +15,7 @@ import re
 import ssl
 import warnings
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, AnyStr
 
@@ -34,9 +36,16 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, please try again later\r\n"
 TOO_BUSY = "421 4.3.2 Too many connections, please try again later"
+CLIENT_BUSY = "421 4.7.0 Too many connections from your address, please try again later"
+JUNK_LIMIT = b"421 4.7.0 Too many commands without progress, closing connection"
+SESSION_EXPIRED = b"421 4.4.2 Session time limit reached, closing connection"
+#: Commands whose acceptance is progress (a message is on its way); any other command, and
+#: any line that is not a command, counts against `junk_command_limit` (Postfix's
+#: smtpd_junk_command_limit; issue 10 §6: clients trickling NOOP held every slot).
+PROGRESS_COMMANDS = frozenset({"MAIL", "RCPT", "DATA"})
 NOT_ALLOWED = "554 5.7.1 Client host rejected: not allowed to connect"
 #: Refusals whose hooks log them with their reason already (GatedSMTP.push logs the rest).
-_LOGGED_WHERE_DECIDED = (TEMPFAIL, TOO_BUSY, NOT_ALLOWED, "550 5.1.1 ")
+_LOGGED_WHERE_DECIDED = (TEMPFAIL, TOO_BUSY, CLIENT_BUSY, NOT_ALLOWED, "550 5.1.1 ")
 #: RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (aiosmtpd's limit too).
 MAX_LINE_OCTETS = 1001
 #: The end of DATA: a line holding one dot. The CRLF before it may be the DATA command's own.
@@ -134,6 +143,8 @@ def _peer(session: Session) -> str:
 class BlockDataSMTP(SMTP):
     """aiosmtpd's SMTP with a DATA reader that takes the content in blocks (same answers)."""
 
+    _committing = False  # the DATA hook is storing a message
+
     #: aiosmtpd sizes each session's StreamReader by this (its buffer pauses the socket at
     #: twice the limit). Its own 1001 paused and resumed the socket a few times within every
     #: 5 KB message: an epoll change each time. Lines are still held to MAX_LINE_OCTETS.
@@ -157,6 +168,8 @@ class BlockDataSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # (aiosmtpd's `timeout` restarted at the DATA command: the content must arrive
+        # within it, and the session within `session_timeout`.)
         try:
             content, problem = await self._read_content()
         except asyncio.CancelledError:
@@ -172,7 +185,11 @@ class BlockDataSMTP(SMTP):
             return
         self.envelope.content = content
         self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
+        self._committing = True  # a session deadline now waits for the answer
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self._committing = False
         self.envelope = self._create_envelope()
         await self.push("250 OK" if status is MISSING else status)
 
@@ -208,16 +225,89 @@ class BlockDataSMTP(SMTP):
 
 
 class GatedSMTP(BlockDataSMTP):
-    """The listener's sessions: an allow-list, a session cap, and a registry for shutdown."""
+    """The listener's sessions: admission (allow-list, session caps), limits on commands
+    without progress and on session time, and a registry for shutdown.
+
+    aiosmtpd's own `timeout` restarts only when a complete, recognised command arrives, so
+    it already bounds each command line: bytes trickled in do not extend it.
+    """
 
     def __init__(self, listener: Listener, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._listener = listener
+        self._refusal: str | None = None
+        self._junk = 0  # commands since the last accepted MAIL, RCPT or DATA
+        self._in_command = False
+        self._greeted = False
+        self._last_reply = b""
+        self._expired = False
+        self._deadline: asyncio.TimerHandle | None = None
+        for name, method in list(self._smtp_methods.items()):
+            self._smtp_methods[name] = self._counting(name, method)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.transport is None:  # not the STARTTLS re-entry
-            self._listener.sessions.add(self)
+        first = self.transport is None  # not the STARTTLS re-entry
+        if first:
+            # Decided here, in the order connections arrive, so a burst gets exactly
+            # max_sessions slots; a refused connection never takes one (issue 10 §6).
+            self._refusal = self._listener.admit(self, transport.get_extra_info("peername"))
         super().connection_made(transport)
+        if first and self._refusal is None:
+            self._deadline = self.loop.call_later(
+                self._listener.config.session_timeout.total_seconds(), self._session_expired)
+
+    def _session_expired(self) -> None:
+        if self._committing:
+            self._expired = True  # closed once the message has its answer
+            return
+        self._close_now("session_timeout", SESSION_EXPIRED)
+
+    def _close_now(self, reason: str, reply: bytes) -> None:
+        self._listener.closed_counts[reason] += 1
+        log.info("session closed peer=%s (%s)", _peer(self.session) if self.session else "?",
+                 reason)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            try:
+                transport.write(reply + b"\r\n")  # type: ignore[attr-defined]
+            except (RuntimeError, OSError):
+                pass
+            transport.close()
+
+    def _counting(self, command: str, method: Callable[[str | None], Awaitable[None]]
+                  ) -> Callable[[str | None], Awaitable[None]]:
+        async def counted(arg: str | None) -> None:
+            await self._counted(command, method, arg)
+
+        # HELP reads the @syntax attributes from the method it finds.
+        return functools.update_wrapper(counted, method)
+
+    async def _counted(self, command: str, method: Callable[[str | None], Awaitable[None]],
+                       arg: str | None) -> None:
+        """Run one recognised command, counting it unless it made progress.
+
+        Past the limit a junk command is answered 421 instead; a MAIL, RCPT or DATA still
+        gets its chance, and closes the session after its answer if it failed too.
+        """
+        limit = self._listener.config.junk_command_limit
+        progressive = command in PROGRESS_COMMANDS
+        if not progressive and command != "QUIT" and self._junk >= limit:
+            self._close_now("junk_commands", JUNK_LIMIT)
+            return
+        self._in_command = True
+        self._last_reply = b""
+        try:
+            await method(arg)
+        finally:
+            self._in_command = False
+        if progressive and self._last_reply[:1] in (b"2", b"3"):
+            self._junk = 0
+        elif command != "QUIT":
+            self._junk += 1
+            if progressive and self._junk > limit:
+                self._close_now("junk_commands", JUNK_LIMIT)
+        if self._expired:
+            self._close_now("session_timeout", SESSION_EXPIRED)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd parses every MAIL/RCPT address with the email header parser, which was
@@ -237,8 +327,9 @@ class GatedSMTP(BlockDataSMTP):
         return match.group(1), match.group(2).lstrip()
 
     async def push(self, status: AnyStr) -> None:
-        # aiosmtpd answers 552 (too large) itself; count it on the way out.
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        code = text[:3].encode()
+        # aiosmtpd answers 552 (too large) itself; count it on the way out.
         if text[:3] == "552":
             self._listener.handler.outcomes["rejected", "too_large"] += 1
         if text[:1] in ("4", "5") and not text.startswith(_LOGGED_WHERE_DECIDED):
@@ -246,16 +337,26 @@ class GatedSMTP(BlockDataSMTP):
             # every refusal gets one line naming the client (issue 10 §6).
             peer = _peer(self.session) if self.session is not None else "unknown"
             log.info("smtp refused peer=%s answer=%r", peer, text[:120])
+        if self._in_command:
+            self._last_reply = code
+        elif self._greeted:
+            # A line aiosmtpd answered itself (unknown command, bad syntax, too long): junk.
+            if self._junk >= self._listener.config.junk_command_limit:
+                self._close_now("junk_commands", JUNK_LIMIT)
+                return
+            self._junk += 1
+        self._greeted = True
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._listener.sessions.discard(self)
+        self._listener.release(self)
+        if self._deadline is not None:
+            self._deadline.cancel()
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
-        refusal = self._listener.admission(self.session.peer if self.session else None, self)
-        if refusal:
-            await self.push(refusal)
+        if self._refusal:
+            await super().push(self._refusal)
             if self.transport is not None:
                 self.transport.close()
             return
@@ -268,7 +369,13 @@ class Listener:
     def __init__(self, config: SmtpConfig, handler: Handler) -> None:
         self.config = config
         self.handler = handler
+        #: Admitted sessions (refused connections never count), and how many per client.
         self.sessions: set[GatedSMTP] = set()
+        self._per_client: Counter[str] = Counter()
+        self._client_of: dict[GatedSMTP, str] = {}
+        #: For /metrics: connections refused at connect, and sessions closed at a limit.
+        self.refused_counts: Counter[str] = Counter()
+        self.closed_counts: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._allowed = config.allowed_clients
         self._tls = _tls_context(config)
@@ -282,24 +389,45 @@ class Listener:
             log.warning("smtp require_auth without tls_cert: passwords cross the network in "
                         "clear text; use this only on loopback")
 
-    def admission(self, peer: Any, session: GatedSMTP) -> str | None:
-        """Why this new connection is refused, or None to serve it."""
+    def admit(self, session: GatedSMTP, peer: Any) -> str | None:
+        """Take a slot for a new connection, or say why it is refused (it then takes none)."""
+        host = str(peer[0] if isinstance(peer, tuple) and peer else peer).split("%")[0]
         if self._allowed:
-            host = peer[0] if isinstance(peer, tuple) else None
             try:
-                addr = ipaddress.ip_address(str(host).split("%")[0])
+                addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+                    ipaddress.ip_address(host))
             except ValueError:
                 addr = None
             if addr is None or not any(addr in net for net in self._allowed):
                 log.warning("client refused peer=%s (not in allowed_clients)", peer)
                 self.handler.outcomes["rejected", "client_not_allowed"] += 1
+                self.refused_counts["not_allowed"] += 1
                 return NOT_ALLOWED
-        if len(self.sessions) > self.config.max_sessions:
+        if len(self.sessions) >= self.config.max_sessions:
             log.warning("client refused peer=%s (max_sessions=%d reached)", peer,
                         self.config.max_sessions)
             self.handler.outcomes["deferred", "too_busy"] += 1
+            self.refused_counts["max_sessions"] += 1
             return TOO_BUSY
+        if self._per_client[host] >= self.config.max_sessions_per_client:
+            log.warning("client refused peer=%s (max_sessions_per_client=%d reached)", peer,
+                        self.config.max_sessions_per_client)
+            self.handler.outcomes["deferred", "too_busy"] += 1
+            self.refused_counts["max_sessions_per_client"] += 1
+            return CLIENT_BUSY
+        self.sessions.add(session)
+        self._per_client[host] += 1
+        self._client_of[session] = host
         return None
+
+    def release(self, session: GatedSMTP) -> None:
+        """Give back an admitted session's slot (nothing for a refused one)."""
+        self.sessions.discard(session)
+        host = self._client_of.pop(session, None)
+        if host is not None:
+            self._per_client[host] -= 1
+            if self._per_client[host] <= 0:
+                del self._per_client[host]
 
     def _protocol(self) -> GatedSMTP:
         with warnings.catch_warnings():
@@ -354,6 +482,8 @@ class Listener:
             if original is not None and not original.is_closing():
                 original.close()
         self.sessions.clear()
+        self._client_of.clear()
+        self._per_client.clear()
         await asyncio.sleep(0.01)
         self._server = None
         log.info("smtp listener stopped")

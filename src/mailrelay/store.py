@@ -856,13 +856,25 @@ class Queries:
         )
         return self.get_mail(outbox_id) if cur.rowcount else None
 
-    def requeue_interrupted(self) -> int:
-        """Mail left in `sending` by a crash goes back to the queue, unchanged."""
-        cur = self.conn.execute(
-            "UPDATE outbox SET status = ? WHERE status = ?",
-            (OutboxStatus.QUEUED, OutboxStatus.SENDING),
-        )
-        return cur.rowcount
+    def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
+        """Mail left in `sending` by a crash (or only the rows `ids`) goes back to the queue,
+        unchanged."""
+        if ids is None:
+            cur = self.conn.execute(
+                "UPDATE outbox SET status = ? WHERE status = ?",
+                (OutboxStatus.QUEUED, OutboxStatus.SENDING),
+            )
+            return cur.rowcount
+        return sum(self.conn.execute(
+            "UPDATE outbox SET status = ? WHERE id = ? AND status = ?",
+            (OutboxStatus.QUEUED, outbox_id, OutboxStatus.SENDING),
+        ).rowcount for outbox_id in ids)
+
+    def count_pending_messages(self) -> int:
+        """Inbound messages no worker has processed yet (for /healthz)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE state = ?", (MessageState.RECEIVED,)).fetchone()
+        return int(row[0])
 
     def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
                     error: str | None = None, retry_at: datetime | None = None) -> None:
