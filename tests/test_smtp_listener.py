@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import smtplib
 import ssl
 from datetime import timedelta
@@ -47,7 +48,10 @@ async def test_bcc_to_shop_address_is_answered_250_and_becomes_a_scheduled_shipm
     assert inv["due_at"].startswith((clock.now() + timedelta(days=7)).date().isoformat())
 
 
-async def test_unknown_recipient_is_refused_with_550_5_1_1(daemon: Daemon) -> None:
+async def test_unknown_recipient_is_refused_with_550_5_1_1(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
         await client.mail("platform@shop.example")
         with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
@@ -55,6 +59,9 @@ async def test_unknown_recipient_is_refused_with_550_5_1_1(daemon: Daemon) -> No
     assert refused.value.code == 550
     assert "5.1.1" in refused.value.message
     assert daemon.store.read(lambda q: q.count_messages()) == 0
+    # The log shows the refused domain, never the person's address (issue 10 §6).
+    [line] = [r.getMessage() for r in caplog.records if "rcpt rejected" in r.getMessage()]
+    assert "@elsewhere.example" in line and "someone" not in line
 
 
 async def test_only_the_configured_recipients_of_a_mixed_envelope_are_accepted(

@@ -315,14 +315,14 @@ def _checked_address(value: str) -> str:
         or clean_header(address, limit=254) != address
         or any(char in address for char in ' <>,;()[]\\"')
     ):
-        raise ValueError(f"not a usable recipient address: {value!r}")
+        raise ValueError("not a usable recipient address")
     if not local.isascii():
-        raise ValueError(f"recipient address needs SMTPUTF8, which is not supported: {value!r}")
+        raise ValueError("recipient address needs SMTPUTF8, which is not supported")
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
-            raise ValueError(f"not a usable recipient address: {value!r}") from None
+            raise ValueError("not a usable recipient address") from None
     return f"{local}@{domain}"
 
 

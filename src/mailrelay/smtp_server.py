@@ -23,6 +23,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 
 from .config import SmtpConfig
 from .intake import Intake, Route
+from .store import address_ref
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class Handler:
     ) -> str:
         route = self.intake.recipients.route(address)
         if route is None:
-            log.info("rcpt rejected peer=%s rcpt=%r", _peer(session), address)
+            # The domain shows a misrouted or mistyped address; the local part may be a person's.
+            log.info("rcpt rejected peer=%s rcpt=%s@%s", _peer(session),
+                     address_ref(address.rpartition("@")[0]), address.rpartition("@")[2])
             self.outcomes["rejected", "unknown_recipient"] += 1
             return f"550 5.1.1 <{address}>: Recipient address rejected: not a mailrelay address"
         routes: list[Route] = getattr(envelope, "routes", [])
