@@ -223,9 +223,13 @@ def _is_heading(line: str) -> bool:
 
 def _drop_device_line(lines: list[str], cuts: list[str]) -> list[str]:
     """The last line naming a device ("… my Galaxy", "… iPhone …") is a mobile sign-off, in
-    whatever words the sign-off's language says "sent from"."""
+    whatever words the sign-off's language says "sent from"; standing as a paragraph of its own
+    it may end in a full stop."""
     last = max((index for index, line in enumerate(lines) if line.strip()), default=None)
-    if not last or not is_device_line(lines[last]):  # never the whole answer
+    if not last:  # never the whole answer
+        return lines
+    alone = not lines[last - 1].strip()  # a paragraph of its own: the sign-off, not a sentence
+    if not is_device_line(lines[last], alone=alone):
         return lines
     cuts.append("signature")
     return lines[:last]

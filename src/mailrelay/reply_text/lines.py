@@ -72,6 +72,9 @@ _NEW_ATTRIBUTION: Final = re.compile(
 # A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
 # start; "kl." or "nov." (abbreviations of three letters or less) may be.
 _SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？])$")
+# An attribution wraps over a blank line only where a client broke it mid-phrase ("On Thu, 31
+# Mar 2016 at 11:16 Some One" / "" / "<mailto:…> wrote:"), never after a full stop.
+_PARAGRAPH_END: Final = (".", "!", "?", "。", "！", "？", "…")
 _PREFIXED: Final = re.compile(rf"^(?:{_PREFIXES})\s", re.IGNORECASE)
 VERB: Final = re.compile(rf"\b(?:{_VERBS})\b", re.IGNORECASE)
 _DIGIT: Final = re.compile(r"\d")
@@ -164,6 +167,14 @@ _DEVICE: Final = re.compile(
     r"мобільн\w*|планшет\w*|κινητ\w*|τηλέφων\w*|συσκευ\w*|puhelime\w*|laitteesta)\b",
     re.IGNORECASE,
 )
+# A device's brand in Latin letters inside a line of another script, where "\b" finds no word
+# edge ("iPhoneから送信", "ส่งจากiPhoneของฉัน", "發自我的Galaxy").
+_EMBEDDED_BRAND: Final = re.compile(
+    r"(?<![A-Za-z])(?:i\s?phone|ipad|galaxy|samsung|android|huawei|xiaomi|redmi|pixel|oneplus|"
+    r"xperia|honor|oppo|vivo|realme|nokia|motorola|outlook|gmail|yahoo)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
 _SENTENCE_MARK: Final = re.compile(r"[!?,;:！？，；：。]|\.(?:\s|$)")
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
 _CJK: Final = re.compile(r"[\u3400-\u9fff]")
@@ -277,11 +288,22 @@ def _settle_rules(lines: Sequence[str], kinds: list[Kind]) -> None:
         kind = kinds[index]
         if kind is Kind.SEPARATOR and _is_table_or_heading_rule(lines, kinds, index):
             if following not in _HISTORY and not is_signature_block(
-                lines[i] for i in range(index + 1, len(lines))
+                _text_run(lines, kinds, index + 1)
             ):
                 kinds[index] = Kind.TEXT
         if kind is not Kind.EMPTY:
             following = kinds[index]
+
+
+def _text_run(lines: Sequence[str], kinds: Sequence[Kind], start: int) -> list[str]:
+    """The agent's lines from `start` up to the next line of history: a date in an attribution
+    below is no phone number of a signature under the rule."""
+    run: list[str] = []
+    for index in range(start, len(lines)):
+        if kinds[index] in _HISTORY:
+            break
+        run.append(lines[index])
+    return run
 
 
 def _is_table_or_heading_rule(lines: Sequence[str], kinds: Sequence[Kind], index: int) -> bool:
@@ -358,8 +380,8 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
         part = QUOTE_PREFIX.sub("", lines[end]).strip()
         if not part:
             blanks += 1
-            if blanks > 2:
-                return None
+            if blanks > 2 or parts[-1].endswith(_PARAGRAPH_END):
+                return None  # a paragraph that ended a sentence is the answer, not a wrapped head
             continue
         if QUOTE.match(lines[end]) and len(part) > 30:
             return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
@@ -555,14 +577,22 @@ def _is_mobile_signature(line: str) -> bool:
     return len(text) <= 40 and _CJK.search(text) is not None and _names_a_device(text)
 
 
-def is_device_line(line: str) -> bool:
+def is_device_line(line: str, *, alone: bool = False) -> bool:
     """A short line naming a device or a mail app, without a sentence: what a mobile sign-off
-    in a language we have no words for looks like ("Lähetetty iPhonesta", "… Galaxy …")."""
+    in a language we have no words for looks like ("Lähetetty iPhonesta", "… Galaxy …"). A
+    line standing `alone` as the last paragraph may end in a full stop ("Εστάλη από το Samsung
+    Galaxy smartphone μου."), and in a script without spaces be one word ("ส่งจากiPhone")."""
     text = line.strip().strip("()<>[]*_-— ").strip()
+    stopped = alone and text.endswith((".", "。"))
+    if stopped:  # a sentence unless a brand and no model number: "The Galaxy S24 is back."
+        text = text[:-1].rstrip()
+        if _DIGIT.search(text) or not _EMBEDDED_BRAND.search(text):
+            return False
     words = len(text.split())
-    if not 2 <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
+    least = 1 if alone and _NON_LATIN.search(text) else 2
+    if not least <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
-    return _DEVICE.search(text) is not None
+    return _DEVICE.search(text) is not None or _EMBEDDED_BRAND.search(text) is not None
 
 
 def _names_a_device(text: str) -> bool:

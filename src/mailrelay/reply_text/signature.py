@@ -49,13 +49,15 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
 # name line below it, so a closing missing here costs a name, never a leak.
 _CLOSING_WORDS: Final = re.compile(
-    r"regards|wishes|cheers|thanks|thank you|best|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
+    # whole words only: "bestemd", "Dankzij" and "Bestellung" close nothing
+    r"(?<![^\W\d_])(?:best|dank|danke|takk|tack|merci|thanks)(?![^\W\d_])|"
+    r"(?<![^\W\d_])(?:regards|wishes|cheers|thank you|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
     r"venlig|vennlig|hälsning|groet|cordialement|salutations|bien à vous|saludos|atentamente|"
     r"saluti|cumprimentos|atenciosamente|abraços|pozdrawiam|poważaniem|pozdravem|úctou|"
     r"уважением|наилучшими|повагою|üdvözlettel|tisztelettel|saygı|με εκτίμηση|φιλικά|"
-    r"terveisin|cu stimă|cu stima|cu respect|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
-    r"dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
-    r"ευχαριστ|kiitos|mulțumesc|takk|tack|bedankt|ありがとう",
+    r"terveisin|cu stimă|cu stima|cu respect)|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
+    r"(?<![^\W\d_])(?:gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
+    r"ευχαριστ|kiitos|mulțumesc|bedankt)|ありがとう",
     re.IGNORECASE,
 )
 _DIGIT: Final = re.compile(r"\d")
