@@ -225,16 +225,17 @@ def _is_currency(char: str) -> bool:
     return bool(char) and unicodedata.category(char) == "Sc"
 
 
-def is_contact_line(line: str) -> bool:
+def is_contact_line(line: str, *, strong: bool = False) -> bool:
     """A line of a signature block: a phone number, an e-mail or postal address, a web site,
-    a company's legal form or "a | b" parts."""
+    a company's legal form or, unless `strong` evidence is asked for, a web site or "a | b"
+    parts (which a wrapped link and a table row have too)."""
     return (
         _names_phone(line)
         or EMAIL.search(line) is not None
-        or _WEB.search(line) is not None
+        or (not strong and _WEB.search(line) is not None)  # a link in a sentence
         or _POSTAL.search(line) is not None
         or _LEGAL_FORM.search(line) is not None
-        or " | " in line
+        or (not strong and " | " in line)
     )
 
 

@@ -89,6 +89,8 @@ def _is_sign_off(line: str) -> bool:
     if text.endswith(("?", "？", ";")) or is_contact_line(text):
         return False
     if text.endswith((".", "!", "！", "。", ":", "：")):
+        if len(text.split()) == 1 and _width(text) <= 12 and not text.endswith((":", "：")):
+            return True  # one word and a stop is no sentence: "Kiitos.", "감사합니다."
         return _CLOSING_WORDS.search(text) is not None  # "Thanks!", "Üdvözlettel:"
     return True
 
@@ -106,8 +108,8 @@ def _is_name(line: str) -> bool:
 
 def _is_block(block: Sequence[str], *, signed: bool) -> bool:
     """Contact lines within the first few; no question and no second closing ("Mvh" / "Håkon
-    Dahl" below an address in the answer); short lines or contact lines, and under a sign-off
-    and name also a long legal footer after the contact lines. Under a sign-off and name, a
+    Dahl" below an address in the answer); short lines or contact lines, and a long legal
+    footer after the contact lines. Under a sign-off and name, a
     title or department of one or two lines needs no contact details ("Kundenservice")."""
     if not block or len(block) > _MAX_BLOCK:
         return False
@@ -117,9 +119,9 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
         if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
             return False
         if is_contact_line(text):
-            contact = True
-        elif _width(text) > _MAX_NAME and not (signed and contact):
-            return False
+            contact = contact or is_contact_line(text, strong=True)
+        elif _width(text) > _MAX_NAME and not contact:
+            return False  # a long line comes only after contact lines: a legal footer
     if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
         return True
     return (
