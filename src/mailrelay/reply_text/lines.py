@@ -19,6 +19,7 @@ from .shapes import (
     is_shaped_attribution,
     is_signature_block,
     may_start_shaped_attribution,
+    mentions_date,
     mentions_time,
     starts_label_run,
 )
@@ -120,7 +121,9 @@ _BARE_HEADER_LINE: Final = re.compile(
 )
 
 # "-----Original Message-----", "---------- Forwarded message ---------", "*-- … --*".
-_DASHED_TITLE: Final = re.compile(r"^[*_]*\s*-{2,}\s*(?=.*[^\W\d_]).+?\s*-{2,}\s*[*_]*$")
+_DASHED_TITLE: Final = re.compile(
+    r"^[*_]*\s*[-‐‑‒–—―]{2,}\s*(?=.*[^\W\d_]).+?\s*[-‐‑‒–—―]{2,}\s*[*_]*$"
+)  # any dash: Proton writes "‐‐‐‐‐‐‐ Original Message ‐‐‐‐‐‐‐" with U+2010
 _FORWARD_INTRO: Final = re.compile(
     r"^(?:begin forwarded message|anfang der weitergeleiteten nachricht|"
     r"d[ée]but du message (?:r[ée]exp[ée]di[ée]|transf[ée]r[ée])|inicio del mensaje reenviado|"
@@ -171,9 +174,12 @@ _DEVICE: Final = re.compile(
 # edge ("iPhoneから送信", "ส่งจากiPhoneของฉัน", "發自我的Galaxy").
 _EMBEDDED_BRAND: Final = re.compile(
     r"(?<![A-Za-z])(?:i\s?phone|ipad|galaxy|samsung|android|huawei|xiaomi|redmi|pixel|oneplus|"
-    r"xperia|honor|oppo|vivo|realme|nokia|motorola|outlook|gmail|yahoo)(?![A-Za-z])",
+    r"xperia|honor|oppo|vivo|realme|nokia|motorola|outlook|gmail|yahoo|proton|tuta\w*|"
+    r"spark|airmail|bluemail|edison|thunderbird|yandex|aquamail|fairemail)(?![A-Za-z])",
     re.IGNORECASE,
 )
+_LOWER_WORD: Final = re.compile(r"(?<!\S)[a-zà-ÿąćęłńóśźżčďěňřšťůžőűğışçăâîșț]\w*")
+_CAPITAL_WORD: Final = re.compile(r"(?<!\S)[A-ZÀ-ÞĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽŐŰĞİŞÇĂÂÎȘȚ]\w*")
 _NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
 _SENTENCE_MARK: Final = re.compile(r"[!?,;:！？，；：。]|\.(?:\s|$)")
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
@@ -375,13 +381,14 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
     if not _may_start_attribution(first):
         return None
     parts = [first]
-    blanks = 0
+    blanks = crossed = 0
     for end in range(index + 1, min(index + 6, len(lines))):
         part = QUOTE_PREFIX.sub("", lines[end]).strip()
         if not part:
             blanks += 1
             if blanks > 2 or parts[-1].endswith(_PARAGRAPH_END):
                 return None  # a paragraph that ended a sentence is the answer, not a wrapped head
+            crossed = len(parts)
             continue
         if QUOTE.match(lines[end]) and len(part) > 30:
             return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
@@ -392,6 +399,13 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
         if len(joined) > _MAX_ATTRIBUTION:
             return None
         if _reads_as_attribution(joined, lines, end):
+            rest = " ".join(parts[crossed:])
+            if (
+                crossed
+                and mentions_date(parts[crossed])
+                and _reads_as_attribution(rest, lines, end)
+            ):
+                return None  # the attribution starts below the blank line: "2020 Oslo" stays
             return end
     return None
 
@@ -593,6 +607,35 @@ def is_device_line(line: str, *, alone: bool = False) -> bool:
     if not least <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
     return _DEVICE.search(text) is not None or _EMBEDDED_BRAND.search(text) is not None
+
+
+def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
+    """A device or app sign-off in words nobody listed: a short line without a sentence mark
+    that names a brand after a word in lower case ("Rfxkdf de pe HUAWEI P60 Pro", "Kklt nioo my
+    iPhone"), or next to letters of another script ("Εστάλη από το Samsung Galaxy μου"). "Outlook
+    with a reply" or "Samsung Galaxy S24" start with the brand: an answer. A final full stop
+    is read past only when `stop` allows it."""
+    text = line.strip().strip("()<>[]*_-— ").strip()
+    text = text[:-1].rstrip() if stop and text.endswith((".", "。")) else text
+    if not 1 <= len(text.split()) <= 7 or len(text) > 60 or _SENTENCE_MARK.search(text):
+        return False
+    brand = _EMBEDDED_BRAND.search(text)
+    if brand is None:
+        return False
+    if _NON_LATIN.search(text):
+        return True
+    return _LOWER_WORD.search(text[: brand.start()]) is not None
+
+
+def is_app_sign_off(line: str) -> bool:
+    """The shape of "Sent with Edison Mail" in any Latin-script language: two to six words
+    without digits or sentence marks, a word in lower case and then a capitalised one (the
+    app's name). Only ever read in the last paragraph right above cut history."""
+    text = line.strip()
+    if not 2 <= len(text.split()) <= 6 or _DIGIT.search(text) or _SENTENCE_MARK.search(text):
+        return False
+    lower = _LOWER_WORD.search(text)
+    return lower is not None and _CAPITAL_WORD.search(text, lower.end()) is not None
 
 
 def _names_a_device(text: str) -> bool:
