@@ -12,7 +12,12 @@ from typing import Final
 
 from mailrelay.render import REPLY_MARKER
 
-from .guard import private_left, shaped_attribution_left, ticket_field_left
+from .guard import (
+    bare_header_block_left,
+    private_left,
+    shaped_attribution_left,
+    ticket_field_left,
+)
 from .html import html_to_text
 from .lines import (
     QUOTE,
@@ -313,6 +318,8 @@ def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
     if _has_attribution(lines) or shaped_attribution_left(lines):
         return "attribution left"
     if any(starts_header_block(lines, index) for index in range(len(lines))):
+        return "header block left"
+    if bare_header_block_left(lines):
         return "header block left"
     if any(is_separator(line.strip()) for line in lines):
         return "separator left"

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from .shapes import is_addressed_and_dated, is_shaped_attribution
+from .shapes import is_addressed_and_dated, is_shaped_attribution, mentions_date, mentions_time
 
 # The field lines of our ticket (templates/mail/*/ticket.txt.j2, every locale) with a value: a
 # quoted ticket whose quote marks a client dropped. tests/test_reply_text.py checks that every
@@ -63,3 +63,50 @@ def shaped_attribution_left(lines: Sequence[str]) -> bool:
             if is_shaped_attribution(joined, above_history=True, strict=False):
                 return True
     return False
+
+
+_LABEL_COLON: Final = re.compile(r"^\s*[^\W\d_][^\s:：]{0,30}\s?[:：]\s")  # "Abholung: …"
+_ENDS_SENTENCE: Final = (".", "!", "?", "。", "！", "？", ":", "：", ",", ";")
+_MAX_SIGN_OFF_WORDS: Final = 6
+
+
+def bare_header_block_left(lines: Sequence[str]) -> bool:
+    """A header block whose labels we cannot read and that has no colons, as a pasted message
+    leaves it below the agent's closing ("Feladó" / "Nagy Péter" / "Dátum" / "2026. 11. 02.
+    21:14", or "Xxx Ann Lee" / "Yyy 11 Nov 2025, 14:02" / "Zzz Candle arrived broken"): a
+    paragraph of three to eight short lines without sentence marks, one dated and timed, after
+    a paragraph of a few short words (a closing, a name or a banner) and before more text."""
+    paragraphs = _paragraphs(lines)
+    for position in range(1, len(paragraphs) - 1):
+        if _is_bare_header(paragraphs[position]) and _is_short(paragraphs[position - 1]):
+            return True
+    return False
+
+
+def _paragraphs(lines: Sequence[str]) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            groups[-1].append(line.strip())
+        elif groups[-1]:
+            groups.append([])
+    return [group for group in groups if group]
+
+
+def _is_bare_header(block: Sequence[str]) -> bool:
+    if not 3 <= len(block) <= 8:
+        return False
+    if any(
+        len(line) > 80 or line.endswith(_ENDS_SENTENCE) or _LABEL_COLON.match(line)
+        for line in block
+    ):
+        return False  # sentences, or "label: value" lines (shapes.starts_label_run reads those)
+    return any(mentions_date(line) and mentions_time(line) for line in block)
+
+
+def _is_short(block: Sequence[str]) -> bool:
+    """A closing and name, or a banner: one or two lines of a few words, no list's heading."""
+    return len(block) <= 2 and all(
+        len(line.split()) <= _MAX_SIGN_OFF_WORDS and not line.endswith((":", "："))
+        for line in block
+    )

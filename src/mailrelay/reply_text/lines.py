@@ -178,6 +178,9 @@ _EMBEDDED_BRAND: Final = re.compile(
     r"spark|airmail|bluemail|edison|thunderbird|yandex|aquamail|fairemail)(?![A-Za-z])",
     re.IGNORECASE,
 )
+_CAMEL: Final = re.compile(r"\b[a-z]+[A-Z][A-Za-z]*\b|\b[A-Z][a-z]+[A-Z][A-Za-z]*\b")
+_LATIN_WORD: Final = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{2,}(?![A-Za-z])")  # not "km", "USB"
+_SUFFIXED: Final = re.compile(r"['’-][^\W\d_]")
 _LOWER_WORD: Final = re.compile(r"(?<!\S)[a-zà-ÿąćęłńóśźżčďěňřšťůžőűğışçăâîșț]\w*")
 _CAPITAL_WORD: Final = re.compile(r"(?<!\S)[A-ZÀ-ÞĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽŐŰĞİŞÇĂÂÎȘȚ]\w*")
 _NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
@@ -619,12 +622,22 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
     text = text[:-1].rstrip() if stop and text.endswith((".", "。")) else text
     if not 1 <= len(text.split()) <= 7 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
-    brand = _EMBEDDED_BRAND.search(text)
+    brand = _brand(text)
     if brand is None:
         return False
-    if _NON_LATIN.search(text):
-        return True
+    if _NON_LATIN.search(text) or _SUFFIXED.match(text, brand.end()):
+        return True  # "… uTmlbj μου", "iPhone'umdan …": the brand inflected is no subject
     return _LOWER_WORD.search(text[: brand.start()]) is not None
+
+
+def _brand(text: str) -> re.Match[str] | None:
+    """A device or app named by its shape where the name is new: a brand we know, a word in
+    camel case ("iPhone", "OnePlus"), a model ("S24", "P60", "Flip6"), or a word in Latin
+    letters, capitalised, in a line of another script ("Отправлено с Nothing")."""
+    for pattern in (_EMBEDDED_BRAND, _CAMEL, _MODEL_NUMBER):
+        if (match := pattern.search(text)) is not None:
+            return match
+    return _LATIN_WORD.search(text) if _NON_LATIN.search(text) else None
 
 
 def is_app_sign_off(line: str) -> bool:

@@ -35,6 +35,8 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
             continue  # the closing is the first short line after the message, not a list's
         if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
             continue  # the message itself comes first
+        if closing.rstrip().endswith((".", "。")) and lines[content[position] - 1].strip():
+            continue  # "Kiitos." opens a paragraph; "qfe." under a line is its wrapped end
         end = position
         following = lines[content[position + 1]]
         signed = _is_bare_sign_off(closing) and _is_name(following)
