@@ -338,7 +338,7 @@ def _sign_off_inside(lines: Sequence[str]) -> bool:
     not know)."""
     for index in range(1, len(lines) - 1):
         alone = not lines[index - 1].strip() and not lines[index + 1].strip()
-        if alone and is_device_sign_off(lines[index]):
+        if alone and is_device_sign_off(lines[index], stop=False):  # "… iPhone 15 v modré."
             return True
     return False
 

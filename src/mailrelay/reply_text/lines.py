@@ -603,7 +603,7 @@ def is_device_line(line: str, *, alone: bool = False) -> bool:
     stopped = alone and text.endswith((".", "。"))
     if stopped:  # a sentence unless a brand and no model number: "The Galaxy S24 is back."
         text = text[:-1].rstrip()
-        if _DIGIT.search(text) or not _EMBEDDED_BRAND.search(text):
+        if not _stopped_sign_off(text):
             return False
     words = len(text.split())
     least = 1 if alone and _NON_LATIN.search(text) else 2
@@ -619,7 +619,10 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
     with a reply" or "Samsung Galaxy S24" start with the brand: an answer. A final full stop
     is read past only when `stop` allows it."""
     text = line.strip().strip("()<>[]*_-— ").strip()
-    text = text[:-1].rstrip() if stop and text.endswith((".", "。")) else text
+    if stop and text.endswith((".", "。")):
+        text = text[:-1].rstrip()
+        if not _stopped_sign_off(text):
+            return False
     if not 1 <= len(text.split()) <= 7 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
     brand = _brand(text)
@@ -628,6 +631,16 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
     if _NON_LATIN.search(text) or _SUFFIXED.match(text, brand.end()):
         return True  # "… uTmlbj μου", "iPhone'umdan …": the brand inflected is no subject
     return _LOWER_WORD.search(text[: brand.start()]) is not None
+
+
+def _stopped_sign_off(text: str) -> bool:
+    """A line that ended in a full stop is a sign-off only when it names a known brand, no
+    model number, and in Latin script ends at most a word after it ("Elküldve a Samsung Galaxy
+    okostelefonomról."): "das Samsung Galaxy ist wieder lieferbar." is a sentence."""
+    brands = list(_EMBEDDED_BRAND.finditer(text))
+    if not brands or _DIGIT.search(text):
+        return False
+    return bool(_NON_LATIN.search(text)) or len(text[brands[-1].end() :].split()) <= 1
 
 
 def _brand(text: str) -> re.Match[str] | None:
