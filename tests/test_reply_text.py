@@ -1508,3 +1508,29 @@ def test_opening_hours_under_a_heading_are_no_header_block() -> None:
 def test_a_banner_drawn_with_any_dash_cuts_a_pasted_message(dash: str) -> None:
     result = extract(f"{AGENT}\n\n{dash * 7} Izvorna poruka {dash * 7}\n\n{UNQUOTED}")
     assert_published(result)
+
+
+@pytest.mark.parametrize(
+    "closing,block",
+    [
+        ("Pozdrowionka:\nAnna Nowak", "Sklep Ogrodowy Sp. z o.o.\ntel. 22 555 01 23"),
+        ("Sveikinimai:\n\nRūta Petrauskienė", "Parduotuvė UAB\n\n+370 5 255 5123"),
+        ("Tervitustega:\nMari Tamm", "Aiapood OÜ | mari@aiapood.example"),
+    ],
+    ids=["pl-plain", "lt-outlook-paragraphs", "et-email"],
+)
+def test_a_closing_in_words_we_do_not_know_ending_in_a_colon_keeps_the_name_only(
+    closing: str, block: str
+) -> None:
+    result = extract(f"{BODY}\n\n{closing}\n{block}\n\n{QUOTED}")
+    assert_published(result, f"{BODY}\n\n{closing}")
+
+
+@pytest.mark.parametrize(
+    "closing",
+    ["مع تحياتي،\nسارة", "Trân trọng,\nLan", "Hormat kami,\nDewi"],
+    ids=["ar", "vi", "id"],
+)
+def test_the_name_under_a_closing_with_any_comma_stays_and_the_block_goes(closing: str) -> None:
+    block = "خدمة العملاء | متجر الورد\nهاتف 0501234567"
+    assert_published(extract(f"{BODY}\n\n{closing}\n{block}"), f"{BODY}\n\n{closing}")

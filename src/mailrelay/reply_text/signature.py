@@ -31,15 +31,18 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     for position in range(first, len(content) - 1):
         closing = lines[content[position]]
         before = lines[content[position - 1]].rstrip()
-        if not _is_sign_off(closing) or _is_sign_off(before) or before.endswith((":", "：")):
-            continue  # the closing is the first short line after the message, not a list's
+        colon = _is_colon_closing(lines, content, position)
+        if not (colon or _is_sign_off(closing)) or _is_sign_off(before):
+            continue  # the closing is the first short line after the message
+        if before.endswith((":", "：")):
+            continue  # a list's line, not a closing
         if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
             continue  # the message itself comes first
         if closing.rstrip().endswith((".", "。")) and lines[content[position] - 1].strip():
             continue  # "Kiitos." opens a paragraph; "qfe." under a line is its wrapped end
         end = position
         following = lines[content[position + 1]]
-        signed = _is_bare_sign_off(closing) and _is_name(following)
+        signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
         block = [lines[index] for index in content[end + 1 :]]
@@ -63,7 +66,23 @@ _CLOSING_WORDS: Final = re.compile(
     re.IGNORECASE,
 )
 _DIGIT: Final = re.compile(r"\d")
-_COMBINED: Final = re.compile(r"[,，]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+_COMBINED: Final = re.compile(r"[,，،]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+
+
+def _is_colon_closing(lines: Sequence[str], content: Sequence[int], position: int) -> bool:
+    """A closing word we do not know that ends in a colon ("Üdvözlettel:" in other words): one
+    word opening a paragraph, a name under it, and then a phone number, an address or a
+    company. "Adresse:" with an address or a company under it is a list's heading."""
+    index = content[position]
+    text = lines[index].strip()
+    if len(text.split()) != 1 or not text.endswith((":", "：")) or _DIGIT.search(text):
+        return False
+    if index == 0 or lines[index - 1].strip() or position + 2 >= len(content):
+        return False
+    if not _is_name(lines[content[position + 1]]):
+        return False  # also a blank line apart: Outlook writes each line as a paragraph
+    block = [lines[line] for line in content[position + 2 : position + 2 + _LOOKAHEAD]]
+    return any(is_contact_line(line, strong=True) for line in block)
 
 
 def _is_bare_sign_off(line: str) -> bool:
@@ -71,7 +90,9 @@ def _is_bare_sign_off(line: str) -> bool:
     text = line.strip()
     if _COMBINED.search(text):
         return False
-    return text.endswith((",", "!", "，", "！", "。")) or _CLOSING_WORDS.search(text) is not None
+    return (
+        text.endswith((",", "!", "，", "！", "。", "،")) or _CLOSING_WORDS.search(text) is not None
+    )
 
 
 def _width(text: str) -> int:
@@ -103,7 +124,9 @@ def _is_name(line: str) -> bool:
     return (
         0 < _width(text) <= _MAX_NAME
         and len(text.split()) <= 4
-        and not text.endswith((".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、"))
+        and not text.endswith(
+            (".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、", "،")
+        )
         and not is_contact_line(text)
     )
 
