@@ -1534,3 +1534,9 @@ def test_a_closing_in_words_we_do_not_know_ending_in_a_colon_keeps_the_name_only
 def test_the_name_under_a_closing_with_any_comma_stays_and_the_block_goes(closing: str) -> None:
     block = "خدمة العملاء | متجر الورد\nهاتف 0501234567"
     assert_published(extract(f"{BODY}\n\n{closing}\n{block}"), f"{BODY}\n\n{closing}")
+
+
+def test_an_app_sign_off_with_its_link_goes_in_words_we_do_not_know() -> None:
+    sign_off = "Kklt nioo Outlook Mobile<https://aka.example/app>"
+    result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ko-gmail']}\n{QUOTED}")
+    assert_published(result)

@@ -618,7 +618,7 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
     iPhone"), or next to letters of another script ("Εστάλη από το Samsung Galaxy μου"). "Outlook
     with a reply" or "Samsung Galaxy S24" start with the brand: an answer. A final full stop
     is read past only when `stop` allows it."""
-    text = line.strip().strip("()<>[]*_-— ").strip()
+    text = _URL.sub(" ", _MARKDOWN_LINK.sub(r"\1", line)).strip().strip("()<>[]*_-— ").strip()
     if stop and text.endswith((".", "。")):
         text = text[:-1].rstrip()
         if not _stopped_sign_off(text):
