@@ -1540,3 +1540,35 @@ def test_an_app_sign_off_with_its_link_goes_in_words_we_do_not_know() -> None:
     sign_off = "Kklt nioo Outlook Mobile<https://aka.example/app>"
     result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ko-gmail']}\n{QUOTED}")
     assert_published(result)
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Pada 8 Nov 2026, Budi Santoso qwerty:",
+        "Ngày 08/11/2026, Nguyễn Minh Anh zxcvb:",
+        "Dne 8. 11. 2026 Jana Nováková pqrst:",
+        "8.11.2026 Иван Петров хвщж:",
+    ],
+    ids=["id", "vi", "sk", "bg"],
+)
+def test_a_dated_named_heading_in_words_we_do_not_know_above_unquoted_text_is_cut_or_held(
+    heading: str,
+) -> None:
+    result = extract(f"{AGENT}\n\n{heading}\n\n{UNQUOTED}")
+    if result.ok:  # cut as what follows the agent's name
+        assert result.text == AGENT
+    else:
+        assert result.reason == "attribution left"
+
+
+def test_a_dated_line_of_the_agents_own_ending_in_a_colon_is_kept() -> None:
+    text = (
+        f"{BODY}\n\nAb dem 8. November 2026 gilt:\n\n- Versand frei ab 30 €\n\nViele Grüße\nSabine"
+    )
+    assert_published(extract(text), text)
+
+
+def test_a_header_block_with_colons_and_labels_we_do_not_know_below_the_closing_holds() -> None:
+    block = "Zxc: Lotte Visser\nVbn: zondag 8 november 2026 20:58\nLkj: Levering kerstboom"
+    assert_held(extract(f"{AGENT}\n\n{block}\n\n{UNQUOTED}"), "header block left")

@@ -14,6 +14,7 @@ from mailrelay.render import REPLY_MARKER
 
 from .guard import (
     bare_header_block_left,
+    named_dated_heading_left,
     private_left,
     shaped_attribution_left,
     ticket_field_left,
@@ -316,6 +317,8 @@ def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
     if any(QUOTE.match(line) or SUPERCITE.match(line) for line in lines):
         return "quoted line left"
     if _has_attribution(lines) or shaped_attribution_left(lines):
+        return "attribution left"
+    if named_dated_heading_left(lines):
         return "attribution left"
     if any(starts_header_block(lines, index) for index in range(len(lines))):
         return "header block left"
