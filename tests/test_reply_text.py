@@ -1572,3 +1572,18 @@ def test_a_dated_line_of_the_agents_own_ending_in_a_colon_is_kept() -> None:
 def test_a_header_block_with_colons_and_labels_we_do_not_know_below_the_closing_holds() -> None:
     block = "Zxc: Lotte Visser\nVbn: zondag 8 november 2026 20:58\nLkj: Levering kerstboom"
     assert_held(extract(f"{AGENT}\n\n{block}\n\n{UNQUOTED}"), "header block left")
+
+
+@pytest.mark.parametrize(
+    "sign_off",
+    [
+        "Samsung Galaxy akıllı telefonumdan qwertyzz.",
+        "Kklt mopw Proton Afxu secure email.",
+        "Изпратено от моя Zorbofon.",
+        "Išsiųsta iš mano Samsung Galaxy telefono.",
+    ],
+    ids=["tr-brand-first", "en-app-email", "bg-new-brand", "lt-device-word"],
+)
+def test_a_device_sign_off_with_a_full_stop_above_a_quote_goes(sign_off: str) -> None:
+    result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}")
+    assert_published(result)

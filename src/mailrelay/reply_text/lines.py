@@ -165,7 +165,7 @@ _DEVICE: Final = re.compile(
     r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
     r"alcatel|moto|redmi|poco|oppo|vivo|realme|honor|lenovo|sony|zte|asus|fairphone|nokia|"
     r"tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
-    r"mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
+    r"e-?mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
     r"watch|pc|почт\w*|пошт\w*|устройств\w*|пристро\w*|телефон\w*|смартфон\w*|мобильн\w*|"
     r"мобільн\w*|планшет\w*|κινητ\w*|τηλέφων\w*|συσκευ\w*|puhelime\w*|laitteesta)\b",
     re.IGNORECASE,
@@ -635,12 +635,19 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
 
 def _stopped_sign_off(text: str) -> bool:
     """A line that ended in a full stop is a sign-off only when it names a known brand, no
-    model number, and in Latin script ends at most a word after it ("Elküldve a Samsung Galaxy
-    okostelefonomról."): "das Samsung Galaxy ist wieder lieferbar." is a sentence."""
-    brands = list(_EMBEDDED_BRAND.finditer(text))
-    if not brands or _DIGIT.search(text):
+    model number, and in Latin script ends at most a word after its last brand or device word
+    ("Elküldve a Samsung Galaxy okostelefonomról.", "… Galaxy akıllı telefonumdan gönderildi."):
+    "das Samsung Galaxy ist wieder lieferbar." is a sentence."""
+    if _DIGIT.search(text):
         return False
-    return bool(_NON_LATIN.search(text)) or len(text[brands[-1].end() :].split()) <= 1
+    if _NON_LATIN.search(text):
+        return _brand(text) is not None  # "… Ondgyxl Pfoerp μου.": a new brand in Latin letters
+    if not _EMBEDDED_BRAND.search(text):
+        return False
+    last = max(
+        match.end() for pattern in (_EMBEDDED_BRAND, _DEVICE) for match in pattern.finditer(text)
+    )
+    return len(text[last:].split()) <= 1
 
 
 def _brand(text: str) -> re.Match[str] | None:
