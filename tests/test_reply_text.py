@@ -1587,3 +1587,23 @@ def test_a_header_block_with_colons_and_labels_we_do_not_know_below_the_closing_
 def test_a_device_sign_off_with_a_full_stop_above_a_quote_goes(sign_off: str) -> None:
     result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}")
     assert_published(result)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["kommt am Montag", "das iPhone ist wieder da", "Bitte schicken Sie das Pixel zurück"],
+)
+def test_a_short_last_answer_line_naming_a_day_or_a_device_is_kept_above_a_quote(
+    answer: str,
+) -> None:
+    text = f"Hallo,\n\n{answer}"
+    assert_published(extract(f"{text}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}"), text)
+
+
+@pytest.mark.parametrize(
+    "sign_off",
+    ["Kklt nioo my Pixel 8 Pro", "Gmumfegy z ihgh Redmi Note 13 Pro", "Zxcv qwe Xiaomi 14T Pro"],
+)
+def test_a_device_sign_off_ending_in_a_model_name_goes(sign_off: str) -> None:
+    result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}")
+    assert_published(result)

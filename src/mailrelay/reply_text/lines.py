@@ -181,6 +181,7 @@ _EMBEDDED_BRAND: Final = re.compile(
 _CAMEL: Final = re.compile(r"\b[a-z]+[A-Z][A-Za-z]*\b|\b[A-Z][a-z]+[A-Z][A-Za-z]*\b")
 _LATIN_WORD: Final = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{2,}(?![A-Za-z])")  # not "km", "USB"
 _SUFFIXED: Final = re.compile(r"['’-][^\W\d_]")
+_MODEL_PART: Final = re.compile(r"^(?:[A-Z]\w*|\w*\d\w*)$")  # "Note", "13", "14T", "Pro"
 _LOWER_WORD: Final = re.compile(r"(?<!\S)[a-zà-ÿąćęłńóśźżčďěňřšťůžőűğışçăâîșț]\w*")
 _CAPITAL_WORD: Final = re.compile(r"(?<!\S)[A-ZÀ-ÞĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽŐŰĞİŞÇĂÂÎȘȚ]\w*")
 _NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
@@ -609,15 +610,43 @@ def is_device_line(line: str, *, alone: bool = False) -> bool:
     least = 1 if alone and _NON_LATIN.search(text) else 2
     if not least <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
-    return _DEVICE.search(text) is not None or _EMBEDDED_BRAND.search(text) is not None
+    if _DEVICE.search(text) is None and _EMBEDDED_BRAND.search(text) is None:
+        return False
+    return bool(_NON_LATIN.search(text)) or _ends_at_device(text)
+
+
+def _ends_at_device(text: str) -> bool:
+    """The device is the sign-off's last words, a model's parts ("Note 13 Pro", "14T") and one
+    more word at most after it ("… my iPhone", "Von meinem iPhone gesendet"), and only words in
+    lower case lead to it; "das iPhone ist wieder da" and "Bitte schicken Sie das Pixel zurück"
+    are sentences."""
+    ends = [
+        match.end()
+        for pattern in (_EMBEDDED_BRAND, _DEVICE, _CAMEL, _MODEL_NUMBER)
+        for match in pattern.finditer(text)
+    ]
+    starts = [
+        match.start()
+        for pattern in (_EMBEDDED_BRAND, _DEVICE, _CAMEL, _MODEL_NUMBER)
+        for match in pattern.finditer(text)
+    ]
+    if not ends:
+        return False
+    between = text[: min(starts)].split()[1:]  # "Sent from my …", not "Bitte … Sie das …"
+    while between and _CAPITAL_WORD.match(between[-1]):
+        between.pop()  # the device's own name: "… mano Zorbo X7"
+    if any(not _LOWER_WORD.match(word) for word in between):
+        return False
+    tail = [word for word in text[max(ends) :].split() if not _MODEL_PART.match(word)]
+    return len(tail) <= 1
 
 
 def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
     """A device or app sign-off in words nobody listed: a short line without a sentence mark
-    that names a brand after a word in lower case ("Rfxkdf de pe HUAWEI P60 Pro", "Kklt nioo my
-    iPhone"), or next to letters of another script ("Εστάλη από το Samsung Galaxy μου"). "Outlook
-    with a reply" or "Samsung Galaxy S24" start with the brand: an answer. A final full stop
-    is read past only when `stop` allows it."""
+    that names a brand after words in lower case and ends there ("Rfxkdf de pe HUAWEI P60
+    Pro", "Kklt nioo my iPhone"), or next to letters of another script ("Εστάλη από το
+    Samsung Galaxy μου"). "Outlook with a reply" or "Samsung Galaxy S24" start with the
+    brand: an answer. A final full stop is read past only when `stop` allows it."""
     text = _URL.sub(" ", _MARKDOWN_LINK.sub(r"\1", line)).strip().strip("()<>[]*_-— ").strip()
     if stop and text.endswith((".", "。")):
         text = text[:-1].rstrip()
@@ -630,7 +659,7 @@ def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
         return False
     if _NON_LATIN.search(text) or _SUFFIXED.match(text, brand.end()):
         return True  # "… uTmlbj μου", "iPhone'umdan …": the brand inflected is no subject
-    return _LOWER_WORD.search(text[: brand.start()]) is not None
+    return _LOWER_WORD.search(text[: brand.start()]) is not None and _ends_at_device(text)
 
 
 def _stopped_sign_off(text: str) -> bool:
@@ -642,12 +671,7 @@ def _stopped_sign_off(text: str) -> bool:
         return False
     if _NON_LATIN.search(text):
         return _brand(text) is not None  # "… Ondgyxl Pfoerp μου.": a new brand in Latin letters
-    if not _EMBEDDED_BRAND.search(text):
-        return False
-    last = max(
-        match.end() for pattern in (_EMBEDDED_BRAND, _DEVICE) for match in pattern.finditer(text)
-    )
-    return len(text[last:].split()) <= 1
+    return _EMBEDDED_BRAND.search(text) is not None and _ends_at_device(text)
 
 
 def _brand(text: str) -> re.Match[str] | None:
@@ -661,14 +685,19 @@ def _brand(text: str) -> re.Match[str] | None:
 
 
 def is_app_sign_off(line: str) -> bool:
-    """The shape of "Sent with Edison Mail" in any Latin-script language: two to six words
-    without digits or sentence marks, a word in lower case and then a capitalised one (the
-    app's name). Only ever read in the last paragraph right above cut history."""
+    """The shape of "Sent with Edison Mail" in any Latin-script language: up to six words
+    without digits or sentence marks that end in two or more capitalised words (the app's
+    name) after a word in lower case; "kommt am Montag" names no app. Only ever read in the
+    last paragraph right above cut history."""
     text = line.strip()
     if not 2 <= len(text.split()) <= 6 or _DIGIT.search(text) or _SENTENCE_MARK.search(text):
         return False
-    lower = _LOWER_WORD.search(text)
-    return lower is not None and _CAPITAL_WORD.search(text, lower.end()) is not None
+    words = text.split()
+    tail = len(words) - next(
+        (index for index in range(len(words), 0, -1) if not _CAPITAL_WORD.match(words[index - 1])),
+        0,
+    )
+    return tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None
 
 
 def _names_a_device(text: str) -> bool:
