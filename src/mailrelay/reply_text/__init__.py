@@ -12,7 +12,13 @@ from typing import Final
 
 from mailrelay.render import REPLY_MARKER
 
-from .guard import private_left, shaped_attribution_left, ticket_field_left
+from .guard import (
+    bare_header_block_left,
+    named_dated_heading_left,
+    private_left,
+    shaped_attribution_left,
+    ticket_field_left,
+)
 from .html import html_to_text
 from .lines import (
     QUOTE,
@@ -23,8 +29,10 @@ from .lines import (
     classify,
     fold,
     folded_lines,
+    is_app_sign_off,
     is_attribution,
     is_device_line,
+    is_device_sign_off,
     is_separator,
     normalize,
     starts_header_block,
@@ -223,9 +231,22 @@ def _is_heading(line: str) -> bool:
 
 def _drop_device_line(lines: list[str], cuts: list[str]) -> list[str]:
     """The last line naming a device ("… my Galaxy", "… iPhone …") is a mobile sign-off, in
-    whatever words the sign-off's language says "sent from"."""
-    last = max((index for index, line in enumerate(lines) if line.strip()), default=None)
-    if not last or not is_device_line(lines[last]):  # never the whole answer
+    whatever words the sign-off's language says "sent from"; standing as a paragraph of its own
+    it may end in a full stop, and right above cut history it may name an app nobody listed
+    ("… Edison Mail")."""
+    content = [index for index, line in enumerate(lines) if line.strip()]
+    if not content:
+        return lines
+    last = content[-1]
+    if len(content) == 1:  # the whole answer goes only when it is a sign-off: held as empty
+        return lines[:last] if is_device_sign_off(lines[last], stop=False) else lines
+    alone = not lines[last - 1].strip()  # a paragraph of its own: the sign-off, not a sentence
+    above_history = alone and bool(cuts)
+    if not (
+        is_device_line(lines[last], alone=alone)
+        or (alone and is_device_sign_off(lines[last]))
+        or (above_history and is_app_sign_off(lines[last]))
+    ):
         return lines
     cuts.append("signature")
     return lines[:last]
@@ -297,15 +318,32 @@ def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
         return "quoted line left"
     if _has_attribution(lines) or shaped_attribution_left(lines):
         return "attribution left"
+    if named_dated_heading_left(lines):
+        return "attribution left"
     if any(starts_header_block(lines, index) for index in range(len(lines))):
+        return "header block left"
+    if bare_header_block_left(lines):
         return "header block left"
     if any(is_separator(line.strip()) for line in lines):
         return "separator left"
+    if _sign_off_inside(lines):
+        return "sign-off inside the text"
     if private_left(text, private):
         return "customer address left"
     if ticket_field_left(lines):
         return "ticket field left"
     return None
+
+
+def _sign_off_inside(lines: Sequence[str]) -> bool:
+    """A device sign-off standing as a paragraph with text below it: what follows is likely an
+    earlier message pasted without any header ("Rfxkdf de pe HUAWEI P60 Pro" in words we do
+    not know)."""
+    for index in range(1, len(lines) - 1):
+        alone = not lines[index - 1].strip() and not lines[index + 1].strip()
+        if alone and is_device_sign_off(lines[index], stop=False):  # "… iPhone 15 v modré."
+            return True
+    return False
 
 
 def _has_attribution(lines: Sequence[str]) -> bool:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from .shapes import is_addressed_and_dated, is_shaped_attribution
+from .shapes import is_addressed_and_dated, is_shaped_attribution, mentions_date, mentions_time
 
 # The field lines of our ticket (templates/mail/*/ticket.txt.j2, every locale) with a value: a
 # quoted ticket whose quote marks a client dropped. tests/test_reply_text.py checks that every
@@ -63,3 +63,70 @@ def shaped_attribution_left(lines: Sequence[str]) -> bool:
             if is_shaped_attribution(joined, above_history=True, strict=False):
                 return True
     return False
+
+
+_ENDS_SENTENCE: Final = (".", "!", "?", "。", "！", "？", ":", "：", ",", ";")
+_MAX_SIGN_OFF_WORDS: Final = 6
+
+
+def bare_header_block_left(lines: Sequence[str]) -> bool:
+    """A header block whose labels we cannot read, with or without colons, as a pasted message
+    leaves it below the agent's closing ("Feladó" / "Nagy Péter" / "Dátum" / "2026. 11. 02.
+    21:14", or "Xxx Ann Lee" / "Yyy 11 Nov 2025, 14:02" / "Zzz Candle arrived broken"): a
+    paragraph of three to eight short lines without sentence marks, one dated and timed, after
+    the message and a paragraph of a few short words (a closing, a name or a banner), and
+    before more text. An agent's "Abholung: 5.11. 10:00" list under the greeting is none."""
+    paragraphs = _paragraphs(lines)
+    for position in range(2, len(paragraphs) - 1):
+        if not (_is_bare_header(paragraphs[position]) and _is_short(paragraphs[position - 1])):
+            continue
+        message = [line for block in paragraphs[: position - 1] for line in block]
+        if len(message) >= 2 or any(len(line) > 40 for line in message):
+            return True  # below the message, not under the greeting
+    return False
+
+
+# "8 Nov 2026", "2026-11-08", "08.11.26": a date with its year, as attributions write it.
+_YEAR_DATE: Final = re.compile(r"(?<!\d)(?:(?:19|20)\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)")
+# Two capitalised words in a row, after the line's first word: a person's name ("Budi Santoso").
+_NAME: Final = re.compile(r"(?<=\S)\s+[A-ZÀ-ÞĀ-ŽА-ЯΑ-Ω][^\W\d_]+\s+[A-ZÀ-ÞĀ-ŽА-ЯΑ-Ω][^\W\d_]+")
+_MAX_HEADING_WORDS: Final = 14
+
+
+def named_dated_heading_left(lines: Sequence[str]) -> bool:
+    """A short line with a date and its year and a person's name that ends in a colon: an
+    attribution whose verb we do not know ("Pada 8 Nov 2026, Budi Santoso menulis:"), with
+    no time and no address to read it by, above earlier text that lost its quote marks."""
+    for line in lines:
+        text = line.strip().rstrip("*_ ")
+        if not text.endswith((":", "：")) or len(text.split()) > _MAX_HEADING_WORDS:
+            continue
+        if _YEAR_DATE.search(text) and _NAME.search(text):
+            return True
+    return False
+
+
+def _paragraphs(lines: Sequence[str]) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            groups[-1].append(line.strip())
+        elif groups[-1]:
+            groups.append([])
+    return [group for group in groups if group]
+
+
+def _is_bare_header(block: Sequence[str]) -> bool:
+    if not 3 <= len(block) <= 8:
+        return False
+    if any(len(line) > 80 or line.endswith(_ENDS_SENTENCE) for line in block):
+        return False  # sentences
+    return any(mentions_date(line) and mentions_time(line) for line in block)
+
+
+def _is_short(block: Sequence[str]) -> bool:
+    """A closing and name, or a banner: one or two lines of a few words, no list's heading."""
+    return len(block) <= 2 and all(
+        len(line.split()) <= _MAX_SIGN_OFF_WORDS and not line.endswith((":", "："))
+        for line in block
+    )

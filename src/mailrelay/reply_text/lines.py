@@ -19,6 +19,7 @@ from .shapes import (
     is_shaped_attribution,
     is_signature_block,
     may_start_shaped_attribution,
+    mentions_date,
     mentions_time,
     starts_label_run,
 )
@@ -72,6 +73,9 @@ _NEW_ATTRIBUTION: Final = re.compile(
 # A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
 # start; "kl." or "nov." (abbreviations of three letters or less) may be.
 _SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？])$")
+# An attribution wraps over a blank line only where a client broke it mid-phrase ("On Thu, 31
+# Mar 2016 at 11:16 Some One" / "" / "<mailto:…> wrote:"), never after a full stop.
+_PARAGRAPH_END: Final = (".", "!", "?", "。", "！", "？", "…")
 _PREFIXED: Final = re.compile(rf"^(?:{_PREFIXES})\s", re.IGNORECASE)
 VERB: Final = re.compile(rf"\b(?:{_VERBS})\b", re.IGNORECASE)
 _DIGIT: Final = re.compile(r"\d")
@@ -117,7 +121,9 @@ _BARE_HEADER_LINE: Final = re.compile(
 )
 
 # "-----Original Message-----", "---------- Forwarded message ---------", "*-- … --*".
-_DASHED_TITLE: Final = re.compile(r"^[*_]*\s*-{2,}\s*(?=.*[^\W\d_]).+?\s*-{2,}\s*[*_]*$")
+_DASHED_TITLE: Final = re.compile(
+    r"^[*_]*\s*[-‐‑‒–—―]{2,}\s*(?=.*[^\W\d_]).+?\s*[-‐‑‒–—―]{2,}\s*[*_]*$"
+)  # any dash: Proton writes "‐‐‐‐‐‐‐ Original Message ‐‐‐‐‐‐‐" with U+2010
 _FORWARD_INTRO: Final = re.compile(
     r"^(?:begin forwarded message|anfang der weitergeleiteten nachricht|"
     r"d[ée]but du message (?:r[ée]exp[ée]di[ée]|transf[ée]r[ée])|inicio del mensaje reenviado|"
@@ -159,11 +165,26 @@ _DEVICE: Final = re.compile(
     r"blackberry|galaxy|samsung|htc|nokia|huawei|xiaomi|pixel|oneplus|xperia|motorola|"
     r"alcatel|moto|redmi|poco|oppo|vivo|realme|honor|lenovo|sony|zte|asus|fairphone|nokia|"
     r"tablet|device|dispositivo|appareil|\w*ger[äa]t|enhed|enhet|apparaat|outlook|"
-    r"mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
+    r"e-?mail|gmail|yahoo|airmail|mailbox|aol|spark|proton\w*|k-9|bluemail|windows|mac|ios|"
     r"watch|pc|почт\w*|пошт\w*|устройств\w*|пристро\w*|телефон\w*|смартфон\w*|мобильн\w*|"
     r"мобільн\w*|планшет\w*|κινητ\w*|τηλέφων\w*|συσκευ\w*|puhelime\w*|laitteesta)\b",
     re.IGNORECASE,
 )
+# A device's brand in Latin letters inside a line of another script, where "\b" finds no word
+# edge ("iPhoneから送信", "ส่งจากiPhoneของฉัน", "發自我的Galaxy").
+_EMBEDDED_BRAND: Final = re.compile(
+    r"(?<![A-Za-z])(?:i\s?phone|ipad|galaxy|samsung|android|huawei|xiaomi|redmi|pixel|oneplus|"
+    r"xperia|honor|oppo|vivo|realme|nokia|motorola|outlook|gmail|yahoo|proton|tuta\w*|"
+    r"spark|airmail|bluemail|edison|thunderbird|yandex|aquamail|fairemail)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_CAMEL: Final = re.compile(r"\b[a-z]+[A-Z][A-Za-z]*\b|\b[A-Z][a-z]+[A-Z][A-Za-z]*\b")
+_LATIN_WORD: Final = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{2,}(?![A-Za-z])")  # not "km", "USB"
+_SUFFIXED: Final = re.compile(r"['’-][^\W\d_]")
+_MODEL_PART: Final = re.compile(r"^(?:[A-Z]\w*|\w*\d\w*)$")  # "Note", "13", "14T", "Pro"
+_LOWER_WORD: Final = re.compile(r"(?<!\S)[a-zà-ÿąćęłńóśźżčďěňřšťůžőűğışçăâîșț]\w*")
+_CAPITAL_WORD: Final = re.compile(r"(?<!\S)[A-ZÀ-ÞĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽŐŰĞİŞÇĂÂÎȘȚ]\w*")
+_NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
 _SENTENCE_MARK: Final = re.compile(r"[!?,;:！？，；：。]|\.(?:\s|$)")
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
 _CJK: Final = re.compile(r"[\u3400-\u9fff]")
@@ -277,11 +298,22 @@ def _settle_rules(lines: Sequence[str], kinds: list[Kind]) -> None:
         kind = kinds[index]
         if kind is Kind.SEPARATOR and _is_table_or_heading_rule(lines, kinds, index):
             if following not in _HISTORY and not is_signature_block(
-                lines[i] for i in range(index + 1, len(lines))
+                _text_run(lines, kinds, index + 1)
             ):
                 kinds[index] = Kind.TEXT
         if kind is not Kind.EMPTY:
             following = kinds[index]
+
+
+def _text_run(lines: Sequence[str], kinds: Sequence[Kind], start: int) -> list[str]:
+    """The agent's lines from `start` up to the next line of history: a date in an attribution
+    below is no phone number of a signature under the rule."""
+    run: list[str] = []
+    for index in range(start, len(lines)):
+        if kinds[index] in _HISTORY:
+            break
+        run.append(lines[index])
+    return run
 
 
 def _is_table_or_heading_rule(lines: Sequence[str], kinds: Sequence[Kind], index: int) -> bool:
@@ -353,13 +385,14 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
     if not _may_start_attribution(first):
         return None
     parts = [first]
-    blanks = 0
+    blanks = crossed = 0
     for end in range(index + 1, min(index + 6, len(lines))):
         part = QUOTE_PREFIX.sub("", lines[end]).strip()
         if not part:
             blanks += 1
-            if blanks > 2:
-                return None
+            if blanks > 2 or parts[-1].endswith(_PARAGRAPH_END):
+                return None  # a paragraph that ended a sentence is the answer, not a wrapped head
+            crossed = len(parts)
             continue
         if QUOTE.match(lines[end]) and len(part) > 30:
             return None  # only a stray "> wrote:" of a wrapped attribution, never a quote
@@ -370,6 +403,13 @@ def attribution_end(lines: Sequence[str], index: int) -> int | None:
         if len(joined) > _MAX_ATTRIBUTION:
             return None
         if _reads_as_attribution(joined, lines, end):
+            rest = " ".join(parts[crossed:])
+            if (
+                crossed
+                and mentions_date(parts[crossed])
+                and _reads_as_attribution(rest, lines, end)
+            ):
+                return None  # the attribution starts below the blank line: "2020 Oslo" stays
             return end
     return None
 
@@ -555,14 +595,109 @@ def _is_mobile_signature(line: str) -> bool:
     return len(text) <= 40 and _CJK.search(text) is not None and _names_a_device(text)
 
 
-def is_device_line(line: str) -> bool:
+def is_device_line(line: str, *, alone: bool = False) -> bool:
     """A short line naming a device or a mail app, without a sentence: what a mobile sign-off
-    in a language we have no words for looks like ("Lähetetty iPhonesta", "… Galaxy …")."""
+    in a language we have no words for looks like ("Lähetetty iPhonesta", "… Galaxy …"). A
+    line standing `alone` as the last paragraph may end in a full stop ("Εστάλη από το Samsung
+    Galaxy smartphone μου."), and in a script without spaces be one word ("ส่งจากiPhone")."""
     text = line.strip().strip("()<>[]*_-— ").strip()
+    stopped = alone and text.endswith((".", "。"))
+    if stopped:  # a sentence unless a brand and no model number: "The Galaxy S24 is back."
+        text = text[:-1].rstrip()
+        if not _stopped_sign_off(text):
+            return False
     words = len(text.split())
-    if not 2 <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
+    least = 1 if alone and _NON_LATIN.search(text) else 2
+    if not least <= words <= 8 or len(text) > 60 or _SENTENCE_MARK.search(text):
         return False
-    return _DEVICE.search(text) is not None
+    if _DEVICE.search(text) is None and _EMBEDDED_BRAND.search(text) is None:
+        return False
+    return bool(_NON_LATIN.search(text)) or _ends_at_device(text)
+
+
+def _ends_at_device(text: str) -> bool:
+    """The device is the sign-off's last words, a model's parts ("Note 13 Pro", "14T") and one
+    more word at most after it ("… my iPhone", "Von meinem iPhone gesendet"), and only words in
+    lower case lead to it; "das iPhone ist wieder da" and "Bitte schicken Sie das Pixel zurück"
+    are sentences."""
+    ends = [
+        match.end()
+        for pattern in (_EMBEDDED_BRAND, _DEVICE, _CAMEL, _MODEL_NUMBER)
+        for match in pattern.finditer(text)
+    ]
+    starts = [
+        match.start()
+        for pattern in (_EMBEDDED_BRAND, _DEVICE, _CAMEL, _MODEL_NUMBER)
+        for match in pattern.finditer(text)
+    ]
+    if not ends:
+        return False
+    between = text[: min(starts)].split()[1:]  # "Sent from my …", not "Bitte … Sie das …"
+    while between and _CAPITAL_WORD.match(between[-1]):
+        between.pop()  # the device's own name: "… mano Zorbo X7"
+    if any(not _LOWER_WORD.match(word) for word in between):
+        return False
+    tail = [word for word in text[max(ends) :].split() if not _MODEL_PART.match(word)]
+    return len(tail) <= 1
+
+
+def is_device_sign_off(line: str, *, stop: bool = True) -> bool:
+    """A device or app sign-off in words nobody listed: a short line without a sentence mark
+    that names a brand after words in lower case and ends there ("Rfxkdf de pe HUAWEI P60
+    Pro", "Kklt nioo my iPhone"), or next to letters of another script ("Εστάλη από το
+    Samsung Galaxy μου"). "Outlook with a reply" or "Samsung Galaxy S24" start with the
+    brand: an answer. A final full stop is read past only when `stop` allows it."""
+    text = _URL.sub(" ", _MARKDOWN_LINK.sub(r"\1", line)).strip().strip("()<>[]*_-— ").strip()
+    if stop and text.endswith((".", "。")):
+        text = text[:-1].rstrip()
+        if not _stopped_sign_off(text):
+            return False
+    if not 1 <= len(text.split()) <= 7 or len(text) > 60 or _SENTENCE_MARK.search(text):
+        return False
+    brand = _brand(text)
+    if brand is None:
+        return False
+    if _NON_LATIN.search(text) or _SUFFIXED.match(text, brand.end()):
+        return True  # "… uTmlbj μου", "iPhone'umdan …": the brand inflected is no subject
+    return _LOWER_WORD.search(text[: brand.start()]) is not None and _ends_at_device(text)
+
+
+def _stopped_sign_off(text: str) -> bool:
+    """A line that ended in a full stop is a sign-off only when it names a known brand, no
+    model number, and in Latin script ends at most a word after its last brand or device word
+    ("Elküldve a Samsung Galaxy okostelefonomról.", "… Galaxy akıllı telefonumdan gönderildi."):
+    "das Samsung Galaxy ist wieder lieferbar." is a sentence."""
+    if _DIGIT.search(text):
+        return False
+    if _NON_LATIN.search(text):
+        return _brand(text) is not None  # "… Ondgyxl Pfoerp μου.": a new brand in Latin letters
+    return _EMBEDDED_BRAND.search(text) is not None and _ends_at_device(text)
+
+
+def _brand(text: str) -> re.Match[str] | None:
+    """A device or app named by its shape where the name is new: a brand we know, a word in
+    camel case ("iPhone", "OnePlus"), a model ("S24", "P60", "Flip6"), or a word in Latin
+    letters, capitalised, in a line of another script ("Отправлено с Nothing")."""
+    for pattern in (_EMBEDDED_BRAND, _CAMEL, _MODEL_NUMBER):
+        if (match := pattern.search(text)) is not None:
+            return match
+    return _LATIN_WORD.search(text) if _NON_LATIN.search(text) else None
+
+
+def is_app_sign_off(line: str) -> bool:
+    """The shape of "Sent with Edison Mail" in any Latin-script language: up to six words
+    without digits or sentence marks that end in two or more capitalised words (the app's
+    name) after a word in lower case; "kommt am Montag" names no app. Only ever read in the
+    last paragraph right above cut history."""
+    text = line.strip()
+    if not 2 <= len(text.split()) <= 6 or _DIGIT.search(text) or _SENTENCE_MARK.search(text):
+        return False
+    words = text.split()
+    tail = len(words) - next(
+        (index for index in range(len(words), 0, -1) if not _CAPITAL_WORD.match(words[index - 1])),
+        0,
+    )
+    return tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None
 
 
 def _names_a_device(text: str) -> bool:

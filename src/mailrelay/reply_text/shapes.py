@@ -8,6 +8,7 @@ a run of short "label: value" lines, a "sent from my …" line, a contact block 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -181,6 +182,14 @@ def is_sent_from(line: str) -> bool:
 # --------------------------------------------------------------------------- signatures
 
 _PHONE: Final = re.compile(r"(?:\+|\b)\d[\d ()/.-]{6,}\d\b")
+# What a long number is when it is no phone number: a date ("2026-11-04 10"), or an amount with
+# a currency sign or code before or after it ("1 490 000 Kč", "€ 1.250.000", "2 500 000 HUF").
+_DATE_NUMBER: Final = re.compile(r"^\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{1,4}(?:\s\d{1,2})?\.?$")
+# Currencies written as letters: ISO codes and the local signs that are words (Kč, zł, kr, Ft, лв).
+_CURRENCY_WORD: Final = re.compile(
+    r"^\s?(?:(?-i:[A-Z]{3})|kč|zł|kr|ft|lei|tl|руб|р|грн|лв|дин|din|kn|rs|₹)(?![^\W\d_])",
+    re.IGNORECASE,
+)
 _WEB: Final = re.compile(r"https?://|www\.|\b[\w-]+\.(?:com|de|dk|nl|fr|se|no|es|eu)\b", re.I)
 
 
@@ -198,16 +207,35 @@ _LEGAL_FORM: Final = re.compile(
 )
 
 
-def is_contact_line(line: str) -> bool:
+def _names_phone(line: str) -> bool:
+    """A long run of digits that is neither a date nor an amount of money."""
+    for match in _PHONE.finditer(line):
+        number = match.group().strip()
+        before = line[: match.start()].rstrip()[-1:]
+        after = line[match.end() :]
+        if _DATE_NUMBER.match(number) or _is_currency(before) or _is_currency(after.lstrip()[:1]):
+            continue
+        if _CURRENCY_WORD.match(after):
+            continue
+        return True
+    return False
+
+
+def _is_currency(char: str) -> bool:
+    return bool(char) and unicodedata.category(char) == "Sc"
+
+
+def is_contact_line(line: str, *, strong: bool = False) -> bool:
     """A line of a signature block: a phone number, an e-mail or postal address, a web site,
-    a company's legal form or "a | b" parts."""
+    a company's legal form or, unless `strong` evidence is asked for, a web site or "a | b"
+    parts (which a wrapped link and a table row have too)."""
     return (
-        _PHONE.search(line) is not None
+        _names_phone(line)
         or EMAIL.search(line) is not None
-        or _WEB.search(line) is not None
+        or (not strong and _WEB.search(line) is not None)  # a link in a sentence
         or _POSTAL.search(line) is not None
         or _LEGAL_FORM.search(line) is not None
-        or " | " in line
+        or (not strong and " | " in line)
     )
 
 

@@ -31,13 +31,18 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     for position in range(first, len(content) - 1):
         closing = lines[content[position]]
         before = lines[content[position - 1]].rstrip()
-        if not _is_sign_off(closing) or _is_sign_off(before) or before.endswith((":", "：")):
-            continue  # the closing is the first short line after the message, not a list's
+        colon = _is_colon_closing(lines, content, position)
+        if not (colon or _is_sign_off(closing)) or _is_sign_off(before):
+            continue  # the closing is the first short line after the message
+        if before.endswith((":", "：")):
+            continue  # a list's line, not a closing
         if not any(_width(lines[index].strip()) > 40 for index in content[:position]):
             continue  # the message itself comes first
+        if closing.rstrip().endswith((".", "。")) and lines[content[position] - 1].strip():
+            continue  # "Kiitos." opens a paragraph; "qfe." under a line is its wrapped end
         end = position
         following = lines[content[position + 1]]
-        signed = _is_bare_sign_off(closing) and _is_name(following)
+        signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
         block = [lines[index] for index in content[end + 1 :]]
@@ -49,17 +54,35 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
 # name line below it, so a closing missing here costs a name, never a leak.
 _CLOSING_WORDS: Final = re.compile(
-    r"regards|wishes|cheers|thanks|thank you|best|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
+    # whole words only: "bestemd", "Dankzij" and "Bestellung" close nothing
+    r"(?<![^\W\d_])(?:best|dank|danke|takk|tack|merci|thanks)(?![^\W\d_])|"
+    r"(?<![^\W\d_])(?:regards|wishes|cheers|thank you|sincerely|grü(?:ß|ss)e|gruß|hilsen|mvh|"
     r"venlig|vennlig|hälsning|groet|cordialement|salutations|bien à vous|saludos|atentamente|"
     r"saluti|cumprimentos|atenciosamente|abraços|pozdrawiam|poważaniem|pozdravem|úctou|"
     r"уважением|наилучшими|повагою|üdvözlettel|tisztelettel|saygı|με εκτίμηση|φιλικά|"
-    r"terveisin|cu stimă|cu stima|cu respect|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
-    r"dank|merci|gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
-    r"ευχαριστ|kiitos|mulțumesc|takk|tack|bedankt|ありがとう",
+    r"terveisin|cu stimă|cu stima|cu respect)|よろしく|お願い|敬具|此致|敬礼|祝好|谢谢|감사합니다|"
+    r"(?<![^\W\d_])(?:gracias|grazie|obrigad|dziękuj|děkuj|спасибо|дякую|köszönöm|teşekkür|"
+    r"ευχαριστ|kiitos|mulțumesc|bedankt)|ありがとう",
     re.IGNORECASE,
 )
 _DIGIT: Final = re.compile(r"\d")
-_COMBINED: Final = re.compile(r"[,，]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+_COMBINED: Final = re.compile(r"[,，،]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
+
+
+def _is_colon_closing(lines: Sequence[str], content: Sequence[int], position: int) -> bool:
+    """A closing word we do not know that ends in a colon ("Üdvözlettel:" in other words): one
+    word opening a paragraph, a name under it, and then a phone number, an address or a
+    company. "Adresse:" with an address or a company under it is a list's heading."""
+    index = content[position]
+    text = lines[index].strip()
+    if len(text.split()) != 1 or not text.endswith((":", "：")) or _DIGIT.search(text):
+        return False
+    if index == 0 or lines[index - 1].strip() or position + 2 >= len(content):
+        return False
+    if not _is_name(lines[content[position + 1]]):
+        return False  # also a blank line apart: Outlook writes each line as a paragraph
+    block = [lines[line] for line in content[position + 2 : position + 2 + _LOOKAHEAD]]
+    return any(is_contact_line(line, strong=True) for line in block)
 
 
 def _is_bare_sign_off(line: str) -> bool:
@@ -67,7 +90,9 @@ def _is_bare_sign_off(line: str) -> bool:
     text = line.strip()
     if _COMBINED.search(text):
         return False
-    return text.endswith((",", "!", "，", "！", "。")) or _CLOSING_WORDS.search(text) is not None
+    return (
+        text.endswith((",", "!", "，", "！", "。", "،")) or _CLOSING_WORDS.search(text) is not None
+    )
 
 
 def _width(text: str) -> int:
@@ -87,6 +112,8 @@ def _is_sign_off(line: str) -> bool:
     if text.endswith(("?", "？", ";")) or is_contact_line(text):
         return False
     if text.endswith((".", "!", "！", "。", ":", "：")):
+        if len(text.split()) == 1 and _width(text) <= 12 and not text.endswith((":", "：")):
+            return True  # one word and a stop is no sentence: "Kiitos.", "감사합니다."
         return _CLOSING_WORDS.search(text) is not None  # "Thanks!", "Üdvözlettel:"
     return True
 
@@ -97,15 +124,17 @@ def _is_name(line: str) -> bool:
     return (
         0 < _width(text) <= _MAX_NAME
         and len(text.split()) <= 4
-        and not text.endswith((".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、"))
+        and not text.endswith(
+            (".", "!", "?", ":", ";", ",", "。", "！", "？", "：", "，", "、", "،")
+        )
         and not is_contact_line(text)
     )
 
 
 def _is_block(block: Sequence[str], *, signed: bool) -> bool:
     """Contact lines within the first few; no question and no second closing ("Mvh" / "Håkon
-    Dahl" below an address in the answer); short lines or contact lines, and under a sign-off
-    and name also a long legal footer after the contact lines. Under a sign-off and name, a
+    Dahl" below an address in the answer); short lines or contact lines, and a long legal
+    footer after the contact lines. Under a sign-off and name, a
     title or department of one or two lines needs no contact details ("Kundenservice")."""
     if not block or len(block) > _MAX_BLOCK:
         return False
@@ -115,9 +144,9 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
         if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
             return False
         if is_contact_line(text):
-            contact = True
-        elif _width(text) > _MAX_NAME and not (signed and contact):
-            return False
+            contact = contact or is_contact_line(text, strong=True)
+        elif _width(text) > _MAX_NAME and not contact:
+            return False  # a long line comes only after contact lines: a legal footer
     if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
         return True
     return (
