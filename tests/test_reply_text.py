@@ -1607,3 +1607,19 @@ def test_a_short_last_answer_line_naming_a_day_or_a_device_is_kept_above_a_quote
 def test_a_device_sign_off_ending_in_a_model_name_goes(sign_off: str) -> None:
     result = extract(f"{AGENT}\n\n{sign_off}\n\n{SHAPED_ATTRIBUTIONS['ru-yandex']}\n{QUOTED}")
     assert_published(result)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "سفارش شما را فردا ارسال می\u200cکنیم و کد رهگیری را پیامک می\u200cکنیم.",  # fa: ZWNJ
+        "हम कल आपका ऑर्डर भेज देंगे, क्षमा\u200d करें।",  # hi: ZWJ
+        # A family emoji is three emoji joined by ZWJ.
+        "Thanks for the photos! \U0001f468\u200d\U0001f469\u200d\U0001f467 We are on it.",
+    ],
+)
+def test_joiners_that_spell_a_word_reach_the_customer_unchanged(answer: str) -> None:
+    attribution = "On Mon, 2 Nov 2026 at 10:15, Customer <c@example.com> wrote:"
+    reply = f"{answer}\n\n{attribution}\n> Where is it?"
+    result = extract(reply)
+    assert result.ok and result.text == answer

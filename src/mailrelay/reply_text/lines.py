@@ -192,7 +192,9 @@ _MARKDOWN_LINK: Final = re.compile(r"\[([^\]]{0,200})\]\([^)]{0,500}\)")
 _URL: Final = re.compile(r"<?https?://\S+>?")
 _CLAUSE_END: Final = re.compile(r"[,;!(]|\.(?:\s|$)")
 
-_INVISIBLE: Final = re.compile("[\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
+# Zero-width space, word joiner, BOM, soft hyphen and the bidi controls (which can also reorder
+# what a reader sees). Not ZWNJ/ZWJ (U+200C/D): Persian, Indic scripts and emoji spell with them.
+_INVISIBLE: Final = re.compile("[\u200b\u200e\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
 _SPACES: Final = re.compile(r"[\u00a0\u202f\u2007\u3000]")
 _TYPOGRAPHY: Final = str.maketrans("‘’‚‛“”„–—", "''''\"\"\"--")
 QUOTE_PREFIX: Final = re.compile(r"^(?:\s*>)+\s?")
@@ -213,8 +215,8 @@ class Kind(StrEnum):
 
 
 def normalize(text: str) -> str:
-    """One kind of line break and of space; invisible characters (zero-width, bidi) removed, as
-    they would split the words our patterns look for."""
+    """One kind of line break and of space; invisible characters (zero-width space, bidi
+    controls) removed, as they would split the words our patterns look for."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)
     return _SPACES.sub(" ", text)
