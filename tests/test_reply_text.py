@@ -1623,3 +1623,28 @@ def test_joiners_that_spell_a_word_reach_the_customer_unchanged(answer: str) -> 
     reply = f"{answer}\n\n{attribution}\n> Where is it?"
     result = extract(reply)
     assert result.ok and result.text == answer
+
+
+@pytest.mark.parametrize(
+    ("heading", "steps", "closing"),
+    [
+        ("So geht die Rücksendung", ["1. Schuhe in den Originalkarton legen.",
+                                     "2. Retourenschein beilegen.",
+                                     "3. Paket an Lagerstraße 7, 04109 Leipzig schicken."],
+         ["Viele Grüße", "Jana"]),
+        ("Zwrot krok po kroku", ["1) Zapakuj buty do pudełka.",
+                                 "2) Wyślij na adres ul. Polna 12, 00-635 Warszawa.",
+                                 "3) Zadzwoń pod +48 22 555 01 99, jeśli kurier nie przyjedzie."],
+         ["Pozdrawiam", "Ola"]),
+    ],
+)
+def test_numbered_steps_with_an_address_under_an_underlined_heading_are_kept(
+    heading: str, steps: list[str], closing: list[str]
+) -> None:
+    answer = "\n".join(["Hello,", "", heading, "-" * len(heading), *steps, "", *closing])
+    attribution = "On 2 Dec 2026 at 12:40, Customer <c@example.com> wrote:"
+    result = extract(f"{answer}\n\n{attribution}\n> How do I send them back?")
+    assert result.ok
+    for line in (heading, *steps):
+        assert line in result.text
+    assert "How do I send" not in result.text

@@ -308,13 +308,16 @@ def _settle_rules(lines: Sequence[str], kinds: list[Kind]) -> None:
 
 
 def _text_run(lines: Sequence[str], kinds: Sequence[Kind], start: int) -> list[str]:
-    """The agent's lines from `start` up to the next line of history: a date in an attribution
-    below is no phone number of a signature under the rule."""
+    """The paragraph of the agent's lines under the rule (from `start`, blank lines before it
+    skipped), stopping at history: a signature starts right under its rule, while a list under a
+    heading may end in a closing and a name further down (the signature rules see those), and a
+    date in an attribution below is no phone number."""
     run: list[str] = []
     for index in range(start, len(lines)):
-        if kinds[index] in _HISTORY:
+        if kinds[index] in _HISTORY or (kinds[index] is Kind.EMPTY and run):
             break
-        run.append(lines[index])
+        if kinds[index] is not Kind.EMPTY:
+            run.append(lines[index])
     return run
 
 

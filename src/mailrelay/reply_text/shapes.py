@@ -239,6 +239,10 @@ def is_contact_line(line: str, *, strong: bool = False) -> bool:
     )
 
 
+# A numbered step ("1. Pack it", "2) Send it"): a list the agent wrote, never a signature line.
+_LIST_ITEM: Final = re.compile(r"^\d{1,2}[.)]\s+\S")
+
+
 def is_signature_block(lines: Iterable[str]) -> bool:
     """A few short lines with contact details: what follows a signature rule."""
     content: list[str] = []
@@ -249,6 +253,7 @@ def is_signature_block(lines: Iterable[str]) -> bool:
                 return False
     if not content:
         return False
-    if any(len(line) > 90 or line.endswith(("?", "!")) for line in content):
-        return False
+    if any(len(line) > 90 or line.endswith(("?", "!")) or _LIST_ITEM.match(line)
+           for line in content):
+        return False  # questions, exclamations and numbered steps are the answer, not contacts
     return any(is_contact_line(line) for line in content)
