@@ -1648,3 +1648,14 @@ def test_numbered_steps_with_an_address_under_an_underlined_heading_are_kept(
     for line in (heading, *steps):
         assert line in result.text
     assert "How do I send" not in result.text
+
+
+def test_mail_header_fields_left_in_the_body_hold_the_reply() -> None:
+    mangled = ("Danke, wir schicken es heute.\nMIME-Version: 1.0\n"
+               "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+               "Wo bleibt mein Paket?")
+    result = extract(mangled)
+    assert not result.ok and result.reason == "mail header lines left"
+    # One hyphenated label of the agent's own is no header block.
+    own = extract("Hi Ann,\n\nTracking-Nr: 00340434161094042557\n\nBest, Tom")
+    assert own.ok and "Tracking-Nr: 00340434161094042557" in own.text

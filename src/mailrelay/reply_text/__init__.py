@@ -16,6 +16,7 @@ from .guard import (
     bare_header_block_left,
     named_dated_heading_left,
     private_left,
+    raw_header_lines_left,
     shaped_attribution_left,
     ticket_field_left,
 )
@@ -324,6 +325,8 @@ def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
         return "header block left"
     if bare_header_block_left(lines):
         return "header block left"
+    if raw_header_lines_left(lines):
+        return "mail header lines left"
     if any(is_separator(line.strip()) for line in lines):
         return "separator left"
     if _sign_off_inside(lines):

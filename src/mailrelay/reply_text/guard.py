@@ -130,3 +130,16 @@ def _is_short(block: Sequence[str]) -> bool:
         len(line.split()) <= _MAX_SIGN_OFF_WORDS and not line.endswith((":", "："))
         for line in block
     )
+
+
+# A mail header field as a message's head carries it ("Content-Type: text/plain; …",
+# "Message-ID: <…>", "X-Mailer: …"): a hyphenated field name of ASCII words (RFC 5322 2.2).
+_RAW_HEADER: Final = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*-)+[A-Za-z0-9]+:[ \t]*\S")
+_MIN_RAW_HEADERS: Final = 2
+
+
+def raw_header_lines_left(lines: Sequence[str]) -> bool:
+    """Two or more mail header fields in the text: a mangled or pasted message whose head
+    (MIME-Version, Content-Type, Message-ID, In-Reply-To, X-…) landed in its body. No answer
+    a customer should read; an agent's "Tracking-Nr: 123" alone is no reason to hold."""
+    return sum(1 for line in lines if _RAW_HEADER.match(line)) >= _MIN_RAW_HEADERS
