@@ -85,6 +85,21 @@ timezone = "UTC"
 """
 
 
+
+def second_shop(**fields: str | list[str] | None) -> str:
+    """A `[[shop]]` table for a second shop, "bolt", beside BASE_CONFIG's "acme": the tests that
+    check nothing crosses between shops. `fields` override or add keys (None drops one)."""
+    values: dict[str, str | list[str] | None] = {
+        "id": "bolt", "name": "Bolt Bikes", "bcc_address": "reviews+bolt@relay.test",
+        "from": "Bolt Bikes <reviews@bolt.example>", "reply_address": "reply@relay.test",
+        "agents": ["help@bolt.example"], "invite_delay": "7d", "send_hours": "",
+        "timezone": "UTC",
+    }
+    values.update(fields)
+    lines = [f"{key} = {json.dumps(value, ensure_ascii=False)}"
+             for key, value in values.items() if value is not None]
+    return "\n[[shop]]\n" + "\n".join(lines) + "\n"
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""
     if IN_CI or os.environ.get("MAILRELAY_SLOW"):

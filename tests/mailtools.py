@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import socket
 from dataclasses import replace
 from email.message import EmailMessage
@@ -12,6 +14,18 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 
 from .sink import Sink
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    """A message as a mail client reads it (the modern policy, so get_body() works)."""
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def text_of(msg: EmailMessage) -> str:
+    """The text/plain body a reader would see."""
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
 
 
 def trigger(

@@ -13,7 +13,7 @@ from mailrelay.config import Config
 from mailrelay.tokens import TokenSigner
 
 from . import mailtools
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, second_shop
 from .mailtools import settle, trigger
 from .sink import Sink
 
@@ -133,18 +133,7 @@ async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon
     assert refused.value.code == 550
 
 
-BOLT = """
-[[shop]]
-id = "bolt"
-name = "Bolt Bikes"
-bcc_address = "reviews+bolt@relay.test"
-from = "Bolt Bikes <hello@bolt.example>"
-reply_address = "reply@relay.test"
-agents = ["team@bolt.example"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
-"""
+BOLT = second_shop(**{"from": "Bolt Bikes <hello@bolt.example>"}, agents=["team@bolt.example"])
 
 
 async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_refused_at_rcpt(

@@ -7,14 +7,11 @@ Screenshots of every page land in tests/artifacts/ for a human to look at.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import aiosmtplib
@@ -25,7 +22,7 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
 from .browser import browser_page, require_browser, screenshot
-from .mailtools import settle, trigger
+from .mailtools import parsed, settle, text_of, trigger
 from .sink import Sink, running_sink
 
 if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
@@ -63,14 +60,6 @@ def live(config: Config, sink: Sink) -> Config:
     return replace(config, http=http, outbound=outbound)
 
 
-def parsed(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 async def invitation_link(daemon: Daemon, clock: FrozenClock, sink: Sink) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
-import email.policy
 import logging
 import os
 import sqlite3
@@ -34,9 +32,9 @@ from mailrelay.outbox import signed_sender
 from mailrelay.privacy import names
 from mailrelay.store import NewMessage, Store
 
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, settle, trigger
+from .mailtools import drain, parsed, settle, trigger
 from .test_web_reviews import submit
 from .traces import forms_of, hits, scan
 
@@ -45,19 +43,7 @@ BOB_NAME = "Bob Brook"
 BOB_TEXTS = ("The courier left my parcel in the rain", "Brake cable arrived frayed")
 ANN, CLEO = "ann.able@example.com", "cleo.cole@example.com"
 
-SECOND_SHOP = """
-[[shop]]
-id = "bolt"
-name = "Bolt Bikes"
-bcc_address = "reviews+bolt@relay.test"
-cancel_address = "cancel+bolt@relay.test"
-from = "Bolt Bikes <reviews@bolt.example>"
-reply_address = "reply@relay.test"
-agents = ["help@bolt.example"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "UTC"
-"""
+SECOND_SHOP = second_shop(cancel_address="cancel+bolt@relay.test")
 AGENTS = {"acme": "support@acme.example", "bolt": "help@bolt.example"}
 
 
@@ -109,9 +95,6 @@ def test_the_scanner_finds_each_generated_form() -> None:
 
 # --- the whole loop -----------------------------------------------------------------------
 
-
-def parsed(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def outbox_files(config: Config) -> list[Path]:

@@ -29,7 +29,7 @@ from mailrelay.config import Config
 from mailrelay.intake import message_id_of
 from mailrelay.outbox import signed_sender
 
-from .conftest import FUZZ_COUNTS, ConfigFactory
+from .conftest import FUZZ_COUNTS, ConfigFactory, second_shop
 from .hostile_mail import (
     SEED,
     Answer,
@@ -64,18 +64,7 @@ CANCEL = "cancel+acme@relay.test"
 SIZE_LIMIT = 2 << 20  # room for the 900 KB header; the "beyond" cases go past it
 MUTANTS = 600
 SESSIONS = 120
-SECOND_SHOP = """
-[[shop]]
-id = "bolt"
-name = "Bolt Bikes"
-bcc_address = "reviews+bolt@relay.test"
-from = "Bolt Bikes <reviews@bolt.example>"
-reply_address = "reply@relay.test"
-agents = ["help@bolt.example"]
-invite_delay = "7d"
-send_hours = "09:00-17:00"
-timezone = "Pacific/Kiritimati"
-"""
+SECOND_SHOP = second_shop(send_hours="09:00-17:00", timezone="Pacific/Kiritimati")
 
 
 def two_shops(make_config: ConfigFactory, more: str = "") -> Config:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +14,7 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
 from .conftest import ConfigFactory, require_corpus
-from .mailtools import settle, trigger, via_sink
+from .mailtools import parsed, settle, text_of, trigger, via_sink
 from .sink import Sink
 
 BCC = "reviews+acme@relay.test"
@@ -28,14 +26,6 @@ async def send_trigger(daemon: Daemon, raw: bytes) -> None:
     await settle(daemon)
 
 
-def parsed(raw: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
-def text_of(msg: email.message.EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return part.get_content()
 
 
 def link(text: str, kind: str) -> str:

@@ -3,8 +3,6 @@ quote stripping, customer email, rejections)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 from datetime import timedelta
 from email.message import EmailMessage
@@ -22,20 +20,12 @@ from mailrelay.render import REPLY_MARKER
 from mailrelay.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
-from .mailtools import drain, settle, via_sink
+from .mailtools import drain, parsed, settle, text_of, via_sink
 from .sink import Sink
 
 AGENT = "support@acme.example"
 
 
-def parsed(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 class Ticketed:

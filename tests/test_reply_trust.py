@@ -5,8 +5,6 @@ message itself, over SMTP (aiosmtplib to the daemon's listener) and IMAP (pymap)
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,9 +26,9 @@ from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, settle, via_sink
+from .mailtools import drain, parsed, settle, text_of, via_sink
 from .sink import Sink
 
 OURS = "mx.relay.test"
@@ -38,17 +36,8 @@ ACME_AGENT = "support@acme.example"
 BOLT_AGENT = "help@bolt.co.uk"
 STRANGER = "mallory@evil.example"
 VICTIM = "someone@victim.example"
-SECOND_SHOP = """
-[[shop]]
-id = "bolt"
-name = "Bolt Bikes"
-bcc_address = "reviews+bolt@relay.test"
-from = "Bolt Bikes <reviews@bolt.co.uk>"
-reply_address = "reply@relay.test"
-agents = ["help@bolt.co.uk"]
-invite_delay = "7d"
-send_hours = ""
-"""
+SECOND_SHOP = second_shop(**{"from": "Bolt Bikes <reviews@bolt.co.uk>"}, agents=["help@bolt.co.uk"],
+                          timezone=None)
 # What the border MTA writes when a message enters from the Internet (RFC 5321 4.4).
 BORDER = ("from mail.sender.example (mail.sender.example [198.51.100.7]) by mx.relay.test "
           "(Postfix) with ESMTPS id 4Xa1b2; Mon, 23 Nov 2026 10:00:00 +0000")
@@ -57,14 +46,6 @@ SENDER_HOP = ("from [192.0.2.10] (helo=laptop) by smtp.sender.example with esmtp
               "Mon, 23 Nov 2026 09:59:58 +0000")
 
 
-def parsed(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 @dataclass(frozen=True)

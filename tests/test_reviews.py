@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 from datetime import timedelta
 from email.message import EmailMessage
@@ -18,18 +16,8 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
 from mailrelay.render import REPLY_MARKER
 
-from .mailtools import via_sink
+from .mailtools import parsed, text_of, via_sink
 from .sink import Sink
-
-
-def parsed(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 async def invited(daemon: Daemon, clock: FrozenClock, *, email_addr: str = "ann@example.com",

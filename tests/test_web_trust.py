@@ -19,22 +19,11 @@ from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
 from mailrelay.web import client_address
 
-from .conftest import BASE_CONFIG
+from .conftest import BASE_CONFIG, second_shop
 from .test_web_reviews import base, csrf_of, flip, form_page, stored
 
-SECOND_SHOP = """
-[[shop]]
-id = "bolt"
-name = "Bolt Bikes"
-bcc_address = "reviews+bolt@relay.test"
-from = "Bolt Bikes <hello@bolt.example>"
-reply_address = "reply@relay.test"
-agents = ["team@bolt.example"]
-invite_delay = "7d"
-send_hours = ""
-timezone = "Europe/Berlin"
-locale = "de"
-"""
+SECOND_SHOP = second_shop(**{"from": "Bolt Bikes <hello@bolt.example>"},
+                          agents=["team@bolt.example"], timezone="Europe/Berlin", locale="de")
 
 
 def two_shop_config(tmp_path: Path, proxies: str | None) -> Config:
