@@ -32,6 +32,7 @@ from .config import (
 )
 from .delivery import Delivery
 from .errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
+from .files import make_private_dir
 from .imap_watcher import check_connection, describe
 from .invitations import Inviter, record_delivery
 from .mailer import SmtpTransport, build_transport
@@ -237,7 +238,7 @@ async def _check_outbound(config: Config) -> tuple[str, str | None]:
     if out.transport == "maildir":
         name = f"outbound maildir {out.maildir} writable"
         try:
-            out.maildir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(out.maildir)  # it will hold customers' mail (issue 10 §6)
             probe = out.maildir / ".mailrelay-check"
             probe.write_text("ok")
             probe.unlink()
