@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import smtplib
 import ssl
 from datetime import timedelta
@@ -14,6 +15,7 @@ import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
+from mailrelay.errors import StoreError
 from mailrelay.store import NewMessage, Queries
 
 from .conftest import ConfigFactory
@@ -115,6 +117,28 @@ async def test_error_while_storing_answers_451_and_stores_nothing_partial(
     # The first recipient's row was rolled back with the second's failure.
     monkeypatch.setattr(Queries, "insert_message", original)
     assert daemon.store.read(lambda q: q.count_messages()) == 0
+
+
+async def test_a_full_disk_defers_each_message_with_one_log_line_and_no_traceback(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk is an operating condition, not a bug: the platform retries every few
+    minutes, and each 451 once wrote a 12-line traceback (issue 10 §6, found from outside)."""
+
+    def disk_full(self: Queries, msg: NewMessage) -> int | None:
+        raise StoreError("commit failed: database or disk is full")
+
+    monkeypatch.setattr(Queries, "insert_message", disk_full)
+    caplog.set_level(logging.INFO, logger="mailrelay.smtp_server")
+    for _ in range(2):
+        with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:
+            await send(daemon, trigger())
+        assert deferred.value.code == 451
+    lines = [r for r in caplog.records if r.name == "mailrelay.smtp_server"
+             and "451" in r.getMessage()]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert all(r.exc_info is None and r.levelno == logging.WARNING for r in lines)
+    assert "disk is full" in lines[0].getMessage()
 
 
 async def test_session_error_outside_data_answers_451_without_internal_text(

@@ -22,6 +22,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from .config import SmtpConfig
+from .errors import StoreError
 from .intake import Intake, Route
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,12 @@ class Handler:
             ids = await self.intake.receive(
                 _peer(session), str(envelope.mail_from or ""), routes, bytes(raw)
             )
+        except StoreError as exc:
+            # A full disk or a locked database: expected, and the store logged its reason. One
+            # line per deferred message, no traceback (a full disk made 14 lines per message).
+            log.warning("data deferred peer=%s: %s; answered 451", _peer(session), exc)
+            self.outcomes["deferred", "error"] += 1
+            return TEMPFAIL
         except Exception:
             # DESIGN: in doubt, defer. The client keeps the message and retries.
             log.exception("data failed peer=%s; answered 451", _peer(session))
