@@ -362,6 +362,12 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         code, out = await asyncio.to_thread(cli, config, "forget", "BOB.Brook@example.COM")
         assert code == 0, out
         assert "warning" not in out
+        # The agents' replies we filed on the IMAP server quote him: deleted there too (a
+        # check from outside found them kept); Cleo's stays.
+        filed = await imap.messages("mailrelay/processed")
+        assert filed and not any(names(raw, BOB.lower()) for raw in filed), out
+        assert any(names(raw, CLEO) for raw in filed)
+        assert "1 filed reply deleted on the IMAP server" in out
 
         # While the daemon still runs (its WAL in use): nothing of Bob, in any form.
         for text in (BOB_NAME, *BOB_TEXTS):
@@ -453,3 +459,15 @@ def test_forget_erases_waiting_mail_that_names_the_person_and_leaves_a_longer_ad
         assert store.read(lambda q: q.stored_mail("message_bodies", 0, 10)) == [
             (jo_id, pending[0].raw)]
         assert bob_id != jo_id
+
+
+def test_forget_with_the_imap_server_down_still_erases_locally_and_says_what_it_skipped(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    server = PymapServer(tmp_path / "imap")  # configured, never started: nothing listens
+    config = make_config(more=server.toml())
+    code, out = cli(config, "forget", BOB)
+    assert code == 0, out
+    assert "the address is suppressed" in out
+    assert "warning: replies filed on the IMAP server" in out
+    assert "mailrelay/processed" in out and "run forget again" in out
