@@ -471,3 +471,34 @@ def test_forget_with_the_imap_server_down_still_erases_locally_and_says_what_it_
     assert "the address is suppressed" in out
     assert "warning: replies filed on the IMAP server" in out
     assert "mailrelay/processed" in out and "run forget again" in out
+
+
+async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_person(
+    make_config: ConfigFactory, clock: FrozenClock
+) -> None:
+    """The shop keeps BCC'ing orders; `shipments` once showed the erased name and address
+    again, next to "address erased on request", for the whole retention period."""
+    config = make_config(more=SECOND_SHOP)
+    async with Daemon(config, clock) as daemon:
+        code, out = await asyncio.to_thread(cli, config, "forget", BOB)
+        assert code == 0, out
+        late = EmailMessage()
+        late["From"] = "Bolt Bikes <shop@bolt.example>"
+        late["To"] = f"{BOB_NAME} <{BOB}>"
+        late["Subject"] = "Order #2077 has shipped"
+        late["Message-ID"] = make_msgid(domain="platform.example")
+        late.set_content(f"Ship to: {BOB_NAME} <{BOB}>\nOrder #2077\n", cte="base64")
+        await send_trigger(daemon, "reviews+bolt@relay.test", late.as_bytes())
+        await send_trigger(daemon, "reviews+acme@relay.test",
+                           trigger(to=f"Ann Able <{ANN}>", subject="Order #1077"))
+        await settle(daemon)
+        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_shipments())}
+        assert (rows["2077"]["status"], rows["2077"]["reason"]) == (
+            "suppressed", "address erased on request")
+        assert (rows["2077"]["customer_email"], rows["2077"]["customer_name"]) == (None, None)
+        assert rows["1077"]["customer_email"] == ANN  # someone else's order is kept whole
+        bodies = daemon.store.read(lambda q: q.stored_mail("message_bodies", 0, 100))
+        assert not any(names(raw, BOB.lower()) for _, raw in bodies)
+        assert any(names(raw, ANN) for _, raw in bodies)
+        code, out = await asyncio.to_thread(cli, config, "shipments", "--format", "json")
+        assert BOB.lower() not in out.lower() and BOB_NAME not in out
