@@ -208,3 +208,19 @@ async def test_refused_recipients_count_as_commands_without_progress(config: Con
         assert [a[:3] for a in answers] == [b"550"] * 4
         assert (await conn[0].readline()).startswith(b"421 4.7.0")
         assert await closed_by_server(conn) == b""
+
+
+async def test_with_only_max_sessions_set_101_slow_connections_from_one_address_leave_room(
+    make_config: ConfigFactory,
+) -> None:
+    """max_sessions = 5 alone once left the per-client cap at 50: one address held all five
+    sessions until session_timeout (issue 10 §6, found from outside). Now it gets half."""
+    config = make_config(smtp_extra="max_sessions = 5")
+    async with running(config) as daemon:
+        opened = [await connect(daemon, source="127.0.0.9") for _ in range(101)]
+        assert [line[:3] for _, line in opened].count(b"220") == 2
+        await send(daemon, trigger(message_id="<past-the-slow-ones@platform.example>"))
+        await settle(daemon)
+        rows = daemon.store.read(lambda q: q.list_shipments())
+        assert [r["message_id"] for r in rows] == ["<past-the-slow-ones@platform.example>"]
+        await close(*(conn for conn, _ in opened))
