@@ -200,7 +200,8 @@ async def test_smtp_smuggling_sequences_never_produce_a_second_message(
 async def test_sessions_beyond_max_sessions_get_421(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:
-    config = make_config(smtp_extra="max_sessions = 2")
+    # All from 127.0.0.1: allow them all of it (the per-client default is half).
+    config = make_config(smtp_extra="max_sessions = 2\nmax_sessions_per_client = 2")
     async with Daemon(config, clock) as daemon:
         clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) for _ in range(2)]
         for client in clients:
