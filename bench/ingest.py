@@ -160,7 +160,7 @@ class Mailrelay(Server):
         config = self.workdir / "relay.toml"
         config.write_text(relay_toml(
             smtp_listen=f"127.0.0.1:{self.port}",
-            smtp_extra='max_message_size = "1MB"\nmax_sessions = 64'))
+            smtp_extra='max_message_size = "1MB"\nmax_sessions = 64\nmax_sessions_per_client = 64'))
         self.db = self.workdir / "var" / "bench.db"
         # Default log level (INFO, one line per processed message): what production runs with.
         return [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"]

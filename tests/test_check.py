@@ -4,6 +4,7 @@ and /healthz turning 503 while the IMAP server is down."""
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -18,7 +19,7 @@ from mailrelay.cli import main
 from mailrelay.clock import FrozenClock
 from mailrelay.config import load
 
-from .conftest import BASE_CONFIG
+from .conftest import BASE_CONFIG, ConfigFactory
 from .imap_servers import PymapServer
 from .sink import Sink, running_sink
 
@@ -141,3 +142,19 @@ async def test_check_warns_about_the_deprecated_imap_authserv_id_and_still_passe
                for w in warnings), out
     assert any("smtp.trusted_clients is empty" in w for w in warnings), out
     assert all(line.startswith(("ok", "warning")) for line in out.strip().splitlines()), out
+
+
+def test_check_creates_a_missing_maildir_outbox_owner_only_under_umask_022(
+    make_config: ConfigFactory,
+) -> None:
+    """`check` is often the first command run; the Maildir it creates will hold customers'
+    mail, so it must be 0700 like everything else the relay creates (issue 10 §6)."""
+    config = make_config()
+    old = os.umask(0o022)
+    try:
+        code, output = check(config.source)
+    finally:
+        os.umask(old)
+    assert "outbound maildir" in output, output
+    for folder in (config.outbound.maildir, config.outbound.maildir.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700, (folder, output)

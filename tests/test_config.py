@@ -711,3 +711,20 @@ def test_the_imap_authserv_id_is_a_deprecated_alias_with_a_warning(tmp_path: Pat
     assert any("trusted_clients is empty" in w for w in loaded.warnings)
     clash = imap + 'authserv_id = "a.example"\n[security]\nauthserv_id = "b.example"\n' + SHOP
     assert keys_and_lines(problems_of(tmp_path, clash)) == {("imap.authserv_id", 5)}
+
+
+def test_one_smtp_client_gets_half_the_sessions_by_default_and_a_larger_share_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    """101 slow connections from one address held all of max_sessions = 5 while the per-client
+    cap stayed at its fixed default of 50 (issue 10 §6, found from outside)."""
+    assert load_text(tmp_path, SHOP).smtp.max_sessions_per_client == 50
+    small = load_text(tmp_path, "[smtp]\nmax_sessions = 5\n" + SHOP)
+    assert small.smtp.max_sessions_per_client == 2
+    assert small.warnings == ()
+    single = load_text(tmp_path, "[smtp]\nmax_sessions = 1\n" + SHOP)
+    assert single.smtp.max_sessions_per_client == 1
+    chosen = load_text(tmp_path, "[smtp]\nmax_sessions = 5\nmax_sessions_per_client = 5\n" + SHOP)
+    assert chosen.smtp.max_sessions_per_client == 5  # an explicit value is respected...
+    assert any(w.startswith("smtp.max_sessions_per_client = 5 is not below max_sessions = 5")
+               for w in chosen.warnings)  # ...and `check` says what it allows

@@ -345,6 +345,12 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         code, out = await asyncio.to_thread(cli, config, "forget", "BOB.Brook@example.COM")
         assert code == 0, out
         assert "warning" not in out
+        # The agents' replies we filed on the IMAP server quote him: deleted there too (a
+        # check from outside found them kept); Cleo's stays.
+        filed = await imap.messages("mailrelay/processed")
+        assert filed and not any(names(raw, BOB.lower()) for raw in filed), out
+        assert any(names(raw, CLEO) for raw in filed)
+        assert "1 filed reply deleted on the IMAP server" in out
 
         # While the daemon still runs (its WAL in use): nothing of Bob, in any form.
         for text in (BOB_NAME, *BOB_TEXTS):
@@ -436,3 +442,46 @@ def test_forget_erases_waiting_mail_that_names_the_person_and_leaves_a_longer_ad
         assert store.read(lambda q: q.stored_mail("message_bodies", 0, 10)) == [
             (jo_id, pending[0].raw)]
         assert bob_id != jo_id
+
+
+def test_forget_with_the_imap_server_down_still_erases_locally_and_says_what_it_skipped(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    server = PymapServer(tmp_path / "imap")  # configured, never started: nothing listens
+    config = make_config(more=server.toml())
+    code, out = cli(config, "forget", BOB)
+    assert code == 0, out
+    assert "the address is suppressed" in out
+    assert "warning: replies filed on the IMAP server" in out
+    assert "mailrelay/processed" in out and "run forget again" in out
+
+
+async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_person(
+    make_config: ConfigFactory, clock: FrozenClock
+) -> None:
+    """The shop keeps BCC'ing orders; `shipments` once showed the erased name and address
+    again, next to "address erased on request", for the whole retention period."""
+    config = make_config(more=SECOND_SHOP)
+    async with Daemon(config, clock) as daemon:
+        code, out = await asyncio.to_thread(cli, config, "forget", BOB)
+        assert code == 0, out
+        late = EmailMessage()
+        late["From"] = "Bolt Bikes <shop@bolt.example>"
+        late["To"] = f"{BOB_NAME} <{BOB}>"
+        late["Subject"] = "Order #2077 has shipped"
+        late["Message-ID"] = make_msgid(domain="platform.example")
+        late.set_content(f"Ship to: {BOB_NAME} <{BOB}>\nOrder #2077\n", cte="base64")
+        await send_trigger(daemon, "reviews+bolt@relay.test", late.as_bytes())
+        await send_trigger(daemon, "reviews+acme@relay.test",
+                           trigger(to=f"Ann Able <{ANN}>", subject="Order #1077"))
+        await settle(daemon)
+        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_shipments())}
+        assert (rows["2077"]["status"], rows["2077"]["reason"]) == (
+            "suppressed", "address erased on request")
+        assert (rows["2077"]["customer_email"], rows["2077"]["customer_name"]) == (None, None)
+        assert rows["1077"]["customer_email"] == ANN  # someone else's order is kept whole
+        bodies = daemon.store.read(lambda q: q.stored_mail("message_bodies", 0, 100))
+        assert not any(names(raw, BOB.lower()) for _, raw in bodies)
+        assert any(names(raw, ANN) for _, raw in bodies)
+        code, out = await asyncio.to_thread(cli, config, "shipments", "--format", "json")
+        assert BOB.lower() not in out.lower() and BOB_NAME not in out

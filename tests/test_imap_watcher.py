@@ -4,6 +4,7 @@ never by \\Seen, filed after commit, surviving crashes, restarts and UIDVALIDITY
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email
 import logging
@@ -23,7 +24,8 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import ImapConfig
-from mailrelay.imap_watcher import ImapWatcher, check_connection
+from mailrelay.imap_watcher import ImapWatcher, check_connection, delete_filed
+from mailrelay.privacy import names
 from mailrelay.store import Store
 
 from .conftest import ConfigFactory, require_program
@@ -526,3 +528,44 @@ async def test_an_agent_reply_by_imap_is_published_once_even_after_a_uidvalidity
         outcomes = daemon.store.read(lambda q: q.conn.execute(
             "SELECT outcome FROM replies").fetchall())
         assert [tuple(r) for r in outcomes] == [("published",)]
+
+
+def quoting(address_lines: str, cte: str) -> bytes:
+    """An agent's answer above a quoted ticket, the customer's address in it as given."""
+    body = f"Sorted, thanks.\r\n\r\n> Reviewer: Bob Brook\r\n> {address_lines}\r\n"
+    if cte == "base64":
+        body = base64.encodebytes(body.replace("=\r\n", "").encode()).decode()
+    return ("From: Support <support@acme.example>\r\nTo: reply+abc@relay.test\r\n"
+            f"Subject: Re: your ticket\r\nMessage-ID: {make_msgid(domain='acme.example')}\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n{body}").encode()
+
+
+async def filed_forget(server: ImapServer) -> None:
+    config = server.imap_config()
+    await check_connection(config)  # creates the processed and rejected folders
+    bob = "bob.brook@example.com"
+    await server.append(quoting("Email: bob.br=\r\nook=40Example.com", "quoted-printable"),
+                        PROCESSED)
+    await server.append(quoting("Email: ann.able@example.com", "quoted-printable"), PROCESSED)
+    await server.append(quoting("Email: Bob.Brook@example.com", "base64"), REJECTED)
+    await server.append(quoting("Email: bob.brook@example.com", "7bit"), INBOX)
+    deleted = await delete_filed(config, lambda raw: names(raw, bob))
+    assert deleted == 2
+    assert [names(raw, "ann.able@example.com") for raw in await server.messages(PROCESSED)] == [
+        True]
+    assert await server.messages(REJECTED) == []
+    # The watched folder is not ours to clean: what is there has not been processed yet.
+    assert len(await server.messages(INBOX)) == 1
+
+
+async def test_forget_deletes_filed_replies_naming_the_person_in_any_encoding_and_no_other(
+    server: ImapServer,
+) -> None:
+    await filed_forget(server)
+
+
+async def test_forget_deletes_filed_replies_on_a_server_without_uidplus(tmp_path: Path) -> None:
+    with running(make_server("dovecot", tmp_path, capabilities="IMAP4rev1 LITERAL+ SASL-IR")
+                 ) as server:
+        await filed_forget(server)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import aiosmtplib
+import pytest
 
+from mailrelay import smtp_server
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
@@ -208,3 +211,40 @@ async def test_refused_recipients_count_as_commands_without_progress(config: Con
         assert [a[:3] for a in answers] == [b"550"] * 4
         assert (await conn[0].readline()).startswith(b"421 4.7.0")
         assert await closed_by_server(conn) == b""
+
+
+async def test_with_only_max_sessions_set_101_slow_connections_from_one_address_leave_room(
+    make_config: ConfigFactory,
+) -> None:
+    """max_sessions = 5 alone once left the per-client cap at 50: one address held all five
+    sessions until session_timeout (issue 10 §6, found from outside). Now it gets half."""
+    config = make_config(smtp_extra="max_sessions = 5")
+    async with running(config) as daemon:
+        opened = [await connect(daemon, source="127.0.0.9") for _ in range(101)]
+        assert [line[:3] for _, line in opened].count(b"220") == 2
+        await send(daemon, trigger(message_id="<past-the-slow-ones@platform.example>"))
+        await settle(daemon)
+        rows = daemon.store.read(lambda q: q.list_shipments())
+        assert [r["message_id"] for r in rows] == ["<past-the-slow-ones@platform.example>"]
+        await close(*(conn for conn, _ in opened))
+
+
+async def test_a_flood_of_refused_connections_writes_one_log_line_then_how_many_followed(
+    config: Config, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """96 WARNING lines for one attacker's 101 connections: a log can fill the disk too."""
+    caplog.set_level(logging.WARNING, logger="mailrelay.smtp_server")
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "client refused" in r.getMessage()]
+
+    async with running(config, max_sessions=5, max_sessions_per_client=20) as daemon:
+        opened = await asyncio.gather(*(connect(daemon) for _ in range(20)))
+        assert [line[:3] for _, line in opened].count(b"421") == 15
+        assert daemon.listener.refused_counts["max_sessions"] == 15  # /metrics sees them all
+        assert len(refusals()) == 1 and "max_sessions=5 reached" in refusals()[0]
+        monkeypatch.setattr(smtp_server, "REFUSAL_LOG_EVERY", 0.0)  # the minute has passed
+        _, line = await connect(daemon)
+        assert line.startswith(b"421")
+        assert len(refusals()) == 2
+        assert refusals()[1].endswith("; 14 more refused for this since the last such line")

@@ -15,6 +15,7 @@ import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.clock import FrozenClock
+from mailrelay.errors import StoreError
 from mailrelay.store import NewMessage, Queries
 
 from .conftest import ConfigFactory
@@ -124,6 +125,28 @@ async def test_error_while_storing_answers_451_and_stores_nothing_partial(
     assert daemon.store.read(lambda q: q.count_messages()) == 0
 
 
+async def test_a_full_disk_defers_each_message_with_one_log_line_and_no_traceback(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk is an operating condition, not a bug: the platform retries every few
+    minutes, and each 451 once wrote a 12-line traceback (issue 10 §6, found from outside)."""
+
+    def disk_full(self: Queries, msg: NewMessage) -> int | None:
+        raise StoreError("commit failed: database or disk is full")
+
+    monkeypatch.setattr(Queries, "insert_message", disk_full)
+    caplog.set_level(logging.INFO, logger="mailrelay.smtp_server")
+    for _ in range(2):
+        with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:
+            await send(daemon, trigger())
+        assert deferred.value.code == 451
+    lines = [r for r in caplog.records if r.name == "mailrelay.smtp_server"
+             and "451" in r.getMessage()]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert all(r.exc_info is None and r.levelno == logging.WARNING for r in lines)
+    assert "disk is full" in lines[0].getMessage()
+
+
 async def test_session_error_outside_data_answers_451_without_internal_text(
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,7 +206,8 @@ async def test_smtp_smuggling_sequences_never_produce_a_second_message(
 async def test_sessions_beyond_max_sessions_get_421(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:
-    config = make_config(smtp_extra="max_sessions = 2")
+    # All from 127.0.0.1: allow them all of it (the per-client default is half).
+    config = make_config(smtp_extra="max_sessions = 2\nmax_sessions_per_client = 2")
     async with Daemon(config, clock) as daemon:
         clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) for _ in range(2)]
         for client in clients:

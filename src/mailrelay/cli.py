@@ -32,7 +32,8 @@ from .config import (
 )
 from .delivery import Delivery
 from .errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
-from .imap_watcher import check_connection, describe
+from .files import make_private_dir
+from .imap_watcher import check_connection, delete_filed, describe
 from .invitations import Inviter, record_delivery
 from .mailer import SmtpTransport, build_transport
 from .models import InvitationStatus, OutboxStatus, ShipmentStatus
@@ -237,7 +238,7 @@ async def _check_outbound(config: Config) -> tuple[str, str | None]:
     if out.transport == "maildir":
         name = f"outbound maildir {out.maildir} writable"
         try:
-            out.maildir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(out.maildir)  # it will hold customers' mail (issue 10 §6)
             probe = out.maildir / ".mailrelay-check"
             probe.write_text("ok")
             probe.unlink()
@@ -765,7 +766,8 @@ def forget(config_path: Path | None, email_address: str) -> None:
     """Erase one person's data everywhere (a GDPR request) and suppress the address.
 
     Stored raw mail naming the person (decoded: any case, quoted-printable, base64,
-    encoded-words) is deleted, and so are delivered copies in the Maildir outbox. Their
+    encoded-words) is deleted, and so are delivered copies in the Maildir outbox and the
+    replies filed in the IMAP processed and rejected folders. Their
     reviews keep only the star rating, hidden; responses and notes on them are deleted. The
     suppression keeps only a hash of the address, so no trace of it stays in clear text.
     """
@@ -779,6 +781,17 @@ def forget(config_path: Path | None, email_address: str) -> None:
     touched = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v) or "nothing stored"
     files = f"; {report.files_deleted} outbox file(s) deleted" if report.files_deleted else ""
     click.echo(f"forgot {address}: {touched}{files}; the address is suppressed")
+    if config.imap is not None:
+        imap = config.imap
+        try:
+            filed = asyncio.run(delete_filed(imap, lambda raw: privacy.names(raw, address)))
+        except (MailrelayError, OSError, TimeoutError) as exc:
+            click.echo(f"warning: replies filed on the IMAP server ({imap.processed_folder}, "
+                       f"{imap.rejected_folder}) were not searched: {describe(exc)}; run "
+                       "forget again when the server is reachable", err=True)
+        else:
+            click.echo(f"{filed} filed repl{'y' if filed == 1 else 'ies'} deleted on the IMAP "
+                       f"server ({imap.processed_folder}, {imap.rejected_folder})")
     if not report.wal_truncated:
         click.echo("warning: the write-ahead log could not be truncated while the daemon was "
                    "reading; run forget again, or stop the daemon, to be sure it is gone",

@@ -729,6 +729,7 @@ def _read_smtp(table: _Table) -> SmtpConfig:
     users_file = table.optional_path("users_file")
     if require_auth and users_file is None:
         table.problem("users_file", "is required when require_auth = true")
+    max_sessions = table.integer("max_sessions", 100, minimum=1)
     return SmtpConfig(
         host=host,
         port=port,
@@ -739,10 +740,13 @@ def _read_smtp(table: _Table) -> SmtpConfig:
         tls_key=tls_key,
         require_auth=require_auth,
         users_file=users_file,
-        max_sessions=table.integer("max_sessions", 100, minimum=1),
+        max_sessions=max_sessions,
         timeout=table.duration("timeout", "5m", positive=True, maximum=timedelta(hours=1)),
         trusted_clients=trusted,
-        max_sessions_per_client=table.integer("max_sessions_per_client", 50, minimum=1),
+        # Default half of max_sessions (50 of 100, as Postfix): a fixed 50 let one client
+        # take all of a smaller cap, e.g. 5, until session_timeout (issue 10 §6).
+        max_sessions_per_client=table.integer("max_sessions_per_client",
+                                              max(1, max_sessions // 2), minimum=1),
         session_timeout=table.duration("session_timeout", "10m", positive=True),
         junk_command_limit=table.integer("junk_command_limit", 20, minimum=1),
     )
@@ -1061,6 +1065,11 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
     if security.authserv_id and not smtp.trusted_clients:
         warnings.append("security.authserv_id is set but smtp.trusted_clients is empty: no "
                         "reply arriving by SMTP can be authenticated (list the MTA in front)")
+
+    if 1 < smtp.max_sessions <= smtp.max_sessions_per_client:
+        warnings.append(f"smtp.max_sessions_per_client = {smtp.max_sessions_per_client} is not "
+                        f"below max_sessions = {smtp.max_sessions}: one client (slow ones until "
+                        "session_timeout) can hold every session and lock the platforms out")
 
     shops: list[tuple[_Table, ShopConfig]] = []
     raw_shops = document.get("shop", [])

@@ -237,6 +237,32 @@ async def check_connection(config: ImapConfig, *, seconds: float = 30,
         await mailbox.close()
 
 
+async def delete_filed(config: ImapConfig, matches: Callable[[bytes], bool], *,
+                       seconds: float = 30, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Delete the replies we filed in the processed and rejected folders that `matches`
+    accepts; how many. `forget` erases raw mail that names a person (issue 10 §5), and these
+    folders hold the agents' replies we moved there, quoting the customer. The watched folder
+    is left alone: what is there has not been read by us yet."""
+    mailbox = await Mailbox.open(config, seconds, seconds, ssl_context)
+    deleted = 0
+    try:
+        for folder in dict.fromkeys((config.processed_folder, config.rejected_folder)):
+            if not await mailbox._exists(mailbox.server_name(folder)):
+                continue
+            await mailbox.select(folder)
+            doomed = []
+            for uid in await mailbox.search_all():
+                raw = await mailbox.fetch(uid)
+                if raw is not None and matches(raw):
+                    doomed.append(uid)
+            if doomed:
+                await mailbox.delete(doomed)
+                deleted += len(doomed)
+    finally:
+        await mailbox.close()
+    return deleted
+
+
 class Mailbox:
     """One logged-in aioimaplib client; every call bounded by a timeout and by connection loss."""
 
@@ -546,6 +572,17 @@ class Mailbox:
                         self.config.host, self.config.folder)
         await self.command("EXPUNGE", self.client.expunge())
         return True
+
+    async def delete(self, uids: list[int]) -> None:
+        """Mark `uids` of the selected folder deleted and expunge them (only them with
+        UIDPLUS, RFC 4315; else EXPUNGE, in a folder that only we file into)."""
+        uid_set = ",".join(str(u) for u in uids)
+        await self.command(f"UID STORE {uid_set} +FLAGS.SILENT",
+                           self.client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)"))
+        if self.has("UIDPLUS"):
+            await self.command(f"UID EXPUNGE {uid_set}", self.client.uid("expunge", uid_set))
+        else:
+            await self.command("EXPUNGE", self.client.expunge())
 
     async def idle(self, seconds: float) -> None:
         """IDLE (RFC 2177) until the folder changes or `seconds` pass; then DONE."""

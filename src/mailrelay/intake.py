@@ -14,7 +14,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta
 from functools import partial
 
@@ -380,6 +380,11 @@ def process_shipment(
             ShipmentStatus.REJECTED, f"sender {sender or '(none)'} is not in trigger_senders")
     else:
         status, reason = decide(q, shop, cand, now)
+    if reason == SUPPRESSION_TEXT["forgotten"]:
+        # The person asked to be erased (issue 10 §5): a later order keeps the decision, not
+        # their name, address or the raw mail (found shown again by `shipments`).
+        notice = replace(notice, customer_email=None, customer_name=None)
+        q.erase_message_body(msg.id)
     if status != ShipmentStatus.SCHEDULED:
         shipment_id = q.insert_shipment(shipment_row(msg, notice, status, reason))
         return Outcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id,

@@ -22,6 +22,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from .config import SmtpConfig
+from .errors import StoreError
 from .intake import Intake, Route
 from .store import address_ref
 
@@ -114,6 +115,12 @@ class Handler:
             ids = await self.intake.receive(
                 _peer(session), str(envelope.mail_from or ""), routes, bytes(raw)
             )
+        except StoreError as exc:
+            # A full disk or a locked database: expected, and the store logged its reason. One
+            # line per deferred message, no traceback (a full disk made 14 lines per message).
+            log.warning("data deferred peer=%s: %s; answered 451", _peer(session), exc)
+            self.outcomes["deferred", "error"] += 1
+            return TEMPFAIL
         except Exception:
             # DESIGN: in doubt, defer. The client keeps the message and retries.
             log.exception("data failed peer=%s; answered 451", _peer(session))
@@ -366,6 +373,10 @@ class GatedSMTP(BlockDataSMTP):
         await super()._handle_client()
 
 
+#: Seconds between two log lines for connections refused for the same reason.
+REFUSAL_LOG_EVERY = 60.0
+
+
 class Listener:
     """Owns the listening socket and every open session."""
 
@@ -379,6 +390,8 @@ class Listener:
         #: For /metrics: connections refused at connect, and sessions closed at a limit.
         self.refused_counts: Counter[str] = Counter()
         self.closed_counts: Counter[str] = Counter()
+        self._refusal_logged_at: dict[str, float] = {}
+        self._refusals_unlogged: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._allowed = config.allowed_clients
         self._tls = _tls_context(config)
@@ -402,19 +415,19 @@ class Listener:
             except ValueError:
                 addr = None
             if addr is None or not any(addr in net for net in self._allowed):
-                log.warning("client refused peer=%s (not in allowed_clients)", peer)
+                self._log_refused("not_allowed", peer, "not in allowed_clients")
                 self.handler.outcomes["rejected", "client_not_allowed"] += 1
                 self.refused_counts["not_allowed"] += 1
                 return NOT_ALLOWED
         if len(self.sessions) >= self.config.max_sessions:
-            log.warning("client refused peer=%s (max_sessions=%d reached)", peer,
-                        self.config.max_sessions)
+            self._log_refused("max_sessions", peer,
+                              f"max_sessions={self.config.max_sessions} reached")
             self.handler.outcomes["deferred", "too_busy"] += 1
             self.refused_counts["max_sessions"] += 1
             return TOO_BUSY
         if self._per_client[host] >= self.config.max_sessions_per_client:
-            log.warning("client refused peer=%s (max_sessions_per_client=%d reached)", peer,
-                        self.config.max_sessions_per_client)
+            self._log_refused("max_sessions_per_client", peer, "max_sessions_per_client="
+                              f"{self.config.max_sessions_per_client} reached")
             self.handler.outcomes["deferred", "too_busy"] += 1
             self.refused_counts["max_sessions_per_client"] += 1
             return CLIENT_BUSY
@@ -422,6 +435,20 @@ class Listener:
         self._per_client[host] += 1
         self._client_of[session] = host
         return None
+
+    def _log_refused(self, reason: str, peer: Any, why: str) -> None:
+        """One WARNING per reason per `REFUSAL_LOG_EVERY` seconds, naming how many went
+        unlogged since: a flood of connections must not flood the log too (101 slow clients
+        wrote 96 lines; a log can fill the disk). /metrics counts every refusal."""
+        now = asyncio.get_running_loop().time()
+        last = self._refusal_logged_at.get(reason)
+        if last is not None and now - last < REFUSAL_LOG_EVERY:
+            self._refusals_unlogged[reason] += 1
+            return
+        more = self._refusals_unlogged.pop(reason, 0)
+        log.warning("client refused peer=%s (%s)%s", peer, why,
+                    f"; {more} more refused for this since the last such line" if more else "")
+        self._refusal_logged_at[reason] = now
 
     def release(self, session: GatedSMTP) -> None:
         """Give back an admitted session's slot (nothing for a refused one)."""

@@ -607,6 +607,10 @@ class Queries:
         )
         return cur.rowcount == 1
 
+    def erase_message_body(self, message_row_id: int) -> None:
+        """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""
+        self.conn.execute("DELETE FROM message_bodies WHERE id = ?", (message_row_id,))
+
     def count_messages(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
