@@ -77,7 +77,7 @@ class Ticket:
 
 
 async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: str,
-                     customer: str) -> Ticket:
+                     customer: str, text: str = "The frame was a size too small.") -> Ticket:
     """A review at `shop_id` whose ticket reached the shop's agent through the sink."""
     shop = daemon.config.shop(shop_id)
     assert shop is not None
@@ -91,7 +91,7 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     inv = daemon.store.read(lambda q: q.get_invitation(invitation_id))
     assert inv is not None
     form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
-                                "text": "The frame was a size too small.", "name": "Kim Berg"})
+                                "text": text, "name": "Kim Berg"})
     assert form is not None
     _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
     assert review_id is not None
@@ -208,6 +208,34 @@ async def test_one_line_directives_act_at_either_shop_and_nobody_else_hears_of_t
         # #noemail and directives alone never write to the customers.
         assert [m for m in mails_to(sink, "ann@example.com") + mails_to(sink, "bo@example.net")
                 if m["Auto-Submitted"] == "auto-replied"] == []
+
+
+async def test_an_answer_written_below_the_quoted_review_is_published_at_either_shop(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """Bottom-posting in quoted-printable (found against a running relay): the quoted review
+    text once cut the reply before the answer, which was refused as empty."""
+    answers = {"acme": "We are sorry, a pair one size up is on its way today.",
+               "bolt": "Ευχαριστούμε πολύ, το μεγαλύτερο πλαίσιο έφυγε σήμερα."}
+    review = "The frame was a size too small and the parcel came two weeks late."
+    async with relay(make_config, clock, sink) as daemon:
+        for t in (await ticket_for(daemon, clock, sink, "acme", "ann@example.com", review),
+                  await ticket_for(daemon, clock, sink, "bolt", "bo@example.net", review)):
+            msg = EmailMessage()
+            msg["From"] = f"Agent <{t.agent}>"
+            msg["To"] = t.reply_to
+            msg["Subject"] = "Re: " + str(t.message["Subject"])
+            msg["Message-ID"] = make_msgid(domain="agents.example")
+            # Bottom-posters trim the quote to the part they answer: here the review.
+            quoted = f"> {review}"
+            msg.set_content(f"Στις Δευ 23 Νοε 2026 στις 10:00, ο/η {t.shop} <reviews@{t.shop}"
+                            f".example> έγραψε:\n{quoted}\n\n{answers[t.shop]}\n",
+                            cte="quoted-printable")
+            await smtp_send(daemon, msg.as_bytes(), t.reply_to, sender=t.agent)
+            assert response_of(daemon, t.review_id) == answers[t.shop]
+            assert notices(sink, t.agent) == []
+        [to_ann] = [m for m in mails_to(sink, "ann@example.com") if answers["acme"] in text_of(m)]
+        assert "two weeks late" not in text_of(to_ann) and "έγραψε" not in text_of(to_ann)
 
 
 async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_per_day(
