@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -236,6 +237,28 @@ async def test_an_answer_written_below_the_quoted_review_is_published_at_either_
             assert notices(sink, t.agent) == []
         [to_ann] = [m for m in mails_to(sink, "ann@example.com") if answers["acme"] in text_of(m)]
         assert "two weeks late" not in text_of(to_ann) and "έγραψε" not in text_of(to_ann)
+
+
+async def test_the_ticket_shows_one_line_directives_and_its_examples_work_as_shown(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """The ticket is where agents learn what they can write: its help, in the shop's language,
+    shows `#note <text>` on one line and a line of several tags that acts as printed."""
+    async with relay(make_config, clock, sink,
+                     more='[[shop]]\nid = "cedar"\nbcc_address = "reviews+cedar@relay.test"\n'
+                          'from = "Cedar <hi@cedar.example>"\nagents = ["desk@cedar.example"]'
+                          '\nlocale = "de"\nsend_hours = ""\n') as daemon:
+        for shop, customer, note in (("acme", "ann@example.com", "#note <text>"),
+                                     ("cedar", "cy@example.org", "#note <Text>")):
+            t = await ticket_for(daemon, clock, sink, shop, customer)
+            help_text = text_of(t.message)
+            assert note in help_text
+            [example] = re.findall(r"#tag \w+ #tag \w+", help_text)
+            await smtp_send(daemon, reply(t, example), t.reply_to, sender=t.agent)
+            review = daemon.store.read(lambda q, t=t: q.get_review(t.review_id))
+            assert review is not None
+            assert sorted(review["tags"]) == sorted(example.replace("#tag ", "").split())
+            assert review["response"] is None and notices(sink, t.agent) == []
 
 
 async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_per_day(
