@@ -284,6 +284,35 @@ async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_
         assert refused(samples, "empty_note", "true") == 1
 
 
+async def test_a_refusal_is_explained_in_the_language_of_the_agents_shop(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """A German shop's agent read "Grund: empty" and an English explanation (found against a
+    running relay); the English shop's notice stays as it was."""
+    async with relay(make_config, clock, sink,
+                     more='[[shop]]\nid = "cedar"\nbcc_address = "reviews+cedar@relay.test"\n'
+                          'from = "Cedar <hi@cedar.example>"\nagents = ["desk@cedar.example"]'
+                          '\nlocale = "de"\nsend_hours = ""\n') as daemon:
+        acme = await ticket_for(daemon, clock, sink, "acme", "ann@example.com")
+        cedar = await ticket_for(daemon, clock, sink, "cedar", "cy@example.org")
+        for t in (acme, cedar):
+            await smtp_send(daemon, reply(t, ""), t.reply_to, sender=t.agent)
+            await smtp_send(daemon, reply(t, "#note"), t.reply_to, sender=t.agent)
+        english = sorted(str(n["Subject"]) for n in notices(sink, ACME_AGENT))
+        assert english == ["Your reply was not published: empty",
+                           "Your reply was not published: empty note"]
+        german = [m for m in mails_to(sink, "desk@cedar.example")
+                  if "nicht veröffentlicht" in str(m["Subject"])]
+        assert sorted(str(m["Subject"]) for m in german) == [
+            "Ihre Antwort wurde nicht veröffentlicht: leer",
+            "Ihre Antwort wurde nicht veröffentlicht: leere Notiz"]
+        for notice in german:
+            body = text_of(notice)
+            assert "Grund: leer" in body
+            assert "Nothing was left" not in body and "needs its text" not in body
+            assert "ann@example.com" not in body and "ACME" not in body
+
+
 async def test_a_stranger_who_mails_a_valid_key_gets_nothing_back_and_is_counted(
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink,
     caplog: pytest.LogCaptureFixture,
