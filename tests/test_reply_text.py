@@ -293,6 +293,16 @@ def test_our_marker_cuts_the_quoted_ticket() -> None:
     assert result.cut_at == "marker"
 
 
+def test_an_answer_below_the_quoted_review_is_kept_not_refused_as_empty() -> None:
+    review = "The parcel came two weeks late and the box was crushed on one side."
+    reply = f"> {review}\n\n{AGENT}\n"
+    assert_published(extract(reply, known_texts=[review]))
+    pasted = f"{AGENT}\n\n{review}\n\nThanks again."  # unquoted: still cut where it starts
+    result = extract(pasted, known_texts=[review])
+    assert_published(result)
+    assert result.cut_at == "known_text"
+
+
 def test_our_marker_cuts_also_when_quoted() -> None:
     ticket = f"> {REPLY_MARKER}\n>\n> New review for ACME Shoes\n> [mr:{KEY}]\n"
     result = extract(f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n\n{ticket}")
@@ -324,7 +334,6 @@ def test_a_text_we_sent_cuts_the_reply_where_it_appears_reflowed_or_quoted() -> 
     )
     result = extract(f"{AGENT}\n\n{quoted}", known_texts=[review])
     assert_published(result)
-    assert result.cut_at == "known_text"
     indented = "  The parcel came two weeks late and the box\n  was crushed on one side, but"
     assert_published(extract(f"{AGENT}\n\n{indented}", known_texts=[review]))
 

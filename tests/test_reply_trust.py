@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -58,7 +59,7 @@ class Ticket:
 
 
 async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: str,
-                     customer: str) -> Ticket:
+                     customer: str, text: str = "The frame was a size too small.") -> Ticket:
     """A review at `shop_id` whose ticket reached the shop's agent through the sink."""
     shop = daemon.config.shop(shop_id)
     assert shop is not None
@@ -72,7 +73,7 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     inv = daemon.store.read(lambda q: q.get_invitation(invitation_id))
     assert inv is not None
     form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
-                                "text": "The frame was a size too small.", "name": "Kim Berg"})
+                                "text": text, "name": "Kim Berg"})
     assert form is not None
     _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
     assert review_id is not None
@@ -191,6 +192,56 @@ async def test_one_line_directives_act_at_either_shop_and_nobody_else_hears_of_t
                 if m["Auto-Submitted"] == "auto-replied"] == []
 
 
+async def test_an_answer_written_below_the_quoted_review_is_published_at_either_shop(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """Bottom-posting in quoted-printable (found against a running relay): the quoted review
+    text once cut the reply before the answer, which was refused as empty."""
+    answers = {"acme": "We are sorry, a pair one size up is on its way today.",
+               "bolt": "Ευχαριστούμε πολύ, το μεγαλύτερο πλαίσιο έφυγε σήμερα."}
+    review = "The frame was a size too small and the parcel came two weeks late."
+    async with relay(make_config, clock, sink) as daemon:
+        for t in (await ticket_for(daemon, clock, sink, "acme", "ann@example.com", review),
+                  await ticket_for(daemon, clock, sink, "bolt", "bo@example.net", review)):
+            msg = EmailMessage()
+            msg["From"] = f"Agent <{t.agent}>"
+            msg["To"] = t.reply_to
+            msg["Subject"] = "Re: " + str(t.message["Subject"])
+            msg["Message-ID"] = make_msgid(domain="agents.example")
+            # Bottom-posters trim the quote to the part they answer: here the review.
+            quoted = f"> {review}"
+            msg.set_content(f"Στις Δευ 23 Νοε 2026 στις 10:00, ο/η {t.shop} <reviews@{t.shop}"
+                            f".example> έγραψε:\n{quoted}\n\n{answers[t.shop]}\n",
+                            cte="quoted-printable")
+            await smtp_send(daemon, msg.as_bytes(), t.reply_to, sender=t.agent)
+            assert response_of(daemon, t.review_id) == answers[t.shop]
+            assert notices(sink, t.agent) == []
+        [to_ann] = [m for m in mails_to(sink, "ann@example.com") if answers["acme"] in text_of(m)]
+        assert "two weeks late" not in text_of(to_ann) and "έγραψε" not in text_of(to_ann)
+
+
+async def test_the_ticket_shows_one_line_directives_and_its_examples_work_as_shown(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """The ticket is where agents learn what they can write: its help, in the shop's language,
+    shows `#note <text>` on one line and a line of several tags that acts as printed."""
+    async with relay(make_config, clock, sink,
+                     more='[[shop]]\nid = "cedar"\nbcc_address = "reviews+cedar@relay.test"\n'
+                          'from = "Cedar <hi@cedar.example>"\nagents = ["desk@cedar.example"]'
+                          '\nlocale = "de"\nsend_hours = ""\n') as daemon:
+        for shop, customer, note in (("acme", "ann@example.com", "#note <text>"),
+                                     ("cedar", "cy@example.org", "#note <Text>")):
+            t = await ticket_for(daemon, clock, sink, shop, customer)
+            help_text = text_of(t.message)
+            assert note in help_text
+            [example] = re.findall(r"#tag \w+ #tag \w+", help_text)
+            await smtp_send(daemon, reply(t, example), t.reply_to, sender=t.agent)
+            review = daemon.store.read(lambda q, t=t: q.get_review(t.review_id))
+            assert review is not None
+            assert sorted(review["tags"]) == sorted(example.replace("#tag ", "").split())
+            assert review["response"] is None and notices(sink, t.agent) == []
+
+
 async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_per_day(
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink
 ) -> None:
@@ -212,6 +263,35 @@ async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_
         samples = await scrape(daemon)
         assert refused(samples, "empty", "true") == 2
         assert refused(samples, "empty_note", "true") == 1
+
+
+async def test_a_refusal_is_explained_in_the_language_of_the_agents_shop(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    """A German shop's agent read "Grund: empty" and an English explanation (found against a
+    running relay); the English shop's notice stays as it was."""
+    async with relay(make_config, clock, sink,
+                     more='[[shop]]\nid = "cedar"\nbcc_address = "reviews+cedar@relay.test"\n'
+                          'from = "Cedar <hi@cedar.example>"\nagents = ["desk@cedar.example"]'
+                          '\nlocale = "de"\nsend_hours = ""\n') as daemon:
+        acme = await ticket_for(daemon, clock, sink, "acme", "ann@example.com")
+        cedar = await ticket_for(daemon, clock, sink, "cedar", "cy@example.org")
+        for t in (acme, cedar):
+            await smtp_send(daemon, reply(t, ""), t.reply_to, sender=t.agent)
+            await smtp_send(daemon, reply(t, "#note"), t.reply_to, sender=t.agent)
+        english = sorted(str(n["Subject"]) for n in notices(sink, ACME_AGENT))
+        assert english == ["Your reply was not published: empty",
+                           "Your reply was not published: empty note"]
+        german = [m for m in mails_to(sink, "desk@cedar.example")
+                  if "nicht veröffentlicht" in str(m["Subject"])]
+        assert sorted(str(m["Subject"]) for m in german) == [
+            "Ihre Antwort wurde nicht veröffentlicht: leer",
+            "Ihre Antwort wurde nicht veröffentlicht: leere Notiz"]
+        for notice in german:
+            body = text_of(notice)
+            assert "Grund: leer" in body
+            assert "Nothing was left" not in body and "needs its text" not in body
+            assert "ann@example.com" not in body and "ACME" not in body
 
 
 async def test_a_stranger_who_mails_a_valid_key_gets_nothing_back_and_is_counted(

@@ -241,7 +241,8 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
     refusals = [r.getMessage().partition(" review form refused: ")[2] for r in caplog.records]
     assert {"stars given 2 times", "csrf given 2 times", "text sent as a file or binary part",
             "unreadable body (UnicodeDecodeError)", "unreadable body (LookupError)",
-            "unreadable body (HTTPRequestEntityTooLarge)"} <= set(refusals)
+            "unreadable body (HTTPRequestEntityTooLarge)",
+            "not a form (Content-Type 'application/json')"} <= set(refusals)
     # A well-formed multipart form is still a form.
     acme = await invite(direct, "acme", "ann@example.com")
     csrf = csrf_of(await form_page(http, direct, acme["token"])).encode()
@@ -284,4 +285,8 @@ NOT_OUR_FORM: list[tuple[str, str, Callable[[bytes], bytes]]] = [
     ("nested multipart", "multipart/form-data; boundary=b5",
      lambda c: multipart("b5", b"Content-Type: multipart/mixed; boundary=in\r\n\r\n"
                          + multipart("in", field("stars", b"4")))),
+    # aiohttp would store U+FFFD for each bad byte, and read any other body as an empty form.
+    ("percent-escaped invalid UTF-8", FORM,
+     lambda c: good(c).replace(b"Fits+well", b"Fits+%FF%FE%FD+well")),
+    ("a JSON body", "application/json", lambda c: b'{"stars": 4, "csrf": "' + c + b'"}'),
 ]

@@ -921,10 +921,14 @@ def notice_mail(
     in_reply_to: str | None,
     now: datetime,
     message_id: str | None = None,
+    code: str = "",
+    detail: str = "",
 ) -> RenderedMail:
     """Tell an agent why their reply was not published, with what they wrote, so they can
-    resend it. Sent from the shop's reply address with Auto-Submitted: auto-replied, so the
-    agent's own auto-responder stays quiet (RFC 3834)."""
+    resend it. `code` (the refusal's metric label) and `detail` let a template say the reason
+    in the shop's language; `reason` and `explanation` are the English fallback. Sent from
+    the shop's reply address with Auto-Submitted: auto-replied, so the agent's own
+    auto-responder stays quiet (RFC 3834)."""
     to_address = _checked_address(to_email)
     message_id = _checked_message_id(config, message_id)
     now = _aware(now)
@@ -936,6 +940,8 @@ def notice_mail(
         shop_name=shop_name,
         reason=reason,
         explanation=explanation,
+        code=code,
+        detail=detail,
         original_subject=clean_header(original_subject, limit=200),
         original_text=_clean_text(original_text or "", limit=5000),
     )

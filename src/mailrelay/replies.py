@@ -178,6 +178,7 @@ class Refusal:
     sentence: str
     notice: str | None = None
     explanation: str = ""
+    detail: str = ""  # what the reply guard found (held_back), for the notice
 
 
 def _automatic(why: str) -> Refusal:
@@ -214,7 +215,7 @@ def _held_back(detail: str) -> Refusal:
         "held_back", f"The reply still looked like it held quoted text ({detail}); the agent "
         "is told.", "held back",
         "The reply still looked like it contained quoted text. Write your answer above the "
-        f"marker line and remove the quoted part. ({detail})")
+        f"marker line and remove the quoted part. ({detail})", detail)
 
 
 @dataclass(frozen=True)
@@ -419,6 +420,7 @@ class Replier:
                 self.templates, self.config, shop, to_email=sender, reason=refusal.notice,
                 explanation=refusal.explanation, original_subject=reply.subject,
                 original_text=reply.text, in_reply_to=reply.message_id, now=now,
+                code=refusal.code, detail=refusal.detail,
             )
         except (ValueError, jinja2.TemplateError) as exc:
             log.warning("review=%s refusal notice cannot be rendered: %s",

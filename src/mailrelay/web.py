@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import jinja2
@@ -285,12 +285,30 @@ def _query_int(value: str | None, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+async def _strict_urlencoded(request: web.Request) -> None:
+    """UnicodeDecodeError when a percent-escape decodes to invalid UTF-8: aiohttp would store
+    U+FFFD in its place (`text=%FF%FE` saved as "\ufffd\ufffd"); a browser never sends that."""
+    charset = request.charset or "utf-8"
+    body = (await request.read()).decode(charset)  # raw 8-bit bytes fail here already
+    for name, value in parse_qsl(body, keep_blank_values=True, encoding="latin-1"):
+        name.encode("latin-1").decode(charset)
+        value.encode("latin-1").decode(charset)
+
+
 async def _read_form(request: web.Request) -> tuple[str | None, dict[str, str], object]:
     """(why the body is not our form or None, the form's fields, the CSRF value). Not our form:
     broken multipart, bad encoding, an unknown charset, too large, a field given twice or as a
     file. Each is the client's mistake, answered 400 with the form, never a 500 (issue 10)."""
     values = dict.fromkeys(FORM_FIELDS, "")
+    if request.content_type not in _FORM_TYPES:
+        # aiohttp reads any other body as an empty form: say so instead of "CSRF missing".
+        return f"not a form (Content-Type {request.content_type[:40]!r})", values, None
     try:
+        if request.content_type == "application/x-www-form-urlencoded":
+            await _strict_urlencoded(request)
         data = await request.post()
     except (ValueError, LookupError, AssertionError, web.HTTPException,
             aiohttp.ClientError) as exc:

@@ -140,7 +140,8 @@ def _text_before_marker(line: str) -> str:
 
 def _cut_at_known_text(lines: list[str], known_texts: Sequence[str], cuts: list[str]) -> list[str]:
     """Cut before the first run of >= 40 characters of a text we sent (the review in the ticket),
-    however the client reflowed or quoted it."""
+    however the client reflowed it. A run on a `>` line is left to the quote-block rule, which
+    drops that block and keeps an answer written below it (bottom-posting, issue 10 §1)."""
     windows = _known_windows(known_texts)
     if not windows:
         return lines
@@ -149,8 +150,11 @@ def _cut_at_known_text(lines: list[str], known_texts: Sequence[str], cuts: list[
         if position and joined[position - 1] != " ":
             continue  # a run starts at a word; every offset of the known text is in `windows`
         if joined[position : position + _KNOWN_RUN] in windows:
+            index = bisect_right(starts, position) - 1
+            if QUOTE.match(lines[index]):
+                continue
             cuts.append("known_text")
-            return lines[: bisect_right(starts, position) - 1]
+            return lines[:index]
     return lines
 
 
