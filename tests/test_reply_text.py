@@ -456,6 +456,42 @@ def test_a_quoted_line_rewrapped_without_its_prefix_goes_with_the_quote() -> Non
     assert_published(result)
 
 
+INLINE_ANSWERS = {
+    "en": ("> Can I change the colour to navy?", "Yes, done - navy it is."),
+    "es": ("> ¿Envían a Canarias?", "Sí 👍"),
+    "pl": ("> Czy mogę zapłacić przy odbiorze?", "Tak, oczywiście."),
+    "ta": ("> இந்த புடவை காட்டன் தானா?", "ஆம், 100% பருத்தி."),
+    "ja": ("> 来週までに届きますか？", "はい、明日発送します。"),
+    "ar": ("> هل يمكنني الدفع عند الاستلام؟", "نعم بالتأكيد"),
+    "lv": ("> Paku nosūtījāt šodien.", "Jā"),
+    "sw": ("> Mnasafirisha hadi Mombasa", "Ndiyo"),
+}
+
+
+@pytest.mark.parametrize(("question", "answer"), INLINE_ANSWERS.values(), ids=INLINE_ANSWERS)
+def test_a_short_inline_answer_right_between_quoted_questions_is_kept(
+    question: str, answer: str
+) -> None:
+    text = f"{ATTRIBUTIONS['en']}\n{question}\n{answer}\n> {question[2:]} 2\nThanks"
+    assert_published(extract(text), f"{answer}\n\nThanks")
+
+
+REWRAPPED = {
+    "en": "> Our parcel came two weeks late and the box that it was packed in was\nBadly",
+    "de": "> Das Paket kam zwei Wochen zu spät an und der Karton, in dem es lag, war\nStark",
+    "pt": "> A encomenda chegou duas semanas atrasada e a caixa em que vinha estava\nToda",
+    "ja": "> 荷物は予定より二週間も遅れて届きましたが、箱が潰れていて中の靴も少し\n汚れて",
+}
+
+
+@pytest.mark.parametrize("quoted", REWRAPPED.values(), ids=REWRAPPED)
+def test_a_long_unfinished_quoted_line_continued_without_its_prefix_is_still_quoted(
+    quoted: str,
+) -> None:
+    text = f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n{quoted}\n> crushed and dirty.\n"
+    assert_published(extract(text))
+
+
 def test_directives_at_the_top_are_kept() -> None:
     agent = "#note\n#tag carrier\n#report spam by a competitor\n\nInternal: check DHL."
     result = extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}")

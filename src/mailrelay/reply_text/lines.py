@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
+from unicodedata import east_asian_width
 
 from .shapes import (
     EMAIL,
@@ -267,7 +268,7 @@ def classify(lines: Sequence[str]) -> tuple[list[Kind], dict[int, int]]:
         else:
             kinds[index] = _single_line_kind(line)
         index += 1
-    _mark_wrapped_quote_lines(kinds)
+    _mark_wrapped_quote_lines(lines, kinds)
     _mark_banners(lines, kinds)
     _settle_rules(lines, kinds)
     return kinds, spans
@@ -330,9 +331,10 @@ def _is_table_or_heading_rule(lines: Sequence[str], kinds: Sequence[Kind], index
     return below is Kind.TEXT or 0.5 <= ratio <= 2
 
 
-def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
+def _mark_wrapped_quote_lines(lines: Sequence[str], kinds: list[Kind]) -> None:
     """One or two unquoted lines squeezed between quoted ones, without a blank line, are a
-    quoted line that a client re-wrapped without its ">": they are quoted too."""
+    quoted line that a client re-wrapped without its ">" when the quoted line above reads as
+    cut off (`_is_rewrapped`); otherwise they are an inline answer and stay text."""
     for index, kind in enumerate(kinds):
         if kind is not Kind.QUOTE or index + 1 >= len(kinds) or kinds[index + 1] is not Kind.TEXT:
             continue
@@ -340,8 +342,31 @@ def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
             after = index + 1 + width
             run = kinds[index + 1 : after]
             if after < len(kinds) and kinds[after] is Kind.QUOTE and set(run) == {Kind.TEXT}:
-                kinds[index + 1 : after] = [Kind.QUOTE] * width
+                if _is_rewrapped(lines[index], lines[index + 1]):
+                    kinds[index + 1 : after] = [Kind.QUOTE] * width
                 break
+
+
+# A quoted line a client wrapped is cut near its wrap width, mid-sentence.
+_WRAP_WIDTH: Final = 60  # columns; clients wrap at 72-78, less the "> " prefixes
+_FINISHED: Final = (".", "?", "!", "。", "？", "！", "…", "؟")
+
+
+def _is_rewrapped(quoted: str, following: str) -> bool:
+    """The unquoted line continues the quoted one: that one does not end a sentence (an answer
+    follows a question or a full stop: "> Navy?" / "Yes, done.") and is either as long as a
+    wrapped line or continued in lower case ("> … the box was" / "crushed.")."""
+    text = QUOTE_PREFIX.sub("", quoted).rstrip(" *_")
+    if not text or text.endswith(_FINISHED):
+        return False
+    first = following.lstrip()[:1]
+    lower = first.isalpha() and first == first.lower() and first != first.upper()
+    return _columns(text) >= _WRAP_WIDTH or lower
+
+
+def _columns(text: str) -> int:
+    """Columns the text takes: wide (CJK) characters count twice, as a client wraps them."""
+    return sum(2 if east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def _single_line_kind(line: str) -> Kind:
