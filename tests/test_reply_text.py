@@ -1036,6 +1036,65 @@ def test_an_app_sign_off_in_other_languages_cuts_the_pasted_history(sign_off: st
     assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{UNQUOTED}"))
 
 
+SENT_WITH_APP = [
+    "Sent via Superhuman",
+    "Envoyé avec Spark",
+    "Gesendet mit Newton",
+    "Inviato da Nine",
+    "Sendt med Canary",  # nn: Nynorsk, in no corpus
+    "Poslano iz Twobird",
+]
+
+
+@pytest.mark.parametrize("sign_off", SENT_WITH_APP)
+def test_a_sent_via_app_paragraph_above_the_history_is_a_sign_off(sign_off: str) -> None:
+    assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"))
+
+
+def test_sent_via_a_carrier_above_the_history_is_an_answer() -> None:
+    agent = "Hi Ann,\n\nyour replacement left our warehouse this morning.\n\nSent via DHL"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), agent)
+
+
+DEPARTMENT_LINES = {
+    "en": (
+        "Kind regards,",
+        "Tom Hart",
+        "Customer Care | Hart & Sons",
+        "This email and anything attached to it is confidential.",
+    ),
+    "ga": (
+        "Le meas,",
+        "Siobhán Ní Bhriain",
+        "Seirbhís do Chustaiméirí | Éadaí an Iarthair",
+        "Tá an teachtaireacht seo faoi rún agus don fhaighteoir amháin.",
+    ),
+    "fo": (
+        "Vinarliga,",
+        "Jógvan Poulsen",
+        "Kundatænasta | Handil í Havn",
+        "Hesin teldupostur er trúnaðarmál og einans ætlaður móttakaranum.",
+    ),
+    "eo": (
+        "Kore,",
+        "Ana Verda",
+        "Klientservo | Verda Butiko",
+        "Ĉi tiu mesaĝo estas konfidenca kaj nur por la ricevanto.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("sign_off", "name", "department", "footer"), DEPARTMENT_LINES.values(), ids=DEPARTMENT_LINES
+)
+def test_a_department_and_company_line_and_footer_under_the_name_are_cut(
+    sign_off: str, name: str, department: str, footer: str
+) -> None:
+    body = "we refunded the full amount to your card yesterday; it shows within five days."
+    result = extract(f"Hi Ann,\n{body}\n{sign_off}\n{name}\n{department}\n{footer}")
+    assert_published(result, f"Hi Ann,\n{body}\n{sign_off}\n{name}")
+
+
 def test_a_contact_list_in_the_answer_is_no_header_block() -> None:
     text = (
         "Hi Ann,\n\nyou can reach the carrier here:\nPhone: 0800 123 456\n"

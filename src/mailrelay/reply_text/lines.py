@@ -727,7 +727,22 @@ def is_app_sign_off(line: str) -> bool:
         (index for index in range(len(words), 0, -1) if not _CAPITAL_WORD.match(words[index - 1])),
         0,
     )
-    return tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None
+    if tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None:
+        return True
+    return _is_sent_with_name(text)
+
+
+def _is_sent_with_name(text: str) -> bool:
+    """ "Sent via Superhuman", "Envoyé avec Spark", "Gesendet mit Newton": a verb of sending and
+    a preposition (`_SENT_WITH`), then one to three words starting with a capital (the app's
+    name). An all-capital short word is rather a carrier: "Sent via DHL" is an answer."""
+    match = _SENT_WITH.match(text)
+    if match is None:
+        return False
+    name = text[match.end() :].split()
+    if not 1 <= len(name) <= 3 or not _CAPITAL_WORD.match(name[0]):
+        return False
+    return not (name[0].isupper() and len(name[0]) <= 4)
 
 
 def _names_a_device(text: str) -> bool:

@@ -144,7 +144,8 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
         if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
             return False
         if is_contact_line(text):
-            contact = contact or is_contact_line(text, strong=True)
+            # under a sign-off and name, "Department | Company" is as good as a phone number
+            contact = contact or signed or is_contact_line(text, strong=True)
         elif _width(text) > _MAX_NAME and not contact:
             return False  # a long line comes only after contact lines: a legal footer
     if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
