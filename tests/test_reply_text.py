@@ -1095,6 +1095,41 @@ def test_a_department_and_company_line_and_footer_under_the_name_are_cut(
     assert_published(result, f"Hi Ann,\n{body}\n{sign_off}\n{name}")
 
 
+PARENTHESIS_ENDS = {
+    "az": (
+        "Sifarişiniz göndərildi, izləmə nömrəsi RB 221 334 556 AZ (pulsuz, adətən 5 AZN).",
+        "Hörmətlə,",
+        "Leyla",
+    ),
+    "en": (
+        "Your parcel left today, tracking RB 221 334 556 GB (free, usually 5 GBP).",
+        "Best,",
+        "Tom",
+    ),
+    "lb": (
+        "Äre Pak ass haut fortgaang, Nummer RB 221 334 556 LU (gratis, soss 5 EUR).",
+        "Schéine Gruss,",
+        "Mett",
+    ),
+    "yo": (
+        "A ti fi ẹru rẹ ranṣẹ loni, nọmba RB 221 334 556 NG (ọfẹ, deede 5 USD).",
+        "O dabọ,",
+        "Tunde",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "closing", "name"), PARENTHESIS_ENDS.values(), ids=PARENTHESIS_ENDS
+)
+def test_a_sentence_ending_in_a_bracket_and_full_stop_is_no_wrapped_attribution(
+    sentence: str, closing: str, name: str
+) -> None:
+    agent = f"Hi,\n{sentence}\n{closing}\n{name}"
+    attribution = "2 dekabr 2026, 20:14 Rəşad Əliyev <resad.aliyev@mail.example>:"
+    assert_published(extract(f"{agent}\n{attribution}\n\n{QUOTED}"), agent)
+
+
 def test_a_contact_list_in_the_answer_is_no_header_block() -> None:
     text = (
         "Hi Ann,\n\nyou can reach the carrier here:\nPhone: 0800 123 456\n"

@@ -73,7 +73,7 @@ _NEW_ATTRIBUTION: Final = re.compile(
 )
 # A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
 # start; "kl." or "nov." (abbreviations of three letters or less) may be.
-_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？])$")
+_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？]|[)\]»”\"][.。])$")  # "(… 5 AZN)."
 # An attribution wraps over a blank line only where a client broke it mid-phrase ("On Thu, 31
 # Mar 2016 at 11:16 Some One" / "" / "<mailto:…> wrote:"), never after a full stop.
 _PARAGRAPH_END: Final = (".", "!", "?", "。", "！", "？", "…")
