@@ -901,6 +901,23 @@ def test_a_dash_line_under_a_heading_or_in_a_table_is_no_signature_delimiter(tex
     assert_published(extract(text), text)
 
 
+UNDERLINED_TABLES = {
+    "de": ("Lagerbestand", "Größe | Stück"),
+    "cs": ("Skladem", "Velikost | Kusů"),
+    "fo": ("Á goymslu", "Stødd | Tal"),
+    "sw": ("Bidhaa zilizopo", "Saizi | Idadi"),
+}
+
+
+@pytest.mark.parametrize(("heading", "header"), UNDERLINED_TABLES.values(), ids=UNDERLINED_TABLES)
+def test_an_underlined_heading_over_a_pipe_table_between_quotes_is_kept(
+    heading: str, header: str
+) -> None:
+    table = f"{heading}\n{'=' * len(heading)}\n{header}\n------+------\n38    | 4\n40    | 0"
+    text = f"{ATTRIBUTIONS['de']}\n> Welche Größen?\n\n{table}\n>\n> Und der Versand?\n3 Tage."
+    assert_published(extract(text), f"{table}\n\n3 Tage.")
+
+
 def test_dashes_above_a_contact_block_cut_it_as_a_signature() -> None:
     text = f"{AGENT}\n-----\nBob Berg | ACME Shop | +46 8 123 45 67\nwww.acme.example"
     assert_published(extract(text))
