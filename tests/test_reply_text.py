@@ -1009,6 +1009,27 @@ def test_the_contact_block_under_a_sign_off_and_name_is_cut(
     assert_published(result, f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}")
 
 
+POSTSCRIPTS = {
+    "fr": ("Cordialement,", "Julien", "P.S. : la confirmation part de noreply@boutique.example."),
+    "en": ("Kind regards,", "Tom", "PS: check your spam folder, we write from info@shop.example"),
+    "pl": ("Pozdrawiam,", "Ola", "P.S. Kod rabatowy ZIMA10 działa do piątku, tel. 22 555 01 99."),
+    "eo": ("Kore,", "Ana", "P.S.: la kupono validas ĝis vendredo, skribu al ni@butiko.example."),
+    "fo": ("Vinarliga,", "Jógvan", "P.P.S. Ring til okkara á +298 31 55 00, um pakkin ikki kemur."),
+}
+
+
+@pytest.mark.parametrize(("sign_off", "name", "postscript"), POSTSCRIPTS.values(), ids=POSTSCRIPTS)
+def test_a_postscript_under_the_name_is_kept_and_the_contact_block_below_it_cut(
+    sign_off: str, name: str, postscript: str
+) -> None:
+    body = "we are sorry the parcel arrived late; a voucher is on its way to you today."
+    agent = f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}\n{postscript}"
+    assert_published(extract(agent), agent)
+    block = "ACME SARL | 12 rue Neuve, 75001 Paris\nTél. +33 1 23 45 67 89"
+    assert_published(extract(f"{agent}\n\n{block}"), agent)
+    assert_published(extract(f"{agent}\n{block}"), agent)  # HTML: one line per paragraph
+
+
 def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> None:
     text = (
         "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way.\n\nThanks\nBob\n"

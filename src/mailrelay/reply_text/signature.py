@@ -13,6 +13,7 @@ from .shapes import is_contact_line
 _MAX_NAME: Final = 50  # characters of a sign-off or name line
 _MAX_BLOCK: Final = 12  # lines of a signature block
 _LOOKAHEAD: Final = 4
+_WRAPPED: Final = 60  # columns of a line a client wrapped (at 72-78)
 _TITLE_LINES: Final = 2  # lines of title and department under a name without contact details
 _SENTENCE: Final = re.compile(
     r"[.!?。！？]\s*$|[.!?]\s"
@@ -45,10 +46,28 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
         signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
+        end = _after_postscript(lines, content, end)
         block = [lines[index] for index in content[end + 1 :]]
         if _is_block(block, signed=signed):
             return content[end] + 1
     return None
+
+
+def _after_postscript(lines: Sequence[str], content: Sequence[int], end: int) -> int:
+    """Position of the last line of a "P.S." right under the closing (with the lines a client
+    wrapped it onto), or `end` when none follows: the postscript is the agent's message, a
+    contact block may still come below it."""
+    position = end + 1
+    if position >= len(content) or not _POSTSCRIPT.match(lines[content[position]].strip()):
+        return end
+    while (
+        position + 1 < len(content)
+        and content[position + 1] == content[position] + 1
+        and _width(lines[content[position]].strip()) >= _WRAPPED
+        and not _SENTENCE.search(lines[content[position]])
+    ):
+        position += 1  # a line wrapped near the client's width, mid-sentence
+    return position
 
 
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
@@ -66,6 +85,9 @@ _CLOSING_WORDS: Final = re.compile(
     re.IGNORECASE,
 )
 _DIGIT: Final = re.compile(r"\d")
+# A postscript after the name: "P.S.", "PS:", "P.-S. :", "P.P.S.", "ps." ("PS Shop" is none);
+# the Latin abbreviation is written so in most languages with Latin, Cyrillic or Greek script.
+_POSTSCRIPT: Final = re.compile(r"^(?:(?:p\.\s?){1,2}-?\s?s\b|p{1,2}s\s?[:.])", re.IGNORECASE)
 _COMBINED: Final = re.compile(r"[,，،]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
 
 
@@ -141,8 +163,8 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
     contact = False
     for line in block:
         text = line.strip()
-        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
-            return False
+        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text) or _POSTSCRIPT.match(text):
+            return False  # a question, a second closing or a "P.S." is the agent's message
         if is_contact_line(text):
             # under a sign-off and name, "Department | Company" is as good as a phone number
             contact = contact or signed or is_contact_line(text, strong=True)
