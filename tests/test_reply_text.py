@@ -1030,6 +1030,32 @@ def test_a_postscript_under_the_name_is_kept_and_the_contact_block_below_it_cut(
     assert_published(extract(f"{agent}\n{block}"), agent)  # HTML: one line per paragraph
 
 
+BILINGUAL = {
+    "fr-en": (
+        "Bonjour M. Tremblay,\nVotre commande part demain, numéro de suivi 7023 4455 8812 9900.",
+        "Hello Mr. Tremblay,\nYour order ships tomorrow, tracking number 7023 4455 8812 9900.",
+    ),
+    "cy-en": (
+        "Annwyl Mr Huws,\nBydd eich archeb yn gadael yfory, rhif tracio 7023 4455 8812 9900.",
+        "Dear Mr Hughes,\nYour order leaves tomorrow, tracking number 7023 4455 8812 9900.",
+    ),
+    "fy-nl": (
+        "Bêste mefrou De Vries,\nJo bestelling giet moarn fuort, folchnûmer 7023 4455 8812 9900.",
+        "Beste mevrouw De Vries,\nUw bestelling gaat morgen weg, volgnummer 7023 4455 8812 9900.",
+    ),
+    "rm-de": (
+        "Stimada dunna Caduff,\nVossa empustaziun parta damaun, numer 7023 4455 8812 9900.",
+        "Liebe Frau Caduff,\nIhre Bestellung geht morgen raus, Sendungsnummer 7023 4455 8812 9900.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("first", "second"), BILINGUAL.values(), ids=BILINGUAL)
+def test_an_answer_repeated_in_a_second_language_is_kept_whole(first: str, second: str) -> None:
+    agent = f"{first}\n\n{second}\nSophie"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['fr']}\n\n{QUOTED}"), agent)
+
+
 def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> None:
     text = (
         "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way.\n\nThanks\nBob\n"

@@ -41,8 +41,10 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
             continue  # the message itself comes first
         if closing.rstrip().endswith((".", "。")) and lines[content[position] - 1].strip():
             continue  # "Kiitos." opens a paragraph; "qfe." under a line is its wrapped end
-        end = position
         following = lines[content[position + 1]]
+        if _is_greeting(closing, following):
+            continue  # "Hello Mr. Tremblay," / "Your order ships…": a second language's answer
+        end = position
         signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
@@ -51,6 +53,16 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
         if _is_block(block, signed=signed):
             return content[end] + 1
     return None
+
+
+def _is_greeting(line: str, following: str) -> bool:
+    """A line ending in a comma, without a closing word, over a long sentence opens a
+    paragraph ("Hello Mr. Tremblay," as an answer repeated in a second language does); a
+    closing is followed by a name or a contact line."""
+    text, below = line.strip(), following.strip()
+    if not text.endswith((",", "，", "،")) or _CLOSING_WORDS.search(text):
+        return False
+    return _width(below) > _MAX_NAME and _SENTENCE.search(below) is not None
 
 
 def _after_postscript(lines: Sequence[str], content: Sequence[int], end: int) -> int:
