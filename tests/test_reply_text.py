@@ -1056,6 +1056,28 @@ def test_an_answer_repeated_in_a_second_language_is_kept_whole(first: str, secon
     assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['fr']}\n\n{QUOTED}"), agent)
 
 
+TEAM_LINES = {
+    "en": ("Nina", "Shop A Support"),
+    "de": ("Jana Berg", "Team Kundenservice"),
+    "nl": ("Sanne", "Team Klantenservice"),
+    "mi": ("Aroha", "Te Rōpū Āwhina"),  # Māori, in no corpus
+    "eo": ("Ana", "Klienta Servo"),
+}
+
+
+@pytest.mark.parametrize(("name", "team"), TEAM_LINES.values(), ids=TEAM_LINES)
+def test_a_team_line_under_the_name_right_above_the_history_is_cut(name: str, team: str) -> None:
+    agent = f"Hi Paul,\nThe missing cable went out today, tracking 9400 1000 0000 1234.\n{name}"
+    history = f"-- Please reply above this line --\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(f"{agent}\n{team}\n{history}"), agent)
+    assert_published(extract(f"{agent}\n{team}"), f"{agent}\n{team}")  # no history: kept
+
+
+def test_a_last_line_in_sentence_case_under_the_name_is_kept() -> None:
+    agent = "Hi Paul,\nThe missing cable went out today by USPS First Class.\nNina\nsee you soon"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), agent)
+
+
 def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> None:
     text = (
         "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way.\n\nThanks\nBob\n"

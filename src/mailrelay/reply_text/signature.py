@@ -82,6 +82,39 @@ def _after_postscript(lines: Sequence[str], content: Sequence[int], end: int) ->
     return position
 
 
+def team_line_start(lines: Sequence[str]) -> int | None:
+    """Index of a team or title line right under the agent's name at the end of the text
+    ("… went out today." / "Nina" / "Shop A Support"), or None. Both lines are in title case
+    and without digits or punctuation, the name follows a sentence and the team line follows
+    the name directly; read only right above cut history, where a help desk puts its footer.
+    A closing with a sign-off is `signature_block_start`'s."""
+    content = [index for index, line in enumerate(lines) if line.strip()]
+    if len(content) < 3:
+        return None
+    message, name, team = (lines[index].strip() for index in content[-3:])
+    if content[-1] != content[-2] + 1 or not _SENTENCE.search(message):
+        return None
+    if _width(message) <= _MAX_NAME or _CLOSING_WORDS.search(f"{name} {team}"):
+        return None
+    if _is_titled(name, 1, 3) and _is_titled(team, 2, 5):
+        return content[-1]
+    return None
+
+
+def _is_titled(line: str, fewest: int, most: int) -> bool:
+    """A few words, each capitalised (in any cased script) but for short joining words ("of",
+    "de") and "&", "|", "-"; no digits."""
+    words = line.split()
+    if not fewest <= len(words) <= most or _DIGIT.search(line) or len(line) > _MAX_NAME:
+        return False
+    if not words[0][:1].isupper():
+        return False
+    return all(
+        word[:1].isupper() or word in ("&", "|", "-", "·") or (word.isalpha() and len(word) <= 3)
+        for word in words
+    )
+
+
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
 # name line below it, so a closing missing here costs a name, never a leak.
 _CLOSING_WORDS: Final = re.compile(
