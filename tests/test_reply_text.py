@@ -1129,6 +1129,8 @@ SENT_WITH_APP = [
     "Inviato da Nine",
     "Sendt med Canary",  # nn: Nynorsk, in no corpus
     "Poslano iz Twobird",
+    "Отправлено из Суперпочты",
+    "Στάλθηκε από Ταχυδρομείο",
 ]
 
 

@@ -740,7 +740,7 @@ def _is_sent_with_name(text: str) -> bool:
     if match is None:
         return False
     name = text[match.end() :].split()
-    if not 1 <= len(name) <= 3 or not _CAPITAL_WORD.match(name[0]):
+    if not 1 <= len(name) <= 3 or not name[0][:1].isupper():  # in any cased script
         return False
     return not (name[0].isupper() and len(name[0]) <= 4)
 
