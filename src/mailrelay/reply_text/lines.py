@@ -73,7 +73,8 @@ _NEW_ATTRIBUTION: Final = re.compile(
 )
 # A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
 # start; "kl." or "nov." (abbreviations of three letters or less) may be.
-_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？]|[)\]»”\"][.。])$")  # "(… 5 AZN)."
+# Also the full stops of Devanagari/Bengali (।), Urdu (۔), Armenian (։), Ethiopic (።) and "؟".
+_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？।۔։።؟]|[)\]»”\"][.。])$")
 # An attribution wraps over a blank line only where a client broke it mid-phrase ("On Thu, 31
 # Mar 2016 at 11:16 Some One" / "" / "<mailto:…> wrote:"), never after a full stop.
 _PARAGRAPH_END: Final = (".", "!", "?", "。", "！", "？", "…")
@@ -349,7 +350,7 @@ def _mark_wrapped_quote_lines(lines: Sequence[str], kinds: list[Kind]) -> None:
 
 # A quoted line a client wrapped is cut near its wrap width, mid-sentence.
 _WRAP_WIDTH: Final = 60  # columns; clients wrap at 72-78, less the "> " prefixes
-_FINISHED: Final = (".", "?", "!", "。", "？", "！", "…", "؟")
+_FINISHED: Final = (".", "?", "!", "。", "？", "！", "…", "؟", "।", "۔", "։", "።")
 
 
 def _is_rewrapped(quoted: str, following: str) -> bool:
