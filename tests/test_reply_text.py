@@ -470,6 +470,11 @@ INLINE_ANSWERS = {
 }
 
 
+def test_a_lower_case_answer_under_a_short_quoted_line_is_kept() -> None:
+    text = f"{ATTRIBUTIONS['en']}\n> Colour navy\nok\n> Size M\nok, done"
+    assert_published(extract(text), "ok\n\nok, done")
+
+
 @pytest.mark.parametrize(("question", "answer"), INLINE_ANSWERS.values(), ids=INLINE_ANSWERS)
 def test_a_short_inline_answer_right_between_quoted_questions_is_kept(
     question: str, answer: str
@@ -484,6 +489,10 @@ REWRAPPED = {
     "pt": "> A encomenda chegou duas semanas atrasada e a caixa em que vinha estava\nToda",
     "ja": "> 荷物は予定より二週間も遅れて届きましたが、箱が潰れていて中の靴も少し\n汚れて",
 }
+
+
+REWRAPPED["link"] = "> You can follow it here:\nhttps://carrier.example/track?id=RB221334556"
+REWRAPPED["lower"] = "> La caja llegó aplastada y con una esquina\nabierta"
 
 
 @pytest.mark.parametrize("quoted", REWRAPPED.values(), ids=REWRAPPED)

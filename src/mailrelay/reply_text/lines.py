@@ -356,13 +356,17 @@ _FINISHED: Final = (".", "?", "!", "。", "？", "！", "…", "؟", "।", "۔"
 def _is_rewrapped(quoted: str, following: str) -> bool:
     """The unquoted line continues the quoted one: that one does not end a sentence (an answer
     follows a question or a full stop: "> Navy?" / "Yes, done.") and is either as long as a
-    wrapped line or continued in lower case ("> … the box was" / "crushed.")."""
+    wrapped line, continued by one long word (a link), or half as long and continued in lower
+    case ("> … the box was" / "crushed.")."""
     text = QUOTE_PREFIX.sub("", quoted).rstrip(" *_")
     if not text or text.endswith(_FINISHED):
         return False
-    first = following.lstrip()[:1]
+    columns, rest = _columns(text), following.strip()
+    if columns >= _WRAP_WIDTH or (len(rest) >= 20 and " " not in rest):
+        return True  # a full line, or one word too long for it (a link)
+    first = rest[:1]
     lower = first.isalpha() and first == first.lower() and first != first.upper()
-    return _columns(text) >= _WRAP_WIDTH or lower
+    return lower and columns >= _WRAP_WIDTH // 2  # "> Colour navy" / "ok" is an answer
 
 
 def _columns(text: str) -> int:
