@@ -495,6 +495,38 @@ REWRAPPED["link"] = "> You can follow it here:\nhttps://carrier.example/track?id
 REWRAPPED["lower"] = "> La caja llegó aplastada y con una esquina\nabierta"
 
 
+RUN_ON = {
+    "en": (
+        "> Thanks for the quick help. The parcel came today.",
+        "Sadly",
+        "> the lid is cracked.",
+    ),
+    "fr": (
+        "> Merci pour votre aide. Le colis est arrivé hier.",
+        "Hélas",
+        "> le couvercle est fendu.",
+    ),
+    "pl": (
+        "> Dziękuję za pomoc. Paczka przyszła dzisiaj.",
+        "Niestety",
+        "> pokrywka jest pęknięta.",
+    ),
+    "yo": (
+        "> E se fun iranlọwọ yin. Ẹru naa de loni.",
+        "Laanu",
+        "> ideri rẹ ti fọ.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("quoted", "fragment", "rest"), RUN_ON.values(), ids=RUN_ON)
+def test_a_fragment_that_a_lower_case_quoted_line_continues_is_quoted_too(
+    quoted: str, fragment: str, rest: str
+) -> None:
+    text = f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n{quoted}\n{fragment}\n{rest}\n"
+    assert_published(extract(text))
+
+
 @pytest.mark.parametrize("quoted", REWRAPPED.values(), ids=REWRAPPED)
 def test_a_long_unfinished_quoted_line_continued_without_its_prefix_is_still_quoted(
     quoted: str,

@@ -343,7 +343,9 @@ def _mark_wrapped_quote_lines(lines: Sequence[str], kinds: list[Kind]) -> None:
             after = index + 1 + width
             run = kinds[index + 1 : after]
             if after < len(kinds) and kinds[after] is Kind.QUOTE and set(run) == {Kind.TEXT}:
-                if _is_rewrapped(lines[index], lines[index + 1]):
+                if _is_rewrapped(lines[index], lines[index + 1]) or _runs_on(
+                    lines[after - 1], lines[after]
+                ):
                     kinds[index + 1 : after] = [Kind.QUOTE] * width
                 break
 
@@ -364,9 +366,20 @@ def _is_rewrapped(quoted: str, following: str) -> bool:
     columns, rest = _columns(text), following.strip()
     if columns >= _WRAP_WIDTH or (len(rest) >= 20 and " " not in rest):
         return True  # a full line, or one word too long for it (a link)
-    first = rest[:1]
-    lower = first.isalpha() and first == first.lower() and first != first.upper()
-    return lower and columns >= _WRAP_WIDTH // 2  # "> Colour navy" / "ok" is an answer
+    return _starts_lower(rest) and columns >= _WRAP_WIDTH // 2  # "> Colour navy" / "ok": answer
+
+
+def _runs_on(last: str, quoted: str) -> bool:
+    """The quoted line below continues the unquoted one mid-sentence ("Please" / "> send a
+    new one."): both are one re-wrapped quote, even where the line above ended a sentence."""
+    text = QUOTE_PREFIX.sub("", quoted)
+    return _starts_lower(text) and not last.rstrip().endswith(_FINISHED)
+
+
+def _starts_lower(text: str) -> bool:
+    """Starts with a lower-case letter (of a cased script): a sentence goes on."""
+    first = text.lstrip()[:1]
+    return first.isalpha() and first == first.lower() and first != first.upper()
 
 
 def _columns(text: str) -> int:
