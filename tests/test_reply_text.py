@@ -465,6 +465,85 @@ def test_a_quoted_line_rewrapped_without_its_prefix_goes_with_the_quote() -> Non
     assert_published(result)
 
 
+INLINE_ANSWERS = {
+    "en": ("> Can I change the colour to navy?", "Yes, done - navy it is."),
+    "es": ("> ¿Envían a Canarias?", "Sí 👍"),
+    "pl": ("> Czy mogę zapłacić przy odbiorze?", "Tak, oczywiście."),
+    "ta": ("> இந்த புடவை காட்டன் தானா?", "ஆம், 100% பருத்தி."),
+    "ja": ("> 来週までに届きますか？", "はい、明日発送します。"),
+    "ar": ("> هل يمكنني الدفع عند الاستلام؟", "نعم بالتأكيد"),
+    "lv": ("> Paku nosūtījāt šodien.", "Jā"),
+    "sw": ("> Mnasafirisha hadi Mombasa", "Ndiyo"),
+    "hi": ("> क्या यह साड़ी सूती है और क्या इसका रंग धुलने के बाद भी वैसा ही रहेगा।", "हाँ, बिल्कुल।"),
+    "am": ("> ትዕዛዜ መቼ ይደርሳል ብዬ ጠይቄያለሁ፣ እባክዎን በተቻለ ፍጥነት ይንገሩኝ እና ቁጥሩን ላኩልኝ።", "ነገ።"),
+}
+
+
+def test_a_lower_case_answer_under_a_short_quoted_line_is_kept() -> None:
+    text = f"{ATTRIBUTIONS['en']}\n> Colour navy\nok\n> Size M\nok, done"
+    assert_published(extract(text), "ok\n\nok, done")
+
+
+@pytest.mark.parametrize(("question", "answer"), INLINE_ANSWERS.values(), ids=INLINE_ANSWERS)
+def test_a_short_inline_answer_right_between_quoted_questions_is_kept(
+    question: str, answer: str
+) -> None:
+    text = f"{ATTRIBUTIONS['en']}\n{question}\n{answer}\n> {question[2:]} 2\nThanks"
+    assert_published(extract(text), f"{answer}\n\nThanks")
+
+
+REWRAPPED = {
+    "en": "> Our parcel came two weeks late and the box that it was packed in was\nBadly",
+    "de": "> Das Paket kam zwei Wochen zu spät an und der Karton, in dem es lag, war\nStark",
+    "pt": "> A encomenda chegou duas semanas atrasada e a caixa em que vinha estava\nToda",
+    "ja": "> 荷物は予定より二週間も遅れて届きましたが、箱が潰れていて中の靴も少し\n汚れて",
+}
+
+
+REWRAPPED["link"] = "> You can follow it here:\nhttps://carrier.example/track?id=RB221334556"
+REWRAPPED["lower"] = "> La caja llegó aplastada y con una esquina\nabierta"
+
+
+RUN_ON = {
+    "en": (
+        "> Thanks for the quick help. The parcel came today.",
+        "Sadly",
+        "> the lid is cracked.",
+    ),
+    "fr": (
+        "> Merci pour votre aide. Le colis est arrivé hier.",
+        "Hélas",
+        "> le couvercle est fendu.",
+    ),
+    "pl": (
+        "> Dziękuję za pomoc. Paczka przyszła dzisiaj.",
+        "Niestety",
+        "> pokrywka jest pęknięta.",
+    ),
+    "yo": (
+        "> E se fun iranlọwọ yin. Ẹru naa de loni.",
+        "Laanu",
+        "> ideri rẹ ti fọ.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("quoted", "fragment", "rest"), RUN_ON.values(), ids=RUN_ON)
+def test_a_fragment_that_a_lower_case_quoted_line_continues_is_quoted_too(
+    quoted: str, fragment: str, rest: str
+) -> None:
+    text = f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n{quoted}\n{fragment}\n{rest}\n"
+    assert_published(extract(text))
+
+
+@pytest.mark.parametrize("quoted", REWRAPPED.values(), ids=REWRAPPED)
+def test_a_long_unfinished_quoted_line_continued_without_its_prefix_is_still_quoted(
+    quoted: str,
+) -> None:
+    text = f"{AGENT}\n\n{ATTRIBUTIONS['en']}\n{quoted}\n> crushed and dirty.\n"
+    assert_published(extract(text))
+
+
 def test_directives_at_the_top_are_kept() -> None:
     agent = "#note\n#tag carrier\n#report spam by a competitor\n\nInternal: check DHL."
     result = extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}")
@@ -874,6 +953,23 @@ def test_a_dash_line_under_a_heading_or_in_a_table_is_no_signature_delimiter(tex
     assert_published(extract(text), text)
 
 
+UNDERLINED_TABLES = {
+    "de": ("Lagerbestand", "Größe | Stück"),
+    "cs": ("Skladem", "Velikost | Kusů"),
+    "fo": ("Á goymslu", "Stødd | Tal"),
+    "sw": ("Bidhaa zilizopo", "Saizi | Idadi"),
+}
+
+
+@pytest.mark.parametrize(("heading", "header"), UNDERLINED_TABLES.values(), ids=UNDERLINED_TABLES)
+def test_an_underlined_heading_over_a_pipe_table_between_quotes_is_kept(
+    heading: str, header: str
+) -> None:
+    table = f"{heading}\n{'=' * len(heading)}\n{header}\n------+------\n38    | 4\n40    | 0"
+    text = f"{ATTRIBUTIONS['de']}\n> Welche Größen?\n\n{table}\n>\n> Und der Versand?\n3 Tage."
+    assert_published(extract(text), f"{table}\n\n3 Tage.")
+
+
 def test_dashes_above_a_contact_block_cut_it_as_a_signature() -> None:
     text = f"{AGENT}\n-----\nBob Berg | ACME Shop | +46 8 123 45 67\nwww.acme.example"
     assert_published(extract(text))
@@ -965,6 +1061,75 @@ def test_the_contact_block_under_a_sign_off_and_name_is_cut(
     assert_published(result, f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}")
 
 
+POSTSCRIPTS = {
+    "fr": ("Cordialement,", "Julien", "P.S. : la confirmation part de noreply@boutique.example."),
+    "en": ("Kind regards,", "Tom", "PS: check your spam folder, we write from info@shop.example"),
+    "pl": ("Pozdrawiam,", "Ola", "P.S. Kod rabatowy ZIMA10 działa do piątku, tel. 22 555 01 99."),
+    "eo": ("Kore,", "Ana", "P.S.: la kupono validas ĝis vendredo, skribu al ni@butiko.example."),
+    "fo": ("Vinarliga,", "Jógvan", "P.P.S. Ring til okkara á +298 31 55 00, um pakkin ikki kemur."),
+}
+
+
+@pytest.mark.parametrize(("sign_off", "name", "postscript"), POSTSCRIPTS.values(), ids=POSTSCRIPTS)
+def test_a_postscript_under_the_name_is_kept_and_the_contact_block_below_it_cut(
+    sign_off: str, name: str, postscript: str
+) -> None:
+    body = "we are sorry the parcel arrived late; a voucher is on its way to you today."
+    agent = f"Hi Ann,\n\n{body}\n\n{sign_off}\n{name}\n{postscript}"
+    assert_published(extract(agent), agent)
+    block = "ACME SARL | 12 rue Neuve, 75001 Paris\nTél. +33 1 23 45 67 89"
+    assert_published(extract(f"{agent}\n\n{block}"), agent)
+    assert_published(extract(f"{agent}\n{block}"), agent)  # HTML: one line per paragraph
+
+
+BILINGUAL = {
+    "fr-en": (
+        "Bonjour M. Tremblay,\nVotre commande part demain, numéro de suivi 7023 4455 8812 9900.",
+        "Hello Mr. Tremblay,\nYour order ships tomorrow, tracking number 7023 4455 8812 9900.",
+    ),
+    "cy-en": (
+        "Annwyl Mr Huws,\nBydd eich archeb yn gadael yfory, rhif tracio 7023 4455 8812 9900.",
+        "Dear Mr Hughes,\nYour order leaves tomorrow, tracking number 7023 4455 8812 9900.",
+    ),
+    "fy-nl": (
+        "Bêste mefrou De Vries,\nJo bestelling giet moarn fuort, folchnûmer 7023 4455 8812 9900.",
+        "Beste mevrouw De Vries,\nUw bestelling gaat morgen weg, volgnummer 7023 4455 8812 9900.",
+    ),
+    "rm-de": (
+        "Stimada dunna Caduff,\nVossa empustaziun parta damaun, numer 7023 4455 8812 9900.",
+        "Liebe Frau Caduff,\nIhre Bestellung geht morgen raus, Sendungsnummer 7023 4455 8812 9900.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("first", "second"), BILINGUAL.values(), ids=BILINGUAL)
+def test_an_answer_repeated_in_a_second_language_is_kept_whole(first: str, second: str) -> None:
+    agent = f"{first}\n\n{second}\nSophie"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['fr']}\n\n{QUOTED}"), agent)
+
+
+TEAM_LINES = {
+    "en": ("Nina", "Shop A Support"),
+    "de": ("Jana Berg", "Team Kundenservice"),
+    "nl": ("Sanne", "Team Klantenservice"),
+    "mi": ("Aroha", "Te Rōpū Āwhina"),  # Māori, in no corpus
+    "eo": ("Ana", "Klienta Servo"),
+}
+
+
+@pytest.mark.parametrize(("name", "team"), TEAM_LINES.values(), ids=TEAM_LINES)
+def test_a_team_line_under_the_name_right_above_the_history_is_cut(name: str, team: str) -> None:
+    agent = f"Hi Paul,\nThe missing cable went out today, tracking 9400 1000 0000 1234.\n{name}"
+    history = f"-- Please reply above this line --\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(f"{agent}\n{team}\n{history}"), agent)
+    assert_published(extract(f"{agent}\n{team}"), f"{agent}\n{team}")  # no history: kept
+
+
+def test_a_last_line_in_sentence_case_under_the_name_is_kept() -> None:
+    agent = "Hi Paul,\nThe missing cable went out today by USPS First Class.\nNina\nsee you soon"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), agent)
+
+
 def test_a_short_closing_with_a_question_below_it_is_no_signature_block() -> None:
     text = (
         "Hi Ann,\n\nwe are sorry the parcel arrived late; a voucher is on its way.\n\nThanks\nBob\n"
@@ -1007,6 +1172,102 @@ APP_SIGN_OFFS = [
 @pytest.mark.parametrize("sign_off", APP_SIGN_OFFS)
 def test_an_app_sign_off_in_other_languages_cuts_the_pasted_history(sign_off: str) -> None:
     assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{UNQUOTED}"))
+
+
+SENT_WITH_APP = [
+    "Sent via Superhuman",
+    "Envoyé avec Spark",
+    "Gesendet mit Newton",
+    "Inviato da Nine",
+    "Sendt med Canary",  # nn: Nynorsk, in no corpus
+    "Poslano iz Twobird",
+    "Отправлено из Суперпочты",
+    "Στάλθηκε από Ταχυδρομείο",
+]
+
+
+@pytest.mark.parametrize("sign_off", SENT_WITH_APP)
+def test_a_sent_via_app_paragraph_above_the_history_is_a_sign_off(sign_off: str) -> None:
+    assert_published(extract(f"{AGENT}\n\n{sign_off}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"))
+
+
+def test_sent_via_a_carrier_above_the_history_is_an_answer() -> None:
+    agent = "Hi Ann,\n\nyour replacement left our warehouse this morning.\n\nSent via DHL"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), agent)
+
+
+DEPARTMENT_LINES = {
+    "en": (
+        "Kind regards,",
+        "Tom Hart",
+        "Customer Care | Hart & Sons",
+        "This email and anything attached to it is confidential.",
+    ),
+    "ga": (
+        "Le meas,",
+        "Siobhán Ní Bhriain",
+        "Seirbhís do Chustaiméirí | Éadaí an Iarthair",
+        "Tá an teachtaireacht seo faoi rún agus don fhaighteoir amháin.",
+    ),
+    "fo": (
+        "Vinarliga,",
+        "Jógvan Poulsen",
+        "Kundatænasta | Handil í Havn",
+        "Hesin teldupostur er trúnaðarmál og einans ætlaður móttakaranum.",
+    ),
+    "eo": (
+        "Kore,",
+        "Ana Verda",
+        "Klientservo | Verda Butiko",
+        "Ĉi tiu mesaĝo estas konfidenca kaj nur por la ricevanto.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("sign_off", "name", "department", "footer"), DEPARTMENT_LINES.values(), ids=DEPARTMENT_LINES
+)
+def test_a_department_and_company_line_and_footer_under_the_name_are_cut(
+    sign_off: str, name: str, department: str, footer: str
+) -> None:
+    body = "we refunded the full amount to your card yesterday; it shows within five days."
+    result = extract(f"Hi Ann,\n{body}\n{sign_off}\n{name}\n{department}\n{footer}")
+    assert_published(result, f"Hi Ann,\n{body}\n{sign_off}\n{name}")
+
+
+PARENTHESIS_ENDS = {
+    "az": (
+        "Sifarişiniz göndərildi, izləmə nömrəsi RB 221 334 556 AZ (pulsuz, adətən 5 AZN).",
+        "Hörmətlə,",
+        "Leyla",
+    ),
+    "en": (
+        "Your parcel left today, tracking RB 221 334 556 GB (free, usually 5 GBP).",
+        "Best,",
+        "Tom",
+    ),
+    "lb": (
+        "Äre Pak ass haut fortgaang, Nummer RB 221 334 556 LU (gratis, soss 5 EUR).",
+        "Schéine Gruss,",
+        "Mett",
+    ),
+    "yo": (
+        "A ti fi ẹru rẹ ranṣẹ loni, nọmba RB 221 334 556 NG (ọfẹ, deede 5 USD).",
+        "O dabọ,",
+        "Tunde",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "closing", "name"), PARENTHESIS_ENDS.values(), ids=PARENTHESIS_ENDS
+)
+def test_a_sentence_ending_in_a_bracket_and_full_stop_is_no_wrapped_attribution(
+    sentence: str, closing: str, name: str
+) -> None:
+    agent = f"Hi,\n{sentence}\n{closing}\n{name}"
+    attribution = "2 dekabr 2026, 20:14 Rəşad Əliyev <resad.aliyev@mail.example>:"
+    assert_published(extract(f"{agent}\n{attribution}\n\n{QUOTED}"), agent)
 
 
 def test_a_contact_list_in_the_answer_is_no_header_block() -> None:

@@ -39,7 +39,7 @@ from .lines import (
     starts_header_block,
 )
 from .shapes import EMAIL, is_shaped_attribution
-from .signature import signature_block_start
+from .signature import signature_block_start, team_line_start
 
 __all__ = ["Extraction", "extract", "html_to_text"]
 
@@ -95,6 +95,7 @@ def extract(
     lines = _cut_at_known_text(lines, known_texts, cuts)
     lines = _trim_history(lines, cuts)
     lines = _drop_device_line(lines, cuts)
+    lines = _drop_team_line(lines, cuts)
     lines = _cut_signature_block(lines, cuts)
     result = _tidy(lines)
     reason = _refusal(result, private)
@@ -255,6 +256,16 @@ def _drop_device_line(lines: list[str], cuts: list[str]) -> list[str]:
         return lines
     cuts.append("signature")
     return lines[:last]
+
+
+def _drop_team_line(lines: list[str], cuts: list[str]) -> list[str]:
+    """A help desk's team line under the agent's name ("Nina" / "Shop A Support"), when
+    history was cut right below it: the footer of the agent's signature, not an answer."""
+    start = team_line_start(lines) if cuts else None
+    if start is None:
+        return lines
+    cuts.append("signature")
+    return lines[:start]
 
 
 def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:

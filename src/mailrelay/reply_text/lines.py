@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
+from unicodedata import east_asian_width
 
 from .shapes import (
     EMAIL,
@@ -72,7 +73,8 @@ _NEW_ATTRIBUTION: Final = re.compile(
 )
 # A line that ends a sentence ("Den bør være fremme på onsdag.") is no wrapped attribution's
 # start; "kl." or "nov." (abbreviations of three letters or less) may be.
-_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？])$")
+# Also the full stops of Devanagari/Bengali (।), Urdu (۔), Armenian (։), Ethiopic (።) and "؟".
+_SENTENCE_END: Final = re.compile(r"(?:[^\W\d_]{4,}[.。]|[!?！？।۔։።؟]|[)\]»”\"][.。])$")
 # An attribution wraps over a blank line only where a client broke it mid-phrase ("On Thu, 31
 # Mar 2016 at 11:16 Some One" / "" / "<mailto:…> wrote:"), never after a full stop.
 _PARAGRAPH_END: Final = (".", "!", "?", "。", "！", "？", "…")
@@ -267,7 +269,7 @@ def classify(lines: Sequence[str]) -> tuple[list[Kind], dict[int, int]]:
         else:
             kinds[index] = _single_line_kind(line)
         index += 1
-    _mark_wrapped_quote_lines(kinds)
+    _mark_wrapped_quote_lines(lines, kinds)
     _mark_banners(lines, kinds)
     _settle_rules(lines, kinds)
     return kinds, spans
@@ -330,9 +332,10 @@ def _is_table_or_heading_rule(lines: Sequence[str], kinds: Sequence[Kind], index
     return below is Kind.TEXT or 0.5 <= ratio <= 2
 
 
-def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
+def _mark_wrapped_quote_lines(lines: Sequence[str], kinds: list[Kind]) -> None:
     """One or two unquoted lines squeezed between quoted ones, without a blank line, are a
-    quoted line that a client re-wrapped without its ">": they are quoted too."""
+    quoted line that a client re-wrapped without its ">" when the quoted line above reads as
+    cut off (`_is_rewrapped`); otherwise they are an inline answer and stay text."""
     for index, kind in enumerate(kinds):
         if kind is not Kind.QUOTE or index + 1 >= len(kinds) or kinds[index + 1] is not Kind.TEXT:
             continue
@@ -340,8 +343,48 @@ def _mark_wrapped_quote_lines(kinds: list[Kind]) -> None:
             after = index + 1 + width
             run = kinds[index + 1 : after]
             if after < len(kinds) and kinds[after] is Kind.QUOTE and set(run) == {Kind.TEXT}:
-                kinds[index + 1 : after] = [Kind.QUOTE] * width
+                if _is_rewrapped(lines[index], lines[index + 1]) or _runs_on(
+                    lines[after - 1], lines[after]
+                ):
+                    kinds[index + 1 : after] = [Kind.QUOTE] * width
                 break
+
+
+# A quoted line a client wrapped is cut near its wrap width, mid-sentence.
+_WRAP_WIDTH: Final = 60  # columns; clients wrap at 72-78, less the "> " prefixes
+_FINISHED: Final = (".", "?", "!", "。", "？", "！", "…", "؟", "।", "۔", "։", "።")
+
+
+def _is_rewrapped(quoted: str, following: str) -> bool:
+    """The unquoted line continues the quoted one: that one does not end a sentence (an answer
+    follows a question or a full stop: "> Navy?" / "Yes, done.") and is either as long as a
+    wrapped line, continued by one long word (a link), or half as long and continued in lower
+    case ("> … the box was" / "crushed.")."""
+    text = QUOTE_PREFIX.sub("", quoted).rstrip(" *_")
+    if not text or text.endswith(_FINISHED):
+        return False
+    columns, rest = _columns(text), following.strip()
+    if columns >= _WRAP_WIDTH or (len(rest) >= 20 and " " not in rest):
+        return True  # a full line, or one word too long for it (a link)
+    return _starts_lower(rest) and columns >= _WRAP_WIDTH // 2  # "> Colour navy" / "ok": answer
+
+
+def _runs_on(last: str, quoted: str) -> bool:
+    """The quoted line below continues the unquoted one mid-sentence ("Please" / "> send a
+    new one."): both are one re-wrapped quote, even where the line above ended a sentence."""
+    text = QUOTE_PREFIX.sub("", quoted)
+    return _starts_lower(text) and not last.rstrip().endswith(_FINISHED)
+
+
+def _starts_lower(text: str) -> bool:
+    """Starts with a lower-case letter (of a cased script): a sentence goes on."""
+    first = text.lstrip()[:1]
+    return first.isalpha() and first == first.lower() and first != first.upper()
+
+
+def _columns(text: str) -> int:
+    """Columns the text takes: wide (CJK) characters count twice, as a client wraps them."""
+    return sum(2 if east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def _single_line_kind(line: str) -> Kind:
@@ -702,7 +745,22 @@ def is_app_sign_off(line: str) -> bool:
         (index for index in range(len(words), 0, -1) if not _CAPITAL_WORD.match(words[index - 1])),
         0,
     )
-    return tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None
+    if tail >= 2 and _LOWER_WORD.match(words[len(words) - tail - 1]) is not None:
+        return True
+    return _is_sent_with_name(text)
+
+
+def _is_sent_with_name(text: str) -> bool:
+    """ "Sent via Superhuman", "Envoyé avec Spark", "Gesendet mit Newton": a verb of sending and
+    a preposition (`_SENT_WITH`), then one to three words starting with a capital (the app's
+    name). An all-capital short word is rather a carrier: "Sent via DHL" is an answer."""
+    match = _SENT_WITH.match(text)
+    if match is None:
+        return False
+    name = text[match.end() :].split()
+    if not 1 <= len(name) <= 3 or not name[0][:1].isupper():  # in any cased script
+        return False
+    return not (name[0].isupper() and len(name[0]) <= 4)
 
 
 def _names_a_device(text: str) -> bool:

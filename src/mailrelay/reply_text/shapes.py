@@ -256,4 +256,5 @@ def is_signature_block(lines: Iterable[str]) -> bool:
     if any(len(line) > 90 or line.endswith(("?", "!")) or _LIST_ITEM.match(line)
            for line in content):
         return False  # questions, exclamations and numbered steps are the answer, not contacts
-    return any(is_contact_line(line) for line in content)
+    table = sum("|" in line for line in content) >= 2  # rows of a table, not "Title | Company"
+    return any(is_contact_line(line, strong=table) for line in content)

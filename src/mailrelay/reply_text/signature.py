@@ -13,6 +13,7 @@ from .shapes import is_contact_line
 _MAX_NAME: Final = 50  # characters of a sign-off or name line
 _MAX_BLOCK: Final = 12  # lines of a signature block
 _LOOKAHEAD: Final = 4
+_WRAPPED: Final = 60  # columns of a line a client wrapped (at 72-78)
 _TITLE_LINES: Final = 2  # lines of title and department under a name without contact details
 _SENTENCE: Final = re.compile(
     r"[.!?。！？]\s*$|[.!?]\s"
@@ -40,15 +41,78 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
             continue  # the message itself comes first
         if closing.rstrip().endswith((".", "。")) and lines[content[position] - 1].strip():
             continue  # "Kiitos." opens a paragraph; "qfe." under a line is its wrapped end
-        end = position
         following = lines[content[position + 1]]
+        if _is_greeting(closing, following):
+            continue  # "Hello Mr. Tremblay," / "Your order ships…": a second language's answer
+        end = position
         signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
+        end = _after_postscript(lines, content, end)
         block = [lines[index] for index in content[end + 1 :]]
         if _is_block(block, signed=signed):
             return content[end] + 1
     return None
+
+
+def _is_greeting(line: str, following: str) -> bool:
+    """A line ending in a comma, without a closing word, over a long sentence opens a
+    paragraph ("Hello Mr. Tremblay," as an answer repeated in a second language does); a
+    closing is followed by a name or a contact line."""
+    text, below = line.strip(), following.strip()
+    if not text.endswith((",", "，", "،")) or _CLOSING_WORDS.search(text):
+        return False
+    return _width(below) > _MAX_NAME and _SENTENCE.search(below) is not None
+
+
+def _after_postscript(lines: Sequence[str], content: Sequence[int], end: int) -> int:
+    """Position of the last line of a "P.S." right under the closing (with the lines a client
+    wrapped it onto), or `end` when none follows: the postscript is the agent's message, a
+    contact block may still come below it."""
+    position = end + 1
+    if position >= len(content) or not _POSTSCRIPT.match(lines[content[position]].strip()):
+        return end
+    while (
+        position + 1 < len(content)
+        and content[position + 1] == content[position] + 1
+        and _width(lines[content[position]].strip()) >= _WRAPPED
+        and not _SENTENCE.search(lines[content[position]])
+    ):
+        position += 1  # a line wrapped near the client's width, mid-sentence
+    return position
+
+
+def team_line_start(lines: Sequence[str]) -> int | None:
+    """Index of a team or title line right under the agent's name at the end of the text
+    ("… went out today." / "Nina" / "Shop A Support"), or None. Both lines are in title case
+    and without digits or punctuation, the name follows a sentence and the team line follows
+    the name directly; read only right above cut history, where a help desk puts its footer.
+    A closing with a sign-off is `signature_block_start`'s."""
+    content = [index for index, line in enumerate(lines) if line.strip()]
+    if len(content) < 3:
+        return None
+    message, name, team = (lines[index].strip() for index in content[-3:])
+    if content[-1] != content[-2] + 1 or not _SENTENCE.search(message):
+        return None
+    if _width(message) <= _MAX_NAME or _CLOSING_WORDS.search(f"{name} {team}"):
+        return None
+    if _is_titled(name, 1, 3) and _is_titled(team, 2, 5):
+        return content[-1]
+    return None
+
+
+def _is_titled(line: str, fewest: int, most: int) -> bool:
+    """A few words, each capitalised (in any cased script) but for short joining words ("of",
+    "de") and "&", "|", "-"; no digits."""
+    words = line.split()
+    if not fewest <= len(words) <= most or _DIGIT.search(line) or len(line) > _MAX_NAME:
+        return False
+    if not words[0][:1].isupper():
+        return False
+    return all(
+        word[:1].isupper() or word in ("&", "|", "-", "·") or (word.isalpha() and len(word) <= 3)
+        for word in words
+    )
 
 
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
@@ -66,6 +130,9 @@ _CLOSING_WORDS: Final = re.compile(
     re.IGNORECASE,
 )
 _DIGIT: Final = re.compile(r"\d")
+# A postscript after the name: "P.S.", "PS:", "P.-S. :", "P.P.S.", "ps." ("PS Shop" is none);
+# the Latin abbreviation is written so in most languages with Latin, Cyrillic or Greek script.
+_POSTSCRIPT: Final = re.compile(r"^(?:(?:p\.\s?){1,2}-?\s?s\b|p{1,2}s\s?[:.])", re.IGNORECASE)
 _COMBINED: Final = re.compile(r"[,，،]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
 
 
@@ -141,10 +208,11 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
     contact = False
     for line in block:
         text = line.strip()
-        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text):
-            return False
+        if text.endswith(("?", "？")) or _CLOSING_WORDS.search(text) or _POSTSCRIPT.match(text):
+            return False  # a question, a second closing or a "P.S." is the agent's message
         if is_contact_line(text):
-            contact = contact or is_contact_line(text, strong=True)
+            # under a sign-off and name, "Department | Company" is as good as a phone number
+            contact = contact or signed or is_contact_line(text, strong=True)
         elif _width(text) > _MAX_NAME and not contact:
             return False  # a long line comes only after contact lines: a legal footer
     if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
