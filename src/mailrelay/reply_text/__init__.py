@@ -14,6 +14,7 @@ from mailrelay.render import REPLY_MARKER
 
 from .guard import (
     bare_header_block_left,
+    dated_name_header_left,
     named_dated_heading_left,
     private_left,
     raw_header_lines_left,
@@ -265,7 +266,7 @@ def _drop_team_line(lines: list[str], cuts: list[str]) -> list[str]:
     if start is None:
         return lines
     cuts.append("signature")
-    return lines[:start]
+    return [*lines[:start], *lines[start + 1 :]]  # a P.S. below the team line stays
 
 
 def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:
@@ -342,6 +343,8 @@ def _refusal(text: str, private: Sequence[str] = ()) -> str | None:
         return "header block left"
     if raw_header_lines_left(lines):
         return "mail header lines left"
+    if dated_name_header_left(lines):
+        return "header block left"
     if any(is_separator(line.strip()) for line in lines):
         return "separator left"
     if _sign_off_inside(lines):

@@ -143,3 +143,23 @@ def raw_header_lines_left(lines: Sequence[str]) -> bool:
     (MIME-Version, Content-Type, Message-ID, In-Reply-To, X-…) landed in its body. No answer
     a customer should read; an agent's "Tracking-Nr: 123" alone is no reason to hold."""
     return sum(1 for line in lines if _RAW_HEADER.match(line)) >= _MIN_RAW_HEADERS
+
+
+_MAX_NAME_WORDS: Final = 6
+_MAX_STAMP_WORDS: Final = 8
+
+
+def dated_name_header_left(lines: Sequence[str]) -> bool:
+    """A help desk's or web mail's thread without quote marks: each earlier message opens with
+    a paragraph of two lines, the writer's name and the time it was written ("Tom Bradley" /
+    "Nov 28, 2026, 21:40 GMT+0"), in any language. Such a pair anywhere in the text means an
+    earlier message may follow that no other rule saw: hold rather than publish it."""
+    for block in _paragraphs(lines):
+        if len(block) != 2:
+            continue
+        name, stamp = block
+        if (len(name.split()) <= _MAX_NAME_WORDS and not name.endswith(_ENDS_SENTENCE)
+                and not mentions_time(name) and len(stamp.split()) <= _MAX_STAMP_WORDS
+                and mentions_date(stamp) and mentions_time(stamp)):
+            return True
+    return False

@@ -89,16 +89,39 @@ def team_line_start(lines: Sequence[str]) -> int | None:
     the name directly; read only right above cut history, where a help desk puts its footer.
     A closing with a sign-off is `signature_block_start`'s."""
     content = [index for index, line in enumerate(lines) if line.strip()]
+    postscript = next((position for position, index in enumerate(content)
+                       if _POSTSCRIPT.match(lines[index].strip())), None)
+    if postscript is not None:
+        content = content[:postscript]  # "… / Nina / Shop Support / P.S. …": read above it
     if len(content) < 3:
         return None
     message, name, team = (lines[index].strip() for index in content[-3:])
     if content[-1] != content[-2] + 1 or not _SENTENCE.search(message):
         return None
-    if _width(message) <= _MAX_NAME or _CLOSING_WORDS.search(f"{name} {team}"):
+    if (len(message.split()) < _SENTENCE_WORDS and _width(message) <= _MAX_NAME) or \
+            _CLOSING_WORDS.search(f"{name} {team}"):
         return None
-    if _is_titled(name, 1, 3) and _is_titled(team, 2, 5):
+    if name.endswith((",", "،", "，", ":")):
+        return None  # a closing in words we do not know ("Hörmətlə," / "Leyla"): keep the name
+    if _is_titled(name, 1, 3) and _is_team_line(team):
         return content[-1]
     return None
+
+
+_SENTENCE_WORDS: Final = 4  # the line above the name is the agent's sentence, not a closing
+_TEAM_LINE_END: Final = re.compile(r"[.!?。！？:：;]$")
+
+
+def _is_team_line(line: str) -> bool:
+    """A team, department or title under a name in any script ("Shop A Support",
+    "Asiakaspalvelu", "Отдел возвратов, Shop B", "ショップB カスタマーサポート"): one to five
+    words, no digits, not ending a sentence, starting with a capital or an uncased letter."""
+    words = line.split()
+    if not 1 <= len(words) <= 5 or _DIGIT.search(line) or len(line) > _MAX_NAME:
+        return False
+    if _TEAM_LINE_END.search(line):
+        return False
+    return _capitalised(line)
 
 
 def _is_titled(line: str, fewest: int, most: int) -> bool:
@@ -107,12 +130,18 @@ def _is_titled(line: str, fewest: int, most: int) -> bool:
     words = line.split()
     if not fewest <= len(words) <= most or _DIGIT.search(line) or len(line) > _MAX_NAME:
         return False
-    if not words[0][:1].isupper():
+    if not _capitalised(words[0]):
         return False
     return all(
-        word[:1].isupper() or word in ("&", "|", "-", "·") or (word.isalpha() and len(word) <= 3)
+        _capitalised(word) or word in ("&", "|", "-", "·") or (word.isalpha() and len(word) <= 3)
         for word in words
     )
+
+
+def _capitalised(word: str) -> bool:
+    """Starts with a capital, or with a letter of a script without case (高橋, محمد)."""
+    first = word[:1]
+    return first.isupper() or (first.isalpha() and not first.islower())
 
 
 # Words of a closing that is no name ("Kind regards", "Mvh", "此致"); used only to keep the
@@ -132,7 +161,10 @@ _CLOSING_WORDS: Final = re.compile(
 _DIGIT: Final = re.compile(r"\d")
 # A postscript after the name: "P.S.", "PS:", "P.-S. :", "P.P.S.", "ps." ("PS Shop" is none);
 # the Latin abbreviation is written so in most languages with Latin, Cyrillic or Greek script.
-_POSTSCRIPT: Final = re.compile(r"^(?:(?:p\.\s?){1,2}-?\s?s\b|p{1,2}s\s?[:.])", re.IGNORECASE)
+# "P.S.", "PS:", "P.P.S."; in Cyrillic "П.П." (bg) and "П.С." (ru, uk).
+_POSTSCRIPT: Final = re.compile(
+    r"^(?:(?:p\.\s?){1,2}-?\s?s\b|p{1,2}s\s?[:.]|п\.\s?[пс]\.)", re.IGNORECASE
+)
 _COMBINED: Final = re.compile(r"[,，،]\s*[^\W\d_]")  # "Best regards, Marcus Webb"
 
 
