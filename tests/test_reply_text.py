@@ -2002,3 +2002,18 @@ def test_a_cyrillic_postscript_under_the_closing_is_kept(postscript: str) -> Non
              "На 2.12.2026 г. в 10:15 Клиент <k@example.com> написа:\n> Кога?")
     result = extract(reply)
     assert result.ok and postscript in result.text
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "ご注文（注文番号 J-20261202-118）のキャンセルを承りました。",
+        "您的订单（编号 CN-88123-7）已经取消，退款将在三个工作日内到账。",
+        "주문번호 K-2026-5521 주문이 취소되었으며 환불은 영업일 기준 3일 이내에 처리됩니다.",
+    ],
+)
+def test_an_answer_sentence_quoting_an_order_code_in_a_cjk_script_is_kept(sentence: str) -> None:
+    reply = (f"ご連絡ありがとうございます。\n{sentence}\n\n伊藤\n\niPhoneから送信\n\n"
+             "2026/12/02 22:03、中村 翔 <sho@example.jp>のメール:\n\n> キャンセルしたいです。")
+    result = extract(reply)
+    assert result.ok and sentence in result.text and "iPhone" not in result.text

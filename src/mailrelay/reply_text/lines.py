@@ -190,6 +190,8 @@ _NON_LATIN: Final = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
 _SENTENCE_MARK: Final = re.compile(r"[!?,;:！？，；：。]|\.(?:\s|$)")
 _MODEL_NUMBER: Final = re.compile(r"\b[A-Za-z]+-?\d+[A-Za-z]*\b")
 _CJK: Final = re.compile(r"[\u3400-\u9fff]")
+_CJK_TEXT: Final = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # kana, kanji, hangul
+_CJK_SENTENCE_CHARS: Final = 12  # "iPhoneから送信しました。" has 8
 _MARKDOWN_LINK: Final = re.compile(r"\[([^\]]{0,200})\]\([^)]{0,500}\)")
 _URL: Final = re.compile(r"<?https?://\S+>?")
 _CLAUSE_END: Final = re.compile(r"[,;!(]|\.(?:\s|$)")
@@ -640,6 +642,8 @@ def _is_mobile_signature(line: str) -> bool:
     clause = _CLAUSE_END.split(text, maxsplit=1)[0].strip()
     if _SENT_WITH.match(clause) or (_FROM_MY.match(clause) and len(clause.split()) <= 5):
         return len(clause.split()) <= 9 and _names_a_device(clause)
+    if text.endswith(("。", "！", "？")) and len(_CJK_TEXT.findall(text)) >= _CJK_SENTENCE_CHARS:
+        return False  # a sentence of the answer that quotes an order code ("J-20261202-118")
     return len(text) <= 40 and _CJK.search(text) is not None and _names_a_device(text)
 
 
