@@ -54,32 +54,18 @@ class _SnapshotCollector(Collector):
         for (outcome, reason), value in sorted(s.inbound.items()):
             inbound.add_metric([outcome, reason], value)
         yield inbound
-        outbound = CounterMetricFamily(
-            "mailrelay_outbound_messages", "Send attempts since start by result",
-            labels=["result"])
-        for result in ("sent", "failed", "deferred"):
-            outbound.add_metric([result], s.outbound.get(result, 0))
-        yield outbound
-        outbox = GaugeMetricFamily("mailrelay_outbox_messages", "Outbox rows by status",
-                                   labels=["status"])
-        for status, value in sorted(s.outbox_by_status.items()):
-            outbox.add_metric([status], value)
-        yield outbox
+        yield _counter("mailrelay_outbound_messages", "Send attempts since start by result",
+                       "result", s.outbound, ("sent", "failed", "deferred"))
+        yield _by_label(GaugeMetricFamily("mailrelay_outbox_messages", "Outbox rows by status",
+                                          labels=["status"]), s.outbox_by_status)
         yield GaugeMetricFamily("mailrelay_outbox_depth", "Messages queued or being sent",
                                 value=s.outbox_depth)
         yield GaugeMetricFamily("mailrelay_outbox_oldest_due_age_seconds",
                                 "How long the oldest due message has waited",
                                 value=s.outbox_oldest_due_age)
-        bounces = CounterMetricFamily("mailrelay_bounces", "Bounces processed since start",
-                                      labels=["kind"])
-        for kind in ("hard", "soft", "ignored"):
-            bounces.add_metric([kind], s.bounces.get(kind, 0))
-        yield bounces
-        replies = CounterMetricFamily("mailrelay_replies", "Agent replies by outcome",
-                                      labels=["outcome"])
-        for outcome, value in sorted(s.replies.items()):
-            replies.add_metric([outcome], value)
-        yield replies
+        yield _counter("mailrelay_bounces", "Bounces processed since start", "kind", s.bounces,
+                       ("hard", "soft", "ignored"))
+        yield _counter("mailrelay_replies", "Agent replies by outcome", "outcome", s.replies)
         refused = CounterMetricFamily(
             "mailrelay_replies_refused",
             "Agent replies not acted on since start, by reason; notified=false: nobody was told",
@@ -87,40 +73,25 @@ class _SnapshotCollector(Collector):
         for (reason, notified), value in sorted(s.replies_refused.items()):
             refused.add_metric([reason, notified], value)
         yield refused
-        reviews = CounterMetricFamily("mailrelay_reviews", "Reviews by stars", labels=["stars"])
-        for stars in ("1", "2", "3", "4", "5"):
-            reviews.add_metric([stars], s.reviews_by_stars.get(stars, 0))
-        yield reviews
-        shipments = CounterMetricFamily("mailrelay_shipments", "Shipments by outcome",
-                                        labels=["status"])
-        for status, value in sorted(s.shipments_by_status.items()):
-            shipments.add_metric([status], value)
-        yield shipments
-        failures = CounterMetricFamily(
-            "mailrelay_worker_failures", "Background worker failures since start (each retried)",
-            labels=["worker"])
-        healthy = GaugeMetricFamily(
+        yield _counter("mailrelay_reviews", "Reviews by stars", "stars", s.reviews_by_stars,
+                       ("1", "2", "3", "4", "5"))
+        yield _counter("mailrelay_shipments", "Shipments by outcome", "status",
+                       s.shipments_by_status)
+        yield _counter("mailrelay_worker_failures",
+                       "Background worker failures since start (each retried)", "worker",
+                       s.worker_failures)
+        yield _by_label(GaugeMetricFamily(
             "mailrelay_worker_healthy", "1 while a background worker is neither failing nor stuck",
-            labels=["worker"])
-        for worker in sorted(s.worker_failures):
-            failures.add_metric([worker], s.worker_failures[worker])
-            healthy.add_metric([worker], 1 if s.worker_ok.get(worker) else 0)
-        yield failures
-        yield healthy
+            labels=["worker"]), {w: int(s.worker_ok.get(w, False)) for w in s.worker_failures})
         yield GaugeMetricFamily("mailrelay_smtp_sessions", "SMTP sessions open now",
                                 value=s.smtp_sessions)
-        refused = CounterMetricFamily(
-            "mailrelay_smtp_sessions_refused", "SMTP connections refused at connect by reason",
-            labels=["reason"])
-        for reason in ("max_sessions", "max_sessions_per_client", "not_allowed"):
-            refused.add_metric([reason], s.smtp_sessions_refused.get(reason, 0))
-        yield refused
-        closed = CounterMetricFamily(
-            "mailrelay_smtp_sessions_closed", "SMTP sessions we closed at a limit by reason",
-            labels=["reason"])
-        for reason in ("junk_commands", "session_timeout"):
-            closed.add_metric([reason], s.smtp_sessions_closed.get(reason, 0))
-        yield closed
+        yield _counter("mailrelay_smtp_sessions_refused",
+                       "SMTP connections refused at connect by reason", "reason",
+                       s.smtp_sessions_refused,
+                       ("max_sessions", "max_sessions_per_client", "not_allowed"))
+        yield _counter("mailrelay_smtp_sessions_closed",
+                       "SMTP sessions we closed at a limit by reason", "reason",
+                       s.smtp_sessions_closed, ("junk_commands", "session_timeout"))
         if s.imap_configured:
             yield GaugeMetricFamily("mailrelay_imap_connected", "1 when the IMAP watcher is up",
                                     value=1 if s.imap_connected else 0)
@@ -129,6 +100,24 @@ class _SnapshotCollector(Collector):
                 "Seconds since the last successful mailbox check",
                 value=s.imap_last_check_age if s.imap_last_check_age is not None
                 else float("nan"))
+
+
+_Family = CounterMetricFamily | GaugeMetricFamily
+
+
+def _by_label(family: _Family, values: Mapping[str, int]) -> _Family:
+    """`family` with one sample per label value, in label order."""
+    for label, value in sorted(values.items()):
+        family.add_metric([label], value)
+    return family
+
+
+def _counter(name: str, doc: str, label: str, values: Mapping[str, int],
+             always: tuple[str, ...] = ()) -> _Family:
+    """A counter with one label; the `always` values are shown even at 0, so a dashboard
+    sees the series before the first event."""
+    every = {key: values.get(key, 0) for key in always} | dict(values)
+    return _by_label(CounterMetricFamily(name, doc, labels=[label]), every)
 
 
 def exposition(snap: Snapshot) -> bytes:
