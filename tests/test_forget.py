@@ -191,6 +191,18 @@ async def bounce(daemon: Daemon, rcpt: str, raw: bytes) -> None:
     await settle(daemon)
 
 
+def bob_at_bolt(order: str) -> bytes:
+    """Bolt's trigger for Bob: his name and address in the To header and, base64-encoded, in
+    the body, where only decoding finds them."""
+    msg = EmailMessage()
+    msg["From"] = "Bolt Bikes <shop@bolt.example>"
+    msg["To"] = f"{BOB_NAME} <{BOB}>"
+    msg["Subject"] = f"Order #{order} has shipped"
+    msg["Message-ID"] = make_msgid(domain="platform.example")
+    msg.set_content(f"Ship to: {BOB_NAME} <{BOB}>\nOrder #{order}\n", cte="base64")
+    return msg.as_bytes()
+
+
 async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
     await aiosmtplib.send(raw, sender="orders@platform.example", recipients=[bcc],
                           hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
@@ -275,13 +287,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         # The same person at both shops, and one other customer at each.
         await send_trigger(daemon, "reviews+acme@relay.test", trigger(
             to=f"=?utf-8?q?Bob_Brook?= <{BOB}>", subject="Order #1001"))
-        bolt_trigger = EmailMessage()
-        bolt_trigger["From"] = "Bolt Bikes <shop@bolt.example>"
-        bolt_trigger["To"] = f"{BOB_NAME} <{BOB}>"
-        bolt_trigger["Subject"] = "Order #2001 has shipped"
-        bolt_trigger["Message-ID"] = make_msgid(domain="platform.example")
-        bolt_trigger.set_content(f"Ship to: {BOB_NAME} <{BOB}>\nOrder #2001\n", cte="base64")
-        await send_trigger(daemon, "reviews+bolt@relay.test", bolt_trigger.as_bytes())
+        await send_trigger(daemon, "reviews+bolt@relay.test", bob_at_bolt("2001"))
         await send_trigger(daemon, "reviews+acme@relay.test",
                            trigger(to=f"Ann Able <{ANN}>", subject="Order #1002"))
         await send_trigger(daemon, "reviews+bolt@relay.test",
@@ -465,13 +471,7 @@ async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_per
     async with Daemon(config, clock) as daemon:
         code, out = await asyncio.to_thread(cli, config, "forget", BOB)
         assert code == 0, out
-        late = EmailMessage()
-        late["From"] = "Bolt Bikes <shop@bolt.example>"
-        late["To"] = f"{BOB_NAME} <{BOB}>"
-        late["Subject"] = "Order #2077 has shipped"
-        late["Message-ID"] = make_msgid(domain="platform.example")
-        late.set_content(f"Ship to: {BOB_NAME} <{BOB}>\nOrder #2077\n", cte="base64")
-        await send_trigger(daemon, "reviews+bolt@relay.test", late.as_bytes())
+        await send_trigger(daemon, "reviews+bolt@relay.test", bob_at_bolt("2077"))
         await send_trigger(daemon, "reviews+acme@relay.test",
                            trigger(to=f"Ann Able <{ANN}>", subject="Order #1077"))
         await settle(daemon)
