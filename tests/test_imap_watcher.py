@@ -225,6 +225,32 @@ async def test_a_message_that_fails_processing_stays_in_the_inbox_unseen(
     assert not records(caplog, logging.WARNING)
 
 
+async def test_mail_arriving_during_every_pass_is_filed_without_waiting_for_the_idle_timeout(
+    server: ImapServer, store: Store
+) -> None:
+    """Each message lands while the one before is being processed, so every pass sees an
+    EXISTS: more passes than the needless-EXISTS bound, and the last one must not wait for
+    the next IDLE re-issue (25 minutes here) to be filed."""
+    recorder = Recorder()
+    count = 9
+    appended: list[int] = []
+
+    class AppendWhileProcessing:
+        async def __call__(self, raw: bytes) -> Result:
+            result = await recorder(raw)
+            if len(appended) < count:
+                appended.append(await server.append(message()[1]))
+                await asyncio.sleep(1.2)  # pymap notices its maildir changed once a second
+            return result
+
+    config = server.imap_config(idle_timeout=timedelta(minutes=25))
+    async with watching(server, store, AppendWhileProcessing(), config=config):
+        appended.append(await server.append(message()[1]))
+        await eventually(lambda: filed(server, processed=count), limit=40,
+                         what=f"all {count} filed")
+    assert len(set(recorder.calls)) == count
+
+
 async def test_a_message_committed_but_not_moved_before_a_crash_is_moved_not_reprocessed(
     server: ImapServer, store: Store
 ) -> None:

@@ -33,7 +33,7 @@ _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?:"(?P<delim>(?:\\.|[^"\\])*)"
 _NAMESPACE = re.compile(rb'^\(\("(?P<prefix>(?:\\.|[^"\\])*)" (?:"(?P<delim>(?:\\.|[^"\\])*)"|NIL)')
 _CHANGE = re.compile(rb"^\d+ (EXISTS|RECENT)\b", re.IGNORECASE)
 _EXISTS = re.compile(rb"^\* \d+ EXISTS\b", re.IGNORECASE)
-_MAX_PASSES = 5  # bounds the re-syncs a server sending needless EXISTS could cause
+_MAX_PASSES = 5  # bounds the empty re-syncs a server sending needless EXISTS could cause
 _BYE = re.compile(rb"^BYE\b", re.IGNORECASE)
 _LOGOUT_TIMEOUT = 2.0
 _STABLE = 60.0  # a session that lived this long resets the backoff; a flapping one does not
@@ -152,19 +152,29 @@ class ImapWatcher:
 
     async def _watch(self, mailbox: Mailbox) -> None:
         while True:
-            if mailbox.can_idle:
+            if mailbox.changed:
+                pass  # announced after the last pass looked (RFC 3501 7.3.1): look before idling
+            elif mailbox.can_idle:
                 await mailbox.idle(self.config.idle_timeout.total_seconds())
             else:
                 await mailbox.pause(self.config.poll_interval.total_seconds())
             await self._sync_until_quiet(mailbox)
 
     async def _sync_until_quiet(self, mailbox: Mailbox) -> None:
-        # Mail that arrives during a pass is announced once, in the response to whatever command
-        # ran then (RFC 3501 7.3.1), and not again at IDLE: look again until a pass is quiet.
-        for _ in range(_MAX_PASSES):
+        """Sync until a pass is quiet. Mail that arrives during a pass is announced once, in the
+        response to whatever command ran then, and not again at IDLE. Passes that file mail are
+        progress and never bounded; only empty passes after an EXISTS (a server announcing
+        nothing new) are, so such a server cannot keep us from idling."""
+        empty_passes = 0
+        while empty_passes < _MAX_PASSES:
             mailbox.changed = False
-            if not await self._sync(mailbox) and not mailbox.changed:
+            handled = await self._sync(mailbox)
+            if not mailbox.changed:
                 break
+            if not handled:
+                empty_passes += 1
+        else:
+            mailbox.changed = False
         self.last_ok = self.clock.now()
 
     async def _sync(self, mailbox: Mailbox) -> int:
