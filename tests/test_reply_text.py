@@ -1027,9 +1027,6 @@ def test_a_label_run_that_escaped_the_cuts_holds_the_reply() -> None:
 # The cases of our corpus we know we get wrong, and why. Neither publishes quoted history; the
 # two signature lines are "drop" in our labels, "extra" by the shared corpus's scoring.
 KNOWN_MISSES = {
-    "en-other-top-922": "a team line under the name, below 'Best,' and above a P.S., is published",
-    "fi-outlook-desktop-top-957": "a reply that is only a signature (name, team, phone) above a "
-                                  "pasted header block is published as that signature",
     "de-ios-mail-inline-947": "the agent's own line ending in ':' right above a quote block goes "
                               "with it, as issue 10 §1 says such a heading does",
     "it-other-inline-889": "the same: the agent's 'Sulla spedizione:' above a quote block",
@@ -1141,6 +1138,52 @@ def test_a_team_line_under_the_name_right_above_the_history_is_cut(name: str, te
     history = f"-- Please reply above this line --\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
     assert_published(extract(f"{agent}\n{team}\n{history}"), agent)
     assert_published(extract(f"{agent}\n{team}"), f"{agent}\n{team}")  # no history: kept
+
+
+@pytest.mark.parametrize(("sign_off", "name", "team"), [
+    ("Best,", "Olivia", "Shop C Customer Happiness"),
+    ("Viele Grüße", "Jana Berg", "Team Kundenservice"),
+    ("Pozdrawiam,", "Ola", "Obsługa Klienta"),
+], ids=["en", "de", "pl"])
+def test_a_team_line_between_the_signed_name_and_a_postscript_is_cut_and_the_postscript_kept(
+    sign_off: str, name: str, team: str
+) -> None:
+    answer = "Hi Grace,\nThe chest measures 102 cm and the length 71 cm in size S."
+    postscript = "P.S. The sage green one is back in stock on Monday."
+    text = f"{answer}\n\n{sign_off}\n{name}\n{team}\n\n{postscript}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\n{sign_off}\n{name}\n\n{postscript}")
+
+
+@pytest.mark.parametrize("token", [
+    "{#HS:2211948765-90312#}", "[#ZD-00412873]", "ref:_00D1x2Ab._5003y4Cd:ref",
+])
+def test_a_help_desk_thread_token_is_not_published(token: str) -> None:
+    agent = "Hi Paul,\nThe refund of 24.90 EUR was sent to your card today.\nNina"
+    text = f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}\n\n{token}"
+    assert_published(extract(text), agent)
+
+
+def test_an_order_number_in_brackets_is_kept() -> None:
+    agent = "Hi Paul,\nthis is about the order below, it left our warehouse today:\n[#100234]\nNina"
+    assert_published(extract(agent), agent)
+
+
+@pytest.mark.parametrize("signature", [
+    "Aino Virtanen\nAsiakaspalvelu\nShop A Oy | puh. 09 123 4567",
+    "Marcus Webb\nHead of Customer Care\nwww.shop-b.example",
+    "Ji-woo Park\n고객지원팀\nTel. 02-555-0199",
+])
+def test_a_reply_that_is_only_the_agents_signature_above_history_is_held_as_empty(
+    signature: str
+) -> None:
+    result = extract(f"{signature}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}")
+    assert not result.ok
+    assert result.reason == "empty"
+
+
+def test_a_two_word_answer_above_history_is_no_lone_signature() -> None:
+    agent = "Refund sent\nNina"
+    assert_published(extract(f"{agent}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), agent)
 
 
 def test_a_last_line_in_sentence_case_under_the_name_is_kept() -> None:

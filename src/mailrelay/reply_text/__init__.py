@@ -40,7 +40,7 @@ from .lines import (
     starts_header_block,
 )
 from .shapes import EMAIL, is_shaped_attribution
-from .signature import signature_block_start, team_line_start
+from .signature import signature_block_start, signature_only, team_line_start
 
 __all__ = ["Extraction", "extract", "html_to_text"]
 
@@ -66,6 +66,11 @@ _REPLY_ADDRESS: Final = re.compile(r"\breply\+[^\s@<>\"]{0,200}@", re.IGNORECASE
 _SHORTCODE: Final = re.compile(r"^(?::[\w+-]+:\s*)+$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 _DATED_OR_ADDRESSED: Final = re.compile(r"\d|@")
+# One token without spaces: bracketed, a help desk's letters, a long number; or Salesforce's
+# "ref:…:ref" (issue 10 §1: help desks' thread ids after the quoted history).
+_TRACKING_TOKEN: Final = re.compile(
+    r"^(?:[\[{<(]#?[A-Za-z]{2,12}[#:\-][\w:#.\-]*\d{5,}[\w:#.\-]*#?[\]}>)]|ref:[\w.]+:ref)$"
+)
 _KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a reply
 
 
@@ -98,6 +103,8 @@ def extract(
     lines = _drop_device_line(lines, cuts)
     lines = _drop_team_line(lines, cuts)
     lines = _cut_signature_block(lines, cuts)
+    lines = _drop_tracking_tokens(lines)
+    lines = _drop_lone_signature(lines, cuts)
     result = _tidy(lines)
     reason = _refusal(result, private)
     return Extraction(
@@ -276,6 +283,20 @@ def _cut_signature_block(lines: list[str], cuts: list[str]) -> list[str]:
         return lines
     cuts.append("signature")
     return lines[:start]
+
+
+def _drop_tracking_tokens(lines: list[str]) -> list[str]:
+    """A help desk's thread token standing on its own line ("{#HS:2211948765-90312#}",
+    "[#ZD-00412873]", "ref:_00D1x2._5003y4:ref") is for its own mail parser, not the customer."""
+    return [line for line in lines if not _TRACKING_TOKEN.match(line.strip())]
+
+
+def _drop_lone_signature(lines: list[str], cuts: list[str]) -> list[str]:
+    """Only the agent's signature above the history that was cut: no answer at all."""
+    if not cuts or not signature_only(lines):
+        return lines
+    cuts.append("signature")
+    return []
 
 
 def _skip_quote_block(kinds: Sequence[Kind], index: int) -> int:

@@ -87,7 +87,8 @@ def team_line_start(lines: Sequence[str]) -> int | None:
     ("… went out today." / "Nina" / "Shop A Support"), or None. Both lines are in title case
     and without digits or punctuation, the name follows a sentence and the team line follows
     the name directly; read only right above cut history, where a help desk puts its footer.
-    A closing with a sign-off is `signature_block_start`'s."""
+    Under a sign-off the team line goes too when a "P.S." follows it, which keeps
+    `signature_block_start` from reading the closing as the end of the message."""
     content = [index for index, line in enumerate(lines) if line.strip()]
     postscript = next((position for position, index in enumerate(content)
                        if _POSTSCRIPT.match(lines[index].strip())), None)
@@ -96,10 +97,12 @@ def team_line_start(lines: Sequence[str]) -> int | None:
     if len(content) < 3:
         return None
     message, name, team = (lines[index].strip() for index in content[-3:])
-    if content[-1] != content[-2] + 1 or not _SENTENCE.search(message):
+    if content[-1] != content[-2] + 1 or _CLOSING_WORDS.search(f"{name} {team}"):
         return None
-    if (len(message.split()) < _SENTENCE_WORDS and _width(message) <= _MAX_NAME) or \
-            _CLOSING_WORDS.search(f"{name} {team}"):
+    if not _is_bare_sign_off(message) and (  # "Best," / "Olivia" / "Shop C Support" / "P.S. …"
+        not _SENTENCE.search(message)
+        or (len(message.split()) < _SENTENCE_WORDS and _width(message) <= _MAX_NAME)
+    ):
         return None
     if name.endswith((",", "،", "，", ":")):
         return None  # a closing in words we do not know ("Hörmətlə," / "Leyla"): keep the name
@@ -110,6 +113,18 @@ def team_line_start(lines: Sequence[str]) -> int | None:
 
 _SENTENCE_WORDS: Final = 4  # the line above the name is the agent's sentence, not a closing
 _TEAM_LINE_END: Final = re.compile(r"[.!?。！？:：;]$")
+
+
+def signature_only(lines: Sequence[str]) -> bool:
+    """The lines are the agent's signature and nothing else: a name of two to four words
+    ("Aino Virtanen") with a title, team or contact lines under it, no sentence, no closing
+    word. An agent who answered above nothing but quoted history wrote no answer."""
+    content = [line.strip() for line in lines if line.strip()]
+    if not 2 <= len(content) <= _MAX_BLOCK or not _is_titled(content[0], 2, 4):
+        return False
+    if _CLOSING_WORDS.search(content[0]) or not _is_name(content[0]):
+        return False
+    return _is_block(content[1:], signed=True)
 
 
 def _is_team_line(line: str) -> bool:
