@@ -1150,7 +1150,8 @@ def test_a_team_line_between_the_signed_name_and_a_postscript_is_cut_and_the_pos
 ) -> None:
     answer = "Hi Grace,\nThe chest measures 102 cm and the length 71 cm in size S."
     postscript = "P.S. The sage green one is back in stock on Monday."
-    text = f"{answer}\n\n{sign_off}\n{name}\n{team}\n\n{postscript}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    history = f"{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    text = f"{answer}\n\n{sign_off}\n{name}\n{team}\n\n{postscript}\n\n{history}"
     assert_published(extract(text), f"{answer}\n\n{sign_off}\n{name}\n\n{postscript}")
 
 
