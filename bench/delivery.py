@@ -34,16 +34,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchconfig import relay_toml
-from mailrelay import intake
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
-from mailrelay.delivery import Delivery
-from mailrelay.invitations import Inviter, record_delivery
-from mailrelay.mailer import MaildirTransport, SmtpTransport, Transport
-from mailrelay.models import ShipmentStatus
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.models import ShipmentStatus
+from mailrelay.core.tokens import NONCE_BYTES, REVIEW, TokenSigner, load_secret
+from mailrelay.edges.mailer import MaildirTransport, SmtpTransport, Transport
 from mailrelay.render import Templates
+from mailrelay.services import intake
+from mailrelay.services.delivery import Delivery
+from mailrelay.services.invitations import Inviter, record_delivery
 from mailrelay.store import Queries, Store, to_iso
-from mailrelay.tokens import NONCE_BYTES, REVIEW, TokenSigner, load_secret
 
 HERE = Path(__file__).resolve()
 MAILRELAY = Path(sys.executable).parent / "mailrelay"

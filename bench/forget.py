@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailrelay import privacy
+from mailrelay.services import privacy
 from mailrelay.store import NewMessage, Store
 
 

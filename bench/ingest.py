@@ -65,7 +65,7 @@ async def serve_raw(port: int, blocks: bool) -> None:
     `blocks`: on mailrelay's block DATA reader instead of stock aiosmtpd's."""
     from aiosmtpd.smtp import SMTP  # only the server process needs it
 
-    from mailrelay.smtp_server import BlockDataSMTP
+    from mailrelay.edges.smtp_server import BlockDataSMTP
 
     protocol = BlockDataSMTP if blocks else SMTP
     loop = asyncio.get_running_loop()

@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from benchconfig import relay_toml
-from mailrelay.clock import SystemClock
 from mailrelay.config import Config, load
-from mailrelay.intake import Intake, process_shipment
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import parse_trigger
+from mailrelay.services.intake import Intake, process_shipment
 from mailrelay.store import InboundMessage, NewMessage, Queries, Store
-from mailrelay.tokens import TokenSigner
 
 BCC = "reviews+acme@relay.test"
 SENDER = "platform@shop.example"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
+from mailrelay.core.clock import FrozenClock
 
 from .sink import Sink, running_sink
 

@@ -8,9 +8,9 @@ import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
-from mailrelay.tokens import TokenSigner
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.tokens import TokenSigner
 
 from . import mailtools
 from .conftest import ConfigFactory, second_shop

@@ -18,8 +18,8 @@ import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 
 from .browser import browser_page, require_browser, screenshot
 from .mailtools import parsed, settle, text_of, trigger

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import load
+from mailrelay.core.clock import FrozenClock
 
 from .conftest import BASE_CONFIG, ConfigFactory
 from .imap_servers import PymapServer

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 
 from .conftest import BASE_CONFIG, require_corpus
 from .mailtools import settle, trigger

@@ -25,7 +25,7 @@ from mailrelay.config import (
     parse_duration,
     parse_size,
 )
-from mailrelay.errors import ConfigError, ConfigProblem
+from mailrelay.core.errors import ConfigError, ConfigProblem
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "relay.toml.example"
 

@@ -23,8 +23,8 @@ import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 
 from .conftest import IN_CI
 from .mailtools import trigger, via_sink

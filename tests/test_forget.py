@@ -23,13 +23,13 @@ import aiosmtplib
 import pytest
 from click.testing import CliRunner
 
-from mailrelay import privacy
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
-from mailrelay.outbox import signed_sender
-from mailrelay.privacy import names
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services import privacy
+from mailrelay.services.outbox import signed_sender
+from mailrelay.services.privacy import names
 from mailrelay.store import NewMessage, Store
 
 from .conftest import ConfigFactory, second_shop

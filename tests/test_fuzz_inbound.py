@@ -24,10 +24,10 @@ import aiohttp
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
-from mailrelay.intake import message_id_of
-from mailrelay.outbox import signed_sender
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services.intake import message_id_of
+from mailrelay.services.outbox import signed_sender
 
 from .conftest import FUZZ_COUNTS, ConfigFactory, second_shop
 from .hostile_mail import (

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mailrelay import intake, reviews
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services import intake, reviews
 
 from .conftest import FUZZ_COUNTS, ConfigFactory
 from .hostile_mail import (

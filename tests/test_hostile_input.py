@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.parsing import parse_reply, parse_trigger
 
 from .conftest import ConfigFactory

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import ImapConfig
-from mailrelay.imap_watcher import ImapWatcher, check_connection, delete_filed
-from mailrelay.privacy import names
+from mailrelay.core.clock import FrozenClock
+from mailrelay.edges.imap_watcher import ImapWatcher, check_connection, delete_filed
+from mailrelay.services.privacy import names
 from mailrelay.store import Store
 
 from .conftest import ConfigFactory, require_program
@@ -508,7 +508,7 @@ async def test_xoauth2_takes_its_token_from_the_command(
 
 
 async def test_check_connection_reports_a_login_failure_as_an_error(server: ImapServer) -> None:
-    from mailrelay.imap_watcher import ImapError
+    from mailrelay.edges.imap_watcher import ImapError
 
     with pytest.raises(ImapError, match="refused"):
         await check_connection(server.imap_config(password="wrong"), seconds=5)

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 import pytest
 
-from mailrelay import intake
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services import intake
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger

@@ -10,8 +10,8 @@ import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 
 from .conftest import ConfigFactory, require_corpus
 from .mailtools import parsed, settle, text_of, trigger, via_sink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailrelay.mailauth import aligned, authenticated, org_domain, our_results
+from mailrelay.core.mailauth import aligned, authenticated, org_domain, our_results
 from mailrelay.parsing import parse_reply
 
 OURS = "mx.relay.test"

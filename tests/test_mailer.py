@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mailrelay.config import Config, OutboundConfig
-from mailrelay.errors import PermanentFailure, TemporaryFailure
-from mailrelay.mailer import (
+from mailrelay.core.errors import PermanentFailure, TemporaryFailure
+from mailrelay.edges.mailer import (
     MaildirTransport,
     SendResult,
     SmtpTransport,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock, SystemClock
+from mailrelay.core.clock import FrozenClock, SystemClock
 
 from .conftest import ConfigFactory
 from .mailtools import settle, trigger

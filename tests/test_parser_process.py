@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.intake import PARSER_PROCESS_THRESHOLD, dedupe_key, message_id_of
-from mailrelay.parser_process import ParserGone, ParserProcess
 from mailrelay.parsing import parse_batch
+from mailrelay.services.intake import PARSER_PROCESS_THRESHOLD, dedupe_key, message_id_of
+from mailrelay.services.parser_process import ParserGone, ParserProcess
 from mailrelay.store import NewMessage
 
 from .conftest import require_corpus

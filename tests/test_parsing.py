@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from mailrelay import parsing
-from mailrelay.models import Product, ShipmentNotice
+from mailrelay.core.models import Product, ShipmentNotice
 from mailrelay.parsing import (
     find_reference,
     html_to_text,

@@ -12,12 +12,12 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from mailrelay import intake, reviews
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.render import REPLY_MARKER
-from mailrelay.replies import ReplyOutcome, parse_directives
+from mailrelay.services import intake, reviews
+from mailrelay.services.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
 from .mailtools import drain, parsed, settle, text_of, via_sink

@@ -22,10 +22,10 @@ import aiosmtplib
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mailrelay import intake, reviews
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running

@@ -14,11 +14,11 @@ import aiosmtplib
 import pytest
 from click.testing import CliRunner
 
-from mailrelay import reviews
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services import reviews
 
 from .mailtools import settle, trigger
 

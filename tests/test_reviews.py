@@ -9,12 +9,12 @@ from email.message import EmailMessage
 import pytest
 from click.testing import CliRunner
 
-from mailrelay import intake, reviews
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.render import REPLY_MARKER
+from mailrelay.services import intake, reviews
 
 from .mailtools import parsed, text_of, via_sink
 from .sink import Sink

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.store import Queries, Store
 
 from .conftest import ConfigFactory

@@ -14,10 +14,10 @@ from datetime import timedelta
 import aiosmtplib
 import pytest
 
-from mailrelay import smtp_server
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
+from mailrelay.edges import smtp_server
 
 from .conftest import ConfigFactory
 from .mailtools import settle, trigger

@@ -14,8 +14,8 @@ import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
-from mailrelay.errors import StoreError
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.errors import StoreError
 from mailrelay.store import NewMessage, Queries
 
 from .conftest import ConfigFactory
@@ -319,7 +319,7 @@ async def test_require_auth_refuses_mail_until_the_client_logs_in(
 def test_fast_address_parsing_agrees_with_aiosmtpd(arg: str) -> None:
     from aiosmtpd.smtp import SMTP
 
-    from mailrelay.smtp_server import GatedSMTP
+    from mailrelay.edges.smtp_server import GatedSMTP
 
     class Limits:
         local_part_limit = 64

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from mailrelay import privacy, store
+from mailrelay import store
+from mailrelay.services import privacy
 from mailrelay.store import Store
 
 RAW = b"From: shop@acme.example\r\nTo: john@example.com\r\nSubject: Order #7\r\n\r\nbody\r\n"

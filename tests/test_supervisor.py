@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from mailrelay.clock import FrozenClock
-from mailrelay.supervisor import WorkerHealth, WorkerState, supervise
+from mailrelay.core.clock import FrozenClock
+from mailrelay.services.supervisor import WorkerHealth, WorkerState, supervise
 
 
 async def test_a_worker_that_raises_is_run_again_until_it_works(

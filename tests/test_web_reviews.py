@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mailrelay import intake, reviews
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
-from mailrelay.tokens import REVIEW, UNSUBSCRIBE
-from mailrelay.web import I18N, RateLimiter, client_key
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
+from mailrelay.edges.web import I18N, RateLimiter, client_key
+from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory
 

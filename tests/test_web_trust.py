@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mailrelay import intake
 from mailrelay.app import Daemon
-from mailrelay.clock import FrozenClock
 from mailrelay.config import Config, load
-from mailrelay.web import client_address
+from mailrelay.core.clock import FrozenClock
+from mailrelay.edges.web import client_address
+from mailrelay.services import intake
 
 from .conftest import BASE_CONFIG, second_shop
 from .test_web_reviews import base, csrf_of, flip, form_page, stored

@@ -18,26 +18,32 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
-from .bounces import Bouncer
-from .clock import Clock, SystemClock
-from .config import Config
-from .delivery import Delivery
-from .errors import MailrelayError, StoreError
-from .imap_watcher import ImapWatcher
-from .intake import Intake
-from .invitations import Inviter, record_delivery
-from .mailer import build_transport
-from .metrics import Snapshot, exposition
-from .models import MessageKind
-from .render import Templates
-from .replies import Replier, ReplyResult
-from .reviews import Reviewer
-from .scheduler import Clockwork
-from .smtp_server import Handler, Listener
-from .store import InboundMessage, Queries, Store
-from .supervisor import BACKOFF_INITIAL, BACKOFF_MAX, WorkerHealth, WorkerState, supervise
-from .tokens import TokenSigner, load_secret
-from .web import WebApp
+from mailrelay.config import Config
+from mailrelay.core.clock import Clock, SystemClock
+from mailrelay.core.errors import MailrelayError, StoreError
+from mailrelay.core.models import MessageKind
+from mailrelay.core.tokens import TokenSigner, load_secret
+from mailrelay.edges.imap_watcher import ImapWatcher
+from mailrelay.edges.mailer import build_transport
+from mailrelay.edges.scheduler import Clockwork
+from mailrelay.edges.smtp_server import Handler, Listener
+from mailrelay.edges.web import WebApp
+from mailrelay.metrics import Snapshot, exposition
+from mailrelay.render import Templates
+from mailrelay.services.bounces import Bouncer
+from mailrelay.services.delivery import Delivery
+from mailrelay.services.intake import Intake
+from mailrelay.services.invitations import Inviter, record_delivery
+from mailrelay.services.replies import Replier, ReplyResult
+from mailrelay.services.reviews import Reviewer
+from mailrelay.services.supervisor import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    WorkerHealth,
+    WorkerState,
+    supervise,
+)
+from mailrelay.store import InboundMessage, Queries, Store
 
 log = logging.getLogger(__name__)
 

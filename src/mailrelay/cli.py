@@ -19,9 +19,8 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
-from . import app, intake, privacy
-from .clock import SystemClock
-from .config import (
+from mailrelay import app
+from mailrelay.config import (
     MAX_INVITE_DELAY,
     Config,
     ShopConfig,
@@ -30,18 +29,20 @@ from .config import (
     locate,
     parse_duration,
 )
-from .delivery import Delivery
-from .errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
-from .files import make_private_dir
-from .imap_watcher import check_connection, delete_filed, describe
-from .invitations import Inviter, record_delivery
-from .mailer import SmtpTransport, build_transport
-from .models import InvitationStatus, OutboxStatus, ShipmentStatus
-from .output import FORMATS, localize, render
-from .parsing import normalize_address, parse_trigger
-from .render import Templates
-from .store import Queries, Store
-from .tokens import TokenSigner, load_secret
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.errors import ConfigError, DeliveryFailure, MailrelayError, StoreError
+from mailrelay.core.files import make_private_dir
+from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
+from mailrelay.core.output import FORMATS, localize, render
+from mailrelay.core.tokens import TokenSigner, load_secret
+from mailrelay.edges.imap_watcher import check_connection, delete_filed, describe
+from mailrelay.edges.mailer import SmtpTransport, build_transport
+from mailrelay.parsing import normalize_address, parse_trigger
+from mailrelay.render import Templates
+from mailrelay.services import intake, privacy
+from mailrelay.services.delivery import Delivery
+from mailrelay.services.invitations import Inviter, record_delivery
+from mailrelay.store import Queries, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailrelay.errors import ConfigError, ConfigProblem
+from mailrelay.core.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "Config",

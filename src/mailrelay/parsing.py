@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import html2text
 
-from mailrelay.models import (
+from mailrelay.core.models import (
     AgentReply,
     DeliveryReport,
     Product,

@@ -26,9 +26,15 @@ from typing import Any, NamedTuple, TypeVar
 
 import sqlite_utils
 
-from .errors import StoreError
-from .files import create_private_file
-from .models import InvitationStatus, MessageState, OutboxKind, OutboxStatus, ShipmentStatus
+from mailrelay.core.errors import StoreError
+from mailrelay.core.files import create_private_file
+from mailrelay.core.models import (
+    InvitationStatus,
+    MessageState,
+    OutboxKind,
+    OutboxStatus,
+    ShipmentStatus,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import os
 import secrets
 from pathlib import Path
 
-from .files import make_private_dir
+from mailrelay.core.files import make_private_dir
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.tokens")  # the name operators filter on
 
 NONCE_BYTES = 16
 TAG_BYTES = 16

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from .clock import Clock
-from .errors import PermanentFailure, TemporaryFailure
-from .models import OutboxStatus
-from .outbox import signed_sender
-from .store import Queries, Store, from_iso
+from mailrelay.core.clock import Clock
+from mailrelay.core.errors import PermanentFailure, TemporaryFailure
+from mailrelay.core.models import OutboxStatus
+from mailrelay.services.outbox import signed_sender
+from mailrelay.store import Queries, Store, from_iso
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.delivery")  # the name operators filter on
 
 #: Delay before retry n (1-based); the last step repeats until GIVE_UP_AFTER.
 BACKOFF = (

@@ -22,9 +22,9 @@ from email.message import Message
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from .store import Erasure, Queries, Store, address_hash, address_pattern_bytes
+from mailrelay.store import Erasure, Queries, Store, address_hash, address_pattern_bytes
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.privacy")  # the name operators filter on
 
 #: Raw messages decoded per read while searching the store (about 1 MB of mail).
 SCAN_BATCH = 200

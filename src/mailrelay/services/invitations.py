@@ -16,16 +16,16 @@ from typing import Any
 
 import jinja2
 
-from .clock import Clock
-from .config import Config, ShopConfig
-from .links import review_url, unsubscribe_url
-from .models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
-from .outbox import envelope_sender
-from .render import RenderedMail, Templates, invitation_mail
-from .store import SUPPRESSION_TEXT, Queries, Store, to_iso
-from .tokens import TokenSigner
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
+from mailrelay.core.tokens import TokenSigner
+from mailrelay.render import RenderedMail, Templates, invitation_mail
+from mailrelay.services.links import review_url, unsubscribe_url
+from mailrelay.services.outbox import envelope_sender
+from mailrelay.store import SUPPRESSION_TEXT, Queries, Store, to_iso
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
 
 
 @dataclass(frozen=True)

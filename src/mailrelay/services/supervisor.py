@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from .clock import Clock
+from mailrelay.core.clock import Clock
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.supervisor")  # the name operators filter on
 
 #: First wait after a failure; it doubles with every failure in a row up to BACKOFF_MAX.
 BACKOFF_INITIAL = 1.0

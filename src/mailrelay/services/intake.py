@@ -18,10 +18,10 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta
 from functools import partial
 
-from .clock import Clock
-from .config import Config, ShopConfig
-from .errors import StoreError
-from .models import (
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.errors import StoreError
+from mailrelay.core.models import (
     Decision,
     InvitationMethod,
     InvitationStatus,
@@ -30,13 +30,13 @@ from .models import (
     ShipmentNotice,
     ShipmentStatus,
 )
-from .outbox import bounce_id_of, reply_key_of
-from .parser_process import ParserGone, ParserProcess
-from .parsing import normalize_address, parse_batch
-from .store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
-from .tokens import REVIEW, TokenSigner
+from mailrelay.core.tokens import REVIEW, TokenSigner
+from mailrelay.parsing import normalize_address, parse_batch
+from mailrelay.services.outbox import bounce_id_of, reply_key_of
+from mailrelay.services.parser_process import ParserGone, ParserProcess
+from mailrelay.store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.intake")  # the name operators filter on
 
 #: Only the header section is searched for Message-ID at receive time; a full parse happens later.
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)

@@ -10,10 +10,10 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-from .config import ShopConfig
-from .models import OutboxKind
-from .render import RenderedMail
-from .store import Queries, to_iso
+from mailrelay.config import ShopConfig
+from mailrelay.core.models import OutboxKind
+from mailrelay.render import RenderedMail
+from mailrelay.store import Queries, to_iso
 
 # The two address forms we hand out: reply+<key> (tickets' Reply-To) and bounce+<outbox id>.<tag>
 # (the signed VERP envelope sender). Defined once; the listener, replies and bounces read them back.

@@ -13,9 +13,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .clock import Clock
+from mailrelay.core.clock import Clock
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.scheduler")  # the name operators filter on
 
 WAKEUP = "wakeup"
 

@@ -21,12 +21,12 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
-from .config import SmtpConfig
-from .errors import StoreError
-from .intake import Intake, Route
-from .store import address_ref
+from mailrelay.config import SmtpConfig
+from mailrelay.core.errors import StoreError
+from mailrelay.services.intake import Intake, Route
+from mailrelay.store import address_ref
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.smtp_server")  # the name operators filter on
 
 _PLAIN_ANGLE_ADDR = re.compile(
     r"^\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"

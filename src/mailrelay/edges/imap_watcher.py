@@ -19,12 +19,12 @@ from typing import Any, Protocol, TypeVar
 
 import aioimaplib  # type: ignore[import-untyped]
 
-from .clock import Clock
-from .config import ImapConfig
-from .errors import MailrelayError
-from .store import Store
+from mailrelay.config import ImapConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.errors import MailrelayError
+from mailrelay.store import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.imap_watcher")  # the name operators filter on
 
 T = TypeVar("T")
 

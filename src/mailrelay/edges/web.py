@@ -25,16 +25,16 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from . import invitations, links, reviews
-from .clock import Clock
-from .config import Config, ShopConfig
-from .metrics import CONTENT_TYPE_LATEST
-from .store import Queries, Store
-from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.metrics import CONTENT_TYPE_LATEST
+from mailrelay.services import invitations, links, reviews
+from mailrelay.store import Queries, Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
-WEB_TEMPLATES = Path(__file__).parent / "templates" / "web"
+WEB_TEMPLATES = Path(__file__).parent.parent / "templates" / "web"
 I18N = WEB_TEMPLATES / "i18n"
 FALLBACK_LOCALE = "en"
 

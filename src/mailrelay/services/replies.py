@@ -23,19 +23,19 @@ from typing import Any
 
 import jinja2
 
-from .clock import Clock
-from .config import Config, ShopConfig
-from .links import public_url
-from .mailauth import authenticated
-from .models import AgentReply, OutboxKind
-from .outbox import enqueue_mail, reply_key_of
-from .parsing import parse_reply
-from .render import RenderedMail, Templates, notice_mail, response_mail
-from .reply_text import Extraction, extract
-from .store import Queries, Store, to_iso
-from .tokens import REPLY, TokenSigner
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.mailauth import authenticated
+from mailrelay.core.models import AgentReply, OutboxKind
+from mailrelay.core.tokens import REPLY, TokenSigner
+from mailrelay.parsing import parse_reply
+from mailrelay.render import RenderedMail, Templates, notice_mail, response_mail
+from mailrelay.reply_text import Extraction, extract
+from mailrelay.services.links import public_url
+from mailrelay.services.outbox import enqueue_mail, reply_key_of
+from mailrelay.store import Queries, Store, to_iso
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.replies")  # the name operators filter on
 
 KEY_MAX_AGE = timedelta(days=90)
 # A directive and what follows it on its line; several may share a line (issue 10 §2):

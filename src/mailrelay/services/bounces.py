@@ -8,14 +8,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from .clock import Clock
-from .models import DeliveryReport, OutboxStatus, RecipientStatus
-from .outbox import bounce_id_of
-from .parsing import parse_dsn
-from .store import Queries, Store
-from .tokens import TokenSigner
+from mailrelay.core.clock import Clock
+from mailrelay.core.models import DeliveryReport, OutboxStatus, RecipientStatus
+from mailrelay.core.tokens import TokenSigner
+from mailrelay.parsing import parse_dsn
+from mailrelay.services.outbox import bounce_id_of
+from mailrelay.store import Queries, Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.bounces")  # the name operators filter on
 
 #: Soft bounces (4.x.x, or "delayed") for one address before we stop mailing it.
 SOFT_LIMIT = 3

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .config import Config
-from .tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.config import Config
+from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 
 
 def review_url(config: Config, token: str) -> str:

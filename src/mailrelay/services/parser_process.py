@@ -1,8 +1,9 @@
 """Trigger parsing in a child process, so a burst's parsing does not hold the daemon's GIL.
 
-The child is `python -m mailrelay.parser_process`: it imports `mailrelay.parsing` and nothing
-else of ours. (A multiprocessing pool re-imports the parent's main module, the `mailrelay`
-console script and with it the whole daemon: 0.7 s of CPU and 50 MB inside the first burst.)
+The child is `python -m mailrelay.services.parser_process`: it imports `mailrelay.parsing`
+and nothing else of ours. (A multiprocessing pool re-imports the parent's main module, the
+`mailrelay` console script and with it the whole daemon: 0.7 s of CPU and 50 MB inside the
+first burst.)
 Parent and child speak over the child's stdin/stdout: a 4-byte big-endian length, then a
 pickle. Pickle is safe here: the two ends are the same program, and nothing else reaches the
 pipe.
@@ -18,8 +19,8 @@ import signal
 import sys
 from typing import BinaryIO
 
-from .models import ShipmentNotice
-from .parsing import parse_batch
+from mailrelay.core.models import ShipmentNotice
+from mailrelay.parsing import parse_batch
 
 #: One parse request: raw triggers, each with its shop's `order_reference_pattern`.
 Jobs = list[tuple[bytes, re.Pattern[str] | None]]
@@ -36,7 +37,7 @@ class ParserProcess:
     """One long-lived child, started on first use; requests go one at a time."""
 
     #: How the child is started.
-    command: tuple[str, ...] = (sys.executable, "-m", "mailrelay.parser_process")
+    command: tuple[str, ...] = (sys.executable, "-m", "mailrelay.services.parser_process")
 
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None

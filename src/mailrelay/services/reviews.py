@@ -15,22 +15,22 @@ from typing import Any
 
 import jinja2
 
-from .clock import Clock
-from .config import Config, ShopConfig
-from .links import public_url
-from .models import InvitationMethod, InvitationStatus, OutboxKind
-from .outbox import enqueue_mail
-from .render import (
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
+from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
+from mailrelay.core.tokens import REPLY, TokenSigner
+from mailrelay.render import (
     RenderedMail,
     Templates,
     auto_response_text,
     response_mail,
     ticket_mail,
 )
-from .store import Queries, Store, to_iso
-from .tokens import REPLY, TokenSigner
+from mailrelay.services.links import public_url
+from mailrelay.services.outbox import enqueue_mail
+from mailrelay.store import Queries, Store, to_iso
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.reviews")  # the name operators filter on
 
 MAX_TITLE = 120
 MAX_TEXT = 5000

@@ -21,8 +21,8 @@ import aiosmtplib
 from aiosmtplib.email import parse_address
 
 from mailrelay.config import OutboundConfig
-from mailrelay.errors import DeliveryFailure, PermanentFailure, TemporaryFailure
-from mailrelay.files import make_private_dir, restrict_file
+from mailrelay.core.errors import DeliveryFailure, PermanentFailure, TemporaryFailure
+from mailrelay.core.files import make_private_dir, restrict_file
 
 __all__ = [
     "MaildirTransport",
@@ -32,7 +32,7 @@ __all__ = [
     "build_transport",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.mailer")  # the name operators filter on
 
 # A pooled connection idle for longer than this is replaced before use rather than probed: servers
 # drop idle sessions (RFC 5321 4.5.3.2.7 allows 5 minutes; many relays use far less), and a fresh

@@ -1,0 +1,1 @@
+"""The pure core: models, errors, the clock, tokens and the small pieces every layer uses."""

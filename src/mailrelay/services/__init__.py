@@ -1,0 +1,3 @@
+"""The domain flows: they decide, and call the store, render and parsing.
+
+Never a protocol library (import-linter enforces it)."""
