@@ -45,9 +45,14 @@ class Verdict:
     detail: str
 
 
+# Characters nobody sees (zero-width space, direction marks, soft hyphen, BOM): the extractor
+# removes them, and a label is the text "as a reader sees it", so they do not count either way.
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
+
+
 def fold(line: str) -> str:
-    """A line compared with its whitespace folded."""
-    return " ".join(line.split())
+    """A line compared with its whitespace folded and invisible characters removed."""
+    return " ".join(_INVISIBLE.sub("", line).split())
 
 
 def read(path: Path) -> str:

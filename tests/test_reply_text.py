@@ -2061,3 +2061,74 @@ def test_an_answer_sentence_quoting_an_order_code_in_a_cjk_script_is_kept(senten
              "2026/12/02 22:03、中村 翔 <sho@example.jp>のメール:\n\n> キャンセルしたいです。")
     result = extract(reply)
     assert result.ok and sentence in result.text and "iPhone" not in result.text
+
+
+# --------------------------------------------------------------------------- blind set G's classes
+
+
+@pytest.mark.parametrize("marker", [
+    "##- Veuillez écrire votre réponse au-dessus de cette ligne -##",
+    "##- Kirjoita vastauksesi tämän rivin yläpuolelle -##",
+    "## - 请在此行上方回复 - ##",
+])
+def test_a_help_desks_reply_above_marker_in_any_language_cuts_like_ours(marker: str) -> None:
+    history = f"{marker}\n\nMarek Novák, 2. 12. 2026 9:14\n\nKde je moje zásilka?"
+    assert_published(extract(f"{AGENT}\n\n{history}"), AGENT)
+
+
+def test_an_html_only_reply_that_is_only_the_signature_above_outlooks_header_is_held() -> None:
+    html = (
+        "<div>Lotte de Vries</div><div>Fietsenwinkel de Spaak – Utrecht</div>"
+        "<div>+31 30 000 00 00</div>"
+        '<div id="divRplyFwdMsg"><b>Van:</b> Pieter Bakker &lt;pieter@example.nl&gt;<br>'
+        "<b>Onderwerp:</b> Bel</div><div>Mijn bel rammelt.</div>"
+    )
+    result = extract(None, html)
+    assert not result.ok
+    assert result.reason == "empty"
+
+
+@pytest.mark.parametrize(("closing", "name", "company"), [
+    ("Pagarbiai", "Rūta", "Gintaro dirbtuvė, Palanga"),
+    ("Üdv", "Zsófi", "Pálinkaház, Kecskemét"),
+])
+def test_a_company_line_under_a_closing_in_words_we_do_not_know_is_cut(
+    closing: str, name: str, company: str
+) -> None:
+    answer = "Hello Tom,\n\nwe can make the bracelet 2 cm longer for free and send it on Monday."
+    text = f"{answer}\n\n{closing}\n{name}\n{company}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\n{closing}\n{name}")
+
+
+def test_a_department_line_under_a_chinese_name_above_history_is_cut() -> None:
+    answer = "王先生您好，\n\n退款已经原路退回，三到五个工作日到账，请您留意银行通知。"
+    text = f"{answer}\n\n陈静\n山茶花园艺 客户服务部\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\n陈静")
+
+
+@pytest.mark.parametrize("company", [
+    "Pracownia Lnu sp. z o.o.", "Azulejos do Porto, Lda. · Porto",
+])
+def test_a_company_line_with_its_legal_form_after_the_name_is_cut(company: str) -> None:
+    answer = "Hello Tom,\n\nthe replacement tile set left our warehouse this morning by courier."
+    text = f"{answer}\n\nBest regards,\nMaria Lopes\n{company}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\nBest regards,\nMaria Lopes")
+
+
+def test_a_price_table_with_a_dash_rule_and_wide_columns_is_kept() -> None:
+    answer = (
+        "Hello Mr Grant,\n\nhere are the prices you asked for:\n\n"
+        "Model        Units   Price\n--------------------------\n"
+        "Sander S-20   12      74,00 €\nSander S-35   4       118,00 €\n\n"
+        "Shipping is free from 250 €."
+    )
+    assert_published(extract(f"{answer}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"), answer)
+
+
+def test_an_answer_below_a_banner_attribution_and_quote_is_bottom_posting_and_kept() -> None:
+    answer = "Hi Jo,\n\nyes, orders placed until 18 December arrive before Christmas.\n\nMarten"
+    text = (
+        "------- Original Message -------\n"
+        f"{ATTRIBUTIONS['en']}\n> Will the hamper arrive before Christmas?\n\n{answer}"
+    )
+    assert_published(extract(text), answer)

@@ -21,7 +21,7 @@ from .guard import (
     shaped_attribution_left,
     ticket_field_left,
 )
-from .html import html_to_text
+from .html import html_reply_text, html_to_text
 from .lines import (
     QUOTE,
     SUPERCITE,
@@ -71,6 +71,7 @@ _DATED_OR_ADDRESSED: Final = re.compile(r"\d|@")
 _TRACKING_TOKEN: Final = re.compile(
     r"^(?:[\[{<(]#?[A-Za-z]{2,12}[#:\-][\w:#.\-]*\d{5,}[\w:#.\-]*#?[\]}>)]|ref:[\w.]+:ref)$"
 )
+_HELP_DESK_MARKER: Final = re.compile(r"^\s*##\s?-\s?\S.{4,200}\S\s?-\s?##\s*$")
 _KNOWN_RUN: Final = 40  # characters of a text we sent that identify it in a reply
 
 
@@ -94,9 +95,9 @@ def extract(
     is held when it still looks like history, holds a ticket field line, or names a `private`
     string (the customer's address; issue 10 §1).
     """
-    source = _choose_source(text, html)
-    lines = normalize(source).split("\n")
     cuts: list[str] = []
+    source = _choose_source(text, html, cuts)
+    lines = normalize(source).split("\n")
     lines = _cut_at_marker(lines, cuts)
     lines = _cut_at_known_text(lines, known_texts, cuts)
     lines = _trim_history(lines, cuts)
@@ -112,12 +113,16 @@ def extract(
     )
 
 
-def _choose_source(text: str | None, html: str | None) -> str:
-    """text/plain when it says anything, else the HTML part as text."""
+def _choose_source(text: str | None, html: str | None, cuts: list[str]) -> str:
+    """text/plain when it says anything, else the HTML part as text (its client's quote
+    containers already removed: a cut like any other)."""
     if text and text.strip():
         return text
     if html and html.strip():
-        return html_to_text(html)
+        converted, removed = html_reply_text(html)
+        if removed:
+            cuts.append("html_quote")
+        return converted
     return ""
 
 
@@ -129,11 +134,21 @@ def _cut_at_marker(lines: list[str], cuts: list[str]) -> list[str]:
     joined, starts = folded_lines(lines)
     match = _MARKER.search(joined)
     if match is None:
-        return lines
+        return _cut_at_help_desk_marker(lines, cuts)
     cuts.append("marker")
     index = bisect_right(starts, match.start()) - 1
     head = _text_before_marker(lines[index])
     return [*lines[:index], head] if head else lines[:index]
+
+
+def _cut_at_help_desk_marker(lines: list[str], cuts: list[str]) -> list[str]:
+    """A help desk's own "##- type your reply above this line -##" in any language opens the
+    history its mail quotes, as ours does (Zendesk and its kin write it so)."""
+    for index, line in enumerate(lines):
+        if _HELP_DESK_MARKER.match(line) and not QUOTE.match(line):
+            cuts.append("marker")
+            return lines[:index]
+    return lines
 
 
 def _text_before_marker(line: str) -> str:
@@ -208,10 +223,22 @@ def _trim_history(lines: list[str], cuts: list[str]) -> list[str]:
                 index = following  # bottom-posted under an unquoted attribution (Discourse)
             else:
                 break
+        elif _opens_bottom_posting(kinds, index, out):
+            cuts.append(str(kind))
+            index = _next_content(kinds, index + 1) or index + 1  # the attribution goes next
         else:
             cuts.append("quote" if kind is Kind.SUPERCITE else str(kind))
             break
     return out
+
+
+def _opens_bottom_posting(kinds: Sequence[Kind], index: int, out: Sequence[str]) -> bool:
+    """A banner ("------- Original Message -------") on top of everything, right above an
+    attribution or a quote block: the answer is written below the history it quotes."""
+    if kinds[index] is not Kind.SEPARATOR or _has_text(out):
+        return False
+    following = _next_content(kinds, index + 1)
+    return following is not None and kinds[following] in (Kind.ATTRIBUTION, Kind.QUOTE)
 
 
 def _drop_heading(out: list[str]) -> None:

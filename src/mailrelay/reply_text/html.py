@@ -14,7 +14,13 @@ __all__ = ["html_to_text"]
 
 
 def html_to_text(html: str) -> str:
-    """Plain text of an HTML reply once the quoted history its mail client marked is gone.
+    """Plain text of an HTML reply once the quoted history its mail client marked is gone."""
+    return html_reply_text(html)[0]
+
+
+def html_reply_text(html: str) -> tuple[str, bool]:
+    """Plain text of an HTML reply once the quoted history its mail client marked is gone, and
+    whether any was.
 
     Containers of quotes (Gmail, Apple Mail, Outlook, Thunderbird, Yahoo) and our own hidden
     key are removed first; a <blockquote> nobody marked survives as "> " lines, which the text
@@ -25,15 +31,15 @@ def html_to_text(html: str) -> str:
         # whose warnings about those would otherwise depend on the warning filters in force.
         soup = BeautifulSoup(f"<div>{html}</div>", "html.parser")
         _remove_invisible(soup)
-        _remove_quote_containers(soup)
+        removed = _remove_quote_containers(soup)
     except Exception:  # history we cannot tell apart is not published: no text (fail closed)
-        return ""
+        return "", True
     try:
         out = _TextBuilder()
         _render(soup, out)
-        return normalize(out.text())
+        return normalize(out.text()), removed
     except RecursionError:  # absurdly deep nesting: the cleaned text without layout
-        return normalize(soup.get_text("\n")).strip()
+        return normalize(soup.get_text("\n")).strip(), removed
 
 
 # Elements that hold quoted history, per client; _AND_AFTER also everything after them.
@@ -80,18 +86,24 @@ def _remove_invisible(soup: BeautifulSoup) -> None:
             tag.decompose()
 
 
-def _remove_quote_containers(soup: BeautifulSoup) -> None:
+def _remove_quote_containers(soup: BeautifulSoup) -> bool:
+    """Removes the history the client marked; True when there was any."""
+    removed = False
     for selector in _AND_AFTER:
         found = soup.select_one(selector)
         if found is not None:
             _remove_with_everything_after(found)
+            removed = True
     for tag in soup.find_all("div", style=True):
         if isinstance(tag, Tag) and tag.parent is not None and _is_outlook_header_box(tag):
             _remove_with_everything_after(tag)
+            removed = True
             break
     for selector in _QUOTE_CONTAINERS:
         for tag in soup.select(selector):
             tag.decompose()
+            removed = True
+    return removed
 
 
 def _is_outlook_header_box(tag: Tag) -> bool:

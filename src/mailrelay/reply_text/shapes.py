@@ -181,7 +181,8 @@ def is_sent_from(line: str) -> bool:
 
 # --------------------------------------------------------------------------- signatures
 
-_PHONE: Final = re.compile(r"(?:\+|\b)\d[\d ()/.-]{6,}\d\b")
+# One space at most between digit groups: wider gaps are a table's columns ("TX-18   10   89,00").
+_PHONE: Final = re.compile(r"(?:\+|\b)\d(?:[\d()/.-]| (?! )){6,}\d\b")
 # What a long number is when it is no phone number: a date ("2026-11-04 10"), or an amount with
 # a currency sign or code before or after it ("1 490 000 Kč", "€ 1.250.000", "2 500 000 HUF").
 _DATE_NUMBER: Final = re.compile(r"^\d{1,4}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{1,4}(?:\s\d{1,2})?\.?$")
@@ -201,7 +202,7 @@ _POSTAL: Final = re.compile(
 )
 _LEGAL_FORM: Final = re.compile(
     r"(?<!\w)(?:Ltd\.?|Limited|GmbH|AG|AB|AS|ASA|A/S|ApS|Oyj?|BV|B\.V\.|NV|N\.V\.|S\.?A\.?S?|"
-    r"SARL|S\.?r\.?l\.?|SRL|S\.p\.A\.|Sp\.\s?z\s?o\.\s?o\.?|s\.r\.o\.|a\.s\.|Kft\.?|Zrt\.?|"
+    r"SARL|S\.?r\.?l\.?|SRL|S\.p\.A\.|[Ss]p\.\s?z\s?o\.\s?o\.?|Lda\.?|s\.r\.o\.|a\.s\.|Kft\.?|Zrt\.?|"
     r"Inc\.?|LLC|PLC|plc|Ltda\.?|S\.L\.|A\.Ş\.|ООО|ТОВ|АО|ΕΠΕ|Α\.Ε\.)(?!\w)|株式会社|有限会社|"
     r"有限公司|주식회사|\(주\)"
 )

@@ -55,6 +55,18 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
     return None
 
 
+def _is_lone_word(lines: Sequence[str], index: int) -> bool:
+    """One word of letters as a paragraph of its own: a closing in words we do not know
+    ("Pagarbiai", "Üdv") when a name follows it."""
+    text = lines[index].strip()
+    return (
+        index > 0
+        and not lines[index - 1].strip()
+        and len(text.split()) == 1
+        and all(char.isalpha() for char in text)
+    )
+
+
 def _is_greeting(line: str, following: str) -> bool:
     """A line ending in a comma, without a closing word, over a long sentence opens a
     paragraph ("Hello Mr. Tremblay," as an answer repeated in a second language does); a
@@ -99,9 +111,10 @@ def team_line_start(lines: Sequence[str]) -> int | None:
     message, name, team = (lines[index].strip() for index in content[-3:])
     if content[-1] != content[-2] + 1 or _CLOSING_WORDS.search(f"{name} {team}"):
         return None
-    if not _is_bare_sign_off(message) and (  # "Best," / "Olivia" / "Shop C Support" / "P.S. …"
+    closing = _is_bare_sign_off(message) or _is_lone_word(lines, content[-3])
+    if not closing and (  # "Best," / "Olivia" / "Shop C Support" / "P.S. …"; "Pagarbiai" / …
         not _SENTENCE.search(message)
-        or (len(message.split()) < _SENTENCE_WORDS and _width(message) <= _MAX_NAME)
+        or (len(message.split()) < _SENTENCE_WORDS and _width(message) <= _SHORT_LINE)
     ):
         return None
     if name.endswith((",", "،", "，", ":")):
@@ -112,6 +125,10 @@ def team_line_start(lines: Sequence[str]) -> int | None:
 
 
 _SENTENCE_WORDS: Final = 4  # the line above the name is the agent's sentence, not a closing
+# Columns of a closing without spaces ("Kiitos.", "ありがとうございます。"); a sentence in a script
+# without spaces is wider ("如果抬头需要修改，直接回复这封邮件就可以。" is 42). Closings we know
+# are caught by their words whatever their width.
+_SHORT_LINE: Final = 24
 _TEAM_LINE_END: Final = re.compile(r"[.!?。！？:：;]$")
 
 
