@@ -7,6 +7,8 @@ import json
 import quopri
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import Message
@@ -558,6 +560,18 @@ def test_html_to_text_does_not_wrap_long_lines_and_decodes_entities() -> None:
     assert "\n" not in text
     assert text.startswith(long_line)
     assert "på vej & –" in text
+
+
+def test_html_to_text_keeps_hidden_text_a_preheader_may_name_the_order() -> None:
+    text = html_to_text('<div style="display:none">Order #1057 shipped</div><h1>Thanks</h1>')
+    assert text == "Order #1057 shipped\n\nThanks"
+
+
+def test_importing_parsing_leaves_bs4_for_the_first_html_only_trigger() -> None:
+    # The parser child imports mailrelay.parsing at start; bs4 costs more than all of it.
+    code = "import sys, mailrelay.parsing; print(sorted({'bs4', 'html2text'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
 
 
 # --- normalize_address --------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
-from . import html_text
 from .decoding import codec, decode_bytes
 from .defects import Defects
 
@@ -64,6 +63,11 @@ class Bodies:
         if plain:
             return "\n\n".join(plain)
         if self.html:
+            # Imported here, not at the top: bs4 takes longer to import than all of parsing,
+            # and the parser child (services/parser_process) should pay for it only once an
+            # HTML-only trigger comes in.
+            from . import html_text
+
             return "\n\n".join(html_text.html_to_text(part) for part in self.html)
         return "\n\n".join(self.other)
 

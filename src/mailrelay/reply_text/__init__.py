@@ -21,7 +21,7 @@ from .guard import (
     shaped_attribution_left,
     ticket_field_left,
 )
-from .html import html_to_text
+from .html import text_of_html_reply
 from .lines import (
     QUOTE,
     SUPERCITE,
@@ -42,7 +42,7 @@ from .lines import (
 from .shapes import EMAIL, is_shaped_attribution
 from .signature import signature_block_start, signature_only, team_line_start
 
-__all__ = ["Extraction", "extract", "html_to_text"]
+__all__ = ["Extraction", "extract", "text_of_html_reply"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def _choose_source(text: str | None, html: str | None) -> str:
     if text and text.strip():
         return text
     if html and html.strip():
-        return html_to_text(html)
+        return text_of_html_reply(html)
     return ""
 
 
