@@ -2,7 +2,7 @@
 agents' replies and DSNs. Pure: bytes in, values out; no I/O, never raises on malformed mail.
 
 The parser child (services/parser_process) imports this package and nothing else of ours, so what
-it imports at load time stays cheap: bs4 is loaded on first use by html_text.
+it imports at load time stays cheap: html_text (bs4) is imported by the first HTML-only trigger.
 """
 
 from .addresses import normalize_address

@@ -1,7 +1,8 @@
 """HTML as the plain text a mail reader sees: mailrelay's one HTML-to-text converter (bs4), for
 a trigger's reference search here and, with reply_text's quote removal, for HTML-only replies.
 
-Pure; never raises. Imported on first use (bs4 costs more to import than the rest of parsing).
+Pure; html_to_text never raises. Imported on first use (bs4 costs more to import than the rest
+of parsing, and the parser child should not pay for it at start).
 """
 
 from __future__ import annotations
