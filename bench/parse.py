@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailrelay import parsing
+from mailrelay.parsing import fast_mime, trigger
 
 HERE = Path(__file__).resolve()
 CORPUS = HERE.parents[2] / "shared" / "corpus" / "triggers"
@@ -93,7 +94,7 @@ def plain_5kb(order: int = 10000) -> bytes:
 
 
 def slow(raw: bytes) -> object:
-    return parsing._slow_trigger(raw, None)
+    return trigger.full_reading(raw, None)
 
 
 def default(raw: bytes) -> object:
@@ -107,8 +108,8 @@ def best_us(func: Callable[[bytes], object], raw: bytes, number: int, repeat: in
 
 def path_taken(raw: bytes) -> str:
     try:
-        return "fast" if parsing._fast_trigger(raw, None) is not None else "full"
-    except parsing._Unusual:
+        return "fast" if trigger.fast_reading(raw, None) is not None else "full"
+    except fast_mime.Unusual:
         return "full"
 
 

@@ -7,6 +7,8 @@ import json
 import quopri
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import Message
@@ -18,12 +20,16 @@ import pytest
 from mailrelay import parsing
 from mailrelay.core.models import Product, ShipmentNotice
 from mailrelay.parsing import (
+    fast_mime,
     find_reference,
-    html_to_text,
+    html_text,
+    mime_split,
     normalize_address,
     parse_reply,
     parse_trigger,
+    trigger,
 )
+from mailrelay.parsing.html_text import html_to_text
 
 from .conftest import CORPUS, corpus_cases, corpus_params, require_corpus
 
@@ -556,6 +562,18 @@ def test_html_to_text_does_not_wrap_long_lines_and_decodes_entities() -> None:
     assert "på vej & –" in text
 
 
+def test_html_to_text_keeps_hidden_text_a_preheader_may_name_the_order() -> None:
+    text = html_to_text('<div style="display:none">Order #1057 shipped</div><h1>Thanks</h1>')
+    assert text == "Order #1057 shipped\n\nThanks"
+
+
+def test_importing_parsing_leaves_bs4_for_the_first_html_only_trigger() -> None:
+    # The parser child imports mailrelay.parsing at start; bs4 costs more than all of it.
+    code = "import sys, mailrelay.parsing; print(sorted({'bs4', 'html2text'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
 # --- normalize_address --------------------------------------------------------------------------
 
 
@@ -958,10 +976,10 @@ COMPAT32 = BytesParser(policy=policy.compat32)
 def both_readings(raw: Any, *, reference_pattern: re.Pattern[str] | None = None) -> ShipmentNotice:
     """parse_trigger, after checking that the fast path agrees with the full (slow) reading."""
     check_split(bytes(raw))
-    slow = parsing._slow_trigger(raw, reference_pattern)
+    slow = trigger.full_reading(raw, reference_pattern)
     try:
-        fast = parsing._fast_trigger(raw, reference_pattern)
-    except parsing._Unusual:
+        fast = trigger.fast_reading(raw, reference_pattern)
+    except fast_mime.Unusual:
         fast = None
     FAST_ANSWERS.append(fast is not None)
     if fast is not None:
@@ -981,7 +999,7 @@ def _every_parse_checks_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def check_split(data: bytes) -> bool:
     """The fast splitter, when it answers, builds exactly the tree of compat32's feed parser."""
-    split = parsing._split_message(data) if data.strip() else None
+    split = mime_split.split_message(data) if data.strip() else None
     if split is not None:
         assert tree(split) == tree(COMPAT32.parsebytes(data))
     return split is not None
@@ -1032,13 +1050,13 @@ def test_fast_path_declines_what_it_cannot_vouch_for() -> None:
     ]
     for raw in declined:
         assert fast_answer(raw) is None
-        assert both_readings(raw) == parsing._slow_trigger(raw, None)
+        assert both_readings(raw) == trigger.full_reading(raw, None)
 
 
 def fast_answer(raw: bytes) -> ShipmentNotice | None:
     try:
-        return parsing._fast_trigger(raw, None)
-    except parsing._Unusual:
+        return trigger.fast_reading(raw, None)
+    except fast_mime.Unusual:
         return None
 
 
@@ -1077,7 +1095,7 @@ def test_html_is_rendered_only_when_there_is_no_plain_text(monkeypatch: pytest.M
         rendered.append(html)
         return html_to_text(html)
 
-    monkeypatch.setattr(parsing, "html_to_text", counting)
+    monkeypatch.setattr(html_text, "html_to_text", counting)
     alternative = (
         "--b\r\nContent-Type: text/plain\r\n\r\nYour order shipped\r\n"
         "--b\r\nContent-Type: text/html\r\n\r\n<p>Order #222</p>\r\n--b--\r\n"

@@ -16,7 +16,7 @@ import pytest
 
 from mailrelay.config import Config
 from mailrelay.render import REPLY_MARKER, Templates, ticket_mail
-from mailrelay.reply_text import Extraction, extract, html_to_text
+from mailrelay.reply_text import Extraction, extract, text_of_html_reply
 
 from .conftest import ConfigFactory, require_corpus
 
@@ -673,7 +673,7 @@ def test_a_gmx_reply_drops_its_quote_container() -> None:
 
 def test_absurdly_nested_html_still_loses_its_quote() -> None:
     html = "<div>" * 3000 + 'Thanks.<div class="gmail_quote">On Mon, X wrote: secret</div>'
-    assert html_to_text(html + "</div>" * 3000) == "Thanks."
+    assert text_of_html_reply(html + "</div>" * 3000) == "Thanks."
 
 
 def test_an_html_reply_from_an_unknown_client_is_cut_at_our_marker(
@@ -692,12 +692,12 @@ def test_our_hidden_key_and_invisible_elements_never_become_text() -> None:
         f'<div style="display: none" data-mailrelay-key="{KEY}">mr:{KEY}</div>'
         "<!-- a comment --><style>p {{color: red}}</style>"
     )
-    assert html_to_text(html) == "Thanks."
+    assert text_of_html_reply(html) == "Thanks."
 
 
 def test_an_unmarked_blockquote_reads_as_quoted_text() -> None:
     html = "<div>Thanks.</div><blockquote><div>The parcel came late.</div></blockquote>"
-    assert html_to_text(html) == "Thanks.\n\n> The parcel came late."
+    assert text_of_html_reply(html) == "Thanks.\n\n> The parcel came late."
     assert_published(extract(None, html), "Thanks.")
 
 
@@ -710,7 +710,7 @@ def test_an_unmarked_blockquote_reads_as_quoted_text() -> None:
     ],
 )
 def test_html_that_looks_like_a_url_or_xml_converts_without_warnings(html: str, text: str) -> None:
-    assert html_to_text(html) == text  # filterwarnings = error: a bs4 warning would fail here
+    assert text_of_html_reply(html) == text  # filterwarnings = error: a bs4 warning would fail here
 
 
 def test_html_becomes_plain_text_without_markdown() -> None:
@@ -720,7 +720,7 @@ def test_html_becomes_plain_text_without_markdown() -> None:
         "<ul><li>one</li><li>two</li></ul><ol><li>first</li><li>second</li></ol>"
         "<p>1. not a list<br>-- not a signature here</p>"
     )
-    assert html_to_text(html) == (
+    assert text_of_html_reply(html) == (
         "Sorry\n\nBold and italic, code and our returns page (https://acme.example/returns).\n\n"
         "- one\n- two\n\n1. first\n2. second\n\n1. not a list\n-- not a signature here"
     )

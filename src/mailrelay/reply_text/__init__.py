@@ -21,7 +21,7 @@ from .guard import (
     shaped_attribution_left,
     ticket_field_left,
 )
-from .html import html_reply_text, html_to_text
+from .html import html_reply, text_of_html_reply
 from .lines import (
     QUOTE,
     SUPERCITE,
@@ -42,7 +42,7 @@ from .lines import (
 from .shapes import EMAIL, is_shaped_attribution
 from .signature import signature_block_start, signature_only, team_line_start
 
-__all__ = ["Extraction", "extract", "html_to_text"]
+__all__ = ["Extraction", "extract", "text_of_html_reply"]
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,10 @@ def _choose_source(text: str | None, html: str | None, cuts: list[str]) -> str:
     if text and text.strip():
         return text
     if html and html.strip():
-        converted, removed = html_reply_text(html)
-        if removed:
+        reply = html_reply(html)
+        if reply.history_removed:
             cuts.append("html_quote")
-        return converted
+        return reply.text
     return ""
 
 
