@@ -35,7 +35,8 @@ from mailrelay.core.files import make_private_dir
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
 from mailrelay.core.output import FORMATS, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
-from mailrelay.edges.imap_watcher import check_connection, delete_filed, describe
+from mailrelay.edges.imap_client import describe
+from mailrelay.edges.imap_watcher import check_connection, delete_filed
 from mailrelay.edges.mailer import SmtpTransport, build_transport
 from mailrelay.parsing import normalize_address, parse_trigger
 from mailrelay.render import Templates
