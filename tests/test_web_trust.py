@@ -16,7 +16,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
-from mailrelay.edges.web import client_address
+from mailrelay.edges.web.ratelimit import client_address
 from mailrelay.services import intake
 
 from .conftest import BASE_CONFIG, second_shop
