@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import _load_config, _open_store, _print_rows, _signer
+from mailrelay.cli.resources import load_config, load_signer, open_store, print_rows
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationStatus, OutboxStatus
@@ -41,10 +41,10 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     ctx.obj = {"config_path": config_path, "shop_id": shop_id}
     if ctx.invoked_subcommand is not None:
         return
-    config = _load_config(config_path)
-    with _open_store(config) as store:
+    config = load_config(config_path)
+    with open_store(config) as store:
         rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
-    _print_rows(config, rows, INVITATION_FIELDS, fmt)
+    print_rows(config, rows, INVITATION_FIELDS, fmt)
 
 
 @invitations.command("cancel")
@@ -56,9 +56,9 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
 def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str,
                        shop_id: str | None) -> None:
     """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
-    config = _load_config(config_path or ctx.obj.get("config_path"))
+    config = load_config(config_path or ctx.obj.get("config_path"))
     shop_id = shop_id or ctx.obj.get("shop_id")
-    with _open_store(config) as store:
+    with open_store(config) as store:
         done = store.write_sync(
             lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
         )
@@ -74,8 +74,8 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
 @user_errors
 def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
     """Send one scheduled invitation now, ignoring its due time and sending hours."""
-    config = _load_config(config_path or ctx.obj.get("config_path"), read_secrets=True)
-    signer = _signer(config)
+    config = load_config(config_path or ctx.obj.get("config_path"), read_secrets=True)
+    signer = load_signer(config)
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:
         raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
@@ -89,7 +89,7 @@ def invitations_send_now(ctx: click.Context, config_path: Path | None, invitatio
 async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
                     ) -> dict[str, Any] | None:
     clock = SystemClock()
-    store = _open_store(config)
+    store = open_store(config)
     transport = build_transport(config.outbound)
     try:
         inviter = Inviter(config, store, Templates(config), signer, clock)

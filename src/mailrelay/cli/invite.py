@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from mailrelay.cli.options import _duration, config_option, format_option, user_errors
-from mailrelay.cli.resources import _fmt, _load_config, _open_store, _shop, _signer
+from mailrelay.cli.options import config_option, format_option, read_duration, user_errors
+from mailrelay.cli.resources import known_shop, load_config, load_signer, open_store, output_format
 from mailrelay.config import MAX_INVITE_DELAY, duration_text
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import ShipmentStatus
@@ -38,16 +38,16 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     """
     if (email is None) == (csv_file is None):
         raise click.UsageError("give exactly one of --email or --csv")
-    config = _load_config(config_path)
-    shop = _shop(config, shop_id)
-    wait = _duration(delay, "--delay")
+    config = load_config(config_path)
+    shop = known_shop(config, shop_id)
+    wait = read_duration(delay, "--delay")
     if wait is not None and wait > MAX_INVITE_DELAY:
         raise click.BadParameter(f'at most "{duration_text(MAX_INVITE_DELAY)}", not {delay!r}',
                                  param_hint="--delay")
-    signer = _signer(config)
+    signer = load_signer(config)
     now = SystemClock().now()
     if email is not None:
-        with _open_store(config) as store:
+        with open_store(config) as store:
             decision = store.write_sync(
                 lambda q: intake.invite(q, shop, signer, now, email=email, name=name,
                                         reference=reference, delay=wait)
@@ -58,7 +58,7 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
         click.echo(f"invitation {decision.invitation_id} scheduled for {due}")
         return
     rows = _read_invite_csv(csv_file) if csv_file else []
-    with _open_store(config) as store:
+    with open_store(config) as store:
         def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
             out = []
             for line_no, row in rows:
@@ -76,7 +76,8 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     invited = len(results) - len(skipped)
     click.echo(f"{invited} invited, {len(skipped)} skipped", err=bool(skipped))
     if skipped:
-        click.echo(render(skipped, ("line", "email", "reference", "status", "reason"), _fmt(fmt)))
+        click.echo(render(skipped, ("line", "email", "reference", "status", "reason"),
+                          output_format(fmt)))
 
 
 def _read_invite_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -109,11 +110,11 @@ def _read_invite_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
 def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
          reference: str | None) -> None:
     """Print a review link to hand to a customer yourself."""
-    config = _load_config(config_path)
-    shop = _shop(config, shop_id)
-    signer = _signer(config)
+    config = load_config(config_path)
+    shop = known_shop(config, shop_id)
+    signer = load_signer(config)
     now = SystemClock().now()
-    with _open_store(config) as store:
+    with open_store(config) as store:
         try:
             _inv_id, token, _created = store.write_sync(
                 lambda q: intake.generate_link(q, shop, signer, now, email=email, name=name,

@@ -34,7 +34,8 @@ def format_option(fn: F) -> F:
     )(fn)
 
 
-def _duration(value: str | None, name: str) -> timedelta | None:
+def read_duration(value: str | None, name: str) -> timedelta | None:
+    """An option's duration (`180d`), or a usage error naming the option `name`."""
     if value is None:
         return None
     try:

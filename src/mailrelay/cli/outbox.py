@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import _load_config, _open_store, _print_rows
+from mailrelay.cli.resources import load_config, open_store, print_rows
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import OutboxStatus
 
@@ -28,11 +28,11 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    config = _load_config(config_path)
-    with _open_store(config) as store:
+    config = load_config(config_path)
+    with open_store(config) as store:
         rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
                                                 shop=shop_id))
-    _print_rows(config, rows, OUTBOX_FIELDS, fmt)
+    print_rows(config, rows, OUTBOX_FIELDS, fmt)
 
 
 @outbox.command("retry")
@@ -42,9 +42,9 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
 @user_errors
 def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -> None:
     """Queue a failed message again, due now (the running daemon sends it within a minute)."""
-    config = _load_config(config_path or ctx.obj.get("config_path"))
+    config = load_config(config_path or ctx.obj.get("config_path"))
     now = SystemClock().now()
-    with _open_store(config) as store:
+    with open_store(config) as store:
         done = store.write_sync(lambda q: q.retry_mail(outbox_id, now))
     if not done:
         raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")

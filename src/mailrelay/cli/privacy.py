@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from mailrelay.cli.options import _duration, config_option, user_errors
-from mailrelay.cli.resources import _load_config, _open_store
+from mailrelay.cli.options import config_option, read_duration, user_errors
+from mailrelay.cli.resources import load_config, open_store
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.errors import MailrelayError
 from mailrelay.edges.imap_client import describe
@@ -29,11 +29,11 @@ def purge(config_path: Path | None, older_than: str) -> None:
 
     Counts for `stats` are kept. `serve` applies each shop's `retention` daily.
     """
-    config = _load_config(config_path)
-    age = _duration(older_than, "--older-than")
+    config = load_config(config_path)
+    age = read_duration(older_than, "--older-than")
     now = SystemClock().now()
     cutoff = now - (age or timedelta(0))  # at most 100 years (parse_duration): no overflow
-    with _open_store(config) as store:
+    with open_store(config) as store:
         def run(q: Queries) -> int:
             total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
             q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
@@ -57,12 +57,12 @@ def forget(config_path: Path | None, email_address: str) -> None:
     reviews keep only the star rating, hidden; responses and notes on them are deleted. The
     suppression keeps only a hash of the address, so no trace of it stays in clear text.
     """
-    config = _load_config(config_path)
+    config = load_config(config_path)
     address = normalize_address(email_address)
     if address is None:
         raise click.ClickException(f"not a valid email address: {email_address!r}")
     now = SystemClock().now()
-    with _open_store(config) as store:
+    with open_store(config) as store:
         report = privacy.forget(store, address, now, maildir=config.outbound.maildir)
     touched = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v) or "nothing stored"
     files = f"; {report.files_deleted} outbox file(s) deleted" if report.files_deleted else ""

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
-from mailrelay.cli.resources import _fmt, _load_config, _open_store, _shop
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import render
 from mailrelay.store import Queries
@@ -31,17 +31,17 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
           fmt: str | None) -> None:
     """Per shop: shipments by status, invitations sent, reviews, conversion, stars,
     average score, response rate and median time to first response."""
-    config = _load_config(config_path)
-    shops = [_shop(config, shop_id)] if shop_id else list(config.shops)
+    config = load_config(config_path)
+    shops = [known_shop(config, shop_id)] if shop_id else list(config.shops)
     now = SystemClock().now()
-    with _open_store(config) as store:
+    with open_store(config) as store:
         rows = []
         for shop in shops:
             start = parse_when(since, now, shop.timezone) if since else None
             stop = parse_when(until, now, shop.timezone, end=True) if until else None
             rows.append(store.read(functools.partial(_shop_stats, shop.id, start, stop)))
-    if _fmt(fmt) != "table":
-        click.echo(render(rows, STATS_FIELDS, _fmt(fmt)) if _fmt(fmt) == "csv"
+    if output_format(fmt) != "table":
+        click.echo(render(rows, STATS_FIELDS, output_format(fmt)) if output_format(fmt) == "csv"
                    else json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:

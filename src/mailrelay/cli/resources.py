@@ -17,7 +17,7 @@ from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Store
 
 
-def _load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
+def load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
     """The config for a command; mail server passwords only for one that logs in (send-now)."""
     try:
         return load(locate(path), read_secrets=read_secrets)
@@ -28,13 +28,13 @@ def _load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
         ) from exc
 
 
-def _fmt(fmt: str | None) -> str:
+def output_format(fmt: str | None) -> str:
     if fmt:
         return fmt
     return "table" if sys.stdout.isatty() else "json"
 
 
-def _shop(config: Config, shop_id: str) -> ShopConfig:
+def known_shop(config: Config, shop_id: str) -> ShopConfig:
     shop = config.shop(shop_id)
     if shop is None:
         known = ", ".join(s.id for s in config.shops)
@@ -42,21 +42,21 @@ def _shop(config: Config, shop_id: str) -> ShopConfig:
     return shop
 
 
-def _open_store(config: Config) -> Store:
+def open_store(config: Config) -> Store:
     try:
         return Store(config.store.path)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-def _signer(config: Config) -> TokenSigner:
+def load_signer(config: Config) -> TokenSigner:
     try:
         return TokenSigner(load_secret(config.security.secret_file))
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"secret key: {exc}") from exc
 
 
-def _print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ...],
+def print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ...],
                 fmt: str | None) -> None:
     tzs = {s.id: s.timezone for s in config.shops}
-    click.echo(render(localize(rows, tzs), fields, _fmt(fmt)))
+    click.echo(render(localize(rows, tzs), fields, output_format(fmt)))

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import click
 
 from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
-from mailrelay.cli.resources import _fmt, _load_config, _open_store, _print_rows, _shop
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import localize, render
 from mailrelay.store import Queries
@@ -56,17 +56,17 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    config = _load_config(config_path)
-    tz = _shop(config, shop_id).timezone if shop_id else UTC
+    config = load_config(config_path)
+    tz = known_shop(config, shop_id).timezone if shop_id else UTC
     now = SystemClock().now()
     window = _stars_range(stars)
     start = parse_when(since, now, tz) if since else None
     stop = parse_when(until, now, tz, end=True) if until else None
-    with _open_store(config) as store:
+    with open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(
             shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
             tag=tag, search=search, since=start, until=stop))
-    _print_rows(config, rows, REVIEW_FIELDS, fmt)
+    print_rows(config, rows, REVIEW_FIELDS, fmt)
 
 
 @reviews.command("show")
@@ -78,8 +78,8 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
 def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
                  fmt: str | None) -> None:
     """One review with its response history, internal notes and customer context."""
-    config = _load_config(config_path or ctx.obj.get("config_path"))
-    with _open_store(config) as store:
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    with open_store(config) as store:
         def gather(q: Queries) -> dict[str, Any] | None:
             review = q.get_review(review_id)
             if review is None:
@@ -97,7 +97,7 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
     if data is None:
         raise click.ClickException(f"no review {review_id}")
     review = data["review"]
-    if _fmt(fmt) != "table":
+    if output_format(fmt) != "table":
         out = {k: review.get(k) for k in REVIEW_FIELDS}
         out["reported"] = bool(out["reported"])
         out.update(history=data["responses"], notes=data["notes"], context=data["context"])
@@ -138,8 +138,8 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
 @user_errors
 def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
     """Show a reported review on the public page again."""
-    config = _load_config(config_path or ctx.obj.get("config_path"))
-    with _open_store(config) as store:
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    with open_store(config) as store:
         done = store.write_sync(lambda q: q.unreport_review(review_id))
     if not done:
         raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
@@ -160,11 +160,11 @@ def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: in
 def export(config_path: Path | None, since: str, until: str, shop_id: str | None, output: Path,
            fmt: str, bom: bool) -> None:
     """Export reviews with their responses, one row each."""
-    config = _load_config(config_path)
-    tz = _shop(config, shop_id).timezone if shop_id else UTC
+    config = load_config(config_path)
+    tz = known_shop(config, shop_id).timezone if shop_id else UTC
     now = SystemClock().now()
     start, stop = parse_when(since, now, tz), parse_when(until, now, tz, end=True)
-    with _open_store(config) as store:
+    with open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
     tzs = {s.id: s.timezone for s in config.shops}
     text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import _fmt, _load_config, _open_store, _print_rows, _shop
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.output import render
 from mailrelay.parsing import parse_trigger
@@ -27,8 +27,8 @@ SHIPMENT_FIELDS = (
 @user_errors
 def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -> None:
     """Show what a trigger email yields, without storing anything."""
-    config = _load_config(config_path)
-    shop = _shop(config, shop_id)
+    config = load_config(config_path)
+    shop = known_shop(config, shop_id)
     notice = parse_trigger(file.read_bytes(), reference_pattern=shop.order_reference_pattern)
     fields = {
         "customer_email": notice.customer_email,
@@ -45,10 +45,10 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
         "products": [p.__dict__ for p in notice.products],
         "defects": list(notice.defects),
     }
-    if _fmt(fmt) == "json":
+    if output_format(fmt) == "json":
         click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
         return
-    if _fmt(fmt) == "csv":
+    if output_format(fmt) == "csv":
         click.echo(render([fields], tuple(fields), "csv"))
         return
     for key, value in fields.items():
@@ -68,7 +68,7 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
 def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
               fmt: str | None) -> None:
     """List received shipments with the reason each did or did not yield an invitation."""
-    config = _load_config(config_path)
-    with _open_store(config) as store:
+    config = load_config(config_path)
+    with open_store(config) as store:
         rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
-    _print_rows(config, rows, SHIPMENT_FIELDS, fmt)
+    print_rows(config, rows, SHIPMENT_FIELDS, fmt)
