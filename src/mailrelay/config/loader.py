@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from mailrelay.config.model import Config, ShopConfig
+from mailrelay.config.model import Config, ImapConfig, SecurityConfig, ShopConfig, SmtpConfig
 from mailrelay.config.scanner import index_lines, parse_toml
 from mailrelay.config.sections import (
     read_http,
@@ -44,66 +44,18 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
             problems.add((name,), name, f"unknown {kind}")
 
     def section(name: str) -> Table:
-        value = document.get(name, {})
-        if not isinstance(value, dict):
-            problems.add((name,), name, f"must be a table [{name}], not {kind_of(value)}")
-            value = {}
-        return Table(value, (name,), name, problems, base)
+        return _section(document, name, problems, base)
 
-    def read(table: Table, reader: Callable[[Table], _T]) -> _T:
-        result = reader(table)
-        table.finish()
-        return result
-
-    store = read(section("store"), read_store)
-    smtp = read(section("smtp"), read_smtp)
-    http = read(section("http"), read_http)
+    store = _read(section("store"), read_store)
+    smtp = _read(section("smtp"), read_smtp)
+    http = _read(section("http"), read_http)
     outbound_present = isinstance(document.get("outbound"), dict)
-    outbound = read(section("outbound"), lambda t: read_outbound(t, outbound_present))
-    imap = read(section("imap"), read_imap) if "imap" in document else None
-    security = read(section("security"), read_security)
-    warnings: list[str] = []
-    if imap is not None and imap.authserv_id:
-        # Issue 10: authserv_id applies to SMTP and IMAP replies alike, so it moved.
-        line = problems.line_of(("imap", "authserv_id"))
-        where = f" (line {line})" if line else ""
-        if security.authserv_id and security.authserv_id != imap.authserv_id:
-            problems.add(("imap", "authserv_id"), "imap.authserv_id",
-                         f"differs from security.authserv_id {security.authserv_id!r}; "
-                         "keep only security.authserv_id")
-        else:
-            warnings.append(f"imap.authserv_id{where} is deprecated: move it to [security] "
-                            "authserv_id, where it applies to SMTP and IMAP replies alike")
-            security = replace(security, authserv_id=imap.authserv_id)
-    if security.authserv_id and not smtp.trusted_clients:
-        warnings.append("security.authserv_id is set but smtp.trusted_clients is empty: no "
-                        "reply arriving by SMTP can be authenticated (list the MTA in front)")
-
-    if 1 < smtp.max_sessions <= smtp.max_sessions_per_client:
-        warnings.append(f"smtp.max_sessions_per_client = {smtp.max_sessions_per_client} is not "
-                        f"below max_sessions = {smtp.max_sessions}: one client (slow ones until "
-                        "session_timeout) can hold every session and lock the platforms out")
-
-    shops: list[tuple[Table, ShopConfig]] = []
-    raw_shops = document.get("shop", [])
-    if not isinstance(raw_shops, list) or not all(isinstance(s, dict) for s in raw_shops):
-        problems.add(("shop",), "shop", "each shop must be a [[shop]] table (note the [[ ]])")
-        raw_shops = []
-    elif not raw_shops:
-        problems.add((), "shop", "at least one [[shop]] is required")
-    for index, data in enumerate(raw_shops):
-        shop_id = data.get("id")
-        named = isinstance(shop_id, str) and SHOP_ID.fullmatch(shop_id) is not None
-        # Problems name a shop by its id; without a usable id, by position (shop[1] = the first).
-        name = f"shop.{shop_id}" if named else f"shop[{index + 1}]"
-        table = Table(data, ("shop", index), name, problems, base)
-        shops.append((table, read(table, lambda t: read_shop(t, smtp.hostname))))
-    seen: set[str] = set()
-    for table, shop in shops:
-        if shop.id and shop.id in seen:
-            table.problem("id", f"{shop.id!r} is used by another [[shop]]")
-        seen.add(shop.id)
-    check_addresses(shops)
+    outbound = _read(section("outbound"), lambda t: read_outbound(t, outbound_present))
+    imap = _read(section("imap"), read_imap) if "imap" in document else None
+    security = _read(section("security"), read_security)
+    security, warnings = _moved_authserv_id(problems, imap, security)
+    warnings += _smtp_warnings(smtp, security)
+    shops = _read_shops(document, problems, base, smtp.hostname)
 
     if problems.items:
         problems.items.sort(key=lambda p: (p.line is None, p.line or 0))
@@ -119,6 +71,80 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
         source=source,
         warnings=tuple(warnings),
     )
+
+
+def _section(document: dict[str, Any], name: str, problems: Problems, base: Path) -> Table:
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        problems.add((name,), name, f"must be a table [{name}], not {kind_of(value)}")
+        value = {}
+    return Table(value, (name,), name, problems, base)
+
+
+def _read(table: Table, reader: Callable[[Table], _T]) -> _T:
+    result = reader(table)
+    table.finish()
+    return result
+
+
+def _moved_authserv_id(problems: Problems, imap: ImapConfig | None,
+                       security: SecurityConfig) -> tuple[SecurityConfig, list[str]]:
+    """[security] as it applies, with a deprecated imap.authserv_id moved into it (and the
+    warning that says so)."""
+    warnings: list[str] = []
+    if imap is not None and imap.authserv_id:
+        # Issue 10: authserv_id applies to SMTP and IMAP replies alike, so it moved.
+        line = problems.line_of(("imap", "authserv_id"))
+        where = f" (line {line})" if line else ""
+        if security.authserv_id and security.authserv_id != imap.authserv_id:
+            problems.add(("imap", "authserv_id"), "imap.authserv_id",
+                         f"differs from security.authserv_id {security.authserv_id!r}; "
+                         "keep only security.authserv_id")
+        else:
+            warnings.append(f"imap.authserv_id{where} is deprecated: move it to [security] "
+                            "authserv_id, where it applies to SMTP and IMAP replies alike")
+            security = replace(security, authserv_id=imap.authserv_id)
+    return security, warnings
+
+
+def _smtp_warnings(smtp: SmtpConfig, security: SecurityConfig) -> list[str]:
+    """Settings that are valid but let replies or clients down."""
+    warnings: list[str] = []
+    if security.authserv_id and not smtp.trusted_clients:
+        warnings.append("security.authserv_id is set but smtp.trusted_clients is empty: no "
+                        "reply arriving by SMTP can be authenticated (list the MTA in front)")
+
+    if 1 < smtp.max_sessions <= smtp.max_sessions_per_client:
+        warnings.append(f"smtp.max_sessions_per_client = {smtp.max_sessions_per_client} is not "
+                        f"below max_sessions = {smtp.max_sessions}: one client (slow ones until "
+                        "session_timeout) can hold every session and lock the platforms out")
+    return warnings
+
+
+def _read_shops(document: dict[str, Any], problems: Problems, base: Path,
+                hostname: str) -> list[tuple[Table, ShopConfig]]:
+    """Every [[shop]] with the table it came from; ids and inbound addresses checked across."""
+    shops: list[tuple[Table, ShopConfig]] = []
+    raw_shops = document.get("shop", [])
+    if not isinstance(raw_shops, list) or not all(isinstance(s, dict) for s in raw_shops):
+        problems.add(("shop",), "shop", "each shop must be a [[shop]] table (note the [[ ]])")
+        raw_shops = []
+    elif not raw_shops:
+        problems.add((), "shop", "at least one [[shop]] is required")
+    for index, data in enumerate(raw_shops):
+        shop_id = data.get("id")
+        named = isinstance(shop_id, str) and SHOP_ID.fullmatch(shop_id) is not None
+        # Problems name a shop by its id; without a usable id, by position (shop[1] = the first).
+        name = f"shop.{shop_id}" if named else f"shop[{index + 1}]"
+        table = Table(data, ("shop", index), name, problems, base)
+        shops.append((table, _read(table, lambda t: read_shop(t, hostname))))
+    seen: set[str] = set()
+    for table, shop in shops:
+        if shop.id and shop.id in seen:
+            table.problem("id", f"{shop.id!r} is used by another [[shop]]")
+        seen.add(shop.id)
+    check_addresses(shops)
+    return shops
 
 
 # The embedded defaults: what `mailrelay serve` runs with no config at all. A short invite_delay

@@ -5,6 +5,7 @@ against each other (each routes mail for one purpose of one shop only).
 from __future__ import annotations
 
 import re
+from datetime import time
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +50,43 @@ def _patterns(table: Table, key: str, default: tuple[str, ...]) -> tuple[str, ..
     return values
 
 
+def _timezone(table: Table) -> ZoneInfo:
+    zone_name = table.string("timezone", "UTC")
+    try:
+        return ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        table.problem("timezone", f"unknown time zone {zone_name!r}")
+        return ZoneInfo("UTC")
+
+
+def _locale(table: Table) -> str:
+    locale = table.string("locale", "en")
+    if LOCALE.fullmatch(locale) is None:
+        table.problem("locale", f'{locale!r} is not a locale such as "en" or "pt-BR"')
+        return "en"
+    return locale
+
+
+def _send_hours(table: Table) -> tuple[time, time] | None:
+    hours_text = table.string("send_hours", "08:00-20:00")
+    try:
+        return parse_hours(hours_text)
+    except ValueError as error:
+        table.problem("send_hours", str(error))
+        return None
+
+
+def _reference_pattern(table: Table) -> re.Pattern[str] | None:
+    source = table.optional_string("order_reference_pattern")
+    if source is None:
+        return None
+    try:
+        return re.compile(source)
+    except re.error as error:
+        table.problem("order_reference_pattern", f"is not a valid regular expression: {error}")
+        return None
+
+
 def read_shop(table: Table, hostname: str) -> ShopConfig:
     shop_id = table.required_string("id")
     if shop_id is not None and SHOP_ID.fullmatch(shop_id) is None:
@@ -65,29 +103,10 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
         table.problem("from", f'{sender!r} is not an address or "Name <address>"')
     reply = _address(table, "reply_address", table.string("reply_address", f"reply@{hostname}"))
     agents = _addresses(table, "agents", ())
-    zone_name = table.string("timezone", "UTC")
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        table.problem("timezone", f"unknown time zone {zone_name!r}")
-        zone = ZoneInfo("UTC")
-    locale = table.string("locale", "en")
-    if LOCALE.fullmatch(locale) is None:
-        table.problem("locale", f'{locale!r} is not a locale such as "en" or "pt-BR"')
-        locale = "en"
-    hours_text = table.string("send_hours", "08:00-20:00")
-    try:
-        hours = parse_hours(hours_text)
-    except ValueError as error:
-        table.problem("send_hours", str(error))
-        hours = None
-    source = table.optional_string("order_reference_pattern")
-    pattern: re.Pattern[str] | None = None
-    if source is not None:
-        try:
-            pattern = re.compile(source)
-        except re.error as error:
-            table.problem("order_reference_pattern", f"is not a valid regular expression: {error}")
+    zone = _timezone(table)
+    locale = _locale(table)
+    hours = _send_hours(table)
+    pattern = _reference_pattern(table)
     return ShopConfig(
         id=shop_id,
         name=name,
