@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from mailrelay.app import Daemon
 from mailrelay.cli import main
-from mailrelay.config import ConfigError, load, parse_duration
+from mailrelay.config import load, parse_duration
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.errors import ConfigError
 
 from .conftest import BASE_CONFIG
 from .mailtools import settle, trigger

@@ -508,7 +508,7 @@ async def test_xoauth2_takes_its_token_from_the_command(
 
 
 async def test_check_connection_reports_a_login_failure_as_an_error(server: ImapServer) -> None:
-    from mailrelay.edges.imap_watcher import ImapError
+    from mailrelay.edges.imap_client import ImapError
 
     with pytest.raises(ImapError, match="refused"):
         await check_connection(server.imap_config(password="wrong"), seconds=5)

@@ -15,7 +15,8 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
-from mailrelay.edges.web import I18N, RateLimiter, client_key
+from mailrelay.edges.web.i18n import I18N
+from mailrelay.edges.web.ratelimit import RateLimiter, client_key
 from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory

@@ -16,7 +16,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
-from mailrelay.edges.web import client_address
+from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits, client_address
 from mailrelay.services import intake
 
 from .conftest import BASE_CONFIG, second_shop
@@ -183,6 +183,41 @@ def test_the_client_is_the_rightmost_forwarded_hop_that_is_not_a_trusted_proxy()
     assert client_address("127.0.0.1", [], trusted) == "127.0.0.1"
     assert client_address("192.0.2.200", ["198.51.100.2"], trusted) == "192.0.2.200"
     assert client_address(None, ["198.51.100.2"], trusted) is None
+
+
+def test_form_limits_spend_a_token_then_its_address_and_log_once_per_key_and_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
+    limits = FormLimits(per_token=2, per_ip=3, unknown_per_ip=1, window=600)
+    assert [limits.wait("192.0.2.1", "t1", True, 1000.0 + n) for n in range(2)] == [None, None]
+    assert limits.wait("192.0.2.1", "t1", True, 1002.0) == pytest.approx(598.0)
+    assert limits.wait("192.0.2.1", "t1", True, 1003.0) == pytest.approx(597.0)
+    assert limits.wait("192.0.2.1", "t2", True, 1004.0) is None  # the address's third post
+    assert limits.wait("192.0.2.1", "t3", True, 1005.0) == pytest.approx(595.0)
+    # Unknown tokens spend a budget of their own: the address's real links are untouched.
+    assert limits.wait("192.0.2.9", "forged", False, 1006.0) is None
+    assert limits.wait("192.0.2.9", "forged", False, 1007.0) == pytest.approx(599.0)
+    assert limits.wait("192.0.2.9", "t4", True, 1008.0) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "review form rate limit reached (token) client=192.0.2.1",
+        "review form rate limit reached (address) client=192.0.2.1",
+        "review form rate limit reached (address) client=192.0.2.9",
+    ]
+
+
+def test_a_forwarded_header_from_an_untrusted_peer_is_ignored_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailrelay")
+    addresses = ClientAddresses((ip_network("10.0.0.0/8"),))
+    assert addresses.client("10.0.0.2", ["198.51.100.2"]) == "198.51.100.2"
+    assert addresses.client("192.0.2.7", ["198.51.100.2"]) == "192.0.2.7"
+    assert addresses.client("192.0.2.8", ["198.51.100.3"]) == "192.0.2.8"
+    assert addresses.client("192.0.2.9", []) == "192.0.2.9"
+    assert [r.getMessage() for r in caplog.records] == [
+        "X-Forwarded-For from 192.0.2.7 ignored: not in [http] trusted_proxies",
+    ]
 
 
 # --- odd form input -----------------------------------------------------------------------------

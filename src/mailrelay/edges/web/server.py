@@ -8,19 +8,16 @@ before any look-up.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-import aiohttp
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
@@ -28,15 +25,16 @@ from markupsafe import Markup
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.edges.web.forms import FORM_FIELDS, read_form
+from mailrelay.edges.web.i18n import Strings, Translator
+from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.services import invitations, links, reviews
 from mailrelay.store import Queries, Store
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
-WEB_TEMPLATES = Path(__file__).parent.parent / "templates" / "web"
-I18N = WEB_TEMPLATES / "i18n"
-FALLBACK_LOCALE = "en"
+WEB_TEMPLATES = Path(__file__).parents[2] / "templates" / "web"
 
 #: Every HTML page: no script at all, no framing, and no Referer, because review and unsubscribe
 #: tokens are in our URLs and must not leak to the shop's site or any other link target.
@@ -54,7 +52,6 @@ PUBLIC_HEADERS: Mapping[str, str] = {"Cache-Control": "public, max-age=60"}
 
 CSRF_MAX_AGE = 24 * 3600
 PAGE_SIZE = 10
-FORM_FIELDS = ("stars", "title", "text", "name")
 #: Where each field's error links to in the summary (the first radio stands for the fieldset).
 FIELD_ANCHORS = {"stars": "stars-1", "title": "title", "text": "text", "name": "name"}
 
@@ -72,173 +69,6 @@ def script_json(data: Any) -> str:
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text
-
-
-# --- page texts --------------------------------------------------------------------------------
-
-
-class _Values(dict[str, object]):
-    """format_map values: a placeholder a translation names but the page does not give stays."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-@dataclass(frozen=True)
-class Translator:
-    """The texts of one locale, each missing key taken from English."""
-
-    locale: str
-    table: Mapping[str, Any]
-    fallback: Mapping[str, Any]
-
-    def raw(self, key: str) -> Any:
-        return self.table[key] if key in self.table else self.fallback.get(key, key)
-
-    def __call__(self, key: str, **values: object) -> str:
-        text = str(self.raw(key))
-        return text.format_map(_Values(values)) if values else text
-
-    def plural(self, key: str, n: int, **values: object) -> str:
-        # en, de and da: one form for 1, another for everything else.
-        return self(f"{key}_{'one' if n == 1 else 'other'}", n=n, **values)
-
-    def date(self, when: datetime) -> str:
-        months = self.raw("months")
-        month = months[when.month - 1] if isinstance(months, list) else str(when.month)
-        return self("date", day=when.day, month=month, year=when.year)
-
-    def decimal(self, value: float) -> str:
-        return f"{value:.1f}".replace(".", self("decimal"))
-
-
-class Strings:
-    """All page texts, from templates/web/i18n/<locale>.json."""
-
-    def __init__(self, folder: Path = I18N) -> None:
-        self.tables: dict[str, dict[str, Any]] = {
-            path.stem: json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(folder.glob("*.json"))
-        }
-        self.tables.setdefault(FALLBACK_LOCALE, {})
-
-    def pick(self, *candidates: str | None) -> str:
-        """The first candidate we have texts for ("de-AT" → "de"), else English."""
-        for candidate in candidates:
-            parts = (candidate or "").strip().replace("_", "-").lower().split("-")
-            for end in range(len(parts), 0, -1):
-                step = "-".join(parts[:end])
-                if step in self.tables:
-                    return step
-        return FALLBACK_LOCALE
-
-    def translator(self, *candidates: str | None) -> Translator:
-        locale = self.pick(*candidates)
-        return Translator(locale, self.tables[locale], self.tables[FALLBACK_LOCALE])
-
-
-# --- rate limiting -----------------------------------------------------------------------------
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """One X-Forwarded-For hop or socket peer: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:80`."""
-    text = text.strip()
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def client_address(remote: str | None, forwarded: Sequence[str],
-                   trusted: Sequence[Network]) -> str | None:
-    """Who sent the request: the socket peer, unless that peer is one of `[http] trusted_proxies`;
-    then the right-most X-Forwarded-For hop that is not itself a trusted proxy. Hops further left
-    were written by the client and prove nothing (anyone can send the header)."""
-    peer = _address(remote or "")
-    if peer is None or not forwarded or not any(peer in net for net in trusted):
-        return remote
-    hops = [hop for value in forwarded for hop in value.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        address = _address(hop)
-        if address is None:
-            break  # unreadable: the proxy that passed it on is the last address we know
-        peer = address
-        if not any(address in net for net in trusted):
-            break
-    return str(peer)
-
-
-def client_key(remote: str | None) -> str:
-    """Whom a rate limit counts: the address, or for IPv6 its /64 (one customer's whole LAN,
-    where a new address per request costs nothing)."""
-    try:
-        address = ipaddress.ip_address(remote or "")
-    except ValueError:
-        return f"ip:{remote or '-'}"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return f"ip:{address.ipv4_mapped}"
-        return f"ip:{ipaddress.ip_network((address, 64), strict=False)}"
-    return f"ip:{address}"
-
-
-class RateLimiter:
-    """Sliding-window hit counts per key, in memory (one daemon process serves the web)."""
-
-    def __init__(self, window: float, max_keys: int = 100_000) -> None:
-        self.window = window
-        self.max_keys = max_keys
-        self._hits: dict[str, deque[float]] = {}
-        self._swept = 0.0
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        hits = self._hits.get(key)
-        if hits is not None:
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-        return hits
-
-    def count(self, key: str, now: float) -> int:
-        """Hits on `key` within the window."""
-        return len(self._recent(key, now) or ())
-
-    def hit(self, limits: Sequence[tuple[str, int]], now: float) -> float | None:
-        """Count one hit on every key if all are under their limit; else seconds to wait."""
-        wait = 0.0
-        for key, limit in limits:
-            hits = self._recent(key, now)
-            if hits is not None and len(hits) >= limit:
-                wait = max(wait, hits[-limit] + self.window - now)
-        if wait > 0:
-            return wait  # refused attempts do not count, so waiting out the window is enough
-        for key, _limit in limits:
-            self._hits.setdefault(key, deque()).append(now)
-        if len(self._hits) > self.max_keys:
-            self._sweep(now)
-        return None
-
-    def _sweep(self, now: float) -> None:
-        """Forget idle keys; under a flood of fresh keys, the oldest (a bounded memory wins)."""
-        if now - self._swept >= self.window / 10:
-            self._swept = now
-            for key in list(self._hits):
-                if not self._recent(key, now):
-                    del self._hits[key]
-        while len(self._hits) > 2 * self.max_keys:
-            del self._hits[next(iter(self._hits))]
-
-
-# --- reads (one snapshot each) -----------------------------------------------------------------
 
 
 def _invitation_and_review(
@@ -285,49 +115,6 @@ def _query_int(value: str | None, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-
-
-async def _strict_urlencoded(request: web.Request) -> None:
-    """UnicodeDecodeError when a percent-escape decodes to invalid UTF-8: aiohttp would store
-    U+FFFD in its place (`text=%FF%FE` saved as "\ufffd\ufffd"); a browser never sends that."""
-    charset = request.charset or "utf-8"
-    body = (await request.read()).decode(charset)  # raw 8-bit bytes fail here already
-    for name, value in parse_qsl(body, keep_blank_values=True, encoding="latin-1"):
-        name.encode("latin-1").decode(charset)
-        value.encode("latin-1").decode(charset)
-
-
-async def _read_form(request: web.Request) -> tuple[str | None, dict[str, str], object]:
-    """(why the body is not our form or None, the form's fields, the CSRF value). Not our form:
-    broken multipart, bad encoding, an unknown charset, too large, a field given twice or as a
-    file. Each is the client's mistake, answered 400 with the form, never a 500 (issue 10)."""
-    values = dict.fromkeys(FORM_FIELDS, "")
-    if request.content_type not in _FORM_TYPES:
-        # aiohttp reads any other body as an empty form: say so instead of "CSRF missing".
-        return f"not a form (Content-Type {request.content_type[:40]!r})", values, None
-    try:
-        if request.content_type == "application/x-www-form-urlencoded":
-            await _strict_urlencoded(request)
-        data = await request.post()
-    except (ValueError, LookupError, AssertionError, web.HTTPException,
-            aiohttp.ClientError) as exc:
-        return f"unreadable body ({type(exc).__name__})", values, None
-    problem = None
-    for field in (*FORM_FIELDS, "csrf"):
-        given = data.getall(field, [])
-        if len(given) > 1:
-            problem = f"{field} given {len(given)} times"
-        elif given and not isinstance(given[0], str):
-            problem = f"{field} sent as a file or binary part"
-        if field in values and given and isinstance(given[0], str):
-            values[field] = given[0]
-    return problem, values, data.get("csrf")
-
-
-# --- the application ---------------------------------------------------------------------------
-
-
 class WebApp:
     """The aiohttp application and its runner."""
 
@@ -344,12 +131,9 @@ class WebApp:
         self.health = health
         self.on_review = on_review
         self.metrics = metrics
-        self.posts_per_token = posts_per_token
-        self.posts_per_ip = posts_per_ip
-        self.unknown_posts_per_ip = unknown_posts_per_ip
-        self.limiter = RateLimiter(rate_window)
-        self._limited: dict[str, float] = {}  # key → when its refusal was last logged
-        self._untrusted_forwarding_logged = False
+        self.limits = FormLimits(posts_per_token, posts_per_ip, unknown_posts_per_ip,
+                                 rate_window)
+        self.addresses = ClientAddresses(config.http.trusted_proxies)
         self.strings = Strings()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
@@ -398,42 +182,16 @@ class WebApp:
         return response
 
     def client(self, request: web.Request) -> str | None:
-        """The client's address for rate limits and logs (X-Forwarded-For only via a trusted
-        proxy, issue 10)."""
-        forwarded = request.headers.getall("X-Forwarded-For", [])
-        trusted = self.config.http.trusted_proxies
-        address = client_address(request.remote, forwarded, trusted)
-        if forwarded and address == request.remote and not self._untrusted_forwarding_logged:
-            peer = _address(request.remote or "")
-            if peer is None or not any(peer in net for net in trusted):
-                self._untrusted_forwarding_logged = True
-                log.warning("X-Forwarded-For from %s ignored: not in [http] trusted_proxies",
-                            request.remote)
-        return address
+        """The client's address for rate limits and logs."""
+        return self.addresses.client(request.remote, request.headers.getall("X-Forwarded-For", []))
 
     def _rate_limited(self, request: web.Request, t: Translator, token: str,
                       known: bool) -> web.Response | None:
-        """The form's rate limits (issue 10): a known token's own budget first, then its
-        address's; a forged or unknown token only spends its address's separate budget, so it
-        can never lock out a customer who holds a real link."""
-        client = self.client(request)
-        if known:
-            limits = [(f"token:{token}", self.posts_per_token),
-                      (client_key(client), self.posts_per_ip)]
-        else:
-            limits = [(f"unknown:{client_key(client)}", self.unknown_posts_per_ip)]
-        now = self.clock.now().timestamp()
-        wait = self.limiter.hit(limits, now)
+        """A 429 page when this post is over the form's limits (see `FormLimits`)."""
+        wait = self.limits.wait(self.client(request), token, known,
+                                self.clock.now().timestamp())
         if wait is None:
             return None
-        which = limits[0][0] if self.limiter.count(limits[0][0], now) >= limits[0][1] else (
-            limits[-1][0])
-        if now - self._limited.get(which, -math.inf) >= self.limiter.window:
-            self._limited[which] = now  # once per key and window: a flood is one line
-            kind = "token" if which.startswith("token:") else "address"
-            log.warning("review form rate limit reached (%s) client=%s", kind, client or "-")
-            if len(self._limited) > self.limiter.max_keys:
-                self._limited.clear()
         return self.message(429, t, t("ratelimit.title"), t("ratelimit.body"),
                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
@@ -572,7 +330,7 @@ class WebApp:
             return self.not_found(t)
         if self._expired(invitation):
             return self.message(410, t, t("expired.title"), t("expired.body"))
-        problem, values, csrf = await _read_form(request)
+        problem, values, csrf = await read_form(request)
         if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
             log.info("invitation=%s review form refused: %s", invitation["id"], problem)

@@ -1,0 +1,126 @@
+"""`mailrelay check`: the configuration and every local and remote resource, one line each."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from mailrelay.cli.options import config_option
+from mailrelay.config import Config, load, locate
+from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
+from mailrelay.core.files import make_private_dir
+from mailrelay.core.tokens import load_secret
+from mailrelay.edges.imap_client import describe
+from mailrelay.edges.imap_watcher import check_connection
+from mailrelay.edges.mailer import SmtpTransport
+from mailrelay.store import Store
+
+
+@click.command()
+@config_option
+def check(config_path: Path | None) -> None:
+    """Validate the configuration (every problem at once) and the local resources.
+
+    Prints one line per check with ok or failed and the reason; exit status 1 when any failed.
+    """
+    try:
+        path = locate(config_path)
+        config = load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"failed  config: {problem}")
+        click.echo(f"{len(exc.problems)} problem(s) found")
+        sys.exit(1)
+    for warning in config.warnings:
+        click.echo(f"warning config: {warning}")
+    results: list[tuple[str, str | None]] = [
+        (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
+    ]
+    results.append(_check_port("smtp listener", config.smtp.host, config.smtp.port))
+    results.append(_check_port("web listener", config.http.host, config.http.port))
+    results.append(_check_store(config))
+    results.append(_check_secret(config))
+    results.append(asyncio.run(_check_outbound(config)))
+    if config.imap is not None:
+        results.append(asyncio.run(_check_imap(config)))
+    failed = 0
+    for label, error in results:
+        if error:
+            failed += 1
+            click.echo(f"failed  {label}: {error}")
+        else:
+            click.echo(f"ok      {label}")
+    if failed:
+        sys.exit(1)
+
+
+def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
+    name = f"{label} {host}:{port} free"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return name, f"{exc.strerror or exc} (is mailrelay already running?)"
+    return name, None
+
+
+async def _check_outbound(config: Config) -> tuple[str, str | None]:
+    out = config.outbound
+    if out.transport == "maildir":
+        name = f"outbound maildir {out.maildir} writable"
+        try:
+            make_private_dir(out.maildir)  # it will hold customers' mail (issue 10 §6)
+            probe = out.maildir / ".mailrelay-check"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return name, str(exc)
+        return name, None
+    transport = SmtpTransport(out, reuse=False)
+    try:
+        what = await transport.probe()
+    except DeliveryFailure as exc:
+        return f"outbound smtp {out.host}:{out.port}", exc.reply
+    finally:
+        await transport.close()
+    return f"outbound smtp {what}", None
+
+
+async def _check_imap(config: Config) -> tuple[str, str | None]:
+    imap = config.imap
+    if imap is None:
+        return "imap", None
+    try:
+        what = await check_connection(imap, seconds=20)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as a line
+        return f"imap {imap.host}:{imap.port}", describe(exc)
+    return f"imap {what}", None
+
+
+def _check_store(config: Config) -> tuple[str, str | None]:
+    name = f"store {config.store.path} writable"
+    try:
+        store = Store(config.store.path)
+        store.close()
+    except (StoreError, OSError) as exc:
+        return name, str(exc)
+    return name, None
+
+
+def _check_secret(config: Config) -> tuple[str, str | None]:
+    path = config.security.secret_file
+    name = f"secret key {path}"
+    try:
+        load_secret(path)
+    except (OSError, ValueError) as exc:
+        return name, str(exc)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return name, f"mode {mode:o} lets others read it; run chmod 600 {path}"
+    return name, None

@@ -1,0 +1,106 @@
+"""`invitations`: list them, cancel scheduled ones, send one now."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailrelay.cli.options import config_option, format_option, user_errors
+from mailrelay.cli.resources import load_config, load_signer, open_store, print_rows
+from mailrelay.config import Config
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.models import InvitationStatus, OutboxStatus
+from mailrelay.core.tokens import TokenSigner
+from mailrelay.edges.mailer import build_transport
+from mailrelay.render import Templates
+from mailrelay.services import intake
+from mailrelay.services.delivery import Delivery
+from mailrelay.services.invitations import Inviter, record_delivery
+
+INVITATION_FIELDS = (
+    "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
+    "status", "due_at", "sent_at", "reminder_due_at", "review_id", "reason",
+)
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option("--status", type=click.Choice([s.value for s in InvitationStatus]),
+              help="Only invitations in this state.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@format_option
+@click.pass_context
+@user_errors
+def invitations(ctx: click.Context, config_path: Path | None, status: str | None,
+                shop_id: str | None, fmt: str | None) -> None:
+    """List invitations; subcommands act on them."""
+    ctx.obj = {"config_path": config_path, "shop_id": shop_id}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = load_config(config_path)
+    with open_store(config) as store:
+        rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
+    print_rows(config, rows, INVITATION_FIELDS, fmt)
+
+
+@invitations.command("cancel")
+@config_option
+@click.argument("target")
+@click.option("--shop", "shop_id", help="Only this shop's invitations.")
+@click.pass_context
+@user_errors
+def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str,
+                       shop_id: str | None) -> None:
+    """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    shop_id = shop_id or ctx.obj.get("shop_id")
+    with open_store(config) as store:
+        done = store.write_sync(
+            lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
+        )
+    if not done:
+        raise click.ClickException(f"no scheduled invitation matches {target!r}")
+    click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
+
+
+@invitations.command("send-now")
+@config_option
+@click.argument("invitation_id", type=int)
+@click.pass_context
+@user_errors
+def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
+    """Send one scheduled invitation now, ignoring its due time and sending hours."""
+    config = load_config(config_path or ctx.obj.get("config_path"), read_secrets=True)
+    signer = load_signer(config)
+    result = asyncio.run(_send_now(config, signer, invitation_id))
+    if result is None:
+        raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
+    if result["status"] != OutboxStatus.SENT:
+        raise click.ClickException(
+            f"invitation {invitation_id}: {result['status']}: {result['last_error']}")
+    click.echo(f"invitation {invitation_id} sent to {result['recipient']} "
+               f"(message {result['message_id']})")
+
+
+async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
+                    ) -> dict[str, Any] | None:
+    clock = SystemClock()
+    store = open_store(config)
+    transport = build_transport(config.outbound)
+    try:
+        inviter = Inviter(config, store, Templates(config), signer, clock)
+        delivery = Delivery(store, transport, clock,
+                            rate_per_minute=config.outbound.rate_per_minute,
+                            on_result=functools.partial(record_delivery, config),
+                            sign_sender=signer.bounce_tag)
+        outbox_id = await inviter.queue_one(invitation_id)
+        if outbox_id is None:
+            return None
+        return await delivery.deliver_one(outbox_id)
+    finally:
+        await transport.close()
+        store.close()

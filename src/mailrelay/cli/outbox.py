@@ -1,0 +1,51 @@
+"""`outbox`: list outgoing mail and queue a failed message again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailrelay.cli.options import config_option, format_option, user_errors
+from mailrelay.cli.resources import load_config, open_store, print_rows
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.models import OutboxStatus
+
+OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
+                 "sent_at", "last_error", "shop")
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option("--failed", is_flag=True, help="Only mail that failed for good.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@format_option
+@click.pass_context
+@user_errors
+def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: str | None,
+           fmt: str | None) -> None:
+    """List outgoing mail with its state, attempts and last error; subcommands act on it."""
+    ctx.obj = {"config_path": config_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = load_config(config_path)
+    with open_store(config) as store:
+        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
+                                                shop=shop_id))
+    print_rows(config, rows, OUTBOX_FIELDS, fmt)
+
+
+@outbox.command("retry")
+@config_option
+@click.argument("outbox_id", type=int)
+@click.pass_context
+@user_errors
+def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -> None:
+    """Queue a failed message again, due now (the running daemon sends it within a minute)."""
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    now = SystemClock().now()
+    with open_store(config) as store:
+        done = store.write_sync(lambda q: q.retry_mail(outbox_id, now))
+    if not done:
+        raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")
+    click.echo(f"outbox message {outbox_id} queued again")

@@ -1,0 +1,74 @@
+"""`stats`: per-shop counts, conversion, stars and response times."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.output import render
+from mailrelay.store import Queries
+
+STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "conversion", "stars",
+                "average", "response_rate", "median_first_response_s")
+
+
+@click.command()
+@config_option
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
+@click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@format_option
+@user_errors
+def stats(config_path: Path | None, shop_id: str | None, since: str | None, until: str | None,
+          fmt: str | None) -> None:
+    """Per shop: shipments by status, invitations sent, reviews, conversion, stars,
+    average score, response rate and median time to first response."""
+    config = load_config(config_path)
+    shops = [known_shop(config, shop_id)] if shop_id else list(config.shops)
+    now = SystemClock().now()
+    with open_store(config) as store:
+        rows = []
+        for shop in shops:
+            start = parse_when(since, now, shop.timezone) if since else None
+            stop = parse_when(until, now, shop.timezone, end=True) if until else None
+            rows.append(store.read(functools.partial(_shop_stats, shop.id, start, stop)))
+    if output_format(fmt) != "table":
+        click.echo(render(rows, STATS_FIELDS, output_format(fmt)) if output_format(fmt) == "csv"
+                   else json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
+        stars_line = "  ".join(f"{k}★ {v}" for k, v in row["stars"].items())
+        median = row["median_first_response_s"]
+        click.echo(f"{row['shop']}\n  shipments: {ships}\n"
+                   f"  invitations sent: {row['invitations_sent']}   reviews: {row['reviews']}"
+                   f"   conversion: {_percent(row['conversion'])}\n"
+                   f"  stars: {stars_line}   average: {row['average'] or '-'}\n"
+                   f"  response rate: {_percent(row['response_rate'])}   median first response:"
+                   f" {_duration_text(median)}")
+
+
+def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
+                q: Queries) -> dict[str, Any]:
+    return q.stats(shop_id, since, until)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m {secs}s"

@@ -1,0 +1,62 @@
+"""What a command opens and prints: the config, a shop, the store, the token signer; rows in
+the chosen output format. Each failure is a one-line click error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailrelay.config import Config, ShopConfig, load, locate
+from mailrelay.core.errors import ConfigError, StoreError
+from mailrelay.core.output import localize, render
+from mailrelay.core.tokens import TokenSigner, load_secret
+from mailrelay.store import Store
+
+
+def load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
+    """The config for a command; mail server passwords only for one that logs in (send-now)."""
+    try:
+        return load(locate(path), read_secrets=read_secrets)
+    except ConfigError as exc:
+        raise click.ClickException(
+            f"invalid configuration ({len(exc.problems)} problem(s)); run 'mailrelay check'.\n"
+            + str(exc)
+        ) from exc
+
+
+def output_format(fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def known_shop(config: Config, shop_id: str) -> ShopConfig:
+    shop = config.shop(shop_id)
+    if shop is None:
+        known = ", ".join(s.id for s in config.shops)
+        raise click.ClickException(f"unknown shop {shop_id!r} (configured: {known})")
+    return shop
+
+
+def open_store(config: Config) -> Store:
+    try:
+        return Store(config.store.path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def load_signer(config: Config) -> TokenSigner:
+    try:
+        return TokenSigner(load_secret(config.security.secret_file))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"secret key: {exc}") from exc
+
+
+def print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ...],
+                fmt: str | None) -> None:
+    tzs = {s.id: s.timezone for s in config.shops}
+    click.echo(render(localize(rows, tzs), fields, output_format(fmt)))

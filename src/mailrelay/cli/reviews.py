@@ -1,0 +1,178 @@
+"""Reviews: list, show one with its history, unreport, export with responses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
+from mailrelay.core.clock import SystemClock
+from mailrelay.core.output import localize, render
+from mailrelay.store import Queries
+
+REVIEW_FIELDS = (
+    "id", "shop", "stars", "title", "text", "reviewer_name", "customer_email", "reference",
+    "method", "created_at", "response", "responded_at", "reported", "report_reason", "tags",
+)
+
+
+def _stars_range(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    low, sep, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high) if sep else int(low)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use N or N-M with stars 1-5",
+                                 param_hint="--stars") from None
+    if not (1 <= lo <= hi <= 5):
+        raise click.BadParameter(f"{text!r}: use N or N-M with stars 1-5", param_hint="--stars")
+    return lo, hi
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("--stars", help="Star rating or range, e.g. 1-3 or 5.")
+@click.option("--replied/--unreplied", default=None, help="Only answered or unanswered reviews.")
+@click.option("--reported", is_flag=True, help="Only reported (hidden) reviews.")
+@click.option("--tag", help="Only reviews with this tag.")
+@click.option("--search", help="Text to find in title, text, name, email or reference.")
+@click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
+@click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@format_option
+@click.pass_context
+@user_errors
+def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, stars: str | None,
+            replied: bool | None, reported: bool, tag: str | None, search: str | None,
+            since: str | None, until: str | None, fmt: str | None) -> None:
+    """List reviews with their current public response; subcommands act on one."""
+    ctx.obj = {"config_path": config_path}
+    if ctx.invoked_subcommand is not None:
+        return
+    config = load_config(config_path)
+    tz = known_shop(config, shop_id).timezone if shop_id else UTC
+    now = SystemClock().now()
+    window = _stars_range(stars)
+    start = parse_when(since, now, tz) if since else None
+    stop = parse_when(until, now, tz, end=True) if until else None
+    with open_store(config) as store:
+        rows = store.read(lambda q: q.list_reviews(
+            shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
+            tag=tag, search=search, since=start, until=stop))
+    print_rows(config, rows, REVIEW_FIELDS, fmt)
+
+
+@reviews.command("show")
+@config_option
+@click.argument("review_id", type=int)
+@format_option
+@click.pass_context
+@user_errors
+def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
+                 fmt: str | None) -> None:
+    """One review with its response history, internal notes and customer context."""
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    with open_store(config) as store:
+        def gather(q: Queries) -> dict[str, Any] | None:
+            review = q.get_review(review_id)
+            if review is None:
+                return None
+            email = review["customer_email"] or ""
+            return {
+                "review": review,
+                "responses": q.responses_of(review_id),
+                "notes": q.notes_of(review_id),
+                "context": q.customer_context(review["shop"], email, review_id)
+                if email else {},
+            }
+
+        data = store.read(gather)
+    if data is None:
+        raise click.ClickException(f"no review {review_id}")
+    review = data["review"]
+    if output_format(fmt) != "table":
+        out = {k: review.get(k) for k in REVIEW_FIELDS}
+        out["reported"] = bool(out["reported"])
+        out.update(history=data["responses"], notes=data["notes"], context=data["context"])
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+        return
+    owner = config.shop(review["shop"])
+    tz: tzinfo = owner.timezone if owner else UTC
+    when = localize([review], {review["shop"]: tz})[0]
+    click.echo(f"Review {review['id']} · {review['shop']} · {'★' * review['stars']}"
+               f"{'☆' * (5 - review['stars'])} ({review['stars']}/5) · {review['method']}")
+    click.echo(f"From: {review['reviewer_name'] or '-'} <{review['customer_email'] or '-'}>"
+               f"  order: {review['reference'] or '-'}  written: {when['created_at']}")
+    if review["reported"]:
+        click.echo(f"REPORTED (hidden): {review['report_reason'] or ''}")
+    if review["tags"]:
+        click.echo(f"Tags: {', '.join(review['tags'])}")
+    click.echo(f"\n{review['title'] or '(no title)'}\n{review['text'] or ''}\n")
+    click.echo("Responses:" if data["responses"] else "Responses: none")
+    for resp in data["responses"]:
+        state = "replaced" if resp["replaced_at"] else "current"
+        click.echo(f"  [{resp['created_at']}] {resp['author']} ({resp['source']}, {state}):")
+        click.echo("    " + resp["body"].replace("\n", "\n    "))
+    click.echo("Notes:" if data["notes"] else "Notes: none")
+    for note in data["notes"]:
+        click.echo(f"  [{note['created_at']}] {note['author']}: {note['body']}")
+    context = data["context"]
+    click.echo("Customer context:")
+    for kind in ("status", "reviews", "invitations", "replies"):
+        items = context.get(kind) or []
+        click.echo(f"  {kind}: " + ("none" if not items else "; ".join(
+            ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
+
+
+@reviews.command("unreport")
+@config_option
+@click.argument("review_id", type=int)
+@click.pass_context
+@user_errors
+def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
+    """Show a reported review on the public page again."""
+    config = load_config(config_path or ctx.obj.get("config_path"))
+    with open_store(config) as store:
+        done = store.write_sync(lambda q: q.unreport_review(review_id))
+    if not done:
+        raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
+    click.echo(f"review {review_id} is public again")
+
+
+@click.command()
+@config_option
+@click.option("--since", required=True, help="From this date (2026-11-01) or this long ago.")
+@click.option("--until", required=True, help="Up to this date (inclusive) or this long ago.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="File to write ('-' = stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True, help="File format.")
+@click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 BOM (for spreadsheets).")
+@user_errors
+def export(config_path: Path | None, since: str, until: str, shop_id: str | None, output: Path,
+           fmt: str, bom: bool) -> None:
+    """Export reviews with their responses, one row each."""
+    config = load_config(config_path)
+    tz = known_shop(config, shop_id).timezone if shop_id else UTC
+    now = SystemClock().now()
+    start, stop = parse_when(since, now, tz), parse_when(until, now, tz, end=True)
+    with open_store(config) as store:
+        rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
+    tzs = {s.id: s.timezone for s in config.shops}
+    text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)
+    data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
+    if str(output) == "-":
+        stream: BinaryIO = sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+    else:
+        output.write_bytes(data)
+        click.echo(f"{len(rows)} review(s) written to {output}", err=True)

@@ -1,0 +1,74 @@
+"""Shipments: `shipments` lists what came in and why; `parse` shows what a trigger yields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mailrelay.cli.options import config_option, format_option, user_errors
+from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
+from mailrelay.core.models import ShipmentStatus
+from mailrelay.core.output import render
+from mailrelay.parsing import parse_trigger
+
+SHIPMENT_FIELDS = (
+    "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
+    "reference", "locale", "status", "reason",
+)
+
+
+@click.command()
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shop", "shop_id", required=True, help="Shop whose rules apply.")
+@format_option
+@user_errors
+def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -> None:
+    """Show what a trigger email yields, without storing anything."""
+    config = load_config(config_path)
+    shop = known_shop(config, shop_id)
+    notice = parse_trigger(file.read_bytes(), reference_pattern=shop.order_reference_pattern)
+    fields = {
+        "customer_email": notice.customer_email,
+        "customer_name": notice.customer_name,
+        "reference": notice.reference,
+        "reference_rule": notice.reference_rule,
+        "locale": notice.locale or shop.locale,
+        "send_at": notice.send_at.isoformat() if notice.send_at else None,
+        "sender": notice.sender,
+        "subject": notice.subject,
+        "message_id": notice.message_id,
+        "source": notice.source,
+        "tags": list(notice.tags),
+        "products": [p.__dict__ for p in notice.products],
+        "defects": list(notice.defects),
+    }
+    if output_format(fmt) == "json":
+        click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
+        return
+    if output_format(fmt) == "csv":
+        click.echo(render([fields], tuple(fields), "csv"))
+        return
+    for key, value in fields.items():
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+        click.echo(f"{key:15} {'' if shown is None else shown}")
+    if notice.customer_email is None:
+        click.echo("=> would be rejected: no valid customer address")
+
+
+@click.command()
+@config_option
+@click.option("--status", type=click.Choice([s.value for s in ShipmentStatus]),
+              help="Only shipments with this outcome.")
+@click.option("--shop", "shop_id", help="Only this shop.")
+@format_option
+@user_errors
+def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
+              fmt: str | None) -> None:
+    """List received shipments with the reason each did or did not yield an invitation."""
+    config = load_config(config_path)
+    with open_store(config) as store:
+        rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
+    print_rows(config, rows, SHIPMENT_FIELDS, fmt)

@@ -1,0 +1,163 @@
+"""What a loaded configuration is: frozen dataclasses, one per TOML table.
+
+No reading and no validation here; the table readers (`sections`, `shops`) build them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """[store]: where the SQLite database lives."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """[smtp]: the inbound listener for BCC copies and direct replies."""
+
+    host: str
+    port: int
+    hostname: str
+    max_message_size: int
+    allowed_clients: tuple[IPv4Network | IPv6Network, ...]
+    tls_cert: Path | None
+    tls_key: Path | None
+    require_auth: bool
+    users_file: Path | None
+    max_sessions: int = 100
+    timeout: timedelta = timedelta(minutes=5)
+    #: Issue 10 §6: slow or idle clients must not hold the session cap.
+    max_sessions_per_client: int = 50
+    session_timeout: timedelta = timedelta(minutes=10)
+    junk_command_limit: int = 20
+    #: The MTA in front: only mail from these may carry Authentication-Results we believe.
+    trusted_clients: tuple[IPv4Network | IPv6Network, ...] = ()
+
+    def trusts(self, peer: str | None) -> bool:
+        """Whether `peer` ("ip:port" as stored with a message) is in `trusted_clients`."""
+        if not peer or not self.trusted_clients:
+            return False
+        host = peer.rpartition(":")[0] if ":" in peer else peer
+        try:
+            addr = ip_address(host.strip("[]").split("%")[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted_clients)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """[http]: the web listener and the public URL every link we send starts with."""
+
+    host: str
+    port: int
+    base_url: str  # never ends with "/"
+    #: Reverse proxies whose X-Forwarded-For is believed (rate limits, logs); nobody else's.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """[outbound]: how we send mail (an SMTP relay, or a Maildir for tests and demos)."""
+
+    transport: str  # "smtp" | "maildir"
+    host: str
+    port: int
+    starttls: bool
+    tls: bool  # implicit TLS (port 465 style)
+    username: str | None
+    password: str | None
+    maildir: Path
+    rate_per_minute: int
+    timeout: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """[imap]: the optional mailbox that receives agents' replies."""
+
+    host: str
+    port: int
+    tls: bool
+    starttls: bool
+    username: str
+    password: str | None
+    oauth2_token_command: str | None
+    folder: str
+    authserv_id: str  # deprecated alias of [security] authserv_id
+    processed_folder: str
+    rejected_folder: str
+    idle_timeout: timedelta = timedelta(minutes=5)
+    poll_interval: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """[security]: the HMAC key file for links and reply addresses."""
+
+    secret_file: Path
+    #: Our border MTA's authserv-id (RFC 8601); "" = do not require authenticated replies.
+    authserv_id: str = ""
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """One [[shop]]: its addresses, agents, timing, locale and templates."""
+
+    id: str
+    name: str
+    bcc_address: str
+    cancel_address: str | None
+    from_address: str  # TOML key "from"; may carry a display name: "ACME <reviews@acme.example>"
+    reply_address: str
+    agents: tuple[str, ...]
+    agent_senders: tuple[str, ...]  # addresses or glob patterns ("*@acme.example")
+    trigger_senders: tuple[str, ...]  # empty = anyone may trigger
+    invite_delay: timedelta
+    reminder_after: timedelta | None
+    dedupe_window: timedelta
+    # Local times of `timezone`, start < end; an end of "24:00" is time.max. None = any time.
+    send_hours: tuple[time, time] | None
+    timezone: ZoneInfo
+    locale: str
+    templates_dir: Path | None
+    auto_reply_min_stars: int  # 0 = off
+    order_reference_pattern: re.Pattern[str] | None  # first group (if any) is the reference
+    retention: timedelta
+
+    @property
+    def reply_domain(self) -> str:
+        """The domain of `reply_address`, where reply+<key>@ and bounce+<id>@ arrive."""
+        return self.reply_address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; `source` is the file it came from (None = embedded defaults)."""
+
+    store: StoreConfig
+    smtp: SmtpConfig
+    http: HttpConfig
+    outbound: OutboundConfig
+    imap: ImapConfig | None
+    security: SecurityConfig
+    shops: tuple[ShopConfig, ...]
+    source: Path | None
+    #: Deprecations and other things `check` and `serve` report without refusing to start.
+    warnings: tuple[str, ...] = ()
+
+    def shop(self, shop_id: str) -> ShopConfig | None:
+        """The shop with this id, or None."""
+        for shop in self.shops:
+            if shop.id == shop_id:
+                return shop
+        return None

@@ -1,0 +1,77 @@
+"""Page texts of the web edge: which locale a visitor gets, and its translations.
+
+Reads templates/web/i18n/<locale>.json once; every missing text falls back to English. It
+renders no page and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+I18N = Path(__file__).parents[2] / "templates" / "web" / "i18n"
+FALLBACK_LOCALE = "en"
+
+
+class _Values(dict[str, object]):
+    """format_map values: a placeholder a translation names but the page does not give stays."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class Translator:
+    """The texts of one locale, each missing key taken from English."""
+
+    locale: str
+    table: Mapping[str, Any]
+    fallback: Mapping[str, Any]
+
+    def raw(self, key: str) -> Any:
+        return self.table[key] if key in self.table else self.fallback.get(key, key)
+
+    def __call__(self, key: str, **values: object) -> str:
+        text = str(self.raw(key))
+        return text.format_map(_Values(values)) if values else text
+
+    def plural(self, key: str, n: int, **values: object) -> str:
+        # en, de and da: one form for 1, another for everything else.
+        return self(f"{key}_{'one' if n == 1 else 'other'}", n=n, **values)
+
+    def date(self, when: datetime) -> str:
+        months = self.raw("months")
+        month = months[when.month - 1] if isinstance(months, list) else str(when.month)
+        return self("date", day=when.day, month=month, year=when.year)
+
+    def decimal(self, value: float) -> str:
+        return f"{value:.1f}".replace(".", self("decimal"))
+
+
+class Strings:
+    """All page texts, from templates/web/i18n/<locale>.json."""
+
+    def __init__(self, folder: Path = I18N) -> None:
+        self.tables: dict[str, dict[str, Any]] = {
+            path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.json"))
+        }
+        self.tables.setdefault(FALLBACK_LOCALE, {})
+
+    def pick(self, *candidates: str | None) -> str:
+        """The first candidate we have texts for ("de-AT" → "de"), else English."""
+        for candidate in candidates:
+            parts = (candidate or "").strip().replace("_", "-").lower().split("-")
+            for end in range(len(parts), 0, -1):
+                step = "-".join(parts[:end])
+                if step in self.tables:
+                    return step
+        return FALLBACK_LOCALE
+
+    def translator(self, *candidates: str | None) -> Translator:
+        locale = self.pick(*candidates)
+        return Translator(locale, self.tables[locale], self.tables[FALLBACK_LOCALE])
