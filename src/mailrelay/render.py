@@ -36,6 +36,7 @@ from jinja2 import (
 )
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.reply_marker import REPLY_MARKER
 
 __all__ = [
     "REPLY_MARKER",
@@ -483,10 +484,6 @@ def _verify(raw: bytes, expected: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- tickets and responses
-
-# The first line of every ticket's text part (and, small and grey, of its HTML part). The reply
-# parser cuts an agent's reply at this line before it looks for any other quoted history.
-REPLY_MARKER: Final = "##- Please type your reply above this line -##"
 
 _KEY: Final = re.compile(r"[a-z0-9]{1,128}")  # reply keys are lowercase base32
 _LINE_BREAK: Final = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
