@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
-import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
@@ -29,6 +28,7 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.metrics import CONTENT_TYPE_LATEST
+from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
 from mailrelay.store import Queries, Store
 
@@ -351,13 +351,7 @@ class WebApp:
         self._limited: dict[str, float] = {}  # key → when its refusal was last logged
         self._untrusted_forwarding_logged = False
         self.strings = Strings()
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
-            autoescape=jinja2.select_autoescape(["html.j2", "html"]),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = web_environment()
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
         self.app.add_routes([
