@@ -11,15 +11,18 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from mailrelay.config import Config
 from mailrelay.render import (
+    InvitationView,
     RenderedMail,
     Templates,
     clean_header,
     invitation_mail,
     new_message_id,
+    web_environment,
 )
 
 from .conftest import ConfigFactory
@@ -53,7 +56,9 @@ def render(config: Config, **overrides: Any) -> RenderedMail:
         "now": NOW,
     }
     args.update(overrides)
-    return invitation_mail(Templates(config), config, shop, **args)
+    now, message_id = args.pop("now"), args.pop("message_id", None)
+    view = InvitationView(**args)
+    return invitation_mail(Templates(config), config, shop, view, now=now, message_id=message_id)
 
 
 def parse(mail: RenderedMail) -> EmailMessage:
@@ -228,6 +233,21 @@ def test_a_shop_templates_dir_overrides_a_single_file(
     assert "Write your review" in html_of(mail)  # and the built-in html part
     # Another shop-less environment still sees only the built-ins.
     assert render(make_config()).subject == "How was your order from ACME Shoes?"
+
+
+def test_web_pages_use_the_same_lookup_a_templates_dir_overrides_one_page(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "web" / "not_found.html.j2",
+          '{% extends "base.html.j2" %}{% block content %}<p>{{ lang }}: gone</p>{% endblock %}')
+    page = web_environment(tmp_path).get_template("not_found.html.j2")
+    assert "<p>en: gone</p>" in page.render(t=lambda key, **_: key, lang="en")
+    built_in = web_environment().get_template("not_found.html.j2")
+    assert built_in.filename != page.filename
+    assert web_environment(tmp_path).get_template("base.html.j2").filename == (
+        web_environment().get_template("base.html.j2").filename)  # not overridden: built-in
+    with pytest.raises(jinja2.UndefinedError):  # web pages: a missing variable is an error
+        web_environment().from_string("{{ missing.name }}").render()
 
 
 def test_a_shop_can_add_a_locale_of_its_own(tmp_path: Path, make_config: ConfigFactory) -> None:

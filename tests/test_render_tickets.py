@@ -14,10 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailrelay.config import Config
+from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.render import (
-    REPLY_MARKER,
     RenderedMail,
+    ResponseView,
+    ReviewView,
     Templates,
+    TicketView,
     auto_response_text,
     response_mail,
     thread_index,
@@ -67,7 +70,19 @@ def ticket(config: Config, **overrides: Any) -> RenderedMail:
         "now": NOW,
     }
     args.update(overrides)
-    return ticket_mail(Templates(config), config, config.shops[0], **args)
+    now, message_id = args.pop("now"), args.pop("message_id", None)
+    view = ticket_view(**args)
+    return ticket_mail(Templates(config), config, config.shops[0], view, now=now,
+                       message_id=message_id)
+
+
+def ticket_view(review: dict[str, Any], shipment: dict[str, Any] | None,
+                links: dict[str, str], **args: Any) -> TicketView:
+    """The view a caller builds from a review row, its shipment and the two links."""
+    return TicketView(review=ReviewView(**review),
+                      received_at=(shipment or {}).get("received_at"),
+                      public_url=links.get("public", ""), review_url=links.get("review"),
+                      **args)
 
 
 def response(config: Config, **overrides: Any) -> RenderedMail:
@@ -83,7 +98,10 @@ def response(config: Config, **overrides: Any) -> RenderedMail:
         "now": NOW,
     }
     args.update(overrides)
-    return response_mail(Templates(config), config, config.shops[0], **args)
+    now, message_id = args.pop("now"), args.pop("message_id", None)
+    view = ResponseView(**{**args, "review": ReviewView(**args["review"])})
+    return response_mail(Templates(config), config, config.shops[0], view, now=now,
+                         message_id=message_id)
 
 
 # --------------------------------------------------------------------------- ticket: subject
@@ -192,12 +210,12 @@ def test_a_link_review_is_marked_as_coming_from_a_generated_link(config: Config)
 def test_times_are_shown_in_the_shop_time_zone(make_config: ConfigFactory) -> None:
     config = make_config(shop_extra='locale = "de"')
     berlin = dataclasses.replace(config.shops[0], timezone=ZoneInfo("Europe/Berlin"))
-    mail = ticket_mail(
-        Templates(config), config, berlin, to_email="support@acme.example", reply_to=REPLY_TO,
-        key=KEY, review=review(), shipment={"received_at": "2026-11-09T23:30:00Z"},
-        products=None, context={}, links={"public": PUBLIC}, answered_by=None,
-        auto_response=None, updated=False, now=NOW,
+    view = ticket_view(
+        to_email="support@acme.example", reply_to=REPLY_TO, key=KEY, review=review(),
+        shipment={"received_at": "2026-11-09T23:30:00Z"}, products=None, context={},
+        links={"public": PUBLIC}, answered_by=None, auto_response=None, updated=False,
     )  # fmt: skip
+    mail = ticket_mail(Templates(config), config, berlin, view, now=NOW)
     text = text_of(mail)
     assert "Verfasst:    2026-11-20 10:00 CET" in text
     assert "Zugestellt:  2026-11-10" in text  # 23:30 UTC is the next day in Berlin

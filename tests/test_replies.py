@@ -15,7 +15,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.render import REPLY_MARKER
+from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.services import intake, reviews
 from mailrelay.services.replies import ReplyOutcome, parse_directives
 

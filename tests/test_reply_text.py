@@ -15,7 +15,8 @@ from types import ModuleType
 import pytest
 
 from mailrelay.config import Config
-from mailrelay.render import REPLY_MARKER, Templates, ticket_mail
+from mailrelay.core.reply_marker import REPLY_MARKER
+from mailrelay.render import ReviewView, Templates, TicketView, ticket_mail
 from mailrelay.reply_text import Extraction, extract, text_of_html_reply
 
 from .conftest import ConfigFactory, require_corpus
@@ -351,12 +352,13 @@ def reply_to_ticket(make_config: ConfigFactory, locale: str) -> tuple[str, str]:
         "reviewer_name": "Ann Lee", "customer_email": "ann@customer.example",
         "reference": "#1057", "method": "automatic", "created_at": "2026-11-20T09:00:00+00:00",
     }  # fmt: skip
-    mail = ticket_mail(
-        Templates(config), config, config.shops[0], to_email="support@acme.example",
-        reply_to=REPLY_TO, key=KEY, review=review, shipment=None, products=None, context={},
-        links={"public": "http://reviews.test/s/acme"}, answered_by=None, auto_response=None,
-        updated=False, now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+    view = TicketView(
+        to_email="support@acme.example", reply_to=REPLY_TO, key=KEY, review=ReviewView(**review),
+        products=None, context={}, public_url="http://reviews.test/s/acme", answered_by=None,
+        auto_response=None, updated=False,
     )  # fmt: skip
+    mail = ticket_mail(Templates(config), config, config.shops[0], view,
+                       now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
     message = email.message_from_bytes(mail.raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     text, html = message.get_body(("plain",)), message.get_body(("html",))

@@ -13,7 +13,7 @@ from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.render import REPLY_MARKER
+from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.services import intake, reviews
 
 from .mailtools import parsed, text_of, via_sink

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from mailrelay.render import REPLY_MARKER
+from mailrelay.core.reply_marker import REPLY_MARKER
 
 from .guard import (
     bare_header_block_left,

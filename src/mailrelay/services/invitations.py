@@ -20,7 +20,7 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
 from mailrelay.core.tokens import TokenSigner
-from mailrelay.render import RenderedMail, Templates, invitation_mail
+from mailrelay.render import InvitationView, RenderedMail, Templates, invitation_mail
 from mailrelay.services.links import review_url, unsubscribe_url
 from mailrelay.services.outbox import envelope_sender
 from mailrelay.store import SUPPRESSION_TEXT, Queries, Store, to_iso
@@ -135,16 +135,15 @@ class Inviter:
 
     def render(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
                now: datetime) -> RenderedMail:
-        products = json.loads(row.get("products") or "[]")
-        return invitation_mail(
-            self.templates, self.config, shop, purpose=str(kind),
-            to_email=row["customer_email"], to_name=row["customer_name"],
+        view = InvitationView(
+            purpose=str(kind), to_email=row["customer_email"], to_name=row["customer_name"],
             locale=row["locale"], reference=row["reference"],
             review_url=review_url(self.config, row["token"]),
             unsubscribe_url=unsubscribe_url(self.config, self.signer, row["token"]),
-            products=products, now=now,
+            products=json.loads(row.get("products") or "[]"),
             extra_headers={"X-Mailrelay-Invitation": str(row["id"])},
         )
+        return invitation_mail(self.templates, self.config, shop, view, now=now)
 
     def _enqueue(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation

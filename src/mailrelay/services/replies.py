@@ -29,7 +29,15 @@ from mailrelay.core.mailauth import authenticated
 from mailrelay.core.models import AgentReply, OutboxKind
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.parsing import parse_reply
-from mailrelay.render import RenderedMail, Templates, notice_mail, response_mail
+from mailrelay.render import (
+    NoticeView,
+    RenderedMail,
+    ResponseView,
+    ReviewView,
+    Templates,
+    notice_mail,
+    response_mail,
+)
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail, reply_key_of
@@ -393,12 +401,15 @@ class Replier:
                        invitation_mid: str | None, now: datetime) -> RenderedMail | None:
         refs = [invitation_mid] if invitation_mid else []
         try:
-            return response_mail(
-                self.templates, self.config, shop, to_email=str(review["customer_email"]),
-                to_name=review.get("reviewer_name"), locale=review.get("locale"), body=body,
-                review=review, public_url=public_url(self.config, shop.id, int(review["id"])),
-                in_reply_to=invitation_mid, references=refs, now=now,
+            view = ResponseView(
+                to_email=str(review["customer_email"]), to_name=review.get("reviewer_name"),
+                locale=review.get("locale"), body=body,
+                review=ReviewView(id=review["id"], stars=review["stars"],
+                                  title=review.get("title"), text=review.get("text")),
+                public_url=public_url(self.config, shop.id, int(review["id"])),
+                in_reply_to=invitation_mid, references=refs,
             )
+            return response_mail(self.templates, self.config, shop, view, now=now)
         except (ValueError, jinja2.TemplateError) as exc:
             log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
             return None
@@ -415,13 +426,13 @@ class Replier:
         shop = self.config.shop(str(ctx.review["shop"])) if ctx.review else None
         if not sender or shop is None or refusal.notice is None:
             return False
+        view = NoticeView(
+            to_email=sender, reason=refusal.notice, explanation=refusal.explanation,
+            original_subject=reply.subject, original_text=reply.text,
+            in_reply_to=reply.message_id, code=refusal.code, detail=refusal.detail,
+        )
         try:
-            mail = notice_mail(
-                self.templates, self.config, shop, to_email=sender, reason=refusal.notice,
-                explanation=refusal.explanation, original_subject=reply.subject,
-                original_text=reply.text, in_reply_to=reply.message_id, now=now,
-                code=refusal.code, detail=refusal.detail,
-            )
+            mail = notice_mail(self.templates, self.config, shop, view, now=now)
         except (ValueError, jinja2.TemplateError) as exc:
             log.warning("review=%s refusal notice cannot be rendered: %s",
                         ctx.review["id"] if ctx.review else "-", exc)

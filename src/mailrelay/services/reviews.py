@@ -21,7 +21,10 @@ from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.render import (
     RenderedMail,
+    ResponseView,
+    ReviewView,
     Templates,
+    TicketView,
     auto_response_text,
     response_mail,
     ticket_mail,
@@ -150,6 +153,16 @@ def first_name(name: str | None) -> str | None:
     return parts[0] if parts else None
 
 
+def review_view(review: Mapping[str, Any]) -> ReviewView:
+    """What a ticket or response mail shows of a stored review."""
+    return ReviewView(
+        id=review["id"], stars=review["stars"], title=review["title"], text=review["text"],
+        reviewer_name=review["reviewer_name"], customer_email=review["customer_email"],
+        reference=review["reference"], method=review["method"], locale=review["locale"],
+        created_at=review["created_at"],
+    )
+
+
 @dataclass(frozen=True)
 class TicketBatch:
     """Everything rendered for one review, written in one transaction."""
@@ -244,19 +257,19 @@ class Reviewer:
                                                      facts["invitation_message_id"], now)
         shipment = facts["shipment"]
         products = shipment["products"] if shipment else []
+        received_at = shipment["received_at"] if shipment else None
         tickets = []
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
-            mail = ticket_mail(
-                self.templates, self.config, shop, to_email=agent,
-                reply_to=f"reply+{key}@{shop.reply_domain}", key=key, review=review,
-                shipment=shipment, products=products, context=facts["context"],
-                links={"public": public_url(self.config, shop.id),
-                       "review": public_url(self.config, shop.id, review["id"])},
+            view = TicketView(
+                to_email=agent, reply_to=f"reply+{key}@{shop.reply_domain}", key=key,
+                review=review_view(review), received_at=received_at, products=products,
+                context=facts["context"], public_url=public_url(self.config, shop.id),
+                review_url=public_url(self.config, shop.id, review["id"]),
                 answered_by="auto" if auto_text else None, auto_response=auto_text,
-                updated=bool(review["edits"]), now=now,
-                in_reply_to=facts["threads"].get(agent),
+                updated=bool(review["edits"]), in_reply_to=facts["threads"].get(agent),
             )
+            mail = ticket_mail(self.templates, self.config, shop, view, now=now)
             tickets.append((agent, key, known_key is None, mail))
         return TicketBatch(review, tickets, auto_text, customer_mail)
 
@@ -264,12 +277,13 @@ class Reviewer:
                         invitation_message_id: str | None, now: datetime) -> RenderedMail:
         """The customer's copy of a public response, threaded under the invitation."""
         refs = [invitation_message_id] if invitation_message_id else []
-        return response_mail(
-            self.templates, self.config, shop, to_email=review["customer_email"],
-            to_name=review["reviewer_name"], locale=review["locale"], body=body, review=review,
+        view = ResponseView(
+            to_email=review["customer_email"], to_name=review["reviewer_name"],
+            locale=review["locale"], body=body, review=review_view(review),
             public_url=public_url(self.config, shop.id, review["id"]),
-            in_reply_to=invitation_message_id, references=refs, now=now,
+            in_reply_to=invitation_message_id, references=refs,
         )
+        return response_mail(self.templates, self.config, shop, view, now=now)
 
     def _enqueue(self, q: Queries, shop: ShopConfig, batch: TicketBatch, now: datetime) -> bool:
         review = batch.review

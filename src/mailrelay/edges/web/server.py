@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
@@ -29,6 +28,7 @@ from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.metrics import CONTENT_TYPE_LATEST
+from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
 from mailrelay.store import Queries, Store
 
@@ -135,13 +135,7 @@ class WebApp:
                                  rate_window)
         self.addresses = ClientAddresses(config.http.trusted_proxies)
         self.strings = Strings()
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
-            autoescape=jinja2.select_autoescape(["html.j2", "html"]),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = web_environment()
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
         self.app.add_routes([
