@@ -2134,3 +2134,36 @@ def test_an_answer_below_a_banner_attribution_and_quote_is_bottom_posting_and_ke
         f"{ATTRIBUTIONS['en']}\n> Will the hamper arrive before Christmas?\n\n{answer}"
     )
     assert_published(extract(text), answer)
+
+
+# --------------------------------------------------------------------------- blind set H's classes
+
+
+@pytest.mark.parametrize(("closing", "company"), [
+    ("Met vriendelijke groet,", "Fietsenmakerij Van Dam v.o.f."),
+    ("Cofion,", "Crochenwaith Môn Cyf."),
+    ("Salam mesra,", "Kedai Batik Melaka Sdn. Bhd."),
+    ("Ցտեսություն՝", "«Արարատ Մեղր» ՍՊԸ"),
+    ("Best regards,", "Harbour Lights Candles · Quay Street 14, Whitby"),
+])
+def test_a_company_line_with_a_legal_form_or_address_we_have_no_list_for_is_cut(
+    closing: str, company: str
+) -> None:
+    answer = "Hello Sam,\n\nthe replacement was posted this morning and should reach you tomorrow."
+    text = f"{answer}\n\n{closing}\nAnna\n{company}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\n{closing}\nAnna")
+
+
+def test_a_one_word_closing_we_do_not_know_over_a_first_name_starts_the_signature() -> None:
+    answer = "Hello Sam,\n\nthe replacement was posted this morning and should reach you tomorrow."
+    signature = "Dewi\nToko Kain Bandung · NPWP 01.234.567.8-901.000"
+    text = f"{answer}\n\nTerima\n{signature}\n\n{ATTRIBUTIONS['en']}\n\n{QUOTED}"
+    assert_published(extract(text), f"{answer}\n\nTerima\nDewi")
+
+
+def test_a_sentence_ending_in_a_short_word_under_the_name_is_no_company_line() -> None:
+    text = (
+        "Hello Sam,\n\nthe replacement was posted this morning and should reach you soon.\n\n"
+        "Best regards,\nAnna\nCall us if the box is wet. We can fix it.\n"
+    )
+    assert_published(extract(text), text.rstrip("\n"))

@@ -198,7 +198,9 @@ _WEB: Final = re.compile(r"https?://|www\.|\b[\w-]+\.(?:com|de|dk|nl|fr|se|no|es
 # "〒100-0001") and a company's legal form ("Sp. z o.o.", "GmbH", "株式会社", "ООО").
 _POSTAL: Final = re.compile(
     r"\b\d{2}-\d{3}\s+[A-ZÀ-ÞĄ-Żа-яА-Я]|\b\d{4,5}\s+[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}|"
-    r"\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b|〒\s?\d{3}-\d{4}|\b\d{3}\s\d{2}\s+[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}"
+    r"\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b|〒\s?\d{3}-\d{4}|\b\d{3}\s\d{2}\s+[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}|"
+    # a street, its number and the town: "Malioboro 52, Yogyakarta", "Via Roma 12, Milano"
+    r"\b[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{3,}\.?\s\d{1,4}[a-zA-Z]?,\s[A-ZÀ-ÞА-ЯΑ-Ω][^\W\d_]{2,}"
 )
 _LEGAL_FORM: Final = re.compile(
     r"(?<!\w)(?:Ltd\.?|Limited|GmbH|AG|AB|AS|ASA|A/S|ApS|Oyj?|BV|B\.V\.|NV|N\.V\.|S\.?A\.?S?|"

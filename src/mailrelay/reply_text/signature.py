@@ -45,7 +45,10 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
         if _is_greeting(closing, following):
             continue  # "Hello Mr. Tremblay," / "Your order ships…": a second language's answer
         end = position
-        signed = colon or (_is_bare_sign_off(closing) and _is_name(following))
+        signed = colon or (
+            (_is_bare_sign_off(closing) or _is_lone_closing(lines, content, position))
+            and _is_name(following)
+        )
         if signed:
             end = position + 1  # "Kind regards" / "Marcus Webb": the name stays
         end = _after_postscript(lines, content, end)
@@ -53,6 +56,13 @@ def signature_block_start(lines: Sequence[str]) -> int | None:
         if _is_block(block, signed=signed):
             return content[end] + 1
     return None
+
+
+def _is_lone_closing(lines: Sequence[str], content: Sequence[int], position: int) -> bool:
+    """A one-word paragraph over a one-word name ("Faleminderit" / "Arta"): a closing in words
+    we do not know. Over a longer line the one word is the name itself ("高橋" / a company)."""
+    following = lines[content[position + 1]].strip()
+    return _is_lone_word(lines, content[position]) and len(following.split()) == 1
 
 
 def _is_lone_word(lines: Sequence[str], index: int) -> bool:
@@ -222,8 +232,12 @@ def _is_bare_sign_off(line: str) -> bool:
     if _COMBINED.search(text):
         return False
     return (
-        text.endswith((",", "!", "，", "！", "。", "،")) or _CLOSING_WORDS.search(text) is not None
+        text.endswith(_CLOSING_MARKS) or _CLOSING_WORDS.search(text) is not None
     )
+
+
+# What ends a closing without the name, in the scripts' own commas: "Cofion," "Հարգանքով՝".
+_CLOSING_MARKS: Final = (",", "!", "，", "！", "。", "،", "՝", "、")
 
 
 def _width(text: str) -> int:
@@ -281,6 +295,17 @@ def _is_block(block: Sequence[str], *, signed: bool) -> bool:
             return False  # a long line comes only after contact lines: a legal footer
     if any(is_contact_line(line) for line in block[:_LOOKAHEAD]):
         return True
-    return (
-        signed and len(block) <= _TITLE_LINES and not any(_SENTENCE.search(line) for line in block)
-    )
+    return signed and len(block) <= _TITLE_LINES and not any(_is_sentence(line) for line in block)
+
+
+def _is_sentence(line: str) -> bool:
+    """Ends or holds a sentence, the full stops of abbreviations aside: a company's legal form
+    ("Cyf.", "Sdn. Bhd.", "v.o.f.", "S.R.L.") or a street's ("Jl.") ends no sentence."""
+    return _SENTENCE.search(_ABBREVIATION.sub("A", line)) is not None
+
+
+# A capitalised word of up to three letters or a single letter with its full stop ("Cyf.",
+# "Jl.", "қ."), or letters joined by full stops ("S.n.c."); "it." and "wet." end sentences.
+_ABBREVIATION: Final = re.compile(
+    r"(?<!\S)(?:[^\W\d_a-zа-я]\w{0,2}\.|[^\W\d_]\.|(?:[^\W\d_]{1,3}\.){2,})(?!\S)"
+)
