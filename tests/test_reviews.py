@@ -14,7 +14,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.render import REPLY_MARKER
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .mailtools import parsed, text_of, via_sink
 from .sink import Sink
@@ -27,7 +27,7 @@ async def invited(daemon: Daemon, clock: FrozenClock, *, email_addr: str = "ann@
     shop = daemon.config.shops[0]
     signer = daemon.web.signer
     now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, signer, now, email=email_addr, name=name, reference=ref,
         delay=timedelta(0)))
     assert decision.invitation_id is not None

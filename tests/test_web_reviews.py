@@ -16,7 +16,7 @@ from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.edges.web import I18N, RateLimiter, client_key
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .conftest import ConfigFactory
 
@@ -79,7 +79,7 @@ async def invite(daemon: Daemon, email: str = "john.smith@example.com",
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email=email, name=name, locale=locale))
     assert decision.invitation_id is not None, decision
     row = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id or 0))
@@ -91,7 +91,7 @@ async def link_invitation(daemon: Daemon, email: str = "link@example.com") -> di
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
-    inv_id, _token, _new = await daemon.store.write(lambda q: intake.generate_link(
+    inv_id, _token, _new = await daemon.store.write(lambda q: invitations.generate_link(
         q, shop, daemon.web.signer, now, email=email, name="Linda Link"))
     row = daemon.store.read(lambda q: q.get_invitation(inv_id))
     assert row is not None

@@ -39,9 +39,15 @@ from mailrelay.edges.imap_watcher import check_connection, delete_filed, describ
 from mailrelay.edges.mailer import SmtpTransport, build_transport
 from mailrelay.parsing import normalize_address, parse_trigger
 from mailrelay.render import Templates
-from mailrelay.services import intake, privacy
+from mailrelay.services import privacy
 from mailrelay.services.delivery import Delivery
-from mailrelay.services.invitations import Inviter, record_delivery
+from mailrelay.services.invitations import (
+    Inviter,
+    cancel_target,
+    generate_link,
+    invite_manually,
+    record_delivery,
+)
 from mailrelay.store import Queries, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -381,7 +387,7 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
     shop_id = shop_id or ctx.obj.get("shop_id")
     with _open_store(config) as store:
         done = store.write_sync(
-            lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
+            lambda q: cancel_target(q, config, target, shop_id, "cancelled by operator")
         )
     if not done:
         raise click.ClickException(f"no scheduled invitation matches {target!r}")
@@ -749,13 +755,7 @@ def purge(config_path: Path | None, older_than: str) -> None:
     now = SystemClock().now()
     cutoff = now - (age or timedelta(0))  # at most 100 years (parse_duration): no overflow
     with _open_store(config) as store:
-        def run(q: Queries) -> int:
-            total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
-            q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
-                              "records": total}, now, actor="cli")
-            return total
-
-        total = store.write_sync(run)
+        total = privacy.purge_older_than(store, config.shops, older_than, cutoff, now)
     click.echo(f"erased personal data of {total} record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
@@ -833,8 +833,8 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     if email is not None:
         with _open_store(config) as store:
             decision = store.write_sync(
-                lambda q: intake.invite(q, shop, signer, now, email=email, name=name,
-                                        reference=reference, delay=wait)
+                lambda q: invite_manually(q, shop, signer, now, email=email, name=name,
+                                          reference=reference, delay=wait)
             )
         if decision.status != ShipmentStatus.SCHEDULED:
             raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
@@ -846,7 +846,7 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
         def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
             out = []
             for line_no, row in rows:
-                out.append((line_no, row, intake.invite(
+                out.append((line_no, row, invite_manually(
                     q, shop, signer, now, email=row.get("email", ""), name=row.get("name"),
                     reference=row.get("reference"), delay=wait)))
             return out
@@ -900,8 +900,8 @@ def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
     with _open_store(config) as store:
         try:
             _inv_id, token, _created = store.write_sync(
-                lambda q: intake.generate_link(q, shop, signer, now, email=email, name=name,
-                                               reference=reference)
+                lambda q: generate_link(q, shop, signer, now, email=email, name=name,
+                                        reference=reference)
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
-from mailrelay.services.outbox import signed_sender
+from mailrelay.core.routing import signed_sender
 from mailrelay.store import Queries, Store, from_iso
 
 log = logging.getLogger("mailrelay.delivery")  # the name operators filter on

@@ -10,7 +10,6 @@ counted in /metrics and, over IMAP, filed in the rejected folder.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import logging
 import re
@@ -27,12 +26,13 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.mailauth import authenticated
 from mailrelay.core.models import AgentReply, OutboxKind
+from mailrelay.core.routing import address_matches, reply_key_in
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.parsing import parse_reply
 from mailrelay.render import RenderedMail, Templates, notice_mail, response_mail
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
-from mailrelay.services.outbox import enqueue_mail, reply_key_of
+from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import Queries, Store, to_iso
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
@@ -148,25 +148,11 @@ def _bare_tag(line: str, position: int) -> bool:
     return name is None or (name.end() < len(line) and not line[name.end()].isspace())
 
 
-def dedupe_key(reply: AgentReply, raw: bytes) -> str:
+def reply_dedupe_key(reply: AgentReply, raw: bytes) -> str:
     """Message-ID, or a hash of the raw bytes when a mail system sent none."""
     if reply.message_id:
         return f"mid:{reply.message_id}"
     return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def key_in(recipients: tuple[str, ...], domains: set[str]) -> str | None:
-    """The reply key from a `reply+<key>@<reply domain>` recipient."""
-    for address in recipients:
-        local, _, domain = address.rpartition("@")
-        key = reply_key_of(local)
-        if key and domain.lower() in domains:
-            return key
-    return None
-
-
-def _matches(address: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(address.lower(), p.lower()) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -253,7 +239,7 @@ class Replier:
         so no Authentication-Results in the message are believed.
         """
         reply = await asyncio.to_thread(parse_reply, raw)
-        key = dedupe_key(reply, raw)
+        key = reply_dedupe_key(reply, raw)
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
         if seen is not None:
             return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
@@ -281,7 +267,7 @@ class Replier:
         return result
 
     def _context(self, q: Queries, reply: AgentReply) -> Context:
-        key = key_in(reply.recipients, self.domains)
+        key = reply_key_in(reply.recipients, self.domains)
         if key is None:
             # A mail system rewrote the address: find the ticket it answers (SPEC).
             for ident in reply.in_reply_to:
@@ -316,7 +302,7 @@ class Replier:
             return NO_SHOP
         sender = reply.from_address or ""
         if not sender or (sender != str(ctx.key_row["agent"]).lower()
-                          and not _matches(sender, shop.agent_senders)):
+                          and not address_matches(sender, shop.agent_senders)):
             return UNAUTHORISED
         if self.authserv_id and not (trusted and authenticated(
                 reply.trace, self.authserv_id, sender)):

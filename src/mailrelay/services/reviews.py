@@ -18,6 +18,7 @@ import jinja2
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
+from mailrelay.core.routing import reply_address
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.render import (
     RenderedMail,
@@ -249,7 +250,7 @@ class Reviewer:
             key = known_key or self.signer.issue_key(REPLY)
             mail = ticket_mail(
                 self.templates, self.config, shop, to_email=agent,
-                reply_to=f"reply+{key}@{shop.reply_domain}", key=key, review=review,
+                reply_to=reply_address(key, shop.reply_domain), key=key, review=review,
                 shipment=shipment, products=products, context=facts["context"],
                 links={"public": public_url(self.config, shop.id),
                        "review": public_url(self.config, shop.id, review["id"])},
