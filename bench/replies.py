@@ -212,7 +212,7 @@ async def make_tickets(daemon: Daemon, sink: TimedSink, count: int) -> list[tupl
         ids = []
         for invitation_id in invitation_ids:
             invitation = q.get_invitation(invitation_id)
-            _, review_id = reviews.submit(q, invitation, form, daemon.clock.now())
+            _, review_id = reviews.submit_review(q, invitation, form, daemon.clock.now())
             assert review_id is not None
             ids.append(review_id)
         return ids

@@ -81,7 +81,7 @@ async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
     form, _ = reviews.validate({"stars": "5", "title": "Fast bike", "name": "Bo Berg",
                                 "text": "The bike came assembled and rides well."})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     assert review_id is not None
     return review_id
 

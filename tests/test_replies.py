@@ -52,7 +52,7 @@ async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str =
                                 "text": "The parcel took two weeks to arrive.",
                                 "name": "Ann Lee"})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
                   if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))

@@ -75,7 +75,7 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
                                 "text": text, "name": "Kim Berg"})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     assert review_id is not None
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)

@@ -46,7 +46,7 @@ async def write_review(daemon: Daemon, clock: FrozenClock, invitation: dict[str,
     assert form is not None, errors
     now = clock.now()
     outcome, review_id = await daemon.store.write(
-        lambda q: reviews.submit(q, dict(invitation), form, now))
+        lambda q: reviews.submit_review(q, dict(invitation), form, now))
     assert outcome in (reviews.SubmitOutcome.CREATED, reviews.SubmitOutcome.UPDATED)
     assert review_id is not None
     return review_id
@@ -167,7 +167,8 @@ async def test_answered_review_cannot_be_edited(
         inv = daemon.store.read(lambda q: q.get_invitation(int(inv["id"])))  # type: ignore[call-overload,arg-type]
         form, _ = reviews.validate({"stars": "5", "text": "changed my mind"})
         assert form is not None
-        outcome, _ = await daemon.store.write(lambda q: reviews.submit(q, dict(inv), form, now))  # type: ignore[arg-type]
+        outcome, _ = await daemon.store.write(
+            lambda q: reviews.submit_review(q, dict(inv), form, now))  # type: ignore[arg-type]
         assert outcome == reviews.SubmitOutcome.LOCKED
 
 

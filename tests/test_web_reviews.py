@@ -105,7 +105,8 @@ async def add_review(daemon: Daemon, n: int, stars: int = 5, title: str = "",
     form = reviews.ReviewForm(stars, title or f"Title {n}", text or f"Review number {n}",
                               name or f"Customer {n}")
     now = daemon.clock.now()
-    outcome, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    outcome, review_id = await daemon.store.write(
+        lambda q: reviews.submit_review(q, inv, form, now))
     assert outcome == reviews.SubmitOutcome.CREATED and review_id is not None
     if isinstance(daemon.clock, FrozenClock):
         daemon.clock.advance(timedelta(minutes=1))  # distinct created_at: a stable order

@@ -112,7 +112,7 @@ class ImapWatcher:
                 self.last_error = None
                 if down_since is not None:
                     log.info("IMAP connection to %s restored after %s", self.where,
-                             _duration(time.monotonic() - down_since))
+                             _elapsed_text(time.monotonic() - down_since))
                     down_since = None
                 elif first:
                     log.info("IMAP watching %s on %s as %s (%s)", self.config.folder, self.where,
@@ -332,7 +332,7 @@ class Mailbox:
     def mode(self, poll_interval: timedelta) -> str:
         if self.can_idle:
             return "IDLE"
-        return f"polling every {_duration(poll_interval.total_seconds())}"
+        return f"polling every {_elapsed_text(poll_interval.total_seconds())}"
 
     @property
     def can_idle(self) -> bool:
@@ -727,7 +727,7 @@ def _utf7(name: str) -> str:
     return "".join(out)
 
 
-def _duration(seconds: float) -> str:
+def _elapsed_text(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 120:
         return f"{seconds}s"

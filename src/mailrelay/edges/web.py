@@ -591,7 +591,8 @@ class WebApp:
         now = self.clock.now()
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
-            lambda q: reviews.submit(q, q.invitation_by_token(token) or invitation, form, now))
+            lambda q: reviews.submit_review(q, q.invitation_by_token(token) or invitation, form,
+                                            now))
         log.info("invitation=%s review=%s %s stars=%d", invitation["id"], review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:

@@ -345,7 +345,7 @@ class Intake:
             return self.batch_size
         return self.batch_size * IDLE_BATCH_FACTOR
 
-    async def _parse(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
+    async def _parse_triggers(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
         """Parse in the parser process when a burst is waiting (parsing is most of intake's
         CPU and would hold the GIL the listener needs); small batches stay in a thread."""
         jobs = [(m.raw, self._pattern(m.shop)) for m in batch]
@@ -373,7 +373,7 @@ class Intake:
         for msg in others:
             await self._hand_over(msg)
         batch = [m for m in batch if isinstance(self.dispatch.get(m.kind), InBatch)]
-        return Prepared(batch, await self._parse(batch) if batch else [], len(others))
+        return Prepared(batch, await self._parse_triggers(batch) if batch else [], len(others))
 
     async def _commit(self, prepared: Prepared) -> int:
         batch, notices = prepared.batch, prepared.notices

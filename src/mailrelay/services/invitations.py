@@ -333,7 +333,7 @@ class Inviter:
             pending = await asyncio.to_thread(self._render_all, invitations, reminders, now)
             await self._record_unrenderable()
             results = await asyncio.gather(
-                *(self.store.write(partial(self._enqueue, pending=p, now=now))
+                *(self.store.write(partial(self._store_mail, pending=p, now=now))
                   for p in pending),
                 return_exceptions=True,
             )
@@ -371,7 +371,7 @@ class Inviter:
             pending = self._render_all([row], [], now)
             await self._record_unrenderable()
             for item in pending:
-                await self.store.write(partial(self._enqueue, pending=item, now=now))
+                await self.store.write(partial(self._store_mail, pending=item, now=now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
         if current is None or current["status"] != InvitationStatus.SCHEDULED:
             return None
@@ -389,7 +389,7 @@ class Inviter:
                                 row["id"], row["shop"])
                     continue
                 try:
-                    mail = self.render(shop, row, kind, now)
+                    mail = self.render_mail(shop, row, kind, now)
                 except (ValueError, jinja2.TemplateError) as exc:
                     # One bad address or template must not hold back the rest of the batch.
                     log.error("invitation=%s %s cannot be rendered: %s", row["id"], kind, exc)
@@ -398,7 +398,7 @@ class Inviter:
                 out.append(PendingMail(row, kind, mail))
         return out
 
-    def render(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
+    def render_mail(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
                now: datetime) -> RenderedMail:
         products = json.loads(row.get("products") or "[]")
         return invitation_mail(
@@ -411,7 +411,7 @@ class Inviter:
             extra_headers={"X-Mailrelay-Invitation": str(row["id"])},
         )
 
-    def _enqueue(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
+    def _store_mail(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation
         shop = self.config.shop(inv["shop"])
         if shop is None:

@@ -167,7 +167,7 @@ class Refusal:
     detail: str = ""  # what the reply guard found (held_back), for the notice
 
 
-def _automatic(why: str) -> Refusal:
+def _automatic_refusal(why: str) -> Refusal:
     return Refusal("automatic", f"Automatic mail ({why}) is never answered.")
 
 
@@ -282,7 +282,7 @@ class Replier:
                           if review and review["invitation_id"] else None)
         return Context(reply, key, key_row, review, invitation_mid)
 
-    def _refusal(self, ctx: Context, now: datetime, *, null_sender: bool,
+    def _screen(self, ctx: Context, now: datetime, *, null_sender: bool,
                  trusted: bool) -> Refusal | None:
         """Why the reply may not be acted on, in the order that keeps strangers unanswered:
         only once the sender is known to be an authorised agent may a refusal be explained."""
@@ -290,9 +290,9 @@ class Replier:
         if reply.ours:
             return LOOP
         if null_sender:  # MAIL FROM:<> (RFC 5321 4.5.5): a bounce or other automatic mail
-            return _automatic("null envelope sender")
+            return _automatic_refusal("null envelope sender")
         if reply.automatic:
-            return _automatic(reply.automatic)
+            return _automatic_refusal(reply.automatic)
         if ctx.key is None:
             return NO_KEY
         if not self.signer.key_valid(ctx.key, REPLY) or ctx.key_row is None or ctx.review is None:
@@ -324,14 +324,14 @@ class Replier:
             return ReplyResult(outcome, reason, review_id, key)
 
         def refuse(refusal: Refusal) -> ReplyResult:
-            notified = refusal.notice is not None and self._notify(q, ctx, refusal, now)
+            notified = refusal.notice is not None and self._notify_agent(q, ctx, refusal, now)
             outcome = (ReplyOutcome.AUTOMATIC if refusal.code in ("automatic", "loop")
                        else ReplyOutcome.REJECTED)
             result = done(outcome, refusal.sentence)
             return ReplyResult(result.outcome, result.reason, review_id, key,
                                refusal=refusal.code, notified=notified)
 
-        refusal = self._refusal(ctx, now, null_sender=null_sender, trusted=trusted)
+        refusal = self._screen(ctx, now, null_sender=null_sender, trusted=trusted)
         if refusal is not None:
             return refuse(refusal)
         review = ctx.review
@@ -389,10 +389,10 @@ class Replier:
             log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
             return None
 
-    def _notify(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
+    def _notify_agent(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
         """Explain a refusal to the authorised agent who sent the reply.
 
-        Called only after `_refusal` found the sender authorised, inside the transaction that
+        Called only after `_screen` found the sender authorised, inside the transaction that
         records the reply under its dedupe key: so once per refused message (by Message-ID,
         a hash without one), never limited by day (issue 10 §2).
         """
