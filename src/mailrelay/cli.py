@@ -759,11 +759,11 @@ def purge(config_path: Path | None, older_than: str) -> None:
     click.echo(f"erased personal data of {total} record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
-@main.command()
+@main.command("forget")
 @config_option
 @click.argument("email_address", metavar="EMAIL")
 @user_errors
-def forget(config_path: Path | None, email_address: str) -> None:
+def forget_address(config_path: Path | None, email_address: str) -> None:
     """Erase one person's data everywhere (a GDPR request) and suppress the address.
 
     Stored raw mail naming the person (decoded: any case, quoted-printable, base64,

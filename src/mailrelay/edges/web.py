@@ -30,7 +30,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import Queries, Store
+from mailrelay.store import Queries, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -271,10 +271,6 @@ def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
                               reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                               newest_first=True)
     return Listing(summary, total, pages, rows)
-
-
-def _when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def _query_int(value: str | None, low: int, high: int) -> int | None:
@@ -527,7 +523,7 @@ class WebApp:
                 key = f"error.{field}.{code}"
                 messages[field] = t(key if key in t.fallback else f"error.{code}",
                                     max=maxima.get(field, 0), min=reviews.MIN_TEXT)
-        created = _when(review["created_at"]) if review else None
+        created = from_iso(review["created_at"]) if review else None
         edit_notice = None
         if created is not None:
             edit_notice = t("form.edit_notice", shop=shop.name,
@@ -657,12 +653,12 @@ class WebApp:
         items = []
         for row in listing.rows:
             item = self._public_review(row)
-            created = _when(item["created_at"])
+            created = from_iso(item["created_at"])
             local = created.astimezone(shop.timezone) if created else None
             item["date"] = t.date(local) if local else ""
             item["datetime"] = local.isoformat() if local else ""
             if item["response"]:
-                answered = _when(item["response"]["created_at"])
+                answered = from_iso(item["response"]["created_at"])
                 item["response"]["date"] = (t.date(answered.astimezone(shop.timezone))
                                             if answered else "")
             items.append(item)
