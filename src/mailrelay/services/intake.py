@@ -384,7 +384,7 @@ class Intake:
             handler = self.dispatch[msg.kind]
             if shop is None:
                 steps.append(partial(_orphan, msg, now))
-            elif isinstance(handler, InBatch):
+            elif isinstance(handler, InBatch):  # always: `_prepare` kept only these kinds
                 steps.append(partial(handler.step, msg=msg, notice=notice, shop=shop, now=now))
         # One writer job for the batch, a savepoint per message: one fsync, one hand-off.
         small = sum(len(m.raw) for m in batch) <= SMALL_WRITE_BYTES
