@@ -40,7 +40,7 @@ from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.tokens import NONCE_BYTES, REVIEW, TokenSigner, load_secret
 from mailrelay.edges.mailer import MaildirTransport, SmtpTransport, Transport
 from mailrelay.render import Templates
-from mailrelay.services import intake
+from mailrelay.services import invitations
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.invitations import Inviter, record_delivery
 from mailrelay.store import Queries, Store, to_iso
@@ -206,8 +206,9 @@ def prefill(config: Config, count: int, clock: FrozenClock) -> float:
         def invite_chunk(q: Queries, first: int, last: int) -> int:
             done = 0
             for n in range(first, last):
-                decision = intake.invite(q, shop, signer, now, email=f"customer{n}@example.com",
-                                         name=f"Customer {n}", reference=f"R{n}")
+                decision = invitations.invite_manually(
+                    q, shop, signer, now, email=f"customer{n}@example.com",
+                    name=f"Customer {n}", reference=f"R{n}")
                 done += decision.status == ShipmentStatus.SCHEDULED
             return done
 

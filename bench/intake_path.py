@@ -44,6 +44,7 @@ from mailrelay.config import Config, load
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import parse_trigger
+from mailrelay.services.inbound import dispatch_table
 from mailrelay.services.intake import Intake, process_shipment
 from mailrelay.store import InboundMessage, NewMessage, Queries, Store
 
@@ -126,7 +127,8 @@ async def run_receive(config: Config, workdir: Path, calls: int, callers: int) -
     store = Store(workdir / "receive.db")
     try:
         clock = SystemClock()
-        intake = Intake(config, store, TokenSigner(b"k" * 32), clock)
+        signer = TokenSigner(b"k" * 32)
+        intake = Intake(config, store, signer, clock, dispatch=dispatch_table(signer))
         route = intake.recipients.route(BCC)
         assert route is not None
         run = os.urandom(4).hex()
@@ -164,7 +166,7 @@ def run_process(config: Config, workdir: Path, count: int) -> Figures:
     try:
         clock = SystemClock()
         signer = TokenSigner(b"k" * 32)
-        intake = Intake(config, store, signer, clock)
+        intake = Intake(config, store, signer, clock, dispatch=dispatch_table(signer))
         route = intake.recipients.route(BCC)
         assert route is not None
         run = os.urandom(4).hex()

@@ -53,7 +53,7 @@ from benchconfig import relay_toml  # noqa: E402
 from mailrelay.app import Daemon  # noqa: E402
 from mailrelay.config import load  # noqa: E402
 from mailrelay.core.clock import SystemClock  # noqa: E402
-from mailrelay.services import intake, reviews  # noqa: E402
+from mailrelay.services import invitations, reviews  # noqa: E402
 from replies_corpus import CORPUS, SOURCES, score  # noqa: E402
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -194,9 +194,9 @@ async def make_tickets(daemon: Daemon, sink: TimedSink, count: int) -> list[tupl
     def invite_all(q: Any) -> list[int]:
         ids = []
         for n, customer in enumerate(customers):
-            decision = intake.invite(q, shop, daemon.web.signer, now, email=customer,
-                                     name=f"Customer {n}", reference=f"R{n}",
-                                     delay=timedelta(0))
+            decision = invitations.invite_manually(
+                q, shop, daemon.web.signer, now, email=customer, name=f"Customer {n}",
+                reference=f"R{n}", delay=timedelta(0))
             assert decision.invitation_id is not None, decision
             ids.append(decision.invitation_id)
         return ids
@@ -212,7 +212,7 @@ async def make_tickets(daemon: Daemon, sink: TimedSink, count: int) -> list[tupl
         ids = []
         for invitation_id in invitation_ids:
             invitation = q.get_invitation(invitation_id)
-            _, review_id = reviews.submit(q, invitation, form, daemon.clock.now())
+            _, review_id = reviews.submit_review(q, invitation, form, daemon.clock.now())
             assert review_id is not None
             ids.append(review_id)
         return ids

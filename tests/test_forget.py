@@ -27,8 +27,8 @@ from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.routing import signed_sender
 from mailrelay.services import privacy
-from mailrelay.services.outbox import signed_sender
 from mailrelay.services.privacy import names
 from mailrelay.store import NewMessage, Store
 

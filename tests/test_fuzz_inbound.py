@@ -26,8 +26,8 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.routing import signed_sender
 from mailrelay.services.intake import message_id_of
-from mailrelay.services.outbox import signed_sender
 
 from .conftest import FUZZ_COUNTS, ConfigFactory, second_shop
 from .hostile_mail import (

@@ -22,7 +22,7 @@ import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .conftest import FUZZ_COUNTS, ConfigFactory
 from .hostile_mail import (
@@ -72,7 +72,7 @@ async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
     shop = daemon.config.shop("bolt")
     assert shop is not None
     now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email="bo@example.org", name="Bo Berg", reference="B-77",
         delay=timedelta(0)))
     await daemon.tick()
@@ -81,7 +81,7 @@ async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
     form, _ = reviews.validate({"stars": "5", "title": "Fast bike", "name": "Bo Berg",
                                 "text": "The bike came assembled and rides well."})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     assert review_id is not None
     return review_id
 

@@ -12,7 +12,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import intake
+from mailrelay.services.invitations import due_time
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger
@@ -211,7 +211,7 @@ def test_due_time_moves_into_send_hours_in_the_shop_timezone(
     tz = ZoneInfo("Europe/Copenhagen")
     shop = shop_with(config, send_hours=(time(8), time(20)), timezone=tz)
     base = datetime.fromisoformat(local_received).replace(tzinfo=tz).astimezone(UTC)
-    due = intake.due_time(shop, base)  # type: ignore[arg-type]
+    due = due_time(shop, base)  # type: ignore[arg-type]
     assert due.astimezone(tz).strftime("%Y-%m-%d %H:%M") == expected_local
 
 
@@ -220,7 +220,7 @@ def test_due_time_respects_daylight_saving_changes(config: Config) -> None:
     shop = shop_with(config, send_hours=(time(8), time(20)), timezone=tz)
     # 2026-03-29 is the spring-forward day in Denmark: 08:00 local is 06:00 UTC.
     base = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)
-    due = intake.due_time(shop, base)  # type: ignore[arg-type]
+    due = due_time(shop, base)  # type: ignore[arg-type]
     assert due == datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
 
 

@@ -9,7 +9,11 @@ import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.parsing import parse_batch
-from mailrelay.services.intake import PARSER_PROCESS_THRESHOLD, dedupe_key, message_id_of
+from mailrelay.services.intake import (
+    PARSER_PROCESS_THRESHOLD,
+    message_dedupe_key,
+    message_id_of,
+)
 from mailrelay.services.parser_process import ParserGone, ParserProcess
 from mailrelay.store import NewMessage
 
@@ -63,7 +67,7 @@ async def test_intake_parses_in_a_thread_when_the_parser_process_is_broken(
         mid = message_id_of(raw)
         rows.append(NewMessage(daemon.clock.now(), "127.0.0.1:1", "shop@acme.example",
                                route.address, route.shop, route.kind, mid,
-                               dedupe_key(route, mid, raw), raw))
+                               message_dedupe_key(route, mid, raw), raw))
     # One commit for the lot, so the worker finds a batch big enough for the parser child.
     await daemon.store.write(lambda q: [q.insert_message(m) for m in rows])
     daemon.intake.wake()

@@ -16,7 +16,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.reply_marker import REPLY_MARKER
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 from mailrelay.services.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
@@ -42,7 +42,7 @@ async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str =
                    customer: str = "ann@example.com") -> Ticketed:
     shop = daemon.config.shops[0]
     now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email=customer, name="Ann Lee", reference=ref,
         delay=timedelta(0)))
     await daemon.tick()
@@ -52,7 +52,7 @@ async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str =
                                 "text": "The parcel took two weeks to arrive.",
                                 "name": "Ann Lee"})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
                   if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))

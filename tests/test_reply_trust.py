@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
@@ -64,7 +64,7 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     shop = daemon.config.shop(shop_id)
     assert shop is not None
     now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email=customer, name="Kim Berg", reference="2210",
         delay=timedelta(0)))
     await daemon.tick()
@@ -75,7 +75,7 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
                                 "text": text, "name": "Kim Berg"})
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
     assert review_id is not None
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)

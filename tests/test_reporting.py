@@ -61,7 +61,7 @@ async def seeded(config: Config) -> AsyncIterator[Config]:
             full = daemon.store.read(lambda q, i=inv["id"]: q.get_invitation(i))
             now = clock.now()
             _, review_id = await daemon.store.write(
-                lambda q, f=form, i=full, n=now: reviews.submit(q, i, f, n))
+                lambda q, f=form, i=full, n=now: reviews.submit_review(q, i, f, n))
             ids.append(review_id)
         clock.advance(timedelta(hours=2))
         now = clock.now()

@@ -14,7 +14,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.reply_marker import REPLY_MARKER
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .mailtools import parsed, text_of, via_sink
 from .sink import Sink
@@ -27,7 +27,7 @@ async def invited(daemon: Daemon, clock: FrozenClock, *, email_addr: str = "ann@
     shop = daemon.config.shops[0]
     signer = daemon.web.signer
     now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, signer, now, email=email_addr, name=name, reference=ref,
         delay=timedelta(0)))
     assert decision.invitation_id is not None
@@ -46,7 +46,7 @@ async def write_review(daemon: Daemon, clock: FrozenClock, invitation: dict[str,
     assert form is not None, errors
     now = clock.now()
     outcome, review_id = await daemon.store.write(
-        lambda q: reviews.submit(q, dict(invitation), form, now))
+        lambda q: reviews.submit_review(q, dict(invitation), form, now))
     assert outcome in (reviews.SubmitOutcome.CREATED, reviews.SubmitOutcome.UPDATED)
     assert review_id is not None
     return review_id
@@ -167,7 +167,8 @@ async def test_answered_review_cannot_be_edited(
         inv = daemon.store.read(lambda q: q.get_invitation(int(inv["id"])))  # type: ignore[call-overload,arg-type]
         form, _ = reviews.validate({"stars": "5", "text": "changed my mind"})
         assert form is not None
-        outcome, _ = await daemon.store.write(lambda q: reviews.submit(q, dict(inv), form, now))  # type: ignore[arg-type]
+        outcome, _ = await daemon.store.write(
+            lambda q: reviews.submit_review(q, dict(inv), form, now))  # type: ignore[arg-type]
         assert outcome == reviews.SubmitOutcome.LOCKED
 
 

@@ -17,7 +17,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.edges.web.i18n import I18N
 from mailrelay.edges.web.ratelimit import RateLimiter, client_key
-from mailrelay.services import intake, reviews
+from mailrelay.services import invitations, reviews
 
 from .conftest import ConfigFactory
 
@@ -80,7 +80,7 @@ async def invite(daemon: Daemon, email: str = "john.smith@example.com",
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email=email, name=name, locale=locale))
     assert decision.invitation_id is not None, decision
     row = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id or 0))
@@ -92,7 +92,7 @@ async def link_invitation(daemon: Daemon, email: str = "link@example.com") -> di
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
-    inv_id, _token, _new = await daemon.store.write(lambda q: intake.generate_link(
+    inv_id, _token, _new = await daemon.store.write(lambda q: invitations.generate_link(
         q, shop, daemon.web.signer, now, email=email, name="Linda Link"))
     row = daemon.store.read(lambda q: q.get_invitation(inv_id))
     assert row is not None
@@ -106,7 +106,8 @@ async def add_review(daemon: Daemon, n: int, stars: int = 5, title: str = "",
     form = reviews.ReviewForm(stars, title or f"Title {n}", text or f"Review number {n}",
                               name or f"Customer {n}")
     now = daemon.clock.now()
-    outcome, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    outcome, review_id = await daemon.store.write(
+        lambda q: reviews.submit_review(q, inv, form, now))
     assert outcome == reviews.SubmitOutcome.CREATED and review_id is not None
     if isinstance(daemon.clock, FrozenClock):
         daemon.clock.advance(timedelta(minutes=1))  # distinct created_at: a stable order

@@ -17,7 +17,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits, client_address
-from mailrelay.services import intake
+from mailrelay.services import invitations
 
 from .conftest import BASE_CONFIG, second_shop
 from .test_web_reviews import base, csrf_of, flip, form_page, stored
@@ -72,7 +72,7 @@ async def invite(daemon: Daemon, shop_id: str, email: str) -> dict[str, Any]:
     shop = daemon.config.shop(shop_id)
     assert shop is not None
     now = daemon.clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
+    decision = await daemon.store.write(lambda q: invitations.invite_manually(
         q, shop, daemon.web.signer, now, email=email, name="Kim Customer"))
     assert decision.invitation_id is not None, decision
     row = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id or 0))

@@ -21,29 +21,29 @@ from typing import Any
 from mailrelay.config import Config
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
-from mailrelay.core.models import MessageKind
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
 from mailrelay.edges.mailer import build_transport
 from mailrelay.edges.scheduler import Clockwork
 from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
-from mailrelay.metrics import Snapshot, exposition
 from mailrelay.render import Templates
+from mailrelay.services import privacy
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
+from mailrelay.services.inbound import Inbound
 from mailrelay.services.intake import Intake
 from mailrelay.services.invitations import Inviter, record_delivery
-from mailrelay.services.replies import Replier, ReplyResult
+from mailrelay.services.replies import Replier
 from mailrelay.services.reviews import Reviewer
 from mailrelay.services.supervisor import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
     WorkerHealth,
-    WorkerState,
     supervise,
 )
-from mailrelay.store import InboundMessage, Queries, Store
+from mailrelay.status import Status
+from mailrelay.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class Daemon:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store: Store
+        self.templates: Templates
+        self.inbound: Inbound
         self.intake: Intake
         self.listener: Listener
         self.handler: Handler
@@ -108,6 +110,8 @@ class Daemon:
         self._recovered = True  # mail left `sending` by a crash is back in the queue
         #: Every supervised background worker by name (/healthz, /metrics, the watchdog).
         self.workers: dict[str, WorkerHealth] = {}
+        #: What /healthz, /metrics and the watchdog report, read from the parts above.
+        self.status = Status(self)
 
     @property
     def smtp_port(self) -> int:
@@ -134,82 +138,82 @@ class Daemon:
         self._spawn(supervise(self._worker(name), work, initial=initial, cap=cap), name)
 
     async def start(self) -> None:
-        stack = self._stack
-        config = self.config
-        for warning in config.warnings:
+        for warning in self.config.warnings:
             log.warning("config: %s", warning)
         try:
-            self.store = Store(config.store.path)
-            stack.callback(self.store.close)
-            signer = TokenSigner(load_secret(config.security.secret_file))
-            templates = Templates(config)
-            transport = build_transport(config.outbound)
-            stack.push_async_callback(transport.close)
-            self.inviter = Inviter(config, self.store, templates, signer, self.clock)
-            self.reviewer = Reviewer(config, self.store, templates, signer, self.clock)
-            self.delivery = Delivery(
-                self.store, transport, self.clock,
-                rate_per_minute=config.outbound.rate_per_minute,
-                on_result=functools.partial(record_delivery, config),
-                sign_sender=signer.bounce_tag,
-                on_progress=self._worker("dispatch").progress,
-            )
-            try:
-                await self.delivery.recover()
-            except StoreError as exc:
-                # A full disk must not stop the start (exit 3 is never restarted by systemd):
-                # SMTP still answers 451, and the dispatcher requeues once it can write.
-                log.warning("could not requeue interrupted mail at start: %s", exc)
-                self._recovered = False
-            self.clockwork = Clockwork(self.clock, self._next_due, self._due.set,
-                                       self._request_purge)
-            self.replier = Replier(config, self.store, templates, signer, self.clock)
-            self.bouncer = Bouncer(self.store, self.clock, signer)
-            self.intake = Intake(config, self.store, signer, self.clock,
-                                 on_scheduled=self.clockwork.note_due,
-                                 handlers={MessageKind.REPLY: self._reply_by_smtp,
-                                           MessageKind.BOUNCE: self._bounce},
-                                 busy=lambda: self.handler.busy(),
-                                 on_progress=self._worker("intake").progress)
-            self.handler = Handler(self.intake)
-            self._supervise("intake", self.intake.run)
+            signer = await self._start_outbound()
+            self._start_inbound(signer)
+            self._supervise("intake", self.inbound.intake.run)
             self._supervise("dispatch", self._dispatch)
             self._supervise("retention", self._retention)
             self.clockwork.start()
-            stack.callback(self.clockwork.stop)
+            self._stack.callback(self.clockwork.stop)
             await self.clockwork.rearm()
-            self.web = WebApp(config, self.store, signer, self.clock, health=self.health,
-                              on_review=self._due.set, metrics=self.metrics)
-            await self.web.start()
-            stack.push_async_callback(self.web.stop)
-            if config.imap is not None:
-                self.imap = ImapWatcher(config.imap, self.store, self._reply_by_imap, self.clock)
-                self._supervise("imap", self.imap.run)
-            self.listener = Listener(config.smtp, self.handler)
-            await self.listener.start()
-            stack.push_async_callback(self.listener.stop)
-            interval = watchdog_interval()
-            if interval:
-                self._spawn(self._heartbeat(interval), "watchdog")
+            await self._start_edges(signer)
         except BaseException:
-            await stack.aclose()
+            await self._stack.aclose()
             raise
 
-    async def _reply_by_smtp(self, msg: InboundMessage) -> str:
-        # Authentication-Results are believed only from the MTA in front (issue 10 §3).
-        result = await self.replier.process(
-            msg.raw, source="smtp", envelope_sender=msg.mail_from,
-            trusted=self.config.smtp.trusts(msg.peer))
-        self._due.set()  # a customer email or a notice may be waiting in the outbox
-        return f"{result.outcome} {result.reason}"
+    async def _start_outbound(self) -> TokenSigner:
+        """The store, the services that queue mail, and delivery (requeueing what a crash left
+        `sending`); returns the signer of tokens and addresses."""
+        config, stack = self.config, self._stack
+        self.store = Store(config.store.path)
+        stack.callback(self.store.close)
+        signer = TokenSigner(load_secret(config.security.secret_file))
+        self.templates = Templates(config)
+        transport = build_transport(config.outbound)
+        stack.push_async_callback(transport.close)
+        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock)
+        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock)
+        self.delivery = Delivery(
+            self.store, transport, self.clock,
+            rate_per_minute=config.outbound.rate_per_minute,
+            on_result=functools.partial(record_delivery, config),
+            sign_sender=signer.bounce_tag,
+            on_progress=self._worker("dispatch").progress,
+        )
+        try:
+            await self.delivery.recover()
+        except StoreError as exc:
+            # A full disk must not stop the start (exit 3 is never restarted by systemd):
+            # SMTP still answers 451, and the dispatcher requeues once it can write.
+            log.warning("could not requeue interrupted mail at start: %s", exc)
+            self._recovered = False
+        self.clockwork = Clockwork(self.clock, self._next_due, self._due.set,
+                                   self._request_purge)
+        return signer
 
-    async def _reply_by_imap(self, raw: bytes) -> ReplyResult:
-        result = await self.replier.process(raw, source="imap")
-        self._due.set()
-        return result
+    def _start_inbound(self, signer: TokenSigner) -> None:
+        """Replies, bounces and the inbound dispatcher over intake (its worker starts later)."""
+        config = self.config
+        self.replier = Replier(config, self.store, self.templates, signer, self.clock)
+        self.bouncer = Bouncer(self.store, self.clock, signer)
+        self.inbound = Inbound(config, self.store, signer, self.clock,
+                               replier=self.replier, bouncer=self.bouncer,
+                               on_outbox=self._due.set, on_scheduled=self.clockwork.note_due,
+                               busy=lambda: self.handler.busy(),
+                               on_progress=self._worker("intake").progress)
+        self.intake = self.inbound.intake
+        self.handler = Handler(self.inbound)
 
-    async def _bounce(self, msg: InboundMessage) -> str:
-        return await self.bouncer.process(msg.rcpt, msg.raw)
+    async def _start_edges(self, signer: TokenSigner) -> None:
+        """Web, IMAP and SMTP, in that order: mail is accepted only once everything runs."""
+        config, stack = self.config, self._stack
+        self.web = WebApp(config, self.store, signer, self.clock, health=self.status.health,
+                          on_review=self._due.set, metrics=self.status.metrics)
+        await self.web.start()
+        stack.push_async_callback(self.web.stop)
+        if config.imap is not None:
+            self.imap = ImapWatcher(config.imap, self.store, self.inbound.reply_by_imap,
+                                    self.clock)
+            self._supervise("imap", self.imap.run)
+        self.listener = Listener(config.smtp, self.handler)
+        await self.listener.start()
+        stack.push_async_callback(self.listener.stop)
+        interval = watchdog_interval()
+        if interval:
+            self._spawn(self._heartbeat(interval), "watchdog")
 
     async def _next_due(self) -> datetime | None:
         return await self.store.aread(lambda q: q.next_due())
@@ -259,81 +263,14 @@ class Daemon:
 
     async def purge(self) -> int:
         """Erase personal data past each shop's `retention` (the daily job)."""
-        now = self.clock.now()
-        total = 0
-        for shop in self.config.shops:
-            cutoff = now - shop.retention
-
-            def run(q: Queries, s: str = shop.id, c: datetime = cutoff) -> int:
-                erased = q.purge_before(s, c)
-                if erased:
-                    q.audit("retention", {"shop": s, "cutoff": c.isoformat(),
-                                          "records": erased}, now)
-                return erased
-
-            total += await self.store.write(run)
-        if total:
-            log.info("retention purge erased personal data of %d record(s)", total)
-        return total
-
-    async def health(self) -> dict[str, Any]:
-        """Each part's state and a few counts; any part down makes /healthz answer 503.
-
-        Served without login, so states and counts only: no error text (a server's reply
-        can name a customer), no paths (issue 10 §6; SPEC § Trust).
-        """
-        parts: dict[str, str] = {}
-        counts = await self._health_counts()
-        parts["store"] = "ok" if counts is not None else "failed"
-        parts["outbound"] = "ok" if self.delivery.outage is None else "failing"
-        watcher = self.imap
-        if watcher is None:
-            parts["imap"] = "not configured"
-        else:
-            parts["imap"] = "ok" if watcher.connected else "disconnected"
-        workers = self.worker_states(counts)
-        down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
-        down += [k for k, v in workers.items() if v != WorkerState.OK]
-        return {"status": "ok" if not down else "failed", **parts,
-                "workers": {k: str(v) for k, v in workers.items()}, "counts": counts or {}}
-
-    async def _health_counts(self) -> dict[str, int] | None:
-        """What waits for the workers, from the store; None when the store cannot be read."""
-        now = self.clock.now()
-
-        def gather(q: Queries) -> dict[str, int]:
-            due = q.next_due()
-            by_status = q.counts("outbox", "status")
-            return {"inbound_pending": q.count_pending_messages(),
-                    "outbox_queued": by_status.get("queued", 0),
-                    "outbox_sending": by_status.get("sending", 0),
-                    "due_now": int(due is not None and due <= now)}
-
-        try:
-            return await self.store.aread(gather)
-        except Exception as exc:  # noqa: BLE001 - reported as a state, not raised
-            log.debug("store read for health failed: %r", exc)
-            return None
-
-    def worker_states(self, counts: dict[str, int] | None) -> dict[str, WorkerState]:
-        """Each supervised worker's state; `stuck` needs work pending (from `counts`)."""
-        pending = {
-            "intake": bool(counts and counts["inbound_pending"]),
-            "dispatch": bool(counts and (counts["due_now"] or counts["outbox_sending"])),
-        }
-        return {name: health.state(pending.get(name, False))
-                for name, health in sorted(self.workers.items())}
+        return await privacy.purge_expired(self.store, self.config.shops, self.clock.now())
 
     async def _heartbeat(self, interval: float) -> None:
         """systemd's WATCHDOG=1, withheld while a worker fails or is stuck (or the store
         cannot be read): WatchdogSec later systemd restarts us (contrib/mailrelay.service)."""
         withheld = False
         while True:
-            counts = await self._health_counts()
-            trouble = sorted(k for k, v in self.worker_states(counts).items()
-                             if v != WorkerState.OK)
-            if counts is None:
-                trouble.append("store")
+            trouble = await self.status.trouble()
             if not trouble:
                 sd_notify("WATCHDOG=1")
                 if withheld:
@@ -344,40 +281,6 @@ class Daemon:
                             ", ".join(trouble))
                 withheld = True
             await asyncio.sleep(interval)
-
-    async def metrics(self) -> bytes:
-        now = self.clock.now()
-
-        def gather(q: Queries) -> Snapshot:
-            oldest = q.oldest_due_mail()
-            return Snapshot(
-                outbox_by_status=q.counts("outbox", "status"),
-                outbox_depth=q.outbox_depth(),
-                outbox_oldest_due_age=max((now - oldest).total_seconds(), 0.0) if oldest
-                else 0.0,
-                replies=q.counts("replies", "outcome"),
-                reviews_by_stars=q.counts("reviews", "stars"),
-                shipments_by_status=q.counts("shipments", "status"),
-            )
-
-        snap = await self.store.aread(gather)
-        snap.inbound = dict(self.listener.handler.outcomes)
-        snap.outbound = {"sent": self.delivery.sent, "failed": self.delivery.failed,
-                         "deferred": self.delivery.deferred}
-        snap.bounces = dict(self.bouncer.counts)
-        snap.replies_refused = dict(self.replier.refused)
-        states = self.worker_states(await self._health_counts())
-        snap.worker_failures = {name: w.failures for name, w in self.workers.items()}
-        snap.worker_ok = {name: state == WorkerState.OK for name, state in states.items()}
-        snap.smtp_sessions = len(self.listener.sessions)
-        snap.smtp_sessions_refused = dict(self.listener.refused_counts)
-        snap.smtp_sessions_closed = dict(self.listener.closed_counts)
-        if self.imap is not None:
-            snap.imap_configured = True
-            snap.imap_connected = self.imap.connected
-            last = self.imap.last_ok
-            snap.imap_last_check_age = (now - last).total_seconds() if last else None
-        return await asyncio.to_thread(exposition, snap)
 
     async def stop(self) -> None:
         await self._stack.aclose()

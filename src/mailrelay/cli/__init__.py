@@ -29,7 +29,7 @@ def main() -> None:
 
 for _command in (
     serve.serve, check.check, shipments.parse, shipments.shipments, invitations.invitations,
-    outbox.outbox, reviews.reviews, reports.stats, reviews.export, privacy.purge, privacy.forget,
-    invite.invite, invite.link,
+    outbox.outbox, reviews.reviews, reports.stats, reviews.export, privacy.purge,
+    privacy.forget_address, invite.invite, invite.link,
 ):
     main.add_command(_command)

@@ -17,9 +17,8 @@ from mailrelay.core.models import InvitationStatus, OutboxStatus
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import build_transport
 from mailrelay.render import Templates
-from mailrelay.services import intake
 from mailrelay.services.delivery import Delivery
-from mailrelay.services.invitations import Inviter, record_delivery
+from mailrelay.services.invitations import Inviter, cancel_target, record_delivery
 
 INVITATION_FIELDS = (
     "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
@@ -60,7 +59,7 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
     shop_id = shop_id or ctx.obj.get("shop_id")
     with open_store(config) as store:
         done = store.write_sync(
-            lambda q: intake.cancel_target(q, config, target, shop_id, "cancelled by operator")
+            lambda q: cancel_target(q, config, target, shop_id, "cancelled by operator")
         )
     if not done:
         raise click.ClickException(f"no scheduled invitation matches {target!r}")

@@ -14,7 +14,7 @@ from mailrelay.config import MAX_INVITE_DELAY, duration_text
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.output import render
-from mailrelay.services import intake
+from mailrelay.services.invitations import generate_link, invite_manually
 from mailrelay.store import Queries
 
 
@@ -49,8 +49,8 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
     if email is not None:
         with open_store(config) as store:
             decision = store.write_sync(
-                lambda q: intake.invite(q, shop, signer, now, email=email, name=name,
-                                        reference=reference, delay=wait)
+                lambda q: invite_manually(q, shop, signer, now, email=email, name=name,
+                                          reference=reference, delay=wait)
             )
         if decision.status != ShipmentStatus.SCHEDULED:
             raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
@@ -62,7 +62,7 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
         def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
             out = []
             for line_no, row in rows:
-                out.append((line_no, row, intake.invite(
+                out.append((line_no, row, invite_manually(
                     q, shop, signer, now, email=row.get("email", ""), name=row.get("name"),
                     reference=row.get("reference"), delay=wait)))
             return out
@@ -117,8 +117,8 @@ def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
     with open_store(config) as store:
         try:
             _inv_id, token, _created = store.write_sync(
-                lambda q: intake.generate_link(q, shop, signer, now, email=email, name=name,
-                                               reference=reference)
+                lambda q: generate_link(q, shop, signer, now, email=email, name=name,
+                                        reference=reference)
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -16,7 +16,6 @@ from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import delete_filed
 from mailrelay.parsing import normalize_address
 from mailrelay.services import privacy
-from mailrelay.store import Queries
 
 
 @click.command()
@@ -34,21 +33,15 @@ def purge(config_path: Path | None, older_than: str) -> None:
     now = SystemClock().now()
     cutoff = now - (age or timedelta(0))  # at most 100 years (parse_duration): no overflow
     with open_store(config) as store:
-        def run(q: Queries) -> int:
-            total = sum(q.purge_before(shop.id, cutoff) for shop in config.shops)
-            q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
-                              "records": total}, now, actor="cli")
-            return total
-
-        total = store.write_sync(run)
+        total = privacy.purge_older_than(store, config.shops, older_than, cutoff, now)
     click.echo(f"erased personal data of {total} record(s) older than {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
-@click.command()
+@click.command("forget")
 @config_option
 @click.argument("email_address", metavar="EMAIL")
 @user_errors
-def forget(config_path: Path | None, email_address: str) -> None:
+def forget_address(config_path: Path | None, email_address: str) -> None:
     """Erase one person's data everywhere (a GDPR request) and suppress the address.
 
     Stored raw mail naming the person (decoded: any case, quoted-printable, base64,

@@ -21,7 +21,7 @@ from mailrelay.config.values import (
 )
 
 
-def _address(table: Table, key: str, value: str | None) -> str | None:
+def _email(table: Table, key: str, value: str | None) -> str | None:
     if value is not None and not is_address(value):
         table.problem(key, f"{value!r} is not a valid email address")
         return None
@@ -95,13 +95,13 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
     name = table.string("name", shop_id)
     if "\r" in name or "\n" in name:
         table.problem("name", "must be a single line")
-    bcc = _address(table, "bcc_address", table.required_string("bcc_address")) or ""
-    cancel = _address(table, "cancel_address", table.optional_string("cancel_address"))
+    bcc = _email(table, "bcc_address", table.required_string("bcc_address")) or ""
+    cancel = _email(table, "cancel_address", table.optional_string("cancel_address"))
     sender = table.required_string("from") or ""
     _, addr = parseaddr(sender)
     if sender and ("\r" in sender or "\n" in sender or not is_address(addr)):
         table.problem("from", f'{sender!r} is not an address or "Name <address>"')
-    reply = _address(table, "reply_address", table.string("reply_address", f"reply@{hostname}"))
+    reply = _email(table, "reply_address", table.string("reply_address", f"reply@{hostname}"))
     agents = _addresses(table, "agents", ())
     zone = _timezone(table)
     locale = _locale(table)

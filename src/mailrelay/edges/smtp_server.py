@@ -1,6 +1,6 @@
 """Inbound SMTP edge (aiosmtpd in the daemon's own loop): RCPT policy, limits, durable 250.
 
-It translates SMTP into `Intake.receive` and back; it decides nothing about shipments.
+It translates SMTP into `Inbound.receive` and back; it decides nothing about shipments.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 
 from mailrelay.config import SmtpConfig
 from mailrelay.core.errors import StoreError
-from mailrelay.services.intake import Intake, Route
+from mailrelay.core.routing import Route
+from mailrelay.services.inbound import Inbound
 from mailrelay.store import address_ref
 
 log = logging.getLogger("mailrelay.smtp_server")  # the name operators filter on
@@ -57,8 +58,8 @@ END_OF_DATA = b"\r\n.\r\n"
 class Handler:
     """aiosmtpd hooks: the few lines between SMTP and intake."""
 
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
+    def __init__(self, inbound: Inbound) -> None:
+        self.inbound = inbound
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -89,7 +90,7 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
-        route = self.intake.recipients.route(address)
+        route = self.inbound.route(address)
         if route is None:
             # The domain shows a misrouted or mistyped address; the local part may be a person's.
             log.info("rcpt rejected peer=%s rcpt=%s@%s", _peer(session),
@@ -112,7 +113,7 @@ class Handler:
         self.last_data = asyncio.get_running_loop().time()
         self.idle.clear()
         try:
-            ids = await self.intake.receive(
+            ids = await self.inbound.receive(
                 _peer(session), str(envelope.mail_from or ""), routes, bytes(raw)
             )
         except StoreError as exc:

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import DeliveryReport, OutboxStatus, RecipientStatus
+from mailrelay.core.routing import bounce_recipient_id
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import parse_dsn
-from mailrelay.services.outbox import bounce_id_of
 from mailrelay.store import Queries, Store
 
 log = logging.getLogger("mailrelay.bounces")  # the name operators filter on
 
 #: Soft bounces (4.x.x, or "delayed") for one address before we stop mailing it.
 SOFT_LIMIT = 3
-
-
-def outbox_id_of(rcpt: str, valid: Callable[[int, str], bool]) -> int | None:
-    """The message a signed VERP recipient names; None when unsigned or altered."""
-    return bounce_id_of(rcpt.strip().strip("<>").rpartition("@")[0], valid)
 
 
 def _matching(report: DeliveryReport, recipient: str) -> RecipientStatus | None:
@@ -80,7 +74,7 @@ class Bouncer:
     async def process(self, rcpt: str, raw: bytes) -> str:
         # The listener refused unsigned and altered addresses at RCPT already; checked again
         # here so that no other path into this handler can suppress anyone (issue 10).
-        outbox_id = outbox_id_of(rcpt, self.signer.bounce_valid)
+        outbox_id = bounce_recipient_id(rcpt, self.signer.bounce_valid)
         report = await asyncio.to_thread(parse_dsn, raw) if outbox_id is not None else None
         if outbox_id is None:
             result = "bounce address not signed by us; ignored"
@@ -96,4 +90,4 @@ class Bouncer:
         return result
 
 
-__all__ = ["SOFT_LIMIT", "Bouncer", "OutboxStatus", "outbox_id_of", "record"]
+__all__ = ["SOFT_LIMIT", "Bouncer", "OutboxStatus", "record"]

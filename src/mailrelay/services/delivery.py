@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
-from mailrelay.services.outbox import signed_sender
+from mailrelay.core.routing import signed_sender
 from mailrelay.store import Queries, Store, from_iso
 
 log = logging.getLogger("mailrelay.delivery")  # the name operators filter on
@@ -38,7 +38,7 @@ class Sender(Protocol):
 ResultHook = Callable[[Queries, dict[str, Any], OutboxStatus, datetime, str | None], None]
 
 
-def backoff(attempts: int) -> timedelta:
+def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed try."""
     return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
 
@@ -220,7 +220,7 @@ class Delivery:
             self._outage_reason = reply
             log.warning("outbound delivery failing (will retry with backoff): %s",
                         without_recipient(reply, mail))
-        retry_at = now + backoff(int(mail["attempts"]))
+        retry_at = now + retry_delay(int(mail["attempts"]))
         return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
 
     @property

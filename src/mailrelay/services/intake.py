@@ -1,38 +1,37 @@
-"""Trigger mail → shipment → invitation: routing, durable receipt, and the recorded decision.
+"""Durable receipt of inbound mail, and the worker that turns stored triggers into shipments.
 
-The listener only calls `Intake.receive` (store the raw bytes, then answer 250); a worker turns
-stored messages into shipments. Decisions (dedupe, caps, suppression, cancellation) live here.
+The listener only calls `Intake.receive` (store the raw bytes, then answer 250); the worker hands
+each stored message to what `dispatch` names for its kind. Whether to invite is `invitations`'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import json
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from functools import partial
+from typing import Protocol
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import StoreError
 from mailrelay.core.models import (
-    Decision,
     InvitationMethod,
-    InvitationStatus,
     MessageKind,
     Product,
     ShipmentNotice,
     ShipmentStatus,
 )
-from mailrelay.core.tokens import REVIEW, TokenSigner
+from mailrelay.core.routing import Recipients, Route, address_matches
+from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
-from mailrelay.services.outbox import bounce_id_of, reply_key_of
+from mailrelay.services.invitations import Candidate, cancel, create_invitation, decide, due_for
 from mailrelay.services.parser_process import ParserGone, ParserProcess
 from mailrelay.store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
 
@@ -52,57 +51,6 @@ IDLE_BATCH_FACTOR = 8
 #: A writer job touching at most this much raw mail is `small` (its undo pages may stay in
 #: memory: Store._commit_batch); a burst of big messages takes the temporary file instead.
 SMALL_WRITE_BYTES = 4 << 20
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where an accepted recipient address leads."""
-
-    shop: str
-    kind: MessageKind
-    address: str
-
-
-
-
-class Recipients:
-    """The RCPT policy: only configured addresses are ours (never an open relay).
-
-    `reply+<key>@<reply domain>` is ours only when the key's signature is valid, and
-    `bounce+<id>.<tag>@<reply domain>` only when its tag signs the id, so a guessed or altered
-    address is refused at RCPT time, before we accept any bytes.
-    """
-
-    def __init__(self, config: Config,
-                 key_valid: Callable[[str], bool] | None = None,
-                 bounce_valid: Callable[[int, str], bool] | None = None) -> None:
-        self._key_valid = key_valid
-        self._bounce_valid = bounce_valid
-        self._reply_domains: dict[str, str] = {}
-        for shop in config.shops:
-            self._reply_domains.setdefault(shop.reply_domain.lower(), shop.id)
-        self._routes: dict[str, Route] = {}
-        for shop in config.shops:
-            bcc = shop.bcc_address.lower()
-            self._routes[bcc] = Route(shop.id, MessageKind.SHIPMENT, bcc)
-            if shop.cancel_address:
-                cancel = shop.cancel_address.lower()
-                self._routes[cancel] = Route(shop.id, MessageKind.CANCEL, cancel)
-
-    def route(self, address: str) -> Route | None:
-        address = address.strip().strip("<>").lower()
-        found = self._routes.get(address)
-        if found is not None:
-            return found
-        local, _, domain = address.rpartition("@")
-        key = reply_key_of(local)
-        shop = self._reply_domains.get(domain)
-        if key and shop and self._key_valid is not None and self._key_valid(key):
-            return Route(shop, MessageKind.REPLY, address)
-        valid = self._bounce_valid
-        if shop and valid is not None and bounce_id_of(local, valid) is not None:
-            return Route(shop, MessageKind.BOUNCE, address)
-        return None
 
 
 def header_end(raw: bytes) -> int:
@@ -132,181 +80,14 @@ def message_id_of(raw: bytes) -> str | None:
     return value[:998] or None
 
 
-def dedupe_key(route: Route, message_id: str | None, raw: bytes) -> str:
+def message_dedupe_key(route: Route, message_id: str | None, raw: bytes) -> str:
     """Natural key of one inbound message per recipient: a client's retry maps to the same row."""
     ident = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     return f"{route.shop}:{route.kind}:{route.address}:{ident}"
 
 
-def matches(address: str, patterns: Iterable[str]) -> bool:
-    """Glob match of an address against patterns such as `*@acme.example`."""
-    address = address.lower()
-    return any(fnmatch.fnmatchcase(address, p.lower()) for p in patterns)
-
-
-def due_time(shop: ShopConfig, base: datetime) -> datetime:
-    """Move `base` into the shop's sending hours, in the shop's time zone."""
-    if shop.send_hours is None:
-        return base
-    start, end = shop.send_hours
-    local = base.astimezone(shop.timezone)
-    now_t = local.time().replace(tzinfo=None)
-    if start <= now_t and (end == time(0) or now_t < end):
-        return base
-    day = local.date() if now_t < start else local.date() + timedelta(days=1)
-    moved = datetime.combine(day, start, tzinfo=shop.timezone)
-    return moved.astimezone(base.tzinfo)
-
-
 @dataclass(frozen=True)
-class Candidate:
-    """Someone we might invite: from a trigger, a manual invite or a CSV row."""
-
-    customer_email: str | None
-    customer_name: str | None
-    reference: str | None
-    locale: str | None
-    send_at: datetime | None
-    method: InvitationMethod
-
-
-def decide(
-    q: Queries,
-    shop: ShopConfig,
-    cand: Candidate,
-    now: datetime,
-    *,
-    delay: timedelta | None = None,
-    exclude_shipment: int | None = None,
-) -> tuple[ShipmentStatus, str]:
-    """Whether `cand` may be invited, and why (runs inside the writer transaction).
-
-    One look-up statement (`Queries.decision_facts`); the checks keep their order: order
-    reference (invitation, then shipment), suppression, dedupe window.
-    """
-    if not cand.customer_email:
-        return ShipmentStatus.REJECTED, "no valid customer address"
-    facts = q.decision_facts(
-        shop.id, cand.reference or None, cand.customer_email, now - shop.dedupe_window)
-    if facts.reference_invitation is not None:
-        return (
-            ShipmentStatus.DUPLICATE,
-            f"order reference {cand.reference} already has invitation "
-            f"{facts.reference_invitation}",
-        )
-    earlier = facts.reference_shipment
-    if earlier is not None and earlier != exclude_shipment:
-        return (
-            ShipmentStatus.DUPLICATE,
-            f"order reference {cand.reference} already seen in shipment {earlier}",
-        )
-    if facts.suppressed:
-        return ShipmentStatus.SUPPRESSED, SUPPRESSION_TEXT[facts.suppressed_by or "unsubscribed"]
-    if facts.recent_invitation is not None:
-        return (
-            ShipmentStatus.CAPPED,
-            "customer already invited within dedupe_window"
-            f" (invitation {facts.recent_invitation})",
-        )
-    return ShipmentStatus.SCHEDULED, "invitation scheduled"
-
-
-def create_invitation(
-    q: Queries,
-    shop: ShopConfig,
-    cand: Candidate,
-    signer: TokenSigner,
-    now: datetime,
-    *,
-    due: datetime,
-    shipment_id: int | None = None,
-    status: InvitationStatus = InvitationStatus.SCHEDULED,
-    invitation_id: int | None = None,
-) -> int:
-    """Insert the invitation (with `invitation_id` when the caller allotted it already)."""
-    if cand.customer_email is None:
-        raise ValueError("an invitation needs a customer address")
-    ident: dict[str, object] = {} if invitation_id is None else {"id": invitation_id}
-    return q.insert_invitation(
-        {
-            **ident,
-            "shop": shop.id,
-            "shipment_id": shipment_id,
-            "customer_email": cand.customer_email,
-            "customer_name": cand.customer_name,
-            "reference": cand.reference,
-            "locale": cand.locale or shop.locale,
-            "method": cand.method,
-            "status": status,
-            "reason": None,
-            "token": signer.issue(REVIEW),
-            "created_at": to_iso(now),
-            "due_at": to_iso(due),
-            "sent_at": to_iso(now) if status == InvitationStatus.SENT else None,
-        }
-    )
-
-
-def schedule(
-    q: Queries,
-    shop: ShopConfig,
-    cand: Candidate,
-    signer: TokenSigner,
-    now: datetime,
-    *,
-    base: datetime | None = None,
-    delay: timedelta | None = None,
-    shipment_id: int | None = None,
-) -> Decision:
-    """Decide and, when allowed, create the invitation with its due time."""
-    status, reason = decide(q, shop, cand, now, exclude_shipment=shipment_id)
-    if status != ShipmentStatus.SCHEDULED:
-        return Decision(status, reason)
-    due = due_for(shop, cand, now, base=base, delay=delay)
-    try:
-        inv_id = create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id)
-    except sqlite3.IntegrityError:
-        # The (shop, reference) key caught a race the checks above could not see.
-        return Decision(
-            ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited"
-        )
-    return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} due {to_iso(due)}", inv_id, due)
-
-
-def due_for(
-    shop: ShopConfig, cand: Candidate, now: datetime, *, base: datetime | None = None,
-    delay: timedelta | None = None,
-) -> datetime:
-    """When a scheduled invitation is due: the trigger's send-at, else base + delay, moved
-    into the shop's sending hours."""
-    if cand.send_at is not None:
-        wanted = max(cand.send_at, now)
-    else:
-        wanted = (base or now) + (shop.invite_delay if delay is None else delay)
-    return due_time(shop, wanted)
-
-
-def cancel(
-    q: Queries, shop: ShopConfig, reference: str | None, email: str | None, reason: str
-) -> list[int]:
-    """Cancel scheduled invitations of an order reference (else of a customer address)."""
-    if reference:
-        rows = q.scheduled_invitations(shop.id, reference=reference)
-    elif email:
-        rows = q.scheduled_invitations(shop.id, email=email)
-    else:
-        return []
-    done = []
-    for row in rows:
-        if q.cancel_invitation(row["id"], reason):
-            done.append(row["id"])
-            if row["shipment_id"]:
-                q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
-    return done
-
-
-@dataclass(frozen=True)
-class Outcome:
+class MessageOutcome:
     """What processing one stored message produced (for logs and callers)."""
 
     message_row_id: int
@@ -359,7 +140,7 @@ def shipment_row(
 def process_shipment(
     q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig,
     signer: TokenSigner, now: datetime,
-) -> Outcome | None:
+) -> MessageOutcome | None:
     """One trigger message → one shipment row with its decision (inside the writer).
 
     Decides first, then inserts the shipment once with its final status: the decision does
@@ -375,7 +156,7 @@ def process_shipment(
         notice.customer_email, notice.customer_name, notice.reference, notice.locale,
         notice.send_at, InvitationMethod.AUTOMATIC,
     )
-    if shop.trigger_senders and not matches(sender, shop.trigger_senders):
+    if shop.trigger_senders and not address_matches(sender, shop.trigger_senders):
         status, reason = (
             ShipmentStatus.REJECTED, f"sender {sender or '(none)'} is not in trigger_senders")
     else:
@@ -387,8 +168,8 @@ def process_shipment(
         q.erase_message_body(msg.id)
     if status != ShipmentStatus.SCHEDULED:
         shipment_id = q.insert_shipment(shipment_row(msg, notice, status, reason))
-        return Outcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id,
-                       None, new_sender, None)
+        return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason,
+                              shipment_id, None, new_sender, None)
     due = due_for(shop, cand, now, base=msg.received_at)
     inv_id = q.next_invitation_id()
     reason = f"invitation {inv_id} due {to_iso(due)}"
@@ -401,15 +182,15 @@ def process_shipment(
         status = ShipmentStatus.DUPLICATE
         reason = f"order reference {cand.reference} already invited"
         q.set_shipment_status(shipment_id, status, reason)
-        return Outcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id,
-                       None, new_sender, None)
-    return Outcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id, inv_id,
-                   new_sender, due)
+        return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason,
+                              shipment_id, None, new_sender, None)
+    return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id,
+                          inv_id, new_sender, due)
 
 
 def process_cancel(
     q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig, now: datetime
-) -> Outcome | None:
+) -> MessageOutcome | None:
     """A message to `cancel_address`: cancel that order's (else that customer's) invitations."""
     reason = f"cancelled by message {notice.message_id or msg.id}"
     ids = cancel(q, shop, notice.reference, notice.customer_email, reason)
@@ -421,7 +202,37 @@ def process_cancel(
     result = f"cancel {what}: {len(ids)} invitation(s) cancelled"
     if not q.claim_message(msg.id, now, result):
         return None
-    return Outcome(msg.id, shop.id, MessageKind.CANCEL, "cancelled" if ids else "ignored", result)
+    return MessageOutcome(msg.id, shop.id, MessageKind.CANCEL, "cancelled" if ids else "ignored",
+                          result)
+
+
+class ParsedStep(Protocol):
+    """A stored message read as a trigger, turned into rows inside intake's batch job."""
+
+    def __call__(self, q: Queries, *, msg: InboundMessage, notice: ShipmentNotice,
+                 shop: ShopConfig, now: datetime) -> MessageOutcome | None: ...
+
+
+#: A stored message handed whole to another service (a reply, a bounce); says what was done.
+RawHandler = Callable[[InboundMessage], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class InBatch:
+    """Parsed as a trigger and handled inside intake's writer job (one fsync per batch)."""
+
+    step: ParsedStep
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Handled by another service, one message at a time, before the batch is written."""
+
+    handle: RawHandler
+
+
+#: Each `MessageKind` → what handles it (`services.inbound.dispatch_table` builds the one table).
+Dispatch = Mapping[str, InBatch | HandOver]
 
 
 @dataclass(frozen=True)
@@ -438,8 +249,8 @@ class Intake:
 
     def __init__(
         self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
-        *, batch_size: int = 25, on_scheduled: Callable[[datetime], None] | None = None,
-        handlers: Mapping[MessageKind, Callable[[InboundMessage], Awaitable[str]]] | None = None,
+        *, dispatch: Dispatch, batch_size: int = 25,
+        on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None,
         on_progress: Callable[[], None] | None = None,
     ) -> None:
@@ -447,9 +258,8 @@ class Intake:
         self.store = store
         self.signer = signer
         self.clock = clock
-        self.recipients = Recipients(config, signer.key_valid, signer.bounce_valid)
-        # Replies and bounces belong to other services; the app hands them over here.
-        self.handlers = dict(handlers or {})
+        self.recipients = Recipients(config.shops, signer.key_valid, signer.bounce_valid)
+        self.dispatch = dispatch
         self.busy = busy
         self._parser = ParserProcess()
         self.batch_size = batch_size
@@ -467,7 +277,7 @@ class Intake:
         mid = message_id_of(raw)
         rows = [
             NewMessage(now, peer, mail_from, r.address, r.shop, r.kind, mid,
-                       dedupe_key(r, mid, raw), raw)
+                       message_dedupe_key(r, mid, raw), raw)
             for r in routes
         ]
         ids = await self.store.write(lambda q: [q.insert_message(m) for m in rows],
@@ -535,7 +345,7 @@ class Intake:
             return self.batch_size
         return self.batch_size * IDLE_BATCH_FACTOR
 
-    async def _parse(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
+    async def _parse_triggers(self, batch: list[InboundMessage]) -> list[ShipmentNotice]:
         """Parse in the parser process when a burst is waiting (parsing is most of intake's
         CPU and would hold the GIL the listener needs); small batches stay in a thread."""
         jobs = [(m.raw, self._pattern(m.shop)) for m in batch]
@@ -559,11 +369,11 @@ class Intake:
 
     async def _prepare(self, batch: list[InboundMessage]) -> Prepared:
         """Hand replies and bounces to their services; parse the rest."""
-        others = [m for m in batch if m.kind not in (MessageKind.SHIPMENT, MessageKind.CANCEL)]
+        others = [m for m in batch if not isinstance(self.dispatch.get(m.kind), InBatch)]
         for msg in others:
             await self._hand_over(msg)
-        batch = [m for m in batch if m.kind in (MessageKind.SHIPMENT, MessageKind.CANCEL)]
-        return Prepared(batch, await self._parse(batch) if batch else [], len(others))
+        batch = [m for m in batch if isinstance(self.dispatch.get(m.kind), InBatch)]
+        return Prepared(batch, await self._parse_triggers(batch) if batch else [], len(others))
 
     async def _commit(self, prepared: Prepared) -> int:
         batch, notices = prepared.batch, prepared.notices
@@ -571,13 +381,11 @@ class Intake:
         steps: list[Callable[[Queries], object]] = []
         for msg, notice in zip(batch, notices, strict=True):
             shop = self.config.shop(msg.shop)
+            handler = self.dispatch[msg.kind]
             if shop is None:
                 steps.append(partial(_orphan, msg, now))
-            elif msg.kind == MessageKind.CANCEL:
-                steps.append(partial(process_cancel, msg=msg, notice=notice, shop=shop, now=now))
-            else:
-                steps.append(partial(process_shipment, msg=msg, notice=notice, shop=shop,
-                                     signer=self.signer, now=now))
+            elif isinstance(handler, InBatch):  # always: `_prepare` kept only these kinds
+                steps.append(partial(handler.step, msg=msg, notice=notice, shop=shop, now=now))
         # One writer job for the batch, a savepoint per message: one fsync, one hand-off.
         small = sum(len(m.raw) for m in batch) <= SMALL_WRITE_BYTES
         results = (await self.store.write(lambda q: [q.each(step) for step in steps],
@@ -599,13 +407,13 @@ class Intake:
 
     async def _hand_over(self, msg: InboundMessage) -> None:
         """An agent reply or a bounce: processed by its service, then marked done here."""
-        handler = self.handlers.get(MessageKind(msg.kind))
-        if handler is None:
+        handler = self.dispatch.get(MessageKind(msg.kind))
+        if not isinstance(handler, HandOver):
             log.error("%s %s received but nothing handles it", msg.message_id, msg.kind)
             result = "no handler"
         else:
             try:
-                result = await handler(msg)
+                result = await handler.handle(msg)
             except StoreError:
                 raise  # the store's fault, not the message's: left pending and tried again
             except Exception as exc:
@@ -615,7 +423,6 @@ class Intake:
         await self.store.write(lambda q: q.claim_message(msg.id, now, f"{msg.kind}: {result}"),
                                small=True, background=True)
 
-
     def _log(self, msg: InboundMessage, result: object) -> None:
         ident = msg.message_id or f"row-{msg.id}"
         if isinstance(result, BaseException):
@@ -623,7 +430,7 @@ class Intake:
             self.store.submit(partial(_mark_failed, msg.id, self.clock.now(), repr(result)),
                               small=True, background=True)
             return
-        if not isinstance(result, Outcome):
+        if not isinstance(result, MessageOutcome):
             return
         log.info(
             "%s %s shop=%s status=%s shipment=%s invitation=%s reason=%r",
@@ -652,75 +459,3 @@ def _mark_failed(row_id: int, now: datetime, error: str, q: Queries) -> None:
     q.claim_message(row_id, now, f"failed: {error}")
 
 
-# --- operator entry points (CLI): same rules as the BCC path -------------------------------------
-
-
-def invite(
-    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
-    name: str | None = None, reference: str | None = None, delay: timedelta | None = None,
-    locale: str | None = None,
-) -> Decision:
-    """A manual invitation: same dedupe, caps and opt-outs as a BCC'd shipment."""
-    cand = Candidate(
-        normalize_address(email), _clean(name), _clean(reference), locale, None,
-        InvitationMethod.MANUAL,
-    )
-    if cand.customer_email is None:
-        return Decision(ShipmentStatus.REJECTED, f"not a valid email address: {email!r}")
-    return schedule(q, shop, cand, signer, now, delay=delay)
-
-
-def generate_link(
-    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
-    name: str | None = None, reference: str | None = None,
-) -> tuple[int, str, bool]:
-    """A review link handed out by the operator: (invitation id, token, created now).
-
-    The same order reference always yields the same link, so running the command twice is
-    harmless.
-    """
-    address = normalize_address(email)
-    if address is None:
-        raise ValueError(f"not a valid email address: {email!r}")
-    reference = _clean(reference)
-    if reference:
-        existing = q.invitation_for_reference(shop.id, reference)
-        if existing is not None:
-            return existing["id"], existing["token"], False
-    cand = Candidate(address, _clean(name), reference, None, None, InvitationMethod.LINK)
-    inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
-    row = q.get_invitation(inv_id)
-    if row is None:
-        raise ValueError(f"invitation {inv_id} vanished")
-    return inv_id, row["token"], True
-
-
-def cancel_target(
-    q: Queries, config: Config, target: str, shop_id: str | None, reason: str
-) -> list[int]:
-    """`invitations cancel REF|ID`: an invitation id, else an order reference."""
-    if target.isdigit():
-        row = q.get_invitation(int(target))
-        if row is not None and (shop_id is None or row["shop"] == shop_id):
-            shop = config.shop(row["shop"])
-            if shop is not None and row["status"] == InvitationStatus.SCHEDULED:
-                if row["reference"]:
-                    return cancel(q, shop, row["reference"], None, reason)
-                q.cancel_invitation(row["id"], reason)
-                if row["shipment_id"]:
-                    q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
-                return [row["id"]]
-            return []
-    done: list[int] = []
-    for shop in config.shops:
-        if shop_id is None or shop.id == shop_id:
-            done += cancel(q, shop, target, None, reason)
-    return done
-
-
-def _clean(text: str | None) -> str | None:
-    """Operator input: trimmed, without control characters, None when empty."""
-    if text is None:
-        return None
-    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
-    return text or None

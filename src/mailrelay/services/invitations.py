@@ -1,4 +1,5 @@
-"""Due invitations and reminders → rendered mail in the outbox; delivery results and opt-outs.
+"""The invitation lifecycle: decide, schedule, create, cancel, unsubscribe; then due invitations
+and reminders → rendered mail in the outbox, and delivery results back onto the invitation.
 
 It never sends: `delivery` does. Rendering happens before storing, so a resend is identical.
 """
@@ -9,8 +10,9 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
 
@@ -18,14 +20,277 @@ import jinja2
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
-from mailrelay.core.models import InvitationStatus, OutboxKind, OutboxStatus, ShipmentStatus
-from mailrelay.core.tokens import TokenSigner
+from mailrelay.core.models import (
+    Decision,
+    InvitationMethod,
+    InvitationStatus,
+    OutboxKind,
+    OutboxStatus,
+    ShipmentStatus,
+)
+from mailrelay.core.tokens import REVIEW, TokenSigner
+from mailrelay.parsing import normalize_address
 from mailrelay.render import InvitationView, RenderedMail, Templates, invitation_mail
 from mailrelay.services.links import review_url, unsubscribe_url
-from mailrelay.services.outbox import envelope_sender
+from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import SUPPRESSION_TEXT, Queries, Store, to_iso
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
+
+
+# --- the lifecycle: decide, schedule, create, cancel, unsubscribe --------------------------------
+
+
+def due_time(shop: ShopConfig, base: datetime) -> datetime:
+    """Move `base` into the shop's sending hours, in the shop's time zone."""
+    if shop.send_hours is None:
+        return base
+    start, end = shop.send_hours
+    local = base.astimezone(shop.timezone)
+    now_t = local.time().replace(tzinfo=None)
+    if start <= now_t and (end == time(0) or now_t < end):
+        return base
+    day = local.date() if now_t < start else local.date() + timedelta(days=1)
+    moved = datetime.combine(day, start, tzinfo=shop.timezone)
+    return moved.astimezone(base.tzinfo)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Someone we might invite: from a trigger, a manual invite or a CSV row."""
+
+    customer_email: str | None
+    customer_name: str | None
+    reference: str | None
+    locale: str | None
+    send_at: datetime | None
+    method: InvitationMethod
+
+
+def decide(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    now: datetime,
+    *,
+    delay: timedelta | None = None,
+    exclude_shipment: int | None = None,
+) -> tuple[ShipmentStatus, str]:
+    """Whether `cand` may be invited, and why (runs inside the writer transaction).
+
+    One look-up statement (`Queries.decision_facts`); the checks keep their order: order
+    reference (invitation, then shipment), suppression, dedupe window.
+    """
+    if not cand.customer_email:
+        return ShipmentStatus.REJECTED, "no valid customer address"
+    facts = q.decision_facts(
+        shop.id, cand.reference or None, cand.customer_email, now - shop.dedupe_window)
+    if facts.reference_invitation is not None:
+        return (
+            ShipmentStatus.DUPLICATE,
+            f"order reference {cand.reference} already has invitation "
+            f"{facts.reference_invitation}",
+        )
+    earlier = facts.reference_shipment
+    if earlier is not None and earlier != exclude_shipment:
+        return (
+            ShipmentStatus.DUPLICATE,
+            f"order reference {cand.reference} already seen in shipment {earlier}",
+        )
+    if facts.suppressed:
+        return ShipmentStatus.SUPPRESSED, SUPPRESSION_TEXT[facts.suppressed_by or "unsubscribed"]
+    if facts.recent_invitation is not None:
+        return (
+            ShipmentStatus.CAPPED,
+            "customer already invited within dedupe_window"
+            f" (invitation {facts.recent_invitation})",
+        )
+    return ShipmentStatus.SCHEDULED, "invitation scheduled"
+
+
+def create_invitation(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    signer: TokenSigner,
+    now: datetime,
+    *,
+    due: datetime,
+    shipment_id: int | None = None,
+    status: InvitationStatus = InvitationStatus.SCHEDULED,
+    invitation_id: int | None = None,
+) -> int:
+    """Insert the invitation (with `invitation_id` when the caller allotted it already)."""
+    if cand.customer_email is None:
+        raise ValueError("an invitation needs a customer address")
+    ident: dict[str, object] = {} if invitation_id is None else {"id": invitation_id}
+    return q.insert_invitation(
+        {
+            **ident,
+            "shop": shop.id,
+            "shipment_id": shipment_id,
+            "customer_email": cand.customer_email,
+            "customer_name": cand.customer_name,
+            "reference": cand.reference,
+            "locale": cand.locale or shop.locale,
+            "method": cand.method,
+            "status": status,
+            "reason": None,
+            "token": signer.issue(REVIEW),
+            "created_at": to_iso(now),
+            "due_at": to_iso(due),
+            "sent_at": to_iso(now) if status == InvitationStatus.SENT else None,
+        }
+    )
+
+
+def schedule(
+    q: Queries,
+    shop: ShopConfig,
+    cand: Candidate,
+    signer: TokenSigner,
+    now: datetime,
+    *,
+    base: datetime | None = None,
+    delay: timedelta | None = None,
+    shipment_id: int | None = None,
+) -> Decision:
+    """Decide and, when allowed, create the invitation with its due time."""
+    status, reason = decide(q, shop, cand, now, exclude_shipment=shipment_id)
+    if status != ShipmentStatus.SCHEDULED:
+        return Decision(status, reason)
+    due = due_for(shop, cand, now, base=base, delay=delay)
+    try:
+        inv_id = create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id)
+    except sqlite3.IntegrityError:
+        # The (shop, reference) key caught a race the checks above could not see.
+        return Decision(
+            ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited"
+        )
+    return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} due {to_iso(due)}", inv_id, due)
+
+
+def due_for(
+    shop: ShopConfig, cand: Candidate, now: datetime, *, base: datetime | None = None,
+    delay: timedelta | None = None,
+) -> datetime:
+    """When a scheduled invitation is due: the trigger's send-at, else base + delay, moved
+    into the shop's sending hours."""
+    if cand.send_at is not None:
+        wanted = max(cand.send_at, now)
+    else:
+        wanted = (base or now) + (shop.invite_delay if delay is None else delay)
+    return due_time(shop, wanted)
+
+
+def _withdraw(q: Queries, rows: Iterable[dict[str, Any]], reason: str,
+              shipment_status: ShipmentStatus) -> list[int]:
+    """Cancel each of `rows` still scheduled, and say so on its shipment; returns their ids."""
+    done = []
+    for row in rows:
+        if q.cancel_invitation(row["id"], reason):
+            done.append(row["id"])
+            if row["shipment_id"]:
+                q.set_shipment_status(row["shipment_id"], shipment_status, reason)
+    return done
+
+
+def cancel(
+    q: Queries, shop: ShopConfig, reference: str | None, email: str | None, reason: str
+) -> list[int]:
+    """Cancel scheduled invitations of an order reference (else of a customer address)."""
+    if reference:
+        rows = q.scheduled_invitations(shop.id, reference=reference)
+    elif email:
+        rows = q.scheduled_invitations(shop.id, email=email)
+    else:
+        return []
+    return _withdraw(q, rows, reason, ShipmentStatus.CANCELLED)
+
+
+def cancel_target(
+    q: Queries, config: Config, target: str, shop_id: str | None, reason: str
+) -> list[int]:
+    """`invitations cancel REF|ID`: an invitation id, else an order reference."""
+    if target.isdigit():
+        row = q.get_invitation(int(target))
+        if row is not None and (shop_id is None or row["shop"] == shop_id):
+            shop = config.shop(row["shop"])
+            if shop is not None and row["status"] == InvitationStatus.SCHEDULED:
+                if row["reference"]:
+                    return cancel(q, shop, row["reference"], None, reason)
+                return _withdraw(q, [row], reason, ShipmentStatus.CANCELLED)
+            return []
+    done: list[int] = []
+    for shop in config.shops:
+        if shop_id is None or shop.id == shop_id:
+            done += cancel(q, shop, target, None, reason)
+    return done
+
+
+def unsubscribe(q: Queries, invitation: dict[str, Any], now: datetime) -> int:
+    """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
+    shop, email = invitation["shop"], invitation["customer_email"]
+    if not email:
+        return 0  # erased by retention or `forget`: nothing left to suppress
+    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation['id']}")
+    withdrawn = _withdraw(q, q.scheduled_invitations(shop, email=email),
+                          "customer unsubscribed", ShipmentStatus.SUPPRESSED)
+    return len(withdrawn) + q.cancel_reminders_of(shop, email)
+
+
+# --- operator entry points (CLI): same rules as the BCC path -------------------------------------
+
+
+def invite_manually(
+    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    name: str | None = None, reference: str | None = None, delay: timedelta | None = None,
+    locale: str | None = None,
+) -> Decision:
+    """A manual invitation: same dedupe, caps and opt-outs as a BCC'd shipment."""
+    cand = Candidate(
+        normalize_address(email), _operator_text(name), _operator_text(reference), locale, None,
+        InvitationMethod.MANUAL,
+    )
+    if cand.customer_email is None:
+        return Decision(ShipmentStatus.REJECTED, f"not a valid email address: {email!r}")
+    return schedule(q, shop, cand, signer, now, delay=delay)
+
+
+def generate_link(
+    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    name: str | None = None, reference: str | None = None,
+) -> tuple[int, str, bool]:
+    """A review link handed out by the operator: (invitation id, token, created now).
+
+    The same order reference always yields the same link, so running the command twice is
+    harmless.
+    """
+    address = normalize_address(email)
+    if address is None:
+        raise ValueError(f"not a valid email address: {email!r}")
+    reference = _operator_text(reference)
+    if reference:
+        existing = q.invitation_for_reference(shop.id, reference)
+        if existing is not None:
+            return existing["id"], existing["token"], False
+    cand = Candidate(address, _operator_text(name), reference, None, None, InvitationMethod.LINK)
+    inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
+    row = q.get_invitation(inv_id)
+    if row is None:
+        raise ValueError(f"invitation {inv_id} vanished")
+    return inv_id, row["token"], True
+
+
+def _operator_text(text: str | None) -> str | None:
+    """Operator input: trimmed, without control characters, None when empty."""
+    if text is None:
+        return None
+    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
+    return text or None
+
+
+# --- due invitations and reminders → the outbox -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -68,7 +333,7 @@ class Inviter:
             pending = await asyncio.to_thread(self._render_all, invitations, reminders, now)
             await self._record_unrenderable()
             results = await asyncio.gather(
-                *(self.store.write(partial(self._enqueue, pending=p, now=now))
+                *(self.store.write(partial(self._store_mail, pending=p, now=now))
                   for p in pending),
                 return_exceptions=True,
             )
@@ -106,7 +371,7 @@ class Inviter:
             pending = self._render_all([row], [], now)
             await self._record_unrenderable()
             for item in pending:
-                await self.store.write(partial(self._enqueue, pending=item, now=now))
+                await self.store.write(partial(self._store_mail, pending=item, now=now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
         if current is None or current["status"] != InvitationStatus.SCHEDULED:
             return None
@@ -124,7 +389,7 @@ class Inviter:
                                 row["id"], row["shop"])
                     continue
                 try:
-                    mail = self.render(shop, row, kind, now)
+                    mail = self.render_mail(shop, row, kind, now)
                 except (ValueError, jinja2.TemplateError) as exc:
                     # One bad address or template must not hold back the rest of the batch.
                     log.error("invitation=%s %s cannot be rendered: %s", row["id"], kind, exc)
@@ -133,7 +398,7 @@ class Inviter:
                 out.append(PendingMail(row, kind, mail))
         return out
 
-    def render(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
+    def render_mail(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
                now: datetime) -> RenderedMail:
         view = InvitationView(
             purpose=str(kind), to_email=row["customer_email"], to_name=row["customer_name"],
@@ -145,7 +410,7 @@ class Inviter:
         )
         return invitation_mail(self.templates, self.config, shop, view, now=now)
 
-    def _enqueue(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
+    def _store_mail(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation
         shop = self.config.shop(inv["shop"])
         if shop is None:
@@ -161,20 +426,9 @@ class Inviter:
                 if inv.get("shipment_id"):  # its shipment says so too (issue 10 §4)
                     q.set_shipment_status(inv["shipment_id"], ShipmentStatus.SUPPRESSED, reason)
             return False
-        try:
-            outbox_id = q.enqueue({
-                "kind": pending.kind,
-                "shop": shop.id,
-                "invitation_id": inv["id"],
-                "recipient": pending.mail.to,
-                "envelope_from": envelope_sender(shop),
-                "subject": pending.mail.subject,
-                "message_id": pending.mail.message_id,
-                "raw": pending.mail.raw,
-                "created_at": to_iso(now),
-                "due_at": to_iso(now),
-            })
-        except sqlite3.IntegrityError:
+        outbox_id = enqueue_mail(q, shop, pending.kind, pending.mail, now,
+                                 invitation_id=inv["id"])
+        if outbox_id is None:
             return False  # already queued by an earlier pass (one mail per kind)
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
             inv["id"], outbox_id
@@ -201,18 +455,3 @@ def record_delivery(config: Config, q: Queries, mail: dict[str, Any], status: Ou
         q.reminder_sent(inv_id, now)
 
 
-def unsubscribe(q: Queries, invitation: dict[str, Any], now: datetime) -> int:
-    """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
-    shop, email = invitation["shop"], invitation["customer_email"]
-    if not email:
-        return 0  # erased by retention or `forget`: nothing left to suppress
-    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation['id']}")
-    cancelled = 0
-    for row in q.scheduled_invitations(shop, email=email):
-        if q.cancel_invitation(row["id"], "customer unsubscribed"):
-            cancelled += 1
-            if row["shipment_id"]:
-                q.set_shipment_status(row["shipment_id"], ShipmentStatus.SUPPRESSED,
-                                      "customer unsubscribed")
-    cancelled += q.cancel_reminders_of(shop, email)
-    return cancelled

@@ -91,7 +91,7 @@ class ParserProcess:
             await proc.wait()
 
 
-def serve(source: BinaryIO, sink: BinaryIO) -> None:
+def serve_requests(source: BinaryIO, sink: BinaryIO) -> None:
     """The child's loop: requests in, notices out, until EOF."""
     while True:
         head = source.read(_LENGTH)
@@ -113,4 +113,4 @@ if __name__ == "__main__":
     # flight at shutdown is still answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve_requests(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,7 +1,9 @@
-"""Erasure on request (`forget`): find every stored form of one person and leave none on disk.
+"""Erasure, with its audit trail: the retention purge (daemon and CLI) and `forget`, which finds
+every stored form of one person and leaves none on disk.
 
-The SQL is in store.py (`Queries.forget`); what counts as naming the person, the order of the
-steps and the files outside the database (the Maildir outbox) are decided here.
+The SQL is in store.py (`Queries.purge_before`, `Queries.forget`); what counts as naming the
+person, the order of the steps and the files outside the database (the Maildir outbox) are decided
+here.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import html
 import logging
 import quopri
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
+from mailrelay.config import ShopConfig
 from mailrelay.store import Erasure, Queries, Store, address_hash, address_pattern_bytes
 
 log = logging.getLogger("mailrelay.privacy")  # the name operators filter on
@@ -46,6 +49,40 @@ class ForgetReport:
     counts: dict[str, int]
     files_deleted: int
     wal_truncated: bool
+
+
+async def purge_expired(store: Store, shops: Iterable[ShopConfig], now: datetime) -> int:
+    """Erase personal data past each shop's `retention` (the daemon's daily job); one write and
+    one audit entry per shop that had something to erase."""
+    total = 0
+    for shop in shops:
+        total += await store.write(functools.partial(_purge_shop, shop.id, now - shop.retention,
+                                                     now))
+    if total:
+        log.info("retention purge erased personal data of %d record(s)", total)
+    return total
+
+
+def _purge_shop(shop_id: str, cutoff: datetime, now: datetime, q: Queries) -> int:
+    erased = q.purge_before(shop_id, cutoff)
+    if erased:
+        q.audit("retention", {"shop": shop_id, "cutoff": cutoff.isoformat(), "records": erased},
+                now)
+    return erased
+
+
+def purge_older_than(store: Store, shops: Iterable[ShopConfig], older_than: str,
+                     cutoff: datetime, now: datetime, *, actor: str = "cli") -> int:
+    """`purge --older-than`: one cutoff for every shop in one write, audited even when nothing
+    was erased (the operator asked)."""
+
+    def run(q: Queries) -> int:
+        total = sum(q.purge_before(shop.id, cutoff) for shop in shops)
+        q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
+                          "records": total}, now, actor=actor)
+        return total
+
+    return store.write_sync(run)
 
 
 def _joined(data: bytes) -> bytes:

@@ -10,7 +10,6 @@ counted in /metrics and, over IMAP, filed in the rejected folder.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import logging
 import re
@@ -27,6 +26,7 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.mailauth import authenticated
 from mailrelay.core.models import AgentReply, OutboxKind
+from mailrelay.core.routing import address_matches, reply_key_in
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.parsing import parse_reply
 from mailrelay.render import (
@@ -40,7 +40,7 @@ from mailrelay.render import (
 )
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
-from mailrelay.services.outbox import enqueue_mail, reply_key_of
+from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import Queries, Store, to_iso
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
@@ -156,25 +156,11 @@ def _bare_tag(line: str, position: int) -> bool:
     return name is None or (name.end() < len(line) and not line[name.end()].isspace())
 
 
-def dedupe_key(reply: AgentReply, raw: bytes) -> str:
+def reply_dedupe_key(reply: AgentReply, raw: bytes) -> str:
     """Message-ID, or a hash of the raw bytes when a mail system sent none."""
     if reply.message_id:
         return f"mid:{reply.message_id}"
     return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def key_in(recipients: tuple[str, ...], domains: set[str]) -> str | None:
-    """The reply key from a `reply+<key>@<reply domain>` recipient."""
-    for address in recipients:
-        local, _, domain = address.rpartition("@")
-        key = reply_key_of(local)
-        if key and domain.lower() in domains:
-            return key
-    return None
-
-
-def _matches(address: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(address.lower(), p.lower()) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -189,7 +175,7 @@ class Refusal:
     detail: str = ""  # what the reply guard found (held_back), for the notice
 
 
-def _automatic(why: str) -> Refusal:
+def _automatic_refusal(why: str) -> Refusal:
     return Refusal("automatic", f"Automatic mail ({why}) is never answered.")
 
 
@@ -261,7 +247,7 @@ class Replier:
         so no Authentication-Results in the message are believed.
         """
         reply = await asyncio.to_thread(parse_reply, raw)
-        key = dedupe_key(reply, raw)
+        key = reply_dedupe_key(reply, raw)
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
         if seen is not None:
             return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
@@ -289,7 +275,7 @@ class Replier:
         return result
 
     def _context(self, q: Queries, reply: AgentReply) -> Context:
-        key = key_in(reply.recipients, self.domains)
+        key = reply_key_in(reply.recipients, self.domains)
         if key is None:
             # A mail system rewrote the address: find the ticket it answers (SPEC).
             for ident in reply.in_reply_to:
@@ -304,7 +290,7 @@ class Replier:
                           if review and review["invitation_id"] else None)
         return Context(reply, key, key_row, review, invitation_mid)
 
-    def _refusal(self, ctx: Context, now: datetime, *, null_sender: bool,
+    def _screen(self, ctx: Context, now: datetime, *, null_sender: bool,
                  trusted: bool) -> Refusal | None:
         """Why the reply may not be acted on, in the order that keeps strangers unanswered:
         only once the sender is known to be an authorised agent may a refusal be explained."""
@@ -312,9 +298,9 @@ class Replier:
         if reply.ours:
             return LOOP
         if null_sender:  # MAIL FROM:<> (RFC 5321 4.5.5): a bounce or other automatic mail
-            return _automatic("null envelope sender")
+            return _automatic_refusal("null envelope sender")
         if reply.automatic:
-            return _automatic(reply.automatic)
+            return _automatic_refusal(reply.automatic)
         if ctx.key is None:
             return NO_KEY
         if not self.signer.key_valid(ctx.key, REPLY) or ctx.key_row is None or ctx.review is None:
@@ -324,7 +310,7 @@ class Replier:
             return NO_SHOP
         sender = reply.from_address or ""
         if not sender or (sender != str(ctx.key_row["agent"]).lower()
-                          and not _matches(sender, shop.agent_senders)):
+                          and not address_matches(sender, shop.agent_senders)):
             return UNAUTHORISED
         if self.authserv_id and not (trusted and authenticated(
                 reply.trace, self.authserv_id, sender)):
@@ -346,14 +332,14 @@ class Replier:
             return ReplyResult(outcome, reason, review_id, key)
 
         def refuse(refusal: Refusal) -> ReplyResult:
-            notified = refusal.notice is not None and self._notify(q, ctx, refusal, now)
+            notified = refusal.notice is not None and self._notify_agent(q, ctx, refusal, now)
             outcome = (ReplyOutcome.AUTOMATIC if refusal.code in ("automatic", "loop")
                        else ReplyOutcome.REJECTED)
             result = done(outcome, refusal.sentence)
             return ReplyResult(result.outcome, result.reason, review_id, key,
                                refusal=refusal.code, notified=notified)
 
-        refusal = self._refusal(ctx, now, null_sender=null_sender, trusted=trusted)
+        refusal = self._screen(ctx, now, null_sender=null_sender, trusted=trusted)
         if refusal is not None:
             return refuse(refusal)
         review = ctx.review
@@ -414,10 +400,10 @@ class Replier:
             log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
             return None
 
-    def _notify(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
+    def _notify_agent(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
         """Explain a refusal to the authorised agent who sent the reply.
 
-        Called only after `_refusal` found the sender authorised, inside the transaction that
+        Called only after `_screen` found the sender authorised, inside the transaction that
         records the reply under its dedupe key: so once per refused message (by Message-ID,
         a hash without one), never limited by day (issue 10 §2).
         """

@@ -18,6 +18,7 @@ import jinja2
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
+from mailrelay.core.routing import reply_address
 from mailrelay.core.tokens import REPLY, TokenSigner
 from mailrelay.render import (
     RenderedMail,
@@ -104,7 +105,7 @@ def link_usable(invitation: Mapping[str, Any], now: datetime) -> bool:
                 or not invitation.get("customer_email") or too_old)
 
 
-def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
+def submit_review(q: Queries, invitation: dict[str, Any], form: ReviewForm,
            now: datetime) -> tuple[SubmitOutcome, int | None]:
     """Store the review of an invitation; a second submit edits it until it is answered.
 
@@ -210,13 +211,13 @@ class Reviewer:
                                                                   facts["review"]["edits"]))
             return
         try:
-            batch = await asyncio.to_thread(self._render, shop, facts, now)
+            batch = await asyncio.to_thread(self._render_tickets, shop, facts, now)
         except (ValueError, jinja2.TemplateError) as exc:
             log.error("review=%s ticket cannot be rendered: %s", review_id, exc)
             await self.store.write(lambda q: q.mark_ticket_queued(review_id,
                                                                   facts["review"]["edits"]))
             return
-        await self.store.write(lambda q: self._enqueue(q, shop, batch, now))
+        await self.store.write(lambda q: self._store_tickets(q, shop, batch, now))
 
     def _facts(self, q: Queries, review_id: int) -> dict[str, Any] | None:
         review = q.get_review(review_id)
@@ -244,7 +245,8 @@ class Reviewer:
         minimum = shop.auto_reply_min_stars
         return bool(minimum) and review["stars"] >= minimum and review["response_id"] is None
 
-    def _render(self, shop: ShopConfig, facts: dict[str, Any], now: datetime) -> TicketBatch:
+    def _render_tickets(self, shop: ShopConfig, facts: dict[str, Any],
+                        now: datetime) -> TicketBatch:
         review = facts["review"]
         auto_text: str | None = None
         customer_mail: RenderedMail | None = None
@@ -262,7 +264,7 @@ class Reviewer:
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
             view = TicketView(
-                to_email=agent, reply_to=f"reply+{key}@{shop.reply_domain}", key=key,
+                to_email=agent, reply_to=reply_address(key, shop.reply_domain), key=key,
                 review=review_view(review), received_at=received_at, products=products,
                 context=facts["context"], public_url=public_url(self.config, shop.id),
                 review_url=public_url(self.config, shop.id, review["id"]),
@@ -285,7 +287,8 @@ class Reviewer:
         )
         return response_mail(self.templates, self.config, shop, view, now=now)
 
-    def _enqueue(self, q: Queries, shop: ShopConfig, batch: TicketBatch, now: datetime) -> bool:
+    def _store_tickets(self, q: Queries, shop: ShopConfig, batch: TicketBatch,
+                       now: datetime) -> bool:
         review = batch.review
         if not q.mark_ticket_queued(review["id"], review["edits"]):
             return False  # edited again meanwhile: the next pass renders the newer text

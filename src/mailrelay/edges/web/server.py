@@ -13,7 +13,6 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +29,7 @@ from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import Queries, Store
+from mailrelay.store import Queries, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -101,10 +100,6 @@ def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
                               reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                               newest_first=True)
     return Listing(summary, total, pages, rows)
-
-
-def _when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def _query_int(value: str | None, low: int, high: int) -> int | None:
@@ -279,7 +274,7 @@ class WebApp:
                 key = f"error.{field}.{code}"
                 messages[field] = t(key if key in t.fallback else f"error.{code}",
                                     max=maxima.get(field, 0), min=reviews.MIN_TEXT)
-        created = _when(review["created_at"]) if review else None
+        created = from_iso(review["created_at"]) if review else None
         edit_notice = None
         if created is not None:
             edit_notice = t("form.edit_notice", shop=shop.name,
@@ -343,7 +338,8 @@ class WebApp:
         now = self.clock.now()
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
-            lambda q: reviews.submit(q, q.invitation_by_token(token) or invitation, form, now))
+            lambda q: reviews.submit_review(q, q.invitation_by_token(token) or invitation, form,
+                                            now))
         log.info("invitation=%s review=%s %s stars=%d", invitation["id"], review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:
@@ -408,12 +404,12 @@ class WebApp:
         items = []
         for row in listing.rows:
             item = self._public_review(row)
-            created = _when(item["created_at"])
+            created = from_iso(item["created_at"])
             local = created.astimezone(shop.timezone) if created else None
             item["date"] = t.date(local) if local else ""
             item["datetime"] = local.isoformat() if local else ""
             if item["response"]:
-                answered = _when(item["response"]["created_at"])
+                answered = from_iso(item["response"]["created_at"])
                 item["response"]["date"] = (t.date(answered.astimezone(shop.timezone))
                                             if answered else "")
             items.append(item)

@@ -1,0 +1,168 @@
+"""What /healthz, /metrics and the systemd watchdog report: each running part's state and counters
+and the store's counts, gathered into one answer. Reads only; it runs and decides nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sized
+from datetime import datetime
+from typing import Any, Protocol
+
+from mailrelay.core.clock import Clock
+from mailrelay.metrics import Snapshot, exposition
+from mailrelay.services.bounces import Bouncer
+from mailrelay.services.delivery import Delivery
+from mailrelay.services.replies import Replier
+from mailrelay.services.supervisor import WorkerHealth, WorkerState
+from mailrelay.store import Queries, Store
+
+log = logging.getLogger(__name__)
+
+
+class _SmtpHandler(Protocol):
+    @property
+    def outcomes(self) -> Mapping[tuple[str, str], int]: ...
+
+
+class _Listener(Protocol):
+    """What is read of the SMTP listener (`edges.smtp_server.Listener`)."""
+
+    @property
+    def handler(self) -> _SmtpHandler: ...
+    @property
+    def sessions(self) -> Sized: ...
+    @property
+    def refused_counts(self) -> Mapping[str, int]: ...
+    @property
+    def closed_counts(self) -> Mapping[str, int]: ...
+
+
+class _Watcher(Protocol):
+    """What is read of the IMAP watcher (`edges.imap_watcher.ImapWatcher`)."""
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def last_ok(self) -> datetime | None: ...
+
+
+class Parts(Protocol):
+    """The running daemon as seen from here (`app.Daemon`)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def delivery(self) -> Delivery: ...
+    @property
+    def bouncer(self) -> Bouncer: ...
+    @property
+    def replier(self) -> Replier: ...
+    @property
+    def listener(self) -> _Listener: ...
+    @property
+    def imap(self) -> _Watcher | None: ...
+    @property
+    def workers(self) -> Mapping[str, WorkerHealth]: ...
+
+
+def _pending_counts(now: datetime, q: Queries) -> dict[str, int]:
+    due = q.next_due()
+    by_status = q.counts("outbox", "status")
+    return {"inbound_pending": q.count_pending_messages(),
+            "outbox_queued": by_status.get("queued", 0),
+            "outbox_sending": by_status.get("sending", 0),
+            "due_now": int(due is not None and due <= now)}
+
+
+def _stored_snapshot(now: datetime, q: Queries) -> Snapshot:
+    oldest = q.oldest_due_mail()
+    return Snapshot(
+        outbox_by_status=q.counts("outbox", "status"),
+        outbox_depth=q.outbox_depth(),
+        outbox_oldest_due_age=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        replies=q.counts("replies", "outcome"),
+        reviews_by_stars=q.counts("reviews", "stars"),
+        shipments_by_status=q.counts("shipments", "status"),
+    )
+
+
+class Status:
+    """Health, watchdog and metrics answers for one running daemon."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    async def health(self) -> dict[str, Any]:
+        """Each part's state and a few counts; any part down makes /healthz answer 503.
+
+        Served without login, so states and counts only: no error text (a server's reply
+        can name a customer), no paths (issue 10 §6; SPEC § Trust).
+        """
+        parts: dict[str, str] = {}
+        counts = await self.pending_counts()
+        parts["store"] = "ok" if counts is not None else "failed"
+        parts["outbound"] = "ok" if self.parts.delivery.outage is None else "failing"
+        watcher = self.parts.imap
+        if watcher is None:
+            parts["imap"] = "not configured"
+        else:
+            parts["imap"] = "ok" if watcher.connected else "disconnected"
+        workers = self.worker_states(counts)
+        down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
+        down += [k for k, v in workers.items() if v != WorkerState.OK]
+        return {"status": "ok" if not down else "failed", **parts,
+                "workers": {k: str(v) for k, v in workers.items()}, "counts": counts or {}}
+
+    async def pending_counts(self) -> dict[str, int] | None:
+        """What waits for the workers, from the store; None when the store cannot be read."""
+        now = self.parts.clock.now()
+        try:
+            return await self.parts.store.aread(lambda q: _pending_counts(now, q))
+        except Exception as exc:  # noqa: BLE001 - reported as a state, not raised
+            log.debug("store read for health failed: %r", exc)
+            return None
+
+    def worker_states(self, counts: dict[str, int] | None) -> dict[str, WorkerState]:
+        """Each supervised worker's state; `stuck` needs work pending (from `counts`)."""
+        pending = {
+            "intake": bool(counts and counts["inbound_pending"]),
+            "dispatch": bool(counts and (counts["due_now"] or counts["outbox_sending"])),
+        }
+        return {name: health.state(pending.get(name, False))
+                for name, health in sorted(self.parts.workers.items())}
+
+    async def trouble(self) -> list[str]:
+        """The workers failing or stuck, and `store` when it cannot be read (the watchdog)."""
+        counts = await self.pending_counts()
+        trouble = sorted(k for k, v in self.worker_states(counts).items() if v != WorkerState.OK)
+        if counts is None:
+            trouble.append("store")
+        return trouble
+
+    async def metrics(self) -> bytes:
+        """The Prometheus exposition: counts that survive restarts from the store, live ones
+        from the running parts."""
+        p = self.parts
+        now = p.clock.now()
+        snap = await p.store.aread(lambda q: _stored_snapshot(now, q))
+        snap.inbound = dict(p.listener.handler.outcomes)
+        snap.outbound = {"sent": p.delivery.sent, "failed": p.delivery.failed,
+                         "deferred": p.delivery.deferred}
+        snap.bounces = dict(p.bouncer.counts)
+        snap.replies_refused = dict(p.replier.refused)
+        states = self.worker_states(await self.pending_counts())
+        snap.worker_failures = {name: w.failures for name, w in p.workers.items()}
+        snap.worker_ok = {name: state == WorkerState.OK for name, state in states.items()}
+        snap.smtp_sessions = len(p.listener.sessions)
+        snap.smtp_sessions_refused = dict(p.listener.refused_counts)
+        snap.smtp_sessions_closed = dict(p.listener.closed_counts)
+        if p.imap is not None:
+            snap.imap_configured = True
+            snap.imap_connected = p.imap.connected
+            last = p.imap.last_ok
+            snap.imap_last_check_age = (now - last).total_seconds() if last else None
+        return await asyncio.to_thread(exposition, snap)
