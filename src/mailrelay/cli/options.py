@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -56,7 +56,7 @@ def user_errors(fn: F) -> F:
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def parse_when(text: str, now: datetime, tz: tzinfo, *, end: bool = False) -> datetime:

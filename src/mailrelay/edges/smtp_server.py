@@ -55,6 +55,19 @@ MAX_LINE_OCTETS = 1001
 END_OF_DATA = b"\r\n.\r\n"
 
 
+class RoutedEnvelope(Envelope):
+    """aiosmtpd's envelope with what each accepted RCPT means to us."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: list[Route] = []
+
+
+def routes_of(envelope: Envelope) -> list[Route]:
+    """The routes of the RCPTs accepted so far (our sessions create RoutedEnvelopes)."""
+    return envelope.routes if isinstance(envelope, RoutedEnvelope) else []
+
+
 class Handler:
     """aiosmtpd hooks: the few lines between SMTP and intake."""
 
@@ -97,10 +110,9 @@ class Handler:
                      address_ref(address.rpartition("@")[0]), address.rpartition("@")[2])
             self.outcomes["rejected", "unknown_recipient"] += 1
             return f"550 5.1.1 <{address}>: Recipient address rejected: not a mailrelay address"
-        routes: list[Route] = getattr(envelope, "routes", [])
+        routes = routes_of(envelope)
         if all(r.address != route.address for r in routes):
             routes.append(route)
-        envelope.routes = routes  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -108,7 +120,7 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
-        routes: list[Route] = getattr(envelope, "routes", [])
+        routes = routes_of(envelope)
         self.in_flight += 1
         self.last_data = asyncio.get_running_loop().time()
         self.idle.clear()
@@ -243,6 +255,9 @@ class GatedSMTP(BlockDataSMTP):
     it already bounds each command line: bytes trickled in do not extend it.
     """
 
+    def _create_envelope(self) -> Envelope:
+        return RoutedEnvelope()
+
     def __init__(self, listener: Listener, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._listener = listener
@@ -280,7 +295,8 @@ class GatedSMTP(BlockDataSMTP):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             try:
-                transport.write(reply + b"\r\n")  # type: ignore[attr-defined]
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.write(reply + b"\r\n")
             except (RuntimeError, OSError):
                 pass
             transport.close()
@@ -504,7 +520,8 @@ class Listener:
             transport = session.transport
             if transport is not None and not transport.is_closing():
                 try:
-                    transport.write(SHUTTING_DOWN)  # type: ignore[attr-defined]
+                    if isinstance(transport, asyncio.WriteTransport):
+                        transport.write(SHUTTING_DOWN)
                 except (RuntimeError, OSError):
                     pass
                 transport.close()

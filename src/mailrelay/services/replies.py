@@ -15,6 +15,7 @@ import logging
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -351,7 +352,8 @@ class Replier:
         return self._act(q, ctx, review, parse_directives(extraction.text), done, refuse, now)
 
     def _act(self, q: Queries, ctx: Context, review: dict[str, Any], directives: Directives,
-             done: Any, refuse: Any, now: datetime) -> ReplyResult:
+             done: Callable[[ReplyOutcome, str], ReplyResult],
+             refuse: Callable[[Refusal], ReplyResult], now: datetime) -> ReplyResult:
         review_id = int(review["id"])
         author = ctx.reply.from_address or "agent"
         for tag in directives.tags:
@@ -360,16 +362,16 @@ class Replier:
             q.report_review(review_id, directives.report, now)
             if directives.body:
                 q.add_note(review_id, directives.body, author, now)
-            return done(ReplyOutcome.REPORTED, directives.report)  # type: ignore[no-any-return]
+            return done(ReplyOutcome.REPORTED, directives.report)
         if directives.note:
             if not directives.body:
-                return refuse(EMPTY_NOTE)  # type: ignore[no-any-return]
+                return refuse(EMPTY_NOTE)
             q.add_note(review_id, directives.body, author, now)
-            return done(ReplyOutcome.NOTE, "internal note stored")  # type: ignore[no-any-return]
+            return done(ReplyOutcome.NOTE, "internal note stored")
         if not directives.body:
             if directives.tags:
-                return done(ReplyOutcome.TAGGED, ",".join(directives.tags))  # type: ignore[no-any-return]
-            return refuse(EMPTY)  # type: ignore[no-any-return]
+                return done(ReplyOutcome.TAGGED, ",".join(directives.tags))
+            return refuse(EMPTY)
         email = not directives.noemail and bool(review.get("customer_email"))
         mail: RenderedMail | None = None
         shop = self.config.shop(str(review["shop"]))
@@ -381,7 +383,7 @@ class Replier:
         if mail is not None and shop is not None:
             enqueue_mail(q, shop, OutboxKind.RESPONSE, mail, now, review_id=review_id)
         how = "published and emailed" if mail else "published, no email"
-        return done(ReplyOutcome.PUBLISHED, how)  # type: ignore[no-any-return]
+        return done(ReplyOutcome.PUBLISHED, how)
 
     def _customer_mail(self, shop: ShopConfig, review: dict[str, Any], body: str,
                        invitation_mid: str | None, now: datetime) -> RenderedMail | None:
