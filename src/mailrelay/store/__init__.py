@@ -1,0 +1,36 @@
+"""The store: the only SQL in mailrelay. Services pass functions that receive a `Queries`
+object; the one writer thread runs many of them inside one transaction (group commit).
+
+`interface` says what any backend must offer; everything else here is the SQLite one.
+"""
+
+from mailrelay.store.addresses import (
+    address_hash,
+    address_pattern,
+    address_pattern_bytes,
+    address_ref,
+)
+from mailrelay.store.database import Store
+from mailrelay.store.queries import Queries
+from mailrelay.store.rows import DecisionFacts, Erasure, InboundMessage, NewMessage
+from mailrelay.store.schema import MIGRATIONS, migrate
+from mailrelay.store.suppressions import SUPPRESSION_TEXT
+from mailrelay.store.timestamps import from_iso, to_iso
+
+__all__ = [
+    "MIGRATIONS",
+    "SUPPRESSION_TEXT",
+    "DecisionFacts",
+    "Erasure",
+    "InboundMessage",
+    "NewMessage",
+    "Queries",
+    "Store",
+    "address_hash",
+    "address_pattern",
+    "address_pattern_bytes",
+    "address_ref",
+    "from_iso",
+    "migrate",
+    "to_iso",
+]
