@@ -177,7 +177,7 @@ def forget(store: Store, address: str, now: datetime, *, maildir: Path | None,
 
     erasure = store.write_sync(erase)
     files = scrub_maildir(maildir, address, erasure.message_ids) if maildir else 0
-    truncated = store.checkpoint_and_truncate()
+    truncated = store.finalize_erasure()
     if not truncated:
         log.warning("forget: the WAL could not be truncated while other connections read;"
                     " it is overwritten by later writes, or truncated at the next forget")

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mailrelay.core.errors import StoreError
 from mailrelay.core.files import create_private_file
@@ -19,6 +19,9 @@ from mailrelay.store.connection import connect
 from mailrelay.store.queries import Queries
 from mailrelay.store.schema import migrate
 from mailrelay.store.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from mailrelay.store.interface import QueryInterface, StoreBackend
 
 T = TypeVar("T")
 
@@ -66,9 +69,10 @@ class Store(GroupCommitWriter):
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
 
-    def checkpoint_and_truncate(self) -> bool:
-        """Copy the WAL into the database and cut it to zero bytes, so the old page images it
-        holds (an erased address, for one) are gone from disk; True when it was truncated.
+    def finalize_erasure(self) -> bool:
+        """Leave no old copy of erased data on disk: copy the WAL into the database and cut it
+        to zero bytes, so the old page images it holds (an erased address, for one) are gone;
+        True when it was truncated.
 
         Runs on a connection of its own, outside any transaction; waits (busy_timeout) for
         readers of other processes, such as a running daemon, to finish their snapshot.
@@ -99,3 +103,10 @@ class Store(GroupCommitWriter):
                 except sqlite3.ProgrammingError:  # closed from its own thread already
                     pass
             self._readers.clear()
+
+
+if TYPE_CHECKING:
+    # mypy proves here that the SQLite store implements the interface a second backend must
+    # (tests/test_store_interface.py checks the names and parameters at run time).
+    _STORE: type[StoreBackend] = Store
+    _QUERIES: type[QueryInterface] = Queries
