@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -30,7 +29,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.services import privacy
 from mailrelay.services.outbox import signed_sender
 from mailrelay.services.privacy import names
-from mailrelay.store import NewMessage, Store
+from mailrelay.store import InvitationRow, NewMessage, Store
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
@@ -208,19 +207,19 @@ async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
                           hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
 
 
-async def review(daemon: Daemon, invitation: dict[str, Any], stars: int, text: str,
+async def review(daemon: Daemon, invitation: InvitationRow, stars: int, text: str,
                  name: str) -> int:
     """The customer fills in the form their invitation links to (over HTTP, CSRF and all)."""
-    full = daemon.store.read(lambda q: q.get_invitation(int(invitation["id"])))
+    full = daemon.store.read(lambda q: q.get_invitation(invitation.id))
     assert full is not None
-    token = str(full["token"])
+    token = full.token
     async with aiohttp.ClientSession() as http:
         status, page = await submit(http, daemon, token, stars=str(stars), title=text[:20],
                                     text=text, name=name)
     assert status == 200, page
     row = daemon.store.read(lambda q: q.invitation_by_token(token))
-    assert row is not None and row["review_id"], row
-    return int(row["review_id"])
+    assert row is not None and row.review_id, row
+    return row.review_id
 
 
 async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
@@ -295,7 +294,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         await settle(daemon)
         clock.advance(timedelta(days=7))
         await daemon.tick()
-        invitations = {(i["shop"], i["customer_email"]): i
+        invitations = {(i.shop, i.customer_email): i
                        for i in daemon.store.read(lambda q: q.list_invitations())}
         assert len(invitations) == 4, invitations
         ids = {
@@ -331,9 +330,9 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         # Bob's mailbox at acme is full for good: a DSN as Exchange sends it, the returned
         # headers in base64 and the text in quoted-printable.
         bob_acme = daemon.store.read(
-            lambda q: q.get_invitation(int(invitations["acme", BOB.lower()]["id"])))
-        assert bob_acme is not None
-        invitation = daemon.store.read(lambda q: q.get_mail(int(bob_acme["outbox_id"])))
+            lambda q: q.get_invitation(invitations["acme", BOB.lower()].id))
+        assert bob_acme is not None and bob_acme.outbox_id is not None
+        invitation = daemon.store.read(lambda q: q.get_mail(bob_acme.outbox_id))
         assert invitation is not None
         await bounce(daemon, str(invitation["envelope_from"]),
                      dsn(str(invitation["envelope_from"]), str(invitation["message_id"])))

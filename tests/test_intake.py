@@ -13,6 +13,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import intake
+from mailrelay.store import InvitationRow
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger
@@ -32,7 +33,7 @@ def shipments(daemon: Daemon) -> list[dict[str, object]]:
     return daemon.store.read(lambda q: q.list_shipments())
 
 
-def invitations(daemon: Daemon) -> list[dict[str, object]]:
+def invitations(daemon: Daemon) -> list[InvitationRow]:
     return daemon.store.read(lambda q: q.list_invitations())
 
 
@@ -56,13 +57,13 @@ async def test_corpus_trigger_through_the_listener_yields_the_expected_shipment(
     invs = invitations(daemon)
     if expected["status"] == "scheduled":
         [inv] = invs
-        due = datetime.fromisoformat(str(inv["due_at"]))
+        due = datetime.fromisoformat(str(inv.due_at))
         if "send_at" in expected:
             assert due == datetime.fromisoformat(expected["send_at"])
         else:
             assert due == clock.now() + timedelta(days=7)
         if "locale" in expected:
-            assert inv["locale"] == expected["locale"]
+            assert inv.locale == expected["locale"]
     else:
         assert invs == []
 
@@ -158,7 +159,7 @@ async def test_message_to_cancel_address_cancels_pending_invitation_of_that_orde
     by_ref = {r["reference"]: r for r in shipments(daemon)}
     assert by_ref["8001"]["status"] == "cancelled"
     assert by_ref["8002"]["status"] == "scheduled"
-    statuses = {r["reference"]: r["status"] for r in invitations(daemon)}
+    statuses = {r.reference: r.status for r in invitations(daemon)}
     assert statuses == {"8001": "cancelled", "8002": "scheduled"}
 
 
@@ -170,7 +171,7 @@ async def test_cancel_without_reference_cancels_that_customers_pending_invitatio
     await send(daemon, trigger(subject="Please cancel the review request", to="ann@example.com"),
                CANCEL)
     await settle(daemon)
-    assert [r["status"] for r in invitations(daemon)] == ["cancelled"]
+    assert [r.status for r in invitations(daemon)] == ["cancelled"]
 
 
 async def test_stored_messages_are_processed_after_a_restart(
@@ -239,5 +240,5 @@ async def test_invitation_due_time_uses_invite_delay_and_send_hours(
         await send(daemon, trigger(subject="Order #9101"))
         await settle(daemon)
         [inv] = invitations(daemon)
-        due = datetime.fromisoformat(str(inv["due_at"])).astimezone(tz)
+        due = datetime.fromisoformat(str(inv.due_at)).astimezone(tz)
         assert due.strftime("%Y-%m-%d %H:%M") == "2026-11-28 08:00"

@@ -12,6 +12,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.store import InvitationRow
 
 from .conftest import ConfigFactory, require_corpus
 from .mailtools import parsed, settle, text_of, trigger, via_sink
@@ -42,7 +43,7 @@ def outbox(daemon: Daemon) -> list[dict[str, object]]:
     return daemon.store.read(lambda q: q.list_mail())
 
 
-def invitation(daemon: Daemon) -> dict[str, object]:
+def invitation(daemon: Daemon) -> InvitationRow:
     [row] = daemon.store.read(lambda q: q.list_invitations())
     return row
 
@@ -76,10 +77,9 @@ async def test_invitation_arrives_after_invite_delay_with_working_links_and_head
         unsubscribe = link(msg["List-Unsubscribe"], "u")
         assert review.split("/r/")[1] != unsubscribe.split("/u/")[1]
         row = invitation(daemon)
-        assert row["status"] == "sent"
-        assert row["sent_at"] is not None
-        assert review.endswith(str(daemon.store.read(
-            lambda q: q.get_invitation(int(row["id"])))["token"]))  # type: ignore[index]
+        assert row.status == "sent"
+        assert row.sent_at is not None
+        assert review.endswith(row.token)
         # The unsubscribe link works: GET shows a confirmation, it does not unsubscribe.
         async with aiohttp.ClientSession() as http:
             async with http.get(local_url(daemon, unsubscribe)) as resp:
@@ -144,7 +144,7 @@ async def test_temporary_failures_are_retried_with_backoff_and_sent_once(
         await sink.wait_for(1)
         [row] = outbox(daemon)
         assert row["status"] == "sent" and row["attempts"] == 3
-        assert invitation(daemon)["status"] == "sent"
+        assert invitation(daemon).status == "sent"
         assert len(sink.messages) == 1
 
 
@@ -174,7 +174,7 @@ async def test_permanent_failure_fails_at_once_with_the_servers_reply(
         [row] = outbox(daemon)
         assert row["status"] == "failed"
         assert "550 5.1.1 no such user" in str(row["last_error"])
-        assert invitation(daemon)["status"] == "failed"
+        assert invitation(daemon).status == "failed"
         clock.advance(timedelta(days=1))
         assert await daemon.tick() == 0
         assert sink.messages == []
@@ -210,7 +210,7 @@ async def test_delivery_gives_up_after_five_days_of_temporary_failures(
         [row] = outbox(daemon)
         assert row["status"] == "failed"
         assert "gave up" in str(row["last_error"])
-        assert invitation(daemon)["status"] == "failed"
+        assert invitation(daemon).status == "failed"
         assert sink.messages == []
 
 
@@ -230,9 +230,9 @@ async def test_one_click_unsubscribe_suppresses_and_cancels_pending_mail(
                                  data={"List-Unsubscribe": "One-Click"}) as resp:
                 assert resp.status == 200
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
-        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_invitations())}
-        assert rows["1002"]["status"] == "cancelled"
-        assert rows["1001"]["reminder_due_at"] is None
+        rows = {r.reference: r for r in daemon.store.read(lambda q: q.list_invitations())}
+        assert rows["1002"].status == "cancelled"
+        assert rows["1001"].reminder_due_at is None
         clock.advance(timedelta(days=10))
         await daemon.tick()
         assert len(sink.messages) == 1  # neither the reminder nor the second invitation

@@ -56,7 +56,7 @@ async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str =
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
                   if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
-    mid = daemon.store.read(lambda q: q.invitation_message_id(inv["id"]))
+    mid = daemon.store.read(lambda q: q.invitation_message_id(inv.id))
     assert review_id is not None and mid is not None
     return Ticketed(review_id, ticket, mid)
 

@@ -46,7 +46,7 @@ async def test_bcc_to_shop_address_is_answered_250_and_becomes_a_scheduled_shipm
     assert row["reference"] == "1057"
     assert row["status"] == "scheduled"
     [inv] = daemon.store.read(lambda q: q.list_invitations())
-    assert inv["due_at"].startswith((clock.now() + timedelta(days=7)).date().isoformat())
+    assert str(inv.due_at).startswith((clock.now() + timedelta(days=7)).date().isoformat())
 
 
 async def test_unknown_recipient_is_refused_with_550_5_1_1(

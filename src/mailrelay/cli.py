@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -365,7 +366,7 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     config = _load_config(config_path)
     with _open_store(config) as store:
         rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
-    _print_rows(config, rows, INVITATION_FIELDS, fmt)
+    _print_rows(config, [asdict(row) for row in rows], INVITATION_FIELDS, fmt)
 
 
 @invitations.command("cancel")

@@ -30,7 +30,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import Queries, Store
+from mailrelay.store import InvitationRow, Queries, Store
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -243,11 +243,11 @@ class RateLimiter:
 
 def _invitation_and_review(
     q: Queries, token: str,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[InvitationRow | None, dict[str, Any] | None]:
     invitation = q.invitation_by_token(token)
     review = None
-    if invitation is not None and invitation.get("review_id"):
-        review = q.get_review(int(invitation["review_id"]))
+    if invitation is not None and invitation.review_id:
+        review = q.get_review(invitation.review_id)
     return invitation, review
 
 
@@ -455,15 +455,15 @@ class WebApp:
         return self.page("message.html.j2", status, t, {**PRIVATE_HEADERS, **(headers or {})},
                          heading=heading, paragraphs=list(paragraphs), link=link)
 
-    def _shop_of(self, invitation: dict[str, Any] | None) -> ShopConfig | None:
-        return self.config.shop(invitation["shop"]) if invitation is not None else None
+    def _shop_of(self, invitation: InvitationRow | None) -> ShopConfig | None:
+        return self.config.shop(invitation.shop) if invitation is not None else None
 
-    def _translator_for(self, invitation: dict[str, Any] | None) -> Translator:
+    def _translator_for(self, invitation: InvitationRow | None) -> Translator:
         shop = self._shop_of(invitation)
-        return self.strings.translator(invitation["locale"] if invitation else None,
+        return self.strings.translator(invitation.locale if invitation else None,
                                        shop.locale if shop else None)
 
-    def _expired(self, invitation: dict[str, Any]) -> bool:
+    def _expired(self, invitation: InvitationRow) -> bool:
         """Cancelled, erased by retention (or `forget`), or simply too old to be honest."""
         return not reviews.link_usable(invitation, self.clock.now())
 
@@ -492,7 +492,7 @@ class WebApp:
 
     async def _review_target(
         self, token: str,
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    ) -> tuple[InvitationRow | None, dict[str, Any] | None]:
         # The signature is checked first: a forged token never costs a database read.
         if not self.signer.verify(token, REVIEW):
             return None, None
@@ -515,7 +515,7 @@ class WebApp:
             link=(links.public_url(self.config, shop.id, review["id"]),
                   t("done.public_link", shop=shop.name)))
 
-    def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: dict[str, Any],
+    def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: InvitationRow,
               review: dict[str, Any] | None, values: Mapping[str, str],
               errors: Mapping[str, str] | None = None, status: int = 200,
               notice: str | None = None) -> web.Response:
@@ -534,8 +534,8 @@ class WebApp:
                             date=t.date(created.astimezone(shop.timezone)))
         return self.page(
             "review_form.html.j2", status, t, PRIVATE_HEADERS,
-            shop_name=shop.name, reference=invitation.get("reference") or "",
-            verified=reviews.verified(invitation["method"]),
+            shop_name=shop.name, reference=invitation.reference or "",
+            verified=reviews.verified(invitation.method),
             values=values, errors=messages, anchors=FIELD_ANCHORS,
             csrf=self._csrf(token), fresh_url=f"/r/{token}", notice=notice,
             edit_notice=edit_notice, editing=review is not None, maxima=maxima,
@@ -557,7 +557,7 @@ class WebApp:
                       "text": review["text"] or "", "name": review["reviewer_name"] or ""}
         else:
             values = {"stars": "", "title": "", "text": "",
-                      "name": invitation.get("customer_name") or ""}
+                      "name": invitation.customer_name or ""}
         return self._form(t, token, shop, invitation, review, values)
 
     async def review_submit(self, request: web.Request) -> web.Response:
@@ -575,12 +575,12 @@ class WebApp:
         problem, values, csrf = await _read_form(request)
         if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
-            log.info("invitation=%s review form refused: %s", invitation["id"], problem)
+            log.info("invitation=%s review form refused: %s", invitation.id, problem)
             return self._form(t, token, shop, invitation, review, values, status=400,
                               notice=t("form.unreadable"))
         if not self._csrf_valid(csrf, token):
             log.info("invitation=%s review form refused: CSRF token missing or stale",
-                     invitation["id"])
+                     invitation.id)
             return self._form(t, token, shop, invitation, review, values, status=403,
                               notice=t("form.csrf"))
         if review is not None and review.get("response_id") is not None:
@@ -592,7 +592,7 @@ class WebApp:
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
             lambda q: reviews.submit(q, q.invitation_by_token(token) or invitation, form, now))
-        log.info("invitation=%s review=%s %s stars=%d", invitation["id"], review_id, outcome,
+        log.info("invitation=%s review=%s %s stars=%d", invitation.id, review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:
             return self._locked(t, shop, {"id": review_id}, 409)
@@ -604,7 +604,7 @@ class WebApp:
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
             updated=outcome == reviews.SubmitOutcome.UPDATED,
-            verified=reviews.verified(invitation["method"]), review=shown,
+            verified=reviews.verified(invitation.method), review=shown,
             public_url=links.public_url(self.config, shop.id, review_id),
         )
 
@@ -731,18 +731,18 @@ class WebApp:
 
     # -- unsubscribe
 
-    async def _unsubscribe_target(self, request: web.Request) -> dict[str, Any] | None:
+    async def _unsubscribe_target(self, request: web.Request) -> InvitationRow | None:
         review_token = self.signer.convert(request.match_info["token"], UNSUBSCRIBE, REVIEW)
         if review_token is None:
             return None
         return await self.store.aread(lambda q: q.invitation_by_token(review_token))
 
-    def _unsubscribe_page(self, invitation: dict[str, Any], done: bool) -> web.Response:
+    def _unsubscribe_page(self, invitation: InvitationRow, done: bool) -> web.Response:
         t = self._translator_for(invitation)
         shop = self._shop_of(invitation)
         return self.page("unsubscribe.html.j2", 200, t, PRIVATE_HEADERS, done=done,
-                         shop_name=shop.name if shop else invitation["shop"],
-                         email=mask(invitation["customer_email"]))
+                         shop_name=shop.name if shop else invitation.shop,
+                         email=mask(invitation.customer_email))
 
     async def unsubscribe_page(self, request: web.Request) -> web.Response:
         # GET never unsubscribes: link scanners fetch every URL in a mail (RFC 8058 section 1).
@@ -750,7 +750,7 @@ class WebApp:
         if inv is None:
             return self.not_found(self.strings.translator())
         suppressed = await self.store.aread(
-            lambda q: q.unsubscribed(inv["shop"], inv["customer_email"]))
+            lambda q: q.unsubscribed(inv.shop, inv.customer_email))
         return self._unsubscribe_page(inv, suppressed)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
@@ -760,7 +760,7 @@ class WebApp:
             return self.not_found(self.strings.translator())
         now = self.clock.now()
         cancelled = await self.store.write(lambda q: invitations.unsubscribe(q, inv, now))
-        log.info("invitation=%s unsubscribed shop=%s cancelled=%d", inv["id"], inv["shop"],
+        log.info("invitation=%s unsubscribed shop=%s cancelled=%d", inv.id, inv.shop,
                  cancelled)
         return self._unsubscribe_page(inv, True)
 

@@ -34,7 +34,15 @@ from mailrelay.core.tokens import REVIEW, TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
 from mailrelay.services.outbox import bounce_id_of, reply_key_of
 from mailrelay.services.parser_process import ParserGone, ParserProcess
-from mailrelay.store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
+from mailrelay.store import (
+    SUPPRESSION_TEXT,
+    InboundMessage,
+    NewInvitation,
+    NewMessage,
+    Queries,
+    Store,
+    to_iso,
+)
 
 log = logging.getLogger("mailrelay.intake")  # the name operators filter on
 
@@ -226,25 +234,21 @@ def create_invitation(
     """Insert the invitation (with `invitation_id` when the caller allotted it already)."""
     if cand.customer_email is None:
         raise ValueError("an invitation needs a customer address")
-    ident: dict[str, object] = {} if invitation_id is None else {"id": invitation_id}
-    return q.insert_invitation(
-        {
-            **ident,
-            "shop": shop.id,
-            "shipment_id": shipment_id,
-            "customer_email": cand.customer_email,
-            "customer_name": cand.customer_name,
-            "reference": cand.reference,
-            "locale": cand.locale or shop.locale,
-            "method": cand.method,
-            "status": status,
-            "reason": None,
-            "token": signer.issue(REVIEW),
-            "created_at": to_iso(now),
-            "due_at": to_iso(due),
-            "sent_at": to_iso(now) if status == InvitationStatus.SENT else None,
-        }
-    )
+    return q.insert_invitation(NewInvitation(
+        shop=shop.id,
+        shipment_id=shipment_id,
+        customer_email=cand.customer_email,
+        customer_name=cand.customer_name,
+        reference=cand.reference,
+        locale=cand.locale or shop.locale,
+        method=cand.method,
+        status=status,
+        token=signer.issue(REVIEW),
+        created_at=now,
+        due_at=due,
+        sent_at=now if status == InvitationStatus.SENT else None,
+        id=invitation_id,
+    ))
 
 
 def schedule(
@@ -298,10 +302,10 @@ def cancel(
         return []
     done = []
     for row in rows:
-        if q.cancel_invitation(row["id"], reason):
-            done.append(row["id"])
-            if row["shipment_id"]:
-                q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
+        if q.cancel_invitation(row.id, reason):
+            done.append(row.id)
+            if row.shipment_id:
+                q.set_shipment_status(row.shipment_id, ShipmentStatus.CANCELLED, reason)
     return done
 
 
@@ -686,13 +690,13 @@ def generate_link(
     if reference:
         existing = q.invitation_for_reference(shop.id, reference)
         if existing is not None:
-            return existing["id"], existing["token"], False
+            return existing.id, existing.token, False
     cand = Candidate(address, _clean(name), reference, None, None, InvitationMethod.LINK)
     inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
     row = q.get_invitation(inv_id)
     if row is None:
         raise ValueError(f"invitation {inv_id} vanished")
-    return inv_id, row["token"], True
+    return inv_id, row.token, True
 
 
 def cancel_target(
@@ -701,15 +705,15 @@ def cancel_target(
     """`invitations cancel REF|ID`: an invitation id, else an order reference."""
     if target.isdigit():
         row = q.get_invitation(int(target))
-        if row is not None and (shop_id is None or row["shop"] == shop_id):
-            shop = config.shop(row["shop"])
-            if shop is not None and row["status"] == InvitationStatus.SCHEDULED:
-                if row["reference"]:
-                    return cancel(q, shop, row["reference"], None, reason)
-                q.cancel_invitation(row["id"], reason)
-                if row["shipment_id"]:
-                    q.set_shipment_status(row["shipment_id"], ShipmentStatus.CANCELLED, reason)
-                return [row["id"]]
+        if row is not None and (shop_id is None or row.shop == shop_id):
+            shop = config.shop(row.shop)
+            if shop is not None and row.status == InvitationStatus.SCHEDULED:
+                if row.reference:
+                    return cancel(q, shop, row.reference, None, reason)
+                q.cancel_invitation(row.id, reason)
+                if row.shipment_id:
+                    q.set_shipment_status(row.shipment_id, ShipmentStatus.CANCELLED, reason)
+                return [row.id]
             return []
     done: list[int] = []
     for shop in config.shops:

@@ -6,7 +6,6 @@ It never sends: `delivery` does. Rendering happens before storing, so a resend i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -23,14 +22,21 @@ from mailrelay.core.tokens import TokenSigner
 from mailrelay.render import RenderedMail, Templates, invitation_mail
 from mailrelay.services.links import review_url, unsubscribe_url
 from mailrelay.services.outbox import envelope_sender
-from mailrelay.store import SUPPRESSION_TEXT, Queries, Store, to_iso
+from mailrelay.store import (
+    SUPPRESSION_TEXT,
+    DueInvitation,
+    InvitationRow,
+    Queries,
+    Store,
+    to_iso,
+)
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
 
 
 @dataclass(frozen=True)
 class PendingMail:
-    invitation: dict[str, Any]
+    invitation: DueInvitation
     kind: OutboxKind
     mail: RenderedMail
 
@@ -75,10 +81,10 @@ class Inviter:
             for item, result in zip(pending, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("invitation=%s %s could not be queued: %r",
-                              item.invitation["id"], item.kind, result)
+                              item.invitation.id, item.kind, result)
                     # Leave a record instead of retrying a broken row forever.
                     await self.store.write(partial(
-                        Queries.set_invitation_status, invitation_id=item.invitation["id"],
+                        Queries.set_invitation_status, invitation_id=item.invitation.id,
                         status=InvitationStatus.FAILED,
                         reason=f"could not be queued: {result!r}"))
                 elif result:
@@ -108,65 +114,64 @@ class Inviter:
             for item in pending:
                 await self.store.write(partial(self._enqueue, pending=item, now=now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
-        if current is None or current["status"] != InvitationStatus.SCHEDULED:
+        if current is None or current.status != InvitationStatus.SCHEDULED:
             return None
-        return current["outbox_id"]  # type: ignore[no-any-return]
+        return current.outbox_id
 
-    def _render_all(self, invitations: list[dict[str, Any]], reminders: list[dict[str, Any]],
+    def _render_all(self, invitations: list[DueInvitation], reminders: list[DueInvitation],
                     now: datetime) -> list[PendingMail]:
         out: list[PendingMail] = []
         for kind, rows in ((OutboxKind.INVITATION, invitations),
                            (OutboxKind.REMINDER, reminders)):
             for row in rows:
-                shop = self.config.shop(row["shop"])
+                shop = self.config.shop(row.shop)
                 if shop is None:
                     log.warning("invitation=%s shop=%s is no longer configured; left as is",
-                                row["id"], row["shop"])
+                                row.id, row.shop)
                     continue
                 try:
                     mail = self.render(shop, row, kind, now)
                 except (ValueError, jinja2.TemplateError) as exc:
                     # One bad address or template must not hold back the rest of the batch.
-                    log.error("invitation=%s %s cannot be rendered: %s", row["id"], kind, exc)
-                    self.unrenderable.append((row["id"], kind, str(exc)))
+                    log.error("invitation=%s %s cannot be rendered: %s", row.id, kind, exc)
+                    self.unrenderable.append((row.id, kind, str(exc)))
                     continue
                 out.append(PendingMail(row, kind, mail))
         return out
 
-    def render(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
+    def render(self, shop: ShopConfig, row: DueInvitation, kind: OutboxKind,
                now: datetime) -> RenderedMail:
-        products = json.loads(row.get("products") or "[]")
         return invitation_mail(
             self.templates, self.config, shop, purpose=str(kind),
-            to_email=row["customer_email"], to_name=row["customer_name"],
-            locale=row["locale"], reference=row["reference"],
-            review_url=review_url(self.config, row["token"]),
-            unsubscribe_url=unsubscribe_url(self.config, self.signer, row["token"]),
-            products=products, now=now,
-            extra_headers={"X-Mailrelay-Invitation": str(row["id"])},
+            to_email=row.customer_email, to_name=row.customer_name,
+            locale=row.locale, reference=row.reference,
+            review_url=review_url(self.config, row.token),
+            unsubscribe_url=unsubscribe_url(self.config, self.signer, row.token),
+            products=row.products, now=now,
+            extra_headers={"X-Mailrelay-Invitation": str(row.id)},
         )
 
     def _enqueue(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation
-        shop = self.config.shop(inv["shop"])
+        shop = self.config.shop(inv.shop)
         if shop is None:
             return False
-        if pending.kind == OutboxKind.REMINDER and not q.mark_reminder_queued(inv["id"]):
+        if pending.kind == OutboxKind.REMINDER and not q.mark_reminder_queued(inv.id):
             return False  # cancelled (review, unsubscribe) since we read it
-        suppressed_by = q.suppression(shop.id, inv["customer_email"])
+        suppressed_by = q.suppression(shop.id, inv.customer_email)
         if suppressed_by is not None:
             if pending.kind == OutboxKind.INVITATION:
                 reason = ("customer unsubscribed before sending" if suppressed_by ==
                           "unsubscribed" else SUPPRESSION_TEXT[suppressed_by])
-                q.set_invitation_status(inv["id"], InvitationStatus.SUPPRESSED, reason)
-                if inv.get("shipment_id"):  # its shipment says so too (issue 10 §4)
-                    q.set_shipment_status(inv["shipment_id"], ShipmentStatus.SUPPRESSED, reason)
+                q.set_invitation_status(inv.id, InvitationStatus.SUPPRESSED, reason)
+                if inv.shipment_id:  # its shipment says so too (issue 10 §4)
+                    q.set_shipment_status(inv.shipment_id, ShipmentStatus.SUPPRESSED, reason)
             return False
         try:
             outbox_id = q.enqueue({
                 "kind": pending.kind,
                 "shop": shop.id,
-                "invitation_id": inv["id"],
+                "invitation_id": inv.id,
                 "recipient": pending.mail.to,
                 "envelope_from": envelope_sender(shop),
                 "subject": pending.mail.subject,
@@ -178,7 +183,7 @@ class Inviter:
         except sqlite3.IntegrityError:
             return False  # already queued by an earlier pass (one mail per kind)
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
-            inv["id"], outbox_id
+            inv.id, outbox_id
         ):
             q.finish_mail(outbox_id, OutboxStatus.CANCELLED, now, "invitation no longer scheduled")
             return False
@@ -202,18 +207,18 @@ def record_delivery(config: Config, q: Queries, mail: dict[str, Any], status: Ou
         q.reminder_sent(inv_id, now)
 
 
-def unsubscribe(q: Queries, invitation: dict[str, Any], now: datetime) -> int:
+def unsubscribe(q: Queries, invitation: InvitationRow, now: datetime) -> int:
     """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
-    shop, email = invitation["shop"], invitation["customer_email"]
+    shop, email = invitation.shop, invitation.customer_email
     if not email:
         return 0  # erased by retention or `forget`: nothing left to suppress
-    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation['id']}")
+    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation.id}")
     cancelled = 0
     for row in q.scheduled_invitations(shop, email=email):
-        if q.cancel_invitation(row["id"], "customer unsubscribed"):
+        if q.cancel_invitation(row.id, "customer unsubscribed"):
             cancelled += 1
-            if row["shipment_id"]:
-                q.set_shipment_status(row["shipment_id"], ShipmentStatus.SUPPRESSED,
+            if row.shipment_id:
+                q.set_shipment_status(row.shipment_id, ShipmentStatus.SUPPRESSED,
                                       "customer unsubscribed")
     cancelled += q.cancel_reminders_of(shop, email)
     return cancelled

@@ -28,7 +28,7 @@ from mailrelay.render import (
 )
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, Store, to_iso
+from mailrelay.store import InvitationRow, Queries, Store, to_iso
 
 log = logging.getLogger("mailrelay.reviews")  # the name operators filter on
 
@@ -93,23 +93,23 @@ class SubmitOutcome(StrEnum):
 LINK_MAX_AGE = timedelta(days=365)
 
 
-def link_usable(invitation: Mapping[str, Any], now: datetime) -> bool:
+def link_usable(invitation: InvitationRow, now: datetime) -> bool:
     """False for cancelled or erased invitations and for links older than a year."""
-    created = invitation.get("created_at")
+    created = invitation.created_at
     too_old = bool(created) and now - datetime.fromisoformat(str(created)) > LINK_MAX_AGE
-    return not (invitation.get("status") == InvitationStatus.CANCELLED
-                or not invitation.get("customer_email") or too_old)
+    return not (invitation.status == InvitationStatus.CANCELLED
+                or not invitation.customer_email or too_old)
 
 
-def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
+def submit(q: Queries, invitation: InvitationRow, form: ReviewForm,
            now: datetime) -> tuple[SubmitOutcome, int | None]:
     """Store the review of an invitation; a second submit edits it until it is answered.
 
     The name is stored as given: a customer who clears it stays anonymous on the page.
     """
     name = form.name
-    if invitation.get("review_id"):
-        review = q.get_review(int(invitation["review_id"]))
+    if invitation.review_id:
+        review = q.get_review(invitation.review_id)
         if review is not None:
             if review["response_id"] is not None:
                 return SubmitOutcome.LOCKED, review["id"]
@@ -122,21 +122,21 @@ def submit(q: Queries, invitation: dict[str, Any], form: ReviewForm,
                                          "text": form.text, "reviewer_name": name}, now)
             return SubmitOutcome.UPDATED, review["id"]
     review_id = q.insert_review({
-        "shop": invitation["shop"],
-        "invitation_id": invitation["id"],
-        "method": invitation["method"],
+        "shop": invitation.shop,
+        "invitation_id": invitation.id,
+        "method": invitation.method,
         "stars": form.stars,
         "title": form.title,
         "text": form.text,
         "reviewer_name": name,
-        "customer_email": invitation["customer_email"],
-        "reference": invitation["reference"],
-        "locale": invitation["locale"],
+        "customer_email": invitation.customer_email,
+        "reference": invitation.reference,
+        "locale": invitation.locale,
         "created_at": to_iso(now),
         "updated_at": to_iso(now),
         "ticket_state": "pending",
     })
-    q.link_review(invitation["id"], review_id)
+    q.link_review(invitation.id, review_id)
     return SubmitOutcome.CREATED, review_id
 
 

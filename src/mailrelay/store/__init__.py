@@ -12,7 +12,15 @@ from mailrelay.store.addresses import (
 )
 from mailrelay.store.database import Store
 from mailrelay.store.queries import Queries
-from mailrelay.store.rows import DecisionFacts, Erasure, InboundMessage, NewMessage
+from mailrelay.store.rows import (
+    DecisionFacts,
+    DueInvitation,
+    Erasure,
+    InboundMessage,
+    InvitationRow,
+    NewInvitation,
+    NewMessage,
+)
 from mailrelay.store.schema import MIGRATIONS, migrate
 from mailrelay.store.suppressions import SUPPRESSION_TEXT
 from mailrelay.store.timestamps import from_iso, to_iso
@@ -21,8 +29,11 @@ __all__ = [
     "MIGRATIONS",
     "SUPPRESSION_TEXT",
     "DecisionFacts",
+    "DueInvitation",
     "Erasure",
     "InboundMessage",
+    "InvitationRow",
+    "NewInvitation",
     "NewMessage",
     "Queries",
     "Store",

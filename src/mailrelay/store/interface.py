@@ -14,7 +14,15 @@ from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
-from mailrelay.store.rows import DecisionFacts, Erasure, InboundMessage, NewMessage
+from mailrelay.store.rows import (
+    DecisionFacts,
+    DueInvitation,
+    Erasure,
+    InboundMessage,
+    InvitationRow,
+    NewInvitation,
+    NewMessage,
+)
 
 T = TypeVar("T")
 
@@ -71,17 +79,17 @@ class InvitationStatements(Protocol):
         """The id the next invitation gets when inserted with it (inside the writer only:
         nothing else inserts between this and that INSERT)."""
 
-    def invitation_for_reference(self, shop: str, reference: str) -> dict[str, Any] | None: ...
+    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None: ...
 
-    def insert_invitation(self, row: dict[str, Any]) -> int: ...
+    def insert_invitation(self, new: NewInvitation) -> int: ...
 
-    def get_invitation(self, invitation_id: int) -> dict[str, Any] | None: ...
+    def get_invitation(self, invitation_id: int) -> InvitationRow | None: ...
 
-    def invitation_by_token(self, token: str) -> dict[str, Any] | None: ...
+    def invitation_by_token(self, token: str) -> InvitationRow | None: ...
 
     def scheduled_invitations(
         self, shop: str, reference: str | None = None, email: str | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[InvitationRow]: ...
 
     def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
         """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
@@ -90,13 +98,13 @@ class InvitationStatements(Protocol):
 
     def cancel_reminders_of(self, shop: str, email: str) -> int: ...
 
-    def due_invitations(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
         """Scheduled invitations whose time has come and whose mail is not rendered yet."""
 
-    def unqueued_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+    def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
         """A scheduled invitation whose mail is not rendered yet, with its products."""
 
-    def due_reminders(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
         """Sent invitations without a review whose single reminder is due."""
 
     def next_due(self) -> datetime | None:
@@ -261,7 +269,7 @@ class ReportStatements(Protocol):
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[InvitationRow]: ...
 
     def list_mail(self, status: str | None = None, shop: str | None = None
                   ) -> list[dict[str, Any]]: ...

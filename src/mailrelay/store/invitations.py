@@ -5,6 +5,9 @@ SQL only; the lifecycle is decided in services.invitations.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +19,7 @@ from mailrelay.core.models import (
 )
 from mailrelay.store.addresses import address_hash
 from mailrelay.store.connection import Bound
-from mailrelay.store.rows import DecisionFacts
+from mailrelay.store.rows import DecisionFacts, DueInvitation, InvitationRow, NewInvitation
 from mailrelay.store.suppressions import SUPPRESSION_SQL
 from mailrelay.store.timestamps import from_iso, to_iso
 
@@ -29,6 +32,18 @@ _DECISION_FACTS = (
     " (SELECT id FROM invitations WHERE shop = ?1 AND customer_email = ?4"
     "  AND created_at >= ?6 AND status IN (?7, ?8) ORDER BY id DESC LIMIT 1)"
 )
+
+
+#: The columns of `invitations` in `InvitationRow` order: SELECT them, then `InvitationRow(*row)`.
+_INVITATION_FIELDS = tuple(f.name for f in fields(InvitationRow))
+INVITATION_COLUMNS = ", ".join(_INVITATION_FIELDS)
+_DUE_COLUMNS = ", ".join(f"i.{f.name}" for f in fields(InvitationRow)) + ", s.products"
+
+
+def _due(row: sqlite3.Row) -> DueInvitation:
+    """A `_DUE_COLUMNS` row: the invitation, then its shipment's products (JSON)."""
+    return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
+                         products=json.loads(row[-1] or "[]"))
 
 
 class InvitationQueries(Bound):
@@ -53,29 +68,41 @@ class InvitationQueries(Bound):
         return int(self.conn.execute(
             "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
 
-    def invitation_for_reference(self, shop: str, reference: str) -> dict[str, Any] | None:
+    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None:
         row = self.conn.execute(
-            "SELECT * FROM invitations WHERE shop = ? AND reference = ?", (shop, reference)
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND reference = ?",  # noqa: S608
+            (shop, reference),
         ).fetchone()
-        return dict(row) if row else None
+        return InvitationRow(*row) if row else None
 
-    def insert_invitation(self, row: dict[str, Any]) -> int:
+    def insert_invitation(self, new: NewInvitation) -> int:
+        row: dict[str, Any] = {} if new.id is None else {"id": new.id}
+        row.update(
+            shop=new.shop, shipment_id=new.shipment_id, customer_email=new.customer_email,
+            customer_name=new.customer_name, reference=new.reference, locale=new.locale,
+            method=new.method, status=new.status, reason=None, token=new.token,
+            created_at=to_iso(new.created_at), due_at=to_iso(new.due_at),
+            sent_at=to_iso(new.sent_at))
         return self._insert("invitations", row)
 
-    def get_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+    def get_invitation(self, invitation_id: int) -> InvitationRow | None:
         row = self.conn.execute(
-            "SELECT * FROM invitations WHERE id = ?", (invitation_id,)
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?",  # noqa: S608
+            (invitation_id,),
         ).fetchone()
-        return dict(row) if row else None
+        return InvitationRow(*row) if row else None
 
-    def invitation_by_token(self, token: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM invitations WHERE token = ?", (token,)).fetchone()
-        return dict(row) if row else None
+    def invitation_by_token(self, token: str) -> InvitationRow | None:
+        row = self.conn.execute(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE token = ?",  # noqa: S608
+            (token,),
+        ).fetchone()
+        return InvitationRow(*row) if row else None
 
     def scheduled_invitations(
         self, shop: str, reference: str | None = None, email: str | None = None
-    ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM invitations WHERE shop = ? AND status = ?"
+    ) -> list[InvitationRow]:
+        sql = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND status = ?"  # noqa: S608
         args: list[Any] = [shop, InvitationStatus.SCHEDULED]
         if reference is not None:
             sql += " AND reference = ?"
@@ -83,7 +110,7 @@ class InvitationQueries(Bound):
         if email is not None:
             sql += " AND customer_email = ?"
             args.append(email)
-        return [dict(r) for r in self.conn.execute(sql, args)]
+        return [InvitationRow(*r) for r in self.conn.execute(sql, args)]
 
     def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
         """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
@@ -116,12 +143,12 @@ class InvitationQueries(Bound):
         )
         return cur.rowcount
 
-    def due_invitations(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
         """Scheduled invitations whose time has come and whose mail is not rendered yet."""
         return [
-            dict(r)
+            _due(r)
             for r in self.conn.execute(
-                "SELECT i.*, s.products AS products FROM invitations i"
+                f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
                 " LEFT JOIN shipments s ON s.id = i.shipment_id"
                 " WHERE i.status = ? AND i.outbox_id IS NULL AND i.due_at <= ?"
                 " ORDER BY i.due_at LIMIT ?",
@@ -129,22 +156,22 @@ class InvitationQueries(Bound):
             )
         ]
 
-    def unqueued_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+    def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
         """A scheduled invitation whose mail is not rendered yet, with its products."""
         row = self.conn.execute(
-            "SELECT i.*, s.products AS products FROM invitations i"
+            f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
             " LEFT JOIN shipments s ON s.id = i.shipment_id"
             " WHERE i.id = ? AND i.status = ? AND i.outbox_id IS NULL",
             (invitation_id, InvitationStatus.SCHEDULED),
         ).fetchone()
-        return dict(row) if row else None
+        return _due(row) if row else None
 
-    def due_reminders(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
         """Sent invitations without a review whose single reminder is due."""
         return [
-            dict(r)
+            _due(r)
             for r in self.conn.execute(
-                "SELECT i.*, s.products AS products FROM invitations i"
+                f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
                 " LEFT JOIN shipments s ON s.id = i.shipment_id"
                 " WHERE i.reminder_due_at IS NOT NULL AND i.reminder_due_at <= ?"
                 # `+status`: keep SQLite on the reminder index; the status index would scan

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from mailrelay.store.connection import status_and_shop
+from mailrelay.store.invitations import INVITATION_COLUMNS
+from mailrelay.store.rows import InvitationRow
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
 
@@ -40,14 +42,10 @@ class ReportQueries(SuppressionQueries):
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None
-    ) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, shop, shipment_id, customer_email, customer_name, reference, method,"
-            " status, due_at, sent_at, reminder_due_at, review_id, locale, reason"
-            " FROM invitations WHERE 1=1"
-        )
+    ) -> list[InvitationRow]:
+        sql = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE 1=1"  # noqa: S608
         where, args = status_and_shop(status, shop)
-        return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
+        return [InvitationRow(*r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     def list_mail(self, status: str | None = None, shop: str | None = None
                   ) -> list[dict[str, Any]]:

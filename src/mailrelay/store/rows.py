@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,57 @@ class DecisionFacts:
     #: Why `suppressed`: "bounced", "unsubscribed" or "forgotten" (see `Queries.suppression`).
     suppressed_by: str | None = None
 
+
+
+# Columns the store keeps as text stay text here: `*_at` times are UTC ISO-8601 strings (as
+# `to_iso` wrote them), states are the `StrEnum` values' text.
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationRow:
+    """One `invitations` row: a customer to invite for one order (or one manual link)."""
+
+    id: int
+    shop: str
+    shipment_id: int | None
+    customer_email: str
+    customer_name: str | None
+    reference: str | None
+    locale: str | None
+    method: str
+    status: str
+    reason: str | None
+    token: str
+    created_at: str
+    due_at: str | None
+    sent_at: str | None
+    reminder_due_at: str | None
+    review_id: int | None
+    outbox_id: int | None
+    reminder_sent_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueInvitation(InvitationRow):
+    """An invitation (or its reminder) to render, with its shipment's products."""
+
+    products: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewInvitation:
+    """What intake hands the store for one invitation; `id` only when allotted before."""
+
+    shop: str
+    shipment_id: int | None
+    customer_email: str
+    customer_name: str | None
+    reference: str | None
+    locale: str
+    method: str
+    status: str
+    token: str
+    created_at: datetime
+    due_at: datetime
+    sent_at: datetime | None = None
+    id: int | None = None
