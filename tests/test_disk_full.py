@@ -329,12 +329,12 @@ async def test_an_agent_reply_taken_in_just_before_the_disk_fills_is_published_a
 
             async def published() -> bool:
                 review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
-                return bool(review and review["response"])
+                return bool(review and review.response)
 
             await until(published, "the reply was never published")
             review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
             assert review is not None
-            assert review["response"] == "Sorry for the wait, Ann. The refund is on its way."
+            assert review.response == "Sorry for the wait, Ann. The refund is on its way."
         finally:
             filler.close()
             await daemon.stop()

@@ -367,9 +367,10 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         for key in ("bob-acme", "bob-bolt"):
             row = daemon.store.read(lambda q, k=key: q.get_review(ids[k]))
             assert row is not None
-            assert row["stars"] == before[key]["stars"]  # type: ignore[index]
-            assert (row["title"], row["text"], row["reviewer_name"], row["customer_email"],
-                    row["response"], row["reported"]) == (None, None, None, None, None, 1)
+            earlier = before[key]
+            assert earlier is not None and row.stars == earlier.stars
+            assert (row.title, row.text, row.reviewer_name, row.customer_email,
+                    row.response, row.reported) == (None, None, None, None, None, 1)
             assert daemon.store.read(lambda q, k=key: q.responses_of(ids[k])) == []
             assert daemon.store.read(lambda q, k=key: q.notes_of(ids[k])) == []
 

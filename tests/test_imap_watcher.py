@@ -540,7 +540,7 @@ async def test_an_agent_reply_by_imap_is_published_once_even_after_a_uidvalidity
             await eventually(lambda: filed(server, processed=1), what="the reply filed")
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and "refunded the shipping" in review["response"]
+        assert review is not None and "refunded the shipping" in review.response
         assert len(customer_mails(sink)) == 1
 
         # The same reply is back in INBOX (a crash before the move), and the server then

@@ -112,18 +112,18 @@ async def test_positive_review_gets_an_automatic_response_published_and_emailed(
                                        text="Fast and friendly.")
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(review_id))
-        assert review is not None and review["response_source"] == "auto"
-        assert "Ann" in review["response"]
+        assert review is not None and review.response_source == "auto"
+        assert "Ann" in review.response
         customer = [m for m in (parsed(raw) for _, rcpts, raw in sink.messages)
                     if m["Auto-Submitted"] == "auto-replied"]
         [reply] = customer
         assert reply["To"] == "Ann Lee <ann@example.com>"
         invitation_mid = daemon.store.read(lambda q: q.invitation_message_id(inv.id))
         assert reply["In-Reply-To"] == invitation_mid
-        assert review["response"].split()[0] in text_of(reply)
+        assert review.response.split()[0] in text_of(reply)
         [ticket] = mail_of(sink, "X-Mailrelay-Review", str(review_id))
         assert ticket["To"] == "support@acme.example"
-        assert review["response"].splitlines()[0] in text_of(ticket)  # marked as answered
+        assert review.response.splitlines()[0] in text_of(ticket)  # marked as answered
 
 
 async def test_review_below_the_threshold_gets_no_automatic_response(
@@ -135,7 +135,7 @@ async def test_review_below_the_threshold_gets_no_automatic_response(
         review_id = await write_review(daemon, clock, inv, stars=3)
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
 
 
 async def test_edited_review_sends_an_updated_ticket_in_the_same_thread(

@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html.parser import HTMLParser
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.edges.web import I18N, RateLimiter, client_key
 from mailrelay.services import intake, reviews
-from mailrelay.store import InvitationRow
+from mailrelay.store import InvitationRow, ReviewRow
 
 from .conftest import ConfigFactory
 
@@ -146,7 +145,7 @@ def flip(token: str, index: int = 5) -> str:
     return token[:index] + char + token[index + 1:]
 
 
-def stored(daemon: Daemon) -> list[dict[str, Any]]:
+def stored(daemon: Daemon) -> list[ReviewRow]:
     return daemon.store.read(lambda q: q.list_reviews())
 
 
@@ -211,9 +210,9 @@ async def test_posting_the_form_stores_the_review_and_thanks_the_customer(
     assert "http://reviews.test/s/acme#review-" in html
     assert "Verified buyer" in html
     [row] = stored(daemon)
-    assert (row["stars"], row["title"], row["text"], row["reviewer_name"]) == (
+    assert (row.stars, row.title, row.text, row.reviewer_name) == (
         4, "Good shoes", "Great fit.\nFast delivery.", "John S.")
-    assert row["method"] == "manual"
+    assert row.method == "manual"
     assert calls == [1]
 
 
@@ -233,7 +232,7 @@ async def test_a_second_post_edits_the_same_review_and_the_form_shows_it_again(
     assert status == 200
     assert "Your review was updated" in html
     [row] = stored(daemon)
-    assert (row["stars"], row["text"]) == (2, "Sole came off.")
+    assert (row.stars, row.text) == (2, "Sole came off.")
 
 
 async def test_an_answered_review_can_no_longer_be_changed(
@@ -245,13 +244,13 @@ async def test_an_answered_review_can_no_longer_be_changed(
     assert (await post(http, daemon, inv.token, data))[0] == 200
     [row] = stored(daemon)
     now = daemon.clock.now()
-    await daemon.store.write(lambda q: q.add_response(row["id"], "Thanks", "agent@x", "agent",
+    await daemon.store.write(lambda q: q.add_response(row.id, "Thanks", "agent@x", "agent",
                                                       now))
     status, html, _resp = await post(http, daemon, inv.token, {**data, "text": "Changed."})
     assert status == 409
     assert "already answered your review" in html
     [row] = stored(daemon)
-    assert row["text"] == "Lovely."
+    assert row.text == "Lovely."
     async with http.get(f"{base(daemon)}/r/{inv.token}") as resp:
         assert resp.status == 200
         assert "This review has been answered" in await resp.text()
@@ -516,7 +515,7 @@ async def test_reviews_json_matches_the_public_page(
         await add_review(daemon, n, stars=4 if n % 2 else 5)
     [newest] = daemon.store.read(lambda q: q.list_reviews(limit=1, newest_first=True))
     now = daemon.clock.now()
-    await daemon.store.write(lambda q: q.add_response(newest["id"], "Thank you", "a@acme.example",
+    await daemon.store.write(lambda q: q.add_response(newest.id, "Thank you", "a@acme.example",
                                                       "agent", now))
     async with http.get(f"{base(daemon)}/s/acme/reviews.json") as resp:
         assert resp.status == 200
@@ -531,7 +530,7 @@ async def test_reviews_json_matches_the_public_page(
     top = data["reviews"][0]
     assert set(top) == {"id", "stars", "title", "text", "reviewer_name", "created_at",
                         "verified", "response"}
-    assert top["id"] == newest["id"] and top["verified"] is True
+    assert top["id"] == newest.id and top["verified"] is True
     assert top["response"]["text"] == "Thank you" and top["response"]["created_at"]
     assert data["reviews"][1]["response"] is None
     async with http.get(f"{base(daemon)}/s/acme/reviews.json",

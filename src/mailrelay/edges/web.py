@@ -30,7 +30,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import InvitationRow, Queries, Store
+from mailrelay.store import InvitationRow, Queries, ReviewRow, Store
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -243,7 +243,7 @@ class RateLimiter:
 
 def _invitation_and_review(
     q: Queries, token: str,
-) -> tuple[InvitationRow | None, dict[str, Any] | None]:
+) -> tuple[InvitationRow | None, ReviewRow | None]:
     invitation = q.invitation_by_token(token)
     review = None
     if invitation is not None and invitation.review_id:
@@ -258,14 +258,14 @@ class Listing:
     summary: dict[str, Any]
     total: int  # reviews matching the star filter
     pages: int
-    rows: list[dict[str, Any]]
+    rows: list[ReviewRow]
 
 
 def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
     summary = q.rating_summary(shop_id)
     total = int(summary["distribution"].get(str(stars), 0)) if stars else int(summary["count"])
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    rows: list[dict[str, Any]] = []
+    rows: list[ReviewRow] = []
     if page <= pages and total:
         rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
                               reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
@@ -492,7 +492,7 @@ class WebApp:
 
     async def _review_target(
         self, token: str,
-    ) -> tuple[InvitationRow | None, dict[str, Any] | None]:
+    ) -> tuple[InvitationRow | None, ReviewRow | None]:
         # The signature is checked first: a forged token never costs a database read.
         if not self.signer.verify(token, REVIEW):
             return None, None
@@ -508,15 +508,15 @@ class WebApp:
                                                  int(self.clock.now().timestamp()),
                                                  CSRF_MAX_AGE))
 
-    def _locked(self, t: Translator, shop: ShopConfig, review: dict[str, Any],
+    def _locked(self, t: Translator, shop: ShopConfig, review_id: int | None,
                 status: int) -> web.Response:
         return self.message(
             status, t, t("locked.title"), t("locked.body", shop=shop.name),
-            link=(links.public_url(self.config, shop.id, review["id"]),
+            link=(links.public_url(self.config, shop.id, review_id),
                   t("done.public_link", shop=shop.name)))
 
     def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: InvitationRow,
-              review: dict[str, Any] | None, values: Mapping[str, str],
+              review: ReviewRow | None, values: Mapping[str, str],
               errors: Mapping[str, str] | None = None, status: int = 200,
               notice: str | None = None) -> web.Response:
         maxima = {"title": reviews.MAX_TITLE, "text": reviews.MAX_TEXT, "name": reviews.MAX_NAME}
@@ -527,7 +527,7 @@ class WebApp:
                 key = f"error.{field}.{code}"
                 messages[field] = t(key if key in t.fallback else f"error.{code}",
                                     max=maxima.get(field, 0), min=reviews.MIN_TEXT)
-        created = _when(review["created_at"]) if review else None
+        created = _when(review.created_at) if review else None
         edit_notice = None
         if created is not None:
             edit_notice = t("form.edit_notice", shop=shop.name,
@@ -550,11 +550,11 @@ class WebApp:
             return self.not_found(t)
         if self._expired(invitation):
             return self.message(410, t, t("expired.title"), t("expired.body"))
-        if review is not None and review.get("response_id") is not None:
-            return self._locked(t, shop, review, 200)
+        if review is not None and review.response_id is not None:
+            return self._locked(t, shop, review.id, 200)
         if review is not None:
-            values = {"stars": str(review["stars"]), "title": review["title"] or "",
-                      "text": review["text"] or "", "name": review["reviewer_name"] or ""}
+            values = {"stars": str(review.stars), "title": review.title or "",
+                      "text": review.text or "", "name": review.reviewer_name or ""}
         else:
             values = {"stars": "", "title": "", "text": "",
                       "name": invitation.customer_name or ""}
@@ -583,8 +583,8 @@ class WebApp:
                      invitation.id)
             return self._form(t, token, shop, invitation, review, values, status=403,
                               notice=t("form.csrf"))
-        if review is not None and review.get("response_id") is not None:
-            return self._locked(t, shop, review, 409)
+        if review is not None and review.response_id is not None:
+            return self._locked(t, shop, review.id, 409)
         form, errors = reviews.validate(values)
         if form is None:
             return self._form(t, token, shop, invitation, review, values, errors, status=400)
@@ -595,7 +595,7 @@ class WebApp:
         log.info("invitation=%s review=%s %s stars=%d", invitation.id, review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:
-            return self._locked(t, shop, {"id": review_id}, 409)
+            return self._locked(t, shop, review_id, 409)
         self._notify()
         # Shown as stored (the service may fill in the name), not as typed.
         saved = await self.store.aread(lambda q: q.get_review(review_id)) if review_id else None
@@ -610,14 +610,14 @@ class WebApp:
 
     # -- public pages
 
-    def _public_review(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _public_review(self, row: ReviewRow) -> dict[str, Any]:
         """The public fields of one review: never its email address or order reference."""
         response = None
-        if row.get("response"):
-            response = {"text": row["response"], "created_at": row.get("responded_at")}
-        return {"id": row["id"], "stars": row["stars"], "title": row["title"] or "",
-                "text": row["text"] or "", "reviewer_name": row["reviewer_name"] or "",
-                "created_at": row["created_at"], "verified": reviews.verified(row["method"]),
+        if row.response:
+            response = {"text": row.response, "created_at": row.responded_at}
+        return {"id": row.id, "stars": row.stars, "title": row.title or "",
+                "text": row.text or "", "reviewer_name": row.reviewer_name or "",
+                "created_at": row.created_at, "verified": reviews.verified(row.method),
                 "response": response}
 
     async def _shop_listing(

@@ -16,7 +16,7 @@ import logging
 import re
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,7 @@ from mailrelay.render import RenderedMail, Templates, notice_mail, response_mail
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail, reply_key_of
-from mailrelay.store import Queries, Store, to_iso
+from mailrelay.store import Queries, ReviewRow, Store, to_iso
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
 
@@ -225,7 +225,7 @@ class Context:
     reply: AgentReply
     key: str | None
     key_row: dict[str, Any] | None
-    review: dict[str, Any] | None
+    review: ReviewRow | None
     invitation_message_id: str | None
 
 
@@ -259,9 +259,9 @@ class Replier:
             return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
                                seen["review_id"], key, str(seen["outcome"]))
         ctx = await self.store.aread(lambda q: self._context(q, reply))
-        known = [str(ctx.review["text"])] if ctx.review and ctx.review.get("text") else []
-        private = [str(ctx.review["customer_email"])] if ctx.review and ctx.review.get(
-            "customer_email") else []
+        known = [str(ctx.review.text)] if ctx.review and ctx.review.text else []
+        private = ([ctx.review.customer_email] if ctx.review and ctx.review.customer_email
+                   else [])
         extraction = await asyncio.to_thread(
             lambda: extract(reply.text, reply.html, known_texts=known, private=private))
         now = self.clock.now()
@@ -292,8 +292,8 @@ class Replier:
                         break
         key_row = q.reply_key(key) if key else None
         review = q.get_review(int(key_row["review_id"])) if key_row else None
-        invitation_mid = (q.invitation_message_id(int(review["invitation_id"]))
-                          if review and review["invitation_id"] else None)
+        invitation_mid = (q.invitation_message_id(int(review.invitation_id))
+                          if review and review.invitation_id else None)
         return Context(reply, key, key_row, review, invitation_mid)
 
     def _refusal(self, ctx: Context, now: datetime, *, null_sender: bool,
@@ -311,7 +311,7 @@ class Replier:
             return NO_KEY
         if not self.signer.key_valid(ctx.key, REPLY) or ctx.key_row is None or ctx.review is None:
             return INVALID_KEY
-        shop = self.config.shop(str(ctx.review["shop"]))
+        shop = self.config.shop(str(ctx.review.shop))
         if shop is None:
             return NO_SHOP
         sender = reply.from_address or ""
@@ -329,7 +329,7 @@ class Replier:
     def _apply(self, q: Queries, ctx: Context, extraction: Extraction, key: str, source: str,
                now: datetime, *, null_sender: bool = False, trusted: bool = True) -> ReplyResult:
         reply = ctx.reply
-        review_id = int(ctx.review["id"]) if ctx.review else None
+        review_id = int(ctx.review.id) if ctx.review else None
 
         def done(outcome: ReplyOutcome, reason: str) -> ReplyResult:
             q.record_reply({"received_at": to_iso(now), "source": source, "dedupe_key": key,
@@ -356,9 +356,9 @@ class Replier:
                           else _held_back(extraction.reason or "unknown"))
         return self._act(q, ctx, review, parse_directives(extraction.text), done, refuse, now)
 
-    def _act(self, q: Queries, ctx: Context, review: dict[str, Any], directives: Directives,
+    def _act(self, q: Queries, ctx: Context, review: ReviewRow, directives: Directives,
              done: Any, refuse: Any, now: datetime) -> ReplyResult:
-        review_id = int(review["id"])
+        review_id = int(review.id)
         author = ctx.reply.from_address or "agent"
         for tag in directives.tags:
             q.add_tag(review_id, tag, now)
@@ -376,9 +376,9 @@ class Replier:
             if directives.tags:
                 return done(ReplyOutcome.TAGGED, ",".join(directives.tags))  # type: ignore[no-any-return]
             return refuse(EMPTY)  # type: ignore[no-any-return]
-        email = not directives.noemail and bool(review.get("customer_email"))
+        email = not directives.noemail and bool(review.customer_email)
         mail: RenderedMail | None = None
-        shop = self.config.shop(str(review["shop"]))
+        shop = self.config.shop(str(review.shop))
         if email and shop is not None:
             mail = self._customer_mail(shop, review, directives.body, ctx.invitation_message_id,
                                        now)
@@ -389,18 +389,18 @@ class Replier:
         how = "published and emailed" if mail else "published, no email"
         return done(ReplyOutcome.PUBLISHED, how)  # type: ignore[no-any-return]
 
-    def _customer_mail(self, shop: ShopConfig, review: dict[str, Any], body: str,
+    def _customer_mail(self, shop: ShopConfig, review: ReviewRow, body: str,
                        invitation_mid: str | None, now: datetime) -> RenderedMail | None:
         refs = [invitation_mid] if invitation_mid else []
         try:
             return response_mail(
-                self.templates, self.config, shop, to_email=str(review["customer_email"]),
-                to_name=review.get("reviewer_name"), locale=review.get("locale"), body=body,
-                review=review, public_url=public_url(self.config, shop.id, int(review["id"])),
+                self.templates, self.config, shop, to_email=str(review.customer_email),
+                to_name=review.reviewer_name, locale=review.locale, body=body,
+                review=asdict(review), public_url=public_url(self.config, shop.id, int(review.id)),
                 in_reply_to=invitation_mid, references=refs, now=now,
             )
         except (ValueError, jinja2.TemplateError) as exc:
-            log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
+            log.error("review=%s customer email cannot be rendered: %s", review.id, exc)
             return None
 
     def _notify(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
@@ -412,7 +412,7 @@ class Replier:
         """
         reply = ctx.reply
         sender = reply.from_address
-        shop = self.config.shop(str(ctx.review["shop"])) if ctx.review else None
+        shop = self.config.shop(str(ctx.review.shop)) if ctx.review else None
         if not sender or shop is None or refusal.notice is None:
             return False
         try:
@@ -424,9 +424,9 @@ class Replier:
             )
         except (ValueError, jinja2.TemplateError) as exc:
             log.warning("review=%s refusal notice cannot be rendered: %s",
-                        ctx.review["id"] if ctx.review else "-", exc)
+                        ctx.review.id if ctx.review else "-", exc)
             return False
         enqueue_mail(q, shop, OutboxKind.NOTICE, mail, now,
-                     review_id=int(ctx.review["id"]) if ctx.review else None)
+                     review_id=int(ctx.review.id) if ctx.review else None)
         return True
 

@@ -20,6 +20,11 @@ from mailrelay.store.rows import (
     InvitationRow,
     NewInvitation,
     NewMessage,
+    NewReview,
+    NoteRow,
+    ResponseRow,
+    ReviewRow,
+    ReviewText,
 )
 from mailrelay.store.schema import MIGRATIONS, migrate
 from mailrelay.store.suppressions import SUPPRESSION_TEXT
@@ -35,7 +40,12 @@ __all__ = [
     "InvitationRow",
     "NewInvitation",
     "NewMessage",
+    "NewReview",
+    "NoteRow",
     "Queries",
+    "ResponseRow",
+    "ReviewRow",
+    "ReviewText",
     "Store",
     "address_hash",
     "address_pattern",

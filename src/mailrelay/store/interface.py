@@ -22,6 +22,11 @@ from mailrelay.store.rows import (
     InvitationRow,
     NewInvitation,
     NewMessage,
+    NewReview,
+    NoteRow,
+    ResponseRow,
+    ReviewRow,
+    ReviewText,
 )
 
 T = TypeVar("T")
@@ -161,11 +166,11 @@ class OutboxStatements(Protocol):
 class ReviewStatements(Protocol):
     """Reviews with their responses (and history), internal notes, tags and tickets."""
 
-    def insert_review(self, row: dict[str, Any]) -> int: ...
+    def insert_review(self, new: NewReview) -> int: ...
 
-    def get_review(self, review_id: int) -> dict[str, Any] | None: ...
+    def get_review(self, review_id: int) -> ReviewRow | None: ...
 
-    def edit_review(self, review_id: int, fields: dict[str, Any], now: datetime) -> None:
+    def edit_review(self, review_id: int, edit: ReviewText, now: datetime) -> None:
         """A customer's second submit: new text, ticket to agents again."""
 
     def link_review(self, invitation_id: int, review_id: int) -> None:
@@ -180,11 +185,11 @@ class ReviewStatements(Protocol):
                      message_id: str | None = None, emailed: bool = True) -> int:
         """Publish a response; the previous one stays in the history, marked replaced."""
 
-    def responses_of(self, review_id: int) -> list[dict[str, Any]]: ...
+    def responses_of(self, review_id: int) -> list[ResponseRow]: ...
 
     def add_note(self, review_id: int, body: str, author: str, now: datetime) -> int: ...
 
-    def notes_of(self, review_id: int) -> list[dict[str, Any]]: ...
+    def notes_of(self, review_id: int) -> list[NoteRow]: ...
 
     def add_tag(self, review_id: int, tag: str, now: datetime) -> None: ...
 
@@ -279,7 +284,7 @@ class ReportStatements(Protocol):
         replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
         search: str | None = None, since: datetime | None = None, until: datetime | None = None,
         limit: int | None = None, offset: int = 0, newest_first: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReviewRow]:
         """Reviews with their current response, filtered as the CLI and the web ask."""
 
     def rating_summary(self, shop: str) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from mailrelay.store.connection import status_and_shop
 from mailrelay.store.invitations import INVITATION_COLUMNS
-from mailrelay.store.rows import InvitationRow
+from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
+from mailrelay.store.rows import InvitationRow, ReviewRow
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
 
@@ -56,13 +57,10 @@ class ReportQueries(SuppressionQueries):
         where, args = status_and_shop(status, shop)
         return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
+    #: The tags of each review, in one column (a tag holding a comma would split).
     _REVIEW_LIST = (
-        "SELECT r.id, r.shop, r.stars, r.title, r.text, r.reviewer_name, r.customer_email,"
-        " r.reference, r.method, r.created_at, r.updated_at, r.locale, r.invitation_id,"
-        " p.body AS response, p.created_at AS responded_at, r.first_response_at, r.reported,"
-        " r.report_reason, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM review_tags t"
-        " WHERE t.review_id = r.id ORDER BY tag)) AS tags"
-        " FROM reviews r LEFT JOIN responses p ON p.id = r.response_id"
+        f"{REVIEW_SELECT}, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM review_tags t"  # noqa: S608
+        f" WHERE t.review_id = r.id ORDER BY tag)) AS tags FROM {REVIEW_JOIN}"
     )
 
     def list_reviews(
@@ -70,7 +68,7 @@ class ReportQueries(SuppressionQueries):
         replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
         search: str | None = None, since: datetime | None = None, until: datetime | None = None,
         limit: int | None = None, offset: int = 0, newest_first: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReviewRow]:
         """Reviews with their current response, filtered as the CLI and the web ask."""
         where: list[str] = []
         args: list[Any] = []
@@ -107,13 +105,8 @@ class ReportQueries(SuppressionQueries):
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args.extend([limit, offset])
-        rows = []
-        for r in self.conn.execute(sql, args):
-            d = dict(r)
-            d["tags"] = d["tags"].split(",") if d["tags"] else []
-            d["reported"] = bool(d["reported"])
-            rows.append(d)
-        return rows
+        return [review_row(r, r[-1].split(",") if r[-1] else [])
+                for r in self.conn.execute(sql, args)]
 
     def rating_summary(self, shop: str) -> dict[str, Any]:
         """Count, average and star distribution of a shop's public (not reported) reviews."""

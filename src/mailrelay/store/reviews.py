@@ -5,43 +5,64 @@ SQL only; moderation and publishing are decided in services.reviews.
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from mailrelay.core.models import (
     OutboxKind,
     OutboxStatus,
 )
 from mailrelay.store.connection import Bound
+from mailrelay.store.rows import NewReview, NoteRow, ResponseRow, ReviewRow, ReviewText
 from mailrelay.store.timestamps import to_iso
+
+#: A review's columns, then its current response's, in `ReviewRow` order (then the tags).
+_REVIEW_FIELDS = tuple(f.name for f in fields(ReviewRow))
+_JOINED = {"response": "p.body", "responded_at": "p.created_at",
+           "response_author": "p.author", "response_source": "p.source"}
+REVIEW_SELECT = "SELECT " + ", ".join(
+    _JOINED.get(name, f"r.{name}") for name in _REVIEW_FIELDS[:-1])
+REVIEW_JOIN = "reviews r LEFT JOIN responses p ON p.id = r.response_id"
+_RESPONSE_COLUMNS = ", ".join(f.name for f in fields(ResponseRow))
+_NOTE_COLUMNS = ", ".join(f.name for f in fields(NoteRow))
+
+
+def review_row(row: sqlite3.Row, tags: list[str]) -> ReviewRow:
+    """A `REVIEW_SELECT` row as a `ReviewRow` (columns after it are the caller's)."""
+    values = dict(zip(_REVIEW_FIELDS[:-1], row, strict=False))
+    values["reported"] = bool(values["reported"])
+    return ReviewRow(**values, tags=tags)
 
 
 class ReviewQueries(Bound):
     """Reviews with their responses (and history), internal notes, tags and tickets."""
 
-    def insert_review(self, row: dict[str, Any]) -> int:
-        return self._insert("reviews", row)
+    def insert_review(self, new: NewReview) -> int:
+        created = to_iso(new.created_at)
+        return self._insert("reviews", {
+            "shop": new.shop, "invitation_id": new.invitation_id, "method": new.method,
+            "stars": new.text.stars, "title": new.text.title, "text": new.text.text,
+            "reviewer_name": new.text.reviewer_name, "customer_email": new.customer_email,
+            "reference": new.reference, "locale": new.locale, "created_at": created,
+            "updated_at": created, "ticket_state": "pending",
+        })
 
-    def get_review(self, review_id: int) -> dict[str, Any] | None:
+    def get_review(self, review_id: int) -> ReviewRow | None:
         row = self.conn.execute(
-            "SELECT r.*, p.body AS response, p.created_at AS responded_at,"
-            " p.author AS response_author, p.source AS response_source"
-            " FROM reviews r LEFT JOIN responses p ON p.id = r.response_id WHERE r.id = ?",
+            f"{REVIEW_SELECT} FROM {REVIEW_JOIN} WHERE r.id = ?",  # noqa: S608
             (review_id,),
         ).fetchone()
         if row is None:
             return None
-        review = dict(row)
-        review["tags"] = self.tags_of(review_id)
-        return review
+        return review_row(row, self.tags_of(review_id))
 
-    def edit_review(self, review_id: int, fields: dict[str, Any], now: datetime) -> None:
+    def edit_review(self, review_id: int, edit: ReviewText, now: datetime) -> None:
         """A customer's second submit: new text, ticket to agents again."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
         self.conn.execute(
-            f"UPDATE reviews SET {sets}, updated_at = ?, edits = edits + 1,"  # noqa: S608
-            " ticket_state = 'pending' WHERE id = ?",
-            (*fields.values(), to_iso(now), review_id),
+            "UPDATE reviews SET stars = ?, title = ?, text = ?, reviewer_name = ?,"
+            " updated_at = ?, edits = edits + 1, ticket_state = 'pending' WHERE id = ?",
+            (edit.stars, edit.title, edit.text, edit.reviewer_name, to_iso(now), review_id),
         )
 
     def link_review(self, invitation_id: int, review_id: int) -> None:
@@ -92,17 +113,19 @@ class ReviewQueries(Bound):
         )
         return response_id
 
-    def responses_of(self, review_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(
-            "SELECT * FROM responses WHERE review_id = ? ORDER BY id", (review_id,))]
+    def responses_of(self, review_id: int) -> list[ResponseRow]:
+        return [ResponseRow(*r) for r in self.conn.execute(
+            f"SELECT {_RESPONSE_COLUMNS} FROM responses WHERE review_id = ? ORDER BY id",  # noqa: S608
+            (review_id,))]
 
     def add_note(self, review_id: int, body: str, author: str, now: datetime) -> int:
         return self._insert("notes", {"review_id": review_id, "body": body, "author": author,
                                       "created_at": to_iso(now)})
 
-    def notes_of(self, review_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(
-            "SELECT * FROM notes WHERE review_id = ? ORDER BY id", (review_id,))]
+    def notes_of(self, review_id: int) -> list[NoteRow]:
+        return [NoteRow(*r) for r in self.conn.execute(
+            f"SELECT {_NOTE_COLUMNS} FROM notes WHERE review_id = ? ORDER BY id",  # noqa: S608
+            (review_id,))]
 
     def add_tag(self, review_id: int, tag: str, now: datetime) -> None:
         self.conn.execute(

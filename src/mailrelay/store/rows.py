@@ -114,3 +114,84 @@ class NewInvitation:
     due_at: datetime
     sent_at: datetime | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    """One review with its current public response (None while unanswered) and its tags."""
+
+    id: int
+    shop: str
+    invitation_id: int | None
+    method: str
+    stars: int
+    title: str | None
+    text: str | None
+    reviewer_name: str | None
+    customer_email: str | None
+    reference: str | None
+    locale: str | None
+    created_at: str
+    updated_at: str | None
+    edits: int
+    reported: bool
+    report_reason: str | None
+    reported_at: str | None
+    response_id: int | None
+    first_response_at: str | None
+    ticket_state: str | None
+    response: str | None
+    responded_at: str | None
+    response_author: str | None
+    response_source: str | None
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewText:
+    """What a customer writes on the review form (a first submit or an edit)."""
+
+    stars: int
+    title: str | None
+    text: str | None
+    reviewer_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewReview:
+    """A first submit of the review form for one invitation."""
+
+    shop: str
+    invitation_id: int
+    method: str
+    text: ReviewText
+    customer_email: str
+    reference: str | None
+    locale: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRow:
+    """One public response to a review; a replaced one keeps `replaced_at` (the history)."""
+
+    id: int
+    review_id: int
+    body: str
+    author: str | None
+    source: str | None
+    created_at: str
+    message_id: str | None
+    emailed: int  # 0 or 1, as stored (and as `reviews show` prints it)
+    replaced_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRow:
+    """An internal note on a review (agents only, never public)."""
+
+    id: int
+    review_id: int
+    body: str
+    author: str | None
+    created_at: str
