@@ -334,10 +334,10 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         assert bob_acme is not None and bob_acme.outbox_id is not None
         invitation = daemon.store.read(lambda q: q.get_mail(bob_acme.outbox_id))
         assert invitation is not None
-        await bounce(daemon, str(invitation["envelope_from"]),
-                     dsn(str(invitation["envelope_from"]), str(invitation["message_id"])))
-        bounced = daemon.store.read(lambda q: q.get_mail(int(invitation["id"])))
-        assert bounced is not None and bounced["status"] == "bounced"
+        await bounce(daemon, str(invitation.envelope_from),
+                     dsn(str(invitation.envelope_from), invitation.message_id))
+        bounced = daemon.store.read(lambda q: q.get_mail(invitation.id))
+        assert bounced is not None and bounced.status == "bounced"
         outcomes = daemon.store.read(lambda q: q.replies_by_outcome())
         assert outcomes == {"published": 3, "note": 1, "rejected": 1}, outcomes
         before = {k: daemon.store.read(lambda q, i=v: q.get_review(i)) for k, v in ids.items()}

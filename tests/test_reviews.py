@@ -185,7 +185,7 @@ async def test_a_review_cancels_the_pending_reminder(
         await write_review(daemon, clock, inv)
         clock.advance(timedelta(days=6))
         await daemon.tick()
-        kinds = [r["kind"] for r in daemon.store.read(lambda q: q.list_mail())]
+        kinds = [r.kind for r in daemon.store.read(lambda q: q.list_mail())]
         assert "reminder" not in kinds
 
 

@@ -123,10 +123,11 @@ async def test_a_bounce_at_one_shop_stops_mail_at_every_shop_without_naming_it(
         assert acme is not None and acme.outbox_id is not None
         mail = daemon.store.read(lambda q: q.get_mail(acme.outbox_id))
         assert mail is not None
-        await bounce(daemon, str(mail["envelope_from"]),
-                     dsn(str(mail["envelope_from"]), str(mail["message_id"]), name="Dana Dale",
+        await bounce(daemon, str(mail.envelope_from),
+                     dsn(str(mail.envelope_from), mail.message_id, name="Dana Dale",
                          address=DANA))
-        assert daemon.store.read(lambda q: q.get_mail(int(mail["id"])))["status"] == "bounced"  # type: ignore[index]
+        bounced = daemon.store.read(lambda q: q.get_mail(mail.id))
+        assert bounced is not None and bounced.status == "bounced"
 
         # The scheduled cove invitation is not sent; bolt's next shipment is suppressed.
         clock.advance(timedelta(days=7))

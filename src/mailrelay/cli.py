@@ -43,7 +43,7 @@ from mailrelay.render import Templates
 from mailrelay.services import intake, privacy
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.invitations import Inviter, record_delivery
-from mailrelay.store import Queries, Store
+from mailrelay.store import OutboxRow, Queries, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -401,15 +401,15 @@ def invitations_send_now(ctx: click.Context, config_path: Path | None, invitatio
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:
         raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
-    if result["status"] != OutboxStatus.SENT:
+    if result.status != OutboxStatus.SENT:
         raise click.ClickException(
-            f"invitation {invitation_id}: {result['status']}: {result['last_error']}")
-    click.echo(f"invitation {invitation_id} sent to {result['recipient']} "
-               f"(message {result['message_id']})")
+            f"invitation {invitation_id}: {result.status}: {result.last_error}")
+    click.echo(f"invitation {invitation_id} sent to {result.recipient} "
+               f"(message {result.message_id})")
 
 
 async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
-                    ) -> dict[str, Any] | None:
+                    ) -> OutboxRow | None:
     clock = SystemClock()
     store = _open_store(config)
     transport = build_transport(config.outbound)
@@ -449,7 +449,8 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
     with _open_store(config) as store:
         rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
                                                 shop=shop_id))
-    _print_rows(config, rows, OUTBOX_FIELDS, fmt)
+    _print_rows(config, [{**asdict(row), "to": row.recipient} for row in rows], OUTBOX_FIELDS,
+                fmt)
 
 
 @outbox.command("retry")

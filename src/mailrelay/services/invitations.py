@@ -11,7 +11,6 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 import jinja2
 
@@ -26,9 +25,10 @@ from mailrelay.store import (
     SUPPRESSION_TEXT,
     DueInvitation,
     InvitationRow,
+    NewMail,
+    OutboxRow,
     Queries,
     Store,
-    to_iso,
 )
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
@@ -168,18 +168,11 @@ class Inviter:
                     q.set_shipment_status(inv.shipment_id, ShipmentStatus.SUPPRESSED, reason)
             return False
         try:
-            outbox_id = q.enqueue({
-                "kind": pending.kind,
-                "shop": shop.id,
-                "invitation_id": inv.id,
-                "recipient": pending.mail.to,
-                "envelope_from": envelope_sender(shop),
-                "subject": pending.mail.subject,
-                "message_id": pending.mail.message_id,
-                "raw": pending.mail.raw,
-                "created_at": to_iso(now),
-                "due_at": to_iso(now),
-            })
+            outbox_id = q.enqueue(NewMail(
+                kind=pending.kind, shop=shop.id, recipient=pending.mail.to,
+                envelope_from=envelope_sender(shop), subject=pending.mail.subject,
+                message_id=pending.mail.message_id, raw=pending.mail.raw, created_at=now,
+                due_at=now, invitation_id=inv.id))
         except sqlite3.IntegrityError:
             return False  # already queued by an earlier pass (one mail per kind)
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
@@ -190,20 +183,20 @@ class Inviter:
         return True
 
 
-def record_delivery(config: Config, q: Queries, mail: dict[str, Any], status: OutboxStatus,
+def record_delivery(config: Config, q: Queries, mail: OutboxRow, status: OutboxStatus,
                     now: datetime, error: str | None) -> None:
     """Carry a delivery result over to the invitation it belongs to (inside the writer)."""
-    inv_id = mail.get("invitation_id")
+    inv_id = mail.invitation_id
     if not inv_id:
         return
-    if mail["kind"] == OutboxKind.INVITATION:
+    if mail.kind == OutboxKind.INVITATION:
         if status == OutboxStatus.SENT:
-            shop = config.shop(mail["shop"])
+            shop = config.shop(mail.shop) if mail.shop else None
             after = shop.reminder_after if shop else None
             q.invitation_mail_sent(inv_id, now, now + after if after else None)
         elif status == OutboxStatus.FAILED:
             q.set_invitation_status(inv_id, InvitationStatus.FAILED, error)
-    elif mail["kind"] == OutboxKind.REMINDER and status == OutboxStatus.SENT:
+    elif mail.kind == OutboxKind.REMINDER and status == OutboxStatus.SENT:
         q.reminder_sent(inv_id, now)
 
 

@@ -20,10 +20,13 @@ from mailrelay.store.rows import (
     Erasure,
     InboundMessage,
     InvitationRow,
+    MailListing,
     NewInvitation,
+    NewMail,
     NewMessage,
     NewReview,
     NoteRow,
+    OutboxRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -135,13 +138,13 @@ class InvitationStatements(Protocol):
 class OutboxStatements(Protocol):
     """The outbox: every outgoing message, stored rendered before it is sent, and its claims."""
 
-    def enqueue(self, row: dict[str, Any]) -> int:
+    def enqueue(self, mail: NewMail) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
 
-    def claim_due_mail(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def claim_due_mail(self, now: datetime, limit: int) -> list[OutboxRow]:
         """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
 
-    def claim_mail(self, outbox_id: int, now: datetime) -> dict[str, Any] | None:
+    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
         """Claim one queued row whatever its due time (an operator's `send-now`)."""
 
     def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
@@ -151,7 +154,7 @@ class OutboxStatements(Protocol):
     def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
                     error: str | None = None, retry_at: datetime | None = None) -> None: ...
 
-    def get_mail(self, outbox_id: int) -> dict[str, Any] | None: ...
+    def get_mail(self, outbox_id: int) -> OutboxRow | None: ...
 
     def retry_mail(self, outbox_id: int, now: datetime) -> bool:
         """Put failed (or waiting) mail back in the queue, due now (`outbox retry`)."""
@@ -277,7 +280,7 @@ class ReportStatements(Protocol):
     ) -> list[InvitationRow]: ...
 
     def list_mail(self, status: str | None = None, shop: str | None = None
-                  ) -> list[dict[str, Any]]: ...
+                  ) -> list[MailListing]: ...
 
     def list_reviews(
         self, *, shop: str | None = None, stars: tuple[int, int] | None = None,

@@ -6,8 +6,8 @@ SQL only; retries and backoff are decided in services.delivery.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from mailrelay.core.models import (
     InvitationStatus,
@@ -15,23 +15,31 @@ from mailrelay.core.models import (
     OutboxStatus,
 )
 from mailrelay.store.connection import Bound
+from mailrelay.store.rows import NewMail, OutboxRow
 from mailrelay.store.timestamps import from_iso, to_iso
+
+#: The columns of `outbox` in `OutboxRow` order.
+_COLUMNS = ", ".join(f.name for f in fields(OutboxRow))
 
 
 class OutboxQueries(Bound):
     """The outbox: every outgoing message, stored rendered before it is sent, and its claims."""
 
-    def enqueue(self, row: dict[str, Any]) -> int:
+    def enqueue(self, mail: NewMail) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
-        row = {"status": OutboxStatus.QUEUED, "attempts": 0, **row}
-        outbox_id = self._insert("outbox", row)
-        sender = str(row.get("envelope_from") or "")
-        if "{id}" in sender:  # VERP: the row id is only known now
+        outbox_id = self._insert("outbox", {
+            "status": OutboxStatus.QUEUED, "attempts": 0, "kind": mail.kind, "shop": mail.shop,
+            "invitation_id": mail.invitation_id, "review_id": mail.review_id,
+            "recipient": mail.recipient, "envelope_from": mail.envelope_from,
+            "subject": mail.subject, "message_id": mail.message_id, "raw": mail.raw,
+            "created_at": to_iso(mail.created_at), "due_at": to_iso(mail.due_at),
+        })
+        if "{id}" in mail.envelope_from:  # VERP: the row id is only known now
             self.conn.execute("UPDATE outbox SET envelope_from = ? WHERE id = ?",
-                              (sender.replace("{id}", str(outbox_id)), outbox_id))
+                              (mail.envelope_from.replace("{id}", str(outbox_id)), outbox_id))
         return outbox_id
 
-    def claim_due_mail(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+    def claim_due_mail(self, now: datetime, limit: int) -> list[OutboxRow]:
         """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
         ids = [
             r[0]
@@ -54,14 +62,15 @@ class OutboxQueries(Bound):
             return []
         marks = ",".join("?" for _ in claimed)
         return [
-            dict(r)
+            OutboxRow(*r)
             for r in self.conn.execute(
-                f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY due_at, id",  # noqa: S608
+                f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks})"  # noqa: S608
+                " ORDER BY due_at, id",
                 claimed,
             )
         ]
 
-    def claim_mail(self, outbox_id: int, now: datetime) -> dict[str, Any] | None:
+    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
         """Claim one queued row whatever its due time (an operator's `send-now`)."""
         cur = self.conn.execute(
             "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1"
@@ -102,9 +111,11 @@ class OutboxQueries(Bound):
                 (status, error, outbox_id),
             )
 
-    def get_mail(self, outbox_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
-        return dict(row) if row else None
+    def get_mail(self, outbox_id: int) -> OutboxRow | None:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (outbox_id,)  # noqa: S608
+        ).fetchone()
+        return OutboxRow(*row) if row else None
 
     def retry_mail(self, outbox_id: int, now: datetime) -> bool:
         """Put failed (or waiting) mail back in the queue, due now (`outbox retry`)."""

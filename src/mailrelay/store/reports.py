@@ -6,15 +6,18 @@ SQL only, and no writes.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from mailrelay.store.connection import status_and_shop
 from mailrelay.store.invitations import INVITATION_COLUMNS
 from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
-from mailrelay.store.rows import InvitationRow, ReviewRow
+from mailrelay.store.rows import InvitationRow, MailListing, ReviewRow
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
+
+_MAIL_LISTING = ", ".join(f.name for f in fields(MailListing))
 
 
 class ReportQueries(SuppressionQueries):
@@ -49,13 +52,10 @@ class ReportQueries(SuppressionQueries):
         return [InvitationRow(*r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     def list_mail(self, status: str | None = None, shop: str | None = None
-                  ) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, kind, shop, recipient AS \"to\", subject, message_id, status, attempts,"
-            " due_at, sent_at, last_error FROM outbox WHERE 1=1"
-        )
+                  ) -> list[MailListing]:
+        sql = f"SELECT {_MAIL_LISTING} FROM outbox WHERE 1=1"  # noqa: S608
         where, args = status_and_shop(status, shop)
-        return [dict(r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
+        return [MailListing(*r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     #: The tags of each review, in one column (a tag holding a comma would split).
     _REVIEW_LIST = (

@@ -195,3 +195,63 @@ class NoteRow:
     body: str
     author: str | None
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One outgoing message as stored, rendered, before it is sent (and after)."""
+
+    id: int
+    kind: str
+    shop: str | None
+    invitation_id: int | None
+    recipient: str
+    envelope_from: str | None
+    subject: str | None
+    message_id: str
+    raw: bytes
+    status: str
+    attempts: int
+    created_at: str
+    due_at: str
+    claimed_at: str | None
+    sent_at: str | None
+    last_error: str | None
+    review_id: int | None
+    bounced_at: str | None
+    bounce_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MailListing:
+    """An outbox row as `mailrelay outbox` lists it: without the message itself."""
+
+    id: int
+    kind: str
+    shop: str | None
+    recipient: str
+    subject: str | None
+    message_id: str
+    status: str
+    attempts: int
+    due_at: str
+    sent_at: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMail:
+    """A rendered message for the outbox. `envelope_from` may hold `{id}`: the store fills in
+    the row id (VERP)."""
+
+    kind: str
+    shop: str
+    recipient: str
+    envelope_from: str
+    subject: str
+    message_id: str
+    raw: bytes
+    created_at: datetime
+    due_at: datetime
+    invitation_id: int | None = None
+    review_id: int | None = None
