@@ -88,7 +88,7 @@ async def sent_invitation_refused(daemon: Daemon) -> None:
                           recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
                           port=daemon.smtp_port)
     await settle(daemon)
-    assert daemon.store.read(lambda q: q.list_shipments())[-1]["status"] == "suppressed"
+    assert daemon.store.read(lambda q: q.list_shipments())[-1].status == "suppressed"
 
 
 async def test_a_report_about_another_message_changes_nothing(

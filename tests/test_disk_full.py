@@ -235,8 +235,8 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
 
     await until(drained, "the outbox did not drain")
     shipments = daemon.store.read(lambda q: q.list_shipments())
-    assert sorted(r["message_id"] for r in shipments) == sorted(accepted)
-    assert all(r["status"] == "scheduled" for r in shipments)
+    assert sorted(r.message_id for r in shipments) == sorted(accepted)
+    assert all(r.status == "scheduled" for r in shipments)
     ids = sink.message_ids()
     assert len(ids) == len(set(ids)) == len(accepted)  # bruno's invitation went out once
     pings(notify)

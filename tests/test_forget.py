@@ -475,11 +475,11 @@ async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_per
         await send_trigger(daemon, "reviews+acme@relay.test",
                            trigger(to=f"Ann Able <{ANN}>", subject="Order #1077"))
         await settle(daemon)
-        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_shipments())}
-        assert (rows["2077"]["status"], rows["2077"]["reason"]) == (
+        rows = {r.reference: r for r in daemon.store.read(lambda q: q.list_shipments())}
+        assert (rows["2077"].status, rows["2077"].reason) == (
             "suppressed", "address erased on request")
-        assert (rows["2077"]["customer_email"], rows["2077"]["customer_name"]) == (None, None)
-        assert rows["1077"]["customer_email"] == ANN  # someone else's order is kept whole
+        assert (rows["2077"].customer_email, rows["2077"].customer_name) == (None, None)
+        assert rows["1077"].customer_email == ANN  # someone else's order is kept whole
         bodies = daemon.store.read(lambda q: q.stored_mail("message_bodies", 0, 100))
         assert not any(names(raw, BOB.lower()) for _, raw in bodies)
         assert any(names(raw, ANN) for _, raw in bodies)

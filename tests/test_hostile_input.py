@@ -125,7 +125,7 @@ async def test_a_trigger_asking_for_year_9999_is_scheduled_in_a_shop_east_of_utc
         assert answer.code == 250
         await settle(daemon)
         [row] = daemon.store.read(lambda q: q.list_shipments())
-        assert row["status"] == "scheduled"
+        assert row.status == "scheduled"
         [(result,)] = daemon.store.read(lambda q: q.conn.execute(
             "SELECT result FROM messages").fetchall())
         assert not result.startswith("failed"), result

@@ -180,11 +180,11 @@ async def test_an_unsubscribe_stays_with_its_shop(
         await send_trigger(daemon, "reviews+acme@relay.test", dana_order("acme", "1002"))
         await send_trigger(daemon, "reviews+bolt@relay.test", dana_order("bolt", "2002"))
         await settle(daemon)
-        ships = {s["shop"]: s for s in daemon.store.read(lambda q: q.list_shipments())
-                 if s["reference"] in ("1002", "2002")}
-        assert (ships["acme"]["status"], ships["acme"]["reason"]) == (
+        ships = {s.shop: s for s in daemon.store.read(lambda q: q.list_shipments())
+                 if s.reference in ("1002", "2002")}
+        assert (ships["acme"].status, ships["acme"].reason) == (
             "suppressed", "customer has unsubscribed")
-        assert ships["bolt"]["status"] != "suppressed"
+        assert ships["bolt"].status != "suppressed"
 
 
 def test_a_hard_bounce_recorded_for_one_shop_before_the_upgrade_counts_for_every_shop(

@@ -346,7 +346,7 @@ def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
     config = _load_config(config_path)
     with _open_store(config) as store:
         rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
-    _print_rows(config, rows, SHIPMENT_FIELDS, fmt)
+    _print_rows(config, [asdict(row) for row in rows], SHIPMENT_FIELDS, fmt)
 
 
 @main.group(invoke_without_command=True)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
-import json
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from functools import partial
 
@@ -26,7 +25,6 @@ from mailrelay.core.models import (
     InvitationMethod,
     InvitationStatus,
     MessageKind,
-    Product,
     ShipmentNotice,
     ShipmentStatus,
 )
@@ -39,6 +37,7 @@ from mailrelay.store import (
     InboundMessage,
     NewInvitation,
     NewMessage,
+    NewShipment,
     Queries,
     Store,
     to_iso,
@@ -324,40 +323,30 @@ class Outcome:
     due_at: datetime | None = None
 
 
-#: `Product`'s fields in order: `asdict` without its deep copy (the values are flat).
-_PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
-_NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
-
-
-def _json_list(items: Sequence[object]) -> str:
-    return json.dumps(items, ensure_ascii=False) if items else _NO_ITEMS
-
-
 def shipment_row(
     msg: InboundMessage, notice: ShipmentNotice, status: ShipmentStatus = ShipmentStatus.REJECTED,
     reason: str = "processing",
-) -> dict[str, object]:
-    """The shipments row of a trigger, with its JSON columns serialised already."""
-    return {
-        "message_row_id": msg.id,
-        "shop": msg.shop,
-        "received_at": to_iso(msg.received_at),
-        "message_id": notice.message_id or msg.message_id,
-        "sender": notice.sender,
-        "customer_email": notice.customer_email,
-        "customer_name": notice.customer_name,
-        "reference": notice.reference,
-        "reference_rule": notice.reference_rule,
-        "locale": notice.locale,
-        "send_at": to_iso(notice.send_at),
-        "tags": _json_list(notice.tags),
-        "products": _json_list(
-            [{f: getattr(p, f) for f in _PRODUCT_FIELDS} for p in notice.products]),
-        "source": notice.source,
-        "defects": _json_list(notice.defects),
-        "status": status,
-        "reason": reason,
-    }
+) -> NewShipment:
+    """The shipments row of a trigger."""
+    return NewShipment(
+        message_row_id=msg.id,
+        shop=msg.shop,
+        received_at=msg.received_at,
+        message_id=notice.message_id or msg.message_id,
+        sender=notice.sender,
+        customer_email=notice.customer_email,
+        customer_name=notice.customer_name,
+        reference=notice.reference,
+        reference_rule=notice.reference_rule,
+        locale=notice.locale,
+        send_at=notice.send_at,
+        tags=notice.tags,
+        products=notice.products,
+        source=notice.source,
+        defects=notice.defects,
+        status=status,
+        reason=reason,
+    )
 
 
 def process_shipment(

@@ -34,6 +34,7 @@ from mailrelay.store import (
     Queries,
     ReviewRow,
     ReviewText,
+    ShipmentRow,
     Store,
 )
 
@@ -238,15 +239,16 @@ class Reviewer:
             if review.customer_email:
                 customer_mail = self.render_response(shop, review, auto_text,
                                                      facts["invitation_message_id"], now)
-        shipment = facts["shipment"]
-        products = shipment["products"] if shipment else []
+        shipment: ShipmentRow | None = facts["shipment"]
+        products = shipment.products if shipment else []
         tickets = []
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
             mail = ticket_mail(
                 self.templates, self.config, shop, to_email=agent,
                 reply_to=f"reply+{key}@{shop.reply_domain}", key=key, review=asdict(review),
-                shipment=shipment, products=products, context=facts["context"],
+                shipment=asdict(shipment) if shipment else None, products=products,
+                context=facts["context"],
                 links={"public": public_url(self.config, shop.id),
                        "review": public_url(self.config, shop.id, review.id)},
                 answered_by="auto" if auto_text else None, auto_response=auto_text,

@@ -23,11 +23,13 @@ from mailrelay.store.rows import (
     NewMail,
     NewMessage,
     NewReview,
+    NewShipment,
     NoteRow,
     OutboxRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
+    ShipmentRow,
 )
 from mailrelay.store.schema import MIGRATIONS, migrate
 from mailrelay.store.suppressions import SUPPRESSION_TEXT
@@ -46,12 +48,14 @@ __all__ = [
     "NewMail",
     "NewMessage",
     "NewReview",
+    "NewShipment",
     "NoteRow",
     "OutboxRow",
     "Queries",
     "ResponseRow",
     "ReviewRow",
     "ReviewText",
+    "ShipmentRow",
     "Store",
     "address_hash",
     "address_pattern",

@@ -25,11 +25,13 @@ from mailrelay.store.rows import (
     NewMail,
     NewMessage,
     NewReview,
+    NewShipment,
     NoteRow,
     OutboxRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
+    ShipmentRow,
 )
 
 T = TypeVar("T")
@@ -59,15 +61,15 @@ class MessageStatements(Protocol):
 class ShipmentStatements(Protocol):
     """Shipments (one per trigger mail) and the senders that triggered them."""
 
-    def insert_shipment(self, row: dict[str, Any]) -> int:
-        """Insert a shipment; its JSON columns come as lists, or already as JSON text."""
+    def insert_shipment(self, new: NewShipment) -> int:
+        """Insert a shipment; its lists are stored as JSON text."""
 
     def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
         ...
 
     def count_shipments(self) -> int: ...
 
-    def shipment_of_invitation(self, invitation_id: int) -> dict[str, Any] | None: ...
+    def shipment_of_invitation(self, invitation_id: int) -> ShipmentRow | None: ...
 
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time."""
@@ -273,7 +275,7 @@ class ReportStatements(Protocol):
 
     def list_shipments(
         self, status: str | None = None, shop: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[ShipmentRow]: ...
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None

@@ -5,7 +5,6 @@ SQL only, and no writes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,8 @@ from typing import Any
 from mailrelay.store.connection import status_and_shop
 from mailrelay.store.invitations import INVITATION_COLUMNS
 from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
-from mailrelay.store.rows import InvitationRow, MailListing, ReviewRow
+from mailrelay.store.rows import InvitationRow, MailListing, ReviewRow, ShipmentRow
+from mailrelay.store.shipments import SHIPMENT_COLUMNS, shipment_row
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
 
@@ -25,24 +25,14 @@ class ReportQueries(SuppressionQueries):
 
     def list_shipments(
         self, status: str | None = None, shop: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, shop, received_at, message_id, sender, customer_email, customer_name,"
-            " reference, reference_rule, locale, send_at, tags, products, source, defects, status,"
-            " reason FROM shipments WHERE 1=1"
-        )
+    ) -> list[ShipmentRow]:
+        sql = f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE 1=1"  # noqa: S608
         where, args = status_and_shop(status, shop)
         sql += where + " ORDER BY id"
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
-        out = []
-        for r in self.conn.execute(sql, args):
-            d = dict(r)
-            for key in ("tags", "products", "defects"):
-                d[key] = json.loads(d[key] or "[]")
-            out.append(d)
-        return out
+        return [shipment_row(r) for r in self.conn.execute(sql, args)]
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailrelay.core.models import Product
+
 
 @dataclass(frozen=True)
 class InboundMessage:
@@ -255,3 +257,50 @@ class NewMail:
     due_at: datetime
     invitation_id: int | None = None
     review_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRow:
+    """One trigger mail read as a shipment, with why it did or did not yield an invitation."""
+
+    id: int
+    message_row_id: int | None
+    shop: str
+    received_at: str
+    message_id: str | None
+    sender: str | None
+    customer_email: str | None
+    customer_name: str | None
+    reference: str | None
+    reference_rule: str | None
+    locale: str | None
+    send_at: str | None
+    tags: list[str]
+    products: list[dict[str, Any]]
+    source: str | None
+    defects: list[str]
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewShipment:
+    """What intake read from one trigger mail, and its decision, for the `shipments` table."""
+
+    message_row_id: int
+    shop: str
+    received_at: datetime
+    message_id: str | None
+    sender: str | None
+    customer_email: str | None
+    customer_name: str | None
+    reference: str | None
+    reference_rule: str | None
+    locale: str | None
+    send_at: datetime | None
+    tags: tuple[str, ...]
+    products: tuple[Product, ...]
+    source: str
+    defects: tuple[str, ...]
+    status: str
+    reason: str

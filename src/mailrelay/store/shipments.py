@@ -6,27 +6,54 @@ SQL only; eligibility is decided in services.intake.
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
-from mailrelay.core.models import (
-    ShipmentStatus,
-)
+from mailrelay.core.models import Product, ShipmentStatus
 from mailrelay.store.connection import Bound
+from mailrelay.store.rows import NewShipment, ShipmentRow
 from mailrelay.store.timestamps import to_iso
+
+_PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
+_NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
+#: The columns of `shipments` in `ShipmentRow` order, and with the table's alias.
+_FIELDS = tuple(f.name for f in fields(ShipmentRow))
+SHIPMENT_COLUMNS = ", ".join(_FIELDS)
+_S_COLUMNS = ", ".join(f"s.{name}" for name in _FIELDS)
+_JSON_FIELDS = frozenset({"tags", "products", "defects"})
+
+
+def _json_list(items: Sequence[object]) -> str:
+    return json.dumps(items, ensure_ascii=False) if items else _NO_ITEMS
+
+
+def shipment_row(row: sqlite3.Row) -> ShipmentRow:
+    """A `SHIPMENT_COLUMNS` row as a `ShipmentRow`, its JSON lists parsed."""
+    values = dict(zip(_FIELDS, row, strict=True))
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name] or _NO_ITEMS)
+    return ShipmentRow(**values)
 
 
 class ShipmentQueries(Bound):
     """Shipments (one per trigger mail) and the senders that triggered them."""
 
-    def insert_shipment(self, row: dict[str, Any]) -> int:
-        """Insert a shipment; its JSON columns come as lists, or already as JSON text."""
-        row = dict(row)
-        for key in ("tags", "products", "defects"):
-            value = row.get(key)
-            if not isinstance(value, str):
-                row[key] = json.dumps(value, ensure_ascii=False) if value else "[]"
-        return self._insert("shipments", row)
+    def insert_shipment(self, new: NewShipment) -> int:
+        """Insert a shipment; its lists are stored as JSON text."""
+        return self._insert("shipments", {
+            "message_row_id": new.message_row_id, "shop": new.shop,
+            "received_at": to_iso(new.received_at), "message_id": new.message_id,
+            "sender": new.sender, "customer_email": new.customer_email,
+            "customer_name": new.customer_name, "reference": new.reference,
+            "reference_rule": new.reference_rule, "locale": new.locale,
+            "send_at": to_iso(new.send_at), "tags": _json_list(new.tags),
+            "products": _json_list(
+                [{f: getattr(p, f) for f in _PRODUCT_FIELDS} for p in new.products]),
+            "source": new.source, "defects": _json_list(new.defects), "status": new.status,
+            "reason": new.reason,
+        })
 
     def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
         self.conn.execute(
@@ -37,15 +64,12 @@ class ShipmentQueries(Bound):
     def count_shipments(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM shipments").fetchone()[0])
 
-    def shipment_of_invitation(self, invitation_id: int) -> dict[str, Any] | None:
+    def shipment_of_invitation(self, invitation_id: int) -> ShipmentRow | None:
         row = self.conn.execute(
-            "SELECT s.* FROM shipments s JOIN invitations i ON i.shipment_id = s.id"
-            " WHERE i.id = ?", (invitation_id,)).fetchone()
-        if row is None:
-            return None
-        d = dict(row)
-        d["products"] = json.loads(d["products"] or "[]")
-        return d
+            f"SELECT {_S_COLUMNS} FROM shipments s"  # noqa: S608
+            " JOIN invitations i ON i.shipment_id = s.id WHERE i.id = ?",
+            (invitation_id,)).fetchone()
+        return shipment_row(row) if row else None
 
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time.
