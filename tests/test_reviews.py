@@ -83,7 +83,7 @@ async def test_new_review_reaches_every_agent_as_a_ticket_with_a_signed_reply_ad
             assert "It took two weeks." in text_of(ticket)
         assert len(keys) == 2  # one key per (review, agent)
         stored = daemon.store.read(lambda q: q.reply_key(keys.pop()))
-        assert stored is not None and stored["review_id"] == review_id
+        assert stored is not None and stored.review_id == review_id
 
 
 async def test_ticket_carries_customer_context_of_earlier_reviews(

@@ -33,7 +33,7 @@ from mailrelay.render import RenderedMail, Templates, notice_mail, response_mail
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail, reply_key_of
-from mailrelay.store import Queries, ReviewRow, Store, to_iso
+from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
 
@@ -224,7 +224,7 @@ class Context:
 
     reply: AgentReply
     key: str | None
-    key_row: dict[str, Any] | None
+    key_row: ReplyKeyRow | None
     review: ReviewRow | None
     invitation_message_id: str | None
 
@@ -256,8 +256,8 @@ class Replier:
         key = dedupe_key(reply, raw)
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
         if seen is not None:
-            return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
-                               seen["review_id"], key, str(seen["outcome"]))
+            return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen.outcome}",
+                               seen.review_id, key, seen.outcome)
         ctx = await self.store.aread(lambda q: self._context(q, reply))
         known = [str(ctx.review.text)] if ctx.review and ctx.review.text else []
         private = ([ctx.review.customer_email] if ctx.review and ctx.review.customer_email
@@ -291,7 +291,7 @@ class Replier:
                     if key:
                         break
         key_row = q.reply_key(key) if key else None
-        review = q.get_review(int(key_row["review_id"])) if key_row else None
+        review = q.get_review(key_row.review_id) if key_row else None
         invitation_mid = (q.invitation_message_id(int(review.invitation_id))
                           if review and review.invitation_id else None)
         return Context(reply, key, key_row, review, invitation_mid)
@@ -315,13 +315,13 @@ class Replier:
         if shop is None:
             return NO_SHOP
         sender = reply.from_address or ""
-        if not sender or (sender != str(ctx.key_row["agent"]).lower()
+        if not sender or (sender != ctx.key_row.agent.lower()
                           and not _matches(sender, shop.agent_senders)):
             return UNAUTHORISED
         if self.authserv_id and not (trusted and authenticated(
                 reply.trace, self.authserv_id, sender)):
             return UNAUTHENTICATED
-        issued = datetime.fromisoformat(str(ctx.key_row["created_at"]))
+        issued = datetime.fromisoformat(ctx.key_row.created_at)
         if now - issued > KEY_MAX_AGE:
             return EXPIRED
         return None
@@ -332,9 +332,8 @@ class Replier:
         review_id = int(ctx.review.id) if ctx.review else None
 
         def done(outcome: ReplyOutcome, reason: str) -> ReplyResult:
-            q.record_reply({"received_at": to_iso(now), "source": source, "dedupe_key": key,
-                            "message_id": reply.message_id, "from_address": reply.from_address,
-                            "review_id": review_id, "outcome": outcome, "reason": reason})
+            q.record_reply(NewReply(now, source, key, reply.message_id, reply.from_address,
+                                    review_id, outcome, reason))
             return ReplyResult(outcome, reason, review_id, key)
 
         def refuse(refusal: Refusal) -> ReplyResult:

@@ -18,16 +18,20 @@ from mailrelay.store.rows import (
     DecisionFacts,
     DueInvitation,
     Erasure,
+    ImapSeenRow,
     InboundMessage,
     InvitationRow,
     MailListing,
     NewInvitation,
     NewMail,
     NewMessage,
+    NewReply,
     NewReview,
     NewShipment,
     NoteRow,
     OutboxRow,
+    ReplyKeyRow,
+    ReplyRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -215,17 +219,17 @@ class ReplyStatements(Protocol):
     def insert_reply_key(self, key: str, review_id: int, agent: str, now: datetime,
                          ticket_message_id: str | None) -> None: ...
 
-    def reply_key(self, key: str) -> dict[str, Any] | None: ...
+    def reply_key(self, key: str) -> ReplyKeyRow | None: ...
 
-    def reply_outcome(self, dedupe_key: str) -> dict[str, Any] | None: ...
+    def reply_outcome(self, dedupe_key: str) -> ReplyRow | None: ...
 
-    def record_reply(self, row: dict[str, Any]) -> int:
+    def record_reply(self, new: NewReply) -> int:
         """Raises sqlite3.IntegrityError when this reply was processed before."""
 
     def ticket_recipient(self, message_id: str) -> tuple[int, str] | None:
         """(review id, agent) of a ticket we sent, found by its Message-ID."""
 
-    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> dict[str, Any] | None: ...
+    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> ImapSeenRow | None: ...
 
     def mark_imap_seen(self, mailbox: str, uidvalidity: int, uid: int, dedupe_key: str,
                        folder: str, now: datetime) -> None: ...

@@ -5,11 +5,16 @@ SQL only; what a reply means is decided in services.replies.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 from mailrelay.store.connection import Bound
+from mailrelay.store.rows import ImapSeenRow, NewReply, ReplyKeyRow, ReplyRow
 from mailrelay.store.timestamps import to_iso
+
+_KEY_COLUMNS = ", ".join(f.name for f in fields(ReplyKeyRow))
+_REPLY_COLUMNS = ", ".join(f.name for f in fields(ReplyRow))
+_SEEN_COLUMNS = ", ".join(f.name for f in fields(ImapSeenRow))
 
 
 class ReplyQueries(Bound):
@@ -37,18 +42,26 @@ class ReplyQueries(Bound):
             (key, review_id, agent, to_iso(now), ticket_message_id),
         )
 
-    def reply_key(self, key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM reply_keys WHERE key = ?", (key,)).fetchone()
-        return dict(row) if row else None
-
-    def reply_outcome(self, dedupe_key: str) -> dict[str, Any] | None:
+    def reply_key(self, key: str) -> ReplyKeyRow | None:
         row = self.conn.execute(
-            "SELECT * FROM replies WHERE dedupe_key = ?", (dedupe_key,)).fetchone()
-        return dict(row) if row else None
+            f"SELECT {_KEY_COLUMNS} FROM reply_keys WHERE key = ?", (key,)  # noqa: S608
+        ).fetchone()
+        return ReplyKeyRow(*row) if row else None
 
-    def record_reply(self, row: dict[str, Any]) -> int:
+    def reply_outcome(self, dedupe_key: str) -> ReplyRow | None:
+        row = self.conn.execute(
+            f"SELECT {_REPLY_COLUMNS} FROM replies WHERE dedupe_key = ?",  # noqa: S608
+            (dedupe_key,)).fetchone()
+        return ReplyRow(*row) if row else None
+
+    def record_reply(self, new: NewReply) -> int:
         """Raises sqlite3.IntegrityError when this reply was processed before."""
-        return self._insert("replies", row)
+        return self._insert("replies", {
+            "received_at": to_iso(new.received_at), "source": new.source,
+            "dedupe_key": new.dedupe_key, "message_id": new.message_id,
+            "from_address": new.from_address, "review_id": new.review_id,
+            "outcome": new.outcome, "reason": new.reason,
+        })
 
     def ticket_recipient(self, message_id: str) -> tuple[int, str] | None:
         """(review id, agent) of a ticket we sent, found by its Message-ID."""
@@ -58,11 +71,12 @@ class ReplyQueries(Bound):
         ).fetchone()
         return (int(row[0]), str(row[1])) if row and row[0] is not None else None
 
-    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> dict[str, Any] | None:
+    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> ImapSeenRow | None:
         row = self.conn.execute(
-            "SELECT * FROM imap_seen WHERE mailbox = ? AND uidvalidity = ? AND uid = ?",
+            f"SELECT {_SEEN_COLUMNS} FROM imap_seen"  # noqa: S608
+            " WHERE mailbox = ? AND uidvalidity = ? AND uid = ?",
             (mailbox, uidvalidity, uid)).fetchone()
-        return dict(row) if row else None
+        return ImapSeenRow(*row) if row else None
 
     def mark_imap_seen(self, mailbox: str, uidvalidity: int, uid: int, dedupe_key: str,
                        folder: str, now: datetime) -> None:

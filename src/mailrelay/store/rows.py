@@ -304,3 +304,56 @@ class NewShipment:
     defects: tuple[str, ...]
     status: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyKeyRow:
+    """The key in one agent's `reply+<key>` address for one review's ticket."""
+
+    key: str
+    review_id: int
+    agent: str
+    created_at: str
+    ticket_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRow:
+    """What became of one agent reply (recorded once per dedupe key)."""
+
+    id: int
+    received_at: str
+    source: str
+    dedupe_key: str
+    message_id: str | None
+    from_address: str | None
+    review_id: int | None
+    outcome: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewReply:
+    """An agent reply's outcome, to record under its dedupe key."""
+
+    received_at: datetime
+    source: str
+    dedupe_key: str
+    message_id: str | None
+    from_address: str | None
+    review_id: int | None
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSeenRow:
+    """An IMAP message the watcher has handled, and the folder it goes (or went) to."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    dedupe_key: str | None
+    folder: str | None
+    seen_at: str | None
+    moved: int
