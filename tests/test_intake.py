@@ -17,6 +17,7 @@ from mailrelay.store import InvitationRow, ShipmentRow
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger
+from .test_parsing import block, html_mail
 
 BCC = "reviews+acme@relay.test"
 CANCEL = "cancel+acme@relay.test"
@@ -111,6 +112,19 @@ async def test_unsubscribed_customer_is_suppressed(daemon: Daemon, clock: Frozen
     [row] = shipments(daemon)
     assert row.status == "suppressed"
     assert invitations(daemon) == []
+
+
+async def test_a_blocks_sender_name_and_reply_to_are_stored_with_the_shipment(
+    daemon: Daemon,
+) -> None:
+    payload = {"recipientEmail": "ana@example.pt", "referenceId": "PT-77120",
+               "senderName": "ACME Portugal", "replyTo": "Help@Acme.example"}
+    await send(daemon, html_mail(block(payload), "To: Archive <archive@acme.example>",
+                                 "Subject: Order PT-77120"))
+    await settle(daemon)
+    [row] = shipments(daemon)
+    assert (row.status, row.source) == ("scheduled", "block:mailrelay")
+    assert (row.sender_name, row.reply_to) == ("ACME Portugal", "help@acme.example")
 
 
 async def test_trigger_without_customer_address_is_rejected_but_kept(daemon: Daemon) -> None:

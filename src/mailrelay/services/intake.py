@@ -346,6 +346,8 @@ def shipment_row(
         defects=notice.defects,
         status=status,
         reason=reason,
+        sender_name=notice.sender_name,
+        reply_to=notice.reply_to,
     )
 
 

@@ -281,6 +281,8 @@ class ShipmentRow:
     defects: list[str]
     status: str
     reason: str
+    sender_name: str | None
+    reply_to: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +306,8 @@ class NewShipment:
     defects: tuple[str, ...]
     status: str
     reason: str
+    sender_name: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,8 +316,16 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages DROP COLUMN raw")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """A trigger block's `senderName` and `replyTo` (SPEC: the From display name and the
+    Reply-To of that customer's invitation): parsed since the block was, stored from now on."""
+    db.table("shipments").add_column("sender_name", str)
+    db.table("shipments").add_column("reply_to", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
+    _migration_7,
 )
 
 

@@ -23,6 +23,7 @@ _FIELDS = tuple(f.name for f in fields(ShipmentRow))
 SHIPMENT_COLUMNS = ", ".join(_FIELDS)
 _S_COLUMNS = ", ".join(f"s.{name}" for name in _FIELDS)
 _JSON_FIELDS = frozenset({"tags", "products", "defects"})
+_NEW_FIELDS = tuple(f.name for f in fields(NewShipment))
 
 
 def _json_list(items: Sequence[object]) -> str:
@@ -42,18 +43,14 @@ class ShipmentQueries(Bound):
 
     def insert_shipment(self, new: NewShipment) -> int:
         """Insert a shipment; its lists are stored as JSON text."""
-        return self._insert("shipments", {
-            "message_row_id": new.message_row_id, "shop": new.shop,
-            "received_at": to_iso(new.received_at), "message_id": new.message_id,
-            "sender": new.sender, "customer_email": new.customer_email,
-            "customer_name": new.customer_name, "reference": new.reference,
-            "reference_rule": new.reference_rule, "locale": new.locale,
-            "send_at": to_iso(new.send_at), "tags": _json_list(new.tags),
-            "products": _json_list(
-                [{f: getattr(p, f) for f in _PRODUCT_FIELDS} for p in new.products]),
-            "source": new.source, "defects": _json_list(new.defects), "status": new.status,
-            "reason": new.reason,
-        })
+        row = {name: getattr(new, name) for name in _NEW_FIELDS}
+        row["received_at"] = to_iso(new.received_at)
+        row["send_at"] = to_iso(new.send_at)
+        row["tags"] = _json_list(new.tags)
+        row["products"] = _json_list(
+            [{f: getattr(p, f) for f in _PRODUCT_FIELDS} for p in new.products])
+        row["defects"] = _json_list(new.defects)
+        return self._insert("shipments", row)
 
     def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
         self.conn.execute(
