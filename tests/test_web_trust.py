@@ -119,7 +119,7 @@ async def test_forged_tokens_from_behind_an_untrusted_proxy_never_lock_out_custo
     assert (await review(http, direct, acme.token))[0] == 200
     status, html = await review(http, direct, bolt.token)
     assert status == 200 and "Vielen Dank" in html
-    assert sorted(r["shop"] for r in stored(direct)) == ["acme", "bolt"]
+    assert sorted(r.shop for r in stored(direct)) == ["acme", "bolt"]
     messages = [r.getMessage() for r in caplog.records]
     assert "X-Forwarded-For from 127.0.0.1 ignored: not in [http] trusted_proxies" in messages
     limited = [m for m in messages if m.startswith("review form rate limit reached")]
@@ -253,7 +253,7 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
                                headers={"Content-Type": "multipart/form-data; boundary=ok"})
     assert status == 200
     [saved] = stored(direct)
-    assert (saved["stars"], saved["text"]) == (4, "Passt gut, danke schön.")
+    assert (saved.stars, saved.text) == (4, "Passt gut, danke schön.")
 
 
 def good(csrf: bytes) -> bytes:
