@@ -65,7 +65,9 @@ class DecisionFacts:
 
 
 # Columns the store keeps as text stay text here: `*_at` times are UTC ISO-8601 strings (as
-# `to_iso` wrote them), states are the `StrEnum` values' text.
+# `to_iso` wrote them), states are the `StrEnum` values' text. Rows read are frozen; what goes
+# in (`New…`) is not: a frozen dataclass's __init__ costs three times as much, and intake
+# builds two of them per trigger mail (bench/intake_path.py).
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ class DueInvitation(InvitationRow):
     products: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewInvitation:
     """What intake hands the store for one invitation; `id` only when allotted before."""
 
@@ -149,7 +151,7 @@ class ReviewRow:
     tags: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReviewText:
     """What a customer writes on the review form (a first submit or an edit)."""
 
@@ -159,7 +161,7 @@ class ReviewText:
     reviewer_name: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewReview:
     """A first submit of the review form for one invitation."""
 
@@ -241,7 +243,7 @@ class MailListing:
     last_error: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewMail:
     """A rendered message for the outbox. `envelope_from` may hold `{id}`: the store fills in
     the row id (VERP)."""
@@ -285,7 +287,7 @@ class ShipmentRow:
     reply_to: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewShipment:
     """What intake read from one trigger mail, and its decision, for the `shipments` table."""
 
@@ -336,7 +338,7 @@ class ReplyRow:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewReply:
     """An agent reply's outcome, to record under its dedupe key."""
 
