@@ -1,7 +1,7 @@
 """Erasure on request (`forget`): find every stored form of one person and leave none on disk.
 
-The SQL is in store.py (`Queries.forget`); what counts as naming the person, the order of the
-steps and the files outside the database (the Maildir outbox) are decided here.
+The SQL is in store/privacy.py (`Queries.forget`); what counts as naming the person, the order
+of the steps and the files outside the database (the Maildir outbox) are decided here.
 """
 
 from __future__ import annotations
