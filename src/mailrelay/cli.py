@@ -587,7 +587,7 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
                 "review": asdict(review),
                 "responses": [asdict(row) for row in q.responses_of(review_id)],
                 "notes": [asdict(row) for row in q.notes_of(review_id)],
-                "context": q.customer_context(review.shop, email, review_id)
+                "context": asdict(q.customer_context(review.shop, email, review_id))
                 if email else {},
             }
 
@@ -688,7 +688,7 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
 
 def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
                 q: Queries) -> dict[str, Any]:
-    return q.stats(shop_id, since, until)
+    return asdict(q.stats(shop_id, since, until))
 
 
 def _percent(value: float | None) -> str:

@@ -30,7 +30,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import InvitationRow, Queries, ReviewRow, Store
+from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -255,7 +255,7 @@ def _invitation_and_review(
 class Listing:
     """One page of a shop's public reviews."""
 
-    summary: dict[str, Any]
+    summary: RatingSummary
     total: int  # reviews matching the star filter
     pages: int
     rows: list[ReviewRow]
@@ -263,7 +263,7 @@ class Listing:
 
 def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
     summary = q.rating_summary(shop_id)
-    total = int(summary["distribution"].get(str(stars), 0)) if stars else int(summary["count"])
+    total = int(summary.distribution.get(str(stars), 0)) if stars else int(summary.count)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     rows: list[ReviewRow] = []
     if page <= pages and total:
@@ -637,8 +637,8 @@ class WebApp:
         if shop is None or listing is None or page > listing.pages:
             return self.not_found(t)
         summary = listing.summary
-        count = int(summary["count"])
-        average = summary["average"]
+        count = int(summary.count)
+        average = summary.average
 
         def link(filter_stars: int | None, to_page: int = 1) -> str:
             query = [(k, v) for k, v in (("stars", filter_stars), ("page", to_page))
@@ -647,7 +647,7 @@ class WebApp:
 
         distribution = []
         for n in range(5, 0, -1):
-            amount = int(summary["distribution"].get(str(n), 0))
+            amount = int(summary.distribution.get(str(n), 0))
             distribution.append({
                 "stars": n, "count": amount, "label": t.plural("star", n),
                 "percent": round(100 * amount / count) if count else 0,
@@ -678,7 +678,7 @@ class WebApp:
             jsonld=jsonld,
         )
 
-    def _jsonld(self, shop: ShopConfig, summary: Mapping[str, Any],
+    def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
                 items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """schema.org Organization with its AggregateRating and the reviews on this page."""
         data: dict[str, Any] = {
@@ -688,8 +688,8 @@ class WebApp:
             "url": links.public_url(self.config, shop.id),
             # Rounded as on the page: structured data must match what visitors see.
             "aggregateRating": {"@type": "AggregateRating",
-                                "ratingValue": round(float(summary["average"]), 1),
-                                "reviewCount": int(summary["count"]),
+                                "ratingValue": round(summary.average or 0.0, 1),
+                                "reviewCount": int(summary.count),
                                 "bestRating": 5, "worstRating": 1},
         }
         if items:
@@ -709,12 +709,12 @@ class WebApp:
         if shop is None or listing is None or page > listing.pages:
             return self._json({"error": "not found"}, 404)
         summary = listing.summary
-        average = summary["average"]
+        average = summary.average
         return self._json({
             "shop": {"id": shop.id, "name": shop.name},
-            "summary": {"count": summary["count"],
+            "summary": {"count": summary.count,
                         "average": round(average, 2) if average is not None else None,
-                        "distribution": summary["distribution"]},
+                        "distribution": summary.distribution},
             "page": page,
             "pages": listing.pages,
             "reviews": [self._public_review(row) for row in listing.rows],

@@ -29,6 +29,7 @@ from mailrelay.render import (
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import (
+    CustomerContext,
     InvitationRow,
     NewReview,
     Queries,
@@ -210,8 +211,8 @@ class Reviewer:
         shipment = (q.shipment_of_invitation(review.invitation_id)
                     if review.invitation_id else None)
         email = review.customer_email or ""
-        context = q.customer_context(review.shop, email, review_id) if email else {
-            "reviews": [], "invitations": [], "replies": [], "status": []}
+        context = (q.customer_context(review.shop, email, review_id) if email
+                   else CustomerContext())
         keys = {agent: q.key_for(review_id, agent) for agent in self._agents(review.shop)}
         threads = {agent: q.first_ticket_message_id(review_id, agent) for agent in keys}
         invitation_mid = (q.invitation_message_id(review.invitation_id)
@@ -248,7 +249,7 @@ class Reviewer:
                 self.templates, self.config, shop, to_email=agent,
                 reply_to=f"reply+{key}@{shop.reply_domain}", key=key, review=asdict(review),
                 shipment=asdict(shipment) if shipment else None, products=products,
-                context=facts["context"],
+                context=asdict(facts["context"]),
                 links={"public": public_url(self.config, shop.id),
                        "review": public_url(self.config, shop.id, review.id)},
                 answered_by="auto" if auto_text else None, auto_response=auto_text,

@@ -13,6 +13,7 @@ from mailrelay.store.addresses import (
 from mailrelay.store.database import Store
 from mailrelay.store.queries import Queries
 from mailrelay.store.rows import (
+    CustomerContext,
     DecisionFacts,
     DueInvitation,
     Erasure,
@@ -28,18 +29,23 @@ from mailrelay.store.rows import (
     NewShipment,
     NoteRow,
     OutboxRow,
+    RatingSummary,
     ReplyKeyRow,
     ReplyRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
     ShipmentRow,
+    ShopStats,
 )
 from mailrelay.store.schema import MIGRATIONS, migrate
 from mailrelay.store.suppressions import SUPPRESSION_TEXT
 from mailrelay.store.timestamps import from_iso, to_iso
 
 __all__ = [
+    "CustomerContext",
+    "RatingSummary",
+    "ShopStats",
     "MIGRATIONS",
     "SUPPRESSION_TEXT",
     "DecisionFacts",

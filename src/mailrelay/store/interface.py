@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
 from mailrelay.store.rows import (
+    CustomerContext,
     DecisionFacts,
     DueInvitation,
     Erasure,
@@ -30,12 +31,14 @@ from mailrelay.store.rows import (
     NewShipment,
     NoteRow,
     OutboxRow,
+    RatingSummary,
     ReplyKeyRow,
     ReplyRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
     ShipmentRow,
+    ShopStats,
 )
 
 T = TypeVar("T")
@@ -296,16 +299,16 @@ class ReportStatements(Protocol):
     ) -> list[ReviewRow]:
         """Reviews with their current response, filtered as the CLI and the web ask."""
 
-    def rating_summary(self, shop: str) -> dict[str, Any]:
+    def rating_summary(self, shop: str) -> RatingSummary:
         """Count, average and star distribution of a shop's public (not reported) reviews."""
 
     def customer_context(self, shop: str, email: str, exclude_review: int,
-                         limit: int = 3) -> dict[str, list[dict[str, Any]]]:
+                         limit: int = 3) -> CustomerContext:
         """The customer's most recent other reviews, invitations and replies at `shop`, and
         whether mail to them is stopped (for tickets and `reviews show`)."""
 
     def stats(self, shop: str, since: datetime | None,
-              until: datetime | None = None) -> dict[str, Any]:
+              until: datetime | None = None) -> ShopStats:
         """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
 
     def counts(self, table: str, column: str) -> dict[str, int]:

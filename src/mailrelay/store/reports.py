@@ -12,7 +12,19 @@ from typing import Any
 from mailrelay.store.connection import status_and_shop
 from mailrelay.store.invitations import INVITATION_COLUMNS
 from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
-from mailrelay.store.rows import InvitationRow, MailListing, ReviewRow, ShipmentRow
+from mailrelay.store.rows import (
+    CustomerContext,
+    EarlierInvitation,
+    EarlierReply,
+    EarlierReview,
+    InvitationRow,
+    MailListing,
+    MailStop,
+    RatingSummary,
+    ReviewRow,
+    ShipmentRow,
+    ShopStats,
+)
 from mailrelay.store.shipments import SHIPMENT_COLUMNS, shipment_row
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
@@ -98,7 +110,7 @@ class ReportQueries(SuppressionQueries):
         return [review_row(r, r[-1].split(",") if r[-1] else [])
                 for r in self.conn.execute(sql, args)]
 
-    def rating_summary(self, shop: str) -> dict[str, Any]:
+    def rating_summary(self, shop: str) -> RatingSummary:
         """Count, average and star distribution of a shop's public (not reported) reviews."""
         dist = {str(n): 0 for n in range(1, 6)}
         for stars, count in self.conn.execute(
@@ -108,36 +120,35 @@ class ReportQueries(SuppressionQueries):
             dist[str(stars)] = count
         total = sum(dist.values())
         average = (sum(int(k) * v for k, v in dist.items()) / total) if total else None
-        return {"count": total, "average": average, "distribution": dist}
+        return RatingSummary(total, average, dist)
 
     def customer_context(self, shop: str, email: str, exclude_review: int,
-                         limit: int = 3) -> dict[str, list[dict[str, Any]]]:
+                         limit: int = 3) -> CustomerContext:
         """The customer's most recent other reviews, invitations and replies at `shop`, and
         whether mail to them is stopped (for tickets and `reviews show`).
 
         Only this shop's rows: one shop's agents never see what the customer did at another
         (issue 10 §4). A bounce elsewhere shows as "address bounced", naming no shop.
         """
-        reviews = [dict(r) for r in self.conn.execute(
+        reviews = [EarlierReview(*r) for r in self.conn.execute(
             "SELECT id, shop, stars, title, created_at FROM reviews WHERE shop = ?"
             " AND customer_email = ? AND id != ? ORDER BY created_at DESC LIMIT ?",
             (shop, email, exclude_review, limit))]
-        invitations = [dict(r) for r in self.conn.execute(
+        invitations = [EarlierInvitation(*r) for r in self.conn.execute(
             "SELECT id, shop, reference, status, sent_at, created_at FROM invitations"
             " WHERE shop = ? AND customer_email = ? AND (review_id IS NULL OR review_id != ?)"
             " ORDER BY created_at DESC LIMIT ?", (shop, email, exclude_review, limit))]
-        replies = [dict(r) for r in self.conn.execute(
+        replies = [EarlierReply(*r) for r in self.conn.execute(
             "SELECT p.review_id, p.body, p.created_at FROM responses p"
             " JOIN reviews r ON r.id = p.review_id WHERE r.shop = ? AND r.customer_email = ?"
             " AND r.id != ? ORDER BY p.created_at DESC LIMIT ?",
             (shop, email, exclude_review, limit))]
         kind = self.suppression(shop, email)
-        status = [{"kind": kind, "mail": SUPPRESSION_TEXT[kind]}] if kind else []
-        return {"reviews": reviews, "invitations": invitations, "replies": replies,
-                "status": status}
+        status = [MailStop(kind, SUPPRESSION_TEXT[kind])] if kind else []
+        return CustomerContext(reviews, invitations, replies, status)
 
     def stats(self, shop: str, since: datetime | None,
-              until: datetime | None = None) -> dict[str, Any]:
+              until: datetime | None = None) -> ShopStats:
         """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
         lo = to_iso(since) if since else ""
         hi = to_iso(until) if until else "9999"
@@ -164,18 +175,18 @@ class ReportQueries(SuppressionQueries):
         if delays:
             mid = len(delays) // 2
             median = delays[mid] if len(delays) % 2 else (delays[mid - 1] + delays[mid]) / 2
-        return {
-            "shop": shop,
-            "shipments": shipments,
-            "invitations_sent": sent,
-            "reviews": count,
-            "conversion": round(count / sent, 4) if sent else None,
-            "stars": stars,
-            "average": round(sum(int(k) * v for k, v in stars.items()) / count, 2)
+        return ShopStats(
+            shop=shop,
+            shipments=shipments,
+            invitations_sent=sent,
+            reviews=count,
+            conversion=round(count / sent, 4) if sent else None,
+            stars=stars,
+            average=round(sum(int(k) * v for k, v in stars.items()) / count, 2)
             if count else None,
-            "response_rate": round(len(delays) / count, 4) if count else None,
-            "median_first_response_s": median,
-        }
+            response_rate=round(len(delays) / count, 4) if count else None,
+            median_first_response_s=median,
+        )
 
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""

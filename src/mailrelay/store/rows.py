@@ -5,7 +5,7 @@ Plain data; no SQL here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -363,3 +363,72 @@ class ImapSeenRow:
     folder: str | None
     seen_at: str | None
     moved: int
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSummary:
+    """A shop's public (not reported) reviews: how many, their average, stars "1".."5"."""
+
+    count: int
+    average: float | None
+    distribution: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ShopStats:
+    """The numbers `mailrelay stats` prints for one shop."""
+
+    shop: str
+    shipments: dict[str, int]
+    invitations_sent: int
+    reviews: int
+    conversion: float | None
+    stars: dict[str, int]
+    average: float | None
+    response_rate: float | None
+    median_first_response_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierReview:
+    id: int
+    shop: str
+    stars: int
+    title: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierInvitation:
+    id: int
+    shop: str
+    reference: str | None
+    status: str
+    sent_at: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierReply:
+    review_id: int
+    body: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailStop:
+    """Why mail to the customer is stopped: the kind, and how tickets show it."""
+
+    kind: str
+    mail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContext:
+    """A customer's other recent reviews, invitations and replies at one shop, newest first,
+    and whether mail to them is stopped (tickets and `reviews show`)."""
+
+    reviews: list[EarlierReview] = field(default_factory=list)
+    invitations: list[EarlierInvitation] = field(default_factory=list)
+    replies: list[EarlierReply] = field(default_factory=list)
+    status: list[MailStop] = field(default_factory=list)
