@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 
 import aiosmtplib
@@ -49,11 +50,11 @@ async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
     clock.advance(timedelta(days=7))
     await daemon.tick()
     mail = daemon.store.read(lambda q: q.list_mail())[-1]
-    assert mail["status"] == "sent"
+    assert mail.status == "sent"
     envelope = sink.messages[-1][0]
-    tag = daemon.web.signer.bounce_tag(int(mail["id"]))  # type: ignore[call-overload]
-    assert envelope == f"bounce+{mail['id']}.{tag}@relay.test"
-    return {**mail, "verp": envelope}
+    tag = daemon.web.signer.bounce_tag(mail.id)
+    assert envelope == f"bounce+{mail.id}.{tag}@relay.test"
+    return {**asdict(mail), "verp": envelope}
 
 
 async def null_sender_send(daemon: Daemon, rcpt: str, raw: bytes) -> None:
@@ -76,8 +77,8 @@ async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_addre
         mail = await sent_invitation(daemon, clock, sink)
         await bounce(daemon, str(mail["verp"]),
                      dsn(str(mail["verp"]), str(mail["message_id"])))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
-        assert row["status"] == "bounced" and row["bounce_status"] == "5.1.1"
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        assert row.status == "bounced" and row.bounce_status == "5.1.1"
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
         await sent_invitation_refused(daemon)
 
@@ -87,7 +88,7 @@ async def sent_invitation_refused(daemon: Daemon) -> None:
                           recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
                           port=daemon.smtp_port)
     await settle(daemon)
-    assert daemon.store.read(lambda q: q.list_shipments())[-1]["status"] == "suppressed"
+    assert daemon.store.read(lambda q: q.list_shipments())[-1].status == "suppressed"
 
 
 async def test_a_report_about_another_message_changes_nothing(
@@ -97,8 +98,8 @@ async def test_a_report_about_another_message_changes_nothing(
         mail = await sent_invitation(daemon, clock, sink)
         await bounce(daemon, str(mail["verp"]),
                      dsn(str(mail["verp"]), "<forged@evil.example>"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
-        assert row["status"] == "sent"
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        assert row.status == "sent"
         assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
 
 
@@ -123,8 +124,8 @@ async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
         mail = await sent_invitation(daemon, clock, sink)
         await bounce(daemon, str(mail["verp"]),
                      trigger(subject="Thanks for the email!"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
-        assert row["status"] == "sent"
+        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        assert row.status == "sent"
 
 
 async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon) -> None:
@@ -144,9 +145,9 @@ async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_
                               sender="p@bolt.example", recipients=["reviews+bolt@relay.test"],
                               hostname="127.0.0.1", port=daemon.smtp_port)
         acme = await sent_invitation(daemon, clock, sink)
-        bolt = next(m for m in daemon.store.read(lambda q: q.list_mail()) if m["shop"] == "bolt")
-        assert bolt["status"] == "sent"
-        acme_id, bolt_id = int(acme["id"]), int(bolt["id"])  # type: ignore[call-overload]
+        bolt = next(m for m in daemon.store.read(lambda q: q.list_mail()) if m.shop == "bolt")
+        assert bolt.status == "sent"
+        acme_id, bolt_id = int(acme["id"]), bolt.id
         signer = daemon.web.signer
         verp = str(acme["verp"])
         local, _, domain = verp.partition("@")
@@ -171,15 +172,15 @@ async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_
                                               dsn(verp, str(acme["message_id"])))
         assert result == "bounce address not signed by us; ignored"
         await settle(daemon)
-        rows = {m["id"]: m for m in daemon.store.read(lambda q: q.list_mail())}
-        assert rows[acme_id]["status"] == rows[bolt_id]["status"] == "sent"
+        rows = {m.id: m for m in daemon.store.read(lambda q: q.list_mail())}
+        assert rows[acme_id].status == rows[bolt_id].status == "sent"
         pairs = [(shop, email) for shop in ("acme", "bolt")
                  for email in ("john.smith@example.com", "bea@example.org")]
         assert not any(daemon.store.read(lambda q: [q.is_suppressed(*p) for p in pairs]))
         # The real report, to the signed address (some MTAs change its case), is applied.
         assert signer.bounce_valid(acme_id, tag.upper())
         await bounce(daemon, verp.upper(), dsn(verp, str(acme["message_id"])))
-        rows = {m["id"]: m for m in daemon.store.read(lambda q: q.list_mail())}
-        assert rows[acme_id]["status"] == "bounced" and rows[bolt_id]["status"] == "sent"
+        rows = {m.id: m for m in daemon.store.read(lambda q: q.list_mail())}
+        assert rows[acme_id].status == "bounced" and rows[bolt_id].status == "sent"
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
         assert not daemon.store.read(lambda q: q.is_suppressed("bolt", "bea@example.org"))

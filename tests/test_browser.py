@@ -180,7 +180,7 @@ async def test_review_form_works_without_javascript_in_the_browser(
                 await page.get_by_role("button", name="Send review").click()
             assert await h1(page) == "Thank you for your review!"
         [row] = daemon.store.read(lambda q: q.list_reviews())
-        assert (row["stars"], row["text"]) == (4, "Good shoes, no script needed.")
+        assert (row.stars, row.text) == (4, "Good shoes, no script needed.")
 
 
 async def test_review_form_is_accessible_in_the_browser(

@@ -235,8 +235,8 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
 
     await until(drained, "the outbox did not drain")
     shipments = daemon.store.read(lambda q: q.list_shipments())
-    assert sorted(r["message_id"] for r in shipments) == sorted(accepted)
-    assert all(r["status"] == "scheduled" for r in shipments)
+    assert sorted(r.message_id for r in shipments) == sorted(accepted)
+    assert all(r.status == "scheduled" for r in shipments)
     ids = sink.message_ids()
     assert len(ids) == len(set(ids)) == len(accepted)  # bruno's invitation went out once
     pings(notify)
@@ -329,12 +329,12 @@ async def test_an_agent_reply_taken_in_just_before_the_disk_fills_is_published_a
 
             async def published() -> bool:
                 review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
-                return bool(review and review["response"])
+                return bool(review and review.response)
 
             await until(published, "the reply was never published")
             review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
             assert review is not None
-            assert review["response"] == "Sorry for the wait, Ann. The refund is on its way."
+            assert review.response == "Sorry for the wait, Ann. The refund is on its way."
         finally:
             filler.close()
             await daemon.stop()

@@ -121,7 +121,7 @@ async def test_a_shipment_with_the_longest_invite_delay_is_scheduled(tmp_path: P
                                   hostname="127.0.0.1", port=daemon.smtp_port)
         await settle(daemon)
         rows = daemon.store.read(lambda q: q.list_shipments())
-        assert sorted((r["shop"], r["status"]) for r in rows) == [
+        assert sorted((r.shop, r.status) for r in rows) == [
             ("acme", "scheduled"), ("bolt", "scheduled")]
 
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -30,7 +29,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.core.routing import signed_sender
 from mailrelay.services import privacy
 from mailrelay.services.privacy import names
-from mailrelay.store import NewMessage, Store
+from mailrelay.store import InvitationRow, NewMessage, Store
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
@@ -208,19 +207,19 @@ async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
                           hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
 
 
-async def review(daemon: Daemon, invitation: dict[str, Any], stars: int, text: str,
+async def review(daemon: Daemon, invitation: InvitationRow, stars: int, text: str,
                  name: str) -> int:
     """The customer fills in the form their invitation links to (over HTTP, CSRF and all)."""
-    full = daemon.store.read(lambda q: q.get_invitation(int(invitation["id"])))
+    full = daemon.store.read(lambda q: q.get_invitation(invitation.id))
     assert full is not None
-    token = str(full["token"])
+    token = full.token
     async with aiohttp.ClientSession() as http:
         status, page = await submit(http, daemon, token, stars=str(stars), title=text[:20],
                                     text=text, name=name)
     assert status == 200, page
     row = daemon.store.read(lambda q: q.invitation_by_token(token))
-    assert row is not None and row["review_id"], row
-    return int(row["review_id"])
+    assert row is not None and row.review_id, row
+    return row.review_id
 
 
 async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
@@ -295,7 +294,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         await settle(daemon)
         clock.advance(timedelta(days=7))
         await daemon.tick()
-        invitations = {(i["shop"], i["customer_email"]): i
+        invitations = {(i.shop, i.customer_email): i
                        for i in daemon.store.read(lambda q: q.list_invitations())}
         assert len(invitations) == 4, invitations
         ids = {
@@ -331,14 +330,14 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         # Bob's mailbox at acme is full for good: a DSN as Exchange sends it, the returned
         # headers in base64 and the text in quoted-printable.
         bob_acme = daemon.store.read(
-            lambda q: q.get_invitation(int(invitations["acme", BOB.lower()]["id"])))
-        assert bob_acme is not None
-        invitation = daemon.store.read(lambda q: q.get_mail(int(bob_acme["outbox_id"])))
+            lambda q: q.get_invitation(invitations["acme", BOB.lower()].id))
+        assert bob_acme is not None and bob_acme.outbox_id is not None
+        invitation = daemon.store.read(lambda q: q.get_mail(bob_acme.outbox_id))
         assert invitation is not None
-        await bounce(daemon, str(invitation["envelope_from"]),
-                     dsn(str(invitation["envelope_from"]), str(invitation["message_id"])))
-        bounced = daemon.store.read(lambda q: q.get_mail(int(invitation["id"])))
-        assert bounced is not None and bounced["status"] == "bounced"
+        await bounce(daemon, str(invitation.envelope_from),
+                     dsn(str(invitation.envelope_from), invitation.message_id))
+        bounced = daemon.store.read(lambda q: q.get_mail(invitation.id))
+        assert bounced is not None and bounced.status == "bounced"
         outcomes = daemon.store.read(lambda q: q.replies_by_outcome())
         assert outcomes == {"published": 3, "note": 1, "rejected": 1}, outcomes
         before = {k: daemon.store.read(lambda q, i=v: q.get_review(i)) for k, v in ids.items()}
@@ -368,9 +367,10 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         for key in ("bob-acme", "bob-bolt"):
             row = daemon.store.read(lambda q, k=key: q.get_review(ids[k]))
             assert row is not None
-            assert row["stars"] == before[key]["stars"]  # type: ignore[index]
-            assert (row["title"], row["text"], row["reviewer_name"], row["customer_email"],
-                    row["response"], row["reported"]) == (None, None, None, None, None, 1)
+            earlier = before[key]
+            assert earlier is not None and row.stars == earlier.stars
+            assert (row.title, row.text, row.reviewer_name, row.customer_email,
+                    row.response, row.reported) == (None, None, None, None, None, 1)
             assert daemon.store.read(lambda q, k=key: q.responses_of(ids[k])) == []
             assert daemon.store.read(lambda q, k=key: q.notes_of(ids[k])) == []
 
@@ -475,11 +475,11 @@ async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_per
         await send_trigger(daemon, "reviews+acme@relay.test",
                            trigger(to=f"Ann Able <{ANN}>", subject="Order #1077"))
         await settle(daemon)
-        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_shipments())}
-        assert (rows["2077"]["status"], rows["2077"]["reason"]) == (
+        rows = {r.reference: r for r in daemon.store.read(lambda q: q.list_shipments())}
+        assert (rows["2077"].status, rows["2077"].reason) == (
             "suppressed", "address erased on request")
-        assert (rows["2077"]["customer_email"], rows["2077"]["customer_name"]) == (None, None)
-        assert rows["1077"]["customer_email"] == ANN  # someone else's order is kept whole
+        assert (rows["2077"].customer_email, rows["2077"].customer_name) == (None, None)
+        assert rows["1077"].customer_email == ANN  # someone else's order is kept whole
         bodies = daemon.store.read(lambda q: q.stored_mail("message_bodies", 0, 100))
         assert not any(names(raw, BOB.lower()) for _, raw in bodies)
         assert any(names(raw, ANN) for _, raw in bodies)

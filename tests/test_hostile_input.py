@@ -53,7 +53,7 @@ async def test_an_agent_reply_with_an_8bit_message_id_over_smtp_is_published_not
             "SELECT result FROM messages WHERE kind = 'reply'").fetchall())
         assert result.startswith("reply: published"), result
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] == "We have refunded the shipping."
+        assert review is not None and review.response == "We have refunded the shipping."
 
 
 @pytest.mark.parametrize(("payload", "code"), [
@@ -97,7 +97,7 @@ async def test_control_bytes_in_an_agent_reply_never_reach_the_page_or_the_custo
         await drain(daemon)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
-        assert review["response"] == "We have refunded the shipping.[31m"
+        assert review.response == "We have refunded the shipping.[31m"
         customer = [m for _, rcpts, m in sink.messages if rcpts == ["ann@example.com"]]
         assert customer and not any(c in customer[-1] for c in (b"\x00", b"\x07", b"\x1b"))
 
@@ -125,7 +125,7 @@ async def test_a_trigger_asking_for_year_9999_is_scheduled_in_a_shop_east_of_utc
         assert answer.code == 250
         await settle(daemon)
         [row] = daemon.store.read(lambda q: q.list_shipments())
-        assert row["status"] == "scheduled"
+        assert row.status == "scheduled"
         [(result,)] = daemon.store.read(lambda q: q.conn.execute(
             "SELECT result FROM messages").fetchall())
         assert not result.startswith("failed"), result

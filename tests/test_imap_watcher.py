@@ -264,7 +264,7 @@ async def test_a_message_committed_but_not_moved_before_a_crash_is_moved_not_rep
         await eventually(lambda: filed(server, rejected=1), what="the message moved")
     assert recorder.calls == []
     row = store.read(lambda q: q.imap_seen(INBOX, uidvalidity, uid))
-    assert row is not None and row["moved"] == 1
+    assert row is not None and row.moved == 1
 
 
 async def test_the_watcher_reconnects_after_the_server_dies_during_idle_and_logs_the_outage_once(
@@ -540,7 +540,7 @@ async def test_an_agent_reply_by_imap_is_published_once_even_after_a_uidvalidity
             await eventually(lambda: filed(server, processed=1), what="the reply filed")
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and "refunded the shipping" in review["response"]
+        assert review is not None and "refunded the shipping" in review.response
         assert len(customer_mails(sink)) == 1
 
         # The same reply is back in INBOX (a crash before the move), and the server then

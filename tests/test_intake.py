@@ -13,9 +13,11 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services.invitations import due_time
+from mailrelay.store import InvitationRow, ShipmentRow
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
 from .mailtools import settle, trigger
+from .test_parsing import block, html_mail
 
 BCC = "reviews+acme@relay.test"
 CANCEL = "cancel+acme@relay.test"
@@ -28,11 +30,11 @@ async def send(daemon: Daemon, raw: bytes, rcpt: str = BCC) -> None:
     )
 
 
-def shipments(daemon: Daemon) -> list[dict[str, object]]:
+def shipments(daemon: Daemon) -> list[ShipmentRow]:
     return daemon.store.read(lambda q: q.list_shipments())
 
 
-def invitations(daemon: Daemon) -> list[dict[str, object]]:
+def invitations(daemon: Daemon) -> list[InvitationRow]:
     return daemon.store.read(lambda q: q.list_invitations())
 
 
@@ -47,22 +49,22 @@ async def test_corpus_trigger_through_the_listener_yields_the_expected_shipment(
     await send(daemon, (CORPUS / "triggers" / f"{case}.eml").read_bytes())
     await settle(daemon)
     [row] = shipments(daemon)
-    assert row["customer_email"] == expected["email"]
-    assert row["customer_name"] == expected["name"]
-    assert row["reference"] == expected["reference"]
-    assert row["status"] == expected["status"]
+    assert row.customer_email == expected["email"]
+    assert row.customer_name == expected["name"]
+    assert row.reference == expected["reference"]
+    assert row.status == expected["status"]
     if "locale" in expected:
-        assert row["locale"] == expected["locale"]
+        assert row.locale == expected["locale"]
     invs = invitations(daemon)
     if expected["status"] == "scheduled":
         [inv] = invs
-        due = datetime.fromisoformat(str(inv["due_at"]))
+        due = datetime.fromisoformat(str(inv.due_at))
         if "send_at" in expected:
             assert due == datetime.fromisoformat(expected["send_at"])
         else:
             assert due == clock.now() + timedelta(days=7)
         if "locale" in expected:
-            assert inv["locale"] == expected["locale"]
+            assert inv.locale == expected["locale"]
     else:
         assert invs == []
 
@@ -72,9 +74,9 @@ async def test_duplicate_order_reference_schedules_one_invitation(daemon: Daemon
     await send(daemon, trigger(subject="Order #5001 shipped (2nd parcel)",
                                to="Other Person <other@example.com>"))
     await settle(daemon)
-    statuses = [r["status"] for r in shipments(daemon)]
+    statuses = [r.status for r in shipments(daemon)]
     assert statuses == ["scheduled", "duplicate"]
-    assert "5001" in str(shipments(daemon)[1]["reason"])
+    assert "5001" in str(shipments(daemon)[1].reason)
     assert len(invitations(daemon)) == 1
 
 
@@ -86,8 +88,8 @@ async def test_customer_invited_within_dedupe_window_is_capped(
     clock.advance(timedelta(days=30))
     await send(daemon, trigger(subject="Order #6002 shipped"))
     await settle(daemon)
-    assert [r["status"] for r in shipments(daemon)] == ["scheduled", "capped"]
-    assert "dedupe_window" in str(shipments(daemon)[1]["reason"])
+    assert [r.status for r in shipments(daemon)] == ["scheduled", "capped"]
+    assert "dedupe_window" in str(shipments(daemon)[1].reason)
 
 
 async def test_customer_is_invited_again_after_the_dedupe_window(
@@ -98,7 +100,7 @@ async def test_customer_is_invited_again_after_the_dedupe_window(
     clock.advance(timedelta(days=91))
     await send(daemon, trigger(subject="Order #6102 shipped"))
     await settle(daemon)
-    assert [r["status"] for r in shipments(daemon)] == ["scheduled", "scheduled"]
+    assert [r.status for r in shipments(daemon)] == ["scheduled", "scheduled"]
 
 
 async def test_unsubscribed_customer_is_suppressed(daemon: Daemon, clock: FrozenClock) -> None:
@@ -108,16 +110,29 @@ async def test_unsubscribed_customer_is_suppressed(daemon: Daemon, clock: Frozen
     await send(daemon, trigger(subject="Order #7001 shipped"))
     await settle(daemon)
     [row] = shipments(daemon)
-    assert row["status"] == "suppressed"
+    assert row.status == "suppressed"
     assert invitations(daemon) == []
+
+
+async def test_a_blocks_sender_name_and_reply_to_are_stored_with_the_shipment(
+    daemon: Daemon,
+) -> None:
+    payload = {"recipientEmail": "ana@example.pt", "referenceId": "PT-77120",
+               "senderName": "ACME Portugal", "replyTo": "Help@Acme.example"}
+    await send(daemon, html_mail(block(payload), "To: Archive <archive@acme.example>",
+                                 "Subject: Order PT-77120"))
+    await settle(daemon)
+    [row] = shipments(daemon)
+    assert (row.status, row.source) == ("scheduled", "block:mailrelay")
+    assert (row.sender_name, row.reply_to) == ("ACME Portugal", "help@acme.example")
 
 
 async def test_trigger_without_customer_address_is_rejected_but_kept(daemon: Daemon) -> None:
     await send(daemon, trigger(to="undisclosed-recipients:;", subject="Order #7101"))
     await settle(daemon)
     [row] = shipments(daemon)
-    assert row["status"] == "rejected"
-    assert "customer" in str(row["reason"])
+    assert row.status == "rejected"
+    assert "customer" in str(row.reason)
     assert daemon.store.read(lambda q: q.count_messages()) == 1
 
 
@@ -131,8 +146,8 @@ async def test_trigger_from_sender_outside_trigger_senders_is_rejected(
                                    subject="Order #7202", to="ann@example.com"))
         await settle(daemon)
         rows = shipments(daemon)
-        assert [r["status"] for r in rows] == ["rejected", "scheduled"]
-        assert "trigger_senders" in str(rows[0]["reason"])
+        assert [r.status for r in rows] == ["rejected", "scheduled"]
+        assert "trigger_senders" in str(rows[0].reason)
 
 
 async def test_first_trigger_from_a_new_sender_logs_a_warning_once(
@@ -155,10 +170,10 @@ async def test_message_to_cancel_address_cancels_pending_invitation_of_that_orde
     await settle(daemon)
     await send(daemon, trigger(subject="Cancel order #8001", to="john.smith@example.com"), CANCEL)
     await settle(daemon)
-    by_ref = {r["reference"]: r for r in shipments(daemon)}
-    assert by_ref["8001"]["status"] == "cancelled"
-    assert by_ref["8002"]["status"] == "scheduled"
-    statuses = {r["reference"]: r["status"] for r in invitations(daemon)}
+    by_ref = {r.reference: r for r in shipments(daemon)}
+    assert by_ref["8001"].status == "cancelled"
+    assert by_ref["8002"].status == "scheduled"
+    statuses = {r.reference: r.status for r in invitations(daemon)}
     assert statuses == {"8001": "cancelled", "8002": "scheduled"}
 
 
@@ -170,7 +185,7 @@ async def test_cancel_without_reference_cancels_that_customers_pending_invitatio
     await send(daemon, trigger(subject="Please cancel the review request", to="ann@example.com"),
                CANCEL)
     await settle(daemon)
-    assert [r["status"] for r in invitations(daemon)] == ["cancelled"]
+    assert [r.status for r in invitations(daemon)] == ["cancelled"]
 
 
 async def test_stored_messages_are_processed_after_a_restart(
@@ -184,7 +199,7 @@ async def test_stored_messages_are_processed_after_a_restart(
         assert daemon.store.read(lambda q: q.count_shipments()) == 0
     async with Daemon(config, clock) as again:
         await settle(again)
-        assert [r["reference"] for r in shipments(again)] == ["9001"]
+        assert [r.reference for r in shipments(again)] == ["9001"]
 
 
 # --- due time ---------------------------------------------------------------------------------
@@ -239,5 +254,5 @@ async def test_invitation_due_time_uses_invite_delay_and_send_hours(
         await send(daemon, trigger(subject="Order #9101"))
         await settle(daemon)
         [inv] = invitations(daemon)
-        due = datetime.fromisoformat(str(inv["due_at"])).astimezone(tz)
+        due = datetime.fromisoformat(str(inv.due_at)).astimezone(tz)
         assert due.strftime("%Y-%m-%d %H:%M") == "2026-11-28 08:00"

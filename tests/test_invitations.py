@@ -12,6 +12,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.store import InvitationRow, MailListing
 
 from .conftest import ConfigFactory, require_corpus
 from .mailtools import parsed, settle, text_of, trigger, via_sink
@@ -38,11 +39,11 @@ def local_url(daemon: Daemon, url: str) -> str:
     return url.replace("http://reviews.test", f"http://127.0.0.1:{daemon.http_port}")
 
 
-def outbox(daemon: Daemon) -> list[dict[str, object]]:
+def outbox(daemon: Daemon) -> list[MailListing]:
     return daemon.store.read(lambda q: q.list_mail())
 
 
-def invitation(daemon: Daemon) -> dict[str, object]:
+def invitation(daemon: Daemon) -> InvitationRow:
     [row] = daemon.store.read(lambda q: q.list_invitations())
     return row
 
@@ -60,7 +61,7 @@ async def test_invitation_arrives_after_invite_delay_with_working_links_and_head
         await sink.wait_for(1)
         mail_from, rcpts, raw = sink.messages[0]
         assert rcpts == ["john.smith@example.com"]
-        outbox_id = outbox(daemon)[0]["id"]
+        outbox_id = outbox(daemon)[0].id
         tag = daemon.web.signer.bounce_tag(outbox_id)
         assert mail_from == f"bounce+{outbox_id}.{tag}@relay.test"  # signed VERP (issue 10)
         msg = parsed(raw)
@@ -76,10 +77,9 @@ async def test_invitation_arrives_after_invite_delay_with_working_links_and_head
         unsubscribe = link(msg["List-Unsubscribe"], "u")
         assert review.split("/r/")[1] != unsubscribe.split("/u/")[1]
         row = invitation(daemon)
-        assert row["status"] == "sent"
-        assert row["sent_at"] is not None
-        assert review.endswith(str(daemon.store.read(
-            lambda q: q.get_invitation(int(row["id"])))["token"]))  # type: ignore[index]
+        assert row.status == "sent"
+        assert row.sent_at is not None
+        assert review.endswith(row.token)
         # The unsubscribe link works: GET shows a confirmation, it does not unsubscribe.
         async with aiohttp.ClientSession() as http:
             async with http.get(local_url(daemon, unsubscribe)) as resp:
@@ -133,18 +133,18 @@ async def test_temporary_failures_are_retried_with_backoff_and_sent_once(
         sink.fail_next("451 4.7.1 greylisted", at="RCPT")
         await daemon.tick()
         [row] = outbox(daemon)
-        assert row["status"] == "queued" and row["attempts"] == 1
-        assert "421" in str(row["last_error"])
+        assert row.status == "queued" and row.attempts == 1
+        assert "421" in str(row.last_error)
         assert await daemon.tick() == 0  # backoff: not due yet
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
-        assert outbox(daemon)[0]["attempts"] == 2
+        assert outbox(daemon)[0].attempts == 2
         clock.advance(timedelta(minutes=5))
         await daemon.tick()
         await sink.wait_for(1)
         [row] = outbox(daemon)
-        assert row["status"] == "sent" and row["attempts"] == 3
-        assert invitation(daemon)["status"] == "sent"
+        assert row.status == "sent" and row.attempts == 3
+        assert invitation(daemon).status == "sent"
         assert len(sink.messages) == 1
 
 
@@ -156,11 +156,11 @@ async def test_connection_dropped_mid_data_is_retried_and_delivered(
         clock.advance(timedelta(days=7))
         sink.drop_next()
         await daemon.tick()
-        assert outbox(daemon)[0]["status"] == "queued"
+        assert outbox(daemon)[0].status == "queued"
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
         await sink.wait_for(1)
-        assert outbox(daemon)[0]["status"] == "sent"
+        assert outbox(daemon)[0].status == "sent"
 
 
 async def test_permanent_failure_fails_at_once_with_the_servers_reply(
@@ -172,9 +172,9 @@ async def test_permanent_failure_fails_at_once_with_the_servers_reply(
         sink.fail_next("550 5.1.1 no such user", at="RCPT")
         await daemon.tick()
         [row] = outbox(daemon)
-        assert row["status"] == "failed"
-        assert "550 5.1.1 no such user" in str(row["last_error"])
-        assert invitation(daemon)["status"] == "failed"
+        assert row.status == "failed"
+        assert "550 5.1.1 no such user" in str(row.last_error)
+        assert invitation(daemon).status == "failed"
         clock.advance(timedelta(days=1))
         assert await daemon.tick() == 0
         assert sink.messages == []
@@ -188,12 +188,12 @@ async def test_server_down_is_retried_until_it_returns(
         await sink.stop()
         clock.advance(timedelta(days=7))
         await daemon.tick()
-        assert outbox(daemon)[0]["status"] == "queued"
+        assert outbox(daemon)[0].status == "queued"
         await sink.start()
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
         await sink.wait_for(1)
-        assert outbox(daemon)[0]["status"] == "sent"
+        assert outbox(daemon)[0].status == "sent"
 
 
 async def test_delivery_gives_up_after_five_days_of_temporary_failures(
@@ -208,9 +208,9 @@ async def test_delivery_gives_up_after_five_days_of_temporary_failures(
             clock.advance(timedelta(hours=4))
             await daemon.tick()
         [row] = outbox(daemon)
-        assert row["status"] == "failed"
-        assert "gave up" in str(row["last_error"])
-        assert invitation(daemon)["status"] == "failed"
+        assert row.status == "failed"
+        assert "gave up" in str(row.last_error)
+        assert invitation(daemon).status == "failed"
         assert sink.messages == []
 
 
@@ -230,9 +230,9 @@ async def test_one_click_unsubscribe_suppresses_and_cancels_pending_mail(
                                  data={"List-Unsubscribe": "One-Click"}) as resp:
                 assert resp.status == 200
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
-        rows = {r["reference"]: r for r in daemon.store.read(lambda q: q.list_invitations())}
-        assert rows["1002"]["status"] == "cancelled"
-        assert rows["1001"]["reminder_due_at"] is None
+        rows = {r.reference: r for r in daemon.store.read(lambda q: q.list_invitations())}
+        assert rows["1002"].status == "cancelled"
+        assert rows["1001"].reminder_due_at is None
         clock.advance(timedelta(days=10))
         await daemon.tick()
         assert len(sink.messages) == 1  # neither the reminder nor the second invitation
@@ -260,7 +260,7 @@ async def test_reminder_goes_once_after_reminder_after_when_no_review(
         clock.advance(timedelta(days=30))
         assert await daemon.tick() == 0
         await sink.wait_for(2)
-        kinds = [r["kind"] for r in outbox(daemon)]
+        kinds = [r.kind for r in outbox(daemon)]
         assert kinds == ["invitation", "reminder"]
         first, second = (parsed(m[2]) for m in sink.messages)
         assert first["Message-ID"] != second["Message-ID"]
@@ -294,8 +294,8 @@ async def test_mail_left_sending_by_a_crash_is_resent_byte_identically(
     async with Daemon(cfg, clock) as again:
         await again.tick()
         await sink.wait_for(1)
-        assert sink.messages[0][2].replace(b"\r\n", b"\n").rstrip() == bytes(
-            claimed[0]["raw"]).replace(b"\r\n", b"\n").rstrip()
+        assert sink.messages[0][2].replace(b"\r\n", b"\n").rstrip() == (
+            claimed[0].raw).replace(b"\r\n", b"\n").rstrip()
 
 
 async def test_maildir_transport_writes_the_invitation_a_person_can_open(

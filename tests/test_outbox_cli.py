@@ -96,10 +96,10 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
         await sink.wait_for(1, timeout=10)
         for _ in range(100):  # the result commits right after the sink's 250
             [row] = daemon.store.read(lambda q: q.list_invitations())
-            if row["status"] == "sent":
+            if row.status == "sent":
                 break
             await asyncio.sleep(0.02)
-        assert row["status"] == "sent"
+        assert row.status == "sent"
 
 
 async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
@@ -118,7 +118,7 @@ async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
         shipments = daemon.store.read(lambda q: q.list_shipments())
         invitations = daemon.store.read(lambda q: q.list_invitations())
         assert len(shipments) == 1 and len(invitations) == 1
-        assert invitations[0]["status"] == "sent"
+        assert invitations[0].status == "sent"
     db = config.store.path.read_bytes()
     wal = config.store.path.with_name(config.store.path.name + "-wal")
     blob = db + (wal.read_bytes() if wal.exists() else b"")

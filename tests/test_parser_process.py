@@ -74,7 +74,7 @@ async def test_intake_parses_in_a_thread_when_the_parser_process_is_broken(
     await settle(daemon)
     rows = daemon.store.read(lambda q: q.list_shipments())
     assert len(rows) == count
-    assert {r["status"] for r in rows} == {"scheduled"}
+    assert {r.status for r in rows} == {"scheduled"}
     assert "parsing in a thread instead" in caplog.text
 
 

@@ -56,7 +56,7 @@ async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str =
     await daemon.tick()
     ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
                   if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
-    mid = daemon.store.read(lambda q: q.invitation_message_id(inv["id"]))
+    mid = daemon.store.read(lambda q: q.invitation_message_id(inv.id))
     assert review_id is not None and mid is not None
     return Ticketed(review_id, ticket, mid)
 
@@ -106,7 +106,7 @@ async def test_agent_reply_by_smtp_is_published_and_emailed_to_the_customer_once
         await send_reply(daemon, raw, t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
-        assert review["response"] == ("Sorry about the delay, Ann!\n\n"
+        assert review.response == ("Sorry about the delay, Ann!\n\n"
                                       "We have refunded the shipping.")
         [mail] = customer_mails(sink)
         assert mail["In-Reply-To"] == t.invitation_mid
@@ -134,10 +134,10 @@ async def test_a_later_reply_replaces_the_public_response_and_keeps_history(
         clock.advance(timedelta(hours=1))
         await send_reply(daemon, agent_reply(t, "A better answer."), t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] == "A better answer."
+        assert review is not None and review.response == "A better answer."
         history = daemon.store.read(lambda q: q.responses_of(t.review_id))
-        assert [h["body"] for h in history] == ["First answer.", "A better answer."]
-        assert history[0]["replaced_at"] is not None
+        assert [h.body for h in history] == ["First answer.", "A better answer."]
+        assert history[0].replaced_at is not None
 
 
 @pytest.mark.parametrize(
@@ -161,23 +161,23 @@ async def test_reply_directives(
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
         if outcome == "note":
-            assert review["response"] is None
-            assert daemon.store.read(lambda q: q.notes_of(t.review_id))[0]["body"] == (
+            assert review.response is None
+            assert daemon.store.read(lambda q: q.notes_of(t.review_id))[0].body == (
                 "Customer called, refund sent.")
             assert customer_mails(sink) == []
         elif outcome == "noemail":
-            assert review["response"] == "Thanks for the feedback."
+            assert review.response == "Thanks for the feedback."
             assert customer_mails(sink) == []
         elif outcome == "report":
-            assert review["reported"] == 1 and review["report_reason"] == "abusive language"
-            assert review["response"] is None
+            assert review.reported == 1 and review.report_reason == "abusive language"
+            assert review.response is None
             async with aiohttp.ClientSession() as http:
                 url = f"http://127.0.0.1:{daemon.http_port}/s/acme/reviews.json"
                 async with http.get(url) as resp:
                     assert (await resp.json())["reviews"] == []
         else:
-            assert review["tags"] == ["gls", "shipping"]
-            assert review["response"] == "We are sorry."
+            assert review.tags == ["gls", "shipping"]
+            assert review.response == "We are sorry."
             assert len(customer_mails(sink)) == 1
 
 
@@ -190,7 +190,7 @@ async def test_reply_from_an_unauthorised_sender_is_refused_and_nobody_is_told(
             raw = agent_reply(t, "I am not an agent.", sender="mallory@evil.example")
             await send_reply(daemon, raw, t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
         # Issue 10 §2: a notice would confirm the key and quote the stranger's text.
         assert mails_to(sink, "mallory@evil.example") == []
         assert notices(sink, AGENT) == []
@@ -206,7 +206,7 @@ async def test_reply_to_and_sender_headers_never_authorise(
                           headers={"Sender": AGENT, "Reply-To": AGENT})
         await send_reply(daemon, raw, t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
 
 
 async def test_colleague_matching_agent_senders_may_answer(
@@ -218,7 +218,7 @@ async def test_colleague_matching_agent_senders_may_answer(
         await send_reply(daemon, agent_reply(t, "Colleague here.", sender="kim@acme.example"),
                          t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] == "Colleague here."
+        assert review is not None and review.response == "Colleague here."
 
 
 async def test_forged_or_altered_reply_address_is_refused_at_rcpt(
@@ -249,7 +249,7 @@ async def test_reply_with_an_expired_key_is_refused_and_explained(
         clock.advance(timedelta(days=91))
         await send_reply(daemon, agent_reply(t, "Too late?"), t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
         assert "expired" in str(notices(sink, AGENT)[0]["Subject"])
 
 
@@ -270,7 +270,7 @@ async def test_automatic_mail_is_dropped_quietly(
         await send_reply(daemon, agent_reply(t, "I am out of the office.", headers=headers),
                          t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
         assert notices(sink, AGENT) == []
         assert daemon.store.read(lambda q: q.replies_by_outcome()) == {"automatic": 1}
 
@@ -322,7 +322,7 @@ async def test_reply_with_only_quoted_text_is_not_sent_and_the_agent_is_told(
         t = await ticketed(daemon, clock, sink)
         await send_reply(daemon, agent_reply(t, ""), t.reply_to)
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
         assert customer_mails(sink) == []
         [notice] = notices(sink, AGENT)
         assert "empty" in str(notice["Subject"])
@@ -337,7 +337,7 @@ async def test_reply_found_through_in_reply_to_when_the_address_was_rewritten(
         result = await daemon.replier.process(raw, source="imap")
         assert result.outcome == ReplyOutcome.PUBLISHED, result
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
-        assert review is not None and review["response"] == "Found by thread."
+        assert review is not None and review.response == "Found by thread."
 
 
 async def test_html_only_outlook_reply_is_converted_and_trimmed(
@@ -362,9 +362,9 @@ async def test_html_only_outlook_reply_is_converted_and_trimmed(
         assert result.outcome == ReplyOutcome.PUBLISHED, result
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
-        assert "Thank you for telling us." in review["response"]
-        assert "two weeks" not in review["response"]
-        assert "From:" not in review["response"]
+        assert "Thank you for telling us." in review.response
+        assert "two weeks" not in review.response
+        assert "From:" not in review.response
 
 
 async def test_german_outlook_reply_is_trimmed(
@@ -383,8 +383,8 @@ async def test_german_outlook_reply_is_trimmed(
         assert result.outcome == ReplyOutcome.PUBLISHED, result
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
-        assert review["response"].startswith("Vielen Dank für Ihre Bewertung")
-        assert "Gesendet" not in review["response"] and "two weeks" not in review["response"]
+        assert review.response.startswith("Vielen Dank für Ihre Bewertung")
+        assert "Gesendet" not in review.response and "two weeks" not in review.response
 
 
 async def test_danish_apple_mail_reply_is_trimmed(
@@ -399,7 +399,7 @@ async def test_danish_apple_mail_reply_is_trimmed(
         assert result.outcome == ReplyOutcome.PUBLISHED, result
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None
-        assert review["response"] == "Tak for din anmeldelse. Vi beklager forsinkelsen."
+        assert review.response == "Tak for din anmeldelse. Vi beklager forsinkelsen."
 
 
 async def test_authentication_results_from_our_server_must_pass_when_authserv_id_is_set(

@@ -138,7 +138,7 @@ def refused(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], reaso
 def response_of(daemon: Daemon, review_id: int) -> Any:
     review = daemon.store.read(lambda q: q.get_review(review_id))
     assert review is not None
-    return review["response"]
+    return review.response
 
 
 def outcomes(daemon: Daemon) -> list[tuple[str, str]]:
@@ -181,11 +181,11 @@ async def test_one_line_directives_act_at_either_shop_and_nobody_else_hears_of_t
             review = daemon.store.read(lambda q, t=t: q.get_review(t.review_id))
             assert review is not None
             notes = daemon.store.read(lambda q, t=t: q.notes_of(t.review_id))
-            assert [n["body"] for n in notes] == ([expected["note"]] if "note" in expected
+            assert [n.body for n in notes] == ([expected["note"]] if "note" in expected
                                                   else [])
-            assert review["report_reason"] == expected.get("report")
-            assert sorted(review["tags"]) == expected.get("tags", [])
-            assert review["response"] == expected.get("response")
+            assert review.report_reason == expected.get("report")
+            assert sorted(review.tags) == expected.get("tags", [])
+            assert review.response == expected.get("response")
             assert notices(sink, t.agent) == []
         # #noemail and directives alone never write to the customers.
         assert [m for m in mails_to(sink, "ann@example.com") + mails_to(sink, "bo@example.net")
@@ -238,8 +238,8 @@ async def test_the_ticket_shows_one_line_directives_and_its_examples_work_as_sho
             await smtp_send(daemon, reply(t, example), t.reply_to, sender=t.agent)
             review = daemon.store.read(lambda q, t=t: q.get_review(t.review_id))
             assert review is not None
-            assert sorted(review["tags"]) == sorted(example.replace("#tag ", "").split())
-            assert review["response"] is None and notices(sink, t.agent) == []
+            assert sorted(review.tags) == sorted(example.replace("#tag ", "").split())
+            assert review.response is None and notices(sink, t.agent) == []
 
 
 async def test_each_refused_reply_of_an_agent_is_explained_once_per_message_not_per_day(
@@ -589,7 +589,7 @@ async def test_imap_strangers_and_keyless_mail_are_filed_as_rejected_and_get_not
         await drain(daemon)
         assert len(sink.messages) == before
         notes = daemon.store.read(lambda q: q.notes_of(bolt.review_id))
-        assert [n["body"] for n in notes] == ["Customer called, refund sent"]
+        assert [n.body for n in notes] == ["Customer called, refund sent"]
 
 
 def test_the_deprecated_imap_authserv_id_still_applies_to_smtp_and_imap_with_a_warning(

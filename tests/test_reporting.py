@@ -55,10 +55,10 @@ async def seeded(config: Config) -> AsyncIterator[Config]:
         ids = []
         for inv, stars in zip(invitations[:2], (5, 2), strict=True):
             form, _ = reviews.validate({"stars": str(stars), "title": f"{stars} stars",
-                                        "text": f"Review text by {inv['customer_name']}",
-                                        "name": inv["customer_name"]})
+                                        "text": f"Review text by {inv.customer_name}",
+                                        "name": inv.customer_name})
             assert form is not None
-            full = daemon.store.read(lambda q, i=inv["id"]: q.get_invitation(i))
+            full = daemon.store.read(lambda q, i=inv.id: q.get_invitation(i))
             now = clock.now()
             _, review_id = await daemon.store.write(
                 lambda q, f=form, i=full, n=now: reviews.submit_review(q, i, f, n))

@@ -15,6 +15,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.services import invitations, reviews
+from mailrelay.store import InvitationRow
 
 from .mailtools import parsed, text_of, via_sink
 from .sink import Sink
@@ -22,7 +23,7 @@ from .sink import Sink
 
 async def invited(daemon: Daemon, clock: FrozenClock, *, email_addr: str = "ann@example.com",
                   name: str = "Ann Lee", ref: str = "1057",
-                  send: bool = True) -> dict[str, object]:
+                  send: bool = True) -> InvitationRow:
     """A manual invitation, sent (so it has a Message-ID to thread under)."""
     shop = daemon.config.shops[0]
     signer = daemon.web.signer
@@ -38,15 +39,15 @@ async def invited(daemon: Daemon, clock: FrozenClock, *, email_addr: str = "ann@
     return row
 
 
-async def write_review(daemon: Daemon, clock: FrozenClock, invitation: dict[str, object],
+async def write_review(daemon: Daemon, clock: FrozenClock, invitation: InvitationRow,
                        stars: int = 2, title: str = "Late delivery",
                        text: str = "It took two weeks.") -> int:
     form, errors = reviews.validate({"stars": str(stars), "title": title, "text": text,
-                                     "name": str(invitation.get("customer_name") or "")})
+                                     "name": invitation.customer_name or ""})
     assert form is not None, errors
     now = clock.now()
     outcome, review_id = await daemon.store.write(
-        lambda q: reviews.submit_review(q, dict(invitation), form, now))
+        lambda q: reviews.submit_review(q, invitation, form, now))
     assert outcome in (reviews.SubmitOutcome.CREATED, reviews.SubmitOutcome.UPDATED)
     assert review_id is not None
     return review_id
@@ -82,7 +83,7 @@ async def test_new_review_reaches_every_agent_as_a_ticket_with_a_signed_reply_ad
             assert "It took two weeks." in text_of(ticket)
         assert len(keys) == 2  # one key per (review, agent)
         stored = daemon.store.read(lambda q: q.reply_key(keys.pop()))
-        assert stored is not None and stored["review_id"] == review_id
+        assert stored is not None and stored.review_id == review_id
 
 
 async def test_ticket_carries_customer_context_of_earlier_reviews(
@@ -111,18 +112,18 @@ async def test_positive_review_gets_an_automatic_response_published_and_emailed(
                                        text="Fast and friendly.")
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(review_id))
-        assert review is not None and review["response_source"] == "auto"
-        assert "Ann" in review["response"]
+        assert review is not None and review.response_source == "auto"
+        assert "Ann" in review.response
         customer = [m for m in (parsed(raw) for _, rcpts, raw in sink.messages)
                     if m["Auto-Submitted"] == "auto-replied"]
         [reply] = customer
         assert reply["To"] == "Ann Lee <ann@example.com>"
-        invitation_mid = daemon.store.read(lambda q: q.invitation_message_id(int(inv["id"])))  # type: ignore[call-overload]
+        invitation_mid = daemon.store.read(lambda q: q.invitation_message_id(inv.id))
         assert reply["In-Reply-To"] == invitation_mid
-        assert review["response"].split()[0] in text_of(reply)
+        assert review.response.split()[0] in text_of(reply)
         [ticket] = mail_of(sink, "X-Mailrelay-Review", str(review_id))
         assert ticket["To"] == "support@acme.example"
-        assert review["response"].splitlines()[0] in text_of(ticket)  # marked as answered
+        assert review.response.splitlines()[0] in text_of(ticket)  # marked as answered
 
 
 async def test_review_below_the_threshold_gets_no_automatic_response(
@@ -134,7 +135,7 @@ async def test_review_below_the_threshold_gets_no_automatic_response(
         review_id = await write_review(daemon, clock, inv, stars=3)
         await daemon.tick()
         review = daemon.store.read(lambda q: q.get_review(review_id))
-        assert review is not None and review["response"] is None
+        assert review is not None and review.response is None
 
 
 async def test_edited_review_sends_an_updated_ticket_in_the_same_thread(
@@ -144,7 +145,8 @@ async def test_edited_review_sends_an_updated_ticket_in_the_same_thread(
         inv = await invited(daemon, clock)
         review_id = await write_review(daemon, clock, inv, stars=2)
         await daemon.tick()
-        inv = daemon.store.read(lambda q: q.get_invitation(int(inv["id"])))  # type: ignore[call-overload,arg-type]
+        inv = daemon.store.read(lambda q: q.get_invitation(inv.id))
+        assert inv is not None
         assert await write_review(daemon, clock, inv, stars=4, title="Arrived after all",
                                   text="It came in the end.") == review_id
         await daemon.tick()
@@ -164,11 +166,11 @@ async def test_answered_review_cannot_be_edited(
         now = clock.now()
         await daemon.store.write(
             lambda q: q.add_response(review_id, "Sorry!", "support@acme.example", "agent", now))
-        inv = daemon.store.read(lambda q: q.get_invitation(int(inv["id"])))  # type: ignore[call-overload,arg-type]
+        inv = daemon.store.read(lambda q: q.get_invitation(inv.id))
+        assert inv is not None
         form, _ = reviews.validate({"stars": "5", "text": "changed my mind"})
         assert form is not None
-        outcome, _ = await daemon.store.write(
-            lambda q: reviews.submit_review(q, dict(inv), form, now))  # type: ignore[arg-type]
+        outcome, _ = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
         assert outcome == reviews.SubmitOutcome.LOCKED
 
 
@@ -178,11 +180,12 @@ async def test_a_review_cancels_the_pending_reminder(
     cfg = via_sink(config, sink, reminder_after=timedelta(days=5))
     async with Daemon(cfg, clock) as daemon:
         inv = await invited(daemon, clock)
-        assert daemon.store.read(lambda q: q.get_invitation(int(inv["id"])))["reminder_due_at"]  # type: ignore[call-overload,index]
+        current = daemon.store.read(lambda q: q.get_invitation(inv.id))
+        assert current is not None and current.reminder_due_at
         await write_review(daemon, clock, inv)
         clock.advance(timedelta(days=6))
         await daemon.tick()
-        kinds = [r["kind"] for r in daemon.store.read(lambda q: q.list_mail())]
+        kinds = [r.kind for r in daemon.store.read(lambda q: q.list_mail())]
         assert "reminder" not in kinds
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.store import Queries, Store
+from mailrelay.store import InvitationRow, Queries, Store
 
 from .conftest import ConfigFactory
 from .mailtools import drain, settle, trigger
@@ -46,14 +45,14 @@ def ticket_text(config: Config, review_id: int) -> str:
 
 
 async def invited_at(daemon: Daemon, clock: FrozenClock, orders: list[tuple[str, str]]
-                     ) -> dict[str, dict[str, Any]]:
+                     ) -> dict[str, InvitationRow]:
     """Trigger one order per (shop, order number) for Dana; returns her invitations by shop."""
     for shop, order in orders:
         await send_trigger(daemon, f"reviews+{shop}@relay.test", dana_order(shop, order))
     await settle(daemon)
     clock.advance(timedelta(days=7))
     await drain(daemon)
-    return {i["shop"]: i for i in daemon.store.read(lambda q: q.list_invitations())}
+    return {i.shop: i for i in daemon.store.read(lambda q: q.list_invitations())}
 
 
 async def test_a_ticket_and_reviews_show_list_only_their_own_shops_history(
@@ -120,14 +119,15 @@ async def test_a_bounce_at_one_shop_stops_mail_at_every_shop_without_naming_it(
         # A later order at cove is scheduled, then the address bounces at acme for good.
         await send_trigger(daemon, "reviews+cove@relay.test", dana_order("cove", "3001"))
         await settle(daemon)
-        acme = daemon.store.read(lambda q: q.get_invitation(int(invitations["acme"]["id"])))
-        assert acme is not None
-        mail = daemon.store.read(lambda q: q.get_mail(int(acme["outbox_id"])))
+        acme = daemon.store.read(lambda q: q.get_invitation(invitations["acme"].id))
+        assert acme is not None and acme.outbox_id is not None
+        mail = daemon.store.read(lambda q: q.get_mail(acme.outbox_id))
         assert mail is not None
-        await bounce(daemon, str(mail["envelope_from"]),
-                     dsn(str(mail["envelope_from"]), str(mail["message_id"]), name="Dana Dale",
+        await bounce(daemon, str(mail.envelope_from),
+                     dsn(str(mail.envelope_from), mail.message_id, name="Dana Dale",
                          address=DANA))
-        assert daemon.store.read(lambda q: q.get_mail(int(mail["id"])))["status"] == "bounced"  # type: ignore[index]
+        bounced = daemon.store.read(lambda q: q.get_mail(mail.id))
+        assert bounced is not None and bounced.status == "bounced"
 
         # The scheduled cove invitation is not sent; bolt's next shipment is suppressed.
         clock.advance(timedelta(days=7))
@@ -180,11 +180,11 @@ async def test_an_unsubscribe_stays_with_its_shop(
         await send_trigger(daemon, "reviews+acme@relay.test", dana_order("acme", "1002"))
         await send_trigger(daemon, "reviews+bolt@relay.test", dana_order("bolt", "2002"))
         await settle(daemon)
-        ships = {s["shop"]: s for s in daemon.store.read(lambda q: q.list_shipments())
-                 if s["reference"] in ("1002", "2002")}
-        assert (ships["acme"]["status"], ships["acme"]["reason"]) == (
+        ships = {s.shop: s for s in daemon.store.read(lambda q: q.list_shipments())
+                 if s.reference in ("1002", "2002")}
+        assert (ships["acme"].status, ships["acme"].reason) == (
             "suppressed", "customer has unsubscribed")
-        assert ships["bolt"]["status"] != "suppressed"
+        assert ships["bolt"].status != "suppressed"
 
 
 def test_a_hard_bounce_recorded_for_one_shop_before_the_upgrade_counts_for_every_shop(

@@ -196,7 +196,7 @@ async def test_mail_keeps_flowing_while_slow_clients_hold_their_address_s_share(
         await send(daemon, trigger(message_id="<through@platform.example>"))
         await settle(daemon)
         rows = daemon.store.read(lambda q: q.list_shipments())
-        assert [r["message_id"] for r in rows] == ["<through@platform.example>"]
+        assert [r.message_id for r in rows] == ["<through@platform.example>"]
         assert daemon.listener.refused_counts["max_sessions_per_client"] == 2
         await close(*slow)
 
@@ -225,7 +225,7 @@ async def test_with_only_max_sessions_set_101_slow_connections_from_one_address_
         await send(daemon, trigger(message_id="<past-the-slow-ones@platform.example>"))
         await settle(daemon)
         rows = daemon.store.read(lambda q: q.list_shipments())
-        assert [r["message_id"] for r in rows] == ["<past-the-slow-ones@platform.example>"]
+        assert [r.message_id for r in rows] == ["<past-the-slow-ones@platform.example>"]
         await close(*(conn for conn, _ in opened))
 
 

@@ -42,11 +42,11 @@ async def test_bcc_to_shop_address_is_answered_250_and_becomes_a_scheduled_shipm
     assert daemon.store.read(lambda q: q.count_messages()) == 1
     await settle(daemon)
     [row] = daemon.store.read(lambda q: q.list_shipments())
-    assert row["customer_email"] == "john.smith@example.com"
-    assert row["reference"] == "1057"
-    assert row["status"] == "scheduled"
+    assert row.customer_email == "john.smith@example.com"
+    assert row.reference == "1057"
+    assert row.status == "scheduled"
     [inv] = daemon.store.read(lambda q: q.list_invitations())
-    assert inv["due_at"].startswith((clock.now() + timedelta(days=7)).date().isoformat())
+    assert str(inv.due_at).startswith((clock.now() + timedelta(days=7)).date().isoformat())
 
 
 async def test_unknown_recipient_is_refused_with_550_5_1_1(
@@ -199,8 +199,8 @@ async def test_smtp_smuggling_sequences_never_produce_a_second_message(
     await settle(daemon)
     rows = daemon.store.read(lambda q: q.list_shipments())
     assert len(rows) <= 1
-    assert all(r["message_id"] != "<smuggled@evil.example>" for r in rows)
-    assert all(r["customer_email"] != "mallory@evil.example" for r in rows)
+    assert all(r.message_id != "<smuggled@evil.example>" for r in rows)
+    assert all(r.customer_email != "mallory@evil.example" for r in rows)
 
 
 async def test_sessions_beyond_max_sessions_get_421(
@@ -238,7 +238,7 @@ async def test_shutdown_answers_421_to_open_sessions_and_keeps_accepted_mail(
     async with Daemon(config, clock) as again:  # type: ignore[arg-type]
         await settle(again)
         rows = again.store.read(lambda q: q.list_shipments())
-        assert [r["message_id"] for r in rows] == ["<kept@platform.example>"]
+        assert [r.message_id for r in rows] == ["<kept@platform.example>"]
 
 
 async def test_retried_message_is_stored_once_and_yields_one_invitation(daemon: Daemon) -> None:

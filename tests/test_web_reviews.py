@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html.parser import HTMLParser
-from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +17,7 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.edges.web.i18n import I18N
 from mailrelay.edges.web.ratelimit import RateLimiter, client_key
 from mailrelay.services import invitations, reviews
+from mailrelay.store import InvitationRow, ReviewRow
 
 from .conftest import ConfigFactory
 
@@ -76,7 +76,7 @@ def base(daemon: Daemon) -> str:
 
 
 async def invite(daemon: Daemon, email: str = "john.smith@example.com",
-                 name: str | None = "John Smith", locale: str | None = None) -> dict[str, Any]:
+                 name: str | None = "John Smith", locale: str | None = None) -> InvitationRow:
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
@@ -88,7 +88,7 @@ async def invite(daemon: Daemon, email: str = "john.smith@example.com",
     return row
 
 
-async def link_invitation(daemon: Daemon, email: str = "link@example.com") -> dict[str, Any]:
+async def link_invitation(daemon: Daemon, email: str = "link@example.com") -> InvitationRow:
     shop = daemon.config.shop("acme")
     assert shop is not None
     now = daemon.clock.now()
@@ -147,7 +147,7 @@ def flip(token: str, index: int = 5) -> str:
     return token[:index] + char + token[index + 1:]
 
 
-def stored(daemon: Daemon) -> list[dict[str, Any]]:
+def stored(daemon: Daemon) -> list[ReviewRow]:
     return daemon.store.read(lambda q: q.list_reviews())
 
 
@@ -164,7 +164,7 @@ async def test_the_form_is_prefilled_with_the_customers_name_and_carries_a_csrf_
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon)
-    async with http.get(f"{base(daemon)}/r/{inv['token']}") as resp:
+    async with http.get(f"{base(daemon)}/r/{inv.token}") as resp:
         assert resp.status == 200
         html = await resp.text()
         assert resp.headers["Content-Security-Policy"] == CSP
@@ -176,7 +176,7 @@ async def test_the_form_is_prefilled_with_the_customers_name_and_carries_a_csrf_
     [csrf] = page.find("input", name="csrf")
     assert csrf["type"] == "hidden"
     assert daemon.web.signer.form_token_valid(
-        csrf["value"], inv["token"], int(daemon.clock.now().timestamp()), 3600)
+        csrf["value"], inv.token, int(daemon.clock.now().timestamp()), 3600)
     assert page.find("meta", name="viewport")
     assert "Verified buyer" in html
 
@@ -185,7 +185,7 @@ async def test_the_form_is_accessible_one_h1_labelled_inputs_and_real_star_radio
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon)
-    page = Page(await form_page(http, daemon, inv["token"]))
+    page = Page(await form_page(http, daemon, inv.token))
     assert len(page.find("h1")) == 1
     assert page.find("html")[0]["lang"] == "en"
     label_for = {a["for"] for a in page.find("label")}
@@ -194,7 +194,7 @@ async def test_the_form_is_accessible_one_h1_labelled_inputs_and_real_star_radio
     radios = page.find("input", type="radio", name="stars")
     assert [r["value"] for r in radios] == ["1", "2", "3", "4", "5"]
     assert page.find("fieldset") and page.find("legend")
-    html = await form_page(http, daemon, inv["token"])
+    html = await form_page(http, daemon, inv.token)
     for n, label in enumerate(["1 star", "2 stars", "3 stars", "4 stars", "5 stars"], start=1):
         assert re.search(rf'<label for="stars-{n}">.*?{label}</span></label>', html)
     assert ":focus-visible" in html
@@ -206,15 +206,15 @@ async def test_posting_the_form_stores_the_review_and_thanks_the_customer(
     calls: list[int] = []
     daemon.web.on_review = lambda: calls.append(1)
     inv = await invite(daemon)
-    status, html = await submit(http, daemon, inv["token"], text="Great fit.\nFast delivery.")
+    status, html = await submit(http, daemon, inv.token, text="Great fit.\nFast delivery.")
     assert status == 200
     assert "Thank you for your review!" in html
     assert "http://reviews.test/s/acme#review-" in html
     assert "Verified buyer" in html
     [row] = stored(daemon)
-    assert (row["stars"], row["title"], row["text"], row["reviewer_name"]) == (
+    assert (row.stars, row.title, row.text, row.reviewer_name) == (
         4, "Good shoes", "Great fit.\nFast delivery.", "John S.")
-    assert row["method"] == "manual"
+    assert row.method == "manual"
     assert calls == [1]
 
 
@@ -222,38 +222,38 @@ async def test_a_second_post_edits_the_same_review_and_the_form_shows_it_again(
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon)
-    assert (await submit(http, daemon, inv["token"]))[0] == 200
-    html = await form_page(http, daemon, inv["token"])
+    assert (await submit(http, daemon, inv.token))[0] == 200
+    html = await form_page(http, daemon, inv.token)
     page = Page(html)
     assert page.find("input", name="stars", value="4")[0].get("checked") == ""
     assert page.find("input", name="title")[0]["value"] == "Good shoes"
     assert page.find("input", name="name")[0]["value"] == "John S."
     assert "They fit well." in html
     assert "You can change your review until ACME Shoes answers it." in html
-    status, html = await submit(http, daemon, inv["token"], stars="2", text="Sole came off.")
+    status, html = await submit(http, daemon, inv.token, stars="2", text="Sole came off.")
     assert status == 200
     assert "Your review was updated" in html
     [row] = stored(daemon)
-    assert (row["stars"], row["text"]) == (2, "Sole came off.")
+    assert (row.stars, row.text) == (2, "Sole came off.")
 
 
 async def test_an_answered_review_can_no_longer_be_changed(
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon)
-    csrf = csrf_of(await form_page(http, daemon, inv["token"]))
+    csrf = csrf_of(await form_page(http, daemon, inv.token))
     data = {"stars": "5", "title": "", "text": "Lovely.", "name": "J", "csrf": csrf}
-    assert (await post(http, daemon, inv["token"], data))[0] == 200
+    assert (await post(http, daemon, inv.token, data))[0] == 200
     [row] = stored(daemon)
     now = daemon.clock.now()
-    await daemon.store.write(lambda q: q.add_response(row["id"], "Thanks", "agent@x", "agent",
+    await daemon.store.write(lambda q: q.add_response(row.id, "Thanks", "agent@x", "agent",
                                                       now))
-    status, html, _resp = await post(http, daemon, inv["token"], {**data, "text": "Changed."})
+    status, html, _resp = await post(http, daemon, inv.token, {**data, "text": "Changed."})
     assert status == 409
     assert "already answered your review" in html
     [row] = stored(daemon)
-    assert row["text"] == "Lovely."
-    async with http.get(f"{base(daemon)}/r/{inv['token']}") as resp:
+    assert row.text == "Lovely."
+    async with http.get(f"{base(daemon)}/r/{inv.token}") as resp:
         assert resp.status == 200
         assert "This review has been answered" in await resp.text()
 
@@ -264,9 +264,9 @@ async def test_forged_and_altered_tokens_get_a_friendly_404(
     inv = await invite(daemon)
     signer = daemon.web.signer
     unknown = signer.issue(REVIEW)  # correctly signed, but no such invitation
-    other_purpose = signer.convert(inv["token"], REVIEW, UNSUBSCRIBE)
+    other_purpose = signer.convert(inv.token, REVIEW, UNSUBSCRIBE)
     assert other_purpose is not None
-    for token in (flip(inv["token"]), flip(inv["token"], -1), "nonsense", unknown,
+    for token in (flip(inv.token), flip(inv.token, -1), "nonsense", unknown,
                   other_purpose, "é" * 10):
         async with http.get(f"{base(daemon)}/r/{token}") as resp:
             assert resp.status == 404, token
@@ -283,19 +283,19 @@ async def test_cancelled_erased_and_year_old_invitations_get_410(
     daemon: Daemon, clock: FrozenClock, http: aiohttp.ClientSession
 ) -> None:
     cancelled = await invite(daemon, email="cancel@example.com")
-    await daemon.store.write(lambda q: q.cancel_invitation(cancelled["id"], "order returned"))
+    await daemon.store.write(lambda q: q.cancel_invitation(cancelled.id, "order returned"))
     erased = await link_invitation(daemon, email="erased@example.com")
     await daemon.store.write(lambda q: q.purge_before("acme", clock.now() + timedelta(days=1)))
-    for token in (cancelled["token"], erased["token"]):
+    for token in (cancelled.token, erased.token):
         async with http.get(f"{base(daemon)}/r/{token}") as resp:
             assert resp.status == 410
             assert "This review link has expired" in await resp.text()
         status, _html, _resp = await post(http, daemon, token, {"stars": "5", "text": "xx"})
         assert status == 410
     old = await invite(daemon, email="old@example.com")
-    assert (await form_page(http, daemon, old["token"]))
+    assert (await form_page(http, daemon, old.token))
     clock.advance(timedelta(days=366))
-    async with http.get(f"{base(daemon)}/r/{old['token']}") as resp:
+    async with http.get(f"{base(daemon)}/r/{old.token}") as resp:
         assert resp.status == 410
     assert stored(daemon) == []
 
@@ -305,9 +305,9 @@ async def test_a_missing_wrong_or_stale_csrf_token_is_refused_and_nothing_is_sto
 ) -> None:
     inv = await invite(daemon)
     other = await invite(daemon, email="other@example.com")
-    token = inv["token"]
+    token = inv.token
     good = csrf_of(await form_page(http, daemon, token))
-    foreign = csrf_of(await form_page(http, daemon, other["token"]))
+    foreign = csrf_of(await form_page(http, daemon, other.token))
     data = {"stars": "3", "title": "Mine", "text": "Kept text", "name": "J"}
     for csrf in (None, "", "garbage", "123.abc", "²³.x", good[:-2] + "xx", foreign):
         fields = dict(data) if csrf is None else {**data, "csrf": csrf}
@@ -331,7 +331,7 @@ async def test_invalid_input_is_explained_next_to_each_field_and_kept(
 ) -> None:
     inv = await invite(daemon)
     long_title = "T" * (reviews.MAX_TITLE + 1)
-    status, html = await submit(http, daemon, inv["token"], stars="", title=long_title,
+    status, html = await submit(http, daemon, inv.token, stars="", title=long_title,
                                 text=" ", name="Jo & <b>Jo</b>")
     assert status == 400
     page = Page(html)
@@ -353,7 +353,7 @@ async def test_invalid_input_is_explained_next_to_each_field_and_kept(
     assert "&lt;b&gt;Jo&lt;/b&gt;" in html
     assert page.find("a", href="#stars-1") and page.find("a", href="#text")
     assert stored(daemon) == []
-    status, html = await submit(http, daemon, inv["token"], text="x")
+    status, html = await submit(http, daemon, inv.token, text="x")
     assert status == 400
     assert f"at least {reviews.MIN_TEXT} characters" in html
 
@@ -363,38 +363,38 @@ async def test_too_many_posts_per_token_or_per_address_get_429_with_retry_after(
 ) -> None:
     inv = await invite(daemon)
     for _ in range(10):
-        status, _html, _resp = await post(http, daemon, inv["token"], {"stars": "9"})
+        status, _html, _resp = await post(http, daemon, inv.token, {"stars": "9"})
         assert status == 403
-    status, html, resp = await post(http, daemon, inv["token"], {"stars": "9"})
+    status, html, resp = await post(http, daemon, inv.token, {"stars": "9"})
     assert status == 429
     assert "Too many attempts" in html
     assert 1 <= int(resp.headers["Retry-After"]) <= 600
     # Other invitations from the same address have room until the address's own limit (30).
     others = [await invite(daemon, email=f"other{n}@example.com") for n in range(3)]
     for n in range(20):
-        status, _html, _resp = await post(http, daemon, others[n % 3]["token"], {})
+        status, _html, _resp = await post(http, daemon, others[n % 3].token, {})
         assert status == 403
-    status, _html, resp = await post(http, daemon, others[0]["token"], {})
+    status, _html, resp = await post(http, daemon, others[0].token, {})
     assert status == 429
     assert "Retry-After" in resp.headers
     clock.advance(timedelta(minutes=10, seconds=1))
-    assert (await submit(http, daemon, inv["token"]))[0] == 200
+    assert (await submit(http, daemon, inv.token))[0] == 200
 
 
 async def test_a_german_invitation_gets_a_german_form(
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon, locale="de-DE")
-    html = await form_page(http, daemon, inv["token"])
+    html = await form_page(http, daemon, inv.token)
     page = Page(html)
     assert page.find("html")[0]["lang"] == "de"
     assert "Bewerten Sie Ihre Bestellung bei ACME Shoes" in html
     assert "1 Stern<" in html and "5 Sterne<" in html
     assert "Verifizierter Kauf" in html
-    status, html = await submit(http, daemon, inv["token"], text="")
+    status, html = await submit(http, daemon, inv.token, text="")
     assert status == 400
     assert "Bitte schreiben Sie ein paar Worte" in html
-    status, html = await submit(http, daemon, inv["token"])
+    status, html = await submit(http, daemon, inv.token)
     assert "Vielen Dank für Ihre Bewertung!" in html
 
 
@@ -403,11 +403,11 @@ async def test_a_danish_shop_speaks_danish_and_generated_links_are_not_verified(
 ) -> None:
     async with Daemon(make_config(shop_extra='locale = "da"'), clock) as daemon:
         inv = await link_invitation(daemon)
-        html = await form_page(http, daemon, inv["token"])
+        html = await form_page(http, daemon, inv.token)
         assert "Anmeld din ordre hos ACME Shoes" in html
         assert "3 stjerner" in html
         assert "Verificeret køb" not in html
-        status, html = await submit(http, daemon, inv["token"])
+        status, html = await submit(http, daemon, inv.token)
         assert status == 200
         assert "Tak for din anmeldelse!" in html and "Verificeret køb" not in html
         async with http.get(f"{base(daemon)}/s/acme") as resp:
@@ -517,7 +517,7 @@ async def test_reviews_json_matches_the_public_page(
         await add_review(daemon, n, stars=4 if n % 2 else 5)
     [newest] = daemon.store.read(lambda q: q.list_reviews(limit=1, newest_first=True))
     now = daemon.clock.now()
-    await daemon.store.write(lambda q: q.add_response(newest["id"], "Thank you", "a@acme.example",
+    await daemon.store.write(lambda q: q.add_response(newest.id, "Thank you", "a@acme.example",
                                                       "agent", now))
     async with http.get(f"{base(daemon)}/s/acme/reviews.json") as resp:
         assert resp.status == 200
@@ -532,7 +532,7 @@ async def test_reviews_json_matches_the_public_page(
     top = data["reviews"][0]
     assert set(top) == {"id", "stars", "title", "text", "reviewer_name", "created_at",
                         "verified", "response"}
-    assert top["id"] == newest["id"] and top["verified"] is True
+    assert top["id"] == newest.id and top["verified"] is True
     assert top["response"]["text"] == "Thank you" and top["response"]["created_at"]
     assert data["reviews"][1]["response"] is None
     async with http.get(f"{base(daemon)}/s/acme/reviews.json",
@@ -555,13 +555,13 @@ async def test_script_in_a_review_is_inert_on_every_page(
 ) -> None:
     evil = f"{XSS_1} & {XSS_2}"
     inv = await invite(daemon, name=XSS_1)
-    html = await form_page(http, daemon, inv["token"])
+    html = await form_page(http, daemon, inv.token)
     assert "<script>alert" not in html
-    status, html = await submit(http, daemon, inv["token"], stars="1", title=evil,
+    status, html = await submit(http, daemon, inv.token, stars="1", title=evil,
                                 text=f"{evil}\nline two", name=evil)
     assert status == 200
     assert "<script>alert" not in html
-    html = await form_page(http, daemon, inv["token"])
+    html = await form_page(http, daemon, inv.token)
     assert "<script>alert" not in html and "</script><script>" not in html
     async with http.get(f"{base(daemon)}/s/acme") as resp:
         html = await resp.text()
@@ -590,7 +590,7 @@ async def test_unsubscribe_pages_keep_working_with_security_headers(
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
     inv = await invite(daemon, locale="de")
-    token = daemon.web.signer.convert(inv["token"], REVIEW, UNSUBSCRIBE)
+    token = daemon.web.signer.convert(inv.token, REVIEW, UNSUBSCRIBE)
     async with http.get(f"{base(daemon)}/u/{token}") as resp:
         assert resp.status == 200
         assert "Abmelden" in await resp.text()
@@ -601,7 +601,7 @@ async def test_unsubscribe_pages_keep_working_with_security_headers(
         assert resp.status == 200
         assert "Sie sind abgemeldet" in await resp.text()
     assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
-    async with http.get(f"{base(daemon)}/u/{inv['token']}") as resp:  # a review token
+    async with http.get(f"{base(daemon)}/u/{inv.token}") as resp:  # a review token
         assert resp.status == 404
 
 
@@ -614,7 +614,7 @@ async def test_a_failure_shows_a_friendly_page_and_a_failing_wake_up_loses_nothi
         raise RuntimeError("ticket worker is gone")
 
     daemon.web.on_review = broken
-    status, html = await submit(http, daemon, inv["token"])
+    status, html = await submit(http, daemon, inv.token)
     assert status == 200 and "Thank you" in html
     assert len(stored(daemon)) == 1
 
@@ -622,7 +622,7 @@ async def test_a_failure_shows_a_friendly_page_and_a_failing_wake_up_loses_nothi
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(daemon.web, "_review_target", failing)
-    async with http.get(f"{base(daemon)}/r/{inv['token']}") as resp:
+    async with http.get(f"{base(daemon)}/r/{inv.token}") as resp:
         assert resp.status == 500
         html = await resp.text()
         assert resp.headers["Content-Security-Policy"] == CSP

@@ -18,6 +18,7 @@ from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits, client_address
 from mailrelay.services import invitations
+from mailrelay.store import InvitationRow
 
 from .conftest import BASE_CONFIG, second_shop
 from .test_web_reviews import base, csrf_of, flip, form_page, stored
@@ -68,7 +69,7 @@ async def proxied(tmp_path: Path) -> AsyncIterator[Daemon]:
         await daemon.__aexit__(None, None, None)
 
 
-async def invite(daemon: Daemon, shop_id: str, email: str) -> dict[str, Any]:
+async def invite(daemon: Daemon, shop_id: str, email: str) -> InvitationRow:
     shop = daemon.config.shop(shop_id)
     assert shop is not None
     now = daemon.clock.now()
@@ -110,15 +111,15 @@ async def test_forged_tokens_from_behind_an_untrusted_proxy_never_lock_out_custo
     statuses = []
     for n in range(40):
         # A new X-Forwarded-For each time buys nothing: the peer is not a trusted proxy.
-        status, _html = await post(http, direct, flip(acme["token"], n % 20 + 2), {"stars": "5"},
+        status, _html = await post(http, direct, flip(acme.token, n % 20 + 2), {"stars": "5"},
                                    via=f"198.51.100.{n}")
         statuses.append(status)
     assert statuses == [404] * 30 + [429] * 10
     # Every customer behind the same address still gets through, in both shops.
-    assert (await review(http, direct, acme["token"]))[0] == 200
-    status, html = await review(http, direct, bolt["token"])
+    assert (await review(http, direct, acme.token))[0] == 200
+    status, html = await review(http, direct, bolt.token)
     assert status == 200 and "Vielen Dank" in html
-    assert sorted(r["shop"] for r in stored(direct)) == ["acme", "bolt"]
+    assert sorted(r.shop for r in stored(direct)) == ["acme", "bolt"]
     messages = [r.getMessage() for r in caplog.records]
     assert "X-Forwarded-For from 127.0.0.1 ignored: not in [http] trusted_proxies" in messages
     limited = [m for m in messages if m.startswith("review form rate limit reached")]
@@ -133,18 +134,18 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
     bolt = await invite(proxied, "bolt", "ben@example.org")
     attacker = "203.0.113.9"
     for _ in range(30):
-        assert (await post(http, proxied, flip(acme["token"]), {}, via=attacker))[0] == 404
-    assert (await post(http, proxied, flip(acme["token"]), {}, via=attacker))[0] == 429
+        assert (await post(http, proxied, flip(acme.token), {}, via=attacker))[0] == 404
+    assert (await post(http, proxied, flip(acme.token), {}, via=attacker))[0] == 429
     # Writing another address to the left changes nothing: the proxy appended the real one.
     spoofed = f"192.0.2.77, {attacker}"
-    assert (await post(http, proxied, flip(acme["token"]), {}, via=spoofed))[0] == 429
+    assert (await post(http, proxied, flip(acme.token), {}, via=spoofed))[0] == 429
     # Another client of the same proxy has its own budget for unknown links...
-    assert (await post(http, proxied, flip(bolt["token"]), {}, via="192.0.2.77"))[0] == 404
+    assert (await post(http, proxied, flip(bolt.token), {}, via="192.0.2.77"))[0] == 404
     # ...and the customers' real links work, even from the attacker's own address.
-    assert (await review(http, proxied, acme["token"], via="192.0.2.10"))[0] == 200
-    assert (await review(http, proxied, bolt["token"], via=attacker))[0] == 200
+    assert (await review(http, proxied, acme.token, via="192.0.2.10"))[0] == 200
+    assert (await review(http, proxied, bolt.token, via=attacker))[0] == 200
     # A chain of trusted proxies (a CDN hop on ::1 here) is skipped to reach the client.
-    assert (await post(http, proxied, flip(acme["token"]), {}, via=f"{attacker}, ::1"))[0] == 429
+    assert (await post(http, proxied, flip(acme.token), {}, via=f"{attacker}, ::1"))[0] == 429
     messages = [r.getMessage() for r in caplog.records]
     assert f"review form rate limit reached (address) client={attacker}" in messages
     assert not any("X-Forwarded-For from" in m for m in messages)
@@ -156,18 +157,18 @@ async def test_a_valid_link_is_limited_by_its_own_budget_before_its_address(
     acme = await invite(proxied, "acme", "ann@example.com")
     bolt = await invite(proxied, "bolt", "ben@example.org")
     for _ in range(10):
-        assert (await post(http, proxied, acme["token"], {"stars": "5"}, via="192.0.2.5"))[0] \
+        assert (await post(http, proxied, acme.token, {"stars": "5"}, via="192.0.2.5"))[0] \
             == 403  # no CSRF field
-    assert (await post(http, proxied, acme["token"], {}, via="192.0.2.5"))[0] == 429
+    assert (await post(http, proxied, acme.token, {}, via="192.0.2.5"))[0] == 429
     # Refused posts spent neither that link's address budget nor anybody else's.
-    assert (await review(http, proxied, bolt["token"], via="192.0.2.5"))[0] == 200
+    assert (await review(http, proxied, bolt.token, via="192.0.2.5"))[0] == 200
     for n in range(19):
         other = await invite(proxied, "acme", f"c{n}@example.com")
-        assert (await post(http, proxied, other["token"], {}, via="192.0.2.5"))[0] == 403
+        assert (await post(http, proxied, other.token, {}, via="192.0.2.5"))[0] == 403
     late = await invite(proxied, "bolt", "late@example.org")
     # 10 + 1 + 19 = 30 posts with real links from one client: its address budget is spent.
-    assert (await post(http, proxied, late["token"], {}, via="192.0.2.5"))[0] == 429
-    assert (await review(http, proxied, late["token"], via="192.0.2.6"))[0] == 200
+    assert (await post(http, proxied, late.token, {}, via="192.0.2.5"))[0] == 429
+    assert (await review(http, proxied, late.token, via="192.0.2.6"))[0] == 200
 
 
 def test_the_client_is_the_rightmost_forwarded_hop_that_is_not_a_trusted_proxy() -> None:
@@ -230,7 +231,7 @@ async def test_odd_star_values_get_400_with_the_forms_message(
     direct: Daemon, http: aiohttp.ClientSession, stars: str
 ) -> None:
     acme = await invite(direct, "acme", "ann@example.com")
-    status, html = await review(http, direct, acme["token"], stars=stars)
+    status, html = await review(http, direct, acme.token, stars=stars)
     assert status == 400
     assert "Please choose from 1 to 5 stars." in html
     assert "Traceback" not in html and stored(direct) == []
@@ -240,9 +241,9 @@ async def test_odd_input_on_a_german_form_is_explained_in_german(
     direct: Daemon, http: aiohttp.ClientSession
 ) -> None:
     bolt = await invite(direct, "bolt", "ben@example.org")
-    status, html = await review(http, direct, bolt["token"], stars="9" * 5000)
+    status, html = await review(http, direct, bolt.token, stars="9" * 5000)
     assert status == 400 and "Bitte wählen Sie 1 bis 5 Sterne" in html
-    status, html = await post(http, direct, bolt["token"], b"stars=5&stars=1&text=\xff",
+    status, html = await post(http, direct, bolt.token, b"stars=5&stars=1&text=\xff",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 400
     assert "Wir konnten das Formular so, wie es gesendet wurde, nicht lesen" in html
@@ -264,8 +265,8 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
     caplog.set_level(logging.INFO, logger="mailrelay")
     for n, (label, content_type, make) in enumerate(NOT_OUR_FORM):
         customer = await invite(direct, ("acme", "bolt")[n % 2], f"c{n}@example.com")
-        csrf = csrf_of(await form_page(http, direct, customer["token"])).encode()
-        status, html = await post(http, direct, customer["token"], make(csrf),
+        csrf = csrf_of(await form_page(http, direct, customer.token)).encode()
+        status, html = await post(http, direct, customer.token, make(csrf),
                                   headers={"Content-Type": content_type})
         assert status == 400, label
         assert ("We could not read the form as it was sent" in html
@@ -280,14 +281,14 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
             "not a form (Content-Type 'application/json')"} <= set(refusals)
     # A well-formed multipart form is still a form.
     acme = await invite(direct, "acme", "ann@example.com")
-    csrf = csrf_of(await form_page(http, direct, acme["token"])).encode()
+    csrf = csrf_of(await form_page(http, direct, acme.token)).encode()
     body = multipart("ok", field("stars", b"4"), field("csrf", csrf),
                      field("text", "Passt gut, danke schön.".encode()))
-    status, _html = await post(http, direct, acme["token"], body,
+    status, _html = await post(http, direct, acme.token, body,
                                headers={"Content-Type": "multipart/form-data; boundary=ok"})
     assert status == 200
     [saved] = stored(direct)
-    assert (saved["stars"], saved["text"]) == (4, "Passt gut, danke schön.")
+    assert (saved.stars, saved.text) == (4, "Passt gut, danke schön.")
 
 
 def good(csrf: bytes) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -19,6 +19,7 @@ from mailrelay.edges.mailer import build_transport
 from mailrelay.render import Templates
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.invitations import Inviter, cancel_target, record_delivery
+from mailrelay.store import OutboxRow
 
 INVITATION_FIELDS = (
     "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
@@ -43,7 +44,7 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     config = load_config(config_path)
     with open_store(config) as store:
         rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
-    print_rows(config, rows, INVITATION_FIELDS, fmt)
+    print_rows(config, [asdict(row) for row in rows], INVITATION_FIELDS, fmt)
 
 
 @invitations.command("cancel")
@@ -78,15 +79,15 @@ def invitations_send_now(ctx: click.Context, config_path: Path | None, invitatio
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:
         raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
-    if result["status"] != OutboxStatus.SENT:
+    if result.status != OutboxStatus.SENT:
         raise click.ClickException(
-            f"invitation {invitation_id}: {result['status']}: {result['last_error']}")
-    click.echo(f"invitation {invitation_id} sent to {result['recipient']} "
-               f"(message {result['message_id']})")
+            f"invitation {invitation_id}: {result.status}: {result.last_error}")
+    click.echo(f"invitation {invitation_id} sent to {result.recipient} "
+               f"(message {result.message_id})")
 
 
 async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
-                    ) -> dict[str, Any] | None:
+                    ) -> OutboxRow | None:
     clock = SystemClock()
     store = open_store(config)
     transport = build_transport(config.outbound)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -32,7 +33,8 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
     with open_store(config) as store:
         rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
                                                 shop=shop_id))
-    print_rows(config, rows, OUTBOX_FIELDS, fmt)
+    print_rows(config, [{**asdict(row), "to": row.recipient} for row in rows], OUTBOX_FIELDS,
+               fmt)
 
 
 @outbox.command("retry")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
 
 def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
                 q: Queries) -> dict[str, Any]:
-    return q.stats(shop_id, since, until)
+    return asdict(q.stats(shop_id, since, until))
 
 
 def _percent(value: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,7 +67,7 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
         rows = store.read(lambda q: q.list_reviews(
             shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
             tag=tag, search=search, since=start, until=stop))
-    print_rows(config, rows, REVIEW_FIELDS, fmt)
+    print_rows(config, [asdict(row) for row in rows], REVIEW_FIELDS, fmt)
 
 
 @reviews.command("show")
@@ -84,12 +85,12 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
             review = q.get_review(review_id)
             if review is None:
                 return None
-            email = review["customer_email"] or ""
+            email = review.customer_email or ""
             return {
-                "review": review,
-                "responses": q.responses_of(review_id),
-                "notes": q.notes_of(review_id),
-                "context": q.customer_context(review["shop"], email, review_id)
+                "review": asdict(review),
+                "responses": [asdict(row) for row in q.responses_of(review_id)],
+                "notes": [asdict(row) for row in q.notes_of(review_id)],
+                "context": asdict(q.customer_context(review.shop, email, review_id))
                 if email else {},
             }
 
@@ -167,7 +168,7 @@ def export(config_path: Path | None, since: str, until: str, shop_id: str | None
     with open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
     tzs = {s.id: s.timezone for s in config.shops}
-    text = render(localize(rows, tzs), REVIEW_FIELDS, fmt)
+    text = render(localize([asdict(row) for row in rows], tzs), REVIEW_FIELDS, fmt)
     data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
     if str(output) == "-":
         stream: BinaryIO = sys.stdout.buffer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -71,4 +72,4 @@ def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
     config = load_config(config_path)
     with open_store(config) as store:
         rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
-    print_rows(config, rows, SHIPMENT_FIELDS, fmt)
+    print_rows(config, [asdict(row) for row in rows], SHIPMENT_FIELDS, fmt)

@@ -12,12 +12,12 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from mailrelay.config import ImapConfig
 from mailrelay.core.clock import Clock
 from mailrelay.edges.imap_client import ImapError, Mailbox, describe, seconds_text
-from mailrelay.store import Store
+from mailrelay.store import ImapSeenRow, Store
 
 log = logging.getLogger("mailrelay.imap_watcher")  # the name operators filter on
 
@@ -171,7 +171,7 @@ class ImapWatcher:
                 if target is None:
                     continue
             else:
-                target = str(row["folder"])  # committed before a crash, not yet moved
+                target = str(row.folder)  # committed before a crash, not yet moved
             if not await mailbox.move(uid, target):
                 log.info("IMAP %s uid %d:%d was expunged elsewhere before it could be moved",
                          folder, uidvalidity, uid)
@@ -181,7 +181,7 @@ class ImapWatcher:
             handled += 1
         return handled
 
-    async def _seen(self, uidvalidity: int, uid: int) -> dict[str, Any] | None:
+    async def _seen(self, uidvalidity: int, uid: int) -> ImapSeenRow | None:
         folder = self.config.folder
         return await self.store.aread(lambda q: q.imap_seen(folder, uidvalidity, uid))
 

@@ -34,16 +34,16 @@ def record(q: Queries, outbox_id: int, report: DeliveryReport, now: datetime) ->
         return f"no message {outbox_id}; ignored"
     # Anyone can mail bounce+<n>@: only a report about *our* message (its Message-ID, or
     # the very recipient) may change anything.
-    if report.original_message_id and report.original_message_id != mail["message_id"]:
+    if report.original_message_id and report.original_message_id != mail.message_id:
         return "report names another message; ignored"
-    status = _matching(report, mail["recipient"])
+    status = _matching(report, mail.recipient)
     if status is None:
         return "no status for our recipient; ignored"
-    if not report.original_message_id and status.recipient != str(mail["recipient"]).lower():
+    if not report.original_message_id and status.recipient != str(mail.recipient).lower():
         return "report names another recipient; ignored"
     if status.action not in ("failed", "delayed"):
         return f"action {status.action}: nothing to do"
-    email = str(mail["recipient"]).lower()
+    email = str(mail.recipient).lower()
     # The address is dead whichever shop mailed it: suppressed for every shop of the relay
     # ('*'), shown there as "address bounced" without naming this one (issue 10 §4). The
     # result names the message, not the address: it is logged.

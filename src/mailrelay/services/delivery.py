@@ -17,7 +17,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
 from mailrelay.core.routing import signed_sender
-from mailrelay.store import Queries, Store, from_iso
+from mailrelay.store import OutboxRow, Queries, Store, from_iso
 
 log = logging.getLogger("mailrelay.delivery")  # the name operators filter on
 
@@ -35,7 +35,7 @@ class Sender(Protocol):
     async def send(self, envelope_from: str, recipient: str, raw: bytes) -> Any: ...
 
 
-ResultHook = Callable[[Queries, dict[str, Any], OutboxStatus, datetime, str | None], None]
+ResultHook = Callable[[Queries, OutboxRow, OutboxStatus, datetime, str | None], None]
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -66,17 +66,18 @@ class Pacer:
         self._tokens -= 1.0
 
 
-def recipient_ref(mail: dict[str, Any]) -> str:
+def recipient_ref(mail: OutboxRow) -> str:
     """Who a message is for, as ids: logs name no customer or agent address (issue 10 §6)."""
-    for column in ("invitation_id", "review_id"):
-        if mail.get(column):
-            return f"{column.removesuffix('_id')}:{mail[column]}/outbox:{mail['id']}"
-    return f"outbox:{mail['id']}"
+    if mail.invitation_id:
+        return f"invitation:{mail.invitation_id}/outbox:{mail.id}"
+    if mail.review_id:
+        return f"review:{mail.review_id}/outbox:{mail.id}"
+    return f"outbox:{mail.id}"
 
 
-def without_recipient(reply: str, mail: dict[str, Any]) -> str:
+def without_recipient(reply: str, mail: OutboxRow) -> str:
     """A server's reply for the log, with the recipient's address (servers quote it) cut."""
-    address = str(mail.get("recipient") or "")
+    address = mail.recipient or ""
     if not address:
         return reply
     return re.sub(re.escape(address), "<recipient>", reply, flags=re.IGNORECASE)
@@ -165,16 +166,16 @@ class Delivery:
             except BaseException:
                 # Rows without a result go back to the queue at the next settle (or at the
                 # next start, if this is the end); results not committed are in _unsettled.
-                self._stranded.update(m["id"] for m in batch
-                                      if m["id"] not in self._recorded)
+                self._stranded.update(m.id for m in batch
+                                      if m.id not in self._recorded)
                 raise
             finally:
-                self._recorded.difference_update(m["id"] for m in batch)
+                self._recorded.difference_update(m.id for m in batch)
             total += len(batch)
             if self.on_progress is not None:
                 self.on_progress()
 
-    async def deliver_one(self, outbox_id: int) -> dict[str, Any] | None:
+    async def deliver_one(self, outbox_id: int) -> OutboxRow | None:
         """Send a single queued row now (CLI `send-now`); returns the row as it ends."""
         now = self.clock.now()
         batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now))
@@ -182,15 +183,14 @@ class Delivery:
             try:
                 await (await self._attempt(mail))
             finally:
-                self._recorded.discard(mail["id"])
+                self._recorded.discard(mail.id)
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
-    async def _attempt(self, mail: dict[str, Any]) -> asyncio.Future[None]:
-        ident = mail["message_id"]
+    async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
+        ident = mail.message_id
         try:
-            sender = signed_sender(str(mail["envelope_from"]), self.sign_sender)
-            result = await self.transport.send(sender, mail["recipient"],
-                                               bytes(mail["raw"]))
+            sender = signed_sender(str(mail.envelope_from), self.sign_sender)
+            result = await self.transport.send(sender, mail.recipient, mail.raw)
         except TemporaryFailure as exc:
             return self._record_temporary(mail, exc.reply)
         except PermanentFailure as exc:
@@ -202,17 +202,17 @@ class Delivery:
         self.sent += 1
         self._outage_over()
         reply = str(getattr(result, "reply", result))
-        log.info("%s sent kind=%s to=%s reply=%r", ident, mail["kind"], recipient_ref(mail),
+        log.info("%s sent kind=%s to=%s reply=%r", ident, mail.kind, recipient_ref(mail),
                  without_recipient(reply, mail))
         return self._record(mail, OutboxStatus.SENT, None)
 
-    def _record_temporary(self, mail: dict[str, Any], reply: str) -> asyncio.Future[None]:
+    def _record_temporary(self, mail: OutboxRow, reply: str) -> asyncio.Future[None]:
         now = self.clock.now()
-        created = from_iso(mail["created_at"]) or now
+        created = from_iso(mail.created_at) or now
         if now - created >= GIVE_UP_AFTER:
             self.failed += 1
-            log.warning("%s to=%s gave up after %d attempts: %s", mail["message_id"],
-                        recipient_ref(mail), mail["attempts"], without_recipient(reply, mail))
+            log.warning("%s to=%s gave up after %d attempts: %s", mail.message_id,
+                        recipient_ref(mail), mail.attempts, without_recipient(reply, mail))
             return self._record(mail, OutboxStatus.FAILED, f"gave up after 5 days: {reply}")
         self.deferred += 1
         if self._outage_since is None:
@@ -220,7 +220,7 @@ class Delivery:
             self._outage_reason = reply
             log.warning("outbound delivery failing (will retry with backoff): %s",
                         without_recipient(reply, mail))
-        retry_at = now + retry_delay(int(mail["attempts"]))
+        retry_at = now + retry_delay(mail.attempts)
         return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
 
     @property
@@ -233,11 +233,11 @@ class Delivery:
             log.info("outbound delivery recovered after %s", self.clock.now() - self._outage_since)
             self._outage_since = None
 
-    def _record(self, mail: dict[str, Any], status: OutboxStatus, error: str | None,
+    def _record(self, mail: OutboxRow, status: OutboxStatus, error: str | None,
                 retry_at: datetime | None = None) -> asyncio.Future[None]:
         now = self.clock.now()
         hook = self.on_result
-        outbox_id = mail["id"]
+        outbox_id = mail.id
 
         def write(q: Queries) -> None:
             q.finish_mail(outbox_id, status, now, error, retry_at)
@@ -258,6 +258,6 @@ class Delivery:
         return future
 
 
-def _claim_one(q: Queries, outbox_id: int, now: datetime) -> list[dict[str, Any]]:
+def _claim_one(q: Queries, outbox_id: int, now: datetime) -> list[OutboxRow]:
     mail = q.claim_mail(outbox_id, now)
     return [mail] if mail else []

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Protocol
@@ -24,7 +23,6 @@ from mailrelay.core.errors import StoreError
 from mailrelay.core.models import (
     InvitationMethod,
     MessageKind,
-    Product,
     ShipmentNotice,
     ShipmentStatus,
 )
@@ -33,7 +31,15 @@ from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
 from mailrelay.services.invitations import Candidate, cancel, create_invitation, decide, due_for
 from mailrelay.services.parser_process import ParserGone, ParserProcess
-from mailrelay.store import SUPPRESSION_TEXT, InboundMessage, NewMessage, Queries, Store, to_iso
+from mailrelay.store import (
+    SUPPRESSION_TEXT,
+    InboundMessage,
+    NewMessage,
+    NewShipment,
+    Queries,
+    Store,
+    to_iso,
+)
 
 log = logging.getLogger("mailrelay.intake")  # the name operators filter on
 
@@ -101,40 +107,32 @@ class MessageOutcome:
     due_at: datetime | None = None
 
 
-#: `Product`'s fields in order: `asdict` without its deep copy (the values are flat).
-_PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
-_NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
-
-
-def _json_list(items: Sequence[object]) -> str:
-    return json.dumps(items, ensure_ascii=False) if items else _NO_ITEMS
-
-
 def shipment_row(
     msg: InboundMessage, notice: ShipmentNotice, status: ShipmentStatus = ShipmentStatus.REJECTED,
     reason: str = "processing",
-) -> dict[str, object]:
-    """The shipments row of a trigger, with its JSON columns serialised already."""
-    return {
-        "message_row_id": msg.id,
-        "shop": msg.shop,
-        "received_at": to_iso(msg.received_at),
-        "message_id": notice.message_id or msg.message_id,
-        "sender": notice.sender,
-        "customer_email": notice.customer_email,
-        "customer_name": notice.customer_name,
-        "reference": notice.reference,
-        "reference_rule": notice.reference_rule,
-        "locale": notice.locale,
-        "send_at": to_iso(notice.send_at),
-        "tags": _json_list(notice.tags),
-        "products": _json_list(
-            [{f: getattr(p, f) for f in _PRODUCT_FIELDS} for p in notice.products]),
-        "source": notice.source,
-        "defects": _json_list(notice.defects),
-        "status": status,
-        "reason": reason,
-    }
+) -> NewShipment:
+    """The shipments row of a trigger."""
+    return NewShipment(
+        message_row_id=msg.id,
+        shop=msg.shop,
+        received_at=msg.received_at,
+        message_id=notice.message_id or msg.message_id,
+        sender=notice.sender,
+        customer_email=notice.customer_email,
+        customer_name=notice.customer_name,
+        reference=notice.reference,
+        reference_rule=notice.reference_rule,
+        locale=notice.locale,
+        send_at=notice.send_at,
+        tags=notice.tags,
+        products=notice.products,
+        source=notice.source,
+        defects=notice.defects,
+        status=status,
+        reason=reason,
+        sender_name=notice.sender_name,
+        reply_to=notice.reply_to,
+    )
 
 
 def process_shipment(

@@ -7,14 +7,12 @@ It never sends: `delivery` does. Rendering happens before storing, so a resend i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
-from typing import Any
 
 import jinja2
 
@@ -33,7 +31,16 @@ from mailrelay.parsing import normalize_address
 from mailrelay.render import InvitationView, RenderedMail, Templates, invitation_mail
 from mailrelay.services.links import review_url, unsubscribe_url
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import SUPPRESSION_TEXT, Queries, Store, to_iso
+from mailrelay.store import (
+    SUPPRESSION_TEXT,
+    DueInvitation,
+    InvitationRow,
+    NewInvitation,
+    OutboxRow,
+    Queries,
+    Store,
+    to_iso,
+)
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
 
@@ -123,25 +130,21 @@ def create_invitation(
     """Insert the invitation (with `invitation_id` when the caller allotted it already)."""
     if cand.customer_email is None:
         raise ValueError("an invitation needs a customer address")
-    ident: dict[str, object] = {} if invitation_id is None else {"id": invitation_id}
-    return q.insert_invitation(
-        {
-            **ident,
-            "shop": shop.id,
-            "shipment_id": shipment_id,
-            "customer_email": cand.customer_email,
-            "customer_name": cand.customer_name,
-            "reference": cand.reference,
-            "locale": cand.locale or shop.locale,
-            "method": cand.method,
-            "status": status,
-            "reason": None,
-            "token": signer.issue(REVIEW),
-            "created_at": to_iso(now),
-            "due_at": to_iso(due),
-            "sent_at": to_iso(now) if status == InvitationStatus.SENT else None,
-        }
-    )
+    return q.insert_invitation(NewInvitation(
+        shop=shop.id,
+        shipment_id=shipment_id,
+        customer_email=cand.customer_email,
+        customer_name=cand.customer_name,
+        reference=cand.reference,
+        locale=cand.locale or shop.locale,
+        method=cand.method,
+        status=status,
+        token=signer.issue(REVIEW),
+        created_at=now,
+        due_at=due,
+        sent_at=now if status == InvitationStatus.SENT else None,
+        id=invitation_id,
+    ))
 
 
 def schedule(
@@ -183,15 +186,15 @@ def due_for(
     return due_time(shop, wanted)
 
 
-def _withdraw(q: Queries, rows: Iterable[dict[str, Any]], reason: str,
+def _withdraw(q: Queries, rows: Iterable[InvitationRow], reason: str,
               shipment_status: ShipmentStatus) -> list[int]:
     """Cancel each of `rows` still scheduled, and say so on its shipment; returns their ids."""
     done = []
     for row in rows:
-        if q.cancel_invitation(row["id"], reason):
-            done.append(row["id"])
-            if row["shipment_id"]:
-                q.set_shipment_status(row["shipment_id"], shipment_status, reason)
+        if q.cancel_invitation(row.id, reason):
+            done.append(row.id)
+            if row.shipment_id:
+                q.set_shipment_status(row.shipment_id, shipment_status, reason)
     return done
 
 
@@ -214,11 +217,11 @@ def cancel_target(
     """`invitations cancel REF|ID`: an invitation id, else an order reference."""
     if target.isdigit():
         row = q.get_invitation(int(target))
-        if row is not None and (shop_id is None or row["shop"] == shop_id):
-            shop = config.shop(row["shop"])
-            if shop is not None and row["status"] == InvitationStatus.SCHEDULED:
-                if row["reference"]:
-                    return cancel(q, shop, row["reference"], None, reason)
+        if row is not None and (shop_id is None or row.shop == shop_id):
+            shop = config.shop(row.shop)
+            if shop is not None and row.status == InvitationStatus.SCHEDULED:
+                if row.reference:
+                    return cancel(q, shop, row.reference, None, reason)
                 return _withdraw(q, [row], reason, ShipmentStatus.CANCELLED)
             return []
     done: list[int] = []
@@ -228,12 +231,12 @@ def cancel_target(
     return done
 
 
-def unsubscribe(q: Queries, invitation: dict[str, Any], now: datetime) -> int:
+def unsubscribe(q: Queries, invitation: InvitationRow, now: datetime) -> int:
     """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
-    shop, email = invitation["shop"], invitation["customer_email"]
+    shop, email = invitation.shop, invitation.customer_email
     if not email:
         return 0  # erased by retention or `forget`: nothing left to suppress
-    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation['id']}")
+    q.suppress(shop, email, now, f"unsubscribe link of invitation {invitation.id}")
     withdrawn = _withdraw(q, q.scheduled_invitations(shop, email=email),
                           "customer unsubscribed", ShipmentStatus.SUPPRESSED)
     return len(withdrawn) + q.cancel_reminders_of(shop, email)
@@ -273,13 +276,13 @@ def generate_link(
     if reference:
         existing = q.invitation_for_reference(shop.id, reference)
         if existing is not None:
-            return existing["id"], existing["token"], False
+            return existing.id, existing.token, False
     cand = Candidate(address, _operator_text(name), reference, None, None, InvitationMethod.LINK)
     inv_id = create_invitation(q, shop, cand, signer, now, due=now, status=InvitationStatus.SENT)
     row = q.get_invitation(inv_id)
     if row is None:
         raise ValueError(f"invitation {inv_id} vanished")
-    return inv_id, row["token"], True
+    return inv_id, row.token, True
 
 
 def _operator_text(text: str | None) -> str | None:
@@ -295,7 +298,7 @@ def _operator_text(text: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class PendingMail:
-    invitation: dict[str, Any]
+    invitation: DueInvitation
     kind: OutboxKind
     mail: RenderedMail
 
@@ -340,10 +343,10 @@ class Inviter:
             for item, result in zip(pending, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("invitation=%s %s could not be queued: %r",
-                              item.invitation["id"], item.kind, result)
+                              item.invitation.id, item.kind, result)
                     # Leave a record instead of retrying a broken row forever.
                     await self.store.write(partial(
-                        Queries.set_invitation_status, invitation_id=item.invitation["id"],
+                        Queries.set_invitation_status, invitation_id=item.invitation.id,
                         status=InvitationStatus.FAILED,
                         reason=f"could not be queued: {result!r}"))
                 elif result:
@@ -373,85 +376,85 @@ class Inviter:
             for item in pending:
                 await self.store.write(partial(self._store_mail, pending=item, now=now))
         current = await self.store.aread(lambda q: q.get_invitation(invitation_id))
-        if current is None or current["status"] != InvitationStatus.SCHEDULED:
+        if current is None or current.status != InvitationStatus.SCHEDULED:
             return None
-        return current["outbox_id"]  # type: ignore[no-any-return]
+        return current.outbox_id
 
-    def _render_all(self, invitations: list[dict[str, Any]], reminders: list[dict[str, Any]],
+    def _render_all(self, invitations: list[DueInvitation], reminders: list[DueInvitation],
                     now: datetime) -> list[PendingMail]:
         out: list[PendingMail] = []
         for kind, rows in ((OutboxKind.INVITATION, invitations),
                            (OutboxKind.REMINDER, reminders)):
             for row in rows:
-                shop = self.config.shop(row["shop"])
+                shop = self.config.shop(row.shop)
                 if shop is None:
                     log.warning("invitation=%s shop=%s is no longer configured; left as is",
-                                row["id"], row["shop"])
+                                row.id, row.shop)
                     continue
                 try:
                     mail = self.render_mail(shop, row, kind, now)
                 except (ValueError, jinja2.TemplateError) as exc:
                     # One bad address or template must not hold back the rest of the batch.
-                    log.error("invitation=%s %s cannot be rendered: %s", row["id"], kind, exc)
-                    self.unrenderable.append((row["id"], kind, str(exc)))
+                    log.error("invitation=%s %s cannot be rendered: %s", row.id, kind, exc)
+                    self.unrenderable.append((row.id, kind, str(exc)))
                     continue
                 out.append(PendingMail(row, kind, mail))
         return out
 
-    def render_mail(self, shop: ShopConfig, row: dict[str, Any], kind: OutboxKind,
-               now: datetime) -> RenderedMail:
+    def render_mail(self, shop: ShopConfig, row: DueInvitation, kind: OutboxKind,
+                    now: datetime) -> RenderedMail:
         view = InvitationView(
-            purpose=str(kind), to_email=row["customer_email"], to_name=row["customer_name"],
-            locale=row["locale"], reference=row["reference"],
-            review_url=review_url(self.config, row["token"]),
-            unsubscribe_url=unsubscribe_url(self.config, self.signer, row["token"]),
-            products=json.loads(row.get("products") or "[]"),
-            extra_headers={"X-Mailrelay-Invitation": str(row["id"])},
+            purpose=str(kind), to_email=row.customer_email, to_name=row.customer_name,
+            locale=row.locale, reference=row.reference,
+            review_url=review_url(self.config, row.token),
+            unsubscribe_url=unsubscribe_url(self.config, self.signer, row.token),
+            products=row.products,
+            extra_headers={"X-Mailrelay-Invitation": str(row.id)},
         )
         return invitation_mail(self.templates, self.config, shop, view, now=now)
 
     def _store_mail(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation
-        shop = self.config.shop(inv["shop"])
+        shop = self.config.shop(inv.shop)
         if shop is None:
             return False
-        if pending.kind == OutboxKind.REMINDER and not q.mark_reminder_queued(inv["id"]):
+        if pending.kind == OutboxKind.REMINDER and not q.mark_reminder_queued(inv.id):
             return False  # cancelled (review, unsubscribe) since we read it
-        suppressed_by = q.suppression(shop.id, inv["customer_email"])
+        suppressed_by = q.suppression(shop.id, inv.customer_email)
         if suppressed_by is not None:
             if pending.kind == OutboxKind.INVITATION:
                 reason = ("customer unsubscribed before sending" if suppressed_by ==
                           "unsubscribed" else SUPPRESSION_TEXT[suppressed_by])
-                q.set_invitation_status(inv["id"], InvitationStatus.SUPPRESSED, reason)
-                if inv.get("shipment_id"):  # its shipment says so too (issue 10 §4)
-                    q.set_shipment_status(inv["shipment_id"], ShipmentStatus.SUPPRESSED, reason)
+                q.set_invitation_status(inv.id, InvitationStatus.SUPPRESSED, reason)
+                if inv.shipment_id:  # its shipment says so too (issue 10 §4)
+                    q.set_shipment_status(inv.shipment_id, ShipmentStatus.SUPPRESSED, reason)
             return False
         outbox_id = enqueue_mail(q, shop, pending.kind, pending.mail, now,
-                                 invitation_id=inv["id"])
+                                 invitation_id=inv.id)
         if outbox_id is None:
             return False  # already queued by an earlier pass (one mail per kind)
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
-            inv["id"], outbox_id
+            inv.id, outbox_id
         ):
             q.finish_mail(outbox_id, OutboxStatus.CANCELLED, now, "invitation no longer scheduled")
             return False
         return True
 
 
-def record_delivery(config: Config, q: Queries, mail: dict[str, Any], status: OutboxStatus,
+def record_delivery(config: Config, q: Queries, mail: OutboxRow, status: OutboxStatus,
                     now: datetime, error: str | None) -> None:
     """Carry a delivery result over to the invitation it belongs to (inside the writer)."""
-    inv_id = mail.get("invitation_id")
+    inv_id = mail.invitation_id
     if not inv_id:
         return
-    if mail["kind"] == OutboxKind.INVITATION:
+    if mail.kind == OutboxKind.INVITATION:
         if status == OutboxStatus.SENT:
-            shop = config.shop(mail["shop"])
+            shop = config.shop(mail.shop) if mail.shop else None
             after = shop.reminder_after if shop else None
             q.invitation_mail_sent(inv_id, now, now + after if after else None)
         elif status == OutboxStatus.FAILED:
             q.set_invitation_status(inv_id, InvitationStatus.FAILED, error)
-    elif mail["kind"] == OutboxKind.REMINDER and status == OutboxStatus.SENT:
+    elif mail.kind == OutboxKind.REMINDER and status == OutboxStatus.SENT:
         q.reminder_sent(inv_id, now)
 
 

@@ -12,7 +12,7 @@ from mailrelay.config import ShopConfig
 from mailrelay.core.models import OutboxKind
 from mailrelay.core.routing import unsigned_bounce_address
 from mailrelay.render import RenderedMail
-from mailrelay.store import Queries, to_iso
+from mailrelay.store import NewMail, Queries
 
 
 def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,
@@ -20,12 +20,10 @@ def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedM
                  invitation_id: int | None = None) -> int | None:
     """Store one rendered message for delivery; None when that mail is already queued."""
     try:
-        return q.enqueue({
-            "kind": kind, "shop": shop.id, "invitation_id": invitation_id,
-            "review_id": review_id, "recipient": mail.to,
-            "envelope_from": unsigned_bounce_address(shop.reply_domain), "subject": mail.subject,
-            "message_id": mail.message_id, "raw": mail.raw, "created_at": to_iso(now),
-            "due_at": to_iso(now),
-        })
+        return q.enqueue(NewMail(
+            kind=kind, shop=shop.id, recipient=mail.to,
+            envelope_from=unsigned_bounce_address(shop.reply_domain), subject=mail.subject,
+            message_id=mail.message_id, raw=mail.raw, created_at=now, due_at=now,
+            invitation_id=invitation_id, review_id=review_id))
     except sqlite3.IntegrityError:
         return None

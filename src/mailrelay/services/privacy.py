@@ -1,9 +1,9 @@
 """Erasure, with its audit trail: the retention purge (daemon and CLI) and `forget`, which finds
 every stored form of one person and leaves none on disk.
 
-The SQL is in store.py (`Queries.purge_before`, `Queries.forget`); what counts as naming the
-person, the order of the steps and the files outside the database (the Maildir outbox) are decided
-here.
+The SQL is in store/privacy.py (`Queries.purge_before`, `Queries.forget`); what counts as naming
+the person, the order of the steps and the files outside the database (the Maildir outbox) are
+decided here.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def forget(store: Store, address: str, now: datetime, *, maildir: Path | None,
 
     erasure = store.write_sync(erase)
     files = scrub_maildir(maildir, address, erasure.message_ids) if maildir else 0
-    truncated = store.checkpoint_and_truncate()
+    truncated = store.finalize_erasure()
     if not truncated:
         log.warning("forget: the WAL could not be truncated while other connections read;"
                     " it is overwritten by later writes, or truncated at the next forget")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 import jinja2
 
@@ -42,7 +41,7 @@ from mailrelay.render import (
 from mailrelay.reply_text import Extraction, extract
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, Store, to_iso
+from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
 
@@ -219,8 +218,8 @@ class Context:
 
     reply: AgentReply
     key: str | None
-    key_row: dict[str, Any] | None
-    review: dict[str, Any] | None
+    key_row: ReplyKeyRow | None
+    review: ReviewRow | None
     invitation_message_id: str | None
 
 
@@ -251,12 +250,12 @@ class Replier:
         key = reply_dedupe_key(reply, raw)
         seen = await self.store.aread(lambda q: q.reply_outcome(key))
         if seen is not None:
-            return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen['outcome']}",
-                               seen["review_id"], key, str(seen["outcome"]))
+            return ReplyResult(ReplyOutcome.DUPLICATE, f"already {seen.outcome}",
+                               seen.review_id, key, seen.outcome)
         ctx = await self.store.aread(lambda q: self._context(q, reply))
-        known = [str(ctx.review["text"])] if ctx.review and ctx.review.get("text") else []
-        private = [str(ctx.review["customer_email"])] if ctx.review and ctx.review.get(
-            "customer_email") else []
+        known = [str(ctx.review.text)] if ctx.review and ctx.review.text else []
+        private = ([ctx.review.customer_email] if ctx.review and ctx.review.customer_email
+                   else [])
         extraction = await asyncio.to_thread(
             lambda: extract(reply.text, reply.html, known_texts=known, private=private))
         now = self.clock.now()
@@ -286,9 +285,9 @@ class Replier:
                     if key:
                         break
         key_row = q.reply_key(key) if key else None
-        review = q.get_review(int(key_row["review_id"])) if key_row else None
-        invitation_mid = (q.invitation_message_id(int(review["invitation_id"]))
-                          if review and review["invitation_id"] else None)
+        review = q.get_review(key_row.review_id) if key_row else None
+        invitation_mid = (q.invitation_message_id(int(review.invitation_id))
+                          if review and review.invitation_id else None)
         return Context(reply, key, key_row, review, invitation_mid)
 
     def _screen(self, ctx: Context, now: datetime, *, null_sender: bool,
@@ -306,17 +305,17 @@ class Replier:
             return NO_KEY
         if not self.signer.key_valid(ctx.key, REPLY) or ctx.key_row is None or ctx.review is None:
             return INVALID_KEY
-        shop = self.config.shop(str(ctx.review["shop"]))
+        shop = self.config.shop(str(ctx.review.shop))
         if shop is None:
             return NO_SHOP
         sender = reply.from_address or ""
-        if not sender or (sender != str(ctx.key_row["agent"]).lower()
+        if not sender or (sender != ctx.key_row.agent.lower()
                           and not address_matches(sender, shop.agent_senders)):
             return UNAUTHORISED
         if self.authserv_id and not (trusted and authenticated(
                 reply.trace, self.authserv_id, sender)):
             return UNAUTHENTICATED
-        issued = datetime.fromisoformat(str(ctx.key_row["created_at"]))
+        issued = datetime.fromisoformat(ctx.key_row.created_at)
         if now - issued > KEY_MAX_AGE:
             return EXPIRED
         return None
@@ -324,12 +323,11 @@ class Replier:
     def _apply(self, q: Queries, ctx: Context, extraction: Extraction, key: str, source: str,
                now: datetime, *, null_sender: bool = False, trusted: bool = True) -> ReplyResult:
         reply = ctx.reply
-        review_id = int(ctx.review["id"]) if ctx.review else None
+        review_id = int(ctx.review.id) if ctx.review else None
 
         def done(outcome: ReplyOutcome, reason: str) -> ReplyResult:
-            q.record_reply({"received_at": to_iso(now), "source": source, "dedupe_key": key,
-                            "message_id": reply.message_id, "from_address": reply.from_address,
-                            "review_id": review_id, "outcome": outcome, "reason": reason})
+            q.record_reply(NewReply(now, source, key, reply.message_id, reply.from_address,
+                                    review_id, outcome, reason))
             return ReplyResult(outcome, reason, review_id, key)
 
         def refuse(refusal: Refusal) -> ReplyResult:
@@ -351,10 +349,10 @@ class Replier:
                           else _held_back(extraction.reason or "unknown"))
         return self._act(q, ctx, review, parse_directives(extraction.text), done, refuse, now)
 
-    def _act(self, q: Queries, ctx: Context, review: dict[str, Any], directives: Directives,
+    def _act(self, q: Queries, ctx: Context, review: ReviewRow, directives: Directives,
              done: Callable[[ReplyOutcome, str], ReplyResult],
              refuse: Callable[[Refusal], ReplyResult], now: datetime) -> ReplyResult:
-        review_id = int(review["id"])
+        review_id = int(review.id)
         author = ctx.reply.from_address or "agent"
         for tag in directives.tags:
             q.add_tag(review_id, tag, now)
@@ -372,9 +370,9 @@ class Replier:
             if directives.tags:
                 return done(ReplyOutcome.TAGGED, ",".join(directives.tags))
             return refuse(EMPTY)
-        email = not directives.noemail and bool(review.get("customer_email"))
+        email = not directives.noemail and bool(review.customer_email)
         mail: RenderedMail | None = None
-        shop = self.config.shop(str(review["shop"]))
+        shop = self.config.shop(str(review.shop))
         if email and shop is not None:
             mail = self._customer_mail(shop, review, directives.body, ctx.invitation_message_id,
                                        now)
@@ -385,21 +383,21 @@ class Replier:
         how = "published and emailed" if mail else "published, no email"
         return done(ReplyOutcome.PUBLISHED, how)
 
-    def _customer_mail(self, shop: ShopConfig, review: dict[str, Any], body: str,
+    def _customer_mail(self, shop: ShopConfig, review: ReviewRow, body: str,
                        invitation_mid: str | None, now: datetime) -> RenderedMail | None:
         refs = [invitation_mid] if invitation_mid else []
         try:
             view = ResponseView(
-                to_email=str(review["customer_email"]), to_name=review.get("reviewer_name"),
-                locale=review.get("locale"), body=body,
-                review=ReviewView(id=review["id"], stars=review["stars"],
-                                  title=review.get("title"), text=review.get("text")),
-                public_url=public_url(self.config, shop.id, int(review["id"])),
+                to_email=str(review.customer_email), to_name=review.reviewer_name,
+                locale=review.locale, body=body,
+                review=ReviewView(id=review.id, stars=review.stars,
+                                  title=review.title, text=review.text),
+                public_url=public_url(self.config, shop.id, int(review.id)),
                 in_reply_to=invitation_mid, references=refs,
             )
             return response_mail(self.templates, self.config, shop, view, now=now)
         except (ValueError, jinja2.TemplateError) as exc:
-            log.error("review=%s customer email cannot be rendered: %s", review["id"], exc)
+            log.error("review=%s customer email cannot be rendered: %s", review.id, exc)
             return None
 
     def _notify_agent(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
@@ -411,7 +409,7 @@ class Replier:
         """
         reply = ctx.reply
         sender = reply.from_address
-        shop = self.config.shop(str(ctx.review["shop"])) if ctx.review else None
+        shop = self.config.shop(str(ctx.review.shop)) if ctx.review else None
         if not sender or shop is None or refusal.notice is None:
             return False
         view = NoticeView(
@@ -423,9 +421,9 @@ class Replier:
             mail = notice_mail(self.templates, self.config, shop, view, now=now)
         except (ValueError, jinja2.TemplateError) as exc:
             log.warning("review=%s refusal notice cannot be rendered: %s",
-                        ctx.review["id"] if ctx.review else "-", exc)
+                        ctx.review.id if ctx.review else "-", exc)
             return False
         enqueue_mail(q, shop, OutboxKind.NOTICE, mail, now,
-                     review_id=int(ctx.review["id"]) if ctx.review else None)
+                     review_id=int(ctx.review.id) if ctx.review else None)
         return True
 

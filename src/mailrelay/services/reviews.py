@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,7 +32,16 @@ from mailrelay.render import (
 )
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, Store, to_iso
+from mailrelay.store import (
+    CustomerContext,
+    InvitationRow,
+    NewReview,
+    Queries,
+    ReviewRow,
+    ReviewText,
+    ShipmentRow,
+    Store,
+)
 
 log = logging.getLogger("mailrelay.reviews")  # the name operators filter on
 
@@ -97,50 +106,39 @@ class SubmitOutcome(StrEnum):
 LINK_MAX_AGE = timedelta(days=365)
 
 
-def link_usable(invitation: Mapping[str, Any], now: datetime) -> bool:
+def link_usable(invitation: InvitationRow, now: datetime) -> bool:
     """False for cancelled or erased invitations and for links older than a year."""
-    created = invitation.get("created_at")
+    created = invitation.created_at
     too_old = bool(created) and now - datetime.fromisoformat(str(created)) > LINK_MAX_AGE
-    return not (invitation.get("status") == InvitationStatus.CANCELLED
-                or not invitation.get("customer_email") or too_old)
+    return not (invitation.status == InvitationStatus.CANCELLED
+                or not invitation.customer_email or too_old)
 
 
-def submit_review(q: Queries, invitation: dict[str, Any], form: ReviewForm,
+def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
            now: datetime) -> tuple[SubmitOutcome, int | None]:
     """Store the review of an invitation; a second submit edits it until it is answered.
 
     The name is stored as given: a customer who clears it stays anonymous on the page.
     """
     name = form.name
-    if invitation.get("review_id"):
-        review = q.get_review(int(invitation["review_id"]))
+    text = ReviewText(form.stars, form.title, form.text, name)
+    if invitation.review_id:
+        review = q.get_review(invitation.review_id)
         if review is not None:
-            if review["response_id"] is not None:
-                return SubmitOutcome.LOCKED, review["id"]
-            unchanged = (review["stars"], review["title"] or "", review["text"] or "",
-                         review["reviewer_name"] or "") == (form.stars, form.title, form.text,
+            if review.response_id is not None:
+                return SubmitOutcome.LOCKED, review.id
+            unchanged = (review.stars, review.title or "", review.text or "",
+                         review.reviewer_name or "") == (form.stars, form.title, form.text,
                                                             name)
             if unchanged:  # a reload of the thank-you page: no new ticket for the same text
-                return SubmitOutcome.UPDATED, review["id"]
-            q.edit_review(review["id"], {"stars": form.stars, "title": form.title,
-                                         "text": form.text, "reviewer_name": name}, now)
-            return SubmitOutcome.UPDATED, review["id"]
-    review_id = q.insert_review({
-        "shop": invitation["shop"],
-        "invitation_id": invitation["id"],
-        "method": invitation["method"],
-        "stars": form.stars,
-        "title": form.title,
-        "text": form.text,
-        "reviewer_name": name,
-        "customer_email": invitation["customer_email"],
-        "reference": invitation["reference"],
-        "locale": invitation["locale"],
-        "created_at": to_iso(now),
-        "updated_at": to_iso(now),
-        "ticket_state": "pending",
-    })
-    q.link_review(invitation["id"], review_id)
+                return SubmitOutcome.UPDATED, review.id
+            q.edit_review(review.id, text, now)
+            return SubmitOutcome.UPDATED, review.id
+    review_id = q.insert_review(NewReview(
+        shop=invitation.shop, invitation_id=invitation.id, method=invitation.method, text=text,
+        customer_email=invitation.customer_email, reference=invitation.reference,
+        locale=invitation.locale, created_at=now))
+    q.link_review(invitation.id, review_id)
     return SubmitOutcome.CREATED, review_id
 
 
@@ -154,13 +152,13 @@ def first_name(name: str | None) -> str | None:
     return parts[0] if parts else None
 
 
-def review_view(review: Mapping[str, Any]) -> ReviewView:
+def review_view(review: ReviewRow) -> ReviewView:
     """What a ticket or response mail shows of a stored review."""
     return ReviewView(
-        id=review["id"], stars=review["stars"], title=review["title"], text=review["text"],
-        reviewer_name=review["reviewer_name"], customer_email=review["customer_email"],
-        reference=review["reference"], method=review["method"], locale=review["locale"],
-        created_at=review["created_at"],
+        id=review.id, stars=review.stars, title=review.title, text=review.text,
+        reviewer_name=review.reviewer_name, customer_email=review.customer_email,
+        reference=review.reference, method=review.method, locale=review.locale,
+        created_at=review.created_at,
     )
 
 
@@ -168,7 +166,7 @@ def review_view(review: Mapping[str, Any]) -> ReviewView:
 class TicketBatch:
     """Everything rendered for one review, written in one transaction."""
 
-    review: dict[str, Any]
+    review: ReviewRow
     tickets: list[tuple[str, str, bool, RenderedMail]]  # (agent, key, new key, mail)
     auto_response: str | None
     customer_mail: RenderedMail | None
@@ -204,18 +202,18 @@ class Reviewer:
         facts = await self.store.aread(lambda q: self._facts(q, review_id))
         if facts is None:
             return
-        shop = self.config.shop(facts["review"]["shop"])
+        shop = self.config.shop(facts["review"].shop)
         if shop is None:
             log.warning("review=%s shop is no longer configured; no ticket", review_id)
             await self.store.write(lambda q: q.mark_ticket_queued(review_id,
-                                                                  facts["review"]["edits"]))
+                                                                  facts["review"].edits))
             return
         try:
             batch = await asyncio.to_thread(self._render_tickets, shop, facts, now)
         except (ValueError, jinja2.TemplateError) as exc:
             log.error("review=%s ticket cannot be rendered: %s", review_id, exc)
             await self.store.write(lambda q: q.mark_ticket_queued(review_id,
-                                                                  facts["review"]["edits"]))
+                                                                  facts["review"].edits))
             return
         await self.store.write(lambda q: self._store_tickets(q, shop, batch, now))
 
@@ -223,16 +221,16 @@ class Reviewer:
         review = q.get_review(review_id)
         if review is None:
             return None
-        invitation = q.get_invitation(review["invitation_id"]) if review["invitation_id"] else None
-        shipment = (q.shipment_of_invitation(review["invitation_id"])
-                    if review["invitation_id"] else None)
-        email = review["customer_email"] or ""
-        context = q.customer_context(review["shop"], email, review_id) if email else {
-            "reviews": [], "invitations": [], "replies": [], "status": []}
-        keys = {agent: q.key_for(review_id, agent) for agent in self._agents(review["shop"])}
+        invitation = q.get_invitation(review.invitation_id) if review.invitation_id else None
+        shipment = (q.shipment_of_invitation(review.invitation_id)
+                    if review.invitation_id else None)
+        email = review.customer_email or ""
+        context = (q.customer_context(review.shop, email, review_id) if email
+                   else CustomerContext())
+        keys = {agent: q.key_for(review_id, agent) for agent in self._agents(review.shop)}
         threads = {agent: q.first_ticket_message_id(review_id, agent) for agent in keys}
-        invitation_mid = (q.invitation_message_id(review["invitation_id"])
-                          if review["invitation_id"] else None)
+        invitation_mid = (q.invitation_message_id(review.invitation_id)
+                          if review.invitation_id else None)
         return {"review": review, "invitation": invitation, "shipment": shipment,
                 "context": context, "keys": keys, "threads": threads,
                 "invitation_message_id": invitation_mid}
@@ -241,9 +239,9 @@ class Reviewer:
         shop = self.config.shop(shop_id)
         return shop.agents if shop else ()
 
-    def _auto_eligible(self, shop: ShopConfig, review: dict[str, Any]) -> bool:
+    def _auto_eligible(self, shop: ShopConfig, review: ReviewRow) -> bool:
         minimum = shop.auto_reply_min_stars
-        return bool(minimum) and review["stars"] >= minimum and review["response_id"] is None
+        return bool(minimum) and review.stars >= minimum and review.response_id is None
 
     def _render_tickets(self, shop: ShopConfig, facts: dict[str, Any],
                         now: datetime) -> TicketBatch:
@@ -251,38 +249,38 @@ class Reviewer:
         auto_text: str | None = None
         customer_mail: RenderedMail | None = None
         if self._auto_eligible(shop, review):
-            auto_text = auto_response_text(self.templates, shop, review["locale"],
-                                           first_name=first_name(review["reviewer_name"]),
-                                           stars=review["stars"])
-            if review["customer_email"]:
+            auto_text = auto_response_text(self.templates, shop, review.locale,
+                                           first_name=first_name(review.reviewer_name),
+                                           stars=review.stars)
+            if review.customer_email:
                 customer_mail = self.render_response(shop, review, auto_text,
                                                      facts["invitation_message_id"], now)
-        shipment = facts["shipment"]
-        products = shipment["products"] if shipment else []
-        received_at = shipment["received_at"] if shipment else None
+        shipment: ShipmentRow | None = facts["shipment"]
+        products = shipment.products if shipment else []
+        received_at = shipment.received_at if shipment else None
         tickets = []
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
             view = TicketView(
                 to_email=agent, reply_to=reply_address(key, shop.reply_domain), key=key,
                 review=review_view(review), received_at=received_at, products=products,
-                context=facts["context"], public_url=public_url(self.config, shop.id),
-                review_url=public_url(self.config, shop.id, review["id"]),
+                context=asdict(facts["context"]), public_url=public_url(self.config, shop.id),
+                review_url=public_url(self.config, shop.id, review.id),
                 answered_by="auto" if auto_text else None, auto_response=auto_text,
-                updated=bool(review["edits"]), in_reply_to=facts["threads"].get(agent),
+                updated=bool(review.edits), in_reply_to=facts["threads"].get(agent),
             )
             mail = ticket_mail(self.templates, self.config, shop, view, now=now)
             tickets.append((agent, key, known_key is None, mail))
         return TicketBatch(review, tickets, auto_text, customer_mail)
 
-    def render_response(self, shop: ShopConfig, review: dict[str, Any], body: str,
+    def render_response(self, shop: ShopConfig, review: ReviewRow, body: str,
                         invitation_message_id: str | None, now: datetime) -> RenderedMail:
         """The customer's copy of a public response, threaded under the invitation."""
         refs = [invitation_message_id] if invitation_message_id else []
         view = ResponseView(
-            to_email=review["customer_email"], to_name=review["reviewer_name"],
-            locale=review["locale"], body=body, review=review_view(review),
-            public_url=public_url(self.config, shop.id, review["id"]),
+            to_email=review.customer_email or "", to_name=review.reviewer_name,
+            locale=review.locale, body=body, review=review_view(review),
+            public_url=public_url(self.config, shop.id, review.id),
             in_reply_to=invitation_message_id, references=refs,
         )
         return response_mail(self.templates, self.config, shop, view, now=now)
@@ -290,21 +288,21 @@ class Reviewer:
     def _store_tickets(self, q: Queries, shop: ShopConfig, batch: TicketBatch,
                        now: datetime) -> bool:
         review = batch.review
-        if not q.mark_ticket_queued(review["id"], review["edits"]):
+        if not q.mark_ticket_queued(review.id, review.edits):
             return False  # edited again meanwhile: the next pass renders the newer text
         for agent, key, new_key, mail in batch.tickets:
             if new_key:
-                q.insert_reply_key(key, review["id"], agent, now, mail.message_id)
-            enqueue_mail(q, shop, OutboxKind.TICKET, mail, now, review_id=review["id"])
+                q.insert_reply_key(key, review.id, agent, now, mail.message_id)
+            enqueue_mail(q, shop, OutboxKind.TICKET, mail, now, review_id=review.id)
         if batch.auto_response is not None:
-            current = q.get_review(review["id"])
-            if current is not None and current["response_id"] is None:
-                q.add_response(review["id"], batch.auto_response, "auto", "auto", now,
+            current = q.get_review(review.id)
+            if current is not None and current.response_id is None:
+                q.add_response(review.id, batch.auto_response, "auto", "auto", now,
                                emailed=batch.customer_mail is not None)
                 if batch.customer_mail is not None:
                     enqueue_mail(q, shop, OutboxKind.RESPONSE, batch.customer_mail, now,
-                                 review_id=review["id"])
-        log.info("review=%s tickets=%d auto_response=%s", review["id"], len(batch.tickets),
+                                 review_id=review.id)
+        log.info("review=%s tickets=%d auto_response=%s", review.id, len(batch.tickets),
                  batch.auto_response is not None)
         return True
 

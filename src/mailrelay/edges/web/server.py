@@ -29,7 +29,7 @@ from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
-from mailrelay.store import Queries, Store, from_iso
+from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -72,11 +72,11 @@ def script_json(data: Any) -> str:
 
 def _invitation_and_review(
     q: Queries, token: str,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[InvitationRow | None, ReviewRow | None]:
     invitation = q.invitation_by_token(token)
     review = None
-    if invitation is not None and invitation.get("review_id"):
-        review = q.get_review(int(invitation["review_id"]))
+    if invitation is not None and invitation.review_id:
+        review = q.get_review(invitation.review_id)
     return invitation, review
 
 
@@ -84,17 +84,17 @@ def _invitation_and_review(
 class Listing:
     """One page of a shop's public reviews."""
 
-    summary: dict[str, Any]
+    summary: RatingSummary
     total: int  # reviews matching the star filter
     pages: int
-    rows: list[dict[str, Any]]
+    rows: list[ReviewRow]
 
 
 def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
     summary = q.rating_summary(shop_id)
-    total = int(summary["distribution"].get(str(stars), 0)) if stars else int(summary["count"])
+    total = int(summary.distribution.get(str(stars), 0)) if stars else int(summary.count)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    rows: list[dict[str, Any]] = []
+    rows: list[ReviewRow] = []
     if page <= pages and total:
         rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
                               reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
@@ -202,15 +202,15 @@ class WebApp:
         return self.page("message.html.j2", status, t, {**PRIVATE_HEADERS, **(headers or {})},
                          heading=heading, paragraphs=list(paragraphs), link=link)
 
-    def _shop_of(self, invitation: dict[str, Any] | None) -> ShopConfig | None:
-        return self.config.shop(invitation["shop"]) if invitation is not None else None
+    def _shop_of(self, invitation: InvitationRow | None) -> ShopConfig | None:
+        return self.config.shop(invitation.shop) if invitation is not None else None
 
-    def _translator_for(self, invitation: dict[str, Any] | None) -> Translator:
+    def _translator_for(self, invitation: InvitationRow | None) -> Translator:
         shop = self._shop_of(invitation)
-        return self.strings.translator(invitation["locale"] if invitation else None,
+        return self.strings.translator(invitation.locale if invitation else None,
                                        shop.locale if shop else None)
 
-    def _expired(self, invitation: dict[str, Any]) -> bool:
+    def _expired(self, invitation: InvitationRow) -> bool:
         """Cancelled, erased by retention (or `forget`), or simply too old to be honest."""
         return not reviews.link_usable(invitation, self.clock.now())
 
@@ -239,7 +239,7 @@ class WebApp:
 
     async def _review_target(
         self, token: str,
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    ) -> tuple[InvitationRow | None, ReviewRow | None]:
         # The signature is checked first: a forged token never costs a database read.
         if not self.signer.verify(token, REVIEW):
             return None, None
@@ -255,15 +255,15 @@ class WebApp:
                                                  int(self.clock.now().timestamp()),
                                                  CSRF_MAX_AGE))
 
-    def _locked(self, t: Translator, shop: ShopConfig, review: dict[str, Any],
+    def _locked(self, t: Translator, shop: ShopConfig, review_id: int | None,
                 status: int) -> web.Response:
         return self.message(
             status, t, t("locked.title"), t("locked.body", shop=shop.name),
-            link=(links.public_url(self.config, shop.id, review["id"]),
+            link=(links.public_url(self.config, shop.id, review_id),
                   t("done.public_link", shop=shop.name)))
 
-    def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: dict[str, Any],
-              review: dict[str, Any] | None, values: Mapping[str, str],
+    def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: InvitationRow,
+              review: ReviewRow | None, values: Mapping[str, str],
               errors: Mapping[str, str] | None = None, status: int = 200,
               notice: str | None = None) -> web.Response:
         maxima = {"title": reviews.MAX_TITLE, "text": reviews.MAX_TEXT, "name": reviews.MAX_NAME}
@@ -274,15 +274,15 @@ class WebApp:
                 key = f"error.{field}.{code}"
                 messages[field] = t(key if key in t.fallback else f"error.{code}",
                                     max=maxima.get(field, 0), min=reviews.MIN_TEXT)
-        created = from_iso(review["created_at"]) if review else None
+        created = from_iso(review.created_at) if review else None
         edit_notice = None
         if created is not None:
             edit_notice = t("form.edit_notice", shop=shop.name,
                             date=t.date(created.astimezone(shop.timezone)))
         return self.page(
             "review_form.html.j2", status, t, PRIVATE_HEADERS,
-            shop_name=shop.name, reference=invitation.get("reference") or "",
-            verified=reviews.verified(invitation["method"]),
+            shop_name=shop.name, reference=invitation.reference or "",
+            verified=reviews.verified(invitation.method),
             values=values, errors=messages, anchors=FIELD_ANCHORS,
             csrf=self._csrf(token), fresh_url=f"/r/{token}", notice=notice,
             edit_notice=edit_notice, editing=review is not None, maxima=maxima,
@@ -297,14 +297,14 @@ class WebApp:
             return self.not_found(t)
         if self._expired(invitation):
             return self.message(410, t, t("expired.title"), t("expired.body"))
-        if review is not None and review.get("response_id") is not None:
-            return self._locked(t, shop, review, 200)
+        if review is not None and review.response_id is not None:
+            return self._locked(t, shop, review.id, 200)
         if review is not None:
-            values = {"stars": str(review["stars"]), "title": review["title"] or "",
-                      "text": review["text"] or "", "name": review["reviewer_name"] or ""}
+            values = {"stars": str(review.stars), "title": review.title or "",
+                      "text": review.text or "", "name": review.reviewer_name or ""}
         else:
             values = {"stars": "", "title": "", "text": "",
-                      "name": invitation.get("customer_name") or ""}
+                      "name": invitation.customer_name or ""}
         return self._form(t, token, shop, invitation, review, values)
 
     async def review_submit(self, request: web.Request) -> web.Response:
@@ -322,16 +322,16 @@ class WebApp:
         problem, values, csrf = await read_form(request)
         if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
-            log.info("invitation=%s review form refused: %s", invitation["id"], problem)
+            log.info("invitation=%s review form refused: %s", invitation.id, problem)
             return self._form(t, token, shop, invitation, review, values, status=400,
                               notice=t("form.unreadable"))
         if not self._csrf_valid(csrf, token):
             log.info("invitation=%s review form refused: CSRF token missing or stale",
-                     invitation["id"])
+                     invitation.id)
             return self._form(t, token, shop, invitation, review, values, status=403,
                               notice=t("form.csrf"))
-        if review is not None and review.get("response_id") is not None:
-            return self._locked(t, shop, review, 409)
+        if review is not None and review.response_id is not None:
+            return self._locked(t, shop, review.id, 409)
         form, errors = reviews.validate(values)
         if form is None:
             return self._form(t, token, shop, invitation, review, values, errors, status=400)
@@ -340,10 +340,10 @@ class WebApp:
         outcome, review_id = await self.store.write(
             lambda q: reviews.submit_review(q, q.invitation_by_token(token) or invitation, form,
                                             now))
-        log.info("invitation=%s review=%s %s stars=%d", invitation["id"], review_id, outcome,
+        log.info("invitation=%s review=%s %s stars=%d", invitation.id, review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:
-            return self._locked(t, shop, {"id": review_id}, 409)
+            return self._locked(t, shop, review_id, 409)
         self._notify()
         # Shown as stored (the service may fill in the name), not as typed.
         saved = await self.store.aread(lambda q: q.get_review(review_id)) if review_id else None
@@ -352,20 +352,20 @@ class WebApp:
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
             updated=outcome == reviews.SubmitOutcome.UPDATED,
-            verified=reviews.verified(invitation["method"]), review=shown,
+            verified=reviews.verified(invitation.method), review=shown,
             public_url=links.public_url(self.config, shop.id, review_id),
         )
 
     # -- public pages
 
-    def _public_review(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _public_review(self, row: ReviewRow) -> dict[str, Any]:
         """The public fields of one review: never its email address or order reference."""
         response = None
-        if row.get("response"):
-            response = {"text": row["response"], "created_at": row.get("responded_at")}
-        return {"id": row["id"], "stars": row["stars"], "title": row["title"] or "",
-                "text": row["text"] or "", "reviewer_name": row["reviewer_name"] or "",
-                "created_at": row["created_at"], "verified": reviews.verified(row["method"]),
+        if row.response:
+            response = {"text": row.response, "created_at": row.responded_at}
+        return {"id": row.id, "stars": row.stars, "title": row.title or "",
+                "text": row.text or "", "reviewer_name": row.reviewer_name or "",
+                "created_at": row.created_at, "verified": reviews.verified(row.method),
                 "response": response}
 
     async def _shop_listing(
@@ -385,8 +385,8 @@ class WebApp:
         if shop is None or listing is None or page > listing.pages:
             return self.not_found(t)
         summary = listing.summary
-        count = int(summary["count"])
-        average = summary["average"]
+        count = int(summary.count)
+        average = summary.average
 
         def link(filter_stars: int | None, to_page: int = 1) -> str:
             query = [(k, v) for k, v in (("stars", filter_stars), ("page", to_page))
@@ -395,7 +395,7 @@ class WebApp:
 
         distribution = []
         for n in range(5, 0, -1):
-            amount = int(summary["distribution"].get(str(n), 0))
+            amount = int(summary.distribution.get(str(n), 0))
             distribution.append({
                 "stars": n, "count": amount, "label": t.plural("star", n),
                 "percent": round(100 * amount / count) if count else 0,
@@ -426,7 +426,7 @@ class WebApp:
             jsonld=jsonld,
         )
 
-    def _jsonld(self, shop: ShopConfig, summary: Mapping[str, Any],
+    def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
                 items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """schema.org Organization with its AggregateRating and the reviews on this page."""
         data: dict[str, Any] = {
@@ -436,8 +436,8 @@ class WebApp:
             "url": links.public_url(self.config, shop.id),
             # Rounded as on the page: structured data must match what visitors see.
             "aggregateRating": {"@type": "AggregateRating",
-                                "ratingValue": round(float(summary["average"]), 1),
-                                "reviewCount": int(summary["count"]),
+                                "ratingValue": round(summary.average or 0.0, 1),
+                                "reviewCount": int(summary.count),
                                 "bestRating": 5, "worstRating": 1},
         }
         if items:
@@ -457,12 +457,12 @@ class WebApp:
         if shop is None or listing is None or page > listing.pages:
             return self._json({"error": "not found"}, 404)
         summary = listing.summary
-        average = summary["average"]
+        average = summary.average
         return self._json({
             "shop": {"id": shop.id, "name": shop.name},
-            "summary": {"count": summary["count"],
+            "summary": {"count": summary.count,
                         "average": round(average, 2) if average is not None else None,
-                        "distribution": summary["distribution"]},
+                        "distribution": summary.distribution},
             "page": page,
             "pages": listing.pages,
             "reviews": [self._public_review(row) for row in listing.rows],
@@ -479,18 +479,18 @@ class WebApp:
 
     # -- unsubscribe
 
-    async def _unsubscribe_target(self, request: web.Request) -> dict[str, Any] | None:
+    async def _unsubscribe_target(self, request: web.Request) -> InvitationRow | None:
         review_token = self.signer.convert(request.match_info["token"], UNSUBSCRIBE, REVIEW)
         if review_token is None:
             return None
         return await self.store.aread(lambda q: q.invitation_by_token(review_token))
 
-    def _unsubscribe_page(self, invitation: dict[str, Any], done: bool) -> web.Response:
+    def _unsubscribe_page(self, invitation: InvitationRow, done: bool) -> web.Response:
         t = self._translator_for(invitation)
         shop = self._shop_of(invitation)
         return self.page("unsubscribe.html.j2", 200, t, PRIVATE_HEADERS, done=done,
-                         shop_name=shop.name if shop else invitation["shop"],
-                         email=mask(invitation["customer_email"]))
+                         shop_name=shop.name if shop else invitation.shop,
+                         email=mask(invitation.customer_email))
 
     async def unsubscribe_page(self, request: web.Request) -> web.Response:
         # GET never unsubscribes: link scanners fetch every URL in a mail (RFC 8058 section 1).
@@ -498,7 +498,7 @@ class WebApp:
         if inv is None:
             return self.not_found(self.strings.translator())
         suppressed = await self.store.aread(
-            lambda q: q.unsubscribed(inv["shop"], inv["customer_email"]))
+            lambda q: q.unsubscribed(inv.shop, inv.customer_email))
         return self._unsubscribe_page(inv, suppressed)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
@@ -508,7 +508,7 @@ class WebApp:
             return self.not_found(self.strings.translator())
         now = self.clock.now()
         cancelled = await self.store.write(lambda q: invitations.unsubscribe(q, inv, now))
-        log.info("invitation=%s unsubscribed shop=%s cancelled=%d", inv["id"], inv["shop"],
+        log.info("invitation=%s unsubscribed shop=%s cancelled=%d", inv.id, inv.shop,
                  cancelled)
         return self._unsubscribe_page(inv, True)
 

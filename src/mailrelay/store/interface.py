@@ -1,0 +1,371 @@
+"""What any store backend offers the services: the statements of every aggregate, and how work
+reaches them (one writer committing in groups, snapshot reads). SQLite is the one backend today;
+a PostgreSQL one (issue 15) implements the same.
+
+Signatures only. Not here, because they are SQLite's own: PRAGMAs, `secure_delete`, the WAL,
+sqlite-utils, `Queries.conn`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol, Self, TypeVar
+
+from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
+from mailrelay.store.rows import (
+    CustomerContext,
+    DecisionFacts,
+    DueInvitation,
+    Erasure,
+    ImapSeenRow,
+    InboundMessage,
+    InvitationRow,
+    MailListing,
+    NewInvitation,
+    NewMail,
+    NewMessage,
+    NewReply,
+    NewReview,
+    NewShipment,
+    NoteRow,
+    OutboxRow,
+    RatingSummary,
+    ReplyKeyRow,
+    ReplyRow,
+    ResponseRow,
+    ReviewRow,
+    ReviewText,
+    ShipmentRow,
+    ShopStats,
+)
+
+T = TypeVar("T")
+
+
+class MessageStatements(Protocol):
+    """Inbound mail as the listener stored it: the queue intake works through."""
+
+    def insert_message(self, msg: NewMessage) -> int | None:
+        """Store a raw message once per dedupe key; returns the new row id or None if known."""
+
+    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`."""
+
+    def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
+        """Mark a message processed; False when another pass already did (idempotence)."""
+
+    def erase_message_body(self, message_row_id: int) -> None:
+        """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""
+
+    def count_messages(self) -> int: ...
+
+    def count_pending_messages(self) -> int:
+        """Inbound messages no worker has processed yet (for /healthz)."""
+
+
+class ShipmentStatements(Protocol):
+    """Shipments (one per trigger mail) and the senders that triggered them."""
+
+    def insert_shipment(self, new: NewShipment) -> int:
+        """Insert a shipment; its lists are stored as JSON text."""
+
+    def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, reason: str) -> None:
+        ...
+
+    def count_shipments(self) -> int: ...
+
+    def shipment_of_invitation(self, invitation_id: int) -> ShipmentRow | None: ...
+
+    def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
+        """Record that `sender` triggered for `shop`; True when it is the first time."""
+
+
+class InvitationStatements(Protocol):
+    """Invitations: the facts that decide one, its schedule, its mail and its reminder."""
+
+    def decision_facts(
+        self, shop: str, reference: str | None, email: str, since: datetime
+    ) -> DecisionFacts:
+        """Everything `invitations.decide` looks up, in one statement: the invitation and the
+        earliest non-rejected shipment holding `reference` (none when it is None), whether
+        `email` is suppressed, and its newest live invitation created since `since`."""
+
+    def next_invitation_id(self) -> int:
+        """The id the next invitation gets when inserted with it (inside the writer only:
+        nothing else inserts between this and that INSERT)."""
+
+    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None: ...
+
+    def insert_invitation(self, new: NewInvitation) -> int: ...
+
+    def get_invitation(self, invitation_id: int) -> InvitationRow | None: ...
+
+    def invitation_by_token(self, token: str) -> InvitationRow | None: ...
+
+    def scheduled_invitations(
+        self, shop: str, reference: str | None = None, email: str | None = None
+    ) -> list[InvitationRow]: ...
+
+    def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
+        """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
+
+    def cancel_queued_mail(self, invitation_id: int, reason: str) -> None: ...
+
+    def cancel_reminders_of(self, shop: str, email: str) -> int: ...
+
+    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+
+    def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
+        """A scheduled invitation whose mail is not rendered yet, with its products."""
+
+    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
+        """Sent invitations without a review whose single reminder is due."""
+
+    def next_due(self) -> datetime | None:
+        """The earliest moment any invitation, reminder or queued mail becomes due."""
+
+    def set_invitation_status(self, invitation_id: int, status: InvitationStatus,
+                              reason: str | None = None) -> None: ...
+
+    def attach_invitation_mail(self, invitation_id: int, outbox_id: int) -> bool: ...
+
+    def mark_reminder_queued(self, invitation_id: int) -> bool: ...
+
+    def invitation_mail_sent(self, invitation_id: int, now: datetime,
+                             reminder_due: datetime | None) -> None: ...
+
+    def reminder_sent(self, invitation_id: int, now: datetime) -> None: ...
+
+    def invitation_message_id(self, invitation_id: int) -> str | None: ...
+
+    def count_invitations(self, status: str | None = None) -> int: ...
+
+
+class OutboxStatements(Protocol):
+    """The outbox: every outgoing message, stored rendered before it is sent, and its claims."""
+
+    def enqueue(self, mail: NewMail) -> int:
+        """Store a rendered message; it is sent byte-identically however often it is retried."""
+
+    def claim_due_mail(self, now: datetime, limit: int) -> list[OutboxRow]:
+        """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
+
+    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
+        """Claim one queued row whatever its due time (an operator's `send-now`)."""
+
+    def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
+        """Mail left in `sending` by a crash (or only the rows `ids`) goes back to the queue,
+        unchanged."""
+
+    def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
+                    error: str | None = None, retry_at: datetime | None = None) -> None: ...
+
+    def get_mail(self, outbox_id: int) -> OutboxRow | None: ...
+
+    def retry_mail(self, outbox_id: int, now: datetime) -> bool:
+        """Put failed (or waiting) mail back in the queue, due now (`outbox retry`)."""
+
+    def mark_bounced(self, outbox_id: int, status: str, now: datetime) -> None: ...
+
+    def oldest_due_mail(self) -> datetime | None: ...
+
+    def outbox_depth(self) -> int: ...
+
+
+class ReviewStatements(Protocol):
+    """Reviews with their responses (and history), internal notes, tags and tickets."""
+
+    def insert_review(self, new: NewReview) -> int: ...
+
+    def get_review(self, review_id: int) -> ReviewRow | None: ...
+
+    def edit_review(self, review_id: int, edit: ReviewText, now: datetime) -> None:
+        """A customer's second submit: new text, ticket to agents again."""
+
+    def link_review(self, invitation_id: int, review_id: int) -> None:
+        """The invitation has its review: no reminder any more."""
+
+    def pending_tickets(self, limit: int) -> list[int]: ...
+
+    def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
+        """Only when the review was not edited again meanwhile (then it is rendered anew)."""
+
+    def add_response(self, review_id: int, body: str, author: str, source: str, now: datetime,
+                     message_id: str | None = None, emailed: bool = True) -> int:
+        """Publish a response; the previous one stays in the history, marked replaced."""
+
+    def responses_of(self, review_id: int) -> list[ResponseRow]: ...
+
+    def add_note(self, review_id: int, body: str, author: str, now: datetime) -> int: ...
+
+    def notes_of(self, review_id: int) -> list[NoteRow]: ...
+
+    def add_tag(self, review_id: int, tag: str, now: datetime) -> None: ...
+
+    def tags_of(self, review_id: int) -> list[str]: ...
+
+    def report_review(self, review_id: int, reason: str, now: datetime) -> None: ...
+
+    def unreport_review(self, review_id: int) -> bool: ...
+
+
+class ReplyStatements(Protocol):
+    """Agents' replies: reply keys, each reply's outcome, tickets sent, IMAP messages seen."""
+
+    def key_for(self, review_id: int, agent: str) -> str | None: ...
+
+    def first_ticket_message_id(self, review_id: int, agent: str) -> str | None: ...
+
+    def insert_reply_key(self, key: str, review_id: int, agent: str, now: datetime,
+                         ticket_message_id: str | None) -> None: ...
+
+    def reply_key(self, key: str) -> ReplyKeyRow | None: ...
+
+    def reply_outcome(self, dedupe_key: str) -> ReplyRow | None: ...
+
+    def record_reply(self, new: NewReply) -> int:
+        """Raises sqlite3.IntegrityError when this reply was processed before."""
+
+    def ticket_recipient(self, message_id: str) -> tuple[int, str] | None:
+        """(review id, agent) of a ticket we sent, found by its Message-ID."""
+
+    def imap_seen(self, mailbox: str, uidvalidity: int, uid: int) -> ImapSeenRow | None: ...
+
+    def mark_imap_seen(self, mailbox: str, uidvalidity: int, uid: int, dedupe_key: str,
+                       folder: str, now: datetime) -> None: ...
+
+    def mark_imap_moved(self, mailbox: str, uidvalidity: int, uid: int) -> None: ...
+
+
+class SuppressionStatements(Protocol):
+    """Who gets no mail: unsubscribes, bounces and erased addresses (by hash)."""
+
+    def suppression(self, shop: str, email: str) -> str | None:
+        """Why `email` gets no mail from `shop`: "bounced" (a bounce at any shop of the relay:
+        the address is dead for all of them), "unsubscribed" (from this shop only),
+        "forgotten" (`forget`), or None."""
+
+    def is_suppressed(self, shop: str, email: str) -> bool: ...
+
+    def unsubscribed(self, shop: str, email: str) -> bool:
+        """Whether the customer unsubscribed from this very shop (the unsubscribe page)."""
+
+    def suppress(self, shop: str, email: str, now: datetime, reason: str) -> None: ...
+
+    def note_bounce(self, email: str, hard: bool, status: str, now: datetime) -> int:
+        """Count a bounce for an address; returns its soft (or hard) bounce count now."""
+
+
+class PrivacyStatements(Protocol):
+    """Erasure statements: the retention purge, `forget` (GDPR art. 17), scrubbing, the audit."""
+
+    def purge_before(self, shop: str, cutoff: datetime) -> int:
+        """Erase personal data of a shop's records older than `cutoff`; keeps rows for counts."""
+
+    def stored_mail(self, table: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(id, raw) of stored raw mail, inbound (`message_bodies`) or outgoing (`outbox`),
+        in id order after `after`: `forget` decodes each to find a person."""
+
+    def forget(self, email: str, now: datetime, *, messages: Iterable[int] = (),
+               outbox: Iterable[int] = ()) -> Erasure:
+        """Erase one person's data everywhere (GDPR art. 17) and suppress the address by hash."""
+
+    def audit(self, action: str, detail: dict[str, Any], now: datetime,
+              actor: str = "mailrelay") -> None: ...
+
+
+class ReportStatements(Protocol):
+    """Read-only views across aggregates: listings, stats, the rating summary, customer context."""
+
+    def list_shipments(
+        self, status: str | None = None, shop: str | None = None, limit: int | None = None
+    ) -> list[ShipmentRow]: ...
+
+    def list_invitations(
+        self, status: str | None = None, shop: str | None = None
+    ) -> list[InvitationRow]: ...
+
+    def list_mail(self, status: str | None = None, shop: str | None = None
+                  ) -> list[MailListing]: ...
+
+    def list_reviews(
+        self, *, shop: str | None = None, stars: tuple[int, int] | None = None,
+        replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
+        search: str | None = None, since: datetime | None = None, until: datetime | None = None,
+        limit: int | None = None, offset: int = 0, newest_first: bool = False,
+    ) -> list[ReviewRow]:
+        """Reviews with their current response, filtered as the CLI and the web ask."""
+
+    def rating_summary(self, shop: str) -> RatingSummary:
+        """Count, average and star distribution of a shop's public (not reported) reviews."""
+
+    def customer_context(self, shop: str, email: str, exclude_review: int,
+                         limit: int = 3) -> CustomerContext:
+        """The customer's most recent other reviews, invitations and replies at `shop`, and
+        whether mail to them is stopped (for tickets and `reviews show`)."""
+
+    def stats(self, shop: str, since: datetime | None,
+              until: datetime | None = None) -> ShopStats:
+        """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
+
+    def counts(self, table: str, column: str) -> dict[str, int]:
+        """Row counts grouped by one column (for /metrics); names come from our code."""
+
+    def replies_by_outcome(self) -> dict[str, int]: ...
+
+
+class QueryInterface(
+    MessageStatements,
+    ShipmentStatements,
+    InvitationStatements,
+    OutboxStatements,
+    ReviewStatements,
+    ReplyStatements,
+    SuppressionStatements,
+    PrivacyStatements,
+    ReportStatements,
+    Protocol,
+):
+    """Every statement the services run, on one transaction (a write) or snapshot (a read)."""
+
+    def each(self, step: Callable[[Self], T]) -> T | BaseException:
+        """Run one unit of a batched job so that its failure is returned, and undone, without
+        undoing its neighbours."""
+
+
+class StoreBackend(Protocol):
+    """How work reaches a store: writes queued to one writer and committed in groups, reads on
+    a consistent snapshot."""
+
+    schema_version: int
+
+    def submit(
+        self, fn: Callable[[QueryInterface], T], *, small: bool = False,
+        background: bool = False, pure: bool = False,
+    ) -> concurrent.futures.Future[T]:
+        """Queue `fn` for the next group transaction (from any thread)."""
+
+    async def write(
+        self, fn: Callable[[QueryInterface], T], *, small: bool = False,
+        background: bool = False, pure: bool = False,
+    ) -> T:
+        """Run `fn` in the writer; returns once its transaction is durable."""
+
+    def write_sync(self, fn: Callable[[QueryInterface], T], *, small: bool = False) -> T:
+        """`submit` and wait for the outcome."""
+
+    def read(self, fn: Callable[[QueryInterface], T]) -> T:
+        """Run `fn` on a consistent snapshot."""
+
+    async def aread(self, fn: Callable[[QueryInterface], T]) -> T:
+        """`read` off the event loop."""
+
+    def finalize_erasure(self) -> bool:
+        """Leave no old copy of erased data in the backend's files; True when done, False
+        when other readers kept it from finishing (later writes overwrite the copies)."""
+
+    def close(self) -> None:
+        """Finish queued writes, then release every connection."""

@@ -1,0 +1,248 @@
+"""Invitations: the facts that decide one, its schedule, its mail and its reminder.
+
+SQL only; the lifecycle is decided in services.invitations.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from mailrelay.core.models import (
+    InvitationStatus,
+    OutboxKind,
+    OutboxStatus,
+    ShipmentStatus,
+)
+from mailrelay.store.addresses import address_hash
+from mailrelay.store.connection import Bound
+from mailrelay.store.rows import DecisionFacts, DueInvitation, InvitationRow, NewInvitation
+from mailrelay.store.suppressions import SUPPRESSION_SQL
+from mailrelay.store.timestamps import from_iso, to_iso
+
+_DECISION_FACTS = (
+    "SELECT"  # noqa: S608 - our own constant, no input
+    " (SELECT id FROM invitations WHERE shop = ?1 AND reference = ?2),"
+    " (SELECT id FROM shipments WHERE shop = ?1 AND reference = ?2 AND status != ?3"
+    "  ORDER BY id LIMIT 1),"
+    f" ({SUPPRESSION_SQL.format(shop='?1', email='?4', hashed='?5')}),"
+    " (SELECT id FROM invitations WHERE shop = ?1 AND customer_email = ?4"
+    "  AND created_at >= ?6 AND status IN (?7, ?8) ORDER BY id DESC LIMIT 1)"
+)
+
+
+#: The columns of `invitations` in `InvitationRow` order: SELECT them, then `InvitationRow(*row)`.
+_INVITATION_FIELDS = tuple(f.name for f in fields(InvitationRow))
+INVITATION_COLUMNS = ", ".join(_INVITATION_FIELDS)
+_DUE_COLUMNS = ", ".join(f"i.{f.name}" for f in fields(InvitationRow)) + ", s.products"
+
+
+def _due(row: sqlite3.Row) -> DueInvitation:
+    """A `_DUE_COLUMNS` row: the invitation, then its shipment's products (JSON)."""
+    return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
+                         products=json.loads(row[-1] or "[]"))
+
+
+class InvitationQueries(Bound):
+    """Invitations: the facts that decide one, its schedule, its mail and its reminder."""
+
+    def decision_facts(
+        self, shop: str, reference: str | None, email: str, since: datetime
+    ) -> DecisionFacts:
+        """Everything `invitations.decide` looks up, in one statement: the invitation and the
+        earliest non-rejected shipment holding `reference` (none when it is None), whether
+        `email` is suppressed, and its newest live invitation created since `since`."""
+        row = self.conn.execute(
+            _DECISION_FACTS,
+            (shop, reference, ShipmentStatus.REJECTED, email, address_hash(email),
+             to_iso(since), InvitationStatus.SCHEDULED, InvitationStatus.SENT),
+        ).fetchone()
+        return DecisionFacts(row[0], row[1], row[2] is not None, row[3], row[2])
+
+    def next_invitation_id(self) -> int:
+        """The id the next invitation gets when inserted with it (inside the writer only:
+        nothing else inserts between this and that INSERT)."""
+        return int(self.conn.execute(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
+
+    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None:
+        row = self.conn.execute(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND reference = ?",  # noqa: S608
+            (shop, reference),
+        ).fetchone()
+        return InvitationRow(*row) if row else None
+
+    def insert_invitation(self, new: NewInvitation) -> int:
+        row: dict[str, Any] = {} if new.id is None else {"id": new.id}
+        row.update(
+            shop=new.shop, shipment_id=new.shipment_id, customer_email=new.customer_email,
+            customer_name=new.customer_name, reference=new.reference, locale=new.locale,
+            method=new.method, status=new.status, reason=None, token=new.token,
+            created_at=to_iso(new.created_at), due_at=to_iso(new.due_at),
+            sent_at=to_iso(new.sent_at))
+        return self._insert("invitations", row)
+
+    def get_invitation(self, invitation_id: int) -> InvitationRow | None:
+        row = self.conn.execute(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?",  # noqa: S608
+            (invitation_id,),
+        ).fetchone()
+        return InvitationRow(*row) if row else None
+
+    def invitation_by_token(self, token: str) -> InvitationRow | None:
+        row = self.conn.execute(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE token = ?",  # noqa: S608
+            (token,),
+        ).fetchone()
+        return InvitationRow(*row) if row else None
+
+    def scheduled_invitations(
+        self, shop: str, reference: str | None = None, email: str | None = None
+    ) -> list[InvitationRow]:
+        sql = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND status = ?"  # noqa: S608
+        args: list[Any] = [shop, InvitationStatus.SCHEDULED]
+        if reference is not None:
+            sql += " AND reference = ?"
+            args.append(reference)
+        if email is not None:
+            sql += " AND customer_email = ?"
+            args.append(email)
+        return [InvitationRow(*r) for r in self.conn.execute(sql, args)]
+
+    def cancel_invitation(self, invitation_id: int, reason: str) -> bool:
+        """Cancel a scheduled invitation and any of its mail not yet handed to a server."""
+        cur = self.conn.execute(
+            "UPDATE invitations SET status = ?, reason = ?, reminder_due_at = NULL"
+            " WHERE id = ? AND status = ?",
+            (InvitationStatus.CANCELLED, reason, invitation_id, InvitationStatus.SCHEDULED),
+        )
+        self.cancel_queued_mail(invitation_id, reason)
+        return cur.rowcount == 1
+
+    def cancel_queued_mail(self, invitation_id: int, reason: str) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ? WHERE invitation_id = ? AND status = ?",
+            (OutboxStatus.CANCELLED, f"cancelled: {reason}", invitation_id, OutboxStatus.QUEUED),
+        )
+
+
+    def cancel_reminders_of(self, shop: str, email: str) -> int:
+        cur = self.conn.execute(
+            "UPDATE invitations SET reminder_due_at = NULL"
+            " WHERE shop = ? AND customer_email = ? AND reminder_due_at IS NOT NULL",
+            (shop, email),
+        )
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = 'cancelled: unsubscribed'"
+            " WHERE status = ? AND kind = ? AND invitation_id IN"
+            " (SELECT id FROM invitations WHERE shop = ? AND customer_email = ?)",
+            (OutboxStatus.CANCELLED, OutboxStatus.QUEUED, OutboxKind.REMINDER, shop, email),
+        )
+        return cur.rowcount
+
+    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+        return [
+            _due(r)
+            for r in self.conn.execute(
+                f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
+                " LEFT JOIN shipments s ON s.id = i.shipment_id"
+                " WHERE i.status = ? AND i.outbox_id IS NULL AND i.due_at <= ?"
+                " ORDER BY i.due_at LIMIT ?",
+                (InvitationStatus.SCHEDULED, to_iso(now), limit),
+            )
+        ]
+
+    def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
+        """A scheduled invitation whose mail is not rendered yet, with its products."""
+        row = self.conn.execute(
+            f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
+            " LEFT JOIN shipments s ON s.id = i.shipment_id"
+            " WHERE i.id = ? AND i.status = ? AND i.outbox_id IS NULL",
+            (invitation_id, InvitationStatus.SCHEDULED),
+        ).fetchone()
+        return _due(row) if row else None
+
+    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
+        """Sent invitations without a review whose single reminder is due."""
+        return [
+            _due(r)
+            for r in self.conn.execute(
+                f"SELECT {_DUE_COLUMNS} FROM invitations i"  # noqa: S608
+                " LEFT JOIN shipments s ON s.id = i.shipment_id"
+                " WHERE i.reminder_due_at IS NOT NULL AND i.reminder_due_at <= ?"
+                # `+status`: keep SQLite on the reminder index; the status index would scan
+                # every sent invitation (measured: 400 ms at 1M rows, 0.01 ms this way).
+                " AND +i.status = ? AND i.review_id IS NULL ORDER BY i.reminder_due_at LIMIT ?",
+                (to_iso(now), InvitationStatus.SENT, limit),
+            )
+        ]
+
+    def next_due(self) -> datetime | None:
+        """The earliest moment any invitation, reminder or queued mail becomes due."""
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM ("
+            " SELECT MIN(due_at) AS t FROM invitations INDEXED BY idx_invitations_due"
+            "  WHERE status = 'scheduled' AND outbox_id IS NULL"
+            " UNION ALL SELECT MIN(reminder_due_at) FROM invitations"
+            "  WHERE reminder_due_at IS NOT NULL"
+            " UNION ALL SELECT MIN(due_at) FROM outbox WHERE status = 'queued')"
+        ).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+    def set_invitation_status(self, invitation_id: int, status: InvitationStatus,
+                              reason: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET status = ?, reason = COALESCE(?, reason) WHERE id = ?",
+            (status, reason, invitation_id),
+        )
+
+    def attach_invitation_mail(self, invitation_id: int, outbox_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE invitations SET outbox_id = ?"
+            " WHERE id = ? AND outbox_id IS NULL AND status = ?",
+            (outbox_id, invitation_id, InvitationStatus.SCHEDULED),
+        )
+        return cur.rowcount == 1
+
+    def mark_reminder_queued(self, invitation_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE invitations SET reminder_due_at = NULL WHERE id = ?"
+            " AND reminder_due_at IS NOT NULL",
+            (invitation_id,),
+        )
+        return cur.rowcount == 1
+
+    def invitation_mail_sent(self, invitation_id: int, now: datetime,
+                             reminder_due: datetime | None) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET status = ?, sent_at = ?, reminder_due_at = ?"
+            " WHERE id = ? AND status = ?",
+            (InvitationStatus.SENT, to_iso(now), to_iso(reminder_due), invitation_id,
+             InvitationStatus.SCHEDULED),
+        )
+
+    def reminder_sent(self, invitation_id: int, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE invitations SET reminder_sent_at = ? WHERE id = ?",
+            (to_iso(now), invitation_id),
+        )
+
+    def invitation_message_id(self, invitation_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT message_id FROM outbox WHERE invitation_id = ? AND kind = ? LIMIT 1",
+            (invitation_id, OutboxKind.INVITATION),
+        ).fetchone()
+        return row[0] if row else None
+
+    def count_invitations(self, status: str | None = None) -> int:
+        if status:
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM invitations WHERE status = ?", (status,)
+            ).fetchone()
+        else:
+            row = self.conn.execute("SELECT COUNT(*) FROM invitations").fetchone()
+        return int(row[0])

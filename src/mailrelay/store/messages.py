@@ -1,0 +1,88 @@
+"""Inbound mail as the listener stored it: the queue intake works through.
+
+SQL only; what a message means is decided in services.intake.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mailrelay.core.models import (
+    MessageState,
+)
+from mailrelay.store.connection import Bound
+from mailrelay.store.rows import InboundMessage, NewMessage
+from mailrelay.store.timestamps import to_iso
+
+
+class MessageQueries(Bound):
+    """Inbound mail as the listener stored it: the queue intake works through."""
+
+    def insert_message(self, msg: NewMessage) -> int | None:
+        """Store a raw message once per dedupe key; returns the new row id or None if known."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO messages (received_at, peer, mail_from, rcpt, shop, kind,"
+            " message_id, dedupe_key, size, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                to_iso(msg.received_at),
+                msg.peer,
+                msg.mail_from,
+                msg.rcpt,
+                msg.shop,
+                msg.kind,
+                msg.message_id,
+                msg.dedupe_key,
+                len(msg.raw),
+                MessageState.RECEIVED,
+            ),
+        )
+        if not cur.rowcount:
+            return None
+        self.conn.execute("INSERT INTO message_bodies (id, raw) VALUES (?, ?)",
+                          (cur.lastrowid, msg.raw))
+        return cur.lastrowid
+
+    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`."""
+        rows = self.conn.execute(
+            "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id, peer,"
+            " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
+            " ON b.id = m.id WHERE state = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+            (MessageState.RECEIVED, after, limit),
+        ).fetchall()
+        return [
+            InboundMessage(
+                id=r["id"],
+                received_at=datetime.fromisoformat(r["received_at"]),
+                shop=r["shop"],
+                kind=r["kind"],
+                rcpt=r["rcpt"],
+                mail_from=r["mail_from"] or "",
+                message_id=r["message_id"],
+                raw=bytes(r["raw"]),
+                peer=r["peer"] or "",
+            )
+            for r in rows
+        ]
+
+    def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
+        """Mark a message processed; False when another pass already did (idempotence)."""
+        cur = self.conn.execute(
+            "UPDATE messages SET state = ?, processed_at = ?, result = ?"
+            " WHERE id = ? AND state = ?",
+            (MessageState.PROCESSED, to_iso(now), result, message_row_id, MessageState.RECEIVED),
+        )
+        return cur.rowcount == 1
+
+    def erase_message_body(self, message_row_id: int) -> None:
+        """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""
+        self.conn.execute("DELETE FROM message_bodies WHERE id = ?", (message_row_id,))
+
+    def count_messages(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def count_pending_messages(self) -> int:
+        """Inbound messages no worker has processed yet (for /healthz)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE state = ?", (MessageState.RECEIVED,)).fetchone()
+        return int(row[0])
