@@ -50,10 +50,10 @@ from tests.sink import Sink  # noqa: E402
 from tests.test_replies import Ticketed, agent_reply, parsed  # noqa: E402
 
 from benchconfig import relay_toml  # noqa: E402
-from mailrelay import intake, reviews  # noqa: E402
 from mailrelay.app import Daemon  # noqa: E402
 from mailrelay.config import load  # noqa: E402
 from mailrelay.core.clock import SystemClock  # noqa: E402
+from mailrelay.services import intake, reviews  # noqa: E402
 from replies_corpus import CORPUS, SOURCES, score  # noqa: E402
 
 DOVECOT = Path("/usr/sbin/dovecot")
