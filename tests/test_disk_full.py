@@ -29,7 +29,7 @@ from mailrelay.core.clock import FrozenClock
 from .conftest import IN_CI
 from .mailtools import trigger, via_sink
 from .sink import Sink
-from .test_replies import agent_reply, ticketed
+from .tickets import agent_reply, ticketed
 
 BCC = "reviews+acme@relay.test"
 PLATFORM = "platform@shop.example"

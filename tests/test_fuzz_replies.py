@@ -50,12 +50,11 @@ from .test_fuzz_inbound import (
     public_pages,
     two_shops,
 )
-from .test_replies import Ticketed, agent_reply, ticketed
+from .tickets import AGENT, Ticketed, agent_reply, ticketed
 
 pytestmark = pytest.mark.slow
 
 STRANGER = "mallory@evil.example"
-AGENT = "support@acme.example"
 CUSTOMER = "ann@example.com"
 MUTANTS = 120
 IMAP_MUTANTS = 60  # each IMAP message costs a round trip and two folder moves

@@ -30,8 +30,9 @@ from mailrelay.store import Store
 
 from .conftest import ConfigFactory, require_program
 from .imap_servers import DovecotServer, ImapServer, PymapServer, running
+from .mailtools import via_sink
 from .sink import Sink, running_sink
-from .test_replies import agent_reply, ticketed, via_sink
+from .tickets import agent_reply, ticketed
 
 LOG = "mailrelay.imap_watcher"
 INBOX, PROCESSED, REJECTED = "INBOX", "mailrelay/processed", "mailrelay/rejected"
