@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -23,22 +20,11 @@ from mailrelay.render import (
 )
 
 from .conftest import ConfigFactory
+from .rendered import INJECTIONS, header_block, header_names, html_of, parse, text_of, write
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 REVIEW = "http://reviews.test/r/tok3n?x=1&y=2"
 UNSUBSCRIBE = "http://reviews.test/u/tok3n"
-INJECTIONS = [
-    "Eve\r\nBcc: evil@example.com",
-    "Eve\nBcc: evil",
-    "Eve\rBcc: evil",
-    "Eve\0\r\nBcc: evil",
-    "Eve\u2028Bcc: evil",
-    "Eve\x85Bcc: evil",
-    "=?utf-8?q?Eve=0D=0ABcc:_evil?=",
-    "=?utf-8?b?RXZlDQpCY2M6IGV2aWw=?=",
-]
-
-
 def render(config: Config, **overrides: Any) -> RenderedMail:
     shop = config.shops[0]
     args: dict[str, Any] = {
@@ -54,41 +40,6 @@ def render(config: Config, **overrides: Any) -> RenderedMail:
     }
     args.update(overrides)
     return invitation_mail(Templates(config), config, shop, **args)
-
-
-def parse(mail: RenderedMail) -> EmailMessage:
-    message = email.message_from_bytes(mail.raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def text_of(mail: RenderedMail) -> str:
-    part = parse(mail).get_body(("plain",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")  # the raw body has CRLF
-
-
-def html_of(mail: RenderedMail) -> str:
-    part = parse(mail).get_body(("html",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
-
-
-def header_block(raw: bytes) -> bytes:
-    return raw.split(b"\r\n\r\n", 1)[0]
-
-
-def header_names(raw: bytes) -> list[str]:
-    return [
-        line.split(b":", 1)[0].decode().lower()
-        for line in header_block(raw).split(b"\r\n")
-        if line and line[:1] not in (b" ", b"\t")
-    ]
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- languages

@@ -25,7 +25,7 @@ from mailrelay.render import (
 )
 
 from .conftest import ConfigFactory
-from .test_render import INJECTIONS, header_block, header_names, html_of, parse, text_of, write
+from .rendered import INJECTIONS, header_block, header_names, html_of, parse, text_of, write
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 KEY = "k7q2mzx4abcd3efg"

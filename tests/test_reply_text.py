@@ -3,12 +3,9 @@ signatures are gone, and whether it is safe to publish (fail closed)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import importlib.util
 import sys
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +16,7 @@ from mailrelay.render import REPLY_MARKER, Templates, ticket_mail
 from mailrelay.reply_text import Extraction, extract, html_to_text
 
 from .conftest import ConfigFactory, require_corpus
+from .rendered import parse
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "replies_corpus.py"
 KEY = "k7q2mzx4abcd3efg"
@@ -357,8 +355,7 @@ def reply_to_ticket(make_config: ConfigFactory, locale: str) -> tuple[str, str]:
         links={"public": "http://reviews.test/s/acme"}, answered_by=None, auto_response=None,
         updated=False, now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
     )  # fmt: skip
-    message = email.message_from_bytes(mail.raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
+    message = parse(mail)
     text, html = message.get_body(("plain",)), message.get_body(("html",))
     assert text is not None and html is not None
     return str(text.get_content()), str(html.get_content())
