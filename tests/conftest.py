@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from mailrelay.app import Daemon
@@ -168,6 +169,13 @@ async def sink() -> AsyncIterator[Sink]:
     """A real aiosmtpd server standing in for the shop's submission server."""
     async with running_sink() as running:
         yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A real HTTP client session (for the review form and the public pages)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

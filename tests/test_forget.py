@@ -35,8 +35,8 @@ from mailrelay.store import NewMessage, Store
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
 from .mailtools import drain, parsed, settle, trigger
-from .test_web_reviews import submit
 from .traces import forms_of, hits, scan
+from .web_forms import submit
 
 BOB = "Bob.Brook@Example.com"  # as the shop platform wrote it; stored lower-case
 BOB_NAME = "Bob Brook"
