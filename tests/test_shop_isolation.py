@@ -19,8 +19,16 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.store import Queries, Store
 
 from .conftest import ConfigFactory
-from .mailtools import drain, settle, trigger
-from .test_forget import SECOND_SHOP, bounce, delivered, dsn, review, send_trigger, ticket_for
+from .customer_flow import (
+    SECOND_SHOP,
+    bounce,
+    delivered,
+    exchange_dsn,
+    review,
+    send_trigger,
+    ticket_for,
+)
+from .mailtools import drain, settle, text_of, trigger
 
 THIRD_SHOP = SECOND_SHOP.replace('"bolt"', '"cove"').replace("bolt", "cove").replace(
     "Bolt Bikes", "Cove Candles")
@@ -40,9 +48,7 @@ def cli(config: Config, *args: str) -> tuple[int, str]:
 
 
 def ticket_text(config: Config, review_id: int) -> str:
-    part = ticket_for(config, review_id).get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
+    return text_of(ticket_for(config, review_id))
 
 
 async def invited_at(daemon: Daemon, clock: FrozenClock, orders: list[tuple[str, str]]
@@ -125,8 +131,8 @@ async def test_a_bounce_at_one_shop_stops_mail_at_every_shop_without_naming_it(
         mail = daemon.store.read(lambda q: q.get_mail(int(acme["outbox_id"])))
         assert mail is not None
         await bounce(daemon, str(mail["envelope_from"]),
-                     dsn(str(mail["envelope_from"]), str(mail["message_id"]), name="Dana Dale",
-                         address=DANA))
+                     exchange_dsn(str(mail["envelope_from"]), str(mail["message_id"]),
+                                  name="Dana Dale", address=DANA))
         assert daemon.store.read(lambda q: q.get_mail(int(mail["id"])))["status"] == "bounced"  # type: ignore[index]
 
         # The scheduled cove invitation is not sent; bolt's next shipment is suppressed.
