@@ -25,6 +25,16 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.services import intake, reviews
 
 from .conftest import FUZZ_COUNTS, ConfigFactory
+from .fuzz_checks import (
+    SIZE_LIMIT,
+    Tally,
+    assert_alive,
+    assert_no_errors,
+    assert_refusals_logged,
+    assert_stored_once_and_processed,
+    public_pages,
+    two_shops,
+)
 from .hostile_mail import (
     CRLF,
     Case,
@@ -40,16 +50,6 @@ from .hostile_mail import (
 from .imap_servers import ImapServer, PymapServer, running
 from .mailtools import drain, settle, via_sink
 from .sink import Sink
-from .test_fuzz_inbound import (
-    SIZE_LIMIT,
-    Tally,
-    assert_alive,
-    assert_no_errors,
-    assert_refusals_logged,
-    assert_stored_once_and_processed,
-    public_pages,
-    two_shops,
-)
 from .tickets import AGENT, Ticketed, agent_reply, ticketed
 
 pytestmark = pytest.mark.slow
