@@ -11,7 +11,7 @@ import logging
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -30,7 +30,7 @@ from mailrelay.store import Store
 
 from .conftest import ConfigFactory, require_program
 from .imap_servers import DovecotServer, ImapServer, PymapServer, running
-from .mailtools import via_sink
+from .mailtools import customer_mails, eventually, via_sink
 from .sink import Sink, running_sink
 from .tickets import agent_reply, ticketed
 
@@ -105,27 +105,8 @@ def message(test: str = "ok", subject: str = "Re: your ticket") -> tuple[str, by
     return mid, msg.as_bytes()
 
 
-def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[bytes]:
-    return [raw for _, rcpts, raw in sink.messages
-            if rcpts == [to] and email.message_from_bytes(raw)["Auto-Submitted"] == "auto-replied"]
-
-
 def mids(raws: list[bytes]) -> list[str]:
     return [str(email.message_from_bytes(raw)["Message-ID"]) for raw in raws]
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], limit: float = 10,
-                     what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

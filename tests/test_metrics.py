@@ -10,27 +10,13 @@ from datetime import timedelta
 import aiohttp
 import aiosmtplib
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
-from .mailtools import settle, trigger
+from .mailtools import scrape, settle, trigger
 from .sink import Sink
-
-
-async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
-            assert resp.status == 200
-            assert resp.headers["Content-Type"].startswith("text/plain")
-            text = await resp.text()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 async def test_metrics_parse_and_the_counters_move_with_the_traffic(

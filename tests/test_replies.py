@@ -19,7 +19,7 @@ from mailrelay.render import REPLY_MARKER
 from mailrelay.services.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
-from .mailtools import drain, parsed, settle, text_of, via_sink
+from .mailtools import customer_mails, drain, mails_to, notices, parsed, settle, text_of, via_sink
 from .sink import Sink
 from .tickets import AGENT, agent_reply, ticketed
 
@@ -29,18 +29,6 @@ async def send_reply(daemon: Daemon, raw: bytes, rcpt: str) -> None:
                           port=daemon.smtp_port, timeout=10)
     await settle(daemon)
     await drain(daemon)
-
-
-def mails_to(sink: Sink, to: str) -> list[EmailMessage]:
-    return [parsed(raw) for _, rcpts, raw in sink.messages if rcpts == [to]]
-
-
-def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[EmailMessage]:
-    return [m for m in mails_to(sink, to) if m["Auto-Submitted"] == "auto-replied"]
-
-
-def notices(sink: Sink, to: str) -> list[EmailMessage]:
-    return [m for m in mails_to(sink, to) if "not published" in str(m["Subject"])]
 
 
 async def test_agent_reply_by_smtp_is_published_and_emailed_to_the_customer_once(

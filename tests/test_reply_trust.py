@@ -17,10 +17,8 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import aiosmtplib
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
@@ -29,7 +27,7 @@ from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, parsed, settle, text_of, via_sink
+from .mailtools import drain, mails_to, notices, parsed, scrape, settle, text_of, via_sink
 from .sink import Sink
 
 OURS = "mx.relay.test"
@@ -45,8 +43,6 @@ BORDER = ("from mail.sender.example (mail.sender.example [198.51.100.7]) by mx.r
 LMTP = "from mx.relay.test by mx.relay.test with LMTP id q1w2e3; Mon, 23 Nov 2026 10:00:01 +0000"
 SENDER_HOP = ("from [192.0.2.10] (helo=laptop) by smtp.sender.example with esmtpa id 7; "
               "Mon, 23 Nov 2026 09:59:58 +0000")
-
-
 
 
 @dataclass(frozen=True)
@@ -102,14 +98,6 @@ def reply(t: Ticket, body: str, *, sender: str | None = None, from_header: str |
     return msg.as_bytes()
 
 
-def mails_to(sink: Sink, address: str) -> list[EmailMessage]:
-    return [parsed(raw) for _, rcpts, raw in sink.messages if address in rcpts]
-
-
-def notices(sink: Sink, address: str) -> list[EmailMessage]:
-    return [m for m in mails_to(sink, address) if "not published" in str(m["Subject"])]
-
-
 async def smtp_send(daemon: Daemon, raw: bytes, rcpt: str, sender: str = ACME_AGENT) -> None:
     """Over SMTP; sender "" is the null reverse-path `MAIL FROM:<>` (RFC 5321 4.5.5)."""
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
@@ -119,14 +107,6 @@ async def smtp_send(daemon: Daemon, raw: bytes, rcpt: str, sender: str = ACME_AG
         await client.data(raw)
     await settle(daemon)
     await drain(daemon)
-
-
-async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
-            text = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def refused(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], reason: str,
