@@ -17,7 +17,7 @@ from mailrelay.config import Config
 from mailrelay.services.outbox import signed_sender
 
 from .conftest import second_shop
-from .mailtools import parsed, settle
+from .mailtools import parsed, send, settle
 from .web_forms import submit
 
 SECOND_SHOP = second_shop(cancel_address="cancel+bolt@relay.test")
@@ -75,8 +75,7 @@ async def bounce(daemon: Daemon, rcpt: str, raw: bytes) -> None:
 
 
 async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
-    await aiosmtplib.send(raw, sender="orders@platform.example", recipients=[bcc],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+    await send(daemon, raw, bcc, sender="orders@platform.example")
 
 
 async def review(daemon: Daemon, invitation: dict[str, Any], stars: int, text: str,

@@ -8,8 +8,6 @@ Screenshots of every page land in tests/artifacts/ for a human to look at.
 from __future__ import annotations
 
 import re
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -22,8 +20,8 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .browser import browser_page, require_browser, screenshot
-from .mailtools import parsed, settle, text_of, trigger
-from .sink import Sink, running_sink
+from .mailtools import free_port, parsed, settle, text_of, trigger
+from .sink import Sink
 
 if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
     from playwright.async_api import Page
@@ -38,18 +36,6 @@ def _browser_available() -> None:
     require_browser()
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def live(config: Config, sink: Sink) -> Config:
     """Outbound mail to the sink; the web on a known port, so that links in mails really work."""
     port = free_port()
@@ -58,8 +44,6 @@ def live(config: Config, sink: Sink) -> Config:
                        starttls=False, tls=False, username=None, password=None,
                        rate_per_minute=60000)
     return replace(config, http=http, outbound=outbound)
-
-
 
 
 async def invitation_link(daemon: Daemon, clock: FrozenClock, sink: Sink) -> str:

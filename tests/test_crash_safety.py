@@ -22,7 +22,7 @@ import aiosmtplib
 import pytest
 
 from .conftest import BASE_CONFIG
-from .mailtools import trigger
+from .mailtools import free_port, trigger
 from .serve_process import MAILRELAY, Serve, reaping
 
 BCC = "reviews+acme@relay.test"
@@ -34,13 +34,6 @@ KILLS = 3
 FIRST_REFERENCE = 10000
 #: Every loop below is bounded by this (the whole test should take well under it).
 DEADLINE_S = 80.0
-
-
-def free_port() -> int:
-    """A port free right now; fixed for the test so clients can reconnect after each restart."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(directory: Path, listen: str = "127.0.0.1:0", shop_extra: str = "") -> Path:

@@ -31,7 +31,7 @@ from mailrelay.store import Store
 from .conftest import ConfigFactory, require_program
 from .imap_servers import DovecotServer, ImapServer, PymapServer, running
 from .mailtools import customer_mails, eventually, via_sink
-from .sink import Sink, running_sink
+from .sink import Sink
 from .tickets import agent_reply, ticketed
 
 LOG = "mailrelay.imap_watcher"
@@ -54,12 +54,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImapServe
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[ImapServer]:
     with running(make_server("dovecot", tmp_path)) as started:
-        yield started
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as started:
         yield started
 
 

@@ -6,7 +6,6 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -15,17 +14,9 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.services import intake
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 
-BCC = "reviews+acme@relay.test"
 CANCEL = "cancel+acme@relay.test"
-
-
-async def send(daemon: Daemon, raw: bytes, rcpt: str = BCC) -> None:
-    await aiosmtplib.send(
-        raw, sender="platform@shop.example", recipients=[rcpt],
-        hostname="127.0.0.1", port=daemon.smtp_port, timeout=10,
-    )
 
 
 def shipments(daemon: Daemon) -> list[dict[str, object]]:

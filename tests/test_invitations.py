@@ -14,15 +14,12 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .conftest import ConfigFactory, require_corpus
-from .mailtools import parsed, settle, text_of, trigger, via_sink
+from .mailtools import parsed, send, settle, text_of, trigger, via_sink
 from .sink import Sink
-
-BCC = "reviews+acme@relay.test"
 
 
 async def send_trigger(daemon: Daemon, raw: bytes) -> None:
-    await aiosmtplib.send(raw, sender="platform@shop.example", recipients=[BCC],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+    await send(daemon, raw)
     await settle(daemon)
 
 
