@@ -27,7 +27,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .conftest import IN_CI
-from .mailtools import trigger, via_sink
+from .mailtools import eventually, trigger, via_sink
 from .sink import Sink
 from .tickets import agent_reply, ticketed
 
@@ -108,15 +108,6 @@ async def healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
             return resp.status, await resp.json()
 
 
-async def until(check: Any, what: str, limit: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await check():
-        if loop.time() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
-
-
 def pings(notify: socket.socket) -> int:
     """WATCHDOG=1 datagrams received since the last call."""
     count = 0
@@ -184,7 +175,7 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
         status, body = await healthz(daemon)
         return status == 503 and body["workers"]["dispatch"] == "failing"
 
-    await until(dispatch_failing, "dispatch never reported failing")
+    await eventually(dispatch_failing, 20, "dispatch never reported failing")
     _, body = await healthz(daemon)
     assert "full" not in str(body) and "/" not in str(body)  # states only: no error, no path
     sending = daemon.store.read(lambda q: q.counts("outbox", "status")).get("sending", 0)
@@ -211,7 +202,7 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
         status, body = await healthz(daemon)
         return status == 503 and body["workers"]["intake"] == "failing"
 
-    await until(intake_failing, "intake never reported failing")
+    await eventually(intake_failing, 20, "intake never reported failing")
     pings(notify)
     await asyncio.sleep(1.2)
     assert pings(notify) == 0, "the watchdog was pinged while a worker was failing"
@@ -223,7 +214,7 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
         status, body = await healthz(daemon)
         return status == 200 and body["counts"]["inbound_pending"] == 0
 
-    await until(healthy, "the relay did not recover")
+    await eventually(healthy, 20, "the relay did not recover")
     await accept("after")
     await sink.wait_for(len(accepted), timeout=20)
 
@@ -233,7 +224,7 @@ async def run_disk_full(daemon: Daemon, sink: Sink, filler: Filler,
         return (status == 200 and counts["inbound_pending"] == 0
                 and counts["outbox_queued"] == 0 and counts["outbox_sending"] == 0)
 
-    await until(drained, "the outbox did not drain")
+    await eventually(drained, 20, "the outbox did not drain")
     shipments = daemon.store.read(lambda q: q.list_shipments())
     assert sorted(r["message_id"] for r in shipments) == sorted(accepted)
     assert all(r["status"] == "scheduled" for r in shipments)
@@ -273,7 +264,7 @@ async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_s
                     status, body = await healthz(again)
                     return status == 503 and body["workers"]["dispatch"] == "failing"
 
-                await until(dispatch_failing, "dispatch never reported failing")
+                await eventually(dispatch_failing, 20, "dispatch never reported failing")
                 assert again.store.read(lambda q: q.counts("outbox", "status")) == {"sending": 1}
                 filler.free(filler.size)
                 await sink.wait_for(1, timeout=20)
@@ -282,7 +273,7 @@ async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_s
                     status, body = await healthz(again)
                     return status == 200 and body["counts"]["outbox_sending"] == 0
 
-                await until(healthy, "the relay did not recover")
+                await eventually(healthy, 20, "the relay did not recover")
             finally:
                 await again.stop()
         finally:
@@ -324,14 +315,14 @@ async def test_an_agent_reply_taken_in_just_before_the_disk_fills_is_published_a
                 status, body = await healthz(daemon)
                 return status == 503 and body["workers"]["intake"] == "failing"
 
-            await until(intake_failing, "intake never reported failing")
+            await eventually(intake_failing, 20, "intake never reported failing")
             filler.free(filler.size)
 
             async def published() -> bool:
                 review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
                 return bool(review and review["response"])
 
-            await until(published, "the reply was never published")
+            await eventually(published, 20, "the reply was never published")
             review = daemon.store.read(lambda q: q.get_review(ticket.review_id))
             assert review is not None
             assert review["response"] == "Sorry for the wait, Ann. The refund is on its way."
