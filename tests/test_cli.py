@@ -18,6 +18,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
+from .cli_runner import run
 from .conftest import BASE_CONFIG, require_corpus
 from .mailtools import settle, trigger
 
@@ -26,10 +27,6 @@ from .mailtools import settle, trigger
 def cfg_path(config: Config) -> str:
     assert config.source is not None
     return str(config.source)
-
-
-def run(*args: str) -> click.testing.Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_every_command_has_help() -> None:

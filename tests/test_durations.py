@@ -8,15 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiosmtplib
-import click.testing
 import pytest
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import ConfigError, load, parse_duration
 from mailrelay.core.clock import FrozenClock
 
+from .cli_runner import run
 from .conftest import BASE_CONFIG
 from .mailtools import settle, trigger
 
@@ -39,10 +37,6 @@ def write_config(tmp_path: Path, smtp_extra: str = "", shop_extra: str = "",
     path.write_text(BASE_CONFIG.format(smtp_extra=smtp_extra, shop_extra=shop_extra)
                     + BOLT.format(bolt_extra=bolt_extra))
     return path
-
-
-def run(*args: str) -> click.testing.Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def line_of(path: Path, start: str, occurrence: int = 1) -> int:

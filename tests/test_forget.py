@@ -19,16 +19,15 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import privacy
 from mailrelay.services.privacy import names
 from mailrelay.store import NewMessage, Store
 
+from .cli_runner import cli
 from .conftest import ConfigFactory
 from .customer_flow import (
     SECOND_SHOP,
@@ -100,7 +99,6 @@ def test_the_scanner_finds_each_generated_form() -> None:
 # --- the whole loop -----------------------------------------------------------------------
 
 
-
 def quoted_ticket(ticket: EmailMessage) -> str:
     return "\n".join("> " + line for line in text_of(ticket).splitlines())
 
@@ -162,11 +160,6 @@ async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
         await asyncio.sleep(0.05)
     await settle(daemon)
     await drain(daemon)
-
-
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
 
 
 def relay_files(config: Config) -> list[Path]:

@@ -9,12 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiosmtplib
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.core.clock import FrozenClock, SystemClock
 
+from .cli_runner import invoked
 from .conftest import ConfigFactory
 from .mailtools import settle, trigger
 from .sink import Sink
@@ -33,52 +32,47 @@ def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "") -> str:
     return str(path)
 
 
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
 async def test_send_now_delivers_one_scheduled_invitation_at_once(
     tmp_path: Path, sink: Sink
 ) -> None:
     cfg = write_sink_config(tmp_path, sink)
-    code, _ = await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme",
+    code, _ = await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme",
                                       "--email", "ann@example.com", "--ref", "N-1")
     assert code == 0
-    await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme", "--email",
+    await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
                             "bob@example.com", "--ref", "N-2")
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 0, out
     assert "sent to ann@example.com" in out
     await sink.wait_for(1)
     assert len(sink.messages) == 1  # only the one asked for
-    code, out = await asyncio.to_thread(cli, "invitations", "--config", cfg, "--format", "json")
+    code, out = await asyncio.to_thread(invoked, "invitations", "--config", cfg, "--format", "json")
     statuses = {r["reference"]: r["status"] for r in json.loads(out)}
     assert statuses == {"N-1": "sent", "N-2": "scheduled"}
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 1  # already sent
 
 
 async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink: Sink) -> None:
     cfg = write_sink_config(tmp_path, sink)
-    await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme", "--email",
+    await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
                             "ann@example.com")
     sink.fail_next("550 5.7.1 policy refusal", at="RCPT")
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 1 and "550 5.7.1 policy refusal" in out
-    code, out = await asyncio.to_thread(cli, "outbox", "--failed", "--config", cfg,
+    code, out = await asyncio.to_thread(invoked, "outbox", "--failed", "--config", cfg,
                                         "--format", "json")
     [row] = json.loads(out)
     assert row["status"] == "failed"
     assert row["to"] == "ann@example.com"
     assert "550" in row["last_error"]
-    code, out = await asyncio.to_thread(cli, "outbox", "retry", str(row["id"]), "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "outbox", "retry", str(row["id"]), "--config", cfg)
     assert code == 0, out
-    code, out = await asyncio.to_thread(cli, "outbox", "--config", cfg, "--format", "csv")
+    code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
         "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop")
     assert ",queued," in out
-    code, out = await asyncio.to_thread(cli, "outbox", "retry", "999", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "outbox", "retry", "999", "--config", cfg)
     assert code == 1
 
 

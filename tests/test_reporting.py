@@ -20,6 +20,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
 
+from .cli_runner import cli
 from .mailtools import settle, trigger
 
 BCC = "reviews+acme@relay.test"
@@ -69,11 +70,6 @@ async def seeded(config: Config) -> AsyncIterator[Config]:
                                                           "agent", now))
         await daemon.tick()
     yield config
-
-
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
 
 
 EXPECTED = {

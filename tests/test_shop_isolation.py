@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.store import Queries, Store
 
+from .cli_runner import cli
 from .conftest import ConfigFactory
 from .customer_flow import (
     SECOND_SHOP,
@@ -40,11 +39,6 @@ def dana_order(shop: str, number: str) -> bytes:
     """Dana's order at `shop`, as that shop's platform announces it."""
     return trigger(to=f"Dana Dale <{DANA}>", subject=f"Order #{number}",
                    sender=f"{shop.title()} <orders@{shop}.example>")
-
-
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
 
 
 def ticket_text(config: Config, review_id: int) -> str:
