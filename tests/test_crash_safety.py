@@ -23,7 +23,7 @@ import pytest
 
 from .conftest import BASE_CONFIG
 from .mailtools import free_port, trigger
-from .serve_process import MAILRELAY, Serve, reaping
+from .serve_process import MAILRELAY, Serve, count, reaping
 
 BCC = "reviews+acme@relay.test"
 SENDER = "platform@shop.example"
@@ -115,14 +115,6 @@ def stored_message_ids(db: Path) -> list[str]:
     conn = sqlite3.connect(db, timeout=30)
     try:
         return [r[0] for r in conn.execute("SELECT message_id FROM messages")]
-    finally:
-        conn.close()
-
-
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import BASE_CONFIG
-from .serve_process import MAILRELAY, Serve, reaping
+from .serve_process import MAILRELAY, Serve, count, reaping
 from .sink import Sink, running_sink
 
 INVITATIONS = 500
@@ -93,15 +93,6 @@ class Seen:
     def at_least(self, distinct: int) -> Callable[[], bool]:
         """A check: has the sink seen at least `distinct` different Message-IDs?"""
         return lambda: self.distinct() >= distinct
-
-
-def count(db: Path, sql: str) -> int:
-    """One number from the committed state of the store (WAL: readers see every commit)."""
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    finally:
-        conn.close()
 
 
 def message_ids(db: Path, sql: str) -> set[str]:
