@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 
+from .imap_servers import ImapServer, PymapServer, running
 from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -176,6 +177,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A real HTTP client session (for the review form and the public pages)."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def pymap(tmp_path: Path) -> Iterator[ImapServer]:
+    """A pymap IMAP server (pure Python, always there) for the relay to watch."""
+    with running(PymapServer(tmp_path / "imap")) as server:
+        yield server
 
 
 @pytest.fixture

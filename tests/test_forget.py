@@ -38,7 +38,7 @@ from .customer_flow import (
     send_trigger,
     ticket_for,
 )
-from .imap_servers import ImapServer, PymapServer, running
+from .imap_servers import ImapServer, PymapServer
 from .mailtools import drain, parsed, settle, text_of, trigger
 from .traces import forms_of, hits, scan
 
@@ -186,12 +186,6 @@ def rows_with(config: Config, text: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def imap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as server:
-        yield server
-
-
-@pytest.fixture
 def umask_022() -> Iterator[None]:
     """Run as an operator does by hand (umask 022): the relay must set its own modes."""
     old = os.umask(0o022)
@@ -202,11 +196,11 @@ def umask_022() -> Iterator[None]:
 
 
 async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
-    make_config: ConfigFactory, clock: FrozenClock, imap: ImapServer, umask_022: None,
+    make_config: ConfigFactory, clock: FrozenClock, pymap: ImapServer, umask_022: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="mailrelay")
-    config = make_config(more=imap.toml() + SECOND_SHOP)
+    config = make_config(more=pymap.toml() + SECOND_SHOP)
     async with Daemon(config, clock) as daemon:
         # The same person at both shops, and one other customer at each.
         await send_trigger(daemon, "reviews+acme@relay.test", trigger(
@@ -246,10 +240,10 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
             ticket_to = parsed(raw)["To"]
             await aiosmtplib.send(raw, sender=acme, recipients=[str(ticket_to)],
                                   hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
-        await imap.append(imap_reply(ticket_for(config, ids["bob-bolt"]), bolt,
+        await pymap.append(imap_reply(ticket_for(config, ids["bob-bolt"]), bolt,
                                      "#note\nCalled him, a new cable is in the post.",
                                      about=f"{BOB_NAME} <{BOB}>"))
-        await imap.append(imap_reply(ticket_for(config, ids["cleo"]), bolt,
+        await pymap.append(imap_reply(ticket_for(config, ids["cleo"]), bolt,
                                      "Thank you, ring on!", about=f"Cleo Cole <{CLEO}>"))
         await replied(daemon, 5)
         # Bob's mailbox at acme is full for good: a DSN as Exchange sends it, the returned
@@ -278,7 +272,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         assert "warning" not in out
         # The agents' replies we filed on the IMAP server quote him: deleted there too (a
         # check from outside found them kept); Cleo's stays.
-        filed = await imap.messages("mailrelay/processed")
+        filed = await pymap.messages("mailrelay/processed")
         assert filed and not any(names(raw, BOB.lower()) for raw in filed), out
         assert any(names(raw, CLEO) for raw in filed)
         assert "1 filed reply deleted on the IMAP server" in out

@@ -13,10 +13,8 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -47,7 +45,7 @@ from .hostile_mail import (
     nesting_cases,
     nul_cases,
 )
-from .imap_servers import ImapServer, PymapServer, running
+from .imap_servers import ImapServer
 from .mailtools import drain, raw_mails_to, settle, via_sink
 from .sink import Sink
 from .tickets import AGENT, Ticketed, agent_reply, ticketed
@@ -58,12 +56,6 @@ STRANGER = "mallory@evil.example"
 CUSTOMER = "ann@example.com"
 MUTANTS = 120
 IMAP_MUTANTS = 60  # each IMAP message costs a round trip and two folder moves
-
-
-@pytest.fixture
-def imap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as server:
-        yield server
 
 
 async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
@@ -229,27 +221,27 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
 
 
 async def test_hostile_replies_by_imap_are_filed_and_publish_nothing(
-    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, imap: ImapServer,
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, pymap: ImapServer,
     caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    config = via_sink(two_shops(make_config, imap.toml()), sink)
+    config = via_sink(two_shops(make_config, pymap.toml()), sink)
     async with Daemon(config, clock) as relay:
         t = await ticketed(relay, clock, sink)
         await bolt_review(relay, clock)
         await drain(relay)
         before = await public_pages(relay)
         mailed = raw_mails_to(sink, CUSTOMER)
-        stranger = await file_all(imap, hostile_replies(t, IMAP_MUTANTS, huge=True))
+        stranger = await file_all(pymap, hostile_replies(t, IMAP_MUTANTS, huge=True))
         await drain(relay)
         assert await public_pages(relay) == before, "a stranger's reply changed a public page"
         assert raw_mails_to(sink, CUSTOMER) == mailed, "a stranger's reply mailed the customer"
-        agent = await file_all(imap, agent_mutants(t, 13, IMAP_MUTANTS))
+        agent = await file_all(pymap, agent_mutants(t, 13, IMAP_MUTANTS))
         await drain(relay)
         assert await public_pages(relay, ("bolt",)) == {
             k: v for k, v in before.items() if "/bolt" in k}
         assert_nothing_leaked(relay)
-        counts = await imap.counts()
+        counts = await pymap.counts()
         inputs, handled, refused = (x + y for x, y in zip(stranger, agent, strict=True))
         line = (f"fuzz replies imap: {inputs} inputs, {handled} handled "
                 f"({counts.get('mailrelay/processed', 0)} filed processed, "

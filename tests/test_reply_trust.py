@@ -8,13 +8,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -26,7 +25,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory, second_shop
-from .imap_servers import ImapServer, PymapServer, running
+from .imap_servers import ImapServer
 from .mailtools import drain, mails_to, notices, parsed, scrape, settle, text_of, via_sink
 from .sink import Sink
 
@@ -491,12 +490,6 @@ async def test_a_null_sender_reply_is_automatic_even_without_authserv_id(
 
 
 # --- over IMAP -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pymap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as started:
-        yield started
 
 
 async def filed(server: ImapServer, count: int, limit: float = 20) -> dict[str, int]:
