@@ -14,7 +14,7 @@ from mailrelay.core.tokens import TokenSigner
 
 from . import mailtools
 from .conftest import ConfigFactory, second_shop
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 from .sink import Sink
 
 
@@ -42,9 +42,7 @@ def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "fai
 
 async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
                           ref: str = "1057") -> dict[str, object]:
-    await aiosmtplib.send(trigger(subject=f"Order #{ref}"), sender="p@shop.example",
-                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                          port=daemon.smtp_port)
+    await send(daemon, trigger(subject=f"Order #{ref}"))
     await settle(daemon)
     clock.advance(timedelta(days=7))
     await daemon.tick()
@@ -83,9 +81,7 @@ async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_addre
 
 
 async def sent_invitation_refused(daemon: Daemon) -> None:
-    await aiosmtplib.send(trigger(subject="Order #2222"), sender="p@shop.example",
-                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                          port=daemon.smtp_port)
+    await send(daemon, trigger(subject="Order #2222"))
     await settle(daemon)
     assert daemon.store.read(lambda q: q.list_shipments())[-1]["status"] == "suppressed"
 
@@ -140,9 +136,8 @@ async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink
 ) -> None:
     async with Daemon(via_sink(make_config(more=BOLT), sink), clock) as daemon:
-        await aiosmtplib.send(trigger(to="Bea <bea@example.org>", subject="Order #880"),
-                              sender="p@bolt.example", recipients=["reviews+bolt@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await send(daemon, trigger(to="Bea <bea@example.org>", subject="Order #880"),
+                   "reviews+bolt@relay.test", sender="p@bolt.example")
         acme = await sent_invitation(daemon, clock, sink)
         bolt = next(m for m in daemon.store.read(lambda q: q.list_mail()) if m["shop"] == "bolt")
         assert bolt["status"] == "sent"

@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -20,13 +19,12 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .browser import browser_page, require_browser, screenshot
-from .mailtools import free_port, parsed, settle, text_of, trigger
+from .mailtools import free_port, parsed, send, settle, text_of, trigger
 from .sink import Sink
 
 if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
     from playwright.async_api import Page
 
-BCC = "reviews+acme@relay.test"
 TITLE = "Arrived late"
 TEXT = "The shoes fit well, but the parcel took two weeks."
 
@@ -48,9 +46,7 @@ def live(config: Config, sink: Sink) -> Config:
 
 async def invitation_link(daemon: Daemon, clock: FrozenClock, sink: Sink) -> str:
     """A shipping mail in by SMTP, a week later the invitation out: its review link."""
-    await aiosmtplib.send(trigger(to="John Smith <john.smith@example.com>"),
-                          sender="platform@shop.example", recipients=[BCC],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+    await send(daemon, trigger(to="John Smith <john.smith@example.com>"))
     await settle(daemon)
     clock.advance(timedelta(days=7))
     assert await daemon.tick() == 1

@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -16,7 +15,7 @@ from mailrelay.core.clock import FrozenClock
 
 from .cli_runner import run
 from .conftest import BASE_CONFIG
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 
 BOLT = """
 [[shop]]
@@ -108,10 +107,8 @@ async def test_a_shipment_with_the_longest_invite_delay_is_scheduled(tmp_path: P
     path = write_config(tmp_path, bolt_extra='invite_delay = "365d"\n')
     async with Daemon(load(path), FrozenClock()) as daemon:
         for shop in ("acme", "bolt"):
-            await aiosmtplib.send(trigger(subject=f"Order #{len(shop)}77 shipped"),
-                                  sender="p@shop.example",
-                                  recipients=[f"reviews+{shop}@relay.test"],
-                                  hostname="127.0.0.1", port=daemon.smtp_port)
+            await send(daemon, trigger(subject=f"Order #{len(shop)}77 shipped"),
+                       f"reviews+{shop}@relay.test")
         await settle(daemon)
         rows = daemon.store.read(lambda q: q.list_shipments())
         assert sorted((r["shop"], r["status"]) for r in rows) == [

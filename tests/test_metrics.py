@@ -15,7 +15,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
-from .mailtools import scrape, settle, trigger
+from .mailtools import scrape, send, settle, trigger
 from .sink import Sink
 
 
@@ -27,13 +27,9 @@ async def test_metrics_parse_and_the_counters_move_with_the_traffic(
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
         before = await scrape(daemon)
         assert before[("mailrelay_outbox_depth", ())] == 0
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-            await aiosmtplib.send(trigger(), sender="p@shop.example",
-                                  recipients=["nobody@relay.test"], hostname="127.0.0.1",
-                                  port=daemon.smtp_port)
+            await send(daemon, trigger(), "nobody@relay.test")
         await settle(daemon)
         after = await scrape(daemon)
         accepted = ("mailrelay_inbound_messages_total",
@@ -68,9 +64,7 @@ async def test_healthz_turns_503_while_outbound_delivery_fails(
     outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
                        starttls=False, tls=False, username=None, password=None)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await settle(daemon)
         await sink.stop()
         clock.advance(timedelta(days=7))
@@ -93,9 +87,7 @@ async def test_healthz_shows_states_and_counts_but_no_address_path_or_server_rep
     outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
                        starttls=False, tls=False, username=None, password=None)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
-        await aiosmtplib.send(trigger(to="Jane Roe <jane.roe@example.com>"),
-                              sender="p@shop.example", recipients=["reviews+acme@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await send(daemon, trigger(to="Jane Roe <jane.roe@example.com>"))
         await settle(daemon)
         sink.fail_next("452 4.2.2 <jane.roe@example.com>: mailbox over quota at /var/mail/jane",
                        at="RCPT")
@@ -117,9 +109,7 @@ async def test_metrics_count_refused_sessions_and_report_each_worker(
     async with Daemon(make_config(smtp_extra="max_sessions = 1"), clock) as daemon:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as first:
             with pytest.raises(aiosmtplib.SMTPConnectResponseError):
-                await aiosmtplib.send(trigger(), sender="p@shop.example",
-                                      recipients=["reviews+acme@relay.test"],
-                                      hostname="127.0.0.1", port=daemon.smtp_port)
+                await send(daemon, trigger())
             samples = await scrape(daemon)
             await first.quit()
     assert samples[("mailrelay_smtp_sessions_refused_total", (("reason", "max_sessions"),))] == 1
@@ -137,9 +127,7 @@ async def test_healthz_names_a_worker_stuck_on_a_hanging_relay_until_it_moves_ag
     shops = tuple(replace(s, invite_delay=timedelta(0)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), clock) as daemon:
         release = sink.hold_next()
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await settle(daemon)
         await asyncio.wait_for(sink.held.wait(), 10)  # the invitation hangs mid-DATA
         url = f"http://127.0.0.1:{daemon.http_port}/healthz"

@@ -8,14 +8,12 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
-
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock, SystemClock
 
 from .cli_runner import invoked
 from .conftest import ConfigFactory
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 from .sink import Sink
 
 
@@ -84,9 +82,7 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
                        starttls=False, tls=False, username=None, password=None)
     shops = tuple(replace(s, invite_delay=timedelta(seconds=1)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), SystemClock()) as daemon:
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await sink.wait_for(1, timeout=10)
         for _ in range(100):  # the result commits right after the sink's 250
             [row] = daemon.store.read(lambda q: q.list_invitations())
@@ -101,9 +97,7 @@ async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
 ) -> None:
     config = make_config(shop_extra='retention = "30d"')
     async with Daemon(config, clock) as daemon:
-        await aiosmtplib.send(trigger(to="Private Person <private@example.com>"),
-                              sender="p@shop.example", recipients=["reviews+acme@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await send(daemon, trigger(to="Private Person <private@example.com>"))
         await settle(daemon)
         clock.advance(timedelta(days=7))
         await daemon.tick()
