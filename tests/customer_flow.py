@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiosmtplib
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.services.outbox import signed_sender
 
 from .conftest import second_shop
-from .mailtools import parsed, send, settle
+from .mailtools import parsed, send, session_send, settle
 from .web_forms import submit
 
 SECOND_SHOP = second_shop(cancel_address="cancel+bolt@relay.test")
@@ -67,10 +66,7 @@ async def bounce(daemon: Daemon, rcpt: str, raw: bytes) -> None:
     """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5), to the signed VERP
     address the message left with (`rcpt` is the address as stored, unsigned)."""
     signed = signed_sender(rcpt, daemon.web.signer.bounce_tag)
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
-        await client.mail("")
-        await client.rcpt(signed)
-        await client.data(raw)
+    await session_send(daemon, raw, signed)
     await settle(daemon)
 
 

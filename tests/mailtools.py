@@ -62,6 +62,18 @@ async def send(daemon: Daemon, raw: bytes, *rcpts: str,
                           hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
 
 
+async def session_send(daemon: Daemon, raw: bytes, rcpt: str, sender: str = "",
+                       wait: float = 60.0) -> None:
+    """One SMTP session MAIL, RCPT, DATA; sender "" is the null reverse-path `MAIL FROM:<>`
+    that DSNs come with (RFC 5321 4.5.5), which aiosmtplib.send refuses to send. `wait`:
+    seconds the client waits for each reply."""
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
+                               timeout=wait) as client:
+        await client.mail(sender)
+        await client.rcpt(rcpt)
+        await client.data(raw)
+
+
 async def settle(daemon: Daemon, limit: float = 10.0) -> None:
     """Wait until the intake worker has processed every stored message."""
     loop = asyncio.get_running_loop()

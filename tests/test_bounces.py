@@ -14,7 +14,7 @@ from mailrelay.core.tokens import TokenSigner
 
 from . import mailtools
 from .conftest import ConfigFactory, second_shop
-from .mailtools import send, settle, trigger
+from .mailtools import send, session_send, settle, trigger
 from .sink import Sink
 
 
@@ -54,16 +54,8 @@ async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
     return {**mail, "verp": envelope}
 
 
-async def null_sender_send(daemon: Daemon, rcpt: str, raw: bytes) -> None:
-    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5)."""
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
-        await client.mail("")
-        await client.rcpt(rcpt)
-        await client.data(raw)
-
-
 async def bounce(daemon: Daemon, envelope: str, raw: bytes) -> None:
-    await null_sender_send(daemon, envelope, raw)
+    await session_send(daemon, raw, envelope)
     await settle(daemon)
 
 
@@ -125,7 +117,7 @@ async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
 
 async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon) -> None:
     with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
-        await null_sender_send(daemon, "bounce+1@elsewhere.example", b"Subject: x\r\n\r\nx\r\n")
+        await session_send(daemon, b"Subject: x\r\n\r\nx\r\n", "bounce+1@elsewhere.example")
     assert refused.value.code == 550
 
 
@@ -159,7 +151,7 @@ async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_
         ]
         for address in forged:
             with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
-                await null_sender_send(daemon, address, dsn(address, str(acme["message_id"])))
+                await session_send(daemon, dsn(address, str(acme["message_id"])), address)
             assert (refused.value.code, refused.value.message[:5]) == (550, "5.1.1"), address
         # The handler checks again: whatever reaches it unsigned suppresses nobody.
         result = await daemon.bouncer.process(f"bounce+{acme_id}@{domain}",

@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -26,7 +25,17 @@ from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer
-from .mailtools import drain, mails_to, notices, parsed, scrape, settle, text_of, via_sink
+from .mailtools import (
+    drain,
+    mails_to,
+    notices,
+    parsed,
+    scrape,
+    session_send,
+    settle,
+    text_of,
+    via_sink,
+)
 from .sink import Sink
 
 OURS = "mx.relay.test"
@@ -99,11 +108,7 @@ def reply(t: Ticket, body: str, *, sender: str | None = None, from_header: str |
 
 async def smtp_send(daemon: Daemon, raw: bytes, rcpt: str, sender: str = ACME_AGENT) -> None:
     """Over SMTP; sender "" is the null reverse-path `MAIL FROM:<>` (RFC 5321 4.5.5)."""
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
-                               timeout=10) as client:
-        await client.mail(sender)
-        await client.rcpt(rcpt)
-        await client.data(raw)
+    await session_send(daemon, raw, rcpt, sender, wait=10)
     await settle(daemon)
     await drain(daemon)
 
