@@ -13,14 +13,12 @@ import logging
 import re
 import time
 from collections import Counter
-from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import intake, reviews
 
 from .conftest import FUZZ_COUNTS, ConfigFactory
 from .fuzz_checks import (
@@ -48,7 +46,7 @@ from .hostile_mail import (
 from .imap_servers import ImapServer
 from .mailtools import drain, raw_mails_to, settle, via_sink
 from .sink import Sink
-from .tickets import AGENT, Ticketed, agent_reply, ticketed
+from .tickets import AGENT, Ticketed, agent_reply, invited_now, submitted, ticketed
 
 pytestmark = pytest.mark.slow
 
@@ -60,21 +58,10 @@ IMAP_MUTANTS = 60  # each IMAP message costs a round trip and two folder moves
 
 async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
     """A published review at the second shop, so its page has something to lose."""
-    shop = daemon.config.shop("bolt")
-    assert shop is not None
-    now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
-        q, shop, daemon.web.signer, now, email="bo@example.org", name="Bo Berg", reference="B-77",
-        delay=timedelta(0)))
-    await daemon.tick()
-    inv = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id))  # type: ignore[arg-type]
-    assert inv is not None
-    form, _ = reviews.validate({"stars": "5", "title": "Fast bike", "name": "Bo Berg",
-                                "text": "The bike came assembled and rides well."})
-    assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
-    assert review_id is not None
-    return review_id
+    inv = await invited_now(daemon, clock, shop_id="bolt", email="bo@example.org",
+                            name="Bo Berg", reference="B-77")
+    return await submitted(daemon, clock, inv, stars="5", title="Fast bike", name="Bo Berg",
+                           text="The bike came assembled and rides well.")
 
 
 def as_reply(raw: bytes, t: Ticketed, sender: str = STRANGER) -> bytes:

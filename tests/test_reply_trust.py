@@ -21,7 +21,6 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import intake, reviews
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer
@@ -29,7 +28,6 @@ from .mailtools import (
     drain,
     mails_to,
     notices,
-    parsed,
     scrape,
     session_send,
     settle,
@@ -37,6 +35,7 @@ from .mailtools import (
     via_sink,
 )
 from .sink import Sink
+from .tickets import invited_now, submitted, ticket_of
 
 OURS = "mx.relay.test"
 ACME_AGENT = "support@acme.example"
@@ -67,23 +66,12 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     """A review at `shop_id` whose ticket reached the shop's agent through the sink."""
     shop = daemon.config.shop(shop_id)
     assert shop is not None
-    now = clock.now()
-    decision = await daemon.store.write(lambda q: intake.invite(
-        q, shop, daemon.web.signer, now, email=customer, name="Kim Berg", reference="2210",
-        delay=timedelta(0)))
+    inv = await invited_now(daemon, clock, shop_id=shop_id, email=customer, name="Kim Berg",
+                            reference="2210")
+    review_id = await submitted(daemon, clock, inv, stars="1", title="Wrong size", text=text,
+                                name="Kim Berg")
     await daemon.tick()
-    assert decision.invitation_id is not None
-    invitation_id = decision.invitation_id
-    inv = daemon.store.read(lambda q: q.get_invitation(invitation_id))
-    assert inv is not None
-    form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
-                                "text": text, "name": "Kim Berg"})
-    assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
-    assert review_id is not None
-    await daemon.tick()
-    ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
-                  if m["X-Mailrelay-Review"] == str(review_id) and m["X-Mailrelay-Key"])
+    ticket = ticket_of(sink, review_id)
     return Ticket(shop_id, shop.agents[0], review_id, str(ticket["Reply-To"]), ticket)
 
 

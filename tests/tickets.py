@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
@@ -28,26 +29,50 @@ class Ticketed:
         self.invitation_mid = invitation_mid
 
 
-async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str = "1057",
-                   customer: str = "ann@example.com") -> Ticketed:
-    shop = daemon.config.shops[0]
+async def invited_now(daemon: Daemon, clock: FrozenClock, *, shop_id: str, email: str,
+                      name: str, reference: str) -> dict[str, Any]:
+    """An invitation made by hand without delay and sent (one tick), as its row."""
+    shop = daemon.config.shop(shop_id)
+    assert shop is not None
     now = clock.now()
     decision = await daemon.store.write(lambda q: intake.invite(
-        q, shop, daemon.web.signer, now, email=customer, name="Ann Lee", reference=ref,
+        q, shop, daemon.web.signer, now, email=email, name=name, reference=reference,
         delay=timedelta(0)))
     await daemon.tick()
-    inv = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id))  # type: ignore[arg-type]
+    invitation_id = decision.invitation_id
+    assert invitation_id is not None
+    inv = daemon.store.read(lambda q: q.get_invitation(invitation_id))
     assert inv is not None
-    form, _ = reviews.validate({"stars": "2", "title": "Late delivery",
-                                "text": "The parcel took two weeks to arrive.",
-                                "name": "Ann Lee"})
+    return inv
+
+
+async def submitted(daemon: Daemon, clock: FrozenClock, invitation: dict[str, Any],
+                    **fields: str) -> int:
+    """The customer's review of `invitation` (the form's fields), through the service."""
+    form, _ = reviews.validate(fields)
     assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, inv, form, now))
+    now = clock.now()
+    _, review_id = await daemon.store.write(lambda q: reviews.submit(q, invitation, form, now))
+    assert review_id is not None
+    return review_id
+
+
+def ticket_of(sink: Sink, review_id: int) -> EmailMessage:
+    """The ticket about review `review_id` that reached the agent through the sink."""
+    return next(m for m in (parsed(raw) for _, _, raw in sink.messages)
+                if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
+
+
+async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str = "1057",
+                   customer: str = "ann@example.com") -> Ticketed:
+    inv = await invited_now(daemon, clock, shop_id=daemon.config.shops[0].id, email=customer,
+                            name="Ann Lee", reference=ref)
+    review_id = await submitted(daemon, clock, inv, stars="2", title="Late delivery",
+                                text="The parcel took two weeks to arrive.", name="Ann Lee")
     await daemon.tick()
-    ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
-                  if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
+    ticket = ticket_of(sink, review_id)
     mid = daemon.store.read(lambda q: q.invitation_message_id(inv["id"]))
-    assert review_id is not None and mid is not None
+    assert mid is not None
     return Ticketed(review_id, ticket, mid)
 
 
