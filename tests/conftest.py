@@ -9,7 +9,7 @@ import subprocess
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import pytest
@@ -24,6 +24,13 @@ from .sink import Sink, running_sink
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NO_CORPUS = f"no shared corpus at {CORPUS} (a clone without ../shared; CI has it)"
+
+
+def missing(message: str) -> NoReturn:
+    """Skip a test whose requirement is missing here; fail it in CI, which provides them all."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_corpus(*parts: str) -> Path:
@@ -116,10 +123,7 @@ def require_program(name: str, package: str) -> str:
     """Path of an external program; skip without it (and fail in CI, where .ci/run installs it)."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not found: install the Debian package {package} (.ci/run does)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} not found: install the Debian package {package} (.ci/run does)")
     return path
 
 

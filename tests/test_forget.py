@@ -17,7 +17,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -39,7 +38,7 @@ from .customer_flow import (
     ticket_for,
 )
 from .imap_servers import ImapServer, PymapServer
-from .mailtools import drain, parsed, settle, text_of, trigger
+from .mailtools import drain, parsed, send, settle, text_of, trigger
 from .traces import forms_of, hits, scan
 
 BOB = "Bob.Brook@Example.com"  # as the shop platform wrote it; stored lower-case
@@ -238,8 +237,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
             smtp_reply(ticket_for(config, ids["ann"]), acme, "Glad they fit, enjoy them!"),
         ):
             ticket_to = parsed(raw)["To"]
-            await aiosmtplib.send(raw, sender=acme, recipients=[str(ticket_to)],
-                                  hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+            await send(daemon, raw, str(ticket_to), sender=acme)
         await pymap.append(imap_reply(ticket_for(config, ids["bob-bolt"]), bolt,
                                      "#note\nCalled him, a new cable is in the post.",
                                      about=f"{BOB_NAME} <{BOB}>"))

@@ -19,14 +19,23 @@ from mailrelay.render import REPLY_MARKER
 from mailrelay.services.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
-from .mailtools import customer_mails, drain, mails_to, notices, parsed, settle, text_of, via_sink
+from .mailtools import (
+    customer_mails,
+    drain,
+    mails_to,
+    notices,
+    parsed,
+    send,
+    settle,
+    text_of,
+    via_sink,
+)
 from .sink import Sink
 from .tickets import AGENT, agent_reply, ticketed
 
 
 async def send_reply(daemon: Daemon, raw: bytes, rcpt: str) -> None:
-    await aiosmtplib.send(raw, sender=AGENT, recipients=[rcpt], hostname="127.0.0.1",
-                          port=daemon.smtp_port, timeout=10)
+    await send(daemon, raw, rcpt, sender=AGENT)
     await settle(daemon)
     await drain(daemon)
 
@@ -169,9 +178,7 @@ async def test_forged_or_altered_reply_address_is_refused_at_rcpt(
         forged = f"reply+{'a' * 42}@{domain}"
         for address in (altered, forged):
             with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
-                await aiosmtplib.send(agent_reply(t, "x", to=address), sender=AGENT,
-                                      recipients=[address], hostname="127.0.0.1",
-                                      port=daemon.smtp_port)
+                await send(daemon, agent_reply(t, "x", to=address), address, sender=AGENT)
             assert refused.value.recipients[0].code == 550
 
 
