@@ -95,6 +95,14 @@ timezone = "UTC"
 
 
 
+def smtp_outbound(text: str, port: int, *settings: str) -> str:
+    """A relay.toml text from BASE_CONFIG with [outbound] sending over SMTP to 127.0.0.1:`port`
+    instead of the Maildir; `settings` are more `key = value` lines for [outbound]."""
+    maildir = 'transport = "maildir"\nmaildir = "var/outbox"'
+    assert maildir in text, "BASE_CONFIG's [outbound] changed"
+    smtp = "\n".join(['transport = "smtp"', 'host = "127.0.0.1"', f"port = {port}", *settings])
+    return text.replace(maildir, smtp, 1)
+
 def second_shop(**fields: str | list[str] | None) -> str:
     """A `[[shop]]` table for a second shop, "bolt", beside BASE_CONFIG's "acme": the tests that
     check nothing crosses between shops. `fields` override or add keys (None drops one)."""

@@ -19,7 +19,7 @@ from mailrelay.cli import main
 from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
 
-from .conftest import BASE_CONFIG, ConfigFactory
+from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
 from .imap_servers import PymapServer
 from .sink import Sink, running_sink
 
@@ -47,11 +47,8 @@ def pymap(tmp_path: Path) -> Iterator[PymapServer]:
 
 
 def write_config(tmp_path: Path, sink: Sink, password: str, imap: str = "") -> Path:
-    text = BASE_CONFIG.format(smtp_extra="", shop_extra="").replace(
-        '[outbound]\ntransport = "maildir"\nmaildir = "var/outbox"',
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-        f'starttls = true\nusername = "relay"\npassword = "{password}"',
-    ) + imap
+    text = smtp_outbound(BASE_CONFIG.format(smtp_extra="", shop_extra=""), sink.port,
+                         "starttls = true", 'username = "relay"', f'password = "{password}"') + imap
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return path

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_CONFIG
+from .conftest import BASE_CONFIG, smtp_outbound
 from .serve_process import MAILRELAY, Serve, count, reaping
 from .sink import Sink, running_sink
 
@@ -37,20 +37,10 @@ DEADLINE_S = 90.0
 def write_config(directory: Path, sink_port: int) -> Path:
     """conftest's BASE_CONFIG, sending over SMTP to the sink, at once, without pacing or caps."""
     text = BASE_CONFIG.format(smtp_extra="", shop_extra='dedupe_window = "0s"\n')
-    replacements = {
-        'transport = "maildir"\nmaildir = "var/outbox"\n': (
-            'transport = "smtp"\n'
-            'host = "127.0.0.1"\n'
-            f"port = {sink_port}\n"
-            "starttls = false\n"
-            "rate_per_minute = 60000\n"
-            'timeout = "10s"\n'
-        ),
-        'invite_delay = "7d"\n': 'invite_delay = "0s"\n',
-    }
-    for old, new in replacements.items():
-        assert old in text, f"BASE_CONFIG changed: {old!r} not found"
-        text = text.replace(old, new, 1)
+    text = smtp_outbound(text, sink_port, "starttls = false", "rate_per_minute = 60000",
+                         'timeout = "10s"')
+    assert 'invite_delay = "7d"\n' in text, "BASE_CONFIG changed: no invite_delay"
+    text = text.replace('invite_delay = "7d"\n', 'invite_delay = "0s"\n', 1)
     path = directory / "relay.toml"
     path.write_text(text)
     return path

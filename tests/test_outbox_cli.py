@@ -12,19 +12,14 @@ from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock, SystemClock
 
 from .cli_runner import invoked
-from .conftest import ConfigFactory
+from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
 from .mailtools import send, settle, trigger
 from .sink import Sink
 
 
 def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "") -> str:
-    from .conftest import BASE_CONFIG
-
-    text = BASE_CONFIG.format(smtp_extra="", shop_extra=shop_extra).replace(
-        '[outbound]\ntransport = "maildir"\nmaildir = "var/outbox"',
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-        'starttls = false\nrate_per_minute = 6000',
-    )
+    text = smtp_outbound(BASE_CONFIG.format(smtp_extra="", shop_extra=shop_extra), sink.port,
+                         "starttls = false", "rate_per_minute = 6000")
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return str(path)
