@@ -52,6 +52,19 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+def stored_on(disk: Path, config: Config) -> Config:
+    """`config` with its store on `disk`."""
+    return replace(config, store=replace(config.store, path=disk / "relay.db"))
+
+
+async def started(config: Config, clock: FrozenClock) -> Daemon:
+    """A running daemon that retries a failing worker within a fraction of a second."""
+    daemon = Daemon(config, clock)
+    daemon.worker_backoff = (0.05, 0.4)
+    await daemon.start()
+    return daemon
+
+
 class Filler:
     """A file that takes up whatever space is left on its file system, and gives it back."""
 
@@ -130,10 +143,8 @@ async def test_a_full_disk_defers_mail_and_every_worker_resumes_once_space_is_fr
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     with small_disk(tmp_path / "disk", "4m") as disk:
         config = via_sink(config, sink, invite_delay=timedelta(0))
-        config = replace(config, store=replace(config.store, path=disk / "relay.db"))
-        daemon = Daemon(config, clock)
-        daemon.worker_backoff = (0.05, 0.4)
-        await daemon.start()
+        config = stored_on(disk, config)
+        daemon = await started(config, clock)
         filler = Filler(disk / "filler")
         try:
             await run_disk_full(daemon, sink, filler, notify)
@@ -238,7 +249,7 @@ async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_s
 ) -> None:
     with small_disk(tmp_path / "disk", "4m") as disk:
         config = via_sink(config, sink, invite_delay=timedelta(0))
-        config = replace(config, store=replace(config.store, path=disk / "relay.db"))
+        config = stored_on(disk, config)
         # The watchdog kills a relay while an invitation is being sent. A killed process leaves
         # its -wal and -shm files behind; this open connection keeps them, as a kill would.
         async with Daemon(config, clock) as first:
@@ -251,9 +262,8 @@ async def test_the_relay_starts_on_a_full_disk_and_sends_interrupted_mail_once_s
         filler = Filler(disk / "filler")
         try:
             filler.fill()
-            again = Daemon(config, clock)
-            again.worker_backoff = (0.05, 0.4)
-            await again.start()  # a full disk is no startup error: systemd would not restart
+            # a full disk is no startup error: systemd would not restart
+            again = await started(config, clock)
             try:
                 assert await send(again.smtp_port, order("emil", 4001)) == 451
 
@@ -285,10 +295,8 @@ async def test_an_agent_reply_taken_in_just_before_the_disk_fills_is_published_a
 ) -> None:
     with small_disk(tmp_path / "disk", "4m") as disk:
         config = via_sink(config, sink)
-        config = replace(config, store=replace(config.store, path=disk / "relay.db"))
-        daemon = Daemon(config, clock)
-        daemon.worker_backoff = (0.05, 0.4)
-        await daemon.start()
+        config = stored_on(disk, config)
+        daemon = await started(config, clock)
         filler = Filler(disk / "filler")
         try:
             ticket = await ticketed(daemon, clock, sink)
