@@ -17,7 +17,7 @@ import aiosmtplib
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.app import Daemon
-from mailrelay.config import Config
+from mailrelay.config import Config, OutboundConfig
 
 from .sink import Sink
 
@@ -115,11 +115,15 @@ async def drain(daemon: Daemon, limit: float = 10.0) -> None:
         await daemon.tick()
 
 
+def sink_outbound(config: Config, sink: Sink, **changes: object) -> OutboundConfig:
+    """`config`'s [outbound] as plain SMTP to `sink` (no TLS, no login), `changes` on top."""
+    return replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
+                   starttls=False, tls=False, username=None, password=None, **changes)
+
+
 def via_sink(config: Config, sink: Sink, **shop_changes: object) -> Config:
     """`config` sending through `sink` (no TLS, no pacing to speak of), shops changed as given."""
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
+    outbound = sink_outbound(config, sink, rate_per_minute=60000)
     shops = tuple(replace(s, **shop_changes) for s in config.shops)
     return replace(config, outbound=outbound, shops=shops)
 

@@ -19,7 +19,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .browser import browser_page, require_browser, screenshot
-from .mailtools import free_port, parsed, send, settle, text_of, trigger
+from .mailtools import free_port, parsed, send, settle, sink_outbound, text_of, trigger
 from .sink import Sink
 
 if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
@@ -38,9 +38,7 @@ def live(config: Config, sink: Sink) -> Config:
     """Outbound mail to the sink; the web on a known port, so that links in mails really work."""
     port = free_port()
     http = replace(config.http, host="127.0.0.1", port=port, base_url=f"http://127.0.0.1:{port}")
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
+    outbound = sink_outbound(config, sink, rate_per_minute=60000)
     return replace(config, http=http, outbound=outbound)
 
 

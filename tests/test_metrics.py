@@ -15,15 +15,14 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
-from .mailtools import scrape, send, settle, trigger
+from .mailtools import scrape, send, settle, sink_outbound, trigger
 from .sink import Sink
 
 
 async def test_metrics_parse_and_the_counters_move_with_the_traffic(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
         before = await scrape(daemon)
         assert before[("mailrelay_outbox_depth", ())] == 0
@@ -61,8 +60,7 @@ async def test_healthz_reports_each_part(daemon: Daemon) -> None:
 async def test_healthz_turns_503_while_outbound_delivery_fails(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
         await send(daemon, trigger())
         await settle(daemon)
@@ -84,8 +82,7 @@ async def test_healthz_turns_503_while_outbound_delivery_fails(
 async def test_healthz_shows_states_and_counts_but_no_address_path_or_server_reply(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
         await send(daemon, trigger(to="Jane Roe <jane.roe@example.com>"))
         await settle(daemon)
@@ -122,8 +119,7 @@ async def test_metrics_count_refused_sessions_and_report_each_worker(
 async def test_healthz_names_a_worker_stuck_on_a_hanging_relay_until_it_moves_again(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     shops = tuple(replace(s, invite_delay=timedelta(0)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), clock) as daemon:
         release = sink.hold_next()

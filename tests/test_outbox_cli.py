@@ -13,7 +13,7 @@ from mailrelay.core.clock import FrozenClock, SystemClock
 
 from .cli_runner import invoked
 from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
-from .mailtools import send, settle, trigger
+from .mailtools import send, settle, sink_outbound, trigger
 from .sink import Sink
 
 
@@ -73,8 +73,7 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
     make_config: ConfigFactory, sink: Sink
 ) -> None:
     config = make_config()
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     shops = tuple(replace(s, invite_delay=timedelta(seconds=1)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), SystemClock()) as daemon:
         await send(daemon, trigger())
