@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -59,14 +60,20 @@ async def bounce(daemon: Daemon, envelope: str, raw: bytes) -> None:
     await settle(daemon)
 
 
+async def returned(daemon: Daemon, mail: dict[str, object], raw: bytes) -> dict[str, Any]:
+    """`raw` sent back to `mail`'s VERP address; `mail`'s outbox row afterwards."""
+    await bounce(daemon, str(mail["verp"]), raw)
+    row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+    assert row is not None
+    return row
+
+
 async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_address(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     dsn(str(mail["verp"]), str(mail["message_id"])))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        row = await returned(daemon, mail, dsn(str(mail["verp"]), str(mail["message_id"])))
         assert row["status"] == "bounced" and row["bounce_status"] == "5.1.1"
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
         await sent_invitation_refused(daemon)
@@ -83,9 +90,7 @@ async def test_a_report_about_another_message_changes_nothing(
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     dsn(str(mail["verp"]), "<forged@evil.example>"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        row = await returned(daemon, mail, dsn(str(mail["verp"]), "<forged@evil.example>"))
         assert row["status"] == "sent"
         assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
 
@@ -109,9 +114,7 @@ async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
 ) -> None:
     async with Daemon(via_sink(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     trigger(subject="Thanks for the email!"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))  # type: ignore[call-overload]
+        row = await returned(daemon, mail, trigger(subject="Thanks for the email!"))
         assert row["status"] == "sent"
 
 
