@@ -29,14 +29,14 @@ def parse(mail: RenderedMail) -> EmailMessage:
     return message
 
 
-def text_of(mail: RenderedMail) -> str:
+def rendered_text(mail: RenderedMail) -> str:
     """The text/plain body of a rendered mail, with LF line ends."""
     part = parse(mail).get_body(("plain",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")  # the raw body has CRLF
 
 
-def html_of(mail: RenderedMail) -> str:
+def rendered_html(mail: RenderedMail) -> str:
     part = parse(mail).get_body(("html",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")
