@@ -13,14 +13,14 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import TokenSigner
 
-from . import mailtools
 from .conftest import ConfigFactory, second_shop
-from .mailtools import send, session_send, settle, trigger
+from .mailtools import send, session_send, settle, trigger, via_sink
 from .sink import Sink
 
 
-def via_sink(config: Config, sink: Sink) -> Config:
-    return mailtools.via_sink(config, sink, dedupe_window=timedelta(0))
+def undeduped(config: Config, sink: Sink) -> Config:
+    """Sending through `sink`, every trigger invited (no dedupe window between the orders)."""
+    return via_sink(config, sink, dedupe_window=timedelta(0))
 
 
 def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "failed") -> bytes:
@@ -71,7 +71,7 @@ async def returned(daemon: Daemon, mail: dict[str, object], raw: bytes) -> dict[
 async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_address(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
         row = await returned(daemon, mail, dsn(str(mail["verp"]), str(mail["message_id"])))
         assert row["status"] == "bounced" and row["bounce_status"] == "5.1.1"
@@ -88,7 +88,7 @@ async def sent_invitation_refused(daemon: Daemon) -> None:
 async def test_a_report_about_another_message_changes_nothing(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
         row = await returned(daemon, mail, dsn(str(mail["verp"]), "<forged@evil.example>"))
         assert row["status"] == "sent"
@@ -98,7 +98,7 @@ async def test_a_report_about_another_message_changes_nothing(
 async def test_soft_bounces_count_toward_a_threshold(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mails = [await sent_invitation(daemon, clock, sink, ref=f"70{n}") for n in range(3)]
         for n, mail in enumerate(mails):
             await bounce(daemon, str(mail["verp"]),
@@ -112,7 +112,7 @@ async def test_soft_bounces_count_toward_a_threshold(
 async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
         row = await returned(daemon, mail, trigger(subject="Thanks for the email!"))
         assert row["status"] == "sent"
@@ -130,7 +130,7 @@ BOLT = second_shop(**{"from": "Bolt Bikes <hello@bolt.example>"}, agents=["team@
 async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_refused_at_rcpt(
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(make_config(more=BOLT), sink), clock) as daemon:
+    async with Daemon(undeduped(make_config(more=BOLT), sink), clock) as daemon:
         await send(daemon, trigger(to="Bea <bea@example.org>", subject="Order #880"),
                    "reviews+bolt@relay.test", sender="p@bolt.example")
         acme = await sent_invitation(daemon, clock, sink)
