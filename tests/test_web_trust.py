@@ -36,30 +36,19 @@ def two_shop_config(tmp_path: Path, proxies: str | None) -> Config:
     return load(path)
 
 
-async def start(tmp_path: Path, proxies: str | None) -> Daemon:
-    daemon = Daemon(two_shop_config(tmp_path, proxies), FrozenClock())
-    await daemon.__aenter__()
-    return daemon
-
-
 @pytest.fixture
 async def direct(tmp_path: Path) -> AsyncIterator[Daemon]:
     """No trusted proxies: the socket address is the client, whatever a header says."""
-    daemon = await start(tmp_path, None)
-    try:
+    async with Daemon(two_shop_config(tmp_path, None), FrozenClock()) as daemon:
         yield daemon
-    finally:
-        await daemon.__aexit__(None, None, None)
 
 
 @pytest.fixture
 async def proxied(tmp_path: Path) -> AsyncIterator[Daemon]:
     """Behind a reverse proxy on loopback that is trusted."""
-    daemon = await start(tmp_path, '["127.0.0.1/32", "::1/128"]')
-    try:
+    async with Daemon(two_shop_config(tmp_path, '["127.0.0.1/32", "::1/128"]'),
+                      FrozenClock()) as daemon:
         yield daemon
-    finally:
-        await daemon.__aexit__(None, None, None)
 
 
 async def post(http: aiohttp.ClientSession, daemon: Daemon, token: str, data: Any = None, *,
