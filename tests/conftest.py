@@ -58,6 +58,7 @@ def corpus_params(names: Iterable[str]) -> list[Any]:
     marks = pytest.mark.skipif(not IN_CI, reason=NO_CORPUS)
     return [pytest.param("missing-corpus", marks=marks)]
 
+
 BASE_CONFIG = """
 [store]
 path = "var/test.db"
@@ -94,7 +95,6 @@ timezone = "UTC"
 """
 
 
-
 def smtp_outbound(text: str, port: int, *settings: str) -> str:
     """A relay.toml text from BASE_CONFIG with [outbound] sending over SMTP to 127.0.0.1:`port`
     instead of the Maildir; `settings` are more `key = value` lines for [outbound]."""
@@ -102,6 +102,7 @@ def smtp_outbound(text: str, port: int, *settings: str) -> str:
     assert maildir in text, "BASE_CONFIG's [outbound] changed"
     smtp = "\n".join(['transport = "smtp"', 'host = "127.0.0.1"', f"port = {port}", *settings])
     return text.replace(maildir, smtp, 1)
+
 
 def second_shop(**fields: str | list[str] | None) -> str:
     """A `[[shop]]` table for a second shop, "bolt", beside BASE_CONFIG's "acme": the tests that
@@ -116,6 +117,7 @@ def second_shop(**fields: str | list[str] | None) -> str:
     lines = [f"{key} = {json.dumps(value, ensure_ascii=False)}"
              for key, value in values.items() if value is not None]
     return "\n[[shop]]\n" + "\n".join(lines) + "\n"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""

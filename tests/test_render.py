@@ -33,6 +33,8 @@ from .rendered import (
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 REVIEW = "http://reviews.test/r/tok3n?x=1&y=2"
 UNSUBSCRIBE = "http://reviews.test/u/tok3n"
+
+
 def render(config: Config, **overrides: Any) -> RenderedMail:
     shop = config.shops[0]
     args: dict[str, Any] = {
