@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -168,6 +169,13 @@ def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[EmailMessage
 def notices(sink: Sink, address: str) -> list[EmailMessage]:
     """The "not published" notices an agent got back for a reply."""
     return [m for m in mails_to(sink, address) if "not published" in str(m["Subject"])]
+
+
+async def healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
+    """The daemon's /healthz: its status code and JSON body."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+            return resp.status, await resp.json()
 
 
 async def scrape(daemon: Daemon) -> Samples:

@@ -16,9 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import aiosmtplib
 import pytest
 
@@ -27,7 +25,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .conftest import missing
-from .mailtools import eventually, trigger, via_sink
+from .mailtools import eventually, healthz, trigger, via_sink
 from .sink import Sink
 from .tickets import agent_reply, ticketed
 
@@ -110,12 +108,6 @@ async def send(port: int, raw: bytes) -> int:
     except aiosmtplib.SMTPResponseException as exc:
         return exc.code
     return 250
-
-
-async def healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-            return resp.status, await resp.json()
 
 
 def pings(notify: socket.socket) -> int:

@@ -15,7 +15,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
-from .mailtools import scrape, send, settle, sink_outbound, trigger
+from .mailtools import healthz, scrape, send, settle, sink_outbound, trigger
 from .sink import Sink
 
 
@@ -46,10 +46,8 @@ async def test_metrics_parse_and_the_counters_move_with_the_traffic(
 
 
 async def test_healthz_reports_each_part(daemon: Daemon) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-            assert resp.status == 200
-            body = await resp.json()
+    status, body = await healthz(daemon)
+    assert status == 200
     assert body == {
         "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
         "workers": {"dispatch": "ok", "intake": "ok", "retention": "ok"},
@@ -67,16 +65,13 @@ async def test_healthz_turns_503_while_outbound_delivery_fails(
         await sink.stop()
         clock.advance(timedelta(days=7))
         await daemon.tick()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-                assert resp.status == 503
-                assert (await resp.json())["outbound"] == "failing"
+        status, body = await healthz(daemon)
+        assert status == 503
+        assert body["outbound"] == "failing"
         await sink.start()
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-                assert resp.status == 200
+        assert (await healthz(daemon))[0] == 200
 
 
 async def test_healthz_shows_states_and_counts_but_no_address_path_or_server_reply(
