@@ -69,6 +69,12 @@ async def review(http: aiohttp.ClientSession, daemon: Daemon, token: str,
     return await post(http, daemon, token, data, via=via)
 
 
+async def ann_and_ben(daemon: Daemon) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ann's invitation at acme and Ben's at bolt."""
+    return (await invite(daemon, "ann@example.com", KIM, shop_id="acme"),
+            await invite(daemon, "ben@example.org", KIM, shop_id="bolt"))
+
+
 # --- rate limits and X-Forwarded-For ----------------------------------------------------------
 
 
@@ -76,8 +82,7 @@ async def test_forged_tokens_from_behind_an_untrusted_proxy_never_lock_out_custo
     direct: Daemon, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    acme = await invite(direct, "ann@example.com", KIM, shop_id="acme")
-    bolt = await invite(direct, "ben@example.org", KIM, shop_id="bolt")
+    acme, bolt = await ann_and_ben(direct)
     statuses = []
     for n in range(40):
         # A new X-Forwarded-For each time buys nothing: the peer is not a trusted proxy.
@@ -100,8 +105,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
     proxied: Daemon, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    acme = await invite(proxied, "ann@example.com", KIM, shop_id="acme")
-    bolt = await invite(proxied, "ben@example.org", KIM, shop_id="bolt")
+    acme, bolt = await ann_and_ben(proxied)
     attacker = "203.0.113.9"
     for _ in range(30):
         assert (await post(http, proxied, flip(acme["token"]), {}, via=attacker))[0] == 404
@@ -124,8 +128,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
 async def test_a_valid_link_is_limited_by_its_own_budget_before_its_address(
     proxied: Daemon, http: aiohttp.ClientSession
 ) -> None:
-    acme = await invite(proxied, "ann@example.com", KIM, shop_id="acme")
-    bolt = await invite(proxied, "ben@example.org", KIM, shop_id="bolt")
+    acme, bolt = await ann_and_ben(proxied)
     for _ in range(10):
         assert (await post(http, proxied, acme["token"], {"stars": "5"}, via="192.0.2.5"))[0] \
             == 403  # no CSRF field
