@@ -1,4 +1,5 @@
-"""Small builders and waits shared by the tests (real messages, real SMTP clients)."""
+"""Small builders, senders and waits shared by the tests: real messages, real SMTP and HTTP
+clients, what the sink received. No fixtures: conftest has those."""
 
 from __future__ import annotations
 
