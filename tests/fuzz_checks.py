@@ -52,9 +52,13 @@ class Tally:
                 f"{codes['5xx']} refused 5xx)")
 
     def record(self, request: pytest.FixtureRequest) -> None:
-        line = self.line()
-        request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
-        print(line)
+        record_line(request, self.line())
+
+
+def record_line(request: pytest.FixtureRequest, line: str) -> None:
+    """A counts line for the summary after the run (captured prints would be hidden)."""
+    request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
+    print(line)
 
 
 async def get(daemon: Daemon, path: str) -> tuple[int, bytes]:
@@ -123,3 +127,9 @@ async def assert_alive(daemon: Daemon) -> None:
     assert status == 200, body
     for task in daemon._tasks:
         assert not task.done(), f"worker {task.get_name()} ended"
+
+
+async def assert_unharmed(daemon: Daemon, records: list[logging.LogRecord]) -> None:
+    """Nothing logged as an error, and every worker still running."""
+    assert_no_errors(records)
+    await assert_alive(daemon)

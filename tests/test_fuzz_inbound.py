@@ -27,16 +27,17 @@ from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services.outbox import signed_sender
 
-from .conftest import FUZZ_COUNTS, ConfigFactory
+from .conftest import ConfigFactory
 from .fuzz_checks import (
     SECOND_SHOP,
     SIZE_LIMIT,
     Tally,
     assert_alive,
-    assert_no_errors,
     assert_refusals_logged,
     assert_stored_once_and_processed,
+    assert_unharmed,
     public_pages,
+    record_line,
     two_shops,
 )
 from .hostile_mail import (
@@ -147,8 +148,7 @@ async def test_hostile_and_mutated_triggers_are_answered_stored_once_and_process
         assert b"\x00" not in bytes(raw)
 
     assert_refusals_logged(tally.answers, caplog.records)
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)
     assert await public_pages(relay) == before
     # The smuggled second transaction inside a bare-LF payload never became a message.
     subjects = relay.store.read(lambda q: q.conn.execute(
@@ -273,8 +273,7 @@ async def test_hostile_bounces_are_processed_and_suppress_only_the_recipients_th
     # Each valid report suppressed its recipient; nothing else named anywhere was suppressed.
     assert suppressed == {m["recipient"] for m in sent}, suppressed
     assert_refusals_logged(tally.answers, caplog.records)
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)
 
 
 async def test_random_command_sessions_get_an_answer_to_every_line_and_leave_it_serving(
@@ -295,12 +294,10 @@ async def test_random_command_sessions_get_an_answer_to_every_line_and_leave_it_
     line = (f"fuzz sessions: {len(sessions)} sessions, {sent} commands, "
             f"{sent - codes['closed']} answered ({codes['2xx/3xx']} 2xx/3xx, {codes['4xx']} 4xx, "
             f"{codes['5xx']} 5xx)")
-    request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
-    print(line)
+    record_line(request, line)
     assert codes["closed"] == 0, "a session was dropped without an answer"
     answer = await deliver(relay.smtp_port, Case("after", valid_trigger(5), (ACME,)))
     assert answer.code == 250
     await settle(relay)
     assert relay.store.read(lambda q: q.count_messages()) == 1
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)
