@@ -46,8 +46,9 @@ for _path in (str(HERE.parent), str(ROOT)):
 
 from aiosmtpd.smtp import Envelope  # noqa: E402
 from tests.imap_servers import DovecotServer, ImapServer, PymapServer, running  # noqa: E402
+from tests.mailtools import parsed  # noqa: E402
 from tests.sink import Sink  # noqa: E402
-from tests.test_replies import Ticketed, agent_reply, parsed  # noqa: E402
+from tests.tickets import Ticketed, agent_reply  # noqa: E402
 
 from benchconfig import relay_toml  # noqa: E402
 from mailrelay.app import Daemon  # noqa: E402

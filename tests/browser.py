@@ -13,9 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from .conftest import IN_CI, require_program
+from .conftest import missing, require_program
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -40,10 +38,7 @@ TIMEOUT_MS = 5_000
 def require_browser() -> str:
     """Path of Chromium after checking that Playwright is importable; skip (fail in CI) if not."""
     if importlib.util.find_spec("playwright") is None:
-        message = "playwright not installed: pip install playwright (the test extra has it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("playwright not installed: pip install playwright (the test extra has it)")
     return require_program("chromium", "chromium")
 
 

@@ -7,21 +7,30 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import aiohttp
 import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 
+from .imap_servers import ImapServer, PymapServer, running
 from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NO_CORPUS = f"no shared corpus at {CORPUS} (a clone without ../shared; CI has it)"
+
+
+def missing(message: str) -> NoReturn:
+    """Skip a test whose requirement is missing here; fail it in CI, which provides them all."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_corpus(*parts: str) -> Path:
@@ -48,6 +57,7 @@ def corpus_params(names: Iterable[str]) -> list[Any]:
         return params
     marks = pytest.mark.skipif(not IN_CI, reason=NO_CORPUS)
     return [pytest.param("missing-corpus", marks=marks)]
+
 
 BASE_CONFIG = """
 [store]
@@ -85,6 +95,14 @@ timezone = "UTC"
 """
 
 
+def smtp_outbound(text: str, port: int, *settings: str) -> str:
+    """A relay.toml text from BASE_CONFIG with [outbound] sending over SMTP to 127.0.0.1:`port`
+    instead of the Maildir; `settings` are more `key = value` lines for [outbound]."""
+    maildir = 'transport = "maildir"\nmaildir = "var/outbox"'
+    assert maildir in text, "BASE_CONFIG's [outbound] changed"
+    smtp = "\n".join(['transport = "smtp"', 'host = "127.0.0.1"', f"port = {port}", *settings])
+    return text.replace(maildir, smtp, 1)
+
 
 def second_shop(**fields: str | list[str] | None) -> str:
     """A `[[shop]]` table for a second shop, "bolt", beside BASE_CONFIG's "acme": the tests that
@@ -100,6 +118,7 @@ def second_shop(**fields: str | list[str] | None) -> str:
              for key, value in values.items() if value is not None]
     return "\n[[shop]]\n" + "\n".join(lines) + "\n"
 
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""
     if IN_CI or os.environ.get("MAILRELAY_SLOW"):
@@ -114,10 +133,7 @@ def require_program(name: str, package: str) -> str:
     """Path of an external program; skip without it (and fail in CI, where .ci/run installs it)."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not found: install the Debian package {package} (.ci/run does)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} not found: install the Debian package {package} (.ci/run does)")
     return path
 
 
@@ -168,6 +184,20 @@ async def sink() -> AsyncIterator[Sink]:
     """A real aiosmtpd server standing in for the shop's submission server."""
     async with running_sink() as running:
         yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A real HTTP client session (for the review form and the public pages)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def pymap(tmp_path: Path) -> Iterator[ImapServer]:
+    """A pymap IMAP server (pure Python, always there) for the relay to watch."""
+    with running(PymapServer(tmp_path / "imap")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -487,6 +487,15 @@ def mutate(seeds: list[bytes], count: int, seed: int = SEED) -> Iterator[tuple[s
 # --- delivery -----------------------------------------------------------------------------------
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close our end; the relay may have closed first (a reset is no error here)."""
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+
+
 async def read_reply(reader: asyncio.StreamReader) -> tuple[int, str]:
     """One SMTP reply (all its lines); (0, "") when the server closed without one."""
     text = []
@@ -521,11 +530,7 @@ async def deliver_raw(port: int, case: Case) -> Answer:
         await read_reply(reader)
         return Answer(case, code, text, local, _queued(code, text))
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
+        await _close(writer)
 
 
 async def deliver_client(port: int, case: Case) -> Answer:
@@ -636,9 +641,5 @@ async def run_session(port: int, lines: list[bytes], within: float = 30.0) -> li
             if code in (0, 221, 421, 354) or "goodbye" in text.lower():
                 break
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
+        await _close(writer)
     return codes

@@ -31,16 +31,12 @@ from typing import IO, Any, TypeVar
 
 from mailrelay.config import ImapConfig
 
+from .mailtools import free_port
+
 HOST = "127.0.0.1"
 USER = "relay"
 PASSWORD = "secret-pass"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class ImapServer:

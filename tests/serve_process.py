@@ -1,4 +1,5 @@
-"""`mailrelay serve` as a real subprocess, for the tests that SIGKILL or SIGTERM it."""
+"""`mailrelay serve` as a real subprocess, for the tests that SIGKILL or SIGTERM it, and its
+store read from outside (committed state only)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,3 +73,12 @@ def reaping(processes: list[Serve] | None = None) -> Iterator[list[Serve]]:
         for serve in daemons:
             with contextlib.suppress(Exception):
                 serve.kill()
+
+
+def count(db: Path, sql: str) -> int:
+    """One number from the committed state of the store (WAL: readers see every commit)."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()

@@ -12,15 +12,16 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import TokenSigner
+from mailrelay.store import OutboxRow
 
-from . import mailtools
 from .conftest import ConfigFactory, second_shop
-from .mailtools import settle, trigger
+from .mailtools import send, session_send, settle, trigger, via_sink
 from .sink import Sink
 
 
-def via_sink(config: Config, sink: Sink) -> Config:
-    return mailtools.via_sink(config, sink, dedupe_window=timedelta(0))
+def undeduped(config: Config, sink: Sink) -> Config:
+    """Sending through `sink`, every trigger invited (no dedupe window between the orders)."""
+    return via_sink(config, sink, dedupe_window=timedelta(0))
 
 
 def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "failed") -> bytes:
@@ -43,9 +44,7 @@ def dsn(rcpt: str, message_id: str, *, status: str = "5.1.1", action: str = "fai
 
 async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
                           ref: str = "1057") -> dict[str, object]:
-    await aiosmtplib.send(trigger(subject=f"Order #{ref}"), sender="p@shop.example",
-                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                          port=daemon.smtp_port)
+    await send(daemon, trigger(subject=f"Order #{ref}"))
     await settle(daemon)
     clock.advance(timedelta(days=7))
     await daemon.tick()
@@ -57,36 +56,32 @@ async def sent_invitation(daemon: Daemon, clock: FrozenClock, sink: Sink,
     return {**asdict(mail), "verp": envelope}
 
 
-async def null_sender_send(daemon: Daemon, rcpt: str, raw: bytes) -> None:
-    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5)."""
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
-        await client.mail("")
-        await client.rcpt(rcpt)
-        await client.data(raw)
-
-
 async def bounce(daemon: Daemon, envelope: str, raw: bytes) -> None:
-    await null_sender_send(daemon, envelope, raw)
+    await session_send(daemon, raw, envelope)
     await settle(daemon)
+
+
+async def returned(daemon: Daemon, mail: dict[str, object], raw: bytes) -> OutboxRow:
+    """`raw` sent back to `mail`'s VERP address; `mail`'s outbox row afterwards."""
+    await bounce(daemon, str(mail["verp"]), raw)
+    row = daemon.store.read(lambda q: q.get_mail(int(str(mail["id"]))))
+    assert row is not None
+    return row
 
 
 async def test_hard_bounce_marks_the_invitation_bounced_and_suppresses_the_address(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     dsn(str(mail["verp"]), str(mail["message_id"])))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        row = await returned(daemon, mail, dsn(str(mail["verp"]), str(mail["message_id"])))
         assert row.status == "bounced" and row.bounce_status == "5.1.1"
         assert daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
         await sent_invitation_refused(daemon)
 
 
 async def sent_invitation_refused(daemon: Daemon) -> None:
-    await aiosmtplib.send(trigger(subject="Order #2222"), sender="p@shop.example",
-                          recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                          port=daemon.smtp_port)
+    await send(daemon, trigger(subject="Order #2222"))
     await settle(daemon)
     assert daemon.store.read(lambda q: q.list_shipments())[-1].status == "suppressed"
 
@@ -94,11 +89,9 @@ async def sent_invitation_refused(daemon: Daemon) -> None:
 async def test_a_report_about_another_message_changes_nothing(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     dsn(str(mail["verp"]), "<forged@evil.example>"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        row = await returned(daemon, mail, dsn(str(mail["verp"]), "<forged@evil.example>"))
         assert row.status == "sent"
         assert not daemon.store.read(lambda q: q.is_suppressed("acme", "john.smith@example.com"))
 
@@ -106,7 +99,7 @@ async def test_a_report_about_another_message_changes_nothing(
 async def test_soft_bounces_count_toward_a_threshold(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mails = [await sent_invitation(daemon, clock, sink, ref=f"70{n}") for n in range(3)]
         for n, mail in enumerate(mails):
             await bounce(daemon, str(mail["verp"]),
@@ -120,17 +113,15 @@ async def test_soft_bounces_count_toward_a_threshold(
 async def test_mail_to_a_bounce_address_that_is_not_a_dsn_is_ignored(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(config, sink), clock) as daemon:
+    async with Daemon(undeduped(config, sink), clock) as daemon:
         mail = await sent_invitation(daemon, clock, sink)
-        await bounce(daemon, str(mail["verp"]),
-                     trigger(subject="Thanks for the email!"))
-        row = daemon.store.read(lambda q: q.get_mail(int(mail["id"])))
+        row = await returned(daemon, mail, trigger(subject="Thanks for the email!"))
         assert row.status == "sent"
 
 
 async def test_bounce_address_outside_the_reply_domain_is_refused(daemon: Daemon) -> None:
     with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
-        await null_sender_send(daemon, "bounce+1@elsewhere.example", b"Subject: x\r\n\r\nx\r\n")
+        await session_send(daemon, b"Subject: x\r\n\r\nx\r\n", "bounce+1@elsewhere.example")
     assert refused.value.code == 550
 
 
@@ -140,10 +131,9 @@ BOLT = second_shop(**{"from": "Bolt Bikes <hello@bolt.example>"}, agents=["team@
 async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_refused_at_rcpt(
     make_config: ConfigFactory, clock: FrozenClock, sink: Sink
 ) -> None:
-    async with Daemon(via_sink(make_config(more=BOLT), sink), clock) as daemon:
-        await aiosmtplib.send(trigger(to="Bea <bea@example.org>", subject="Order #880"),
-                              sender="p@bolt.example", recipients=["reviews+bolt@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+    async with Daemon(undeduped(make_config(more=BOLT), sink), clock) as daemon:
+        await send(daemon, trigger(to="Bea <bea@example.org>", subject="Order #880"),
+                   "reviews+bolt@relay.test", sender="p@bolt.example")
         acme = await sent_invitation(daemon, clock, sink)
         bolt = next(m for m in daemon.store.read(lambda q: q.list_mail()) if m.shop == "bolt")
         assert bolt.status == "sent"
@@ -165,7 +155,7 @@ async def test_only_a_dsn_to_the_signed_verp_address_suppresses_forged_ones_are_
         ]
         for address in forged:
             with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
-                await null_sender_send(daemon, address, dsn(address, str(acme["message_id"])))
+                await session_send(daemon, dsn(address, str(acme["message_id"])), address)
             assert (refused.value.code, refused.value.message[:5]) == (550, "5.1.1"), address
         # The handler checks again: whatever reaches it unsigned suppresses nobody.
         result = await daemon.bouncer.process(f"bounce+{acme_id}@{domain}",

@@ -8,13 +8,10 @@ Screenshots of every page land in tests/artifacts/ for a human to look at.
 from __future__ import annotations
 
 import re
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -22,13 +19,12 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .browser import browser_page, require_browser, screenshot
-from .mailtools import parsed, settle, text_of, trigger
-from .sink import Sink, running_sink
+from .mailtools import free_port, parsed, send, settle, sink_outbound, text_of, trigger
+from .sink import Sink
 
 if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
     from playwright.async_api import Page
 
-BCC = "reviews+acme@relay.test"
 TITLE = "Arrived late"
 TEXT = "The shoes fit well, but the parcel took two weeks."
 
@@ -38,35 +34,17 @@ def _browser_available() -> None:
     require_browser()
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as running:
-        yield running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def live(config: Config, sink: Sink) -> Config:
     """Outbound mail to the sink; the web on a known port, so that links in mails really work."""
     port = free_port()
     http = replace(config.http, host="127.0.0.1", port=port, base_url=f"http://127.0.0.1:{port}")
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None,
-                       rate_per_minute=60000)
+    outbound = sink_outbound(config, sink, rate_per_minute=60000)
     return replace(config, http=http, outbound=outbound)
-
-
 
 
 async def invitation_link(daemon: Daemon, clock: FrozenClock, sink: Sink) -> str:
     """A shipping mail in by SMTP, a week later the invitation out: its review link."""
-    await aiosmtplib.send(trigger(to="John Smith <john.smith@example.com>"),
-                          sender="platform@shop.example", recipients=[BCC],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
+    await send(daemon, trigger(to="John Smith <john.smith@example.com>"))
     await settle(daemon)
     clock.advance(timedelta(days=7))
     assert await daemon.tick() == 1

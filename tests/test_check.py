@@ -19,7 +19,7 @@ from mailrelay.cli import main
 from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
 
-from .conftest import BASE_CONFIG, ConfigFactory
+from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
 from .imap_servers import PymapServer
 from .sink import Sink, running_sink
 
@@ -37,7 +37,8 @@ async def auth_sink(certificate: tuple[Path, Path],
 
 
 @pytest.fixture
-def pymap(tmp_path: Path) -> Iterator[PymapServer]:
+def own_pymap(tmp_path: Path) -> Iterator[PymapServer]:
+    """This file's own pymap server, stopped at the end (its tests stop or kill it midway)."""
     server = PymapServer(tmp_path / "imap")
     server.start()
     try:
@@ -47,11 +48,8 @@ def pymap(tmp_path: Path) -> Iterator[PymapServer]:
 
 
 def write_config(tmp_path: Path, sink: Sink, password: str, imap: str = "") -> Path:
-    text = BASE_CONFIG.format(smtp_extra="", shop_extra="").replace(
-        '[outbound]\ntransport = "maildir"\nmaildir = "var/outbox"',
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-        f'starttls = true\nusername = "relay"\npassword = "{password}"',
-    ) + imap
+    text = smtp_outbound(BASE_CONFIG.format(smtp_extra="", shop_extra=""), sink.port,
+                         "starttls = true", 'username = "relay"', f'password = "{password}"') + imap
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return path
@@ -63,23 +61,23 @@ def check(path: Path) -> tuple[int, str]:
 
 
 async def test_check_logs_in_everywhere_and_prints_one_ok_line_per_check(
-    tmp_path: Path, auth_sink: Sink, pymap: PymapServer
+    tmp_path: Path, auth_sink: Sink, own_pymap: PymapServer
 ) -> None:
-    path = write_config(tmp_path, auth_sink, "s3cret", pymap.toml())
+    path = write_config(tmp_path, auth_sink, "s3cret", own_pymap.toml())
     code, out = await asyncio.to_thread(check, path)
     assert code == 0, out
     lines = out.strip().splitlines()
     assert all(line.startswith("ok") for line in lines), out
     assert any("outbound smtp" in line and "logged in as relay" in line for line in lines)
     assert any(line.startswith("ok      imap") for line in lines)
-    assert await pymap.folder_exists("mailrelay/processed")
+    assert await own_pymap.folder_exists("mailrelay/processed")
 
 
 async def test_check_reports_each_failure_with_its_reason_and_exits_1(
-    tmp_path: Path, auth_sink: Sink, pymap: PymapServer
+    tmp_path: Path, auth_sink: Sink, own_pymap: PymapServer
 ) -> None:
-    path = write_config(tmp_path, auth_sink, "wrong", pymap.toml())
-    pymap.stop()
+    path = write_config(tmp_path, auth_sink, "wrong", own_pymap.toml())
+    own_pymap.stop()
     secret = tmp_path / "var" / "secret.key"
     secret.parent.mkdir(parents=True, exist_ok=True)
     secret.write_text("x" * 64)
@@ -93,10 +91,10 @@ async def test_check_reports_each_failure_with_its_reason_and_exits_1(
 
 
 async def test_healthz_turns_503_when_the_imap_server_is_stopped(
-    tmp_path: Path, pymap: PymapServer
+    tmp_path: Path, own_pymap: PymapServer
 ) -> None:
     path = tmp_path / "relay.toml"
-    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + pymap.toml())
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + own_pymap.toml())
     config = load(path)
     config = replace(config, imap=replace(config.imap, poll_interval=config.imap.poll_interval))  # type: ignore[arg-type]
     async with Daemon(config, FrozenClock()) as daemon:
@@ -115,13 +113,13 @@ async def test_healthz_turns_503_when_the_imap_server_is_stopped(
                 break
             await asyncio.sleep(0.05)
         assert await status() == 200
-        pymap.kill()
+        own_pymap.kill()
         for _ in range(200):
             if await status() == 503:
                 break
             await asyncio.sleep(0.05)
         assert await status() == 503
-        pymap.restart()
+        own_pymap.restart()
         for _ in range(200):
             if await status() == 200:
                 break
@@ -130,10 +128,10 @@ async def test_healthz_turns_503_when_the_imap_server_is_stopped(
 
 
 async def test_check_warns_about_the_deprecated_imap_authserv_id_and_still_passes(
-    tmp_path: Path, pymap: PymapServer
+    tmp_path: Path, own_pymap: PymapServer
 ) -> None:
     path = tmp_path / "relay.toml"
-    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + pymap.toml()
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + own_pymap.toml()
                     + 'authserv_id = "mx.relay.test"\n')
     code, out = await asyncio.to_thread(check, path)
     assert code == 0, out

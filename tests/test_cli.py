@@ -8,7 +8,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import aiosmtplib
 import click
 import pytest
 from click.testing import CliRunner
@@ -18,18 +17,15 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
+from .cli_runner import run
 from .conftest import BASE_CONFIG, require_corpus
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 
 
 @pytest.fixture
 def cfg_path(config: Config) -> str:
     assert config.source is not None
     return str(config.source)
-
-
-def run(*args: str) -> click.testing.Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_every_command_has_help() -> None:
@@ -139,9 +135,7 @@ async def test_shipments_lists_contract_fields_in_json_and_csv(
     config: Config, clock: FrozenClock, cfg_path: str
 ) -> None:
     async with Daemon(config, clock) as daemon:
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await settle(daemon)
     data = json.loads(run("shipments", "--config", cfg_path, "--format", "json").output)
     assert list(data[0]) == [

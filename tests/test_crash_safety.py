@@ -22,8 +22,8 @@ import aiosmtplib
 import pytest
 
 from .conftest import BASE_CONFIG
-from .mailtools import trigger
-from .serve_process import MAILRELAY, Serve, reaping
+from .mailtools import free_port, trigger
+from .serve_process import MAILRELAY, Serve, count, reaping
 
 BCC = "reviews+acme@relay.test"
 SENDER = "platform@shop.example"
@@ -34,13 +34,6 @@ KILLS = 3
 FIRST_REFERENCE = 10000
 #: Every loop below is bounded by this (the whole test should take well under it).
 DEADLINE_S = 80.0
-
-
-def free_port() -> int:
-    """A port free right now; fixed for the test so clients can reconnect after each restart."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(directory: Path, listen: str = "127.0.0.1:0", shop_extra: str = "") -> Path:
@@ -122,14 +115,6 @@ def stored_message_ids(db: Path) -> list[str]:
     conn = sqlite3.connect(db, timeout=30)
     try:
         return [r[0] for r in conn.execute("SELECT message_id FROM messages")]
-    finally:
-        conn.close()
-
-
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_CONFIG
-from .serve_process import MAILRELAY, Serve, reaping
+from .conftest import BASE_CONFIG, smtp_outbound
+from .serve_process import MAILRELAY, Serve, count, reaping
 from .sink import Sink, running_sink
 
 INVITATIONS = 500
@@ -37,20 +37,10 @@ DEADLINE_S = 90.0
 def write_config(directory: Path, sink_port: int) -> Path:
     """conftest's BASE_CONFIG, sending over SMTP to the sink, at once, without pacing or caps."""
     text = BASE_CONFIG.format(smtp_extra="", shop_extra='dedupe_window = "0s"\n')
-    replacements = {
-        'transport = "maildir"\nmaildir = "var/outbox"\n': (
-            'transport = "smtp"\n'
-            'host = "127.0.0.1"\n'
-            f"port = {sink_port}\n"
-            "starttls = false\n"
-            "rate_per_minute = 60000\n"
-            'timeout = "10s"\n'
-        ),
-        'invite_delay = "7d"\n': 'invite_delay = "0s"\n',
-    }
-    for old, new in replacements.items():
-        assert old in text, f"BASE_CONFIG changed: {old!r} not found"
-        text = text.replace(old, new, 1)
+    text = smtp_outbound(text, sink_port, "starttls = false", "rate_per_minute = 60000",
+                         'timeout = "10s"')
+    assert 'invite_delay = "7d"\n' in text, "BASE_CONFIG changed: no invite_delay"
+    text = text.replace('invite_delay = "7d"\n', 'invite_delay = "0s"\n', 1)
     path = directory / "relay.toml"
     path.write_text(text)
     return path
@@ -93,15 +83,6 @@ class Seen:
     def at_least(self, distinct: int) -> Callable[[], bool]:
         """A check: has the sink seen at least `distinct` different Message-IDs?"""
         return lambda: self.distinct() >= distinct
-
-
-def count(db: Path, sql: str) -> int:
-    """One number from the committed state of the store (WAL: readers see every commit)."""
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    finally:
-        conn.close()
 
 
 def message_ids(db: Path, sql: str) -> set[str]:

@@ -7,19 +7,16 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
-import click.testing
 import pytest
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import load, parse_duration
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.errors import ConfigError
 
+from .cli_runner import run
 from .conftest import BASE_CONFIG
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 
 BOLT = """
 [[shop]]
@@ -40,10 +37,6 @@ def write_config(tmp_path: Path, smtp_extra: str = "", shop_extra: str = "",
     path.write_text(BASE_CONFIG.format(smtp_extra=smtp_extra, shop_extra=shop_extra)
                     + BOLT.format(bolt_extra=bolt_extra))
     return path
-
-
-def run(*args: str) -> click.testing.Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def line_of(path: Path, start: str, occurrence: int = 1) -> int:
@@ -115,10 +108,8 @@ async def test_a_shipment_with_the_longest_invite_delay_is_scheduled(tmp_path: P
     path = write_config(tmp_path, bolt_extra='invite_delay = "365d"\n')
     async with Daemon(load(path), FrozenClock()) as daemon:
         for shop in ("acme", "bolt"):
-            await aiosmtplib.send(trigger(subject=f"Order #{len(shop)}77 shipped"),
-                                  sender="p@shop.example",
-                                  recipients=[f"reviews+{shop}@relay.test"],
-                                  hostname="127.0.0.1", port=daemon.smtp_port)
+            await send(daemon, trigger(subject=f"Order #{len(shop)}77 shipped"),
+                       f"reviews+{shop}@relay.test")
         await settle(daemon)
         rows = daemon.store.read(lambda q: q.list_shipments())
         assert sorted((r.shop, r.status) for r in rows) == [

@@ -17,24 +17,28 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
-import aiohttp
-import aiosmtplib
 import pytest
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.core.routing import signed_sender
 from mailrelay.services import privacy
 from mailrelay.services.privacy import names
-from mailrelay.store import InvitationRow, NewMessage, Store
+from mailrelay.store import NewMessage, Store
 
-from .conftest import ConfigFactory, second_shop
-from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, parsed, settle, trigger
-from .test_web_reviews import submit
+from .cli_runner import cli
+from .conftest import ConfigFactory
+from .customer_flow import (
+    SECOND_SHOP,
+    bounce,
+    exchange_dsn,
+    outbox_files,
+    review,
+    send_trigger,
+    ticket_for,
+)
+from .imap_servers import ImapServer, PymapServer
+from .mailtools import drain, parsed, send, settle, text_of, trigger
 from .traces import forms_of, hits, scan
 
 BOB = "Bob.Brook@Example.com"  # as the shop platform wrote it; stored lower-case
@@ -42,7 +46,6 @@ BOB_NAME = "Bob Brook"
 BOB_TEXTS = ("The courier left my parcel in the rain", "Brake cable arrived frayed")
 ANN, CLEO = "ann.able@example.com", "cleo.cole@example.com"
 
-SECOND_SHOP = second_shop(cancel_address="cancel+bolt@relay.test")
 AGENTS = {"acme": "support@acme.example", "bolt": "help@bolt.example"}
 
 
@@ -95,26 +98,8 @@ def test_the_scanner_finds_each_generated_form() -> None:
 # --- the whole loop -----------------------------------------------------------------------
 
 
-
-def outbox_files(config: Config) -> list[Path]:
-    """Delivered mail (new/ and cur/; tmp/ holds files being written)."""
-    folders = (config.outbound.maildir / "new", config.outbound.maildir / "cur")
-    return sorted(p for f in folders if f.is_dir() for p in f.iterdir() if p.is_file())
-
-
-def delivered(config: Config) -> list[EmailMessage]:
-    return [parsed(p.read_bytes()) for p in outbox_files(config)]
-
-
-def ticket_for(config: Config, review_id: int) -> EmailMessage:
-    return next(m for m in delivered(config)
-                if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
-
-
 def quoted_ticket(ticket: EmailMessage) -> str:
-    part = ticket.get_body(("plain",))
-    assert part is not None
-    return "\n".join("> " + line for line in str(part.get_content()).splitlines())
+    return "\n".join("> " + line for line in text_of(ticket).splitlines())
 
 
 def smtp_reply(ticket: EmailMessage, agent: str, answer: str, *, message_id: bool = True
@@ -154,42 +139,6 @@ def imap_reply(ticket: EmailMessage, agent: str, answer: str, *, about: str) -> 
     return msg.as_bytes()
 
 
-def dsn(rcpt: str, message_id: str, *, name: str = BOB_NAME, address: str = BOB) -> bytes:
-    """A DSN as Exchange sends it: the returned headers in base64, the text in QP."""
-    local, domain = address.lower().split("@")
-    returned = base64.encodebytes(
-        f"From: ACME Shoes <reviews@acme.example>\r\nTo: {name} <{address}>\r\n"
-        f"Message-ID: {message_id}\r\nSubject: How was your order?\r\n".encode()).decode()
-    return (
-        "From: Microsoft Outlook <postmaster@mx.example.com>\r\n"
-        f"To: {rcpt}\r\nSubject: Undeliverable: How was your order?\r\n"
-        "Message-ID: <dsn-bob@mx.example.com>\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
-        "--b\r\nContent-Type: text/plain; charset=us-ascii\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        "Delivery has failed to these recipients or groups:\r\n\r\n"
-        f"{local}=40{domain[:3]}=\r\n{domain[3:]}\r\n"
-        "The recipient's mailbox is full and can't accept messages now.\r\n"
-        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
-        "Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n"
-        "--b\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: base64\r\n"
-        f"\r\n{returned}--b--\r\n"
-    ).encode()
-
-
-async def bounce(daemon: Daemon, rcpt: str, raw: bytes) -> None:
-    """DSNs come with the null reverse-path, MAIL FROM:<> (RFC 5321 4.5.5), to the signed VERP
-    address the message left with (`rcpt` is the address as stored, unsigned)."""
-    signed = signed_sender(rcpt, daemon.web.signer.bounce_tag)
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as client:
-        await client.mail("")
-        await client.rcpt(signed)
-        await client.data(raw)
-    await settle(daemon)
-
-
 def bob_at_bolt(order: str) -> bytes:
     """Bolt's trigger for Bob: his name and address in the To header and, base64-encoded, in
     the body, where only decoding finds them."""
@@ -202,26 +151,6 @@ def bob_at_bolt(order: str) -> bytes:
     return msg.as_bytes()
 
 
-async def send_trigger(daemon: Daemon, bcc: str, raw: bytes) -> None:
-    await aiosmtplib.send(raw, sender="orders@platform.example", recipients=[bcc],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
-
-
-async def review(daemon: Daemon, invitation: InvitationRow, stars: int, text: str,
-                 name: str) -> int:
-    """The customer fills in the form their invitation links to (over HTTP, CSRF and all)."""
-    full = daemon.store.read(lambda q: q.get_invitation(invitation.id))
-    assert full is not None
-    token = full.token
-    async with aiohttp.ClientSession() as http:
-        status, page = await submit(http, daemon, token, stars=str(stars), title=text[:20],
-                                    text=text, name=name)
-    assert status == 200, page
-    row = daemon.store.read(lambda q: q.invitation_by_token(token))
-    assert row is not None and row.review_id, row
-    return row.review_id
-
-
 async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
     deadline = time.monotonic() + limit
     while daemon.store.read(lambda q: sum(q.replies_by_outcome().values())) < count:
@@ -230,11 +159,6 @@ async def replied(daemon: Daemon, count: int, limit: float = 60) -> None:
         await asyncio.sleep(0.05)
     await settle(daemon)
     await drain(daemon)
-
-
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
 
 
 def relay_files(config: Config) -> list[Path]:
@@ -261,12 +185,6 @@ def rows_with(config: Config, text: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def imap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as server:
-        yield server
-
-
-@pytest.fixture
 def umask_022() -> Iterator[None]:
     """Run as an operator does by hand (umask 022): the relay must set its own modes."""
     old = os.umask(0o022)
@@ -277,11 +195,11 @@ def umask_022() -> Iterator[None]:
 
 
 async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
-    make_config: ConfigFactory, clock: FrozenClock, imap: ImapServer, umask_022: None,
+    make_config: ConfigFactory, clock: FrozenClock, pymap: ImapServer, umask_022: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="mailrelay")
-    config = make_config(more=imap.toml() + SECOND_SHOP)
+    config = make_config(more=pymap.toml() + SECOND_SHOP)
     async with Daemon(config, clock) as daemon:
         # The same person at both shops, and one other customer at each.
         await send_trigger(daemon, "reviews+acme@relay.test", trigger(
@@ -319,12 +237,11 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
             smtp_reply(ticket_for(config, ids["ann"]), acme, "Glad they fit, enjoy them!"),
         ):
             ticket_to = parsed(raw)["To"]
-            await aiosmtplib.send(raw, sender=acme, recipients=[str(ticket_to)],
-                                  hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
-        await imap.append(imap_reply(ticket_for(config, ids["bob-bolt"]), bolt,
+            await send(daemon, raw, str(ticket_to), sender=acme)
+        await pymap.append(imap_reply(ticket_for(config, ids["bob-bolt"]), bolt,
                                      "#note\nCalled him, a new cable is in the post.",
                                      about=f"{BOB_NAME} <{BOB}>"))
-        await imap.append(imap_reply(ticket_for(config, ids["cleo"]), bolt,
+        await pymap.append(imap_reply(ticket_for(config, ids["cleo"]), bolt,
                                      "Thank you, ring on!", about=f"Cleo Cole <{CLEO}>"))
         await replied(daemon, 5)
         # Bob's mailbox at acme is full for good: a DSN as Exchange sends it, the returned
@@ -335,7 +252,8 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         invitation = daemon.store.read(lambda q: q.get_mail(bob_acme.outbox_id))
         assert invitation is not None
         await bounce(daemon, str(invitation.envelope_from),
-                     dsn(str(invitation.envelope_from), invitation.message_id))
+                     exchange_dsn(str(invitation.envelope_from), str(invitation.message_id),
+                                  name=BOB_NAME, address=BOB))
         bounced = daemon.store.read(lambda q: q.get_mail(invitation.id))
         assert bounced is not None and bounced.status == "bounced"
         outcomes = daemon.store.read(lambda q: q.replies_by_outcome())
@@ -352,7 +270,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         assert "warning" not in out
         # The agents' replies we filed on the IMAP server quote him: deleted there too (a
         # check from outside found them kept); Cleo's stays.
-        filed = await imap.messages("mailrelay/processed")
+        filed = await pymap.messages("mailrelay/processed")
         assert filed and not any(names(raw, BOB.lower()) for raw in filed), out
         assert any(names(raw, CLEO) for raw in filed)
         assert "1 filed reply deleted on the IMAP server" in out

@@ -15,7 +15,7 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -24,12 +24,22 @@ import aiohttp
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.routing import signed_sender
-from mailrelay.services.intake import message_id_of
 
-from .conftest import FUZZ_COUNTS, ConfigFactory, second_shop
+from .conftest import ConfigFactory
+from .fuzz_checks import (
+    SECOND_SHOP,
+    SIZE_LIMIT,
+    Tally,
+    assert_alive,
+    assert_refusals_logged,
+    assert_stored_once_and_processed,
+    assert_unharmed,
+    public_pages,
+    record_line,
+    two_shops,
+)
 from .hostile_mail import (
     SEED,
     Answer,
@@ -61,118 +71,14 @@ pytestmark = pytest.mark.slow
 
 ACME, BOLT = "reviews+acme@relay.test", "reviews+bolt@relay.test"
 CANCEL = "cancel+acme@relay.test"
-SIZE_LIMIT = 2 << 20  # room for the 900 KB header; the "beyond" cases go past it
 MUTANTS = 600
 SESSIONS = 120
-SECOND_SHOP = second_shop(send_hours="09:00-17:00", timezone="Pacific/Kiritimati")
-
-
-def two_shops(make_config: ConfigFactory, more: str = "") -> Config:
-    config = make_config(more=SECOND_SHOP + more)
-    return replace(config, smtp=replace(config.smtp, max_message_size=SIZE_LIMIT))
 
 
 @pytest.fixture
 async def relay(make_config: ConfigFactory, clock: FrozenClock) -> AsyncIterator[Daemon]:
     async with Daemon(two_shops(make_config), clock) as daemon:
         yield daemon
-
-
-class Tally:
-    """The answers of one fuzz run and the counts line the issue asks for."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.answers: list[Answer] = []
-
-    def add(self, answer: Answer) -> None:
-        case = answer.case
-        assert answer.code == 250 or 400 <= answer.code < 600, (
-            f"{case.name}: answered {answer.code} {answer.text!r}")
-        if case.expect:
-            assert answer.code in case.expect, (
-                f"{case.name}: expected {sorted(case.expect)}, got {answer.code} {answer.text!r}")
-        self.answers.append(answer)
-
-    def line(self) -> str:
-        codes = Counter(
-            "accepted" if a.code == 250 else "4xx" if a.code < 500 else "5xx" for a in self.answers)
-        return (f"{self.label}: {len(self.answers)} inputs, {sum(codes.values())} handled "
-                f"({codes['accepted']} accepted, {codes['4xx']} refused 4xx, "
-                f"{codes['5xx']} refused 5xx)")
-
-    def record(self, request: pytest.FixtureRequest) -> None:
-        line = self.line()
-        request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
-        print(line)
-
-
-async def get(daemon: Daemon, path: str) -> tuple[int, bytes]:
-    async with aiohttp.ClientSession() as http, \
-            http.get(f"http://127.0.0.1:{daemon.http_port}{path}") as resp:
-        return resp.status, await resp.read()
-
-
-async def public_pages(daemon: Daemon, shops: Iterable[str] = ("acme", "bolt")) -> dict[str, bytes]:
-    """Each shop's public page and reviews.json, as served."""
-    pages = {}
-    for shop in shops:
-        for path in (f"/s/{shop}", f"/s/{shop}/reviews.json"):
-            status, body = await get(daemon, path)
-            assert status == 200, path
-            pages[path] = body
-    return pages
-
-
-def assert_stored_once_and_processed(daemon: Daemon, answers: list[Answer], after: int = 0) -> None:
-    """Every 250 names its stored row; nothing else was stored (past row `after`); every row
-    was processed: a shipment row with a status, a cancel result, or a reply outcome."""
-    queued = [int(i) for a in answers for i in a.queued if i != "known"]
-    assert len(queued) == len(set(queued)), "two 250s named the same stored row"
-    rows = {r["id"]: dict(r) for r in daemon.store.read(lambda q: q.conn.execute(
-        "SELECT id, kind, rcpt, message_id, state, result FROM messages WHERE id > ?",
-        (after,)).fetchall())}
-    assert sorted(rows) == sorted(queued), "stored rows differ from the 250'd messages"
-    for answer in answers:
-        if "known" in answer.queued:  # a retry of a stored Message-ID: the first copy is there
-            mid = message_id_of(crlf(answer.case.raw))
-            assert any(r["message_id"] == mid for r in rows.values()), answer.case.name
-    shipments = {r["message_row_id"]: dict(r) for r in daemon.store.read(lambda q: q.conn.execute(
-        "SELECT message_row_id, status, reason FROM shipments").fetchall())}
-    for row_id, row in rows.items():
-        assert row["state"] == "processed", f"message {row_id} never processed: {row}"
-        assert row["result"] and not row["result"].startswith("failed"), row
-        if row["kind"] == "shipment":
-            assert shipments[row_id]["status"], f"message {row_id} has no shipment status"
-        elif row["kind"] == "reply":
-            assert row["result"].startswith("reply: "), row
-
-
-def assert_refusals_logged(answers: list[Answer], records: list[logging.LogRecord]) -> None:
-    """Each refusal has a mailrelay log line naming that client (peer=127.0.0.1:port)."""
-    lines = [r.getMessage() for r in records if r.name.startswith("mailrelay")]
-    silent = [f"{a.case.name}: {a.code} {a.text!r}" for a in answers if a.code >= 400
-              and not any(f"127.0.0.1:{a.local_port}" in line for line in lines)]
-    assert not silent, "refusals without a log line naming the client:\n" + "\n".join(silent)
-
-
-#: Error lines that are the relay refusing input on purpose, with the reason, not a crash.
-EXPECTED_ERRORS = ("cannot be rendered: recipient address needs SMTPUTF8",)
-
-
-def assert_no_errors(records: list[logging.LogRecord]) -> None:
-    """No exception or error was logged by any worker (a crash turned into a log line)."""
-    errors = [f"{r.name}: {r.getMessage()}" for r in records
-              if r.levelno >= logging.ERROR and r.name.startswith("mailrelay")
-              and not any(known in r.getMessage() for known in EXPECTED_ERRORS)]
-    assert errors == []
-
-
-async def assert_alive(daemon: Daemon) -> None:
-    status, body = await get(daemon, "/healthz")
-    assert status == 200, body
-    for task in daemon._tasks:
-        assert not task.done(), f"worker {task.get_name()} ended"
 
 
 def hostile_triggers(limit: int) -> list[Case]:
@@ -242,8 +148,7 @@ async def test_hostile_and_mutated_triggers_are_answered_stored_once_and_process
         assert b"\x00" not in bytes(raw)
 
     assert_refusals_logged(tally.answers, caplog.records)
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)
     assert await public_pages(relay) == before
     # The smuggled second transaction inside a bare-LF payload never became a message.
     subjects = relay.store.read(lambda q: q.conn.execute(
@@ -368,8 +273,7 @@ async def test_hostile_bounces_are_processed_and_suppress_only_the_recipients_th
     # Each valid report suppressed its recipient; nothing else named anywhere was suppressed.
     assert suppressed == {m["recipient"] for m in sent}, suppressed
     assert_refusals_logged(tally.answers, caplog.records)
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)
 
 
 async def test_random_command_sessions_get_an_answer_to_every_line_and_leave_it_serving(
@@ -390,12 +294,10 @@ async def test_random_command_sessions_get_an_answer_to_every_line_and_leave_it_
     line = (f"fuzz sessions: {len(sessions)} sessions, {sent} commands, "
             f"{sent - codes['closed']} answered ({codes['2xx/3xx']} 2xx/3xx, {codes['4xx']} 4xx, "
             f"{codes['5xx']} 5xx)")
-    request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
-    print(line)
+    record_line(request, line)
     assert codes["closed"] == 0, "a session was dropped without an answer"
     answer = await deliver(relay.smtp_port, Case("after", valid_trigger(5), (ACME,)))
     assert answer.code == 250
     await settle(relay)
     assert relay.store.read(lambda q: q.count_messages()) == 1
-    assert_no_errors(caplog.records)
-    await assert_alive(relay)
+    await assert_unharmed(relay, caplog.records)

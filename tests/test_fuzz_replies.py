@@ -13,18 +13,24 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import invitations, reviews
 
-from .conftest import FUZZ_COUNTS, ConfigFactory
+from .conftest import ConfigFactory
+from .fuzz_checks import (
+    SIZE_LIMIT,
+    Tally,
+    assert_refusals_logged,
+    assert_stored_once_and_processed,
+    assert_unharmed,
+    public_pages,
+    record_line,
+    two_shops,
+)
 from .hostile_mail import (
     CRLF,
     Case,
@@ -37,53 +43,25 @@ from .hostile_mail import (
     nesting_cases,
     nul_cases,
 )
-from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, settle, via_sink
+from .imap_servers import ImapServer
+from .mailtools import drain, raw_mails_to, settle, via_sink
 from .sink import Sink
-from .test_fuzz_inbound import (
-    SIZE_LIMIT,
-    Tally,
-    assert_alive,
-    assert_no_errors,
-    assert_refusals_logged,
-    assert_stored_once_and_processed,
-    public_pages,
-    two_shops,
-)
-from .test_replies import Ticketed, agent_reply, ticketed
+from .tickets import AGENT, Ticketed, agent_reply, invited_now, submitted, ticketed
 
 pytestmark = pytest.mark.slow
 
 STRANGER = "mallory@evil.example"
-AGENT = "support@acme.example"
 CUSTOMER = "ann@example.com"
 MUTANTS = 120
 IMAP_MUTANTS = 60  # each IMAP message costs a round trip and two folder moves
 
 
-@pytest.fixture
-def imap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as server:
-        yield server
-
-
 async def bolt_review(daemon: Daemon, clock: FrozenClock) -> int:
     """A published review at the second shop, so its page has something to lose."""
-    shop = daemon.config.shop("bolt")
-    assert shop is not None
-    now = clock.now()
-    decision = await daemon.store.write(lambda q: invitations.invite_manually(
-        q, shop, daemon.web.signer, now, email="bo@example.org", name="Bo Berg", reference="B-77",
-        delay=timedelta(0)))
-    await daemon.tick()
-    inv = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id))  # type: ignore[arg-type]
-    assert inv is not None
-    form, _ = reviews.validate({"stars": "5", "title": "Fast bike", "name": "Bo Berg",
-                                "text": "The bike came assembled and rides well."})
-    assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
-    assert review_id is not None
-    return review_id
+    inv = await invited_now(daemon, clock, shop_id="bolt", email="bo@example.org",
+                            name="Bo Berg", reference="B-77")
+    return await submitted(daemon, clock, inv, stars="5", title="Fast bike", name="Bo Berg",
+                           text="The bike came assembled and rides well.")
 
 
 def as_reply(raw: bytes, t: Ticketed, sender: str = STRANGER) -> bytes:
@@ -179,10 +157,6 @@ async def file_all(imap: ImapServer, cases: list[Case]) -> tuple[int, int, int]:
         await asyncio.sleep(0.2)
 
 
-def mails_to(sink: Sink, address: str) -> list[bytes]:
-    return [raw for _, rcpts, raw in sink.messages if address in rcpts]
-
-
 def assert_nothing_leaked(daemon: Daemon) -> None:
     """No public response names the customer's address, carries a `>` quote line or a
     control character."""
@@ -204,7 +178,7 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
         await drain(relay)
         stored_before = relay.store.read(lambda q: q.count_messages())
         before = await public_pages(relay)
-        mailed = mails_to(sink, CUSTOMER)
+        mailed = raw_mails_to(sink, CUSTOMER)
         tally = Tally("fuzz replies smtp")
         for case in hostile_replies(t, huge=True):
             tally.add(await deliver(relay.smtp_port, case))
@@ -212,7 +186,7 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
         await drain(relay)
         assert await public_pages(relay) == before, "a stranger's reply changed a public page"
         assert relay.store.read(lambda q: q.responses_of(t.review_id)) == []
-        assert mails_to(sink, CUSTOMER) == mailed, "a stranger's reply mailed the customer"
+        assert raw_mails_to(sink, CUSTOMER) == mailed, "a stranger's reply mailed the customer"
 
         # Mangled replies from the shop's own agent: processed, published or refused; the
         # other shop's page never changes and nothing quoted or personal is published.
@@ -226,42 +200,39 @@ async def test_hostile_replies_by_smtp_are_answered_processed_and_publish_nothin
         assert_nothing_leaked(relay)
         assert_stored_once_and_processed(relay, tally.answers, after=stored_before)
         assert_refusals_logged(tally.answers, caplog.records)
-        assert_no_errors(caplog.records)
-        await assert_alive(relay)
+        await assert_unharmed(relay, caplog.records)
         outcomes = Counter(str(r[0]).split()[1] for r in relay.store.read(lambda q: q.conn.execute(
             "SELECT result FROM messages WHERE kind = 'reply'").fetchall()))
         print(f"fuzz replies smtp outcomes: {dict(sorted(outcomes.items()))}")
 
 
 async def test_hostile_replies_by_imap_are_filed_and_publish_nothing(
-    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, imap: ImapServer,
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, pymap: ImapServer,
     caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    config = via_sink(two_shops(make_config, imap.toml()), sink)
+    config = via_sink(two_shops(make_config, pymap.toml()), sink)
     async with Daemon(config, clock) as relay:
         t = await ticketed(relay, clock, sink)
         await bolt_review(relay, clock)
         await drain(relay)
         before = await public_pages(relay)
-        mailed = mails_to(sink, CUSTOMER)
-        stranger = await file_all(imap, hostile_replies(t, IMAP_MUTANTS, huge=True))
+        mailed = raw_mails_to(sink, CUSTOMER)
+        stranger = await file_all(pymap, hostile_replies(t, IMAP_MUTANTS, huge=True))
         await drain(relay)
         assert await public_pages(relay) == before, "a stranger's reply changed a public page"
-        assert mails_to(sink, CUSTOMER) == mailed, "a stranger's reply mailed the customer"
-        agent = await file_all(imap, agent_mutants(t, 13, IMAP_MUTANTS))
+        assert raw_mails_to(sink, CUSTOMER) == mailed, "a stranger's reply mailed the customer"
+        agent = await file_all(pymap, agent_mutants(t, 13, IMAP_MUTANTS))
         await drain(relay)
         assert await public_pages(relay, ("bolt",)) == {
             k: v for k, v in before.items() if "/bolt" in k}
         assert_nothing_leaked(relay)
-        counts = await imap.counts()
+        counts = await pymap.counts()
         inputs, handled, refused = (x + y for x, y in zip(stranger, agent, strict=True))
         line = (f"fuzz replies imap: {inputs} inputs, {handled} handled "
                 f"({counts.get('mailrelay/processed', 0)} filed processed, "
                 f"{counts.get('mailrelay/rejected', 0)} filed rejected, "
                 f"{refused} refused by the IMAP server)")
-        request.config.stash.setdefault(FUZZ_COUNTS, []).append(line)
-        print(line)
-        assert_no_errors(caplog.records)
-        await assert_alive(relay)
+        record_line(request, line)
+        await assert_unharmed(relay, caplog.records)
         assert relay.imap is not None and relay.imap.connected

@@ -19,7 +19,7 @@ from .conftest import ConfigFactory
 from .hostile_mail import Case, block_trigger, deliver, valid_block
 from .mailtools import drain, settle, via_sink
 from .sink import Sink
-from .test_replies import agent_reply, ticketed
+from .tickets import agent_reply, ticketed
 
 BCC = "reviews+acme@relay.test"
 

@@ -11,7 +11,7 @@ import logging
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -30,8 +30,9 @@ from mailrelay.store import Store
 
 from .conftest import ConfigFactory, require_program
 from .imap_servers import DovecotServer, ImapServer, PymapServer, running
-from .sink import Sink, running_sink
-from .test_replies import agent_reply, ticketed, via_sink
+from .mailtools import customer_mails, eventually, via_sink
+from .sink import Sink
+from .tickets import agent_reply, ticketed
 
 LOG = "mailrelay.imap_watcher"
 INBOX, PROCESSED, REJECTED = "INBOX", "mailrelay/processed", "mailrelay/rejected"
@@ -53,12 +54,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImapServe
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[ImapServer]:
     with running(make_server("dovecot", tmp_path)) as started:
-        yield started
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as started:
         yield started
 
 
@@ -104,27 +99,8 @@ def message(test: str = "ok", subject: str = "Re: your ticket") -> tuple[str, by
     return mid, msg.as_bytes()
 
 
-def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[bytes]:
-    return [raw for _, rcpts, raw in sink.messages
-            if rcpts == [to] and email.message_from_bytes(raw)["Auto-Submitted"] == "auto-replied"]
-
-
 def mids(raws: list[bytes]) -> list[str]:
     return [str(email.message_from_bytes(raw)["Message-ID"]) for raw in raws]
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], limit: float = 10,
-                     what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,6 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -16,18 +15,10 @@ from mailrelay.services.invitations import due_time
 from mailrelay.store import InvitationRow, ShipmentRow
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 from .test_parsing import block, html_mail
 
-BCC = "reviews+acme@relay.test"
 CANCEL = "cancel+acme@relay.test"
-
-
-async def send(daemon: Daemon, raw: bytes, rcpt: str = BCC) -> None:
-    await aiosmtplib.send(
-        raw, sender="platform@shop.example", recipients=[rcpt],
-        hostname="127.0.0.1", port=daemon.smtp_port, timeout=10,
-    )
 
 
 def shipments(daemon: Daemon) -> list[ShipmentRow]:

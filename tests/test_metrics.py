@@ -10,44 +10,25 @@ from datetime import timedelta
 import aiohttp
 import aiosmtplib
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
-from .mailtools import settle, trigger
+from .mailtools import healthz, scrape, send, settle, sink_outbound, trigger
 from .sink import Sink
-
-
-async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
-            assert resp.status == 200
-            assert resp.headers["Content-Type"].startswith("text/plain")
-            text = await resp.text()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 async def test_metrics_parse_and_the_counters_move_with_the_traffic(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
         before = await scrape(daemon)
         assert before[("mailrelay_outbox_depth", ())] == 0
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-            await aiosmtplib.send(trigger(), sender="p@shop.example",
-                                  recipients=["nobody@relay.test"], hostname="127.0.0.1",
-                                  port=daemon.smtp_port)
+            await send(daemon, trigger(), "nobody@relay.test")
         await settle(daemon)
         after = await scrape(daemon)
         accepted = ("mailrelay_inbound_messages_total",
@@ -65,10 +46,8 @@ async def test_metrics_parse_and_the_counters_move_with_the_traffic(
 
 
 async def test_healthz_reports_each_part(daemon: Daemon) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-            assert resp.status == 200
-            body = await resp.json()
+    status, body = await healthz(daemon)
+    assert status == 200
     assert body == {
         "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
         "workers": {"dispatch": "ok", "intake": "ok", "retention": "ok"},
@@ -79,37 +58,28 @@ async def test_healthz_reports_each_part(daemon: Daemon) -> None:
 async def test_healthz_turns_503_while_outbound_delivery_fails(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await settle(daemon)
         await sink.stop()
         clock.advance(timedelta(days=7))
         await daemon.tick()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-                assert resp.status == 503
-                assert (await resp.json())["outbound"] == "failing"
+        status, body = await healthz(daemon)
+        assert status == 503
+        assert body["outbound"] == "failing"
         await sink.start()
         clock.advance(timedelta(minutes=1))
         await daemon.tick()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
-                assert resp.status == 200
+        assert (await healthz(daemon))[0] == 200
 
 
 async def test_healthz_shows_states_and_counts_but_no_address_path_or_server_reply(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     async with Daemon(replace(config, outbound=outbound), clock) as daemon:
-        await aiosmtplib.send(trigger(to="Jane Roe <jane.roe@example.com>"),
-                              sender="p@shop.example", recipients=["reviews+acme@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await send(daemon, trigger(to="Jane Roe <jane.roe@example.com>"))
         await settle(daemon)
         sink.fail_next("452 4.2.2 <jane.roe@example.com>: mailbox over quota at /var/mail/jane",
                        at="RCPT")
@@ -131,9 +101,7 @@ async def test_metrics_count_refused_sessions_and_report_each_worker(
     async with Daemon(make_config(smtp_extra="max_sessions = 1"), clock) as daemon:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port) as first:
             with pytest.raises(aiosmtplib.SMTPConnectResponseError):
-                await aiosmtplib.send(trigger(), sender="p@shop.example",
-                                      recipients=["reviews+acme@relay.test"],
-                                      hostname="127.0.0.1", port=daemon.smtp_port)
+                await send(daemon, trigger())
             samples = await scrape(daemon)
             await first.quit()
     assert samples[("mailrelay_smtp_sessions_refused_total", (("reason", "max_sessions"),))] == 1
@@ -146,14 +114,11 @@ async def test_metrics_count_refused_sessions_and_report_each_worker(
 async def test_healthz_names_a_worker_stuck_on_a_hanging_relay_until_it_moves_again(
     config: Config, clock: FrozenClock, sink: Sink
 ) -> None:
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     shops = tuple(replace(s, invite_delay=timedelta(0)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), clock) as daemon:
         release = sink.hold_next()
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await settle(daemon)
         await asyncio.wait_for(sink.held.wait(), 10)  # the invitation hangs mid-DATA
         url = f"http://127.0.0.1:{daemon.http_port}/healthz"

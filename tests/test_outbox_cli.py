@@ -8,77 +8,64 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
-from click.testing import CliRunner
-
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.core.clock import FrozenClock, SystemClock
 
-from .conftest import ConfigFactory
-from .mailtools import settle, trigger
+from .cli_runner import invoked
+from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
+from .mailtools import send, settle, sink_outbound, trigger
 from .sink import Sink
 
 
 def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "") -> str:
-    from .conftest import BASE_CONFIG
-
-    text = BASE_CONFIG.format(smtp_extra="", shop_extra=shop_extra).replace(
-        '[outbound]\ntransport = "maildir"\nmaildir = "var/outbox"',
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-        'starttls = false\nrate_per_minute = 6000',
-    )
+    text = smtp_outbound(BASE_CONFIG.format(smtp_extra="", shop_extra=shop_extra), sink.port,
+                         "starttls = false", "rate_per_minute = 6000")
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return str(path)
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
 
 
 async def test_send_now_delivers_one_scheduled_invitation_at_once(
     tmp_path: Path, sink: Sink
 ) -> None:
     cfg = write_sink_config(tmp_path, sink)
-    code, _ = await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme",
+    code, _ = await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme",
                                       "--email", "ann@example.com", "--ref", "N-1")
     assert code == 0
-    await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme", "--email",
+    await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
                             "bob@example.com", "--ref", "N-2")
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 0, out
     assert "sent to ann@example.com" in out
     await sink.wait_for(1)
     assert len(sink.messages) == 1  # only the one asked for
-    code, out = await asyncio.to_thread(cli, "invitations", "--config", cfg, "--format", "json")
+    code, out = await asyncio.to_thread(invoked, "invitations", "--config", cfg, "--format", "json")
     statuses = {r["reference"]: r["status"] for r in json.loads(out)}
     assert statuses == {"N-1": "sent", "N-2": "scheduled"}
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 1  # already sent
 
 
 async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink: Sink) -> None:
     cfg = write_sink_config(tmp_path, sink)
-    await asyncio.to_thread(cli, "invite", "--config", cfg, "--shop", "acme", "--email",
+    await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
                             "ann@example.com")
     sink.fail_next("550 5.7.1 policy refusal", at="RCPT")
-    code, out = await asyncio.to_thread(cli, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
     assert code == 1 and "550 5.7.1 policy refusal" in out
-    code, out = await asyncio.to_thread(cli, "outbox", "--failed", "--config", cfg,
+    code, out = await asyncio.to_thread(invoked, "outbox", "--failed", "--config", cfg,
                                         "--format", "json")
     [row] = json.loads(out)
     assert row["status"] == "failed"
     assert row["to"] == "ann@example.com"
     assert "550" in row["last_error"]
-    code, out = await asyncio.to_thread(cli, "outbox", "retry", str(row["id"]), "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "outbox", "retry", str(row["id"]), "--config", cfg)
     assert code == 0, out
-    code, out = await asyncio.to_thread(cli, "outbox", "--config", cfg, "--format", "csv")
+    code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
         "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop")
     assert ",queued," in out
-    code, out = await asyncio.to_thread(cli, "outbox", "retry", "999", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "outbox", "retry", "999", "--config", cfg)
     assert code == 1
 
 
@@ -86,13 +73,10 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
     make_config: ConfigFactory, sink: Sink
 ) -> None:
     config = make_config()
-    outbound = replace(config.outbound, transport="smtp", host="127.0.0.1", port=sink.port,
-                       starttls=False, tls=False, username=None, password=None)
+    outbound = sink_outbound(config, sink)
     shops = tuple(replace(s, invite_delay=timedelta(seconds=1)) for s in config.shops)
     async with Daemon(replace(config, outbound=outbound, shops=shops), SystemClock()) as daemon:
-        await aiosmtplib.send(trigger(), sender="p@shop.example",
-                              recipients=["reviews+acme@relay.test"], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+        await send(daemon, trigger())
         await sink.wait_for(1, timeout=10)
         for _ in range(100):  # the result commits right after the sink's 250
             [row] = daemon.store.read(lambda q: q.list_invitations())
@@ -107,9 +91,7 @@ async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
 ) -> None:
     config = make_config(shop_extra='retention = "30d"')
     async with Daemon(config, clock) as daemon:
-        await aiosmtplib.send(trigger(to="Private Person <private@example.com>"),
-                              sender="p@shop.example", recipients=["reviews+acme@relay.test"],
-                              hostname="127.0.0.1", port=daemon.smtp_port)
+        await send(daemon, trigger(to="Private Person <private@example.com>"))
         await settle(daemon)
         clock.advance(timedelta(days=7))
         await daemon.tick()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -26,20 +23,19 @@ from mailrelay.render import (
 )
 
 from .conftest import ConfigFactory
+from .rendered import (
+    INJECTIONS,
+    header_block,
+    header_names,
+    parse,
+    rendered_html,
+    rendered_text,
+    write,
+)
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 REVIEW = "http://reviews.test/r/tok3n?x=1&y=2"
 UNSUBSCRIBE = "http://reviews.test/u/tok3n"
-INJECTIONS = [
-    "Eve\r\nBcc: evil@example.com",
-    "Eve\nBcc: evil",
-    "Eve\rBcc: evil",
-    "Eve\0\r\nBcc: evil",
-    "Eve\u2028Bcc: evil",
-    "Eve\x85Bcc: evil",
-    "=?utf-8?q?Eve=0D=0ABcc:_evil?=",
-    "=?utf-8?b?RXZlDQpCY2M6IGV2aWw=?=",
-]
 
 
 def render(config: Config, **overrides: Any) -> RenderedMail:
@@ -61,41 +57,6 @@ def render(config: Config, **overrides: Any) -> RenderedMail:
     return invitation_mail(Templates(config), config, shop, view, now=now, message_id=message_id)
 
 
-def parse(mail: RenderedMail) -> EmailMessage:
-    message = email.message_from_bytes(mail.raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def text_of(mail: RenderedMail) -> str:
-    part = parse(mail).get_body(("plain",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")  # the raw body has CRLF
-
-
-def html_of(mail: RenderedMail) -> str:
-    part = parse(mail).get_body(("html",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
-
-
-def header_block(raw: bytes) -> bytes:
-    return raw.split(b"\r\n\r\n", 1)[0]
-
-
-def header_names(raw: bytes) -> list[str]:
-    return [
-        line.split(b":", 1)[0].decode().lower()
-        for line in header_block(raw).split(b"\r\n")
-        if line and line[:1] not in (b" ", b"\t")
-    ]
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 # --------------------------------------------------------------------------- languages
 
 
@@ -115,7 +76,7 @@ def test_invitations_render_in_each_built_in_language_with_both_links(
     assert mail.subject == subject
     assert message["Subject"] == subject
     assert message["Content-Language"] == locale
-    text, html = text_of(mail), html_of(mail)
+    text, html = rendered_text(mail), rendered_html(mail)
     assert text.startswith(greeting + "\n")
     assert "#2111" in text and "#2111" in html
     assert REVIEW in text and UNSUBSCRIBE in text
@@ -139,8 +100,8 @@ def test_reminders_render_in_each_built_in_language(
     mail = render(config, purpose="reminder", locale=locale)
     assert mail.subject == subject
     assert parse(mail)["Content-Language"] == locale
-    assert REVIEW in text_of(mail)
-    assert f'href="{UNSUBSCRIBE}"' in html_of(mail)
+    assert REVIEW in rendered_text(mail)
+    assert f'href="{UNSUBSCRIBE}"' in rendered_html(mail)
 
 
 @pytest.mark.parametrize(
@@ -151,18 +112,18 @@ def test_a_customer_without_a_name_gets_a_neutral_greeting(
 ) -> None:
     for name in (None, "", "  ", "jane@customer.example"):
         mail = render(config, locale=locale, to_name=name)
-        assert text_of(mail).startswith(greeting + "\n")
-        assert f">{greeting}</p>" in html_of(mail)
+        assert rendered_text(mail).startswith(greeting + "\n")
+        assert f">{greeting}</p>" in rendered_html(mail)
         assert parse(mail)["To"] == "jane@customer.example"
 
 
 def test_products_with_a_name_are_listed_in_text_and_html(config: Config) -> None:
     products = [{"name": "Trail Runner 2", "sku": "TR2"}, {"sku": "nameless"}]
     mail = render(config, products=products)
-    assert "  - Trail Runner 2\n" in text_of(mail)
-    assert "<li>Trail Runner 2</li>" in html_of(mail)
-    assert "nameless" not in text_of(mail)
-    assert "You ordered" not in text_of(render(config, products=[]))
+    assert "  - Trail Runner 2\n" in rendered_text(mail)
+    assert "<li>Trail Runner 2</li>" in rendered_html(mail)
+    assert "nameless" not in rendered_text(mail)
+    assert "You ordered" not in rendered_text(render(config, products=[]))
 
 
 def test_the_built_in_wording_never_gates_reviews_on_satisfaction() -> None:
@@ -229,8 +190,8 @@ def test_a_shop_templates_dir_overrides_a_single_file(
 
     mail = render(config)
     assert mail.subject == "ACME Shoes wants to know"
-    assert text_of(mail).startswith("Hello Jane,\n")  # the built-in text part
-    assert "Write your review" in html_of(mail)  # and the built-in html part
+    assert rendered_text(mail).startswith("Hello Jane,\n")  # the built-in text part
+    assert "Write your review" in rendered_html(mail)  # and the built-in html part
     # Another shop-less environment still sees only the built-ins.
     assert render(make_config()).subject == "How was your order from ACME Shoes?"
 
@@ -259,7 +220,7 @@ def test_a_shop_can_add_a_locale_of_its_own(tmp_path: Path, make_config: ConfigF
     mail = render(config, locale="nl-BE")
     assert mail.subject == "Hoe was uw bestelling bij ACME Shoes?"
     assert parse(mail)["Content-Language"] == "nl"
-    assert text_of(mail) == "Hallo Jane,\n"
+    assert rendered_text(mail) == "Hallo Jane,\n"
     assert parse(mail).get_content_type() == "text/plain"  # no .html.j2: a text-only mail
     assert parse(mail).get_body(("html",)) is None
 
@@ -267,8 +228,8 @@ def test_a_shop_can_add_a_locale_of_its_own(tmp_path: Path, make_config: ConfigF
 def test_html_templates_are_autoescaped_and_text_templates_are_not(config: Config) -> None:
     name = "<script>alert(1)</script>"
     mail = render(config, to_name=name)
-    assert "Hello <script>alert(1)</script>," in text_of(mail)
-    html = html_of(mail)
+    assert "Hello <script>alert(1)</script>," in rendered_text(mail)
+    html = rendered_html(mail)
     assert "<script>" not in html
     assert "Hello &lt;script&gt;alert(1)&lt;/script&gt;," in html
 
@@ -369,8 +330,8 @@ def test_non_ascii_names_survive_a_round_trip(config: Config, name: str) -> None
         assert address.addr_spec == "jane@customer.example"
         assert b"=?utf-8?" in header_block(mail.raw)
         greeting = name if locale == "de" else name.split()[0]
-        assert f" {greeting}," in text_of(mail)
-        assert f" {greeting},</p>" in html_of(mail)
+        assert f" {greeting}," in rendered_text(mail)
+        assert f" {greeting},</p>" in rendered_html(mail)
 
 
 def test_a_non_ascii_subject_is_encoded_and_decodes_back(
@@ -418,7 +379,7 @@ def test_input_in_a_subject_template_never_adds_a_header(
 
 def test_control_characters_never_reach_the_text_body(config: Config) -> None:
     mail = render(config, to_name="Ja\0ne\x1b[31m Doe", reference="#21\r\n11")
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert "\0" not in text and "\x1b" not in text
     assert "Hello Jane[31m," in text
     assert "order #21 11 from" in text

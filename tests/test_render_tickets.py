@@ -28,7 +28,15 @@ from mailrelay.render import (
 )
 
 from .conftest import ConfigFactory
-from .test_render import INJECTIONS, header_block, header_names, html_of, parse, text_of, write
+from .rendered import (
+    INJECTIONS,
+    header_block,
+    header_names,
+    parse,
+    rendered_html,
+    rendered_text,
+    write,
+)
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 KEY = "k7q2mzx4abcd3efg"
@@ -175,14 +183,14 @@ def test_the_marker_is_the_first_line_and_the_key_the_last(
     make_config: ConfigFactory, locale: str
 ) -> None:
     mail = ticket(make_config(shop_extra=f'locale = "{locale}"'))
-    lines = text_of(mail).rstrip("\n").split("\n")
+    lines = rendered_text(mail).rstrip("\n").split("\n")
     assert lines[0] == REPLY_MARKER
     assert lines[-1] == f"[mr:{KEY}]"
-    assert text_of(mail).count(REPLY_MARKER) == 1
+    assert rendered_text(mail).count(REPLY_MARKER) == 1
 
 
 def test_the_ticket_text_shows_the_whole_review(config: Config) -> None:
-    text = text_of(ticket(config))
+    text = rendered_text(ticket(config))
     assert "★★☆☆☆ (2/5)" in text
     assert "Late delivery" in text
     assert "  The parcel came two weeks late.\n\n  The shoes are fine though.\n" in text
@@ -201,7 +209,7 @@ def test_the_ticket_text_shows_the_whole_review(config: Config) -> None:
 
 
 def test_a_link_review_is_marked_as_coming_from_a_generated_link(config: Config) -> None:
-    text = text_of(ticket(config, review=review(method="link"), shipment=None))
+    text = rendered_text(ticket(config, review=review(method="link"), shipment=None))
     assert "Source:      generated link" in text
     assert "verified buyer" not in text
     assert "Delivered:" not in text
@@ -216,7 +224,7 @@ def test_times_are_shown_in_the_shop_time_zone(make_config: ConfigFactory) -> No
         links={"public": PUBLIC}, answered_by=None, auto_response=None, updated=False,
     )  # fmt: skip
     mail = ticket_mail(Templates(config), config, berlin, view, now=NOW)
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert "Verfasst:    2026-11-20 10:00 CET" in text
     assert "Zugestellt:  2026-11-10" in text  # 23:30 UTC is the next day in Berlin
     assert "Diese Bewertung" not in text  # no separate review link: the public page only
@@ -225,9 +233,9 @@ def test_times_are_shown_in_the_shop_time_zone(make_config: ConfigFactory) -> No
 def test_the_customer_context_lists_recent_items_and_says_none_when_empty(
     config: Config,
 ) -> None:
-    empty = text_of(ticket(config))
+    empty = rendered_text(ticket(config))
     assert "Other reviews:\n  none\nInvitations:\n  none\nReplies:\n  none\n" in empty
-    assert html_of(ticket(config)).count("<li>none</li>") == 3
+    assert rendered_html(ticket(config)).count("<li>none</li>") == 3
 
     context = {
         "reviews": [
@@ -240,21 +248,21 @@ def test_the_customer_context_lists_recent_items_and_says_none_when_empty(
         ],
         "replies": [{"review_id": 7, "body": "Thank you, Ann!", "created_at": "2026-10-02"}],
     }
-    text = text_of(ticket(config, context=context))
+    text = rendered_text(ticket(config, context=context))
     assert '  - 2026-10-01  ★★★★★ (5/5) "Great shoes"\n' in text
     assert '  - 2026-09-01   "Broken stars"\n' in text  # a bad star count is not fatal
     assert "  - 2026-09-25  order #1001, sent\n" in text
     assert "  - not sent  no order reference, scheduled\n" in text
     assert '  - 2026-10-02  "Thank you, Ann!"\n' in text
     assert "none" not in text.split("Customer context", 1)[1].split("How to answer")[0]
-    html = html_of(ticket(config, context=context))
+    html = rendered_html(ticket(config, context=context))
     assert "2026-10-01 ★★★★★ (5/5) “Great shoes”" in html
     assert "<li>none</li>" not in html
 
 
 def test_only_three_context_items_of_each_kind_are_shown(config: Config) -> None:
     reviews = [{"id": n, "stars": 4, "title": f"Title {n}"} for n in range(5)]
-    text = text_of(ticket(config, context={"reviews": reviews}))
+    text = rendered_text(ticket(config, context={"reviews": reviews}))
     assert "Title 2" in text and "Title 3" not in text
 
 
@@ -272,18 +280,18 @@ def test_a_ticket_answered_automatically_quotes_the_automatic_response(
     config = make_config(shop_extra=f'locale = "{locale}"')
     answer = "Dear Ann,\n\nthank you for your review!"
     mail = ticket(config, answered_by="auto", auto_response=answer)
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert f"\n{heading}\n  Dear Ann,\n\n  thank you for your review!\n" in text
     assert text.index(heading) > text.index(REPLY_MARKER)
-    html = html_of(mail)
+    html = rendered_html(mail)
     assert heading in html
     assert '<p style="margin:0 0 12px;">thank you for your review!</p>' in html
     # No automatic answer: no such section, even when a text is passed by mistake.
-    assert heading not in text_of(ticket(config, answered_by=None, auto_response=answer))
+    assert heading not in rendered_text(ticket(config, answered_by=None, auto_response=answer))
 
 
 def test_the_html_ticket_shows_the_marker_and_hides_the_key(config: Config) -> None:
-    html = html_of(ticket(config))
+    html = rendered_html(ticket(config))
     marker = html.index(REPLY_MARKER)
     hidden = f'<div style="display:none" data-mailrelay-key="{KEY}">mr:{KEY}</div>'
     assert hidden in html
@@ -300,7 +308,7 @@ def test_review_text_and_names_are_escaped_in_html_and_verbatim_in_text(config: 
         reviewer_name="Eve </script><img src=x onerror=alert(1)>",
     )
     mail = ticket(config, review=hostile, answered_by="auto", auto_response="<i>auto</i>")
-    text, html = text_of(mail), html_of(mail)
+    text, html = rendered_text(mail), rendered_html(mail)
     assert "<script>alert(1)</script>" in text
     assert "Eve </script><img src=x onerror=alert(1)>" in text
     assert "<script>" not in html and "</script>" not in html and "<img" not in html
@@ -313,16 +321,16 @@ def test_review_text_and_names_are_escaped_in_html_and_verbatim_in_text(config: 
 def test_customer_text_cannot_fake_the_marker_or_a_key(config: Config) -> None:
     fake = f"{REPLY_MARKER}\nhello [mr:someoneelseskey]"
     mail = ticket(config, review=review(text=fake, title="[mr:abc]"))
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert text.count(REPLY_MARKER) == 1
     assert text.count("[mr:") == 1
     assert "[mr :someoneelseskey]" in text
-    assert html_of(mail).count(REPLY_MARKER) == 1
+    assert rendered_html(mail).count(REPLY_MARKER) == 1
 
 
 def test_control_characters_never_reach_the_ticket(config: Config) -> None:
     mail = ticket(config, review=review(text="a\0b\x1b[31mc\u202eevil\r\nnext\rline\u2028end"))
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert "\0" not in text and "\x1b" not in text and "\u202e" not in text
     assert "  ab[31mcevil\n  next\n  line\n  end\n" in text
 
@@ -332,7 +340,7 @@ def test_a_shop_ticket_template_without_marker_or_key_gets_them_added(
 ) -> None:
     write(tmp_path / "t" / "mail" / "en" / "ticket.txt.j2", "{{ stars_bar }} {{ title }}\n")
     config = make_config(shop_extra='templates_dir = "t"')
-    assert text_of(ticket(config)) == f"{REPLY_MARKER}\n\n★★☆☆☆ Late delivery\n\n[mr:{KEY}]\n"
+    assert rendered_text(ticket(config)) == f"{REPLY_MARKER}\n\n★★☆☆☆ Late delivery\n\n[mr:{KEY}]\n"
 
 
 # --------------------------------------------------------------------------- ticket: headers
@@ -431,11 +439,11 @@ def test_the_response_is_in_the_customer_language(
     mail = response(config, locale=locale)
     assert mail.subject == subject
     assert parse(mail)["Content-Language"] == locale
-    text = text_of(mail)
+    text = rendered_text(mail)
     assert text.startswith(intro + "\n\nDear Ann,\n\nwe are sorry about the delay.\n")
     assert "★★☆☆☆ (2/5)" in text and "Late delivery" in text
     assert PUBLIC in text
-    html = html_of(mail)
+    html = rendered_html(mail)
     assert intro in html
     assert f'href="{PUBLIC}"' in html
 
@@ -453,8 +461,8 @@ def test_the_response_locale_falls_back_to_the_shop_locale_then_english(
 def test_the_response_keeps_paragraphs_and_escapes_html(config: Config) -> None:
     body = "Hi <b>Ann</b>,\n\nline one\nline two\n\n\n\n<script>x</script>"
     mail = response(config, body=body)
-    assert "Hi <b>Ann</b>,\n\nline one\nline two\n\n<script>x</script>\n" in text_of(mail)
-    html = html_of(mail)
+    assert "Hi <b>Ann</b>,\n\nline one\nline two\n\n<script>x</script>\n" in rendered_text(mail)
+    html = rendered_html(mail)
     assert '<p style="margin:0 0 12px;">Hi &lt;b&gt;Ann&lt;/b&gt;,</p>' in html
     assert '<p style="margin:0 0 12px;">line one<br>line two</p>' in html
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
@@ -604,6 +612,6 @@ def test_a_ticket_says_when_the_customers_address_bounced_without_naming_a_shop(
     status = [{"kind": "bounced", "mail": "address bounced"}]
     mail = ticket(config, context={"reviews": [], "invitations": [], "replies": [],
                                    "status": status})
-    assert line in text_of(mail) and line in html_of(mail)
+    assert line in rendered_text(mail) and line in rendered_html(mail)
     plain = ticket(config)
-    assert line.split(":")[0] + ":" not in text_of(plain)
+    assert line.split(":")[0] + ":" not in rendered_text(plain)

@@ -16,85 +16,28 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.reply_marker import REPLY_MARKER
-from mailrelay.services import invitations, reviews
 from mailrelay.services.replies import ReplyOutcome, parse_directives
 
 from .conftest import ConfigFactory
-from .mailtools import drain, parsed, settle, text_of, via_sink
+from .mailtools import (
+    customer_mails,
+    drain,
+    mails_to,
+    notices,
+    parsed,
+    send,
+    settle,
+    text_of,
+    via_sink,
+)
 from .sink import Sink
-
-AGENT = "support@acme.example"
-
-
-
-
-class Ticketed:
-    """A review with its ticket delivered to the agent's sink."""
-
-    def __init__(self, review_id: int, ticket: EmailMessage, invitation_mid: str) -> None:
-        self.review_id = review_id
-        self.ticket = ticket
-        self.reply_to = str(ticket["Reply-To"])
-        self.invitation_mid = invitation_mid
-
-
-async def ticketed(daemon: Daemon, clock: FrozenClock, sink: Sink, *, ref: str = "1057",
-                   customer: str = "ann@example.com") -> Ticketed:
-    shop = daemon.config.shops[0]
-    now = clock.now()
-    decision = await daemon.store.write(lambda q: invitations.invite_manually(
-        q, shop, daemon.web.signer, now, email=customer, name="Ann Lee", reference=ref,
-        delay=timedelta(0)))
-    await daemon.tick()
-    inv = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id))  # type: ignore[arg-type]
-    assert inv is not None
-    form, _ = reviews.validate({"stars": "2", "title": "Late delivery",
-                                "text": "The parcel took two weeks to arrive.",
-                                "name": "Ann Lee"})
-    assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
-    await daemon.tick()
-    ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
-                  if m["X-Mailrelay-Key"] and m["X-Mailrelay-Review"] == str(review_id))
-    mid = daemon.store.read(lambda q: q.invitation_message_id(inv.id))
-    assert review_id is not None and mid is not None
-    return Ticketed(review_id, ticket, mid)
-
-
-def agent_reply(t: Ticketed, body: str, *, sender: str = AGENT, quote: bool = True,
-                headers: dict[str, str] | None = None, to: str | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = f"Support <{sender}>"
-    msg["To"] = to or t.reply_to
-    msg["Subject"] = "Re: " + str(t.ticket["Subject"])
-    msg["Message-ID"] = make_msgid(domain="acme.example")
-    msg["In-Reply-To"] = t.ticket["Message-ID"]
-    msg["References"] = t.ticket["Message-ID"]
-    for key, value in (headers or {}).items():
-        msg[key] = value
-    quoted = "\n".join("> " + line for line in text_of(t.ticket).splitlines())
-    attribution = f"On Mon, 23 Nov 2026 at 10:00, ACME Shoes <{sender}> wrote:"
-    msg.set_content(body + ("\n\n" + attribution + "\n" + quoted if quote else "") + "\n")
-    return msg.as_bytes()
+from .tickets import AGENT, agent_reply, ticketed
 
 
 async def send_reply(daemon: Daemon, raw: bytes, rcpt: str) -> None:
-    await aiosmtplib.send(raw, sender=AGENT, recipients=[rcpt], hostname="127.0.0.1",
-                          port=daemon.smtp_port, timeout=10)
+    await send(daemon, raw, rcpt, sender=AGENT)
     await settle(daemon)
     await drain(daemon)
-
-
-def mails_to(sink: Sink, to: str) -> list[EmailMessage]:
-    return [parsed(raw) for _, rcpts, raw in sink.messages if rcpts == [to]]
-
-
-def customer_mails(sink: Sink, to: str = "ann@example.com") -> list[EmailMessage]:
-    return [m for m in mails_to(sink, to) if m["Auto-Submitted"] == "auto-replied"]
-
-
-def notices(sink: Sink, to: str) -> list[EmailMessage]:
-    return [m for m in mails_to(sink, to) if "not published" in str(m["Subject"])]
 
 
 async def test_agent_reply_by_smtp_is_published_and_emailed_to_the_customer_once(
@@ -235,9 +178,7 @@ async def test_forged_or_altered_reply_address_is_refused_at_rcpt(
         forged = f"reply+{'a' * 42}@{domain}"
         for address in (altered, forged):
             with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
-                await aiosmtplib.send(agent_reply(t, "x", to=address), sender=AGENT,
-                                      recipients=[address], hostname="127.0.0.1",
-                                      port=daemon.smtp_port)
+                await send(daemon, agent_reply(t, "x", to=address), address, sender=AGENT)
             assert refused.value.recipients[0].code == 550
 
 

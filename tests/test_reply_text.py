@@ -3,12 +3,9 @@ signatures are gone, and whether it is safe to publish (fail closed)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import importlib.util
 import sys
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +17,7 @@ from mailrelay.render import ReviewView, Templates, TicketView, ticket_mail
 from mailrelay.reply_text import Extraction, extract, text_of_html_reply
 
 from .conftest import ConfigFactory, require_corpus
+from .rendered import parse
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "replies_corpus.py"
 KEY = "k7q2mzx4abcd3efg"
@@ -359,8 +357,7 @@ def reply_to_ticket(make_config: ConfigFactory, locale: str) -> tuple[str, str]:
     )  # fmt: skip
     mail = ticket_mail(Templates(config), config, config.shops[0], view,
                        now=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
-    message = email.message_from_bytes(mail.raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
+    message = parse(mail)
     text, html = message.get_body(("plain",)), message.get_body(("html",))
     assert text is not None and html is not None
     return str(text.get_content()), str(html.get_content())

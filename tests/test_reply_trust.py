@@ -8,29 +8,34 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-import aiosmtplib
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.services import invitations, reviews
 
 from .conftest import ConfigFactory, second_shop
-from .imap_servers import ImapServer, PymapServer, running
-from .mailtools import drain, parsed, settle, text_of, via_sink
+from .imap_servers import ImapServer
+from .mailtools import (
+    drain,
+    mails_to,
+    notices,
+    scrape,
+    session_send,
+    settle,
+    text_of,
+    via_sink,
+)
 from .sink import Sink
+from .tickets import invited_now, submitted, ticket_of
 
 OURS = "mx.relay.test"
 ACME_AGENT = "support@acme.example"
@@ -47,8 +52,6 @@ SENDER_HOP = ("from [192.0.2.10] (helo=laptop) by smtp.sender.example with esmtp
               "Mon, 23 Nov 2026 09:59:58 +0000")
 
 
-
-
 @dataclass(frozen=True)
 class Ticket:
     shop: str
@@ -63,23 +66,12 @@ async def ticket_for(daemon: Daemon, clock: FrozenClock, sink: Sink, shop_id: st
     """A review at `shop_id` whose ticket reached the shop's agent through the sink."""
     shop = daemon.config.shop(shop_id)
     assert shop is not None
-    now = clock.now()
-    decision = await daemon.store.write(lambda q: invitations.invite_manually(
-        q, shop, daemon.web.signer, now, email=customer, name="Kim Berg", reference="2210",
-        delay=timedelta(0)))
+    inv = await invited_now(daemon, clock, shop_id=shop_id, email=customer, name="Kim Berg",
+                            reference="2210")
+    review_id = await submitted(daemon, clock, inv, stars="1", title="Wrong size", text=text,
+                                name="Kim Berg")
     await daemon.tick()
-    assert decision.invitation_id is not None
-    invitation_id = decision.invitation_id
-    inv = daemon.store.read(lambda q: q.get_invitation(invitation_id))
-    assert inv is not None
-    form, _ = reviews.validate({"stars": "1", "title": "Wrong size",
-                                "text": text, "name": "Kim Berg"})
-    assert form is not None
-    _, review_id = await daemon.store.write(lambda q: reviews.submit_review(q, inv, form, now))
-    assert review_id is not None
-    await daemon.tick()
-    ticket = next(m for m in (parsed(raw) for _, _, raw in sink.messages)
-                  if m["X-Mailrelay-Review"] == str(review_id) and m["X-Mailrelay-Key"])
+    ticket = ticket_of(sink, review_id)
     return Ticket(shop_id, shop.agents[0], review_id, str(ticket["Reply-To"]), ticket)
 
 
@@ -102,31 +94,11 @@ def reply(t: Ticket, body: str, *, sender: str | None = None, from_header: str |
     return msg.as_bytes()
 
 
-def mails_to(sink: Sink, address: str) -> list[EmailMessage]:
-    return [parsed(raw) for _, rcpts, raw in sink.messages if address in rcpts]
-
-
-def notices(sink: Sink, address: str) -> list[EmailMessage]:
-    return [m for m in mails_to(sink, address) if "not published" in str(m["Subject"])]
-
-
 async def smtp_send(daemon: Daemon, raw: bytes, rcpt: str, sender: str = ACME_AGENT) -> None:
     """Over SMTP; sender "" is the null reverse-path `MAIL FROM:<>` (RFC 5321 4.5.5)."""
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.smtp_port,
-                               timeout=10) as client:
-        await client.mail(sender)
-        await client.rcpt(rcpt)
-        await client.data(raw)
+    await session_send(daemon, raw, rcpt, sender, wait=10)
     await settle(daemon)
     await drain(daemon)
-
-
-async def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
-            text = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def refused(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], reason: str,
@@ -511,12 +483,6 @@ async def test_a_null_sender_reply_is_automatic_even_without_authserv_id(
 
 
 # --- over IMAP -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pymap(tmp_path: Path) -> Iterator[ImapServer]:
-    with running(PymapServer(tmp_path / "imap")) as started:
-        yield started
 
 
 async def filed(server: ImapServer, count: int, limit: float = 20) -> dict[str, int]:

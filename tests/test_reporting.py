@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 from click.testing import CliRunner
 
@@ -20,9 +19,9 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
 
-from .mailtools import settle, trigger
+from .cli_runner import cli
+from .mailtools import send, settle, trigger
 
-BCC = "reviews+acme@relay.test"
 PEOPLE = [("Ann Able", "ann.able@example.com"), ("Bob Brook", "bob.brook@example.com"),
           ("Cleo Cole", "cleo.cole@example.com")]
 
@@ -37,16 +36,10 @@ async def seeded(config: Config) -> AsyncIterator[Config]:
     clock = FrozenClock(datetime(2026, 10, 1, 9, 0, tzinfo=UTC))
     async with Daemon(config, clock) as daemon:
         for n, (name, address) in enumerate(PEOPLE, start=1):
-            await aiosmtplib.send(trigger(to=f"{name} <{address}>", subject=f"Order #{n}001"),
-                                  sender="p@shop.example", recipients=[BCC],
-                                  hostname="127.0.0.1", port=daemon.smtp_port)
-        await aiosmtplib.send(trigger(to="Ann Able <ann.able@example.com>",
-                                      subject="Order #1001 (again)"),
-                              sender="p@shop.example", recipients=[BCC], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
-        await aiosmtplib.send(trigger(to="undisclosed-recipients:;", subject="Order #9001"),
-                              sender="p@shop.example", recipients=[BCC], hostname="127.0.0.1",
-                              port=daemon.smtp_port)
+            await send(daemon, trigger(to=f"{name} <{address}>", subject=f"Order #{n}001"))
+        await send(daemon, trigger(to="Ann Able <ann.able@example.com>",
+                                   subject="Order #1001 (again)"))
+        await send(daemon, trigger(to="undisclosed-recipients:;", subject="Order #9001"))
         await settle(daemon)
         clock.advance(timedelta(days=7))
         await daemon.tick()
@@ -69,11 +62,6 @@ async def seeded(config: Config) -> AsyncIterator[Config]:
                                                           "agent", now))
         await daemon.tick()
     yield config
-
-
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
 
 
 EXPECTED = {

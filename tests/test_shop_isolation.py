@@ -9,17 +9,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from click.testing import CliRunner
 
 from mailrelay.app import Daemon
-from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.store import InvitationRow, Queries, Store
 
+from .cli_runner import cli
 from .conftest import ConfigFactory
-from .mailtools import drain, settle, trigger
-from .test_forget import SECOND_SHOP, bounce, delivered, dsn, review, send_trigger, ticket_for
+from .customer_flow import (
+    SECOND_SHOP,
+    bounce,
+    delivered,
+    exchange_dsn,
+    review,
+    send_trigger,
+    ticket_for,
+)
+from .mailtools import drain, settle, text_of, trigger
 
 THIRD_SHOP = SECOND_SHOP.replace('"bolt"', '"cove"').replace("bolt", "cove").replace(
     "Bolt Bikes", "Cove Candles")
@@ -33,15 +40,8 @@ def dana_order(shop: str, number: str) -> bytes:
                    sender=f"{shop.title()} <orders@{shop}.example>")
 
 
-def cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--config", str(config.source)])
-    return result.exit_code, result.output
-
-
 def ticket_text(config: Config, review_id: int) -> str:
-    part = ticket_for(config, review_id).get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
+    return text_of(ticket_for(config, review_id))
 
 
 async def invited_at(daemon: Daemon, clock: FrozenClock, orders: list[tuple[str, str]]
@@ -124,8 +124,8 @@ async def test_a_bounce_at_one_shop_stops_mail_at_every_shop_without_naming_it(
         mail = daemon.store.read(lambda q: q.get_mail(acme.outbox_id))
         assert mail is not None
         await bounce(daemon, str(mail.envelope_from),
-                     dsn(str(mail.envelope_from), mail.message_id, name="Dana Dale",
-                         address=DANA))
+                     exchange_dsn(str(mail.envelope_from), mail.message_id,
+                                  name="Dana Dale", address=DANA))
         bounced = daemon.store.read(lambda q: q.get_mail(mail.id))
         assert bounced is not None and bounced.status == "bounced"
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
-import aiosmtplib
 import pytest
 
 from mailrelay.app import Daemon
@@ -20,7 +19,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.edges import smtp_server
 
 from .conftest import ConfigFactory
-from .mailtools import settle, trigger
+from .mailtools import send, settle, trigger
 
 BCC = "reviews+acme@relay.test"
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -66,11 +65,6 @@ async def close(*conns: Connection) -> None:
         writer.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await writer.wait_closed()
-
-
-async def send(daemon: Daemon, raw: bytes) -> None:
-    await aiosmtplib.send(raw, sender="platform@shop.example", recipients=[BCC],
-                          hostname="127.0.0.1", port=daemon.smtp_port, timeout=10)
 
 
 async def test_a_burst_of_connections_admits_exactly_max_sessions_and_refuses_the_rest(

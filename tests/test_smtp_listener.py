@@ -19,16 +19,9 @@ from mailrelay.core.errors import StoreError
 from mailrelay.store import NewMessage, Queries
 
 from .conftest import ConfigFactory
-from .mailtools import raw_smtp, settle, trigger
+from .mailtools import raw_smtp, send, settle, trigger
 
 BCC = "reviews+acme@relay.test"
-
-
-async def send(daemon: Daemon, raw: bytes, rcpts: list[str] | None = None) -> None:
-    await aiosmtplib.send(
-        raw, sender="platform@shop.example", recipients=rcpts or [BCC],
-        hostname="127.0.0.1", port=daemon.smtp_port, timeout=10,
-    )
 
 
 async def test_bcc_to_shop_address_is_answered_250_and_becomes_a_scheduled_shipment(
@@ -116,7 +109,7 @@ async def test_error_while_storing_answers_451_and_stores_nothing_partial(
 
     monkeypatch.setattr(Queries, "insert_message", fail_on_second)
     with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:
-        await send(daemon, trigger(), rcpts=[BCC, "cancel+acme@relay.test"])
+        await send(daemon, trigger(), BCC, "cancel+acme@relay.test")
     assert deferred.value.code == 451
     assert "4.3.0" in deferred.value.message
     assert "secret internal detail" not in deferred.value.message

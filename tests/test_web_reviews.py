@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -17,9 +16,10 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.edges.web.i18n import I18N
 from mailrelay.edges.web.ratelimit import RateLimiter, client_key
 from mailrelay.services import invitations, reviews
-from mailrelay.store import InvitationRow, ReviewRow
+from mailrelay.store import InvitationRow
 
 from .conftest import ConfigFactory
+from .web_forms import base, csrf_of, flip, form_page, invite, post, stored_reviews, submit
 
 XSS_1 = "<script>alert(1)</script>"
 XSS_2 = "</script><script>alert(2)</script>"
@@ -71,23 +71,6 @@ class Page(HTMLParser):
                 if t == tag and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())]
 
 
-def base(daemon: Daemon) -> str:
-    return f"http://127.0.0.1:{daemon.http_port}"
-
-
-async def invite(daemon: Daemon, email: str = "john.smith@example.com",
-                 name: str | None = "John Smith", locale: str | None = None) -> InvitationRow:
-    shop = daemon.config.shop("acme")
-    assert shop is not None
-    now = daemon.clock.now()
-    decision = await daemon.store.write(lambda q: invitations.invite_manually(
-        q, shop, daemon.web.signer, now, email=email, name=name, locale=locale))
-    assert decision.invitation_id is not None, decision
-    row = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id or 0))
-    assert row is not None
-    return row
-
-
 async def link_invitation(daemon: Daemon, email: str = "link@example.com") -> InvitationRow:
     shop = daemon.config.shop("acme")
     assert shop is not None
@@ -112,49 +95,6 @@ async def add_review(daemon: Daemon, n: int, stars: int = 5, title: str = "",
     if isinstance(daemon.clock, FrozenClock):
         daemon.clock.advance(timedelta(minutes=1))  # distinct created_at: a stable order
     return review_id
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
-
-
-async def form_page(http: aiohttp.ClientSession, daemon: Daemon, token: str) -> str:
-    async with http.get(f"{base(daemon)}/r/{token}") as resp:
-        assert resp.status == 200
-        return await resp.text()
-
-
-async def post(http: aiohttp.ClientSession, daemon: Daemon, token: str,
-               data: dict[str, str]) -> tuple[int, str, aiohttp.ClientResponse]:
-    async with http.post(f"{base(daemon)}/r/{token}", data=data) as resp:
-        return resp.status, await resp.text(), resp
-
-
-async def submit(http: aiohttp.ClientSession, daemon: Daemon, token: str,
-                 **fields: str) -> tuple[int, str]:
-    """GET the form for a CSRF token, then POST the fields (defaults: a valid review)."""
-    csrf = csrf_of(await form_page(http, daemon, token))
-    data = {"stars": "4", "title": "Good shoes", "text": "They fit well.", "name": "John S.",
-            "csrf": csrf, **fields}
-    status, text, _resp = await post(http, daemon, token, data)
-    return status, text
-
-
-def flip(token: str, index: int = 5) -> str:
-    char = "A" if token[index] != "A" else "B"
-    return token[:index] + char + token[index + 1:]
-
-
-def stored(daemon: Daemon) -> list[ReviewRow]:
-    return daemon.store.read(lambda q: q.list_reviews())
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- the review form ----------------------------------------------------------------------------
@@ -211,7 +151,7 @@ async def test_posting_the_form_stores_the_review_and_thanks_the_customer(
     assert "Thank you for your review!" in html
     assert "http://reviews.test/s/acme#review-" in html
     assert "Verified buyer" in html
-    [row] = stored(daemon)
+    [row] = stored_reviews(daemon)
     assert (row.stars, row.title, row.text, row.reviewer_name) == (
         4, "Good shoes", "Great fit.\nFast delivery.", "John S.")
     assert row.method == "manual"
@@ -233,7 +173,7 @@ async def test_a_second_post_edits_the_same_review_and_the_form_shows_it_again(
     status, html = await submit(http, daemon, inv.token, stars="2", text="Sole came off.")
     assert status == 200
     assert "Your review was updated" in html
-    [row] = stored(daemon)
+    [row] = stored_reviews(daemon)
     assert (row.stars, row.text) == (2, "Sole came off.")
 
 
@@ -244,14 +184,14 @@ async def test_an_answered_review_can_no_longer_be_changed(
     csrf = csrf_of(await form_page(http, daemon, inv.token))
     data = {"stars": "5", "title": "", "text": "Lovely.", "name": "J", "csrf": csrf}
     assert (await post(http, daemon, inv.token, data))[0] == 200
-    [row] = stored(daemon)
+    [row] = stored_reviews(daemon)
     now = daemon.clock.now()
     await daemon.store.write(lambda q: q.add_response(row.id, "Thanks", "agent@x", "agent",
                                                       now))
     status, html, _resp = await post(http, daemon, inv.token, {**data, "text": "Changed."})
     assert status == 409
     assert "already answered your review" in html
-    [row] = stored(daemon)
+    [row] = stored_reviews(daemon)
     assert row.text == "Lovely."
     async with http.get(f"{base(daemon)}/r/{inv.token}") as resp:
         assert resp.status == 200
@@ -276,7 +216,7 @@ async def test_forged_and_altered_tokens_get_a_friendly_404(
             assert resp.headers["Referrer-Policy"] == "no-referrer"
         status, _html, _resp = await post(http, daemon, token, {"stars": "5", "text": "xx"})
         assert status == 404
-    assert stored(daemon) == []
+    assert stored_reviews(daemon) == []
 
 
 async def test_cancelled_erased_and_year_old_invitations_get_410(
@@ -297,7 +237,7 @@ async def test_cancelled_erased_and_year_old_invitations_get_410(
     clock.advance(timedelta(days=366))
     async with http.get(f"{base(daemon)}/r/{old.token}") as resp:
         assert resp.status == 410
-    assert stored(daemon) == []
+    assert stored_reviews(daemon) == []
 
 
 async def test_a_missing_wrong_or_stale_csrf_token_is_refused_and_nothing_is_stored(
@@ -323,7 +263,7 @@ async def test_a_missing_wrong_or_stale_csrf_token_is_refused_and_nothing_is_sto
     clock.advance(timedelta(hours=24, seconds=1))
     status, _html, _resp = await post(http, daemon, token, {**data, "csrf": good})
     assert status == 403
-    assert stored(daemon) == []
+    assert stored_reviews(daemon) == []
 
 
 async def test_invalid_input_is_explained_next_to_each_field_and_kept(
@@ -352,7 +292,7 @@ async def test_invalid_input_is_explained_next_to_each_field_and_kept(
     assert name["value"] == "Jo & <b>Jo</b>" and "aria-invalid" not in name
     assert "&lt;b&gt;Jo&lt;/b&gt;" in html
     assert page.find("a", href="#stars-1") and page.find("a", href="#text")
-    assert stored(daemon) == []
+    assert stored_reviews(daemon) == []
     status, html = await submit(http, daemon, inv.token, text="x")
     assert status == 400
     assert f"at least {reviews.MIN_TEXT} characters" in html
@@ -616,7 +556,7 @@ async def test_a_failure_shows_a_friendly_page_and_a_failing_wake_up_loses_nothi
     daemon.web.on_review = broken
     status, html = await submit(http, daemon, inv.token)
     assert status == 200 and "Thank you" in html
-    assert len(stored(daemon)) == 1
+    assert len(stored_reviews(daemon)) == 1
 
     async def failing(token: str) -> tuple[None, None]:
         raise RuntimeError("disk on fire")

@@ -17,12 +17,11 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits, client_address
-from mailrelay.services import invitations
-from mailrelay.store import InvitationRow
 
 from .conftest import BASE_CONFIG, second_shop
-from .test_web_reviews import base, csrf_of, flip, form_page, stored
+from .web_forms import base, csrf_of, flip, form_page, invite, stored_reviews
 
+KIM = "Kim Customer"
 SECOND_SHOP = second_shop(**{"from": "Bolt Bikes <hello@bolt.example>"},
                           agents=["team@bolt.example"], timezone="Europe/Berlin", locale="de")
 
@@ -38,47 +37,18 @@ def two_shop_config(tmp_path: Path, proxies: str | None) -> Config:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def start(tmp_path: Path, proxies: str | None) -> Daemon:
-    daemon = Daemon(two_shop_config(tmp_path, proxies), FrozenClock())
-    await daemon.__aenter__()
-    return daemon
-
-
-@pytest.fixture
 async def direct(tmp_path: Path) -> AsyncIterator[Daemon]:
     """No trusted proxies: the socket address is the client, whatever a header says."""
-    daemon = await start(tmp_path, None)
-    try:
+    async with Daemon(two_shop_config(tmp_path, None), FrozenClock()) as daemon:
         yield daemon
-    finally:
-        await daemon.__aexit__(None, None, None)
 
 
 @pytest.fixture
 async def proxied(tmp_path: Path) -> AsyncIterator[Daemon]:
     """Behind a reverse proxy on loopback that is trusted."""
-    daemon = await start(tmp_path, '["127.0.0.1/32", "::1/128"]')
-    try:
+    async with Daemon(two_shop_config(tmp_path, '["127.0.0.1/32", "::1/128"]'),
+                      FrozenClock()) as daemon:
         yield daemon
-    finally:
-        await daemon.__aexit__(None, None, None)
-
-
-async def invite(daemon: Daemon, shop_id: str, email: str) -> InvitationRow:
-    shop = daemon.config.shop(shop_id)
-    assert shop is not None
-    now = daemon.clock.now()
-    decision = await daemon.store.write(lambda q: invitations.invite_manually(
-        q, shop, daemon.web.signer, now, email=email, name="Kim Customer"))
-    assert decision.invitation_id is not None, decision
-    row = daemon.store.read(lambda q: q.get_invitation(decision.invitation_id or 0))
-    assert row is not None
-    return row
 
 
 async def post(http: aiohttp.ClientSession, daemon: Daemon, token: str, data: Any = None, *,
@@ -99,6 +69,12 @@ async def review(http: aiohttp.ClientSession, daemon: Daemon, token: str,
     return await post(http, daemon, token, data, via=via)
 
 
+async def ann_and_ben(daemon: Daemon) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ann's invitation at acme and Ben's at bolt."""
+    return (await invite(daemon, "ann@example.com", KIM, shop_id="acme"),
+            await invite(daemon, "ben@example.org", KIM, shop_id="bolt"))
+
+
 # --- rate limits and X-Forwarded-For ----------------------------------------------------------
 
 
@@ -106,8 +82,7 @@ async def test_forged_tokens_from_behind_an_untrusted_proxy_never_lock_out_custo
     direct: Daemon, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    acme = await invite(direct, "acme", "ann@example.com")
-    bolt = await invite(direct, "bolt", "ben@example.org")
+    acme, bolt = await ann_and_ben(direct)
     statuses = []
     for n in range(40):
         # A new X-Forwarded-For each time buys nothing: the peer is not a trusted proxy.
@@ -119,7 +94,7 @@ async def test_forged_tokens_from_behind_an_untrusted_proxy_never_lock_out_custo
     assert (await review(http, direct, acme.token))[0] == 200
     status, html = await review(http, direct, bolt.token)
     assert status == 200 and "Vielen Dank" in html
-    assert sorted(r.shop for r in stored(direct)) == ["acme", "bolt"]
+    assert sorted(r.shop for r in stored_reviews(direct)) == ["acme", "bolt"]
     messages = [r.getMessage() for r in caplog.records]
     assert "X-Forwarded-For from 127.0.0.1 ignored: not in [http] trusted_proxies" in messages
     limited = [m for m in messages if m.startswith("review form rate limit reached")]
@@ -130,8 +105,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
     proxied: Daemon, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
-    acme = await invite(proxied, "acme", "ann@example.com")
-    bolt = await invite(proxied, "bolt", "ben@example.org")
+    acme, bolt = await ann_and_ben(proxied)
     attacker = "203.0.113.9"
     for _ in range(30):
         assert (await post(http, proxied, flip(acme.token), {}, via=attacker))[0] == 404
@@ -154,8 +128,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
 async def test_a_valid_link_is_limited_by_its_own_budget_before_its_address(
     proxied: Daemon, http: aiohttp.ClientSession
 ) -> None:
-    acme = await invite(proxied, "acme", "ann@example.com")
-    bolt = await invite(proxied, "bolt", "ben@example.org")
+    acme, bolt = await ann_and_ben(proxied)
     for _ in range(10):
         assert (await post(http, proxied, acme.token, {"stars": "5"}, via="192.0.2.5"))[0] \
             == 403  # no CSRF field
@@ -163,9 +136,9 @@ async def test_a_valid_link_is_limited_by_its_own_budget_before_its_address(
     # Refused posts spent neither that link's address budget nor anybody else's.
     assert (await review(http, proxied, bolt.token, via="192.0.2.5"))[0] == 200
     for n in range(19):
-        other = await invite(proxied, "acme", f"c{n}@example.com")
+        other = await invite(proxied, f"c{n}@example.com", KIM, shop_id="acme")
         assert (await post(http, proxied, other.token, {}, via="192.0.2.5"))[0] == 403
-    late = await invite(proxied, "bolt", "late@example.org")
+    late = await invite(proxied, "late@example.org", KIM, shop_id="bolt")
     # 10 + 1 + 19 = 30 posts with real links from one client: its address budget is spent.
     assert (await post(http, proxied, late.token, {}, via="192.0.2.5"))[0] == 429
     assert (await review(http, proxied, late.token, via="192.0.2.6"))[0] == 200
@@ -230,17 +203,17 @@ ODD_STARS = ["²", "٣", "9" * 5000, "1e3", "-1", "0", "6", "", " ", "4.5", "0x3
 async def test_odd_star_values_get_400_with_the_forms_message(
     direct: Daemon, http: aiohttp.ClientSession, stars: str
 ) -> None:
-    acme = await invite(direct, "acme", "ann@example.com")
+    acme = await invite(direct, "ann@example.com", KIM, shop_id="acme")
     status, html = await review(http, direct, acme.token, stars=stars)
     assert status == 400
     assert "Please choose from 1 to 5 stars." in html
-    assert "Traceback" not in html and stored(direct) == []
+    assert "Traceback" not in html and stored_reviews(direct) == []
 
 
 async def test_odd_input_on_a_german_form_is_explained_in_german(
     direct: Daemon, http: aiohttp.ClientSession
 ) -> None:
-    bolt = await invite(direct, "bolt", "ben@example.org")
+    bolt = await invite(direct, "ben@example.org", KIM, shop_id="bolt")
     status, html = await review(http, direct, bolt.token, stars="9" * 5000)
     assert status == 400 and "Bitte wählen Sie 1 bis 5 Sterne" in html
     status, html = await post(http, direct, bolt.token, b"stars=5&stars=1&text=\xff",
@@ -264,7 +237,7 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailrelay")
     for n, (label, content_type, make) in enumerate(NOT_OUR_FORM):
-        customer = await invite(direct, ("acme", "bolt")[n % 2], f"c{n}@example.com")
+        customer = await invite(direct, f"c{n}@example.com", KIM, shop_id=("acme", "bolt")[n % 2])
         csrf = csrf_of(await form_page(http, direct, customer.token)).encode()
         status, html = await post(http, direct, customer.token, make(csrf),
                                   headers={"Content-Type": content_type})
@@ -272,7 +245,7 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
         assert ("We could not read the form as it was sent" in html
                 or "Wir konnten das Formular" in html), label
         assert "Traceback" not in html
-    assert stored(direct) == []
+    assert stored_reviews(direct) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     refusals = [r.getMessage().partition(" review form refused: ")[2] for r in caplog.records]
     assert {"stars given 2 times", "csrf given 2 times", "text sent as a file or binary part",
@@ -280,14 +253,14 @@ async def test_bodies_that_are_not_our_form_get_400_and_nothing_is_stored(
             "unreadable body (HTTPRequestEntityTooLarge)",
             "not a form (Content-Type 'application/json')"} <= set(refusals)
     # A well-formed multipart form is still a form.
-    acme = await invite(direct, "acme", "ann@example.com")
+    acme = await invite(direct, "ann@example.com", KIM, shop_id="acme")
     csrf = csrf_of(await form_page(http, direct, acme.token)).encode()
     body = multipart("ok", field("stars", b"4"), field("csrf", csrf),
                      field("text", "Passt gut, danke schön.".encode()))
     status, _html = await post(http, direct, acme.token, body,
                                headers={"Content-Type": "multipart/form-data; boundary=ok"})
     assert status == 200
-    [saved] = stored(direct)
+    [saved] = stored_reviews(direct)
     assert (saved.stars, saved.text) == (4, "Passt gut, danke schön.")
 
 
