@@ -14,9 +14,9 @@ from mailrelay.cli.resources import (
     load_signer,
     open_store,
     print_listing,
-    subcommand_config,
     write_or_fail,
 )
+from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationStatus, OutboxStatus
@@ -68,14 +68,9 @@ def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str
     click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
 
 
-@invitations.command("send-now")
-@config_option
-@click.argument("invitation_id", type=int)
-@click.pass_context
-@user_errors
-def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
+@row_command(invitations, "send-now", "invitation_id", read_secrets=True)
+def invitations_send_now(config: Config, invitation_id: int) -> None:
     """Send one scheduled invitation now, ignoring its due time and sending hours."""
-    config = subcommand_config(ctx, config_path, read_secrets=True)
     signer = load_signer(config)
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:

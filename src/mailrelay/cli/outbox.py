@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import load_config, print_listing, subcommand_config, write_or_fail
+from mailrelay.cli.resources import load_config, print_listing, write_or_fail
+from mailrelay.cli.subcommands import row_command
+from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import OutboxStatus
 
@@ -34,14 +36,9 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
                   OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient})
 
 
-@outbox.command("retry")
-@config_option
-@click.argument("outbox_id", type=int)
-@click.pass_context
-@user_errors
-def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -> None:
+@row_command(outbox, "retry", "outbox_id")
+def outbox_retry(config: Config, outbox_id: int) -> None:
     """Queue a failed message again, due now (the running daemon sends it within a minute)."""
-    config = subcommand_config(ctx, config_path)
     now = SystemClock().now()
     write_or_fail(config, lambda q: q.retry_mail(outbox_id, now),
                   f"outbox message {outbox_id} is not failed or queued")

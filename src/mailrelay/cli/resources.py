@@ -32,12 +32,6 @@ def load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
         ) from exc
 
 
-def subcommand_config(ctx: click.Context, path: Path | None, *,
-                      read_secrets: bool = False) -> Config:
-    """The config of a subcommand: its own --config, else the one given to its group."""
-    return load_config(path or ctx.obj.get("config_path"), read_secrets=read_secrets)
-
-
 def output_format(fmt: str | None) -> str:
     if fmt:
         return fmt

@@ -18,9 +18,10 @@ from mailrelay.cli.resources import (
     open_store,
     output_format,
     print_listing,
-    subcommand_config,
     write_or_fail,
 )
+from mailrelay.cli.subcommands import row_command
+from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import localize, render
 from mailrelay.store import Queries
@@ -76,16 +77,10 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
         tag=tag, search=search, since=start, until=stop), REVIEW_FIELDS, fmt)
 
 
-@reviews.command("show")
-@config_option
-@click.argument("review_id", type=int)
+@row_command(reviews, "show", "review_id")
 @format_option
-@click.pass_context
-@user_errors
-def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
-                 fmt: str | None) -> None:
+def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     """One review with its response history, internal notes and customer context."""
-    config = subcommand_config(ctx, config_path)
     with open_store(config) as store:
         def gather(q: Queries) -> dict[str, Any] | None:
             review = q.get_review(review_id)
@@ -138,14 +133,9 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
 
 
-@reviews.command("unreport")
-@config_option
-@click.argument("review_id", type=int)
-@click.pass_context
-@user_errors
-def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
+@row_command(reviews, "unreport", "review_id")
+def reviews_unreport(config: Config, review_id: int) -> None:
     """Show a reported review on the public page again."""
-    config = subcommand_config(ctx, config_path)
     write_or_fail(config, lambda q: q.unreport_review(review_id),
                   f"review {review_id} is not reported (or does not exist)")
     click.echo(f"review {review_id} is public again")

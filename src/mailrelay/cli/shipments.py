@@ -8,12 +8,7 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import (
-    known_shop,
-    load_config,
-    output_format,
-    print_listing,
-)
+from mailrelay.cli.resources import known_shop, load_config, output_format, print_listing
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.output import render
 from mailrelay.parsing import parse_trigger
