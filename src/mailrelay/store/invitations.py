@@ -37,6 +37,7 @@ _DECISION_FACTS = (
 #: The columns of `invitations` in `InvitationRow` order: SELECT them, then `InvitationRow(*row)`.
 _INVITATION_FIELDS = tuple(f.name for f in fields(InvitationRow))
 INVITATION_COLUMNS = ", ".join(_INVITATION_FIELDS)
+_SELECT_INVITATION = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE "  # noqa: S608
 #: Invitations with their shipment's products, to render; the caller adds the condition.
 _SELECT_DUE = (
     "SELECT "  # noqa: S608 - our own constant, no input
@@ -73,12 +74,12 @@ class InvitationQueries(Bound):
         return int(self.conn.execute(
             "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
 
-    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None:
-        row = self.conn.execute(
-            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND reference = ?",  # noqa: S608
-            (shop, reference),
-        ).fetchone()
+    def _one_invitation(self, condition: str, params: tuple[object, ...]) -> InvitationRow | None:
+        row = self.conn.execute(_SELECT_INVITATION + condition, params).fetchone()
         return InvitationRow(*row) if row else None
+
+    def invitation_for_reference(self, shop: str, reference: str) -> InvitationRow | None:
+        return self._one_invitation("shop = ? AND reference = ?", (shop, reference))
 
     def insert_invitation(self, new: NewInvitation) -> int:
         row: dict[str, Any] = {} if new.id is None else {"id": new.id}
@@ -91,23 +92,15 @@ class InvitationQueries(Bound):
         return self._insert("invitations", row)
 
     def get_invitation(self, invitation_id: int) -> InvitationRow | None:
-        row = self.conn.execute(
-            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?",  # noqa: S608
-            (invitation_id,),
-        ).fetchone()
-        return InvitationRow(*row) if row else None
+        return self._one_invitation("id = ?", (invitation_id,))
 
     def invitation_by_token(self, token: str) -> InvitationRow | None:
-        row = self.conn.execute(
-            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE token = ?",  # noqa: S608
-            (token,),
-        ).fetchone()
-        return InvitationRow(*row) if row else None
+        return self._one_invitation("token = ?", (token,))
 
     def scheduled_invitations(
         self, shop: str, reference: str | None = None, email: str | None = None
     ) -> list[InvitationRow]:
-        sql = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE shop = ? AND status = ?"  # noqa: S608
+        sql = _SELECT_INVITATION + "shop = ? AND status = ?"
         args: list[Any] = [shop, InvitationStatus.SCHEDULED]
         if reference is not None:
             sql += " AND reference = ?"
