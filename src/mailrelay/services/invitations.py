@@ -301,7 +301,7 @@ class PendingMail:
     mail: RenderedMail
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Inviter(MailProducer):
     """Turns due invitations and reminders into outbox rows."""
 

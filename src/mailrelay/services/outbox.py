@@ -17,9 +17,10 @@ from mailrelay.render import RenderedMail, Templates
 from mailrelay.store import NewMail, Queries, Store
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class MailProducer:
-    """What a service that renders mail into the outbox in batches works with."""
+    """What a service that renders mail into the outbox in batches works with (identity
+    equality and the plain object repr, as before it was a dataclass)."""
 
     config: Config
     store: Store
