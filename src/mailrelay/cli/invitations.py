@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import load_config, load_signer, open_store, print_rows
+from mailrelay.cli.resources import (
+    load_config,
+    load_signer,
+    open_store,
+    print_listing,
+    write_or_fail,
+)
+from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationStatus, OutboxStatus
@@ -41,10 +47,8 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     ctx.obj = {"config_path": config_path, "shop_id": shop_id}
     if ctx.invoked_subcommand is not None:
         return
-    config = load_config(config_path)
-    with open_store(config) as store:
-        rows = store.read(lambda q: q.list_invitations(status=status, shop=shop_id))
-    print_rows(config, [asdict(row) for row in rows], INVITATION_FIELDS, fmt)
+    print_listing(load_config(config_path),
+                  lambda q: q.list_invitations(status=status, shop=shop_id), INVITATION_FIELDS, fmt)
 
 
 @invitations.command("cancel")
@@ -56,25 +60,17 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
 def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str,
                        shop_id: str | None) -> None:
     """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
-    config = load_config(config_path or ctx.obj.get("config_path"))
+    config = subcommand_config(ctx, config_path)
     shop_id = shop_id or ctx.obj.get("shop_id")
-    with open_store(config) as store:
-        done = store.write_sync(
-            lambda q: cancel_target(q, config, target, shop_id, "cancelled by operator")
-        )
-    if not done:
-        raise click.ClickException(f"no scheduled invitation matches {target!r}")
+    done = write_or_fail(
+        config, lambda q: cancel_target(q, config, target, shop_id, "cancelled by operator"),
+        f"no scheduled invitation matches {target!r}")
     click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
 
 
-@invitations.command("send-now")
-@config_option
-@click.argument("invitation_id", type=int)
-@click.pass_context
-@user_errors
-def invitations_send_now(ctx: click.Context, config_path: Path | None, invitation_id: int) -> None:
+@row_command(invitations, "send-now", "invitation_id", read_secrets=True)
+def invitations_send_now(config: Config, invitation_id: int) -> None:
     """Send one scheduled invitation now, ignoring its due time and sending hours."""
-    config = load_config(config_path or ctx.obj.get("config_path"), read_secrets=True)
     signer = load_signer(config)
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import load_config, open_store, print_rows
+from mailrelay.cli.resources import load_config, print_listing, write_or_fail
+from mailrelay.cli.subcommands import row_command
+from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import OutboxStatus
 
@@ -29,25 +31,15 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    config = load_config(config_path)
-    with open_store(config) as store:
-        rows = store.read(lambda q: q.list_mail(OutboxStatus.FAILED if failed else None,
-                                                shop=shop_id))
-    print_rows(config, [{**asdict(row), "to": row.recipient} for row in rows], OUTBOX_FIELDS,
-               fmt)
+    print_listing(load_config(config_path),
+                  lambda q: q.list_mail(OutboxStatus.FAILED if failed else None, shop=shop_id),
+                  OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient})
 
 
-@outbox.command("retry")
-@config_option
-@click.argument("outbox_id", type=int)
-@click.pass_context
-@user_errors
-def outbox_retry(ctx: click.Context, config_path: Path | None, outbox_id: int) -> None:
+@row_command(outbox, "retry", "outbox_id")
+def outbox_retry(config: Config, outbox_id: int) -> None:
     """Queue a failed message again, due now (the running daemon sends it within a minute)."""
-    config = load_config(config_path or ctx.obj.get("config_path"))
     now = SystemClock().now()
-    with open_store(config) as store:
-        done = store.write_sync(lambda q: q.retry_mail(outbox_id, now))
-    if not done:
-        raise click.ClickException(f"outbox message {outbox_id} is not failed or queued")
+    write_or_fail(config, lambda q: q.retry_mail(outbox_id, now),
+                  f"outbox message {outbox_id} is not failed or queued")
     click.echo(f"outbox message {outbox_id} queued again")

@@ -5,8 +5,10 @@ the chosen output format. Each failure is a one-line click error.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -14,7 +16,9 @@ from mailrelay.config import Config, ShopConfig, load, locate
 from mailrelay.core.errors import ConfigError, StoreError
 from mailrelay.core.output import localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
-from mailrelay.store import Store
+from mailrelay.store import Queries, Store
+
+T = TypeVar("T")
 
 
 def load_config(path: Path | None, *, read_secrets: bool = False) -> Config:
@@ -60,3 +64,21 @@ def print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ..
                 fmt: str | None) -> None:
     tzs = {s.id: s.timezone for s in config.shops}
     click.echo(render(localize(rows, tzs), fields, output_format(fmt)))
+
+
+def print_listing(config: Config, query: Callable[[Queries], Sequence[Any]],
+                  fields: tuple[str, ...], fmt: str | None,
+                  as_dict: Callable[[Any], dict[str, Any]] = asdict) -> None:
+    """Read rows (dataclasses) on one snapshot and print them in the chosen format."""
+    with open_store(config) as store:
+        rows = store.read(query)
+    print_rows(config, [as_dict(row) for row in rows], fields, fmt)
+
+
+def write_or_fail(config: Config, work: Callable[[Queries], T], failure: str) -> T:
+    """Run `work` in one write transaction; a click error saying `failure` when it did nothing."""
+    with open_store(config) as store:
+        done = store.write_sync(work)
+    if not done:
+        raise click.ClickException(failure)
+    return done

@@ -12,7 +12,16 @@ from typing import Any, BinaryIO
 import click
 
 from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
-from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
+from mailrelay.cli.resources import (
+    known_shop,
+    load_config,
+    open_store,
+    output_format,
+    print_listing,
+    write_or_fail,
+)
+from mailrelay.cli.subcommands import row_command
+from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import localize, render
 from mailrelay.store import Queries
@@ -63,23 +72,15 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     window = _stars_range(stars)
     start = parse_when(since, now, tz) if since else None
     stop = parse_when(until, now, tz, end=True) if until else None
-    with open_store(config) as store:
-        rows = store.read(lambda q: q.list_reviews(
-            shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
-            tag=tag, search=search, since=start, until=stop))
-    print_rows(config, [asdict(row) for row in rows], REVIEW_FIELDS, fmt)
+    print_listing(config, lambda q: q.list_reviews(
+        shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
+        tag=tag, search=search, since=start, until=stop), REVIEW_FIELDS, fmt)
 
 
-@reviews.command("show")
-@config_option
-@click.argument("review_id", type=int)
+@row_command(reviews, "show", "review_id")
 @format_option
-@click.pass_context
-@user_errors
-def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
-                 fmt: str | None) -> None:
+def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     """One review with its response history, internal notes and customer context."""
-    config = load_config(config_path or ctx.obj.get("config_path"))
     with open_store(config) as store:
         def gather(q: Queries) -> dict[str, Any] | None:
             review = q.get_review(review_id)
@@ -132,18 +133,11 @@ def reviews_show(ctx: click.Context, config_path: Path | None, review_id: int,
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
 
 
-@reviews.command("unreport")
-@config_option
-@click.argument("review_id", type=int)
-@click.pass_context
-@user_errors
-def reviews_unreport(ctx: click.Context, config_path: Path | None, review_id: int) -> None:
+@row_command(reviews, "unreport", "review_id")
+def reviews_unreport(config: Config, review_id: int) -> None:
     """Show a reported review on the public page again."""
-    config = load_config(config_path or ctx.obj.get("config_path"))
-    with open_store(config) as store:
-        done = store.write_sync(lambda q: q.unreport_review(review_id))
-    if not done:
-        raise click.ClickException(f"review {review_id} is not reported (or does not exist)")
+    write_or_fail(config, lambda q: q.unreport_review(review_id),
+                  f"review {review_id} is not reported (or does not exist)")
     click.echo(f"review {review_id} is public again")
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import known_shop, load_config, open_store, output_format, print_rows
+from mailrelay.cli.resources import known_shop, load_config, output_format, print_listing
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.output import render
 from mailrelay.parsing import parse_trigger
@@ -69,7 +68,5 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
 def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
               fmt: str | None) -> None:
     """List received shipments with the reason each did or did not yield an invitation."""
-    config = load_config(config_path)
-    with open_store(config) as store:
-        rows = store.read(lambda q: q.list_shipments(status=status, shop=shop_id))
-    print_rows(config, [asdict(row) for row in rows], SHIPMENT_FIELDS, fmt)
+    print_listing(load_config(config_path),
+                  lambda q: q.list_shipments(status=status, shop=shop_id), SHIPMENT_FIELDS, fmt)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
-from typing import Any
+from typing import Any, TypeVar
 
 from mailrelay.core.models import Product
 
@@ -18,6 +19,8 @@ from .decoding import clean_text
 from .defects import Defects
 from .message import Bodies
 from .references import clean_reference
+
+T = TypeVar("T")
 
 #: A preferredSendTime after this year is a template error, not a plan.
 _LAST_SEND_YEAR = 2999
@@ -150,17 +153,27 @@ def _parse_send_time(value: str, defects: Defects) -> datetime | None:
     return when
 
 
-def _read_tags(value: Any, defects: Defects) -> tuple[str, ...]:
+def _list_items(
+    value: Any, defects: Defects, name: str, kind: type[T], kind_word: str
+) -> Iterator[T]:
+    """The entries of the block list `name`s that are a `kind`; a defect for each other one.
+
+    Lazy, so the defects keep their order with those the caller adds per entry."""
     if value is None:
-        return ()
+        return
     if not isinstance(value, list):
-        defects.add(f"block: tags should be a list, got {type(value).__name__}")
-        return ()
-    tags: list[str] = []
+        defects.add(f"block: {name}s should be a list, got {type(value).__name__}")
+        return
     for item in value:
-        if not isinstance(item, str):
-            defects.add(f"block: tag should be a string, got {type(item).__name__}")
-            continue
+        if isinstance(item, kind):
+            yield item
+        else:
+            defects.add(f"block: {name} should be {kind_word}, got {type(item).__name__}")
+
+
+def _read_tags(value: Any, defects: Defects) -> tuple[str, ...]:
+    tags: list[str] = []
+    for item in _list_items(value, defects, "tag", str, "a string"):
         tag = clean_text(item)
         if tag is not None and tag not in tags:
             tags.append(tag)
@@ -178,16 +191,8 @@ _PRODUCT_KEYS = {
 
 
 def _read_products(value: Any, defects: Defects) -> tuple[Product, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        defects.add(f"block: products should be a list, got {type(value).__name__}")
-        return ()
     products: list[Product] = []
-    for item in value:
-        if not isinstance(item, dict):
-            defects.add(f"block: product should be an object, got {type(item).__name__}")
-            continue
+    for item in _list_items(value, defects, "product", dict, "an object"):
         values: dict[str, str | None] = {}
         for key, attr in _PRODUCT_KEYS.items():
             text = clean_text(_block_string(item, key, defects, number=key in {"sku", "gtin"}))

@@ -10,14 +10,13 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, time, timedelta
 from functools import partial
 
 import jinja2
 
 from mailrelay.config import Config, ShopConfig
-from mailrelay.core.clock import Clock
 from mailrelay.core.models import (
     Decision,
     InvitationMethod,
@@ -28,9 +27,9 @@ from mailrelay.core.models import (
 )
 from mailrelay.core.tokens import REVIEW, TokenSigner
 from mailrelay.parsing import normalize_address
-from mailrelay.render import InvitationView, RenderedMail, Templates, invitation_mail
+from mailrelay.render import InvitationView, RenderedMail, invitation_mail
 from mailrelay.services.links import review_url, unsubscribe_url
-from mailrelay.services.outbox import enqueue_mail
+from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
     SUPPRESSION_TEXT,
     DueInvitation,
@@ -38,7 +37,6 @@ from mailrelay.store import (
     NewInvitation,
     OutboxRow,
     Queries,
-    Store,
     to_iso,
 )
 
@@ -303,18 +301,13 @@ class PendingMail:
     mail: RenderedMail
 
 
-class Inviter:
+@dataclass(eq=False, repr=False)
+class Inviter(MailProducer):
     """Turns due invitations and reminders into outbox rows."""
 
-    def __init__(self, config: Config, store: Store, templates: Templates, signer: TokenSigner,
-                 clock: Clock, *, batch_size: int = 500) -> None:
-        self.config = config
-        self.store = store
-        self.templates = templates
-        self.signer = signer
-        self.clock = clock
-        self.batch_size = batch_size
-        self.unrenderable: list[tuple[int, OutboxKind, str]] = []
+    _: KW_ONLY
+    batch_size: int = 500
+    unrenderable: list[tuple[int, OutboxKind, str]] = field(default_factory=list, init=False)
 
     async def queue_due(self, max_batches: int | None = None) -> int:
         """Render and store due invitations and reminders; returns how many were queued.

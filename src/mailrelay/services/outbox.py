@@ -1,18 +1,34 @@
-"""How a rendered message enters the outbox: its one row, with the VERP envelope sender.
-
-Shared by every service that sends mail; delivery takes it from there.
+"""How a rendered message enters the outbox: its one row, with the VERP envelope sender, and
+what every service that renders mail in batches holds. Delivery takes it from there.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
-from mailrelay.config import ShopConfig
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import Clock
 from mailrelay.core.models import OutboxKind
 from mailrelay.core.routing import unsigned_bounce_address
-from mailrelay.render import RenderedMail
-from mailrelay.store import NewMail, Queries
+from mailrelay.core.tokens import TokenSigner
+from mailrelay.render import RenderedMail, Templates
+from mailrelay.store import NewMail, Queries, Store
+
+
+@dataclass(eq=False, repr=False)
+class MailProducer:
+    """What a service that renders mail into the outbox in batches works with (identity
+    equality and the plain object repr, as before it was a dataclass)."""
+
+    config: Config
+    store: Store
+    templates: Templates
+    signer: TokenSigner
+    clock: Clock
+    _: KW_ONLY
+    batch_size: int = 100
 
 
 def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,

@@ -15,23 +15,21 @@ from typing import Any
 
 import jinja2
 
-from mailrelay.config import Config, ShopConfig
-from mailrelay.core.clock import Clock
+from mailrelay.config import ShopConfig
 from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
 from mailrelay.core.routing import reply_address
-from mailrelay.core.tokens import REPLY, TokenSigner
+from mailrelay.core.tokens import REPLY
 from mailrelay.render import (
     RenderedMail,
     ResponseView,
     ReviewView,
-    Templates,
     TicketView,
     auto_response_text,
     response_mail,
     ticket_mail,
 )
 from mailrelay.services.links import public_url
-from mailrelay.services.outbox import enqueue_mail
+from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
     CustomerContext,
     InvitationRow,
@@ -40,7 +38,6 @@ from mailrelay.store import (
     ReviewRow,
     ReviewText,
     ShipmentRow,
-    Store,
 )
 
 log = logging.getLogger("mailrelay.reviews")  # the name operators filter on
@@ -172,17 +169,8 @@ class TicketBatch:
     customer_mail: RenderedMail | None
 
 
-class Reviewer:
+class Reviewer(MailProducer):
     """Turns new (or edited) reviews into tickets, and answers positive ones when configured."""
-
-    def __init__(self, config: Config, store: Store, templates: Templates, signer: TokenSigner,
-                 clock: Clock, *, batch_size: int = 100) -> None:
-        self.config = config
-        self.store = store
-        self.templates = templates
-        self.signer = signer
-        self.clock = clock
-        self.batch_size = batch_size
 
     async def queue_tickets(self) -> int:
         """Render and store tickets for every review waiting for one; returns reviews handled."""
