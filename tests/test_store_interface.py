@@ -4,9 +4,13 @@ and the interface names every statement the SQLite store offers, so neither drif
 from __future__ import annotations
 
 import inspect
+from datetime import UTC, datetime
 from pathlib import Path
 
-from mailrelay.store import Queries, Store, interface
+import pytest
+
+from mailrelay.core.errors import DuplicateKey
+from mailrelay.store import NewReply, Queries, Store, interface
 
 #: What the SQLite classes have that the interface leaves out on purpose (SQLite's own).
 SQLITE_ONLY = {"conn"}
@@ -45,3 +49,19 @@ def test_the_sqlite_store_implements_the_backend_interface(tmp_path: Path) -> No
                 got = inspect.signature(getattr(Store, name))
                 assert list(got.parameters) == list(wanted.parameters), name
         assert store.finalize_erasure()
+
+
+def test_a_second_row_with_the_same_natural_key_raises_the_backend_neutral_duplicate_key(
+    tmp_path: Path,
+) -> None:
+    """Services catch DuplicateKey, never sqlite3's IntegrityError (import-linter forbids
+    sqlite3 outside the store), so a PostgreSQL backend raises the same error."""
+    reply = NewReply(received_at=datetime(2026, 12, 4, tzinfo=UTC), source="imap",
+                     dedupe_key="<r1@acme.example>", message_id="<r1@acme.example>",
+                     from_address="support@acme.example", review_id=None,
+                     outcome="rejected", reason="no key")
+    with Store(tmp_path / "relay.db") as store:
+        store.write_sync(lambda q: q.record_reply(reply))
+        with pytest.raises(DuplicateKey):
+            store.write_sync(lambda q: q.record_reply(reply))
+        assert store.read(lambda q: q.reply_outcome("<r1@acme.example>")) is not None

@@ -49,6 +49,16 @@ class StoreError(MailrelayError):
     """The store could not complete an operation."""
 
 
+
+class DuplicateKey(StoreError):
+    """A row with this natural key exists already (a Message-ID, an order reference): the
+    backend's unique constraint caught a race the checks before it could not see."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot write now (a full disk, an I/O error): not the data's fault, so
+    the work stays pending and is tried again later."""
+
 class ParseError(MailrelayError):
     """Input that cannot be interpreted; recorded as a defect, never a crash."""
 

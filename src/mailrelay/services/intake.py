@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,7 +18,7 @@ from typing import Protocol
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
-from mailrelay.core.errors import StoreError
+from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.core.models import (
     InvitationMethod,
     MessageKind,
@@ -175,7 +174,7 @@ def process_shipment(
     try:
         create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id,
                           invitation_id=inv_id)
-    except sqlite3.IntegrityError:
+    except DuplicateKey:
         # The (shop, reference) key caught a race the checks above could not see.
         status = ShipmentStatus.DUPLICATE
         reason = f"order reference {cand.reference} already invited"
@@ -389,9 +388,9 @@ class Intake:
         results = (await self.store.write(lambda q: [q.each(step) for step in steps],
                                           small=small, background=True, pure=True)
                    if steps else [])
-        transient: sqlite3.OperationalError | None = None
+        transient: StoreUnavailable | None = None
         for msg, result in zip(batch, results, strict=True):
-            if isinstance(result, sqlite3.OperationalError):
+            if isinstance(result, StoreUnavailable):
                 # A full disk or an I/O error is not the message's fault: it is not marked
                 # failed but left pending, and tried again after a pause (issue 10 §6).
                 transient = result

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, time, timedelta
@@ -17,6 +16,7 @@ from functools import partial
 import jinja2
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.models import (
     Decision,
     InvitationMethod,
@@ -163,7 +163,7 @@ def schedule(
     due = due_for(shop, cand, now, base=base, delay=delay)
     try:
         inv_id = create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id)
-    except sqlite3.IntegrityError:
+    except DuplicateKey:
         # The (shop, reference) key caught a race the checks above could not see.
         return Decision(
             ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited"

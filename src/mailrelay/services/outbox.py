@@ -4,12 +4,12 @@ what every service that renders mail in batches holds. Delivery takes it from th
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
+from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.models import OutboxKind
 from mailrelay.core.routing import unsigned_bounce_address
 from mailrelay.core.tokens import TokenSigner
@@ -41,5 +41,5 @@ def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedM
             envelope_from=unsigned_bounce_address(shop.reply_domain), subject=mail.subject,
             message_id=mail.message_id, raw=mail.raw, created_at=now, due_at=now,
             invitation_id=invitation_id, review_id=review_id))
-    except sqlite3.IntegrityError:
+    except DuplicateKey:
         return None

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import jinja2
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
+from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.mailauth import authenticated
 from mailrelay.core.models import AgentReply, OutboxKind
 from mailrelay.core.routing import address_matches, reply_key_in
@@ -264,7 +264,7 @@ class Replier:
             result = await self.store.write(
                 lambda q: self._apply(q, ctx, extraction, key, source, now,
                                       null_sender=null_sender, trusted=trusted))
-        except sqlite3.IntegrityError:
+        except DuplicateKey:
             return ReplyResult(ReplyOutcome.DUPLICATE, "processed concurrently", None, key)
         if result.refusal is not None:
             self.refused[result.refusal, "true" if result.notified else "false"] += 1

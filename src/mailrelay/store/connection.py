@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from mailrelay.core.errors import StoreError
+from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -69,13 +69,18 @@ class Bound:
         except Exception as exc:  # noqa: BLE001 - handed back to the caller
             self.conn.execute("ROLLBACK TO step")
             self.conn.execute("RELEASE step")
+            if isinstance(exc, sqlite3.OperationalError):  # the disk, not the data
+                return StoreUnavailable(str(exc))
             return exc
         self.conn.execute("RELEASE step")
         return result
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """INSERT one row; table and column names come from our code, never from input."""
-        cur = self.conn.execute(insert_sql(table, tuple(row)), tuple(row.values()))
+        try:
+            cur = self.conn.execute(insert_sql(table, tuple(row)), tuple(row.values()))
+        except sqlite3.IntegrityError as exc:  # callers see the backend-neutral error
+            raise DuplicateKey(f"{table}: {exc}") from exc
         if cur.lastrowid is None:
             raise StoreError(f"insert into {table} returned no row id")
         return cur.lastrowid

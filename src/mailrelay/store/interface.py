@@ -227,7 +227,7 @@ class ReplyStatements(Protocol):
     def reply_outcome(self, dedupe_key: str) -> ReplyRow | None: ...
 
     def record_reply(self, new: NewReply) -> int:
-        """Raises sqlite3.IntegrityError when this reply was processed before."""
+        """Raises DuplicateKey when this reply was processed before."""
 
     def ticket_recipient(self, message_id: str) -> tuple[int, str] | None:
         """(review id, agent) of a ticket we sent, found by its Message-ID."""

@@ -55,7 +55,7 @@ class ReplyQueries(Bound):
         return ReplyRow(*row) if row else None
 
     def record_reply(self, new: NewReply) -> int:
-        """Raises sqlite3.IntegrityError when this reply was processed before."""
+        """Raises DuplicateKey when this reply was processed before."""
         return self._insert("replies", {
             "received_at": to_iso(new.received_at), "source": new.source,
             "dedupe_key": new.dedupe_key, "message_id": new.message_id,
