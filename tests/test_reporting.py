@@ -18,6 +18,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
+from mailrelay.store import Store
 
 from .cli_runner import cli
 from .mailtools import send, settle, trigger
@@ -104,7 +105,7 @@ async def test_export_writes_one_row_per_review_with_its_response(
     assert [(r["stars"], r["response"]) for r in rows] == [("5", ""), ("2", "Sorry Bob")]
     assert rows[1]["customer_email"] == "bob.brook@example.com"
     assert rows[1]["method"] == "automatic" and rows[1]["reference"] == "2001"
-    assert rows[1]["reported"] == "False"
+    assert rows[1]["reported"] == "false"
     code, _ = cli(seeded, "export", "--since", "2026-09-01", "--until", "2026-10-31",
                   "-o", str(target), "--format", "json")
     assert len(json.loads(target.read_text())) == 2
@@ -120,6 +121,28 @@ async def test_export_to_standard_output_gives_the_bytes_a_file_gets(
     result = CliRunner().invoke(main, ["export", *span, "-o", "-", "--config", str(seeded.source)])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes == target.read_bytes()
+
+
+async def test_export_needs_no_options_and_writes_lists_and_booleans_plainly(
+    seeded: Config,
+) -> None:
+    with Store(seeded.store.path) as store:
+        now = datetime(2026, 10, 9, tzinfo=UTC)
+        store.write_sync(lambda q: [q.add_tag(1, tag, now) for tag in ("late", "box")])
+        store.write_sync(lambda q: q.report_review(2, "abuse", now))
+    result = CliRunner().invoke(main, ["export", "--config", str(seeded.source)])
+    assert result.exit_code == 0, result.output  # all time, to standard output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["id"], r["tags"], r["reported"]) for r in rows] == [
+        ("1", "box;late", "false"), ("2", "", "true")]
+    code, out = cli(seeded, "export", "--until", "today", "--shop", "acme", "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [(r["tags"], r["reported"]) for r in data] == [(["box", "late"], False), ([], True)]
+    code, out = cli(seeded, "export", "--since", "today", "--until", "today")
+    assert code == 0 and out.splitlines() == [out.splitlines()[0]]  # the header, no review
+    code, out = cli(seeded, "reviews", "--format", "csv")
+    assert "box;late" in out and ",false," in out and ",true," in out
 
 
 def live_text(config: Config) -> str:
