@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from mailrelay.config import Config
 from mailrelay.store import Queries, Store
 from mailrelay.store.rows import NewInvitation, NewReview, ReviewText
 
-from .cli_runner import cli
+from .cli_runner import cli, run
 from .conftest import ConfigFactory, second_shop
 
 START = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
@@ -137,3 +138,16 @@ def test_stats_as_a_table_say_what_each_figure_counts(two_shops: Config) -> None
     assert "automatic responses: 2 (not counted as responses)" in acme
     assert "conversion: 50.0% (1 review from 2 invitations sent)" in bolt
     assert "response rate: 0.0%   median first response: -" in bolt
+
+
+def test_the_readme_and_the_help_say_what_every_figure_and_export_option_means() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    stats_help = run("stats", "--help").output
+    for field in ACME:
+        assert f"`{field}`" in readme, field
+        assert field in " ".join(stats_help.split()), field
+    export_help = " ".join(run("export", "--help").output.split())
+    for words in ("[default: all time]", "'today'", "[default: -]", "joined with ';'",
+                  "true/false"):
+        assert words in export_help, words
+    assert "export` writes every review" in readme and "accept `today`" in readme
