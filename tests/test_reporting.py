@@ -18,6 +18,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
+from mailrelay.store import Store
 
 from .cli_runner import cli
 from .mailtools import send, settle, trigger
@@ -69,11 +70,15 @@ EXPECTED = {
     "shipments": {"duplicate": 1, "rejected": 1, "scheduled": 3},
     "invitations_sent": 3,
     "reviews": 2,
+    "reviews_by_method": {"automatic": 2, "manual": 0, "link": 0},
+    "reviews_from_invitations": 2,
     "conversion": 0.6667,
     "stars": {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1},
     "average": 3.5,
     "response_rate": 0.5,
     "median_first_response_s": 7200.0,
+    "auto_responses": 0,
+    "reviews_hidden": 0,
 }
 
 
@@ -100,7 +105,7 @@ async def test_export_writes_one_row_per_review_with_its_response(
     assert [(r["stars"], r["response"]) for r in rows] == [("5", ""), ("2", "Sorry Bob")]
     assert rows[1]["customer_email"] == "bob.brook@example.com"
     assert rows[1]["method"] == "automatic" and rows[1]["reference"] == "2001"
-    assert rows[1]["reported"] == "False"
+    assert rows[1]["reported"] == "false"
     code, _ = cli(seeded, "export", "--since", "2026-09-01", "--until", "2026-10-31",
                   "-o", str(target), "--format", "json")
     assert len(json.loads(target.read_text())) == 2
@@ -116,6 +121,28 @@ async def test_export_to_standard_output_gives_the_bytes_a_file_gets(
     result = CliRunner().invoke(main, ["export", *span, "-o", "-", "--config", str(seeded.source)])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes == target.read_bytes()
+
+
+async def test_export_needs_no_options_and_writes_lists_and_booleans_plainly(
+    seeded: Config,
+) -> None:
+    with Store(seeded.store.path) as store:
+        now = datetime(2026, 10, 9, tzinfo=UTC)
+        store.write_sync(lambda q: [q.add_tag(1, tag, now) for tag in ("late", "box")])
+        store.write_sync(lambda q: q.report_review(2, "abuse", now))
+    result = CliRunner().invoke(main, ["export", "--config", str(seeded.source)])
+    assert result.exit_code == 0, result.output  # all time, to standard output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["id"], r["tags"], r["reported"]) for r in rows] == [
+        ("1", "box;late", "false"), ("2", "", "true")]
+    code, out = cli(seeded, "export", "--until", "today", "--shop", "acme", "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [(r["tags"], r["reported"]) for r in data] == [(["box", "late"], False), ([], True)]
+    code, out = cli(seeded, "export", "--since", "today", "--until", "today")
+    assert code == 0 and out.splitlines() == [out.splitlines()[0]]  # the header, no review
+    code, out = cli(seeded, "reviews", "--format", "csv")
+    assert "box;late" in out and ",false," in out and ",true," in out
 
 
 def live_text(config: Config) -> str:
@@ -145,7 +172,13 @@ async def test_forget_leaves_no_trace_of_the_person_and_keeps_the_counts(
     assert "bob brook" not in text and "review text by bob" not in text
     assert "ann.able@example.com" in text  # nobody else is touched
     code, out = cli(seeded, "stats", "--format", "json")
-    assert json.loads(out)[0] == EXPECTED
+    # Bob's review is left out as on the public page (SPEC "Operators (issue 9)"), counted
+    # as hidden; the shipments and invitations stay counted.
+    assert json.loads(out)[0] == EXPECTED | {
+        "reviews": 1, "reviews_by_method": {"automatic": 1, "manual": 0, "link": 0},
+        "reviews_from_invitations": 1, "conversion": 0.3333,
+        "stars": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 1}, "average": 5.0,
+        "response_rate": 0.0, "median_first_response_s": None, "reviews_hidden": 1}
     code, out = cli(seeded, "invite", "--shop", "acme", "--email", "bob.brook@example.com")
     assert code == 1 and "suppressed" in out  # the hashed suppression still works
     audit = sqlite3.connect(seeded.store.path).execute(

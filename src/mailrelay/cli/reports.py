@@ -1,4 +1,4 @@
-"""`stats`: per-shop counts, conversion, stars and response times."""
+"""`stats`: per-shop counts, conversion, stars and response times, each said in full."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import render
 from mailrelay.store import Queries
 
-STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "conversion", "stars",
-                "average", "response_rate", "median_first_response_s")
+STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "reviews_by_method",
+                "reviews_from_invitations", "conversion", "stars", "average", "response_rate",
+                "median_first_response_s", "auto_responses", "reviews_hidden")
 
 
 @click.command()
@@ -30,8 +31,26 @@ STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "conversion"
 @user_errors
 def stats(config_path: Path | None, shop_id: str | None, since: str | None, until: str | None,
           fmt: str | None) -> None:
-    """Per shop: shipments by status, invitations sent, reviews, conversion, stars,
-    average score, response rate and median time to first response."""
+    """Per shop, over the period (default: all time):
+
+    \b
+    shipments         trigger emails received, by status
+    invitations sent  invitations mailed (automatic and manual; links are not mailed)
+    reviews           reviews as the public page shows them, by how they came
+                      (automatic invitation, manual invitation, generated link);
+                      reported and forgotten ones are left out and counted as hidden
+    conversion        reviews from the invitations sent ÷ invitations sent
+    stars, average    star distribution and average score of those reviews
+    response rate     share of those reviews a person answered publicly
+    median first      median time from a review to a person's first response
+    response
+    automatic         reviews answered by the automatic response (auto_reply_min_stars);
+    responses         they count neither in the response rate nor in the median
+
+    JSON fields: shop, shipments, invitations_sent, reviews, reviews_by_method,
+    reviews_from_invitations, conversion, stars, average, response_rate,
+    median_first_response_s, auto_responses, reviews_hidden.
+    """
     config = load_config(config_path)
     shops = [known_shop(config, shop_id)] if shop_id else list(config.shops)
     now = SystemClock().now()
@@ -46,15 +65,28 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
                    else json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:
-        ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
-        stars_line = "  ".join(f"{k}★ {v}" for k, v in row["stars"].items())
-        median = row["median_first_response_s"]
-        click.echo(f"{row['shop']}\n  shipments: {ships}\n"
-                   f"  invitations sent: {row['invitations_sent']}   reviews: {row['reviews']}"
-                   f"   conversion: {_percent(row['conversion'])}\n"
-                   f"  stars: {stars_line}   average: {row['average'] or '-'}\n"
-                   f"  response rate: {_percent(row['response_rate'])}   median first response:"
-                   f" {_duration_text(median)}")
+        click.echo(_stats_text(row))
+
+
+def _stats_text(row: dict[str, Any]) -> str:
+    """One shop's figures for people, each saying what it counts."""
+    ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
+    methods = ", ".join(f"{k} {v}" for k, v in row["reviews_by_method"].items())
+    hidden = f"; {row['reviews_hidden']} hidden: reported or forgotten" if row[
+        "reviews_hidden"] else ""
+    answered = row["reviews_from_invitations"]
+    stars_line = "  ".join(f"{k}★ {v}" for k, v in row["stars"].items())
+    return (
+        f"{row['shop']}\n  shipments: {ships}\n"
+        f"  invitations sent: {row['invitations_sent']}   reviews: {row['reviews']}"
+        f" ({methods}{hidden})\n"
+        f"  conversion: {_percent(row['conversion'])} ({answered} review"
+        f"{'' if answered == 1 else 's'} from {row['invitations_sent']} invitations sent)\n"
+        f"  stars: {stars_line}   average: {row['average'] or '-'}\n"
+        f"  response rate: {_percent(row['response_rate'])}   median first response:"
+        f" {_duration_text(row['median_first_response_s'])}\n"
+        f"  automatic responses: {row['auto_responses']} (not counted as responses)"
+    )
 
 
 def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -143,22 +143,32 @@ def reviews_unreport(config: Config, review_id: int) -> None:
 
 @click.command()
 @config_option
-@click.option("--since", required=True, help="From this date (2026-11-01) or this long ago.")
-@click.option("--until", required=True, help="Up to this date (inclusive) or this long ago.")
-@click.option("--shop", "shop_id", help="Only this shop.")
-@click.option("-o", "--output", "output", required=True,
+@click.option("--since", help="From this date (2026-11-01), this long ago (30d) or 'today'."
+              "  [default: all time]")
+@click.option("--until", help="Up to this date (inclusive), this long ago, or 'today'"
+              " (up to the end of today).  [default: no end]")
+@click.option("--shop", "shop_id", help="Only this shop (and its time zone for the dates).")
+@click.option("-o", "--output", "output", default="-", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="File to write ('-' = stdout).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
               show_default=True, help="File format.")
 @click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 BOM (for spreadsheets).")
 @user_errors
-def export(config_path: Path | None, since: str, until: str, shop_id: str | None, output: Path,
-           fmt: str, bom: bool) -> None:
-    """Export reviews with their responses, one row each."""
+def export(config_path: Path | None, since: str | None, until: str | None, shop_id: str | None,
+           output: Path, fmt: str, bom: bool) -> None:
+    """Export reviews with their current public response, one row each, oldest first.
+
+    Every review, reported (hidden) and forgotten (anonymous) ones included: the `reported`
+    column says which. Columns: id, shop, stars, title, text, reviewer_name, customer_email,
+    reference, method (automatic, manual or link), created_at, response, responded_at,
+    reported, report_reason, tags. Times are ISO 8601 in the shop's time zone. In CSV, tags
+    are joined with ';' and booleans are written true/false; JSON keeps lists and booleans.
+    """
     config = load_config(config_path)
     tz = known_shop(config, shop_id).timezone if shop_id else UTC
     now = SystemClock().now()
-    start, stop = parse_when(since, now, tz), parse_when(until, now, tz, end=True)
+    start = _export_when(since, now, tz, end=False)
+    stop = _export_when(until, now, tz, end=True)
     with open_store(config) as store:
         rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
     tzs = {s.id: s.timezone for s in config.shops}
@@ -171,3 +181,13 @@ def export(config_path: Path | None, since: str, until: str, shop_id: str | None
     else:
         output.write_bytes(data)
         click.echo(f"{len(rows)} review(s) written to {output}", err=True)
+
+
+def _export_when(text: str | None, now: datetime, tz: tzinfo, *, end: bool) -> datetime | None:
+    """An export bound: none (all time), `today` (its start or, as the end, its end, in `tz`),
+    or what `parse_when` reads."""
+    if text is None:
+        return None
+    if text.strip().lower() == "today":
+        text = now.astimezone(tz).date().isoformat()
+    return parse_when(text, now, tz, end=end)

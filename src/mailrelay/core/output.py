@@ -35,8 +35,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A list as `a;b`, a boolean as `true`/`false` (SPEC "Operators (issue 9)"): what a
+    spreadsheet or a script reads without parsing JSON or Python's `True`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(_cell(item) for item in value)
+    return _cell(value)
+
+
 def render(rows: Sequence[dict[str, Any]], fields: Sequence[str], fmt: str) -> str:
-    """One JSON array, CSV with a header row, or an aligned table for people."""
+    """One JSON array, CSV with a header row (lists `;`-joined, booleans `true`/`false`),
+    or an aligned table for people."""
     projected = [{f: row.get(f) for f in fields} for row in rows]
     if fmt == "json":
         return json.dumps(projected, ensure_ascii=False, indent=2)
@@ -45,7 +56,7 @@ def render(rows: Sequence[dict[str, Any]], fields: Sequence[str], fmt: str) -> s
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(fields)
         for row in projected:
-            writer.writerow([_cell(row[f]) for f in fields])
+            writer.writerow([_csv_cell(row[f]) for f in fields])
         return buf.getvalue().rstrip("\n")
     return _table(projected, fields)
 

@@ -309,7 +309,8 @@ class ReportStatements(Protocol):
 
     def stats(self, shop: str, since: datetime | None,
               until: datetime | None = None) -> ShopStats:
-        """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
+        """The numbers `mailrelay stats` prints for one shop; purged rows still count;
+        reported and forgotten reviews and automatic responses are counted apart."""
 
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""

@@ -5,10 +5,12 @@ SQL only, and no writes.
 
 from __future__ import annotations
 
-from dataclasses import fields
+import statistics
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from mailrelay.core.models import InvitationMethod
 from mailrelay.store.connection import status_and_shop
 from mailrelay.store.invitations import INVITATION_COLUMNS
 from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
@@ -30,6 +32,23 @@ from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
 
 _MAIL_LISTING = ", ".join(f.name for f in fields(MailListing))
+
+#: Invitations mailed in the window (a generated link is never mailed) and how many of them
+#: have a public review, written before the window ends.
+_SENT_AND_ANSWERED = (
+    "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM reviews r WHERE r.invitation_id = i.id"
+    " AND r.reported = 0 AND r.created_at < ?3) THEN 1 ELSE 0 END) FROM invitations i"
+    " WHERE i.shop = ?1 AND i.sent_at IS NOT NULL AND i.sent_at >= ?2 AND i.sent_at < ?3"
+    " AND i.method != 'link'"
+)
+#: A shop's public reviews written in the window: how they came, their stars, when the first
+#: response by a person came, and whether an automatic one was published (source 'auto').
+_PUBLIC_REVIEWS = (
+    "SELECT r.method, r.stars, r.created_at, (SELECT MIN(p.created_at) FROM responses p"
+    " WHERE p.review_id = r.id AND p.source != 'auto'), EXISTS (SELECT 1 FROM responses p"
+    " WHERE p.review_id = r.id AND p.source = 'auto') FROM reviews r WHERE r.shop = ?1"
+    " AND r.created_at >= ?2 AND r.created_at < ?3 AND r.reported = 0"
+)
 
 
 class ReportQueries(SuppressionQueries):
@@ -149,44 +168,22 @@ class ReportQueries(SuppressionQueries):
 
     def stats(self, shop: str, since: datetime | None,
               until: datetime | None = None) -> ShopStats:
-        """The numbers `mailrelay stats` prints for one shop; purged rows still count."""
-        lo = to_iso(since) if since else ""
-        hi = to_iso(until) if until else "9999"
+        """The numbers `mailrelay stats` prints for one shop; purged rows still count.
+
+        Reviews are those of the public page (not reported, so not forgotten either); an
+        automatic response is no response: the rate and the median are of people's answers.
+        Conversion follows the invitations sent in the window to their public reviews.
+        """
+        window = (shop, to_iso(since) if since else "", to_iso(until) if until else "9999")
         shipments = {r[0]: r[1] for r in self.conn.execute(
             "SELECT status, COUNT(*) FROM shipments WHERE shop = ? AND received_at >= ?"
-            " AND received_at < ? GROUP BY status ORDER BY status", (shop, lo, hi))}
-        sent = int(self.conn.execute(
-            "SELECT COUNT(*) FROM invitations WHERE shop = ? AND sent_at IS NOT NULL"
-            " AND sent_at >= ? AND sent_at < ? AND method != 'link'", (shop, lo, hi)
-        ).fetchone()[0])
-        rows = self.conn.execute(
-            "SELECT stars, created_at, first_response_at FROM reviews WHERE shop = ?"
-            " AND created_at >= ? AND created_at < ?", (shop, lo, hi)).fetchall()
-        stars = {str(n): 0 for n in range(1, 6)}
-        delays: list[float] = []
-        for star, created, first in rows:
-            stars[str(star)] += 1
-            if first:
-                delays.append((datetime.fromisoformat(first)
-                               - datetime.fromisoformat(created)).total_seconds())
-        count = len(rows)
-        delays.sort()
-        median = None
-        if delays:
-            mid = len(delays) // 2
-            median = delays[mid] if len(delays) % 2 else (delays[mid - 1] + delays[mid]) / 2
-        return ShopStats(
-            shop=shop,
-            shipments=shipments,
-            invitations_sent=sent,
-            reviews=count,
-            conversion=round(count / sent, 4) if sent else None,
-            stars=stars,
-            average=round(sum(int(k) * v for k, v in stars.items()) / count, 2)
-            if count else None,
-            response_rate=round(len(delays) / count, 4) if count else None,
-            median_first_response_s=median,
-        )
+            " AND received_at < ? GROUP BY status ORDER BY status", window)}
+        sent, answered = self.conn.execute(_SENT_AND_ANSWERED, window).fetchone()
+        hidden = int(self.conn.execute(
+            "SELECT COUNT(*) FROM reviews WHERE shop = ? AND created_at >= ? AND created_at < ?"
+            " AND reported != 0", window).fetchone()[0])
+        public = [_PublicReview(*r) for r in self.conn.execute(_PUBLIC_REVIEWS, window)]
+        return _shop_stats(shop, shipments, int(sent), int(answered or 0), public, hidden)
 
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""
@@ -196,3 +193,42 @@ class ReportQueries(SuppressionQueries):
     def replies_by_outcome(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT outcome, COUNT(*) FROM replies GROUP BY outcome")}
+
+
+@dataclass(frozen=True, slots=True)
+class _PublicReview:
+    method: str
+    stars: int
+    created_at: str
+    first_answer_at: str | None
+    auto_response: int
+
+
+def _shop_stats(shop: str, shipments: dict[str, int], sent: int, answered: int,
+                public: list[_PublicReview], hidden: int) -> ShopStats:
+    """The figures from the counted rows (the arithmetic apart from the SQL)."""
+    stars = {str(n): 0 for n in range(1, 6)}
+    by_method = {str(m): 0 for m in InvitationMethod}
+    delays: list[float] = []
+    for review in public:
+        stars[str(review.stars)] += 1
+        by_method[review.method] = by_method.get(review.method, 0) + 1
+        if review.first_answer_at:
+            delays.append((datetime.fromisoformat(review.first_answer_at)
+                           - datetime.fromisoformat(review.created_at)).total_seconds())
+    count = len(public)
+    return ShopStats(
+        shop=shop,
+        shipments=shipments,
+        invitations_sent=sent,
+        reviews=count,
+        reviews_by_method=by_method,
+        reviews_from_invitations=answered,
+        conversion=round(answered / sent, 4) if sent else None,
+        stars=stars,
+        average=round(sum(int(k) * v for k, v in stars.items()) / count, 2) if count else None,
+        response_rate=round(len(delays) / count, 4) if count else None,
+        median_first_response_s=statistics.median(delays) if delays else None,
+        auto_responses=sum(1 for review in public if review.auto_response),
+        reviews_hidden=hidden,
+    )

@@ -376,17 +376,27 @@ class RatingSummary:
 
 @dataclass(frozen=True, slots=True)
 class ShopStats:
-    """The numbers `mailrelay stats` prints for one shop."""
+    """The numbers `mailrelay stats` prints for one shop (SPEC "Operators (issue 9)").
+
+    `reviews` and what follows count the public page's reviews; `reviews_hidden` the reported
+    and forgotten ones left out. `conversion` is `reviews_from_invitations` (public reviews of
+    the invitations mailed) over `invitations_sent`. The response rate and the median count
+    people's responses; `auto_responses` the reviews answered automatically.
+    """
 
     shop: str
     shipments: dict[str, int]
     invitations_sent: int
     reviews: int
+    reviews_by_method: dict[str, int]
+    reviews_from_invitations: int
     conversion: float | None
     stars: dict[str, int]
     average: float | None
     response_rate: float | None
     median_first_response_s: float | None
+    auto_responses: int
+    reviews_hidden: int
 
 
 @dataclass(frozen=True, slots=True)
