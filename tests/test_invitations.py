@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 import aiohttp
 import pytest
@@ -16,6 +19,7 @@ from mailrelay.store import InvitationRow, MailListing
 from .conftest import ConfigFactory, require_corpus
 from .mailtools import parsed, send, settle, text_of, trigger, via_sink
 from .sink import Sink
+from .web_forms import submit
 
 
 async def send_trigger(daemon: Daemon, raw: bytes) -> None:
@@ -304,3 +308,60 @@ async def test_maildir_transport_writes_the_invitation_a_person_can_open(
     assert len(files) == 1
     msg = parsed(files[0].read_bytes())
     assert "http://reviews.test/r/" in text_of(msg)
+
+
+def block_trigger(payload: dict[str, object], sender: str = "Shopify <mailer@platform.example>",
+                  ) -> bytes:
+    """A shipping mail carrying a structured block (the Trustpilot AFS pattern)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "Archive <archive@acme.example>"
+    msg["Subject"] = "Order PT-77120 shipped"
+    msg["Message-ID"] = make_msgid(domain="platform.example")
+    msg.set_content("<p>Shipped.</p><script type=\"application/json+mailrelay\">"
+                    f"{json.dumps(payload)}</script>", subtype="html")
+    return msg.as_bytes()
+
+
+async def test_the_blocks_sender_name_reply_to_and_tags_reach_invitation_reminder_and_review(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    # Issue 12: the block's senderName, replyTo and tags were parsed, stored and dropped.
+    payload = {"recipientEmail": "ana@example.pt", "recipientName": "Ana Silva",
+               "referenceId": "PT-77120", "senderName": "ACME Portugal",
+               "replyTo": "Help@Acme.example", "tags": ["portugal", "b2c"]}
+    cfg = via_sink(config, sink, reminder_after=timedelta(days=5))
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, block_trigger(payload))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        clock.advance(timedelta(days=5))
+        await daemon.tick()
+        await sink.wait_for(2)
+        for _from, _rcpts, raw in sink.messages:  # the invitation, then its reminder
+            msg = parsed(raw)
+            assert msg["From"] == "ACME Portugal <reviews@acme.example>"
+            assert msg["Reply-To"] == "help@acme.example"
+        async with aiohttp.ClientSession() as http:
+            status, _html = await submit(http, daemon, invitation(daemon).token)
+        assert status == 200
+        [review] = daemon.store.read(lambda q: q.list_reviews())
+        assert review.tags == ["b2c", "portugal"]
+
+
+async def test_without_a_sender_name_the_shops_own_from_stays(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    # The trigger's own From name ("Shopify") is the platform's, not the shop's.
+    payload = {"recipientEmail": "ana@example.pt", "referenceId": "PT-77121"}
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, block_trigger(payload))
+        await send_trigger(daemon, trigger(sender="Shopify <mailer@platform.example>",
+                                           subject="Order #1058 shipped"))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(2)
+        for _from, _rcpts, raw in sink.messages:
+            msg = parsed(raw)
+            assert msg["From"] == "ACME Shoes <reviews@acme.example>"
+            assert msg["Reply-To"] == "ACME Shoes <reviews@acme.example>"

@@ -318,7 +318,9 @@ def test_sender_subject_and_message_id_are_read_from_headers() -> None:
             "Message-ID:  <123@x.example> ",
         )
     )
-    assert (notice.sender, notice.sender_name) == ("ordre@shop.dk", "Søstrene")
+    # The From name is not kept: only a block's senderName names the invitation's sender
+    # (issue 12; the From of a trigger is often the shop platform's, not the shop's).
+    assert (notice.sender, notice.sender_name) == ("ordre@shop.dk", None)
     assert notice.subject == "Din ordre er afsendt – tak"
     assert notice.message_id == "<123@x.example>"
     assert notice.source == "headers"
@@ -406,7 +408,8 @@ def test_encoded_crlf_and_nul_in_names_and_subject_are_removed() -> None:
             "Subject: =?utf-8?q?Hi=0D=0ABcc:_victim=00_=E2=80=AEtxt?=",
         )
     )
-    for text in (notice.customer_name, notice.sender_name, notice.subject):
+    assert notice.sender_name is None  # a From name is not kept (issue 12)
+    for text in (notice.customer_name, notice.subject):
         assert text is not None
         assert not re.search(r"[\r\n\x00\u202e]", text)
     assert notice.customer_name == "Ann X-Evil: 1"

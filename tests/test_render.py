@@ -423,3 +423,44 @@ def test_an_internationalized_domain_is_sent_in_its_ascii_form(config: Config) -
 def test_a_non_ascii_local_part_is_refused_as_needing_smtputf8(config: Config) -> None:
     with pytest.raises(ValueError, match="SMTPUTF8"):
         render(config, to_email="jürgen@example.com")
+
+
+# --------------------------------------------------------------------------- the block's sender
+
+
+def test_a_blocks_sender_name_and_reply_to_set_from_name_and_reply_to(config: Config) -> None:
+    message = parse(render(config, sender_name="Søstrene Grene", reply_to="help@acme.example"))
+    assert message["From"].addresses[0].display_name == "Søstrene Grene"
+    assert message["From"].addresses[0].addr_spec == "reviews@acme.example"
+    assert message["Reply-To"] == "help@acme.example"
+    reminder = parse(render(config, purpose="reminder", sender_name="ACME Portugal"))
+    assert reminder["From"] == "ACME Portugal <reviews@acme.example>"
+    assert reminder["Reply-To"] == "ACME Shoes <reviews@acme.example>"
+
+
+@pytest.mark.parametrize("name", [*INJECTIONS, "Eve <evil@example.com>, x@y.example"])
+def test_a_hostile_sender_name_never_adds_a_header_or_an_address(
+    config: Config, name: str
+) -> None:
+    mail = render(config, sender_name=name)
+    message = parse(mail)
+    assert "bcc" not in header_names(mail.raw)
+    assert not re.search(rb"\r\nBcc:", header_block(mail.raw), re.IGNORECASE)
+    [sender] = message["From"].addresses
+    assert sender.addr_spec == "reviews@acme.example"
+    assert "\n" not in sender.display_name and "=?" not in sender.display_name
+    assert "@" not in sender.display_name  # a name that shows an address is no name
+
+
+@pytest.mark.parametrize("reply_to", [
+    *INJECTIONS, "help@acme.example\r\nBcc: evil@example.com", "help@acme.example, evil@x.example",
+    "Eve <evil@example.com>", "=?utf-8?q?help=40acme.example=0D=0ABcc:_evil@x?=", "no address",
+    "jörg@acme.example", "help@acme.example\0",
+])
+def test_an_unusable_reply_to_falls_back_to_the_shops_address(
+    config: Config, reply_to: str
+) -> None:
+    mail = render(config, reply_to=reply_to)
+    message = parse(mail)
+    assert "bcc" not in header_names(mail.raw)
+    assert message["Reply-To"] == "ACME Shoes <reviews@acme.example>"

@@ -234,7 +234,7 @@ def test_the_customer_context_lists_recent_items_and_says_none_when_empty(
     config: Config,
 ) -> None:
     empty = rendered_text(ticket(config))
-    assert "Other reviews:\n  none\nInvitations:\n  none\nReplies:\n  none\n" in empty
+    assert "Other reviews:\n  none\nOther invitations:\n  none\nReplies:\n  none\n" in empty
     assert rendered_html(ticket(config)).count("<li>none</li>") == 3
 
     context = {
@@ -615,3 +615,19 @@ def test_a_ticket_says_when_the_customers_address_bounced_without_naming_a_shop(
     assert line in rendered_text(mail) and line in rendered_html(mail)
     plain = ticket(config)
     assert line.split(":")[0] + ":" not in rendered_text(plain)
+
+
+@pytest.mark.parametrize(
+    ("locale", "label"),
+    [("en", "Other invitations:"), ("de", "Weitere Einladungen:"),
+     ("da", "Andre invitationer:")],
+)
+def test_the_ticket_of_a_just_invited_customer_says_other_invitations_none(
+    make_config: ConfigFactory, locale: str, label: str
+) -> None:
+    # The context leaves out the invitation this review came from (issue 12): a bare
+    # "Invitations: none" read as if the customer had never been invited.
+    config = make_config(shop_extra=f'locale = "{locale}"')
+    mail = ticket(config)
+    assert f"{label}\n" in rendered_text(mail)
+    assert label in rendered_html(mail)

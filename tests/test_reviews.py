@@ -273,3 +273,8 @@ async def test_reviews_cli_filters_shows_history_and_unreports(
     assert again.exit_code == 1
     bad = CliRunner().invoke(main, ["reviews", "--config", path, "--stars", "0-9"])
     assert bad.exit_code == 2
+
+
+def test_block_tags_take_the_form_of_an_agents_tag() -> None:
+    given = ["VIP", "vip", " B2C ", "New customer", "a,b;c", "", "  ", "x" * 50]
+    assert reviews.block_tags(given) == ["vip", "b2c", "new-customer", "a-b-c", "x" * 40]

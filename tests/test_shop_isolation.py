@@ -88,6 +88,9 @@ async def test_a_ticket_and_reviews_show_list_only_their_own_shops_history(
         assert shown["context"]["reviews"] == []
         code, out = cli(config, "reviews", "show", str(at_bolt), "--format", "table")
         assert "acme" not in out and "1001" not in out and "cove" not in out
+        # The invitation she reviewed is not "other": the labels say what is left out.
+        assert "  other invitations: " in out and "  other reviews: none" in out
+        assert "  invitations:" not in out
 
         # Every listing with --shop, the public page and its JSON: one shop's rows only.
         for command in (["shipments"], ["invitations"], ["reviews"], ["outbox"]):

@@ -579,3 +579,46 @@ def test_rate_limits_count_an_ipv6_client_by_its_64_and_forget_after_the_window(
     assert limiter.hit([("a", 3), ("b", 5)], 1010.0) == pytest.approx(590.0)
     assert limiter.hit([("b", 5)], 1010.0) is None  # a refused hit counted on no key
     assert limiter.hit([("a", 3)], 1600.5) is None
+
+
+async def test_the_form_answers_303_so_a_reload_shows_the_thanks_without_posting_again(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    # Issue 12: a 200 to the POST made the browser's reload re-send the form.
+    inv = await invite(daemon, locale="de")
+    csrf = csrf_of(await form_page(http, daemon, inv.token))
+    data = {"stars": "4", "title": "Gute Schuhe", "text": "Passen gut.", "name": "Jo",
+            "csrf": csrf}
+    async with http.post(f"{base(daemon)}/r/{inv.token}", data=data,
+                         allow_redirects=False) as resp:
+        assert resp.status == 303
+        location = resp.headers["Location"]
+        assert resp.headers["Cache-Control"] == "no-store"
+    assert location == f"/r/{inv.token}/thanks"
+    for _reload in range(2):
+        async with http.get(f"{base(daemon)}{location}") as resp:
+            assert resp.status == 200
+            assert resp.headers["Cache-Control"] == "no-store"
+            html = await resp.text()
+        assert '<html lang="de"' in html
+        assert "Vielen Dank für Ihre Bewertung" in html
+        assert "Gute Schuhe" in html and "Passen gut." in html and "Jo" in html
+    [row] = stored_reviews(daemon)
+    assert row.edits == 0
+    async with http.post(f"{base(daemon)}/r/{inv.token}", data={**data, "stars": "2"},
+                         allow_redirects=False) as resp:
+        assert resp.status == 303
+    async with http.get(f"{base(daemon)}{location}") as resp:
+        assert "Ihre Bewertung wurde aktualisiert" in await resp.text()
+
+
+async def test_the_thanks_page_without_a_review_sends_back_to_the_form(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    inv = await invite(daemon)
+    async with http.get(f"{base(daemon)}/r/{inv.token}/thanks",
+                        allow_redirects=False) as resp:
+        assert resp.status == 303
+        assert resp.headers["Location"] == f"/r/{inv.token}"
+    async with http.get(f"{base(daemon)}/r/{flip(inv.token)}/thanks") as resp:
+        assert resp.status == 404

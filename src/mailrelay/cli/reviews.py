@@ -127,9 +127,12 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
         click.echo(f"  [{note['created_at']}] {note['author']}: {note['body']}")
     context = data["context"]
     click.echo("Customer context:")
-    for kind in ("status", "reviews", "invitations", "replies"):
+    # The review's own invitation is left out, so "invitations: none" read as "never invited".
+    for kind, label in (("status", "mail"), ("reviews", "other reviews"),
+                        ("invitations", "other invitations"),
+                        ("replies", "replies to other reviews")):
         items = context.get(kind) or []
-        click.echo(f"  {kind}: " + ("none" if not items else "; ".join(
+        click.echo(f"  {label}: " + ("none" if not items else "; ".join(
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
 
 

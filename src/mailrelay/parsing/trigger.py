@@ -134,7 +134,9 @@ def _notice(
         reference_rule=rule,
         locale=block.locale,
         send_at=block.send_at,
-        sender_name=block.sender_name if block.sender_name is not None else headers.sender_name,
+        # Only the block's: it becomes the invitation's From name (SPEC, issue 9), and the
+        # trigger's own From name is often the platform's ("Shopify"), not the shop's.
+        sender_name=block.sender_name,
         reply_to=block.reply_to,
         tags=block.tags,
         products=block.products,

@@ -9,9 +9,10 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
+from email.utils import parseaddr
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +29,8 @@ __all__ = [
     "control_replacement",
     "new_message_id",
     "optional_url",
+    "reply_to_for",
+    "sender_for",
     "set_extra_headers",
     "shop_name",
     "shop_sender",
@@ -143,6 +146,32 @@ def shop_name(shop: ShopConfig) -> str:
 def shop_sender(shop: ShopConfig) -> str:
     """The shop's From (and Reply-To) of invitations, tickets and responses."""
     return clean_header(shop.from_address, limit=500)
+
+
+def sender_for(shop: ShopConfig, display_name: str | None) -> str | Address:
+    """The shop's From with a trigger block's `senderName` as its display name (SPEC, issue 9);
+    the shop's own From when the name cleans to nothing or shows an address ("@": a name
+    that reads as someone else's address is a phishing shape, and the block can come from
+    anyone who knows the trigger address)."""
+    name = clean_header(display_name, limit=100)
+    address = parseaddr(shop.from_address)[1]
+    if not name or "@" in name:
+        return shop_sender(shop)
+    try:
+        return Address(display_name=name, addr_spec=checked_address(address))
+    except ValueError:  # a From the shop wrote in a form we do not take apart: left as it is
+        return shop_sender(shop)
+
+
+def reply_to_for(shop: ShopConfig, reply_to: str | None) -> str:
+    """A trigger block's `replyTo` when it is one plain, sendable address; else the shop's
+    From (a list, a display name, an encoded word or a line break never reaches the header)."""
+    if reply_to:
+        try:
+            return checked_address(reply_to)
+        except ValueError:
+            pass
+    return shop_sender(shop)
 
 
 def aware(now: datetime) -> datetime:

@@ -17,9 +17,10 @@ from mailrelay.render.headers import (
     checked_message_id,
     checked_url,
     clean_header,
+    reply_to_for,
+    sender_for,
     set_extra_headers,
     shop_name,
-    shop_sender,
 )
 from mailrelay.render.message import RenderedMail, compose, seal
 from mailrelay.render.templates import Templates
@@ -60,14 +61,13 @@ def invitation_mail(
         products=clean_products(view.products),
     )
     subject = subject or shop_name(shop)
-    sender = shop_sender(shop)
     head: list[tuple[str, Any]] = [
-        ("From", sender),
+        ("From", sender_for(shop, view.sender_name)),
         ("To", Address(display_name=name or "", addr_spec=to_address)),
         ("Subject", subject),
         ("Date", format_datetime(now)),
         ("Message-ID", message_id),
-        ("Reply-To", sender),
+        ("Reply-To", reply_to_for(shop, view.reply_to)),
         ("List-Unsubscribe", f"<{unsubscribe}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),  # RFC 8058
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders must not answer

@@ -28,6 +28,8 @@ class InvitationView:
     unsubscribe_url: str
     products: Products | None = ()
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    sender_name: str | None = None  # the trigger block's senderName: From's display name
+    reply_to: str | None = None  # the trigger block's replyTo
 
 
 @dataclass(frozen=True, kw_only=True)

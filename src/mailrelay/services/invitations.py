@@ -401,7 +401,7 @@ class Inviter(MailProducer):
             locale=row.locale, reference=row.reference,
             review_url=review_url(self.config, row.token),
             unsubscribe_url=unsubscribe_url(self.config, self.signer, row.token),
-            products=row.products,
+            products=row.products, sender_name=row.sender_name, reply_to=row.reply_to,
             extra_headers={"X-Mailrelay-Invitation": str(row.id)},
         )
         return invitation_mail(self.templates, self.config, shop, view, now=now)

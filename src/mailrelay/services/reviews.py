@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -46,6 +47,8 @@ MAX_TITLE = 120
 MAX_TEXT = 5000
 MAX_NAME = 80
 MIN_TEXT = 2
+MAX_TAG = 40  # as an agent's #tag (services.replies)
+_TAG_GAPS = re.compile(r"[\s,;]+")
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,21 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
         customer_email=invitation.customer_email, reference=invitation.reference,
         locale=invitation.locale, created_at=now))
     q.link_review(invitation.id, review_id)
+    shipment = q.shipment_of_invitation(invitation.id) if invitation.shipment_id else None
+    for tag in block_tags(shipment.tags if shipment else ()):
+        q.add_tag(review_id, tag, now)  # the trigger block's tags, as an agent's #tag would
     return SubmitOutcome.CREATED, review_id
+
+
+def block_tags(tags: Iterable[object]) -> list[str]:
+    """A trigger block's tags in the form of an agent's `#tag`: lower case, at most 40
+    characters, spaces and list separators (`,` `;`, which exports join on) as "-"."""
+    out: list[str] = []
+    for tag in tags:
+        name = _TAG_GAPS.sub("-", str(tag).strip().lower())[:MAX_TAG].strip("-")
+        if name and name not in out:
+            out.append(name)
+    return out
 
 
 def verified(method: str) -> bool:

@@ -38,18 +38,23 @@ _DECISION_FACTS = (
 _INVITATION_FIELDS = tuple(f.name for f in fields(InvitationRow))
 INVITATION_COLUMNS = ", ".join(_INVITATION_FIELDS)
 _SELECT_INVITATION = f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE "  # noqa: S608
-#: Invitations with their shipment's products, to render; the caller adds the condition.
+#: Invitations with their shipment's products, sender name and Reply-To, to render; the
+#: caller adds the condition.
 _SELECT_DUE = (
     "SELECT "  # noqa: S608 - our own constant, no input
-    + ", ".join(f"i.{f.name}" for f in fields(InvitationRow)) + ", s.products"
+    + ", ".join(f"i.{f.name}" for f in fields(InvitationRow))
+    + ", s.products, s.sender_name, s.reply_to"
     " FROM invitations i LEFT JOIN shipments s ON s.id = i.shipment_id WHERE "
 )
 
 
 def _due(row: sqlite3.Row) -> DueInvitation:
-    """A `_SELECT_DUE` row: the invitation, then its shipment's products (JSON)."""
+    """A `_SELECT_DUE` row: the invitation, then its shipment's products (JSON), sender name
+    and Reply-To."""
+    products, sender_name, reply_to = row[-3:]
     return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
-                         products=json.loads(row[-1] or "[]"))
+                         products=json.loads(products or "[]"), sender_name=sender_name,
+                         reply_to=reply_to)
 
 
 class InvitationQueries(Bound):

@@ -96,9 +96,12 @@ class InvitationRow:
 
 @dataclass(frozen=True, slots=True)
 class DueInvitation(InvitationRow):
-    """An invitation (or its reminder) to render, with its shipment's products."""
+    """An invitation (or its reminder) to render, with what its shipment's trigger block said
+    about it: the products, and the From display name and Reply-To (None: the shop's own)."""
 
     products: list[dict[str, Any]]
+    sender_name: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass(slots=True)

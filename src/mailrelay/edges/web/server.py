@@ -138,6 +138,7 @@ class WebApp:
             web.get("/metrics", self.metrics_page),
             web.get("/r/{token}", self.review_form),
             web.post("/r/{token}", self.review_submit),
+            web.get("/r/{token}/thanks", self.review_thanks),
             web.get("/s/{shop}", self.shop_page),
             web.get("/s/{shop}/reviews.json", self.shop_json),
             web.get("/u/{token}", self.unsubscribe_page),
@@ -345,15 +346,26 @@ class WebApp:
         if outcome == reviews.SubmitOutcome.LOCKED:
             return self._locked(t, shop, review_id, 409)
         self._notify()
-        # Shown as stored (the service may fill in the name), not as typed.
-        saved = await self.store.aread(lambda q: q.get_review(review_id)) if review_id else None
-        shown = saved or {"stars": form.stars, "title": form.title, "text": form.text,
-                          "reviewer_name": form.name}
+        # Post/Redirect/Get: a reload of the thanks page must not send the form again.
+        raise web.HTTPSeeOther(f"/r/{token}/thanks", headers=PRIVATE_HEADERS)
+
+    async def review_thanks(self, request: web.Request) -> web.Response:
+        """The thank-you page the form's POST redirects to: the review as stored (the service
+        may fill in the name), in the invitation's language."""
+        token = request.match_info["token"]
+        invitation, review = await self._review_target(token)
+        t = self._translator_for(invitation)
+        shop = self._shop_of(invitation)
+        if invitation is None or shop is None:
+            return self.not_found(t)
+        if self._expired(invitation):
+            return self.message(410, t, t("expired.title"), t("expired.body"))
+        if review is None:
+            raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
-            updated=outcome == reviews.SubmitOutcome.UPDATED,
-            verified=reviews.verified(invitation.method), review=shown,
-            public_url=links.public_url(self.config, shop.id, review_id),
+            updated=review.edits > 0, verified=reviews.verified(invitation.method),
+            review=review, public_url=links.public_url(self.config, shop.id, review.id),
         )
 
     # -- public pages
