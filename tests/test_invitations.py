@@ -365,3 +365,27 @@ async def test_without_a_sender_name_the_shops_own_from_stays(
             msg = parsed(raw)
             assert msg["From"] == "ACME Shoes <reviews@acme.example>"
             assert msg["Reply-To"] == "ACME Shoes <reviews@acme.example>"
+
+
+async def test_a_blocks_reply_to_outside_the_shops_domain_is_honoured_only_with_trigger_senders(
+    config: Config, clock: FrozenClock, sink: Sink, make_config: ConfigFactory
+) -> None:
+    """Anyone who learns the BCC address can send a block: a foreign replyTo would collect
+    the shop's customers' replies, unless the shop says who may trigger."""
+    payload = {"recipientEmail": "ana@example.pt", "referenceId": "PT-77130",
+               "replyTo": "orders@collector.example"}
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await send_trigger(daemon, block_trigger(payload))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        assert parsed(sink.messages[0][2])["Reply-To"] == "ACME Shoes <reviews@acme.example>"
+    sink.messages.clear()
+    trusted = make_config(shop_extra='trigger_senders = ["mailer@platform.example"]')
+    async with Daemon(via_sink(trusted, sink), clock) as daemon:
+        await send_trigger(daemon, block_trigger({**payload, "referenceId": "PT-77131",
+                                                  "recipientEmail": "rui@example.pt"}))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        assert parsed(sink.messages[0][2])["Reply-To"] == "orders@collector.example"

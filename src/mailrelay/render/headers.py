@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.mailauth import aligned
 
 __all__ = [
     "MESSAGE_ID",
@@ -164,13 +165,21 @@ def sender_for(shop: ShopConfig, display_name: str | None) -> str | Address:
 
 
 def reply_to_for(shop: ShopConfig, reply_to: str | None) -> str:
-    """A trigger block's `replyTo` when it is one plain, sendable address; else the shop's
-    From (a list, a display name, an encoded word or a line break never reaches the header)."""
+    """A trigger block's `replyTo` when it is one plain, sendable address the shop vouches for;
+    else the shop's From (a list, a display name, an encoded word or a line break never
+    reaches the header).
+
+    Anyone who learns a shop's BCC address can send a block, so a `replyTo` outside the shop's
+    own organizational domain would let them collect its customers' replies: it is honoured
+    only when the shop restricts `trigger_senders`, or when it shares the domain of `from`."""
     if reply_to:
         try:
-            return checked_address(reply_to)
+            address = checked_address(reply_to)
         except ValueError:
-            pass
+            return shop_sender(shop)
+        shop_domain = parseaddr(shop.from_address)[1].rpartition("@")[2]
+        if aligned(address.rpartition("@")[2], shop_domain) or shop.trigger_senders:
+            return address
     return shop_sender(shop)
 
 
