@@ -18,6 +18,7 @@ from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
+from mailrelay.edges.mailer import build_transport
 
 from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
 from .imap_servers import PymapServer
@@ -156,3 +157,18 @@ def test_check_creates_a_missing_maildir_outbox_owner_only_under_umask_022(
     assert "outbound maildir" in output, output
     for folder in (config.outbound.maildir, config.outbound.maildir.parent):
         assert folder.stat().st_mode & 0o777 == 0o700, (folder, output)
+
+
+async def test_the_maildir_check_creates_is_one_serve_can_deliver_into(
+    make_config: ConfigFactory,
+) -> None:
+    """The README runs `check` before the first `serve`: the outbox it leaves behind must be a
+    whole Maildir (tmp/ new/ cur/), with no probe file left in it."""
+    config = make_config()
+    code, output = await asyncio.to_thread(check, config.source)
+    assert "ok      outbound maildir" in output, output
+    outbox = config.outbound.maildir
+    assert sorted(path.name for path in outbox.iterdir()) == ["cur", "new", "tmp"], output
+    assert all(not list((outbox / sub).iterdir()) for sub in ("cur", "new", "tmp"))
+    await build_transport(config.outbound).send("bounce@relay.test", "a@example.com", b"x\r\n")
+    assert len(list((outbox / "new").iterdir())) == 1

@@ -12,11 +12,10 @@ import click
 from mailrelay.cli.options import config_option
 from mailrelay.config import Config, load, locate
 from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
-from mailrelay.core.files import make_private_dir
 from mailrelay.core.tokens import load_secret
 from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import check_connection
-from mailrelay.edges.mailer import SmtpTransport
+from mailrelay.edges.mailer import SmtpTransport, prepare_maildir
 from mailrelay.store import Store
 
 
@@ -25,7 +24,9 @@ from mailrelay.store import Store
 def check(config_path: Path | None) -> None:
     """Validate the configuration (every problem at once) and the local resources.
 
-    Prints one line per check with ok or failed and the reason; exit status 1 when any failed.
+    Checks the listener ports, the store, the secret key, the outbound SMTP login (or creates the
+    Maildir outbox whole: tmp/ new/ cur/) and the IMAP login and folders. Prints one line per
+    check with ok or failed and the reason; exit status 1 when any failed.
     """
     try:
         path = locate(config_path)
@@ -75,8 +76,9 @@ async def _check_outbound(config: Config) -> tuple[str, str | None]:
     if out.transport == "maildir":
         name = f"outbound maildir {out.maildir} writable"
         try:
-            make_private_dir(out.maildir)  # it will hold customers' mail (issue 10 §6)
-            probe = out.maildir / ".mailrelay-check"
+            # A whole Maildir or nothing: a bare folder made here broke every send (issue 12).
+            prepare_maildir(out.maildir)  # owner-only: it will hold customers' mail (issue 10 §6)
+            probe = out.maildir / "tmp" / ".mailrelay-check"  # tmp/ is what readers ignore
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
