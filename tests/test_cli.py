@@ -18,7 +18,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .cli_runner import run
-from .conftest import BASE_CONFIG, require_corpus
+from .conftest import BASE_CONFIG, require_corpus, second_shop
 from .mailtools import send, settle, trigger
 
 
@@ -129,6 +129,72 @@ def test_invitations_cancel_by_reference_and_by_id(cfg_path: str) -> None:
     assert len(statuses) == 2
     nothing = CliRunner().invoke(main, ["invitations", "cancel", "C-1", "--config", cfg_path])
     assert nothing.exit_code == 1
+
+
+def invitation_ids(cfg_path: str, status: str) -> list[int]:
+    listed = run("invitations", "--config", cfg_path, "--status", status, "--format", "json")
+    return sorted(row["id"] for row in json.loads(listed.output))
+
+
+def test_a_bare_number_that_is_an_id_and_another_invitations_reference_is_refused(
+    cfg_path: str,
+) -> None:
+    """Issue 12: `invitations cancel 2` tried 2 as an id first and silently cancelled the
+    wrong customer's invitation when another order has the reference 2."""
+    for email, ref in (("a@example.com", "X-1"), ("b@example.com", "1"), ("c@example.com", "7")):
+        run("invite", "--config", cfg_path, "--shop", "acme", "--email", email, "--ref", ref)
+    refused = CliRunner().invoke(main, ["invitations", "cancel", "1", "--config", cfg_path])
+    assert refused.exit_code == 1, refused.output
+    assert "invitation 1 (order X-1, a@example.com" in refused.output, refused.output
+    assert "order reference 1 (invitation 2, b@example.com" in refused.output, refused.output
+    assert "--id 1" in refused.output and "--ref 1" in refused.output
+    assert invitation_ids(cfg_path, "cancelled") == []
+    by_ref = run("invitations", "cancel", "--ref", "1", "--config", cfg_path)
+    assert by_ref.exit_code == 0 and "cancelled 1 invitation(s): 2" in by_ref.output
+    by_id = run("invitations", "cancel", "--id", "1", "--config", cfg_path)
+    assert by_id.exit_code == 0 and "cancelled 1 invitation(s): 1" in by_id.output
+    bare = run("invitations", "cancel", "7", "--config", cfg_path)  # no invitation 7: unambiguous
+    assert bare.exit_code == 0 and "cancelled 1 invitation(s): 3" in bare.output
+    assert invitation_ids(cfg_path, "cancelled") == [1, 2, 3]
+
+
+def test_invitations_cancel_by_email_cancels_that_customers_scheduled_invitations(
+    cfg_path: str,
+) -> None:
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "ann@example.com",
+        "--ref", "E-1")
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "bob@example.com")
+    done = run("invitations", "cancel", "--email", "Ann@Example.com", "--shop", "acme",
+               "--config", cfg_path)
+    assert done.exit_code == 0, done.output
+    assert "cancelled 1 invitation(s): 1" in done.output
+    assert invitation_ids(cfg_path, "scheduled") == [2]
+    again = CliRunner().invoke(main, ["invitations", "cancel", "--email", "ann@example.com",
+                                      "--config", cfg_path])
+    assert again.exit_code == 1
+    assert "nothing to cancel for customer ann@example.com" in again.output, again.output
+
+
+def test_invitations_cancel_takes_exactly_one_way_of_naming_them(cfg_path: str) -> None:
+    for args in ([], ["1", "--ref", "1"], ["--id", "1", "--email", "a@example.com"]):
+        result = CliRunner().invoke(main, ["invitations", "cancel", *args, "--config", cfg_path])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--ref" in result.output, result.output
+
+
+def test_a_reference_in_two_shops_needs_shop(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + second_shop())
+    for shop in ("acme", "bolt"):
+        run("invite", "--config", str(path), "--shop", shop, "--email", "a@example.com",
+            "--ref", "R-9")
+    refused = CliRunner().invoke(main, ["invitations", "cancel", "--ref", "R-9",
+                                        "--config", str(path)])
+    assert refused.exit_code == 1
+    assert "acme" in refused.output and "bolt" in refused.output
+    assert "--shop" in refused.output
+    done = run("invitations", "cancel", "--ref", "R-9", "--shop", "bolt", "--config", str(path))
+    assert "cancelled 1 invitation(s): 2" in done.output
 
 
 async def test_shipments_lists_contract_fields_in_json_and_csv(

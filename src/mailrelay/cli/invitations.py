@@ -1,4 +1,4 @@
-"""`invitations`: list them, cancel scheduled ones, send one now."""
+"""`invitations`: list them, cancel them (or a sent one's reminder), send one now."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
 from mailrelay.cli.resources import (
+    known_shop,
     load_config,
     load_signer,
     open_store,
     print_listing,
-    write_or_fail,
 )
 from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
@@ -24,7 +24,12 @@ from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import build_transport
 from mailrelay.render import Templates
 from mailrelay.services.delivery import Delivery
-from mailrelay.services.invitations import Inviter, cancel_target, record_delivery
+from mailrelay.services.invitations import (
+    CancelTarget,
+    Inviter,
+    cancel_target,
+    record_delivery,
+)
 from mailrelay.store import OutboxRow
 
 INVITATION_FIELDS = (
@@ -53,19 +58,37 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
 
 @invitations.command("cancel")
 @config_option
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("--ref", "reference", help="The invitation of this order reference.")
+@click.option("--id", "invitation_id", type=int, help="The invitation with this id.")
+@click.option("--email", help="Every invitation of this customer address.")
 @click.option("--shop", "shop_id", help="Only this shop's invitations.")
 @click.pass_context
 @user_errors
-def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str,
+def invitations_cancel(ctx: click.Context, config_path: Path | None, target: str | None,
+                       reference: str | None, invitation_id: int | None, email: str | None,
                        shop_id: str | None) -> None:
-    """Cancel scheduled invitations: TARGET is an invitation id or an order reference."""
+    """Cancel invitations by --ref REF, --id ID or --email EMAIL (one of them).
+
+    A scheduled invitation is cancelled; one already sent keeps its review link, and its
+    pending reminder is cancelled instead (the output says which). A bare TARGET is accepted
+    when it is unambiguous: an id or an order reference, not both for different invitations.
+    A reference or address found in several shops needs --shop. Exit status 1 when nothing was
+    cancelled, with the reason.
+    """
+    given = [v for v in (target, reference, invitation_id, email) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError("name the invitations one way: --ref REF, --id ID or --email "
+                               "EMAIL (or a bare id or reference)")
     config = subcommand_config(ctx, config_path)
     shop_id = shop_id or ctx.obj.get("shop_id")
-    done = write_or_fail(
-        config, lambda q: cancel_target(q, config, target, shop_id, "cancelled by operator"),
-        f"no scheduled invitation matches {target!r}")
-    click.echo(f"cancelled {len(done)} invitation(s): {', '.join(map(str, done))}")
+    if shop_id is not None:
+        known_shop(config, shop_id)
+    wanted = CancelTarget(invitation_id, reference, email, target)
+    with open_store(config) as store:
+        done = store.write_sync(
+            lambda q: cancel_target(q, config, wanted, shop_id, "cancelled by operator"))
+    click.echo(done.summary())
 
 
 @row_command(invitations, "send-now", "invitation_id", read_secrets=True)
