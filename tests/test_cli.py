@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -195,6 +196,33 @@ def test_a_reference_in_two_shops_needs_shop(tmp_path: Path) -> None:
     assert "--shop" in refused.output
     done = run("invitations", "cancel", "--ref", "R-9", "--shop", "bolt", "--config", str(path))
     assert "cancelled 1 invitation(s): 2" in done.output
+
+
+def test_listing_tables_show_due_at_and_reason_in_full_in_the_shops_time_at_any_width(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: the table cut `due_at` and `reason` with "…", printed microseconds and UTC."""
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="").replace(
+        'timezone = "UTC"', 'timezone = "Europe/Copenhagen"'))
+    cfg = str(path)
+    run("invite", "--config", cfg, "--shop", "acme", "--email", "ann.long-name@example.com",
+        "--ref", "ORDER-2026-000123", "--delay", "2h")
+    run("invitations", "cancel", "--ref", "ORDER-2026-000123", "--config", cfg)
+    for columns in ("60", "100", "200"):
+        table = CliRunner().invoke(main, ["invitations", "--config", cfg, "--format", "table"],
+                                   env={"COLUMNS": columns}).output
+        assert "…" not in table, table
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T", table), table
+        assert "+01:00" not in table and "+02:00" not in table, table
+        words = table.split()
+        for word in ("cancelled", "by", "operator", "ORDER-2026-000123",
+                     "ann.long-name@example.com"):
+            assert word in words, (columns, table)
+        if columns != "60":  # narrower than the times alone: complete beats narrow
+            assert max(len(line) for line in table.splitlines()) <= int(columns), table
+    [row] = json.loads(run("invitations", "--config", cfg, "--format", "json").output)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00", row["due_at"]), row
 
 
 async def test_shipments_lists_contract_fields_in_json_and_csv(

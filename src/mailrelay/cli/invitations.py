@@ -36,6 +36,8 @@ INVITATION_FIELDS = (
     "id", "shop", "shipment_id", "customer_email", "customer_name", "reference", "method",
     "status", "due_at", "sent_at", "reminder_due_at", "review_id", "reason",
 )
+#: What a person reads in the table (JSON and CSV have every field).
+INVITATION_COLUMNS = ("id", "shop", "customer_email", "reference", "status", "due_at", "reason")
 
 
 @click.group(invoke_without_command=True)
@@ -53,7 +55,8 @@ def invitations(ctx: click.Context, config_path: Path | None, status: str | None
     if ctx.invoked_subcommand is not None:
         return
     print_listing(load_config(config_path),
-                  lambda q: q.list_invitations(status=status, shop=shop_id), INVITATION_FIELDS, fmt)
+                  lambda q: q.list_invitations(status=status, shop=shop_id), INVITATION_FIELDS, fmt,
+                  table_fields=INVITATION_COLUMNS)
 
 
 @invitations.command("cancel")

@@ -16,6 +16,9 @@ from mailrelay.core.models import OutboxStatus
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
                  "sent_at", "last_error", "shop")
+#: What a person reads in the table (JSON and CSV have every field).
+OUTBOX_COLUMNS = ("id", "shop", "kind", "to", "subject", "status", "attempts", "due_at", "sent_at",
+                  "last_error")
 
 
 @click.group(invoke_without_command=True)
@@ -33,7 +36,8 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
         return
     print_listing(load_config(config_path),
                   lambda q: q.list_mail(OutboxStatus.FAILED if failed else None, shop=shop_id),
-                  OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient})
+                  OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient},
+                  table_fields=OUTBOX_COLUMNS)
 
 
 @row_command(outbox, "retry", "outbox_id")
