@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option
-from mailrelay.config import Config, load, locate
+from mailrelay.config import Config, Listener, bind_failure, listeners, load, locate
 from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
 from mailrelay.core.tokens import load_secret
 from mailrelay.edges.imap_client import describe
@@ -41,8 +41,9 @@ def check(config_path: Path | None) -> None:
     results: list[tuple[str, str | None]] = [
         (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
     ]
-    results.append(_check_port("smtp listener", config.smtp.host, config.smtp.port))
-    results.append(_check_port("web listener", config.http.host, config.http.port))
+    smtp, http = listeners(config)
+    results.append(_check_port("smtp listener", smtp, config))
+    results.append(_check_port("web listener", http, config))
     results.append(_check_store(config))
     results.append(_check_secret(config))
     results.append(asyncio.run(_check_outbound(config)))
@@ -59,15 +60,15 @@ def check(config_path: Path | None) -> None:
         sys.exit(1)
 
 
-def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
-    name = f"{label} {host}:{port} free"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _check_port(label: str, listener: Listener, config: Config) -> tuple[str, str | None]:
+    name = f"{label} {listener.address} free"
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind((listener.host, listener.port))
         except OSError as exc:
-            return name, f"{exc.strerror or exc} (is mailrelay already running?)"
+            return name, bind_failure(exc, listener, config.source)
     return name, None
 
 
