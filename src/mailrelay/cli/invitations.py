@@ -15,6 +15,7 @@ from mailrelay.cli.resources import (
     load_signer,
     open_store,
     print_listing,
+    shop_time,
 )
 from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
@@ -100,12 +101,28 @@ def invitations_send_now(config: Config, invitation_id: int) -> None:
     signer = load_signer(config)
     result = asyncio.run(_send_now(config, signer, invitation_id))
     if result is None:
-        raise click.ClickException(f"invitation {invitation_id} is not scheduled or not found")
+        raise click.ClickException(_not_sendable(config, invitation_id))
     if result.status != OutboxStatus.SENT:
         raise click.ClickException(
             f"invitation {invitation_id}: {result.status}: {result.last_error}")
     click.echo(f"invitation {invitation_id} sent to {result.recipient} "
                f"(message {result.message_id})")
+
+
+def _not_sendable(config: Config, invitation_id: int) -> str:
+    """Why `send-now` sent nothing: no such invitation, or the state it is in."""
+    with open_store(config) as store:
+        row = store.read(lambda q: q.get_invitation(invitation_id))
+    if row is None:
+        return f"invitation {invitation_id} does not exist ('mailrelay invitations' lists them)"
+    why = f" ({row.reason})" if row.reason else ""
+    if row.status == InvitationStatus.SENT:
+        when = shop_time(config, row.shop, row.sent_at)
+        return f"invitation {invitation_id} was already sent on {when}{why}: nothing to send"
+    retry = (f"; 'mailrelay outbox retry {row.outbox_id}' queues its mail again"
+             if row.status == InvitationStatus.FAILED and row.outbox_id else "")
+    return (f"invitation {invitation_id} is {row.status}{why}: only a scheduled invitation "
+            f"can be sent now{retry}")
 
 
 async def _send_now(config: Config, signer: TokenSigner, invitation_id: int

@@ -14,7 +14,7 @@ import click
 
 from mailrelay.config import Config, ShopConfig, load, locate
 from mailrelay.core.errors import ConfigError, StoreError
-from mailrelay.core.output import localize, render
+from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Queries, Store
 
@@ -91,3 +91,11 @@ def write_or_fail(config: Config, work: Callable[[Queries], T], failure: str) ->
     if not done:
         raise click.ClickException(failure)
     return done
+
+
+def shop_time(config: Config, shop_id: str | None, iso: str | None) -> str:
+    """A stored time in the shop's zone as people read it, for a sentence (`… sent on …`)."""
+    if not iso:
+        return "an unknown time"
+    shop = config.shop(shop_id) if shop_id else None
+    return human_time(iso, shop.timezone if shop else None)

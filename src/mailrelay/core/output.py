@@ -35,12 +35,20 @@ def localize(rows: list[dict[str, Any]], tz_of: Mapping[str, tzinfo], *,
         new = dict(row)
         for key, value in row.items():
             if key.endswith("_at") and isinstance(value, str) and value:
-                when = datetime.fromisoformat(value)
-                when = when.astimezone(tz) if tz else when
-                new[key] = when.strftime(TABLE_TIME).rstrip() if human else when.isoformat(
-                    timespec="seconds")
+                new[key] = human_time(value, tz) if human else _iso_time(value, tz)
         out.append(new)
     return out
+
+
+def human_time(iso: str, tz: tzinfo | None) -> str:
+    """A stored UTC time as people read it in `tz`: `2026-12-04 14:05 CET`."""
+    when = datetime.fromisoformat(iso)
+    return (when.astimezone(tz) if tz else when).strftime(TABLE_TIME).rstrip()
+
+
+def _iso_time(iso: str, tz: tzinfo | None) -> str:
+    when = datetime.fromisoformat(iso)
+    return (when.astimezone(tz) if tz else when).isoformat(timespec="seconds")
 
 
 def _cell(value: Any) -> str:
