@@ -47,7 +47,8 @@ def test_invite_schedules_one_invitation_and_refuses_the_same_reference_again(
     first = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "Ann@Example.com",
                 "--name", "Ann", "--ref", "A-100-X")
     assert first.exit_code == 0, first.output
-    assert "scheduled" in first.output
+    assert re.fullmatch(r"invitation 1 scheduled for \d{4}-\d\d-\d\d \d\d:\d\d UTC\n",
+                        first.output), first.output
     again = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "bob@example.com",
                 "--ref", "A-100-X")
     assert again.exit_code == 1
