@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -14,10 +15,12 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from mailrelay import app
 from mailrelay.app import Daemon
 from mailrelay.cli import main
 from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
+from mailrelay.edges.mailer import build_transport
 
 from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
 from .imap_servers import PymapServer
@@ -156,3 +159,58 @@ def test_check_creates_a_missing_maildir_outbox_owner_only_under_umask_022(
     assert "outbound maildir" in output, output
     for folder in (config.outbound.maildir, config.outbound.maildir.parent):
         assert folder.stat().st_mode & 0o777 == 0o700, (folder, output)
+
+
+async def test_the_maildir_check_creates_is_one_serve_can_deliver_into(
+    make_config: ConfigFactory,
+) -> None:
+    """The README runs `check` before the first `serve`: the outbox it leaves behind must be a
+    whole Maildir (tmp/ new/ cur/), with no probe file left in it."""
+    config = make_config()
+    code, output = await asyncio.to_thread(check, config.source)
+    assert "ok      outbound maildir" in output, output
+    outbox = config.outbound.maildir
+    assert sorted(path.name for path in outbox.iterdir()) == ["cur", "new", "tmp"], output
+    assert all(not list((outbox / sub).iterdir()) for sub in ("cur", "new", "tmp"))
+    await build_transport(config.outbound).send("bounce@relay.test", "a@example.com", b"x\r\n")
+    assert len(list((outbox / "new").iterdir())) == 1
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_check_says_which_address_is_in_use_and_which_key_sets_it(
+    make_config: ConfigFactory, taken_port: int
+) -> None:
+    config = make_config()
+    assert config.source is not None
+    text = config.source.read_text().replace('listen = "127.0.0.1:0"',
+                                             f'listen = "127.0.0.1:{taken_port}"', 1)
+    config.source.write_text(text)
+    code, out = check(config.source)
+    assert code == 1
+    [line] = [line for line in out.splitlines() if line.startswith("failed")]
+    assert "Errno" not in line, line
+    assert f"127.0.0.1:{taken_port} is in use" in line, line
+    assert "[smtp] listen" in line and str(config.source) in line, line
+
+
+async def test_serve_says_which_address_is_in_use_and_which_key_sets_it(
+    make_config: ConfigFactory, taken_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config()
+    assert config.source is not None
+    text = config.source.read_text()
+    at = text.index('listen = "127.0.0.1:0"', text.index("[http]"))
+    config.source.write_text(text[:at] + f'listen = "127.0.0.1:{taken_port}"'
+                             + text[at + len('listen = "127.0.0.1:0"'):])
+    assert await app.run(load(config.source)) == app.EXIT_STARTUP
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "Errno" not in error, error
+    assert f"127.0.0.1:{taken_port} is in use" in error and "[http] listen" in error, error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 
 from .cli_runner import run
-from .conftest import BASE_CONFIG, require_corpus
+from .conftest import BASE_CONFIG, require_corpus, second_shop
 from .mailtools import send, settle, trigger
 
 
@@ -46,7 +47,8 @@ def test_invite_schedules_one_invitation_and_refuses_the_same_reference_again(
     first = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "Ann@Example.com",
                 "--name", "Ann", "--ref", "A-100-X")
     assert first.exit_code == 0, first.output
-    assert "scheduled" in first.output
+    assert re.fullmatch(r"invitation 1 scheduled for \d{4}-\d\d-\d\d \d\d:\d\d UTC\n",
+                        first.output), first.output
     again = run("invite", "--config", cfg_path, "--shop", "acme", "--email", "bob@example.com",
                 "--ref", "A-100-X")
     assert again.exit_code == 1
@@ -129,6 +131,99 @@ def test_invitations_cancel_by_reference_and_by_id(cfg_path: str) -> None:
     assert len(statuses) == 2
     nothing = CliRunner().invoke(main, ["invitations", "cancel", "C-1", "--config", cfg_path])
     assert nothing.exit_code == 1
+
+
+def invitation_ids(cfg_path: str, status: str) -> list[int]:
+    listed = run("invitations", "--config", cfg_path, "--status", status, "--format", "json")
+    return sorted(row["id"] for row in json.loads(listed.output))
+
+
+def test_a_bare_number_that_is_an_id_and_another_invitations_reference_is_refused(
+    cfg_path: str,
+) -> None:
+    """Issue 12: `invitations cancel 2` tried 2 as an id first and silently cancelled the
+    wrong customer's invitation when another order has the reference 2."""
+    for email, ref in (("a@example.com", "X-1"), ("b@example.com", "1"), ("c@example.com", "7")):
+        run("invite", "--config", cfg_path, "--shop", "acme", "--email", email, "--ref", ref)
+    refused = CliRunner().invoke(main, ["invitations", "cancel", "1", "--config", cfg_path])
+    assert refused.exit_code == 1, refused.output
+    assert "invitation 1 (order X-1, a@example.com" in refused.output, refused.output
+    assert "order reference 1 (invitation 2, b@example.com" in refused.output, refused.output
+    assert "--id 1" in refused.output and "--ref 1" in refused.output
+    assert invitation_ids(cfg_path, "cancelled") == []
+    by_ref = run("invitations", "cancel", "--ref", "1", "--config", cfg_path)
+    assert by_ref.exit_code == 0 and "cancelled 1 invitation(s): 2" in by_ref.output
+    by_id = run("invitations", "cancel", "--id", "1", "--config", cfg_path)
+    assert by_id.exit_code == 0 and "cancelled 1 invitation(s): 1" in by_id.output
+    bare = run("invitations", "cancel", "7", "--config", cfg_path)  # no invitation 7: unambiguous
+    assert bare.exit_code == 0 and "cancelled 1 invitation(s): 3" in bare.output
+    assert invitation_ids(cfg_path, "cancelled") == [1, 2, 3]
+
+
+def test_invitations_cancel_by_email_cancels_that_customers_scheduled_invitations(
+    cfg_path: str,
+) -> None:
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "ann@example.com",
+        "--ref", "E-1")
+    run("invite", "--config", cfg_path, "--shop", "acme", "--email", "bob@example.com")
+    done = run("invitations", "cancel", "--email", "Ann@Example.com", "--shop", "acme",
+               "--config", cfg_path)
+    assert done.exit_code == 0, done.output
+    assert "cancelled 1 invitation(s): 1" in done.output
+    assert invitation_ids(cfg_path, "scheduled") == [2]
+    again = CliRunner().invoke(main, ["invitations", "cancel", "--email", "ann@example.com",
+                                      "--config", cfg_path])
+    assert again.exit_code == 1
+    assert "nothing to cancel for customer ann@example.com" in again.output, again.output
+
+
+def test_invitations_cancel_takes_exactly_one_way_of_naming_them(cfg_path: str) -> None:
+    for args in ([], ["1", "--ref", "1"], ["--id", "1", "--email", "a@example.com"]):
+        result = CliRunner().invoke(main, ["invitations", "cancel", *args, "--config", cfg_path])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--ref" in result.output, result.output
+
+
+def test_a_reference_in_two_shops_needs_shop(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + second_shop())
+    for shop in ("acme", "bolt"):
+        run("invite", "--config", str(path), "--shop", shop, "--email", "a@example.com",
+            "--ref", "R-9")
+    refused = CliRunner().invoke(main, ["invitations", "cancel", "--ref", "R-9",
+                                        "--config", str(path)])
+    assert refused.exit_code == 1
+    assert "acme" in refused.output and "bolt" in refused.output
+    assert "--shop" in refused.output
+    done = run("invitations", "cancel", "--ref", "R-9", "--shop", "bolt", "--config", str(path))
+    assert "cancelled 1 invitation(s): 2" in done.output
+
+
+def test_listing_tables_show_due_at_and_reason_in_full_in_the_shops_time_at_any_width(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: the table cut `due_at` and `reason` with "…", printed microseconds and UTC."""
+    path = tmp_path / "relay.toml"
+    path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="").replace(
+        'timezone = "UTC"', 'timezone = "Europe/Copenhagen"'))
+    cfg = str(path)
+    run("invite", "--config", cfg, "--shop", "acme", "--email", "ann.long-name@example.com",
+        "--ref", "ORDER-2026-000123", "--delay", "2h")
+    run("invitations", "cancel", "--ref", "ORDER-2026-000123", "--config", cfg)
+    for columns in ("60", "100", "200"):
+        table = CliRunner().invoke(main, ["invitations", "--config", cfg, "--format", "table"],
+                                   env={"COLUMNS": columns}).output
+        assert "…" not in table, table
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T", table), table
+        assert "+01:00" not in table and "+02:00" not in table, table
+        words = table.split()
+        for word in ("cancelled", "by", "operator", "ORDER-2026-000123",
+                     "ann.long-name@example.com"):
+            assert word in words, (columns, table)
+        if columns != "60":  # narrower than the times alone: complete beats narrow
+            assert max(len(line) for line in table.splitlines()) <= int(columns), table
+    [row] = json.loads(run("invitations", "--config", cfg, "--format", "json").output)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00", row["due_at"]), row
 
 
 async def test_shipments_lists_contract_fields_in_json_and_csv(

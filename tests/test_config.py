@@ -528,6 +528,33 @@ def test_unknown_keys_and_tables_are_problems_at_every_level(tmp_path: Path) -> 
     assert all("unknown" in p.message for p in problems)
 
 
+def test_an_unknown_key_gets_the_closest_known_key_of_its_table_as_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    text = """\
+        colour = "blue"
+        [smpt]
+        [smtp]
+        lisen = "127.0.0.1:2525"
+        [outbound]
+        transport = "maildir"
+        maildri = "var/outbox"
+        [[shop]]
+        id = "acme"
+        bcc_address = "reviews+acme@relay.example.com"
+        from = "reviews@acme.example"
+        invite_dealy = "7d"
+        """
+    messages = {p.key: p.message for p in problems_of(tmp_path, text)}
+    assert messages == {
+        "colour": "unknown key",
+        "smpt": "unknown table; did you mean [smtp]?",
+        "smtp.lisen": "unknown key; did you mean listen?",
+        "outbound.maildri": "unknown key; did you mean maildir?",
+        "shop.acme.invite_dealy": "unknown key; did you mean invite_delay?",
+    }
+
+
 def test_a_toml_syntax_error_reports_its_line(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, '[smtp]\nhostname = "relay.example.com"\nlisten = \n')
 

@@ -16,6 +16,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.store import InvitationRow, MailListing
 
+from .cli_runner import cli
 from .conftest import ConfigFactory, require_corpus
 from .mailtools import parsed, send, settle, text_of, trigger, via_sink
 from .sink import Sink
@@ -276,6 +277,53 @@ async def test_cancelled_invitation_is_never_sent(
         clock.advance(timedelta(days=8))
         assert await daemon.tick() == 0
         assert sink.messages == []
+
+
+async def test_a_cancel_mail_after_sending_cancels_the_pending_reminder_and_says_so(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink, reminder_after=timedelta(days=5))
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger(subject="Order #3101"))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        assert invitation(daemon).reminder_due_at is not None
+        await send(daemon, trigger(subject="cancel #3101"), "cancel+acme@relay.test")
+        await settle(daemon)
+        row = invitation(daemon)
+        assert (row.status, row.reminder_due_at) == ("sent", None)
+        assert "reminder cancelled by message" in (row.reason or ""), row.reason
+        [shipment] = daemon.store.read(lambda q: q.list_shipments())
+        assert "reminder cancelled by message" in (shipment.reason or ""), shipment.reason
+        [(result,)] = daemon.store.read(lambda q: q.conn.execute(
+            "SELECT result FROM messages WHERE kind = 'cancel'").fetchall())
+        assert "cancelled the pending reminder of invitation(s) 1" in result, result
+        clock.advance(timedelta(days=10))
+        await daemon.tick()
+        assert [r.kind for r in outbox(daemon)] == ["invitation"]
+
+
+async def test_invitations_cancel_after_sending_cancels_a_reminder_already_queued(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    cfg = via_sink(config, sink, reminder_after=timedelta(days=5))
+    async with Daemon(cfg, clock) as daemon:
+        await send_trigger(daemon, trigger(subject="Order #3201"))
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(1)
+        clock.advance(timedelta(days=5))
+        await daemon.inviter.queue_due()  # the reminder is rendered, not sent: the relay stops
+    code, output = cli(cfg, "invitations", "cancel", "--ref", "3201")
+    assert code == 0, output
+    assert "cancelled the pending reminder of invitation(s) 1" in output, output
+    async with Daemon(cfg, clock) as daemon:
+        await daemon.tick()
+        assert [(r.kind, r.status) for r in outbox(daemon)] == [
+            ("invitation", "sent"), ("reminder", "cancelled")]
+        assert "reminder cancelled by operator" in (invitation(daemon).reason or "")
+    assert len(sink.messages) == 1
 
 
 async def test_mail_left_sending_by_a_crash_is_resent_byte_identically(

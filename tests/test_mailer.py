@@ -422,6 +422,27 @@ async def test_maildir_writes_one_file_per_message_in_new_with_the_exact_bytes(
     assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
 
 
+async def test_a_maildir_folder_without_its_subfolders_gets_them_and_takes_the_message(
+    tmp_path: Path,
+) -> None:
+    """An existing empty folder (made by hand, or by an older `mailrelay check`) is not a Maildir
+    yet: mailbox.Maildir(create=True) only makes tmp/ new/ cur/ for a folder it creates itself."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    transport = MaildirTransport(outbox)
+    await transport.send(SENDER, RECIPIENT, message(1))
+    for sub in ("tmp", "new", "cur"):
+        assert (outbox / sub).is_dir(), sub
+        assert (outbox / sub).stat().st_mode & 0o777 == 0o700, sub
+    # Removed while the relay runs (an operator emptying the outbox): made again, not an error.
+    for sub in ("tmp", "new", "cur"):
+        for item in (outbox / sub).iterdir():
+            item.unlink()
+        (outbox / sub).rmdir()
+    await transport.send(SENDER, RECIPIENT, message(2))
+    assert [path.read_bytes() for path in (outbox / "new").iterdir()] == [message(2)]
+
+
 async def test_an_unwritable_maildir_is_a_temporary_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "outbox"
     blocker.write_text("a file where the maildir should be")

@@ -43,7 +43,12 @@ async def test_send_now_delivers_one_scheduled_invitation_at_once(
     statuses = {r["reference"]: r["status"] for r in json.loads(out)}
     assert statuses == {"N-1": "sent", "N-2": "scheduled"}
     code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
-    assert code == 1  # already sent
+    assert code == 1 and "invitation 1 was already sent on 20" in out, out
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "9", "--config", cfg)
+    assert code == 1 and "invitation 9 does not exist" in out, out
+    await asyncio.to_thread(invoked, "invitations", "cancel", "--ref", "N-2", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "2", "--config", cfg)
+    assert code == 1 and "invitation 2 is cancelled (cancelled by operator)" in out, out
 
 
 async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink: Sink) -> None:
@@ -66,7 +71,10 @@ async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink:
         "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop")
     assert ",queued," in out
     code, out = await asyncio.to_thread(invoked, "outbox", "retry", "999", "--config", cfg)
-    assert code == 1
+    assert code == 1 and "outbox message 999 does not exist" in out, out
+    await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
+    code, out = await asyncio.to_thread(invoked, "outbox", "retry", str(row["id"]), "--config", cfg)
+    assert code == 1 and f"outbox message {row['id']} was already sent on 20" in out, out
 
 
 async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(

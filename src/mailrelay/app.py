@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
-from mailrelay.config import Config
+from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
 from mailrelay.core.tokens import TokenSigner, load_secret
@@ -335,7 +335,7 @@ async def run(
         try:
             await daemon.start()
         except (MailrelayError, OSError, ValueError) as exc:
-            log.error("startup failed: %s", exc)
+            log.error("startup failed: %s", explain_startup_error(exc, config))
             return EXIT_STARTUP
         log.info("mailrelay ready: smtp %s:%d, web %s:%d, %d shop(s)", config.smtp.host,
                  daemon.smtp_port, config.http.host, daemon.http_port, len(config.shops))

@@ -10,13 +10,12 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option
-from mailrelay.config import Config, load, locate
+from mailrelay.config import Config, Listener, bind_failure, listeners, load, locate
 from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
-from mailrelay.core.files import make_private_dir
 from mailrelay.core.tokens import load_secret
 from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import check_connection
-from mailrelay.edges.mailer import SmtpTransport
+from mailrelay.edges.mailer import SmtpTransport, prepare_maildir
 from mailrelay.store import Store
 
 
@@ -25,7 +24,9 @@ from mailrelay.store import Store
 def check(config_path: Path | None) -> None:
     """Validate the configuration (every problem at once) and the local resources.
 
-    Prints one line per check with ok or failed and the reason; exit status 1 when any failed.
+    Checks the listener ports, the store, the secret key, the outbound SMTP login (or creates the
+    Maildir outbox whole: tmp/ new/ cur/) and the IMAP login and folders. Prints one line per
+    check with ok or failed and the reason; exit status 1 when any failed.
     """
     try:
         path = locate(config_path)
@@ -40,8 +41,9 @@ def check(config_path: Path | None) -> None:
     results: list[tuple[str, str | None]] = [
         (f"config {path or '(built-in defaults)'}: {len(config.shops)} shop(s)", None)
     ]
-    results.append(_check_port("smtp listener", config.smtp.host, config.smtp.port))
-    results.append(_check_port("web listener", config.http.host, config.http.port))
+    smtp, http = listeners(config)
+    results.append(_check_port("smtp listener", smtp, config))
+    results.append(_check_port("web listener", http, config))
     results.append(_check_store(config))
     results.append(_check_secret(config))
     results.append(asyncio.run(_check_outbound(config)))
@@ -58,15 +60,15 @@ def check(config_path: Path | None) -> None:
         sys.exit(1)
 
 
-def _check_port(label: str, host: str, port: int) -> tuple[str, str | None]:
-    name = f"{label} {host}:{port} free"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _check_port(label: str, listener: Listener, config: Config) -> tuple[str, str | None]:
+    name = f"{label} {listener.address} free"
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind((listener.host, listener.port))
         except OSError as exc:
-            return name, f"{exc.strerror or exc} (is mailrelay already running?)"
+            return name, bind_failure(exc, listener, config.source)
     return name, None
 
 
@@ -75,8 +77,9 @@ async def _check_outbound(config: Config) -> tuple[str, str | None]:
     if out.transport == "maildir":
         name = f"outbound maildir {out.maildir} writable"
         try:
-            make_private_dir(out.maildir)  # it will hold customers' mail (issue 10 §6)
-            probe = out.maildir / ".mailrelay-check"
+            # A whole Maildir or nothing: a bare folder made here broke every send (issue 12).
+            prepare_maildir(out.maildir)  # owner-only: it will hold customers' mail (issue 10 §6)
+            probe = out.maildir / "tmp" / ".mailrelay-check"  # tmp/ is what readers ignore
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:

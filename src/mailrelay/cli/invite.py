@@ -13,7 +13,7 @@ from mailrelay.cli.resources import known_shop, load_config, load_signer, open_s
 from mailrelay.config import MAX_INVITE_DELAY, duration_text
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import ShipmentStatus
-from mailrelay.core.output import render
+from mailrelay.core.output import human_time, render
 from mailrelay.services.invitations import generate_link, invite_manually
 from mailrelay.store import Queries
 
@@ -54,7 +54,7 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
             )
         if decision.status != ShipmentStatus.SCHEDULED:
             raise click.ClickException(f"not invited ({decision.status}): {decision.reason}")
-        due = (decision.due_at or now).astimezone(shop.timezone).isoformat(timespec="seconds")
+        due = human_time((decision.due_at or now).isoformat(), shop.timezone)
         click.echo(f"invitation {decision.invitation_id} scheduled for {due}")
         return
     rows = _read_invite_csv(csv_file) if csv_file else []

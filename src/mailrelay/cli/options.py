@@ -30,7 +30,8 @@ def config_option(fn: F) -> F:
 def format_option(fn: F) -> F:
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS),
-        help="Output format (default: table on a terminal, json otherwise).",
+        help="Output format (default: table on a terminal, json otherwise). The table shows "
+        "the main columns in full, times in the shop's zone; json and csv every field, ISO 8601.",
     )(fn)
 
 

@@ -8,14 +8,18 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
-from mailrelay.cli.resources import load_config, print_listing, write_or_fail
+from mailrelay.cli.resources import load_config, open_store, print_listing, shop_time
 from mailrelay.cli.subcommands import row_command
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import OutboxStatus
+from mailrelay.store import OutboxRow
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
                  "sent_at", "last_error", "shop")
+#: What a person reads in the table (JSON and CSV have every field).
+OUTBOX_COLUMNS = ("id", "shop", "kind", "to", "subject", "status", "attempts", "due_at", "sent_at",
+                  "last_error")
 
 
 @click.group(invoke_without_command=True)
@@ -33,13 +37,28 @@ def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: 
         return
     print_listing(load_config(config_path),
                   lambda q: q.list_mail(OutboxStatus.FAILED if failed else None, shop=shop_id),
-                  OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient})
+                  OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient},
+                  table_fields=OUTBOX_COLUMNS)
 
 
 @row_command(outbox, "retry", "outbox_id")
 def outbox_retry(config: Config, outbox_id: int) -> None:
     """Queue a failed message again, due now (the running daemon sends it within a minute)."""
     now = SystemClock().now()
-    write_or_fail(config, lambda q: q.retry_mail(outbox_id, now),
-                  f"outbox message {outbox_id} is not failed or queued")
+    with open_store(config) as store:
+        if not store.write_sync(lambda q: q.retry_mail(outbox_id, now)):
+            raise click.ClickException(_not_retryable(config, store.read(
+                lambda q: q.get_mail(outbox_id)), outbox_id))
     click.echo(f"outbox message {outbox_id} queued again")
+
+
+def _not_retryable(config: Config, mail: OutboxRow | None, outbox_id: int) -> str:
+    """Why `outbox retry` queued nothing: no such message, or the state it is in."""
+    if mail is None:
+        return f"outbox message {outbox_id} does not exist ('mailrelay outbox' lists them)"
+    if mail.status == OutboxStatus.SENT:
+        when = shop_time(config, mail.shop, mail.sent_at)
+        return f"outbox message {outbox_id} was already sent on {when}: nothing to retry"
+    why = f" ({mail.last_error})" if mail.last_error else ""
+    return (f"outbox message {outbox_id} is {mail.status}{why}: only failed or queued mail "
+            "can be retried")

@@ -14,7 +14,7 @@ import click
 
 from mailrelay.config import Config, ShopConfig, load, locate
 from mailrelay.core.errors import ConfigError, StoreError
-from mailrelay.core.output import localize, render
+from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Queries, Store
 
@@ -61,18 +61,27 @@ def load_signer(config: Config) -> TokenSigner:
 
 
 def print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ...],
-                fmt: str | None) -> None:
+               fmt: str | None, table_fields: tuple[str, ...] | None = None) -> None:
+    """Rows as JSON or CSV with every field in machine formats, or as a table of
+    `table_fields` (default: all) with times as people read them in each shop's zone."""
     tzs = {s.id: s.timezone for s in config.shops}
-    click.echo(render(localize(rows, tzs), fields, output_format(fmt)))
+    chosen = output_format(fmt)
+    table = chosen == "table"
+    shown = (table_fields or fields) if table else fields
+    if table and len(config.shops) == 1:
+        shown = tuple(f for f in shown if f != "shop")  # one shop: the column says nothing
+    click.echo(render(localize(rows, tzs, human=table), shown, chosen))
 
 
 def print_listing(config: Config, query: Callable[[Queries], Sequence[Any]],
                   fields: tuple[str, ...], fmt: str | None,
-                  as_dict: Callable[[Any], dict[str, Any]] = asdict) -> None:
-    """Read rows (dataclasses) on one snapshot and print them in the chosen format."""
+                  as_dict: Callable[[Any], dict[str, Any]] = asdict,
+                  table_fields: tuple[str, ...] | None = None) -> None:
+    """Read rows (dataclasses) on one snapshot and print them in the chosen format; a table
+    shows `table_fields`, the ones a person reads (default: all)."""
     with open_store(config) as store:
         rows = store.read(query)
-    print_rows(config, [as_dict(row) for row in rows], fields, fmt)
+    print_rows(config, [as_dict(row) for row in rows], fields, fmt, table_fields)
 
 
 def write_or_fail(config: Config, work: Callable[[Queries], T], failure: str) -> T:
@@ -82,3 +91,11 @@ def write_or_fail(config: Config, work: Callable[[Queries], T], failure: str) ->
     if not done:
         raise click.ClickException(failure)
     return done
+
+
+def shop_time(config: Config, shop_id: str | None, iso: str | None) -> str:
+    """A stored time in the shop's zone as people read it, for a sentence (`… sent on …`)."""
+    if not iso:
+        return "an unknown time"
+    shop = config.shop(shop_id) if shop_id else None
+    return human_time(iso, shop.timezone if shop else None)

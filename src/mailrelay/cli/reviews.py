@@ -30,6 +30,9 @@ REVIEW_FIELDS = (
     "id", "shop", "stars", "title", "text", "reviewer_name", "customer_email", "reference",
     "method", "created_at", "response", "responded_at", "reported", "report_reason", "tags",
 )
+#: What a person reads in the table (JSON and CSV have every field).
+REVIEW_COLUMNS = ("id", "shop", "stars", "title", "text", "reviewer_name", "reference",
+                  "created_at", "response", "reported", "tags")
 
 
 def _stars_range(text: str | None) -> tuple[int, int] | None:
@@ -74,7 +77,8 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     stop = parse_when(until, now, tz, end=True) if until else None
     print_listing(config, lambda q: q.list_reviews(
         shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
-        tag=tag, search=search, since=start, until=stop), REVIEW_FIELDS, fmt)
+        tag=tag, search=search, since=start, until=stop), REVIEW_FIELDS, fmt,
+        table_fields=REVIEW_COLUMNS)
 
 
 @row_command(reviews, "show", "review_id")

@@ -17,6 +17,9 @@ SHIPMENT_FIELDS = (
     "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
     "reference", "locale", "status", "reason",
 )
+#: What a person reads in the table (JSON and CSV have every field).
+SHIPMENT_COLUMNS = ("id", "shop", "received_at", "customer_email", "customer_name", "reference",
+                    "locale", "status", "reason")
 
 
 @click.command()
@@ -69,4 +72,5 @@ def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
               fmt: str | None) -> None:
     """List received shipments with the reason each did or did not yield an invitation."""
     print_listing(load_config(config_path),
-                  lambda q: q.list_shipments(status=status, shop=shop_id), SHIPMENT_FIELDS, fmt)
+                  lambda q: q.list_shipments(status=status, shop=shop_id), SHIPMENT_FIELDS, fmt,
+                  table_fields=SHIPMENT_COLUMNS)

@@ -4,6 +4,7 @@ Pure: reads the config file, `*_file` secrets and the environment only; every pr
 reported at once, naming the key and the file line. Never opens sockets or creates files.
 """
 
+from mailrelay.config.listeners import Listener, bind_failure, explain_startup_error, listeners
 from mailrelay.config.loader import defaults, load, locate
 from mailrelay.config.model import (
     Config,
@@ -23,14 +24,18 @@ __all__ = [
     "Config",
     "HttpConfig",
     "ImapConfig",
+    "Listener",
     "MAX_INVITE_DELAY",
     "OutboundConfig",
     "SecurityConfig",
     "ShopConfig",
     "SmtpConfig",
     "StoreConfig",
+    "bind_failure",
     "defaults",
     "duration_text",
+    "explain_startup_error",
+    "listeners",
     "load",
     "locate",
     "parse_duration",

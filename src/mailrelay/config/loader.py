@@ -22,7 +22,7 @@ from mailrelay.config.sections import (
     read_store,
 )
 from mailrelay.config.shops import check_addresses, read_shop
-from mailrelay.config.tables import Problems, Table, kind_of
+from mailrelay.config.tables import Problems, Table, closest, kind_of
 from mailrelay.config.values import SHOP_ID
 from mailrelay.core.errors import ConfigError, ConfigProblem
 
@@ -40,8 +40,13 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
 
     for name, value in document.items():
         if name not in _TABLES:
-            kind = "table" if isinstance(value, dict) else "key"
-            problems.add((name,), name, f"unknown {kind}")
+            if isinstance(value, dict | list):
+                table = closest(name, _TABLES)
+                header = "[[shop]]" if table == "shop" else f"[{table}]"
+                hint = f"; did you mean {header}?" if table else ""
+                problems.add((name,), name, "unknown table" + hint)
+            else:
+                problems.add((name,), name, "unknown key")
 
     def section(name: str) -> Table:
         return _section(document, name, problems, base)

@@ -4,7 +4,9 @@ fall back to a default, so every problem in a file is reported at once.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -276,4 +278,16 @@ class Table:
         """Report every key nobody asked for: a typo must not pass silently."""
         for key in self.data:
             if key not in self.used:
-                self.problem(key, "unknown key")
+                self.problem(key, "unknown key" + did_you_mean(key, self.used))
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name a misspelt `name` most likely meant (difflib), if any is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """"; did you mean X?" for the known key closest to a misspelt `name`, else ""."""
+    close = closest(name, known)
+    return f"; did you mean {close}?" if close else ""

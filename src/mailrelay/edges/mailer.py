@@ -30,6 +30,7 @@ __all__ = [
     "SmtpTransport",
     "Transport",
     "build_transport",
+    "prepare_maildir",
 ]
 
 log = logging.getLogger("mailrelay.mailer")  # the name operators filter on
@@ -364,6 +365,21 @@ class SmtpTransport:
 # --------------------------------------------------------------------------- Maildir
 
 
+MAILDIR_FOLDERS: Final = ("tmp", "new", "cur")
+
+
+def prepare_maildir(path: Path) -> None:
+    """Make `path` a whole Maildir: the folder and its tmp/ new/ cur/, each owner-only.
+
+    mailbox.Maildir(create=True) makes the subfolders only for a folder it creates itself; for
+    one that already exists (made by hand, or by `mailrelay check` before issue 12) every add
+    failed with "No such file or directory: …/tmp/…".
+    """
+    make_private_dir(path)
+    for folder in MAILDIR_FOLDERS:
+        make_private_dir(path / folder)
+
+
 class MaildirTransport:
     """Writes each message, bytes unchanged, as one file in `<path>/new/` (for tests and demos)."""
 
@@ -387,10 +403,15 @@ class MaildirTransport:
 
     def _write(self, raw: bytes) -> str:
         if self._maildir is None:
-            make_private_dir(self._path.parent)
-            self._maildir = mailbox.Maildir(self._path, create=True)  # its folders: 0700
-        # Maildir.add writes into tmp/ and renames into new/, so a reader never sees half a file.
-        key = self._maildir.add(raw)
+            prepare_maildir(self._path)
+            self._maildir = mailbox.Maildir(self._path, create=False)
+        try:
+            # Maildir.add writes into tmp/ and renames into new/: a reader never sees half a file.
+            key = self._maildir.add(raw)
+        except FileNotFoundError:
+            # A folder removed while we run (an operator emptying the outbox): make it again.
+            prepare_maildir(self._path)
+            key = self._maildir.add(raw)
         # The file is made 0666 & ~umask; it holds a customer's address and name (issue 10).
         restrict_file(self._path / "new" / key)
         return key

@@ -188,18 +188,19 @@ def process_shipment(
 def process_cancel(
     q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig, now: datetime
 ) -> MessageOutcome | None:
-    """A message to `cancel_address`: cancel that order's (else that customer's) invitations."""
+    """A message to `cancel_address`: cancel that order's (else that customer's) invitations,
+    or the pending reminders of those already sent."""
     reason = f"cancelled by message {notice.message_id or msg.id}"
-    ids = cancel(q, shop, notice.reference, notice.customer_email, reason)
+    done = cancel(q, shop, notice.reference, notice.customer_email, reason)
     what = (
         f"reference {notice.reference}" if notice.reference
         else f"customer {notice.customer_email}" if notice.customer_email
         else "nothing identifiable"
     )
-    result = f"cancel {what}: {len(ids)} invitation(s) cancelled"
+    result = f"cancel {what}: {done.summary()}"
     if not q.claim_message(msg.id, now, result):
         return None
-    return MessageOutcome(msg.id, shop.id, MessageKind.CANCEL, "cancelled" if ids else "ignored",
+    return MessageOutcome(msg.id, shop.id, MessageKind.CANCEL, "cancelled" if done else "ignored",
                           result)
 
 

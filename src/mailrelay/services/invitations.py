@@ -16,7 +16,7 @@ from functools import partial
 import jinja2
 
 from mailrelay.config import Config, ShopConfig
-from mailrelay.core.errors import DuplicateKey
+from mailrelay.core.errors import DuplicateKey, UserError
 from mailrelay.core.models import (
     Decision,
     InvitationMethod,
@@ -196,37 +196,181 @@ def _withdraw(q: Queries, rows: Iterable[InvitationRow], reason: str,
     return done
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """What one cancellation did: invitations withdrawn before they were sent, and reminders
+    stopped of invitations already sent (those stay sent: the customer has the mail)."""
+
+    invitations: tuple[int, ...] = ()
+    reminders: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.invitations or self.reminders)
+
+    def __add__(self, other: Cancellation) -> Cancellation:
+        return Cancellation(self.invitations + other.invitations, self.reminders + other.reminders)
+
+    def summary(self) -> str:
+        """One line for the CLI and the cancel mail's result."""
+        parts = []
+        if self.invitations:
+            ids = ", ".join(map(str, self.invitations))
+            parts.append(f"cancelled {len(self.invitations)} invitation(s): {ids}")
+        if self.reminders:
+            ids = ", ".join(map(str, self.reminders))
+            parts.append(f"cancelled the pending reminder of invitation(s) {ids}"
+                         " (already sent; the review link stays valid)")
+        return "; ".join(parts) or "nothing cancelled"
+
+
+def _stop_reminders(q: Queries, rows: Iterable[InvitationRow], reason: str) -> list[int]:
+    """Cancel the pending reminder of each sent invitation in `rows`; say so on it and on its
+    shipment (whose status stays: it did yield an invitation). Returns their ids."""
+    why = f"invitation sent; its reminder {reason}"
+    done = []
+    for row in rows:
+        if q.cancel_reminder(row.id, why):
+            done.append(row.id)
+            shipment = q.shipment_of_invitation(row.id) if row.shipment_id else None
+            if shipment is not None:
+                q.set_shipment_status(shipment.id, ShipmentStatus(shipment.status), why)
+    return done
+
+
 def cancel(
     q: Queries, shop: ShopConfig, reference: str | None, email: str | None, reason: str
-) -> list[int]:
-    """Cancel scheduled invitations of an order reference (else of a customer address)."""
-    if reference:
-        rows = q.scheduled_invitations(shop.id, reference=reference)
-    elif email:
-        rows = q.scheduled_invitations(shop.id, email=email)
-    else:
-        return []
-    return _withdraw(q, rows, reason, ShipmentStatus.CANCELLED)
+) -> Cancellation:
+    """Cancel an order reference's (else a customer address's) scheduled invitations, and the
+    pending reminders of those already sent (a cancel mail, `invitations cancel`)."""
+    if not (reference or email):
+        return Cancellation()
+    scheduled = q.scheduled_invitations(shop.id, reference=reference or None,
+                                        email=None if reference else email)
+    sent = q.sent_invitations(shop.id, reference=reference or None,
+                              email=None if reference else email)
+    return Cancellation(
+        tuple(_withdraw(q, scheduled, reason, ShipmentStatus.CANCELLED)),
+        tuple(_stop_reminders(q, sent, reason)),
+    )
+
+
+@dataclass(frozen=True)
+class CancelTarget:
+    """What an operator names to cancel: exactly one of an invitation id, an order reference,
+    a customer address, or a bare argument that may be an id or a reference."""
+
+    id: int | None = None
+    reference: str | None = None
+    email: str | None = None
+    bare: str | None = None
 
 
 def cancel_target(
-    q: Queries, config: Config, target: str, shop_id: str | None, reason: str
-) -> list[int]:
-    """`invitations cancel REF|ID`: an invitation id, else an order reference."""
-    if target.isdigit():
-        row = q.get_invitation(int(target))
-        if row is not None and (shop_id is None or row.shop == shop_id):
-            shop = config.shop(row.shop)
-            if shop is not None and row.status == InvitationStatus.SCHEDULED:
-                if row.reference:
-                    return cancel(q, shop, row.reference, None, reason)
-                return _withdraw(q, [row], reason, ShipmentStatus.CANCELLED)
-            return []
-    done: list[int] = []
-    for shop in config.shops:
-        if shop_id is None or shop.id == shop_id:
-            done += cancel(q, shop, target, None, reason)
+    q: Queries, config: Config, target: CancelTarget, shop_id: str | None, reason: str
+) -> Cancellation:
+    """`invitations cancel`: resolve `target` within `shop_id` (else every shop) and cancel.
+
+    Raises UserError when a bare argument is both an id and another invitation's reference,
+    when a reference or address matches in several shops, or when nothing was cancelled.
+    """
+    shops = [s for s in config.shops if shop_id is None or s.id == shop_id]
+    if target.bare is not None:
+        target = _resolve_bare(q, shops, target.bare)
+    if target.id is not None:
+        done = _cancel_by_id(q, config, shops, target.id, reason)
+    elif target.reference is not None:
+        done = _cancel_in_one_shop(q, shops, target.reference, None, reason)
+    else:
+        email = normalize_address(target.email or "")
+        if email is None:
+            raise UserError(f"not a valid email address: {target.email!r}")
+        done = _cancel_in_one_shop(q, shops, None, email, reason)
+    if not done:
+        raise UserError(_nothing_cancelled(q, shops, target))
     return done
+
+
+def _resolve_bare(q: Queries, shops: list[ShopConfig], bare: str) -> CancelTarget:
+    """A bare argument: an id or a reference, refused when it is both for different
+    invitations (issue 12: `cancel 1002` cancelled invitation 1002, not order 1002's)."""
+    by_id = _invitation_in(q, shops, int(bare)) if bare.isdigit() else None
+    by_ref = [row for row in (q.invitation_for_reference(s.id, bare) for s in shops) if row]
+    others = [row for row in by_ref if by_id is None or row.id != by_id.id]
+    if by_id is not None and others:
+        matches = " and ".join(
+            [f"invitation {by_id.id} ({_describe(by_id, reference=True)})"]
+            + [f"order reference {bare} (invitation {row.id}, {_describe(row)})"
+               for row in others])
+        raise UserError(f"{bare!r} names {matches}; say which with --id {bare} or --ref {bare}")
+    if by_id is not None:
+        return CancelTarget(id=by_id.id)
+    return CancelTarget(reference=bare)
+
+
+def _describe(row: InvitationRow, *, reference: bool = False) -> str:
+    order = [f"order {row.reference}"] if reference and row.reference else []
+    return ", ".join([*order, row.customer_email or "(erased)", f"shop {row.shop}", row.status])
+
+
+def _invitation_in(q: Queries, shops: list[ShopConfig], invitation_id: int
+                   ) -> InvitationRow | None:
+    row = q.get_invitation(invitation_id)
+    return row if row is not None and row.shop in {s.id for s in shops} else None
+
+
+def _cancel_by_id(q: Queries, config: Config, shops: list[ShopConfig], invitation_id: int,
+                  reason: str) -> Cancellation:
+    row = _invitation_in(q, shops, invitation_id)
+    shop = config.shop(row.shop) if row is not None else None
+    if row is None or shop is None:
+        return Cancellation()
+    if row.status == InvitationStatus.SCHEDULED and row.reference:
+        return cancel(q, shop, row.reference, None, reason)
+    return Cancellation(tuple(_withdraw(q, [row], reason, ShipmentStatus.CANCELLED)),
+                        tuple(_stop_reminders(q, [row], reason)))
+
+
+def _cancel_in_one_shop(q: Queries, shops: list[ShopConfig], reference: str | None,
+                        email: str | None, reason: str) -> Cancellation:
+    """Cancel by reference or address in the one shop where it matches; several: --shop."""
+    matching = [s for s in shops if q.scheduled_invitations(s.id, reference, email)
+                or q.sent_invitations(s.id, reference, email)]
+    if len(matching) > 1:
+        what = f"order reference {reference}" if reference else f"customer {email}"
+        names = ", ".join(s.id for s in matching)
+        raise UserError(f"{what} has invitations in shops {names}; add --shop to say which")
+    done = Cancellation()
+    for shop in matching:
+        done += cancel(q, shop, reference, email, reason)
+    return done
+
+
+def _nothing_cancelled(q: Queries, shops: list[ShopConfig], target: CancelTarget) -> str:
+    """Why nothing was cancelled: no such invitation, or the state it is in."""
+    if target.id is not None:
+        rows = [row] if (row := _invitation_in(q, shops, target.id)) else []
+        what = f"invitation {target.id}"
+    elif target.reference is not None:
+        rows = [r for r in (q.invitation_for_reference(s.id, target.reference) for s in shops)
+                if r]
+        what = f"order reference {target.reference}"
+    else:
+        return (f"nothing to cancel for customer {normalize_address(target.email or '')}:"
+                " no scheduled invitation and no pending reminder")
+    if not rows:
+        return f"no invitation has {what}" if target.id is None else f"{what} does not exist"
+    states = "; ".join(f"invitation {row.id} is {_state(row)}" for row in rows)
+    return f"nothing to cancel for {what}: {states}"
+
+
+def _state(row: InvitationRow) -> str:
+    if row.status == InvitationStatus.SENT:
+        if row.review_id is not None:
+            return f"sent and reviewed (review {row.review_id})"
+        if row.reminder_sent_at:
+            return "sent, and so was its reminder"
+        return "sent, with no reminder pending"
+    return f"{row.status}" + (f" ({row.reason})" if row.reason else "")
 
 
 def unsubscribe(q: Queries, invitation: InvitationRow, now: datetime) -> int:

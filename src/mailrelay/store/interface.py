@@ -113,6 +113,14 @@ class InvitationStatements(Protocol):
 
     def cancel_queued_mail(self, invitation_id: int, reason: str) -> None: ...
 
+    def sent_invitations(
+        self, shop: str, reference: str | None = None, email: str | None = None
+    ) -> list[InvitationRow]: ...
+
+    def cancel_reminder(self, invitation_id: int, reason: str) -> bool:
+        """Stop a sent invitation's reminder, planned or rendered and not yet handed to a
+        server, and put `reason` on the invitation; False when none was pending."""
+
     def cancel_reminders_of(self, shop: str, email: str) -> int: ...
 
     def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:

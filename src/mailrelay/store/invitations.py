@@ -105,8 +105,17 @@ class InvitationQueries(Bound):
     def scheduled_invitations(
         self, shop: str, reference: str | None = None, email: str | None = None
     ) -> list[InvitationRow]:
+        return self._invitations_in(InvitationStatus.SCHEDULED, shop, reference, email)
+
+    def sent_invitations(
+        self, shop: str, reference: str | None = None, email: str | None = None
+    ) -> list[InvitationRow]:
+        return self._invitations_in(InvitationStatus.SENT, shop, reference, email)
+
+    def _invitations_in(self, status: InvitationStatus, shop: str, reference: str | None,
+                        email: str | None) -> list[InvitationRow]:
         sql = _SELECT_INVITATION + "shop = ? AND status = ?"
-        args: list[Any] = [shop, InvitationStatus.SCHEDULED]
+        args: list[Any] = [shop, status]
         if reference is not None:
             sql += " AND reference = ?"
             args.append(reference)
@@ -131,6 +140,22 @@ class InvitationQueries(Bound):
             (OutboxStatus.CANCELLED, f"cancelled: {reason}", invitation_id, OutboxStatus.QUEUED),
         )
 
+
+    def cancel_reminder(self, invitation_id: int, reason: str) -> bool:
+        """Stop a sent invitation's reminder, planned or rendered and not yet handed to a
+        server, and put `reason` on the invitation; False when none was pending."""
+        queued = self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ? WHERE invitation_id = ? AND kind = ?"
+            " AND status = ?",
+            (OutboxStatus.CANCELLED, f"cancelled: {reason}", invitation_id, OutboxKind.REMINDER,
+             OutboxStatus.QUEUED),
+        ).rowcount
+        planned = self.conn.execute(
+            "UPDATE invitations SET reminder_due_at = NULL, reason = ?"
+            " WHERE id = ? AND status = ? AND (reminder_due_at IS NOT NULL OR ?)",
+            (reason, invitation_id, InvitationStatus.SENT, queued > 0),
+        ).rowcount
+        return planned == 1
 
     def cancel_reminders_of(self, shop: str, email: str) -> int:
         cur = self.conn.execute(
