@@ -22,7 +22,7 @@ from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
 from mailrelay.edges.mailer import build_transport
 
-from .conftest import BASE_CONFIG, ConfigFactory, smtp_outbound
+from .conftest import BASE_CONFIG, ConfigFactory, second_shop, smtp_outbound
 from .imap_servers import PymapServer
 from .sink import Sink, running_sink
 
@@ -214,3 +214,23 @@ async def test_serve_says_which_address_is_in_use_and_which_key_sets_it(
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "Errno" not in error, error
     assert f"127.0.0.1:{taken_port} is in use" in error and "[http] listen" in error, error
+
+
+async def test_serve_says_at_start_which_config_store_outbox_and_urls_it_runs_with(
+    make_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: an operator learns from the first lines what this relay runs with."""
+    caplog.set_level("INFO", logger="mailrelay")
+    config = make_config(more=second_shop())
+    stop = asyncio.Event()
+    assert await app.run(config, ready=lambda _daemon: stop.set(), stop=stop) == app.EXIT_OK
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailrelay.app"]
+    text = "\n".join(lines)
+    assert f"config {config.source}" in text
+    assert f"store {config.store.path}" in text
+    assert "outbound mail to " in text
+    assert f"web {config.http.base_url}/" in text
+    for shop in config.shops:
+        page = f"{config.http.base_url}/s/{shop.id}"
+        assert f"shop {shop.id}: BCC {shop.bcc_address}, public page {page}" in text
+    assert text.index("config ") < text.index("mailrelay ready")

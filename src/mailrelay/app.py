@@ -34,6 +34,7 @@ from mailrelay.services.delivery import Delivery
 from mailrelay.services.inbound import Inbound
 from mailrelay.services.intake import Intake
 from mailrelay.services.invitations import Inviter, record_delivery
+from mailrelay.services.links import public_url
 from mailrelay.services.replies import Replier
 from mailrelay.services.reviews import Reviewer
 from mailrelay.services.supervisor import (
@@ -303,6 +304,26 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         task.result()
 
 
+def startup_summary(config: Config) -> list[str]:
+    """What an operator needs at start (issue 12): which config was read, where the store and
+    the outbox are, and the URLs the shops' pages and review links use."""
+    outbound = config.outbound
+    where = (f"Maildir {outbound.maildir}" if outbound.transport == "maildir"
+             else f"SMTP {outbound.host}:{outbound.port}")
+    imap = config.imap
+    lines = [
+        f"config {config.source or 'embedded defaults (no relay.toml found)'}",
+        f"store {config.store.path}",
+        f"outbound mail to {where}",
+        "replies mailbox " + (f"{imap.host}:{imap.port} folder {imap.folder}" if imap
+                              else "none (agents reply over SMTP only)"),
+        f"web {config.http.base_url}/ (review links {config.http.base_url}/r/…)",
+    ]
+    lines += [f"shop {shop.id}: BCC {shop.bcc_address}, public page {public_url(config, shop.id)}"
+              for shop in config.shops]
+    return lines
+
+
 async def run(
     config: Config,
     ready: Callable[[Daemon], object] | None = None,
@@ -337,6 +358,8 @@ async def run(
         except (MailrelayError, OSError, ValueError) as exc:
             log.error("startup failed: %s", explain_startup_error(exc, config))
             return EXIT_STARTUP
+        for line in startup_summary(config):
+            log.info("%s", line)
         log.info("mailrelay ready: smtp %s:%d, web %s:%d, %d shop(s)", config.smtp.host,
                  daemon.smtp_port, config.http.host, daemon.http_port, len(config.shops))
         sd_notify("READY=1")
