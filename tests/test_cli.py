@@ -41,6 +41,17 @@ def test_every_command_has_help() -> None:
     walk(main, [])
 
 
+def test_the_command_list_describes_each_command_in_a_full_sentence_not_cut_at_45_characters(
+) -> None:
+    output = run("--help").output
+    listed = output[output.index("Commands:"):]
+    assert "..." not in listed
+    for name, cmd in main.commands.items():
+        summary = cmd.get_short_help_str(limit=10_000)
+        assert not summary.endswith(":"), (name, summary)
+        assert " ".join(summary.split()) in " ".join(listed.split()), name
+
+
 def test_invite_schedules_one_invitation_and_refuses_the_same_reference_again(
     cfg_path: str,
 ) -> None:

@@ -21,7 +21,22 @@ from mailrelay.cli import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FullHelpGroup(click.Group):
+    """A group whose command list shows each command's first help paragraph in full: click
+    cuts it at 45 characters, which left `mailrelay --help` saying half of what each does."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=FullHelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mailrelay")
 def main() -> None:
     """mailrelay: shipping emails in, customer reviews and public responses out."""

@@ -31,7 +31,9 @@ STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "reviews_by_
 @user_errors
 def stats(config_path: Path | None, shop_id: str | None, since: str | None, until: str | None,
           fmt: str | None) -> None:
-    """Per shop, over the period (default: all time):
+    """Show each shop's figures: shipments, invitations, reviews, conversion and responses.
+
+    Per shop, over the period (default: all time):
 
     \b
     shipments         trigger emails received, by status

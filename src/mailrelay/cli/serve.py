@@ -21,7 +21,7 @@ from mailrelay.core.errors import ConfigError
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Least severe log level to print.")
 def serve(config_path: Path | None, log_level: str) -> None:
-    """Run the daemon: SMTP listener, intake worker (and, as they land, web, IMAP, sender).
+    """Run the daemon: SMTP listener, intake, invitations and delivery, web, IMAP watcher.
 
     Stops cleanly on SIGTERM or SIGINT (a second SIGINT exits at once). Exit status 3 when the
     configuration is invalid or a listener cannot start.
