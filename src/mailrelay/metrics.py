@@ -30,6 +30,8 @@ class Snapshot:
     bounces: Mapping[str, int] = field(default_factory=dict)
     #: (refusal label, "true"/"false" an agent was told) → count since start.
     replies_refused: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: (alert kind, shop id) → operator alerts raised since start.
+    alerts: Mapping[tuple[str, str], int] = field(default_factory=dict)
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
@@ -73,6 +75,12 @@ class _SnapshotCollector(Collector):
         for (reason, notified), value in sorted(s.replies_refused.items()):
             refused.add_metric([reason, notified], value)
         yield refused
+        alerts = CounterMetricFamily(
+            "mailrelay_alerts", "Operator alerts raised since start, by kind and shop",
+            labels=["kind", "shop"])
+        for (kind, shop), value in sorted(s.alerts.items()):
+            alerts.add_metric([kind, shop], value)
+        yield alerts
         yield _counter("mailrelay_reviews", "Reviews by stars", "stars", s.reviews_by_stars,
                        ("1", "2", "3", "4", "5"))
         yield _counter("mailrelay_shipments", "Shipments by outcome", "status",

@@ -81,6 +81,9 @@ class ShipmentStatements(Protocol):
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time."""
 
+    def count_trigger_senders(self, shop: str) -> int:
+        """How many different senders ever triggered for `shop` (erased ones not)."""
+
 
 class InvitationStatements(Protocol):
     """Invitations: the facts that decide one, its schedule, its mail and its reminder."""

@@ -82,3 +82,7 @@ class ShipmentQueries(Bound):
             (shop, sender, at),
         ).fetchone()
         return row is not None and row[0] == 1
+
+    def count_trigger_senders(self, shop: str) -> int:
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM trigger_senders WHERE shop = ?", (shop,)).fetchone()[0])
