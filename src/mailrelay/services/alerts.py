@@ -110,8 +110,8 @@ class Alerter:
         shop = self.config.shop(shop_id)
         if shop is None:
             return
-        known = await self.store.aread(lambda q: q.count_trigger_senders(shop.id))
-        if known <= 1:
+        first = await self.store.aread(lambda q: q.first_trigger_sender(shop.id))
+        if first == sender:
             log.info("first trigger sender of shop=%s: %s", shop.id, sender)
             return
         await self._raise([shop], AlertKind.NEW_SENDER,

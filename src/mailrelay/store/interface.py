@@ -81,8 +81,8 @@ class ShipmentStatements(Protocol):
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time."""
 
-    def count_trigger_senders(self, shop: str) -> int:
-        """How many different senders ever triggered for `shop` (erased ones not)."""
+    def first_trigger_sender(self, shop: str) -> str | None:
+        """The sender that triggered for `shop` first (of those not erased); None = none yet."""
 
 
 class InvitationStatements(Protocol):

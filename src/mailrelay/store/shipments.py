@@ -83,6 +83,8 @@ class ShipmentQueries(Bound):
         ).fetchone()
         return row is not None and row[0] == 1
 
-    def count_trigger_senders(self, shop: str) -> int:
-        return int(self.conn.execute(
-            "SELECT COUNT(*) FROM trigger_senders WHERE shop = ?", (shop,)).fetchone()[0])
+    def first_trigger_sender(self, shop: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT sender FROM trigger_senders WHERE shop = ?"
+            " ORDER BY first_seen_at, rowid LIMIT 1", (shop,)).fetchone()
+        return str(row[0]) if row else None
