@@ -3,9 +3,12 @@ outbox, and counted in /metrics per kind and shop (issue 12)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
+
+import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config, defaults
@@ -182,3 +185,22 @@ async def test_alerts_are_rendered_in_the_shops_locale(
         [alert] = alerts_to(sink, OWNER)
         assert alert["Content-Language"] == "de"
         assert "Neuer Auslöser-Absender" in str(alert["Subject"])
+
+
+async def test_without_addresses_the_first_trigger_is_quiet_and_a_new_sender_only_logged(
+    config: Config, clock: FrozenClock, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's case: no `alerts`, so nothing is mailed; the shop's first trigger (the
+    newcomer's first try) warns of nothing, a later new sender is logged and counted."""
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        with caplog.at_level(logging.INFO):
+            await send(daemon, trigger())
+            await settle(daemon)
+            await daemon.tick()
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+        await send(daemon, trigger(sender="leak@elsewhere.example"))
+        await settle(daemon)
+        await eventually(lambda: any("alert new_sender" in r.getMessage()
+                                     for r in caplog.records), what="the alert's log line")
+        assert alert_count(await scrape(daemon), "new_sender", "acme") == 1
+        assert daemon.store.read(lambda q: q.outbox_depth()) == 0
