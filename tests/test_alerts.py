@@ -13,6 +13,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config, defaults
 from mailrelay.core.clock import FrozenClock
+from mailrelay.services.alerts import AlertKind, Outage
 
 from .conftest import ConfigFactory, second_shop
 from .imap_servers import ImapServer
@@ -204,3 +205,16 @@ async def test_without_addresses_the_first_trigger_is_quiet_and_a_new_sender_onl
                                      for r in caplog.records), what="the alert's log line")
         assert alert_count(await scrape(daemon), "new_sender", "acme") == 1
         assert daemon.store.read(lambda q: q.outbox_depth()) == 0
+
+
+def test_an_outage_shorter_than_its_threshold_stays_silent_and_ends_without_a_resolved() -> None:
+    start = FrozenClock().now()
+    outage = Outage(timedelta(minutes=15), AlertKind.IMAP_UNREACHABLE, AlertKind.IMAP_RESOLVED)
+    assert outage.step(start, start + timedelta(minutes=10)) is None
+    assert outage.step(None, start + timedelta(minutes=11)) is None  # back before 15 minutes
+    later = start + timedelta(hours=1)
+    assert outage.step(later, later) is None
+    assert outage.step(later, later + timedelta(minutes=15)) == AlertKind.IMAP_UNREACHABLE
+    assert outage.step(later, later + timedelta(hours=5)) is None
+    assert outage.step(None, later + timedelta(hours=6)) == AlertKind.IMAP_RESOLVED
+    assert outage.step(None, later + timedelta(hours=7)) is None
