@@ -21,7 +21,7 @@ from mailrelay.render.alert import alert_mail
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import Queries, Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mailrelay.alerts")  # the name operators filter on
 
 OUTBOUND_AFTER = timedelta(hours=1)
 IMAP_AFTER = timedelta(minutes=15)
