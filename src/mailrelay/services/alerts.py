@@ -15,6 +15,7 @@ import jinja2
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
+from mailrelay.core.errors import StoreError
 from mailrelay.core.models import OutboxKind
 from mailrelay.render import Templates
 from mailrelay.render.alert import alert_mail
@@ -106,16 +107,21 @@ class Alerter:
 
     async def new_sender(self, shop_id: str, sender: str, subject: str | None) -> None:
         """A sender's first trigger for a shop. The shop's very first sender is its own shop
-        system (the demo's first trigger too): logged, not alerted."""
+        system (the demo's first trigger too): logged, not alerted. A store failure is logged:
+        the trigger is processed, and intake goes on."""
         shop = self.config.shop(shop_id)
         if shop is None:
             return
-        first = await self.store.aread(lambda q: q.first_trigger_sender(shop.id))
-        if first == sender:
-            log.info("first trigger sender of shop=%s: %s", shop.id, sender)
-            return
-        await self._raise([shop], AlertKind.NEW_SENDER,
-                          {"sender": sender, "subject": subject or "(none)"})
+        try:
+            first = await self.store.aread(lambda q: q.first_trigger_sender(shop.id))
+            if first == sender:
+                log.info("first trigger sender of shop=%s: %s", shop.id, sender)
+                return
+            await self._raise([shop], AlertKind.NEW_SENDER,
+                              {"sender": sender, "subject": subject or "(none)"})
+        except StoreError as exc:
+            log.error("alert new_sender shop=%s sender=%s could not be queued: %s",
+                      shop.id, sender, exc)
 
     def reported(self, q: Queries, shop_id: str, review_id: int, reason: str,
                  now: datetime) -> None:
