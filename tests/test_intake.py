@@ -15,7 +15,7 @@ from mailrelay.services.invitations import due_time
 from mailrelay.store import InvitationRow, ShipmentRow
 
 from .conftest import CORPUS, ConfigFactory, corpus_cases, corpus_params
-from .mailtools import send, settle, trigger
+from .mailtools import eventually, send, settle, trigger
 from .test_parsing import block, html_mail
 
 CANCEL = "cancel+acme@relay.test"
@@ -141,16 +141,24 @@ async def test_trigger_from_sender_outside_trigger_senders_is_rejected(
         assert "trigger_senders" in str(rows[0].reason)
 
 
-async def test_first_trigger_from_a_new_sender_logs_a_warning_once(
+async def test_a_new_trigger_sender_after_the_shops_first_warns_once(
     daemon: Daemon, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mailrelay.intake")
+    """The shop's first sender is its own shop system (a newcomer's first demo trigger): no
+    warning. A later new sender may be a leaked BCC address: one WARNING (the alert, issue 12)."""
+    caplog.set_level(logging.WARNING, logger="mailrelay")
     await send(daemon, trigger(subject="Order #7301"))
     await send(daemon, trigger(subject="Order #7302", to="b@example.com"))
     await settle(daemon)
-    warnings = [r for r in caplog.records if "first trigger" in r.getMessage()]
+    await send(daemon, trigger(subject="Order #7303", sender="leak@elsewhere.example"))
+    await send(daemon, trigger(subject="Order #7304", sender="leak@elsewhere.example",
+                               to="c@example.com"))
+    await settle(daemon)
+    await eventually(lambda: any("new_sender" in r.getMessage() for r in caplog.records),
+                     what="the new sender's warning")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
-    assert "shop@acme.example" in warnings[0].getMessage()
+    assert "leak@elsewhere.example" in warnings[0] and "Order #7303" in warnings[0]
 
 
 async def test_message_to_cancel_address_cancels_pending_invitation_of_that_order(

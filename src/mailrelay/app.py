@@ -29,6 +29,7 @@ from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
 from mailrelay.render import Templates
 from mailrelay.services import privacy
+from mailrelay.services.alerts import Alerter
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.inbound import Inbound
@@ -48,6 +49,8 @@ from mailrelay.store import Store
 
 log = logging.getLogger(__name__)
 
+#: How often the outages are looked at for the operator's alerts.
+ALERT_CHECK_SECONDS = 60.0
 EXIT_OK = 0
 EXIT_STARTUP = 3
 
@@ -100,6 +103,7 @@ class Daemon:
         self.reviewer: Reviewer
         self.replier: Replier
         self.bouncer: Bouncer
+        self.alerts: Alerter
         self.imap: ImapWatcher | None = None
         self.delivery: Delivery
         self.clockwork: Clockwork
@@ -197,6 +201,10 @@ class Daemon:
                                on_progress=self._worker("intake").progress)
         self.intake = self.inbound.intake
         self.handler = Handler(self.inbound)
+        self.alerts = Alerter(config, self.store, self.templates, self.clock,
+                              on_outbox=self._due.set)
+        self.intake.on_new_sender = self.alerts.new_sender
+        self.replier.on_report = self.alerts.reported
 
     async def _start_edges(self, signer: TokenSigner) -> None:
         """Web, IMAP and SMTP, in that order: mail is accepted only once everything runs."""
@@ -212,6 +220,7 @@ class Daemon:
         self.listener = Listener(config.smtp, self.handler)
         await self.listener.start()
         stack.push_async_callback(self.listener.stop)
+        self._spawn(self._watch_outages(), "alerts")
         interval = watchdog_interval()
         if interval:
             self._spawn(self._heartbeat(interval), "watchdog")
@@ -282,6 +291,24 @@ class Daemon:
                             ", ".join(trouble))
                 withheld = True
             await asyncio.sleep(interval)
+
+    async def check_alerts(self) -> None:
+        """Alert the operators of an outbound or IMAP outage that crossed its threshold or
+        ended (the watch loop's step; tests with a frozen clock call it)."""
+        now = self.clock.now()
+        imap_since = None
+        if self.imap is not None and not self.imap.connected:
+            imap_since = self.imap.last_ok or now
+        await self.alerts.check(self.delivery.outage_since, imap_since)
+
+    async def _watch_outages(self) -> None:
+        """`check_alerts` every ALERT_CHECK_SECONDS; a failed check is logged and retried."""
+        while True:
+            await asyncio.sleep(ALERT_CHECK_SECONDS)
+            try:
+                await self.check_alerts()
+            except Exception:
+                log.exception("outage alert check failed")
 
     async def stop(self) -> None:
         await self._stack.aclose()

@@ -30,6 +30,8 @@ class Snapshot:
     bounces: Mapping[str, int] = field(default_factory=dict)
     #: (refusal label, "true"/"false" an agent was told) → count since start.
     replies_refused: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: (alert kind, shop id) → operator alerts raised since start.
+    alerts: Mapping[tuple[str, str], int] = field(default_factory=dict)
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
@@ -73,6 +75,7 @@ class _SnapshotCollector(Collector):
         for (reason, notified), value in sorted(s.replies_refused.items()):
             refused.add_metric([reason, notified], value)
         yield refused
+        yield _alerts(s.alerts)
         yield _counter("mailrelay_reviews", "Reviews by stars", "stars", s.reviews_by_stars,
                        ("1", "2", "3", "4", "5"))
         yield _counter("mailrelay_shipments", "Shipments by outcome", "status",
@@ -109,6 +112,16 @@ def _by_label(family: _Family, values: Mapping[str, int]) -> _Family:
     """`family` with one sample per label value, in label order."""
     for label, value in sorted(values.items()):
         family.add_metric([label], value)
+    return family
+
+
+def _alerts(values: Mapping[tuple[str, str], int]) -> CounterMetricFamily:
+    """mailrelay_alerts_total{kind, shop}: the operator's alerts since start."""
+    family = CounterMetricFamily(
+        "mailrelay_alerts", "Operator alerts raised since start, by kind and shop",
+        labels=["kind", "shop"])
+    for (kind, shop), value in sorted(values.items()):
+        family.add_metric([kind, shop], value)
     return family
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from mailrelay.core.clock import Clock
 from mailrelay.metrics import Snapshot, exposition
+from mailrelay.services.alerts import Alerter
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.replies import Replier
@@ -61,6 +62,8 @@ class Parts(Protocol):
     def bouncer(self) -> Bouncer: ...
     @property
     def replier(self) -> Replier: ...
+    @property
+    def alerts(self) -> Alerter: ...
     @property
     def listener(self) -> _Listener: ...
     @property
@@ -154,6 +157,7 @@ class Status:
                          "deferred": p.delivery.deferred}
         snap.bounces = dict(p.bouncer.counts)
         snap.replies_refused = dict(p.replier.refused)
+        snap.alerts = dict(p.alerts.counts)
         states = self.worker_states(await self.pending_counts())
         snap.worker_failures = {name: w.failures for name, w in p.workers.items()}
         snap.worker_ok = {name: state == WorkerState.OK for name, state in states.items()}

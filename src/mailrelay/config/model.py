@@ -133,6 +133,8 @@ class ShopConfig:
     auto_reply_min_stars: int  # 0 = off
     order_reference_pattern: re.Pattern[str] | None  # first group (if any) is the reference
     retention: timedelta
+    #: Who gets the operator's alerts (new trigger sender, outages, reports); () = none.
+    alerts: tuple[str, ...] = ()
 
     @property
     def reply_domain(self) -> str:

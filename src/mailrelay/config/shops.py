@@ -128,6 +128,7 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
         auto_reply_min_stars=table.integer("auto_reply_min_stars", 0, minimum=0, maximum=5),
         order_reference_pattern=pattern,
         retention=table.duration("retention", "180d", positive=True),
+        alerts=_addresses(table, "alerts", ()),
     )
 
 

@@ -64,6 +64,7 @@ class OutboxKind(StrEnum):
     TICKET = "ticket"
     RESPONSE = "response"
     NOTICE = "notice"
+    ALERT = "alert"
 
 
 class InvitationMethod(StrEnum):

@@ -228,6 +228,11 @@ class Delivery:
         """The failure that started the current outage, or None while sending works."""
         return self._outage_reason if self._outage_since is not None else None
 
+    @property
+    def outage_since(self) -> datetime | None:
+        """When the current outage began (its first temporary failure); None while sending works."""
+        return self._outage_since
+
     def _outage_over(self) -> None:
         if self._outage_since is not None:
             log.info("outbound delivery recovered after %s", self.clock.now() - self._outage_since)

@@ -104,6 +104,8 @@ class MessageOutcome:
     invitation_id: int | None = None
     new_sender: str | None = None
     due_at: datetime | None = None
+    #: The subject of a new sender's first trigger (for the operator's alert).
+    first_subject: str | None = None
 
 
 def shipment_row(
@@ -149,6 +151,7 @@ def process_shipment(
         return None  # already processed by an earlier pass
     sender = notice.sender or normalize_address(msg.mail_from) or ""
     new_sender = sender if sender and q.note_trigger_sender(shop.id, sender, now) else None
+    first_subject = notice.subject if new_sender else None
     cand = Candidate(
         notice.customer_email, notice.customer_name, notice.reference, notice.locale,
         notice.send_at, InvitationMethod.AUTOMATIC,
@@ -166,7 +169,7 @@ def process_shipment(
     if status != ShipmentStatus.SCHEDULED:
         shipment_id = q.insert_shipment(shipment_row(msg, notice, status, reason))
         return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason,
-                              shipment_id, None, new_sender, None)
+                              shipment_id, None, new_sender, None, first_subject)
     due = due_for(shop, cand, now, base=msg.received_at)
     inv_id = q.next_invitation_id()
     reason = f"invitation {inv_id} due {to_iso(due)}"
@@ -180,9 +183,9 @@ def process_shipment(
         reason = f"order reference {cand.reference} already invited"
         q.set_shipment_status(shipment_id, status, reason)
         return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason,
-                              shipment_id, None, new_sender, None)
+                              shipment_id, None, new_sender, None, first_subject)
     return MessageOutcome(msg.id, shop.id, MessageKind.SHIPMENT, status, reason, shipment_id,
-                          inv_id, new_sender, due)
+                          inv_id, new_sender, due, first_subject)
 
 
 def process_cancel(
@@ -259,6 +262,9 @@ class Intake:
         self.recipients = Recipients(config.shops, signer.key_valid, signer.bounce_valid)
         self.dispatch = dispatch
         self.busy = busy
+        #: Told of a sender's first trigger for a shop: (shop id, sender, its subject), the
+        #: operator's alert; None = logged here.
+        self.on_new_sender: Callable[[str, str, str | None], Awaitable[None]] | None = None
         self._parser = ParserProcess()
         self.batch_size = batch_size
         self._wake = asyncio.Event()
@@ -397,6 +403,8 @@ class Intake:
                 transient = result
                 continue
             self._log(msg, result)
+            if isinstance(result, MessageOutcome) and result.new_sender and self.on_new_sender:
+                await self.on_new_sender(result.shop, result.new_sender, result.first_subject)
         if transient is not None:
             raise StoreError(f"intake batch failed: {transient}") from transient
         self.processed += len(batch) + prepared.others
@@ -437,7 +445,7 @@ class Intake:
         )
         if result.due_at is not None and self.on_scheduled is not None:
             self.on_scheduled(result.due_at)
-        if result.new_sender:
+        if result.new_sender and self.on_new_sender is None:
             log.warning(
                 "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
                 ident, result.new_sender, result.shop,

@@ -237,6 +237,9 @@ class Replier:
         self.authserv_id = config.security.authserv_id
         #: (refusal label, "true"/"false" notified) → count since start, for /metrics.
         self.refused: Counter[tuple[str, str]] = Counter()
+        #: Told, inside the reply's transaction, of a review an agent reported:
+        #: (queries, shop id, review id, reason, now) — the operator's alert.
+        self.on_report: Callable[[Queries, str, int, str, datetime], object] | None = None
 
     async def process(self, raw: bytes, *, source: str, envelope_sender: str | None = None,
                       trusted: bool = True) -> ReplyResult:
@@ -358,6 +361,8 @@ class Replier:
             q.add_tag(review_id, tag, now)
         if directives.report is not None:
             q.report_review(review_id, directives.report, now)
+            if self.on_report is not None:
+                self.on_report(q, str(review.shop), review_id, directives.report, now)
             if directives.body:
                 q.add_note(review_id, directives.body, author, now)
             return done(ReplyOutcome.REPORTED, directives.report)

@@ -81,6 +81,9 @@ class ShipmentStatements(Protocol):
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time."""
 
+    def first_trigger_sender(self, shop: str) -> str | None:
+        """The sender that triggered for `shop` first (of those not erased); None = none yet."""
+
 
 class InvitationStatements(Protocol):
     """Invitations: the facts that decide one, its schedule, its mail and its reminder."""

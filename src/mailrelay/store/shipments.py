@@ -82,3 +82,9 @@ class ShipmentQueries(Bound):
             (shop, sender, at),
         ).fetchone()
         return row is not None and row[0] == 1
+
+    def first_trigger_sender(self, shop: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT sender FROM trigger_senders WHERE shop = ?"
+            " ORDER BY first_seen_at, rowid LIMIT 1", (shop,)).fetchone()
+        return str(row[0]) if row else None
