@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -69,6 +70,16 @@ async def test_duplicate_order_reference_schedules_one_invitation(daemon: Daemon
     assert statuses == ["scheduled", "duplicate"]
     assert "5001" in str(shipments(daemon)[1].reason)
     assert len(invitations(daemon)) == 1
+
+
+async def test_a_scheduled_shipments_reason_names_the_due_time_as_people_read_it(
+    daemon: Daemon,
+) -> None:
+    """Issue 12: no microseconds in what `shipments` shows."""
+    await send(daemon, trigger(subject="Order #5002 shipped"))
+    await settle(daemon)
+    [row] = shipments(daemon)
+    assert re.fullmatch(r"invitation \d+ due \d{4}-\d\d-\d\d \d\d:\d\d UTC", str(row.reason)), row
 
 
 async def test_customer_invited_within_dedupe_window_is_capped(

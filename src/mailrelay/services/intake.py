@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
@@ -37,7 +37,6 @@ from mailrelay.store import (
     NewShipment,
     Queries,
     Store,
-    to_iso,
 )
 
 log = logging.getLogger("mailrelay.intake")  # the name operators filter on
@@ -172,7 +171,7 @@ def process_shipment(
                               shipment_id, None, new_sender, None, first_subject)
     due = due_for(shop, cand, now, base=msg.received_at)
     inv_id = q.next_invitation_id()
-    reason = f"invitation {inv_id} due {to_iso(due)}"
+    reason = f"invitation {inv_id} due {due.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     shipment_id = q.insert_shipment(shipment_row(msg, notice, status, reason))
     try:
         create_invitation(q, shop, cand, signer, now, due=due, shipment_id=shipment_id,

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import partial
 
 import jinja2
@@ -37,7 +37,6 @@ from mailrelay.store import (
     NewInvitation,
     OutboxRow,
     Queries,
-    to_iso,
 )
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
@@ -168,7 +167,8 @@ def schedule(
         return Decision(
             ShipmentStatus.DUPLICATE, f"order reference {cand.reference} already invited"
         )
-    return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} due {to_iso(due)}", inv_id, due)
+    reason = f"invitation {inv_id} due {due.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return Decision(ShipmentStatus.SCHEDULED, reason, inv_id, due)
 
 
 def due_for(
