@@ -39,6 +39,7 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
         "reference": notice.reference,
         "reference_rule": notice.reference_rule,
         "locale": notice.locale or shop.locale,
+        "locale_source": notice.locale_source or "shop",
         "send_at": notice.send_at.isoformat() if notice.send_at else None,
         "sender": notice.sender,
         "subject": notice.subject,
