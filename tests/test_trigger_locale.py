@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from mailrelay.parsing import parse_trigger
+from mailrelay.parsing import locale as locale_module
 from mailrelay.parsing import trigger as trigger_module
 from mailrelay.parsing.locale import detect_language, html_lang, map_locale, shipped_locales
 
@@ -138,3 +139,16 @@ def test_the_detector_is_not_built_at_import() -> None:
             "print('lingua' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_detector_failure_costs_the_locale_not_the_customer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("no model")
+
+    monkeypatch.setattr(locale_module, "_detector", broken)
+    for raw in (trigger(GERMAN), trigger(GERMAN, "Subject: =?utf-8?b?broken")):
+        notice = parse_trigger(raw)
+        assert notice.customer_email == "kunde@example.net"
+        assert (notice.locale, notice.locale_source) == (None, None)
