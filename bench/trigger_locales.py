@@ -35,7 +35,7 @@ def triggers(folders: list[Path]) -> None:
             by_locale[locale] += 1
             by_source[source] += 1
     elapsed = time.perf_counter() - started
-    print(f"{sum(by_locale.values())} triggers in {elapsed:.2f} s (the detector built on first use)")
+    print(f"{sum(by_locale.values())} triggers in {elapsed:.2f} s (detector built on first use)")
     print("  by locale:", dict(by_locale.most_common()))
     print("  by source:", dict(by_source.most_common()))
 

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from mailrelay.parsing import parse_trigger
 from mailrelay.parsing import locale as locale_module
+from mailrelay.parsing import parse_trigger
 from mailrelay.parsing import trigger as trigger_module
 from mailrelay.parsing.locale import detect_language, html_lang, map_locale, shipped_locales
 
