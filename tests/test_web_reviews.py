@@ -386,6 +386,16 @@ async def test_a_generated_link_follows_the_browser_s_accept_language(
             pages[header] = Page(await resp.text()).find("html")[0]["lang"]
     assert pages == {"fr-FR, da;q=0.9, en;q=0.5": "da", "de-AT": "de", "fr, *;q=0.1": "en",
                      "": "en"}
+    # The review is in the language the form spoke (its auto-response and ticket follow it).
+    http.cookie_jar.clear()
+    csrf = csrf_of(await (await http.get(f"{base(daemon)}/r/{inv.token}",
+                                         headers={"Accept-Language": "de"})).text())
+    async with http.post(f"{base(daemon)}/r/{inv.token}", headers={"Accept-Language": "de"},
+                         data={"stars": "5", "title": "Gut", "text": "Passt.", "name": "L",
+                               "csrf": csrf}) as resp:
+        assert "Vielen Dank für Ihre Bewertung!" in await resp.text()
+    [review] = stored_reviews(daemon)
+    assert review.locale == "de"
     # An invitation with a locale of its own keeps it, whatever the browser says.
     german = await invite(daemon, email="k@example.de", locale="de")
     async with http.get(f"{base(daemon)}/r/{german.token}",

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -343,6 +343,8 @@ class WebApp:
         form, errors = reviews.validate(values)
         if form is None:
             return self._form(t, token, shop, invitation, review, values, errors, status=400)
+        if invitation.method == InvitationMethod.LINK:
+            form = replace(form, locale=t.locale)
         now = self.clock.now()
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
