@@ -270,6 +270,39 @@ def test_parse_shows_what_a_trigger_yields_without_storing(cfg_path: str, config
         run("shipments", "--config", cfg_path, "--format", "json").output) == []
 
 
+TEXTS_BY_LOCALE = {
+    "de": "Vielen Dank für Ihre Bestellung. Ihr Paket wurde heute versandt und kommt bald an.",
+    "da": "Tak for din ordre. Din pakke er afsendt i dag og bliver leveret inden for få dage.",
+    # French has no mail templates: the shop's locale (en) it is.
+    "en": "Merci pour votre commande. Votre colis a été expédié aujourd'hui et arrivera bientôt.",
+}
+
+
+async def test_parse_and_shipments_show_the_same_trigger_locale(
+    config: Config, clock: FrozenClock, cfg_path: str, tmp_path: Path
+) -> None:
+    """Issue 12: German and Danish shipping emails produced English invitations."""
+    raws = {locale: trigger(to=f"{locale}@example.com", subject=f"Order #{n}", body=text)
+            for n, (locale, text) in enumerate(TEXTS_BY_LOCALE.items(), start=1001)}
+    parsed = {}
+    for locale, raw in raws.items():
+        eml = tmp_path / f"{locale}.eml"
+        eml.write_bytes(raw)
+        parsed[locale] = json.loads(run("parse", str(eml), "--shop", "acme", "--config",
+                                        cfg_path, "--format", "json").output)["locale"]
+    assert parsed == {"de": "de", "da": "da", "en": "en"}
+    async with Daemon(config, clock) as daemon:
+        for raw in raws.values():
+            await send(daemon, raw)
+        await settle(daemon)
+        invited = {row.customer_email: row.locale for row in daemon.store.read(
+            lambda q: [q.get_invitation(n) for n in (1, 2, 3)]) if row is not None}
+    shipments = json.loads(run("shipments", "--config", cfg_path, "--format", "json").output)
+    expected = {f"{locale}@example.com": locale for locale in parsed}
+    assert {row["customer_email"]: row["locale"] for row in shipments} == expected
+    assert invited == expected
+
+
 def test_check_reports_every_config_problem_with_line_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "relay.toml"
     bad.write_text(

@@ -13,12 +13,13 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
-from mailrelay.edges.web.i18n import I18N
+from mailrelay.edges.web.i18n import I18N, accept_languages
 from mailrelay.edges.web.ratelimit import RateLimiter, client_key
 from mailrelay.services import invitations, reviews
 from mailrelay.store import InvitationRow
 
 from .conftest import ConfigFactory
+from .mailtools import send, settle, trigger
 from .web_forms import base, csrf_of, flip, form_page, invite, post, stored_reviews, submit
 
 XSS_1 = "<script>alert(1)</script>"
@@ -354,6 +355,58 @@ async def test_a_danish_shop_speaks_danish_and_generated_links_are_not_verified(
             page = await resp.text()
         assert "Anmeldelser af ACME Shoes" in page and "4,0 ud af 5" in page
         assert "Verificeret køb" not in page
+
+
+async def test_a_german_trigger_gets_a_german_form_and_unsubscribe_page(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    """Issue 12: the locale read from a German shipping email reaches the customer's pages."""
+    await send(daemon, trigger(to="Klaus Müller <klaus@example.de>", subject="Bestellung #1057",
+                               body="Vielen Dank für Ihre Bestellung. Ihr Paket wurde heute "
+                                    "versandt und kommt in zwei Tagen an."))
+    await settle(daemon)
+    inv = daemon.store.read(lambda q: q.get_invitation(1))
+    assert inv is not None and inv.locale == "de"
+    html = await form_page(http, daemon, inv.token)
+    assert Page(html).find("html")[0]["lang"] == "de"
+    assert "Bewerten Sie Ihre Bestellung bei ACME Shoes" in html
+    token = daemon.web.signer.convert(inv.token, REVIEW, UNSUBSCRIBE)
+    async with http.get(f"{base(daemon)}/u/{token}") as resp:
+        assert "Abmelden" in await resp.text()
+
+
+async def test_a_generated_link_follows_the_browser_s_accept_language(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    inv = await link_invitation(daemon)
+    pages = {}
+    for header in ("fr-FR, da;q=0.9, en;q=0.5", "de-AT", "fr, *;q=0.1", ""):
+        async with http.get(f"{base(daemon)}/r/{inv.token}",
+                            headers={"Accept-Language": header}) as resp:
+            pages[header] = Page(await resp.text()).find("html")[0]["lang"]
+    assert pages == {"fr-FR, da;q=0.9, en;q=0.5": "da", "de-AT": "de", "fr, *;q=0.1": "en",
+                     "": "en"}
+    # The review is in the language the form spoke (its auto-response and ticket follow it).
+    http.cookie_jar.clear()
+    csrf = csrf_of(await (await http.get(f"{base(daemon)}/r/{inv.token}",
+                                         headers={"Accept-Language": "de"})).text())
+    async with http.post(f"{base(daemon)}/r/{inv.token}", headers={"Accept-Language": "de"},
+                         data={"stars": "5", "title": "Gut", "text": "Passt.", "name": "L",
+                               "csrf": csrf}) as resp:
+        assert "Vielen Dank für Ihre Bewertung!" in await resp.text()
+    [review] = stored_reviews(daemon)
+    assert review.locale == "de"
+    # An invitation with a locale of its own keeps it, whatever the browser says.
+    german = await invite(daemon, email="k@example.de", locale="de")
+    async with http.get(f"{base(daemon)}/r/{german.token}",
+                        headers={"Accept-Language": "da"}) as resp:
+        assert Page(await resp.text()).find("html")[0]["lang"] == "de"
+
+
+def test_accept_language_is_read_by_weight() -> None:
+    assert accept_languages("en;q=0.5, da, de;q=0.8, fr;q=0, *") == ["da", "de", "en"]
+    assert accept_languages("da;q=bad, nl") == ["nl"]
+    assert accept_languages(None) == []
 
 
 def test_every_locale_has_every_english_text() -> None:

@@ -109,7 +109,11 @@ def _read_invite_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
 @user_errors
 def link(config_path: Path | None, shop_id: str, email: str, name: str | None,
          reference: str | None) -> None:
-    """Print a review link to hand to a customer yourself."""
+    """Print a review link to hand to a customer yourself.
+
+    The link has no language of its own: its form follows the browser's Accept-Language,
+    then the shop's locale.
+    """
     config = load_config(config_path)
     shop = known_shop(config, shop_id)
     signer = load_signer(config)

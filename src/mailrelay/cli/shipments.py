@@ -29,7 +29,11 @@ SHIPMENT_COLUMNS = ("id", "shop", "received_at", "customer_email", "customer_nam
 @format_option
 @user_errors
 def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -> None:
-    """Show what a trigger email yields, without storing anything."""
+    """Show what a trigger email yields, without storing anything.
+
+    The locale is the one the invitation would get; locale_source says where it came from
+    (block, content-language, html-lang, detected, or shop for the shop's locale).
+    """
     config = load_config(config_path)
     shop = known_shop(config, shop_id)
     notice = parse_trigger(file.read_bytes(), reference_pattern=shop.order_reference_pattern)
@@ -39,6 +43,7 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
         "reference": notice.reference,
         "reference_rule": notice.reference_rule,
         "locale": notice.locale or shop.locale,
+        "locale_source": notice.locale_source or "shop",
         "send_at": notice.send_at.isoformat() if notice.send_at else None,
         "sender": notice.sender,
         "subject": notice.subject,

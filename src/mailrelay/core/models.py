@@ -99,6 +99,8 @@ class ShipmentNotice:
     reference: str | None
     reference_rule: str | None
     locale: str | None = None
+    #: Where the locale came from: block, content-language, html-lang or detected (SPEC).
+    locale_source: str | None = None
     send_at: datetime | None = None
     sender_name: str | None = None
     reply_to: str | None = None

@@ -124,6 +124,7 @@ def _read_headers(heads: dict[str, str]) -> Headers:
         sender_name=sender_name,
         to_email=to_email,
         to_name=to_name,
+        content_language=clean_text(_plain(heads.get("content-language"))),
     )
 
 

@@ -31,6 +31,7 @@ class Headers:
     sender_name: str | None
     to_email: str | None
     to_name: str | None
+    content_language: str | None = None
 
 
 def read_header_text(msg: Message, name: str, defects: Defects) -> str | None:

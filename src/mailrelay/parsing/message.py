@@ -5,7 +5,7 @@ decoded in whatever charset they claim. Records problems in Defects; never raise
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
@@ -47,9 +47,12 @@ class Bodies:
     plain: list[str]
     html: list[str]
     other: list[str]
+    #: text() once made (the reference and the locale both read it).
+    _text: str | None = field(default=None, repr=False, compare=False)
 
     def add(self, ctype: str, text: str) -> None:
         """File a decoded text part under its content type."""
+        self._text = None
         if ctype == "text/plain":
             self.plain.append(text)
         elif ctype == "text/html":
@@ -59,6 +62,11 @@ class Bodies:
 
     def text(self) -> str:
         """Prefer text/plain; HTML only when there is no non-blank plain part (SPEC)."""
+        if self._text is None:
+            self._text = self._make_text()
+        return self._text
+
+    def _make_text(self) -> str:
         plain = [part for part in self.plain if part.strip()]
         if plain:
             return "\n\n".join(plain)

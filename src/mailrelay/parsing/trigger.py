@@ -14,6 +14,7 @@ from .block import BlockFields, find_block, read_block
 from .decoding import clean_text
 from .defects import Defects
 from .headers import Headers, first_address, read_header_text
+from .locale import trigger_locale
 from .message import Bodies, collect_bodies, parse_message
 from .references import find_reference
 
@@ -83,9 +84,10 @@ def _read_trigger(
     message_id = clean_text(read_header_text(msg, "Message-ID", defects))
     sender, sender_name = first_address(msg, "From", defects)
     to_email, to_name = first_address(msg, "To", defects)
+    content_language = clean_text(read_header_text(msg, "Content-Language", defects))
     bodies = collect_bodies(msg, defects)
     return _notice(
-        Headers(subject, message_id, sender, sender_name, to_email, to_name),
+        Headers(subject, message_id, sender, sender_name, to_email, to_name, content_language),
         bodies,
         reference_pattern,
         defects,
@@ -123,6 +125,8 @@ def _notice(
         reference, rule = find_reference(headers.subject, None, reference_pattern)
         if reference is None:
             reference, rule = find_reference(None, bodies.text(), reference_pattern)
+    locale, locale_source = trigger_locale(
+        block.locale, headers.content_language, bodies.html, bodies.text())
 
     return ShipmentNotice(
         message_id=headers.message_id,
@@ -132,7 +136,8 @@ def _notice(
         customer_name=customer_name,
         reference=reference,
         reference_rule=rule,
-        locale=block.locale,
+        locale=locale,
+        locale_source=locale_source,
         send_at=block.send_at,
         # Only the block's: it becomes the invitation's From name (SPEC, issue 9), and the
         # trigger's own From name is often the platform's ("Shopify"), not the shop's.

@@ -148,6 +148,8 @@ def process_shipment(
     """
     if not q.claim_message(msg.id, now, "shipment"):
         return None  # already processed by an earlier pass
+    # The trigger's own locale, else the shop's: what `parse` shows and the invitation uses.
+    notice = replace(notice, locale=notice.locale or shop.locale)
     sender = notice.sender or normalize_address(msg.mail_from) or ""
     new_sender = sender if sender and q.note_trigger_sender(shop.id, sender, now) else None
     first_subject = notice.subject if new_sender else None

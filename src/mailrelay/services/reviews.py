@@ -59,6 +59,9 @@ class ReviewForm:
     title: str
     text: str
     name: str
+    #: The language the form spoke, for an invitation without one of its own (a generated
+    #: link follows the browser's); None keeps the invitation's.
+    locale: str | None = None
 
 
 def _clean(value: str | None) -> str:
@@ -137,7 +140,7 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
     review_id = q.insert_review(NewReview(
         shop=invitation.shop, invitation_id=invitation.id, method=invitation.method, text=text,
         customer_email=invitation.customer_email, reference=invitation.reference,
-        locale=invitation.locale, created_at=now))
+        locale=form.locale or invitation.locale, created_at=now))
     q.link_review(invitation.id, review_id)
     shipment = q.shipment_of_invitation(invitation.id) if invitation.shipment_id else None
     for tag in block_tags(shipment.tags if shipment else ()):

@@ -75,3 +75,23 @@ class Strings:
     def translator(self, *candidates: str | None) -> Translator:
         locale = self.pick(*candidates)
         return Translator(locale, self.tables[locale], self.tables[FALLBACK_LOCALE])
+
+
+def accept_languages(header: str | None) -> list[str]:
+    """The languages of an Accept-Language header, most wanted first (RFC 9110 §12.5.4);
+    `*` and those with q=0 left out."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate((header or "").split(",")[:20]):
+        tag, _, params = item.partition(";")
+        tag = tag.strip()
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if tag and tag != "*" and weight > 0:
+            ranked.append((-weight, position, tag))
+    return [tag for _, _, tag in sorted(ranked)]

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,9 +22,10 @@ from markupsafe import Markup
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
+from mailrelay.core.models import InvitationMethod
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
-from mailrelay.edges.web.i18n import Strings, Translator
+from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
@@ -206,9 +207,15 @@ class WebApp:
     def _shop_of(self, invitation: InvitationRow | None) -> ShopConfig | None:
         return self.config.shop(invitation.shop) if invitation is not None else None
 
-    def _translator_for(self, invitation: InvitationRow | None) -> Translator:
+    def _translator_for(self, invitation: InvitationRow | None,
+                        request: web.Request | None = None) -> Translator:
+        """The invitation's language; a generated link (which has none of its own: the shop's
+        was filled in) follows the browser's Accept-Language first (SPEC, issue 12)."""
         shop = self._shop_of(invitation)
-        return self.strings.translator(invitation.locale if invitation else None,
+        browser = (accept_languages(request.headers.get("Accept-Language"))
+                   if request is not None and invitation is not None
+                   and invitation.method == InvitationMethod.LINK else [])
+        return self.strings.translator(*browser, invitation.locale if invitation else None,
                                        shop.locale if shop else None)
 
     def _expired(self, invitation: InvitationRow) -> bool:
@@ -292,7 +299,7 @@ class WebApp:
     async def review_form(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation)
+        t = self._translator_for(invitation, request)
         shop = self._shop_of(invitation)
         if invitation is None or shop is None:
             return self.not_found(t)
@@ -311,7 +318,7 @@ class WebApp:
     async def review_submit(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation)
+        t = self._translator_for(invitation, request)
         shop = self._shop_of(invitation)
         limited = self._rate_limited(request, t, token, invitation is not None and shop is not None)
         if limited is not None:
@@ -336,6 +343,8 @@ class WebApp:
         form, errors = reviews.validate(values)
         if form is None:
             return self._form(t, token, shop, invitation, review, values, errors, status=400)
+        if invitation.method == InvitationMethod.LINK:
+            form = replace(form, locale=t.locale)
         now = self.clock.now()
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
@@ -354,7 +363,7 @@ class WebApp:
         may fill in the name), in the invitation's language."""
         token = request.match_info["token"]
         invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation)
+        t = self._translator_for(invitation, request)
         shop = self._shop_of(invitation)
         if invitation is None or shop is None:
             return self.not_found(t)
