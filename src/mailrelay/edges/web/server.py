@@ -14,7 +14,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -109,6 +109,16 @@ def _query_int(value: str | None, low: int, high: int) -> int | None:
         return None
     number = int(value)
     return number if low <= number <= high else None
+
+
+class ReviewVisit(NamedTuple):
+    """A review link's request: its token, invitation, review, language and shop."""
+
+    token: str
+    invitation: InvitationRow | None
+    review: ReviewRow | None
+    t: Translator
+    shop: ShopConfig | None
 
 
 class WebApp:
@@ -245,6 +255,22 @@ class WebApp:
 
     # -- the review form
 
+    async def _visit(self, request: web.Request) -> ReviewVisit:
+        """What a request to /r/<token>… is about, in the language to answer it in."""
+        token = request.match_info["token"]
+        invitation, review = await self._review_target(token)
+        return ReviewVisit(token, invitation, review, self._translator_for(invitation, request),
+                           self._shop_of(invitation))
+
+    def _unusable(self, visit: ReviewVisit) -> web.Response | None:
+        """404 for a link we do not know (or whose shop is gone), 410 for an expired one."""
+        if visit.invitation is None or visit.shop is None:
+            return self.not_found(visit.t)
+        if self._expired(visit.invitation):
+            t = visit.t
+            return self.message(410, t, t("expired.title"), t("expired.body"))
+        return None
+
     async def _review_target(
         self, token: str,
     ) -> tuple[InvitationRow | None, ReviewRow | None]:
@@ -297,14 +323,11 @@ class WebApp:
         )
 
     async def review_form(self, request: web.Request) -> web.Response:
-        token = request.match_info["token"]
-        invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation, request)
-        shop = self._shop_of(invitation)
-        if invitation is None or shop is None:
-            return self.not_found(t)
-        if self._expired(invitation):
-            return self.message(410, t, t("expired.title"), t("expired.body"))
+        visit = await self._visit(request)
+        token, invitation, review, t, shop = visit
+        refused = self._unusable(visit)
+        if refused is not None or invitation is None or shop is None:
+            return refused or self.not_found(t)
         if review is not None and review.response_id is not None:
             return self._locked(t, shop, review.id, 200)
         if review is not None:
@@ -316,17 +339,14 @@ class WebApp:
         return self._form(t, token, shop, invitation, review, values)
 
     async def review_submit(self, request: web.Request) -> web.Response:
-        token = request.match_info["token"]
-        invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation, request)
-        shop = self._shop_of(invitation)
+        visit = await self._visit(request)
+        token, invitation, review, t, shop = visit
         limited = self._rate_limited(request, t, token, invitation is not None and shop is not None)
         if limited is not None:
             return limited
-        if invitation is None or shop is None:
-            return self.not_found(t)
-        if self._expired(invitation):
-            return self.message(410, t, t("expired.title"), t("expired.body"))
+        refused = self._unusable(visit)
+        if refused is not None or invitation is None or shop is None:
+            return refused or self.not_found(t)
         problem, values, csrf = await read_form(request)
         if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
@@ -361,14 +381,11 @@ class WebApp:
     async def review_thanks(self, request: web.Request) -> web.Response:
         """The thank-you page the form's POST redirects to: the review as stored (the service
         may fill in the name), in the invitation's language."""
-        token = request.match_info["token"]
-        invitation, review = await self._review_target(token)
-        t = self._translator_for(invitation, request)
-        shop = self._shop_of(invitation)
-        if invitation is None or shop is None:
-            return self.not_found(t)
-        if self._expired(invitation):
-            return self.message(410, t, t("expired.title"), t("expired.body"))
+        visit = await self._visit(request)
+        token, invitation, review, t, shop = visit
+        refused = self._unusable(visit)
+        if refused is not None or invitation is None or shop is None:
+            return refused or self.not_found(t)
         if review is None:
             raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
         return self.page(
