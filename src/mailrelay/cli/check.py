@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option
-from mailrelay.config import Config, Listener, bind_failure, listeners, load, locate
+from mailrelay.config import Config, ListenAddress, bind_failure, listeners, load, locate
 from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
 from mailrelay.core.tokens import load_secret
 from mailrelay.edges.imap_client import describe
@@ -60,7 +60,7 @@ def check(config_path: Path | None) -> None:
         sys.exit(1)
 
 
-def _check_port(label: str, listener: Listener, config: Config) -> tuple[str, str | None]:
+def _check_port(label: str, listener: ListenAddress, config: Config) -> tuple[str, str | None]:
     name = f"{label} {listener.address} free"
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:

@@ -4,7 +4,7 @@ Pure: reads the config file, `*_file` secrets and the environment only; every pr
 reported at once, naming the key and the file line. Never opens sockets or creates files.
 """
 
-from mailrelay.config.listeners import Listener, bind_failure, explain_startup_error, listeners
+from mailrelay.config.listeners import ListenAddress, bind_failure, explain_startup_error, listeners
 from mailrelay.config.loader import defaults, load, locate
 from mailrelay.config.model import (
     Config,
@@ -24,7 +24,7 @@ __all__ = [
     "Config",
     "HttpConfig",
     "ImapConfig",
-    "Listener",
+    "ListenAddress",
     "MAX_INVITE_DELAY",
     "OutboundConfig",
     "SecurityConfig",

@@ -14,7 +14,7 @@ from mailrelay.config.model import Config
 
 
 @dataclass(frozen=True)
-class Listener:
+class ListenAddress:
     """One address the relay listens on and the key that sets it."""
 
     key: str
@@ -26,13 +26,13 @@ class Listener:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def listeners(config: Config) -> tuple[Listener, ...]:
+def listeners(config: Config) -> tuple[ListenAddress, ...]:
     """The SMTP and the web listener, in the order `serve` starts them."""
-    return (Listener("[smtp] listen", config.smtp.host, config.smtp.port),
-            Listener("[http] listen", config.http.host, config.http.port))
+    return (ListenAddress("[smtp] listen", config.smtp.host, config.smtp.port),
+            ListenAddress("[http] listen", config.http.host, config.http.port))
 
 
-def bind_failure(error: OSError, listener: Listener, source: Path | None) -> str:
+def bind_failure(error: OSError, listener: ListenAddress, source: Path | None) -> str:
     """Why `listener` cannot listen, and what to do about it, in one sentence."""
     where = f"{listener.key} in {source}" if source else (
         f"{listener.key} in a relay.toml (these are the built-in defaults)")
@@ -60,7 +60,7 @@ def explain_startup_error(error: BaseException, config: Config) -> str:
     return str(error)
 
 
-def _listener_in(text: str, config: Config) -> Listener | None:
+def _listener_in(text: str, config: Config) -> ListenAddress | None:
     """The listener asyncio names in "error while attempting to bind on address ('127.0.0.1',
     2525): …" (aiohttp's and aiosmtpd's servers both come from loop.create_server)."""
     if "bind" not in text:

@@ -16,7 +16,7 @@ __all__ = [
     "TEXT_LIMIT",
     "checked_stars",
     "clean_products",
-    "clean_text",
+    "clean_display_text",
     "customer_name",
     "defang",
     "first_name_of",
@@ -94,7 +94,7 @@ def defang(text: str) -> str:
     return text.replace("##-", "## -").replace("[mr:", "[mr :")
 
 
-def clean_text(value: Any, limit: int = TEXT_LIMIT) -> str:
+def clean_display_text(value: Any, limit: int = TEXT_LIMIT) -> str:
     """Multi-line text from input: line breaks become "\\n", other controls and bidi overrides
     go (as in clean_header), trailing spaces and runs of blank lines are trimmed."""
     if not value:

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from mailrelay.config import Config, ShopConfig
-from mailrelay.render.content import clean_text
+from mailrelay.render.content import clean_display_text
 from mailrelay.render.headers import (
     aware,
     checked_address,
@@ -52,7 +52,7 @@ def notice_mail(
         code=view.code,
         detail=view.detail,
         original_subject=clean_header(view.original_subject, limit=200),
-        original_text=clean_text(view.original_text or "", limit=5000),
+        original_text=clean_display_text(view.original_text or "", limit=5000),
     )
     sender = clean_header(f"{name} <{shop.reply_address}>", limit=500)
     in_reply_to = view.in_reply_to

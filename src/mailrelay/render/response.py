@@ -14,7 +14,7 @@ from typing import Any, Final
 from mailrelay.config import Config, ShopConfig
 from mailrelay.render.content import (
     checked_stars,
-    clean_text,
+    clean_display_text,
     customer_name,
     first_name_of,
     headline,
@@ -85,7 +85,7 @@ def _response_values(
     shop: ShopConfig, view: ResponseView, name: str | None, public: str
 ) -> dict[str, Any]:
     """The context of the response templates (see templates/mail/README.md)."""
-    text = clean_text(view.body)
+    text = clean_display_text(view.body)
     count = checked_stars(view.review.stars)
     return {
         "shop_name": shop_name(shop),

@@ -15,8 +15,8 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.render.content import (
     checked_stars,
+    clean_display_text,
     clean_products,
-    clean_text,
     customer_name,
     defang,
     format_time,
@@ -99,9 +99,9 @@ def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
     """The context of the ticket templates (see templates/mail/README.md)."""
     review = view.review
     count = checked_stars(review.stars)
-    text = defang(clean_text(review.text))
+    text = defang(clean_display_text(review.text))
     automatic = view.answered_by == "auto"
-    answer = defang(clean_text(view.auto_response)) if automatic else ""
+    answer = defang(clean_display_text(view.auto_response)) if automatic else ""
     public = checked_url(view.public_url or "", "public_url")
     zone = shop.timezone
     return {

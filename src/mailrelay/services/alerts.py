@@ -141,8 +141,8 @@ class Alerter:
             began = outage.since or since
             kind = outage.step(since, now)
             if kind is not None and began is not None:
-                await self._raise(self.config.shops, kind, {"since": _when(began)})
+                await self._raise(self.config.shops, kind, {"since": _local_text(began)})
 
 
-def _when(moment: datetime) -> str:
+def _local_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")

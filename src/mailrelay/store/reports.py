@@ -27,7 +27,7 @@ from mailrelay.store.rows import (
     ShipmentRow,
     ShopStats,
 )
-from mailrelay.store.shipments import SHIPMENT_COLUMNS, shipment_row
+from mailrelay.store.shipments import SHIPMENT_COLUMNS, read_shipment
 from mailrelay.store.suppressions import SUPPRESSION_TEXT, SuppressionQueries
 from mailrelay.store.timestamps import to_iso
 
@@ -63,7 +63,7 @@ class ReportQueries(SuppressionQueries):
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
-        return [shipment_row(r) for r in self.conn.execute(sql, args)]
+        return [read_shipment(r) for r in self.conn.execute(sql, args)]
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None
@@ -183,7 +183,7 @@ class ReportQueries(SuppressionQueries):
             "SELECT COUNT(*) FROM reviews WHERE shop = ? AND created_at >= ? AND created_at < ?"
             " AND reported != 0", window).fetchone()[0])
         public = [_PublicReview(*r) for r in self.conn.execute(_PUBLIC_REVIEWS, window)]
-        return _shop_stats(shop, shipments, int(sent), int(answered or 0), public, hidden)
+        return _figures_of(shop, shipments, int(sent), int(answered or 0), public, hidden)
 
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""
@@ -204,7 +204,7 @@ class _PublicReview:
     auto_response: int
 
 
-def _shop_stats(shop: str, shipments: dict[str, int], sent: int, answered: int,
+def _figures_of(shop: str, shipments: dict[str, int], sent: int, answered: int,
                 public: list[_PublicReview], hidden: int) -> ShopStats:
     """The figures from the counted rows (the arithmetic apart from the SQL)."""
     stars = {str(n): 0 for n in range(1, 6)}

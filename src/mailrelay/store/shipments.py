@@ -30,7 +30,7 @@ def _json_list(items: Sequence[object]) -> str:
     return json.dumps(items, ensure_ascii=False) if items else _NO_ITEMS
 
 
-def shipment_row(row: sqlite3.Row) -> ShipmentRow:
+def read_shipment(row: sqlite3.Row) -> ShipmentRow:
     """A `SHIPMENT_COLUMNS` row as a `ShipmentRow`, its JSON lists parsed."""
     values = dict(zip(_FIELDS, row, strict=True))
     for name in _JSON_FIELDS:
@@ -66,7 +66,7 @@ class ShipmentQueries(Bound):
             f"SELECT {_S_COLUMNS} FROM shipments s"  # noqa: S608
             " JOIN invitations i ON i.shipment_id = s.id WHERE i.id = ?",
             (invitation_id,)).fetchone()
-        return shipment_row(row) if row else None
+        return read_shipment(row) if row else None
 
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time.
