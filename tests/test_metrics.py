@@ -50,7 +50,7 @@ async def test_healthz_reports_each_part(daemon: Daemon) -> None:
     assert status == 200
     assert body == {
         "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
-        "workers": {"dispatch": "ok", "intake": "ok", "retention": "ok"},
+        "workers": {"alerts": "ok", "dispatch": "ok", "intake": "ok", "retention": "ok"},
         "counts": {"inbound_pending": 0, "outbox_queued": 0, "outbox_sending": 0, "due_now": 0},
     }
 

@@ -220,7 +220,7 @@ class Daemon:
         self.listener = Listener(config.smtp, self.handler)
         await self.listener.start()
         stack.push_async_callback(self.listener.stop)
-        self._spawn(self._watch_outages(), "alerts")
+        self._supervise("alerts", self._watch_outages)
         interval = watchdog_interval()
         if interval:
             self._spawn(self._heartbeat(interval), "watchdog")
@@ -302,13 +302,12 @@ class Daemon:
         await self.alerts.check(self.delivery.outage_since, imap_since)
 
     async def _watch_outages(self) -> None:
-        """`check_alerts` every ALERT_CHECK_SECONDS; a failed check is logged and retried."""
+        """`check_alerts` every ALERT_CHECK_SECONDS. A supervised worker like the others: a
+        failing check backs off, logs once per streak and shows in /healthz."""
         while True:
             await asyncio.sleep(ALERT_CHECK_SECONDS)
-            try:
-                await self.check_alerts()
-            except Exception:
-                log.exception("outage alert check failed")
+            await self.check_alerts()
+            self._worker("alerts").progress()
 
     async def stop(self) -> None:
         await self._stack.aclose()
