@@ -141,8 +141,8 @@ class Alerter:
             began = outage.since or since
             kind = outage.step(since, now)
             if kind is not None and began is not None:
-                await self._raise(self.config.shops, kind, {"since": _local_text(began)})
+                await self._raise(self.config.shops, kind, {"since": _utc_text(began)})
 
 
-def _local_text(moment: datetime) -> str:
+def _utc_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
