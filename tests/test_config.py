@@ -22,6 +22,7 @@ from mailrelay.config import (
     ShopConfig,
     SmtpConfig,
     StoreConfig,
+    WebhookConfig,
     parse_duration,
     parse_size,
 )
@@ -64,6 +65,7 @@ def keys_and_lines(problems: list[ConfigProblem]) -> set[tuple[str, int | None]]
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILRELAY_SMTP_PASSWORD", "smtp-secret")
     monkeypatch.setenv("MAILRELAY_IMAP_PASSWORD", "imap-secret")
+    monkeypatch.setenv("MAILRELAY_ACME_WEBHOOK_SECRET", "acme-webhook-secret-0123456789")
 
 
 @pytest.mark.usefixtures("example_env")
@@ -89,6 +91,8 @@ FIELD_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("outbound", "password"): ("password", "password_file", "password_env"),
     ("imap", "password"): ("password", "password_file", "password_env"),
     ("shop", "from_address"): ("from",),
+    ("shop", "webhooks"): (),  # its own table, [[shop.webhook]]
+    ("shop.webhook", "secret"): ("secret_env", "secret_file"),
 }
 SECTIONS: dict[str, type] = {
     "store": StoreConfig,
@@ -98,6 +102,7 @@ SECTIONS: dict[str, type] = {
     "imap": ImapConfig,
     "security": SecurityConfig,
     "shop": ShopConfig,
+    "shop.webhook": WebhookConfig,
 }
 
 
@@ -106,7 +111,7 @@ def documented_keys(text: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     table = ""
     for line in text.splitlines():
-        if header := re.match(r"\s*\[\[?([a-z_]+)\]\]?", line):
+        if header := re.match(r"\s*\[\[?([a-z_.]+)\]\]?", line):
             table = header[1]
         elif key := re.match(r"\s*(?:#\s*)?([a-z_0-9]+)\s*=", line):
             found.setdefault(table, set()).add(key[1])

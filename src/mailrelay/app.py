@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
+from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
@@ -27,6 +28,7 @@ from mailrelay.edges.mailer import build_transport
 from mailrelay.edges.scheduler import Clockwork
 from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
+from mailrelay.edges.webhook_client import WebhookClient
 from mailrelay.render import Templates
 from mailrelay.services import privacy
 from mailrelay.services.alerts import Alerter
@@ -44,6 +46,7 @@ from mailrelay.services.supervisor import (
     WorkerHealth,
     supervise,
 )
+from mailrelay.services.webhooks import WebhookDelivery
 from mailrelay.status import Status
 from mailrelay.store import Store
 
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: How often the outages are looked at for the operator's alerts.
 ALERT_CHECK_SECONDS = 60.0
+#: The longest the webhook worker sleeps: events queued by another process (the CLI's
+#: `send-now`) go out within this, and a retry never waits longer than its due time plus this.
+WEBHOOK_POLL_SECONDS = 30.0
 EXIT_OK = 0
 EXIT_STARTUP = 3
 
@@ -106,11 +112,13 @@ class Daemon:
         self.alerts: Alerter
         self.imap: ImapWatcher | None = None
         self.delivery: Delivery
+        self.webhooks: WebhookDelivery
         self.clockwork: Clockwork
         self.web: WebApp
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
         self._due = asyncio.Event()
+        self._webhooks_due = asyncio.Event()
         self._purge_due = asyncio.Event()
         self._recovered = True  # mail left `sending` by a crash is back in the queue
         #: Every supervised background worker by name (/healthz, /metrics, the watchdog).
@@ -150,6 +158,7 @@ class Daemon:
             self._start_inbound(signer)
             self._supervise("intake", self.inbound.intake.run)
             self._supervise("dispatch", self._dispatch)
+            self._supervise("webhooks", self._post_webhooks)
             self._supervise("retention", self._retention)
             self.clockwork.start()
             self._stack.callback(self.clockwork.stop)
@@ -178,6 +187,10 @@ class Daemon:
             sign_sender=signer.bounce_tag,
             on_progress=self._worker("dispatch").progress,
         )
+        client = WebhookClient(f"mailrelay/{__version__}")
+        stack.push_async_callback(client.close)
+        self.webhooks = WebhookDelivery(config, self.store, client, self.clock,
+                                        on_progress=self._worker("webhooks").progress)
         try:
             await self.delivery.recover()
         except StoreError as exc:
@@ -185,7 +198,7 @@ class Daemon:
             # SMTP still answers 451, and the dispatcher requeues once it can write.
             log.warning("could not requeue interrupted mail at start: %s", exc)
             self._recovered = False
-        self.clockwork = Clockwork(self.clock, self._next_due, self._due.set,
+        self.clockwork = Clockwork(self.clock, self._next_due, self._wake,
                                    self._request_purge)
         return signer
 
@@ -196,13 +209,13 @@ class Daemon:
         self.bouncer = Bouncer(self.store, self.clock, signer)
         self.inbound = Inbound(config, self.store, signer, self.clock,
                                replier=self.replier, bouncer=self.bouncer,
-                               on_outbox=self._due.set, on_scheduled=self.clockwork.note_due,
+                               on_outbox=self._wake, on_scheduled=self.clockwork.note_due,
                                busy=lambda: self.handler.busy(),
                                on_progress=self._worker("intake").progress)
         self.intake = self.inbound.intake
         self.handler = Handler(self.inbound)
         self.alerts = Alerter(config, self.store, self.templates, self.clock,
-                              on_outbox=self._due.set)
+                              on_outbox=self._wake)
         self.intake.on_new_sender = self.alerts.new_sender
         self.replier.on_report = self.alerts.reported
 
@@ -210,7 +223,7 @@ class Daemon:
         """Web, IMAP and SMTP, in that order: mail is accepted only once everything runs."""
         config, stack = self.config, self._stack
         self.web = WebApp(config, self.store, signer, self.clock, health=self.status.health,
-                          on_review=self._due.set, metrics=self.status.metrics)
+                          on_review=self._wake, metrics=self.status.metrics)
         await self.web.start()
         stack.push_async_callback(self.web.stop)
         if config.imap is not None:
@@ -224,6 +237,32 @@ class Daemon:
         interval = watchdog_interval()
         if interval:
             self._spawn(self._heartbeat(interval), "watchdog")
+
+    def _wake(self) -> None:
+        """Something was queued: the dispatcher renders and sends it, and the webhook worker
+        posts the events that came with it."""
+        self._due.set()
+        self._webhooks_due.set()
+
+    async def _post_webhooks(self) -> None:
+        """The webhook worker: post what is due, then sleep until the next retry is due, a
+        wake-up, or WEBHOOK_POLL_SECONDS. A failed pass raises: the supervisor backs off."""
+        while True:
+            self._webhooks_due.clear()
+            await self.post_webhooks()
+            due = await self.store.aread(lambda q: q.next_webhook_due())
+            delay = WEBHOOK_POLL_SECONDS
+            if due is not None:
+                delay = min(max((due - self.clock.now()).total_seconds(), 0.0), delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._webhooks_due.wait(), delay)
+
+    async def post_webhooks(self) -> int:
+        """POST every webhook event due now; returns how many were attempted (tests with a
+        frozen clock call this)."""
+        attempted = await self.webhooks.deliver_due()
+        self._worker("webhooks").progress()
+        return attempted
 
     async def _next_due(self) -> datetime | None:
         return await self.store.aread(lambda q: q.next_due())
@@ -266,7 +305,10 @@ class Daemon:
         while True:
             queued = await self.inviter.queue_due(max_batches=1)
             await self.reviewer.queue_tickets()
-            attempted += await self.delivery.deliver_due()
+            sent = await self.delivery.deliver_due()
+            if sent:
+                self._webhooks_due.set()  # a sent invitation is an `invitation.sent` event
+            attempted += sent
             if queued < self.inviter.batch_size:
                 self._worker("dispatch").progress()
                 return attempted
@@ -347,6 +389,8 @@ def startup_summary(config: Config) -> list[str]:
     ]
     lines += [f"shop {shop.id}: BCC {shop.bcc_address}, public page {public_url(config, shop.id)}"
               for shop in config.shops]
+    lines += [f"shop {shop.id}: webhook {hook.url} ({', '.join(hook.events)})"
+              for shop in config.shops for hook in shop.webhooks]
     return lines
 
 

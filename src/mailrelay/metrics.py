@@ -21,6 +21,8 @@ class Snapshot:
 
     inbound: Mapping[tuple[str, str], int] = field(default_factory=dict)
     outbound: Mapping[str, int] = field(default_factory=dict)
+    #: Webhook POST attempts since start by result (sent, failed, deferred).
+    webhooks: Mapping[str, int] = field(default_factory=dict)
     outbox_by_status: Mapping[str, int] = field(default_factory=dict)
     outbox_depth: int = 0
     outbox_oldest_due_age: float = 0.0
@@ -58,6 +60,8 @@ class _SnapshotCollector(Collector):
         yield inbound
         yield _counter("mailrelay_outbound_messages", "Send attempts since start by result",
                        "result", s.outbound, ("sent", "failed", "deferred"))
+        yield _counter("mailrelay_webhook_posts", "Webhook POST attempts since start by result",
+                       "result", s.webhooks, ("sent", "failed", "deferred"))
         yield _by_label(GaugeMetricFamily("mailrelay_outbox_messages", "Outbox rows by status",
                                           labels=["status"]), s.outbox_by_status)
         yield GaugeMetricFamily("mailrelay_outbox_depth", "Messages queued or being sent",

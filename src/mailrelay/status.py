@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sized
 from datetime import datetime
 from typing import Any, Protocol
 
+from mailrelay.config import Config
 from mailrelay.core.clock import Clock
 from mailrelay.metrics import Snapshot, exposition
 from mailrelay.services.alerts import Alerter
@@ -53,11 +54,15 @@ class Parts(Protocol):
     """The running daemon as seen from here (`app.Daemon`)."""
 
     @property
+    def config(self) -> Config: ...
+    @property
     def store(self) -> Store: ...
     @property
     def clock(self) -> Clock: ...
     @property
     def delivery(self) -> Delivery: ...
+    @property
+    def webhooks(self) -> Delivery: ...
     @property
     def bouncer(self) -> Bouncer: ...
     @property
@@ -74,11 +79,13 @@ class Parts(Protocol):
 
 def _pending_counts(now: datetime, q: Queries) -> dict[str, int]:
     due = q.next_due()
+    webhook_due = q.next_webhook_due()
     by_status = q.counts("outbox", "status")
     return {"inbound_pending": q.count_pending_messages(),
             "outbox_queued": by_status.get("queued", 0),
             "outbox_sending": by_status.get("sending", 0),
-            "due_now": int(due is not None and due <= now)}
+            "due_now": int(due is not None and due <= now),
+            "webhooks_due_now": int(webhook_due is not None and webhook_due <= now)}
 
 
 def _stored_snapshot(now: datetime, q: Queries) -> Snapshot:
@@ -114,8 +121,13 @@ class Status:
             parts["imap"] = "not configured"
         else:
             parts["imap"] = "ok" if watcher.connected else "disconnected"
-        workers = self.worker_states(counts)
         down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
+        # A receiver that is down is the shop's tool failing, not mailrelay: shown, never 503.
+        if not any(shop.webhooks for shop in self.parts.config.shops):
+            parts["webhooks"] = "not configured"
+        else:
+            parts["webhooks"] = "ok" if self.parts.webhooks.outage is None else "failing"
+        workers = self.worker_states(counts)
         down += [k for k, v in workers.items() if v != WorkerState.OK]
         return {"status": "ok" if not down else "failed", **parts,
                 "workers": {k: str(v) for k, v in workers.items()}, "counts": counts or {}}
@@ -134,6 +146,7 @@ class Status:
         pending = {
             "intake": bool(counts and counts["inbound_pending"]),
             "dispatch": bool(counts and (counts["due_now"] or counts["outbox_sending"])),
+            "webhooks": bool(counts and counts["webhooks_due_now"]),
         }
         return {name: health.state(pending.get(name, False))
                 for name, health in sorted(self.parts.workers.items())}
@@ -155,6 +168,8 @@ class Status:
         snap.inbound = dict(p.listener.handler.outcomes)
         snap.outbound = {"sent": p.delivery.sent, "failed": p.delivery.failed,
                          "deferred": p.delivery.deferred}
+        snap.webhooks = {"sent": p.webhooks.sent, "failed": p.webhooks.failed,
+                         "deferred": p.webhooks.deferred}
         snap.bounces = dict(p.bouncer.counts)
         snap.replies_refused = dict(p.replier.refused)
         snap.alerts = dict(p.alerts.counts)

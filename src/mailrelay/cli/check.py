@@ -10,12 +10,21 @@ from pathlib import Path
 import click
 
 from mailrelay.cli.options import config_option
-from mailrelay.config import Config, ListenAddress, bind_failure, listeners, load, locate
+from mailrelay.config import (
+    Config,
+    ListenAddress,
+    WebhookConfig,
+    bind_failure,
+    listeners,
+    load,
+    locate,
+)
 from mailrelay.core.errors import ConfigError, DeliveryFailure, StoreError
 from mailrelay.core.tokens import load_secret
 from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import check_connection
 from mailrelay.edges.mailer import SmtpTransport, prepare_maildir
+from mailrelay.edges.webhook_client import WebhookClient
 from mailrelay.store import Store
 
 
@@ -25,7 +34,8 @@ def check(config_path: Path | None) -> None:
     """Validate the configuration (every problem at once) and the local resources.
 
     Checks the listener ports, the store, the secret key, the outbound SMTP login (or creates the
-    Maildir outbox whole: tmp/ new/ cur/) and the IMAP login and folders. Prints one line per
+    Maildir outbox whole: tmp/ new/ cur/), the IMAP login and folders, and that each webhook's
+    receiver accepts connections (nothing is POSTed). Prints one line per
     check with ok or failed and the reason; exit status 1 when any failed.
     """
     try:
@@ -49,6 +59,8 @@ def check(config_path: Path | None) -> None:
     results.append(asyncio.run(_check_outbound(config)))
     if config.imap is not None:
         results.append(asyncio.run(_check_imap(config)))
+    results += [asyncio.run(_check_webhook(shop.id, hook))
+                for shop in config.shops for hook in shop.webhooks]
     failed = 0
     for label, error in results:
         if error:
@@ -104,6 +116,15 @@ async def _check_imap(config: Config) -> tuple[str, str | None]:
     except Exception as exc:  # noqa: BLE001 - every failure is reported as a line
         return f"imap {imap.host}:{imap.port}", describe(exc)
     return f"imap {what}", None
+
+
+async def _check_webhook(shop_id: str, hook: WebhookConfig) -> tuple[str, str | None]:
+    name = f"webhook {shop_id} {hook.url} reachable ({', '.join(hook.events)})"
+    try:
+        await WebhookClient.reachable(hook.url, hook.timeout.total_seconds())
+    except OSError as exc:
+        return name, f"{exc.strerror or exc}; events wait in the outbox until it answers"
+    return name, None
 
 
 def _check_store(config: Config) -> tuple[str, str | None]:

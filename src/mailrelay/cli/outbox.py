@@ -12,7 +12,7 @@ from mailrelay.cli.resources import load_config, open_store, print_listing, shop
 from mailrelay.cli.subcommands import row_command
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
-from mailrelay.core.models import OutboxStatus
+from mailrelay.core.models import OutboxKind, OutboxStatus
 from mailrelay.store import OutboxRow
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
@@ -26,24 +26,29 @@ OUTBOX_COLUMNS = ("id", "shop", "kind", "to", "subject", "status", "attempts", "
 @config_option
 @click.option("--failed", is_flag=True, help="Only mail that failed for good.")
 @click.option("--shop", "shop_id", help="Only this shop.")
+@click.option("--kind", type=click.Choice([k.value for k in OutboxKind]),
+              help="Only this kind (webhook: the events POSTed to the shops' webhooks).")
 @format_option
 @click.pass_context
 @user_errors
 def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: str | None,
-           fmt: str | None) -> None:
-    """List outgoing mail with its state, attempts and last error; subcommands act on it."""
+           kind: str | None, fmt: str | None) -> None:
+    """List outgoing mail and webhook events with their state, attempts and last error
+    (a webhook's `to` is its URL, its `subject` the event); subcommands act on them."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
     print_listing(load_config(config_path),
-                  lambda q: q.list_mail(OutboxStatus.FAILED if failed else None, shop=shop_id),
+                  lambda q: q.list_mail(OutboxStatus.FAILED if failed else None, shop=shop_id,
+                                        kind=kind),
                   OUTBOX_FIELDS, fmt, lambda row: {**asdict(row), "to": row.recipient},
                   table_fields=OUTBOX_COLUMNS)
 
 
 @row_command(outbox, "retry", "outbox_id")
 def outbox_retry(config: Config, outbox_id: int) -> None:
-    """Queue a failed message again, due now (the running daemon sends it within a minute)."""
+    """Queue a failed message or webhook event again, due now (the running daemon sends it
+    within a minute)."""
     now = SystemClock().now()
     with open_store(config) as store:
         if not store.write_sync(lambda q: q.retry_mail(outbox_id, now)):

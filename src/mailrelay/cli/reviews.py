@@ -24,6 +24,7 @@ from mailrelay.cli.subcommands import row_command
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.output import localize, render
+from mailrelay.services.reviews import unreport
 from mailrelay.store import Queries
 
 REVIEW_FIELDS = (
@@ -143,7 +144,8 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
 @row_command(reviews, "unreport", "review_id")
 def reviews_unreport(config: Config, review_id: int) -> None:
     """Show a reported review on the public page again."""
-    write_or_fail(config, lambda q: q.unreport_review(review_id),
+    now = SystemClock().now()
+    write_or_fail(config, lambda q: unreport(q, config, review_id, now),
                   f"review {review_id} is not reported (or does not exist)")
     click.echo(f"review {review_id} is public again")
 

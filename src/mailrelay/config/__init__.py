@@ -7,6 +7,7 @@ reported at once, naming the key and the file line. Never opens sockets or creat
 from mailrelay.config.listeners import ListenAddress, bind_failure, explain_startup_error, listeners
 from mailrelay.config.loader import defaults, load, locate
 from mailrelay.config.model import (
+    WEBHOOK_EVENTS,
     Config,
     HttpConfig,
     ImapConfig,
@@ -15,6 +16,7 @@ from mailrelay.config.model import (
     ShopConfig,
     SmtpConfig,
     StoreConfig,
+    WebhookConfig,
 )
 from mailrelay.config.tables import NOT_READ
 from mailrelay.config.values import MAX_INVITE_DELAY, duration_text, parse_duration, parse_size
@@ -29,6 +31,8 @@ __all__ = [
     "OutboundConfig",
     "SecurityConfig",
     "ShopConfig",
+    "WEBHOOK_EVENTS",
+    "WebhookConfig",
     "SmtpConfig",
     "StoreConfig",
     "bind_failure",

@@ -109,6 +109,25 @@ class SecurityConfig:
     authserv_id: str = ""
 
 
+#: The events a [[shop.webhook]] may ask for (SPEC "Operators"), in the order they happen.
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "invitation.sent", "review.created", "review.updated", "response.published", "note.added",
+    "review.reported",
+)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One [[shop.webhook]]: where a shop's events are POSTed, which ones, and the key that
+    signs them."""
+
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    #: How long one POST may take before it counts as a temporary failure.
+    timeout: timedelta = timedelta(seconds=10)
+
+
 @dataclass(frozen=True)
 class ShopConfig:
     """One [[shop]]: its addresses, agents, timing, locale and templates."""
@@ -135,6 +154,12 @@ class ShopConfig:
     retention: timedelta
     #: Who gets the operator's alerts (new trigger sender, outages, reports); () = none.
     alerts: tuple[str, ...] = ()
+    #: Where this shop's review events are POSTed ([[shop.webhook]]); () = nowhere.
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+    def webhooks_for(self, event: str) -> tuple[WebhookConfig, ...]:
+        """The webhooks that asked for `event`."""
+        return tuple(hook for hook in self.webhooks if event in hook.events)
 
     @property
     def reply_domain(self) -> str:

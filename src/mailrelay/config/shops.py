@@ -19,6 +19,7 @@ from mailrelay.config.values import (
     is_address,
     parse_hours,
 )
+from mailrelay.config.webhooks import read_webhooks
 
 
 def _email(table: Table, key: str, value: str | None) -> str | None:
@@ -129,6 +130,7 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
         order_reference_pattern=pattern,
         retention=table.duration("retention", "180d", positive=True),
         alerts=_addresses(table, "alerts", ()),
+        webhooks=read_webhooks(table),
     )
 
 

@@ -65,6 +65,8 @@ class OutboxKind(StrEnum):
     RESPONSE = "response"
     NOTICE = "notice"
     ALERT = "alert"
+    #: A shop's event as a signed JSON POST ([[shop.webhook]]); sent by its own worker.
+    WEBHOOK = "webhook"
 
 
 class InvitationMethod(StrEnum):
@@ -73,6 +75,11 @@ class InvitationMethod(StrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
     LINK = "link"
+
+
+def verified(method: str) -> bool:
+    """Reviews from our own invitations come from real orders; generated links may not."""
+    return method in (InvitationMethod.AUTOMATIC, InvitationMethod.MANUAL)
 
 
 @dataclass(frozen=True)

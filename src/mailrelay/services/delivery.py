@@ -86,7 +86,11 @@ def without_recipient(reply: str, mail: OutboxRow) -> str:
 class Delivery:
     """Sends what the outbox says is due; one instance, one task."""
 
-    def __init__(self, store: Store, transport: Sender, clock: Clock, *,
+    #: What the log calls this channel, and whether it takes webhook rows instead of mail.
+    channel = "outbound delivery"
+    webhooks = False
+
+    def __init__(self, store: Store, transport: Sender | None, clock: Clock, *,
                  rate_per_minute: int, sign_sender: Callable[[int], str],
                  on_result: ResultHook | None = None, batch_size: int = 100,
                  on_progress: Callable[[], None] | None = None) -> None:
@@ -150,7 +154,8 @@ class Delivery:
             await self.settle()
             now = self.clock.now()
             batch = await self.store.write(
-                partial(Queries.claim_due_mail, now=now, limit=self.batch_size))
+                partial(Queries.claim_due_mail, now=now, limit=self.batch_size,
+                        webhooks=self.webhooks))
             if not batch:
                 return total
             pending: list[asyncio.Future[None]] = []
@@ -189,8 +194,7 @@ class Delivery:
     async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
         ident = mail.message_id
         try:
-            sender = signed_sender(str(mail.envelope_from), self.sign_sender)
-            result = await self.transport.send(sender, mail.recipient, mail.raw)
+            result = await self._transmit(mail)
         except TemporaryFailure as exc:
             return self._record_temporary(mail, exc.reply)
         except PermanentFailure as exc:
@@ -206,6 +210,13 @@ class Delivery:
                  without_recipient(reply, mail))
         return self._record(mail, OutboxStatus.SENT, None)
 
+    async def _transmit(self, mail: OutboxRow) -> Any:
+        """Hand one row to the transport; raises Temporary- or PermanentFailure."""
+        if self.transport is None:
+            raise PermanentFailure(f"{self.channel} has no transport for {mail.kind}")
+        sender = signed_sender(str(mail.envelope_from), self.sign_sender)
+        return await self.transport.send(sender, mail.recipient, mail.raw)
+
     def _record_temporary(self, mail: OutboxRow, reply: str) -> asyncio.Future[None]:
         now = self.clock.now()
         created = from_iso(mail.created_at) or now
@@ -218,7 +229,7 @@ class Delivery:
         if self._outage_since is None:
             self._outage_since = now
             self._outage_reason = reply
-            log.warning("outbound delivery failing (will retry with backoff): %s",
+            log.warning("%s failing (will retry with backoff): %s", self.channel,
                         without_recipient(reply, mail))
         retry_at = now + retry_delay(mail.attempts)
         return self._record(mail, OutboxStatus.QUEUED, reply, retry_at)
@@ -235,7 +246,7 @@ class Delivery:
 
     def _outage_over(self) -> None:
         if self._outage_since is not None:
-            log.info("outbound delivery recovered after %s", self.clock.now() - self._outage_since)
+            log.info("%s recovered after %s", self.channel, self.clock.now() - self._outage_since)
             self._outage_since = None
 
     def _record(self, mail: OutboxRow, status: OutboxStatus, error: str | None,

@@ -28,6 +28,7 @@ from mailrelay.core.models import (
 from mailrelay.core.tokens import REVIEW, TokenSigner
 from mailrelay.parsing import normalize_address
 from mailrelay.render import InvitationView, RenderedMail, invitation_mail
+from mailrelay.services import events
 from mailrelay.services.links import review_url, unsubscribe_url
 from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
@@ -589,6 +590,8 @@ def record_delivery(config: Config, q: Queries, mail: OutboxRow, status: OutboxS
             shop = config.shop(mail.shop) if mail.shop else None
             after = shop.reminder_after if shop else None
             q.invitation_mail_sent(inv_id, now, now + after if after else None)
+            if shop is not None:
+                events.emit(q, config, shop.id, "invitation.sent", now, invitation_id=inv_id)
         elif status == OutboxStatus.FAILED:
             q.set_invitation_status(inv_id, InvitationStatus.FAILED, error)
     elif mail.kind == OutboxKind.REMINDER and status == OutboxStatus.SENT:

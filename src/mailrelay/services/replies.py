@@ -39,6 +39,7 @@ from mailrelay.render import (
     response_mail,
 )
 from mailrelay.reply_text import Extraction, extract
+from mailrelay.services import events
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
@@ -357,22 +358,31 @@ class Replier:
              refuse: Callable[[Refusal], ReplyResult], now: datetime) -> ReplyResult:
         review_id = int(review.id)
         author = ctx.reply.from_address or "agent"
+        shop_id = str(review.shop)
         for tag in directives.tags:
             q.add_tag(review_id, tag, now)
         if directives.report is not None:
             q.report_review(review_id, directives.report, now)
             if self.on_report is not None:
-                self.on_report(q, str(review.shop), review_id, directives.report, now)
+                self.on_report(q, shop_id, review_id, directives.report, now)
             if directives.body:
                 q.add_note(review_id, directives.body, author, now)
+            events.emit(q, self.config, shop_id, "review.reported", now, review_id=review_id,
+                          extra={"report": {"reason": directives.report, "by": author,
+                                            "note": directives.body or None}})
             return done(ReplyOutcome.REPORTED, directives.report)
         if directives.note:
             if not directives.body:
                 return refuse(EMPTY_NOTE)
             q.add_note(review_id, directives.body, author, now)
+            events.emit(q, self.config, shop_id, "note.added", now, review_id=review_id,
+                          extra={"note": {"text": directives.body, "author": author,
+                                          "created_at": events.utc(now)}})
             return done(ReplyOutcome.NOTE, "internal note stored")
         if not directives.body:
             if directives.tags:
+                events.emit(q, self.config, shop_id, "review.updated", now,
+                              review_id=review_id, extra={"change": "tagged"})
                 return done(ReplyOutcome.TAGGED, ",".join(directives.tags))
             return refuse(EMPTY)
         email = not directives.noemail and bool(review.customer_email)
@@ -385,6 +395,10 @@ class Replier:
                        message_id=ctx.reply.message_id, emailed=mail is not None)
         if mail is not None and shop is not None:
             enqueue_mail(q, shop, OutboxKind.RESPONSE, mail, now, review_id=review_id)
+        events.emit(q, self.config, shop_id, "response.published", now, review_id=review_id,
+                      extra={"response": events.response_payload(
+                          directives.body, author, now, automatic=False,
+                          emailed=mail is not None)})
         how = "published and emailed" if mail else "published, no email"
         return done(ReplyOutcome.PUBLISHED, how)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import jinja2
 
-from mailrelay.config import ShopConfig
-from mailrelay.core.models import InvitationMethod, InvitationStatus, OutboxKind
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.models import InvitationStatus, OutboxKind
 from mailrelay.core.routing import reply_address
 from mailrelay.core.tokens import REPLY
 from mailrelay.render import (
@@ -29,6 +29,7 @@ from mailrelay.render import (
     response_mail,
     ticket_mail,
 )
+from mailrelay.services import events
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
@@ -118,8 +119,9 @@ def link_usable(invitation: InvitationRow, now: datetime) -> bool:
 
 
 def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
-           now: datetime) -> tuple[SubmitOutcome, int | None]:
+                  now: datetime, config: Config | None = None) -> tuple[SubmitOutcome, int | None]:
     """Store the review of an invitation; a second submit edits it until it is answered.
+    With `config`, the shop's webhooks hear of it (review.created / review.updated).
 
     The name is stored as given: a customer who clears it stays anonymous on the page.
     """
@@ -136,6 +138,9 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
             if unchanged:  # a reload of the thank-you page: no new ticket for the same text
                 return SubmitOutcome.UPDATED, review.id
             q.edit_review(review.id, text, now)
+            if config is not None:
+                events.emit(q, config, invitation.shop, "review.updated", now,
+                              review_id=review.id, extra={"change": "edited"})
             return SubmitOutcome.UPDATED, review.id
     review_id = q.insert_review(NewReview(
         shop=invitation.shop, invitation_id=invitation.id, method=invitation.method, text=text,
@@ -145,7 +150,20 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
     shipment = q.shipment_of_invitation(invitation.id) if invitation.shipment_id else None
     for tag in block_tags(shipment.tags if shipment else ()):
         q.add_tag(review_id, tag, now)  # the trigger block's tags, as an agent's #tag would
+    if config is not None:
+        events.emit(q, config, invitation.shop, "review.created", now, review_id=review_id,
+                      invitation_id=invitation.id)
     return SubmitOutcome.CREATED, review_id
+
+
+def unreport(q: Queries, config: Config, review_id: int, now: datetime) -> bool:
+    """Show a reported review again (an operator's decision); the webhooks hear of it."""
+    review = q.get_review(review_id)
+    if review is None or not q.unreport_review(review_id):
+        return False
+    events.emit(q, config, review.shop, "review.updated", now, review_id=review_id,
+                  extra={"change": "unreported"})
+    return True
 
 
 def block_tags(tags: Iterable[object]) -> list[str]:
@@ -157,11 +175,6 @@ def block_tags(tags: Iterable[object]) -> list[str]:
         if name and name not in out:
             out.append(name)
     return out
-
-
-def verified(method: str) -> bool:
-    """Reviews from our own invitations come from real orders; generated links may not."""
-    return method in (InvitationMethod.AUTOMATIC, InvitationMethod.MANUAL)
 
 
 def first_name(name: str | None) -> str | None:
@@ -307,6 +320,10 @@ class Reviewer(MailProducer):
             if current is not None and current.response_id is None:
                 q.add_response(review.id, batch.auto_response, "auto", "auto", now,
                                emailed=batch.customer_mail is not None)
+                events.emit(q, self.config, shop.id, "response.published", now,
+                              review_id=review.id, extra={"response": events.response_payload(
+                                  batch.auto_response, "auto", now, automatic=True,
+                                  emailed=batch.customer_mail is not None)})
                 if batch.customer_mail is not None:
                     enqueue_mail(q, shop, OutboxKind.RESPONSE, batch.customer_mail, now,
                                  review_id=review.id)

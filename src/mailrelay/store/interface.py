@@ -161,8 +161,13 @@ class OutboxStatements(Protocol):
     def enqueue(self, mail: NewMail) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
 
-    def claim_due_mail(self, now: datetime, limit: int) -> list[OutboxRow]:
-        """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
+    def claim_due_mail(self, now: datetime, limit: int,
+                       webhooks: bool = False) -> list[OutboxRow]:
+        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending: a
+        conditional UPDATE, so no row is sent twice."""
+
+    def next_webhook_due(self) -> datetime | None:
+        """When the earliest queued webhook POST is due (the webhook worker's timer)."""
 
     def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
         """Claim one queued row whatever its due time (an operator's `send-now`)."""
@@ -299,8 +304,8 @@ class ReportStatements(Protocol):
         self, status: str | None = None, shop: str | None = None
     ) -> list[InvitationRow]: ...
 
-    def list_mail(self, status: str | None = None, shop: str | None = None
-                  ) -> list[MailListing]: ...
+    def list_mail(self, status: str | None = None, shop: str | None = None,
+                  kind: str | None = None) -> list[MailListing]: ...
 
     def list_reviews(
         self, *, shop: str | None = None, stars: tuple[int, int] | None = None,

@@ -200,14 +200,16 @@ class InvitationQueries(Bound):
         )
 
     def next_due(self) -> datetime | None:
-        """The earliest moment any invitation, reminder or queued mail becomes due."""
+        """The earliest moment any invitation, reminder or queued mail becomes due (webhook
+        POSTs have their own timer: `next_webhook_due`)."""
         row = self.conn.execute(
             "SELECT MIN(t) FROM ("
             " SELECT MIN(due_at) AS t FROM invitations INDEXED BY idx_invitations_due"
             "  WHERE status = 'scheduled' AND outbox_id IS NULL"
             " UNION ALL SELECT MIN(reminder_due_at) FROM invitations"
             "  WHERE reminder_due_at IS NOT NULL"
-            " UNION ALL SELECT MIN(due_at) FROM outbox WHERE status = 'queued')"
+            " UNION ALL SELECT MIN(due_at) FROM outbox WHERE status = 'queued'"
+            "  AND kind != 'webhook')"
         ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 

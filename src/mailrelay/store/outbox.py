@@ -39,14 +39,16 @@ class OutboxQueries(Bound):
                               (mail.envelope_from.replace("{id}", str(outbox_id)), outbox_id))
         return outbox_id
 
-    def claim_due_mail(self, now: datetime, limit: int) -> list[OutboxRow]:
-        """Claim due queued mail for sending: a conditional UPDATE, so no row is sent twice."""
+    def claim_due_mail(self, now: datetime, limit: int,
+                       webhooks: bool = False) -> list[OutboxRow]:
+        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending: a
+        conditional UPDATE, so no row is sent twice."""
         ids = [
             r[0]
             for r in self.conn.execute(
-                "SELECT id FROM outbox WHERE status = ? AND due_at <= ? ORDER BY due_at, id"
-                " LIMIT ?",
-                (OutboxStatus.QUEUED, to_iso(now), limit),
+                "SELECT id FROM outbox WHERE status = ? AND due_at <= ? AND (kind = ?) = ?"
+                " ORDER BY due_at, id LIMIT ?",
+                (OutboxStatus.QUEUED, to_iso(now), OutboxKind.WEBHOOK, webhooks, limit),
             )
         ]
         claimed = []
@@ -138,6 +140,13 @@ class OutboxQueries(Bound):
         self.conn.execute(
             "UPDATE outbox SET status = ?, bounced_at = ?, bounce_status = ? WHERE id = ?",
             (OutboxStatus.BOUNCED, to_iso(now), status, outbox_id))
+
+    def next_webhook_due(self) -> datetime | None:
+        """When the earliest queued webhook POST is due (the webhook worker's timer)."""
+        row = self.conn.execute(
+            "SELECT MIN(due_at) FROM outbox WHERE status = ? AND kind = ?",
+            (OutboxStatus.QUEUED, OutboxKind.WEBHOOK)).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
 
     def oldest_due_mail(self) -> datetime | None:
         row = self.conn.execute(

@@ -72,10 +72,13 @@ class ReportQueries(SuppressionQueries):
         where, args = status_and_shop(status, shop)
         return [InvitationRow(*r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
-    def list_mail(self, status: str | None = None, shop: str | None = None
-                  ) -> list[MailListing]:
+    def list_mail(self, status: str | None = None, shop: str | None = None,
+                  kind: str | None = None) -> list[MailListing]:
         sql = f"SELECT {_MAIL_LISTING} FROM outbox WHERE 1=1"  # noqa: S608
         where, args = status_and_shop(status, shop)
+        if kind:
+            where += " AND kind = ?"
+            args.append(kind)
         return [MailListing(*r) for r in self.conn.execute(sql + where + " ORDER BY id", args)]
 
     #: The tags of each review, in one column (a tag holding a comma would split).

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
-from mailrelay.core.models import InvitationMethod
+from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
@@ -316,7 +316,7 @@ class WebApp:
         return self.page(
             "review_form.html.j2", status, t, PRIVATE_HEADERS,
             shop_name=shop.name, reference=invitation.reference or "",
-            verified=reviews.verified(invitation.method),
+            verified=verified(invitation.method),
             values=values, errors=messages, anchors=FIELD_ANCHORS,
             csrf=self._csrf(token), fresh_url=f"/r/{token}", notice=notice,
             edit_notice=edit_notice, editing=review is not None, maxima=maxima,
@@ -369,7 +369,7 @@ class WebApp:
         # Re-read the invitation inside the write: a concurrent first submit has linked a review.
         outcome, review_id = await self.store.write(
             lambda q: reviews.submit_review(q, q.invitation_by_token(token) or invitation, form,
-                                            now))
+                                            now, self.config))
         log.info("invitation=%s review=%s %s stars=%d", invitation.id, review_id, outcome,
                  form.stars)
         if outcome == reviews.SubmitOutcome.LOCKED:
@@ -390,7 +390,7 @@ class WebApp:
             raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
-            updated=review.edits > 0, verified=reviews.verified(invitation.method),
+            updated=review.edits > 0, verified=verified(invitation.method),
             review=review, public_url=links.public_url(self.config, shop.id, review.id),
         )
 
@@ -403,7 +403,7 @@ class WebApp:
             response = {"text": row.response, "created_at": row.responded_at}
         return {"id": row.id, "stars": row.stars, "title": row.title or "",
                 "text": row.text or "", "reviewer_name": row.reviewer_name or "",
-                "created_at": row.created_at, "verified": reviews.verified(row.method),
+                "created_at": row.created_at, "verified": verified(row.method),
                 "response": response}
 
     async def _shop_listing(
