@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mailrelay import app
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock, SystemClock
@@ -454,3 +455,31 @@ def test_a_webhook_without_events_gets_every_event_and_the_same_url_twice_is_ref
     assert hook.secret == ACME_SECRET and hook.timeout == timedelta(seconds=10)
     with pytest.raises(ConfigError, match="is listed twice for this shop"):
         make_config(more=one + one)
+
+
+async def test_check_says_which_webhook_receivers_accept_connections_without_posting(
+    make_config: ConfigFactory, tmp_path: Path, acme_receiver: Receiver,
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/hooks/reviews"
+    config = hooked_shops(make_config, tmp_path, acme_receiver.url, down,
+                          acme_events=["review.created"])
+    code, out = await asyncio.to_thread(cli, config, "check")
+    assert code == 1, out
+    assert f"ok      webhook acme {acme_receiver.url} reachable (review.created)" in out, out
+    [failed] = [line for line in out.splitlines() if line.startswith("failed")]
+    assert failed.startswith(f"failed  webhook bolt {down} reachable")
+    assert "events wait in the outbox until it answers" in failed
+    assert acme_receiver.received == []  # nothing POSTed: it would land in the shop's CRM
+
+
+async def test_serve_names_each_shops_webhooks_at_start(
+    make_config: ConfigFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="mailrelay")
+    config = hooked_shops(make_config, tmp_path, "https://crm.acme.example/h",
+                          "https://desk.bolt.example/h", acme_events=["note.added"])
+    stop = asyncio.Event()
+    assert await app.run(config, ready=lambda _daemon: stop.set(), stop=stop) == app.EXIT_OK
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "mailrelay.app")
+    assert "shop acme: webhook https://crm.acme.example/h (note.added)" in text
+    assert "shop bolt: webhook https://desk.bolt.example/h (invitation.sent, review.created" in text
