@@ -270,6 +270,15 @@ def test_parse_shows_what_a_trigger_yields_without_storing(cfg_path: str, config
         run("shipments", "--config", cfg_path, "--format", "json").output) == []
 
 
+def test_the_readme_example_trigger_parses_as_the_walk_through_says() -> None:
+    """README step 8 parses examples/shipped-order.eml on the demo shop (no ../shared needed)."""
+    eml = Path(__file__).resolve().parents[1] / "examples" / "shipped-order.eml"
+    result = run("parse", str(eml), "--shop", "demo", "--format", "json")
+    data = json.loads(result.output)
+    assert (data["customer_email"], data["customer_name"], data["reference"], data["locale"]) == (
+        "juergen.kraemer@example.de", "Jürgen Krämer", "2044", "de")
+
+
 TEXTS_BY_LOCALE = {
     "de": "Vielen Dank für Ihre Bestellung. Ihr Paket wurde heute versandt und kommt bald an.",
     "da": "Tak for din ordre. Din pakke er afsendt i dag og bliver leveret inden for få dage.",
