@@ -28,6 +28,8 @@ from mailrelay.config import (
 )
 from mailrelay.core.errors import ConfigError, ConfigProblem
 
+from .conftest import ConfigFactory
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "relay.toml.example"
 
 SHOP = """\
@@ -760,3 +762,26 @@ def test_one_smtp_client_gets_half_the_sessions_by_default_and_a_larger_share_is
     assert chosen.smtp.max_sessions_per_client == 5  # an explicit value is respected...
     assert any(w.startswith("smtp.max_sessions_per_client = 5 is not below max_sessions = 5")
                for w in chosen.warnings)  # ...and `check` says what it allows
+
+
+def test_shop_look_and_embed_keys_are_checked_and_read(make_config: ConfigFactory) -> None:
+    config = make_config(shop_extra="""
+        site_url = "https://acme.example/shop"
+        logo_url = "https://cdn.acme.example/logo.png"
+        accent_color = "#FF8800"
+        embed_origins = ["https://acme.example", "http://localhost:3000/"]
+    """)
+    shop = config.shops[0]
+    assert (shop.site_url, shop.logo_url, shop.accent_color) == (
+        "https://acme.example/shop", "https://cdn.acme.example/logo.png", "#ff8800")
+    assert shop.embed_origins == ("https://acme.example", "http://localhost:3000")
+    with pytest.raises(ConfigError) as caught:
+        make_config(shop_extra="""
+            site_url = "javascript:alert(1)"
+            accent_color = "orange"
+            embed_origins = ["https://acme.example/widgets"]
+        """)
+    text = str(caught.value)
+    assert "shop.acme.site_url: 'javascript:alert(1)' is not an http:// or https:// URL" in text
+    assert "shop.acme.accent_color: 'orange' is not a colour" in text
+    assert "shop.acme.embed_origins: 'https://acme.example/widgets' is not an origin" in text

@@ -156,6 +156,14 @@ class ShopConfig:
     alerts: tuple[str, ...] = ()
     #: Where this shop's review events are POSTed ([[shop.webhook]]); () = nowhere.
     webhooks: tuple[WebhookConfig, ...] = ()
+    #: Origins ("https://acme.example") that may frame the widgets and read the JSON routes.
+    embed_origins: tuple[str, ...] = ()
+    #: The shop's own site, linked from every page and mail; None = no link back.
+    site_url: str | None = None
+    #: An https:// image shown on pages and in mail; None = the shop's name only.
+    logo_url: str | None = None
+    #: "#rrggbb" as the shop chose it; pages and mail adjust it for WCAG AA contrast.
+    accent_color: str = "#1d4ed8"
 
     def webhooks_for(self, event: str) -> tuple[WebhookConfig, ...]:
         """The webhooks that asked for `event`."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from email.utils import parseaddr
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailrelay.config.model import ShopConfig
@@ -88,6 +89,38 @@ def _reference_pattern(table: Table) -> re.Pattern[str] | None:
         return None
 
 
+def _origins(table: Table) -> tuple[str, ...]:
+    """Web origins as browsers send them: scheme://host[:port], nothing after."""
+    origins = table.strings("embed_origins", ())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (parts.scheme not in ("http", "https") or not parts.hostname
+                or origin.rstrip("/") != f"{parts.scheme}://{parts.netloc}"):
+            table.problem("embed_origins", f'{origin!r} is not an origin such as '
+                          '"https://acme.example" (scheme and host, no path)')
+    return tuple(origin.rstrip("/") for origin in origins)
+
+
+def _web_url(table: Table, key: str) -> str | None:
+    url = table.optional_string(key)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(
+            c in url for c in "\r\n\"<> "):
+        table.problem(key, f"{url!r} is not an http:// or https:// URL")
+        return None
+    return url
+
+
+def _color(table: Table) -> str:
+    color = table.string("accent_color", "#1d4ed8")
+    if re.fullmatch(r"#[0-9a-fA-F]{6}", color) is None:
+        table.problem("accent_color", f'{color!r} is not a colour such as "#1d4ed8"')
+        return "#1d4ed8"
+    return color.lower()
+
+
 def read_shop(table: Table, hostname: str) -> ShopConfig:
     shop_id = table.required_string("id")
     if shop_id is not None and SHOP_ID.fullmatch(shop_id) is None:
@@ -131,6 +164,10 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
         retention=table.duration("retention", "180d", positive=True),
         alerts=_addresses(table, "alerts", ()),
         webhooks=read_webhooks(table),
+        embed_origins=_origins(table),
+        site_url=_web_url(table, "site_url"),
+        logo_url=_web_url(table, "logo_url"),
+        accent_color=_color(table),
     )
 
 

@@ -75,6 +75,12 @@ class InvitationMethod(StrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
     LINK = "link"
+    #: The shop's generic link (/s/<shop>/write): the customer gave an email, got a one-time link.
+    BASIC = "basic"
+    #: The same, started from the public page's "Write a review".
+    ORGANIC = "organic"
+    #: The same, in an <iframe> on the shop's own site (/s/<shop>/write/embed).
+    EMBEDDED = "embedded"
 
 
 def verified(method: str) -> bool:

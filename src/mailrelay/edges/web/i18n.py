@@ -1,6 +1,7 @@
 """Page texts of the web edge: which locale a visitor gets, and its translations.
 
-Reads templates/web/i18n/<locale>.json once; every missing text falls back to English. It
+Reads templates/web/i18n/<locale>.json and <locale>.<area>.json once; every missing text falls
+back to English. It
 renders no page and knows nothing of HTTP.
 """
 
@@ -56,10 +57,12 @@ class Strings:
     """All page texts, from templates/web/i18n/<locale>.json."""
 
     def __init__(self, folder: Path = I18N) -> None:
-        self.tables: dict[str, dict[str, Any]] = {
-            path.stem: json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(folder.glob("*.json"))
-        }
+        # <locale>.json, plus <locale>.<area>.json per feature (products, embeds, …), merged.
+        self.tables: dict[str, dict[str, Any]] = {}
+        for path in sorted(folder.glob("*.json")):
+            locale = path.name.split(".", 1)[0]
+            self.tables.setdefault(locale, {}).update(
+                json.loads(path.read_text(encoding="utf-8")))
         self.tables.setdefault(FALLBACK_LOCALE, {})
 
     def pick(self, *candidates: str | None) -> str:

@@ -179,7 +179,9 @@ class WebApp:
                           route.canonical if route is not None else "?")
             t = self.strings.translator()
             response = self.message(500, t, t("error.title"), t("error.body"))
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            # A page made to be framed (a widget) sets its own frame-ancestors: kept.
+            response.headers.setdefault(name, value)
         return response
 
     def client(self, request: web.Request) -> str | None:
