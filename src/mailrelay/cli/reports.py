@@ -73,7 +73,8 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
 def _stats_text(row: dict[str, Any]) -> str:
     """One shop's figures for people, each saying what it counts."""
     ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
-    methods = ", ".join(f"{k} {v}" for k, v in row["reviews_by_method"].items())
+    # The table names the ways reviews came in; JSON and CSV list every method, zeros too.
+    methods = ", ".join(f"{k} {v}" for k, v in row["reviews_by_method"].items() if v) or "none"
     hidden = f"; {row['reviews_hidden']} hidden: reported or forgotten" if row[
         "reviews_hidden"] else ""
     answered = row["reviews_from_invitations"]
