@@ -9,9 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import aiohttp
 import pytest
 from lxml import etree
 
+from mailrelay.app import Daemon
+from mailrelay.core.clock import FrozenClock
 from mailrelay.core.models import InvitationMethod
 from mailrelay.render.feeds import (
     FeedProduct,
@@ -20,8 +23,11 @@ from mailrelay.render.feeds import (
     collection_method,
     product_reviews_feed,
 )
+from mailrelay.store import NewProductReview
 
+from .conftest import ConfigFactory, second_shop
 from .feed_schema import read_reviews, schema_errors, valid_feed
+from .web_forms import base, invite, submit
 
 WRITTEN = datetime(2026, 11, 3, 14, 5, 9, tzinfo=UTC)
 PUBLISHER = FeedPublisher("ACME Shoes", "https://acme.example/favicon.png")
@@ -229,3 +235,102 @@ def test_the_schema_rejects_a_broken_feed(fault: str) -> None:
 def test_the_schema_file_is_itself_a_valid_xml_schema() -> None:
     from .feed_schema import SCHEMA_FILE
     etree.XMLSchema(etree.parse(str(SCHEMA_FILE)))  # raises XMLSchemaParseError otherwise
+
+
+# --- the route, over HTTP against the whole daemon ----------------------------------------------
+
+FEED = "/s/{shop}/feeds/google-product-reviews.xml"
+BOOTS = NewProductReview(n=1, stars=5, text=None, sku="BOOT-42", name="Trail boot",
+                         url="https://acme.example/boot", gtin="4006381333931", mpn="TB-42",
+                         brand="Acme")
+SOCKS = NewProductReview(n=2, stars=4, text=None, sku="SOCK 7/blue", name="Wool socks")
+
+
+async def reviewed(http: aiohttp.ClientSession, daemon: Daemon, shop: str, name: str | None,
+                   products: list[NewProductReview]) -> int:
+    """A review written through the form, then its product ratings stored with it."""
+    email = f"{(name or 'nobody').split()[0].lower()}@example.com"
+    invitation = await invite(daemon, email, name, shop_id=shop)
+    fields = {"name": name} if name else {"name": ""}
+    status, _page = await submit(http, daemon, invitation.token, **fields)
+    assert status == 200, _page
+    row = daemon.store.read(lambda q: q.get_invitation(invitation.id))
+    assert row is not None and row.review_id is not None
+    review_id = row.review_id
+    now = daemon.clock.now()
+    await daemon.store.write(lambda q: q.save_product_reviews(review_id, shop, products, now))
+    return review_id
+
+
+async def fetch(http: aiohttp.ClientSession, daemon: Daemon, shop: str,
+                **headers: str) -> tuple[aiohttp.ClientResponse, bytes]:
+    async with http.get(base(daemon) + FEED.format(shop=shop), headers=headers) as resp:
+        return resp, await resp.read()
+
+
+async def test_the_feed_route_serves_each_shop_only_its_own_published_product_reviews(
+        make_config: ConfigFactory, clock: FrozenClock, http: aiohttp.ClientSession) -> None:
+    config = make_config(more=second_shop())
+    async with Daemon(config, clock) as daemon:
+        hard = "Größe passt & <Sohle> hält ]]> – 雨でも大丈夫 – zażółć"
+        ann = await reviewed(http, daemon, "acme", "Ann Walker",
+                             [replace(BOOTS, text=hard), replace(SOCKS, text=None)])
+        await reviewed(http, daemon, "acme", None, [replace(SOCKS, stars=2, text="Thin.")])
+        reported = await reviewed(http, daemon, "acme", "Carl",
+                                  [replace(BOOTS, stars=1, text="Reported text.")])
+        await reviewed(http, daemon, "acme", "Dora",
+                       [replace(BOOTS, stars=2, text="Forgotten text.")])
+        await reviewed(http, daemon, "bolt", "Eve",
+                       [replace(BOOTS, text="Bolt's own boot, same SKU.")])
+        now = clock.now()
+        await daemon.store.write(lambda q: q.report_review(reported, "abusive", now))
+        await daemon.store.write(lambda q: q.forget("dora@example.com", now))
+
+        resp, body = await fetch(http, daemon, "acme")
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "application/xml; charset=utf-8"
+        assert resp.headers["Cache-Control"] == "public, max-age=300"
+        root = valid_feed(body)
+        assert root.findtext("publisher/name") == "ACME Shoes"
+        read = read_reviews(root)
+        # Newest first; the rating without text, the reported and the forgotten are not sent.
+        assert [(r.content, r.rating) for r in read] == [("Thin.", "2"), (hard, "5")]
+        thin, boots = read
+        assert (thin.reviewer, thin.anonymous) == ("Anonymous", True)
+        assert (boots.reviewer, boots.anonymous) == ("Ann Walker", False)
+        assert boots.skus == ["BOOT-42"] and boots.gtins == ["4006381333931"]
+        assert boots.product_url == "https://acme.example/boot"
+        assert boots.url == "http://reviews.test/s/acme/p/BOOT-42" and boots.url_type == "group"
+        # No address from the trigger: our product page is the product's URL too.
+        assert thin.product_url == thin.url == "http://reviews.test/s/acme/p/SOCK%207%2Fblue"
+        assert {r.method for r in read} == {"post_fulfillment"}  # invited by hand
+        assert boots.review_id == str(daemon.store.read(
+            lambda q: q.product_reviews_of(ann))[0].id)
+        assert b"Bolt" not in body and b"Reported" not in body and b"Forgotten" not in body
+
+        resp, bolt = await fetch(http, daemon, "bolt")
+        assert resp.status == 200
+        [eve] = read_reviews(valid_feed(bolt))
+        assert eve.content == "Bolt's own boot, same SKU." and eve.reviewer == "Eve"
+        assert valid_feed(bolt).findtext("publisher/name") == "Bolt Bikes"
+
+        resp, _ = await fetch(http, daemon, "nobody")
+        assert resp.status == 404
+
+
+async def test_the_feed_answers_304_to_its_etag_until_a_review_changes_it(
+        make_config: ConfigFactory, clock: FrozenClock, http: aiohttp.ClientSession) -> None:
+    async with Daemon(make_config(), clock) as daemon:
+        await reviewed(http, daemon, "acme", "Ann", [replace(BOOTS, text="Warm and dry.")])
+        resp, body = await fetch(http, daemon, "acme")
+        tag = resp.headers["ETag"]
+        assert resp.status == 200 and tag.startswith('"') and body
+        resp, again = await fetch(http, daemon, "acme", **{"If-None-Match": tag})
+        assert resp.status == 304 and again == b""
+        assert resp.headers["ETag"] == tag
+        resp, _ = await fetch(http, daemon, "acme", **{"If-None-Match": f'"other", W/{tag}'})
+        assert resp.status == 304
+        await reviewed(http, daemon, "acme", "Ben", [replace(BOOTS, text="Too narrow.")])
+        resp, newer = await fetch(http, daemon, "acme", **{"If-None-Match": tag})
+        assert resp.status == 200 and resp.headers["ETag"] != tag
+        assert len(read_reviews(valid_feed(newer))) == 2
