@@ -14,6 +14,7 @@ import pytest
 from lxml import etree
 
 from mailrelay.app import Daemon
+from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.models import InvitationMethod
 from mailrelay.render.feeds import (
@@ -23,7 +24,8 @@ from mailrelay.render.feeds import (
     collection_method,
     product_reviews_feed,
 )
-from mailrelay.store import NewProductReview
+from mailrelay.services.feeds import feed_review
+from mailrelay.store import NewProductReview, ProductReviewListing, ProductReviewRow
 
 from .conftest import ConfigFactory, second_shop
 from .feed_schema import read_reviews, schema_errors, valid_feed
@@ -334,3 +336,49 @@ async def test_the_feed_answers_304_to_its_etag_until_a_review_changes_it(
         resp, newer = await fetch(http, daemon, "acme", **{"If-None-Match": tag})
         assert resp.status == 200 and resp.headers["ETag"] != tag
         assert len(read_reviews(valid_feed(newer))) == 2
+
+
+# --- what the feed takes from a stored product review -------------------------------------------
+
+
+def listing(sku: str | None = "BOOT-42", url: str | None = "https://acme.example/boot",
+            text: str | None = "Warm.", method: str = "basic") -> ProductReviewListing:
+    stored = "2026-12-04T09:00:00.000000+00:00"
+    row = ProductReviewRow(
+        id=7, review_id=3, shop="acme", sku=sku, n=1, name="Trail boot", url=url, image=None,
+        gtin=None, mpn=None, brand=None, stars=4, text=text, created_at=stored,
+        updated_at=stored)
+    return ProductReviewListing(row, "Ann", method, "en", stored, None, None, None, [])
+
+
+def test_a_stored_product_review_becomes_a_feed_review_with_our_product_page(
+        config: Config) -> None:
+    review = feed_review(config, listing())
+    assert review is not None
+    assert (review.review_id, review.rating, review.content) == ("7", 4, "Warm.")
+    assert review.url == "http://reviews.test/s/acme/p/BOOT-42" and review.url_type == "group"
+    assert review.product.url == "https://acme.example/boot"
+    assert review.written_at == datetime(2026, 12, 4, 9, tzinfo=UTC)
+    assert collection_method(review.method) == "unsolicited"
+
+
+def test_a_product_address_that_is_not_http_is_replaced_by_our_product_page(
+        config: Config) -> None:
+    for odd in ("javascript:alert(1)", "acme.example/boot", "", None):
+        review = feed_review(config, listing(url=odd))
+        assert review is not None and review.product.url == review.url, odd
+
+
+def test_a_product_without_sku_keeps_the_shops_address_and_links_the_shop_page(
+        config: Config) -> None:
+    review = feed_review(config, listing(sku=None))
+    assert review is not None
+    assert review.product.url == "https://acme.example/boot"
+    assert review.url == "http://reviews.test/s/acme"
+    valid_feed(product_reviews_feed(PUBLISHER, [review]))
+
+
+def test_what_the_feed_cannot_carry_is_left_out(config: Config) -> None:
+    assert feed_review(config, listing(text=None)) is None
+    assert feed_review(config, listing(text="")) is None
+    assert feed_review(config, listing(sku=None, url=None)) is None
