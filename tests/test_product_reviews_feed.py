@@ -112,7 +112,7 @@ def test_missing_optional_identifiers_are_left_out_not_sent_empty() -> None:
 def test_german_polish_and_japanese_text_arrive_as_utf8_unchanged() -> None:
     texts = {
         "1": ("Jürgen Weiß", "Größe passt, Sohle rutschfest – sehr gut für Schotterwege."),
-        "2": ("Łucja Żółkiewska", "Świetne buty, zażółć gęślą jaźń, polecam każdemu."),
+        "2": ("Łucja Żółkiewska", "Świetne buty 👟, zażółć gęślą jaźń, polecam każdemu."),
         "3": ("山田 花子", "とても軽くて履きやすいです。雨の日でも足が濡れませんでした。"),
     }
     body = product_reviews_feed(FeedPublisher("Schuhhaus Müller & Söhne"), [
