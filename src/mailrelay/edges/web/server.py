@@ -24,6 +24,7 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
@@ -154,6 +155,7 @@ class WebApp:
             web.get("/s/{shop}/reviews.json", self.shop_json),
             web.get("/u/{token}", self.unsubscribe_page),
             web.post("/u/{token}", self.unsubscribe),
+            *FeedRoutes(self).routes(),
         ])
         self._runner: web.AppRunner | None = None
         self.port = config.http.port
