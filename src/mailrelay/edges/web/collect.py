@@ -178,9 +178,10 @@ class CollectPages:
             log.info("shop=%s write form: honeypot filled, nothing sent", shop.id)
         else:
             await self._request(shop, fields, t.locale, method)
-        # Post/Redirect/Get, and the same page whatever was decided (no enumeration).
-        raise web.HTTPSeeOther(self._path(request, shop, "/sent"),
-                               headers=self._headers(request, shop))
+        # Post/Redirect/Get, and the same page whatever was decided (no enumeration). Returned,
+        # not raised: the guard would put its own frame-ancestors on a raised one.
+        return web.Response(status=303, headers={
+            **self._headers(request, shop), "Location": self._path(request, shop, "/sent")})
 
     async def _read(self, request: web.Request,
                     ) -> tuple[str | None, dict[str, str], dict[str, str], object]:
