@@ -18,10 +18,12 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.store import InvitationRow
 
+from .browser import browser_page, require_browser, screenshot
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
 from .mailtools import drain, mails_to, text_of, via_sink
 from .sink import Sink
+from .test_browser import live
 from .web_forms import base, csrf_of, invite, submit
 
 ACME_ORIGIN = "https://acme.example"
@@ -274,3 +276,44 @@ async def test_reviews_and_export_filter_by_method_and_stats_count_each(
     assert figures["reviews_by_method"]["basic"] == 0
     # The manual invitation is not due yet; the link mailed on request is no invitation.
     assert figures["invitations_sent"] == 0
+
+
+async def test_a_customer_on_a_phone_asks_for_a_link_from_the_public_page_and_reviews(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    """Chromium at phone width: "Write a review" on the public page, the form by keyboard
+    (the honeypot never takes focus), "check your email", the mailed link, the review."""
+    require_browser()
+    async with Daemon(live(config, sink), clock) as daemon, browser_page() as page:
+        site = daemon.config.http.base_url
+        await page.goto(f"{site}/s/acme")
+        await page.get_by_role("link", name="Write a review").click()
+        assert page.url == f"{site}/s/acme/write?via=page"
+        assert await page.locator("h1").inner_text() == "Write a review of ACME Shoes"
+        assert await page.evaluate(
+            "() => document.documentElement.scrollWidth <= window.innerWidth")
+        await page.get_by_label("Your email address").click()
+        await page.keyboard.type("ann@example.com")
+        order = []
+        for _ in range(3):
+            await page.keyboard.press("Tab")
+            order.append(await page.evaluate(
+                "() => document.activeElement.name || document.activeElement.tagName"))
+        assert order == ["name", "BUTTON", "A"]
+        await screenshot(page, "collect-write-form-phone")
+        await page.get_by_role("button", name="Send me the link").click()
+        assert page.url == f"{site}/s/acme/write/sent?via=page"
+        assert await page.locator("h1").inner_text() == "Check your email"
+        await screenshot(page, "collect-write-sent-phone")
+        await drain(daemon)
+        match = re.search(rf"{re.escape(site)}/r/[A-Za-z0-9_\-.]+",
+                          text_of(mails_to(sink, "ann@example.com")[0]))
+        assert match
+        await page.goto(match.group(0))
+        assert await page.get_by_text("Verified buyer").count() == 0
+        await page.locator("label[for=stars-4]").click()
+        await page.get_by_label("Your review").fill("Asked on my phone, got the link.")
+        await page.get_by_role("button", name="Send review").click()
+        assert await page.locator("h1").inner_text() == "Thank you for your review!"
+        review = daemon.store.read(lambda q: q.list_reviews())[0]
+        assert (review.method, review.stars) == ("organic", 4)
