@@ -276,7 +276,7 @@ async def test_reviews_and_export_filter_by_method_and_stats_count_each(
     assert figures["reviews_by_method"]["basic"] == 0
     # The manual invitation is not due yet; the link mailed on request is no invitation.
     assert figures["invitations_sent"] == 0
-    code, out = cli(config, "stats", "--shop", "acme")
+    code, out = cli(config, "stats", "--shop", "acme", "--format", "table")
     assert "reviews: 2 (automatic 0, manual 1, link 0, organic 1)" in out
 
 
