@@ -4,11 +4,13 @@ form, over real HTTP, a real SMTP sink and the CLI; never a verified buyer."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,7 +22,7 @@ from mailrelay.store import InvitationRow
 
 from .browser import browser_page, require_browser, screenshot
 from .cli_runner import cli
-from .conftest import ConfigFactory, second_shop
+from .conftest import ConfigFactory, missing, second_shop
 from .mailtools import drain, mails_to, text_of, via_sink
 from .sink import Sink
 from .test_browser import live
@@ -319,3 +321,38 @@ async def test_a_customer_on_a_phone_asks_for_a_link_from_the_public_page_and_re
         assert await page.locator("h1").inner_text() == "Thank you for your review!"
         review = daemon.store.read(lambda q: q.list_reviews())[0]
         assert (review.method, review.stars) == ("organic", 4)
+
+
+AXE_VIOLATIONS = """async () => (await axe.run()).violations.map(v => v.id + ': ' +
+    v.nodes.map(n => n.target.join(' ')).join(', '))"""
+
+
+async def test_the_new_pages_have_no_axe_violations_on_a_phone_or_a_desktop(
+    config: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    """axe-core (WCAG rules) on the request form (empty, embedded, with errors), its answer and
+    a shared review, at 360 and 1280 px."""
+    require_browser()
+    if importlib.util.find_spec("axe_playwright_python") is None:
+        missing("axe-playwright-python not installed (the test extra has it)")
+    import axe_playwright_python
+
+    axe = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text("utf-8")
+    async with Daemon(live(config, sink), clock) as daemon, aiohttp.ClientSession() as http:
+        invitation = await invite(daemon, "ann@example.com")
+        await submit(http, daemon, invitation.token)
+        site = daemon.config.http.base_url
+        for width in (360, 1280):
+            async with browser_page(viewport={"width": width, "height": 800}) as page:
+                for path in ("/s/acme/write", "/s/acme/write/embed", "/s/acme/write/sent",
+                             "/s/acme/r/1", "errors"):
+                    if path == "errors":
+                        await page.goto(f"{site}/s/acme/write")
+                        await page.fill("#email", "not an address")
+                        await page.evaluate("document.querySelector('form').noValidate = true")
+                        await page.click("button")
+                        assert await page.locator("#error-summary").count() == 1
+                    else:
+                        await page.goto(site + path)
+                    await page.evaluate(axe)  # by the driver: the pages' CSP allows no script
+                    assert await page.evaluate(AXE_VIOLATIONS) == [], (width, path)
