@@ -11,7 +11,7 @@ import io
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from html import escape
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def _font(path: Path | None, size: int) -> Font:
     return ImageFont.truetype(str(path), size)
 
 
-@cache
+@lru_cache(maxsize=65536)  # bounded: reviews may hold any of Unicode's million code points
 def _has_glyph(path: Path, char: str) -> bool:
     """Whether the font draws `char` as itself, not as its "missing glyph" box: compared with
     the rendering of a code point no font has (Pillow has no glyph query of its own)."""
@@ -75,7 +75,7 @@ def _has_glyph(path: Path, char: str) -> bool:
     return _glyph_image(path, char) != _glyph_image(path, "\U0010fffd")
 
 
-@cache
+@lru_cache(maxsize=64)
 def _glyph_image(path: Path, char: str) -> bytes:
     image = Image.new("L", (48, 48))
     ImageDraw.Draw(image).text((8, 8), char, font=_font(path, 24), fill=255)

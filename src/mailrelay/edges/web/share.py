@@ -8,6 +8,7 @@ an unknown one is a 404. No script anywhere, ours or a network's.
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +23,9 @@ from mailrelay.store import Queries, RatingSummary, ReviewRow, from_iso
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
 
+#: The last images drawn (each takes tens of milliseconds): a shared link is fetched by every
+#: network's crawler and every chat app at once. Keyed by everything the image shows.
+_drawn_png = lru_cache(maxsize=128)(preview_png)
 #: As the public pages: a shared review changes only when it is answered or edited.
 PUBLIC_HEADERS = {"Cache-Control": "public, max-age=60"}
 DESCRIPTION = 200  # characters of the review in og:description
@@ -123,7 +127,7 @@ class SharePages:
     async def png(self, request: web.Request) -> web.Response:
         shop, review, summary, t = await self._target(request)
         # Drawing takes tens of milliseconds: off the event loop.
-        body = await asyncio.to_thread(preview_png, self._preview(shop, review, summary, t))
+        body = await asyncio.to_thread(_drawn_png, self._preview(shop, review, summary, t))
         return web.Response(body=body, content_type="image/png", headers=PUBLIC_HEADERS)
 
     async def svg(self, request: web.Request) -> web.Response:
