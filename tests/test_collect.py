@@ -241,15 +241,24 @@ async def test_too_many_requests_from_one_address_are_refused_for_a_while(
         assert resp.status == 403  # refused for its missing token again, not for its rate
 
 
+@pytest.mark.parametrize(("language", "subject", "unsubscribe"), [
+    ("de-DE,de;q=0.9", "Ihr Link zur Bewertung von ACME Shoes", "Keine Bewertungs-E-Mails mehr"),
+    ("da", "Dit link til at anmelde ACME Shoes", "Ikke flere anmeldelsesmails"),
+    ("fr", "Your link to review ACME Shoes", "No more review emails"),
+])
 async def test_the_link_mail_follows_the_browser_s_language(
-    relay: Daemon, sink: Sink, http: aiohttp.ClientSession
+    relay: Daemon, sink: Sink, http: aiohttp.ClientSession, language: str, subject: str,
+    unsubscribe: str,
 ) -> None:
-    await ask(http, relay, "/s/acme/write", headers={"Accept-Language": "de-DE,de;q=0.9"},
-              email="klaus@example.de")
+    _s, _page, _r = await ask(http, relay, "/s/acme/write", headers={"Accept-Language": language},
+                             email="kim@example.net")
     await drain(relay)
-    mail = mails_to(sink, "klaus@example.de")[0]
-    assert mail["Subject"] == "Ihr Link zur Bewertung von ACME Shoes"
-    assert mail["Content-Language"] == "de"
+    mail = mails_to(sink, "kim@example.net")[0]
+    assert mail["Subject"] == subject
+    assert mail["Content-Language"] == language[:2].replace("fr", "en")
+    html = mail.get_body(("html",))
+    assert html is not None and unsubscribe in html.get_content()
+    assert unsubscribe in text_of(mail) and "/u/" in text_of(mail)
 
 
 async def test_reviews_and_export_filter_by_method_and_stats_count_each(
