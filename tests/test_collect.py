@@ -8,7 +8,7 @@ import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -365,3 +365,14 @@ async def test_the_new_pages_have_no_axe_violations_on_a_phone_or_a_desktop(
                         await page.goto(site + path)
                     await page.evaluate(axe)  # by the driver: the pages' CSP allows no script
                     assert await page.evaluate(AXE_VIOLATIONS) == [], (width, path)
+
+
+async def test_a_link_asked_for_at_night_leaves_at_once_outside_send_hours(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession
+) -> None:
+    clock.set(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
+    config = make_config(more=second_shop(send_hours="09:00-17:00"))
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        await ask(http, daemon, "/s/bolt/write", email="owl@example.com")
+        await drain(daemon)
+        assert [m["X-Mailrelay-Shop"] for m in mails_to(sink, "owl@example.com")] == ["bolt"]
