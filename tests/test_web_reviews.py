@@ -410,8 +410,10 @@ def test_accept_language_is_read_by_weight() -> None:
 
 
 def test_every_locale_has_every_english_text() -> None:
-    english = json.loads((I18N / "en.json").read_text(encoding="utf-8"))
     for path in I18N.glob("*.json"):
+        # <locale>.json beside en.json, <locale>.<area>.json beside en.<area>.json (issue 13)
+        area = path.name.split(".", 1)[1]
+        english = json.loads((I18N / f"en.{area}").read_text(encoding="utf-8"))
         table = json.loads(path.read_text(encoding="utf-8"))
         assert set(table) == set(english), path.name
 
@@ -524,7 +526,7 @@ async def test_reviews_json_matches_the_public_page(
     assert len(data["reviews"]) == 10
     top = data["reviews"][0]
     assert set(top) == {"id", "stars", "title", "text", "reviewer_name", "created_at",
-                        "verified", "response"}
+                        "verified", "method", "response"}
     assert top["id"] == newest.id and top["verified"] is True
     assert top["response"]["text"] == "Thank you" and top["response"]["created_at"]
     assert data["reviews"][1]["response"] is None

@@ -24,10 +24,12 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
+from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
@@ -156,6 +158,8 @@ class WebApp:
             web.get("/u/{token}", self.unsubscribe_page),
             web.post("/u/{token}", self.unsubscribe),
             *FeedRoutes(self).routes(),
+            *CollectPages(self).routes(),
+            *SharePages(self).routes(),
         ])
         self._runner: web.AppRunner | None = None
         self.port = config.http.port
@@ -408,6 +412,7 @@ class WebApp:
         return {"id": row.id, "stars": row.stars, "title": row.title or "",
                 "text": row.text or "", "reviewer_name": row.reviewer_name or "",
                 "created_at": row.created_at, "verified": verified(row.method),
+                "method": row.method,
                 "response": response}
 
     async def _shop_listing(
@@ -465,7 +470,7 @@ class WebApp:
             all_url=link(None), page_number=page, pages=listing.pages,
             prev_url=link(stars, page - 1) if page > 1 else None,
             next_url=link(stars, page + 1) if page < listing.pages else None,
-            jsonld=jsonld,
+            jsonld=jsonld, write_url=f"/s/{shop.id}/write?via=page", review_base=f"/s/{shop.id}/r/",
         )
 
     def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
