@@ -166,6 +166,8 @@ SAMPLE: dict[str, Any] = {
     "answered_by": "auto",
     "auto_response": "Quux 4242.",
     "auto_paragraphs": [["Quux 4242."]],
+    "code": "held_back",
+    "detail": "Gronk 5",
     "reason": "Blorf-9",
     "explanation": "Snarf-10.",
     "original_subject": "Re: Zipp-Zapp 4711",
@@ -175,7 +177,7 @@ SAMPLE: dict[str, Any] = {
 }
 SAMPLE_WORDS = {"Kestrel", "Ilse", "Varga", "K-5521", "Skyline", "Zipp-Zapp", "Xyzzy", "Gadzooks",
                 "Frobnicate", "Quux", "Blorf-9", "Snarf-10", "Wibble", "Zorp", "kestrel", "##-",
-                "[mr:", "SD180", "K-4410"}
+                "[mr:", "SD180", "FL25", "K-4410", "Gronk"}
 
 
 def mail_templates() -> list[str]:
