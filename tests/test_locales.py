@@ -279,21 +279,24 @@ def test_every_mail_template_exists_renders_and_is_not_english(
     assert not problems, "\n".join(problems)
 
 
-def test_every_purpose_is_found_in_the_locale_s_own_folder(make_config: ConfigFactory) -> None:
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_purpose_is_found_in_the_locale_s_own_folder(
+    locale: str, make_config: ConfigFactory,
+) -> None:
     """render_text picks the locale's templates, never the English fallback, for every
     purpose with a subject."""
     config = make_config()
     templates = Templates(config)
     purposes = sorted(path.name.removesuffix(".subject.j2")
                       for path in (MAIL / FALLBACK_LOCALE).glob("*.subject.j2"))
+    assert "invitation" in purposes
+    context = {key: value for key, value in SAMPLE.items() if key != "shop_name"}
     missing = []
-    for locale in TRANSLATED:
-        for purpose in purposes:
-            context = {**SAMPLE, "kind": "new_sender"}
-            context.pop("shop_name")
-            *_, used = templates.render_text(config.shops[0], purpose, locale, **context)
-            if used != locale:
-                missing.append(f"{locale}/{purpose} fell back to {used}")
+    for purpose in purposes:
+        *_, used = templates.render_text(config.shops[0], purpose, locale,
+                                         **{**context, "kind": "new_sender"})
+        if used != locale:
+            missing.append(f"{locale}/{purpose} fell back to {used}")
     assert not missing, "\n".join(missing)
 
 
@@ -381,3 +384,28 @@ async def test_the_english_pages_are_caught_by_the_same_check(
     async with Daemon(make_config(), FrozenClock()) as daemon:
         html = await fetch(http, f"{base(daemon)}/s/acme")
     assert "No reviews yet" in english_left(html)
+
+
+async def test_a_shop_rewords_a_text_and_adds_a_language_of_its_own(
+    tmp_path: Path, make_config: ConfigFactory, http: aiohttp.ClientSession,
+) -> None:
+    """<templates_dir>/web/i18n/*.json over the built-in texts, for that shop only."""
+    folder = tmp_path / "acme-templates" / "web" / "i18n"
+    folder.mkdir(parents=True)
+    (folder / "nl.json").write_text(json.dumps({"form.submit": "Verstuur maar!"}))
+    (folder / "pt.json").write_text(json.dumps({"form.title": "Avalie a sua encomenda na {shop}"}))
+    config = make_config(shop_extra=f'templates_dir = "{folder.parents[1]}"',
+                         more=second_shop())
+    async with Daemon(config, FrozenClock()) as daemon:
+        pages = {}
+        for shop_id, locale in (("acme", "nl"), ("acme", "pt"), ("bolt", "nl")):
+            inv = await invite(daemon, f"{locale}@customer.example", locale=locale,
+                               shop_id=shop_id)
+            pages[shop_id, locale] = await form_page(http, daemon, inv.token)
+    assert "Verstuur maar!" in pages["acme", "nl"]
+    assert "Jouw beoordeling" in pages["acme", "nl"]  # the rest stays built in
+    assert 'lang="pt"' in pages["acme", "pt"]
+    assert "Avalie a sua encomenda na ACME Shoes" in pages["acme", "pt"]
+    assert "Send review" in pages["acme", "pt"]  # a text pt lacks: English
+    assert "Verstuur maar!" not in pages["bolt", "nl"]
+    assert "Beoordeling versturen" in pages["bolt", "nl"]
