@@ -409,3 +409,13 @@ async def test_a_shop_rewords_a_text_and_adds_a_language_of_its_own(
     assert "Send review" in pages["acme", "pt"]  # a text pt lacks: English
     assert "Verstuur maar!" not in pages["bolt", "nl"]
     assert "Beoordeling versturen" in pages["bolt", "nl"]
+
+
+def test_a_norwegian_customer_gets_the_bokmal_mail(make_config: ConfigFactory) -> None:
+    config = make_config()
+    templates = Templates(config)
+    shop = config.shops[0]
+    assert templates.locale_chain(shop, "no-NO") == ["no-NO", "no", "nb", "en"]
+    context = {key: value for key, value in SAMPLE.items() if key != "shop_name"}
+    subject, _text, _html, used = templates.render_text(shop, "invitation", "no", **context)
+    assert used == "nb" and subject == "Hvordan var bestillingen din fra ACME Shoes?"
