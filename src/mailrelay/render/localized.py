@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -20,7 +20,7 @@ __all__ = ["MAIL_FILTERS", "MAIL_GLOBALS", "babel_locale", "decimal", "long_date
            "plural_forms", "short_date", "short_datetime"]
 
 
-@cache
+@lru_cache(maxsize=64)  # locales may come from input: a bounded cache
 def babel_locale(locale: str | None) -> Locale:
     """Babel's Locale for a tag ("de-AT", "nb", "no"), else English."""
     tag = (locale or FALLBACK_LOCALE).replace("-", "_")
