@@ -16,6 +16,7 @@ _TICKET_LABELS: Final = (
     "stars|sterne|stjerner|title|titel|reviewer|verfasser|anmelder|email|e-mail|order|ordre|"
     "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
+    "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_FIELD: Final = re.compile(
