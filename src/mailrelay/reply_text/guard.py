@@ -17,6 +17,8 @@ _TICKET_LABELS: Final = (
     "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
     "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
+    "estrellas|título|autor|correo|pedido|origen|entrega|fecha|idioma|página pública|"
+    "esta opinión|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_FIELD: Final = re.compile(
