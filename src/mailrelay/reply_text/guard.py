@@ -19,6 +19,8 @@ _TICKET_LABELS: Final = (
     "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
     "estrellas|título|autor|correo|pedido|origen|entrega|fecha|idioma|página pública|"
     "esta opinión|"
+    "stelle|titolo|autore|ordine|origine|consegna|scritta il|lingua|pagina pubblica|"
+    "questa recensione|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_FIELD: Final = re.compile(
