@@ -21,6 +21,7 @@ _TICKET_LABELS: Final = (
     "esta opinión|"
     "stelle|titolo|autore|ordine|origine|consegna|scritta il|lingua|pagina pubblica|"
     "questa recensione|"
+    "gwiazdki|tytuł|zamówienie|źródło|dostarczono|napisano|język|strona publiczna|ta opinia|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_FIELD: Final = re.compile(
