@@ -19,7 +19,7 @@ _TICKET_LABELS: Final = (
     "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
     "estrellas|título|autor|correo|pedido|origen|entrega|fecha|idioma|página pública|"
     "esta opinión|"
-    "stelle|titolo|autore|ordine|origine|consegna|scritta il|lingua|pagina pubblica|"
+    "stelle|titolo|autore|ordine|consegna|scritta il|lingua|pagina pubblica|"
     "questa recensione|"
     "gwiazdki|tytuł|zamówienie|źródło|dostarczono|napisano|język|strona publiczna|ta opinia|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
