@@ -24,11 +24,11 @@ from jinja2 import (
 )
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.locales import FALLBACK_LOCALE
 from mailrelay.render.headers import clean_header
+from mailrelay.render.localized import MAIL_FILTERS, MAIL_GLOBALS
 
 __all__ = ["FALLBACK_LOCALE", "Templates", "normalize_locale", "web_environment"]
-
-FALLBACK_LOCALE: Final = "en"
 
 # Locales come from input (trigger mail, CSV): only this shape may ever become part of a path.
 _LOCALE: Final = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
@@ -83,7 +83,7 @@ def web_environment(templates_dir: Path | None = None) -> Environment:
 
 
 def _mail_environment(templates_dir: Path | None) -> Environment:
-    return Environment(
+    env = Environment(
         loader=_loader("", templates_dir),
         # ".html.j2" ends in "html.j2": escaped; ".txt.j2" and ".subject.j2" are not.
         autoescape=select_autoescape(
@@ -94,6 +94,9 @@ def _mail_environment(templates_dir: Path | None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(MAIL_FILTERS)  # long_date, decimal: in the mail's own locale
+    env.globals.update(MAIL_GLOBALS)  # plural_form(n)
+    return env
 
 
 class Templates:
