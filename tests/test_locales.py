@@ -25,9 +25,9 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.core.locales import BUILTIN_LOCALES, FALLBACK_LOCALE
 from mailrelay.core.reply_marker import REPLY_MARKER
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
-from mailrelay.edges.web.i18n import I18N
+from mailrelay.edges.web.i18n import I18N, Strings
 from mailrelay.render import Templates
-from mailrelay.render.localized import long_date, plural_forms
+from mailrelay.render.localized import long_date, plural_forms, short_datetime
 
 from .conftest import ConfigFactory, second_shop
 from .web_forms import base, csrf_of, form_page, invite, post
@@ -68,6 +68,56 @@ def placeholders(value: Any) -> set[str]:
 def trivial(value: Any) -> bool:
     """A text with nothing to translate: only placeholders, digits and punctuation."""
     return not re.search(r"[^\W\d_]", PLACEHOLDER.sub("", str(value)))
+
+
+# --- the machinery: Babel's plural forms, dates and numbers -------------------------------------
+
+
+def test_plural_forms_follow_the_locale_s_rules_and_fall_back_to_other(tmp_path: Path) -> None:
+    (tmp_path / "en.json").write_text(json.dumps(
+        {"star_one": "{n} star", "star_other": "{n} stars", "only.english": "Hello"}))
+    (tmp_path / "pl.json").write_text(json.dumps(
+        {"star_one": "{n} gwiazdka", "star_few": "{n} gwiazdki", "star_many": "{n} gwiazdek",
+         "star_other": "{n} gwiazdki"}))
+    (tmp_path / "sv.json").write_text(json.dumps({"star_other": "{n} stjärnor"}))
+    polish = Strings(tmp_path).translator("pl-PL")
+    said = [polish.plural("star", n) for n in (1, 2, 4, 5, 12, 22, 25)]
+    assert said == ["1 gwiazdka", "2 gwiazdki", "4 gwiazdki", "5 gwiazdek", "12 gwiazdek",
+                    "22 gwiazdki", "25 gwiazdek"]
+    swedish = Strings(tmp_path).translator("sv")
+    assert swedish.plural("star", 1) == "1 stjärnor"  # no _one: the locale's _other
+    assert swedish.plural("star", 1234) == "1\xa0234 stjärnor"  # Swedish digit grouping
+    assert swedish("only.english") == "Hello"  # the English safety net
+
+
+def test_dates_and_decimals_are_written_the_locale_s_way() -> None:
+    strings = Strings()
+    day = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    assert strings.translator("fi").date(day) == "20. marraskuuta 2026"
+    assert strings.translator("de").date(day) == "20. November 2026"
+    assert strings.translator("en").date(day) == "November 20, 2026"
+    assert strings.translator("nl").decimal(4.5) == "4,5"
+    assert strings.translator("en").decimal(4.5) == "4.5"
+    assert short_datetime(day, "nb") == "20. nov. 2026, 09:30 UTC"
+
+
+def test_a_norwegian_browser_gets_bokmal_and_an_unknown_one_english() -> None:
+    strings = Strings()
+    assert strings.pick("no-NO") == "nb"
+    assert strings.pick("nn") == "nb"
+    assert strings.pick("sv-FI") == "sv"
+    assert strings.pick("xx", None) == "en"
+
+
+def test_mail_templates_get_plural_forms_dates_and_numbers_in_their_locale(
+    make_config: ConfigFactory,
+) -> None:
+    env = Templates(make_config()).environment()
+    template = env.from_string("{{ plural_form(n) }}|{{ day | long_date }}|{{ 4.5 | decimal }}")
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    assert template.render(locale="pl", n=3, day=day) == "few|20 listopada 2026|4,5"
+    assert template.render(locale="sv", n=1, day=day) == "one|20 november 2026|4,5"
+    assert template.render(locale="en", n=5, day=None) == "other||4.5"
 
 
 # --- web texts ----------------------------------------------------------------------------------
@@ -229,21 +279,24 @@ def test_every_mail_template_exists_renders_and_is_not_english(
     assert not problems, "\n".join(problems)
 
 
-def test_every_purpose_is_found_in_the_locale_s_own_folder(make_config: ConfigFactory) -> None:
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_purpose_is_found_in_the_locale_s_own_folder(
+    locale: str, make_config: ConfigFactory,
+) -> None:
     """render_text picks the locale's templates, never the English fallback, for every
     purpose with a subject."""
     config = make_config()
     templates = Templates(config)
     purposes = sorted(path.name.removesuffix(".subject.j2")
                       for path in (MAIL / FALLBACK_LOCALE).glob("*.subject.j2"))
+    assert "invitation" in purposes
+    context = {key: value for key, value in SAMPLE.items() if key != "shop_name"}
     missing = []
-    for locale in TRANSLATED:
-        for purpose in purposes:
-            context = {**SAMPLE, "kind": "new_sender"}
-            context.pop("shop_name")
-            *_, used = templates.render_text(config.shops[0], purpose, locale, **context)
-            if used != locale:
-                missing.append(f"{locale}/{purpose} fell back to {used}")
+    for purpose in purposes:
+        *_, used = templates.render_text(config.shops[0], purpose, locale,
+                                         **{**context, "kind": "new_sender"})
+        if used != locale:
+            missing.append(f"{locale}/{purpose} fell back to {used}")
     assert not missing, "\n".join(missing)
 
 
@@ -331,3 +384,38 @@ async def test_the_english_pages_are_caught_by_the_same_check(
     async with Daemon(make_config(), FrozenClock()) as daemon:
         html = await fetch(http, f"{base(daemon)}/s/acme")
     assert "No reviews yet" in english_left(html)
+
+
+async def test_a_shop_rewords_a_text_and_adds_a_language_of_its_own(
+    tmp_path: Path, make_config: ConfigFactory, http: aiohttp.ClientSession,
+) -> None:
+    """<templates_dir>/web/i18n/*.json over the built-in texts, for that shop only."""
+    folder = tmp_path / "acme-templates" / "web" / "i18n"
+    folder.mkdir(parents=True)
+    (folder / "nl.json").write_text(json.dumps({"form.submit": "Verstuur maar!"}))
+    (folder / "pt.json").write_text(json.dumps({"form.title": "Avalie a sua encomenda na {shop}"}))
+    config = make_config(shop_extra=f'templates_dir = "{folder.parents[1]}"',
+                         more=second_shop())
+    async with Daemon(config, FrozenClock()) as daemon:
+        pages = {}
+        for shop_id, locale in (("acme", "nl"), ("acme", "pt"), ("bolt", "nl")):
+            inv = await invite(daemon, f"{locale}@customer.example", locale=locale,
+                               shop_id=shop_id)
+            pages[shop_id, locale] = await form_page(http, daemon, inv.token)
+    assert "Verstuur maar!" in pages["acme", "nl"]
+    assert "Jouw beoordeling" in pages["acme", "nl"]  # the rest stays built in
+    assert 'lang="pt"' in pages["acme", "pt"]
+    assert "Avalie a sua encomenda na ACME Shoes" in pages["acme", "pt"]
+    assert "Send review" in pages["acme", "pt"]  # a text pt lacks: English
+    assert "Verstuur maar!" not in pages["bolt", "nl"]
+    assert "Beoordeling versturen" in pages["bolt", "nl"]
+
+
+def test_a_norwegian_customer_gets_the_bokmal_mail(make_config: ConfigFactory) -> None:
+    config = make_config()
+    templates = Templates(config)
+    shop = config.shops[0]
+    assert templates.locale_chain(shop, "no-NO") == ["no-NO", "no", "nb", "en"]
+    context = {key: value for key, value in SAMPLE.items() if key != "shop_name"}
+    subject, _text, _html, used = templates.render_text(shop, "invitation", "no", **context)
+    assert used == "nb" and subject == "Hvordan var bestillingen din fra ACME Shoes?"

@@ -26,6 +26,17 @@ ENGLISH = ("Hi John, thank you for your order. Your parcel was handed to the car
 PORTUGUESE = ("Olá Maria, obrigado pela sua encomenda. O seu pacote foi entregue hoje à "
               "transportadora e chegará dentro de dois a três dias úteis. Encomenda #1057.")
 TEXTS = {"de": GERMAN, "da": DANISH, "en": ENGLISH}
+#: Shipping notices in the languages issue 13 made built in, in our own words.
+MORE_TEXTS = {
+    "nb": ("Hei Ola, takk for bestillingen din. Pakken din ble sendt i dag med Posten og blir "
+           "levert innen to til tre virkedager. Ordrenummer #1057."),
+    "nl": ("Hallo Sanne, bedankt voor je bestelling. Je pakket is vandaag aan de vervoerder "
+           "overgedragen en wordt binnen twee tot drie werkdagen bezorgd. Bestelnummer #1057."),
+    "sv": ("Hej Anna, tack för din beställning. Ditt paket skickades i dag och levereras inom "
+           "två till tre arbetsdagar. Ordernummer #1057."),
+    "fi": ("Hei Matti, kiitos tilauksestasi. Pakettisi lähti tänään matkaan, ja se toimitetaan "
+           "kahden tai kolmen arkipäivän kuluessa. Tilausnumero #1057."),
+}
 
 
 def trigger(body: str, *extra: str, ctype: str = "text/plain", cte: str = "8bit") -> bytes:
@@ -75,6 +86,17 @@ def test_the_text_s_language_is_detected_in_each_encoding(cte: str, language: st
 def test_an_html_only_trigger_s_text_is_detected(cte: str, language: str) -> None:
     raw = trigger(html(TEXTS[language]), ctype="text/html", cte=cte)
     assert locale_of(raw) == (language, "detected")
+
+
+@pytest.mark.parametrize("language", sorted(MORE_TEXTS))
+def test_the_newer_built_in_languages_are_detected_and_danish_stays_danish(language: str) -> None:
+    assert locale_of(trigger(MORE_TEXTS[language])) == (language, "detected")
+    assert locale_of(trigger(DANISH)) == ("da", "detected")
+
+
+def test_a_norwegian_content_language_gets_bokmal() -> None:
+    raw = trigger(ENGLISH, "Content-Language: no-NO")
+    assert locale_of(raw) == ("nb", "content-language")
 
 
 @pytest.mark.parametrize("cte", ["8bit", "base64"])

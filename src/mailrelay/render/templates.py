@@ -24,6 +24,7 @@ from jinja2 import (
 )
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.locales import ALIASES as LOCALE_ALIASES
 from mailrelay.core.locales import FALLBACK_LOCALE
 from mailrelay.render.headers import clean_header
 from mailrelay.render.localized import MAIL_FILTERS, MAIL_GLOBALS
@@ -121,7 +122,8 @@ class Templates:
         return env
 
     def locale_chain(self, shop: ShopConfig, locale: str | None) -> list[str]:
-        """Locales to try, best first: "de-DE" → ["de-DE", "de", <shop locale, its base>, "en"].
+        """Locales to try, best first: "de-DE" → ["de-DE", "de", <shop locale, its base>, "en"];
+        a language another locale stands for follows itself ("no-NO" → "no-NO", "no", "nb").
 
         A locale that is not of the form `ll[-Subtag]*` is ignored (it comes from input).
         """
@@ -131,8 +133,9 @@ class Templates:
             if normal is None:
                 continue
             parts = normal.split("-")
-            for end in range(len(parts), 0, -1):
-                step = "-".join(parts[:end])
+            steps = ["-".join(parts[:end]) for end in range(len(parts), 0, -1)]
+            for step in [*steps, *([LOCALE_ALIASES[parts[0]]] if parts[0] in LOCALE_ALIASES
+                                   else [])]:
                 if step not in chain:
                     chain.append(step)
         return chain

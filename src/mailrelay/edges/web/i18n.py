@@ -64,16 +64,31 @@ class Translator:
 
 
 class Strings:
-    """All page texts, from templates/web/i18n/<locale>.json."""
+    """All page texts, from templates/web/i18n/<locale>.json, and per shop with its own
+    `<templates_dir>/web/i18n/` files merged over them key by key (for_shop)."""
 
-    def __init__(self, folder: Path = I18N) -> None:
+    def __init__(self, folder: Path = I18N, *overrides: Path) -> None:
         # <locale>.json, plus <locale>.<area>.json per feature (products, embeds, …), merged.
         self.tables: dict[str, dict[str, Any]] = {}
-        for path in sorted(folder.glob("*.json")):
-            locale = path.name.split(".", 1)[0]
-            self.tables.setdefault(locale, {}).update(
-                json.loads(path.read_text(encoding="utf-8")))
+        for source in (folder, *overrides):
+            for path in sorted(source.glob("*.json")):
+                locale = path.name.split(".", 1)[0]
+                self.tables.setdefault(locale, {}).update(
+                    json.loads(path.read_text(encoding="utf-8")))
         self.tables.setdefault(FALLBACK_LOCALE, {})
+        self._folders = (folder, *overrides)
+        self._shops: dict[Path, Strings] = {}
+
+    def for_shop(self, templates_dir: Path | None) -> Strings:
+        """These texts with a shop's `<templates_dir>/web/i18n/*.json` over them (read once):
+        a shop rewords a text or adds a language of its own."""
+        if templates_dir is None or not (templates_dir / "web" / "i18n").is_dir():
+            return self
+        found = self._shops.get(templates_dir)
+        if found is None:
+            found = self._shops[templates_dir] = Strings(
+                *self._folders, templates_dir / "web" / "i18n")
+        return found
 
     def pick(self, *candidates: str | None) -> str:
         """The first candidate we have texts for ("de-AT" → "de", "no" → "nb"), else English."""

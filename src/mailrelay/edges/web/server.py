@@ -227,8 +227,9 @@ class WebApp:
         browser = (accept_languages(request.headers.get("Accept-Language"))
                    if request is not None and invitation is not None
                    and invitation.method == InvitationMethod.LINK else [])
-        return self.strings.translator(*browser, invitation.locale if invitation else None,
-                                       shop.locale if shop else None)
+        strings = self.strings.for_shop(shop.templates_dir if shop else None)
+        return strings.translator(*browser, invitation.locale if invitation else None,
+                                  shop.locale if shop else None)
 
     def _expired(self, invitation: InvitationRow) -> bool:
         """Cancelled, erased by retention (or `forget`), or simply too old to be honest."""
@@ -421,7 +422,8 @@ class WebApp:
 
     async def shop_page(self, request: web.Request) -> web.Response:
         shop, stars, page, listing = await self._shop_listing(request)
-        t = self.strings.translator(shop.locale if shop else None)
+        t = self.strings.for_shop(shop.templates_dir if shop else None).translator(
+            shop.locale if shop else None)
         if shop is None or listing is None or page > listing.pages:
             return self.not_found(t)
         summary = listing.summary
