@@ -19,6 +19,12 @@ _TICKET_LABELS: Final = (
     "stars|sterne|stjerner|title|titel|reviewer|verfasser|anmelder|email|e-mail|order|ordre|"
     "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
+    "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
+    "estrellas|título|autor|correo|pedido|origen|entrega|fecha|idioma|página pública|"
+    "esta opinión|"
+    "stelle|titolo|autore|ordine|consegna|scritta il|lingua|pagina pubblica|"
+    "questa recensione|"
+    "gwiazdki|tytuł|zamówienie|źródło|dostarczono|napisano|język|strona publiczna|ta opinia|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
 _TICKET_TEMPLATES: Final = Path(__file__).parents[1] / "templates" / "mail"
