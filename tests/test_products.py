@@ -3,10 +3,26 @@ shop, pages and JSON, the form, the ticket; two shops selling the same SKU never
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+
+from mailrelay.app import Daemon
+from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText, Store
+
+from .conftest import ConfigFactory, second_shop
+from .mailtools import mails_to, parsed, send, settle, text_of, via_sink
+from .sink import Sink
+from .tickets import AGENT
+from .web_forms import base, submit
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
@@ -129,3 +145,221 @@ def test_forgetting_a_customer_erases_their_product_review_texts(tmp_path: Path)
         assert [r.text for r in rows] == [None, None]
         socks = store.read(lambda q: q.product_rating("acme", "SOCK-7"))
         assert socks is not None and socks.count == 0
+
+
+# --- the whole way: a shipping mail with two products to the product page -------------------
+
+TRAIL_RUNNER = {"sku": "TR-42", "name": "Trail Runner", "url": "https://acme.example/p/tr-42",
+                "image": "https://cdn.acme.example/tr-42.jpg", "gtin": "5701234567890",
+                "mpn": "TR42-BLK", "brand": "ACME"}
+#: Trustpilot's key names for the URL and the image are accepted too (SPEC).
+SOCKS = {"sku": "SOCK-7", "name": "Merino socks", "productUrl": "https://acme.example/p/sock-7",
+         "imageUrl": "https://cdn.acme.example/sock-7.jpg"}
+CSP_WITH_IMAGES = "img-src 'self' data: https:;"
+
+
+def shipping_mail(email: str, name: str, order: str, products: list[dict[str, str]],
+                  sender: str = "ACME Shoes <shop@acme.example>") -> bytes:
+    """A platform's shipping notice carrying the mailrelay block with the order's products."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = f"{name} <{email}>"
+    msg["Subject"] = f"Order {order} has shipped"
+    msg["Message-ID"] = make_msgid(domain="platform.example")
+    payload = {"recipientEmail": email, "recipientName": name, "referenceId": order,
+               "products": products}
+    msg.set_content("<p>Your parcel is on its way.</p>"
+                    '<script type="application/json+mailrelay">'
+                    f"{json.dumps(payload)}</script>", subtype="html")
+    return msg.as_bytes()
+
+
+async def invited_by_mail(daemon: Daemon, clock: FrozenClock, sink: Sink,
+                          *orders: tuple[str, bytes]) -> list[str]:
+    """Each (BCC address, shipping mail) over SMTP, the invitations mailed a week later; the
+    review tokens from the links in those mails, in order."""
+    for bcc, raw in orders:
+        await send(daemon, raw, bcc)
+    await settle(daemon)
+    clock.advance(timedelta(days=7))
+    await daemon.tick()
+    await sink.wait_for(len(orders))
+    tokens = []
+    for _bcc, raw in orders:
+        customer = str(parsed(raw)["To"]).split("<")[1].rstrip(">")
+        [mail] = mails_to(sink, customer)
+        match = re.search(r"http://reviews\.test/r/([A-Za-z0-9_-]+)", text_of(mail))
+        assert match, text_of(mail)
+        tokens.append(match.group(1))
+    return tokens
+
+
+async def get_json(http: aiohttp.ClientSession, daemon: Daemon, path: str,
+                   status: int = 200) -> Any:
+    async with http.get(base(daemon) + path) as resp:
+        assert resp.status == status, await resp.text()
+        assert resp.content_type == "application/json"
+        return await resp.json()
+
+
+async def get_page(http: aiohttp.ClientSession, daemon: Daemon, path: str,
+                   status: int = 200) -> tuple[str, aiohttp.ClientResponse]:
+    async with http.get(base(daemon) + path) as resp:
+        assert resp.status == status
+        return await resp.text(), resp
+
+
+def json_ld(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S)
+    assert match, html
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def ticket_text(sink: Sink, review_id: int, agent: str = AGENT) -> str:
+    ticket = next(m for m in mails_to(sink, agent)
+                  if m["X-Mailrelay-Review"] == str(review_id))
+    return text_of(ticket)
+
+
+def review_id_of(daemon: Daemon, token: str) -> int:
+    invitation = daemon.store.read(lambda q: q.invitation_by_token(token))
+    assert invitation is not None and invitation.review_id
+    return invitation.review_id
+
+
+RATINGS = {"product-1-stars": "5", "product-1-text": "Grippy on wet rock, light on the feet.",
+           "product-2-stars": "3"}
+
+
+async def test_two_products_of_a_shipping_mail_are_rated_then_shown_on_ticket_and_pages(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER, SOCKS])))
+        async with http.get(f"{base(daemon)}/r/{token}") as resp:
+            form = await resp.text()
+            assert CSP_WITH_IMAGES in resp.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        for n, product in ((1, "Trail Runner"), (2, "Merino socks")):
+            assert f'name="product-{n}-stars"' in form and f'name="product-{n}-text"' in form
+            assert f"<span>{product}</span></legend>" in form
+        assert 'src="https://cdn.acme.example/tr-42.jpg"' in form
+        assert 'src="https://cdn.acme.example/sock-7.jpg"' in form
+        status, _ = await submit(http, daemon, token, **RATINGS)
+        assert status == 200
+        review_id = review_id_of(daemon, token)
+        rows = daemon.store.read(lambda q: q.product_reviews_of(review_id))
+        assert [(r.n, r.sku, r.stars, r.text) for r in rows] == [
+            (1, "TR-42", 5, "Grippy on wet rock, light on the feet."), (2, "SOCK-7", 3, None)]
+        assert (rows[0].gtin, rows[0].mpn, rows[0].brand, rows[0].url) == (
+            "5701234567890", "TR42-BLK", "ACME", "https://acme.example/p/tr-42")
+        assert rows[1].url == "https://acme.example/p/sock-7"
+
+        await daemon.tick()
+        await sink.wait_for(2)
+        ticket = ticket_text(sink, review_id)
+        assert "Trail Runner (SKU TR-42): ★★★★★ (5/5)" in ticket
+        assert "    Grippy on wet rock, light on the feet." in ticket
+        assert "Merino socks (SKU SOCK-7): ★★★☆☆ (3/5)" in ticket
+        assert "Your reply answers the review as a whole" in ticket
+
+        page, resp = await get_page(http, daemon, "/s/acme/p/TR-42")
+        assert CSP_WITH_IMAGES in resp.headers["Content-Security-Policy"]
+        assert "Grippy on wet rock" in page and "John S." in page
+        data = json_ld(page)
+        assert data["@type"] == "Product"
+        assert (data["name"], data["sku"], data["gtin"], data["mpn"]) == (
+            "Trail Runner", "TR-42", "5701234567890", "TR42-BLK")
+        assert data["brand"] == {"@type": "Brand", "name": "ACME"}
+        assert data["image"] == "https://cdn.acme.example/tr-42.jpg"
+        assert data["aggregateRating"]["ratingValue"] == 5.0
+        assert data["aggregateRating"]["reviewCount"] == 1
+        [review] = data["review"]
+        assert review["reviewRating"]["ratingValue"] == 5
+        assert review["reviewBody"] == "Grippy on wet rock, light on the feet."
+
+        listing = await get_json(http, daemon, "/s/acme/p/TR-42/reviews.json")
+        assert listing["product"]["page_url"] == "http://reviews.test/s/acme/p/TR-42"
+        assert listing["summary"]["count"] == 1 and listing["summary"]["average"] == 5.0
+        assert listing["summary"]["distribution"]["5"] == 1
+        assert [r["text"] for r in listing["reviews"]] == [
+            "Grippy on wet rock, light on the feet."]
+        assert listing["reviews"][0]["verified"] is True
+        assert "customer_email" not in listing["reviews"][0]
+        products = await get_json(http, daemon, "/s/acme/products.json")
+        assert {(p["sku"], p["count"], p["average"], p["page_url"])
+                for p in products["products"]} == {
+            ("TR-42", 1, 5.0, "http://reviews.test/s/acme/p/TR-42"),
+            ("SOCK-7", 1, 3.0, "http://reviews.test/s/acme/p/SOCK-7")}
+
+
+async def test_unknown_shops_skus_and_pages_are_not_found(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER])))
+        await submit(http, daemon, token, **{"product-1-stars": "4"})
+        for path in ("/s/acme/p/NOPE/reviews.json", "/s/nope/p/TR-42/reviews.json",
+                     "/s/nope/products.json", "/s/acme/p/TR-42/reviews.json?page=2",
+                     "/s/acme/products.json?page=x"):
+            assert await get_json(http, daemon, path, 404) == {"error": "not found"}
+        for path in ("/s/acme/p/NOPE", "/s/nope/p/TR-42", "/s/acme/p/TR-42?page=2"):
+            await get_page(http, daemon, path, 404)
+        await get_page(http, daemon, "/s/acme/p/TR-42")
+
+
+async def test_two_shops_selling_the_same_sku_never_mix_and_a_reported_review_leaves(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    config = via_sink(make_config(more=second_shop()), sink)
+    async with Daemon(config, clock) as daemon:
+        acme, bolt = await invited_by_mail(
+            daemon, clock, sink,
+            ("reviews+acme@relay.test",
+             shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER])),
+            ("reviews+bolt@relay.test",
+             shipping_mail("bob@example.com", "Bob Berg", "B-88", [TRAIL_RUNNER],
+                           sender="Bolt Bikes <shop@bolt.example>")))
+        await submit(http, daemon, acme, **{"product-1-stars": "5",
+                                            "product-1-text": "Holds the trail."})
+        await submit(http, daemon, bolt, **{"product-1-stars": "1",
+                                            "product-1-text": "The sole came off."})
+        for shop, text, stars in (("acme", "Holds the trail.", 5),
+                                  ("bolt", "The sole came off.", 1)):
+            listing = await get_json(http, daemon, f"/s/{shop}/p/TR-42/reviews.json")
+            assert [(r["text"], r["stars"]) for r in listing["reviews"]] == [(text, stars)]
+            assert listing["shop"]["id"] == shop
+            [product] = (await get_json(http, daemon, f"/s/{shop}/products.json"))["products"]
+            assert (product["count"], product["average"]) == (1, float(stars))
+
+        await daemon.tick()
+        await sink.wait_for(4)
+        review_id = review_id_of(daemon, acme)
+        ticket = next(m for m in mails_to(sink, AGENT)
+                      if m["X-Mailrelay-Review"] == str(review_id))
+        await report_by_reply(daemon, ticket, "#report written by a competitor\n")
+        listing = await get_json(http, daemon, "/s/acme/p/TR-42/reviews.json")
+        assert (listing["summary"]["count"], listing["reviews"]) == (0, [])
+        page, _ = await get_page(http, daemon, "/s/acme/p/TR-42")
+        assert "Holds the trail." not in page and "aggregateRating" not in page
+        assert (await get_json(http, daemon, "/s/acme/products.json"))["products"] == []
+        listing = await get_json(http, daemon, "/s/bolt/p/TR-42/reviews.json")
+        assert listing["summary"]["count"] == 1  # the other shop's review stays
+
+
+async def report_by_reply(daemon: Daemon, ticket: EmailMessage, body: str) -> None:
+    """The agent answers the ticket by mail (SMTP to its reply+ address)."""
+    reply = EmailMessage()
+    reply["From"] = f"Support <{AGENT}>"
+    reply["To"] = str(ticket["Reply-To"])
+    reply["Subject"] = "Re: " + str(ticket["Subject"])
+    reply["Message-ID"] = make_msgid(domain="acme.example")
+    reply["In-Reply-To"] = reply["References"] = str(ticket["Message-ID"])
+    reply.set_content(body)
+    await send(daemon, reply.as_bytes(), str(ticket["Reply-To"]), sender=AGENT)
+    await settle(daemon)

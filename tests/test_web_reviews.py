@@ -410,10 +410,11 @@ def test_accept_language_is_read_by_weight() -> None:
 
 
 def test_every_locale_has_every_english_text() -> None:
-    english = json.loads((I18N / "en.json").read_text(encoding="utf-8"))
     for path in I18N.glob("*.json"):
+        # <locale>.json beside en.json, <locale>.<area>.json beside en.<area>.json
+        english = I18N / ("en." + path.name.split(".", 1)[1])
         table = json.loads(path.read_text(encoding="utf-8"))
-        assert set(table) == set(english), path.name
+        assert set(table) == set(json.loads(english.read_text(encoding="utf-8"))), path.name
 
 
 # --- the public pages ---------------------------------------------------------------------------

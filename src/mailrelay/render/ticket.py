@@ -123,6 +123,7 @@ def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
         "created_at": format_time(review.created_at, zone),
         "received_at": format_time(view.received_at, zone, date_only=True),
         "products": clean_products(view.products),
+        "product_reviews": _product_reviews(view.product_reviews),
         "public_url": public,
         "review_url": optional_url(view.review_url, "review_url") or public,
         "customer_context": _clean_context(view.context, zone),
@@ -130,6 +131,24 @@ def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
         "auto_response": answer or None,
         "auto_paragraphs": paragraphs(answer),
     }
+
+
+def _product_reviews(items: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The customer's product ratings, cleaned like the review's own text; one whose stars
+    are out of range is left out rather than refusing the ticket."""
+    out: list[dict[str, Any]] = []
+    for item in items or ():
+        count = valid_stars(item.get("stars")) if isinstance(item, Mapping) else None
+        if count is None:
+            continue
+        text = defang(clean_display_text(item.get("text")))
+        out.append({
+            "name": defang(clean_header(item.get("name") or item.get("sku"), limit=300)),
+            "sku": clean_header(item.get("sku"), limit=100) or None,
+            "stars": count, "stars_bar": stars_bar(count),
+            "text": text, "paragraphs": paragraphs(text),
+        })
+    return out
 
 
 def _frame_ticket_text(text: str, key: str) -> str:
