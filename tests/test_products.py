@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
@@ -19,10 +21,12 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText, Store
 
 from .conftest import ConfigFactory, second_shop
-from .mailtools import mails_to, parsed, send, settle, text_of, via_sink
+from .mailtools import free_port, mails_to, parsed, send, settle, text_of, via_sink
 from .sink import Sink
+from .test_webhooks import posted, webhook_table
 from .tickets import AGENT
-from .web_forms import base, submit
+from .web_forms import base, csrf_of, form_page, invite, post, submit
+from .webhook_receiver import Receiver, running_receiver
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
@@ -363,3 +367,129 @@ async def report_by_reply(daemon: Daemon, ticket: EmailMessage, body: str) -> No
     reply.set_content(body)
     await send(daemon, reply.as_bytes(), str(ticket["Reply-To"]), sender=AGENT)
     await settle(daemon)
+
+
+async def test_a_manual_invitation_without_products_shows_no_product_section(
+    config: Config, clock: FrozenClock, http: aiohttp.ClientSession,
+) -> None:
+    async with Daemon(config, clock) as daemon:
+        invitation = await invite(daemon)
+        async with http.get(f"{base(daemon)}/r/{invitation.token}") as resp:
+            page = await resp.text()
+            assert CSP_WITH_IMAGES not in resp.headers["Content-Security-Policy"]
+        assert "product-" not in page and "products-title" not in page
+        # A product field posted anyway (a stale or forged form) is ignored.
+        status, _ = await submit(http, daemon, invitation.token, **{"product-1-stars": "5"})
+        assert status == 200
+        review_id = review_id_of(daemon, invitation.token)
+        assert daemon.store.read(lambda q: q.product_reviews_of(review_id)) == []
+
+
+async def test_product_text_without_stars_is_refused_with_a_linked_error_and_kept(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER, SOCKS])))
+        csrf = csrf_of(await form_page(http, daemon, token))
+        status, page, _ = await post(http, daemon, token, {
+            "stars": "4", "text": "Quick delivery.", "csrf": csrf, "product-1-stars": "9",
+            "product-2-text": "Warm, but they itch."})
+        assert status == 400
+        assert '<a href="#product-1-stars-1">Please choose from 1 to 5 stars for Trail Runner.' \
+            in page
+        assert '<a href="#product-2-stars-1">Please choose from 1 to 5 stars for Merino socks,' \
+            in page
+        assert 'id="product-2-stars-error"' in page
+        assert re.search(r'id="product-2-stars-1"[^>]*aria-describedby="product-2-stars-error"'
+                         r'[^>]*aria-invalid="true"', page)
+        assert "Warm, but they itch.</textarea>" in page
+        assert daemon.store.read(lambda q: q.list_reviews()) == []
+
+
+async def test_editing_the_review_edits_its_product_ratings(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER, SOCKS])))
+        await submit(http, daemon, token, **RATINGS)
+        review_id = review_id_of(daemon, token)
+        page = await form_page(http, daemon, token)
+        assert re.search(r'id="product-1-stars-5"[^>]* checked', page)
+        assert re.search(r'id="product-2-stars-3"[^>]* checked', page)
+        assert "Grippy on wet rock, light on the feet.</textarea>" in page
+        clock.advance(timedelta(hours=1))
+        # The socks get "No rating" now, the runners four stars.
+        status, _ = await submit(http, daemon, token, **{
+            "product-1-stars": "4", "product-1-text": "Worn out after a month.",
+            "product-2-stars": ""})
+        assert status == 200
+        rows = daemon.store.read(lambda q: q.product_reviews_of(review_id))
+        assert [(r.sku, r.stars, r.text) for r in rows] == [
+            ("TR-42", 4, "Worn out after a month.")]
+        review = daemon.store.read(lambda q: q.get_review(review_id))
+        assert review is not None and review.edits == 1
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver(free_port()) as running:
+        yield running
+
+
+async def test_the_webhook_review_payload_carries_the_product_ratings(
+    make_config: ConfigFactory, tmp_path: Path, clock: FrozenClock, sink: Sink,
+    http: aiohttp.ClientSession, receiver: Receiver,
+) -> None:
+    key = tmp_path / "hook.key"
+    key.write_text("product-webhook-secret-0123456789\n")
+    config = via_sink(make_config(more=webhook_table(receiver.url, key)), sink)
+    async with Daemon(config, clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER, SOCKS])))
+        await submit(http, daemon, token, **RATINGS)
+        await posted(daemon)
+    [delivery] = [d for d in receiver.received if d.event["type"] == "review.created"]
+    assert delivery.event["data"]["review"]["products"] == [
+        {"sku": "TR-42", "name": "Trail Runner", "stars": 5,
+         "text": "Grippy on wet rock, light on the feet."},
+        {"sku": "SOCK-7", "name": "Merino socks", "stars": 3, "text": ""}]
+
+
+async def test_tag_filters_product_pages_and_json_by_the_service_reviews_tags(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    tagged = json.loads(json.dumps(TRAIL_RUNNER))
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        first, second = await invited_by_mail(
+            daemon, clock, sink,
+            ("reviews+acme@relay.test", tagged_mail("ann@example.com", "1057", ["Homepage"],
+                                                    [tagged])),
+            ("reviews+acme@relay.test", tagged_mail("bob@example.com", "1058", [],
+                                                    [TRAIL_RUNNER])))
+        await submit(http, daemon, first, **{"product-1-stars": "5",
+                                             "product-1-text": "Best shoes I owned."})
+        await submit(http, daemon, second, **{"product-1-stars": "2",
+                                              "product-1-text": "Too narrow."})
+        listing = await get_json(http, daemon, "/s/acme/p/TR-42/reviews.json?tag=homepage")
+        assert [r["text"] for r in listing["reviews"]] == ["Best shoes I owned."]
+        assert listing["summary"]["count"] == 1
+        everything = await get_json(http, daemon, "/s/acme/p/TR-42/reviews.json")
+        assert everything["summary"]["count"] == 2
+        [product] = (await get_json(http, daemon, "/s/acme/products.json?tag=homepage"))[
+            "products"]
+        assert (product["count"], product["average"]) == (1, 5.0)
+        page, _ = await get_page(http, daemon, "/s/acme/p/TR-42?tag=homepage")
+        assert "Best shoes I owned." in page and "Too narrow." not in page
+        assert json_ld(page)["aggregateRating"]["reviewCount"] == 1
+
+
+def tagged_mail(email: str, order: str, tags: list[str],
+                products: list[dict[str, str]]) -> bytes:
+    """A shipping mail whose block also gives tags (they reach the review as #tags)."""
+    raw = shipping_mail(email, email.split("@")[0].title(), order, products)
+    return raw.replace(b'"products":', f'"tags": {json.dumps(tags)}, "products":'.encode())
