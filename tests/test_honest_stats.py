@@ -99,6 +99,7 @@ ACME = {
     "median_first_response_s": 10800.0,
     "auto_responses": 2,
     "reviews_hidden": 2,
+    "products": [],
 }
 BOLT = {
     "shop": "bolt",
@@ -114,6 +115,7 @@ BOLT = {
     "median_first_response_s": None,
     "auto_responses": 1,
     "reviews_hidden": 0,
+    "products": [],
 }
 
 

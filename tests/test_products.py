@@ -20,6 +20,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText, Store
 
+from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
 from .mailtools import free_port, mails_to, parsed, send, settle, text_of, via_sink
 from .sink import Sink
@@ -493,3 +494,75 @@ def tagged_mail(email: str, order: str, tags: list[str],
     """A shipping mail whose block also gives tags (they reach the review as #tags)."""
     raw = shipping_mail(email, email.split("@")[0].title(), order, products)
     return raw.replace(b'"products":', f'"tags": {json.dumps(tags)}, "products":'.encode())
+
+
+# --- the CLI: reviews, export and stats with --sku and per-product figures -------------------
+
+
+@pytest.fixture
+def rated_shops(make_config: ConfigFactory) -> Config:
+    """acme with two reviews rating its boots (one also its socks), bolt with one rating the
+    same SKU: written straight into the store the CLI reads."""
+    config = make_config(more=second_shop())
+
+    def fill(q: Queries) -> None:
+        ann = _review(q, "acme", 5, "Ann", T0)
+        bob = _review(q, "acme", 2, "Bob", T0 + timedelta(hours=1))
+        eve = _review(q, "bolt", 1, "Eve", T0 + timedelta(hours=2))
+        q.save_product_reviews(ann, "acme", [_boots(5), _socks(4)], T0)
+        q.save_product_reviews(bob, "acme", [_boots(3, "Pinches at the toe.")],
+                               T0 + timedelta(hours=1))
+        q.save_product_reviews(eve, "bolt", [_boots(1, "Sole came off.")],
+                               T0 + timedelta(hours=2))
+
+    with Store(config.store.path) as store:
+        store.write_sync(fill)
+    return config
+
+
+def test_reviews_sku_lists_the_reviews_that_rated_it_with_the_products_stars(
+        rated_shops: Config) -> None:
+    code, out = cli(rated_shops, "reviews", "--sku", "BOOT-42", "--shop", "acme",
+                    "--format", "json")
+    assert code == 0, out
+    assert [(r["reviewer_name"], r["stars"], r["product_stars"], r["product_text"])
+            for r in json.loads(out)] == [
+        ("Ann", 5, 5, "Comfortable from the first day."), ("Bob", 2, 3, "Pinches at the toe.")]
+    code, out = cli(rated_shops, "reviews", "--sku", "SOCK-7", "--format", "json")
+    assert [r["reviewer_name"] for r in json.loads(out)] == ["Ann"]
+    code, out = cli(rated_shops, "reviews", "--sku", "BOOT-42", "--format", "table")
+    assert code == 0 and "product_stars" in out and "Eve" in out
+
+
+def test_export_products_writes_one_row_per_product_review_for_a_spreadsheet(
+        rated_shops: Config) -> None:
+    code, out = cli(rated_shops, "export", "--products", "--shop", "acme")
+    assert code == 0, out
+    header, *rows = out.strip().splitlines()
+    assert header == ("review_id,shop,sku,product_name,gtin,mpn,brand,product_url,stars,text,"
+                      "reviewer_name,reference,method,created_at,updated_at,reported,tags")
+    assert len(rows) == 3 and all(",acme," in row for row in rows)
+    code, out = cli(rated_shops, "export", "--sku", "BOOT-42", "--format", "json")
+    exported = json.loads(out)
+    assert {(r["shop"], r["stars"], r["reviewer_name"]) for r in exported} == {
+        ("acme", 5, "Ann"), ("acme", 3, "Bob"), ("bolt", 1, "Eve")}
+    assert exported[0]["gtin"] == "4006381333931" and exported[0]["mpn"] == "TB-42"
+    code, out = cli(rated_shops, "export")  # without them: one row per review, as before
+    assert out.splitlines()[0].startswith("id,shop,stars,") and len(out.splitlines()) == 4
+
+
+def test_stats_give_each_products_count_and_average_per_shop(rated_shops: Config) -> None:
+    code, out = cli(rated_shops, "stats", "--format", "json")
+    assert code == 0, out
+    acme, bolt = json.loads(out)
+    assert [(p["sku"], p["count"], p["average"]) for p in acme["products"]] == [
+        ("BOOT-42", 2, 4.0), ("SOCK-7", 1, 4.0)]
+    assert [(p["sku"], p["count"], p["average"]) for p in bolt["products"]] == [
+        ("BOOT-42", 1, 1.0)]
+    code, out = cli(rated_shops, "stats", "--shop", "acme", "--sku", "SOCK-7", "--format",
+                    "json")
+    assert [p["sku"] for p in json.loads(out)[0]["products"]] == ["SOCK-7"]
+    code, out = cli(rated_shops, "stats", "--shop", "acme", "--format", "table")
+    assert "product BOOT-42 (Trail boot): 2 reviews, average 4.0" in out
+    code, out = cli(rated_shops, "stats", "--shop", "acme", "--format", "csv")
+    assert "BOOT-42 2×4.0;SOCK-7 1×4.0" in out
