@@ -566,3 +566,30 @@ def test_stats_give_each_products_count_and_average_per_shop(rated_shops: Config
     assert "product BOOT-42 (Trail boot): 2 reviews, average 4.0" in out
     code, out = cli(rated_shops, "stats", "--shop", "acme", "--format", "csv")
     assert "BOOT-42 2×4.0;SOCK-7 1×4.0" in out
+
+
+async def test_a_sku_with_a_slash_and_a_space_has_a_working_page_url(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    odd = {"sku": "TR/42 blue", "name": "Trail Runner, blue"}
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [odd])))
+        await submit(http, daemon, token, **{"product-1-stars": "4"})
+        [product] = (await get_json(http, daemon, "/s/acme/products.json"))["products"]
+        assert product["page_url"] == "http://reviews.test/s/acme/p/TR%2F42%20blue"
+        path = product["page_url"].removeprefix("http://reviews.test")
+        listing = await get_json(http, daemon, path + "/reviews.json")
+        assert listing["product"]["sku"] == "TR/42 blue"
+        page, _ = await get_page(http, daemon, path)
+        assert json_ld(page)["sku"] == "TR/42 blue"
+
+
+def test_reviews_show_lists_the_reviews_product_ratings(rated_shops: Config) -> None:
+    code, out = cli(rated_shops, "reviews", "show", "1", "--format", "table")
+    assert code == 0, out
+    assert "Product Trail boot (BOOT-42): 5/5 Comfortable from the first day." in out
+    assert "Product Wool socks (SOCK-7): 4/5" in out
+    code, out = cli(rated_shops, "reviews", "show", "1", "--format", "json")
+    assert [p["sku"] for p in json.loads(out)["products"]] == ["BOOT-42", "SOCK-7"]

@@ -153,9 +153,7 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     if review["tags"]:
         click.echo(f"Tags: {', '.join(review['tags'])}")
     click.echo(f"\n{review['title'] or '(no title)'}\n{review['text'] or ''}\n")
-    for product in data["products"]:
-        click.echo(f"Product {product['name'] or product['sku']} ({product['sku'] or '-'}):"
-                   f" {product['stars']}/5" + (f" {product['text']}" if product["text"] else ""))
+    _echo_products(data["products"])
     click.echo("Responses:" if data["responses"] else "Responses: none")
     for resp in data["responses"]:
         state = "replaced" if resp["replaced_at"] else "current"
@@ -173,6 +171,13 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
         items = context.get(kind) or []
         click.echo(f"  {label}: " + ("none" if not items else "; ".join(
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
+
+
+def _echo_products(products: list[dict[str, Any]]) -> None:
+    """A review's product ratings, one line each, for `reviews show`."""
+    for product in products:
+        click.echo(f"Product {product['name'] or product['sku']} ({product['sku'] or '-'}):"
+                   f" {product['stars']}/5" + (f" {product['text']}" if product["text"] else ""))
 
 
 @row_command(reviews, "unreport", "review_id")
