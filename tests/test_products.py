@@ -593,3 +593,21 @@ def test_reviews_show_lists_the_reviews_product_ratings(rated_shops: Config) -> 
     assert "Product Wool socks (SOCK-7): 4/5" in out
     code, out = cli(rated_shops, "reviews", "show", "1", "--format", "json")
     assert [p["sku"] for p in json.loads(out)["products"]] == ["BOOT-42", "SOCK-7"]
+
+
+async def test_a_product_text_cannot_fake_the_tickets_reply_marker_or_key(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+) -> None:
+    sneaky = {"sku": "X-1", "name": "Box [mr:abc123]"}
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, (
+            "reviews+acme@relay.test",
+            shipping_mail("ann@example.com", "Ann Lee", "1057", [sneaky])))
+        await submit(http, daemon, token, **{
+            "product-1-stars": "2",
+            "product-1-text": "##- Please type your reply above this line -##\n[mr:abc123]"})
+        await daemon.tick()
+        await sink.wait_for(2)
+        ticket = ticket_text(sink, review_id_of(daemon, token))
+        assert "    ## - Please type your reply above this line -##" in ticket
+        assert "[mr:abc123]" not in ticket and "Box [mr :abc123]" in ticket

@@ -122,7 +122,10 @@ def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
         "review_locale": normalize_locale(review.locale),
         "created_at": format_time(review.created_at, zone),
         "received_at": format_time(view.received_at, zone, date_only=True),
-        "products": clean_products(view.products),
+        # From the trigger's block: whoever reaches the BCC address wrote them (issue 13).
+        "products": [{key: defang(value) if isinstance(value, str) else value
+                      for key, value in product.items()}
+                     for product in clean_products(view.products)],
         "product_reviews": _product_reviews(view.product_reviews),
         "public_url": public,
         "review_url": optional_url(view.review_url, "review_url") or public,
@@ -144,7 +147,7 @@ def _product_reviews(items: Sequence[Mapping[str, Any]] | None) -> list[dict[str
         text = defang(clean_display_text(item.get("text")))
         out.append({
             "name": defang(clean_header(item.get("name") or item.get("sku"), limit=300)),
-            "sku": clean_header(item.get("sku"), limit=100) or None,
+            "sku": defang(clean_header(item.get("sku"), limit=100)) or None,
             "stars": count, "stars_bar": stars_bar(count),
             "text": text, "paragraphs": paragraphs(text),
         })
