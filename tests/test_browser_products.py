@@ -134,6 +134,7 @@ async def test_a_customer_rates_two_products_on_a_phone_and_sees_one_on_its_page
                 await page.get_by_role("button", name="Send review").click()
             assert (await page.locator("h1").inner_text()).strip() == (
                 "Thank you for your review!")
+            assert await axe_at_widths(page, "products-thank-you") == []
 
             await page.goto(f"{daemon.config.http.base_url}/s/acme/p/TR-42")
             assert "Grippy on wet rock." in await page.locator("main").inner_text()

@@ -253,8 +253,10 @@ async def test_two_products_of_a_shipping_mail_are_rated_then_shown_on_ticket_an
             assert f"<span>{product}</span></legend>" in form
         assert 'src="https://cdn.acme.example/tr-42.jpg"' in form
         assert 'src="https://cdn.acme.example/sock-7.jpg"' in form
-        status, _ = await submit(http, daemon, token, **RATINGS)
+        status, thanks = await submit(http, daemon, token, **RATINGS)
         assert status == 200
+        assert '<a href="/s/acme/p/TR-42">Trail Runner</a>' in thanks
+        assert "Grippy on wet rock, light on the feet." in thanks
         review_id = review_id_of(daemon, token)
         rows = daemon.store.read(lambda q: q.product_reviews_of(review_id))
         assert [(r.n, r.sku, r.stars, r.text) for r in rows] == [

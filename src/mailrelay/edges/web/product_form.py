@@ -1,5 +1,6 @@
 """The review form's product section: each product of the order as the template shows it,
-its error messages and where they link, and the image policy its pictures need.
+its error messages and where they link, the image policy its pictures need, and the ratings
+as the thank-you page repeats them.
 
 Presentation only: which products are asked about and what is valid is services' business.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mailrelay.config import Config
 from mailrelay.edges.web.i18n import Translator
-from mailrelay.services.products import MAX_PRODUCT_TEXT, OfferedProduct
+from mailrelay.services.products import MAX_PRODUCT_TEXT, OfferedProduct, page_url
+from mailrelay.store import ProductReviewRow
 
 
 def shows_images(offered: Sequence[OfferedProduct]) -> bool:
@@ -57,3 +60,12 @@ def product_errors(t: Translator, offered: Sequence[OfferedProduct],
                                     max=MAX_PRODUCT_TEXT)
                 anchors[field] = anchor
     return messages, anchors
+
+
+def rated_products(config: Config, shop_id: str,
+                   rows: Sequence[ProductReviewRow]) -> list[dict[str, Any]]:
+    """The customer's product ratings as the thank-you page shows them, each linking to its
+    product's page (a path: the page is ours)."""
+    return [{"label": row.name or row.sku or str(row.n), "stars": row.stars, "text": row.text,
+             "url": page_url(config, shop_id, row.sku).removeprefix(config.http.base_url)
+             if row.sku else None} for row in rows]

@@ -407,10 +407,12 @@ class WebApp:
             return refused or self.not_found(t)
         if review is None:
             raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
+        rated = await self.store.aread(lambda q: q.product_reviews_of(review.id))
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
             updated=review.edits > 0, verified=verified(invitation.method),
             review=review, public_url=links.public_url(self.config, shop.id, review.id),
+            product_reviews=product_form.rated_products(self.config, shop.id, rated),
         )
 
     # -- public pages
