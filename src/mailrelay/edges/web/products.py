@@ -177,7 +177,9 @@ class ProductPages:
             return path + ("?" + urlencode(query) if query else "")
 
         items = [self._shown(t, shop, row) for row in listing.rows]
-        jsonld = Markup(server.script_json(self._jsonld(product, label, items)))  # noqa: S704
+        jsonld = None  # a Product with neither rating nor review is invalid structured data
+        if product.count:
+            jsonld = Markup(server.script_json(self._jsonld(product, label, items)))  # noqa: S704
         count = product.count
         headers = dict(server.PUBLIC_HEADERS)
         if (product.image or "").lower().startswith("https://"):  # the shop's picture
@@ -220,8 +222,8 @@ class ProductPages:
 
     def _jsonld(self, product: ProductFigures, label: str,
                 items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """schema.org Product with its AggregateRating and the reviews on this page; the
-        identifiers only when the trigger gave them."""
+        """schema.org Product with its AggregateRating (it has reviews: the page sends no
+        JSON-LD without) and the reviews on this page; identifiers only when given."""
         data: dict[str, Any] = {"@context": "https://schema.org", "@type": "Product",
                                 "name": label, "sku": product.sku}
         for key in ("image", "gtin", "mpn"):
@@ -232,11 +234,10 @@ class ProductPages:
             data["url"] = product.url
         if product.brand:
             data["brand"] = {"@type": "Brand", "name": product.brand}
-        if product.count:
-            # Rounded as on the page: structured data must match what visitors see.
-            data["aggregateRating"] = {
-                "@type": "AggregateRating", "ratingValue": round(product.average or 0.0, 1),
-                "reviewCount": product.count, "bestRating": 5, "worstRating": 1}
+        # Rounded as on the page: structured data must match what visitors see.
+        data["aggregateRating"] = {
+            "@type": "AggregateRating", "ratingValue": round(product.average or 0.0, 1),
+            "reviewCount": product.count, "bestRating": 5, "worstRating": 1}
         if items:
             data["review"] = [{
                 "@type": "Review",
