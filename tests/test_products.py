@@ -613,3 +613,31 @@ async def test_a_product_text_cannot_fake_the_tickets_reply_marker_or_key(
         ticket = ticket_text(sink, review_id_of(daemon, token))
         assert "    ## - Please type your reply above this line -##" in ticket
         assert "[mr:abc123]" not in ticket and "Box [mr :abc123]" in ticket
+
+
+async def test_a_products_reviews_come_ten_a_page_with_links_that_keep_the_tag(
+    make_config: ConfigFactory, clock: FrozenClock, http: aiohttp.ClientSession,
+) -> None:
+    config = make_config()
+
+    def fill(q: Queries) -> None:
+        for i in range(12):
+            review = _review(q, "acme", 4, f"Reviewer{i:02d}", T0 + timedelta(hours=i))
+            q.save_product_reviews(review, "acme", [_boots(1 + i % 5, f"Boot note {i:02d}")],
+                                   T0 + timedelta(hours=i))
+            q.add_tag(review, "trail", T0)
+
+    with Store(config.store.path) as store:
+        store.write_sync(fill)
+    async with Daemon(config, clock) as daemon:
+        first = await get_json(http, daemon, "/s/acme/p/BOOT-42/reviews.json?tag=trail")
+        second = await get_json(http, daemon, "/s/acme/p/BOOT-42/reviews.json?tag=trail&page=2")
+        assert (first["pages"], len(first["reviews"]), len(second["reviews"])) == (2, 10, 2)
+        assert first["reviews"][0]["text"] == "Boot note 11"  # newest first
+        assert [r["text"] for r in second["reviews"]] == ["Boot note 01", "Boot note 00"]
+        page, _ = await get_page(http, daemon, "/s/acme/p/BOOT-42?tag=trail")
+        assert 'href="/s/acme/p/BOOT-42?tag=trail&amp;page=2" rel="next"' in page
+        page, _ = await get_page(http, daemon, "/s/acme/p/BOOT-42?tag=trail&page=2")
+        assert 'href="/s/acme/p/BOOT-42?tag=trail" rel="prev"' in page
+        assert "Boot note 00" in page and "Boot note 11" not in page
+        await get_page(http, daemon, "/s/acme/p/BOOT-42?tag=trail&page=3", 404)
