@@ -641,3 +641,20 @@ async def test_a_products_reviews_come_ten_a_page_with_links_that_keep_the_tag(
         assert 'href="/s/acme/p/BOOT-42?tag=trail" rel="prev"' in page
         assert "Boot note 00" in page and "Boot note 11" not in page
         await get_page(http, daemon, "/s/acme/p/BOOT-42?tag=trail&page=3", 404)
+
+
+@pytest.mark.parametrize(("locale", "title", "legend"), [
+    ("de", "Ihre bestellten Produkte", "Ihre Bewertung von Trail Runner (freiwillig)"),
+    ("da", "De produkter, du har bestilt", "Din bedømmelse af Trail Runner (frivilligt)"),
+])
+async def test_the_product_part_of_the_form_speaks_the_customers_language(
+    config: Config, clock: FrozenClock, sink: Sink, http: aiohttp.ClientSession,
+    locale: str, title: str, legend: str,
+) -> None:
+    raw = shipping_mail("ann@example.com", "Ann Lee", "1057", [TRAIL_RUNNER])
+    raw = raw.replace(b'"products":', f'"locale": "{locale}", "products":'.encode())
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        [token] = await invited_by_mail(daemon, clock, sink, ("reviews+acme@relay.test", raw))
+        page = await form_page(http, daemon, token)
+        assert f'<html lang="{locale}">' in page
+        assert title in page and legend in page
