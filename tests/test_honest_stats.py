@@ -100,6 +100,7 @@ ACME = {
     "median_first_response_s": 10800.0,
     "auto_responses": 2,
     "reviews_hidden": 2,
+    "products": [],
 }
 BOLT = {
     "shop": "bolt",
@@ -116,6 +117,7 @@ BOLT = {
     "median_first_response_s": None,
     "auto_responses": 1,
     "reviews_hidden": 0,
+    "products": [],
 }
 
 

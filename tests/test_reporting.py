@@ -80,6 +80,7 @@ EXPECTED = {
     "median_first_response_s": 7200.0,
     "auto_responses": 0,
     "reviews_hidden": 0,
+    "products": [],
 }
 
 

@@ -1,4 +1,5 @@
-"""`stats`: per-shop counts, conversion, stars and response times, each said in full."""
+"""`stats`: per-shop counts, conversion, stars and response times, each said in full, and the
+figures of each product reviewed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mailrelay.store import Queries
 
 STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "reviews_by_method",
                 "reviews_from_invitations", "conversion", "stars", "average", "response_rate",
-                "median_first_response_s", "auto_responses", "reviews_hidden")
+                "median_first_response_s", "auto_responses", "reviews_hidden", "products")
 
 
 @click.command()
@@ -28,10 +29,11 @@ STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "reviews_by_
 @click.option("--shop", "shop_id", help="Only this shop.")
 @click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
 @click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@click.option("--sku", help="Only this product in the per-product figures.")
 @format_option
 @user_errors
 def stats(config_path: Path | None, shop_id: str | None, since: str | None, until: str | None,
-          fmt: str | None) -> None:
+          sku: str | None, fmt: str | None) -> None:
     """Show each shop's figures: shipments, invitations, reviews, conversion and responses.
 
     Per shop, over the period (default: all time):
@@ -49,10 +51,13 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
     response
     automatic         reviews answered by the automatic response (auto_reply_min_stars);
     responses         they count neither in the response rate nor in the median
+    products          per product (SKU) rated in the period: its public product reviews
+                      and their average (--sku: that product only)
 
     JSON fields: shop, shipments, invitations_sent, reviews, reviews_by_method,
     reviews_from_invitations, conversion, stars, average, response_rate,
-    median_first_response_s, auto_responses, reviews_hidden.
+    median_first_response_s, auto_responses, reviews_hidden, products (a list of sku,
+    name, count, average, stars; in CSV "SKU count×average" joined with ';').
     """
     config = load_config(config_path)
     shops = [known_shop(config, shop_id)] if shop_id else list(config.shops)
@@ -62,10 +67,13 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
         for shop in shops:
             start = parse_when(since, now, shop.timezone) if since else None
             stop = parse_when(until, now, shop.timezone, end=True) if until else None
-            rows.append(store.read(functools.partial(_shop_stats, shop.id, start, stop)))
+            rows.append(store.read(functools.partial(_shop_stats, shop.id, start, stop, sku)))
+    if output_format(fmt) == "csv":
+        click.echo(render([{**row, "products": [_product_cell(p) for p in row["products"]]}
+                           for row in rows], STATS_FIELDS, "csv"))
+        return
     if output_format(fmt) != "table":
-        click.echo(render(rows, STATS_FIELDS, output_format(fmt)) if output_format(fmt) == "csv"
-                   else json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:
         click.echo(_stats_text(row))
@@ -91,12 +99,25 @@ def _stats_text(row: dict[str, Any]) -> str:
         f"  response rate: {_percent(row['response_rate'])}   median first response:"
         f" {_duration_text(row['median_first_response_s'])}\n"
         f"  automatic responses: {row['auto_responses']} (not counted as responses)"
+        + "".join(f"\n  product {p['sku']} ({p['name'] or '-'}): {p['count']} review"
+                  f"{'' if p['count'] == 1 else 's'}, average {p['average'] or '-'}"
+                  for p in row["products"])
     )
 
 
 def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
-                q: Queries) -> dict[str, Any]:
-    return asdict(q.stats(shop_id, since, until))
+                sku: str | None, q: Queries) -> dict[str, Any]:
+    row = asdict(q.stats(shop_id, since, until))
+    row["products"] = [
+        {"sku": p.sku, "name": p.name, "count": p.count,
+         "average": round(p.average, 2) if p.average is not None else None,
+         "stars": p.distribution}
+        for p in q.shop_products(shop_id, since=since, until=until) if sku in (None, p.sku)]
+    return row
+
+
+def _product_cell(product: dict[str, Any]) -> str:
+    return f"{product['sku']} {product['count']}×{product['average']}"
 
 
 def _percent(value: float | None) -> str:

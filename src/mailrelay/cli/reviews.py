@@ -1,4 +1,5 @@
-"""Reviews: list, show one with its history, unreport, export with responses."""
+"""Reviews: list, show one with its history, unreport, export with responses (or the
+product reviews, one row each)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationMethod
 from mailrelay.core.output import localize, render
 from mailrelay.services.reviews import unreport
-from mailrelay.store import Queries
+from mailrelay.store import ProductReviewListing, Queries
 
 REVIEW_FIELDS = (
     "id", "shop", "stars", "title", "text", "reviewer_name", "customer_email", "reference",
@@ -41,6 +42,14 @@ METHOD_OPTION = click.option(
     "--method", type=click.Choice([str(m) for m in InvitationMethod]),
     help="Only reviews that came this way: automatic, manual (verified buyers), link, or basic,"
          " organic, embedded (the customer asked on the shop's form).")
+#: With `reviews --sku`: that product's rating in each review.
+SKU_FIELDS = ("sku", "product_stars", "product_text")
+#: `export --products` (or `--sku`): one row per product review, as a spreadsheet wants it.
+PRODUCT_FIELDS = (
+    "review_id", "shop", "sku", "product_name", "gtin", "mpn", "brand", "product_url", "stars",
+    "text", "reviewer_name", "reference", "method", "created_at", "updated_at", "reported",
+    "tags",
+)
 
 
 def _stars_range(text: str | None) -> tuple[int, int] | None:
@@ -68,14 +77,19 @@ def _stars_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
 @click.option("--until", help="Up to this date (inclusive) or this long ago.")
 @METHOD_OPTION
+@click.option("--sku", help="Only reviews that rated this product, with its stars and text.")
 @format_option
 @click.pass_context
 @user_errors
 def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, stars: str | None,
             replied: bool | None, reported: bool, tag: str | None, search: str | None,
-            since: str | None, until: str | None, method: str | None,
+            since: str | None, until: str | None, method: str | None, sku: str | None,
             fmt: str | None) -> None:
-    """List reviews with their current public response; subcommands act on one."""
+    """List reviews with their current public response; subcommands act on one.
+
+    With --sku, only the reviews that rated that product (at every shop selling it, unless
+    --shop), each with the product's stars and text (sku, product_stars, product_text).
+    """
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
@@ -85,10 +99,24 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     window = _stars_range(stars)
     start = parse_when(since, now, tz) if since else None
     stop = parse_when(until, now, tz, end=True) if until else None
-    print_listing(config, lambda q: q.list_reviews(
-        shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
-        tag=tag, search=search, since=start, until=stop, method=method), REVIEW_FIELDS, fmt,
-        table_fields=REVIEW_COLUMNS)
+
+    def listed(q: Queries) -> list[dict[str, Any]]:
+        rows = [asdict(row) for row in q.list_reviews(
+            shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
+            tag=tag, search=search, since=start, until=stop, method=method)]
+        return rows if sku is None else _with_product(q, rows, shop_id, sku)
+
+    print_listing(config, listed, REVIEW_FIELDS + (SKU_FIELDS if sku else ()), fmt,
+                  as_dict=dict, table_fields=REVIEW_COLUMNS + (("product_stars",) if sku else ()))
+
+
+def _with_product(q: Queries, rows: list[dict[str, Any]], shop_id: str | None,
+                  sku: str) -> list[dict[str, Any]]:
+    """The reviews that rated `sku`, each with that product's stars and text."""
+    rated = {r.product.review_id: r.product for r in q.list_product_reviews(
+        shop=shop_id, sku=sku, public=None)}
+    return [{**row, "sku": sku, "product_stars": rated[row["id"]].stars,
+             "product_text": rated[row["id"]].text} for row in rows if row["id"] in rated]
 
 
 @row_command(reviews, "show", "review_id")
@@ -105,6 +133,8 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
                 "review": asdict(review),
                 "responses": [asdict(row) for row in q.responses_of(review_id)],
                 "notes": [asdict(row) for row in q.notes_of(review_id)],
+                "products": [{"sku": p.sku, "name": p.name, "stars": p.stars, "text": p.text}
+                             for p in q.product_reviews_of(review_id)],
                 "context": asdict(q.customer_context(review.shop, email, review_id))
                 if email else {},
             }
@@ -116,7 +146,8 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     if output_format(fmt) != "table":
         out = {k: review.get(k) for k in REVIEW_FIELDS}
         out["reported"] = bool(out["reported"])
-        out.update(history=data["responses"], notes=data["notes"], context=data["context"])
+        out.update(history=data["responses"], notes=data["notes"], context=data["context"],
+                   products=data["products"])
         click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
         return
     owner = config.shop(review["shop"])
@@ -131,6 +162,7 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     if review["tags"]:
         click.echo(f"Tags: {', '.join(review['tags'])}")
     click.echo(f"\n{review['title'] or '(no title)'}\n{review['text'] or ''}\n")
+    _echo_products(data["products"])
     click.echo("Responses:" if data["responses"] else "Responses: none")
     for resp in data["responses"]:
         state = "replaced" if resp["replaced_at"] else "current"
@@ -148,6 +180,13 @@ def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
         items = context.get(kind) or []
         click.echo(f"  {label}: " + ("none" if not items else "; ".join(
             ", ".join(f"{k}={v}" for k, v in item.items() if v is not None) for item in items)))
+
+
+def _echo_products(products: list[dict[str, Any]]) -> None:
+    """A review's product ratings, one line each, for `reviews show`."""
+    for product in products:
+        click.echo(f"Product {product['name'] or product['sku']} ({product['sku'] or '-'}):"
+                   f" {product['stars']}/5" + (f" {product['text']}" if product["text"] else ""))
 
 
 @row_command(reviews, "unreport", "review_id")
@@ -172,9 +211,13 @@ def reviews_unreport(config: Config, review_id: int) -> None:
               show_default=True, help="File format.")
 @click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 BOM (for spreadsheets).")
 @METHOD_OPTION
+@click.option("--products", "per_product", is_flag=True,
+              help="One row per product review instead of per review.")
+@click.option("--sku", help="Only this product's reviews (one row each; implies --products).")
 @user_errors
 def export(config_path: Path | None, since: str | None, until: str | None, shop_id: str | None,
-           output: Path, fmt: str, bom: bool, method: str | None) -> None:
+           output: Path, fmt: str, bom: bool, method: str | None, per_product: bool,
+           sku: str | None) -> None:
     """Export reviews with their current public response, one row each, oldest first.
 
     Every review, reported (hidden) and forgotten (anonymous) ones included: the `reported`
@@ -183,17 +226,30 @@ def export(config_path: Path | None, since: str | None, until: str | None, shop_
     response, responded_at, reported, report_reason, tags. Times are ISO 8601 in the shop's
     time zone. In CSV, tags are joined with ';' and booleans are written true/false; JSON
     keeps lists and booleans. --method keeps only the reviews that came one way.
+
+    With --products (or --sku), one row per product review instead, newest first, so a
+    spreadsheet can filter and average per product: review_id, shop, sku, product_name, gtin,
+    mpn, brand, product_url, stars (the product's), text (about the product), reviewer_name,
+    reference, method, created_at, updated_at, reported (its review is hidden), tags (its
+    review's).
     """
     config = load_config(config_path)
     tz = known_shop(config, shop_id).timezone if shop_id else UTC
     now = SystemClock().now()
     start = _export_when(since, now, tz, end=False)
     stop = _export_when(until, now, tz, end=True)
+    fields = PRODUCT_FIELDS if per_product or sku else REVIEW_FIELDS
     with open_store(config) as store:
-        rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop,
-                                                   method=method))
+        if fields is PRODUCT_FIELDS:
+            rows = [_product_row(r) for r in store.read(lambda q: q.list_product_reviews(
+                shop=shop_id, sku=sku, public=None, since=start, until=stop))
+                if method is None or r.method == method]
+        else:
+            rows = [asdict(row) for row in store.read(
+                lambda q: q.list_reviews(shop=shop_id, since=start, until=stop,
+                                         method=method))]
     tzs = {s.id: s.timezone for s in config.shops}
-    text = render(localize([asdict(row) for row in rows], tzs), REVIEW_FIELDS, fmt)
+    text = render(localize(rows, tzs), fields, fmt)
     data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")
     if str(output) == "-":
         stream: BinaryIO = sys.stdout.buffer
@@ -201,7 +257,19 @@ def export(config_path: Path | None, since: str | None, until: str | None, shop_
         stream.flush()
     else:
         output.write_bytes(data)
-        click.echo(f"{len(rows)} review(s) written to {output}", err=True)
+        kind = "product review(s)" if fields is PRODUCT_FIELDS else "review(s)"
+        click.echo(f"{len(rows)} {kind} written to {output}", err=True)
+
+
+def _product_row(row: ProductReviewListing) -> dict[str, Any]:
+    product = row.product
+    return {"review_id": product.review_id, "shop": product.shop, "sku": product.sku,
+            "product_name": product.name, "gtin": product.gtin, "mpn": product.mpn,
+            "brand": product.brand, "product_url": product.url, "stars": product.stars,
+            "text": product.text, "reviewer_name": row.reviewer_name,
+            "reference": row.reference, "method": row.method,
+            "created_at": product.created_at, "updated_at": product.updated_at,
+            "reported": row.reported, "tags": row.tags}
 
 
 def _export_when(text: str | None, now: datetime, tz: tzinfo, *, end: bool) -> datetime | None:

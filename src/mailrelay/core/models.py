@@ -103,6 +103,8 @@ class Product:
     product_url: str | None = None
     image_url: str | None = None
     brand: str | None = None
+    #: The manufacturer's part number (Google's product reviews feed identifies products by it).
+    mpn: str | None = None
 
 
 @dataclass(frozen=True)

@@ -180,11 +180,16 @@ def _read_tags(value: Any, defects: Defects) -> tuple[str, ...]:
     return tuple(tags)
 
 
+#: A product's keys (SPEC: sku, name, url, image, gtin, mpn, brand) and Trustpilot's names
+#: `productUrl` and `imageUrl`, accepted for `url` and `image`; the first one given wins.
 _PRODUCT_KEYS = {
     "sku": "sku",
     "gtin": "gtin",
+    "mpn": "mpn",
     "name": "name",
+    "url": "product_url",
     "productUrl": "product_url",
+    "image": "image_url",
     "imageUrl": "image_url",
     "brand": "brand",
 }
@@ -195,7 +200,10 @@ def _read_products(value: Any, defects: Defects) -> tuple[Product, ...]:
     for item in _list_items(value, defects, "product", dict, "an object"):
         values: dict[str, str | None] = {}
         for key, attr in _PRODUCT_KEYS.items():
-            text = clean_text(_block_string(item, key, defects, number=key in {"sku", "gtin"}))
+            if values.get(attr) is not None:
+                continue
+            number = key in {"sku", "gtin", "mpn"}
+            text = clean_text(_block_string(item, key, defects, number=number))
             if text is not None and attr.endswith("_url") and not _is_web_url(text):
                 # Templates put these into href/src; javascript: and data: URLs must not get there.
                 defects.add(f"block: product {key} is not an http(s) URL")

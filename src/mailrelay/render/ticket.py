@@ -125,7 +125,11 @@ def _ticket_values(shop: ShopConfig, view: TicketView, language: str) -> dict[st
         "review_locale": normalize_locale(review.locale),
         "created_at": when.moment(review.created_at),
         "received_at": when.day(view.received_at),
-        "products": clean_products(view.products),
+        # From the trigger's block: whoever reaches the BCC address wrote them (issue 13).
+        "products": [{key: defang(value) if isinstance(value, str) else value
+                      for key, value in product.items()}
+                     for product in clean_products(view.products)],
+        "product_reviews": _product_reviews(view.product_reviews),
         "public_url": public,
         "review_url": optional_url(view.review_url, "review_url") or public,
         "customer_context": _clean_context(view.context, when),
@@ -133,6 +137,24 @@ def _ticket_values(shop: ShopConfig, view: TicketView, language: str) -> dict[st
         "auto_response": answer or None,
         "auto_paragraphs": paragraphs(answer),
     }
+
+
+def _product_reviews(items: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The customer's product ratings, cleaned like the review's own text; one whose stars
+    are out of range is left out rather than refusing the ticket."""
+    out: list[dict[str, Any]] = []
+    for item in items or ():
+        count = valid_stars(item.get("stars")) if isinstance(item, Mapping) else None
+        if count is None:
+            continue
+        text = defang(clean_display_text(item.get("text")))
+        out.append({
+            "name": defang(clean_header(item.get("name") or item.get("sku"), limit=300)),
+            "sku": defang(clean_header(item.get("sku"), limit=100)) or None,
+            "stars": count, "stars_bar": stars_bar(count),
+            "text": text, "paragraphs": paragraphs(text),
+        })
+    return out
 
 
 def _frame_ticket_text(text: str, key: str) -> str:

@@ -64,6 +64,8 @@ class TicketView:
     review_url: str | None = None
     received_at: str | datetime | None = None  # when the shipment arrived, if there was one
     products: Products | None = ()
+    #: The customer's ratings of products of the order: "n", "sku", "name", "stars", "text".
+    product_reviews: Products | None = ()
     context: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     answered_by: str | None = None  # "auto" when the review was answered automatically
     auto_response: str | None = None

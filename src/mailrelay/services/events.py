@@ -9,14 +9,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.models import OutboxKind, verified
 from mailrelay.services.links import public_url
-from mailrelay.store import InvitationRow, NewMail, Queries, ReviewRow
+from mailrelay.store import InvitationRow, NewMail, ProductReviewRow, Queries, ReviewRow
 
 #: The header that carries `t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 SIGNATURE_HEADER = "Mailrelay-Signature"
@@ -61,7 +61,7 @@ def emit(q: Queries, config: Config, shop_id: str, event: str, now: datetime, *,
     if review_id is not None:
         review = q.get_review(review_id)
         if review is not None:
-            data["review"] = review_payload(config, review)
+            data["review"] = review_payload(config, review, q.product_reviews_of(review_id))
     if invitation_id is not None:
         invitation = q.get_invitation(invitation_id)
         if invitation is not None:
@@ -81,9 +81,10 @@ def emit(q: Queries, config: Config, shop_id: str, event: str, now: datetime, *,
     return len(hooks)
 
 
-def review_payload(config: Config, review: ReviewRow) -> dict[str, Any]:
+def review_payload(config: Config, review: ReviewRow,
+                   products: Sequence[ProductReviewRow] = ()) -> dict[str, Any]:
     """A review as a shop's CRM sees it: the public fields, plus who wrote it and for which
-    order (the shop's own data, going to the shop's own tool)."""
+    order (the shop's own data, going to the shop's own tool), and its product ratings."""
     response = None
     if review.response:
         response = {"text": review.response, "created_at": _utc_text(review.responded_at),
@@ -105,6 +106,8 @@ def review_payload(config: Config, review: ReviewRow) -> dict[str, Any]:
         "created_at": _utc_text(review.created_at),
         "updated_at": _utc_text(review.updated_at),
         "response": response,
+        "products": [{"sku": p.sku, "name": p.name, "stars": p.stars, "text": p.text or ""}
+                     for p in products],
     }
 
 

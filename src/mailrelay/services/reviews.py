@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,12 +29,13 @@ from mailrelay.render import (
     response_mail,
     ticket_mail,
 )
-from mailrelay.services import events
+from mailrelay.services import events, products
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
     CustomerContext,
     InvitationRow,
+    NewProductReview,
     NewReview,
     Queries,
     ReviewRow,
@@ -63,6 +64,8 @@ class ReviewForm:
     #: The language the form spoke, for an invitation without one of its own (a generated
     #: link follows the browser's); None keeps the invitation's.
     locale: str | None = None
+    #: The products the customer rated (None: the form did not ask, stored ones stay).
+    products: tuple[NewProductReview, ...] | None = None
 
 
 def _clean(value: str | None) -> str:
@@ -71,13 +74,20 @@ def _clean(value: str | None) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or (ch >= " " and ch != "\x7f")).strip()
 
 
-def validate(data: Mapping[str, str]) -> tuple[ReviewForm | None, dict[str, str]]:
-    """The form, or error codes per field (`required`, `range`, `too_short`, `too_long`)."""
+def _stars(raw: str) -> int:
+    """The number a stars field holds, 0 when it is none."""
+    # isdigit() alone admits "²" and 5,000-digit numbers, which int() refuses (issue 10).
+    well_formed = raw.isascii() and raw.isdigit() and len(raw) <= 2
+    return int(raw) if well_formed else 0
+
+
+def validate(data: Mapping[str, str], offered: Sequence[products.OfferedProduct] = (),
+             ) -> tuple[ReviewForm | None, dict[str, str]]:
+    """The form, or error codes per field (`required`, `range`, `too_short`, `too_long`).
+    `offered`: the products of the order the form asked about (each optional)."""
     errors: dict[str, str] = {}
     raw_stars = (data.get("stars") or "").strip()
-    # isdigit() alone admits "²" and 5,000-digit numbers, which int() refuses (issue 10).
-    well_formed = raw_stars.isascii() and raw_stars.isdigit() and len(raw_stars) <= 2
-    stars = int(raw_stars) if well_formed else 0
+    stars = _stars(raw_stars)
     if not raw_stars:
         errors["stars"] = "required"
     elif not 1 <= stars <= 5:
@@ -95,9 +105,31 @@ def validate(data: Mapping[str, str]) -> tuple[ReviewForm | None, dict[str, str]
         errors["text"] = "too_long"
     if len(name) > MAX_NAME:
         errors["name"] = "too_long"
+    ratings = _validate_products(data, offered, errors)
     if errors:
         return None, errors
-    return ReviewForm(stars, title, text, name), {}
+    return ReviewForm(stars, title, text, name, products=ratings if offered else None), {}
+
+
+def _validate_products(data: Mapping[str, str], offered: Sequence[products.OfferedProduct],
+                       errors: dict[str, str]) -> tuple[NewProductReview, ...]:
+    """Each product's optional rating; text without stars is refused (`required`), so no
+    words are lost unseen."""
+    ratings: list[NewProductReview] = []
+    for product in offered:
+        raw_stars = (data.get(product.stars_field) or "").strip()
+        stars = _stars(raw_stars)
+        text = _clean(data.get(product.text_field))
+        if len(text) > products.MAX_PRODUCT_TEXT:
+            errors[product.text_field] = "too_long"
+        if not raw_stars:
+            if text:
+                errors[product.stars_field] = "required"
+        elif not 1 <= stars <= 5:
+            errors[product.stars_field] = "range"
+        elif product.text_field not in errors:
+            ratings.append(product.rating(stars, text or None))
+    return tuple(ratings)
 
 
 class SubmitOutcome(StrEnum):
@@ -135,9 +167,12 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
             unchanged = (review.stars, review.title or "", review.text or "",
                          review.reviewer_name or "") == (form.stars, form.title, form.text,
                                                             name)
+            if unchanged and form.products is not None:
+                unchanged = products.unchanged(q.product_reviews_of(review.id), form.products)
             if unchanged:  # a reload of the thank-you page: no new ticket for the same text
                 return SubmitOutcome.UPDATED, review.id
             q.edit_review(review.id, text, now)
+            _save_products(q, review.id, invitation.shop, form, now)
             if config is not None:
                 events.emit(q, config, invitation.shop, "review.updated", now,
                               review_id=review.id, extra={"change": "edited"})
@@ -147,6 +182,7 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
         customer_email=invitation.customer_email, reference=invitation.reference,
         locale=form.locale or invitation.locale, created_at=now))
     q.link_review(invitation.id, review_id)
+    _save_products(q, review_id, invitation.shop, form, now)
     shipment = q.shipment_of_invitation(invitation.id) if invitation.shipment_id else None
     for tag in block_tags(shipment.tags if shipment else ()):
         q.add_tag(review_id, tag, now)  # the trigger block's tags, as an agent's #tag would
@@ -154,6 +190,13 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
         events.emit(q, config, invitation.shop, "review.created", now, review_id=review_id,
                       invitation_id=invitation.id)
     return SubmitOutcome.CREATED, review_id
+
+
+def _save_products(q: Queries, review_id: int, shop: str, form: ReviewForm,
+                   now: datetime) -> None:
+    """The product ratings go with the review, in its transaction (before its event)."""
+    if form.products is not None:
+        q.save_product_reviews(review_id, shop, form.products, now)
 
 
 def unreport(q: Queries, config: Config, review_id: int, now: datetime) -> bool:
@@ -254,7 +297,9 @@ class Reviewer(MailProducer):
                           if review.invitation_id else None)
         return {"review": review, "invitation": invitation, "shipment": shipment,
                 "context": context, "keys": keys, "threads": threads,
-                "invitation_message_id": invitation_mid}
+                "invitation_message_id": invitation_mid,
+                "product_reviews": [{"n": r.n, "sku": r.sku, "name": r.name, "stars": r.stars,
+                                     "text": r.text} for r in q.product_reviews_of(review_id)]}
 
     def _agents(self, shop_id: str) -> tuple[str, ...]:
         shop = self.config.shop(shop_id)
@@ -285,6 +330,7 @@ class Reviewer(MailProducer):
             view = TicketView(
                 to_email=agent, reply_to=reply_address(key, shop.reply_domain), key=key,
                 review=review_view(review), received_at=received_at, products=products,
+                product_reviews=facts["product_reviews"],
                 context=asdict(facts["context"]), public_url=public_url(self.config, shop.id),
                 review_url=public_url(self.config, shop.id, review.id),
                 answered_by="auto" if auto_text else None, auto_response=auto_text,

@@ -32,7 +32,7 @@ _IDENTITY = ("name", "url", "image", "gtin", "mpn", "brand")
 _LISTING = (
     f"SELECT {_PR_COLUMNS}, r.reviewer_name, r.method, r.locale, r.created_at, r.updated_at,"  # noqa: S608
     " p.body, p.created_at, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM review_tags t"
-    " WHERE t.review_id = r.id ORDER BY tag)) FROM product_reviews pr"
+    " WHERE t.review_id = r.id ORDER BY tag)), r.reference, r.reported FROM product_reviews pr"
     " JOIN reviews r ON r.id = pr.review_id LEFT JOIN responses p ON p.id = r.response_id"
 )
 _HAS_TAG = "EXISTS (SELECT 1 FROM review_tags t WHERE t.review_id = pr.review_id AND t.tag = ?)"
@@ -50,9 +50,10 @@ def _listing(row: sqlite3.Row) -> ProductReviewListing:
     count = len(_ROW_FIELDS)
     product = ProductReviewRow(*row[:count])
     (reviewer_name, method, locale, created_at, updated_at, response, responded_at,
-     tags) = row[count:]
+     tags, reference, reported) = row[count:]
     return ProductReviewListing(product, reviewer_name, method, locale, created_at, updated_at,
-                                response, responded_at, tags.split(",") if tags else [])
+                                response, responded_at, tags.split(",") if tags else [],
+                                reference, bool(reported))
 
 
 @dataclass(slots=True)

@@ -499,6 +499,9 @@ class ProductReviewListing:
     response: str | None
     responded_at: str | None
     tags: list[str]
+    #: The order it reviews, and whether it is hidden (reported or forgotten): for exports.
+    reference: str | None = None
+    reported: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,9 +334,16 @@ def _migration_8(db: sqlite_utils.Database) -> None:
         " brand TEXT, stars INTEGER NOT NULL, text TEXT, created_at TEXT NOT NULL,"
         " updated_at TEXT NOT NULL)")
     db.execute("CREATE UNIQUE INDEX idx_product_reviews_review ON product_reviews(review_id, n)")
-    # The product pages and feeds: one product of one shop, newest first.
+    # A product page: one product of one shop, newest first.
     db.execute(
         "CREATE INDEX idx_product_reviews_sku ON product_reviews(shop, sku, created_at)")
+    # A shop's figures per product, read from the index alone, and the reviews' hidden flag
+    # without reading their text: 250 ms → 57 ms for 100,000 product reviews of 2,000 SKUs.
+    db.execute("CREATE INDEX idx_product_reviews_figures"
+               " ON product_reviews(shop, sku, stars, created_at, review_id)")
+    db.execute("CREATE INDEX idx_reviews_reported ON reviews(id, reported)")
+    # A shop's feed, newest first: 185 ms → 1 ms for the newest 1,000 of those.
+    db.execute("CREATE INDEX idx_product_reviews_time ON product_reviews(shop, created_at)")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (

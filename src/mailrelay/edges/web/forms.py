@@ -5,12 +5,15 @@ Says why a body is not our form; validating what the fields say is the reviews s
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
 
 FORM_FIELDS = ("stars", "title", "text", "name")
+#: A product's rating and text (n: its position in the trigger's list, SPEC issue 13).
+PRODUCT_FIELD = re.compile(r"product-([1-9][0-9]?)-(stars|text)")
 
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -41,7 +44,9 @@ async def read_form(request: web.Request) -> tuple[str | None, dict[str, str], o
             aiohttp.ClientError) as exc:
         return f"unreadable body ({type(exc).__name__})", values, None
     problem = None
-    for field in (*FORM_FIELDS, "csrf"):
+    product_fields = list(dict.fromkeys(name for name in data if PRODUCT_FIELD.fullmatch(name)))
+    values.update(dict.fromkeys(product_fields, ""))
+    for field in (*FORM_FIELDS, *product_fields, "csrf"):
         given = data.getall(field, [])
         if len(given) > 1:
             problem = f"{field} given {len(given)} times"

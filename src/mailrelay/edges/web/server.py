@@ -24,15 +24,17 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.edges.web import product_form
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
+from mailrelay.edges.web.products import ProductPages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
-from mailrelay.services import invitations, links, reviews
+from mailrelay.services import invitations, links, products, reviews
 from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
@@ -155,6 +157,7 @@ class WebApp:
             web.get("/r/{token}/thanks", self.review_thanks),
             web.get("/s/{shop}", self.shop_page),
             web.get("/s/{shop}/reviews.json", self.shop_json),
+            *ProductPages(self).routes(),
             web.get("/u/{token}", self.unsubscribe_page),
             web.post("/u/{token}", self.unsubscribe),
             *FeedRoutes(self).routes(),
@@ -308,7 +311,8 @@ class WebApp:
     def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: InvitationRow,
               review: ReviewRow | None, values: Mapping[str, str],
               errors: Mapping[str, str] | None = None, status: int = 200,
-              notice: str | None = None) -> web.Response:
+              notice: str | None = None,
+              offered: Sequence[products.OfferedProduct] = ()) -> web.Response:
         maxima = {"title": reviews.MAX_TITLE, "text": reviews.MAX_TEXT, "name": reviews.MAX_NAME}
         messages = {}
         for field in FORM_FIELDS:
@@ -317,16 +321,23 @@ class WebApp:
                 key = f"error.{field}.{code}"
                 messages[field] = t(key if key in t.fallback else f"error.{code}",
                                     max=maxima.get(field, 0), min=reviews.MIN_TEXT)
+        product_messages, product_anchors = product_form.product_errors(t, offered, errors or {})
+        messages.update(product_messages)
+        headers = PRIVATE_HEADERS
+        if product_form.shows_images(offered):  # the products' pictures, from the shop
+            headers = {**PRIVATE_HEADERS, "Content-Security-Policy": product_form.with_https_images(
+                SECURITY_HEADERS["Content-Security-Policy"])}
         created = from_iso(review.created_at) if review else None
         edit_notice = None
         if created is not None:
             edit_notice = t("form.edit_notice", shop=shop.name,
                             date=t.date(created.astimezone(shop.timezone)))
         return self.page(
-            "review_form.html.j2", status, t, PRIVATE_HEADERS,
+            "review_form.html.j2", status, t, headers,
             shop_name=shop.name, reference=invitation.reference or "",
             verified=verified(invitation.method),
-            values=values, errors=messages, anchors=FIELD_ANCHORS,
+            values=values, errors=messages, anchors={**FIELD_ANCHORS, **product_anchors},
+            products=product_form.form_products(t, offered, values),
             csrf=self._csrf(token), fresh_url=f"/r/{token}", notice=notice,
             edit_notice=edit_notice, editing=review is not None, maxima=maxima,
         )
@@ -339,13 +350,16 @@ class WebApp:
             return refused or self.not_found(t)
         if review is not None and review.response_id is not None:
             return self._locked(t, shop, review.id, 200)
+        offered, rated = await self.store.aread(lambda q: (
+            products.products_of_invitation(q, invitation),
+            products.form_values(q.product_reviews_of(review.id)) if review else {}))
         if review is not None:
             values = {"stars": str(review.stars), "title": review.title or "",
-                      "text": review.text or "", "name": review.reviewer_name or ""}
+                      "text": review.text or "", "name": review.reviewer_name or "", **rated}
         else:
             values = {"stars": "", "title": "", "text": "",
                       "name": invitation.customer_name or ""}
-        return self._form(t, token, shop, invitation, review, values)
+        return self._form(t, token, shop, invitation, review, values, offered=offered)
 
     async def review_submit(self, request: web.Request) -> web.Response:
         visit = await self._visit(request)
@@ -357,21 +371,24 @@ class WebApp:
         if refused is not None or invitation is None or shop is None:
             return refused or self.not_found(t)
         problem, values, csrf = await read_form(request)
+        offered = await self.store.aread(
+            lambda q: products.products_of_invitation(q, invitation))
         if problem is not None:
             # Nothing is stored, so this answer needs no CSRF check first.
             log.info("invitation=%s review form refused: %s", invitation.id, problem)
             return self._form(t, token, shop, invitation, review, values, status=400,
-                              notice=t("form.unreadable"))
+                              notice=t("form.unreadable"), offered=offered)
         if not self._csrf_valid(csrf, token):
             log.info("invitation=%s review form refused: CSRF token missing or stale",
                      invitation.id)
             return self._form(t, token, shop, invitation, review, values, status=403,
-                              notice=t("form.csrf"))
+                              notice=t("form.csrf"), offered=offered)
         if review is not None and review.response_id is not None:
             return self._locked(t, shop, review.id, 409)
-        form, errors = reviews.validate(values)
+        form, errors = reviews.validate(values, offered)
         if form is None:
-            return self._form(t, token, shop, invitation, review, values, errors, status=400)
+            return self._form(t, token, shop, invitation, review, values, errors, status=400,
+                              offered=offered)
         if invitation.method == InvitationMethod.LINK:
             form = replace(form, locale=t.locale)
         now = self.clock.now()
@@ -397,10 +414,12 @@ class WebApp:
             return refused or self.not_found(t)
         if review is None:
             raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
+        rated = await self.store.aread(lambda q: q.product_reviews_of(review.id))
         return self.page(
             "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
             updated=review.edits > 0, verified=verified(invitation.method),
             review=review, public_url=links.public_url(self.config, shop.id, review.id),
+            product_reviews=product_form.rated_products(self.config, shop.id, rated),
         )
 
     # -- public pages
