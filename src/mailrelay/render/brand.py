@@ -7,6 +7,7 @@ from __future__ import annotations
 import colorsys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 __all__ = ["NEUTRAL_ACCENT", "Brand", "brand_of", "contrast", "relative_luminance"]
@@ -101,6 +102,7 @@ def _button(accent: str) -> tuple[str, str]:
     return _step_until(accent, (text,), TEXT, direction), text
 
 
+@lru_cache(maxsize=256)  # pages ask on every request; the answer never changes
 def brand_of(accent_color: str | None) -> Brand:
     """The colours for a shop whose accent is `accent_color` ("#rrggbb"; None = neutral)."""
     accent = (accent_color or NEUTRAL_ACCENT).lower()

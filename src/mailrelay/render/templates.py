@@ -26,7 +26,7 @@ from jinja2 import (
 from mailrelay.config import Config, ShopConfig
 from mailrelay.render.headers import clean_header
 
-__all__ = ["FALLBACK_LOCALE", "Templates", "normalize_locale", "web_environment"]
+__all__ = ["FALLBACK_LOCALE", "Templates", "WebTemplates", "normalize_locale", "web_environment"]
 
 FALLBACK_LOCALE: Final = "en"
 
@@ -80,6 +80,22 @@ def web_environment(templates_dir: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+class WebTemplates:
+    """The web pages' environments, one per shop `templates_dir` (None = built-ins only), made
+    once: `<templates_dir>/web/<name>` replaces the built-in page of that name for that shop's
+    pages only; everything else (base.html.j2 too, unless replaced) comes from the package."""
+
+    def __init__(self) -> None:
+        self._environments: dict[Path | None, Environment] = {}
+
+    def environment(self, shop: ShopConfig | None = None) -> Environment:
+        key = shop.templates_dir if shop is not None else None
+        env = self._environments.get(key)
+        if env is None:
+            env = self._environments[key] = web_environment(key)
+        return env
 
 
 def _mail_environment(templates_dir: Path | None) -> Environment:
