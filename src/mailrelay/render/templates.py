@@ -24,6 +24,7 @@ from jinja2 import (
 )
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.render.brand import brand_of
 from mailrelay.render.headers import clean_header
 
 __all__ = ["FALLBACK_LOCALE", "Templates", "WebTemplates", "normalize_locale", "web_environment"]
@@ -72,14 +73,17 @@ def _loader(folder: str, templates_dir: Path | None) -> BaseLoader:
 
 def web_environment(templates_dir: Path | None = None) -> Environment:
     """The environment of the web pages (templates/web): autoescaped, and a missing variable
-    is an error, not an empty string."""
-    return Environment(
+    is an error, not an empty string. A page rendered without `shop` and `brand` looks neutral
+    (the default accent, no logo)."""
+    env = Environment(
         loader=_loader("web", templates_dir),
         autoescape=select_autoescape(["html.j2", "html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals.update(shop=None, brand=brand_of(None))
+    return env
 
 
 class WebTemplates:
@@ -172,7 +176,8 @@ class Templates:
 
         The first locale of the chain that has `<purpose>.txt.j2` wins for all three files. Its
         `.subject.j2` is required; without an `.html.j2` the html_body is "" (text-only mail).
-        `shop_name` defaults to the shop's name; `locale` (the one used) and `purpose` are set.
+        `shop_name` defaults to the shop's name; `site_url`, `logo_url` and `brand` (its
+        contrast-checked colours) are the shop's; `locale` (the one used) and `purpose` are set.
         Raises jinja2.TemplateNotFound when no locale has the text template.
         """
         if _PURPOSE.fullmatch(purpose) is None:
@@ -181,7 +186,9 @@ class Templates:
         text_template, used = self.first_template(
             shop, locale, lambda step: f"mail/{step}/{purpose}.txt.j2"
         )
-        values = {"shop_name": shop.name, **context, "locale": used, "purpose": purpose}
+        values = {"shop_name": shop.name, "site_url": shop.site_url, "logo_url": shop.logo_url,
+                  "brand": brand_of(shop.accent_color), **context,
+                  "locale": used, "purpose": purpose}
         subject = env.get_template(f"mail/{used}/{purpose}.subject.j2").render(values)
         text = text_template.render(values).strip("\n") + "\n"
         html_template = _find(env, f"mail/{used}/{purpose}.html.j2")
