@@ -5,16 +5,22 @@ footers, and every text colour of the HTML meeting WCAG AA on the background it 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from email.message import EmailMessage
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
+from mailrelay.app import Daemon
 from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
 from mailrelay.render import Templates
 from mailrelay.render.brand import brand_of, contrast
 
 from .conftest import ConfigFactory, second_shop
+from .mailtools import parsed, send, settle, text_of, trigger, via_sink
+from .sink import Sink
 
 MAIL = Path(str(files("mailrelay") / "templates" / "mail"))
 LOCALES = sorted(p.name for p in MAIL.iterdir() if (p / "invitation.txt.j2").is_file())
@@ -107,3 +113,33 @@ def test_the_invitation_footer_no_longer_puts_grey_on_grey(looks: Config) -> Non
     _text, html = render(looks, "bolt", "invitation", "en")
     footer = html[html.rindex('<p style="max-width:560px'):]
     assert "#6b7280" not in footer and "color:#4b5563" in footer
+
+
+async def test_a_sent_invitation_carries_the_look_of_its_own_shop_only(
+    looks: Config, clock: FrozenClock, sink: Sink
+) -> None:
+    """Two shops' triggers in by SMTP, both invitations out to a real SMTP sink: each in its
+    own shop's look, nothing of the other's."""
+    async with Daemon(via_sink(looks, sink), clock) as daemon:
+        await send(daemon, trigger(to="Jane Doe <jane@customer.example>"))
+        await send(daemon, trigger(to="Jo Roe <jo@customer.example>",
+                                   sender="Bolt Bikes <shop@bolt.example>"),
+                   "reviews+bolt@relay.test")
+        await settle(daemon)
+        clock.advance(timedelta(days=7))
+        assert await daemon.tick() == 2
+        await sink.wait_for(2)
+    mails = {rcpts[0]: parsed(raw) for _from, rcpts, raw in sink.messages}
+    acme, bolt = mails["jane@customer.example"], mails["jo@customer.example"]
+    acme_html, bolt_html = html_of(acme), html_of(bolt)
+    assert "ACME Shoes: https://acme.example/shop" in text_of(acme)
+    assert 'src="https://cdn.acme.example/logo.png" alt="ACME Shoes"' in acme_html
+    assert f'bgcolor="{brand_of(PALE).button}"' in acme_html
+    assert "acme.example" not in text_of(bolt) + bolt_html and "<img" not in bolt_html
+    assert f'bgcolor="{brand_of(DARK).button}"' in bolt_html
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
