@@ -5,13 +5,16 @@ web templates (templates_dir/web/…) used for that shop's pages only."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 
 from mailrelay.app import Daemon
+from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
+from mailrelay.edges.web.look import policy_with_logo
 from mailrelay.render.brand import brand_of
 
 from .conftest import ConfigFactory, second_shop
@@ -108,3 +111,21 @@ async def test_a_shops_templates_dir_replaces_its_web_page_and_not_another_shops
         assert status == 404 and "Our own page" not in html
         bolt = daemon.config.shop("bolt")
         assert daemon.web.templates.environment(bolt) is daemon.web.templates.environment(bolt)
+
+
+def test_only_a_plain_origin_of_the_logo_ever_reaches_the_csp(config: Config) -> None:
+    shop = config.shops[0]
+    policy = "default-src 'none'; img-src 'self' data:; frame-ancestors 'none'"
+    cases = {
+        "https://cdn.acme.example/a/logo.png": "img-src 'self' data: https://cdn.acme.example;",
+        "http://127.0.0.1:8080/logo.svg": "img-src 'self' data: http://127.0.0.1:8080;",
+        "https://user:secret@cdn.acme.example/l.png": "data: https://cdn.acme.example;",
+        "https://[::1]:8443/l.png": "img-src 'self' data: https://[::1]:8443;",
+    }
+    for url, expected in cases.items():
+        changed = policy_with_logo(policy, replace(shop, logo_url=url))
+        assert changed is not None and expected in changed, url
+    for hostile in ("https://a.example;script-src:*/x.png", "https://a.example,b/x.png"):
+        assert policy_with_logo(policy, replace(shop, logo_url=hostile)) is None
+    assert policy_with_logo(policy, replace(shop, logo_url=None)) is None
+    assert policy_with_logo(policy, None) is None
