@@ -86,13 +86,21 @@ async def form_with_errors(scene: Scene, page: Page) -> None:
     assert await page.locator("#error-summary").count() == 1
 
 
-async def invitation_email(scene: Scene, page: Page) -> None:
-    """The invitation email's HTML part as rendered for the shop, shown in the browser."""
+def email(purpose: str) -> Opener:
+    """The invitation (or reminder) email's HTML part as rendered for the shop."""
+
+    async def opener(scene: Scene, page: Page) -> None:
+        await show_email(scene, page, purpose)
+
+    return opener
+
+
+async def show_email(scene: Scene, page: Page, purpose: str) -> None:
     config = scene.daemon.config
     shop = config.shop(scene.shop)
     assert shop is not None
     view = InvitationView(
-        purpose="invitation", to_email="jane@customer.example", to_name="Jane Doe",
+        purpose=purpose, to_email="jane@customer.example", to_name="Jane Doe",
         locale=None, reference="#2111", review_url=f"{scene.base}/r/{scene.token}",
         unsubscribe_url=f"{scene.base}/u/{scene.unsubscribe}",
         products=[{"name": "Trail shoes"}, {"name": "Wool socks"}])
@@ -101,7 +109,7 @@ async def invitation_email(scene: Scene, page: Page) -> None:
     # Shown as a webmail would: a page of its own (not under our pages' CSP), here on the
     # logo's origin, since Chromium keeps an opaque origin from fetching loopback images.
     origin = urlsplit(shop.logo_url or scene.base)
-    inbox = f"{origin.scheme}://{origin.netloc}/inbox"
+    inbox = f"{origin.scheme}://{origin.netloc}/inbox/{purpose}"
     html = rendered_html(mail)
     await page.route(inbox, lambda route: route.fulfill(body=html, content_type="text/html"))
     await page.goto(inbox, wait_until="load")
@@ -114,7 +122,9 @@ PAGES = [
     AxePage("public", path(lambda s: f"/s/{s.shop}")),
     AxePage("unsubscribe", path(lambda s: f"/u/{s.unsubscribe}")),
     AxePage("not-found", path(lambda s: f"/s/{s.shop}/no-such-page", 404), logo=False),
-    AxePage("invitation-email", invitation_email, MAIL_RULES),
+    AxePage("not-found-in-shop", path(lambda s: f"/s/{s.shop}?page=99", 404)),
+    AxePage("invitation-email", email("invitation"), MAIL_RULES),
+    AxePage("reminder-email", email("reminder"), MAIL_RULES),
 ]
 
 
