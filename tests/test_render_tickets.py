@@ -296,7 +296,7 @@ def test_the_html_ticket_shows_the_marker_and_hides_the_key(config: Config) -> N
     hidden = f'<div style="display:none" data-mailrelay-key="{KEY}">mr:{KEY}</div>'
     assert hidden in html
     assert marker < html.index(hidden)
-    assert 'color:#9ca3af;">' + REPLY_MARKER in html  # visible, small and grey
+    assert 'color:#6b7280;">' + REPLY_MARKER in html  # visible, small, grey and AA on white
     assert f'href="{PUBLIC}#review-42"' in html
     assert f"[mr:{KEY}]" in html
 

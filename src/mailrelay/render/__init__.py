@@ -7,7 +7,12 @@ from mailrelay.render.invitation import invitation_mail
 from mailrelay.render.message import RenderedMail
 from mailrelay.render.notice import notice_mail
 from mailrelay.render.response import auto_response_text, response_mail
-from mailrelay.render.templates import Templates, normalize_locale, web_environment
+from mailrelay.render.templates import (
+    Templates,
+    WebTemplates,
+    normalize_locale,
+    web_environment,
+)
 from mailrelay.render.threads import thread_index
 from mailrelay.render.ticket import ticket_mail
 from mailrelay.render.views import (
@@ -26,6 +31,7 @@ __all__ = [
     "ReviewView",
     "Templates",
     "TicketView",
+    "WebTemplates",
     "auto_response_text",
     "clean_header",
     "invitation_mail",

@@ -26,10 +26,11 @@ from jinja2 import (
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.locales import ALIASES as LOCALE_ALIASES
 from mailrelay.core.locales import FALLBACK_LOCALE
+from mailrelay.render.brand import brand_of
 from mailrelay.render.headers import clean_header
 from mailrelay.render.localized import MAIL_FILTERS, MAIL_GLOBALS
 
-__all__ = ["FALLBACK_LOCALE", "Templates", "normalize_locale", "web_environment"]
+__all__ = ["FALLBACK_LOCALE", "Templates", "WebTemplates", "normalize_locale", "web_environment"]
 
 # Locales come from input (trigger mail, CSV): only this shape may ever become part of a path.
 _LOCALE: Final = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
@@ -73,14 +74,33 @@ def _loader(folder: str, templates_dir: Path | None) -> BaseLoader:
 
 def web_environment(templates_dir: Path | None = None) -> Environment:
     """The environment of the web pages (templates/web): autoescaped, and a missing variable
-    is an error, not an empty string."""
-    return Environment(
+    is an error, not an empty string. A page rendered without `shop` and `brand` looks neutral
+    (the default accent, no logo)."""
+    env = Environment(
         loader=_loader("web", templates_dir),
         autoescape=select_autoescape(["html.j2", "html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals.update(shop=None, brand=brand_of(None))
+    return env
+
+
+class WebTemplates:
+    """The web pages' environments, one per shop `templates_dir` (None = built-ins only), made
+    once: `<templates_dir>/web/<name>` replaces the built-in page of that name for that shop's
+    pages only; everything else (base.html.j2 too, unless replaced) comes from the package."""
+
+    def __init__(self) -> None:
+        self._environments: dict[Path | None, Environment] = {}
+
+    def environment(self, shop: ShopConfig | None = None) -> Environment:
+        key = shop.templates_dir if shop is not None else None
+        env = self._environments.get(key)
+        if env is None:
+            env = self._environments[key] = web_environment(key)
+        return env
 
 
 def _mail_environment(templates_dir: Path | None) -> Environment:
@@ -162,7 +182,8 @@ class Templates:
 
         The first locale of the chain that has `<purpose>.txt.j2` wins for all three files. Its
         `.subject.j2` is required; without an `.html.j2` the html_body is "" (text-only mail).
-        `shop_name` defaults to the shop's name; `locale` (the one used) and `purpose` are set.
+        `shop_name` defaults to the shop's name; `site_url`, `logo_url` and `brand` (its
+        contrast-checked colours) are the shop's; `locale` (the one used) and `purpose` are set.
         Raises jinja2.TemplateNotFound when no locale has the text template.
         """
         if _PURPOSE.fullmatch(purpose) is None:
@@ -171,7 +192,9 @@ class Templates:
         text_template, used = self.first_template(
             shop, locale, lambda step: f"mail/{step}/{purpose}.txt.j2"
         )
-        values = {"shop_name": shop.name, **context, "locale": used, "purpose": purpose}
+        values = {"shop_name": shop.name, "site_url": shop.site_url, "logo_url": shop.logo_url,
+                  "brand": brand_of(shop.accent_color), **context,
+                  "locale": used, "purpose": purpose}
         subject = env.get_template(f"mail/{used}/{purpose}.subject.j2").render(values)
         text = text_template.render(values).strip("\n") + "\n"
         html_template = _find(env, f"mail/{used}/{purpose}.html.j2")

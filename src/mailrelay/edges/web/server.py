@@ -29,11 +29,12 @@ from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
+from mailrelay.edges.web.look import brand_for, policy_with_logo
 from mailrelay.edges.web.products import ProductPages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
-from mailrelay.render import web_environment
+from mailrelay.render import WebTemplates
 from mailrelay.services import invitations, links, products, reviews
 from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
@@ -146,7 +147,8 @@ class WebApp:
                                  rate_window)
         self.addresses = ClientAddresses(config.http.trusted_proxies)
         self.strings = Strings()
-        self.env = web_environment()
+        self.templates = WebTemplates()  # per shop: its templates_dir may replace pages
+        self.env = self.templates.environment()
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
         self.app.add_routes([
@@ -209,21 +211,30 @@ class WebApp:
 
     def page(self, name: str, status: int, t: Translator,
              headers: Mapping[str, str] | None = None, **context: Any) -> web.Response:
-        html = self.env.get_template(name).render(t=t, lang=t.locale, **context)
+        """Template `name` of the page's `shop` (its templates_dir first), in its look: pass
+        shop=ShopConfig for every page of a shop; without one the page looks neutral."""
+        shop: ShopConfig | None = context.setdefault("shop", None)
+        env = self.templates.environment(shop)
+        html = env.get_template(name).render(t=t, lang=t.locale, brand=brand_for(shop),
+                                             **context)
         response = web.Response(text=html, status=status, content_type="text/html",
                                 charset="utf-8")
+        policy = policy_with_logo(SECURITY_HEADERS["Content-Security-Policy"], shop)
+        if policy is not None:
+            response.headers["Content-Security-Policy"] = policy
         if headers:
             response.headers.update(headers)
         return response
 
-    def not_found(self, t: Translator) -> web.Response:
-        return self.page("not_found.html.j2", 404, t, PRIVATE_HEADERS)
+    def not_found(self, t: Translator, shop: ShopConfig | None = None) -> web.Response:
+        return self.page("not_found.html.j2", 404, t, PRIVATE_HEADERS, shop=shop)
 
     def message(self, status: int, t: Translator, heading: str, *paragraphs: str,
                 link: tuple[str, str] | None = None,
-                headers: Mapping[str, str] | None = None) -> web.Response:
+                headers: Mapping[str, str] | None = None,
+                shop: ShopConfig | None = None) -> web.Response:
         return self.page("message.html.j2", status, t, {**PRIVATE_HEADERS, **(headers or {})},
-                         heading=heading, paragraphs=list(paragraphs), link=link)
+                         heading=heading, paragraphs=list(paragraphs), link=link, shop=shop)
 
     def _shop_of(self, invitation: InvitationRow | None) -> ShopConfig | None:
         return self.config.shop(invitation.shop) if invitation is not None else None
@@ -280,7 +291,8 @@ class WebApp:
             return self.not_found(visit.t)
         if self._expired(visit.invitation):
             t = visit.t
-            return self.message(410, t, t("expired.title"), t("expired.body"))
+            return self.message(410, t, t("expired.title"), t("expired.body"),
+                                shop=visit.shop)
         return None
 
     async def _review_target(
@@ -306,7 +318,7 @@ class WebApp:
         return self.message(
             status, t, t("locked.title"), t("locked.body", shop=shop.name),
             link=(links.public_url(self.config, shop.id, review_id),
-                  t("done.public_link", shop=shop.name)))
+                  t("done.public_link", shop=shop.name)), shop=shop)
 
     def _form(self, t: Translator, token: str, shop: ShopConfig, invitation: InvitationRow,
               review: ReviewRow | None, values: Mapping[str, str],
@@ -333,7 +345,7 @@ class WebApp:
             edit_notice = t("form.edit_notice", shop=shop.name,
                             date=t.date(created.astimezone(shop.timezone)))
         return self.page(
-            "review_form.html.j2", status, t, headers,
+            "review_form.html.j2", status, t, headers, shop=shop,
             shop_name=shop.name, reference=invitation.reference or "",
             verified=verified(invitation.method),
             values=values, errors=messages, anchors={**FIELD_ANCHORS, **product_anchors},
@@ -416,7 +428,7 @@ class WebApp:
             raise web.HTTPSeeOther(f"/r/{token}", headers=PRIVATE_HEADERS)
         rated = await self.store.aread(lambda q: q.product_reviews_of(review.id))
         return self.page(
-            "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop_name=shop.name,
+            "review_done.html.j2", 200, t, PRIVATE_HEADERS, shop=shop, shop_name=shop.name,
             updated=review.edits > 0, verified=verified(invitation.method),
             review=review, public_url=links.public_url(self.config, shop.id, review.id),
             product_reviews=product_form.rated_products(self.config, shop.id, rated),
@@ -451,7 +463,7 @@ class WebApp:
         t = self.strings.for_shop(shop.templates_dir if shop else None).translator(
             shop.locale if shop else None)
         if shop is None or listing is None or page > listing.pages:
-            return self.not_found(t)
+            return self.not_found(t, shop)
         summary = listing.summary
         count = int(summary.count)
         average = summary.average
@@ -485,7 +497,8 @@ class WebApp:
         if count:
             jsonld = Markup(script_json(self._jsonld(shop, summary, items)))  # noqa: S704
         return self.page(
-            "public.html.j2", 200, t, PUBLIC_HEADERS, shop_name=shop.name, count=count,
+            "public.html.j2", 200, t, PUBLIC_HEADERS, shop=shop, shop_name=shop.name,
+            count=count,
             average=t.decimal(average) if average is not None else "",
             average_value=average or 0, distribution=distribution, reviews=items, stars=stars,
             all_url=link(None), page_number=page, pages=listing.pages,
@@ -556,7 +569,7 @@ class WebApp:
     def _unsubscribe_page(self, invitation: InvitationRow, done: bool) -> web.Response:
         t = self._translator_for(invitation)
         shop = self._shop_of(invitation)
-        return self.page("unsubscribe.html.j2", 200, t, PRIVATE_HEADERS, done=done,
+        return self.page("unsubscribe.html.j2", 200, t, PRIVATE_HEADERS, done=done, shop=shop,
                          shop_name=shop.name if shop else invitation.shop,
                          email=mask(invitation.customer_email))
 
