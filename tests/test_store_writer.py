@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mailrelay.core.errors import StoreError
 from mailrelay.store import Queries, Store
 
 
@@ -108,3 +109,32 @@ def test_a_failing_pure_job_is_undone_whole_and_its_neighbours_still_commit(
     assert actions == ["good", "other"]
     # Without savepoints first; the failure sent the batch round again, guarded.
     assert runs == ["good", "bad", "good", "bad", "other"]
+
+
+def test_closing_the_store_waits_for_a_read_in_flight_and_refuses_later_reads(
+    tmp_path: Path,
+) -> None:
+    """A worker's read may still run in a thread when the daemon stops: closing its connection
+    under it once crashed the process (SQLite used after close)."""
+    store = Store(tmp_path / "s.db")
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def slow_read(q: Queries) -> int:
+        started.set()
+        release.wait(5)
+        return q.outbox_depth()
+
+    reader = threading.Thread(target=lambda: results.append(store.read(slow_read)))
+    reader.start()
+    assert started.wait(5)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # waiting for the read, not closing under it
+    release.set()
+    reader.join(5)
+    closer.join(5)
+    assert results == [0]
+    with pytest.raises(StoreError, match="is closed"):
+        store.read(lambda q: q.outbox_depth())

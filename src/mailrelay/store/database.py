@@ -44,6 +44,11 @@ class Store(GroupCommitWriter):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        #: Reads running now: `close` waits for them, since closing a connection another
+        #: thread is reading from crashes SQLite (a worker's read in flight at shutdown).
+        self._reads_done = threading.Condition(self._readers_lock)
+        self._active_reads = 0
+        self._closed = False
         super().__init__(conn)
 
     # reads
@@ -59,12 +64,21 @@ class Store(GroupCommitWriter):
 
     def read(self, fn: Callable[[Queries], T]) -> T:
         """Run `fn` against a consistent snapshot on this thread's read connection."""
-        conn = self._reader()
-        conn.execute("BEGIN")
+        with self._reads_done:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            self._active_reads += 1
         try:
-            return fn(Queries(conn))
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                return fn(Queries(conn))
+            finally:
+                conn.execute("COMMIT")
         finally:
-            conn.execute("COMMIT")
+            with self._reads_done:
+                self._active_reads -= 1
+                self._reads_done.notify_all()
 
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
@@ -96,7 +110,10 @@ class Store(GroupCommitWriter):
         """Finish queued writes, then close every connection."""
         if not self._stop_writer():
             return
-        with self._readers_lock:
+        with self._reads_done:
+            self._closed = True
+            # A read is a snapshot query, milliseconds long; the bound only guards a hang.
+            self._reads_done.wait_for(lambda: self._active_reads == 0, timeout=30)
             for conn in self._readers:
                 try:
                     conn.close()
