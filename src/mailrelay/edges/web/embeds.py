@@ -1,0 +1,155 @@
+"""What a shop puts on its own site: the badge (SVG) and the review widgets (HTML for an iframe).
+
+Each answers in `?locale=` or the shop's language, `?tag=` picks reviews by tag; framing is
+allowed to the shop's `embed_origins` only. ETags, 304s and caching: `embed_cache`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mailrelay.config import ShopConfig
+from mailrelay.core.models import verified
+from mailrelay.edges.web.contrast import GRAPHICS, TEXT, readable_on_white
+from mailrelay.edges.web.embed_cache import EmbedCache
+from mailrelay.edges.web.i18n import Translator
+from mailrelay.services import links
+from mailrelay.store import Queries, RatingSummary, ReviewRow, from_iso
+
+if TYPE_CHECKING:
+    from mailrelay.edges.web.server import WebApp
+
+WIDGET = "/s/{shop}/widget"
+BADGE = "/s/{shop}/badge.svg"
+#: Widgets and badge: revalidated on every use (the 304 is cheap, and a change shows at once).
+EMBED_CACHE_CONTROL = "public, no-cache"
+DEFAULT_LIMIT = 3
+MAX_LIMIT = 10
+MAX_TAG = 64
+#: The badge's size in CSS pixels: a site footer or an email signature.
+BADGE_SIZE = (200, 56)
+STAR_PATH = ("M10 .5L12.41 7.18L19.51 7.41L13.9 11.77L15.88 18.59L10 14.6L4.12 18.59L6.1 11.77"
+             "L.49 7.41L7.59 7.18Z")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A score as shown: the number in the locale, each star's filled part, the count."""
+
+    average: str
+    fills: tuple[float, ...]
+    count: int
+    count_text: str
+
+
+def star_fills(average: float | None) -> tuple[float, ...]:
+    """How much of each of the five stars is filled (4.3 → 1, 1, 1, 1, 0.3)."""
+    value = average or 0.0
+    return tuple(round(min(1.0, max(0.0, value - n)), 2) for n in range(5))
+
+
+def group_digits(t: Translator, n: int) -> str:
+    """1234 → "1,234" (en), "1.234" (de, da)."""
+    return f"{n:,}".replace(",", t("embeds.group"))
+
+
+def score(t: Translator, summary: RatingSummary) -> Score:
+    count = int(summary.count)
+    return Score(t.decimal(summary.average) if summary.average is not None else "",
+                 star_fills(summary.average), count,
+                 t.plural("embeds.reviews", count, count=group_digits(t, count)))
+
+
+def _query_text(request: web.Request, name: str, limit: int) -> str | None:
+    value = request.query.get(name, "").strip()
+    return value[:limit] if value else None
+
+
+def _limit(request: web.Request) -> int:
+    value = request.query.get("limit", "")
+    if value.isascii() and value.isdigit() and len(value) <= 2:
+        return max(1, min(MAX_LIMIT, int(value)))
+    return DEFAULT_LIMIT
+
+
+def frame_ancestors(shop: ShopConfig, policy: str) -> str:
+    """The site's CSP with framing allowed to the shop's embed origins ('none' without)."""
+    allowed = " ".join(shop.embed_origins) or "'none'"
+    return policy.replace("frame-ancestors 'none'", f"frame-ancestors {allowed}")
+
+
+def _latest(q: Queries, shop: str, tag: str | None,
+            limit: int) -> tuple[RatingSummary, list[ReviewRow]]:
+    return q.rating_summary(shop), q.list_reviews(shop=shop, reported=False, tag=tag,
+                                                  limit=limit, newest_first=True)
+
+
+class Embeds:
+    """The badge and widget routes, and the cache middleware in front of them."""
+
+    def __init__(self, app: WebApp, policy: str) -> None:
+        """`policy`: the site's Content-Security-Policy, to allow framing in."""
+        self.web = app
+        self.policy = policy
+        self.cache = EmbedCache(
+            app.config, lambda shop: app.store.aread(lambda q: q.shop_revision(shop)),
+            (WIDGET, BADGE))
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(WIDGET, self.widget), web.get(BADGE, self.badge)]
+
+    def _shop_and_language(self, request: web.Request) -> tuple[ShopConfig, Translator]:
+        shop = self.web.config.shop(request.match_info["shop"])
+        if shop is None:
+            raise web.HTTPNotFound()
+        t = self.web.strings.translator(request.query.get("locale"), shop.locale)
+        return shop, t
+
+    def _headers(self, shop: ShopConfig) -> dict[str, str]:
+        return {"Content-Security-Policy": frame_ancestors(shop, self.policy),
+                "Cache-Control": EMBED_CACHE_CONTROL}
+
+    def _colors(self, shop: ShopConfig) -> dict[str, str]:
+        return {"accent_text": readable_on_white(shop.accent_color, TEXT),
+                "accent_stars": readable_on_white(shop.accent_color, GRAPHICS)}
+
+    async def badge(self, request: web.Request) -> web.Response:
+        shop, t = self._shop_and_language(request)
+        summary = await self.web.store.aread(lambda q: q.rating_summary(shop.id))
+        shown = score(t, summary)
+        svg = self.web.env.get_template("embed_badge.svg.j2").render(
+            t=t, lang=t.locale, shop=shop, score=shown, star_path=STAR_PATH,
+            width=BADGE_SIZE[0], height=BADGE_SIZE[1], **self._colors(shop))
+        response = web.Response(text=svg, content_type="image/svg+xml", charset="utf-8")
+        response.headers.update(self._headers(shop))
+        return response
+
+    async def widget(self, request: web.Request) -> web.Response:
+        shop, t = self._shop_and_language(request)
+        tag, limit = _query_text(request, "tag", MAX_TAG), _limit(request)
+        summary, rows = await self.web.store.aread(lambda q: _latest(q, shop.id, tag, limit))
+        return self.render_widget(t, shop, summary, rows,
+                                  full_url=links.public_url(self.web.config, shop.id),
+                                  title=t("embeds.title", shop=shop.name))
+
+    def render_widget(self, t: Translator, shop: ShopConfig, summary: RatingSummary,
+                      rows: Sequence[ReviewRow], *, full_url: str, title: str) -> web.Response:
+        """The widget page: a score and the latest reviews, each linking to the full page."""
+        return self.web.page(
+            "embed_widget.html.j2", 200, t, self._headers(shop), shop=shop, title=title,
+            score=score(t, summary), reviews=[self._item(t, shop, row) for row in rows],
+            full_url=full_url, star_path=STAR_PATH, **self._colors(shop))
+
+    def _item(self, t: Translator, shop: ShopConfig, row: ReviewRow) -> dict[str, Any]:
+        created = from_iso(row.created_at)
+        local = created.astimezone(shop.timezone) if created else None
+        return {"id": row.id, "stars": row.stars, "title": row.title or "",
+                "text": row.text or "", "name": row.reviewer_name or t("public.anonymous"),
+                "verified": verified(row.method), "date": t.date(local) if local else "",
+                "datetime": local.isoformat() if local else "",
+                "url": links.public_url(self.web.config, shop.id, row.id),
+                "fills": star_fills(row.stars)}
