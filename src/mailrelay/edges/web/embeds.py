@@ -148,7 +148,8 @@ class Embeds:
         created = from_iso(row.created_at)
         local = created.astimezone(shop.timezone) if created else None
         return {"id": row.id, "stars": row.stars, "title": row.title or "",
-                "text": row.text or "", "name": row.reviewer_name or t("public.anonymous"),
+                "text": row.text or "", "response": row.response or "",
+                "name": row.reviewer_name or t("public.anonymous"),
                 "verified": verified(row.method), "date": t.date(local) if local else "",
                 "datetime": local.isoformat() if local else "",
                 "url": links.public_url(self.web.config, shop.id, row.id),
