@@ -9,7 +9,7 @@ sqlite-utils, `Queries.conn`.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
@@ -26,11 +26,15 @@ from mailrelay.store.rows import (
     NewInvitation,
     NewMail,
     NewMessage,
+    NewProductReview,
     NewReply,
     NewReview,
     NewShipment,
     NoteRow,
     OutboxRow,
+    ProductFigures,
+    ProductReviewListing,
+    ProductReviewRow,
     RatingSummary,
     ReplyKeyRow,
     ReplyRow,
@@ -338,6 +342,45 @@ class ReportStatements(Protocol):
     def replies_by_outcome(self) -> dict[str, int]: ...
 
 
+class ProductReviewStatements(Protocol):
+    """Product reviews (issue 13), linked to their service review, and figures per product.
+    Public means as on the public page: the service review is neither reported nor forgotten."""
+
+    def save_product_reviews(self, review_id: int, shop: str,
+                             items: Sequence[NewProductReview], now: datetime) -> None:
+        """Set a review's product reviews to `items` (by position `n`): new ones inserted,
+        changed ones updated (`updated_at` moves only when stars or text changed), and those
+        the customer no longer rates removed."""
+
+    def product_reviews_of(self, review_id: int) -> list[ProductReviewRow]:
+        """A service review's product reviews, in the trigger's order."""
+
+    def product_rating(self, shop: str, sku: str,
+                       tag: str | None = None) -> ProductFigures | None:
+        """One product's figures from its public reviews (those tagged `tag` only, if given);
+        None when no review at `shop` ever rated `sku` (an unknown product)."""
+
+    def product_reviews(self, shop: str, sku: str, *, tag: str | None = None,
+                        limit: int | None = None,
+                        offset: int = 0) -> list[ProductReviewListing]:
+        """One product's public reviews at `shop`, newest first, a page at a time."""
+
+    def shop_products(self, shop: str, *, tag: str | None = None,
+                      since: datetime | None = None,
+                      until: datetime | None = None) -> list[ProductFigures]:
+        """A shop's products that have public reviews (written in the window, tagged `tag`
+        if given), with their figures; most reviewed first, then by SKU."""
+
+    def list_product_reviews(
+        self, *, shop: str | None = None, sku: str | None = None, tag: str | None = None,
+        public: bool | None = True, since: datetime | None = None,
+        until: datetime | None = None, limit: int | None = None, offset: int = 0,
+    ) -> list[ProductReviewListing]:
+        """Product reviews with their service review's reviewer, method, time, response and
+        tags, newest first (feeds, the CLI). `public`: True those of the public page, False
+        the reported and forgotten ones, None all."""
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -348,6 +391,7 @@ class QueryInterface(
     SuppressionStatements,
     PrivacyStatements,
     ReportStatements,
+    ProductReviewStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

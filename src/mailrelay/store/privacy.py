@@ -82,6 +82,10 @@ class PrivacyQueries(InvitationQueries):
             " WHERE shop = ? AND created_at < ? AND reported = 1 AND text IS NOT NULL",
             (shop, c)).rowcount
         erased += self.conn.execute(
+            "UPDATE product_reviews SET text = NULL WHERE shop = ? AND created_at < ?"
+            " AND text IS NOT NULL AND review_id IN (SELECT id FROM reviews WHERE reported = 1)",
+            (shop, c)).rowcount
+        erased += self.conn.execute(
             "UPDATE notes SET body = '' WHERE created_at < ? AND body != '' AND review_id IN"
             " (SELECT id FROM reviews WHERE shop = ?)", (c, shop)).rowcount
         return erased
@@ -182,6 +186,8 @@ class PrivacyQueries(InvitationQueries):
             " title = NULL, text = NULL, reference = NULL, reported = 1,"
             " report_reason = 'erased on request', response_id = NULL, ticket_state = NULL"
             " WHERE id IN (SELECT value FROM json_each(?))", (reviews,))
+        run("product_reviews", "UPDATE product_reviews SET text = NULL"
+            " WHERE review_id IN (SELECT value FROM json_each(?))", (reviews,))
         for table in ("responses", "notes", "review_tags", "reply_keys"):
             run(table, f"DELETE FROM {table} WHERE review_id IN"  # noqa: S608
                 " (SELECT value FROM json_each(?))", (reviews,))

@@ -9,6 +9,7 @@ from mailrelay.store.invitations import InvitationQueries
 from mailrelay.store.messages import MessageQueries
 from mailrelay.store.outbox import OutboxQueries
 from mailrelay.store.privacy import PrivacyQueries
+from mailrelay.store.products import ProductReviewQueries
 from mailrelay.store.replies import ReplyQueries
 from mailrelay.store.reports import ReportQueries
 from mailrelay.store.reviews import ReviewQueries
@@ -19,6 +20,6 @@ from mailrelay.store.suppressions import SuppressionQueries
 class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
-    OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries,
+    OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

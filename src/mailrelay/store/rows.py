@@ -445,3 +445,77 @@ class CustomerContext:
     invitations: list[EarlierInvitation] = field(default_factory=list)
     replies: list[EarlierReply] = field(default_factory=list)
     status: list[MailStop] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class NewProductReview:
+    """A customer's rating of one product of the order, as the review form gave it; `n` is
+    the product's 1-based position in the trigger's list, the rest the product as named."""
+
+    n: int
+    stars: int
+    text: str | None
+    sku: str | None = None
+    name: str | None = None
+    url: str | None = None
+    image: str | None = None
+    gtin: str | None = None
+    mpn: str | None = None
+    brand: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductReviewRow:
+    """One `product_reviews` row: a product's rating within one service review."""
+
+    id: int
+    review_id: int
+    shop: str
+    sku: str | None
+    n: int
+    name: str | None
+    url: str | None
+    image: str | None
+    gtin: str | None
+    mpn: str | None
+    brand: str | None
+    stars: int
+    text: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductReviewListing:
+    """A product review with what pages and feeds show of its service review: the reviewer's
+    name, how the review came (`method`), when it was written and its public response."""
+
+    product: ProductReviewRow
+    reviewer_name: str | None
+    method: str
+    locale: str | None
+    review_created_at: str
+    review_updated_at: str | None
+    response: str | None
+    responded_at: str | None
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFigures:
+    """One product of a shop with the figures of its public product reviews: how many, their
+    average, stars "1".."5", the newest one's time. Name, url, image and identifiers are the
+    newest ones the shop's triggers gave."""
+
+    shop: str
+    sku: str
+    name: str | None
+    url: str | None
+    image: str | None
+    gtin: str | None
+    mpn: str | None
+    brand: str | None
+    count: int
+    average: float | None
+    distribution: dict[str, int]
+    last_reviewed_at: str | None

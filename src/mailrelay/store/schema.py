@@ -323,9 +323,25 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.table("shipments").add_column("reply_to", str)
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """Product reviews (issue 13): a star rating and text per product of the order, given with
+    the service review and linked to it; `n` is the product's 1-based position in the
+    trigger's list, the identity columns are the product as the trigger named it."""
+    db.execute(
+        "CREATE TABLE product_reviews (id INTEGER PRIMARY KEY,"
+        " review_id INTEGER NOT NULL REFERENCES reviews(id), shop TEXT NOT NULL, sku TEXT,"
+        " n INTEGER NOT NULL, name TEXT, url TEXT, image TEXT, gtin TEXT, mpn TEXT,"
+        " brand TEXT, stars INTEGER NOT NULL, text TEXT, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL)")
+    db.execute("CREATE UNIQUE INDEX idx_product_reviews_review ON product_reviews(review_id, n)")
+    # The product pages and feeds: one product of one shop, newest first.
+    db.execute(
+        "CREATE INDEX idx_product_reviews_sku ON product_reviews(shop, sku, created_at)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7,
+    _migration_7, _migration_8,
 )
 
 
