@@ -20,7 +20,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.edges.web.contrast import contrast_on_white, readable_on_white
 from mailrelay.edges.web.embeds import star_fills
 from mailrelay.services import reviews
-from mailrelay.store import ReviewText
+from mailrelay.store import NewProductReview, ReviewText
 
 from .conftest import ConfigFactory, second_shop
 from .test_web_reviews import CSP, Page
@@ -408,3 +408,55 @@ async def test_a_revision_read_started_before_a_request_is_never_its_answer() ->
     assert {await r for r in late} == {"new"}
     assert started == ["old", "new"]  # the five late ones shared one read
     assert await revisions.get("acme") == "new"
+
+
+# --- the product widget -------------------------------------------------------------------------
+
+
+async def rate_product(daemon: Daemon, review_id: int, shop: str, stars: int, text: str,
+                       sku: str = "BOOT-42") -> None:
+    now = daemon.clock.now()
+    item = NewProductReview(n=1, stars=stars, text=text, sku=sku, name="Trail boot")
+    await daemon.store.write(lambda q: q.save_product_reviews(review_id, shop, [item], now))
+
+
+async def test_the_product_widget_shows_that_products_score_and_reviews_only(
+    daemon: Daemon, http: aiohttp.ClientSession,
+) -> None:
+    await rate_product(daemon, await add_review(daemon, 1), "acme", 5, "Boots fit like a glove")
+    await rate_product(daemon, await add_review(daemon, 2), "acme", 4, "Good boots, stiff laces")
+    await rate_product(daemon, await add_review(daemon, 3), "acme", 2, "Socks wore thin",
+                       sku="SOCK-7")
+    await rate_product(daemon, await add_review(daemon, 4, shop="bolt"), "bolt", 1,
+                       "Bolt sells a boot of the same SKU")
+    status, headers, html = await get(http, daemon, "/s/acme/p/BOOT-42/widget")
+    assert status == 200
+    assert headers["Content-Security-Policy"] == EMBED_CSP
+    assert "Customer reviews of Trail boot" in html
+    assert "2 reviews" in html and ">4.5<" in html
+    assert "Boots fit like a glove" in html and "stiff laces" in html
+    assert "Socks wore thin" not in html and "Bolt sells" not in html
+    assert Page(html).find("a", href="http://reviews.test/s/acme/p/BOOT-42")
+    status, _headers, html = await get(http, daemon, "/s/bolt/p/BOOT-42/widget")
+    assert "Bolt sells" in html and "Boots fit" not in html
+    assert "1 Bewertung" in html
+    for path in ("/s/acme/p/NO-SUCH/widget", "/s/nobody/p/BOOT-42/widget"):
+        status, _headers, _body = await get(http, daemon, path)
+        assert status == 404, path
+
+
+async def test_a_product_review_changes_the_product_widgets_etag_and_body(
+    daemon: Daemon, http: aiohttp.ClientSession,
+) -> None:
+    first = await add_review(daemon, 1)
+    await rate_product(daemon, first, "acme", 5, "Boots fit like a glove")
+    path = "/s/acme/p/BOOT-42/widget"
+    _status, headers, before = await get(http, daemon, path)
+    status, _headers, _body = await get(http, daemon, path, If_None_Match=headers["ETag"])
+    assert status == 304
+    assert isinstance(daemon.clock, FrozenClock)
+    daemon.clock.advance(timedelta(days=30))
+    await rate_product(daemon, first, "acme", 3, "After a month: they pinch")
+    status, after_headers, after = await get(http, daemon, path, If_None_Match=headers["ETag"])
+    assert status == 200 and after_headers["ETag"] != headers["ETag"]
+    assert "they pinch" in after and "glove" not in after

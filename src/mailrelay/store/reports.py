@@ -146,15 +146,18 @@ class ReportQueries(SuppressionQueries):
 
     def shop_revision(self, shop: str) -> str:
         """A fingerprint of everything a shop's public pages show of its reviews: it changes
-        with every new or edited review, response, report, unreport, tag and erasure.
+        with every new or edited review or product review, response, report, unreport, tag
+        and erasure.
 
         Read for each embed request before rendering, so it only walks the shop's rows of
-        the (shop, created_at) index and their primary keys.
+        the (shop, created_at) and (shop, sku, created_at) indexes and their primary keys.
         """
         row = self.conn.execute(
             "SELECT count(*), max(id), max(updated_at), max(response_id), max(reported_at),"
             " total(reported), total(edits), (SELECT count(*) || '/' || max(t.rowid)"
-            " FROM review_tags t JOIN reviews x ON x.id = t.review_id WHERE x.shop = ?1)"
+            " FROM review_tags t JOIN reviews x ON x.id = t.review_id WHERE x.shop = ?1),"
+            " (SELECT count(*) || '/' || max(id) || '/' || max(updated_at)"
+            " FROM product_reviews WHERE shop = ?1)"
             " FROM reviews WHERE shop = ?1", (shop,)).fetchone()
         return "|".join("" if value is None else str(value) for value in row)
 

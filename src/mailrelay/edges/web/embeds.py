@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -18,12 +19,20 @@ from mailrelay.edges.web.contrast import GRAPHICS, TEXT, readable_on_white
 from mailrelay.edges.web.embed_cache import EmbedCache
 from mailrelay.edges.web.i18n import Translator
 from mailrelay.services import links
-from mailrelay.store import Queries, RatingSummary, ReviewRow, from_iso
+from mailrelay.store import (
+    ProductFigures,
+    ProductReviewListing,
+    Queries,
+    RatingSummary,
+    ReviewRow,
+    from_iso,
+)
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
 
 WIDGET = "/s/{shop}/widget"
+PRODUCT_WIDGET = "/s/{shop}/p/{sku}/widget"
 BADGE = "/s/{shop}/badge.svg"
 #: Widgets and badge: revalidated on every use (the 304 is cheap, and a change shows at once).
 EMBED_CACHE_CONTROL = "public, no-cache"
@@ -57,10 +66,8 @@ def group_digits(t: Translator, n: int) -> str:
     return f"{n:,}".replace(",", t("embeds.group"))
 
 
-def score(t: Translator, summary: RatingSummary) -> Score:
-    count = int(summary.count)
-    return Score(t.decimal(summary.average) if summary.average is not None else "",
-                 star_fills(summary.average), count,
+def score(t: Translator, count: int, average: float | None) -> Score:
+    return Score(t.decimal(average) if average is not None else "", star_fills(average), count,
                  t.plural("embeds.reviews", count, count=group_digits(t, count)))
 
 
@@ -88,6 +95,14 @@ def _latest(q: Queries, shop: str, tag: str | None,
                                                   limit=limit, newest_first=True)
 
 
+def _latest_of_product(q: Queries, shop: str, sku: str, tag: str | None, limit: int,
+                       ) -> tuple[ProductFigures | None, list[ProductReviewListing]]:
+    figures = q.product_rating(shop, sku)
+    if figures is None:
+        return None, []
+    return figures, q.product_reviews(shop, sku, tag=tag, limit=limit)
+
+
 class Embeds:
     """The badge and widget routes, and the cache middleware in front of them."""
 
@@ -97,10 +112,11 @@ class Embeds:
         self.policy = policy
         self.cache = EmbedCache(
             app.config, lambda shop: app.store.aread(lambda q: q.shop_revision(shop)),
-            (WIDGET, BADGE))
+            (WIDGET, PRODUCT_WIDGET, BADGE))
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(WIDGET, self.widget), web.get(BADGE, self.badge)]
+        return [web.get(WIDGET, self.widget), web.get(PRODUCT_WIDGET, self.product_widget),
+                web.get(BADGE, self.badge)]
 
     def _shop_and_language(self, request: web.Request) -> tuple[ShopConfig, Translator]:
         shop = self.web.config.shop(request.match_info["shop"])
@@ -120,7 +136,7 @@ class Embeds:
     async def badge(self, request: web.Request) -> web.Response:
         shop, t = self._shop_and_language(request)
         summary = await self.web.store.aread(lambda q: q.rating_summary(shop.id))
-        shown = score(t, summary)
+        shown = score(t, summary.count, summary.average)
         svg = self.web.env.get_template("embed_badge.svg.j2").render(
             t=t, lang=t.locale, shop=shop, score=shown, star_path=STAR_PATH,
             width=BADGE_SIZE[0], height=BADGE_SIZE[1], **self._colors(shop))
@@ -132,25 +148,55 @@ class Embeds:
         shop, t = self._shop_and_language(request)
         tag, limit = _query_text(request, "tag", MAX_TAG), _limit(request)
         summary, rows = await self.web.store.aread(lambda q: _latest(q, shop.id, tag, limit))
-        return self.render_widget(t, shop, summary, rows,
-                                  full_url=links.public_url(self.web.config, shop.id),
-                                  title=t("embeds.title", shop=shop.name))
+        return self.render_widget(
+            t, shop, score(t, summary.count, summary.average),
+            [self._item(t, shop, row) for row in rows],
+            full_url=links.public_url(self.web.config, shop.id),
+            title=t("embeds.title", shop=shop.name))
 
-    def render_widget(self, t: Translator, shop: ShopConfig, summary: RatingSummary,
-                      rows: Sequence[ReviewRow], *, full_url: str, title: str) -> web.Response:
+    async def product_widget(self, request: web.Request) -> web.Response:
+        shop, t = self._shop_and_language(request)
+        sku = request.match_info["sku"]
+        tag, limit = _query_text(request, "tag", MAX_TAG), _limit(request)
+        figures, listings = await self.web.store.aread(
+            lambda q: _latest_of_product(q, shop.id, sku, tag, limit))
+        if figures is None:
+            raise web.HTTPNotFound()
+        page = f"{links.public_url(self.web.config, shop.id)}/p/{quote(sku, safe='')}"
+        return self.render_widget(
+            t, shop, score(t, figures.count, figures.average),
+            [self._product_item(t, shop, listing, page) for listing in listings],
+            full_url=page, title=t("embeds.product_title", product=figures.name or sku))
+
+    def render_widget(self, t: Translator, shop: ShopConfig, shown: Score,
+                      items: Sequence[dict[str, Any]], *, full_url: str,
+                      title: str) -> web.Response:
         """The widget page: a score and the latest reviews, each linking to the full page."""
         return self.web.page(
             "embed_widget.html.j2", 200, t, self._headers(shop), shop=shop, title=title,
-            score=score(t, summary), reviews=[self._item(t, shop, row) for row in rows],
-            full_url=full_url, star_path=STAR_PATH, **self._colors(shop))
+            score=shown, reviews=items, full_url=full_url, star_path=STAR_PATH,
+            **self._colors(shop))
+
+    def _when(self, t: Translator, shop: ShopConfig, stamp: str) -> dict[str, str]:
+        created = from_iso(stamp)
+        local = created.astimezone(shop.timezone) if created else None
+        return {"date": t.date(local) if local else "",
+                "datetime": local.isoformat() if local else ""}
+
+    def _product_item(self, t: Translator, shop: ShopConfig, listing: ProductReviewListing,
+                      page: str) -> dict[str, Any]:
+        product = listing.product
+        return {"id": f"p{product.id}", "stars": product.stars, "title": "",
+                "text": product.text or "", "response": listing.response or "",
+                "name": listing.reviewer_name or t("public.anonymous"),
+                "verified": verified(listing.method), "url": page,
+                "fills": star_fills(product.stars),
+                **self._when(t, shop, listing.review_created_at)}
 
     def _item(self, t: Translator, shop: ShopConfig, row: ReviewRow) -> dict[str, Any]:
-        created = from_iso(row.created_at)
-        local = created.astimezone(shop.timezone) if created else None
         return {"id": row.id, "stars": row.stars, "title": row.title or "",
                 "text": row.text or "", "response": row.response or "",
                 "name": row.reviewer_name or t("public.anonymous"),
-                "verified": verified(row.method), "date": t.date(local) if local else "",
-                "datetime": local.isoformat() if local else "",
+                "verified": verified(row.method),
                 "url": links.public_url(self.web.config, shop.id, row.id),
-                "fills": star_fills(row.stars)}
+                "fills": star_fills(row.stars), **self._when(t, shop, row.created_at)}
