@@ -8,19 +8,24 @@ import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.web.contrast import contrast_on_white, readable_on_white
 from mailrelay.edges.web.embeds import star_fills
+from mailrelay.edges.web.server import WebApp
 from mailrelay.services import reviews
-from mailrelay.store import NewProductReview, ReviewText
+from mailrelay.store import NewProductReview, ReviewText, Store
 
 from .conftest import ConfigFactory, second_shop
 from .test_web_reviews import CSP, Page
@@ -460,3 +465,35 @@ async def test_a_product_review_changes_the_product_widgets_etag_and_body(
     status, after_headers, after = await get(http, daemon, path, If_None_Match=headers["ETag"])
     assert status == 200 and after_headers["ETag"] != headers["ETag"]
     assert "they pinch" in after and "glove" not in after
+
+
+async def test_a_json_route_added_later_gets_cors_etag_and_304_without_knowing(
+    config: Config, clock: FrozenClock, tmp_path: Path, http: aiohttp.ClientSession,
+) -> None:
+    """Another feature's /s/<shop>/….json route is covered by the middleware, not by itself."""
+    calls = 0
+
+    async def extra(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.json_response({"shop": request.match_info["shop"]})
+
+    with Store(tmp_path / "extra.db") as store:
+        app = WebApp(replace(config, http=replace(config.http, port=0)), store,
+                     TokenSigner(b"k" * 32), clock)
+        app.app.router.add_get("/s/{shop}/extra.json", extra)
+        await app.start()
+        try:
+            url = f"http://127.0.0.1:{app.port}/s/acme/extra.json"
+            async with http.get(url, headers={"Origin": SITE}) as resp:
+                assert resp.status == 200
+                assert resp.headers["Access-Control-Allow-Origin"] == SITE
+                assert resp.headers["Vary"] == "Origin"
+                etag = resp.headers["ETag"]
+            async with http.get(url, headers={"If-None-Match": etag}) as resp:
+                assert resp.status == 304
+            async with http.get(url) as resp:
+                assert resp.status == 200 and await resp.json() == {"shop": "acme"}
+            assert calls == 1  # the second 200 came from the cache
+        finally:
+            await app.stop()
