@@ -410,8 +410,10 @@ def test_accept_language_is_read_by_weight() -> None:
 
 
 def test_every_locale_has_every_english_text() -> None:
-    english = json.loads((I18N / "en.json").read_text(encoding="utf-8"))
     for path in I18N.glob("*.json"):
+        # <locale>.json against en.json, <locale>.<area>.json against en.<area>.json
+        area = path.name.split(".", 1)[1]
+        english = json.loads((I18N / f"en.{area}").read_text(encoding="utf-8"))
         table = json.loads(path.read_text(encoding="utf-8"))
         assert set(table) == set(english), path.name
 
