@@ -497,3 +497,21 @@ async def test_a_json_route_added_later_gets_cors_etag_and_304_without_knowing(
             assert calls == 1  # the second 200 came from the cache
         finally:
             await app.stop()
+
+
+async def test_an_origin_written_in_capitals_in_the_config_still_matches(
+    make_config: ConfigFactory, clock: FrozenClock, http: aiohttp.ClientSession,
+) -> None:
+    config = make_config(shop_extra='embed_origins = ["https://Shop.ACME.example"]')
+    async with Daemon(config, clock) as daemon:
+        _status, headers, _body = await get(http, daemon, "/s/acme/reviews.json",
+                                            Origin="https://shop.acme.example")
+    assert headers["Access-Control-Allow-Origin"] == "https://shop.acme.example"
+
+
+def test_the_demo_shop_lets_the_walk_through_site_frame_its_widget() -> None:
+    """README step 9: a page served on 127.0.0.1:8000 embeds the demo shop's widget."""
+    from mailrelay.config import defaults
+
+    [demo] = defaults().shops
+    assert demo.embed_origins == ("http://127.0.0.1:8000",)

@@ -92,6 +92,9 @@ class EmbedCache:
         self.embed_routes = frozenset(embed_routes)
         self.bodies = BodyCache()
         self._marks = {shop.id: _shop_mark(shop) for shop in config.shops}
+        # Browsers send scheme and host in lower case; the config may not have them so.
+        self._origins = {shop.id: frozenset(origin.lower() for origin in shop.embed_origins)
+                         for shop in config.shops}
         #: Each route's headers as last rendered, for the 304s that stand for it.
         self._repeated: dict[str, tuple[tuple[str, str], ...]] = {}
 
@@ -140,7 +143,7 @@ class EmbedCache:
         """Only an origin the shop listed may read its JSON; caches keep answers apart."""
         headers: dict[str, str] = {hdrs.VARY: "Origin"}
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is not None and origin in shop.embed_origins:
+        if origin is not None and origin.lower() in self._origins[shop.id]:
             headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
             headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "ETag"
         return headers
