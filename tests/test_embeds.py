@@ -515,3 +515,17 @@ def test_the_demo_shop_lets_the_walk_through_site_frame_its_widget() -> None:
 
     [demo] = defaults().shops
     assert demo.embed_origins == ("http://127.0.0.1:8000",)
+
+
+async def test_a_304_repeats_its_own_shops_headers_never_another_shops(
+    daemon: Daemon, http: aiohttp.ClientSession,
+) -> None:
+    for path in ("/s/bolt/widget", "/s/acme/widget"):
+        status, headers, _body = await get(http, daemon, path)
+    _status, bolt, _body = await get(http, daemon, "/s/bolt/widget")
+    await get(http, daemon, "/s/acme/widget")  # acme's was rendered last
+    status, headers, _body = await get(http, daemon, "/s/bolt/widget",
+                                       If_None_Match=bolt["ETag"])
+    assert status == 304
+    assert headers["Content-Security-Policy"] == CSP  # bolt's: framed by no one
+    assert headers["Cache-Control"] == "public, no-cache"

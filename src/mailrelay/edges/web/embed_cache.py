@@ -95,8 +95,9 @@ class EmbedCache:
         # Browsers send scheme and host in lower case; the config may not have them so.
         self._origins = {shop.id: frozenset(origin.lower() for origin in shop.embed_origins)
                          for shop in config.shops}
-        #: Each route's headers as last rendered, for the 304s that stand for it.
-        self._repeated: dict[str, tuple[tuple[str, str], ...]] = {}
+        #: Each route's headers per shop as last rendered, for the 304s that stand for it
+        #: (per shop: one shop's frame-ancestors must never reach another's widget).
+        self._repeated: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
 
     def _is_json(self, canonical: str) -> bool:
         return canonical.startswith("/s/{shop}/") and canonical.endswith(".json")
@@ -118,7 +119,7 @@ class EmbedCache:
                            repr(sorted(request.query.items())), revision, self._marks[shop.id]))
         etag = '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
         if etag_matches(request.headers.get(hdrs.IF_NONE_MATCH), etag):
-            repeated = self._repeated.get(canonical,
+            repeated = self._repeated.get((canonical, shop.id),
                                           ((hdrs.CACHE_CONTROL, DEFAULT_CACHE_CONTROL),))
             return web.Response(status=304, headers={**dict(repeated), **cors,
                                                      hdrs.ETAG: etag})
@@ -134,7 +135,7 @@ class EmbedCache:
                 (name, value) for name, value in response.headers.items()
                 if name != hdrs.CONTENT_LENGTH))
             self.bodies.put(key, entry)
-            self._repeated[canonical] = tuple(
+            self._repeated[canonical, shop.id] = tuple(
                 (name, value) for name, value in entry.headers if name in REPEATED)
         return web.Response(body=entry.body, headers={**dict(entry.headers), **cors,
                                                       hdrs.ETAG: etag})
