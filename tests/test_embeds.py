@@ -529,3 +529,14 @@ async def test_a_304_repeats_its_own_shops_headers_never_another_shops(
     assert status == 304
     assert headers["Content-Security-Policy"] == CSP  # bolt's: framed by no one
     assert headers["Cache-Control"] == "public, no-cache"
+
+
+async def test_head_gets_the_headers_and_etag_without_a_body(
+    daemon: Daemon, http: aiohttp.ClientSession,
+) -> None:
+    await add_review(daemon, 1)
+    _status, got, _body = await get(http, daemon, "/s/acme/badge.svg")
+    async with http.head(f"{base(daemon)}/s/acme/badge.svg") as resp:
+        assert resp.status == 200
+        assert resp.headers["ETag"] == got["ETag"]
+        assert await resp.read() == b""
