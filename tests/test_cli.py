@@ -282,8 +282,8 @@ def test_the_readme_example_trigger_parses_as_the_walk_through_says() -> None:
 TEXTS_BY_LOCALE = {
     "de": "Vielen Dank für Ihre Bestellung. Ihr Paket wurde heute versandt und kommt bald an.",
     "da": "Tak for din ordre. Din pakke er afsendt i dag og bliver leveret inden for få dage.",
-    # French has no mail templates: the shop's locale (en) it is.
-    "en": "Merci pour votre commande. Votre colis a été expédié aujourd'hui et arrivera bientôt.",
+    # Portuguese has no mail templates: the shop's locale (en) it is.
+    "en": "Obrigado pela sua encomenda. O seu pacote foi enviado hoje e chegará em breve.",
 }
 
 

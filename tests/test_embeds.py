@@ -106,7 +106,7 @@ async def test_the_badge_speaks_the_shops_language_or_the_one_asked_for(
     _status, _headers, svg = await get(http, daemon, "/s/bolt/badge.svg")
     _root, title, texts = badge_parts(svg)
     assert texts == ["4,0", "1 Bewertung"]
-    assert title == "Bolt Bikes: mit 4,0 von 5 bewertet, aus 1 Bewertung"
+    assert title == "Bolt Bikes: 4,0 von 5 Sternen bei 1 Bewertung"
     await add_review(daemon, 2, 5, shop="bolt")
     _status, _headers, svg = await get(http, daemon, "/s/bolt/badge.svg?locale=da")
     root, _title, texts = badge_parts(svg)
@@ -119,13 +119,17 @@ async def test_the_badge_speaks_the_shops_language_or_the_one_asked_for(
 
 
 def test_counts_are_grouped_and_stars_filled_per_locale() -> None:
-    from mailrelay.edges.web.embeds import group_digits
+    from mailrelay.edges.web.embeds import score
     from mailrelay.edges.web.i18n import Strings
 
     strings = Strings()
-    assert group_digits(strings.translator("en"), 1234567) == "1,234,567"
-    assert group_digits(strings.translator("de"), 1234) == "1.234"
-    assert group_digits(strings.translator("da"), 1234) == "1.234"
+    assert score(strings.translator("en"), 1234567, 4.25).count_text == "1,234,567 reviews"
+    assert score(strings.translator("de"), 1234, 4.25).count_text == "1.234 Bewertungen"
+    assert score(strings.translator("sv"), 1234, None).count_text == "1\xa0234 omdömen"
+    polish = strings.translator("pl")
+    assert [score(polish, n, 4.0).count_text for n in (1, 3, 5, 22)] == [
+        "1 opinia", "3 opinie", "5 opinii", "22 opinie"]
+    assert score(strings.translator("fr"), 1, 4.25).average == "4,2"
     assert star_fills(None) == (0, 0, 0, 0, 0)
     assert star_fills(3.75) == (1, 1, 1, 0.75, 0)
 

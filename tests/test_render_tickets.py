@@ -196,8 +196,8 @@ def test_the_ticket_text_shows_the_whole_review(config: Config) -> None:
     assert "  The parcel came two weeks late.\n\n  The shoes are fine though.\n" in text
     assert "Ann Lee" in text and "ann@customer.example" in text and "#1057" in text
     assert "verified buyer" in text
-    assert "Delivered:   2026-11-10" in text
-    assert "Written:     2026-11-20 09:00 UTC" in text
+    assert "Delivered:   Nov 10, 2026" in text
+    assert "Written:     Nov 20, 2026, 9:00\u202fAM UTC" in text
     assert "Language:    de-DE" in text
     assert "  - Trail Runner 2 (SKU TR2)" in text
     assert f"Public page: {PUBLIC}\n" in text
@@ -225,8 +225,8 @@ def test_times_are_shown_in_the_shop_time_zone(make_config: ConfigFactory) -> No
     )  # fmt: skip
     mail = ticket_mail(Templates(config), config, berlin, view, now=NOW)
     text = rendered_text(mail)
-    assert "Verfasst:    2026-11-20 10:00 CET" in text
-    assert "Zugestellt:  2026-11-10" in text  # 23:30 UTC is the next day in Berlin
+    assert "Verfasst:    20.11.2026, 10:00 CET" in text
+    assert "Zugestellt:  10.11.2026" in text  # 23:30 UTC is the next day in Berlin
     assert "Diese Bewertung" not in text  # no separate review link: the public page only
 
 
@@ -249,14 +249,14 @@ def test_the_customer_context_lists_recent_items_and_says_none_when_empty(
         "replies": [{"review_id": 7, "body": "Thank you, Ann!", "created_at": "2026-10-02"}],
     }
     text = rendered_text(ticket(config, context=context))
-    assert '  - 2026-10-01  ★★★★★ (5/5) "Great shoes"\n' in text
-    assert '  - 2026-09-01   "Broken stars"\n' in text  # a bad star count is not fatal
-    assert "  - 2026-09-25  order #1001, sent\n" in text
+    assert '  - Oct 1, 2026  ★★★★★ (5/5) "Great shoes"\n' in text
+    assert '  - Sep 1, 2026   "Broken stars"\n' in text  # a bad star count is not fatal
+    assert "  - Sep 25, 2026  order #1001, sent\n" in text
     assert "  - not sent  no order reference, scheduled\n" in text
-    assert '  - 2026-10-02  "Thank you, Ann!"\n' in text
+    assert '  - Oct 2, 2026  "Thank you, Ann!"\n' in text
     assert "none" not in text.split("Customer context", 1)[1].split("How to answer")[0]
     html = rendered_html(ticket(config, context=context))
-    assert "2026-10-01 ★★★★★ (5/5) “Great shoes”" in html
+    assert "Oct 1, 2026 ★★★★★ (5/5) “Great shoes”" in html
     assert "<li>none</li>" not in html
 
 

@@ -70,7 +70,8 @@ EXPECTED = {
     "shipments": {"duplicate": 1, "rejected": 1, "scheduled": 3},
     "invitations_sent": 3,
     "reviews": 2,
-    "reviews_by_method": {"automatic": 2, "manual": 0, "link": 0},
+    "reviews_by_method": {"automatic": 2, "manual": 0, "link": 0, "basic": 0, "organic": 0,
+                          "embedded": 0},
     "reviews_from_invitations": 2,
     "conversion": 0.6667,
     "stars": {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1},
@@ -175,7 +176,8 @@ async def test_forget_leaves_no_trace_of_the_person_and_keeps_the_counts(
     # Bob's review is left out as on the public page (SPEC "Operators (issue 9)"), counted
     # as hidden; the shipments and invitations stay counted.
     assert json.loads(out)[0] == EXPECTED | {
-        "reviews": 1, "reviews_by_method": {"automatic": 1, "manual": 0, "link": 0},
+        "reviews": 1, "reviews_by_method": {"automatic": 1, "manual": 0, "link": 0, "basic": 0,
+                                            "organic": 0, "embedded": 0},
         "reviews_from_invitations": 1, "conversion": 0.3333,
         "stars": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 1}, "average": 5.0,
         "response_rate": 0.0, "median_first_response_s": None, "reviews_hidden": 1}

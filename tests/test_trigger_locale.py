@@ -22,9 +22,21 @@ DANISH = ("Hej Mette, tak for din ordre. Din pakke er afsendt i dag med GLS og b
           "inden for to til tre hverdage. Ordrenummer #1057.")
 ENGLISH = ("Hi John, thank you for your order. Your parcel was handed to the carrier today and "
            "should arrive within two to three working days. Order #1057.")
-FRENCH = ("Bonjour Marie, merci pour votre commande. Votre colis a été remis au transporteur "
-          "aujourd'hui et arrivera sous deux à trois jours ouvrés. Commande #1057.")
+#: A language mailrelay has no templates for (French was one until issue 13 made it built in).
+PORTUGUESE = ("Olá Maria, obrigado pela sua encomenda. O seu pacote foi entregue hoje à "
+              "transportadora e chegará dentro de dois a três dias úteis. Encomenda #1057.")
 TEXTS = {"de": GERMAN, "da": DANISH, "en": ENGLISH}
+#: Shipping notices in the languages issue 13 made built in, in our own words.
+MORE_TEXTS = {
+    "nb": ("Hei Ola, takk for bestillingen din. Pakken din ble sendt i dag med Posten og blir "
+           "levert innen to til tre virkedager. Ordrenummer #1057."),
+    "nl": ("Hallo Sanne, bedankt voor je bestelling. Je pakket is vandaag aan de vervoerder "
+           "overgedragen en wordt binnen twee tot drie werkdagen bezorgd. Bestelnummer #1057."),
+    "sv": ("Hej Anna, tack för din beställning. Ditt paket skickades i dag och levereras inom "
+           "två till tre arbetsdagar. Ordernummer #1057."),
+    "fi": ("Hei Matti, kiitos tilauksestasi. Pakettisi lähti tänään matkaan, ja se toimitetaan "
+           "kahden tai kolmen arkipäivän kuluessa. Tilausnumero #1057."),
+}
 
 
 def trigger(body: str, *extra: str, ctype: str = "text/plain", cte: str = "8bit") -> bytes:
@@ -76,12 +88,23 @@ def test_an_html_only_trigger_s_text_is_detected(cte: str, language: str) -> Non
     assert locale_of(raw) == (language, "detected")
 
 
+@pytest.mark.parametrize("language", sorted(MORE_TEXTS))
+def test_the_newer_built_in_languages_are_detected_and_danish_stays_danish(language: str) -> None:
+    assert locale_of(trigger(MORE_TEXTS[language])) == (language, "detected")
+    assert locale_of(trigger(DANISH)) == ("da", "detected")
+
+
+def test_a_norwegian_content_language_gets_bokmal() -> None:
+    raw = trigger(ENGLISH, "Content-Language: no-NO")
+    assert locale_of(raw) == ("nb", "content-language")
+
+
 @pytest.mark.parametrize("cte", ["8bit", "base64"])
 def test_a_language_without_templates_leaves_the_shop_s_locale(cte: str) -> None:
-    assert detect_language(FRENCH) == "fr"
-    assert locale_of(trigger(FRENCH, cte=cte)) == (None, None)
-    assert locale_of(trigger(html(FRENCH, "fr"), ctype="text/html", cte=cte)) == (None, None)
-    assert locale_of(trigger(FRENCH, "Content-Language: fr-FR", cte=cte)) == (None, None)
+    assert detect_language(PORTUGUESE) == "pt"
+    assert locale_of(trigger(PORTUGUESE, cte=cte)) == (None, None)
+    assert locale_of(trigger(html(PORTUGUESE, "pt"), ctype="text/html", cte=cte)) == (None, None)
+    assert locale_of(trigger(PORTUGUESE, "Content-Language: pt-PT", cte=cte)) == (None, None)
 
 
 def test_a_text_too_short_to_tell_leaves_the_shop_s_locale() -> None:
@@ -99,7 +122,7 @@ def test_content_language_beats_html_lang_and_the_text() -> None:
 
 
 def test_an_unshipped_content_language_falls_through_to_the_next_source() -> None:
-    raw = trigger(html(ENGLISH, "da"), "Content-Language: fr, it", ctype="text/html")
+    raw = trigger(html(ENGLISH, "da"), "Content-Language: pt, ro", ctype="text/html")
     assert locale_of(raw) == ("da", "html-lang")
     assert locale_of(trigger(GERMAN, "Content-Language: pt-BR")) == ("de", "detected")
 
@@ -124,11 +147,13 @@ def test_the_full_reading_finds_the_same_locale_as_the_fast_one() -> None:
 
 def test_mapping_and_html_lang() -> None:
     shipped = shipped_locales()
-    assert {"en", "de", "da"} <= shipped
+    assert shipped == {"en", "de", "da", "nl", "sv", "nb", "fi", "fr", "es", "it", "pl"}
     assert map_locale("de-AT", shipped) == "de"
     assert map_locale("DA_dk", shipped) == "da"
-    assert map_locale("fr;q=1, da;q=0.5", shipped) == "da"
-    assert map_locale("fr", shipped) is None
+    assert map_locale("pt;q=1, da;q=0.5", shipped) == "da"
+    assert map_locale("no-NO", shipped) == "nb"
+    assert map_locale("nn", shipped) == "nb"
+    assert map_locale("pt", shipped) is None
     assert map_locale(None, shipped) is None
     assert html_lang(["<HTML xml:lang='x' LANG='da-DK'>"]) == "da-DK"
     assert html_lang(["<p lang='de'>no html element</p>"]) is None

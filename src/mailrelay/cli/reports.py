@@ -14,6 +14,7 @@ import click
 from mailrelay.cli.options import config_option, format_option, parse_when, user_errors
 from mailrelay.cli.resources import known_shop, load_config, open_store, output_format
 from mailrelay.core.clock import SystemClock
+from mailrelay.core.models import REQUESTED_METHODS
 from mailrelay.core.output import render
 from mailrelay.store import Queries
 
@@ -73,7 +74,9 @@ def stats(config_path: Path | None, shop_id: str | None, since: str | None, unti
 def _stats_text(row: dict[str, Any]) -> str:
     """One shop's figures for people, each saying what it counts."""
     ships = ", ".join(f"{k} {v}" for k, v in row["shipments"].items()) or "none"
-    methods = ", ".join(f"{k} {v}" for k, v in row["reviews_by_method"].items())
+    # The ways a customer asks for a link on the shop's form are shown once a review came so.
+    methods = ", ".join(f"{k} {v}" for k, v in row["reviews_by_method"].items()
+                        if v or k not in REQUESTED_METHODS)
     hidden = f"; {row['reviews_hidden']} hidden: reported or forgotten" if row[
         "reviews_hidden"] else ""
     answered = row["reviews_from_invitations"]

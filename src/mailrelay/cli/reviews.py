@@ -23,6 +23,7 @@ from mailrelay.cli.resources import (
 from mailrelay.cli.subcommands import row_command
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
+from mailrelay.core.models import InvitationMethod
 from mailrelay.core.output import localize, render
 from mailrelay.services.reviews import unreport
 from mailrelay.store import Queries
@@ -33,7 +34,13 @@ REVIEW_FIELDS = (
 )
 #: What a person reads in the table (JSON and CSV have every field).
 REVIEW_COLUMNS = ("id", "shop", "stars", "title", "text", "reviewer_name", "reference",
-                  "created_at", "response", "reported", "tags")
+                  "method", "created_at", "response", "reported", "tags")
+#: How a review came: verified buyers (automatic, manual), a generated link, or a link the
+#: customer asked for on the shop's form (basic, organic, embedded).
+METHOD_OPTION = click.option(
+    "--method", type=click.Choice([str(m) for m in InvitationMethod]),
+    help="Only reviews that came this way: automatic, manual (verified buyers), link, or basic,"
+         " organic, embedded (the customer asked on the shop's form).")
 
 
 def _stars_range(text: str | None) -> tuple[int, int] | None:
@@ -60,12 +67,14 @@ def _stars_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--search", help="Text to find in title, text, name, email or reference.")
 @click.option("--since", help="From this date (2026-11-01) or this long ago (30d).")
 @click.option("--until", help="Up to this date (inclusive) or this long ago.")
+@METHOD_OPTION
 @format_option
 @click.pass_context
 @user_errors
 def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, stars: str | None,
             replied: bool | None, reported: bool, tag: str | None, search: str | None,
-            since: str | None, until: str | None, fmt: str | None) -> None:
+            since: str | None, until: str | None, method: str | None,
+            fmt: str | None) -> None:
     """List reviews with their current public response; subcommands act on one."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
@@ -78,7 +87,7 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     stop = parse_when(until, now, tz, end=True) if until else None
     print_listing(config, lambda q: q.list_reviews(
         shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
-        tag=tag, search=search, since=start, until=stop), REVIEW_FIELDS, fmt,
+        tag=tag, search=search, since=start, until=stop, method=method), REVIEW_FIELDS, fmt,
         table_fields=REVIEW_COLUMNS)
 
 
@@ -162,16 +171,18 @@ def reviews_unreport(config: Config, review_id: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
               show_default=True, help="File format.")
 @click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 BOM (for spreadsheets).")
+@METHOD_OPTION
 @user_errors
 def export(config_path: Path | None, since: str | None, until: str | None, shop_id: str | None,
-           output: Path, fmt: str, bom: bool) -> None:
+           output: Path, fmt: str, bom: bool, method: str | None) -> None:
     """Export reviews with their current public response, one row each, oldest first.
 
     Every review, reported (hidden) and forgotten (anonymous) ones included: the `reported`
     column says which. Columns: id, shop, stars, title, text, reviewer_name, customer_email,
-    reference, method (automatic, manual or link), created_at, response, responded_at,
-    reported, report_reason, tags. Times are ISO 8601 in the shop's time zone. In CSV, tags
-    are joined with ';' and booleans are written true/false; JSON keeps lists and booleans.
+    reference, method (automatic, manual, link, basic, organic or embedded), created_at,
+    response, responded_at, reported, report_reason, tags. Times are ISO 8601 in the shop's
+    time zone. In CSV, tags are joined with ';' and booleans are written true/false; JSON
+    keeps lists and booleans. --method keeps only the reviews that came one way.
     """
     config = load_config(config_path)
     tz = known_shop(config, shop_id).timezone if shop_id else UTC
@@ -179,7 +190,8 @@ def export(config_path: Path | None, since: str | None, until: str | None, shop_
     start = _export_when(since, now, tz, end=False)
     stop = _export_when(until, now, tz, end=True)
     with open_store(config) as store:
-        rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop))
+        rows = store.read(lambda q: q.list_reviews(shop=shop_id, since=start, until=stop,
+                                                   method=method))
     tzs = {s.id: s.timezone for s in config.shops}
     text = render(localize([asdict(row) for row in rows], tzs), REVIEW_FIELDS, fmt)
     data = (("\ufeff" if bom and fmt == "csv" else "") + text + "\n").encode("utf-8")

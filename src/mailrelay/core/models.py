@@ -88,6 +88,11 @@ def verified(method: str) -> bool:
     return method in (InvitationMethod.AUTOMATIC, InvitationMethod.MANUAL)
 
 
+#: The customer asked for the link on the shop's own form (issue 13): a proven address, no order.
+REQUESTED_METHODS = frozenset({InvitationMethod.BASIC, InvitationMethod.ORGANIC,
+                               InvitationMethod.EMBEDDED})
+
+
 @dataclass(frozen=True)
 class Product:
     """A product named in a structured trigger block."""

@@ -10,6 +10,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any, Final
 
 from mailrelay.render.headers import aware, clean_header, control_replacement
+from mailrelay.render.localized import short_date, short_datetime
 from mailrelay.render.views import ReviewView
 
 __all__ = [
@@ -128,22 +129,27 @@ def shorten(value: str, limit: int) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,.;:-") + "…"
 
 
-def format_time(value: Any, zone: tzinfo, *, date_only: bool = False) -> str | None:
+def format_time(value: Any, zone: tzinfo, *, date_only: bool = False,
+                locale: str | None = None) -> str | None:
     """An ISO time (or a datetime) in the shop's time zone: "2026-11-20 10:30 CET", or only
-    the date. A plain date stays as it is; text that is not ISO is shown cleaned."""
+    the date; with a locale, that locale's way ("20.11.2026, 10:30 CET"). Text that is not ISO
+    is shown cleaned."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
-        return value.isoformat()
+        return short_date(value, locale) if locale else value.isoformat()
     else:
         text = clean_header(str(value), limit=64)
         try:
             if len(text) == 10:
-                return date.fromisoformat(text).isoformat()
+                day = date.fromisoformat(text)
+                return short_date(day, locale) if locale else day.isoformat()
             moment = datetime.fromisoformat(text)
         except ValueError:
             return text or None
     local = aware(moment).astimezone(zone)
+    if locale:
+        return short_date(local, locale) if date_only else short_datetime(local, locale)
     return local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M %Z").strip()

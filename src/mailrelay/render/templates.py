@@ -24,11 +24,12 @@ from jinja2 import (
 )
 
 from mailrelay.config import Config, ShopConfig
+from mailrelay.core.locales import ALIASES as LOCALE_ALIASES
+from mailrelay.core.locales import FALLBACK_LOCALE
 from mailrelay.render.headers import clean_header
+from mailrelay.render.localized import MAIL_FILTERS, MAIL_GLOBALS
 
 __all__ = ["FALLBACK_LOCALE", "Templates", "normalize_locale", "web_environment"]
-
-FALLBACK_LOCALE: Final = "en"
 
 # Locales come from input (trigger mail, CSV): only this shape may ever become part of a path.
 _LOCALE: Final = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
@@ -83,7 +84,7 @@ def web_environment(templates_dir: Path | None = None) -> Environment:
 
 
 def _mail_environment(templates_dir: Path | None) -> Environment:
-    return Environment(
+    env = Environment(
         loader=_loader("", templates_dir),
         # ".html.j2" ends in "html.j2": escaped; ".txt.j2" and ".subject.j2" are not.
         autoescape=select_autoescape(
@@ -94,6 +95,9 @@ def _mail_environment(templates_dir: Path | None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(MAIL_FILTERS)  # long_date, decimal: in the mail's own locale
+    env.globals.update(MAIL_GLOBALS)  # plural_form(n)
+    return env
 
 
 class Templates:
@@ -118,7 +122,8 @@ class Templates:
         return env
 
     def locale_chain(self, shop: ShopConfig, locale: str | None) -> list[str]:
-        """Locales to try, best first: "de-DE" → ["de-DE", "de", <shop locale, its base>, "en"].
+        """Locales to try, best first: "de-DE" → ["de-DE", "de", <shop locale, its base>, "en"];
+        a language another locale stands for follows itself ("no-NO" → "no-NO", "no", "nb").
 
         A locale that is not of the form `ll[-Subtag]*` is ignored (it comes from input).
         """
@@ -128,8 +133,9 @@ class Templates:
             if normal is None:
                 continue
             parts = normal.split("-")
-            for end in range(len(parts), 0, -1):
-                step = "-".join(parts[:end])
+            steps = ["-".join(parts[:end]) for end in range(len(parts), 0, -1)]
+            for step in [*steps, *([LOCALE_ALIASES[parts[0]]] if parts[0] in LOCALE_ALIASES
+                                   else [])]:
                 if step not in chain:
                     chain.append(step)
         return chain

@@ -72,7 +72,9 @@ def ticket_mail(
     review = review_id(view.review)
     message_id = checked_message_id(config, message_id)
     now = aware(now)
-    values = _ticket_values(shop, view)
+    _template, language = templates.first_template(
+        shop, shop.locale, lambda step: f"mail/{step}/ticket.txt.j2")
+    values = _ticket_values(shop, view, language)
     subject, text, html, used = templates.render_text(shop, "ticket", shop.locale, **values)
     parent, references = thread(view.in_reply_to, [])
     head: list[tuple[str, Any]] = [
@@ -95,15 +97,16 @@ def ticket_mail(
     return rendered(msg, message_id, agent)
 
 
-def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
-    """The context of the ticket templates (see templates/mail/README.md)."""
+def _ticket_values(shop: ShopConfig, view: TicketView, language: str) -> dict[str, Any]:
+    """The context of the ticket templates (see templates/mail/README.md); times written the
+    way `language` (the ticket template's locale) writes them."""
     review = view.review
     count = checked_stars(review.stars)
     text = defang(clean_display_text(review.text))
     automatic = view.answered_by == "auto"
     answer = defang(clean_display_text(view.auto_response)) if automatic else ""
     public = checked_url(view.public_url or "", "public_url")
-    zone = shop.timezone
+    when = _Times(shop.timezone, language)
     return {
         "shop_name": shop_name(shop),
         "key": view.key,
@@ -120,12 +123,12 @@ def _ticket_values(shop: ShopConfig, view: TicketView) -> dict[str, Any]:
         "reference": clean_header(review.reference, limit=100) or None,
         "method": clean_header(review.method, limit=40) or None,
         "review_locale": normalize_locale(review.locale),
-        "created_at": format_time(review.created_at, zone),
-        "received_at": format_time(view.received_at, zone, date_only=True),
+        "created_at": when.moment(review.created_at),
+        "received_at": when.day(view.received_at),
         "products": clean_products(view.products),
         "public_url": public,
         "review_url": optional_url(view.review_url, "review_url") or public,
-        "customer_context": _clean_context(view.context, zone),
+        "customer_context": _clean_context(view.context, when),
         "answered_by": "auto" if automatic else None,
         "auto_response": answer or None,
         "auto_paragraphs": paragraphs(answer),
@@ -146,49 +149,62 @@ def _frame_ticket_text(text: str, key: str) -> str:
 # --------------------------------------------------------------------------- customer context
 
 
+class _Times:
+    """Times of one ticket: in the shop's zone, written the ticket's language's way."""
+
+    def __init__(self, zone: tzinfo, language: str) -> None:
+        self.zone, self.language = zone, language
+
+    def moment(self, value: Any) -> str | None:
+        return format_time(value, self.zone, locale=self.language)
+
+    def day(self, value: Any) -> str | None:
+        return format_time(value, self.zone, date_only=True, locale=self.language)
+
+
 def _clean_context(
-    context: Mapping[str, Sequence[Mapping[str, Any]]], zone: tzinfo
+    context: Mapping[str, Sequence[Mapping[str, Any]]], when: _Times
 ) -> dict[str, list[dict[str, Any]]]:
     """The customer's other reviews, invitations and replies: at most three of each, cleaned.
 
     A star count out of range is shown without stars rather than refusing the whole ticket.
     """
     return {
-        "reviews": [_context_review(item, zone) for item in _items(context, "reviews")],
-        "invitations": [_context_invitation(item, zone)
+        "reviews": [_context_review(item, when) for item in _items(context, "reviews")],
+        "invitations": [_context_invitation(item, when)
                         for item in _items(context, "invitations")],
-        "replies": [_context_reply(item, zone) for item in _items(context, "replies")],
+        "replies": [_context_reply(item, when) for item in _items(context, "replies")],
         "status": [{"kind": clean_header(item.get("kind"), limit=20),
                     "mail": clean_header(item.get("mail"), limit=60)}
                    for item in _items(context, "status")],  # "address bounced": names no shop
     }  # fmt: skip
 
 
-def _context_review(item: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+def _context_review(item: Mapping[str, Any], when: _Times) -> dict[str, Any]:
     count = valid_stars(item.get("stars"))
     return {
         "id": clean_header(str(item.get("id") or ""), limit=64),
         "stars": count,
         "stars_bar": stars_bar(count) if count else "",
         "title": defang(clean_header(item.get("title"), limit=120)),
-        "date": format_time(item.get("created_at"), zone, date_only=True),
+        "date": when.day(item.get("created_at")),
     }
 
 
-def _context_invitation(item: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+def _context_invitation(item: Mapping[str, Any], when: _Times) -> dict[str, Any]:
     return {
         "id": clean_header(str(item.get("id") or ""), limit=64),
         "reference": clean_header(item.get("reference"), limit=100) or None,
         "status": clean_header(item.get("status"), limit=40),
-        "date": format_time(item.get("sent_at"), zone, date_only=True),
+        "date": when.day(item.get("sent_at")),
     }
 
 
-def _context_reply(item: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+def _context_reply(item: Mapping[str, Any], when: _Times) -> dict[str, Any]:
     return {
         "review_id": clean_header(str(item.get("review_id") or ""), limit=64),
         "snippet": defang(shorten(clean_header(item.get("body"), limit=1000), 100)),
-        "date": format_time(item.get("created_at"), zone, date_only=True),
+        "date": when.day(item.get("created_at")),
     }
 
 

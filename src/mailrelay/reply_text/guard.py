@@ -5,23 +5,46 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 from typing import Final
 
 from .shapes import is_addressed_and_dated, is_shaped_attribution, mentions_date, mentions_time
 
 # The field lines of our ticket (templates/mail/*/ticket.txt.j2, every locale) with a value: a
-# quoted ticket whose quote marks a client dropped. tests/test_reply_text.py checks that every
-# label of every ticket template is here.
+# quoted ticket whose quote marks a client dropped. These, and the labels read from every
+# built-in ticket template on first use (a language added there is guarded without a change
+# here); tests/test_reply_text.py checks that every label of every ticket template is covered.
 _TICKET_LABELS: Final = (
     "stars|sterne|stjerner|title|titel|reviewer|verfasser|anmelder|email|e-mail|order|ordre|"
     "bestellung|source|herkunft|kilde|delivered|zugestellt|leveret|written|verfasst|skrevet|"
     "language|sprache|sprog|public page|öffentliche seite|offentlig side|this review|"
+    "étoiles|titre|auteur|commande|origine|livraison|rédigé le|langue|page publique|cet avis|"
+    "estrellas|título|autor|correo|pedido|origen|entrega|fecha|idioma|página pública|"
+    "esta opinión|"
+    "stelle|titolo|autore|ordine|consegna|scritta il|lingua|pagina pubblica|"
+    "questa recensione|"
+    "gwiazdki|tytuł|zamówienie|źródło|dostarczono|napisano|język|strona publiczna|ta opinia|"
     "diese bewertung|denne anmeldelse|e-mail-status|mailstatus|mail"
 )
-_TICKET_FIELD: Final = re.compile(
-    rf"^\s*[*_]*(?P<label>{_TICKET_LABELS})[*_]*\s*:(?P<gap>\s*)\S", re.IGNORECASE
-)
+_TICKET_TEMPLATES: Final = Path(__file__).parents[1] / "templates" / "mail"
 _SPACE: Final = re.compile(r"\s+")
+
+
+@cache
+def _ticket_field() -> re.Pattern[str]:
+    """A field line: one of _TICKET_LABELS or a label of a built-in ticket.txt.j2, a colon, a
+    value."""
+    labels = set(_TICKET_LABELS.split("|"))
+    for template in _TICKET_TEMPLATES.glob("*/ticket.txt.j2"):
+        for line in template.read_text(encoding="utf-8").splitlines():
+            label, colon, value = line.partition(":")
+            if colon and "{{" in value and label and not label.startswith(("{", " ", "[")):
+                labels.add(label.strip().casefold())
+    ordered = sorted(labels, key=lambda label: (-len(label), label))  # longest first
+    alternation = "|".join(re.escape(label) for label in ordered)
+    return re.compile(rf"^\s*[*_]*(?P<label>{alternation})[*_]*\s*:(?P<gap>\s*)\S",
+                      re.IGNORECASE)
 
 
 def ticket_field_left(lines: Sequence[str]) -> bool:
@@ -29,7 +52,7 @@ def ticket_field_left(lines: Sequence[str]) -> bool:
     different field labels ("Order: 10042" alone may well be the agent's own words)."""
     labels: set[str] = set()
     for line in lines:
-        match = _TICKET_FIELD.match(line) if len(line) <= 1000 else None
+        match = _ticket_field().match(line) if len(line) <= 1000 else None
         if match is None:
             continue
         if len(match.group("gap")) >= 2:

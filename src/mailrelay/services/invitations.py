@@ -18,6 +18,7 @@ import jinja2
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.errors import DuplicateKey, UserError
 from mailrelay.core.models import (
+    REQUESTED_METHODS,
     Decision,
     InvitationMethod,
     InvitationStatus,
@@ -436,6 +437,41 @@ def _operator_text(text: str | None) -> str | None:
     return text or None
 
 
+# --- links customers ask for on the shop's own form (issue 13) -----------------------------------
+
+#: The longest name the shop's form keeps (as the review form's name field).
+MAX_REQUEST_NAME = 80
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    """What the shop's generic form (/s/<shop>/write) was given: an address, maybe a name."""
+
+    email: str
+    name: str | None
+    locale: str | None
+    method: InvitationMethod
+
+
+def request_link(q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime,
+                 request: LinkRequest) -> Decision:
+    """An invitation to `request.email`, due now, when the shop's rules allow one: the same
+    suppression and dedupe window as a shipment, so a flood of requests for one address sends
+    one mail per window. The caller answers alike whatever this decides (no enumeration)."""
+    if request.method not in REQUESTED_METHODS:
+        raise ValueError(f"{request.method} is not a method a customer can ask for")
+    cand = Candidate(normalize_address(request.email), _operator_text(request.name), None,
+                     request.locale, None, request.method)
+    if cand.customer_email is None:
+        return Decision(ShipmentStatus.REJECTED, "not a valid email address")
+    status, reason = decide(q, shop, cand, now)
+    if status != ShipmentStatus.SCHEDULED:
+        return Decision(status, reason)
+    # Due now, outside the shop's sending hours too: the customer is waiting for this mail.
+    inv_id = create_invitation(q, shop, cand, signer, now, due=now)
+    return Decision(ShipmentStatus.SCHEDULED, f"invitation {inv_id} requested", inv_id, now)
+
+
 # --- due invitations and reminders → the outbox -------------------------------------------------
 
 
@@ -541,8 +577,11 @@ class Inviter(MailProducer):
 
     def render_mail(self, shop: ShopConfig, row: DueInvitation, kind: OutboxKind,
                     now: datetime) -> RenderedMail:
+        # A link the customer asked for is mailed as such: no "thank you for your order".
+        purpose = ("review_link" if kind == OutboxKind.INVITATION
+                   and row.method in REQUESTED_METHODS else str(kind))
         view = InvitationView(
-            purpose=str(kind), to_email=row.customer_email, to_name=row.customer_name,
+            purpose=purpose, to_email=row.customer_email, to_name=row.customer_name,
             locale=row.locale, reference=row.reference,
             review_url=review_url(self.config, row.token),
             unsubscribe_url=unsubscribe_url(self.config, self.signer, row.token),
@@ -589,6 +628,9 @@ def record_delivery(config: Config, q: Queries, mail: OutboxRow, status: OutboxS
         if status == OutboxStatus.SENT:
             shop = config.shop(mail.shop) if mail.shop else None
             after = shop.reminder_after if shop else None
+            invitation = q.get_invitation(inv_id) if after else None
+            if invitation is not None and invitation.method in REQUESTED_METHODS:
+                after = None  # asked for once, answered once: a typed-in address gets no more
             q.invitation_mail_sent(inv_id, now, now + after if after else None)
             if shop is not None:
                 events.emit(q, config, shop.id, "invitation.sent", now, invitation_id=inv_id)

@@ -316,6 +316,7 @@ class ReportStatements(Protocol):
         replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
         search: str | None = None, since: datetime | None = None, until: datetime | None = None,
         limit: int | None = None, offset: int = 0, newest_first: bool = False,
+        method: str | None = None,
     ) -> list[ReviewRow]:
         """Reviews with their current response, filtered as the CLI and the web ask."""
 

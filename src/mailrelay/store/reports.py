@@ -33,13 +33,14 @@ from mailrelay.store.timestamps import to_iso
 
 _MAIL_LISTING = ", ".join(f.name for f in fields(MailListing))
 
-#: Invitations mailed in the window (a generated link is never mailed) and how many of them
-#: have a public review, written before the window ends.
+#: Invitations mailed in the window (a generated link is never mailed; a link the customer
+#: asked for on the shop's form is no invitation of ours) and how many of them have a public
+#: review, written before the window ends.
 _SENT_AND_ANSWERED = (
     "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM reviews r WHERE r.invitation_id = i.id"
     " AND r.reported = 0 AND r.created_at < ?3) THEN 1 ELSE 0 END) FROM invitations i"
     " WHERE i.shop = ?1 AND i.sent_at IS NOT NULL AND i.sent_at >= ?2 AND i.sent_at < ?3"
-    " AND i.method != 'link'"
+    " AND i.method NOT IN ('link', 'basic', 'organic', 'embedded')"
 )
 #: A shop's public reviews written in the window: how they came, their stars, when the first
 #: response by a person came, and whether an automatic one was published (source 'auto').
@@ -92,6 +93,7 @@ class ReportQueries(SuppressionQueries):
         replied: bool | None = None, reported: bool | None = None, tag: str | None = None,
         search: str | None = None, since: datetime | None = None, until: datetime | None = None,
         limit: int | None = None, offset: int = 0, newest_first: bool = False,
+        method: str | None = None,
     ) -> list[ReviewRow]:
         """Reviews with their current response, filtered as the CLI and the web ask."""
         where: list[str] = []
@@ -118,6 +120,9 @@ class ReportQueries(SuppressionQueries):
             pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace(
                 "_", "\\_") + "%"
             args.extend([pattern] * 5)
+        if method:
+            where.append("r.method = ?")
+            args.append(method)
         if since:
             where.append("r.created_at >= ?")
             args.append(to_iso(since))

@@ -47,7 +47,7 @@ STAR_PATH = ("M10 .5L12.41 7.18L19.51 7.41L13.9 11.77L15.88 18.59L10 14.6L4.12 1
 
 @dataclass(frozen=True)
 class Score:
-    """A score as shown: the number in the locale, each star's filled part, the count."""
+    """A score as shown: the average in the locale, each star's filled part, the count."""
 
     average: str
     fills: tuple[float, ...]
@@ -61,14 +61,10 @@ def star_fills(average: float | None) -> tuple[float, ...]:
     return tuple(round(min(1.0, max(0.0, value - n)), 2) for n in range(5))
 
 
-def group_digits(t: Translator, n: int) -> str:
-    """1234 → "1,234" (en), "1.234" (de, da)."""
-    return f"{n:,}".replace(",", t("embeds.group"))
-
-
 def score(t: Translator, count: int, average: float | None) -> Score:
+    """The numbers and the plural the locale's way ("1 234 omdömen", "4,5")."""
     return Score(t.decimal(average) if average is not None else "", star_fills(average), count,
-                 t.plural("embeds.reviews", count, count=group_digits(t, count)))
+                 t.plural("embeds.reviews", count))
 
 
 def _query_text(request: web.Request, name: str, limit: int) -> str | None:
@@ -122,7 +118,8 @@ class Embeds:
         shop = self.web.config.shop(request.match_info["shop"])
         if shop is None:
             raise web.HTTPNotFound()
-        t = self.web.strings.translator(request.query.get("locale"), shop.locale)
+        strings = self.web.strings.for_shop(shop.templates_dir)
+        t = strings.translator(request.query.get("locale"), shop.locale)
         return shop, t
 
     def _headers(self, shop: ShopConfig) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Page texts of the web edge: which locale a visitor gets, and its translations.
 
-Reads templates/web/i18n/<locale>.json and <locale>.<area>.json once; every missing text falls
-back to English. It
-renders no page and knows nothing of HTTP.
+Reads templates/web/i18n/<locale>.json and <locale>.<area>.json once; plural forms, dates and
+numbers follow the locale (render.localized, Babel). A missing text falls back to English, a
+safety net only: tests/test_locales.py keeps every built-in locale complete. It renders no page
+and knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailrelay.core.locales import FALLBACK_LOCALE, map_locale
+from mailrelay.render.localized import decimal, long_date, plural_form
+
+__all__ = ["FALLBACK_LOCALE", "I18N", "Strings", "Translator", "accept_languages"]
+
 I18N = Path(__file__).parents[2] / "templates" / "web" / "i18n"
-FALLBACK_LOCALE = "en"
 
 
 class _Values(dict[str, object]):
@@ -41,38 +46,56 @@ class Translator:
         return text.format_map(_Values(values)) if values else text
 
     def plural(self, key: str, n: int, **values: object) -> str:
-        # en, de and da: one form for 1, another for everything else.
-        return self(f"{key}_{'one' if n == 1 else 'other'}", n=n, **values)
+        """`<key>_<form>` for the locale's plural form of n (one, two, few, many, other), with
+        {n} written the locale's way ("1 234" in Swedish)."""
+        name = f"{key}_{plural_form(self.locale, n)}"
+        if name not in self.table:
+            other = f"{key}_other"
+            name = other if other in self.table else f"{key}_{plural_form(FALLBACK_LOCALE, n)}"
+        return self(name, n=decimal(n, self.locale, 0), **values)
 
-    def date(self, when: datetime) -> str:
-        months = self.raw("months")
-        month = months[when.month - 1] if isinstance(months, list) else str(when.month)
-        return self("date", day=when.day, month=month, year=when.year)
+    def date(self, when: date) -> str:
+        """The locale's long date: "20 November 2026", "20. marraskuuta 2026"."""
+        return long_date(when, self.locale)
 
     def decimal(self, value: float) -> str:
-        return f"{value:.1f}".replace(".", self("decimal"))
+        """One decimal, the locale's separator: "4.5", "4,5"."""
+        return decimal(value, self.locale)
 
 
 class Strings:
-    """All page texts, from templates/web/i18n/<locale>.json."""
+    """All page texts, from templates/web/i18n/<locale>.json, and per shop with its own
+    `<templates_dir>/web/i18n/` files merged over them key by key (for_shop)."""
 
-    def __init__(self, folder: Path = I18N) -> None:
+    def __init__(self, folder: Path = I18N, *overrides: Path) -> None:
         # <locale>.json, plus <locale>.<area>.json per feature (products, embeds, …), merged.
         self.tables: dict[str, dict[str, Any]] = {}
-        for path in sorted(folder.glob("*.json")):
-            locale = path.name.split(".", 1)[0]
-            self.tables.setdefault(locale, {}).update(
-                json.loads(path.read_text(encoding="utf-8")))
+        for source in (folder, *overrides):
+            for path in sorted(source.glob("*.json")):
+                locale = path.name.split(".", 1)[0]
+                self.tables.setdefault(locale, {}).update(
+                    json.loads(path.read_text(encoding="utf-8")))
         self.tables.setdefault(FALLBACK_LOCALE, {})
+        self._folders = (folder, *overrides)
+        self._shops: dict[Path, Strings] = {}
+
+    def for_shop(self, templates_dir: Path | None) -> Strings:
+        """These texts with a shop's `<templates_dir>/web/i18n/*.json` over them (read once):
+        a shop rewords a text or adds a language of its own."""
+        if templates_dir is None or not (templates_dir / "web" / "i18n").is_dir():
+            return self
+        found = self._shops.get(templates_dir)
+        if found is None:
+            found = self._shops[templates_dir] = Strings(
+                *self._folders, templates_dir / "web" / "i18n")
+        return found
 
     def pick(self, *candidates: str | None) -> str:
-        """The first candidate we have texts for ("de-AT" → "de"), else English."""
+        """The first candidate we have texts for ("de-AT" → "de", "no" → "nb"), else English."""
         for candidate in candidates:
-            parts = (candidate or "").strip().replace("_", "-").lower().split("-")
-            for end in range(len(parts), 0, -1):
-                step = "-".join(parts[:end])
-                if step in self.tables:
-                    return step
+            found = map_locale(candidate, self.tables)
+            if found is not None:
+                return found
         return FALLBACK_LOCALE
 
     def translator(self, *candidates: str | None) -> Translator:

@@ -24,10 +24,13 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
+from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.embeds import Embeds
+from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
+from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import web_environment
 from mailrelay.services import invitations, links, reviews
@@ -161,6 +164,9 @@ class WebApp:
             web.get("/s/{shop}/reviews.json", self.shop_json),
             web.get("/u/{token}", self.unsubscribe_page),
             web.post("/u/{token}", self.unsubscribe),
+            *FeedRoutes(self).routes(),
+            *CollectPages(self).routes(),
+            *SharePages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
@@ -235,8 +241,9 @@ class WebApp:
         browser = (accept_languages(request.headers.get("Accept-Language"))
                    if request is not None and invitation is not None
                    and invitation.method == InvitationMethod.LINK else [])
-        return self.strings.translator(*browser, invitation.locale if invitation else None,
-                                       shop.locale if shop else None)
+        strings = self.strings.for_shop(shop.templates_dir if shop else None)
+        return strings.translator(*browser, invitation.locale if invitation else None,
+                                  shop.locale if shop else None)
 
     def _expired(self, invitation: InvitationRow) -> bool:
         """Cancelled, erased by retention (or `forget`), or simply too old to be honest."""
@@ -414,6 +421,7 @@ class WebApp:
         return {"id": row.id, "stars": row.stars, "title": row.title or "",
                 "text": row.text or "", "reviewer_name": row.reviewer_name or "",
                 "created_at": row.created_at, "verified": verified(row.method),
+                "method": row.method,
                 "response": response}
 
     async def _shop_listing(
@@ -430,7 +438,8 @@ class WebApp:
 
     async def shop_page(self, request: web.Request) -> web.Response:
         shop, stars, page, listing = await self._shop_listing(request)
-        t = self.strings.translator(shop.locale if shop else None)
+        t = self.strings.for_shop(shop.templates_dir if shop else None).translator(
+            shop.locale if shop else None)
         if shop is None or listing is None or page > listing.pages:
             return self.not_found(t)
         summary = listing.summary
@@ -472,7 +481,7 @@ class WebApp:
             all_url=link(None), page_number=page, pages=listing.pages,
             prev_url=link(stars, page - 1) if page > 1 else None,
             next_url=link(stars, page + 1) if page < listing.pages else None,
-            jsonld=jsonld,
+            jsonld=jsonld, write_url=f"/s/{shop.id}/write?via=page", review_base=f"/s/{shop.id}/r/",
         )
 
     def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
