@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
@@ -21,7 +22,10 @@ from mailrelay.core.clock import FrozenClock
 from .browser import browser_page, require_browser, screenshot
 from .conftest import ConfigFactory
 from .mailtools import free_port
-from .test_embeds import add_review
+from .test_embeds import add_review, rate_product
+
+if TYPE_CHECKING:  # typing only: the tests skip (or fail in CI) when playwright is missing
+    from playwright.async_api import Page
 
 SHOP_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Trail boots – the shop</title></head>
@@ -120,3 +124,37 @@ async def test_the_widget_and_badge_render_on_the_shops_site_and_not_elsewhere(
         assert await page.evaluate("document.getElementById('badge').naturalWidth") == 200
         assert await page.evaluate(FETCH_JSON, f"{relay}/s/acme/reviews.json") == "refused"
         await screenshot(page, "embeds-refused-on-another-origin")
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """axe-core (bundled in axe-playwright-python, injected by Playwright) on the page."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page, options={"resultTypes": ["violations"]})
+    return [f"{violation['id']}: {', '.join(map(str, node['target']))}"
+            for violation in results.response["violations"] for node in violation["nodes"]]
+
+
+async def test_the_widgets_have_no_axe_violations_at_phone_and_desktop_width(
+    make_config: ConfigFactory, clock: FrozenClock,
+) -> None:
+    # A pale yellow accent: the widget darkens it for text and stars.
+    config = make_config(shop_extra='accent_color = "#ffe14d"')
+    async with Daemon(config, clock) as daemon:
+        first = await add_review(daemon, 1, 4)
+        await add_review(daemon, 2, 5)
+        await rate_product(daemon, first, "acme", 4, "Warm and dry on a wet day")
+        await daemon.store.write(lambda q: q.add_response(
+            first, "Thank you for the kind words!", "agent", "agent", daemon.clock.now()))
+        relay = f"http://127.0.0.1:{daemon.http_port}"
+        found: list[str] = []
+        async with browser_page() as page:
+            for path in ("/s/acme/widget", "/s/acme/p/BOOT-42/widget"):
+                await page.goto(relay + path)
+                for width in (360, 1280):
+                    await page.set_viewport_size({"width": width, "height": 800})
+                    name = path.strip("/").replace("/", "-")
+                    await screenshot(page, f"embeds-{name}-{width}")
+                    found += [f"{path} @{width}px: {line}"
+                              for line in await axe_violations(page)]
+    assert not found, "\n".join(found)
