@@ -175,6 +175,7 @@ agent_senders = ["*@demo.localhost"]
 invite_delay = "2m"
 send_hours = ""
 timezone = "UTC"
+embed_origins = ["http://127.0.0.1:8000"]
 """
 
 

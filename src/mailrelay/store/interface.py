@@ -323,6 +323,10 @@ class ReportStatements(Protocol):
     def rating_summary(self, shop: str) -> RatingSummary:
         """Count, average and star distribution of a shop's public (not reported) reviews."""
 
+    def shop_revision(self, shop: str) -> str:
+        """A fingerprint of what a shop's public pages show: it changes with every review,
+        edit, response, report, unreport, tag and erasure (the embeds' ETags and cache)."""
+
     def customer_context(self, shop: str, email: str, exclude_review: int,
                          limit: int = 3) -> CustomerContext:
         """The customer's most recent other reviews, invitations and replies at `shop`, and

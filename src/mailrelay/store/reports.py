@@ -149,6 +149,23 @@ class ReportQueries(SuppressionQueries):
         average = (sum(int(k) * v for k, v in dist.items()) / total) if total else None
         return RatingSummary(total, average, dist)
 
+    def shop_revision(self, shop: str) -> str:
+        """A fingerprint of everything a shop's public pages show of its reviews: it changes
+        with every new or edited review or product review, response, report, unreport, tag
+        and erasure.
+
+        Read for each embed request before rendering, so it only walks the shop's rows of
+        the (shop, created_at) and (shop, sku, created_at) indexes and their primary keys.
+        """
+        row = self.conn.execute(
+            "SELECT count(*), max(id), max(updated_at), max(response_id), max(reported_at),"
+            " total(reported), total(edits), (SELECT count(*) || '/' || max(t.rowid)"
+            " FROM review_tags t JOIN reviews x ON x.id = t.review_id WHERE x.shop = ?1),"
+            " (SELECT count(*) || '/' || max(id) || '/' || max(updated_at)"
+            " FROM product_reviews WHERE shop = ?1)"
+            " FROM reviews WHERE shop = ?1", (shop,)).fetchone()
+        return "|".join("" if value is None else str(value) for value in row)
+
     def customer_context(self, shop: str, email: str, exclude_review: int,
                          limit: int = 3) -> CustomerContext:
         """The customer's most recent other reviews, invitations and replies at `shop`, and

@@ -26,6 +26,7 @@ from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form
 from mailrelay.edges.web.collect import CollectPages
+from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
@@ -97,15 +98,19 @@ class Listing:
     rows: list[ReviewRow]
 
 
-def _listing(q: Queries, shop_id: str, stars: int | None, page: int) -> Listing:
+def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
+             tag: str | None = None) -> Listing:
     summary = q.rating_summary(shop_id)
     total = int(summary.distribution.get(str(stars), 0)) if stars else int(summary.count)
+    if tag:  # only the reviews with that tag (a shop curating its widgets and JSON)
+        total = len(q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
+                                   reported=False, tag=tag))
     pages = max(1, math.ceil(total / PAGE_SIZE))
     rows: list[ReviewRow] = []
     if page <= pages and total:
         rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
-                              reported=False, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                              newest_first=True)
+                              reported=False, tag=tag, limit=PAGE_SIZE,
+                              offset=(page - 1) * PAGE_SIZE, newest_first=True)
     return Listing(summary, total, pages, rows)
 
 
@@ -149,8 +154,10 @@ class WebApp:
         self.strings = Strings()
         self.templates = WebTemplates()  # per shop: its templates_dir may replace pages
         self.env = self.templates.environment()
+        self.embeds = Embeds(self, SECURITY_HEADERS["Content-Security-Policy"])
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
-        self.app = web.Application(client_max_size=128 * 1024, middlewares=[self._guard])
+        self.app = web.Application(client_max_size=128 * 1024,
+                                   middlewares=[self._guard, self.embeds.cache.middleware])
         self.app.add_routes([
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_page),
@@ -165,6 +172,7 @@ class WebApp:
             *FeedRoutes(self).routes(),
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
+            *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
         self.port = config.http.port
@@ -455,7 +463,8 @@ class WebApp:
         page = _query_int(request.query.get("page", "1"), 1, 999_999) or 1
         if shop is None:
             return None, stars, page, None
-        listing = await self.store.aread(lambda q: _listing(q, shop.id, stars, page))
+        tag = request.query.get("tag", "").strip()[:64] or None
+        listing = await self.store.aread(lambda q: _listing(q, shop.id, stars, page, tag))
         return shop, stars, page, listing
 
     async def shop_page(self, request: web.Request) -> web.Response:
