@@ -15,10 +15,10 @@ from aiohttp import web
 
 from mailrelay.config import ShopConfig
 from mailrelay.core.models import verified
-from mailrelay.edges.web.contrast import GRAPHICS, TEXT, readable_on_white
 from mailrelay.edges.web.embed_cache import EmbedCache
 from mailrelay.edges.web.i18n import Translator
 from mailrelay.edges.web.look import policy_with_logo
+from mailrelay.render.brand import brand_of
 from mailrelay.services import links
 from mailrelay.store import (
     ProductFigures,
@@ -129,8 +129,9 @@ class Embeds:
                 "Cache-Control": EMBED_CACHE_CONTROL}
 
     def _colors(self, shop: ShopConfig) -> dict[str, str]:
-        return {"accent_text": readable_on_white(shop.accent_color, TEXT),
-                "accent_stars": readable_on_white(shop.accent_color, GRAPHICS)}
+        """The shop's accent made AA-safe, as on every other page (render/brand.py)."""
+        brand = brand_of(shop.accent_color)
+        return {"accent_text": brand.link, "accent_stars": brand.star}
 
     async def badge(self, request: web.Request) -> web.Response:
         shop, t = self._shop_and_language(request)
