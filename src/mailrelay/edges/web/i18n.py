@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +121,21 @@ def accept_languages(header: str | None) -> list[str]:
         if tag and tag != "*" and weight > 0:
             ranked.append((-weight, position, tag))
     return [tag for _, _, tag in sorted(ranked)]
+
+
+def with_local_dates(item: dict[str, Any], t: Translator, zone: tzinfo) -> dict[str, Any]:
+    """A review as pages show it: `date` (the visitor's language), `datetime` (ISO, for
+    <time>) in the shop's zone, and the response's `date` (both from stored UTC ISO text)."""
+    created = _parsed(item.get("created_at"))
+    local = created.astimezone(zone) if created else None
+    item["date"] = t.date(local) if local else ""
+    item["datetime"] = local.isoformat() if local else ""
+    if item.get("response"):
+        answered = _parsed(item["response"].get("created_at"))
+        item["response"]["date"] = t.date(answered.astimezone(zone)) if answered else ""
+    return item
+
+
+def _parsed(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+

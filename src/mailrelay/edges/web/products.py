@@ -22,11 +22,11 @@ from mailrelay.core.models import verified
 # The server module imports this one to register the routes; `server.…` names are read at
 # request time, when both are loaded.
 from mailrelay.edges.web import server
-from mailrelay.edges.web.i18n import Translator
+from mailrelay.edges.web.i18n import Translator, with_local_dates
 from mailrelay.edges.web.product_form import with_https_images
 from mailrelay.services import links
 from mailrelay.services.products import page_url
-from mailrelay.store import ProductFigures, ProductReviewListing, Queries, from_iso
+from mailrelay.store import ProductFigures, ProductReviewListing, Queries
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -209,16 +209,7 @@ class ProductPages:
     def _shown(self, t: Translator, shop: ShopConfig,
                row: ProductReviewListing) -> dict[str, Any]:
         """One review as the page shows it: the public fields and local dates."""
-        item = self._review_json(row)
-        created = from_iso(item["created_at"])
-        local = created.astimezone(shop.timezone) if created else None
-        item["date"] = t.date(local) if local else ""
-        item["datetime"] = local.isoformat() if local else ""
-        if item["response"]:
-            answered = from_iso(item["response"]["created_at"])
-            item["response"]["date"] = (t.date(answered.astimezone(shop.timezone))
-                                        if answered else "")
-        return item
+        return with_local_dates(self._review_json(row), t, shop.timezone)
 
     def _jsonld(self, product: ProductFigures, label: str,
                 items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

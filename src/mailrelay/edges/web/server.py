@@ -29,7 +29,7 @@ from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
-from mailrelay.edges.web.i18n import Strings, Translator, accept_languages
+from mailrelay.edges.web.i18n import Strings, Translator, accept_languages, with_local_dates
 from mailrelay.edges.web.look import brand_for, policy_with_logo
 from mailrelay.edges.web.products import ProductPages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
@@ -492,16 +492,7 @@ class WebApp:
             })
         items = []
         for row in listing.rows:
-            item = self._public_review(row)
-            created = from_iso(item["created_at"])
-            local = created.astimezone(shop.timezone) if created else None
-            item["date"] = t.date(local) if local else ""
-            item["datetime"] = local.isoformat() if local else ""
-            if item["response"]:
-                answered = from_iso(item["response"]["created_at"])
-                item["response"]["date"] = (t.date(answered.astimezone(shop.timezone))
-                                            if answered else "")
-            items.append(item)
+            items.append(with_local_dates(self._public_review(row), t, shop.timezone))
         jsonld = None
         if count:
             jsonld = Markup(script_json(self._jsonld(shop, summary, items)))  # noqa: S704
