@@ -21,7 +21,7 @@ from mailrelay.core.models import verified
 
 # The server module imports this one to register the routes; `server.…` names are read at
 # request time, when both are loaded.
-from mailrelay.edges.web import server
+from mailrelay.edges.web import server, structured
 from mailrelay.edges.web.i18n import Translator, with_local_dates
 from mailrelay.edges.web.product_form import with_https_images
 from mailrelay.services import links
@@ -225,17 +225,7 @@ class ProductPages:
             data["url"] = product.url
         if product.brand:
             data["brand"] = {"@type": "Brand", "name": product.brand}
-        # Rounded as on the page: structured data must match what visitors see.
-        data["aggregateRating"] = {
-            "@type": "AggregateRating", "ratingValue": round(product.average or 0.0, 1),
-            "reviewCount": product.count, "bestRating": 5, "worstRating": 1}
+        data["aggregateRating"] = structured.aggregate_rating(product.average, product.count)
         if items:
-            data["review"] = [{
-                "@type": "Review",
-                "author": {"@type": "Person", "name": item["reviewer_name"] or "Anonymous"},
-                "datePublished": item["datetime"][:10],
-                "reviewRating": {"@type": "Rating", "ratingValue": item["stars"],
-                                 "bestRating": 5, "worstRating": 1},
-                "reviewBody": item["text"],
-            } for item in items]
+            data["review"] = [structured.review(item) for item in items]
         return data

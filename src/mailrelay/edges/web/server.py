@@ -24,7 +24,7 @@ from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
-from mailrelay.edges.web import product_form
+from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
@@ -515,22 +515,10 @@ class WebApp:
             "@type": "Organization",
             "name": shop.name,
             "url": links.public_url(self.config, shop.id),
-            # Rounded as on the page: structured data must match what visitors see.
-            "aggregateRating": {"@type": "AggregateRating",
-                                "ratingValue": round(summary.average or 0.0, 1),
-                                "reviewCount": int(summary.count),
-                                "bestRating": 5, "worstRating": 1},
+            "aggregateRating": structured.aggregate_rating(summary.average, int(summary.count)),
         }
         if items:
-            data["review"] = [{
-                "@type": "Review",
-                "author": {"@type": "Person", "name": item["reviewer_name"] or "Anonymous"},
-                "datePublished": item["datetime"][:10],
-                "reviewRating": {"@type": "Rating", "ratingValue": item["stars"],
-                                 "bestRating": 5, "worstRating": 1},
-                "name": item["title"],
-                "reviewBody": item["text"],
-            } for item in items]
+            data["review"] = [structured.review(item) for item in items]
         return data
 
     async def shop_json(self, request: web.Request) -> web.Response:
