@@ -129,3 +129,17 @@ def test_only_a_plain_origin_of_the_logo_ever_reaches_the_csp(config: Config) ->
         assert policy_with_logo(policy, replace(shop, logo_url=hostile)) is None
     assert policy_with_logo(policy, replace(shop, logo_url=None)) is None
     assert policy_with_logo(policy, None) is None
+
+
+async def test_a_page_with_its_own_policy_still_shows_the_logo_and_keeps_its_framing(
+    make_config: ConfigFactory, clock: FrozenClock, http: aiohttp.ClientSession
+) -> None:
+    """The embedded write form sets frame-ancestors of its own: the logo's origin is added to
+    that policy, not lost with the site's."""
+    config = make_config(shop_extra=LOOK + 'embed_origins = ["https://acme.example"]\n')
+    async with Daemon(config, clock) as daemon:
+        status, html, csp = await get(http, base(daemon) + "/s/acme/write/embed")
+    assert status == 200
+    assert "frame-ancestors https://acme.example" in csp
+    assert "img-src 'self' data: https://cdn.acme.example;" in csp
+    assert 'src="https://cdn.acme.example/logo.png"' in html

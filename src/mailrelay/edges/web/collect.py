@@ -18,6 +18,7 @@ from mailrelay.config import ShopConfig
 from mailrelay.core.models import Decision, InvitationMethod
 from mailrelay.edges.web.forms import read_form
 from mailrelay.edges.web.i18n import Translator, accept_languages
+from mailrelay.edges.web.policy import frame_ancestors
 from mailrelay.edges.web.ratelimit import FormLimits
 from mailrelay.parsing import normalize_address
 from mailrelay.services import invitations
@@ -40,9 +41,7 @@ ANCHORS = {"email": "email", "name": "name"}
 
 def _frame_policy(shop: ShopConfig) -> str:
     """The page's CSP: the site's own, with the shop's `embed_origins` allowed to frame it."""
-    ancestors = " ".join(shop.embed_origins) or "'none'"
-    return ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-            f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}")
+    return frame_ancestors(shop)
 
 
 def _form_errors(email: str, name: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from mailrelay.core.models import verified
 from mailrelay.edges.web.embed_cache import EmbedCache
 from mailrelay.edges.web.i18n import Translator
 from mailrelay.edges.web.look import policy_with_logo
+from mailrelay.edges.web.policy import frame_ancestors
 from mailrelay.render.brand import brand_of
 from mailrelay.services import links
 from mailrelay.store import (
@@ -78,12 +79,6 @@ def _limit(request: web.Request) -> int:
     if value.isascii() and value.isdigit() and len(value) <= 2:
         return max(1, min(MAX_LIMIT, int(value)))
     return DEFAULT_LIMIT
-
-
-def frame_ancestors(shop: ShopConfig, policy: str) -> str:
-    """The site's CSP with framing allowed to the shop's embed origins ('none' without)."""
-    allowed = " ".join(shop.embed_origins) or "'none'"
-    return policy.replace("frame-ancestors 'none'", f"frame-ancestors {allowed}")
 
 
 def _latest(q: Queries, shop: str, tag: str | None,

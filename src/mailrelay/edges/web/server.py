@@ -31,6 +31,7 @@ from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
 from mailrelay.edges.web.i18n import Strings, Translator, accept_languages, with_local_dates
 from mailrelay.edges.web.look import brand_for, policy_with_logo
+from mailrelay.edges.web.policy import SITE_POLICY
 from mailrelay.edges.web.products import ProductPages
 from mailrelay.edges.web.ratelimit import ClientAddresses, FormLimits
 from mailrelay.edges.web.share import SharePages
@@ -46,10 +47,7 @@ WEB_TEMPLATES = Path(__file__).parents[2] / "templates" / "web"
 #: Every HTML page: no script at all, no framing, and no Referer, because review and unsubscribe
 #: tokens are in our URLs and must not leak to the shop's site or any other link target.
 SECURITY_HEADERS: Mapping[str, str] = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
+    "Content-Security-Policy": SITE_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -227,11 +225,15 @@ class WebApp:
                                              **context)
         response = web.Response(text=html, status=status, content_type="text/html",
                                 charset="utf-8")
-        policy = policy_with_logo(SECURITY_HEADERS["Content-Security-Policy"], shop)
-        if policy is not None:
-            response.headers["Content-Security-Policy"] = policy
         if headers:
             response.headers.update(headers)
+        # The shop's logo is allowed by whatever policy the page ends up with (its own, for a
+        # page that may be framed or shows product pictures; else the site's).
+        policy = response.headers.get("Content-Security-Policy",
+                                      SECURITY_HEADERS["Content-Security-Policy"])
+        with_logo = policy_with_logo(policy, shop)
+        if with_logo is not None:
+            response.headers["Content-Security-Policy"] = with_logo
         return response
 
     def not_found(self, t: Translator, shop: ShopConfig | None = None) -> web.Response:
