@@ -18,6 +18,7 @@ from mailrelay.cli import (
     reviews,
     serve,
     shipments,
+    users,
 )
 
 
@@ -45,6 +46,6 @@ def main() -> None:
 for _command in (
     serve.serve, check.check, shipments.parse, shipments.shipments, invitations.invitations,
     outbox.outbox, reviews.reviews, reports.stats, reviews.export, privacy.purge,
-    privacy.forget_address, invite.invite, invite.link,
+    privacy.forget_address, invite.invite, invite.link, users.user,
 ):
     main.add_command(_command)

@@ -41,6 +41,8 @@ from mailrelay.store.rows import (
     ReviewText,
     ShipmentRow,
     ShopStats,
+    UserListing,
+    UserRow,
 )
 from mailrelay.store.schema import MIGRATIONS, migrate
 from mailrelay.store.suppressions import SUPPRESSION_TEXT
@@ -50,6 +52,8 @@ __all__ = [
     "CustomerContext",
     "RatingSummary",
     "ShopStats",
+    "UserListing",
+    "UserRow",
     "MIGRATIONS",
     "SUPPRESSION_TEXT",
     "DecisionFacts",

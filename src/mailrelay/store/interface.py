@@ -43,6 +43,8 @@ from mailrelay.store.rows import (
     ReviewText,
     ShipmentRow,
     ShopStats,
+    UserListing,
+    UserRow,
 )
 
 T = TypeVar("T")
@@ -382,6 +384,43 @@ class ProductReviewStatements(Protocol):
         the reported and forgotten ones, None all."""
 
 
+class AccountStatements(Protocol):
+    """Console accounts (issue 14): users with their shops and roles, sessions, and one-time
+    password links. Tokens arrive hashed; emails lower-cased."""
+
+    def add_member(self, email: str, shop: str, role: str, now: datetime) -> int:
+        """Make `email` a `role` of `shop` (the user is created if new); returns its id."""
+
+    def user_by_email(self, email: str) -> UserRow | None: ...
+
+    def user_by_id(self, user_id: int) -> UserRow | None: ...
+
+    def list_users(self, shop: str | None = None) -> list[UserListing]: ...
+
+    def remove_member(self, email: str, shop: str | None = None) -> int:
+        """End memberships (of `shop`, or all); a user without a shop is deleted."""
+
+    def create_password_link(self, user_id: int, token_hash: str, now: datetime,
+                             expires: datetime) -> None: ...
+
+    def password_link_user(self, token_hash: str, now: datetime) -> int | None: ...
+
+    def use_password_link(self, token_hash: str, password_hash: str,
+                          now: datetime) -> int | None:
+        """Set the password through a link, once; the user's sessions end."""
+
+    def update_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+    def set_totp(self, user_id: int, secret: str | None) -> None: ...
+
+    def create_session(self, token_hash: str, user_id: int, now: datetime,
+                       expires: datetime) -> None: ...
+
+    def session_user(self, token_hash: str, now: datetime) -> UserRow | None: ...
+
+    def delete_session(self, token_hash: str) -> None: ...
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -393,6 +432,7 @@ class QueryInterface(
     PrivacyStatements,
     ReportStatements,
     ProductReviewStatements,
+    AccountStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

@@ -522,3 +522,30 @@ class ProductFigures:
     average: float | None
     distribution: dict[str, int]
     last_reviewed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A console account: its address, hashed password (None until the link was used) and
+    TOTP secret (None: no second factor), with its shops and roles."""
+
+    id: int
+    email: str
+    password_hash: str | None
+    totp_secret: str | None
+    created_at: str
+    password_set_at: str | None
+    roles: dict[str, str] = field(default_factory=dict)  # shop id → "owner" | "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class UserListing:
+    """One membership as `mailrelay user list` shows it."""
+
+    email: str
+    shop: str
+    role: str
+    password_set: bool
+    totp: bool
+    created_at: str
+

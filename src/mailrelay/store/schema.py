@@ -346,9 +346,32 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_product_reviews_time ON product_reviews(shop, created_at)")
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """The console's accounts (issue 14): users, their shops and roles, sessions, and the
+    one-time links that set a password. Tokens are stored as SHA-256 hashes only."""
+    db.execute(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
+        " password_hash TEXT, totp_secret TEXT, created_at TEXT NOT NULL, password_set_at TEXT)")
+    db.execute(
+        "CREATE TABLE memberships (user_id INTEGER NOT NULL REFERENCES users(id),"
+        " shop TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (user_id, shop))")
+    db.execute("CREATE INDEX idx_memberships_shop ON memberships(shop, role)")
+    db.execute(
+        "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY,"
+        " user_id INTEGER NOT NULL REFERENCES users(id), created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX idx_sessions_user ON sessions(user_id)")
+    db.execute(
+        "CREATE TABLE password_links (token_hash TEXT PRIMARY KEY,"
+        " user_id INTEGER NOT NULL REFERENCES users(id), created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, used_at TEXT)")
+    db.execute("CREATE INDEX idx_password_links_user ON password_links(user_id)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8,
+    _migration_7, _migration_8, _migration_9,
 )
 
 

@@ -55,3 +55,23 @@ async def read_form(request: web.Request) -> tuple[str | None, dict[str, str], o
         if field in values and given and isinstance(given[0], str):
             values[field] = given[0]
     return problem, values, data.get("csrf")
+
+
+async def read_fields(request: web.Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The named fields of a posted form (the console's), one string each: "" when missing,
+    given twice, sent as a file, or when the body is no readable form (its CSRF field is then
+    "" too, so the form is refused, never a 500)."""
+    fields = dict.fromkeys(names, "")
+    if request.content_type not in _FORM_TYPES:
+        return fields
+    try:
+        if request.content_type == "application/x-www-form-urlencoded":
+            await _strict_urlencoded(request)
+        data = await request.post()
+    except (ValueError, LookupError, AssertionError, web.HTTPException, aiohttp.ClientError):
+        return fields
+    for name in names:
+        given = data.getall(name, [])
+        if len(given) == 1 and isinstance(given[0], str):
+            fields[name] = given[0]
+    return fields

@@ -26,6 +26,7 @@ from mailrelay.core.models import InvitationMethod, verified
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
+from mailrelay.edges.web.console import Console
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
@@ -153,6 +154,7 @@ class WebApp:
         self.templates = WebTemplates()  # per shop: its templates_dir may replace pages
         self.env = self.templates.environment()
         self.embeds = Embeds(self, SECURITY_HEADERS["Content-Security-Policy"])
+        self.console = Console(self)
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024,
                                    middlewares=[self._guard, self.embeds.cache.middleware])
@@ -170,6 +172,7 @@ class WebApp:
             *FeedRoutes(self).routes(),
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
+            *self.console.routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
