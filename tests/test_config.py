@@ -15,6 +15,7 @@ from mailrelay import config
 from mailrelay.config import (
     NOT_READ,
     Config,
+    DraftsConfig,
     HttpConfig,
     ImapConfig,
     OutboundConfig,
@@ -105,6 +106,7 @@ SECTIONS: dict[str, type] = {
     "security": SecurityConfig,
     "shop": ShopConfig,
     "shop.webhook": WebhookConfig,
+    "drafts": DraftsConfig,
 }
 
 

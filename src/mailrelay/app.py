@@ -34,6 +34,7 @@ from mailrelay.services import privacy
 from mailrelay.services.alerts import Alerter
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
+from mailrelay.services.digest import Digests
 from mailrelay.services.inbound import Inbound
 from mailrelay.services.intake import Intake
 from mailrelay.services.invitations import Inviter, record_delivery
@@ -110,6 +111,7 @@ class Daemon:
         self.replier: Replier
         self.bouncer: Bouncer
         self.alerts: Alerter
+        self.digests: Digests
         self.imap: ImapWatcher | None = None
         self.delivery: Delivery
         self.webhooks: WebhookDelivery
@@ -120,6 +122,7 @@ class Daemon:
         self._due = asyncio.Event()
         self._webhooks_due = asyncio.Event()
         self._purge_due = asyncio.Event()
+        self._digest_due = asyncio.Event()
         self._recovered = True  # mail left `sending` by a crash is back in the queue
         #: Every supervised background worker by name (/healthz, /metrics, the watchdog).
         self.workers: dict[str, WorkerHealth] = {}
@@ -160,6 +163,7 @@ class Daemon:
             self._supervise("dispatch", self._dispatch)
             self._supervise("webhooks", self._post_webhooks)
             self._supervise("retention", self._retention)
+            self._supervise("digest", self._digest)
             self.clockwork.start()
             self._stack.callback(self.clockwork.stop)
             await self.clockwork.rearm()
@@ -198,8 +202,10 @@ class Daemon:
             # SMTP still answers 451, and the dispatcher requeues once it can write.
             log.warning("could not requeue interrupted mail at start: %s", exc)
             self._recovered = False
+        self.digests = Digests(config, self.store, self.templates, self.clock,
+                               on_outbox=self._wake)
         self.clockwork = Clockwork(self.clock, self._next_due, self._wake,
-                                   self._request_purge)
+                                   self._request_purge, digest=self._request_digest)
         return signer
 
     def _start_inbound(self, signer: TokenSigner) -> None:
@@ -295,6 +301,23 @@ class Daemon:
             await self.purge()
             self._purge_due.clear()
             self._worker("retention").progress()
+
+    async def _request_digest(self) -> None:
+        self._digest_due.set()
+
+    async def _digest(self) -> None:
+        """The agents' digests: checked at start and every minute; a failed pass is tried
+        again (backing off)."""
+        self._digest_due.set()
+        while True:
+            await self._digest_due.wait()
+            await self.send_digests()
+            self._digest_due.clear()
+            self._worker("digest").progress()
+
+    async def send_digests(self) -> int:
+        """Queue the digests due now (tests with a frozen clock call this); returns mails."""
+        return await self.digests.send_due()
 
     async def tick(self) -> int:
         """Do all work that is due by the clock now; returns messages attempted.

@@ -9,6 +9,7 @@ from mailrelay.config.loader import defaults, load, locate
 from mailrelay.config.model import (
     WEBHOOK_EVENTS,
     Config,
+    DraftsConfig,
     HttpConfig,
     ImapConfig,
     OutboundConfig,
@@ -24,6 +25,7 @@ from mailrelay.config.values import MAX_INVITE_DELAY, duration_text, parse_durat
 __all__ = [
     "NOT_READ",
     "Config",
+    "DraftsConfig",
     "HttpConfig",
     "ImapConfig",
     "ListenAddress",

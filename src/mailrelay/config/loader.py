@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 from mailrelay.config.model import Config, ImapConfig, SecurityConfig, ShopConfig, SmtpConfig
 from mailrelay.config.scanner import index_lines, parse_toml
 from mailrelay.config.sections import (
+    read_drafts,
     read_http,
     read_imap,
     read_outbound,
@@ -30,7 +31,7 @@ ENV_VAR: Final = "MAILRELAY_CONFIG"
 DEFAULT_FILE: Final = "relay.toml"
 
 _T = TypeVar("_T")
-_TABLES: Final = ("store", "smtp", "http", "outbound", "imap", "security", "shop")
+_TABLES: Final = ("store", "smtp", "http", "outbound", "imap", "security", "shop", "drafts")
 
 
 def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
@@ -61,6 +62,7 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
     security, warnings = _moved_authserv_id(problems, imap, security)
     warnings += _smtp_warnings(smtp, security)
     shops = _read_shops(document, problems, base, smtp.hostname)
+    drafts = _read(section("drafts"), read_drafts)
 
     if problems.items:
         problems.items.sort(key=lambda p: (p.line is None, p.line or 0))
@@ -75,6 +77,7 @@ def _build(document: dict[str, Any], text: str, base: Path, source: Path | None,
         shops=tuple(shop for _, shop in shops),
         source=source,
         warnings=tuple(warnings),
+        drafts=drafts,
     )
 
 

@@ -164,6 +164,8 @@ class ShopConfig:
     logo_url: str | None = None
     #: "#rrggbb" as the shop chose it; pages and mail adjust it for WCAG AA contrast.
     accent_color: str = "#1d4ed8"
+    #: Local time (in `timezone`) of the agents' daily digest; None = no digest.
+    digest: time | None = None
 
     def webhooks_for(self, event: str) -> tuple[WebhookConfig, ...]:
         """The webhooks that asked for `event`."""
@@ -173,6 +175,14 @@ class ShopConfig:
     def reply_domain(self) -> str:
         """The domain of `reply_address`, where reply+<key>@ and bounce+<id>@ arrive."""
         return self.reply_address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class DraftsConfig:
+    """[drafts]: a shop's own generator of suggested answers (issue 14); none = templates."""
+
+    command: tuple[str, ...] = ()  # argv, shlex-split; () = the built-in templates only
+    timeout: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,7 @@ class Config:
     source: Path | None
     #: Deprecations and other things `check` and `serve` report without refusing to start.
     warnings: tuple[str, ...] = ()
+    drafts: DraftsConfig = DraftsConfig()
 
     def shop(self, shop_id: str) -> ShopConfig | None:
         """The shop with this id, or None."""

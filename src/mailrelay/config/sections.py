@@ -1,14 +1,16 @@
-"""The service tables: [store], [smtp], [http], [outbound], [imap] and [security], each
+"""The service tables: [store], [smtp], [http], [outbound], [imap], [security] and [drafts], each
 checked key by key into its dataclass.
 """
 
 from __future__ import annotations
 
+import shlex
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from mailrelay.config.model import (
+    DraftsConfig,
     HttpConfig,
     ImapConfig,
     OutboundConfig,
@@ -209,3 +211,18 @@ def read_security(table: Table) -> SecurityConfig:
                       "your MTA writes first in its Authentication-Results headers")
     return SecurityConfig(secret_file=table.path("secret_file", "var/secret.key"),
                           authserv_id=authserv_id)
+
+
+def read_drafts(table: Table) -> DraftsConfig:
+    """[drafts]: `command` (run without a shell, shlex-split) and its `timeout`."""
+    text = table.string("command", "").strip()
+    try:
+        command = tuple(shlex.split(text))
+    except ValueError as error:
+        table.problem("command", f"cannot be split into words: {error}")
+        command = ()
+    if command and "\n" in text:
+        table.problem("command", "must be a single line")
+    return DraftsConfig(command=command,
+                        timeout=table.duration("timeout", "10s", positive=True,
+                                               maximum=timedelta(minutes=5)))

@@ -78,6 +78,18 @@ def _send_hours(table: Table) -> tuple[time, time] | None:
         return None
 
 
+def _digest(table: Table) -> time | None:
+    """`digest = "09:00"`: the local time of the agents' daily digest; "" (the default) = off."""
+    text = table.string("digest", "").strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", text)
+    if match is None:
+        table.problem("digest", f'{text!r} is not a time of day such as "09:00" ("" = off)')
+        return None
+    return time(int(match.group(1)), int(match.group(2)))
+
+
 def _reference_pattern(table: Table) -> re.Pattern[str] | None:
     source = table.optional_string("order_reference_pattern")
     if source is None:
@@ -168,6 +180,7 @@ def read_shop(table: Table, hostname: str) -> ShopConfig:
         site_url=_web_url(table, "site_url"),
         logo_url=_web_url(table, "logo_url"),
         accent_color=_color(table),
+        digest=_digest(table),
     )
 
 

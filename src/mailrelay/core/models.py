@@ -65,6 +65,8 @@ class OutboxKind(StrEnum):
     RESPONSE = "response"
     NOTICE = "notice"
     ALERT = "alert"
+    #: The agents' daily list of a shop's unanswered 1–3★ reviews ([[shop]] digest).
+    DIGEST = "digest"
     #: A shop's event as a signed JSON POST ([[shop.webhook]]); sent by its own worker.
     WEBHOOK = "webhook"
 

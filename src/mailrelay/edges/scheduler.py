@@ -1,5 +1,6 @@
 """APScheduler 3 as a clock only: one wake-up re-armed to the earliest due time, a safety poll,
-and the daily retention purge. Never one job per invitation; the database is the queue.
+the daily retention purge and a minute's tick for the agents' digests. Never one job per
+invitation; the database is the queue.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ class Clockwork:
 
     def __init__(self, clock: Clock, next_due: Callable[[], Awaitable[datetime | None]],
                  wake: Callable[[], None], purge: Callable[[], Awaitable[object]], *,
-                 poll_interval: timedelta = timedelta(seconds=30)) -> None:
+                 poll_interval: timedelta = timedelta(seconds=30),
+                 digest: Callable[[], Awaitable[object]] | None = None) -> None:
         self.clock = clock
         self.next_due = next_due
         self.wake = wake
         self.purge = purge
         self.poll_interval = poll_interval
+        self.digest = digest  # asked every minute: the shops' digests know their own times
         self.armed_for: datetime | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
 
@@ -41,6 +44,9 @@ class Clockwork:
                                 id="poll", coalesce=True, max_instances=1)
         self._scheduler.add_job(self.purge, CronTrigger(hour=3, minute=17, timezone=UTC),
                                 id="retention", coalesce=True, max_instances=1)
+        if self.digest is not None:
+            self._scheduler.add_job(self.digest, IntervalTrigger(minutes=1), id="digest",
+                                    coalesce=True, max_instances=1)
 
     def stop(self) -> None:
         if self._scheduler.running:

@@ -105,6 +105,7 @@ def _ticket_values(shop: ShopConfig, view: TicketView, language: str) -> dict[st
     text = defang(clean_display_text(review.text))
     automatic = view.answered_by == "auto"
     answer = defang(clean_display_text(view.auto_response)) if automatic else ""
+    suggestion = defang(clean_display_text(view.suggested_answer))
     public = checked_url(view.public_url or "", "public_url")
     when = _Times(shop.timezone, language)
     return {
@@ -136,6 +137,8 @@ def _ticket_values(shop: ShopConfig, view: TicketView, language: str) -> dict[st
         "answered_by": "auto" if automatic else None,
         "auto_response": answer or None,
         "auto_paragraphs": paragraphs(answer),
+        "suggested_answer": suggestion or None,
+        "suggested_paragraphs": paragraphs(suggestion),
     }
 
 

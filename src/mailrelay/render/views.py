@@ -71,6 +71,8 @@ class TicketView:
     auto_response: str | None = None
     updated: bool = False
     in_reply_to: str | None = None  # the first ticket of this review to this agent
+    #: A suggested answer for the agent to edit (1–3★; services/drafts.py), or None.
+    suggested_answer: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

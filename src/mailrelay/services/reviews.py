@@ -29,7 +29,7 @@ from mailrelay.render import (
     response_mail,
     ticket_mail,
 )
-from mailrelay.services import events, products
+from mailrelay.services import drafts, events, products
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import MailProducer, enqueue_mail
 from mailrelay.store import (
@@ -296,6 +296,7 @@ class Reviewer(MailProducer):
         invitation_mid = (q.invitation_message_id(review.invitation_id)
                           if review.invitation_id else None)
         return {"review": review, "invitation": invitation, "shipment": shipment,
+                "draft": drafts.draft_facts(self.config, q, review_id),
                 "context": context, "keys": keys, "threads": threads,
                 "invitation_message_id": invitation_mid,
                 "product_reviews": [{"n": r.n, "sku": r.sku, "name": r.name, "stars": r.stars,
@@ -324,6 +325,7 @@ class Reviewer(MailProducer):
         shipment: ShipmentRow | None = facts["shipment"]
         products = shipment.products if shipment else []
         received_at = shipment.received_at if shipment else None
+        suggestion = self._suggestion(facts["draft"]) if facts["keys"] else None
         tickets = []
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
@@ -335,10 +337,21 @@ class Reviewer(MailProducer):
                 review_url=public_url(self.config, shop.id, review.id),
                 answered_by="auto" if auto_text else None, auto_response=auto_text,
                 updated=bool(review.edits), in_reply_to=facts["threads"].get(agent),
+                suggested_answer=suggestion,
             )
             mail = ticket_mail(self.templates, self.config, shop, view, now=now)
             tickets.append((agent, key, known_key is None, mail))
         return TicketBatch(review, tickets, auto_text, customer_mail)
+
+    def _suggestion(self, facts: drafts.DraftFacts | None) -> str | None:
+        """The ticket's suggested answer; a broken draft template costs the draft only."""
+        if facts is None:
+            return None
+        try:
+            return drafts.compose(self.config, facts)
+        except (ValueError, jinja2.TemplateError) as exc:
+            log.error("review=%s no suggested answer: %s", facts.review_id, exc)
+            return None
 
     def render_response(self, shop: ShopConfig, review: ReviewRow, body: str,
                         invitation_message_id: str | None, now: datetime) -> RenderedMail:

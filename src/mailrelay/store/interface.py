@@ -421,6 +421,15 @@ class AccountStatements(Protocol):
     def delete_session(self, token_hash: str) -> None: ...
 
 
+class DigestStatements(Protocol):
+    """The agents' daily digest (issue 14): the last local date each shop's digest was done."""
+
+    def last_digest_date(self, shop: str) -> str | None: ...
+
+    def claim_digest(self, shop: str, day: str, now: datetime) -> bool:
+        """Record `day` as done for `shop`; False when it (or a later day) already was."""
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -433,6 +442,7 @@ class QueryInterface(
     ReportStatements,
     ProductReviewStatements,
     AccountStatements,
+    DigestStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

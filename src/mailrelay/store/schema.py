@@ -369,9 +369,23 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_password_links_user ON password_links(user_id)")
 
 
+def _reserved(db: sqlite_utils.Database) -> None:
+    """Versions 10 and 11 belong to other branches of issue 14 (moderation, the inbox); on
+    merging, their migrations take these places."""
+    del db
+
+
+def _migration_12(db: sqlite_utils.Database) -> None:
+    """The agents' daily digest (issue 14): the last local date each shop's digest was done,
+    so that a restart never mails a day's digest twice."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS digests (shop TEXT PRIMARY KEY, last_date TEXT NOT NULL,"
+        " done_at TEXT NOT NULL)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9,
+    _migration_7, _migration_8, _migration_9, _reserved, _reserved, _migration_12,
 )
 
 

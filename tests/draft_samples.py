@@ -1,0 +1,108 @@
+"""Review sentences in our own words, one per topic per built-in locale: each mentions that
+topic only (tests/test_drafts.py checks the keyword lists find exactly it)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SAMPLES: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "late": "The parcel came nine days late and nobody told me why.",
+        "damage": "The lid was cracked when I opened the box.",
+        "wrong_item": "You sent me the wrong item, a green kettle.",
+        "size": "The jumper is far too small for me.",
+        "refund": "I would like a refund for this order.",
+        "quality": "Very flimsy, it fell apart after two uses.",
+        "service": "Your support team was rude on the phone.",
+    },
+    "de": {
+        "late": "Das Paket kam mit einer Woche Verspätung an.",
+        "damage": "Die Tasse war beschädigt, als ich sie auspackte.",
+        "wrong_item": "Ich habe eine falsche Lampe bekommen.",
+        "size": "Die Jacke ist mir leider zu klein.",
+        "refund": "Wann bekomme ich mein Geld zurück?",
+        "quality": "Die Qualität ist enttäuschend, die Nähte lösen sich.",
+        "service": "Der Kundendienst war unfreundlich und knapp.",
+    },
+    "da": {
+        "late": "Pakken kom tre dage for sent.",
+        "damage": "Vasen var knust ved levering.",
+        "wrong_item": "Jeg fik en forkert farve tilsendt.",
+        "size": "Bukserne er for små i livet.",
+        "refund": "Jeg ønsker en refusion af hele beløbet.",
+        "quality": "Dårlig kvalitet, syningen går op.",
+        "service": "Kundeservice var uvenlig over for mig.",
+    },
+    "nl": {
+        "late": "Mijn bestelling had flinke vertraging.",
+        "damage": "De pot had een deuk in de zijkant.",
+        "wrong_item": "Ik kreeg een verkeerde kleur thuis.",
+        "size": "De schoenen zijn te klein voor mij.",
+        "refund": "Ik wil graag mijn geld terug.",
+        "quality": "De kwaliteit valt erg tegen.",
+        "service": "De klantenservice was onvriendelijk tegen mij.",
+    },
+    "sv": {
+        "late": "Paketet kom en vecka för sent.",
+        "damage": "Koppen var trasig när den kom.",
+        "wrong_item": "Jag fick fel färg på tröjan.",
+        "size": "Skorna var för små för mig.",
+        "refund": "Jag vill ha pengarna tillbaka.",
+        "quality": "Usel kvalitet, sömmarna släpper.",
+        "service": "Kundtjänst var otrevlig mot mig.",
+    },
+    "nb": {
+        "late": "Pakken kom med flere dagers forsinkelse.",
+        "damage": "Koppen var knust da jeg åpnet esken.",
+        "wrong_item": "Jeg fikk feil farge på genseren.",
+        "size": "Skoene var for små for meg.",
+        "refund": "Jeg vil ha pengene tilbake.",
+        "quality": "Elendig kvalitet, sømmene går opp.",
+        "service": "Kundeservice var uhøflig mot meg.",
+    },
+    "fi": {
+        "late": "Paketti tuli viikon myöhässä.",
+        "damage": "Kuppi oli rikki, kun avasin laatikon.",
+        "wrong_item": "Sain väärän värisen paidan.",
+        "size": "Kengät olivat liian pienet minulle.",
+        "refund": "Haluan rahat takaisin tästä tilauksesta.",
+        "quality": "Laatu oli surkea, saumat aukesivat.",
+        "service": "Asiakaspalvelu oli tyly minulle.",
+    },
+    "fr": {
+        "late": "Le colis est arrivé avec une semaine de retard.",
+        "damage": "Le vase était cassé à l'arrivée.",
+        "wrong_item": "J'ai reçu la mauvaise couleur de pull.",
+        "size": "Les chaussures sont trop petites pour moi.",
+        "refund": "Je demande le remboursement de ma commande.",
+        "quality": "La qualité est décevante, les coutures lâchent.",
+        "service": "Le service client a été désagréable avec moi.",
+    },
+    "es": {
+        "late": "El paquete llegó con una semana de retraso.",
+        "damage": "La taza llegó rota dentro de la caja.",
+        "wrong_item": "Me enviaron un color equivocado.",
+        "size": "Los zapatos me quedan pequeños, la talla no es real.",
+        "refund": "Quiero el reembolso de mi pedido.",
+        "quality": "La calidad es pésima, las costuras se abren.",
+        "service": "La atención al cliente fue grosera conmigo.",
+    },
+    "it": {
+        "late": "Il pacco è arrivato con una settimana di ritardo.",
+        "damage": "La tazza è arrivata rotta nella scatola.",
+        "wrong_item": "Mi avete mandato il colore sbagliato.",
+        "size": "Le scarpe sono troppo piccole per me.",
+        "refund": "Vorrei il rimborso del mio ordine.",
+        "quality": "La qualità è scadente, le cuciture si aprono.",
+        "service": "L'assistenza è stata scortese con me.",
+    },
+    "pl": {
+        "late": "Paczka przyszła z tygodniowym opóźnieniem.",
+        "damage": "Kubek był uszkodzony po otwarciu kartonu.",
+        "wrong_item": "Dostałam zły kolor swetra.",
+        "size": "Buty są za małe na mnie.",
+        "refund": "Proszę o zwrot pieniędzy za zamówienie.",
+        "quality": "Tandeta, szwy puszczają po jednym praniu.",
+        "service": "Obsługa klienta była niegrzeczna wobec mnie.",
+    },
+}
