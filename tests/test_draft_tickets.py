@@ -1,0 +1,109 @@
+"""The suggested answer in the agent's ticket (issue 14): under its localized heading in the text
+and HTML parts of every locale, and never published when the agent replies above the quote."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.config import Config
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.locales import BUILTIN_LOCALES
+from mailrelay.render import Templates
+
+from .mailtools import customer_mails, drain, send, settle, text_of, via_sink
+from .sink import Sink
+from .tickets import AGENT, agent_reply, invited_now, submitted, ticket_of, ticketed
+
+HEADINGS = {
+    "en": "Suggested answer", "de": "Antwortvorschlag", "da": "Forslag til svar",
+    "nl": "Voorgesteld antwoord", "sv": "Förslag till svar", "nb": "Forslag til svar",
+    "fi": "Vastausehdotus", "fr": "Réponse suggérée", "es": "Respuesta sugerida",
+    "it": "Risposta suggerita", "pl": "Proponowana odpowiedź",
+}
+DRAFT = "Hello Ann,\n\nWe are sorry about the wait.\n\nKind regards,\nACME Shoes"
+
+
+@pytest.mark.parametrize("locale", BUILTIN_LOCALES)
+def test_every_locales_ticket_shows_the_suggested_answer_under_its_heading(
+        config: Config, locale: str) -> None:
+    shop = config.shops[0]
+    context = {"stars": 2, "stars_bar": "★★☆☆☆", "key": "k7q2", "marker": "##-",
+               "suggested_answer": DRAFT,
+               "suggested_paragraphs": [p.split("\n") for p in DRAFT.split("\n\n")]}
+    _subject, text, html, used = Templates(config).render_text(shop, "ticket", locale,
+                                                               **context)
+    assert used == locale
+    heading = HEADINGS[locale]
+    assert f"{heading}\n{'-' * len(heading)}\n" in text
+    assert f"\n\n{DRAFT}\n\n" in text  # unindented: ready to copy
+    assert f">{heading}</p>" in html
+    assert "We are sorry about the wait." in html and "Kind regards,<br>ACME Shoes" in html
+    without = {**context, "suggested_answer": None, "suggested_paragraphs": []}
+    _subject, text, html, _used = Templates(config).render_text(shop, "ticket", locale,
+                                                                **without)
+    assert heading not in text and heading not in html
+
+
+async def test_a_low_rating_ticket_carries_a_draft_and_a_reply_above_it_publishes_only_the_reply(
+        config: Config, clock: FrozenClock, sink: Sink) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)  # 2★ "The parcel took two weeks to arrive."
+        text = text_of(t.ticket).replace("\r\n", "\n")
+        section = text.split("Suggested answer\n----------------\n", 1)[1]
+        assert section.split("\n\n")[1] == "Hello Ann,"
+        assert "Thank you for your review of order 1057." in section
+        assert "took longer than it should have" in section  # the "late" topic
+        html = t.ticket.get_body(preferencelist=("html",))
+        assert html is not None and "data-mailrelay-draft" in str(html.get_content())
+        raw = agent_reply(t, "Hi Ann, the courier lost a week; a new pair is on its way.")
+        await send(daemon, raw, t.reply_to, sender=AGENT)
+        await settle(daemon)
+        await drain(daemon)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review.response == "Hi Ann, the courier lost a week; a new pair is on its way."
+        [mail] = customer_mails(sink)
+        assert "took longer than it should have" not in text_of(mail)
+
+
+async def test_a_reply_that_pastes_the_ticket_without_quote_marks_still_publishes_only_the_reply(
+        config: Config, clock: FrozenClock, sink: Sink) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        pasted = agent_reply(t, "Ann, we are sorry. A new pair left today.\n\n"
+                             + text_of(t.ticket), quote=False)
+        await send(daemon, pasted, t.reply_to, sender=AGENT)
+        await settle(daemon)
+        await drain(daemon)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review.response == "Ann, we are sorry. A new pair left today."
+
+
+async def test_a_reply_made_of_the_edited_draft_is_published_as_written(
+        config: Config, clock: FrozenClock, sink: Sink) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        text = text_of(t.ticket).replace("\r\n", "\n")
+        section = text.split("Suggested answer\n----------------\n", 1)[1]
+        draft = section.split("\n\n", 1)[1].split("\n\nHow to answer", 1)[0].strip()
+        edited = draft.replace("We are checking with the carrier",
+                               "The carrier has confirmed the hold-up; we are checking")
+        await send(daemon, agent_reply(t, edited), t.reply_to, sender=AGENT)
+        await settle(daemon)
+        await drain(daemon)
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and review.response == edited
+
+
+async def test_four_and_five_star_tickets_carry_no_draft(config: Config, clock: FrozenClock,
+                                                         sink: Sink) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        inv = await invited_now(daemon, clock, shop_id="acme", email="bo@example.com",
+                                name="Bo Berg", reference="2001")
+        review_id = await submitted(daemon, clock, inv, stars="4", title="Good",
+                                    text="Late, but good shoes.", name="Bo Berg")
+        await daemon.tick()
+        ticket = ticket_of(sink, review_id)
+        assert "Suggested answer" not in text_of(ticket)
