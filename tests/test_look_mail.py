@@ -26,7 +26,7 @@ MAIL = Path(str(files("mailrelay") / "templates" / "mail"))
 LOCALES = sorted(p.name for p in MAIL.iterdir() if (p / "invitation.txt.j2").is_file())
 #: Every mail we send that has a template: customers', agents' and operators'.
 PURPOSES = ["invitation", "reminder", "review_link", "ticket", "response", "alert",
-            "reply_rejected"]
+            "reply_rejected", "digest"]
 #: The two looks the browser test uses too: a pale yellow and a near-black.
 PALE, DARK = "#fef08a", "#111111"
 LOOK = f'''

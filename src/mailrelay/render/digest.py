@@ -65,5 +65,6 @@ def digest_mail(templates: Templates, config: Config, shop: ShopConfig, to: str,
         ("Message-ID", message_id),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834
     ]
-    tail = [("Content-Language", used), ("X-Mailrelay-Shop", shop.id)]
+    tail = [("Content-Language", used), ("X-Mailrelay-Shop", shop.id),
+            ("X-Mailrelay-Digest", today.isoformat())]  # a filter for agents' mail clients
     return rendered(compose(head, text, html, tail), message_id, agent)
