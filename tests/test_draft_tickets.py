@@ -3,6 +3,11 @@ and HTML parts of every locale, and never published when the agent replies above
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+
+import aiohttp
 import pytest
 
 from mailrelay.app import Daemon
@@ -11,6 +16,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.core.locales import BUILTIN_LOCALES
 from mailrelay.render import Templates
 
+from .conftest import ConfigFactory
 from .mailtools import customer_mails, drain, send, settle, text_of, via_sink
 from .sink import Sink
 from .tickets import AGENT, agent_reply, invited_now, submitted, ticket_of, ticketed
@@ -107,3 +113,27 @@ async def test_four_and_five_star_tickets_carry_no_draft(config: Config, clock: 
         await daemon.tick()
         ticket = ticket_of(sink, review_id)
         assert "Suggested answer" not in text_of(ticket)
+
+
+async def test_a_slow_generator_does_not_hold_up_the_daemon(
+        make_config: ConfigFactory, clock: FrozenClock, sink: Sink, tmp_path: Path) -> None:
+    script = tmp_path / "slow_generator.py"
+    script.write_text("import sys, time\nsys.stdin.read()\ntime.sleep(3)\n"
+                      "print('Hello Ann, slow but sure.')\n")
+    config = make_config(more=f'[drafts]\ncommand = "{sys.executable} {script}"\n')
+    async with Daemon(via_sink(config, sink), clock) as daemon, aiohttp.ClientSession() as http:
+        inv = await invited_now(daemon, clock, shop_id="acme", email="ann@example.com",
+                                name="Ann Lee", reference="1057")
+        review_id = await submitted(daemon, clock, inv, stars="2", title="Slow",
+                                    text="It came late.", name="Ann Lee")
+        rendering = asyncio.create_task(daemon.tick())
+        await asyncio.sleep(0.3)  # the generator is running now
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with http.get(f"http://127.0.0.1:{daemon.http_port}/healthz") as resp:
+            await resp.read()
+        assert loop.time() - started < 1.5
+        assert not rendering.done()
+        await rendering
+        await drain(daemon)
+        assert "Hello Ann, slow but sure." in text_of(ticket_of(sink, review_id))
