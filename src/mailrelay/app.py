@@ -414,6 +414,11 @@ def startup_summary(config: Config) -> list[str]:
               for shop in config.shops]
     lines += [f"shop {shop.id}: webhook {hook.url} ({', '.join(hook.events)})"
               for shop in config.shops for hook in shop.webhooks]
+    lines += [f"shop {shop.id}: digest at {shop.digest:%H:%M} {shop.timezone.key}"
+              for shop in config.shops if shop.digest is not None]
+    if config.drafts.command:
+        lines.append(f"drafts from {config.drafts.command[0]} (falling back to the templates "
+                     f"after {config.drafts.timeout.total_seconds():g}s)")
     return lines
 
 
