@@ -137,3 +137,16 @@ async def test_a_slow_generator_does_not_hold_up_the_daemon(
         await rendering
         await drain(daemon)
         assert "Hello Ann, slow but sure." in text_of(ticket_of(sink, review_id))
+
+
+async def test_a_ticket_still_goes_out_when_the_shops_draft_files_are_broken(
+        make_config: ConfigFactory, clock: FrozenClock, sink: Sink, tmp_path: Path) -> None:
+    own = tmp_path / "own" / "drafts" / "en"
+    own.mkdir(parents=True)
+    (own / "opening.j2").write_text("{% if stars %}unclosed")
+    config = make_config(shop_extra=f'templates_dir = "{tmp_path / "own"}"')
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        text = text_of(t.ticket)
+        assert "The parcel took two weeks to arrive." in text
+        assert "Suggested answer" not in text

@@ -4,6 +4,7 @@ generator (`[drafts] command`) with its fallbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sys
@@ -280,3 +281,39 @@ def test_drafts_config_mistakes_are_reported_clearly(make_config: ConfigFactory,
     with pytest.raises(ConfigError) as error:
         make_config(more=table)
     assert message in str(error.value)
+
+
+def test_a_shops_broken_draft_files_cost_the_draft_only(make_config: ConfigFactory,
+                                                        tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    own = tmp_path / "own" / "drafts" / "en"
+    own.mkdir(parents=True)
+    (own / "topics.json").write_text("{late: oops")
+    config = make_config(shop_extra=f'templates_dir = "{tmp_path / "own"}"')
+    with Store(config.store.path) as store:
+        review = add_review(store, stars=1, text="Late.")
+        assert suggest(config, store, review) is None
+    assert f"review={review} no suggested answer" in caplog.text
+
+
+async def test_suggest_async_leaves_the_event_loop_free_while_the_command_runs(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text("import sys, time\nsys.stdin.read()\ntime.sleep(1)\nprint('At last.')\n")
+    config = make_config(more=f'[drafts]\ncommand = "{sys.executable} {script}"\n')
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            await asyncio.sleep(0.01)
+            beats += 1
+
+    with Store(config.store.path) as store:
+        review = add_review(store, stars=2, text="Late.")
+        beating = asyncio.create_task(heartbeat())
+        draft = await drafts.suggest_async(config, store, review)
+        beating.cancel()
+        assert await drafts.suggest_async(config, store, 9999) is None
+    assert draft == "At last."
+    assert beats > 20  # about 100 in the second the command took

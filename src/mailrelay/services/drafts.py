@@ -4,14 +4,16 @@ or from the shop's own `[drafts] command`, falling back to the templates."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from jinja2 import Environment, TemplateNotFound
+from jinja2 import Environment, TemplateError, TemplateNotFound
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.locales import BUILTIN_LOCALES, FALLBACK_LOCALE, map_locale
@@ -19,10 +21,12 @@ from mailrelay.render.content import clean_display_text, clean_products
 from mailrelay.render.headers import clean_header
 from mailrelay.render.templates import Templates
 from mailrelay.services.draft_command import run_command
-from mailrelay.store.interface import QueryInterface
+from mailrelay.store.interface import QueryInterface, StoreBackend
 
-__all__ = ["TOPICS", "DraftFacts", "compose", "detect_topics", "draft_facts", "draft_locale",
-           "suggest"]
+__all__ = ["TOPICS", "DraftFacts", "compose", "compose_or_none", "detect_topics", "draft_facts",
+           "draft_locale", "suggest", "suggest_async"]
+
+log = logging.getLogger("mailrelay.drafts")
 
 #: The topics a draft answers, in the order its paragraphs follow each other.
 TOPICS: Final = ("late", "damage", "wrong_item", "size", "refund", "quality", "service")
@@ -46,10 +50,30 @@ class DraftFacts:
 
 def suggest(config: Config, q: QueryInterface, review_id: int) -> str | None:
     """A suggested answer to review `review_id`, or None for a 4–5★ or unknown review (or one
-    of a shop no longer configured). With `[drafts] command` set this may block up to its
-    `timeout`: call it off the event loop (`store.aread` does)."""
+    of a shop no longer configured, or whose own draft templates are broken: logged). With
+    `[drafts] command` set this may block up to its `timeout`: call it off the event loop
+    (`store.aread` does; `suggest_async` reads first and runs the command in a thread)."""
     facts = draft_facts(config, q, review_id)
-    return compose(config, facts) if facts is not None else None
+    return compose_or_none(config, facts) if facts is not None else None
+
+
+async def suggest_async(config: Config, store: StoreBackend, review_id: int) -> str | None:
+    """`suggest` for a web handler: the read on a snapshot, the drafting in a worker thread,
+    so that a slow `[drafts] command` holds neither the event loop nor a reader."""
+    facts = await store.aread(lambda q: draft_facts(config, q, review_id))
+    if facts is None:
+        return None
+    return await asyncio.to_thread(compose_or_none, config, facts)
+
+
+def compose_or_none(config: Config, facts: DraftFacts) -> str | None:
+    """`compose`, or None (logged) when the shop's own draft templates or keywords are broken:
+    a draft is a help, never a reason for a ticket or a page to fail."""
+    try:
+        return compose(config, facts)
+    except (ValueError, TemplateError) as exc:
+        log.error("review=%s no suggested answer: %s", facts.review_id, exc)
+        return None
 
 
 def draft_facts(config: Config, q: QueryInterface, review_id: int) -> DraftFacts | None:

@@ -325,7 +325,8 @@ class Reviewer(MailProducer):
         shipment: ShipmentRow | None = facts["shipment"]
         products = shipment.products if shipment else []
         received_at = shipment.received_at if shipment else None
-        suggestion = self._suggestion(facts["draft"]) if facts["keys"] else None
+        suggestion = (drafts.compose_or_none(self.config, facts["draft"])
+                      if facts["draft"] is not None and facts["keys"] else None)
         tickets = []
         for agent, known_key in facts["keys"].items():
             key = known_key or self.signer.issue_key(REPLY)
@@ -342,16 +343,6 @@ class Reviewer(MailProducer):
             mail = ticket_mail(self.templates, self.config, shop, view, now=now)
             tickets.append((agent, key, known_key is None, mail))
         return TicketBatch(review, tickets, auto_text, customer_mail)
-
-    def _suggestion(self, facts: drafts.DraftFacts | None) -> str | None:
-        """The ticket's suggested answer; a broken draft template costs the draft only."""
-        if facts is None:
-            return None
-        try:
-            return drafts.compose(self.config, facts)
-        except (ValueError, jinja2.TemplateError) as exc:
-            log.error("review=%s no suggested answer: %s", facts.review_id, exc)
-            return None
 
     def render_response(self, shop: ShopConfig, review: ReviewRow, body: str,
                         invitation_message_id: str | None, now: datetime) -> RenderedMail:
