@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -222,7 +223,7 @@ async def test_serve_says_at_start_which_config_store_outbox_and_urls_it_runs_wi
     """Issue 12: an operator learns from the first lines what this relay runs with."""
     caplog.set_level("INFO", logger="mailrelay")
     config = make_config(more=second_shop(digest="09:00", timezone="Europe/Oslo")
-                         + '[drafts]\ncommand = "/usr/local/bin/draft-answer --fast"\n')
+                         + f'[drafts]\ncommand = "{sys.executable} --version"\n')
     stop = asyncio.Event()
     assert await app.run(config, ready=lambda _daemon: stop.set(), stop=stop) == app.EXIT_OK
     lines = [r.getMessage() for r in caplog.records if r.name == "mailrelay.app"]
@@ -235,6 +236,6 @@ async def test_serve_says_at_start_which_config_store_outbox_and_urls_it_runs_wi
         page = f"{config.http.base_url}/s/{shop.id}"
         assert f"shop {shop.id}: BCC {shop.bcc_address}, public page {page}" in text
     assert "shop bolt: digest at 09:00 Europe/Oslo" in text and "shop acme: digest" not in text
-    assert ("drafts from /usr/local/bin/draft-answer (falling back to the templates after 10s)"
+    assert (f"drafts from {sys.executable} (falling back to the templates after 10s)"
             in text)
     assert text.index("config ") < text.index("mailrelay ready")

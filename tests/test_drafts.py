@@ -262,9 +262,13 @@ def test_a_failing_command_falls_back_to_the_templates_and_is_logged(
     assert took < 10  # the time-out ended the command (it sleeps 30 s)
 
 
-def test_a_command_that_cannot_start_falls_back(make_config: ConfigFactory,
+def test_a_command_that_cannot_start_falls_back(make_config: ConfigFactory, tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    config = make_config(more='[drafts]\ncommand = "/nonexistent/draft-answer"\n')
+    program = tmp_path / "draft-answer"
+    program.write_text("#!/bin/sh\necho never\n")
+    program.chmod(0o755)
+    config = make_config(more=f'[drafts]\ncommand = "{program}"\n')
+    program.unlink()  # gone since the config was read
     with Store(config.store.path) as store:
         draft = suggest(config, store, add_review(store, stars=2, text="Late."))
     assert draft is not None and draft.startswith("Hello Ann,")
@@ -275,6 +279,7 @@ def test_a_command_that_cannot_start_falls_back(make_config: ConfigFactory,
     ('[drafts]\ncommand = "draft \'unclosed"\n', "drafts.command"),
     ('[drafts]\ntimeout = "0s"\n', "drafts.timeout"),
     ('[drafts]\nkommand = "x"\n', "kommand"),
+    ('[drafts]\ncommand = "/nonexistent/draft-answer --fast"\n', "no executable program"),
 ])
 def test_drafts_config_mistakes_are_reported_clearly(make_config: ConfigFactory, table: str,
                                                      message: str) -> None:

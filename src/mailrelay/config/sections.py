@@ -5,6 +5,7 @@ checked key by key into its dataclass.
 from __future__ import annotations
 
 import shlex
+import shutil
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
@@ -223,6 +224,9 @@ def read_drafts(table: Table) -> DraftsConfig:
         command = ()
     if command and "\n" in text:
         table.problem("command", "must be a single line")
+    elif command and shutil.which(command[0]) is None:
+        table.problem("command", f"{command[0]!r} is no executable program (give its full "
+                      "path, or a name found on PATH)")
     return DraftsConfig(command=command,
                         timeout=table.duration("timeout", "10s", positive=True,
                                                maximum=timedelta(minutes=5)))
