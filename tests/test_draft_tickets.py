@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +17,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.locales import BUILTIN_LOCALES
 from mailrelay.render import Templates
+from mailrelay.services.replies import ReplyOutcome
 
 from .conftest import ConfigFactory
 from .mailtools import customer_mails, drain, send, settle, text_of, via_sink
@@ -150,3 +153,29 @@ async def test_a_ticket_still_goes_out_when_the_shops_draft_files_are_broken(
         text = text_of(t.ticket)
         assert "The parcel took two weeks to arrive." in text
         assert "Suggested answer" not in text
+
+
+async def test_an_html_reply_quoting_the_html_ticket_publishes_only_the_agents_words(
+        config: Config, clock: FrozenClock, sink: Sink) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        t = await ticketed(daemon, clock, sink)
+        part = t.ticket.get_body(preferencelist=("html",))
+        assert part is not None
+        ticket_html = str(part.get_content())
+        assert "took longer than it should have" in ticket_html
+        msg = EmailMessage()
+        msg["From"] = f"Support <{AGENT}>"
+        msg["To"] = t.reply_to
+        msg["Subject"] = "Re: review"
+        msg["Message-ID"] = make_msgid(domain="acme.example")
+        inner = ticket_html.split("<body", 1)[1].split(">", 1)[1].rsplit("</body>", 1)[0]
+        msg.set_content(
+            "<html><body><div>Ann, a new pair is on its way today.</div><br>"
+            '<div class="gmail_quote"><div>On Mon, 23 Nov 2026 at 10:00, ACME Shoes '
+            f"&lt;{AGENT}&gt; wrote:</div><blockquote>{inner}</blockquote></div>"
+            "</body></html>", subtype="html")
+        result = await daemon.replier.process(msg.as_bytes(), source="imap")
+        assert result.outcome == ReplyOutcome.PUBLISHED, result
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None
+        assert review.response == "Ann, a new pair is on its way today."
