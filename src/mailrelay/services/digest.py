@@ -54,6 +54,8 @@ class Digests:
         self.templates = templates
         self.clock = clock
         self.on_outbox = on_outbox
+        #: shop id → the last day whose digest this process knows to be done.
+        self._done: dict[str, str] = {}
 
     async def send_due(self) -> int:
         """Queue every digest due now and not yet done today; returns the mails queued."""
@@ -68,11 +70,15 @@ class Digests:
         return queued
 
     async def _shop_digest(self, shop: ShopConfig, day: str, now: datetime) -> int:
+        if self._done.get(shop.id, "") >= day:
+            return 0  # known without asking the store: the minute's tick costs nothing
         facts = await self.store.aread(lambda q: self._facts(q, shop))
         if facts.last_day is not None and facts.last_day >= day:
+            self._done[shop.id] = facts.last_day
             return 0
         mails = await asyncio.to_thread(self._render, shop, facts, now) if facts.items else []
         queued: int = await self.store.write(lambda q: self._queue(q, shop, day, mails, now))
+        self._done[shop.id] = day
         log.info("digest shop=%s day=%s reviews=%d mails=%d", shop.id, day, len(facts.items),
                  queued)
         return queued
