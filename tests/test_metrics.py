@@ -51,8 +51,8 @@ async def test_healthz_reports_each_part(daemon: Daemon) -> None:
     assert body == {
         "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
         "webhooks": "not configured",
-        "workers": {"alerts": "ok", "dispatch": "ok", "intake": "ok", "retention": "ok",
-                    "webhooks": "ok"},
+        "workers": {"alerts": "ok", "digest": "ok", "dispatch": "ok", "intake": "ok",
+                    "retention": "ok", "webhooks": "ok"},
         "counts": {"inbound_pending": 0, "outbox_queued": 0, "outbox_sending": 0, "due_now": 0,
                    "webhooks_due_now": 0},
     }
