@@ -115,11 +115,15 @@ def operator_report(q: Queries, config: Config, review: ReviewRow, reason: str,
                   Decision(True, OPERATOR, None, category), now)
 
 
+def owner_accounts(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
+    """The addresses of the shop's console users with the role owner."""
+    return tuple(dict.fromkeys(
+        user.email for user in q.list_users(shop.id) if user.role == "owner"))
+
+
 def owners_to_mail(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
     """The shop's owner accounts; without any, its `alerts` addresses."""
-    owners = tuple(dict.fromkeys(
-        user.email for user in q.list_users(shop.id) if user.role == "owner"))
-    return owners or tuple(shop.alerts)
+    return owner_accounts(q, shop) or tuple(shop.alerts)
 
 
 def mail_owners(q: Queries, config: Config, templates: Templates, review: ReviewRow,
