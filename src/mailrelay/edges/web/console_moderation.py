@@ -44,8 +44,8 @@ def removed_line(t: Translator, counts: dict[str, int]) -> str | None:
         return None
     reasons = ", ".join(
         t("moderation.reason_count", n=str(count),
-          reason=t(f"moderation.reason_{reason}" if reason in moderation.REMOVAL_REASONS
-                   else "moderation.reason_other"))
+          reason=t(f"moderation.because.{reason}" if reason in moderation.REMOVAL_REASONS
+                   else "moderation.because.other"))
         for reason, count in counts.items())
     return t.plural("moderation.removed", total, reasons=reasons)
 
