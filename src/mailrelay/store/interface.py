@@ -434,6 +434,9 @@ class ModerationStatements(Protocol):
     def reports(self, shop: str, state: str | None = "pending",
                 limit: int = 200) -> list[ReportRow]: ...
 
+    def recent_decisions(self, shop: str, limit: int = 20) -> list[ReportRow]:
+        """A shop's decided reports, the latest decision first."""
+
     def reports_of_review(self, review_id: int) -> list[ReportRow]: ...
 
     def decide_report(self, report_id: int, state: str, by: str, note: str | None,

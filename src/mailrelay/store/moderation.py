@@ -60,6 +60,12 @@ class ModerationQueries(Bound):
         rows = self.conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit))
         return [_report(row) for row in rows]
 
+    def recent_decisions(self, shop: str, limit: int = 20) -> list[ReportRow]:
+        """A shop's decided reports, the latest decision first."""
+        return [_report(row) for row in self.conn.execute(
+            _REPORT + " WHERE shop = ? AND state != 'pending'"
+            " ORDER BY decided_at DESC, id DESC LIMIT ?", (shop, limit))]
+
     def reports_of_review(self, review_id: int) -> list[ReportRow]:
         return [_report(row) for row in self.conn.execute(
             _REPORT + " WHERE review_id = ? ORDER BY id", (review_id,))]

@@ -94,9 +94,8 @@ class ModerationPages:
                        t: Translator, *, status: int = 200, notice: str | None = None,
                        error: str | None = None) -> web.Response:
         def gather(q: Queries) -> tuple[list[ReportItem], list[ReportItem]]:
-            decided = [r for r in reversed(q.reports(shop_id, None, limit=10_000))
-                       if r.state != moderation.ReportState.PENDING][:RECENT_DECISIONS]
-            return _items(q, q.reports(shop_id), t), _items(q, decided, t)
+            return (_items(q, q.reports(shop_id), t),
+                    _items(q, q.recent_decisions(shop_id, RECENT_DECISIONS), t))
 
         pending, decided = await self.app.store.aread(gather)
         return self.app.console.page(
