@@ -65,6 +65,8 @@ class OutboxKind(StrEnum):
     RESPONSE = "response"
     NOTICE = "notice"
     ALERT = "alert"
+    #: An agent reported a review: mailed to the shop's owners, who confirm or reject it.
+    REPORT_PENDING = "report_pending"
     #: A shop's event as a signed JSON POST ([[shop.webhook]]); sent by its own worker.
     WEBHOOK = "webhook"
 

@@ -39,7 +39,7 @@ from mailrelay.render import (
     response_mail,
 )
 from mailrelay.reply_text import Extraction, extract
-from mailrelay.services import events
+from mailrelay.services import events, moderation
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
@@ -362,14 +362,13 @@ class Replier:
         for tag in directives.tags:
             q.add_tag(review_id, tag, now)
         if directives.report is not None:
-            q.report_review(review_id, directives.report, now)
+            # Pending until an owner confirms it (issue 14): the review stays public.
+            moderation.report_and_notify(q, self.config, self.templates, review, author,
+                                         directives.report, now)
             if self.on_report is not None:
                 self.on_report(q, shop_id, review_id, directives.report, now)
             if directives.body:
                 q.add_note(review_id, directives.body, author, now)
-            events.emit(q, self.config, shop_id, "review.reported", now, review_id=review_id,
-                          extra={"report": {"reason": directives.report, "by": author,
-                                            "note": directives.body or None}})
             return done(ReplyOutcome.REPORTED, directives.report)
         if directives.note:
             if not directives.body:

@@ -13,6 +13,7 @@ from mailrelay.store.addresses import (
 from mailrelay.store.database import Store
 from mailrelay.store.queries import Queries
 from mailrelay.store.rows import (
+    AuditEntry,
     CustomerContext,
     DecisionFacts,
     DueInvitation,
@@ -36,6 +37,7 @@ from mailrelay.store.rows import (
     RatingSummary,
     ReplyKeyRow,
     ReplyRow,
+    ReportRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -49,6 +51,8 @@ from mailrelay.store.suppressions import SUPPRESSION_TEXT
 from mailrelay.store.timestamps import from_iso, to_iso
 
 __all__ = [
+    "AuditEntry",
+    "ReportRow",
     "CustomerContext",
     "RatingSummary",
     "ShopStats",

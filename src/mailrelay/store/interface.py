@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
 from mailrelay.store.rows import (
+    AuditEntry,
     CustomerContext,
     DecisionFacts,
     DueInvitation,
@@ -38,6 +39,7 @@ from mailrelay.store.rows import (
     RatingSummary,
     ReplyKeyRow,
     ReplyRow,
+    ReportRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -421,6 +423,31 @@ class AccountStatements(Protocol):
     def delete_session(self, token_hash: str) -> None: ...
 
 
+class ModerationStatements(Protocol):
+    """Moderation (issue 14): reports waiting for an owner, decisions, removed counts, audit."""
+
+    def add_report(self, review_id: int, shop: str, reporter: str, reason: str,
+                   now: datetime) -> int: ...
+
+    def get_report(self, report_id: int) -> ReportRow | None: ...
+
+    def reports(self, shop: str, state: str | None = "pending",
+                limit: int = 200) -> list[ReportRow]: ...
+
+    def recent_decisions(self, shop: str, limit: int = 20) -> list[ReportRow]:
+        """A shop's decided reports, the latest decision first."""
+
+    def reports_of_review(self, review_id: int) -> list[ReportRow]: ...
+
+    def decide_report(self, report_id: int, state: str, by: str, note: str | None,
+                      category: str | None, now: datetime) -> bool: ...
+
+    def removed_counts(self, shop: str) -> dict[str, int]:
+        """Public reason → how many of the shop's reviews an owner's confirmation hides."""
+
+    def review_audit(self, review_id: int) -> list[AuditEntry]: ...
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -433,6 +460,7 @@ class QueryInterface(
     ReportStatements,
     ProductReviewStatements,
     AccountStatements,
+    ModerationStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from mailrelay.store.accounts import AccountQueries
 from mailrelay.store.invitations import InvitationQueries
 from mailrelay.store.messages import MessageQueries
+from mailrelay.store.moderation import ModerationQueries
 from mailrelay.store.outbox import OutboxQueries
 from mailrelay.store.privacy import PrivacyQueries
 from mailrelay.store.products import ProductReviewQueries
@@ -22,6 +23,6 @@ class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
     OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
-    AccountQueries,
+    AccountQueries, ModerationQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

@@ -27,6 +27,7 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_moderation import ModerationPages, removed_json, removed_line
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
@@ -95,6 +96,8 @@ class Listing:
     total: int  # reviews matching the star filter
     pages: int
     rows: list[ReviewRow]
+    #: Public reason → reviews an owner's confirmed report hides (issue 14: said on the page).
+    removed: dict[str, int]
 
 
 def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
@@ -110,7 +113,7 @@ def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
         rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
                               reported=False, tag=tag, limit=PAGE_SIZE,
                               offset=(page - 1) * PAGE_SIZE, newest_first=True)
-    return Listing(summary, total, pages, rows)
+    return Listing(summary, total, pages, rows, q.removed_counts(shop_id))
 
 
 def _query_int(value: str | None, low: int, high: int) -> int | None:
@@ -173,6 +176,7 @@ class WebApp:
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
             *self.console.routes(),
+            *ModerationPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
@@ -510,6 +514,7 @@ class WebApp:
             prev_url=link(stars, page - 1) if page > 1 else None,
             next_url=link(stars, page + 1) if page < listing.pages else None,
             jsonld=jsonld, write_url=f"/s/{shop.id}/write?via=page", review_base=f"/s/{shop.id}/r/",
+            removed_line=removed_line(t, listing.removed),
         )
 
     def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
@@ -540,6 +545,7 @@ class WebApp:
             "page": page,
             "pages": listing.pages,
             "reviews": [self._public_review(row) for row in listing.rows],
+            "removed": removed_json(listing.removed),
         }, 200, PUBLIC_HEADERS)
 
     def _json(self, data: Any, status: int,
