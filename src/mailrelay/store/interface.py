@@ -21,6 +21,8 @@ from mailrelay.store.rows import (
     Erasure,
     ImapSeenRow,
     InboundMessage,
+    InboxFilter,
+    InboxPage,
     InvitationRow,
     MailListing,
     NewInvitation,
@@ -421,6 +423,13 @@ class AccountStatements(Protocol):
     def delete_session(self, token_hash: str) -> None: ...
 
 
+class InboxStatements(Protocol):
+    """The console's inbox (issue 14): reviews awaiting an answer."""
+
+    def inbox(self, shop: str, wanted: InboxFilter, limit: int, offset: int = 0) -> InboxPage:
+        """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first."""
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -433,6 +442,7 @@ class QueryInterface(
     ReportStatements,
     ProductReviewStatements,
     AccountStatements,
+    InboxStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

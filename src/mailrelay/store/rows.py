@@ -549,3 +549,26 @@ class UserListing:
     totp: bool
     created_at: str
 
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """What the console's inbox narrows to: a star count, a tag, a product SKU, a phrase."""
+
+    stars: int | None = None
+    tag: str | None = None
+    sku: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of reviews awaiting an answer, and how many wait per star count (the other
+    filters applied, the star filter not)."""
+
+    reviews: list[ReviewRow]
+    waiting_by_stars: dict[int, int]
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.waiting_by_stars.values())

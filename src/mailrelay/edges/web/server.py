@@ -27,6 +27,7 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_inbox import InboxPages
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
@@ -39,6 +40,7 @@ from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import WebTemplates
 from mailrelay.services import invitations, links, products, reviews
+from mailrelay.services.replies import Replier
 from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
@@ -155,6 +157,7 @@ class WebApp:
         self.env = self.templates.environment()
         self.embeds = Embeds(self, SECURITY_HEADERS["Content-Security-Policy"])
         self.console = Console(self)
+        self.replier: Replier | None = None  # set by the daemon: console answers
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024,
                                    middlewares=[self._guard, self.embeds.cache.middleware])
@@ -173,6 +176,7 @@ class WebApp:
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
             *self.console.routes(),
+            *InboxPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
