@@ -17,8 +17,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.store import NewInvitation, NewReview, Queries, ReviewText
-from mailrelay.store.rows import NewProductReview
+from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText
 
 from .conftest import ConfigFactory, second_shop
 from .mailtools import customer_mails, drain, via_sink
@@ -128,12 +127,17 @@ async def test_the_inbox_filters_by_stars_tag_product_and_words(
 
 async def test_the_inbox_pages_through_many_waiting_reviews(
         sink_daemon: tuple[Daemon, Config, Seeded]) -> None:
-    daemon, _, _ = sink_daemon
-    await daemon.store.write(lambda q: [
-        add_review(q, "acme", 4, f"Many{n}", T0 + timedelta(hours=n)) for n in range(30)])
+    daemon, _, ids = sink_daemon
+    many = await daemon.store.write(lambda q: [
+        add_review(q, "acme", 4, f"Many{n}", T0 + timedelta(hours=n + 1)) for n in range(30)])
     async with await logged_in(daemon, AGENT) as http:
         _, first = await get(http, base(daemon) + "/console/acme/?stars=4")
         _, second = await get(http, base(daemon) + "/console/acme/?stars=4&page=2")
+        _, mixed_first = await get(http, base(daemon) + "/console/acme/")
+        _, mixed_second = await get(http, base(daemon) + "/console/acme/?page=2")
+    # Without a filter a page runs from the 1–3★ reviews on into the 4–5★ ones, oldest first.
+    assert review_links(mixed_first) == [ids.bob2, ids.cid1, ids.ann5, *many[:22]]
+    assert review_links(mixed_second) == many[22:]
     assert len(review_links(first)) == 25 and len(review_links(second)) == 5
     assert 'href="?stars=4&amp;page=2"' in first and 'rel="prev"' in second
     assert "33 reviews are waiting" in first and "4 stars (30)" in first

@@ -24,8 +24,7 @@ from mailrelay.edges.web.i18n import Translator
 from mailrelay.render import RenderedMail
 from mailrelay.services.accounts import ConsoleUser
 from mailrelay.services.replies import ReplyOutcome, console_directives
-from mailrelay.store import Queries
-from mailrelay.store.rows import CustomerContext, InboxFilter, ReviewRow
+from mailrelay.store import CustomerContext, InboxFilter, Queries, ReviewRow
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
