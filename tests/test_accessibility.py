@@ -28,6 +28,7 @@ from mailrelay.render import InvitationView, Templates, invitation_mail
 from .accessibility import MAIL_RULES, PAGE_RULES, check_at_widths
 from .browser import browser_page, require_browser
 from .conftest import ConfigFactory, second_shop
+from .console_pages import console_inbox, console_review
 from .mailtools import free_port
 from .rendered import rendered_html
 from .web_forms import base, invite, submit
@@ -125,6 +126,8 @@ PAGES = [
     AxePage("not-found-in-shop", path(lambda s: f"/s/{s.shop}?page=99", 404)),
     AxePage("invitation-email", email("invitation"), MAIL_RULES),
     AxePage("reminder-email", email("reminder"), MAIL_RULES),
+    AxePage("console-inbox", console_inbox, logo=False),
+    AxePage("console-review-preview", console_review("preview"), logo=False),
 ]
 
 
