@@ -20,8 +20,9 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText
 
 from .conftest import ConfigFactory, second_shop
-from .mailtools import customer_mails, drain, via_sink
+from .mailtools import customer_mails, drain, scrape, via_sink
 from .sink import Sink
+from .test_alerts import BOSS, OWNER, alert_count, alerts_to, delivered, two_shops
 from .test_console_login import base, browser, csrf_of, get, log_in, post, registered
 
 AGENT = "agent@acme.example"
@@ -292,3 +293,20 @@ async def test_console_pages_need_a_login(
         resp = await post(http, base(daemon) + f"/console/acme/r/{ids.bob2}",
                           {"do": "email", "body": "x"})
         assert resp.status == 303
+
+
+async def test_a_report_from_the_console_alerts_the_operator_as_a_mailed_one_does(
+        make_config: ConfigFactory, clock: FrozenClock, sink: Sink) -> None:
+    shops = two_shops(make_config)
+    async with Daemon(via_sink(shops, sink), clock) as daemon:
+        ids = await daemon.store.write(seed)
+        await registered(daemon, shops, AGENT, "acme", "agent")
+        async with await logged_in(daemon, AGENT) as http:
+            resp = await answer(http, daemon, "acme", ids.cid1, do="report",
+                                reason="abusive language")
+            assert resp.status == 303
+        await delivered(daemon, sink, OWNER, 1)
+        [alert] = alerts_to(sink, OWNER)
+        assert f"Review {ids.cid1} reported" in str(alert["Subject"])
+        assert alerts_to(sink, BOSS) == []
+        assert alert_count(await scrape(daemon), "review_reported", "acme") == 1
