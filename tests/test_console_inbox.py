@@ -149,12 +149,15 @@ async def test_a_review_shows_the_customer_s_context_products_and_an_empty_answe
     daemon, _, ids = sink_daemon
     other = await daemon.store.write(lambda q: add_review(
         q, "acme", 4, "Bob", T0 - timedelta(days=30), text="First order was fine."))
+    await daemon.store.write(lambda q: q.suppress("acme", "bob@example.com", T0,
+                                                  "unsubscribed"))
     async with await logged_in(daemon, AGENT) as http:
         status, html = await get(http, base(daemon) + f"/console/acme/r/{ids.bob2}")
     assert status == 200
     assert "The parcel was late." in html and "Trail boot (BOOT-42)" in html
     assert f'href="/console/acme/r/{other}"' in html  # the customer's other review
     assert "Tags: late" in html
+    assert "This customer has unsubscribed; no more mail goes to them." in html
     assert re.search(r'<textarea id="body" name="body"[^>]*></textarea>', html)
 
 
