@@ -29,6 +29,7 @@ from mailrelay.services import accounts
 from .accessibility import MAIL_RULES, PAGE_RULES, check_at_widths
 from .browser import browser_page, require_browser
 from .conftest import ConfigFactory, second_shop
+from .console_pages import console_inbox, console_review
 from .mailtools import free_port
 from .rendered import rendered_html
 from .web_forms import base, invite, submit
@@ -148,6 +149,8 @@ PAGES = [
     AxePage("console-home", lambda s, p: console_home(s, p), logo=False),
     AxePage("invitation-email", email("invitation"), MAIL_RULES),
     AxePage("reminder-email", email("reminder"), MAIL_RULES),
+    AxePage("console-inbox", console_inbox, logo=False),
+    AxePage("console-review-preview", console_review("preview"), logo=False),
 ]
 
 

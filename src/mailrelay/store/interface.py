@@ -22,6 +22,8 @@ from mailrelay.store.rows import (
     Erasure,
     ImapSeenRow,
     InboundMessage,
+    InboxFilter,
+    InboxPage,
     InvitationRow,
     MailListing,
     NewInvitation,
@@ -448,6 +450,13 @@ class ModerationStatements(Protocol):
     def review_audit(self, review_id: int) -> list[AuditEntry]: ...
 
 
+class InboxStatements(Protocol):
+    """The console's inbox (issue 14): reviews awaiting an answer."""
+
+    def inbox(self, shop: str, wanted: InboxFilter, limit: int, offset: int = 0) -> InboxPage:
+        """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first."""
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -461,6 +470,7 @@ class QueryInterface(
     ProductReviewStatements,
     AccountStatements,
     ModerationStatements,
+    InboxStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

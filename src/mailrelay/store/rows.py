@@ -577,3 +577,26 @@ class AuditEntry:
     action: str
     actor: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """What the console's inbox narrows to: a star count, a tag, a product SKU, a phrase."""
+
+    stars: int | None = None
+    tag: str | None = None
+    sku: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of reviews awaiting an answer, and how many wait per star count (the other
+    filters applied, the star filter not)."""
+
+    reviews: list[ReviewRow]
+    waiting_by_stars: dict[int, int]
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.waiting_by_stars.values())

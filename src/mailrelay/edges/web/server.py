@@ -27,6 +27,7 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_inbox import InboxPages
 from mailrelay.edges.web.console_moderation import ModerationPages, removed_json, removed_line
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
@@ -40,6 +41,7 @@ from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import WebTemplates
 from mailrelay.services import invitations, links, products, reviews
+from mailrelay.services.replies import Replier
 from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
@@ -158,6 +160,7 @@ class WebApp:
         self.env = self.templates.environment()
         self.embeds = Embeds(self, SECURITY_HEADERS["Content-Security-Policy"])
         self.console = Console(self)
+        self.replier: Replier | None = None  # set by the daemon: console answers
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024,
                                    middlewares=[self._guard, self.embeds.cache.middleware])
@@ -177,6 +180,7 @@ class WebApp:
             *SharePages(self).routes(),
             *self.console.routes(),
             *ModerationPages(self).routes(),
+            *InboxPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
