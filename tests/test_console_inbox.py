@@ -224,12 +224,16 @@ async def test_publish_only_note_tags_and_report_act_as_their_mail_directives(
     cid = await daemon.store.aread(lambda q: q.get_review(ids.cid1))
     notes = await daemon.store.aread(lambda q: q.notes_of(ids.cid1))
     ann = await daemon.store.aread(lambda q: q.get_review(ids.ann5))
+    reports = await daemon.store.aread(lambda q: q.reports_of_review(ids.ann5))
     assert cid is not None and ann is not None
     assert [n.body for n in notes] == ["Called Cid; refund sent."]
     assert notes[0].author == AGENT and cid.tags == ["box", "damaged"]
     assert cid.response == "We are sorry about the box."
     assert customer_mails(sink, "cid@example.com") == []  # publish only: no email
-    assert ann.reported and ann.report_reason == "not about us"
+    # A report waits for an owner (moderation): the review stays public until confirmed.
+    assert not ann.reported
+    assert [(r.state, r.reason, r.reporter) for r in reports] == [
+        ("pending", "not about us", AGENT)]
 
 
 @pytest.mark.parametrize(("fields", "problem"), [
