@@ -24,10 +24,12 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE
 from mailrelay.render import InvitationView, Templates, invitation_mail
+from mailrelay.services import accounts
 
 from .accessibility import MAIL_RULES, PAGE_RULES, check_at_widths
 from .browser import browser_page, require_browser
 from .conftest import ConfigFactory, second_shop
+from .console_pages import console_inbox, console_review
 from .mailtools import free_port
 from .rendered import rendered_html
 from .web_forms import base, invite, submit
@@ -58,6 +60,9 @@ class Scene:
 Opener = Callable[[Scene, "Page"], Awaitable[None]]
 
 
+CONSOLE_PASSWORD = "a long enough console password"
+
+
 @dataclass(frozen=True)
 class AxePage:
     name: str
@@ -84,6 +89,23 @@ async def form_with_errors(scene: Scene, page: Page) -> None:
     async with page.expect_navigation():
         await page.locator("button[type=submit]").click()
     assert await page.locator("#error-summary").count() == 1
+
+
+async def console_home(scene: Scene, page: Page) -> None:
+    """Log in as the shop's owner through the login form; the console's home page."""
+    email = f"owner@{scene.shop}.example"
+    now = scene.daemon.clock.now()
+    link = await scene.daemon.store.write(lambda q: accounts.add_user(
+        q, scene.daemon.config, email, scene.shop, "owner", now))
+    token = link.rpartition("/")[2]
+    assert await scene.daemon.store.write(
+        lambda q: accounts.set_password(q, token, CONSOLE_PASSWORD, now))
+    await page.goto(scene.base + "/console/login")
+    await page.fill("#email", email)
+    await page.fill("#password", CONSOLE_PASSWORD)
+    async with page.expect_navigation():
+        await page.locator("button[type=submit]").click()
+    assert page.url.endswith("/console/"), page.url
 
 
 def email(purpose: str) -> Opener:
@@ -123,8 +145,12 @@ PAGES = [
     AxePage("unsubscribe", path(lambda s: f"/u/{s.unsubscribe}")),
     AxePage("not-found", path(lambda s: f"/s/{s.shop}/no-such-page", 404), logo=False),
     AxePage("not-found-in-shop", path(lambda s: f"/s/{s.shop}?page=99", 404)),
+    AxePage("console-login", path(lambda s: "/console/login"), logo=False),
+    AxePage("console-home", lambda s, p: console_home(s, p), logo=False),
     AxePage("invitation-email", email("invitation"), MAIL_RULES),
     AxePage("reminder-email", email("reminder"), MAIL_RULES),
+    AxePage("console-inbox", console_inbox, logo=False),
+    AxePage("console-review-preview", console_review("preview"), logo=False),
 ]
 
 

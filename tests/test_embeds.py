@@ -510,7 +510,7 @@ async def test_an_origin_written_in_capitals_in_the_config_still_matches(
 
 
 def test_the_demo_shop_lets_the_walk_through_site_frame_its_widget() -> None:
-    """README step 9: a page served on 127.0.0.1:8000 embeds the demo shop's widget."""
+    """README step 11: a page served on 127.0.0.1:8000 embeds the demo shop's widget."""
     from mailrelay.config import defaults
 
     [demo] = defaults().shops

@@ -18,6 +18,8 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.services import moderation
+from mailrelay.services.moderation import Decision
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText, Store
 
 from .cli_runner import cli
@@ -350,6 +352,11 @@ async def test_two_shops_selling_the_same_sku_never_mix_and_a_reported_review_le
         ticket = next(m for m in mails_to(sink, AGENT)
                       if m["X-Mailrelay-Review"] == str(review_id))
         await report_by_reply(daemon, ticket, "#report written by a competitor\n")
+        # Issue 14: the report hides the review once an owner confirms it (the service).
+        [pending] = daemon.store.read(lambda q: q.reports("acme"))
+        decision = Decision(True, "owner@acme.example", None, "not_a_customer")
+        await daemon.store.write(lambda q: moderation.decide(q, config, "acme", pending.id,
+                                                             decision, clock.now()))
         listing = await get_json(http, daemon, "/s/acme/p/TR-42/reviews.json")
         assert (listing["summary"]["count"], listing["reviews"]) == (0, [])
         page, _ = await get_page(http, daemon, "/s/acme/p/TR-42")

@@ -155,7 +155,11 @@ async def test_one_line_directives_act_at_either_shop_and_nobody_else_hears_of_t
             notes = daemon.store.read(lambda q, t=t: q.notes_of(t.review_id))
             assert [n.body for n in notes] == ([expected["note"]] if "note" in expected
                                                   else [])
-            assert review.report_reason == expected.get("report")
+            # Issue 14: a report waits for an owner; the review stays public meanwhile.
+            reports = daemon.store.read(lambda q, t=t: q.reports_of_review(t.review_id))
+            assert [r.reason for r in reports] == ([expected["report"]] if "report" in expected
+                                                    else [])
+            assert review.report_reason is None and not review.reported
             assert sorted(review.tags) == expected.get("tags", [])
             assert review.response == expected.get("response")
             assert notices(sink, t.agent) == []

@@ -21,8 +21,9 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock, SystemClock
 from mailrelay.core.errors import ConfigError
-from mailrelay.services import privacy
+from mailrelay.services import moderation, privacy
 from mailrelay.services.events import SIGNATURE_HEADER, signature, signature_valid
+from mailrelay.services.moderation import Decision
 from mailrelay.store import MailListing, Store, from_iso
 
 from .cli_runner import cli
@@ -267,12 +268,20 @@ async def test_agent_replies_become_response_note_report_and_tag_events(
         await replied(daemon, agent_reply(first, answer), first)
         second = await ticketed(daemon, clock, sink, ref="1058", customer="bo@example.com")
         await replied(daemon, agent_reply(second, "#report spam"), second)
+        # Issue 14: the agent's report is pending (review.updated); an owner's confirmation
+        # (the service the console calls) hides the review: review.reported.
+        [pending] = daemon.store.read(lambda q: q.reports("acme"))
+        decision = Decision(True, "owner@acme.example", None, "spam")
+        await daemon.store.write(lambda q: moderation.decide(q, config, "acme", pending.id,
+                                                             decision, clock.now()))
         await posted(daemon)
     events = acme_receiver.events()
     kinds = [e["type"] for e in events]
     assert kinds == ["invitation.sent", "note.added", "review.updated", "response.published",
-                     "invitation.sent", "review.reported"]
-    note, tagged, response, reported = events[1], events[2], events[3], events[5]
+                     "invitation.sent", "review.updated", "review.reported"]
+    assert events[5]["data"]["change"] == "report_pending"
+    assert events[5]["data"]["review"]["reported"] is False
+    note, tagged, response, reported = events[1], events[2], events[3], events[6]
     assert note["data"]["note"]["text"] == "Courier confirmed the delay."
     assert note["data"]["note"]["author"] == "support@acme.example"
     assert tagged["data"]["change"] == "tagged" and tagged["data"]["review"]["tags"] == ["vip"]

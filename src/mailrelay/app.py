@@ -230,6 +230,7 @@ class Daemon:
         config, stack = self.config, self._stack
         self.web = WebApp(config, self.store, signer, self.clock, health=self.status.health,
                           on_review=self._wake, metrics=self.status.metrics)
+        self.web.replier = self.replier
         await self.web.start()
         stack.push_async_callback(self.web.stop)
         if config.imap is not None:

@@ -12,6 +12,7 @@ from mailrelay.cli import (
     check,
     invitations,
     invite,
+    moderation,
     outbox,
     privacy,
     reports,
@@ -49,3 +50,5 @@ for _command in (
     privacy.forget_address, invite.invite, invite.link, users.user,
 ):
     main.add_command(_command)
+for _command in moderation.commands.commands.values():
+    reviews.reviews.add_command(_command)

@@ -67,6 +67,8 @@ class OutboxKind(StrEnum):
     ALERT = "alert"
     #: The agents' daily list of a shop's unanswered 1–3★ reviews ([[shop]] digest).
     DIGEST = "digest"
+    #: An agent reported a review: mailed to the shop's owners, who confirm or reject it.
+    REPORT_PENDING = "report_pending"
     #: A shop's event as a signed JSON POST ([[shop.webhook]]); sent by its own worker.
     WEBHOOK = "webhook"
 

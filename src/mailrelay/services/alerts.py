@@ -19,6 +19,7 @@ from mailrelay.core.errors import StoreError
 from mailrelay.core.models import OutboxKind
 from mailrelay.render import Templates
 from mailrelay.render.alert import alert_mail
+from mailrelay.services import moderation
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import Queries, Store
 
@@ -79,14 +80,14 @@ class Alerter:
         self.imap = Outage(IMAP_AFTER, AlertKind.IMAP_UNREACHABLE, AlertKind.IMAP_RESOLVED)
 
     def queue(self, q: Queries, shop: ShopConfig, kind: AlertKind, facts: Mapping[str, str],
-              now: datetime) -> int:
+              now: datetime, *, by_mail: bool = True) -> int:
         """Log and count one alert of `shop`, and queue it to each of its `alerts` addresses
-        (inside the writer's transaction); returns the messages queued."""
+        (inside the writer's transaction; not with by_mail=False); returns the messages queued."""
         self.counts[(str(kind), shop.id)] += 1
         log.warning("alert %s shop=%s %s", kind, shop.id,
                     " ".join(f"{key}={value!r}" for key, value in facts.items()))
         queued = 0
-        for address in shop.alerts:
+        for address in shop.alerts if by_mail else ():
             try:
                 mail = alert_mail(self.templates, self.config, shop, address, kind, facts,
                                   now=now)
@@ -130,8 +131,11 @@ class Alerter:
         path wakes the outbox after each reply."""
         shop = self.config.shop(shop_id)
         if shop is not None:
+            # A shop without owner accounts had the owners' mail (report_pending) sent to
+            # these same addresses: the alert is logged and counted, not mailed twice.
             self.queue(q, shop, AlertKind.REVIEW_REPORTED,
-                       {"review_id": str(review_id), "reason": reason}, now)
+                       {"review_id": str(review_id), "reason": reason}, now,
+                       by_mail=bool(moderation.owner_accounts(q, shop)))
 
     async def check(self, outbound_since: datetime | None, imap_since: datetime | None) -> None:
         """Observe both outages now (None = working); alert every shop of what crossed its

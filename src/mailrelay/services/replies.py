@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from mailrelay.render import (
     response_mail,
 )
 from mailrelay.reply_text import Extraction, extract
-from mailrelay.services import events
+from mailrelay.services import events, moderation
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
 from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
@@ -97,6 +98,31 @@ class Directives:
     report: str | None = None
     tags: tuple[str, ...] = ()
     body: str = ""
+
+
+#: What the console's answer form can do, as the directives a mail would carry.
+CONSOLE_ACTIONS = ("email", "noemail", "note", "report", "tag")
+
+
+def console_directives(action: str, body: str, tags: str, reason: str) -> Directives | str:
+    """The directives of an answer written in the console, or why it cannot be acted on:
+    "action", "tags" (a name that is no tag), "reason" (a report without one), "empty"."""
+    names = tags.replace(",", " ").split()
+    if action not in CONSOLE_ACTIONS:
+        return "action"
+    if len(names) > 10 or not all(_TAG.fullmatch(name) for name in names):
+        return "tags"
+    body = body.strip()
+    found = tuple(dict.fromkeys(name.lower() for name in names))
+    if action == "report":
+        reason = " ".join(reason.split())[:200]
+        return Directives(report=reason, body=body, tags=found) if reason else "reason"
+    if action == "tag":
+        return Directives(tags=found) if found else "tags"
+    if not body:
+        return "empty"
+    return Directives(note=action == "note", noemail=action == "noemail", body=body,
+                      tags=found)
 
 
 def parse_directives(text: str) -> Directives:
@@ -240,7 +266,7 @@ class Replier:
         self.refused: Counter[tuple[str, str]] = Counter()
         #: Told, inside the reply's transaction, of a review an agent reported:
         #: (queries, shop id, review id, reason, now) — the operator's alert.
-        self.on_report: Callable[[Queries, str, int, str, datetime], object] | None = None
+        self.on_report: ReportHook | None = None
 
     async def process(self, raw: bytes, *, source: str, envelope_sender: str | None = None,
                       trusted: bool = True) -> ReplyResult:
@@ -356,68 +382,49 @@ class Replier:
     def _act(self, q: Queries, ctx: Context, review: ReviewRow, directives: Directives,
              done: Callable[[ReplyOutcome, str], ReplyResult],
              refuse: Callable[[Refusal], ReplyResult], now: datetime) -> ReplyResult:
-        review_id = int(review.id)
-        author = ctx.reply.from_address or "agent"
-        shop_id = str(review.shop)
-        for tag in directives.tags:
-            q.add_tag(review_id, tag, now)
-        if directives.report is not None:
-            q.report_review(review_id, directives.report, now)
-            if self.on_report is not None:
-                self.on_report(q, shop_id, review_id, directives.report, now)
-            if directives.body:
-                q.add_note(review_id, directives.body, author, now)
-            events.emit(q, self.config, shop_id, "review.reported", now, review_id=review_id,
-                          extra={"report": {"reason": directives.report, "by": author,
-                                            "note": directives.body or None}})
-            return done(ReplyOutcome.REPORTED, directives.report)
-        if directives.note:
-            if not directives.body:
-                return refuse(EMPTY_NOTE)
-            q.add_note(review_id, directives.body, author, now)
-            events.emit(q, self.config, shop_id, "note.added", now, review_id=review_id,
-                          extra={"note": {"text": directives.body, "author": author,
-                                          "created_at": events.utc(now)}})
-            return done(ReplyOutcome.NOTE, "internal note stored")
-        if not directives.body:
-            if directives.tags:
-                events.emit(q, self.config, shop_id, "review.updated", now,
-                              review_id=review_id, extra={"change": "tagged"})
-                return done(ReplyOutcome.TAGGED, ",".join(directives.tags))
-            return refuse(EMPTY)
-        email = not directives.noemail and bool(review.customer_email)
-        mail: RenderedMail | None = None
-        shop = self.config.shop(str(review.shop))
-        if email and shop is not None:
-            mail = self._customer_mail(shop, review, directives.body, ctx.invitation_message_id,
-                                       now)
-        q.add_response(review_id, directives.body, author, "agent", now,
-                       message_id=ctx.reply.message_id, emailed=mail is not None)
-        if mail is not None and shop is not None:
-            enqueue_mail(q, shop, OutboxKind.RESPONSE, mail, now, review_id=review_id)
-        events.emit(q, self.config, shop_id, "response.published", now, review_id=review_id,
-                      extra={"response": events.response_payload(
-                          directives.body, author, now, automatic=False,
-                          emailed=mail is not None)})
-        how = "published and emailed" if mail else "published, no email"
-        return done(ReplyOutcome.PUBLISHED, how)
+        answer = Answer(review, directives, ctx.reply.from_address or "agent",
+                        ctx.reply.message_id, ctx.invitation_message_id)
+        acted = act_on_answer(q, self.config, self.templates, answer, now, self.on_report)
+        return refuse(acted) if isinstance(acted, Refusal) else done(*acted)
 
-    def _customer_mail(self, shop: ShopConfig, review: ReviewRow, body: str,
-                       invitation_mid: str | None, now: datetime) -> RenderedMail | None:
-        refs = [invitation_mid] if invitation_mid else []
-        try:
-            view = ResponseView(
-                to_email=str(review.customer_email), to_name=review.reviewer_name,
-                locale=review.locale, body=body,
-                review=ReviewView(id=review.id, stars=review.stars,
-                                  title=review.title, text=review.text),
-                public_url=public_url(self.config, shop.id, int(review.id)),
-                in_reply_to=invitation_mid, references=refs,
-            )
-            return response_mail(self.templates, self.config, shop, view, now=now)
-        except (ValueError, jinja2.TemplateError) as exc:
-            log.error("review=%s customer email cannot be rendered: %s", review.id, exc)
+    async def answer_in_console(self, review_id: int, directives: Directives, author: str
+                                ) -> ReplyResult:
+        """An answer written in the console: the same rules, events, alert and customer mail
+        as a mailed one (`act_on_answer`), recorded in the replies' audit with source
+        "console" and the user's address."""
+        now = self.clock.now()
+        key = "console:" + secrets.token_hex(16)
+
+        def write(q: Queries) -> ReplyResult:
+            review = q.get_review(review_id)
+            if review is None:
+                return ReplyResult(ReplyOutcome.REJECTED, "no such review", None, key)
+            mid = (q.invitation_message_id(int(review.invitation_id))
+                   if review.invitation_id else None)
+            acted = act_on_answer(q, self.config, self.templates,
+                                  Answer(review, directives, author, None, mid), now,
+                                  self.on_report)
+            outcome, reason = ((ReplyOutcome.REJECTED, acted.sentence)
+                               if isinstance(acted, Refusal) else acted)
+            q.record_reply(NewReply(now, "console", key, None, author, review_id, outcome,
+                                    reason))
+            return ReplyResult(outcome, reason, review_id, key,
+                               refusal=acted.code if isinstance(acted, Refusal) else None)
+
+        result = await self.store.write(write)
+        log.info("console answer review=%s outcome=%s reason=%r", review_id, result.outcome,
+                 result.reason)
+        return result
+
+    def preview(self, review: ReviewRow, body: str, invitation_message_id: str | None
+                ) -> RenderedMail | None:
+        """The customer's email an answer would send, rendered as `act_on_answer` renders it
+        (None: no address, no shop, or it cannot be rendered)."""
+        shop = self.config.shop(str(review.shop))
+        if shop is None or not review.customer_email:
             return None
+        return customer_mail(self.config, self.templates, shop, review, body,
+                             invitation_message_id, self.clock.now())
 
     def _notify_agent(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
         """Explain a refusal to the authorised agent who sent the reply.
@@ -446,3 +453,93 @@ class Replier:
                      review_id=int(ctx.review.id) if ctx.review else None)
         return True
 
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One agent's answer to a review, from a mail or the console, for `act_on_answer`."""
+
+    review: ReviewRow
+    directives: Directives
+    author: str
+    message_id: str | None = None  # the agent's mail, when it came by mail
+    invitation_message_id: str | None = None  # the customer's email threads under it
+
+
+#: Told, inside the answer's transaction, of a review an agent reported:
+#: (queries, shop id, review id, reason, now) — the operator's alert.
+ReportHook = Callable[[Queries, str, int, str, datetime], object]
+
+
+def act_on_answer(q: Queries, config: Config, templates: Templates, answer: Answer,
+                  now: datetime, on_report: ReportHook | None
+                  ) -> tuple[ReplyOutcome, str] | Refusal:
+    """Tags, report, note or the public response (and the customer's email) of one answer,
+    with their webhook events: the one place both the mail path and the console act."""
+    review, directives, author = answer.review, answer.directives, answer.author
+    review_id, shop_id = int(review.id), str(review.shop)
+    for tag in directives.tags:
+        q.add_tag(review_id, tag, now)
+    if directives.report is not None:
+        # Pending until an owner confirms it (issue 14): the review stays public.
+        moderation.report_and_notify(q, config, templates, review, author,
+                                     directives.report, now)
+        if on_report is not None:
+            on_report(q, shop_id, review_id, directives.report, now)
+        if directives.body:
+            q.add_note(review_id, directives.body, author, now)
+        return ReplyOutcome.REPORTED, directives.report
+    if directives.note:
+        if not directives.body:
+            return EMPTY_NOTE
+        q.add_note(review_id, directives.body, author, now)
+        events.emit(q, config, shop_id, "note.added", now, review_id=review_id,
+                    extra={"note": {"text": directives.body, "author": author,
+                                    "created_at": events.utc(now)}})
+        return ReplyOutcome.NOTE, "internal note stored"
+    if not directives.body:
+        if directives.tags:
+            events.emit(q, config, shop_id, "review.updated", now,
+                        review_id=review_id, extra={"change": "tagged"})
+            return ReplyOutcome.TAGGED, ",".join(directives.tags)
+        return EMPTY
+    return _publish(q, config, templates, answer, now)
+
+
+def _publish(q: Queries, config: Config, templates: Templates, answer: Answer,
+             now: datetime) -> tuple[ReplyOutcome, str]:
+    review, body, author = answer.review, answer.directives.body, answer.author
+    review_id = int(review.id)
+    email = not answer.directives.noemail and bool(review.customer_email)
+    mail: RenderedMail | None = None
+    shop = config.shop(str(review.shop))
+    if email and shop is not None:
+        mail = customer_mail(config, templates, shop, review, body,
+                             answer.invitation_message_id, now)
+    q.add_response(review_id, body, author, "agent", now,
+                   message_id=answer.message_id, emailed=mail is not None)
+    if mail is not None and shop is not None:
+        enqueue_mail(q, shop, OutboxKind.RESPONSE, mail, now, review_id=review_id)
+    events.emit(q, config, str(review.shop), "response.published", now, review_id=review_id,
+                extra={"response": events.response_payload(
+                    body, author, now, automatic=False, emailed=mail is not None)})
+    return ReplyOutcome.PUBLISHED, "published and emailed" if mail else "published, no email"
+
+
+def customer_mail(config: Config, templates: Templates, shop: ShopConfig, review: ReviewRow,
+                  body: str, invitation_mid: str | None, now: datetime) -> RenderedMail | None:
+    """The customer's copy of a published answer, threaded under the invitation."""
+    refs = [invitation_mid] if invitation_mid else []
+    try:
+        view = ResponseView(
+            to_email=str(review.customer_email), to_name=review.reviewer_name,
+            locale=review.locale, body=body,
+            review=ReviewView(id=review.id, stars=review.stars,
+                              title=review.title, text=review.text),
+            public_url=public_url(config, shop.id, int(review.id)),
+            in_reply_to=invitation_mid, references=refs,
+        )
+        return response_mail(templates, config, shop, view, now=now)
+    except (ValueError, jinja2.TemplateError) as exc:
+        log.error("review=%s customer email cannot be rendered: %s", review.id, exc)
+        return None

@@ -13,12 +13,15 @@ from mailrelay.store.addresses import (
 from mailrelay.store.database import Store
 from mailrelay.store.queries import Queries
 from mailrelay.store.rows import (
+    AuditEntry,
     CustomerContext,
     DecisionFacts,
     DueInvitation,
     Erasure,
     ImapSeenRow,
     InboundMessage,
+    InboxFilter,
+    InboxPage,
     InvitationRow,
     MailListing,
     NewInvitation,
@@ -36,6 +39,7 @@ from mailrelay.store.rows import (
     RatingSummary,
     ReplyKeyRow,
     ReplyRow,
+    ReportRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -49,6 +53,8 @@ from mailrelay.store.suppressions import SUPPRESSION_TEXT
 from mailrelay.store.timestamps import from_iso, to_iso
 
 __all__ = [
+    "AuditEntry",
+    "ReportRow",
     "CustomerContext",
     "RatingSummary",
     "ShopStats",
@@ -60,6 +66,8 @@ __all__ = [
     "DueInvitation",
     "Erasure",
     "ImapSeenRow",
+    "InboxFilter",
+    "InboxPage",
     "InboundMessage",
     "InvitationRow",
     "MailListing",

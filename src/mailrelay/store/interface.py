@@ -15,12 +15,15 @@ from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
 from mailrelay.store.rows import (
+    AuditEntry,
     CustomerContext,
     DecisionFacts,
     DueInvitation,
     Erasure,
     ImapSeenRow,
     InboundMessage,
+    InboxFilter,
+    InboxPage,
     InvitationRow,
     MailListing,
     NewInvitation,
@@ -38,6 +41,7 @@ from mailrelay.store.rows import (
     RatingSummary,
     ReplyKeyRow,
     ReplyRow,
+    ReportRow,
     ResponseRow,
     ReviewRow,
     ReviewText,
@@ -430,6 +434,38 @@ class DigestStatements(Protocol):
         """Record `day` as done for `shop`; False when it (or a later day) already was."""
 
 
+class ModerationStatements(Protocol):
+    """Moderation (issue 14): reports waiting for an owner, decisions, removed counts, audit."""
+
+    def add_report(self, review_id: int, shop: str, reporter: str, reason: str,
+                   now: datetime) -> int: ...
+
+    def get_report(self, report_id: int) -> ReportRow | None: ...
+
+    def reports(self, shop: str, state: str | None = "pending",
+                limit: int = 200) -> list[ReportRow]: ...
+
+    def recent_decisions(self, shop: str, limit: int = 20) -> list[ReportRow]:
+        """A shop's decided reports, the latest decision first."""
+
+    def reports_of_review(self, review_id: int) -> list[ReportRow]: ...
+
+    def decide_report(self, report_id: int, state: str, by: str, note: str | None,
+                      category: str | None, now: datetime) -> bool: ...
+
+    def removed_counts(self, shop: str) -> dict[str, int]:
+        """Public reason → how many of the shop's reviews an owner's confirmation hides."""
+
+    def review_audit(self, review_id: int) -> list[AuditEntry]: ...
+
+
+class InboxStatements(Protocol):
+    """The console's inbox (issue 14): reviews awaiting an answer."""
+
+    def inbox(self, shop: str, wanted: InboxFilter, limit: int, offset: int = 0) -> InboxPage:
+        """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first."""
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -442,6 +478,8 @@ class QueryInterface(
     ReportStatements,
     ProductReviewStatements,
     AccountStatements,
+    ModerationStatements,
+    InboxStatements,
     DigestStatements,
     Protocol,
 ):

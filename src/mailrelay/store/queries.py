@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from mailrelay.store.accounts import AccountQueries
 from mailrelay.store.digests import DigestQueries
+from mailrelay.store.inbox import InboxQueries
 from mailrelay.store.invitations import InvitationQueries
 from mailrelay.store.messages import MessageQueries
+from mailrelay.store.moderation import ModerationQueries
 from mailrelay.store.outbox import OutboxQueries
 from mailrelay.store.privacy import PrivacyQueries
 from mailrelay.store.products import ProductReviewQueries
@@ -23,6 +25,6 @@ class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
     OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
-    AccountQueries, DigestQueries,
+    AccountQueries, ModerationQueries, InboxQueries, DigestQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

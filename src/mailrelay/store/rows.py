@@ -549,3 +549,54 @@ class UserListing:
     totp: bool
     created_at: str
 
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """An agent's report of a review (issue 14): pending until an owner confirms (the review
+    is hidden, `category` the public reason) or rejects it (it stays public)."""
+
+    id: int
+    review_id: int
+    shop: str
+    reporter: str
+    reason: str
+    created_at: str
+    state: str  # "pending" | "confirmed" | "rejected"
+    decided_by: str | None
+    decided_at: str | None
+    decision_note: str | None
+    category: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit trail: when, what, by whom, and its details."""
+
+    at: str
+    action: str
+    actor: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """What the console's inbox narrows to: a star count, a tag, a product SKU, a phrase."""
+
+    stars: int | None = None
+    tag: str | None = None
+    sku: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of reviews awaiting an answer, and how many wait per star count (the other
+    filters applied, the star filter not)."""
+
+    reviews: list[ReviewRow]
+    waiting_by_stars: dict[int, int]
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.waiting_by_stars.values())

@@ -369,9 +369,22 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_password_links_user ON password_links(user_id)")
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Moderation (issue 14): an agent's report waits for an owner's decision before the
+    review is hidden. One row per report: who, why, when, and the decision (who, when, note)."""
+    db.execute(
+        "CREATE TABLE review_reports (id INTEGER PRIMARY KEY,"
+        " review_id INTEGER NOT NULL REFERENCES reviews(id), shop TEXT NOT NULL,"
+        " reporter TEXT NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_at TEXT,"
+        " decision_note TEXT, category TEXT)")
+    db.execute("CREATE INDEX idx_review_reports_shop ON review_reports(shop, state, id)")
+    db.execute("CREATE INDEX idx_review_reports_review ON review_reports(review_id)")
+
+
 def _reserved(db: sqlite_utils.Database) -> None:
-    """Versions 10 and 11 belong to other branches of issue 14 (moderation, the inbox); on
-    merging, their migrations take these places."""
+    """Version 11 belongs to another branch of issue 14; on merging, its migration takes this
+    place."""
     del db
 
 
@@ -385,7 +398,7 @@ def _migration_12(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9, _reserved, _reserved, _migration_12,
+    _migration_7, _migration_8, _migration_9, _migration_10, _reserved, _migration_12,
 )
 
 

@@ -27,6 +27,8 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_inbox import InboxPages
+from mailrelay.edges.web.console_moderation import ModerationPages, removed_json, removed_line
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
@@ -39,6 +41,7 @@ from mailrelay.edges.web.share import SharePages
 from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import WebTemplates
 from mailrelay.services import invitations, links, products, reviews
+from mailrelay.services.replies import Replier
 from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
@@ -95,6 +98,8 @@ class Listing:
     total: int  # reviews matching the star filter
     pages: int
     rows: list[ReviewRow]
+    #: Public reason → reviews an owner's confirmed report hides (issue 14: said on the page).
+    removed: dict[str, int]
 
 
 def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
@@ -110,7 +115,7 @@ def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
         rows = q.list_reviews(shop=shop_id, stars=(stars, stars) if stars else None,
                               reported=False, tag=tag, limit=PAGE_SIZE,
                               offset=(page - 1) * PAGE_SIZE, newest_first=True)
-    return Listing(summary, total, pages, rows)
+    return Listing(summary, total, pages, rows, q.removed_counts(shop_id))
 
 
 def _query_int(value: str | None, low: int, high: int) -> int | None:
@@ -155,6 +160,7 @@ class WebApp:
         self.env = self.templates.environment()
         self.embeds = Embeds(self, SECURITY_HEADERS["Content-Security-Policy"])
         self.console = Console(self)
+        self.replier: Replier | None = None  # set by the daemon: console answers
         # 5000 characters of review text are up to ~60 KB once percent-encoded (4-byte emoji).
         self.app = web.Application(client_max_size=128 * 1024,
                                    middlewares=[self._guard, self.embeds.cache.middleware])
@@ -173,6 +179,8 @@ class WebApp:
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
             *self.console.routes(),
+            *ModerationPages(self).routes(),
+            *InboxPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
@@ -510,6 +518,7 @@ class WebApp:
             prev_url=link(stars, page - 1) if page > 1 else None,
             next_url=link(stars, page + 1) if page < listing.pages else None,
             jsonld=jsonld, write_url=f"/s/{shop.id}/write?via=page", review_base=f"/s/{shop.id}/r/",
+            removed_line=removed_line(t, listing.removed),
         )
 
     def _jsonld(self, shop: ShopConfig, summary: RatingSummary,
@@ -540,6 +549,7 @@ class WebApp:
             "page": page,
             "pages": listing.pages,
             "reviews": [self._public_review(row) for row in listing.rows],
+            "removed": removed_json(listing.removed),
         }, 200, PUBLIC_HEADERS)
 
     def _json(self, data: Any, status: int,

@@ -1,0 +1,159 @@
+"""Moderation (issue 14): an agent's report leaves the review public until an owner of the shop
+confirms it (hidden, with a public reason) or rejects it; owners are mailed at once, and every
+step is in the audit trail. Reports by an operator on the CLI count as confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import jinja2
+
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.models import OutboxKind
+from mailrelay.render import Templates
+from mailrelay.render.moderation import PendingReportView, report_pending_mail
+from mailrelay.services import events
+from mailrelay.services.outbox import enqueue_mail
+from mailrelay.store import Queries, ReportRow, ReviewRow
+
+log = logging.getLogger("mailrelay.moderation")  # the name operators filter on
+
+#: The public reasons an owner picks from when confirming (the public page counts them).
+REMOVAL_REASONS = ("spam", "offensive", "personal_data", "not_a_customer", "off_topic",
+                   "other")
+OPERATOR = "operator (cli)"
+MAX_NOTE = 1000
+
+
+class ReportState(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class Refusal(StrEnum):
+    """Why a decision was not taken (the console says it; the CLI prints it)."""
+
+    NO_REPORT = "no_report"  # none with that id in this shop
+    DECIDED = "decided"  # confirmed or rejected already
+    NOT_OWNER = "not_owner"  # agents may see reports, not decide them
+    BAD_REASON = "bad_reason"  # not one of REMOVAL_REASONS
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an owner (or operator) decided about one report."""
+
+    confirm: bool
+    by: str
+    note: str | None = None
+    category: str = "other"
+
+
+def moderation_url(config: Config, shop_id: str) -> str:
+    return f"{config.http.base_url}/console/{shop_id}/moderation"
+
+
+def report(q: Queries, config: Config, review: ReviewRow, reporter: str, reason: str,
+           now: datetime) -> int:
+    """An agent's report (mail or console): pending, the review stays public. The webhooks
+    hear `review.updated` (change "report_pending"); `review.reported` waits for an owner."""
+    report_id = q.add_report(review.id, review.shop, reporter, reason, now)
+    q.audit("moderation.reported", {"review_id": review.id, "report_id": report_id,
+                                    "reason": reason}, now, actor=reporter)
+    events.emit(q, config, review.shop, "review.updated", now, review_id=review.id,
+                extra={"change": "report_pending", "report": {
+                    "id": report_id, "reason": reason, "by": reporter,
+                    "state": ReportState.PENDING}})
+    log.info("review=%s report=%s pending by=%s", review.id, report_id, reporter)
+    return report_id
+
+
+def decide(q: Queries, config: Config, shop_id: str, report_id: int, decision: Decision,
+           now: datetime) -> Refusal | None:
+    """Confirm (hide the review, with a public reason) or reject (it stays public) one
+    pending report of `shop_id`; None when done. Audited, and the webhooks hear of it."""
+    found = q.get_report(report_id)
+    if found is None or found.shop != shop_id:
+        return Refusal.NO_REPORT
+    if decision.confirm and decision.category not in REMOVAL_REASONS:
+        return Refusal.BAD_REASON
+    state = ReportState.CONFIRMED if decision.confirm else ReportState.REJECTED
+    note = (decision.note or "").strip()[:MAX_NOTE] or None
+    category = decision.category if decision.confirm else None
+    if not q.decide_report(report_id, state, decision.by, note, category, now):
+        return Refusal.DECIDED
+    detail = {"review_id": found.review_id, "report_id": report_id, "reason": found.reason,
+              "reporter": found.reporter, "note": note}
+    if decision.confirm:
+        q.report_review(found.review_id, found.reason, now)
+        q.audit("moderation.confirmed", {**detail, "category": category}, now,
+                actor=decision.by)
+        events.emit(q, config, shop_id, "review.reported", now, review_id=found.review_id,
+                    extra={"report": {"reason": found.reason, "by": found.reporter,
+                                      "note": note, "confirmed_by": decision.by,
+                                      "category": category}})
+    else:
+        q.audit("moderation.rejected", detail, now, actor=decision.by)
+        events.emit(q, config, shop_id, "review.updated", now, review_id=found.review_id,
+                    extra={"change": "report_rejected", "report": {
+                        "id": report_id, "reason": found.reason, "by": found.reporter,
+                        "rejected_by": decision.by, "note": note}})
+    log.info("review=%s report=%s %s by=%s", found.review_id, report_id, state, decision.by)
+    return None
+
+
+def operator_report(q: Queries, config: Config, review: ReviewRow, reason: str,
+                    category: str, now: datetime) -> Refusal | None:
+    """A report by the operator on the CLI: confirmed at once (hidden)."""
+    report_id = report(q, config, review, OPERATOR, reason, now)
+    return decide(q, config, review.shop, report_id,
+                  Decision(True, OPERATOR, None, category), now)
+
+
+def owner_accounts(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
+    """The addresses of the shop's console users with the role owner."""
+    return tuple(dict.fromkeys(
+        user.email for user in q.list_users(shop.id) if user.role == "owner"))
+
+
+def owners_to_mail(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
+    """The shop's owner accounts; without any, its `alerts` addresses."""
+    return owner_accounts(q, shop) or tuple(shop.alerts)
+
+
+def mail_owners(q: Queries, config: Config, templates: Templates, review: ReviewRow,
+                found: ReportRow, now: datetime) -> int:
+    """Queue the `report_pending` mail to each owner (inside the report's transaction);
+    returns the messages queued."""
+    shop = config.shop(review.shop)
+    if shop is None:
+        return 0
+    queued = 0
+    for address in owners_to_mail(q, shop):
+        view = PendingReportView(
+            to_email=address, review_id=review.id, stars=review.stars, title=review.title,
+            text=review.text, reporter=found.reporter, reason=found.reason,
+            moderation_url=moderation_url(config, shop.id))
+        try:
+            mail = report_pending_mail(templates, config, shop, view, now=now)
+        except (ValueError, jinja2.TemplateError) as exc:
+            log.error("report=%s owner mail cannot be rendered: %s", found.id, exc)
+            continue
+        queued += enqueue_mail(q, shop, OutboxKind.REPORT_PENDING, mail, now,
+                               review_id=review.id) is not None
+    return queued
+
+
+def report_and_notify(q: Queries, config: Config, templates: Templates, review: ReviewRow,
+                      reporter: str, reason: str, now: datetime) -> int:
+    """`report`, then the owners' mail: what the reply path and the console call."""
+    report_id = report(q, config, review, reporter, reason, now)
+    found = q.get_report(report_id)
+    if found is not None:
+        mail_owners(q, config, templates, review, found, now)
+    return report_id
