@@ -7,8 +7,6 @@ cannot read or act on each other's reviews by guessing ids."""
 from __future__ import annotations
 
 import re
-import sys
-import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +17,6 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
-from mailrelay.edges.web.console_inbox import DRAFTS_MODULE
 from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText
 
 from .conftest import ConfigFactory, second_shop
@@ -324,22 +321,3 @@ async def test_a_report_from_the_console_alerts_the_operator_as_a_mailed_one_doe
         assert alert_count(await scrape(daemon), "review_reported", "acme") == 1
 
 
-async def test_a_suggested_draft_pre_fills_the_answer_when_the_drafts_service_is_there(
-        sink_daemon: tuple[Daemon, Config, Seeded], monkeypatch: pytest.MonkeyPatch) -> None:
-    daemon, _, ids = sink_daemon
-    asked: list[int] = []
-
-    def suggest(config: Config, q: Queries, review_id: int) -> str | None:
-        asked.append(review_id)
-        return "Dear Bob, sorry for the wait." if review_id == ids.bob2 else None
-
-    drafts = types.ModuleType(DRAFTS_MODULE)
-    monkeypatch.setattr(drafts, "suggest", suggest, raising=False)
-    monkeypatch.setitem(sys.modules, DRAFTS_MODULE, drafts)
-    async with await logged_in(daemon, AGENT) as http:
-        _, bob = await get(http, base(daemon) + f"/console/acme/r/{ids.bob2}")
-        _, cid = await get(http, base(daemon) + f"/console/acme/r/{ids.cid1}")
-    assert '<textarea id="body" name="body" maxlength="5000" aria-describedby="body-hint">' \
-        'Dear Bob, sorry for the wait.</textarea>' in bob
-    assert re.search(r'<textarea id="body"[^>]*></textarea>', cid)  # no draft: empty
-    assert asked == [ids.bob2, ids.cid1]

@@ -8,10 +8,8 @@ Protocol only: what an answer does is services.replies; the SQL is store.inbox.
 from __future__ import annotations
 
 import email.policy
-import importlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -22,6 +20,7 @@ from mailrelay.edges.web.console import CONSOLE_HEADERS
 from mailrelay.edges.web.forms import read_fields
 from mailrelay.edges.web.i18n import Translator
 from mailrelay.render import RenderedMail
+from mailrelay.services import drafts
 from mailrelay.services.accounts import ConsoleUser
 from mailrelay.services.replies import ReplyOutcome, console_directives
 from mailrelay.store import CustomerContext, InboxFilter, Queries, ReviewRow
@@ -32,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailrelay.web")
 
 PAGE_SIZE = 25
-#: Where a suggested answer comes from (another part of issue 14); without it the field
-#: starts empty. `suggest(config, q, review_id) -> str | None`.
-DRAFTS_MODULE = "mailrelay.services.drafts"
 ANSWER_FIELDS = ("csrf", "do", "body", "tags", "reason")
 #: The status line after an action (`?done=` on the redirect), by outcome.
 DONE = {ReplyOutcome.PUBLISHED: "published", ReplyOutcome.NOTE: "note",
@@ -56,16 +52,6 @@ def mail_preview(mail: RenderedMail) -> MailPreview:
     part = message.get_body(preferencelist=("plain",))
     text = part.get_content() if part is not None else ""
     return MailPreview(mail.to, str(message.get("Subject", "")), str(text))
-
-
-def suggested_draft(config: Any, q: Queries, review_id: int) -> str:
-    """The suggested answer that pre-fills the form, when services.drafts exists; else ""."""
-    try:
-        drafts = importlib.import_module(DRAFTS_MODULE)
-    except ImportError:
-        return ""
-    suggest: Callable[[Any, Queries, int], str | None] = drafts.suggest
-    return suggest(config, q, review_id) or ""
 
 
 def _number(value: str, low: int, high: int) -> int | None:
@@ -160,12 +146,15 @@ class InboxPages:
                 q.product_reviews_of(review_id), q.notes_of(review_id),
                 q.responses_of(review_id),
                 q.invitation_message_id(int(review.invitation_id))
-                if review.invitation_id else None,
-                suggested_draft(config, q, review_id) if review.response is None else "")
+                if review.invitation_id else None, "")
         facts = await self.app.store.aread(read)
         if facts is None:
             raise web.HTTPNotFound()
-        return facts
+        if facts.review.response is not None:
+            return facts
+        # Drafted off the reader and the event loop: a `[drafts] command` may take seconds.
+        draft = await drafts.suggest_async(config, self.app.store, review_id)
+        return replace(facts, draft=draft or "")
 
     def _review(self, request: web.Request, user: ConsoleUser, shop_id: str, t: Translator,
                 facts: ReviewFacts, status: int = 200, **form: Any) -> web.Response:
