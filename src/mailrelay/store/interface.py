@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
+from mailrelay.store.dashboard import FunnelFigures, GroupStars, LedgerPage, WeekFigures
 from mailrelay.store.rows import (
     CustomerContext,
     DecisionFacts,
@@ -421,6 +422,31 @@ class AccountStatements(Protocol):
     def delete_session(self, token_hash: str) -> None: ...
 
 
+class DashboardStatements(Protocol):
+    """The owners' dashboard and ledgers: a shop's figures, aggregated by the store."""
+
+    def weekly_figures(self, shop: str, bounds: Sequence[datetime]) -> list[WeekFigures]:
+        """Reviews, average stars, answered (not automatically) and median hours to the first
+        answer, per week between consecutive `bounds`."""
+
+    def invitation_funnel(self, shop: str, since: datetime, until: datetime) -> FunnelFigures:
+        """Shipments received in the period → invited → reviewed, and the skipped by status."""
+
+    def stars_by_product(self, shop: str, since: datetime, until: datetime,
+                         limit: int = 20) -> list[GroupStars]: ...
+
+    def stars_by_tag(self, shop: str, since: datetime, until: datetime,
+                     limit: int = 20) -> list[GroupStars]: ...
+
+    def search_invitations(self, shop: str, *, search: str | None = None,
+                           status: str | None = None, limit: int = 50,
+                           offset: int = 0) -> LedgerPage[InvitationRow]: ...
+
+    def search_shipments(self, shop: str, *, search: str | None = None,
+                         status: str | None = None, limit: int = 50,
+                         offset: int = 0) -> LedgerPage[ShipmentRow]: ...
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -433,6 +459,7 @@ class QueryInterface(
     ReportStatements,
     ProductReviewStatements,
     AccountStatements,
+    DashboardStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

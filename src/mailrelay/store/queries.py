@@ -6,6 +6,7 @@ Composition only; the SQL lives in the aggregates' modules.
 from __future__ import annotations
 
 from mailrelay.store.accounts import AccountQueries
+from mailrelay.store.dashboard import DashboardQueries
 from mailrelay.store.invitations import InvitationQueries
 from mailrelay.store.messages import MessageQueries
 from mailrelay.store.outbox import OutboxQueries
@@ -22,6 +23,6 @@ class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
     OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
-    AccountQueries,
+    AccountQueries, DashboardQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

@@ -369,9 +369,18 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_password_links_user ON password_links(user_id)")
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """The owners' dashboard and ledgers (issue 14): a shop's shipments by time (the funnel and
+    the shipments ledger), an invitation by its shipment (the funnel), and a shop's reviews by
+    time with their stars and hidden flag, read from the index alone (the weekly figures)."""
+    db.execute("CREATE INDEX idx_shipments_time ON shipments(shop, received_at, status)")
+    db.execute("CREATE INDEX idx_invitations_shipment ON invitations(shipment_id)")
+    db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9,
+    _migration_7, _migration_8, _migration_9, _migration_11,
 )
 
 

@@ -27,6 +27,8 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_dashboard import DashboardPages
+from mailrelay.edges.web.console_ledgers import LedgerPages
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
 from mailrelay.edges.web.forms import FORM_FIELDS, read_form
@@ -173,6 +175,8 @@ class WebApp:
             *CollectPages(self).routes(),
             *SharePages(self).routes(),
             *self.console.routes(),
+            *DashboardPages(self).routes(),
+            *LedgerPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
