@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from babel.dates import format_skeleton
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from mailrelay.render.localized import babel_locale
 
@@ -32,13 +32,24 @@ class Bar:
     text: str
 
 
-def _frame(chart_id: str, title: str, desc: str, height: int, body: str) -> Markup:
+def _frame(chart_id: str, title: str, desc: str, height: int, body: list[Markup]) -> Markup:
     return Markup(
-        f'<svg class="chart" id="{escape(chart_id)}" role="img" viewBox="0 0 {WIDTH} {height}"'
-        f' aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc"'
-        f' xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif"'
-        f' font-size="13"><title id="{escape(chart_id)}-title">{escape(title)}</title>'
-        f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>{body}</svg>')
+        '<svg class="chart" id="{id}" role="img" viewBox="0 0 {width} {height}"'
+        ' aria-labelledby="{id}-title {id}-desc" xmlns="http://www.w3.org/2000/svg"'
+        ' font-family="system-ui, sans-serif" font-size="13"><title id="{id}-title">{title}'
+        '</title><desc id="{id}-desc">{desc}</desc>{body}</svg>',
+    ).format(id=chart_id, width=WIDTH, height=height, title=title, desc=desc,
+             body=Markup("").join(body))
+
+
+def _text(x: float, y: float, text: str, anchor: str = "start") -> Markup:
+    return Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="{}">{}</text>').format(
+        x, y, anchor, INK, text)
+
+
+def _rect(x: float, y: float, width: float, height: float) -> Markup:
+    return Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>'
+                  ).format(x, y, width, height, BAR)
 
 
 def _scale(bars: Sequence[Bar], maximum: float | None) -> float:
@@ -56,21 +67,18 @@ def columns(chart_id: str, title: str, desc: str, bars: Sequence[Bar],
     step = plot_width / max(1, len(bars))
     every = max(1, math.ceil(len(bars) / 8))
     parts = [
-        f'<line x1="{left}" y1="{top + plot_height}" x2="{WIDTH - 8}" y2="{top + plot_height}"'
-        f' stroke="{MUTED}"/>',
-        f'<text x="{left - 6}" y="{top + 10}" text-anchor="end" fill="{INK}">'
-        f'{escape(top_text or _number(scale))}</text>',
-        f'<text x="{left - 6}" y="{top + plot_height}" text-anchor="end" fill="{INK}">0</text>',
+        Markup('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>').format(
+            left, top + plot_height, WIDTH - 8, top + plot_height, MUTED),
+        _text(left - 6, top + 10, top_text or _number(scale), "end"),
+        _text(left - 6, top + plot_height, "0", "end"),
     ]
     for n, bar in enumerate(bars):
         h = plot_height * max(0.0, bar.value) / scale
         x = left + n * step + step * 0.15
-        parts.append(f'<rect x="{x:.1f}" y="{top + plot_height - h:.1f}"'
-                     f' width="{step * 0.7:.1f}" height="{h:.1f}" fill="{BAR}"/>')
+        parts.append(_rect(x, top + plot_height - h, step * 0.7, h))
         if n % every == 0:
-            parts.append(f'<text x="{x + step * 0.35:.1f}" y="{height - 10}"'
-                         f' text-anchor="middle" fill="{INK}">{escape(bar.label)}</text>')
-    return _frame(chart_id, title, desc, height, "".join(parts))
+            parts.append(_text(x + step * 0.35, height - 10, bar.label, "middle"))
+    return _frame(chart_id, title, desc, height, parts)
 
 
 def bars(chart_id: str, title: str, desc: str, rows: Sequence[Bar],
@@ -85,12 +93,10 @@ def bars(chart_id: str, title: str, desc: str, rows: Sequence[Bar],
         y = 4 + n * row_height
         w = room * max(0.0, row.value) / scale
         label = row.label if len(row.label) <= LABEL_CHARS else row.label[:LABEL_CHARS - 1] + "…"
-        parts.append(
-            f'<text x="{label_width - 8}" y="{y + 19}" text-anchor="end" fill="{INK}">'
-            f'{escape(label)}</text><rect x="{label_width}" y="{y + 4}" width="{w:.1f}"'
-            f' height="{row_height - 8}" fill="{BAR}"/><text x="{label_width + w + 6:.1f}"'
-            f' y="{y + 19}" fill="{INK}">{escape(row.text)}</text>')
-    return _frame(chart_id, title, desc, height, "".join(parts))
+        parts += [_text(label_width - 8, y + 19, label, "end"),
+                  _rect(label_width, y + 4, w, row_height - 8),
+                  _text(label_width + w + 6, y + 19, row.text)]
+    return _frame(chart_id, title, desc, height, parts)
 
 
 def _number(value: float) -> str:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from mailrelay.store.connection import Bound
 from mailrelay.store.invitations import INVITATION_COLUMNS
 from mailrelay.store.rows import InvitationRow, ShipmentRow
 from mailrelay.store.shipments import SHIPMENT_COLUMNS, read_shipment
-from mailrelay.store.connection import Bound
 from mailrelay.store.timestamps import to_iso
 
 

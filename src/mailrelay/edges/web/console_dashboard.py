@@ -43,11 +43,13 @@ class Section:
 def csv_table(d: Dashboard, chart: str) -> list[list[object]]:
     """A chart's numbers, header first, as plain machine-readable values (ISO dates, dots)."""
     if chart == "reviews":
-        return [["week_start", "reviews", "average_stars"]] + [
+        header: list[object] = ["week_start", "reviews", "average_stars"]
+        return [header] + [
             [w.start.isoformat(), w.figures.reviews, _round(w.figures.average)] for w in d.weeks]
     if chart == "responses":
-        return [["week_start", "reviews", "answered", "response_rate",
-                 "median_hours_to_first_answer"]] + [
+        header = ["week_start", "reviews", "answered", "response_rate",
+                  "median_hours_to_first_answer"]
+        return [header] + [
             [w.start.isoformat(), w.figures.reviews, w.figures.answered,
              _round(w.figures.answered / w.figures.reviews if w.figures.reviews else None, 4),
              _round(w.figures.median_hours)] for w in d.weeks]
@@ -58,8 +60,8 @@ def csv_table(d: Dashboard, chart: str) -> list[list[object]]:
                 *([f"skipped_{status}", count] for status, count in f.skipped.items())]
     groups = d.products if chart == "products" else d.tags
     key = "sku" if chart == "products" else "tag"
-    header: list[object] = [key, "product"] if chart == "products" else [key]
-    return [[*header, "ratings", "average_stars"]] + [
+    names: list[object] = [key, "product"] if chart == "products" else [key]
+    return [[*names, "ratings", "average_stars"]] + [
         [g.key, g.label, g.reviews, _round(g.average)] if chart == "products"
         else [g.key, g.reviews, _round(g.average)] for g in groups]
 

@@ -19,7 +19,7 @@ from mailrelay.core.errors import UserError
 from mailrelay.core.models import InvitationStatus, ShipmentStatus
 from mailrelay.edges.web.console import CONSOLE_HEADERS
 from mailrelay.edges.web.forms import read_fields
-from mailrelay.services.invitations import CancelTarget, Cancellation, cancel_target
+from mailrelay.services.invitations import Cancellation, CancelTarget, cancel_target
 from mailrelay.store import InvitationRow
 
 if TYPE_CHECKING:
