@@ -61,7 +61,7 @@ def columns(chart_id: str, title: str, desc: str, bars: Sequence[Bar],
             maximum: float | None = None, top_text: str | None = None) -> Markup:
     """A column per bar (a week each), labelled below every few columns so labels never
     overlap; `maximum` fixes the scale (5 for stars, 100 for a percentage)."""
-    height, left, bottom, top = 220, 44, 32, 12
+    height, left, bottom, top = 220, 60, 32, 12
     scale = _scale(bars, maximum)
     plot_width, plot_height = WIDTH - left - 8, height - top - bottom
     step = plot_width / max(1, len(bars))

@@ -35,7 +35,7 @@ class Section:
 
     id: str
     heading: str
-    svgs: list[Markup] = field(default_factory=list)
+    charts: list[tuple[str, Markup]] = field(default_factory=list)  # (its title, its SVG)
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
 
@@ -141,11 +141,13 @@ def _reviews(d: Dashboard, t: Translator, since: str, until: str) -> Section:
     stars = [Bar(label, w.figures.average or 0.0,
                  t.decimal(w.figures.average) if w.figures.average is not None else "–")
              for label, w in zip(labels, d.weeks, strict=True)]
-    section.svgs = [
-        charts.columns("chart-reviews", t("dashboard.reviews_title"),
-                       t("dashboard.reviews_desc", since=since, until=until), counts),
-        charts.columns("chart-stars", t("dashboard.stars_title"),
-                       t("dashboard.stars_desc", since=since, until=until), stars, 5.0),
+    section.charts = [
+        (t("dashboard.reviews_title"), charts.columns(
+            "chart-reviews", t("dashboard.reviews_title"),
+            t("dashboard.reviews_desc", since=since, until=until), counts)),
+        (t("dashboard.stars_title"), charts.columns(
+            "chart-stars", t("dashboard.stars_title"),
+            t("dashboard.stars_desc", since=since, until=until), stars, 5.0)),
     ]
     section.headers = [t("dashboard.col_week"), t("dashboard.col_reviews"),
                        t("dashboard.col_average")]
@@ -163,11 +165,12 @@ def _responses(d: Dashboard, t: Translator) -> Section:
         rates.append(Bar(label, rate or 0.0, _percent(t, rate)))
         median = w.figures.median_hours
         hours.append(Bar(label, median or 0.0, t.decimal(median) if median is not None else "–"))
-    section.svgs = [
-        charts.columns("chart-rate", t("dashboard.rate_title"), t("dashboard.rate_desc"),
-                       rates, 100.0, "100 %"),
-        charts.columns("chart-hours", t("dashboard.hours_title"), t("dashboard.hours_desc"),
-                       hours),
+    section.charts = [
+        (t("dashboard.rate_title"), charts.columns(
+            "chart-rate", t("dashboard.rate_title"), t("dashboard.rate_desc"), rates, 100.0,
+            "100 %")),
+        (t("dashboard.hours_title"), charts.columns(
+            "chart-hours", t("dashboard.hours_title"), t("dashboard.hours_desc"), hours)),
     ]
     section.headers = [t("dashboard.col_week"), t("dashboard.col_reviews"),
                        t("dashboard.col_answered"), t("dashboard.col_rate"),
@@ -189,8 +192,8 @@ def _funnel(d: Dashboard, t: Translator) -> Section:
               *((t(f"dashboard.skipped_{status}"), count) for status, count in f.skipped.items())]
     rows = [Bar(label, count, str(count)) for label, count in stages]
     section = Section("funnel", t("dashboard.funnel_heading"))
-    section.svgs = [charts.bars("chart-funnel", t("dashboard.funnel_title"),
-                                t("dashboard.funnel_desc"), rows)]
+    section.charts = [(t("dashboard.funnel_title"), charts.bars(
+        "chart-funnel", t("dashboard.funnel_title"), t("dashboard.funnel_desc"), rows))]
     section.headers = [t("dashboard.col_stage"), t("dashboard.col_count")]
     section.rows = [[row.label, row.text] for row in rows]
     return section
@@ -201,8 +204,9 @@ def _groups(d: Dashboard, t: Translator, chart: str) -> Section:
     rows = [Bar(g.label, g.average, t.decimal(g.average)) for g in groups]
     section = Section(chart, t(f"dashboard.{chart}_heading"))
     if rows:
-        section.svgs = [charts.bars(f"chart-{chart}", t(f"dashboard.{chart}_title"),
-                                    t(f"dashboard.{chart}_desc"), rows, 5.0)]
+        section.charts = [(t(f"dashboard.{chart}_title"), charts.bars(
+            f"chart-{chart}", t(f"dashboard.{chart}_title"), t(f"dashboard.{chart}_desc"),
+            rows, 5.0))]
     section.headers = [t(f"dashboard.col_{chart}"), t("dashboard.col_ratings"),
                        t("dashboard.col_average")]
     section.rows = [[g.label, str(g.reviews), r.text] for g, r in zip(groups, rows, strict=True)]
