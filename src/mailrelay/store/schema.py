@@ -370,12 +370,22 @@ def _migration_9(db: sqlite_utils.Database) -> None:
 
 
 def _migration_11(db: sqlite_utils.Database) -> None:
-    """The owners' dashboard and ledgers (issue 14): a shop's shipments by time (the funnel and
-    the shipments ledger), an invitation by its shipment (the funnel), and a shop's reviews by
-    time with their stars and hidden flag, read from the index alone (the weekly figures)."""
+    """The owners' dashboard, ledgers and inbox (issue 14), each read from an index alone
+    (bench/console.py, 100,000 reviews): a shop's shipments by time and status and its
+    invitations by time (the funnel: 300 ms → 70 ms); its reviews by time with their stars and
+    hidden flag, and the first answer by a person (the weekly figures); its hidden reviews; its
+    shipments by customer (the ledger's search); and its reviews awaiting an answer, 1–3★
+    first, oldest first (the inbox's page: 80 ms → 0.1 ms)."""
     db.execute("CREATE INDEX idx_shipments_time ON shipments(shop, received_at, status)")
-    db.execute("CREATE INDEX idx_invitations_shipment ON invitations(shipment_id)")
+    db.execute("CREATE INDEX idx_shipments_customer ON shipments(shop, customer_email)")
+    db.execute("CREATE INDEX idx_invitations_time"
+               " ON invitations(shop, created_at, shipment_id, sent_at, review_id)")
     db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars)")
+    db.execute("CREATE INDEX idx_responses_first ON responses(review_id, source, created_at)")
+    db.execute("CREATE INDEX idx_reviews_hidden ON reviews(shop, invitation_id)"
+               " WHERE reported != 0")
+    db.execute("CREATE INDEX idx_reviews_inbox ON reviews(shop, (stars > 3), created_at, stars)"
+               " WHERE response_id IS NULL AND reported = 0")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
