@@ -9,6 +9,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.store import Queries
 
 from .conftest import ConfigFactory, second_shop
-from .console_figures import seed_known
+from .console_figures import Seeder, seed_known
 from .test_console_login import base, browser, csrf_of, get, log_in, post, registered
 
 OWNER = "owner@acme.example"
@@ -68,8 +69,8 @@ def table_rows(html: str, section: str) -> list[list[str]]:
 
 
 async def csv_of(http: aiohttp.ClientSession, daemon: Daemon, chart: str,
-                 weeks: int = 4) -> list[list[str]]:
-    async with http.get(f"{base(daemon)}/console/acme/dashboard/{chart}.csv?weeks={weeks}",
+                 weeks: int = 4, shop: str = "acme") -> list[list[str]]:
+    async with http.get(f"{base(daemon)}/console/{shop}/dashboard/{chart}.csv?weeks={weeks}",
                         allow_redirects=False) as resp:
         assert resp.status == 200
         assert resp.content_type == "text/csv"
@@ -203,3 +204,16 @@ async def test_an_agent_cannot_cancel_an_invitation(console: Daemon, ids: dict[s
         assert resp.status == 403
     row = console.store.read(lambda q: q.get_invitation(ids["to_cancel"]))
     assert row is not None and row.status == "scheduled"
+
+
+async def test_weeks_follow_the_shop_s_time_zone(make_config: ConfigFactory,
+                                                 clock: FrozenClock) -> None:
+    """Sunday 22:00 in New York is Monday 03:00 UTC: the review counts for the week before."""
+    shops = make_config(more=second_shop(timezone="America/New_York"))
+    late_sunday = datetime(2026, 11, 16, 3, 0, tzinfo=UTC)
+    async with Daemon(shops, clock) as daemon:
+        daemon.store.write_sync(lambda q: Seeder(q).review("bolt", 4, late_sunday))
+        await registered(daemon, shops, "owner@bolt.example", "bolt", "owner")
+        async with await logged_in(daemon, "owner@bolt.example") as http:
+            rows = await csv_of(http, daemon, "reviews", shop="bolt")
+    assert rows[-2:] == [["2026-11-09", "1", "4.0"], ["2026-11-16", "0", ""]]
