@@ -63,20 +63,23 @@ class LedgerPage(Generic[T]):
     rows: list[T]
 
 
-#: Each review of the weeks (not reported) with its first answer by a person; the totals and
-#: the median per week, by window functions (one pass over the (shop, created_at) index).
+#: Each review of the weeks (not reported) with its first answer by a person (looked up only
+#: for a review with a response); the totals and the median per week, by window functions
+#: (one pass over idx_reviews_figures).
 _WEEKS = (
     "WITH weeks(n, start, stop) AS (VALUES {values}),"
     " week_reviews AS MATERIALIZED (SELECT w.n AS n, r.stars AS stars, r.created_at AS created,"
-    " (SELECT MIN(p.created_at) FROM responses p WHERE p.review_id = r.id"
-    " AND p.source != 'auto') AS answered FROM weeks w JOIN reviews r ON r.shop = ?"
+    " CASE WHEN r.response_id IS NOT NULL THEN (SELECT MIN(p.created_at) FROM responses p"
+    " WHERE p.review_id = r.id AND p.source != 'auto') END AS answered"
+    " FROM weeks w JOIN reviews r ON r.shop = ?"
     " AND r.created_at >= w.start AND r.created_at < w.stop AND r.reported = 0),"
     " totals AS (SELECT n, COUNT(*) AS reviews, AVG(stars) AS average,"
     " COUNT(answered) AS answered FROM week_reviews GROUP BY n),"
     " delays AS (SELECT n, (julianday(answered) - julianday(created)) * 24 AS hours"
     " FROM week_reviews WHERE answered IS NOT NULL),"
-    " ranked AS (SELECT n, hours, ROW_NUMBER() OVER (PARTITION BY n ORDER BY hours) AS k,"
-    " COUNT(*) OVER (PARTITION BY n) AS c FROM delays),"
+    " ranked AS (SELECT n, hours, ROW_NUMBER() OVER byweek AS k, COUNT(*) OVER (byweek"
+    " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS c FROM delays"
+    " WINDOW byweek AS (PARTITION BY n ORDER BY hours)),"
     " medians AS (SELECT n, AVG(hours) AS median FROM ranked"
     " WHERE k IN ((c + 1) / 2, (c + 2) / 2) GROUP BY n)"
     " SELECT w.n, COALESCE(t.reviews, 0), t.average, COALESCE(t.answered, 0), m.median"

@@ -380,7 +380,8 @@ def _migration_11(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_shipments_customer ON shipments(shop, customer_email)")
     db.execute("CREATE INDEX idx_invitations_time"
                " ON invitations(shop, created_at, shipment_id, sent_at, review_id)")
-    db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars)")
+    db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars,"
+               " response_id)")
     db.execute("CREATE INDEX idx_responses_first ON responses(review_id, source, created_at)")
     db.execute("CREATE INDEX idx_reviews_hidden ON reviews(shop, invitation_id)"
                " WHERE reported != 0")
