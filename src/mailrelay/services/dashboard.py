@@ -15,6 +15,8 @@ PERIODS = (4, 12, 52)
 DEFAULT_PERIOD = 12
 #: Rows of the per-product and per-tag tables (the most rated first).
 TOP = 15
+#: The figures a dashboard has, each read by its own query.
+PARTS = frozenset({"weeks", "funnel", "products", "tags"})
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,19 @@ def week_bounds(now: datetime, zone: tzinfo, count: int) -> list[datetime]:
 
 
 def dashboard(q: Queries, shop: str, zone: tzinfo, now: datetime,
-              weeks: int = DEFAULT_PERIOD) -> Dashboard:
-    """The figures of the `weeks` last weeks of `shop` (the current one included)."""
+              weeks: int = DEFAULT_PERIOD, parts: frozenset[str] = PARTS) -> Dashboard:
+    """The figures of the `weeks` last weeks of `shop` (the current one included); only those
+    of `parts` (one chart's CSV needs one), the others left empty."""
     bounds = week_bounds(now, zone, weeks)
     since, until = bounds[0], bounds[-1]
-    figures = q.weekly_figures(shop, bounds)
+    figures = q.weekly_figures(shop, bounds) if "weeks" in parts else []
     return Dashboard(
         since=since, until=until,
         weeks=[Week(bounds[f.n].date(), f) for f in figures],
-        funnel=q.invitation_funnel(shop, since, until),
-        products=q.stars_by_product(shop, since, until, TOP),
-        tags=q.stars_by_tag(shop, since, until, TOP),
+        funnel=(q.invitation_funnel(shop, since, until) if "funnel" in parts
+                else FunnelFigures(0, {}, 0, 0)),
+        products=q.stars_by_product(shop, since, until, TOP) if "products" in parts else [],
+        tags=q.stars_by_tag(shop, since, until, TOP) if "tags" in parts else [],
     )
 
 

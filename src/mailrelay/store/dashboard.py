@@ -92,13 +92,14 @@ _FUNNEL_STATUSES = (
 )
 #: Invitations made from the period's shipments (an invitation is made when its shipment is
 #: read, so by its own time, from one index) that were mailed, and those with a review; then
-#: the few of those reviews that are hidden (reported), to take away.
+#: the few of those reviews that are hidden (reported), to take away (from the few: CROSS JOIN
+#: keeps that order).
 _FUNNEL_INVITED = (
     "SELECT COUNT(*), COUNT(review_id) FROM invitations WHERE shop = ? AND created_at >= ?"
     " AND created_at < ? AND shipment_id IS NOT NULL AND sent_at IS NOT NULL"
 )
 _FUNNEL_HIDDEN = (
-    "SELECT COUNT(*) FROM reviews r JOIN invitations i ON i.id = r.invitation_id"
+    "SELECT COUNT(*) FROM reviews r CROSS JOIN invitations i ON i.id = r.invitation_id"
     " WHERE r.shop = ?1 AND r.reported != 0 AND i.shop = ?1 AND i.created_at >= ?2"
     " AND i.created_at < ?3 AND i.shipment_id IS NOT NULL AND i.sent_at IS NOT NULL"
 )

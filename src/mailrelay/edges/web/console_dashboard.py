@@ -26,7 +26,9 @@ from mailrelay.services.dashboard import Dashboard
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
 
-CHARTS = ("reviews", "responses", "funnel", "products", "tags")
+#: Each chart and the figures it is drawn from.
+CHARTS = {"reviews": "weeks", "responses": "weeks", "funnel": "funnel", "products": "products",
+          "tags": "tags"}
 
 
 @dataclass
@@ -82,11 +84,12 @@ class DashboardPages:
             web.get("/console/{shop}/dashboard/{chart}.csv", self.csv),
         ]
 
-    async def _figures(self, request: web.Request, shop: ShopConfig) -> tuple[Dashboard, int]:
+    async def _figures(self, request: web.Request, shop: ShopConfig,
+                       parts: frozenset[str] = dashboard.PARTS) -> tuple[Dashboard, int]:
         weeks = dashboard.period(request.query.get("weeks"))
         now = self.app.clock.now()
         figures = await self.app.store.aread(
-            lambda q: dashboard.dashboard(q, shop.id, shop.timezone, now, weeks))
+            lambda q: dashboard.dashboard(q, shop.id, shop.timezone, now, weeks, parts))
         return figures, weeks
 
     def _shop(self, shop_id: str) -> ShopConfig:
@@ -115,7 +118,7 @@ class DashboardPages:
         chart = request.match_info["chart"]
         if chart not in CHARTS:
             raise web.HTTPNotFound()
-        figures, weeks = await self._figures(request, shop)
+        figures, weeks = await self._figures(request, shop, frozenset({CHARTS[chart]}))
         out = io.StringIO()
         csv.writer(out, lineterminator="\r\n").writerows(csv_table(figures, chart))
         name = f"{shop.id}-{chart}-{figures.since.date().isoformat()}-{weeks}w.csv"
