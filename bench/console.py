@@ -72,8 +72,16 @@ timezone = "Europe/Berlin"
 class Filler:
     """Writes one shop's made-up history through the store's own statements."""
 
-    def __init__(self, q: Queries, rng: random.Random, now: datetime, start: int) -> None:
-        self.q, self.rng, self.now, self.n = q, rng, now, start
+    def __init__(self, q: Queries, rng: random.Random, now: datetime, start: int,
+                 expected: int) -> None:
+        self.q, self.rng, self.now, self.n, self.expected = q, rng, now, start, expected
+
+    def _when(self) -> datetime:
+        """Orders come in over the weeks in the order of their ids, as in a real store (a few
+        hours of jitter), so ids and times grow together."""
+        share = min(1.0, self.n / self.expected)
+        return self.now - timedelta(weeks=WEEKS) * (1 - share) - timedelta(
+            hours=self.rng.uniform(0, 6))
 
     def _shipment(self, shop: str, at: datetime, status: str) -> int:
         self.n += 1
@@ -90,13 +98,13 @@ class Filler:
             status=status, reason="ok" if status == "scheduled" else f"bench: {status}"))
 
     def skipped(self, shop: str) -> None:
-        at = self.now - timedelta(seconds=self.rng.uniform(0, WEEKS * 7 * 86400))
+        at = self._when()
         status = self.rng.choices([s for s, _ in SKIPPED], [w for _, w in SKIPPED])[0]
         self._shipment(shop, at, status)
 
     def reviewed_order(self, shop: str) -> None:
-        written = self.now - timedelta(seconds=self.rng.uniform(0, WEEKS * 7 * 86400))
-        shipped = written - timedelta(days=self.rng.uniform(8, 20))
+        shipped = self._when()
+        written = shipped + timedelta(days=self.rng.uniform(8, 20))
         shipment = self._shipment(shop, shipped, "scheduled")
         invitation = self.q.insert_invitation(NewInvitation(
             shop=shop, shipment_id=shipment, customer_email=f"buyer{self.n}@example.com",
@@ -104,7 +112,8 @@ class Filler:
             method="automatic", status="sent", token=f"bench-token-{self.n}",
             created_at=shipped, due_at=shipped + timedelta(days=7),
             sent_at=shipped + timedelta(days=7)))
-        if written > self.now - timedelta(days=1) or self.rng.random() < 0.35:
+        written = min(written, self.now - timedelta(hours=self.rng.uniform(1, 24)))
+        if self.rng.random() < 0.35:
             return  # invited, never reviewed
         stars = self.rng.choices(STARS, STAR_WEIGHTS)[0]
         review = self.q.insert_review(NewReview(
@@ -153,7 +162,7 @@ def fill(daemon: Daemon, reviews: int, now: datetime) -> None:
     n = 0
     while written < reviews:
         def step(q: Queries, start: int = n) -> int:
-            filler = Filler(q, rng, now, start)
+            filler = Filler(q, rng, now, start, expected=int(reviews * 1.95))
             for _ in range(batch):
                 shop = rng.choices(list(SHOPS), list(SHOPS.values()))[0]
                 filler.reviewed_order(shop)
