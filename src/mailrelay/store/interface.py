@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
+from mailrelay.store.dashboard import FunnelFigures, GroupStars, LedgerPage, WeekFigures
 from mailrelay.store.rows import (
     AuditEntry,
     CustomerContext,
@@ -466,6 +467,31 @@ class InboxStatements(Protocol):
         """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first."""
 
 
+class DashboardStatements(Protocol):
+    """The owners' dashboard and ledgers: a shop's figures, aggregated by the store."""
+
+    def weekly_figures(self, shop: str, bounds: Sequence[datetime]) -> list[WeekFigures]:
+        """Reviews, average stars, answered (not automatically) and median hours to the first
+        answer, per week between consecutive `bounds`."""
+
+    def invitation_funnel(self, shop: str, since: datetime, until: datetime) -> FunnelFigures:
+        """Shipments received in the period → invited → reviewed, and the skipped by status."""
+
+    def stars_by_product(self, shop: str, since: datetime, until: datetime,
+                         limit: int = 20) -> list[GroupStars]: ...
+
+    def stars_by_tag(self, shop: str, since: datetime, until: datetime,
+                     limit: int = 20) -> list[GroupStars]: ...
+
+    def search_invitations(self, shop: str, *, search: str | None = None,
+                           status: str | None = None, limit: int = 50,
+                           offset: int = 0) -> LedgerPage[InvitationRow]: ...
+
+    def search_shipments(self, shop: str, *, search: str | None = None,
+                         status: str | None = None, limit: int = 50,
+                         offset: int = 0) -> LedgerPage[ShipmentRow]: ...
+
+
 class QueryInterface(
     MessageStatements,
     ShipmentStatements,
@@ -481,6 +507,7 @@ class QueryInterface(
     ModerationStatements,
     InboxStatements,
     DigestStatements,
+    DashboardStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

@@ -6,6 +6,7 @@ Composition only; the SQL lives in the aggregates' modules.
 from __future__ import annotations
 
 from mailrelay.store.accounts import AccountQueries
+from mailrelay.store.dashboard import DashboardQueries
 from mailrelay.store.digests import DigestQueries
 from mailrelay.store.inbox import InboxQueries
 from mailrelay.store.invitations import InvitationQueries
@@ -25,6 +26,6 @@ class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
     OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
-    AccountQueries, ModerationQueries, InboxQueries, DigestQueries,
+    AccountQueries, ModerationQueries, InboxQueries, DigestQueries, DashboardQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

@@ -27,7 +27,9 @@ from mailrelay.core.tokens import REVIEW, UNSUBSCRIBE, TokenSigner
 from mailrelay.edges.web import product_form, structured
 from mailrelay.edges.web.collect import CollectPages
 from mailrelay.edges.web.console import Console
+from mailrelay.edges.web.console_dashboard import DashboardPages
 from mailrelay.edges.web.console_inbox import InboxPages
+from mailrelay.edges.web.console_ledgers import LedgerPages
 from mailrelay.edges.web.console_moderation import ModerationPages, removed_json, removed_line
 from mailrelay.edges.web.embeds import Embeds
 from mailrelay.edges.web.feeds import FeedRoutes
@@ -181,6 +183,8 @@ class WebApp:
             *self.console.routes(),
             *ModerationPages(self).routes(),
             *InboxPages(self).routes(),
+            *DashboardPages(self).routes(),
+            *LedgerPages(self).routes(),
             *self.embeds.routes(),
         ])
         self._runner: web.AppRunner | None = None
