@@ -119,6 +119,10 @@ async def test_a_new_user_sets_a_password_once_logs_in_and_sees_only_their_shop(
         status, html = await get(http, base(console) + "/console/")
         assert status == 200
         assert "ACME Shoes" in html and "Bolt Bikes" not in html
+        for path in ("/console/acme/", "/console/acme/moderation", "/console/acme/dashboard",
+                     "/console/acme/ledgers/invitations", "/console/acme/ledgers/shipments"):
+            assert f'href="{path}"' in html, path  # the home page leads to each page
+            assert (await get(http, base(console) + path))[0] == 200, path
         assert resp.headers["Cache-Control"] == "no-store"
 
 
