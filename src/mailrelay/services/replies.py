@@ -112,7 +112,10 @@ def console_directives(action: str, body: str, tags: str, reason: str) -> Direct
         return "action"
     if len(names) > 10 or not all(_TAG.fullmatch(name) for name in names):
         return "tags"
-    body = body.strip()
+    # As the review form does: a browser posts a textarea's lines with CRLF; no other
+    # control characters reach a published text.
+    body = "".join(ch for ch in body.replace("\r\n", "\n").replace("\r", "\n")
+                   if ch in "\n\t" or (ch >= " " and ch != "\x7f")).strip()
     found = tuple(dict.fromkeys(name.lower() for name in names))
     if action == "report":
         reason = " ".join(reason.split())[:200]
