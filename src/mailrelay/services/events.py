@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mailrelay.config import Config, ShopConfig
+from mailrelay.config import Config
 from mailrelay.core.models import OutboxKind, verified
 from mailrelay.services.links import public_url
 from mailrelay.store import InvitationRow, NewMail, ProductReviewRow, Queries, ReviewRow
@@ -131,11 +131,6 @@ def invitation_payload(invitation: InvitationRow) -> dict[str, Any]:
         "sent_at": _utc_text(invitation.sent_at),
         "reminder_due_at": _utc_text(invitation.reminder_due_at),
     }
-
-
-def shop_hooks(shop: ShopConfig) -> list[str]:
-    """One line per webhook for `check` and the start summary: where, which events."""
-    return [f"{hook.url} ({', '.join(hook.events)})" for hook in shop.webhooks]
 
 
 def utc(when: datetime) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
 from mailrelay.core.locales import FALLBACK_LOCALE, map_locale
 from mailrelay.render.localized import decimal, long_date, plural_form
+from mailrelay.store import from_iso
 
 __all__ = ["FALLBACK_LOCALE", "I18N", "Strings", "Translator", "accept_languages"]
 
@@ -126,16 +127,11 @@ def accept_languages(header: str | None) -> list[str]:
 def with_local_dates(item: dict[str, Any], t: Translator, zone: tzinfo) -> dict[str, Any]:
     """A review as pages show it: `date` (the visitor's language), `datetime` (ISO, for
     <time>) in the shop's zone, and the response's `date` (both from stored UTC ISO text)."""
-    created = _parsed(item.get("created_at"))
+    created = from_iso(item.get("created_at"))
     local = created.astimezone(zone) if created else None
     item["date"] = t.date(local) if local else ""
     item["datetime"] = local.isoformat() if local else ""
     if item.get("response"):
-        answered = _parsed(item["response"].get("created_at"))
+        answered = from_iso(item["response"].get("created_at"))
         item["response"]["date"] = t.date(answered.astimezone(zone)) if answered else ""
     return item
-
-
-def _parsed(text: object) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
-
