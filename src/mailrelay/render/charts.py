@@ -58,14 +58,16 @@ def _scale(bars: Sequence[Bar], maximum: float | None) -> float:
 
 
 def columns(chart_id: str, title: str, desc: str, bars: Sequence[Bar],
-            maximum: float | None = None, top_text: str | None = None) -> Markup:
-    """A column per bar (a week each), labelled below every few columns so labels never
-    overlap; `maximum` fixes the scale (5 for stars, 100 for a percentage)."""
+            maximum: float | None = None, top_text: str | None = None,
+            every: int | None = None) -> Markup:
+    """A column per bar (a week or a day each), labelled below every `every` columns (by
+    default every few, so that at most 8 labels show and never overlap); `maximum` fixes the
+    scale (5 for stars, 100 for a percentage)."""
     height, left, bottom, top = 220, 60, 32, 12
     scale = _scale(bars, maximum)
     plot_width, plot_height = WIDTH - left - 8, height - top - bottom
     step = plot_width / max(1, len(bars))
-    every = max(1, math.ceil(len(bars) / 8))
+    every = every or max(1, math.ceil(len(bars) / 8))
     parts = [
         Markup('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>').format(
             left, top + plot_height, WIDTH - 8, top + plot_height, MUTED),
@@ -106,3 +108,9 @@ def _number(value: float) -> str:
 def month_day(when: date, locale: str | None) -> str:
     """A column's short date, the locale's way: "Dec 7", "7. Dez.", "7 gru"."""
     return str(format_skeleton("MMMd", when, locale=babel_locale(locale)))
+
+
+def month_name(when: date, locale: str | None) -> str:
+    """A month on its own, the locale's way and capitalised: "November 2026", "Marraskuu 2026"."""
+    text = str(format_skeleton("yMMMM", when, locale=babel_locale(locale)))
+    return text[:1].upper() + text[1:]
