@@ -95,7 +95,7 @@ async def test_the_day_axis_is_labelled_once_a_week_so_labels_fit_a_phone(
     svg = html.split('id="chart-reviews"', 1)[1].split("</svg>", 1)[0]
     assert "<title id=" in svg and "<desc id=" in svg
     assert svg.count("<rect") == 30
-    labels = re.findall(r'text-anchor="middle"[^>]*>([^<]+)</text>', svg)
+    labels = re.findall(r'class="x-label"[^>]*>([^<]+)</text>', svg)
     assert labels == ["Nov 1", "Nov 8", "Nov 15", "Nov 22", "Nov 29"]
 
 
