@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -92,12 +92,11 @@ class DashboardPages:
             web.get("/console/{shop}/dashboard/{chart}.csv", self.csv),
         ]
 
-    async def _figures(self, request: web.Request, shop: ShopConfig,
+    async def _figures(self, request: web.Request, shop: ShopConfig, now: datetime,
                        parts: frozenset[str] = dashboard.PARTS,
                        ) -> tuple[Dashboard, Period, bool]:
         """The figures of the period asked for, that period, and whether the query asked for
         a month there is not (the current month is shown instead)."""
-        now = self.app.clock.now()
         span, rejected = dashboard.asked_period(
             request.query.get("weeks"), request.query.get("month"), now, shop.timezone)
         figures = await self.app.store.aread(
@@ -115,14 +114,15 @@ class DashboardPages:
         user = await self.app.console.require(request, shop_id)
         shop = self._shop(shop_id)
         t = self.app.console.translator(request)
-        figures, span, rejected = await self._figures(request, shop)
+        now = self.app.clock.now()
+        figures, span, rejected = await self._figures(request, shop, now)
         since = t.date(figures.since.date())
         until = t.date(figures.until.date() - timedelta(days=1))
         return self.app.console.page(
             "console_dashboard.html.j2", t, user=user, csrf=self.app.console.csrf_token(request),
             shop=shop, span=span, weeks=span.weeks, periods=dashboard.PERIODS, since=since,
             until=until, zone=shop.timezone.key,
-            choice=period_choice(span, self.app.clock.now(), shop.timezone, t),
+            choice=period_choice(span, now, shop.timezone, t),
             rejected=request.query.get("month", "")[:20] if rejected else None,
             sections=sections(figures, t, since, until, daily=span.month is not None))
 
@@ -134,7 +134,7 @@ class DashboardPages:
         if chart not in CHARTS:
             raise web.HTTPNotFound()
         figures, span, rejected = await self._figures(
-            request, shop, frozenset({CHARTS[chart]}))
+            request, shop, self.app.clock.now(), frozenset({CHARTS[chart]}))
         if rejected:  # a program asked: never numbers of another month than it named
             raise web.HTTPBadRequest(text=MONTH_REJECTED, headers=CONSOLE_HEADERS)
         out = io.StringIO()
