@@ -98,7 +98,6 @@ def period(value: str | None) -> int:
     return int(value) if value in {str(p) for p in PERIODS} else DEFAULT_PERIOD
 
 
-
 @dataclass(frozen=True)
 class Period:
     """What a dashboard shows: the last `weeks` weeks, or the calendar month starting on
