@@ -71,6 +71,9 @@ async def test_an_owner_reads_the_charts_and_works_the_ledgers_with_no_axe_viola
         assert page.url.endswith("/console/acme/dashboard?month=2026-10")
         assert await page.locator("a[rel=next]").get_attribute("href") == "?month=2026-11"
         found += await check_at_widths(page, "console-dashboard-last-month")
+        await page.select_option("#weeks", "52")
+        await page.click(".filters button[type=submit]")
+        assert page.url.endswith("/console/acme/dashboard?weeks=52")
 
         await page.goto(base(console) + "/console/acme/ledgers/invitations")
         await page.fill("#q", "ORD-77")

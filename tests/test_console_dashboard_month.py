@@ -110,6 +110,9 @@ async def test_this_month_last_month_and_the_months_around_are_links(console: Da
         assert '<a href="?month=2026-10" rel="prev">Previous month: October 2026</a>' in html
         assert 'rel="next"' not in html  # nothing after the current month
         assert "<strong>November 2026</strong>" in html
+        # the weeks' menu shows the month until another period is picked
+        assert '<option value="" selected disabled hidden>November 2026</option>' in html
+        assert '<option value="12" selected>' not in html
         _, html = await get(http, f"{base(console)}/console/acme/dashboard?month=2026-10")
         assert '<a href="?month=2026-10" aria-current="page">Last month</a>' in html
         assert '<a href="?month=2026-11" rel="next">Next month: November 2026</a>' in html
