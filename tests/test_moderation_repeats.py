@@ -16,6 +16,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services.report_category import suggested_category
 
+from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
 from .mailtools import drain, mails_to, send, settle, via_sink
 from .sink import Sink
@@ -85,6 +86,8 @@ async def test_a_second_report_while_one_waits_is_attached_and_mails_no_owner_ag
         ("moderation.reported", AGENT, "spam by a competitor"),
         ("moderation.reported_again", AGENT, "the same text is on three shops"),
         ("moderation.reported_again", SECOND_AGENT, "advert for a rival")]
+    code, out = cli(shops, "reviews", "reports", str(t.review_id))
+    assert code == 0 and f"  also reported by {SECOND_AGENT}: advert for a rival" in out, out
     async with browser() as http:
         await log_in(http, daemon, OWNER)
         _, page = await get(http, f"{base(daemon)}/console/acme/moderation")
