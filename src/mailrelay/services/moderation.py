@@ -1,6 +1,7 @@
 """Moderation (issue 14): an agent's report leaves the review public until an owner of the shop
 confirms it (hidden, with a public reason) or rejects it; owners are mailed at once, and every
-step is in the audit trail. Reports by an operator on the CLI count as confirmed.
+step is in the audit trail; a further report while one waits is attached to it. Reports by an
+operator on the CLI count as confirmed.
 """
 
 from __future__ import annotations
