@@ -126,7 +126,8 @@ class PrivacyQueries(InvitationQueries):
         `messages` and `outbox` are the ids of stored raw mail found to name the person
         (privacy.py decodes every part to find them); the mail stored for their shipments,
         about their reviews and to their address goes too. Their reviews keep only the star
-        rating; the responses, notes and tags on them, and the keys to answer them, go.
+        rating; the responses, notes and tags on them, the keys to answer them, and the words
+        of their reports (reasons, owners' notes), go.
         Rows stay, with the personal fields emptied, so counts survive.
         """
         email = email.strip().lower()
