@@ -157,3 +157,11 @@ def test_a_reason_names_a_category_by_the_pages_own_label() -> None:
     assert suggested_category("Anstößig", {"offensive": "anstößig"}) == "offensive"
     assert suggested_category("quite wrong here") == "other"
     assert suggested_category("quite wrong here", {"off_topic": "wrong here"}) == "off_topic"
+
+
+def test_a_reason_quoting_the_attached_wording_is_no_attached_report() -> None:
+    from mailrelay.services.moderation import attached_note, was_attached
+
+    assert was_attached("spam " + attached_note(12))
+    assert not was_attached("it says already waiting for an owner")
+    assert not was_attached(f"see {attached_note(12)} and more")

@@ -73,6 +73,18 @@ class Reported:
 ALREADY_PENDING = "already waiting for an owner"
 
 
+def attached_note(report_id: int) -> str:
+    """The end of such an outcome's reason, after the agent's own words."""
+    return f"({ALREADY_PENDING}: report {report_id})"
+
+
+def was_attached(reason: str) -> bool:
+    """Whether an outcome's reason says the report was attached to a pending one (by its
+    whole ending, so an agent's reason quoting the words does not count)."""
+    head, _, tail = reason.rpartition(f" ({ALREADY_PENDING}: report ")
+    return bool(head) and tail.endswith(")") and tail[:-1].isdigit()
+
+
 def waiting_report(q: Queries, review_id: int) -> ReportRow | None:
     """The review's report waiting for an owner, if any."""
     return next((found for found in q.reports_of_review(review_id)

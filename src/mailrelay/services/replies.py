@@ -492,8 +492,8 @@ def act_on_answer(q: Queries, config: Config, templates: Templates, answer: Answ
         if directives.body:
             q.add_note(review_id, directives.body, author, now)
         if reported.already_pending:
-            return ReplyOutcome.REPORTED, (f"{directives.report} ({moderation.ALREADY_PENDING}:"
-                                           f" report {reported.report_id})")
+            return ReplyOutcome.REPORTED, (f"{directives.report} "
+                                           f"{moderation.attached_note(reported.report_id)}")
         return ReplyOutcome.REPORTED, directives.report
     if directives.note:
         if not directives.body:

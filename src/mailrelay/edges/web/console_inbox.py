@@ -22,7 +22,7 @@ from mailrelay.edges.web.i18n import Translator
 from mailrelay.render import RenderedMail
 from mailrelay.services import drafts
 from mailrelay.services.accounts import ConsoleUser
-from mailrelay.services.moderation import ALREADY_PENDING
+from mailrelay.services.moderation import was_attached
 from mailrelay.services.replies import ReplyOutcome, console_directives
 from mailrelay.store import CustomerContext, InboxFilter, Queries, ReviewRow
 
@@ -203,7 +203,7 @@ class InboxPages:
         if self.app.on_review is not None:
             self.app.on_review()  # the customer's mail and the events go out now
         done = DONE[result.outcome]
-        if result.outcome == ReplyOutcome.REPORTED and ALREADY_PENDING in result.reason:
+        if result.outcome == ReplyOutcome.REPORTED and was_attached(result.reason):
             done = REPORTED_AGAIN  # attached to the report an owner has yet to decide
         raise web.HTTPSeeOther(f"/console/{shop_id}/r/{facts.review.id}?done={done}",
                                headers=CONSOLE_HEADERS)
