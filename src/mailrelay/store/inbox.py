@@ -10,6 +10,7 @@ from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
 from mailrelay.store.rows import InboxFilter, InboxPage, ReviewRow
 
 _WAITING = "r.shop = ? AND r.response_id IS NULL AND r.reported = 0"
+_INBOX_JOIN = REVIEW_JOIN.replace("reviews r", "reviews r INDEXED BY idx_reviews_inbox", 1)
 
 
 def _narrowed(shop: str, wanted: InboxFilter, *, with_stars: bool) -> tuple[str, list[Any]]:
@@ -19,13 +20,12 @@ def _narrowed(shop: str, wanted: InboxFilter, *, with_stars: bool) -> tuple[str,
         where.append("r.stars = ?")
         args.append(wanted.stars)
     if wanted.tag:
-        where.append("EXISTS (SELECT 1 FROM review_tags t WHERE t.review_id = r.id"
-                     " AND t.tag = ?)")
+        where.append("r.id IN (SELECT t.review_id FROM review_tags t WHERE t.tag = ?)")
         args.append(wanted.tag)
     if wanted.sku:
-        where.append("EXISTS (SELECT 1 FROM product_reviews pr WHERE pr.review_id = r.id"
-                     " AND pr.sku = ?)")
-        args.append(wanted.sku)
+        where.append("r.id IN (SELECT pr.review_id FROM product_reviews pr"
+                     " WHERE pr.shop = ? AND pr.sku = ?)")
+        args += [shop, wanted.sku]
     if wanted.search:
         where.append("(r.title LIKE ? ESCAPE '\\' OR r.text LIKE ? ESCAPE '\\'"
                      " OR r.reviewer_name LIKE ? ESCAPE '\\' OR r.reference LIKE ? ESCAPE '\\')")
@@ -46,20 +46,21 @@ class InboxQueries(Bound):
         rather than sorting every waiting review: 52 ms → 2 ms for 100,000 reviews."""
         where, args = _narrowed(shop, wanted, with_stars=False)
         counts = {int(stars): int(n) for stars, n in self.conn.execute(
-            f"SELECT r.stars, count(*) FROM reviews r WHERE {where}"  # noqa: S608
+            f"SELECT r.stars, count(*) FROM reviews r INDEXED BY idx_reviews_inbox"  # noqa: S608
+            f" WHERE {where}"
             " GROUP BY r.stars", args)}
         where, args = _narrowed(shop, wanted, with_stars=True)
         reviews: list[ReviewRow] = []
         shown = {s: n for s, n in counts.items() if wanted.stars in (None, s)}
-        for band, size in (("r.stars <= 3", sum(n for s, n in shown.items() if s <= 3)),
-                           ("r.stars > 3", sum(n for s, n in shown.items() if s > 3))):
+        for band, size in (("(r.stars > 3) = 0", sum(n for s, n in shown.items() if s <= 3)),
+                           ("(r.stars > 3) = 1", sum(n for s, n in shown.items() if s > 3))):
             if offset >= size:
                 offset -= size
                 continue
             reviews += [review_row(row, row[-1].split(",") if row[-1] else [])
                         for row in self.conn.execute(
                 f"{REVIEW_SELECT}, (SELECT group_concat(t.tag) FROM review_tags t"  # noqa: S608
-                f" WHERE t.review_id = r.id) FROM {REVIEW_JOIN} WHERE {where} AND {band}"
+                f" WHERE t.review_id = r.id) FROM {_INBOX_JOIN} WHERE {where} AND {band}"
                 " ORDER BY r.created_at, r.id LIMIT ? OFFSET ?",
                 [*args, limit - len(reviews), offset])]
             offset = 0

@@ -410,9 +410,36 @@ def _migration_12(db: sqlite_utils.Database) -> None:
         " done_at TEXT NOT NULL)")
 
 
+def _migration_13(db: sqlite_utils.Database) -> None:
+    """Each review keeps when a person first answered it (issue 14): `first_answer_secs`, the
+    seconds from the review to its first response by a person (an automatic response, source
+    'auto', is no answer), NULL while there is none; filled from the responses stored. The
+    weekly figures read it with the stars from one covering index instead of looking up the
+    responses of every answered review (bench/console.py, 100,000 reviews: 52 weeks
+    83 ms → 16 ms). Whole seconds rather than the time: the median needs the delay, and
+    julianday() arithmetic on every row cost 9 ms more."""
+    db.execute("ALTER TABLE reviews ADD COLUMN first_answer_secs INTEGER")
+    db.execute(
+        "UPDATE reviews SET first_answer_secs = (SELECT CAST(round((julianday(MIN(p.created_at))"
+        " - julianday(reviews.created_at)) * 86400) AS INTEGER) FROM responses p"
+        " WHERE p.review_id = reviews.id AND p.source != 'auto')"
+        " WHERE id IN (SELECT review_id FROM responses WHERE source != 'auto')")
+    # Migration 11's index of the figures, with the new column before `response_id`: what it
+    # covered it still covers.
+    db.execute("DROP INDEX idx_reviews_figures")
+    db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars,"
+               " first_answer_secs, response_id)")
+    # The inbox's counts per star read its index alone once it holds the columns of its
+    # condition (NULL and 0 take no bytes): 9,500 waiting of 40,000 reviews, 6 ms → 1.6 ms.
+    db.execute("DROP INDEX idx_reviews_inbox")
+    db.execute("CREATE INDEX idx_reviews_inbox ON reviews(shop, (stars > 3), created_at, stars,"
+               " response_id, reported) WHERE response_id IS NULL AND reported = 0")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
+    _migration_13,
 )
 
 
