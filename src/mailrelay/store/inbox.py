@@ -10,6 +10,8 @@ from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
 from mailrelay.store.rows import InboxFilter, InboxPage, ReviewRow
 
 _WAITING = "r.shop = ? AND r.response_id IS NULL AND r.reported = 0"
+#: The waiting reviews' partial index (its condition is `_WAITING`'s): the planner preferred
+#: (shop, created_at), whose order needs no sort but whose rows are mostly answered.
 _INBOX_JOIN = REVIEW_JOIN.replace("reviews r", "reviews r INDEXED BY idx_reviews_inbox", 1)
 
 
@@ -41,14 +43,16 @@ class InboxQueries(Bound):
     def inbox(self, shop: str, wanted: InboxFilter, limit: int, offset: int = 0) -> InboxPage:
         """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first.
 
-        The counts come first; the page is then read band by band (1–3★, then 4–5★), each in
-        the (shop, created_at) index's order, so a page reads only the rows up to its end
-        rather than sorting every waiting review: 52 ms → 2 ms for 100,000 reviews."""
+        The counts come first, from idx_reviews_inbox alone; the page is then read band by
+        band (1–3★, then 4–5★), each in that index's (shop, band, created_at) order, so a page
+        reads only the waiting rows up to its end rather than sorting every waiting review
+        (52 ms → 2 ms for 100,000 reviews), and a sparse filter (a tag, a SKU: id lists
+        checked against the index) never reads the shop's answered reviews: with 40,000
+        reviews of acme among 100,000, a SKU's page 145 ms → 3 ms (bench/console.py)."""
         where, args = _narrowed(shop, wanted, with_stars=False)
         counts = {int(stars): int(n) for stars, n in self.conn.execute(
             f"SELECT r.stars, count(*) FROM reviews r INDEXED BY idx_reviews_inbox"  # noqa: S608
-            f" WHERE {where}"
-            " GROUP BY r.stars", args)}
+            f" WHERE {where} GROUP BY r.stars", args)}
         where, args = _narrowed(shop, wanted, with_stars=True)
         reviews: list[ReviewRow] = []
         shown = {s: n for s, n in counts.items() if wanted.stars in (None, s)}
