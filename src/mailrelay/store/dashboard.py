@@ -102,13 +102,20 @@ _FUNNEL_HIDDEN = (
     " WHERE r.shop = ?1 AND r.reported != 0 AND i.shop = ?1 AND i.created_at >= ?2"
     " AND i.created_at < ?3 AND i.shipment_id IS NOT NULL AND i.sent_at IS NOT NULL"
 )
-#: From the figures index alone (the names of the few products shown are read after).
+#: From the figures index alone, every rating of the period, less those of the few hidden
+#: (reported) reviews, rather than looking up whether each rating's review is hidden
+#: (52 weeks of 100,000 reviews: 14 ms → 7 ms); the names of the few products shown are
+#: read after.
 _BY_PRODUCT = (
-    "SELECT p.sku, COUNT(*), AVG(p.stars) FROM product_reviews p INDEXED BY"
-    " idx_product_reviews_figures JOIN reviews r INDEXED BY idx_reviews_reported"
-    " ON r.id = p.review_id AND r.reported = 0"
-    " WHERE p.shop = ? AND p.sku IS NOT NULL AND p.created_at >= ? AND p.created_at < ?"
-    " GROUP BY p.sku ORDER BY COUNT(*) DESC, p.sku LIMIT ?"
+    "WITH rated(sku, n, total) AS (SELECT sku, COUNT(*), SUM(stars) FROM product_reviews"
+    " INDEXED BY idx_product_reviews_figures WHERE shop = ?1 AND sku IS NOT NULL"
+    " AND created_at >= ?2 AND created_at < ?3 GROUP BY sku"
+    " UNION ALL SELECT p.sku, -COUNT(*), -SUM(p.stars) FROM reviews r INDEXED BY"
+    " idx_reviews_hidden JOIN product_reviews p ON p.review_id = r.id WHERE r.shop = ?1"
+    " AND r.reported != 0 AND p.sku IS NOT NULL AND p.created_at >= ?2 AND p.created_at < ?3"
+    " GROUP BY p.sku)"
+    " SELECT sku, SUM(n), SUM(total) * 1.0 / SUM(n) FROM rated GROUP BY sku HAVING SUM(n) > 0"
+    " ORDER BY SUM(n) DESC, sku LIMIT ?4"
 )
 _PRODUCT_NAME = (
     "SELECT name FROM product_reviews WHERE shop = ? AND sku = ? AND name IS NOT NULL"
