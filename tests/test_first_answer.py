@@ -139,12 +139,26 @@ def plans_of(store: Store, read: Callable[[Queries], object]) -> list[str]:
         for sql in statements]
 
 
-def test_the_weekly_figures_and_the_inbox_counts_read_indexes_alone(store: Store) -> None:
+def test_the_weekly_figures_funnel_and_inbox_counts_read_indexes_alone(store: Store) -> None:
     store.write_sync(lambda q: Seeder(q).review("acme", 2, WRITTEN, answer_after=HOUR))
     weekly = plans_of(store, lambda q: q.weekly_figures(
         "acme", [MONDAY, MONDAY + 7 * 24 * HOUR, MONDAY + 14 * 24 * HOUR]))
     assert weekly and all("COVERING INDEX idx_reviews_figures" in plan for plan in weekly)
     assert all("responses" not in plan for plan in weekly)
+    funnel = plans_of(store, lambda q: q.invitation_funnel(
+        "acme", MONDAY, MONDAY + 7 * 24 * HOUR))[0]
+    assert "idx_shipments_shop_status" in funnel and "TEMP B-TREE" not in funnel, funnel
     for wanted in (InboxFilter(), InboxFilter(tag="late"), InboxFilter(sku="HAT")):
         counts = plans_of(store, lambda q, w=wanted: q.inbox("acme", w, 0))[0]
         assert "SEARCH r USING COVERING INDEX idx_reviews_inbox" in counts, counts
+
+
+def test_a_hidden_review_s_product_ratings_count_nowhere(store: Store) -> None:
+    def seed(q: Queries) -> None:
+        s = Seeder(q)
+        s.review("acme", 4, WRITTEN, products=(("HAT", 4), ("CAP", 2)))
+        s.review("acme", 1, WRITTEN, products=(("HAT", 1), ("SCARF", 1)), reported=True)
+        s.review("bolt", 1, WRITTEN, products=(("HAT", 1),))
+    store.write_sync(seed)
+    rated = store.read(lambda q: q.stars_by_product("acme", MONDAY, MONDAY + 7 * 24 * HOUR))
+    assert [(g.key, g.reviews, g.average) for g in rated] == [("CAP", 1, 2.0), ("HAT", 1, 4.0)]
