@@ -1,7 +1,7 @@
 """The owners' dashboard and ledgers (issue 14): a shop's figures per week, its invitation
 funnel, stars per product and per tag, and its invitations and shipments searched and paged.
 
-SQL only, and no writes; every figure is aggregated here, over indexes (migration 11).
+SQL only, and no writes; every figure is aggregated here, over indexes (migrations 11, 13).
 """
 
 from __future__ import annotations
