@@ -205,7 +205,8 @@ class PrivacyQueries(InvitationQueries):
         email, run = erasing.email, erasing.run
         run("reviews", "UPDATE reviews SET customer_email = NULL, reviewer_name = NULL,"
             " title = NULL, text = NULL, reference = NULL, reported = 1,"
-            " report_reason = 'erased on request', response_id = NULL, ticket_state = NULL"
+            " report_reason = 'erased on request', response_id = NULL, first_answer_secs = NULL,"
+            " ticket_state = NULL"
             " WHERE id IN (SELECT value FROM json_each(?))", (reviews,))
         run("product_reviews", "UPDATE product_reviews SET text = NULL"
             " WHERE review_id IN (SELECT value FROM json_each(?))", (reviews,))
