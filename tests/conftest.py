@@ -19,6 +19,7 @@ from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 
 from .imap_servers import ImapServer, PymapServer, running
+from .postgres import NOT_FOUND, PostgresServer, binaries, running_postgres
 from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -151,6 +152,31 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the session (tests/postgres.py); skipped without
+    Debian's postgresql (a failure in CI). Stopped and deleted at the end, failed tests or not."""
+    bindir = binaries()
+    if bindir is None:
+        missing(NOT_FOUND)
+    with running_postgres(bindir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The session server's maintenance database (postgresql://mailrelay@127.0.0.1:port/postgres)."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def pg_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh empty database for one test: its postgresql:// URL (works from any process on
+    this host); dropped afterwards, its open sessions ended."""
+    with postgres_server.database() as url:
+        yield url
 
 
 ConfigFactory = Callable[..., Config]

@@ -1,0 +1,66 @@
+"""The PostgreSQL test server itself (tests/postgres.py): fresh databases, reachable from another
+process, dropped after the test, and the cluster gone after its block even when the block fails."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+
+import psycopg
+import pytest
+
+from .postgres import PostgresServer, binaries, running_postgres
+
+
+def test_each_test_gets_a_fresh_empty_database(pg_database: str) -> None:
+    with psycopg.connect(pg_database) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+        conn.execute("CREATE TABLE parcels (id integer PRIMARY KEY, label text)")
+        conn.execute("INSERT INTO parcels VALUES (1, 'blue boots')")
+    assert tables == (0,)
+
+
+def test_another_process_reaches_the_database_by_its_url(pg_database: str) -> None:
+    with psycopg.connect(pg_database) as conn:
+        conn.execute("CREATE TABLE parcels (label text)")
+        conn.execute("INSERT INTO parcels VALUES ('red scarf')")
+    script = textwrap.dedent("""
+        import sys, psycopg
+        with psycopg.connect(sys.argv[1]) as conn:
+            print(conn.execute("SELECT label FROM parcels").fetchone()[0])
+    """)
+    done = subprocess.run([sys.executable, "-c", script, pg_database],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "red scarf"
+
+
+def test_a_database_is_dropped_after_its_block_with_sessions_still_open(
+        postgres_server: PostgresServer) -> None:
+    with postgres_server.database() as url:
+        lingering = psycopg.connect(url)
+        name = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                            (name,)).fetchone()
+    lingering.close()
+    assert left == (0,)
+
+
+def test_the_cluster_stops_and_disappears_when_its_block_fails() -> None:
+    bindir = binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found (the fixtures' test covers the CI failure)")
+    started: list[PostgresServer] = []
+    with pytest.raises(RuntimeError, match="a test failed"), running_postgres(bindir) as server:
+        started.append(server)
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        raise RuntimeError("a test failed")
+    server = started[0]
+    assert not server.home.exists()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), 1):
+        pass
