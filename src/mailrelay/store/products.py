@@ -7,13 +7,12 @@ forgotten either), as on the public page; validation lives in services.products.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import (
     NewProductReview,
     ProductFigures,
@@ -46,7 +45,7 @@ _UPSERT = (
 )
 
 
-def _listing(row: sqlite3.Row) -> ProductReviewListing:
+def _listing(row: Row) -> ProductReviewListing:
     count = len(_ROW_FIELDS)
     product = ProductReviewRow(*row[:count])
     (reviewer_name, method, locale, created_at, updated_at, response, responded_at,
