@@ -41,7 +41,8 @@ _UPSERT = (
     + ") ON CONFLICT (review_id, n) DO UPDATE SET stars = excluded.stars,"
     " text = excluded.text, updated_at = excluded.updated_at, "
     + ", ".join(f"{name} = excluded.{name}" for name in ("sku", *_IDENTITY))
-    + " WHERE stars IS NOT excluded.stars OR text IS NOT excluded.text"
+    + " WHERE product_reviews.stars IS NOT excluded.stars"
+    " OR product_reviews.text IS NOT excluded.text"
 )
 
 

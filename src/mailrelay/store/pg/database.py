@@ -6,6 +6,7 @@ connection pool, each on a REPEATABLE READ READ ONLY snapshot.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -62,6 +63,9 @@ class PgStore(Store):
                                     min_size=1, max_size=pool_size, timeout=WAIT_SECONDS,
                                     name="mailrelay-reads", open=True)
         self._closed = False
+        #: Reads running now: `close` waits for them (a worker's read at shutdown).
+        self._reads_done = threading.Condition()
+        self._active_reads = 0
         GroupCommitWriter.__init__(self, PgConnection(raw, reconnect=self._connect))
 
     @property
@@ -80,8 +84,18 @@ class PgStore(Store):
     # reads
     def read(self, fn: Callable[[Queries], T]) -> T:
         """Run `fn` against a consistent snapshot on a pooled connection."""
-        if self._closed:
-            raise StoreError(f"store {self.shown_url} is closed")
+        with self._reads_done:
+            if self._closed:
+                raise StoreError(f"store {self.shown_url} is closed")
+            self._active_reads += 1
+        try:
+            return self._read(fn)
+        finally:
+            with self._reads_done:
+                self._active_reads -= 1
+                self._reads_done.notify_all()
+
+    def _read(self, fn: Callable[[Queries], T]) -> T:
         try:
             with self._pool.connection() as raw:
                 raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -120,7 +134,10 @@ class PgStore(Store):
         """Finish queued writes, then close every connection."""
         if not self._stop_writer():
             return
-        self._closed = True
+        with self._reads_done:
+            self._closed = True
+            # A read is a snapshot query, milliseconds long; the bound only guards a hang.
+            self._reads_done.wait_for(lambda: self._active_reads == 0, timeout=30)
         self._pool.close()
 
 
