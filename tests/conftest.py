@@ -25,6 +25,10 @@ from .sink import Sink, running_sink
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NO_CORPUS = f"no shared corpus at {CORPUS} (a clone without ../shared; CI has it)"
+#: MAILRELAY_TEST_STORE=postgresql: every config `make_config` writes puts the store in a fresh
+#: PostgreSQL database (the session's server) instead of SQLite; a test marked `postgresql`
+#: always does.
+TEST_STORE = os.environ.get("MAILRELAY_TEST_STORE", "sqlite")
 
 
 def missing(message: str) -> NoReturn:
@@ -182,15 +186,25 @@ def pg_database(postgres_server: PostgresServer) -> Iterator[str]:
 ConfigFactory = Callable[..., Config]
 
 
+def store_line_for(request: pytest.FixtureRequest) -> str | None:
+    """The `[store] url` line of a test on PostgreSQL (see TEST_STORE), None on SQLite."""
+    if TEST_STORE != "postgresql" and request.node.get_closest_marker("postgresql") is None:
+        return None
+    return f'url = "{request.getfixturevalue("pg_database")}"'
+
+
 @pytest.fixture
-def make_config(tmp_path: Path) -> ConfigFactory:
+def make_config(tmp_path: Path, request: pytest.FixtureRequest) -> ConfigFactory:
     """Write a relay.toml into tmp_path (with extra TOML for [smtp] and the shop) and load it."""
+    store_url = store_line_for(request)
 
     def factory(smtp_extra: str = "", shop_extra: str = "", more: str = "",
                 security_extra: str = "") -> Config:
         text = BASE_CONFIG.format(
             smtp_extra=textwrap.dedent(smtp_extra), shop_extra=textwrap.dedent(shop_extra)
         ) + textwrap.dedent(more)
+        if store_url is not None:
+            text = text.replace('path = "var/test.db"', store_url, 1)
         secret = 'secret_file = "var/secret.key"\n'
         text = text.replace(secret, secret + textwrap.dedent(security_extra), 1)
         path = tmp_path / "relay.toml"

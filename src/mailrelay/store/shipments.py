@@ -77,7 +77,8 @@ class ShipmentQueries(Bound):
         row = self.conn.execute(
             "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
             " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
-            " SET last_seen_at = excluded.last_seen_at, count = count + 1 RETURNING count",
+            " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
+            " RETURNING count",
             (shop, sender, at),
         ).fetchone()
         return row is not None and row[0] == 1
