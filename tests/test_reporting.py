@@ -18,7 +18,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
-from mailrelay.store import Store
+from mailrelay.store import open_store
 
 from .cli_runner import cli
 from .mailtools import send, settle, trigger
@@ -128,7 +128,7 @@ async def test_export_to_standard_output_gives_the_bytes_a_file_gets(
 async def test_export_needs_no_options_and_writes_lists_and_booleans_plainly(
     seeded: Config,
 ) -> None:
-    with Store(seeded.store.path) as store:
+    with open_store(seeded.store) as store:
         now = datetime(2026, 10, 9, tzinfo=UTC)
         store.write_sync(lambda q: [q.add_tag(1, tag, now) for tag in ("late", "box")])
         store.write_sync(lambda q: q.report_review(2, "abuse", now))
