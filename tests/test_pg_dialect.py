@@ -43,7 +43,7 @@ SQL_STARTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
      "SELECT ((EXTRACT(EPOCH FROM (a)::timestamptz) / 86400.0)"
      " - (EXTRACT(EPOCH FROM (b)::timestamptz) / 86400.0)) * 24"),
     ("SELECT rowid FROM t WHERE typeof(a) = 'text' AND instr(lower(a), ?) > 0",
-     "SELECT ctid FROM t WHERE pg_typeof(a) = 'text' AND strpos(lower(a), $1) > 0"),
+     "SELECT ctid FROM t WHERE pg_typeof(a)::text = 'text' AND strpos(lower(a), $1) > 0"),
     ("SELECT a FROM audit WHERE json_extract(detail, '$.review_id') = ?",
      "SELECT a FROM audit WHERE ((detail)::jsonb ->> 'review_id') = CAST($1 AS TEXT)"),
     ("DELETE FROM t WHERE id IN (SELECT value FROM json_each(?))",

@@ -123,7 +123,7 @@ _FUNCTIONS: dict[str, Callable[[list[str]], str]] = {
     "total": lambda args: f"COALESCE(SUM({args[0]}), 0)",
     "julianday": lambda args: f"(EXTRACT(EPOCH FROM ({args[0]})::timestamptz) / 86400.0)",
     "instr": lambda args: f"strpos({args[0]}, {args[1]})",
-    "typeof": lambda args: f"pg_typeof({args[0]})",
+    "typeof": lambda args: f"pg_typeof({args[0]})::text",
     "json_extract": _json_extract,
     "max": _scalar_or_aggregate("GREATEST", "MAX"),
     "min": _scalar_or_aggregate("LEAST", "MIN"),
