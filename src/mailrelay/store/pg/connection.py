@@ -123,7 +123,7 @@ class PgConnection:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         found = statement(sql)
         if found.text == "BEGIN" or found.text.startswith("BEGIN "):
-            self._fresh()
+            return self._begin(found.text)
         cur: psycopg.Cursor[PgRow] = psycopg.RawCursor(self.raw, row_factory=_row_factory)
         try:
             if found.guarded and self.in_transaction:
@@ -148,11 +148,21 @@ class PgConnection:
         return self.raw.info.transaction_status in (TransactionStatus.INTRANS,
                                                     TransactionStatus.INERROR)
 
-    def _fresh(self) -> None:
-        """Before a transaction: a connection the server dropped (a restart, a failover) is
-        opened anew, when we know how."""
-        if self._reconnect is not None and (self.raw.closed or self.raw.broken):
+    def _begin(self, sql: str) -> PgCursor:
+        """Start a transaction. A connection the server dropped (a restart, a failover, an
+        idle timeout) is opened anew, when we know how: nothing ran on it yet."""
+        try:
+            if self._reconnect is not None and (self.raw.closed or self.raw.broken):
+                self.raw = self._reconnect()
+            return PgCursor(self.raw.execute(sql), None)
+        except psycopg.OperationalError as exc:
+            if self._reconnect is None:
+                raise store_error(exc) from exc
+        try:  # the server had dropped it: once more, on a new connection
             self.raw = self._reconnect()
+            return PgCursor(self.raw.execute(sql), None)
+        except psycopg.Error as exc:
+            raise store_error(exc) from exc
 
     def close(self) -> None:
         self.raw.close()

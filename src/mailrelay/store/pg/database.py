@@ -95,19 +95,29 @@ class PgStore(Store):
                 self._active_reads -= 1
                 self._reads_done.notify_all()
 
-    def _read(self, fn: Callable[[Queries], T]) -> T:
+    def _read(self, fn: Callable[[Queries], T], *, retry: bool = True) -> T:
         try:
             with self._pool.connection() as raw:
-                raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
-                    return fn(Queries(PgConnection(raw)))
-                finally:
-                    if not raw.closed and not raw.broken:
-                        raw.execute("ROLLBACK")
+                    raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                except psycopg.OperationalError:
+                    if not retry:
+                        raise
+                    dropped = True  # idle in the pool when the server ended it (a restart)
+                else:
+                    dropped = False
+                    try:
+                        return fn(Queries(PgConnection(raw)))
+                    finally:
+                        if not raw.closed and not raw.broken:
+                            raw.execute("ROLLBACK")
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no database connection within {WAIT_SECONDS}s") from exc
         except psycopg.Error as exc:
             raise store_error(exc) from exc
+        assert dropped
+        self._pool.check()  # the others idle beside it were most likely ended too
+        return self._read(fn, retry=False)
 
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
