@@ -98,14 +98,7 @@ class PgStore(Store):
     def _read(self, fn: Callable[[Queries], T], *, retry: bool = True) -> T:
         try:
             with self._pool.connection() as raw:
-                try:
-                    raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                except psycopg.OperationalError:
-                    if not retry:
-                        raise
-                    dropped = True  # idle in the pool when the server ended it (a restart)
-                else:
-                    dropped = False
+                if self._begin_read(raw, retry):
                     try:
                         return fn(Queries(PgConnection(raw)))
                     finally:
@@ -115,9 +108,22 @@ class PgStore(Store):
             raise StoreUnavailable(f"no database connection within {WAIT_SECONDS}s") from exc
         except psycopg.Error as exc:
             raise store_error(exc) from exc
-        assert dropped
-        self._pool.check()  # the others idle beside it were most likely ended too
+        # The server had ended that connection while it was idle in the pool (a restart), and
+        # most likely those beside it: the pool replaces them, and the read runs once more.
+        self._pool.check()
         return self._read(fn, retry=False)
+
+    @staticmethod
+    def _begin_read(raw: psycopg.Connection[Any], retry: bool) -> bool:
+        """BEGIN a read-only snapshot; False when the connection turned out dropped (and a
+        retry is allowed)."""
+        try:
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.OperationalError:
+            if not retry:
+                raise
+            return False
+        return True
 
     async def aread(self, fn: Callable[[Queries], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
