@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from mailrelay.core.errors import DuplicateKey
-from mailrelay.store import NewReply, Queries
+from mailrelay.store import NewMail, NewReply, Queries
 from mailrelay.store.pg.database import PgStore
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -25,20 +25,26 @@ def reply(key: str) -> NewReply:
 def test_a_duplicate_caught_inside_a_job_leaves_the_rest_of_the_job_to_commit(
     pg_database: str,
 ) -> None:
-    """Services catch DuplicateKey and carry on in the same transaction (a second trigger for
-    an order); PostgreSQL would abort the whole transaction without the INSERT's savepoint."""
+    """Services catch DuplicateKey and carry on in the same transaction (mail already queued,
+    an order invited twice); PostgreSQL would abort the whole transaction without the
+    INSERT's savepoint."""
+    def mail(message_id: str) -> NewMail:
+        return NewMail(kind="ticket", shop="acme", recipient="support@acme.example",
+                       envelope_from="bounce@relay.test", subject="Ticket",
+                       message_id=message_id, raw=b"mail", created_at=NOW, due_at=NOW)
+
     def job(q: Queries) -> str:
-        q.record_reply(reply("<a@x>"))
+        q.enqueue(mail("<a@x>"))
         try:
-            q.record_reply(reply("<a@x>"))
+            q.enqueue(mail("<a@x>"))
         except DuplicateKey:
-            q.record_reply(reply("<b@x>"))
+            q.enqueue(mail("<b@x>"))
             return "caught"
         return "not raised"
 
     with PgStore(pg_database) as store:
         assert store.write_sync(job) == "caught"
-        assert store.read(lambda q: q.replies_by_outcome()) == {"rejected": 2}
+        assert [m.message_id for m in store.read(lambda q: q.list_mail())] == ["<a@x>", "<b@x>"]
 
 
 def test_rows_read_by_position_and_by_name_and_averages_as_floats(pg_database: str) -> None:

@@ -20,13 +20,17 @@ from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.store.pg.dialect import translate
 from mailrelay.store.pg.schema import IDENTITY_TABLES
 
+#: Tables a service inserts into and, on DuplicateKey, carries on in the same transaction:
+#: invitations (an order invited twice: intake, `invite`) and the outbox (that mail is queued
+#: already). Their INSERTs run in a savepoint, which PostgreSQL needs to go on after an error.
+#: A duplicate in another table fails its job, which its own savepoint undoes.
+GUARDED_TABLES = frozenset({"invitations", "outbox"})
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.IGNORECASE)
 
 
 class Statement(NamedTuple):
     """One statement as PostgreSQL runs it: its text, whether it returns the new row's id
-    (`lastrowid`), and whether it runs in a savepoint of its own (an INSERT whose duplicate
-    key the caller may catch and carry on: PostgreSQL would abort the whole transaction)."""
+    (`lastrowid`), and whether it runs in a savepoint of its own (see GUARDED_TABLES)."""
 
     text: str
     returns_id: bool
@@ -42,7 +46,8 @@ def statement(sql: str) -> Statement:
     returns_id = insert.group(1) in IDENTITY_TABLES and " RETURNING " not in text.upper()
     if returns_id:
         text += " RETURNING id"
-    return Statement(text, returns_id, "ON CONFLICT" not in text.upper())
+    guarded = insert.group(1) in GUARDED_TABLES and "ON CONFLICT" not in text.upper()
+    return Statement(text, returns_id, guarded)
 
 
 class PgRow(tuple[Any, ...]):
