@@ -20,7 +20,7 @@ _INSERT_OR_IGNORE = f"INSERT OR IGNORE INTO {_COLUMNS_AND_VALUES}"
 #: PostgreSQL: the message and its body in one statement (one round trip on the 250's path,
 #: not two); the body goes in only when the message did.
 _INSERT_WITH_BODY = (
-    f"WITH m AS (INSERT INTO {_COLUMNS_AND_VALUES} ON CONFLICT DO NOTHING RETURNING id),"
+    f"WITH m AS (INSERT INTO {_COLUMNS_AND_VALUES} ON CONFLICT DO NOTHING RETURNING id),"  # noqa: S608 - our own constant
     " b AS (INSERT INTO message_bodies (id, raw) SELECT id, ? FROM m) SELECT id FROM m"
 )
 
