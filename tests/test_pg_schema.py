@@ -5,6 +5,7 @@ relays starting together migrate once."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,14 @@ def test_relays_starting_together_on_an_empty_database_migrate_it_once(
         recorded = [r[0] for r in conn.execute(
             "SELECT version FROM schema_migrations ORDER BY version")]
     assert recorded == list(range(1, pg_schema.newest_version() + 1))
+
+
+def test_a_relay_restarting_on_a_migrated_database_finds_it_at_the_newest_version(
+    pg_database: str,
+) -> None:
+    with PgStore(pg_database) as first:
+        first.write_sync(lambda q: q.audit("test", {"n": 1}, datetime(2026, 12, 5, tzinfo=UTC)))
+    with PgStore(pg_database) as again:
+        assert again.schema_version == pg_schema.newest_version()
+        count = again.read(lambda q: q.conn.execute("SELECT COUNT(*) FROM audit").fetchone())
+        assert count[0] == 1

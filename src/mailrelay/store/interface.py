@@ -1,6 +1,6 @@
 """What any store backend offers the services: the statements of every aggregate, and how work
-reaches them (one writer committing in groups, snapshot reads). SQLite is the one backend today;
-a PostgreSQL one (issue 15) implements the same.
+reaches them (one writer committing in groups, snapshot reads). SQLite (`database.Store`) and
+PostgreSQL (`pg.database.PgStore`, issue 15) implement it.
 
 Signatures only. Not here, because they are SQLite's own: PRAGMAs, `secure_delete`, the WAL,
 sqlite-utils, `Queries.conn`.
