@@ -143,7 +143,9 @@ class PostgresServer:
         """A fresh empty database; its URL."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
+            # FILE_COPY (PostgreSQL 15+): half the time of WAL_LOG when fsync is off
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0" + strategy).format(
                 sql.Identifier(name)))
         return self.database_url(name)
 
