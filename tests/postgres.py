@@ -2,7 +2,7 @@
 in a temporary directory (initdb + pg_ctl, as the `postgres` user when we are root), listening on
 127.0.0.1 on a free port, so other processes (`mailrelay serve`, the bench) reach it by URL.
 
-`python -m tests.postgres` starts one by hand and prints its URL until Ctrl-C.
+`python -m tests.postgres` starts one by hand and prints its URL (stop it with Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -127,6 +128,11 @@ class PostgresServer:
                 self._run("pg_ctl", "stop", "-w", "-t", "30", "-m", "immediate",
                           "-D", str(self.data))
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (every session is cut) and start again on the same port with the same data."""
+        self.stop(mode)
+        self.start()
+
     def remove(self) -> None:
         """Stop and delete the cluster's directory."""
         try:
@@ -177,16 +183,22 @@ def running_postgres(bindir: Path) -> Iterator[PostgresServer]:
         server.remove()
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
-    """Start a cluster by hand (for the bench or a look with psql) until Ctrl-C."""
+    """Start a cluster by hand (for the bench or a look with psql) until Ctrl-C or SIGTERM;
+    the cluster is stopped and deleted then."""
     bindir = binaries()
     if bindir is None:
         raise SystemExit(NOT_FOUND)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(signum, _stop)
     with running_postgres(bindir) as server:
         print(server.url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":

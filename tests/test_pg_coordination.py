@@ -5,9 +5,14 @@ after their connection was dropped; a daily job claimed once however many relays
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +22,9 @@ import pytest
 from mailrelay.config import StoreConfig
 from mailrelay.store.pg.coordination import PgCoordination, notify, once_per_day
 
+from .conftest import missing
 from .mailtools import eventually
+from .postgres import NOT_FOUND, binaries, running_postgres
 
 DAY = date(2026, 12, 5)
 CoordinationFactory = Callable[[str], PgCoordination]
@@ -203,3 +210,77 @@ async def test_the_coordination_claims_a_day_once_across_relays(
 
     assert sorted(claims) == [False, True]
     assert not await relay_a.once_per_day("retention", DAY)
+
+
+#: A relay in another process that takes the role, says so, and waits to be killed.
+HOLDER = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from mailrelay.config import StoreConfig
+    from mailrelay.store.pg.coordination import PgCoordination
+
+    async def main() -> None:
+        config = StoreConfig(path=Path("unused.db"), url=sys.argv[1], relay_id="doomed")
+        role = PgCoordination(config).leadership("imap")
+        assert await role.try_acquire()
+        print("holding", flush=True)
+        await asyncio.sleep(120)
+
+    asyncio.run(main())
+""")
+
+
+@pytest.fixture
+def holder_process(pg_database: str) -> Iterator[subprocess.Popen[str]]:
+    """A relay process that holds the "imap" role once it printed "holding"."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, pg_database],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "holding\n"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+async def test_a_sigkilled_holder_process_hands_the_role_over_within_seconds(
+        relays: CoordinationFactory, holder_process: subprocess.Popen[str]) -> None:
+    survivor = relays("relay-b").leadership("imap")
+    assert not await survivor.try_acquire()
+
+    os.kill(holder_process.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    while not await survivor.try_acquire():
+        assert time.monotonic() - killed < 5, "the role outlived its holder"
+        await asyncio.sleep(0.2)
+
+    assert survivor.held
+
+
+async def test_roles_and_wakeups_survive_a_server_restart(tmp_path: Path) -> None:
+    bindir = binaries()
+    if bindir is None:
+        missing(NOT_FOUND)
+    with running_postgres(bindir) as server:
+        config = StoreConfig(path=tmp_path / "unused.db", url=server.url, relay_id="relay-a")
+        coordination = PgCoordination(config)
+        try:
+            role, wakeups = coordination.leadership("imap"), coordination.wakeups
+            nudges: list[str] = []
+            wakeups.subscribe("outbox", lambda: nudges.append("outbox"))
+            await wakeups.start()
+            assert await role.try_acquire()
+
+            await asyncio.to_thread(server.restart)  # every session is cut
+
+            assert not await role.try_acquire()
+            assert await role.try_acquire()
+            await eventually(lambda: wakeups.listening and nudges == ["outbox"], 10,
+                             "listening again, with one nudge for what it missed")
+            await coordination.wakeups.notify("outbox")
+            await eventually(lambda: len(nudges) == 2, 5, "a nudge after the restart")
+        finally:
+            await coordination.close()
