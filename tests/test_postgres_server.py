@@ -43,6 +43,21 @@ def test_another_process_reaches_the_database_by_its_url(pg_database: str) -> No
     assert done.stdout.strip() == "red scarf"
 
 
+def test_a_database_can_start_as_a_copy_of_a_template(postgres_server: PostgresServer) -> None:
+    with postgres_server.database() as template_url:
+        with psycopg.connect(template_url) as conn:
+            conn.execute("CREATE TABLE parcels (label text)")
+            conn.execute("INSERT INTO parcels VALUES ('green gloves')")
+        template = template_url.rsplit("/", 1)[1]
+        with (postgres_server.database(template) as first,
+              postgres_server.database(template) as second):
+            with psycopg.connect(first) as conn:
+                conn.execute("DELETE FROM parcels")
+            with psycopg.connect(second) as conn:
+                labels = conn.execute("SELECT label FROM parcels").fetchall()
+    assert labels == [("green gloves",)]
+
+
 def test_a_database_is_dropped_after_its_block_with_sessions_still_open(
         postgres_server: PostgresServer) -> None:
     with postgres_server.database() as url:
