@@ -35,6 +35,9 @@ JOB_DAYS: Final = (
     'CREATE TABLE IF NOT EXISTS job_days (name TEXT COLLATE "C" NOT NULL,'
     ' day TEXT COLLATE "C" NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
     ' done_at TEXT COLLATE "C" NOT NULL, PRIMARY KEY (name, day))')
+#: Serialises `once_per_day` (CREATE TABLE IF NOT EXISTS races otherwise): a first key of its
+#: own ("mrlt"), so no role's name can collide with it.
+JOB_DAYS_LOCK: Final = (0x6D726C74, 1)
 #: TCP keepalives: a connection to a vanished server or host fails within ~25 s, not hours.
 KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                      "keepalives_count": 3, "connect_timeout": 10}
@@ -255,7 +258,7 @@ def once_per_day(conn: psycopg.Connection[Any], name: str, day: date, relay: str
     """Claim job `name` for `day`: True for the first claim across all relays, else False.
     In the caller's transaction if one is open (as a savepoint), else in its own."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (NAMESPACE, lock_key("job_days")))
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", JOB_DAYS_LOCK)
         exists = conn.execute("SELECT to_regclass('job_days')").fetchone()
         if exists is None or exists[0] is None:
             conn.execute(JOB_DAYS)
