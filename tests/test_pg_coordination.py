@@ -20,7 +20,12 @@ import psycopg
 import pytest
 
 from mailrelay.config import StoreConfig
-from mailrelay.store.pg.coordination import PgCoordination, notify, once_per_day
+from mailrelay.store.pg.coordination import (
+    PgCoordination,
+    connect_args,
+    notify,
+    once_per_day,
+)
 
 from .conftest import missing
 from .mailtools import eventually
@@ -106,6 +111,30 @@ async def test_a_holder_whose_session_died_takes_the_role_again_when_nobody_else
 
     assert not await holder.try_acquire()
     assert await holder.try_acquire()
+
+
+async def test_each_connection_names_its_relay_and_purpose(
+        relays: CoordinationFactory, pg_database: str) -> None:
+    role = relays("relay-a").leadership("imap")
+    assert await role.try_acquire()
+
+    with psycopg.connect(pg_database) as admin:
+        name = admin.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s",
+                             (role.backend_pid,)).fetchone()
+
+    assert name == ("mailrelay relay-a role imap",)
+
+
+def test_options_in_the_url_win_over_the_connection_defaults(tmp_path: Path) -> None:
+    config = StoreConfig(path=tmp_path / "unused.db", password="from-the-file",
+                         url="postgresql://relay@db.test/relay?connect_timeout=3"
+                             "&application_name=eu-1", relay_id="relay-a")
+
+    args = connect_args(config, "wakeups")
+
+    assert "connect_timeout" not in args and "application_name" not in args
+    assert (args["password"], args["keepalives"], args["autocommit"]) == (
+        "from-the-file", 1, True)
 
 
 async def test_a_notify_committed_on_one_connection_wakes_listeners_on_another(

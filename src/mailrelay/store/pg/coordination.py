@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from mailrelay.config import StoreConfig
@@ -50,10 +51,13 @@ def lock_key(name: str) -> int:
 
 
 def connect_args(config: StoreConfig, purpose: str) -> dict[str, Any]:
-    """psycopg's keyword arguments beside the URL: the password (never in the URL), keepalives,
-    autocommit, and an application_name saying which relay and what for (pg_stat_activity)."""
-    args: dict[str, Any] = {**KEEPALIVES, "autocommit": True,
-                            "application_name": f"mailrelay {config.relay_id} {purpose}"[:63]}
+    """psycopg's keyword arguments beside the URL: the password (never in the URL), autocommit,
+    and defaults for what the URL leaves out: keepalives, and an application_name saying which
+    relay and what for (pg_stat_activity)."""
+    given = conninfo_to_dict(config.url or "")
+    defaults = {**KEEPALIVES, "application_name": f"mailrelay {config.relay_id} {purpose}"[:63]}
+    args: dict[str, Any] = {key: value for key, value in defaults.items() if key not in given}
+    args["autocommit"] = True
     if config.password is not None:
         args["password"] = config.password
     return args
