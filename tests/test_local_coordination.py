@@ -41,6 +41,13 @@ async def test_the_only_relay_of_a_sqlite_store_holds_every_role() -> None:
     assert not role.held
 
 
+async def test_the_relay_of_a_sqlite_store_always_holds_its_id(store: Store) -> None:
+    identity = LocalCoordination(store, "relay-a").identity()
+
+    assert await identity.try_acquire()
+    assert identity.held
+
+
 async def test_a_nudge_from_the_loop_or_another_thread_calls_the_channels_callbacks() -> None:
     wakeups = LocalWakeups()
     outbox, intake = asyncio.Event(), asyncio.Event()

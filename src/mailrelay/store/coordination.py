@@ -98,6 +98,10 @@ class LocalCoordination:
     def leadership(self, name: str) -> LocalLeadership:
         return LocalLeadership(name)
 
+    def identity(self) -> LocalLeadership:
+        """This relay's id: a SQLite store has no other relay to share it with."""
+        return LocalLeadership(f"relay id {self.relay_id}")
+
     async def once_per_day(self, name: str, day: date) -> bool:
         now = datetime.now(UTC)
 

@@ -592,6 +592,11 @@ class Coordination(Protocol):
 
     def leadership(self, name: str) -> Leadership: ...
 
+    def identity(self) -> Leadership:
+        """This relay's `[store] relay_id`, held while it runs: not acquired at start means
+        another running relay has the same id (it must not start: requeueing "its own"
+        interrupted rows would take the other's)."""
+
     async def once_per_day(self, name: str, day: date) -> bool:
         """True for the first caller of (`name`, `day`) across every relay, False after."""
 

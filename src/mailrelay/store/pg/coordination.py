@@ -27,8 +27,10 @@ AsyncConn = psycopg.AsyncConnection[TupleRow]
 #: Opens a dedicated autocommit connection; the argument says what for (application_name).
 Connect = Callable[[str], Awaitable[AsyncConn]]
 
-#: The first key of every advisory lock we take ("mrly"): apart from other applications' locks.
+#: The first key of the roles' advisory locks ("mrly"): apart from other applications' locks.
 NAMESPACE: Final = 0x6D726C79
+#: The first key of the relays' own locks ("mrlr"): one per relay_id, held while it runs.
+RELAY_NAMESPACE: Final = 0x6D726C72
 #: A channel is a PostgreSQL identifier; we keep to plain lower-case names.
 CHANNEL: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Coordination's own table, created on first use (under a lock) or by the schema.
@@ -81,9 +83,11 @@ class Leadership:
     host gone: keepalives) frees it; the holder learns it lost it at its next `try_acquire`,
     which fails, and `held` turns False. Call `try_acquire` every few seconds."""
 
-    def __init__(self, connect: Connect, name: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, connect: Connect, name: str, *, timeout: float = 5.0,
+                 namespace: int = NAMESPACE, what: str = "") -> None:
         self.name = name
-        self.key = lock_key(name)
+        self.lock = (namespace, lock_key(name))
+        self.what = what or f"role {name}"  # for the log and pg_stat_activity
         self._connect = connect
         self._timeout = timeout
         self._conn: AsyncConn | None = None
@@ -103,29 +107,32 @@ class Leadership:
             return await asyncio.wait_for(self._try(), self._timeout)
         except (psycopg.Error, OSError, TimeoutError) as error:
             if self._held:
-                log.warning("lost the %s role: %s", self.name, error)
+                log.warning("lost %s: %s", self.what, error)
             await self._drop()
             return False
 
     async def _try(self) -> bool:
         if self._conn is None or self._conn.closed:
             self._held = False
-            self._conn = await self._connect(f"role {self.name}")
+            self._conn = await self._connect(self.what)
         if self._held:  # the lock lives as long as the session: a live session still holds it
             await self._conn.execute("SELECT 1")
             return True
-        cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                          (NAMESPACE, self.key))
+        cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", self.lock)
         row = await cursor.fetchone()
         self._held = bool(row and row[0])
         if self._held:
-            log.info("took the %s role", self.name)
+            log.info("took %s", self.what)
         return self._held
 
     async def release(self) -> None:
-        """Give the role up: closing the session frees the lock for the next relay at once."""
-        if self._held:
-            log.info("gave up the %s role", self.name)
+        """Give the role up, unlocking before closing (a closed session's locks are freed
+        only once its server process has exited), so the next relay can take it at once."""
+        if self._held and self._conn is not None:
+            with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+                await asyncio.wait_for(self._conn.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", self.lock), self._timeout)
+            log.info("gave up %s", self.what)
         await self._drop()
 
     async def _drop(self) -> None:
@@ -273,6 +280,17 @@ def once_per_day(conn: psycopg.Connection[Any], name: str, day: date, relay: str
         return cursor.rowcount == 1
 
 
+def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
+    """Inside a transaction: True when no running relay holds `relay_id` (its `identity`), and
+    then none can take it until the transaction ends, so that rows the dead relay had claimed
+    can be requeued now, without waiting for a lease. A relay cut off from the server (a
+    restart, the network) counts as gone too: it must stop claiming until it holds its
+    identity again."""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                       (RELAY_NAMESPACE, lock_key(relay_id))).fetchone()
+    return bool(row and row[0])
+
+
 class PgCoordination:
     """The PostgreSQL `Coordination`: roles, wakeups and daily jobs of the store at `url`."""
 
@@ -282,11 +300,23 @@ class PgCoordination:
         self.url = config.url or ""
         self.wakeups = Wakeups(self._connect)
         self._roles: list[Leadership] = []
+        self._identity: Leadership | None = None
 
     def leadership(self, name: str) -> Leadership:
         """A role's lock on a connection of its own; released by `close`."""
         self._roles.append(Leadership(self._connect, name))
         return self._roles[-1]
+
+    def identity(self) -> Leadership:
+        """This relay's `relay_id`, held like a role while the relay runs: a first
+        `try_acquire` that fails means another live relay uses the same id (two relays on one
+        host that left relay_id at the host name), which must not start; see `relay_gone`."""
+        if self._identity is None:
+            relay_id = self.config.relay_id
+            self._identity = Leadership(self._connect, relay_id, namespace=RELAY_NAMESPACE,
+                                        what=f"relay id {relay_id}")
+            self._roles.append(self._identity)
+        return self._identity
 
     async def once_per_day(self, name: str, day: date) -> bool:
         """`once_per_day` on a short connection of its own, in a thread (once a day)."""
