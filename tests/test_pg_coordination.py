@@ -214,6 +214,24 @@ async def test_wakeups_reconnect_after_the_server_drops_the_listener(
     assert wakeups.backend_pid not in (None, first)
 
 
+async def test_a_nudge_goes_out_after_the_senders_connection_was_dropped(
+        relays: CoordinationFactory, pg_database: str) -> None:
+    listener, sender = relays("relay-b").wakeups, relays("relay-a").wakeups
+    nudges: list[str] = []
+    listener.subscribe("outbox", lambda: nudges.append("outbox"))
+    await listener.start()
+    await sender.notify("outbox")
+    await eventually(lambda: len(nudges) == 1, 5, "the first nudge")
+
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE application_name = 'mailrelay relay-a notify'").fetchall()
+    assert ended == [(True,)]
+    await sender.notify("outbox")
+
+    await eventually(lambda: len(nudges) == 2, 5, "the nudge on a new connection")
+
+
 async def test_a_failing_callback_does_not_stop_the_others(
         relays: CoordinationFactory) -> None:
     wakeups = relays("relay-b").wakeups

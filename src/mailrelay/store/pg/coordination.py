@@ -206,8 +206,7 @@ class Wakeups:
         if self._failing:
             log.debug("wakeups: still cannot listen (%s)", error)
         else:
-            log.warning("wakeups: connection lost (%s); reconnecting, first in %.1fs",
-                        error, delay)
+            log.warning("wakeups: not listening (%s); retrying, first in %.1fs", error, delay)
         self._failing = True
 
     async def _listen(self) -> None:
@@ -241,7 +240,10 @@ class Wakeups:
                 await self._sender.execute("SELECT pg_notify(%s, '')", (channel,))
                 return
             except psycopg.OperationalError:
-                self._sender = None
+                stale, self._sender = self._sender, None
+                if stale is not None:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        await stale.close()
                 if attempt == 2:
                     raise
 
