@@ -2,7 +2,7 @@
 in a temporary directory (initdb + pg_ctl, as the `postgres` user when we are root), listening on
 127.0.0.1 on a free port, so other processes (`mailrelay serve`, the bench) reach it by URL.
 
-`python -m tests.postgres` starts one by hand and prints its URL until Ctrl-C.
+`python -m tests.postgres` starts one by hand and prints its URL (stop it with Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -66,6 +68,8 @@ class PostgresServer:
         self.data = self.home / "data"
         self.log = self.home / "postgres.log"
         self.user = "postgres" if os.geteuid() == 0 else None
+        self._guardian: subprocess.Popen[bytes] | None = None
+        self._started = False  # once clients know the port, it must not change
 
     @property
     def url(self) -> str:
@@ -75,16 +79,30 @@ class PostgresServer:
     def database_url(self, name: str) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{name}"
 
-    def _run(self, program: str, *arguments: str) -> None:
+    def _command(self, program: str, *arguments: str) -> list[str]:
         """A server program as the cluster's owner (runuser from root: initdb refuses root)."""
         command = [str(self.bindir / program), *arguments]
-        if self.user is not None:
-            command = ["runuser", "-u", self.user, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=self.home,
-                              stdin=subprocess.DEVNULL, timeout=120)
+        return command if self.user is None else ["runuser", "-u", self.user, "--", *command]
+
+    def _run(self, program: str, *arguments: str) -> None:
+        done = subprocess.run(self._command(program, *arguments), capture_output=True,
+                              text=True, cwd=self.home, stdin=subprocess.DEVNULL, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed ({done.returncode}):\n{done.stdout}"
                                f"{done.stderr}\n{self.log_text()[-2000:]}")
+
+    def _guard(self) -> None:
+        """A watcher in its own session: when this process dies without its teardown (pytest
+        SIGKILLed by a timeout), it stops the cluster and deletes it within a second or two."""
+        if self._guardian is not None and self._guardian.poll() is None:
+            return
+        stop = shlex.join(self._command("pg_ctl", "stop", "-m", "immediate", "-D",
+                                        str(self.data)))
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+                  f"{stop} >/dev/null 2>&1; rm -rf {shlex.quote(str(self.home))}")
+        self._guardian = subprocess.Popen(
+            ["sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _initdb(self) -> None:
         self.data.mkdir(mode=0o700)
@@ -100,14 +118,26 @@ class PostgresServer:
             f"local all {SUPERUSER} trust\n"
             f"host all {SUPERUSER} {HOST}/32 trust\n"
             f"host all all {HOST}/32 scram-sha-256\n")
-        settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.home)}
+        settings = {**SETTINGS, "unix_socket_directories": str(self.home)}  # port: at start
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("".join(f"{key} = '{value}'\n" for key, value in settings.items()))
 
     def start(self) -> None:
+        """Start (after initdb, the first time) and wait until TCP logins work. A port taken
+        meanwhile by another process is replaced by a free one (the first start only)."""
         if not self.data.exists():
             self._initdb()
-        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log))
+        self._guard()
+        for attempt in range(5):
+            try:
+                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
+                          "-l", str(self.log), "-o", f"-p {self.port}")
+                break
+            except RuntimeError as error:
+                if "could not bind" not in str(error) or attempt == 4 or self._started:
+                    raise
+                self.port = free_port()
+        self._started = True
         deadline = time.monotonic() + 30
         while True:  # pg_ctl -w waited for the socket; make sure TCP logins work too
             try:
@@ -127,24 +157,36 @@ class PostgresServer:
                 self._run("pg_ctl", "stop", "-w", "-t", "30", "-m", "immediate",
                           "-D", str(self.data))
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (every session is cut) and start again on the same port with the same data."""
+        self.stop(mode)
+        self.start()
+
     def remove(self) -> None:
         """Stop and delete the cluster's directory."""
         try:
             self.stop()
         finally:
             shutil.rmtree(self.home, ignore_errors=True)
+            if self._guardian is not None:
+                self._guardian.kill()
+                self._guardian.wait()
 
     def log_text(self) -> str:
         with contextlib.suppress(OSError):
             return self.log.read_text(errors="replace")
         return ""
 
-    def create_database(self) -> str:
-        """A fresh empty database; its URL."""
+    def create_database(self, template: str = "template0") -> str:
+        """A fresh database, a copy of `template` (default: empty); its URL. A template made
+        once per session (say, migrated to the newest schema) saves each test the migrations;
+        nobody may be connected to it while it is copied."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-                sql.Identifier(name)))
+            # FILE_COPY (PostgreSQL 15+): half the time of WAL_LOG when fsync is off
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
+                sql.Identifier(name), sql.Identifier(template)))
         return self.database_url(name)
 
     def drop_database(self, url: str) -> None:
@@ -155,9 +197,9 @@ class PostgresServer:
                 sql.Identifier(name)))
 
     @contextlib.contextmanager
-    def database(self) -> Iterator[str]:
+    def database(self, template: str = "template0") -> Iterator[str]:
         """A fresh database for the block (its URL), dropped afterwards."""
-        url = self.create_database()
+        url = self.create_database(template)
         try:
             yield url
         finally:
@@ -175,16 +217,22 @@ def running_postgres(bindir: Path) -> Iterator[PostgresServer]:
         server.remove()
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
-    """Start a cluster by hand (for the bench or a look with psql) until Ctrl-C."""
+    """Start a cluster by hand (for the bench or a look with psql) until Ctrl-C or SIGTERM;
+    the cluster is stopped and deleted then."""
     bindir = binaries()
     if bindir is None:
         raise SystemExit(NOT_FOUND)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(signum, _stop)
     with running_postgres(bindir) as server:
         print(server.url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":

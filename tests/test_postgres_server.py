@@ -7,11 +7,16 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from .postgres import PostgresServer, binaries, running_postgres
+from .conftest import missing
+from .postgres import NOT_FOUND, PostgresServer, binaries, running_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_test_gets_a_fresh_empty_database(pg_database: str) -> None:
@@ -38,6 +43,21 @@ def test_another_process_reaches_the_database_by_its_url(pg_database: str) -> No
     assert done.stdout.strip() == "red scarf"
 
 
+def test_a_database_can_start_as_a_copy_of_a_template(postgres_server: PostgresServer) -> None:
+    with postgres_server.database() as template_url:
+        with psycopg.connect(template_url) as conn:
+            conn.execute("CREATE TABLE parcels (label text)")
+            conn.execute("INSERT INTO parcels VALUES ('green gloves')")
+        template = template_url.rsplit("/", 1)[1]
+        with (postgres_server.database(template) as first,
+              postgres_server.database(template) as second):
+            with psycopg.connect(first) as conn:
+                conn.execute("DELETE FROM parcels")
+            with psycopg.connect(second) as conn:
+                labels = conn.execute("SELECT label FROM parcels").fetchall()
+    assert labels == [("green gloves",)]
+
+
 def test_a_database_is_dropped_after_its_block_with_sessions_still_open(
         postgres_server: PostgresServer) -> None:
     with postgres_server.database() as url:
@@ -50,10 +70,18 @@ def test_a_database_is_dropped_after_its_block_with_sessions_still_open(
     assert left == (0,)
 
 
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_the_cluster_stops_and_disappears_when_its_block_fails() -> None:
     bindir = binaries()
     if bindir is None:
-        pytest.skip("PostgreSQL not found (the fixtures' test covers the CI failure)")
+        missing(NOT_FOUND)
     started: list[PostgresServer] = []
     with pytest.raises(RuntimeError, match="a test failed"), running_postgres(bindir) as server:
         started.append(server)
@@ -62,5 +90,29 @@ def test_the_cluster_stops_and_disappears_when_its_block_fails() -> None:
         raise RuntimeError("a test failed")
     server = started[0]
     assert not server.home.exists()
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), 1):
-        pass
+    assert not listening(server.port)
+
+
+def test_a_test_run_killed_without_teardown_leaves_no_cluster_behind() -> None:
+    if binaries() is None:
+        missing(NOT_FOUND)
+    script = textwrap.dedent("""
+        import time
+        from tests.postgres import binaries, running_postgres
+        with running_postgres(binaries()) as server:
+            print(server.port, server.home, flush=True)
+            time.sleep(120)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                           text=True)
+    assert run.stdout is not None
+    port, home = run.stdout.readline().split()
+    run.stdout.close()
+    assert listening(int(port))
+
+    run.kill()  # as a CI timeout does: no finally, no fixture teardown
+    run.wait(10)
+    deadline = time.monotonic() + 20
+    while listening(int(port)) or Path(home).exists():
+        assert time.monotonic() < deadline, "the cluster outlived its test run"
+        time.sleep(0.2)
