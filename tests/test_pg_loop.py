@@ -57,3 +57,32 @@ async def test_trigger_invitation_review_and_ticket_run_on_postgresql(
                               " (SELECT COUNT(*) FROM outbox WHERE status = 'sent')").fetchone()
     assert counts == (1, 1, 2)
     assert not config.store.path.exists()
+
+
+async def test_two_relays_on_one_database_share_the_loop_each_doing_a_step(
+    config: Config, clock: FrozenClock, sink: Sink,
+) -> None:
+    """The trigger reaches relay one, relay two sends the invitation, the customer's form is
+    served by relay two and the ticket leaves from relay one: no step needs the relay that did
+    the one before, and each mail leaves once."""
+    relay_config = via_sink(config, sink)
+    async with Daemon(relay_config, clock) as one, Daemon(relay_config, clock) as two:
+        await send(one, trigger(to="John Smith <john.smith@example.com>"))
+        await settle(one)
+        clock.advance(timedelta(days=7))
+        assert await two.tick() == 1
+        assert await one.tick() == 0  # claimed and sent already
+        await sink.wait_for(1)
+        match = re.search(r"http://reviews\.test/r/([A-Za-z0-9_-]+)",
+                          text_of(parsed(sink.messages[0][2])))
+        assert match
+        async with aiohttp.ClientSession() as http:
+            status, page = await submit(http, two, match.group(1), stars="5",
+                                        title="Great", text="Fast and well packed.")
+        assert status == 200, page
+        await one.tick()
+        await two.tick()
+        await sink.wait_for(2)
+        assert [rcpts for _, rcpts, _ in sink.messages] == [
+            ["john.smith@example.com"], ["support@acme.example"]]
+        assert one.store.read(lambda q: q.outbox_depth()) == 0
