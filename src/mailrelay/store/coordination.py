@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from mailrelay.config import StoreConfig
+from mailrelay.store.connection import SqlConnection
 from mailrelay.store.database import Store
 from mailrelay.store.interface import Coordination, StoreBackend
 from mailrelay.store.pg.coordination import PgCoordination
@@ -76,7 +76,7 @@ class LocalWakeups:
         self._loop = None
 
 
-def claim_job_day(conn: sqlite3.Connection, name: str, day: date, relay: str,
+def claim_job_day(conn: SqlConnection, name: str, day: date, relay: str,
                   now: datetime) -> bool:
     """True for the first claim of job `name` on `day`, False after (in the writer's
     transaction)."""
