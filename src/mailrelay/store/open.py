@@ -14,4 +14,4 @@ def open_store(config: StoreConfig) -> Store:
         return Store(config.path)
     from mailrelay.store.pg.database import PgStore  # psycopg only loads for PostgreSQL
 
-    return PgStore(config.url, password=config.password)
+    return PgStore(config.url, password=config.password, relay_id=config.relay_id)

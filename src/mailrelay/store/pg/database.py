@@ -6,16 +6,20 @@ connection pool, each on a REPEATABLE READ READ ONLY snapshot.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError, StoreUnavailable
 from mailrelay.store.database import Store
 from mailrelay.store.pg.connection import PgConnection, configure, store_error
+from mailrelay.store.pg.coordination import connect_args
 from mailrelay.store.pg.schema import migrate
 from mailrelay.store.queries import Queries
 from mailrelay.store.writer import GroupCommitWriter
@@ -27,9 +31,8 @@ T = TypeVar("T")
 
 #: Read connections per relay: the web's and the workers' reads run side by side.
 POOL_SIZE = 8
-#: How long a read waits for a free connection, and a connection attempt for the server.
+#: How long a read waits for a free connection.
 WAIT_SECONDS = 30.0
-CONNECT_SECONDS = 10
 #: The tables `forget` and the retention purge empty fields of.
 _VACUUM = ("VACUUM messages, message_bodies, shipments, invitations, outbox, reviews,"
            " product_reviews, responses, notes, review_tags, reply_keys, replies,"
@@ -47,19 +50,23 @@ class PgStore(Store):
     _BEGIN = "BEGIN"
     _DB_ERRORS: tuple[type[Exception], ...] = (StoreError,)
 
-    def __init__(self, url: str, *, password: str | None = None,
+    def __init__(self, url: str, *, password: str | None = None, relay_id: str | None = None,
                  pool_size: int = POOL_SIZE) -> None:
         self.url = url
-        self._connect_args: dict[str, Any] = {"autocommit": True,
-                                              "connect_timeout": CONNECT_SECONDS}
-        if password is not None:
-            self._connect_args["password"] = password
+        config = StoreConfig(path=Path(), url=url, password=password,
+                             relay_id=relay_id or socket.gethostname())
+        self._connect_args = connect_args(config, "store writer")
         try:
             raw = self._connect()
-            self.schema_version = migrate(raw)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open store {self.shown_url}: {exc}") from exc
-        self._pool = ConnectionPool(url, kwargs=self._connect_args, configure=configure,
+        try:
+            self.schema_version = migrate(raw)
+        except psycopg.Error as exc:
+            raw.close()
+            raise StoreError(f"cannot migrate store {self.shown_url}: {exc}") from exc
+        self._pool = ConnectionPool(url, kwargs=connect_args(config, "store reads"),
+                                    configure=configure,
                                     min_size=1, max_size=pool_size, timeout=WAIT_SECONDS,
                                     name="mailrelay-reads", open=True)
         self._closed = False
