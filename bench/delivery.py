@@ -43,7 +43,7 @@ from mailrelay.render import Templates
 from mailrelay.services import invitations
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.invitations import Inviter, record_delivery
-from mailrelay.store import Queries, Store, to_iso
+from mailrelay.store import Queries, Store, open_store, to_iso
 
 HERE = Path(__file__).resolve()
 MAILRELAY = Path(sys.executable).parent / "mailrelay"
@@ -199,7 +199,7 @@ def prefill(config: Config, count: int, clock: FrozenClock) -> float:
     the outbox by the Inviter at a clock past their due time; returns seconds spent rendering."""
     shop = config.shops[0]
     signer = TokenSigner(load_secret(config.security.secret_file))
-    store = Store(config.store.path)
+    store = open_store(config.store)
     try:
         now = clock.now()
 

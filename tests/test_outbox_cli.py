@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock, SystemClock
 
@@ -94,6 +96,7 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
         assert row.status == "sent"
 
 
+@pytest.mark.sqlite_only  # reads the database file and its WAL
 async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:

@@ -49,7 +49,7 @@ from mailrelay.services.supervisor import (
 )
 from mailrelay.services.webhooks import WebhookDelivery
 from mailrelay.status import Status
-from mailrelay.store import Store
+from mailrelay.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Daemon:
         """The store, the services that queue mail, and delivery (requeueing what a crash left
         `sending`); returns the signer of tokens and addresses."""
         config, stack = self.config, self._stack
-        self.store = Store(config.store.path)
+        self.store = open_store(config.store)
         stack.callback(self.store.close)
         signer = TokenSigner(load_secret(config.security.secret_file))
         self.templates = Templates(config)
@@ -405,7 +405,7 @@ def startup_summary(config: Config) -> list[str]:
     imap = config.imap
     lines = [
         f"config {config.source or 'embedded defaults (no relay.toml found)'}",
-        f"store {config.store.path}",
+        f"store {config.store.url or config.store.path}",
         f"outbound mail to {where}",
         "replies mailbox " + (f"{imap.host}:{imap.port} folder {imap.folder}" if imap
                               else "none (agents reply over SMTP only)"),

@@ -25,7 +25,7 @@ from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import check_connection
 from mailrelay.edges.mailer import SmtpTransport, prepare_maildir
 from mailrelay.edges.webhook_client import WebhookClient
-from mailrelay.store import Store
+from mailrelay.store import open_store
 
 
 @click.command()
@@ -128,9 +128,9 @@ async def _check_webhook(shop_id: str, hook: WebhookConfig) -> tuple[str, str | 
 
 
 def _check_store(config: Config) -> tuple[str, str | None]:
-    name = f"store {config.store.path} writable"
+    name = f"store {config.store.url or config.store.path} writable"
     try:
-        store = Store(config.store.path)
+        store = open_store(config.store)
         store.close()
     except (StoreError, OSError) as exc:
         return name, str(exc)

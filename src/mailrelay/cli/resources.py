@@ -17,6 +17,7 @@ from mailrelay.core.errors import ConfigError, StoreError
 from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Queries, Store
+from mailrelay.store import open_store as open_configured_store
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ def known_shop(config: Config, shop_id: str) -> ShopConfig:
 
 def open_store(config: Config) -> Store:
     try:
-        return Store(config.store.path)
+        return open_configured_store(config.store)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

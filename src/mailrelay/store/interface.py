@@ -1,6 +1,6 @@
 """What any store backend offers the services: the statements of every aggregate, and how work
-reaches them (one writer committing in groups, snapshot reads). SQLite is the one backend today;
-a PostgreSQL one (issue 15) implements the same.
+reaches them (one writer committing in groups, snapshot reads). SQLite (`database.Store`) and
+PostgreSQL (`pg.database.PgStore`, issue 15) implement it.
 
 Signatures only. Not here, because they are SQLite's own: PRAGMAs, `secure_delete`, the WAL,
 sqlite-utils, `Queries.conn`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
@@ -553,3 +553,54 @@ class StoreBackend(Protocol):
 
     def close(self) -> None:
         """Finish queued writes, then release every connection."""
+
+
+class Leadership(Protocol):
+    """A named role that one relay at a time holds (the IMAP watcher's). Ask `try_acquire`
+    every few seconds: it takes the role when free and confirms it while held; when the store
+    loses the holder (its process or connection died) another relay's next call takes over."""
+
+    @property
+    def held(self) -> bool:
+        """Whether this relay held the role at the last `try_acquire`."""
+
+    async def try_acquire(self) -> bool:
+        """Take the role, or confirm it is still ours; False while another relay holds it or
+        the store cannot be reached."""
+
+    async def release(self) -> None:
+        """Give the role up (at shutdown), so another relay takes it at once."""
+
+
+class Wakeups(Protocol):
+    """Nudges between relays: work queued on any relay wakes the waiting workers on every
+    relay (each nudge only says "look again"; the store is the queue)."""
+
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) for each nudge on `channel`; before `start`."""
+
+    async def start(self) -> None: ...
+
+    async def notify(self, channel: str) -> None:
+        """Nudge every subscriber of `channel`, on every relay."""
+
+    async def close(self) -> None: ...
+
+
+class Coordination(Protocol):
+    """How relays that share one store agree: a leader per role, nudges, daily jobs once."""
+
+    @property
+    def wakeups(self) -> Wakeups: ...
+
+    def leadership(self, name: str) -> Leadership: ...
+
+    def identity(self) -> Leadership:
+        """This relay's `[store] relay_id`, held while it runs: not acquired at start means
+        another running relay has the same id (it must not start: requeueing "its own"
+        interrupted rows would take the other's)."""
+
+    async def once_per_day(self, name: str, day: date) -> bool:
+        """True for the first caller of (`name`, `day`) across every relay, False after."""
+
+    async def close(self) -> None: ...

@@ -6,7 +6,6 @@ SQL only; the lifecycle is decided in services.invitations.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from mailrelay.core.models import (
     ShipmentStatus,
 )
 from mailrelay.store.addresses import address_hash
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import DecisionFacts, DueInvitation, InvitationRow, NewInvitation
 from mailrelay.store.suppressions import SUPPRESSION_SQL
 from mailrelay.store.timestamps import from_iso, to_iso
@@ -48,13 +47,21 @@ _SELECT_DUE = (
 )
 
 
-def _due(row: sqlite3.Row) -> DueInvitation:
+def _due(row: Row) -> DueInvitation:
     """A `_SELECT_DUE` row: the invitation, then its shipment's products (JSON), sender name
     and Reply-To."""
     products, sender_name, reply_to = row[-3:]
     return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
                          products=json.loads(products or "[]"), sender_name=sender_name,
                          reply_to=reply_to)
+
+
+#: The next invitation id: SQLite's one writer may count (nothing inserts meanwhile); on
+#: PostgreSQL, relays insert side by side, so the id comes from the column's own sequence.
+_NEXT_ID = {
+    "sqlite": "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations",
+    "postgresql": "SELECT nextval(pg_get_serial_sequence('invitations', 'id'))",
+}
 
 
 class InvitationQueries(Bound):
@@ -76,8 +83,7 @@ class InvitationQueries(Bound):
     def next_invitation_id(self) -> int:
         """The id the next invitation gets when inserted with it (inside the writer only:
         nothing else inserts between this and that INSERT)."""
-        return int(self.conn.execute(
-            "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
+        return int(self.conn.execute(_NEXT_ID[self.backend]).fetchone()[0])
 
     def _one_invitation(self, condition: str, params: tuple[object, ...]) -> InvitationRow | None:
         row = self.conn.execute(_SELECT_INVITATION + condition, params).fetchone()

@@ -14,28 +14,38 @@ from mailrelay.store.connection import Bound
 from mailrelay.store.rows import InboundMessage, NewMessage
 from mailrelay.store.timestamps import to_iso
 
+_COLUMNS_AND_VALUES = ("messages (received_at, peer, mail_from, rcpt, shop, kind, message_id,"
+                      " dedupe_key, size, state) VALUES (?,?,?,?,?,?,?,?,?,?)")
+_INSERT_OR_IGNORE = f"INSERT OR IGNORE INTO {_COLUMNS_AND_VALUES}"
+#: PostgreSQL: the message and its body in one statement (one round trip on the 250's path,
+#: not two); the body goes in only when the message did.
+_INSERT_WITH_BODY = (
+    f"WITH m AS (INSERT INTO {_COLUMNS_AND_VALUES} ON CONFLICT DO NOTHING RETURNING id),"  # noqa: S608 - our own constant
+    " b AS (INSERT INTO message_bodies (id, raw) SELECT id, ? FROM m) SELECT id FROM m"
+)
+
 
 class MessageQueries(Bound):
     """Inbound mail as the listener stored it: the queue intake works through."""
 
     def insert_message(self, msg: NewMessage) -> int | None:
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO messages (received_at, peer, mail_from, rcpt, shop, kind,"
-            " message_id, dedupe_key, size, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                to_iso(msg.received_at),
-                msg.peer,
-                msg.mail_from,
-                msg.rcpt,
-                msg.shop,
-                msg.kind,
-                msg.message_id,
-                msg.dedupe_key,
-                len(msg.raw),
-                MessageState.RECEIVED,
-            ),
+        values = (
+            to_iso(msg.received_at),
+            msg.peer,
+            msg.mail_from,
+            msg.rcpt,
+            msg.shop,
+            msg.kind,
+            msg.message_id,
+            msg.dedupe_key,
+            len(msg.raw),
+            MessageState.RECEIVED,
         )
+        if self.backend == "postgresql":
+            row = self.conn.execute(_INSERT_WITH_BODY, (*values, msg.raw)).fetchone()
+            return int(row[0]) if row else None
+        cur = self.conn.execute(_INSERT_OR_IGNORE, values)
         if not cur.rowcount:
             return None
         self.conn.execute("INSERT INTO message_bodies (id, raw) VALUES (?, ?)",

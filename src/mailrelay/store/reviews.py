@@ -5,7 +5,6 @@ SQL only; moderation and publishing are decided in services.reviews.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import fields
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from mailrelay.core.models import (
     OutboxKind,
     OutboxStatus,
 )
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewReview, NoteRow, ResponseRow, ReviewRow, ReviewText
 from mailrelay.store.timestamps import to_iso
 
@@ -38,7 +37,7 @@ _SET_RESPONSE = (
 )
 
 
-def review_row(row: sqlite3.Row, tags: list[str]) -> ReviewRow:
+def review_row(row: Row, tags: list[str]) -> ReviewRow:
     """A `REVIEW_SELECT` row as a `ReviewRow` (columns after it are the caller's)."""
     values = dict(zip(_REVIEW_FIELDS[:-1], row, strict=False))
     values["reported"] = bool(values["reported"])
