@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from mailrelay.config import StoreConfig
 from mailrelay.store.database import Store
@@ -76,15 +76,17 @@ class LocalWakeups:
         self._loop = None
 
 
-def claim_job_day(conn: sqlite3.Connection, name: str, day: date, relay: str,
-                  now: datetime) -> bool:
-    """True for the first claim of job `name` on `day`, False after (in the writer's
-    transaction)."""
+def claim_day(conn: sqlite3.Connection, name: str, day: str, relay: str,
+              now: datetime) -> bool:
+    """Whether `relay` runs job `name` on `day`: it claimed the day now or in an earlier try
+    (its retry of a failed run goes ahead); False when another relay did."""
     conn.execute(JOB_DAYS)
-    cursor = conn.execute(
+    conn.execute(
         "INSERT OR IGNORE INTO job_days (name, day, relay, done_at) VALUES (?, ?, ?, ?)",
-        (name, day.isoformat(), relay, to_iso(now)))
-    return cursor.rowcount == 1
+        (name, day, relay, to_iso(now)))
+    row = conn.execute(
+        "SELECT relay FROM job_days WHERE name = ? AND day = ?", (name, day)).fetchone()
+    return row is not None and row[0] == relay
 
 
 class LocalCoordination:
@@ -102,11 +104,11 @@ class LocalCoordination:
         """This relay's id: a SQLite store has no other relay to share it with."""
         return LocalLeadership(f"relay id {self.relay_id}")
 
-    async def once_per_day(self, name: str, day: date) -> bool:
+    async def once_per_day(self, name: str, day: str) -> bool:
         now = datetime.now(UTC)
 
         def claim(q: Queries) -> bool:
-            return claim_job_day(q.conn, name, day, self.relay_id, now)
+            return claim_day(q.conn, name, day, self.relay_id, now)
 
         return await self.store.write(claim, small=True)
 
