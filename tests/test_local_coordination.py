@@ -67,6 +67,15 @@ async def test_a_nudge_from_the_loop_or_another_thread_calls_the_channels_callba
     wakeups.notify_threadsafe("outbox")  # after close: nobody left to wake, no error
 
 
+@pytest.mark.parametrize("channel", ["Outbox", "out-box", "", "x" * 64])
+def test_a_channel_name_postgresql_would_refuse_is_refused_here_too(
+        channel: str, tmp_path: Path) -> None:
+    config = StoreConfig(path=tmp_path / "relay.db", url="postgresql://relay@db.test/relay")
+    for wakeups in (LocalWakeups(), PgCoordination(config).wakeups):
+        with pytest.raises(ValueError, match="is no channel name"):
+            wakeups.subscribe(channel, lambda: None)
+
+
 async def test_a_daily_job_is_run_by_the_relay_that_claimed_it_also_after_a_restart(
         tmp_path: Path) -> None:
     with Store(tmp_path / "relay.db") as store:

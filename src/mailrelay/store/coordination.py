@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from mailrelay.config import StoreConfig
 from mailrelay.store.database import Store
 from mailrelay.store.interface import Coordination, StoreBackend
-from mailrelay.store.pg.coordination import PgCoordination
+from mailrelay.store.pg.coordination import CHANNEL, PgCoordination
 from mailrelay.store.queries import Queries
 from mailrelay.store.timestamps import to_iso
 
@@ -53,6 +53,8 @@ class LocalWakeups:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        if CHANNEL.fullmatch(channel) is None:  # as on PostgreSQL, so no name works here only
+            raise ValueError(f"{channel!r} is no channel name (lower-case letters, digits, _)")
         self._callbacks.setdefault(channel, []).append(callback)
 
     async def start(self) -> None:
