@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from mailrelay.store.coordination import (
 )
 from mailrelay.store.pg.coordination import PgCoordination
 
-DAY = date(2026, 12, 5)
+DAY = "2026-12-05"
 
 
 @pytest.fixture
@@ -68,17 +67,29 @@ async def test_a_nudge_from_the_loop_or_another_thread_calls_the_channels_callba
     wakeups.notify_threadsafe("outbox")  # after close: nobody left to wake, no error
 
 
-async def test_a_daily_job_is_claimed_once_also_after_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("channel", ["Outbox", "out-box", "", "x" * 64])
+def test_a_channel_name_postgresql_would_refuse_is_refused_here_too(
+        channel: str, tmp_path: Path) -> None:
+    config = StoreConfig(path=tmp_path / "relay.db", url="postgresql://relay@db.test/relay")
+    for wakeups in (LocalWakeups(), PgCoordination(config).wakeups):
+        with pytest.raises(ValueError, match="is no channel name"):
+            wakeups.subscribe(channel, lambda: None)
+
+
+async def test_a_daily_job_is_run_by_the_relay_that_claimed_it_also_after_a_restart(
+        tmp_path: Path) -> None:
     with Store(tmp_path / "relay.db") as store:
-        coordination = LocalCoordination(store, "relay-a")
-        claims = await asyncio.gather(*(coordination.once_per_day("retention", DAY)
-                                        for _ in range(4)))
+        relays = [LocalCoordination(store, f"relay-{n}") for n in range(4)]
+        claims = await asyncio.gather(*(relay.once_per_day("retention", DAY)
+                                        for relay in relays))
         assert sorted(claims) == [False, False, False, True]
+        winner = relays[claims.index(True)].relay_id
     with Store(tmp_path / "relay.db") as reopened:
-        again = LocalCoordination(reopened, "relay-a")
-        assert not await again.once_per_day("retention", DAY)
-        assert await again.once_per_day("retention", date(2026, 12, 6))
-        assert await again.once_per_day("digest", DAY)
+        assert await LocalCoordination(reopened, winner).once_per_day("retention", DAY)
+        other = LocalCoordination(reopened, "relay-9")
+        assert not await other.once_per_day("retention", DAY)
+        assert await other.once_per_day("retention", "2026-12-06")
+        assert await other.once_per_day("digest", DAY)
 
 
 def test_coordination_for_picks_the_backends_own(store: Store, tmp_path: Path) -> None:

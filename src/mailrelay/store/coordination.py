@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from mailrelay.config import StoreConfig
 from mailrelay.store.connection import SqlConnection
 from mailrelay.store.database import Store
 from mailrelay.store.interface import Coordination, StoreBackend
-from mailrelay.store.pg.coordination import PgCoordination
+from mailrelay.store.pg.coordination import CHANNEL, PgCoordination
 from mailrelay.store.queries import Queries
 from mailrelay.store.timestamps import to_iso
 
@@ -53,6 +53,8 @@ class LocalWakeups:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        if CHANNEL.fullmatch(channel) is None:  # as on PostgreSQL, so no name works here only
+            raise ValueError(f"{channel!r} is no channel name (lower-case letters, digits, _)")
         self._callbacks.setdefault(channel, []).append(callback)
 
     async def start(self) -> None:
@@ -76,15 +78,17 @@ class LocalWakeups:
         self._loop = None
 
 
-def claim_job_day(conn: SqlConnection, name: str, day: date, relay: str,
-                  now: datetime) -> bool:
-    """True for the first claim of job `name` on `day`, False after (in the writer's
-    transaction)."""
+def claim_day(conn: SqlConnection, name: str, day: str, relay: str,
+              now: datetime) -> bool:
+    """Whether `relay` runs job `name` on `day`: it claimed the day now or in an earlier try
+    (its retry of a failed run goes ahead); False when another relay did."""
     conn.execute(JOB_DAYS)
-    cursor = conn.execute(
+    conn.execute(
         "INSERT OR IGNORE INTO job_days (name, day, relay, done_at) VALUES (?, ?, ?, ?)",
-        (name, day.isoformat(), relay, to_iso(now)))
-    return cursor.rowcount == 1
+        (name, day, relay, to_iso(now)))
+    row = conn.execute(
+        "SELECT relay FROM job_days WHERE name = ? AND day = ?", (name, day)).fetchone()
+    return row is not None and row[0] == relay
 
 
 class LocalCoordination:
@@ -102,11 +106,11 @@ class LocalCoordination:
         """This relay's id: a SQLite store has no other relay to share it with."""
         return LocalLeadership(f"relay id {self.relay_id}")
 
-    async def once_per_day(self, name: str, day: date) -> bool:
+    async def once_per_day(self, name: str, day: str) -> bool:
         now = datetime.now(UTC)
 
         def claim(q: Queries) -> bool:
-            return claim_job_day(q.conn, name, day, self.relay_id, now)
+            return claim_day(q.conn, name, day, self.relay_id, now)
 
         return await self.store.write(claim, small=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
@@ -600,7 +600,8 @@ class Coordination(Protocol):
         another running relay has the same id (it must not start: requeueing "its own"
         interrupted rows would take the other's)."""
 
-    async def once_per_day(self, name: str, day: date) -> bool:
-        """True for the first caller of (`name`, `day`) across every relay, False after."""
+    async def once_per_day(self, name: str, day: str) -> bool:
+        """Whether this relay runs job `name` on `day` (an ISO date): True for the relay that
+        claims the day first (again on its retries), False for every other relay."""
 
     async def close(self) -> None: ...

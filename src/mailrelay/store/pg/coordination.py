@@ -10,7 +10,7 @@ import logging
 import re
 import zlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
@@ -266,20 +266,23 @@ def notify(conn: psycopg.Connection[Any], channel: str) -> None:
     conn.execute("SELECT pg_notify(%s, '')", (channel,))
 
 
-def once_per_day(conn: psycopg.Connection[Any], name: str, day: date, relay: str = "",
+def once_per_day(conn: psycopg.Connection[Any], name: str, day: str, relay: str,
                  now: datetime | None = None) -> bool:
-    """Claim job `name` for `day`: True for the first claim across all relays, else False.
-    In the caller's transaction if one is open (as a savepoint), else in its own."""
+    """Whether `relay` runs job `name` on `day` (an ISO date): True for the relay that claims
+    the day first, now or in an earlier try (its retry of a failed run goes ahead); False for
+    every other. In the caller's transaction if one is open (as a savepoint), else its own."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", JOB_DAYS_LOCK)
         exists = conn.execute("SELECT to_regclass('job_days')").fetchone()
         if exists is None or exists[0] is None:
             conn.execute(JOB_DAYS)
-        cursor = conn.execute(
+        conn.execute(
             "INSERT INTO job_days (name, day, relay, done_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (name, day) DO NOTHING",
-            (name, day.isoformat(), relay, to_iso(now or datetime.now(UTC))))
-        return cursor.rowcount == 1
+            (name, day, relay, to_iso(now or datetime.now(UTC))))
+        row = conn.execute("SELECT relay FROM job_days WHERE name = %s AND day = %s",
+                           (name, day)).fetchone()
+        return row is not None and row[0] == relay
 
 
 def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
@@ -320,11 +323,11 @@ class PgCoordination:
             self._roles.append(self._identity)
         return self._identity
 
-    async def once_per_day(self, name: str, day: date) -> bool:
+    async def once_per_day(self, name: str, day: str) -> bool:
         """`once_per_day` on a short connection of its own, in a thread (once a day)."""
         return await asyncio.to_thread(self._claim_day, name, day)
 
-    def _claim_day(self, name: str, day: date) -> bool:
+    def _claim_day(self, name: str, day: str) -> bool:
         with psycopg.connect(self.url,
                              **connect_args(self.config, "daily jobs")) as conn:
             return once_per_day(conn, name, day, self.config.relay_id)
