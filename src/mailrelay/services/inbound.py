@@ -53,6 +53,7 @@ class Inbound:
         replier: Replier, bouncer: Bouncer, on_outbox: Callable[[], None],
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None, on_progress: Callable[[], None] | None = None,
+        relay: str | None = None,
     ) -> None:
         self.config = config
         self.replier = replier
@@ -62,7 +63,7 @@ class Inbound:
         self.intake = Intake(
             config, store, signer, clock,
             dispatch=dispatch_table(signer, reply=self._reply_by_smtp, bounce=self._bounce),
-            on_scheduled=on_scheduled, busy=busy, on_progress=on_progress)
+            on_scheduled=on_scheduled, busy=busy, on_progress=on_progress, relay=relay)
 
     def route(self, address: str) -> Route | None:
         """Where an RCPT address leads; None when it is not ours."""

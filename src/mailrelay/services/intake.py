@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from mailrelay.core.models import (
     ShipmentNotice,
     ShipmentStatus,
 )
+from mailrelay.core.relays import local_relay_id
 from mailrelay.core.routing import Recipients, Route, address_matches
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
@@ -55,6 +56,11 @@ IDLE_BATCH_FACTOR = 8
 #: A writer job touching at most this much raw mail is `small` (its undo pages may stay in
 #: memory: Store._commit_batch); a burst of big messages takes the temporary file instead.
 SMALL_WRITE_BYTES = 4 << 20
+#: How long a relay's hold on a message it hands to another service (a reply, a bounce) keeps
+#: other relays off it: far longer than handling one takes (seconds). After it, a relay that
+#: died mid-way is taken over. Triggers need no hold: a trigger's claim and its rows are one
+#: transaction, so no trigger is ever half done.
+HANDLING_LEASE = timedelta(minutes=5)
 
 
 def header_end(raw: bytes) -> int:
@@ -255,9 +261,12 @@ class Intake:
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None,
         on_progress: Callable[[], None] | None = None,
+        relay: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        #: The name this relay's holds on handed-over messages carry.
+        self.relay = relay or local_relay_id()
         self.signer = signer
         self.clock = clock
         self.recipients = Recipients(config.shops, signer.key_valid, signer.bounce_valid)
@@ -413,7 +422,15 @@ class Intake:
         return len(batch) + prepared.others
 
     async def _hand_over(self, msg: InboundMessage) -> None:
-        """An agent reply or a bounce: processed by its service, then marked done here."""
+        """An agent reply or a bounce: held for this relay, processed by its service, then
+        marked done here. One held by another relay is left to it."""
+        relay, held_at = self.relay, self.clock.now()
+        if not await self.store.write(
+                lambda q: q.claim_message_handling(msg.id, held_at, HANDLING_LEASE, relay=relay),
+                small=True):
+            log.info("%s %s is being handled by another relay", msg.message_id or msg.id,
+                     msg.kind)
+            return
         handler = self.dispatch.get(MessageKind(msg.kind))
         if not isinstance(handler, HandOver):
             log.error("%s %s received but nothing handles it", msg.message_id, msg.kind)

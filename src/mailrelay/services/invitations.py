@@ -613,7 +613,7 @@ class Inviter(MailProducer):
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
             inv.id, outbox_id
         ):
-            q.finish_mail(outbox_id, OutboxStatus.CANCELLED, now, "invitation no longer scheduled")
+            q.cancel_mail(outbox_id, "invitation no longer scheduled")
             return False
         return True
 

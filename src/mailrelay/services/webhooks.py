@@ -41,9 +41,10 @@ class WebhookDelivery(Delivery):
 
     def __init__(self, config: Config, store: Store, client: Poster, clock: Clock, *,
                  rate_per_minute: int = WEBHOOK_RATE_PER_MINUTE,
-                 on_progress: Callable[[], None] | None = None) -> None:
+                 on_progress: Callable[[], None] | None = None,
+                 relay: str | None = None) -> None:
         super().__init__(store, None, clock, rate_per_minute=rate_per_minute, sign_sender=str,
-                         on_progress=on_progress)
+                         on_progress=on_progress, relay=relay)
         self.config = config
         self.client = client
 

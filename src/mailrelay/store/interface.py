@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
@@ -66,6 +66,11 @@ class MessageStatements(Protocol):
 
     def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
         """Mark a message processed; False when another pass already did (idempotence)."""
+
+    def claim_message_handling(self, message_row_id: int, now: datetime, lease: timedelta, *,
+                               relay: str) -> bool:
+        """Hold an unprocessed message for `relay` while another service handles it; False
+        while another relay's hold is younger than `lease`."""
 
     def erase_message_body(self, message_row_id: int) -> None:
         """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""
@@ -172,23 +177,36 @@ class OutboxStatements(Protocol):
     def enqueue(self, mail: NewMail) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
 
-    def claim_due_mail(self, now: datetime, limit: int,
-                       webhooks: bool = False) -> list[OutboxRow]:
-        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending: a
-        conditional UPDATE, so no row is sent twice."""
+    def claim_due_mail(self, now: datetime, limit: int, webhooks: bool = False, *,
+                       relay: str) -> list[OutboxRow]:
+        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending, in the
+        name of `relay`: a conditional UPDATE, so no row is claimed twice."""
 
     def next_webhook_due(self) -> datetime | None:
         """When the earliest queued webhook POST is due (the webhook worker's timer)."""
 
-    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
+    def claim_mail(self, outbox_id: int, now: datetime, *, relay: str) -> OutboxRow | None:
         """Claim one queued row whatever its due time (an operator's `send-now`)."""
 
-    def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
-        """Mail left in `sending` by a crash (or only the rows `ids`) goes back to the queue,
-        unchanged."""
+    def requeue_interrupted(self, relay: str, ids: Iterable[int] | None = None) -> int:
+        """Mail `relay` left in `sending` (or only its rows `ids`) goes back to the queue,
+        unchanged; other relays' rows are left alone."""
+
+    def requeue_expired(self, now: datetime, lease: timedelta, webhooks: bool = False) -> int:
+        """Mail (or webhook POSTs) claimed longer than `lease` ago goes back to the queue,
+        whichever relay claimed it."""
+
+    def renew_claims(self, ids: Iterable[int], now: datetime, *, relay: str) -> set[int]:
+        """Restart the lease of `relay`'s rows `ids` still sending; returns those it holds."""
 
     def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
-                    error: str | None = None, retry_at: datetime | None = None) -> None: ...
+                    error: str | None = None, retry_at: datetime | None = None, *,
+                    relay: str, attempt: int) -> bool:
+        """Record the result of `relay`'s claim number `attempt`; False (nothing written) when
+        another relay has claimed the row since."""
+
+    def cancel_mail(self, outbox_id: int, reason: str) -> bool:
+        """Cancel a queued row no relay has claimed."""
 
     def get_mail(self, outbox_id: int) -> OutboxRow | None: ...
 
@@ -435,6 +453,13 @@ class DigestStatements(Protocol):
         """Record `day` as done for `shop`; False when it (or a later day) already was."""
 
 
+class JobStatements(Protocol):
+    """Daily jobs run once a day across the relays sharing the store (issue 15)."""
+
+    def claim_job_day(self, name: str, day: str, now: datetime, *, relay: str) -> bool:
+        """Record that `relay` runs job `name` on `day`; False when another relay does."""
+
+
 class ModerationStatements(Protocol):
     """Moderation (issue 14): reports waiting for an owner, decisions, removed counts, audit."""
 
@@ -508,6 +533,7 @@ class QueryInterface(
     InboxStatements,
     DigestStatements,
     DashboardStatements,
+    JobStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""

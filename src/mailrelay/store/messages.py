@@ -5,7 +5,7 @@ SQL only; what a message means is decided in services.intake.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailrelay.core.models import (
     MessageState,
@@ -73,6 +73,19 @@ class MessageQueries(Bound):
             (MessageState.PROCESSED, to_iso(now), result, message_row_id, MessageState.RECEIVED),
         )
         return cur.rowcount == 1
+
+    def claim_message_handling(self, message_row_id: int, now: datetime, lease: timedelta, *,
+                               relay: str) -> bool:
+        """Hold an unprocessed message for `relay` while another service handles it (a reply,
+        a bounce: their work is written before the message is marked processed); False while
+        another relay's hold is younger than `lease`. The relay's own hold, from a life a
+        crash ended, is taken again at once."""
+        return self.conn.execute(
+            "UPDATE messages SET claimed_by = ?, claimed_at = ? WHERE id = ? AND state = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?)",
+            (relay, to_iso(now), message_row_id, MessageState.RECEIVED, relay,
+             to_iso(now - lease)),
+        ).rowcount == 1
 
     def erase_message_body(self, message_row_id: int) -> None:
         """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""

@@ -227,6 +227,8 @@ class OutboxRow:
     review_id: int | None
     bounced_at: str | None
     bounce_status: str | None
+    #: The relay of the latest claim (`[store] relay_id`); None before any claim.
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -410,9 +410,26 @@ def _migration_12(db: sqlite_utils.Database) -> None:
         " done_at TEXT NOT NULL)")
 
 
+def _migration_15(db: sqlite_utils.Database) -> None:
+    """Several relays on one store (issue 15): each claim names the relay that holds it, so a
+    restarting relay requeues only its own rows and another takes over a dead relay's rows
+    once their lease (`claimed_at`) is old; `job_days` lets a daily job run once a day across
+    the relays. Inbound messages get a claim too, for those handed to another service."""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    # Rows in flight, by claim time: a relay's start and the periodic lease check find them.
+    db.execute("CREATE INDEX idx_outbox_sending ON outbox(claimed_at) WHERE status = 'sending'")
+    db.execute("ALTER TABLE messages ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN claimed_at TEXT")
+    db.execute(
+        "CREATE TABLE job_days (name TEXT NOT NULL, day TEXT NOT NULL, relay_id TEXT NOT NULL,"
+        " claimed_at TEXT NOT NULL, PRIMARY KEY (name, day))")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
+    # 13 and 14 are other branches' of issue 15; the lead renumbers this one at the merge.
+    _migration_15,
 )
 
 
