@@ -23,8 +23,11 @@ BATCH = 10
 
 
 def open_shared(location: str) -> Store:
-    """The store the relays share at `location`: a SQLite file today (PostgreSQL URLs join
-    when that backend is in: the tests take the location from a fixture)."""
+    """The store the relays share at `location`: a PostgreSQL URL or a SQLite file."""
+    if location.startswith("postgresql://"):
+        from mailrelay.store.pg.database import PgStore  # with the PostgreSQL backend
+
+        return PgStore(location)
     return Store(Path(location))
 
 

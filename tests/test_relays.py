@@ -38,7 +38,8 @@ from .relay_worker import open_shared, to_sink
 from .sink import Sink, running_sink
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The backends the relays' store can be in (the lead adds "postgresql" with that backend).
+#: The backends the relays' store can be in: "postgresql" joins (fixture `pg_database` of
+#: tests/postgres.py) once that backend is merged.
 STORE_KINDS = ["sqlite"]
 #: Every wait on another process or the sink is bounded by this.
 WAIT_S = 60.0
@@ -47,7 +48,9 @@ WAIT_S = 60.0
 @pytest.fixture(params=STORE_KINDS)
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the relays' one store lives: what each relay (process) opens."""
-    assert request.param == "sqlite"
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_database")
+        return url
     return str(tmp_path / "relays.db")
 
 

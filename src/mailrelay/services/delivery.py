@@ -241,11 +241,8 @@ class Delivery:
         now = self.clock.now()
         relay = self.relay
         batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now, relay))
-        for mail in batch:
-            try:
-                await (await self._attempt(mail))
-            finally:
-                self._recorded.discard(mail.id)
+        if batch:
+            await self._send_batch(batch)  # its claim renewed while the send takes long
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
     async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
