@@ -21,6 +21,20 @@ from mailrelay.store.timestamps import from_iso, to_iso
 #: The columns of `outbox` in `OutboxRow` order.
 _COLUMNS = ", ".join(f.name for f in fields(OutboxRow))
 
+#: Claiming the first `limit` due rows for a relay: one UPDATE. On PostgreSQL, rows another
+#: relay's claim has locked are skipped rather than waited for: after the wait they are taken,
+#: and the relay would claim nothing while mail is still due. SQLite's writers take turns.
+_CLAIM_DUE = {
+    "sqlite": (
+        "UPDATE outbox SET status = ?, claimed_at = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM outbox WHERE status = ? AND due_at <= ?"
+        " AND (kind = ?) = ? ORDER BY due_at, id LIMIT ?) RETURNING id"),
+    "postgresql": (
+        "UPDATE outbox SET status = ?, claimed_at = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM outbox WHERE status = ? AND due_at <= ?"
+        " AND (kind = ?) = ? ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"),
+}
+
 
 class OutboxQueries(Bound):
     """The outbox: every outgoing message, stored rendered before it is sent, and its claims."""
@@ -42,16 +56,12 @@ class OutboxQueries(Bound):
     def claim_due_mail(self, now: datetime, limit: int, webhooks: bool = False, *,
                        relay: str) -> list[OutboxRow]:
         """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending, in the
-        name of `relay`: a conditional UPDATE, so no row is claimed twice."""
-        ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT id FROM outbox WHERE status = ? AND due_at <= ? AND (kind = ?) = ?"
-                " ORDER BY due_at, id LIMIT ?",
-                (OutboxStatus.QUEUED, to_iso(now), OutboxKind.WEBHOOK, webhooks, limit),
-            )
-        ]
-        claimed = [outbox_id for outbox_id in ids if self._claim(outbox_id, now, relay)]
+        name of `relay`: one UPDATE of rows still queued, so no row is claimed twice."""
+        claimed = [row[0] for row in self.conn.execute(
+            _CLAIM_DUE[getattr(self.conn, "backend", "sqlite")],
+            (OutboxStatus.SENDING, to_iso(now), relay, OutboxStatus.QUEUED, to_iso(now),
+             OutboxKind.WEBHOOK, webhooks, limit),
+        )]
         if not claimed:
             return []
         marks = ",".join("?" for _ in claimed)
