@@ -29,7 +29,8 @@ from mailrelay.core.models import MessageKind, OutboxKind, OutboxStatus
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import SmtpTransport
 from mailrelay.services.delivery import CLAIM_LEASE, Delivery
-from mailrelay.services.intake import HANDLING_LEASE, HandOver, Intake
+from mailrelay.services.inbound import dispatch_table
+from mailrelay.services.intake import MESSAGE_LEASE, HandOver, Intake
 from mailrelay.store import InboundMessage, NewMail, NewMessage, OutboxRow, Queries, Store
 
 from .conftest import ConfigFactory
@@ -314,15 +315,47 @@ async def test_a_dead_relays_reply_is_taken_over_after_the_lease_and_its_own_at_
             q.insert_message(reply_message(n, clock.now())) for n in (1, 2)])
         for row_id, relay in ((first, "relay-a"), (second, "relay-c")):
             assert store.write_sync(lambda q, i=row_id, r=relay: q.claim_message_handling(
-                i, clock.now(), HANDLING_LEASE, relay=r))
+                i, clock.now(), MESSAGE_LEASE, relay=r))
         await intake(config, store, clock, "relay-b", by("relay-b")).process_pending()
         assert handled == []
         await intake(config, store, clock, "relay-a", by("relay-a")).process_pending()
         assert handled == [("relay-a", first)]  # its own hold, from before its restart
-        clock.advance(HANDLING_LEASE + timedelta(minutes=1))
+        clock.advance(MESSAGE_LEASE + timedelta(minutes=1))
         await intake(config, store, clock, "relay-b", by("relay-b")).process_pending()
         assert handled == [("relay-a", first), ("relay-b", second)]
         assert store.read(Queries.count_pending_messages) == 0
+
+
+def trigger_message(n: int, now: datetime, relay: str) -> NewMessage:
+    raw = trigger(to=f"Customer {n} <customer{n}@example.com>",
+                  subject=f"A shipment from order #{2000 + n} is on the way",
+                  message_id=f"<order-{n}@platform.example>")
+    return NewMessage(received_at=now, peer="127.0.0.1", mail_from="shop@acme.example",
+                      rcpt="reviews+acme@relay.test", shop="acme", kind=MessageKind.SHIPMENT,
+                      message_id=f"<order-{n}@platform.example>", dedupe_key=f"order-{n}",
+                      raw=raw, relay=relay)
+
+
+async def test_a_trigger_is_processed_by_the_relay_that_accepted_it_or_after_the_lease(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    signer = TokenSigner(b"k" * 32)
+    with open_shared(shared_store) as store:
+
+        def relay(name: str) -> Intake:
+            return Intake(config, store, signer, clock, relay=name,
+                          dispatch=dispatch_table(signer))
+
+        # relay-a and relay-c each accepted a trigger (250) and died before processing it.
+        store.write_sync(lambda q: [q.insert_message(trigger_message(n, clock.now(), name))
+                                    for n, name in ((1, "relay-a"), (2, "relay-c"))])
+        assert await relay("relay-b").process_pending() == 0  # neither is relay-b's yet
+        assert await relay("relay-a").process_pending() == 1  # its own, at its restart
+        clock.advance(MESSAGE_LEASE + timedelta(minutes=1))
+        assert await relay("relay-b").process_pending() == 1  # relay-c's, after the lease
+        assert store.read(Queries.count_pending_messages) == 0
+        assert sorted(row.reference for row in store.read(lambda q: q.list_shipments())) == [
+            "2001", "2002"]
 
 
 async def test_the_retention_purge_runs_on_one_relay_a_day(
@@ -344,5 +377,9 @@ async def test_the_retention_purge_runs_on_one_relay_a_day(
     await purge_as("relay-b")  # relay-a ran today's purge: relay-b does not
     await purge_as("relay-a")  # relay-a again (a retry of its own day's run) does
     clock.advance(timedelta(days=1))
-    await purge_as("relay-b")  # the next day is relay-b's: nothing is left to erase
-    assert purges[0] == 0 and purges[1] == 0 and purges[2] > 0 and purges[3] == 0
+    await purge_as("relay-b")  # the next day is relay-b's, since it claimed it first
+    assert purges[:3] == [0, 0, purges[2]] and purges[2] > 0
+    with Store(config.store.path) as store:
+        day = clock.now().date().isoformat()
+        assert not store.write_sync(lambda q: q.claim_job_day("retention", day, clock.now(),
+                                                              relay="relay-a"))

@@ -56,11 +56,12 @@ IDLE_BATCH_FACTOR = 8
 #: A writer job touching at most this much raw mail is `small` (its undo pages may stay in
 #: memory: Store._commit_batch); a burst of big messages takes the temporary file instead.
 SMALL_WRITE_BYTES = 4 << 20
-#: How long a relay's hold on a message it hands to another service (a reply, a bounce) keeps
-#: other relays off it: far longer than handling one takes (seconds). After it, a relay that
-#: died mid-way is taken over. Triggers need no hold: a trigger's claim and its rows are one
-#: transaction, so no trigger is ever half done.
-HANDLING_LEASE = timedelta(minutes=5)
+#: How long a message stays the relay's that accepted it (or that holds it while another
+#: service handles it: a reply, a bounce) before other relays take it too: far longer than
+#: processing one takes (milliseconds; a reply's handling, seconds). Then the messages of a
+#: relay that died, or fell minutes behind, are processed by the others. A trigger is never
+#: half done either way: its claim and its rows are one transaction.
+MESSAGE_LEASE = timedelta(minutes=5)
 
 
 def header_end(raw: bytes) -> int:
@@ -291,7 +292,7 @@ class Intake:
         mid = message_id_of(raw)
         rows = [
             NewMessage(now, peer, mail_from, r.address, r.shop, r.kind, mid,
-                       message_dedupe_key(r, mid, raw), raw)
+                       message_dedupe_key(r, mid, raw), raw, relay=self.relay)
             for r in routes
         ]
         ids = await self.store.write(lambda q: [q.insert_message(m) for m in rows],
@@ -315,7 +316,7 @@ class Intake:
             while True:
                 await self._yield_to_listener()
                 batch = await self.store.aread(
-                    partial(_pending_messages, self._batch_limit(), after))
+                    partial(self._pending, self._batch_limit(), after))
                 if not batch:
                     if writing is not None:
                         await writing
@@ -338,6 +339,11 @@ class Intake:
                 # Retrieved, so a failed commit is not reported again as never retrieved.
                 await asyncio.gather(writing, return_exceptions=True)
             await self._parser.close()
+
+    def _pending(self, limit: int, after: int, q: Queries) -> list[InboundMessage]:
+        """What this relay may process: what it accepted, and others' after their lease."""
+        return q.pending_messages(limit, after, relay=self.relay,
+                                  expired=self.clock.now() - MESSAGE_LEASE)
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -376,7 +382,7 @@ class Intake:
 
     async def process_pending(self) -> int:
         """Process one batch of stored messages; returns how many were looked at."""
-        batch = await self.store.aread(lambda q: q.pending_messages(self.batch_size))
+        batch = await self.store.aread(partial(self._pending, self.batch_size, 0))
         if not batch:
             return 0
         return await self._commit(await self._prepare(batch))
@@ -426,7 +432,7 @@ class Intake:
         marked done here. One held by another relay is left to it."""
         relay, held_at = self.relay, self.clock.now()
         if not await self.store.write(
-                lambda q: q.claim_message_handling(msg.id, held_at, HANDLING_LEASE, relay=relay),
+                lambda q: q.claim_message_handling(msg.id, held_at, MESSAGE_LEASE, relay=relay),
                 small=True):
             log.info("%s %s is being handled by another relay", msg.message_id or msg.id,
                      msg.kind)
@@ -468,10 +474,6 @@ class Intake:
                 "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
                 ident, result.new_sender, result.shop,
             )
-
-
-def _pending_messages(limit: int, after: int, q: Queries) -> list[InboundMessage]:
-    return q.pending_messages(limit, after)
 
 
 def _orphan(msg: InboundMessage, now: datetime, q: Queries) -> None:

@@ -61,8 +61,11 @@ class MessageStatements(Protocol):
     def insert_message(self, msg: NewMessage) -> int | None:
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
 
-    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
-        """Messages still waiting for a worker, oldest first, with ids above `after`."""
+    def pending_messages(self, limit: int, after: int = 0, *, relay: str | None = None,
+                         expired: datetime | None = None) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`; with
+        `relay`, only those it may take: held by no relay, by itself, or since before
+        `expired`."""
 
     def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
         """Mark a message processed; False when another pass already did (idempotence)."""

@@ -14,6 +14,17 @@ from mailrelay.store.connection import Bound
 from mailrelay.store.rows import InboundMessage, NewMessage
 from mailrelay.store.timestamps import to_iso
 
+#: Pending messages, oldest first: all of them, or those a relay may take (issue 15).
+_PENDING = (
+    "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id, peer,"
+    " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
+    " ON b.id = m.id WHERE state = ? AND m.id > ? ORDER BY m.id LIMIT ?")
+_PENDING_FOR_RELAY = (
+    "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id, peer,"
+    " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
+    " ON b.id = m.id WHERE state = ? AND m.id > ?"
+    " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?) ORDER BY m.id LIMIT ?")
+
 
 class MessageQueries(Bound):
     """Inbound mail as the listener stored it: the queue intake works through."""
@@ -22,7 +33,8 @@ class MessageQueries(Bound):
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO messages (received_at, peer, mail_from, rcpt, shop, kind,"
-            " message_id, dedupe_key, size, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " message_id, dedupe_key, size, state, claimed_by, claimed_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 to_iso(msg.received_at),
                 msg.peer,
@@ -34,6 +46,8 @@ class MessageQueries(Bound):
                 msg.dedupe_key,
                 len(msg.raw),
                 MessageState.RECEIVED,
+                msg.relay,
+                to_iso(msg.received_at) if msg.relay else None,
             ),
         )
         if not cur.rowcount:
@@ -42,14 +56,17 @@ class MessageQueries(Bound):
                           (cur.lastrowid, msg.raw))
         return cur.lastrowid
 
-    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
-        """Messages still waiting for a worker, oldest first, with ids above `after`."""
-        rows = self.conn.execute(
-            "SELECT m.id, received_at, shop, kind, rcpt, mail_from, message_id, peer,"
-            " COALESCE(b.raw, x'') AS raw FROM messages m LEFT JOIN message_bodies b"
-            " ON b.id = m.id WHERE state = ? AND m.id > ? ORDER BY m.id LIMIT ?",
-            (MessageState.RECEIVED, after, limit),
-        ).fetchall()
+    def pending_messages(self, limit: int, after: int = 0, *, relay: str | None = None,
+                         expired: datetime | None = None) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`. With
+        `relay`: only those no relay holds, `relay`'s own, and those held since before
+        `expired` (their relay died, or cannot keep up)."""
+        if relay is None:
+            rows = self.conn.execute(_PENDING, (MessageState.RECEIVED, after, limit)).fetchall()
+        else:
+            rows = self.conn.execute(_PENDING_FOR_RELAY, (
+                MessageState.RECEIVED, after, relay, to_iso(expired) if expired else "",
+                limit)).fetchall()
         return [
             InboundMessage(
                 id=r["id"],

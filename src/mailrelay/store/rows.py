@@ -40,6 +40,8 @@ class NewMessage:
     message_id: str | None
     dedupe_key: str
     raw: bytes
+    #: The relay that accepted it: its intake processes it; another only after the lease.
+    relay: str | None = None
 
 
 @dataclass(frozen=True)
