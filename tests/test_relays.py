@@ -23,15 +23,26 @@ from typing import Any
 import pytest
 
 from mailrelay.app import Daemon
-from mailrelay.config import Config
+from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import FrozenClock
-from mailrelay.core.models import MessageKind, OutboxKind, OutboxStatus
+from mailrelay.core.models import InvitationMethod, MessageKind, OutboxKind, OutboxStatus
+from mailrelay.core.relays import LEASE
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import SmtpTransport
+from mailrelay.render import RenderedMail, Templates
 from mailrelay.services.delivery import CLAIM_LEASE, Delivery
 from mailrelay.services.inbound import dispatch_table
 from mailrelay.services.intake import MESSAGE_LEASE, HandOver, Intake
-from mailrelay.store import InboundMessage, NewMail, NewMessage, OutboxRow, Queries, Store
+from mailrelay.services.invitations import Candidate, Inviter, create_invitation
+from mailrelay.store import (
+    DueInvitation,
+    InboundMessage,
+    NewMail,
+    NewMessage,
+    OutboxRow,
+    Queries,
+    Store,
+)
 
 from .conftest import ConfigFactory
 from .mailtools import send, settle, trigger
@@ -356,6 +367,62 @@ async def test_a_trigger_is_processed_by_the_relay_that_accepted_it_or_after_the
         assert store.read(Queries.count_pending_messages) == 0
         assert sorted(row.reference for row in store.read(lambda q: q.list_shipments())) == [
             "2001", "2002"]
+
+
+#: How often each invitation's mail was rendered, by any relay.
+RENDERED: Counter[int] = Counter()
+
+
+class CountingInviter(Inviter):
+    """The inviter, counting each invitation's renders in RENDERED."""
+
+    def render_mail(self, shop: ShopConfig, row: DueInvitation, kind: OutboxKind,
+                    now: datetime) -> RenderedMail:
+        RENDERED[row.id] += 1
+        return super().render_mail(shop, row, kind, now)
+
+
+def schedule(store: Store, config: Config, count: int, now: datetime) -> list[int]:
+    shop = config.shop("acme")
+    assert shop is not None
+    ids: list[int] = store.write_sync(lambda q: [create_invitation(
+        q, shop, Candidate(f"customer{n}@example.com", f"Customer {n}", f"R{n}", "en", None,
+                           InvitationMethod.AUTOMATIC), TokenSigner(b"k" * 32), now, due=now)
+        for n in range(count)])
+    return ids
+
+
+async def test_two_relays_render_each_due_invitation_once(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    RENDERED.clear()
+    with open_shared(shared_store) as store:
+        ids = schedule(store, config, 40, clock.now())
+        relays = [CountingInviter(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                  clock, relay=name, batch_size=10)
+                  for name in ("relay-a", "relay-b")]
+        queued = await asyncio.gather(*(relay.queue_due() for relay in relays))
+        assert sum(queued) == 40
+        outbox = store.read(lambda q: [q.get_invitation(i) for i in ids])
+    assert all(row is not None and row.outbox_id for row in outbox)
+    assert sorted(RENDERED) == ids and set(RENDERED.values()) == {1}, "rendered twice"
+
+
+async def test_invitations_a_dead_relay_held_are_rendered_by_another_after_the_lease(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    RENDERED.clear()
+    with open_shared(shared_store) as store:
+        ids = schedule(store, config, 3, clock.now())
+        # relay-a held them for rendering, then died.
+        assert store.write_sync(lambda q: q.hold_invitations(
+            ids, clock.now(), clock.now() - LEASE, relay="relay-a")) == set(ids)
+        relay_b = CountingInviter(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                  clock, relay="relay-b")
+        assert await relay_b.queue_due() == 0
+        clock.advance(LEASE + timedelta(minutes=1))
+        assert await relay_b.queue_due() == 3
+    assert sorted(RENDERED) == ids
 
 
 async def test_the_retention_purge_runs_on_one_relay_a_day(

@@ -186,7 +186,8 @@ class Daemon:
         self.templates = Templates(config)
         transport = build_transport(config.outbound)
         stack.push_async_callback(transport.close)
-        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock)
+        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
+                               relay=self.relay_id)
         self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock)
         self.delivery = Delivery(
             self.store, transport, self.clock,

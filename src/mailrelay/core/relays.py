@@ -4,6 +4,11 @@ outbox rows, inbound messages and daily jobs carry."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
+
+#: How long a relay's claim on a piece of work keeps the other relays off it (a message it
+#: accepted, mail it is sending, invitations it renders); then its relay is taken to be gone.
+LEASE = timedelta(minutes=5)
 
 
 def local_relay_id() -> str:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure, StoreError, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
-from mailrelay.core.relays import local_relay_id
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import signed_sender
 from mailrelay.store import OutboxRow, Queries, Store, from_iso
 
@@ -36,7 +36,7 @@ RESULT_WINDOW = 8
 #: 60 s by default) or a webhook POST (at most 2 min); and since a whole send, or a batch
 #: waiting for its pace, can take longer still, a relay renews the claims of the batch it is
 #: sending every third of the lease: a relay that is merely slow is never overtaken.
-CLAIM_LEASE = timedelta(minutes=5)
+CLAIM_LEASE = LEASE
 #: How often (by the injected clock) a relay looks for claims whose lease ran out.
 EXPIRY_CHECK = timedelta(minutes=1)
 

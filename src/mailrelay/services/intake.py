@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from mailrelay.core.models import (
     ShipmentNotice,
     ShipmentStatus,
 )
-from mailrelay.core.relays import local_relay_id
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import Recipients, Route, address_matches
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
@@ -61,7 +61,7 @@ SMALL_WRITE_BYTES = 4 << 20
 #: processing one takes (milliseconds; a reply's handling, seconds). Then the messages of a
 #: relay that died, or fell minutes behind, are processed by the others. A trigger is never
 #: half done either way: its claim and its rows are one transaction.
-MESSAGE_LEASE = timedelta(minutes=5)
+MESSAGE_LEASE = LEASE
 
 
 def header_end(raw: bytes) -> int:

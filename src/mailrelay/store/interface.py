@@ -145,14 +145,22 @@ class InvitationStatements(Protocol):
 
     def cancel_reminders_of(self, shop: str, email: str) -> int: ...
 
-    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+    def due_invitations(self, now: datetime, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[DueInvitation]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet; with
+        `relay`, only those no other relay has held since `expired`."""
+
+    def hold_invitations(self, ids: Iterable[int], now: datetime, expired: datetime, *,
+                         relay: str) -> set[int]:
+        """Hold invitations for `relay` while it renders their mail; returns those it holds."""
 
     def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
         """A scheduled invitation whose mail is not rendered yet, with its products."""
 
-    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Sent invitations without a review whose single reminder is due."""
+    def due_reminders(self, now: datetime, limit: int, *, relay: str | None = None,
+                      expired: datetime | None = None) -> list[DueInvitation]:
+        """Sent invitations without a review whose single reminder is due; with `relay`, as
+        `due_invitations`."""
 
     def next_due(self) -> datetime | None:
         """The earliest moment any invitation, reminder or queued mail becomes due."""

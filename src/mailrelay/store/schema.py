@@ -413,13 +413,16 @@ def _migration_12(db: sqlite_utils.Database) -> None:
 def _migration_15(db: sqlite_utils.Database) -> None:
     """Several relays on one store (issue 15): each claim names the relay that holds it, so a
     restarting relay requeues only its own rows and another takes over a dead relay's rows
-    once their lease (`claimed_at`) is old. Inbound messages get a claim too, for those
-    handed to another service. (`job_days`, the daily jobs' table, is created on first use.)"""
+    once their lease (`claimed_at`) is old. Inbound messages are held by the relay that
+    accepted them, and invitations by the relay rendering their mail (one relay renders each).
+    (`job_days`, the daily jobs' table, is created on first use.)"""
     db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
     # Rows in flight, by claim time: a relay's start and the periodic lease check find them.
     db.execute("CREATE INDEX idx_outbox_sending ON outbox(claimed_at) WHERE status = 'sending'")
     db.execute("ALTER TABLE messages ADD COLUMN claimed_by TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN claimed_at TEXT")
+    db.execute("ALTER TABLE invitations ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE invitations ADD COLUMN claimed_at TEXT")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
