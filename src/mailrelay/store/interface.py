@@ -150,7 +150,7 @@ class InvitationStatements(Protocol):
         """Scheduled invitations whose time has come and whose mail is not rendered yet; with
         `relay`, only those no other relay has held since `expired`."""
 
-    def hold_invitations(self, ids: Iterable[int], now: datetime, expired: datetime, *,
+    def hold_invitations(self, ids: list[int], now: datetime, expired: datetime, *,
                          relay: str) -> set[int]:
         """Hold invitations for `relay` while it renders their mail; returns those it holds."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -56,15 +55,6 @@ def _due(row: sqlite3.Row) -> DueInvitation:
     return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
                          products=json.loads(products or "[]"), sender_name=sender_name,
                          reply_to=reply_to)
-
-
-def _not_held_by_others(relay: str | None,
-                        expired: datetime | None) -> tuple[str, tuple[object, ...]]:
-    """The condition (and its arguments) that leaves out invitations another relay holds."""
-    if relay is None:
-        return "", ()
-    return (" AND (i.claimed_by IS NULL OR i.claimed_by = ? OR i.claimed_at < ?)",
-            (relay, to_iso(expired) if expired else ""))
 
 
 class InvitationQueries(Bound):
@@ -195,7 +185,7 @@ class InvitationQueries(Bound):
             (InvitationStatus.SCHEDULED, to_iso(now), *args, limit),
         )
 
-    def hold_invitations(self, ids: Iterable[int], now: datetime, expired: datetime, *,
+    def hold_invitations(self, ids: list[int], now: datetime, expired: datetime, *,
                          relay: str) -> set[int]:
         """Hold invitations for `relay` while it renders their mail (or reminder); returns the
         ids it holds: not those another relay has held since `expired`. Only saves work: the
@@ -295,3 +285,12 @@ class InvitationQueries(Bound):
         else:
             row = self.conn.execute("SELECT COUNT(*) FROM invitations").fetchone()
         return int(row[0])
+
+
+def _not_held_by_others(relay: str | None,
+                        expired: datetime | None) -> tuple[str, tuple[object, ...]]:
+    """The condition (and its arguments) that leaves out invitations another relay holds."""
+    if relay is None:
+        return "", ()
+    return (" AND (i.claimed_by IS NULL OR i.claimed_by = ? OR i.claimed_at < ?)",
+            (relay, to_iso(expired) if expired else ""))
