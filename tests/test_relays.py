@@ -44,8 +44,8 @@ from mailrelay.store import (
     Store,
 )
 
-from .conftest import ConfigFactory
-from .mailtools import send, settle, trigger
+from .conftest import ConfigFactory, second_shop
+from .mailtools import send, settle, trigger, via_sink
 from .relay_worker import open_shared, to_sink
 from .sink import Sink, running_sink
 
@@ -423,6 +423,32 @@ async def test_invitations_a_dead_relay_held_are_rendered_by_another_after_the_l
         clock.advance(LEASE + timedelta(minutes=1))
         assert await relay_b.queue_due() == 3
     assert sorted(RENDERED) == ids
+
+
+async def test_two_daemons_on_one_store_invite_each_customer_of_both_shops_once(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    config = via_sink(make_config(more=second_shop()), sink)
+    async with (Daemon(config, clock, relay_id="relay-a") as a,
+                Daemon(config, clock, relay_id="relay-b") as b):
+        for n in range(24):  # triggers for both shops, reaching either relay
+            await send((a, b)[n % 2], trigger(
+                to=f"Customer {n} <customer{n}@example.com>",
+                subject=f"A shipment from order #{3000 + n} is on the way"),
+                ("reviews+acme@relay.test", "reviews+bolt@relay.test")[n // 12])
+        await settle(a)
+        await settle(b)
+        clock.advance(timedelta(days=7))
+        await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
+        await sink.wait_for(24, timeout=30)
+        invitations = a.store.read(lambda q: q.list_invitations())
+    assert sorted((row.shop, row.status) for row in invitations) == (
+        [("acme", "sent")] * 12 + [("bolt", "sent")] * 12)
+    seen = copies(sink)
+    assert len(seen) == 24 and set(seen.values()) == {1}, "an invitation went out twice"
+    senders = Counter(str(BytesHeaderParser().parsebytes(raw)["From"]).split("@")[-1]
+                      for _sender, _rcpts, raw in sink.messages)
+    assert senders == {"acme.example>": 12, "bolt.example>": 12}
 
 
 async def test_the_retention_purge_runs_on_one_relay_a_day(
