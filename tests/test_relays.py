@@ -34,13 +34,16 @@ from mailrelay.services.delivery import CLAIM_LEASE, Delivery
 from mailrelay.services.inbound import dispatch_table
 from mailrelay.services.intake import MESSAGE_LEASE, HandOver, Intake
 from mailrelay.services.invitations import Candidate, Inviter, create_invitation
+from mailrelay.services.reviews import Reviewer, TicketBatch
 from mailrelay.store import (
     DueInvitation,
     InboundMessage,
     NewMail,
     NewMessage,
+    NewReview,
     OutboxRow,
     Queries,
+    ReviewText,
     Store,
 )
 
@@ -423,6 +426,41 @@ async def test_invitations_a_dead_relay_held_are_rendered_by_another_after_the_l
         clock.advance(LEASE + timedelta(minutes=1))
         assert await relay_b.queue_due() == 3
     assert sorted(RENDERED) == ids
+
+
+#: How often each review's tickets were rendered, by any relay.
+TICKETS_RENDERED: Counter[int] = Counter()
+
+
+class CountingReviewer(Reviewer):
+    """The reviewer, counting each review's ticket renders in TICKETS_RENDERED."""
+
+    def _render_tickets(self, shop: ShopConfig, facts: dict[str, Any],
+                        now: datetime) -> TicketBatch:
+        TICKETS_RENDERED[facts["review"].id] += 1
+        return super()._render_tickets(shop, facts, now)
+
+
+async def test_two_relays_render_each_reviews_tickets_once(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    TICKETS_RENDERED.clear()
+    with open_shared(shared_store) as store:
+        invitations = schedule(store, config, 12, clock.now())
+        reviews = store.write_sync(lambda q: [q.insert_review(NewReview(
+            shop="acme", invitation_id=i, method="automatic",
+            text=ReviewText(4, None, "Arrived a day early.", f"Customer {n}"),
+            customer_email=f"customer{n}@example.com", reference=f"R{n}", locale="en",
+            created_at=clock.now())) for n, i in enumerate(invitations)])
+        relays = [CountingReviewer(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                   clock, relay=name, batch_size=4)
+                  for name in ("relay-a", "relay-b")]
+        handled = await asyncio.gather(*(relay.queue_tickets() for relay in relays))
+        assert sum(handled) == 12
+        assert store.read(lambda q: q.pending_tickets(100)) == []
+        tickets = store.read(lambda q: q.list_mail(kind=OutboxKind.TICKET))
+    assert sorted(TICKETS_RENDERED) == reviews and set(TICKETS_RENDERED.values()) == {1}
+    assert len(tickets) == 12  # one agent, one ticket per review
 
 
 async def test_two_daemons_on_one_store_invite_each_customer_of_both_shops_once(

@@ -188,7 +188,8 @@ class Daemon:
         stack.push_async_callback(transport.close)
         self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
                                relay=self.relay_id)
-        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock)
+        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock,
+                                 relay=self.relay_id)
         self.delivery = Delivery(
             self.store, transport, self.clock,
             rate_per_minute=config.outbound.rate_per_minute,

@@ -26,7 +26,7 @@ from mailrelay.core.models import (
     OutboxStatus,
     ShipmentStatus,
 )
-from mailrelay.core.relays import LEASE, local_relay_id
+from mailrelay.core.relays import LEASE
 from mailrelay.core.tokens import REVIEW, TokenSigner
 from mailrelay.parsing import normalize_address
 from mailrelay.render import InvitationView, RenderedMail, invitation_mail
@@ -489,8 +489,6 @@ class Inviter(MailProducer):
 
     _: KW_ONLY
     batch_size: int = 500
-    #: The relay whose hold the invitations it renders carry (issue 15).
-    relay: str = field(default_factory=local_relay_id)
     unrenderable: list[tuple[int, OutboxKind, str]] = field(default_factory=list, init=False)
     _last_read: int = field(default=0, init=False)
 

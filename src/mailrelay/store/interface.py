@@ -244,7 +244,14 @@ class ReviewStatements(Protocol):
     def link_review(self, invitation_id: int, review_id: int) -> None:
         """The invitation has its review: no reminder any more."""
 
-    def pending_tickets(self, limit: int) -> list[int]: ...
+    def pending_tickets(self, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[int]:
+        """Reviews waiting for their tickets; with `relay`, only those no other relay has
+        held since `expired`."""
+
+    def hold_reviews(self, ids: list[int], now: datetime, expired: datetime, *,
+                     relay: str) -> set[int]:
+        """Hold reviews for `relay` while it renders their tickets; returns those it holds."""
 
     def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
         """Only when the review was not edited again meanwhile (then it is rendered anew)."""

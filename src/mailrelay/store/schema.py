@@ -414,7 +414,8 @@ def _migration_15(db: sqlite_utils.Database) -> None:
     """Several relays on one store (issue 15): each claim names the relay that holds it, so a
     restarting relay requeues only its own rows and another takes over a dead relay's rows
     once their lease (`claimed_at`) is old. Inbound messages are held by the relay that
-    accepted them, and invitations by the relay rendering their mail (one relay renders each).
+    accepted them, and invitations and reviews by the relay rendering their mail (one relay
+    renders each invitation, reminder and ticket).
     (`job_days`, the daily jobs' table, is created on first use.)"""
     db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
     # Rows in flight, by claim time: a relay's start and the periodic lease check find them.
@@ -423,6 +424,8 @@ def _migration_15(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN claimed_at TEXT")
     db.execute("ALTER TABLE invitations ADD COLUMN claimed_by TEXT")
     db.execute("ALTER TABLE invitations ADD COLUMN claimed_at TEXT")
+    db.execute("ALTER TABLE reviews ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE reviews ADD COLUMN claimed_at TEXT")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
