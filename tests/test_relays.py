@@ -489,6 +489,21 @@ async def test_two_daemons_on_one_store_invite_each_customer_of_both_shops_once(
     assert senders == {"acme.example>": 12, "bolt.example>": 12}
 
 
+async def test_a_daemons_lease_says_when_it_takes_over_a_dead_relays_accepted_trigger(
+    config: Config, clock: FrozenClock
+) -> None:
+    async with Daemon(config, clock, relay_id="relay-b", lease=timedelta(seconds=30)) as b:
+        # relay-a accepted a trigger (250) and died before processing it.
+        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
+        b.intake.wake()
+        await asyncio.sleep(0.3)
+        assert b.store.read(Queries.count_pending_messages) == 1
+        clock.advance(timedelta(seconds=31))
+        await settle(b)
+        [shipment] = b.store.read(lambda q: q.list_shipments())
+    assert shipment.reference == "2001"
+
+
 async def test_the_retention_purge_runs_on_one_relay_a_day(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:

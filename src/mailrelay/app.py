@@ -15,14 +15,14 @@ import signal
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
-from mailrelay.core.relays import local_relay_id
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
 from mailrelay.edges.mailer import build_transport
@@ -99,11 +99,13 @@ class Daemon:
     worker_backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
 
     def __init__(self, config: Config, clock: Clock | None = None, *,
-                 relay_id: str | None = None) -> None:
+                 relay_id: str | None = None, lease: timedelta = LEASE) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        #: The name this relay's claims carry in a store several relays share (issue 15).
+        #: The name this relay's claims carry in a store several relays share (issue 15), and
+        #: how long a claim keeps the other relays off (then its relay is taken to be gone).
         self.relay_id = relay_id or local_relay_id()
+        self.lease = lease
         self.store: Store
         self.templates: Templates
         self.inbound: Inbound
@@ -187,22 +189,22 @@ class Daemon:
         transport = build_transport(config.outbound)
         stack.push_async_callback(transport.close)
         self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
-                               relay=self.relay_id)
+                               relay=self.relay_id, lease=self.lease)
         self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock,
-                                 relay=self.relay_id)
+                                 relay=self.relay_id, lease=self.lease)
         self.delivery = Delivery(
             self.store, transport, self.clock,
             rate_per_minute=config.outbound.rate_per_minute,
             on_result=functools.partial(record_delivery, config),
             sign_sender=signer.bounce_tag,
             on_progress=self._worker("dispatch").progress,
-            relay=self.relay_id,
+            relay=self.relay_id, lease=self.lease,
         )
         client = WebhookClient(f"mailrelay/{__version__}")
         stack.push_async_callback(client.close)
         self.webhooks = WebhookDelivery(config, self.store, client, self.clock,
                                         on_progress=self._worker("webhooks").progress,
-                                        relay=self.relay_id)
+                                        relay=self.relay_id, lease=self.lease)
         try:
             await self.delivery.recover()
         except StoreError as exc:
@@ -226,7 +228,7 @@ class Daemon:
                                on_outbox=self._wake, on_scheduled=self.clockwork.note_due,
                                busy=lambda: self.handler.busy(),
                                on_progress=self._worker("intake").progress,
-                               relay=self.relay_id)
+                               relay=self.relay_id, lease=self.lease)
         self.intake = self.inbound.intake
         self.handler = Handler(self.inbound)
         self.alerts = Alerter(config, self.store, self.templates, self.clock,

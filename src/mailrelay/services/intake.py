@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -263,11 +263,13 @@ class Intake:
         busy: Callable[[], bool] | None = None,
         on_progress: Callable[[], None] | None = None,
         relay: str | None = None,
+        lease: timedelta = MESSAGE_LEASE,
     ) -> None:
         self.config = config
         self.store = store
-        #: The name this relay's holds on handed-over messages carry.
+        #: The name this relay's holds on messages carry, and how long they keep others off.
         self.relay = relay or local_relay_id()
+        self.lease = lease
         self.signer = signer
         self.clock = clock
         self.recipients = Recipients(config.shops, signer.key_valid, signer.bounce_valid)
@@ -343,7 +345,7 @@ class Intake:
     def _pending(self, limit: int, after: int, q: Queries) -> list[InboundMessage]:
         """What this relay may process: what it accepted, and others' after their lease."""
         return q.pending_messages(limit, after, relay=self.relay,
-                                  expired=self.clock.now() - MESSAGE_LEASE)
+                                  expired=self.clock.now() - self.lease)
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -430,9 +432,9 @@ class Intake:
     async def _hand_over(self, msg: InboundMessage) -> None:
         """An agent reply or a bounce: held for this relay, processed by its service, then
         marked done here. One held by another relay is left to it."""
-        relay, held_at = self.relay, self.clock.now()
+        relay, held_at, lease = self.relay, self.clock.now(), self.lease
         if not await self.store.write(
-                lambda q: q.claim_message_handling(msg.id, held_at, MESSAGE_LEASE, relay=relay),
+                lambda q: q.claim_message_handling(msg.id, held_at, lease, relay=relay),
                 small=True):
             log.info("%s %s is being handled by another relay", msg.message_id or msg.id,
                      msg.kind)

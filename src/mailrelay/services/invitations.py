@@ -26,7 +26,6 @@ from mailrelay.core.models import (
     OutboxStatus,
     ShipmentStatus,
 )
-from mailrelay.core.relays import LEASE
 from mailrelay.core.tokens import REVIEW, TokenSigner
 from mailrelay.parsing import normalize_address
 from mailrelay.render import InvitationView, RenderedMail, invitation_mail
@@ -532,7 +531,7 @@ class Inviter(MailProducer):
                                                        list[DueInvitation]]:
         """The due invitations and reminders this relay renders: read, then held for it (one
         relay renders each, whichever relays share the store); (None, []) when none is due."""
-        expired = now - LEASE
+        expired = now - self.lease
         invitations = await self.store.aread(partial(
             Queries.due_invitations, now=now, limit=self.batch_size, relay=self.relay,
             expired=expired))

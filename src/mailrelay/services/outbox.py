@@ -5,13 +5,13 @@ what every service that renders mail in batches holds. Delivery takes it from th
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.models import OutboxKind
-from mailrelay.core.relays import local_relay_id
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import unsigned_bounce_address
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.render import RenderedMail, Templates
@@ -32,6 +32,7 @@ class MailProducer:
     _: KW_ONLY
     batch_size: int = 100
     relay: str = field(default_factory=local_relay_id)
+    lease: timedelta = LEASE
 
 
 def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,

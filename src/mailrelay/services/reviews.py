@@ -18,7 +18,6 @@ import jinja2
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.models import InvitationStatus, OutboxKind
-from mailrelay.core.relays import LEASE
 from mailrelay.core.routing import reply_address
 from mailrelay.core.tokens import REPLY
 from mailrelay.render import (
@@ -264,12 +263,12 @@ class Reviewer(MailProducer):
         """How many reviews wait for tickets (up to a batch), and those of them this relay
         renders: held for it, so that one relay renders each (and runs the shop's draft
         command once), whichever relays share the store."""
-        now, relay = self.clock.now(), self.relay
+        now, relay, expired = self.clock.now(), self.relay, self.clock.now() - self.lease
         ids = await self.store.aread(lambda q: q.pending_tickets(
-            self.batch_size, relay=relay, expired=now - LEASE))
+            self.batch_size, relay=relay, expired=expired))
         if not ids:
             return 0, []
-        held = await self.store.write(lambda q: q.hold_reviews(ids, now, now - LEASE,
+        held = await self.store.write(lambda q: q.hold_reviews(ids, now, expired,
                                                                 relay=relay))
         return len(ids), [review_id for review_id in ids if review_id in held]
 
