@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,6 +48,7 @@ from mailrelay.store import (
     Store,
 )
 
+from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
 from .mailtools import send, settle, trigger, via_sink
 from .relay_worker import open_shared, to_sink
@@ -252,6 +254,18 @@ async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_t
     # At least once: the copy relay-a had in flight, unacknowledged at the takeover, arrived
     # too; byte for byte the same, so the receiver's duplicate check collapses them.
     assert len(sink.messages) == 2 and sink.messages[0][2] == sink.messages[1][2]
+
+
+def test_the_outbox_listing_names_the_relay_holding_a_message_in_flight(
+    config: Config, clock: FrozenClock
+) -> None:
+    with Store(config.store.path) as store:
+        store.write_sync(lambda q: [q.enqueue(parcel_mail(n, clock.now())) for n in range(2)])
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 1, relay="relay-a"))
+    code, out = cli(config, "outbox", "--format", "json")
+    assert code == 0, out
+    assert [(row["status"], row["claimed_by"]) for row in json.loads(out)] == [
+        ("sending", "relay-a"), ("queued", None)]
 
 
 def test_a_late_result_settles_a_row_whose_lease_ran_out_while_no_relay_claimed_it_again(

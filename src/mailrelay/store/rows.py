@@ -248,6 +248,8 @@ class MailListing:
     due_at: str
     sent_at: str | None
     last_error: str | None
+    #: The relay of the latest claim: which one holds a message in `sending` (issue 15).
+    claimed_by: str | None = None
 
 
 @dataclass(slots=True)
