@@ -16,6 +16,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -254,6 +255,22 @@ async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_t
     # At least once: the copy relay-a had in flight, unacknowledged at the takeover, arrived
     # too; byte for byte the same, so the receiver's duplicate check collapses them.
     assert len(sink.messages) == 2 and sink.messages[0][2] == sink.messages[1][2]
+
+
+def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    hook = replace(parcel_mail(99, clock.now()), kind=OutboxKind.WEBHOOK,
+                   recipient="https://hooks.acme.example/reviews", message_id="<event-1>")
+    later = clock.now() + CLAIM_LEASE + timedelta(minutes=1)
+    with open_shared(shared_store) as store:
+        store.write_sync(lambda q: [q.enqueue(parcel_mail(1, clock.now())), q.enqueue(hook)])
+        for webhooks in (False, True):  # relay-a claims one of each, then dies
+            assert len(store.write_sync(lambda q, w=webhooks: q.claim_due_mail(
+                clock.now(), 5, w, relay="relay-a"))) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE)) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE, True)) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE, True)) == 0
 
 
 def test_the_outbox_listing_names_the_relay_holding_a_message_in_flight(
