@@ -422,8 +422,10 @@ def profile_queries(db: Path) -> list[tuple[str, float, list[str]]]:
         ("next_due (every rearm)", lambda q: q.next_due()),
         ("due_invitations (every tick)", lambda q: q.due_invitations(now, 500)),
         ("due_reminders (every tick)", lambda q: q.due_reminders(now, 500)),
-        ("claim_due_mail (every tick)", lambda q: q.claim_due_mail(now, 100)),
-        ("requeue_interrupted (start)", lambda q: q.requeue_interrupted()),
+        ("claim_due_mail (every tick)", lambda q: q.claim_due_mail(now, 100, relay="bench")),
+        ("requeue_interrupted (start)", lambda q: q.requeue_interrupted("bench")),
+        ("requeue_expired (every minute)",
+         lambda q: q.requeue_expired(now, timedelta(minutes=5))),
         ("pending_messages (intake)", lambda q: q.pending_messages(200)),
         ("outbox_depth (/health)", lambda q: q.outbox_depth()),
     ]

@@ -70,7 +70,8 @@ async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink:
     assert code == 0, out
     code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
-        "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop")
+        "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop,"
+        "claimed_by")
     assert ",queued," in out
     code, out = await asyncio.to_thread(invoked, "outbox", "retry", "999", "--config", cfg)
     assert code == 1 and "outbox message 999 does not exist" in out, out

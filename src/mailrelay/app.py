@@ -15,13 +15,14 @@ import signal
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
 from mailrelay.edges.mailer import build_transport
@@ -30,7 +31,7 @@ from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
 from mailrelay.edges.webhook_client import WebhookClient
 from mailrelay.render import Templates
-from mailrelay.services import privacy
+from mailrelay.services import daily, privacy
 from mailrelay.services.alerts import Alerter
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
@@ -97,9 +98,14 @@ class Daemon:
     #: A failing worker waits this long before its next try, doubling up to the cap.
     worker_backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
 
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None, *,
+                 relay_id: str | None = None, lease: timedelta = LEASE) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
+        #: The name this relay's claims carry in a store several relays share (issue 15), and
+        #: how long a claim keeps the other relays off (then its relay is taken to be gone).
+        self.relay_id = relay_id or config.store.relay_id or local_relay_id()
+        self.lease = lease
         self.store: Store
         self.templates: Templates
         self.inbound: Inbound
@@ -182,19 +188,23 @@ class Daemon:
         self.templates = Templates(config)
         transport = build_transport(config.outbound)
         stack.push_async_callback(transport.close)
-        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock)
-        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock)
+        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
+                               relay=self.relay_id, lease=self.lease)
+        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock,
+                                 relay=self.relay_id, lease=self.lease)
         self.delivery = Delivery(
             self.store, transport, self.clock,
             rate_per_minute=config.outbound.rate_per_minute,
             on_result=functools.partial(record_delivery, config),
             sign_sender=signer.bounce_tag,
             on_progress=self._worker("dispatch").progress,
+            relay=self.relay_id, lease=self.lease,
         )
         client = WebhookClient(f"mailrelay/{__version__}")
         stack.push_async_callback(client.close)
         self.webhooks = WebhookDelivery(config, self.store, client, self.clock,
-                                        on_progress=self._worker("webhooks").progress)
+                                        on_progress=self._worker("webhooks").progress,
+                                        relay=self.relay_id, lease=self.lease)
         try:
             await self.delivery.recover()
         except StoreError as exc:
@@ -217,7 +227,8 @@ class Daemon:
                                replier=self.replier, bouncer=self.bouncer,
                                on_outbox=self._wake, on_scheduled=self.clockwork.note_due,
                                busy=lambda: self.handler.busy(),
-                               on_progress=self._worker("intake").progress)
+                               on_progress=self._worker("intake").progress,
+                               relay=self.relay_id, lease=self.lease)
         self.intake = self.inbound.intake
         self.handler = Handler(self.inbound)
         self.alerts = Alerter(config, self.store, self.templates, self.clock,
@@ -338,8 +349,12 @@ class Daemon:
                 return attempted
 
     async def purge(self) -> int:
-        """Erase personal data past each shop's `retention` (the daily job)."""
-        return await privacy.purge_expired(self.store, self.config.shops, self.clock.now())
+        """Erase personal data past each shop's `retention` (the daily job, on one relay of
+        those sharing the store); 0 when another relay runs today's."""
+        now = self.clock.now()
+        if not await daily.claim_today(self.store, daily.RETENTION, now, self.relay_id):
+            return 0
+        return await privacy.purge_expired(self.store, self.config.shops, now)
 
     async def _heartbeat(self, interval: float) -> None:
         """systemd's WATCHDOG=1, withheld while a worker fails or is stuck (or the store

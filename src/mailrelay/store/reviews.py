@@ -86,14 +86,29 @@ class ReviewQueries(Bound):
             (OutboxStatus.CANCELLED, invitation_id, OutboxKind.REMINDER, OutboxStatus.QUEUED),
         )
 
-    def pending_tickets(self, limit: int) -> list[int]:
-        return [
-            r[0]
-            for r in self.conn.execute(
+    def pending_tickets(self, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[int]:
+        """Reviews waiting for their tickets; with `relay`, only those no other relay has
+        held since `expired` (`hold_reviews`)."""
+        if relay is None:
+            return [r[0] for r in self.conn.execute(
                 "SELECT id FROM reviews WHERE ticket_state = 'pending' ORDER BY id LIMIT ?",
-                (limit,),
-            )
-        ]
+                (limit,))]
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM reviews WHERE ticket_state = 'pending'"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?) ORDER BY id LIMIT ?",
+            (relay, to_iso(expired) if expired else "", limit))]
+
+    def hold_reviews(self, ids: list[int], now: datetime, expired: datetime, *,
+                     relay: str) -> set[int]:
+        """Hold reviews for `relay` while it renders their tickets (and a shop's draft command
+        runs once); returns the ids it holds: not those another relay has held since
+        `expired`. Only saves work: `mark_ticket_queued` queues each version's tickets once."""
+        return {review_id for review_id in ids if self.conn.execute(
+            "UPDATE reviews SET claimed_by = ?, claimed_at = ? WHERE id = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?)",
+            (relay, to_iso(now), review_id, relay, to_iso(expired)),
+        ).rowcount}
 
     def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
         """Only when the review was not edited again meanwhile (then it is rendered anew)."""
