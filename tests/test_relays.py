@@ -56,9 +56,9 @@ from .relay_worker import open_shared, to_sink
 from .sink import Sink, running_sink
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The backends the relays' store can be in: "postgresql" joins (fixture `pg_database` of
-#: tests/postgres.py) once that backend is merged.
-STORE_KINDS = ["sqlite"]
+#: The backends the relays' store can be in (PostgreSQL: fixture `pg_database` of
+#: tests/postgres.py, a fresh database per test).
+STORE_KINDS = ["sqlite", "postgresql"]
 #: Every wait on another process or the sink is bounded by this.
 WAIT_S = 60.0
 
