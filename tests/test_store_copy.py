@@ -277,3 +277,27 @@ def test_the_password_comes_from_the_file_given(
     assert code == 0, output
     assert "copy-pass-4417" not in output
 
+
+
+def test_a_value_postgresql_cannot_hold_names_its_table_and_keeps_nothing(
+    sqlite_config: Config, pg_database: str,
+) -> None:
+    """SQLite keeps a NUL inside text; PostgreSQL's text cannot: the copy stops, says where,
+    and leaves the target empty for another try once the row is mended."""
+    with Store(sqlite_config.store.path) as store:
+        now = FrozenClock().now()
+        store.write_sync(lambda q: q.suppress("acme", "a@example.com", now, "asked"))
+        store.write_sync(lambda q: q.suppress("acme", "b@example.com", now, "as\x00ked"))
+    code, output = cli(sqlite_config, "store", "copy", "--to", pg_database)
+    assert code == 1 and "copy failed in suppressions" in output, output
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone() == (0,)
+    with sqlite3.connect(sqlite_config.store.path) as conn:
+        conn.execute("UPDATE suppressions SET reason = 'asked'")
+    assert cli(sqlite_config, "store", "copy", "--to", pg_database)[0] == 0
+
+
+def test_the_help_says_to_stop_the_relay_and_why() -> None:
+    code, output = invoked("store", "copy", "--help")
+    assert code == 0
+    assert "Stop the relay first" in output and "one snapshot" in output

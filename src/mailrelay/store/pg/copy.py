@@ -168,12 +168,17 @@ def copy_table(source: sqlite3.Connection, target: PgConn, table: str) -> int:
     names = ", ".join(map(_quoted, columns))
     rows = source.execute(f"SELECT {names} FROM {_quoted(table)}")  # noqa: S608 - quoted names
     written = 0
-    with target.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types([types[column] for column in columns])
-        while chunk := rows.fetchmany(batch):
-            for row in chunk:
-                copy.write_row(row)
-            written += len(chunk)
+    try:
+        with target.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types([types[column] for column in columns])
+            while chunk := rows.fetchmany(batch):
+                for row in chunk:
+                    copy.write_row(row)
+                written += len(chunk)
+    except (psycopg.Error, TypeError, ValueError) as exc:
+        # A value PostgreSQL cannot hold as SQLite did (a NUL in text, text in a number).
+        raise StoreError(f"copy failed in {table} after {written} rows, nothing was kept: "
+                         f"{exc}") from exc
     return written
 
 
