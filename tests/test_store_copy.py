@@ -301,3 +301,31 @@ def test_the_help_says_to_stop_the_relay_and_why() -> None:
     code, output = invoked("store", "copy", "--help")
     assert code == 0
     assert "Stop the relay first" in output and "one snapshot" in output
+
+
+def test_the_copy_reads_one_snapshot_so_rows_written_meanwhile_are_not_half_in_it(
+    sqlite_config: Config, pg_database: str,
+) -> None:
+    """A relay still writing during the copy (here: after the first table) changes neither
+    what is copied nor the counts: every table as of the copy's start."""
+    from mailrelay.store.pg.copy import connector, copy_store
+
+    path = sqlite_config.store.path
+    now = FrozenClock().now()
+    with Store(path) as store:
+        store.write_sync(lambda q: q.suppress("acme", "a@example.com", now, "asked"))
+    written: list[str] = []
+
+    def meanwhile(table: str, rows: int) -> None:
+        if not written:
+            with Store(path) as store:
+                store.write_sync(lambda q: q.suppress("bolt", "late@example.com", now, "late"))
+                store.write_sync(lambda q: q.audit("late.write", {}, now))
+            written.append(table)
+
+    result = copy_store(path, connector(pg_database, None), meanwhile)
+    assert written and not result.differences
+    counts = {count.table: count.postgresql for count in result.counts}
+    assert (counts["suppressions"], counts["audit"]) == (1, 0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone() == (2,)
