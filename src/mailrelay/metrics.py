@@ -19,6 +19,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "Snapshot", "exposition"]
 class Snapshot:
     """Everything one scrape reports."""
 
+    #: This relay's `[store] relay_id`: a `relay` label on every series (README § Metrics).
+    relay: str = ""
     inbound: Mapping[tuple[str, str], int] = field(default_factory=dict)
     outbound: Mapping[str, int] = field(default_factory=dict)
     #: Webhook POST attempts since start by result (sent, failed, deferred).
@@ -51,6 +53,15 @@ class _SnapshotCollector(Collector):
         self.snap = snap
 
     def collect(self) -> Iterator[Metric]:
+        """Every family, each series labelled with the relay that reports it."""
+        for family in self._families():
+            if self.snap.relay:
+                family.samples = [sample._replace(labels={**sample.labels,
+                                                          "relay": self.snap.relay})
+                                  for sample in family.samples]
+            yield family
+
+    def _families(self) -> Iterator[Metric]:
         s = self.snap
         inbound = CounterMetricFamily(
             "mailrelay_inbound_messages", "Inbound SMTP outcomes by reason",

@@ -386,6 +386,9 @@ class ReportStatements(Protocol):
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""
 
+    def schema_version(self) -> int:
+        """The newest migration applied: a trivial query, /healthz's round trip to the store."""
+
     def replies_by_outcome(self) -> dict[str, int]: ...
 
 
