@@ -1,13 +1,15 @@
 """The console's "done when" (issue 14) as one journey in a real Chromium: an owner added with
 `mailrelay user add` sets a password through the link, logs in, answers a 2★ review from its
 suggested draft, confirms an agent's report (sent by mail, as agents do), and reads the
-month's chart — every step through links and buttons, no URL typed after the login page."""
+month's chart (this calendar month, day by day, the hidden review not counted) — every step
+through links and buttons, no URL typed after the login page."""
 
 from __future__ import annotations
 
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.render.localized import long_date
 
 from .browser import browser_page, require_browser
 from .conftest import ConfigFactory, second_shop
@@ -74,3 +76,16 @@ async def test_a_new_owner_answers_from_a_draft_confirms_a_report_and_reads_the_
         charts = page.locator("svg.chart[role=img]")
         assert await charts.count() >= 4
         assert "Reviews per week" in await page.inner_text("main")
+        async with page.expect_navigation():
+            await page.get_by_role("link", name="This month").click()
+        today = clock.now().date()  # acme's time zone is UTC
+        assert page.url.endswith(f"/console/acme/dashboard?month={today:%Y-%m}")
+        main = await page.inner_text("main")
+        assert "Reviews per day" in main and "are not counted, as in mailrelay stats" in main
+        assert await charts.count() >= 4
+        numbers = page.locator("section[aria-labelledby=reviews-heading] details")
+        await numbers.locator("summary").click()
+        row = numbers.locator("tbody tr", has_text=long_date(today, "en"))
+        # today's 2★ review counts; the reported one, hidden once confirmed, does not
+        assert [cell.strip() for cell in await row.locator("th, td").all_inner_texts()] == [
+            long_date(today, "en"), "1", "2.0"]

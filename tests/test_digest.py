@@ -5,8 +5,10 @@ its unanswered 1–3★ reviews; nothing on a day without any; shops in differen
 from __future__ import annotations
 
 import dataclasses
+import email.policy
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
+from email.parser import BytesParser
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +17,9 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.errors import ConfigError
+from mailrelay.render import Templates
+from mailrelay.render.digest import DigestItem, digest_mail
+from mailrelay.services import moderation
 from mailrelay.store import NewInvitation, NewReview, Queries, ReviewText, Store
 
 from .conftest import ConfigFactory, second_shop
@@ -161,3 +166,58 @@ def test_a_digest_time_that_is_no_time_of_day_is_refused(make_config: ConfigFact
     with pytest.raises(ConfigError) as error:
         make_config(shop_extra=f'digest = "{value}"')
     assert "digest" in str(error.value) and "09:00" in str(error.value)
+
+
+async def test_a_reported_review_is_listed_as_waiting_for_an_owner_and_a_hidden_one_never(
+        digest_config: Config, sink: Sink) -> None:
+    clock = FrozenClock(BEFORE)
+    async with Daemon(digest_config, clock) as daemon:
+        ids = fill(daemon.store)
+
+        def report_two(q: Queries) -> None:
+            for key in ("crushed", "okay"):
+                review = q.get_review(ids[key])
+                assert review is not None
+                moderation.report(q, daemon.config, review, "support@acme.example",
+                                  "written by a competitor", BEFORE)
+            [_, hidden] = q.reports("acme")
+            refusal = moderation.decide(q, daemon.config, "acme", hidden.id, moderation.Decision(
+                True, "own@acme.example", None, "not_a_customer"), BEFORE)
+            assert refusal is None
+
+        await daemon.store.write(report_two)
+        clock.set(CPH_NINE)
+        await run_digests(daemon)
+        [mail] = digests_to(sink, "support@acme.example")
+        assert mail["Subject"] == "Unanswered reviews at ACME Shoes (1)"
+        text = text_of(mail).replace("\r\n", "\n")
+        assert ('★☆☆☆☆ (1/5) "Box crushed" (reported, waiting for an owner), 3 days ago'
+                in text), text
+        assert "Okay-ish" not in text  # hidden by the owner's confirmation
+        html = mail.get_body(preferencelist=("html",))
+        assert html is not None and "(reported, waiting for an owner)" in str(html.get_content())
+
+
+@pytest.mark.parametrize(("locale", "mark"), [
+    ("en", "reported, waiting for an owner"), ("de", "gemeldet, wartet auf einen Inhaber"),
+    ("da", "indberettet, venter på en ejer"), ("nl", "gemeld, wacht op een eigenaar"),
+    ("sv", "anmält, väntar på en ägare"), ("nb", "rapportert, venter på en eier"),
+    ("fi", "ilmoitettu, odottaa omistajan päätöstä"),
+    ("fr", "signalé, en attente d’un propriétaire"),
+    ("es", "denunciada, pendiente de un propietario"),
+    ("it", "segnalata, in attesa di un titolare"), ("pl", "zgłoszona, czeka na właściciela"),
+])
+def test_the_digest_marks_a_reported_review_in_every_language(
+        make_config: ConfigFactory, locale: str, mark: str) -> None:
+    config = make_config(shop_extra=f'locale = "{locale}"')
+    shop = config.shops[0]
+    item = DigestItem(2, "Late", CPH_NINE, "http://reviews.test/console/acme/r/7")
+    reported = dataclasses.replace(item, title="Rude", reported=True)
+    mail = digest_mail(Templates(config), config, shop, "kim@acme.example", [item, reported],
+                       "http://reviews.test/console/acme/", now=CPH_NINE)
+    message = BytesParser(policy=email.policy.default).parsebytes(mail.raw)
+    text = text_of(message)
+    [line] = [line for line in text.splitlines() if mark in line]
+    assert "Rude" in line
+    html = message.get_body(preferencelist=("html",))
+    assert html is not None and str(html.get_content()).count(mark) == 1

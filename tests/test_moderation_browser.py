@@ -66,12 +66,18 @@ async def test_an_owner_confirms_a_report_by_keyboard_and_axe_finds_nothing(
         second, second_report = await reported_review(
             daemon, clock, "lee@example.com", "Never again", "contains a phone number")
         now = clock.now()
+        first_row = daemon.store.read(lambda q: q.get_review(first))
+        assert first_row is not None
+        attached = await daemon.store.write(lambda q: moderation.report(  # a second agent's
+            q, config, first_row, "kim@acme.example", "rude about our courier", now))
+        assert attached == report
         await daemon.store.write(lambda q: moderation.decide(
             q, config, "acme", second_report, Decision(True, OWNER, "Phone number.",
                                                     "personal_data"), now))
         await log_in(page, daemon)
         response = await page.goto(base(daemon) + "/console/acme/moderation")
         assert response is not None and response.status == 200
+        assert "kim@acme.example: rude about our courier" in await page.inner_text("main")
         found += await check_at_widths(page, "axe-console-moderation")
 
         # Keyboard only: the public reason, the note, then the confirm button.

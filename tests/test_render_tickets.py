@@ -631,3 +631,28 @@ def test_the_ticket_of_a_just_invited_customer_says_other_invitations_none(
     mail = ticket(config)
     assert f"{label}\n" in rendered_text(mail)
     assert label in rendered_html(mail)
+
+
+@pytest.mark.parametrize(
+    ("locale", "asks"),
+    [("en", "to ask an owner to hide the review"),
+     ("de", "um einen Inhaber zu bitten, die Bewertung auszublenden"),
+     ("da", "for at bede en ejer om at skjule anmeldelsen"),
+     ("nl", "om een eigenaar te vragen de beoordeling te verbergen"),
+     ("sv", "för att be en ägare att dölja omdömet"),
+     ("nb", "for å be en eier om å skjule anmeldelsen"),
+     ("fi", "pyydä omistajaa piilottamaan arvio"),
+     ("fr", "pour demander à un propriétaire de masquer l’avis"),
+     ("es", "para pedir a un propietario que oculte la opinión"),
+     ("it", "per chiedere a un titolare di nascondere la recensione"),
+     ("pl", "prośba do właściciela o ukrycie opinii")],
+)
+def test_the_ticket_says_a_report_asks_an_owner_rather_than_hiding_the_review(
+    make_config: ConfigFactory, locale: str, asks: str
+) -> None:
+    # Since moderation (issue 14) an agent's #report only waits for an owner's decision.
+    config = make_config(shop_extra=f'locale = "{locale}"')
+    mail = ticket(config)
+    for text in (rendered_text(mail), rendered_html(mail)):
+        line = next(line for line in text.splitlines() if "#report" in line)
+        assert asks in line, line

@@ -74,12 +74,16 @@ def report_review(config: Config, review_id: int, reason: str, public_reason: st
 
 @row_command(commands, "reports", "review_id")
 def list_reports(config: Config, review_id: int) -> None:
-    """The reports of one review: id, state, who, why, the decision."""
+    """The reports of one review: id, state, who, why, the decision; and who else reported
+    the review while a report waited (attached to it)."""
     with open_store(config) as store:
-        found = store.read(lambda q: q.reports_of_review(review_id))
-    for item in found:
+        found = store.read(lambda q: [(item, moderation.reporters(q, item)[1:])
+                                      for item in q.reports_of_review(review_id)])
+    for item, others in found:
         decided = (f" by {item.decided_by} {item.decided_at}"
                    f"{' (' + item.category + ')' if item.category else ''}"
                    if item.decided_by else "")
         click.echo(f"report {item.id} {item.state}{decided}: {item.reporter}"
                    f" {item.created_at}: {item.reason}")
+        for who, why in others:
+            click.echo(f"  also reported by {who}: {why}")

@@ -47,7 +47,9 @@ def forget_address(config_path: Path | None, email_address: str) -> None:
     Stored raw mail naming the person (decoded: any case, quoted-printable, base64,
     encoded-words) is deleted, and so are delivered copies in the Maildir outbox and the
     replies filed in the IMAP processed and rejected folders. Their
-    reviews keep only the star rating, hidden; responses and notes on them are deleted. The
+    reviews keep only the star rating, hidden; responses and notes on them are deleted, and
+    so are the agents' reasons and owners' notes in reports of them (the reports stay, with
+    who, when and the public reason, for the counts). The
     suppression keeps only a hash of the address, so no trace of it stays in clear text.
     """
     config = load_config(config_path)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mailrelay.cli.options import config_option, format_option, user_errors
 from mailrelay.cli.resources import known_shop, load_config, output_format, print_listing
-from mailrelay.core.models import ShipmentStatus
+from mailrelay.core.models import InvitationStatus, ShipmentStatus
 from mailrelay.core.output import render
 from mailrelay.parsing import parse_trigger
+from mailrelay.store import InvitationRow, Queries, ShipmentRow
 
 SHIPMENT_FIELDS = (
     "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
@@ -75,7 +78,41 @@ def parse(config_path: Path | None, file: Path, shop_id: str, fmt: str | None) -
 @user_errors
 def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
               fmt: str | None) -> None:
-    """List received shipments with the reason each did or did not yield an invitation."""
-    print_listing(load_config(config_path),
-                  lambda q: q.list_shipments(status=status, shop=shop_id), SHIPMENT_FIELDS, fmt,
-                  table_fields=SHIPMENT_COLUMNS)
+    """List received shipments with the reason each did or did not yield an invitation; for
+    one that did, the reason is its invitation's state now (invited: sent …, reviewed,
+    cancelled: …)."""
+    print_listing(load_config(config_path), lambda q: _with_invitations(q, status, shop_id),
+                  SHIPMENT_FIELDS, fmt, as_dict=_listed, table_fields=SHIPMENT_COLUMNS)
+
+
+def _with_invitations(q: Queries, status: str | None, shop_id: str | None
+                      ) -> list[tuple[ShipmentRow, InvitationRow | None]]:
+    rows = q.list_shipments(status=status, shop=shop_id)
+    by_shop: dict[str, list[ShipmentRow]] = {}
+    for row in rows:
+        by_shop.setdefault(row.shop, []).append(row)
+    invitations: dict[int, InvitationRow] = {}
+    for shop, theirs in by_shop.items():
+        invitations.update(q.shipment_invitations(shop, theirs))
+    return [(row, invitations.get(row.id)) for row in rows]
+
+
+def _listed(pair: tuple[ShipmentRow, InvitationRow | None]) -> dict[str, Any]:
+    row, invitation = pair
+    return {**asdict(row), "reason": current_reason(row, invitation)}
+
+
+def current_reason(row: ShipmentRow, invitation: InvitationRow | None) -> str:
+    """The shipment's reason as things stand: its invitation's state now, when it has one
+    (the recorded reason was written when the shipment came in)."""
+    if invitation is None or invitation.status == row.status not in ("scheduled", "sent"):
+        return row.reason  # no invitation, or its end (cancelled, suppressed) written here too
+    day = (invitation.sent_at or "")[:10]
+    if invitation.review_id is not None:
+        return f"reviewed (invitation {invitation.id} sent {day})"
+    if invitation.status == InvitationStatus.SENT:
+        return f"invited: sent {day}"
+    if invitation.status == InvitationStatus.SCHEDULED:
+        due = (invitation.due_at or "")[:16].replace("T", " ")
+        return f"invitation {invitation.id} due {due} UTC"
+    return f"{invitation.status}: {invitation.reason or 'no reason recorded'}"

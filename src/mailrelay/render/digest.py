@@ -28,12 +28,14 @@ __all__ = ["DigestItem", "digest_mail"]
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
-    """One unanswered review in the list: its stars, title, when it was written, its page."""
+    """One unanswered review in the list: its stars, title, when it was written, its page,
+    and whether an agent's report of it waits for an owner (the list says so)."""
 
     stars: int
     title: str | None
     created_at: datetime
     url: str
+    reported: bool = False
 
 
 def digest_mail(templates: Templates, config: Config, shop: ShopConfig, to: str,
@@ -52,7 +54,7 @@ def digest_mail(templates: Templates, config: Config, shop: ShopConfig, to: str,
             "stars": count, "stars_bar": stars_bar(count),
             "title": defang(clean_header(item.title, limit=120)) or None,
             "age_days": max((today - written).days, 0),
-            "url": checked_url(item.url, "url"),
+            "url": checked_url(item.url, "url"), "reported": item.reported,
         })
     inbox = checked_url(inbox_url, "inbox_url")
     subject, text, html, used = templates.render_text(

@@ -10,7 +10,7 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
-from babel.numbers import format_decimal
+from babel.numbers import NumberPattern, format_decimal, parse_pattern
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
@@ -62,10 +62,17 @@ def short_datetime(when: datetime, locale: str | None) -> str:
     return f"{moment.replace('{0}', clock)} {when.strftime('%Z')}".strip()
 
 
+@lru_cache(maxsize=8)
+def _decimal_pattern(digits: int) -> NumberPattern:
+    """The number pattern with `digits` decimals, parsed once: parsing it took two thirds of
+    each number's formatting (a 52-week dashboard writes 180 numbers)."""
+    return parse_pattern("#,##0." + "0" * digits if digits else "#,##0")
+
+
 def decimal(value: float, locale: str | None, digits: int = 1) -> str:
     """value with exactly `digits` decimals in the locale's way: "4.5", "4,5"."""
-    pattern = "#,##0." + "0" * digits if digits else "#,##0"
-    return str(format_decimal(value, format=pattern, locale=babel_locale(locale)))
+    return str(format_decimal(value, format=_decimal_pattern(digits),
+                              locale=babel_locale(locale)))
 
 
 @pass_context

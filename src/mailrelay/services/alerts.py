@@ -80,7 +80,7 @@ class Alerter:
         self.imap = Outage(IMAP_AFTER, AlertKind.IMAP_UNREACHABLE, AlertKind.IMAP_RESOLVED)
 
     def queue(self, q: Queries, shop: ShopConfig, kind: AlertKind, facts: Mapping[str, str],
-              now: datetime, *, by_mail: bool = True) -> int:
+              now: datetime, *, by_mail: bool = True, review_id: int | None = None) -> int:
         """Log and count one alert of `shop`, and queue it to each of its `alerts` addresses
         (inside the writer's transaction; not with by_mail=False); returns the messages queued."""
         self.counts[(str(kind), shop.id)] += 1
@@ -94,7 +94,8 @@ class Alerter:
             except (ValueError, jinja2.TemplateError) as exc:
                 log.error("alert %s shop=%s cannot be rendered: %s", kind, shop.id, exc)
                 continue
-            queued += enqueue_mail(q, shop, OutboxKind.ALERT, mail, now) is not None
+            queued += enqueue_mail(q, shop, OutboxKind.ALERT, mail, now,
+                                   review_id=review_id) is not None
         return queued
 
     async def _raise(self, shops: Iterable[ShopConfig], kind: AlertKind,
@@ -135,7 +136,8 @@ class Alerter:
             # these same addresses: the alert is logged and counted, not mailed twice.
             self.queue(q, shop, AlertKind.REVIEW_REPORTED,
                        {"review_id": str(review_id), "reason": reason}, now,
-                       by_mail=bool(moderation.owner_accounts(q, shop)))
+                       by_mail=bool(moderation.owner_accounts(q, shop)),
+                       review_id=review_id)  # forget erases it with the review's mail
 
     async def check(self, outbound_since: datetime | None, imap_since: datetime | None) -> None:
         """Observe both outages now (None = working); alert every shop of what crossed its

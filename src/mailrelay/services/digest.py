@@ -1,5 +1,6 @@
 """The agents' daily digest ([[shop]] digest = "09:00"): once per local day per shop, each agent
-of the shop gets the list of its unanswered 1–3★ reviews; the store records the day, so a
+of the shop gets the list of its unanswered 1–3★ reviews (one reported to the owners says it
+waits for them; a hidden one is left out); the store records the day, so a
 restart never sends it twice. Nothing is sent on a day without such reviews."""
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ class _ShopFacts:
     last_day: str | None
     items: list[DigestItem]
     agents: list[str]
+
+
+def _report_waits(q: Queries, review_id: int) -> bool:
+    """Whether an agent's report of the review waits for an owner (a confirmed one hides the
+    review, which the list leaves out)."""
+    return any(found.state == "pending" for found in q.reports_of_review(review_id))
 
 
 def due_day(shop: ShopConfig, now: datetime) -> date | None:
@@ -89,7 +96,8 @@ class Digests:
         base = self.config.http.base_url
         items = [DigestItem(stars=row.stars, title=row.title,
                             created_at=from_iso(row.created_at) or self.clock.now(),
-                            url=f"{base}/console/{shop.id}/r/{row.id}") for row in rows]
+                            url=f"{base}/console/{shop.id}/r/{row.id}",
+                            reported=_report_waits(q, row.id)) for row in rows]
         agents: dict[str, str] = {}
         for address in [*shop.agents, *(user.email for user in q.list_users(shop.id)
                                         if user.role == "agent")]:

@@ -1,6 +1,7 @@
 """Moderation (issue 14): an agent's report leaves the review public until an owner of the shop
 confirms it (hidden, with a public reason) or rejects it; owners are mailed at once, and every
-step is in the audit trail. Reports by an operator on the CLI count as confirmed.
+step is in the audit trail; a further report while one waits is attached to it. Reports by an
+operator on the CLI count as confirmed.
 """
 
 from __future__ import annotations
@@ -58,10 +59,52 @@ def moderation_url(config: Config, shop_id: str) -> str:
     return f"{config.http.base_url}/console/{shop_id}/moderation"
 
 
+@dataclass(frozen=True)
+class Reported:
+    """What a report did: the pending report it is on, and whether that one was waiting
+    already (a further report is attached to it: audited, no new report, no owners' mail)."""
+
+    report_id: int
+    already_pending: bool = False
+
+
+#: Said in the reply's outcome (replies audit, log, console) of a report attached to a
+#: pending one.
+ALREADY_PENDING = "already waiting for an owner"
+
+
+def attached_note(report_id: int) -> str:
+    """The end of such an outcome's reason, after the agent's own words."""
+    return f"({ALREADY_PENDING}: report {report_id})"
+
+
+def was_attached(reason: str) -> bool:
+    """Whether an outcome's reason says the report was attached to a pending one (by its
+    whole ending, so an agent's reason quoting the words does not count)."""
+    head, _, tail = reason.rpartition(f" ({ALREADY_PENDING}: report ")
+    return bool(head) and tail.endswith(")") and tail[:-1].isdigit()
+
+
+def waiting_report(q: Queries, review_id: int) -> ReportRow | None:
+    """The review's report waiting for an owner, if any."""
+    return next((found for found in q.reports_of_review(review_id)
+                 if found.state == ReportState.PENDING), None)
+
+
 def report(q: Queries, config: Config, review: ReviewRow, reporter: str, reason: str,
            now: datetime) -> int:
     """An agent's report (mail or console): pending, the review stays public. The webhooks
-    hear `review.updated` (change "report_pending"); `review.reported` waits for an owner."""
+    hear `review.updated` (change "report_pending"); `review.reported` waits for an owner.
+    While a report of the review is pending, a further one is attached to it in the audit
+    trail (who, why) instead; returns the pending report's id either way."""
+    waiting = waiting_report(q, review.id)
+    if waiting is not None:
+        q.audit("moderation.reported_again", {"review_id": review.id,
+                                              "report_id": waiting.id, "reason": reason},
+                now, actor=reporter)
+        log.info("review=%s report=%s %s, attached by=%s", review.id, waiting.id,
+                 ALREADY_PENDING, reporter)
+        return waiting.id
     report_id = q.add_report(review.id, review.shop, reporter, reason, now)
     q.audit("moderation.reported", {"review_id": review.id, "report_id": report_id,
                                     "reason": reason}, now, actor=reporter)
@@ -71,6 +114,15 @@ def report(q: Queries, config: Config, review: ReviewRow, reporter: str, reason:
                     "state": ReportState.PENDING}})
     log.info("review=%s report=%s pending by=%s", review.id, report_id, reporter)
     return report_id
+
+
+def reporters(q: Queries, found: ReportRow) -> list[tuple[str, str]]:
+    """(who, reason) of everyone who reported the review into this report, the first first."""
+    return [(found.reporter, found.reason), *(
+        (entry.actor, str(entry.detail.get("reason", "")))
+        for entry in q.review_audit(found.review_id)
+        if entry.action == "moderation.reported_again"
+        and entry.detail.get("report_id") == found.id)]
 
 
 def decide(q: Queries, config: Config, shop_id: str, report_id: int, decision: Decision,
@@ -150,10 +202,12 @@ def mail_owners(q: Queries, config: Config, templates: Templates, review: Review
 
 
 def report_and_notify(q: Queries, config: Config, templates: Templates, review: ReviewRow,
-                      reporter: str, reason: str, now: datetime) -> int:
-    """`report`, then the owners' mail: what the reply path and the console call."""
-    report_id = report(q, config, review, reporter, reason, now)
-    found = q.get_report(report_id)
-    if found is not None:
+                      reporter: str, reason: str, now: datetime) -> Reported:
+    """`report`, then the owners' mail (not for a report attached to a pending one): what the
+    reply path and the console call."""
+    already_pending = waiting_report(q, review.id) is not None
+    reported = Reported(report(q, config, review, reporter, reason, now), already_pending)
+    found = q.get_report(reported.report_id)
+    if found is not None and not already_pending:
         mail_owners(q, config, templates, review, found, now)
-    return report_id
+    return reported

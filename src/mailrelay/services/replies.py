@@ -485,12 +485,15 @@ def act_on_answer(q: Queries, config: Config, templates: Templates, answer: Answ
         q.add_tag(review_id, tag, now)
     if directives.report is not None:
         # Pending until an owner confirms it (issue 14): the review stays public.
-        moderation.report_and_notify(q, config, templates, review, author,
-                                     directives.report, now)
-        if on_report is not None:
+        reported = moderation.report_and_notify(q, config, templates, review, author,
+                                                directives.report, now)
+        if on_report is not None and not reported.already_pending:
             on_report(q, shop_id, review_id, directives.report, now)
         if directives.body:
             q.add_note(review_id, directives.body, author, now)
+        if reported.already_pending:
+            return ReplyOutcome.REPORTED, (f"{directives.report} "
+                                           f"{moderation.attached_note(reported.report_id)}")
         return ReplyOutcome.REPORTED, directives.report
     if directives.note:
         if not directives.body:

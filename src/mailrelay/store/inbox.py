@@ -10,6 +10,9 @@ from mailrelay.store.reviews import REVIEW_JOIN, REVIEW_SELECT, review_row
 from mailrelay.store.rows import InboxFilter, InboxPage, ReviewRow
 
 _WAITING = "r.shop = ? AND r.response_id IS NULL AND r.reported = 0"
+#: The waiting reviews' partial index (its condition is `_WAITING`'s): the planner preferred
+#: (shop, created_at), whose order needs no sort but whose rows are mostly answered.
+_INBOX_JOIN = REVIEW_JOIN.replace("reviews r", "reviews r INDEXED BY idx_reviews_inbox", 1)
 
 
 def _narrowed(shop: str, wanted: InboxFilter, *, with_stars: bool) -> tuple[str, list[Any]]:
@@ -19,13 +22,12 @@ def _narrowed(shop: str, wanted: InboxFilter, *, with_stars: bool) -> tuple[str,
         where.append("r.stars = ?")
         args.append(wanted.stars)
     if wanted.tag:
-        where.append("EXISTS (SELECT 1 FROM review_tags t WHERE t.review_id = r.id"
-                     " AND t.tag = ?)")
+        where.append("r.id IN (SELECT t.review_id FROM review_tags t WHERE t.tag = ?)")
         args.append(wanted.tag)
     if wanted.sku:
-        where.append("EXISTS (SELECT 1 FROM product_reviews pr WHERE pr.review_id = r.id"
-                     " AND pr.sku = ?)")
-        args.append(wanted.sku)
+        where.append("r.id IN (SELECT pr.review_id FROM product_reviews pr"
+                     " WHERE pr.shop = ? AND pr.sku = ?)")
+        args += [shop, wanted.sku]
     if wanted.search:
         where.append("(r.title LIKE ? ESCAPE '\\' OR r.text LIKE ? ESCAPE '\\'"
                      " OR r.reviewer_name LIKE ? ESCAPE '\\' OR r.reference LIKE ? ESCAPE '\\')")
@@ -41,25 +43,28 @@ class InboxQueries(Bound):
     def inbox(self, shop: str, wanted: InboxFilter, limit: int, offset: int = 0) -> InboxPage:
         """A page of the shop's reviews awaiting an answer, 1–3★ first, then oldest first.
 
-        The counts come first; the page is then read band by band (1–3★, then 4–5★), each in
-        the (shop, created_at) index's order, so a page reads only the rows up to its end
-        rather than sorting every waiting review: 52 ms → 2 ms for 100,000 reviews."""
+        The counts come first, from idx_reviews_inbox alone; the page is then read band by
+        band (1–3★, then 4–5★), each in that index's (shop, band, created_at) order, so a page
+        reads only the waiting rows up to its end rather than sorting every waiting review
+        (52 ms → 2 ms for 100,000 reviews), and a sparse filter (a tag, a SKU: id lists
+        checked against the index) never reads the shop's answered reviews: with 40,000
+        reviews of acme among 100,000, a SKU's page 145 ms → 3 ms (bench/console.py)."""
         where, args = _narrowed(shop, wanted, with_stars=False)
         counts = {int(stars): int(n) for stars, n in self.conn.execute(
-            f"SELECT r.stars, count(*) FROM reviews r WHERE {where}"  # noqa: S608
-            " GROUP BY r.stars", args)}
+            f"SELECT r.stars, count(*) FROM reviews r INDEXED BY idx_reviews_inbox"  # noqa: S608
+            f" WHERE {where} GROUP BY r.stars", args)}
         where, args = _narrowed(shop, wanted, with_stars=True)
         reviews: list[ReviewRow] = []
         shown = {s: n for s, n in counts.items() if wanted.stars in (None, s)}
-        for band, size in (("r.stars <= 3", sum(n for s, n in shown.items() if s <= 3)),
-                           ("r.stars > 3", sum(n for s, n in shown.items() if s > 3))):
+        for band, size in (("(r.stars > 3) = 0", sum(n for s, n in shown.items() if s <= 3)),
+                           ("(r.stars > 3) = 1", sum(n for s, n in shown.items() if s > 3))):
             if offset >= size:
                 offset -= size
                 continue
             reviews += [review_row(row, row[-1].split(",") if row[-1] else [])
                         for row in self.conn.execute(
                 f"{REVIEW_SELECT}, (SELECT group_concat(t.tag) FROM review_tags t"  # noqa: S608
-                f" WHERE t.review_id = r.id) FROM {REVIEW_JOIN} WHERE {where} AND {band}"
+                f" WHERE t.review_id = r.id) FROM {_INBOX_JOIN} WHERE {where} AND {band}"
                 " ORDER BY r.created_at, r.id LIMIT ? OFFSET ?",
                 [*args, limit - len(reviews), offset])]
             offset = 0

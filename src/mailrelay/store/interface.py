@@ -311,6 +311,9 @@ class ReportStatements(Protocol):
         self, status: str | None = None, shop: str | None = None, limit: int | None = None
     ) -> list[ShipmentRow]: ...
 
+    def shipment_invitations(self, shop: str,
+                             shipments: Sequence[ShipmentRow]) -> dict[int, InvitationRow]: ...
+
     def list_invitations(
         self, status: str | None = None, shop: str | None = None
     ) -> list[InvitationRow]: ...

@@ -41,6 +41,26 @@ class _Erasing:
         return [int(r[0]) for r in self.conn.execute(sql, args) if r[0] is not None]
 
 
+def _forget_reports(erasing: _Erasing, reviews: str) -> None:
+    """Reports of their reviews keep who reported and decided, when, the state and the public
+    reason (the public counts); the agents' reasons and the owners' notes about the customer
+    go, from the reports, their audit entries and the replies (and their mail's result) that
+    made them."""
+    erased = "erased on request"
+    erasing.run("review_reports", "UPDATE review_reports SET reason = ?, decision_note = NULL"
+                " WHERE review_id IN (SELECT value FROM json_each(?))", (erased, reviews))
+    erasing.run("audit", "UPDATE audit SET detail = json_replace(detail, '$.reason', ?,"
+                " '$.note', NULL) WHERE action LIKE 'moderation.%'"
+                " AND json_extract(detail, '$.review_id') IN (SELECT value FROM json_each(?))",
+                (erased, reviews))
+    reports = ("SELECT message_id FROM replies WHERE outcome = 'reported'"
+               " AND review_id IN (SELECT value FROM json_each(?))")
+    erasing.run("report replies", f"UPDATE messages SET result = 'reply: reported ' || ?"  # noqa: S608
+                f" WHERE message_id IN ({reports})", (erased, reviews))
+    erasing.run("report replies", "UPDATE replies SET reason = ? WHERE outcome = 'reported'"
+                " AND review_id IN (SELECT value FROM json_each(?))", (erased, reviews))
+
+
 class PrivacyQueries(InvitationQueries):
     """Erasure statements: the retention purge, `forget` (GDPR art. 17), scrubbing, the audit."""
 
@@ -108,7 +128,8 @@ class PrivacyQueries(InvitationQueries):
         `messages` and `outbox` are the ids of stored raw mail found to name the person
         (privacy.py decodes every part to find them); the mail stored for their shipments,
         about their reviews and to their address goes too. Their reviews keep only the star
-        rating; the responses, notes and tags on them, and the keys to answer them, go.
+        rating; the responses, notes and tags on them, the keys to answer them, and the words
+        of their reports (reasons, owners' notes), go.
         Rows stay, with the personal fields emptied, so counts survive.
         """
         email = email.strip().lower()
@@ -186,13 +207,15 @@ class PrivacyQueries(InvitationQueries):
         email, run = erasing.email, erasing.run
         run("reviews", "UPDATE reviews SET customer_email = NULL, reviewer_name = NULL,"
             " title = NULL, text = NULL, reference = NULL, reported = 1,"
-            " report_reason = 'erased on request', response_id = NULL, ticket_state = NULL"
+            " report_reason = 'erased on request', response_id = NULL, first_answer_secs = NULL,"
+            " ticket_state = NULL"
             " WHERE id IN (SELECT value FROM json_each(?))", (reviews,))
         run("product_reviews", "UPDATE product_reviews SET text = NULL"
             " WHERE review_id IN (SELECT value FROM json_each(?))", (reviews,))
         for table in ("responses", "notes", "review_tags", "reply_keys"):
             run(table, f"DELETE FROM {table} WHERE review_id IN"  # noqa: S608
                 " (SELECT value FROM json_each(?))", (reviews,))
+        _forget_reports(erasing, reviews)
         run("replies", "UPDATE replies SET from_address = NULL WHERE lower(from_address) = ?",
             (email,))
         run("reply_notices", "DELETE FROM reply_notices WHERE lower(address) = ?", (email,))

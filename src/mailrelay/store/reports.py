@@ -5,7 +5,9 @@ SQL only, and no writes.
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -65,6 +67,25 @@ class ReportQueries(SuppressionQueries):
             sql += " LIMIT ?"
             args.append(limit)
         return [read_shipment(r) for r in self.conn.execute(sql, args)]
+
+    def shipment_invitations(self, shop: str,
+                             shipments: Sequence[ShipmentRow]) -> dict[int, InvitationRow]:
+        """Shipment id → the latest invitation made from it, as it is now (sent, cancelled,
+        reviewed): what a ledger shows instead of the shipment's intake-time reason.
+
+        An invitation is made when its shipment is read, so only the shop's invitations since
+        the oldest of these shipments arrived are looked at (the time index's range)."""
+        if not shipments:
+            return {}
+        ids = json.dumps(sorted({row.id for row in shipments}))
+        since = min(row.received_at for row in shipments)
+        rows = self.conn.execute(
+            f"SELECT {INVITATION_COLUMNS} FROM invitations WHERE id IN"  # noqa: S608
+            " (SELECT MAX(id) FROM invitations WHERE shop = ? AND created_at >= ?"
+            " AND shipment_id IN (SELECT value FROM json_each(?)) GROUP BY shipment_id)",
+            (shop, since, ids))
+        found = [InvitationRow(*row) for row in rows]
+        return {int(row.shipment_id): row for row in found if row.shipment_id is not None}
 
     def list_invitations(
         self, status: str | None = None, shop: str | None = None

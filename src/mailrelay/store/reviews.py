@@ -25,6 +25,16 @@ REVIEW_SELECT = "SELECT " + ", ".join(
 REVIEW_JOIN = "reviews r LEFT JOIN responses p ON p.id = r.response_id"
 _RESPONSE_COLUMNS = ", ".join(f.name for f in fields(ResponseRow))
 _NOTE_COLUMNS = ", ".join(f.name for f in fields(NoteRow))
+#: A review's current response (?1, made at ?2), its first response, and its first answer by a
+#: person when ?4 (an automatic response, source 'auto', is no answer): `first_answer_secs`
+#: keeps the least delay in whole seconds (the dashboard's weekly figures read it).
+_SET_RESPONSE = (
+    "UPDATE reviews SET response_id = ?1, first_response_at = COALESCE(first_response_at, ?2),"
+    " first_answer_secs = CASE WHEN ?4 THEN min(COALESCE(first_answer_secs,"
+    " CAST(round((julianday(?2) - julianday(created_at)) * 86400) AS INTEGER)),"
+    " CAST(round((julianday(?2) - julianday(created_at)) * 86400) AS INTEGER))"
+    " ELSE first_answer_secs END WHERE id = ?3"
+)
 
 
 def review_row(row: Row, tags: list[str]) -> ReviewRow:
@@ -96,7 +106,8 @@ class ReviewQueries(Bound):
 
     def add_response(self, review_id: int, body: str, author: str, source: str, now: datetime,
                      message_id: str | None = None, emailed: bool = True) -> int:
-        """Publish a response; the previous one stays in the history, marked replaced."""
+        """Publish a response; the previous one stays in the history, marked replaced. A
+        person's response (any `source` but 'auto') sets the review's first answer."""
         self.conn.execute(
             "UPDATE responses SET replaced_at = ? WHERE review_id = ? AND replaced_at IS NULL",
             (to_iso(now), review_id),
@@ -106,9 +117,7 @@ class ReviewQueries(Bound):
             "created_at": to_iso(now), "message_id": message_id, "emailed": int(emailed),
         })
         self.conn.execute(
-            "UPDATE reviews SET response_id = ?, first_response_at = COALESCE(first_response_at,"
-            " ?) WHERE id = ?",
-            (response_id, to_iso(now), review_id),
+            _SET_RESPONSE, (response_id, to_iso(now), review_id, source != "auto"),
         )
         return response_id
 

@@ -410,9 +410,40 @@ def _migration_12(db: sqlite_utils.Database) -> None:
         " done_at TEXT NOT NULL)")
 
 
+def _migration_13(db: sqlite_utils.Database) -> None:
+    """The console with 100,000 reviews (issue 14, bench/console.py). Each review keeps when a
+    person first answered it: `first_answer_secs`, the seconds from the review to its first
+    response by a person (an automatic response, source 'auto', is no answer), NULL while
+    there is none; filled from the responses stored. The weekly figures read it with the stars
+    from one covering index instead of looking up the responses of every answered review
+    (52 weeks: 83 ms → 12 ms); whole seconds rather than the time, since the median needs the
+    delay and julianday() on every row cost 9 ms more. Indexes: the inbox's counts from its
+    own index alone, and the funnel's shipments per status without sorting the period's."""
+    db.execute("ALTER TABLE reviews ADD COLUMN first_answer_secs INTEGER")
+    db.execute(
+        "UPDATE reviews SET first_answer_secs = (SELECT CAST(round((julianday(MIN(p.created_at))"
+        " - julianday(reviews.created_at)) * 86400) AS INTEGER) FROM responses p"
+        " WHERE p.review_id = reviews.id AND p.source != 'auto')"
+        " WHERE id IN (SELECT review_id FROM responses WHERE source != 'auto')")
+    # Migration 11's index of the figures, with the new column before `response_id`: what it
+    # covered it still covers.
+    db.execute("DROP INDEX idx_reviews_figures")
+    db.execute("CREATE INDEX idx_reviews_figures ON reviews(shop, created_at, reported, stars,"
+               " first_answer_secs, response_id)")
+    # The columns of its condition (NULL and 0 take no bytes) let the inbox count the waiting
+    # reviews per star from the index alone: 9,500 waiting of 40,000, 6 ms → 1.6 ms.
+    db.execute("DROP INDEX idx_reviews_inbox")
+    db.execute("CREATE INDEX idx_reviews_inbox ON reviews(shop, (stars > 3), created_at, stars,"
+               " response_id, reported) WHERE response_id IS NULL AND reported = 0")
+    # The funnel's shipments per status: each status's count from one range (52 weeks:
+    # 21 ms → 4 ms); idx_shipments_time stays for the retention purge's ranges.
+    db.execute("CREATE INDEX idx_shipments_shop_status ON shipments(shop, status, received_at)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
+    _migration_13,
 )
 
 

@@ -22,6 +22,7 @@ from mailrelay.edges.web.i18n import Translator
 from mailrelay.render import RenderedMail
 from mailrelay.services import drafts
 from mailrelay.services.accounts import ConsoleUser
+from mailrelay.services.moderation import was_attached
 from mailrelay.services.replies import ReplyOutcome, console_directives
 from mailrelay.store import CustomerContext, InboxFilter, Queries, ReviewRow
 
@@ -35,6 +36,7 @@ ANSWER_FIELDS = ("csrf", "do", "body", "tags", "reason")
 #: The status line after an action (`?done=` on the redirect), by outcome.
 DONE = {ReplyOutcome.PUBLISHED: "published", ReplyOutcome.NOTE: "note",
         ReplyOutcome.REPORTED: "reported", ReplyOutcome.TAGGED: "tagged"}
+REPORTED_AGAIN = "reported_again"
 _MAX_ID = 2**63 - 1
 
 
@@ -165,7 +167,7 @@ class InboxPages:
                 "preview": None, "previewed": False, **form}
         return self.app.console.page(
             "console_review.html.j2", t, status, **context, facts=facts, r=facts.review,
-            done=done if done in DONE.values() else None, form=form)
+            done=done if done in (*DONE.values(), REPORTED_AGAIN) else None, form=form)
 
     async def review_page(self, request: web.Request) -> web.Response:
         shop_id = request.match_info["shop"]
@@ -200,9 +202,11 @@ class InboxPages:
                                 error=t("inbox.problem_empty"), **kept)
         if self.app.on_review is not None:
             self.app.on_review()  # the customer's mail and the events go out now
-        raise web.HTTPSeeOther(
-            f"/console/{shop_id}/r/{facts.review.id}?done={DONE[result.outcome]}",
-            headers=CONSOLE_HEADERS)
+        done = DONE[result.outcome]
+        if result.outcome == ReplyOutcome.REPORTED and was_attached(result.reason):
+            done = REPORTED_AGAIN  # attached to the report an owner has yet to decide
+        raise web.HTTPSeeOther(f"/console/{shop_id}/r/{facts.review.id}?done={done}",
+                               headers=CONSOLE_HEADERS)
 
     def _preview(self, request: web.Request, user: ConsoleUser, shop_id: str, t: Translator,
                  facts: ReviewFacts, kept: dict[str, str]) -> web.Response:

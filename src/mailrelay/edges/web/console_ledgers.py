@@ -20,10 +20,11 @@ from mailrelay.core.models import InvitationStatus, ShipmentStatus
 from mailrelay.edges.web.console import CONSOLE_HEADERS
 from mailrelay.edges.web.forms import read_fields
 from mailrelay.services.invitations import Cancellation, CancelTarget, cancel_target
-from mailrelay.store import InvitationRow
+from mailrelay.store import InvitationRow, Queries, ShipmentRow
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
+    from mailrelay.store.dashboard import LedgerPage
 
 log = logging.getLogger("mailrelay.web")
 
@@ -70,17 +71,18 @@ class LedgerPages:
         query = (self.app.store.aread(lambda q: q.search_invitations(
             shop.id, search=search or None, status=status or None, limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE)) if ledger == "invitations"
-            else self.app.store.aread(lambda q: q.search_shipments(
-                shop.id, search=search or None, status=status or None, limit=PAGE_SIZE,
-                offset=(page - 1) * PAGE_SIZE)))
+            else self.app.store.aread(lambda q: _shipments_now(
+                q, shop.id, search or None, status or None, page)))
         found: Any = await query
+        found, invitations = found if ledger == "shipments" else (found, {})
         t = self.app.console.translator(request)
         return self.app.console.page(
             f"console_ledger_{ledger}.html.j2", t, user=user, shop=shop,
             csrf=self.app.console.csrf_token(request), owner=user.owns(shop.id),
             search=search, chosen=status, statuses=LEDGERS[ledger], page=page,
             pages=max(1, math.ceil(found.total / PAGE_SIZE)), total=found.total,
-            rows=found.rows, cancellable=cancellable, done=_done(request, t),
+            rows=found.rows, invitations=invitations, cancellable=cancellable,
+            done=_done(request, t),
             local_date=lambda iso: t.date(datetime.fromisoformat(iso).astimezone(shop.timezone)))
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -111,6 +113,18 @@ class LedgerPages:
         raise web.HTTPSeeOther(
             f"/console/{shop.id}/ledgers/invitations?done={outcome}-{invitation_id}",
             headers=CONSOLE_HEADERS)
+
+
+def _shipments_now(q: Queries, shop_id: str, search: str | None, status: str | None,
+                   page: int) -> tuple[LedgerPage[ShipmentRow], dict[int, InvitationRow]]:
+    """A page of shipments with the invitation each yielded, as it is now (the shipment's
+    own reason was written when it came in)."""
+    found = q.search_shipments(shop_id, search=search, status=status, limit=PAGE_SIZE,
+                               offset=(page - 1) * PAGE_SIZE)
+    invitations = q.shipment_invitations(shop_id, found.rows)
+    # An invitation's end (cancelled, suppressed) is written on its shipment too.
+    return found, {row.id: invitations[row.id] for row in found.rows if row.id in invitations
+                   and not invitations[row.id].status == row.status not in ("scheduled", "sent")}
 
 
 def _page_number(value: str | None) -> int:

@@ -20,6 +20,7 @@ from mailrelay.edges.web.i18n import Translator
 from mailrelay.services import moderation
 from mailrelay.services.accounts import ConsoleUser
 from mailrelay.services.moderation import Decision, Refusal
+from mailrelay.services.report_category import suggested_category
 from mailrelay.store import AuditEntry, Queries, ReportRow, ReviewRow
 
 if TYPE_CHECKING:
@@ -52,17 +53,30 @@ def removed_line(t: Translator, counts: dict[str, int]) -> str | None:
 
 @dataclass(frozen=True)
 class ReportItem:
-    """One report as the page shows it: the report, its review, and the dates in words."""
+    """One report as the page shows it: the report, its review, the dates in words; for a
+    pending one, who else reported the review into it (and why), and the public reason its
+    reason names (the select starts on it)."""
 
     report: ReportRow
     review: ReviewRow | None
     reported_on: str
     decided_on: str
+    also_reported: tuple[tuple[str, str], ...] = ()
+    suggested: str = "other"
 
 
 def _items(q: Queries, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
     return [ReportItem(report, q.get_review(report.review_id), _when(t, report.created_at),
                        _when(t, report.decided_at)) for report in reports]
+
+
+def _pending_items(q: Queries, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
+    labels = {reason: t(f"moderation.because.{reason}")
+              for reason in moderation.REMOVAL_REASONS}
+    return [ReportItem(item.report, item.review, item.reported_on, item.decided_on,
+                       tuple(moderation.reporters(q, item.report)[1:]),
+                       suggested_category(item.report.reason, labels))
+            for item in _items(q, reports, t)]
 
 
 def _when(t: Translator, stamp: str | None) -> str:
@@ -94,7 +108,7 @@ class ModerationPages:
                        t: Translator, *, status: int = 200, notice: str | None = None,
                        error: str | None = None) -> web.Response:
         def gather(q: Queries) -> tuple[list[ReportItem], list[ReportItem]]:
-            return (_items(q, q.reports(shop_id), t),
+            return (_pending_items(q, q.reports(shop_id), t),
                     _items(q, q.recent_decisions(shop_id, RECENT_DECISIONS), t))
 
         pending, decided = await self.app.store.aread(gather)
