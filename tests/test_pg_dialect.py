@@ -52,6 +52,8 @@ SQL_STARTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
      " to_jsonb(($1)::text), false), '{note}', 'null'::jsonb, false))::text"
      " WHERE ((detail)::jsonb ->> 'review_id') IN (SELECT value FROM"
      " jsonb_array_elements_text(($2)::jsonb) AS _ids(value))"),
+    ("SELECT a FROM r WHERE (r.stars > 3) = 0 OR (stars <= 2) = 1",
+     "SELECT a FROM r WHERE (r.stars > 3) = false OR (stars <= 2) = true"),
     ("DELETE FROM t WHERE id IN (SELECT value FROM json_each(?))",
      "DELETE FROM t WHERE id IN (SELECT value::bigint FROM"
      " jsonb_array_elements_text(($1)::jsonb) AS _ids(value))"),

@@ -193,6 +193,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
      "IS DISTINCT FROM "),
     (re.compile(r"\bIS (?!NOT\b|NULL\b|TRUE\b|FALSE\b|DISTINCT\b)", re.IGNORECASE),
      "IS NOT DISTINCT FROM "),
+    # A comparison's truth compared with 0 or 1 (SQLite's booleans are integers).
+    (re.compile(r"(\([\w.]+ [<>]=? \d+\)) = 0\b"), r"\1 = false"),
+    (re.compile(r"(\([\w.]+ [<>]=? \d+\)) = 1\b"), r"\1 = true"),
     # PostgreSQL's row address stands in for SQLite's (only within one statement's reach).
     (re.compile(r"\browid\b", re.IGNORECASE), "ctid"),
 )
