@@ -46,6 +46,14 @@ SQL_STARTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
      "SELECT ctid FROM t WHERE pg_typeof(a)::text = 'text' AND strpos(lower(a), $1) > 0"),
     ("SELECT a FROM audit WHERE json_extract(detail, '$.review_id') = ?",
      "SELECT a FROM audit WHERE ((detail)::jsonb ->> 'review_id') = CAST($1 AS TEXT)"),
+    ("UPDATE audit SET detail = json_replace(detail, '$.reason', ?, '$.note', NULL)"
+     " WHERE json_extract(detail, '$.review_id') IN (SELECT value FROM json_each(?))",
+     "UPDATE audit SET detail = (jsonb_set(jsonb_set((detail)::jsonb, '{reason}',"
+     " to_jsonb(($1)::text), false), '{note}', 'null'::jsonb, false))::text"
+     " WHERE ((detail)::jsonb ->> 'review_id') IN (SELECT value FROM"
+     " jsonb_array_elements_text(($2)::jsonb) AS _ids(value))"),
+    ("SELECT a FROM r WHERE (r.stars > 3) = 0 OR (stars <= 2) = 1",
+     "SELECT a FROM r WHERE (r.stars > 3) = false OR (stars <= 2) = true"),
     ("DELETE FROM t WHERE id IN (SELECT value FROM json_each(?))",
      "DELETE FROM t WHERE id IN (SELECT value::bigint FROM"
      " jsonb_array_elements_text(($1)::jsonb) AS _ids(value))"),

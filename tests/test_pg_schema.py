@@ -113,3 +113,33 @@ def test_a_relay_restarting_on_a_migrated_database_finds_it_at_the_newest_versio
         assert again.schema_version == pg_schema.newest_version()
         count = again.read(lambda q: q.conn.execute("SELECT COUNT(*) FROM audit").fetchone())
         assert count[0] == 1
+
+
+def test_migration_13_fills_each_reviews_first_answer_by_a_person_from_its_responses(
+    pg_database: str,
+) -> None:
+    """A database at version 12 (the baseline) with answered reviews: migration 13's twin gives
+    each the seconds to its first response by a person, as SQLite's does."""
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY,"
+                     " applied_at TEXT)")
+        for statement in pg_schema.BASELINE:
+            conn.execute(statement)
+        for version in range(1, pg_schema.BASELINE_VERSION + 1):
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        for review, created in ((1, "2026-11-01T10:00:00.000000+00:00"),
+                                (2, "2026-11-02T10:00:00.000000+00:00")):
+            conn.execute("INSERT INTO reviews (id, shop, method, stars, created_at)"
+                         " VALUES (%s, 'acme', 'automatic', 2, %s)", (review, created))
+        for review, source, at in (
+                (1, "auto", "2026-11-01T10:00:05.000000+00:00"),
+                (1, "agent", "2026-11-01T11:30:00.000000+00:00"),
+                (1, "console", "2026-11-02T10:00:00.000000+00:00"),
+                (2, "auto", "2026-11-02T10:00:05.000000+00:00")):
+            conn.execute("INSERT INTO responses (review_id, body, source, created_at)"
+                         " VALUES (%s, 'Thanks', %s, %s)", (review, source, at))
+    with PgStore(pg_database) as migrated:
+        assert migrated.schema_version >= 13
+        secs = migrated.read(lambda q: q.conn.execute(
+            "SELECT id, first_answer_secs FROM reviews ORDER BY id").fetchall())
+    assert [tuple(row) for row in secs] == [(1, 5400), (2, None)]

@@ -110,6 +110,18 @@ def _json_extract(args: list[str]) -> str:
     return f"(({args[0]})::jsonb ->> '{path[2:]}')"
 
 
+def _json_replace(args: list[str]) -> str:
+    """SQLite's json_replace (existing keys only) as nested jsonb_set(…, false); the values are
+    text parameters or NULL (JSON null), all our statements pass."""
+    document = f"({args[0]})::jsonb"
+    for path, value in zip(args[1::2], args[2::2], strict=True):
+        if not (path.startswith("'$.") and path.endswith("'")):
+            raise UntranslatableSql(f"json_replace path {path}")
+        new = "'null'::jsonb" if value.upper() == "NULL" else f"to_jsonb(({value})::text)"
+        document = f"jsonb_set({document}, '{{{path[3:-1]}}}', {new}, false)"
+    return f"({document})::text"
+
+
 def _scalar_or_aggregate(scalar: str, aggregate: str) -> Callable[[list[str]], str]:
     def rewrite(args: list[str]) -> str:
         name = scalar if len(args) > 1 else aggregate
@@ -125,6 +137,7 @@ _FUNCTIONS: dict[str, Callable[[list[str]], str]] = {
     "instr": lambda args: f"strpos({args[0]}, {args[1]})",
     "typeof": lambda args: f"pg_typeof({args[0]})::text",
     "json_extract": _json_extract,
+    "json_replace": _json_replace,
     "max": _scalar_or_aggregate("GREATEST", "MAX"),
     "min": _scalar_or_aggregate("LEAST", "MIN"),
 }
@@ -163,6 +176,9 @@ def _from_aliases(sql: str) -> str:
 
 
 _JSON_EACH = re.compile(r"SELECT value FROM json_each\(([^()]*)\)", re.IGNORECASE)
+#: A JSON field among a JSON list's values: both compared as text (->> gives text).
+_JSON_IN_EACH = re.compile(
+    r"(json_extract\([^()]*\)) IN \(SELECT value FROM json_each\(([^()]*)\)\)", re.IGNORECASE)
 _JSON_EQUALS = re.compile(r"(json_extract\([^()]*\))\s*=\s*(\$\d+)", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
@@ -177,6 +193,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
      "IS DISTINCT FROM "),
     (re.compile(r"\bIS (?!NOT\b|NULL\b|TRUE\b|FALSE\b|DISTINCT\b)", re.IGNORECASE),
      "IS NOT DISTINCT FROM "),
+    # A comparison's truth compared with 0 or 1 (SQLite's booleans are integers).
+    (re.compile(r"(\([\w.]+ [<>]=? \d+\)) = 0\b"), r"\1 = false"),
+    (re.compile(r"(\([\w.]+ [<>]=? \d+\)) = 1\b"), r"\1 = true"),
     # PostgreSQL's row address stands in for SQLite's (only within one statement's reach).
     (re.compile(r"\browid\b", re.IGNORECASE), "ctid"),
 )
@@ -189,6 +208,8 @@ def translate(sql: str) -> str:
     """PostgreSQL for one SQLite statement of ours; raises `UntranslatableSql` for SQLite-only
     constructs no rule covers (such a statement needs a variant in its module)."""
     pg = _placeholders(sql)
+    pg = _JSON_IN_EACH.sub(
+        r"\1 IN (SELECT value FROM jsonb_array_elements_text((\2)::jsonb) AS _ids(value))", pg)
     pg = _JSON_EACH.sub(
         r"SELECT value::bigint FROM jsonb_array_elements_text((\1)::jsonb) AS _ids(value)", pg)
     refused = _REFUSED.search(pg)

@@ -156,19 +156,22 @@ BASELINE: tuple[str, ...] = (
 #: migration (store/schema.py MIGRATIONS) needs one here; tests/test_pg_schema.py fails
 #: without it.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # The console's figures from stored first-answer delays (see SQLite's _migration_13).
-    13: ("ALTER TABLE reviews ADD COLUMN first_answer_secs BIGINT",
-         "UPDATE reviews SET first_answer_secs = (SELECT round(EXTRACT(EPOCH FROM"
-         " (MIN(p.created_at)::timestamptz - reviews.created_at::timestamptz)))::bigint"
-         " FROM responses p WHERE p.review_id = reviews.id AND p.source <> 'auto')"
-         " WHERE id IN (SELECT review_id FROM responses WHERE source <> 'auto')",
-         "DROP INDEX idx_reviews_figures",
-         "CREATE INDEX idx_reviews_figures ON reviews (shop, created_at, reported, stars,"
-         " first_answer_secs, response_id)",
-         "DROP INDEX idx_reviews_inbox",
-         "CREATE INDEX idx_reviews_inbox ON reviews (shop, (stars > 3), created_at, stars,"
-         " response_id, reported) WHERE response_id IS NULL AND reported = 0",
-         "CREATE INDEX idx_shipments_shop_status ON shipments (shop, status, received_at)"),
+    # Each review's first answer by a person, in seconds; the figures and inbox indexes with it;
+    # the funnel's shipments per status.
+    13: (
+        "ALTER TABLE reviews ADD COLUMN first_answer_secs BIGINT",
+        "UPDATE reviews SET first_answer_secs = (SELECT round(EXTRACT(EPOCH FROM"
+        " MIN(p.created_at)::timestamptz - reviews.created_at::timestamptz))::bigint"
+        " FROM responses p WHERE p.review_id = reviews.id AND p.source != 'auto')"
+        " WHERE id IN (SELECT review_id FROM responses WHERE source != 'auto')",
+        "DROP INDEX idx_reviews_figures",
+        "CREATE INDEX idx_reviews_figures ON reviews (shop, created_at, reported, stars,"
+        " first_answer_secs, response_id)",
+        "DROP INDEX idx_reviews_inbox",
+        "CREATE INDEX idx_reviews_inbox ON reviews (shop, (stars > 3), created_at, stars,"
+        " response_id, reported) WHERE response_id IS NULL AND reported = 0",
+        "CREATE INDEX idx_shipments_shop_status ON shipments (shop, status, received_at)",
+    ),
     # Claims name their relay (see SQLite's _migration_14).
     14: (f"ALTER TABLE outbox ADD COLUMN claimed_by {_T}",
          "CREATE INDEX idx_outbox_sending ON outbox (claimed_at) WHERE status = 'sending'",
