@@ -600,4 +600,8 @@ class Coordination(Protocol):
     async def once_per_day(self, name: str, day: date) -> bool:
         """True for the first caller of (`name`, `day`) across every relay, False after."""
 
+    async def shared_secret(self, offered: bytes) -> bytes:
+        """The secret key every relay signs links and forms with: the first relay's
+        `offered` key (its key file), kept in the store; on SQLite `offered` itself."""
+
     async def close(self) -> None: ...
