@@ -22,6 +22,7 @@ from mailrelay.core.models import MessageKind, OutboxKind
 from mailrelay.store import NewMail, NewMessage
 from mailrelay.store.pg.database import PgStore
 
+from .cli_runner import cli
 from .conftest import ConfigFactory
 from .imap_servers import ImapServer
 from .mailtools import eventually, healthz, trigger, via_sink
@@ -159,3 +160,17 @@ async def test_a_console_login_on_one_relay_works_on_the_other(
             assert resp.status == 303
             status, _ = await get(http, f"http://127.0.0.1:{a.http_port}/console/")
             assert status == 303  # logged out on both
+
+
+async def test_a_link_the_cli_prints_opens_on_the_relays_whose_key_files_differ(
+    config: Config, clock: FrozenClock, tmp_path: Path,
+) -> None:
+    """`mailrelay link` on another host (its own key file) signs with the relays' key."""
+    async with relays(relay(config, tmp_path, "relay-a"), clock=clock) as [a]:
+        code, out = cli(config, "link", "--shop", "acme", "--email", "ann@example.com")
+        assert code == 0, out
+        token = out.strip().rsplit("/r/", 1)[1]
+        assert (tmp_path / "var" / "secret.key").read_text() != (
+            tmp_path / "relay-a.key").read_text()
+        async with aiohttp.ClientSession() as http:
+            await form_page(http, a, token)  # 200, not "this link does not work"

@@ -15,6 +15,7 @@ from mailrelay.store.connection import SqlConnection
 from mailrelay.store.database import Store
 from mailrelay.store.interface import Coordination, StoreBackend
 from mailrelay.store.pg.coordination import PgCoordination
+from mailrelay.store.pg.coordination import shared_secret as pg_shared_secret
 from mailrelay.store.pg.database import PgStore
 from mailrelay.store.queries import Queries
 from mailrelay.store.timestamps import to_iso
@@ -117,6 +118,14 @@ class LocalCoordination:
 
     async def close(self) -> None:
         await self.wakeups.close()
+
+
+def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
+    """The secret key the relays of `config`'s store sign with (`Coordination.shared_secret`),
+    for a process that runs no relay (the CLI): `offered` itself on SQLite."""
+    if config.url is None:
+        return offered
+    return pg_shared_secret(config, offered)
 
 
 def coordination_for(config: StoreConfig, store: StoreBackend) -> Coordination:

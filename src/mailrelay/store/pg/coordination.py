@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from mailrelay.config import StoreConfig
+from mailrelay.core.errors import StoreError
 from mailrelay.store.timestamps import to_iso
 
 log = logging.getLogger("mailrelay.coordination")
@@ -308,6 +309,16 @@ def shared_value(conn: psycopg.Connection[Any], name: str, offered: str, relay: 
     return offered if row is None else str(row[0])  # None: never (inserted or found, locked)
 
 
+def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
+    """`shared_value` of the secret key, on a short connection of its own (at start, and
+    for the CLI's links)."""
+    try:
+        with psycopg.connect(config.url or "", **connect_args(config, "shared values")) as conn:
+            return shared_value(conn, "secret_key", offered.decode(), config.relay_id).encode()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read the shared secret key: {exc}") from exc
+
+
 def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
     """Inside a transaction: True when no running relay holds `relay_id` (its `identity`), and
     then none can take it until the transaction ends, so that rows the dead relay had claimed
@@ -361,15 +372,10 @@ class PgCoordination:
     async def shared_secret(self, offered: bytes) -> bytes:
         """The secret key of links and forms every relay signs with: the first relay's key
         file, stored in the database (the key files of the others are not used)."""
-        value = await asyncio.to_thread(self._shared, "secret_key", offered.decode())
-        if value.encode() != offered:
+        value = await asyncio.to_thread(shared_secret, self.config, offered)
+        if value != offered:
             log.info("using the relays' shared secret key from the database, not the key file")
-        return value.encode()
-
-    def _shared(self, name: str, offered: str) -> str:
-        with psycopg.connect(self.url,
-                             **connect_args(self.config, "shared values")) as conn:
-            return shared_value(conn, name, offered, self.config.relay_id)
+        return value
 
     async def close(self) -> None:
         """Give up every role (the other relays take them at once) and stop listening."""
