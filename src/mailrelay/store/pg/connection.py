@@ -114,6 +114,21 @@ class PgCursor:
         self._cur.close()
 
 
+class WriterCursor:
+    """`PgConnection.cursor()`: its statements run on the connection; `close` is a no-op
+    (a batch's cursor closed must not close the writer's connection, and with it the next
+    batch's BEGIN would open a new one each time)."""
+
+    def __init__(self, conn: PgConnection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+        return self._conn.execute(sql, parameters)
+
+    def close(self) -> None:
+        """Nothing to close: the statements' cursors are closed with their results."""
+
+
 class PgConnection:
     """What our store modules call on a connection, for PostgreSQL (one psycopg connection in
     autocommit mode: the store issues BEGIN and COMMIT itself, as with SQLite)."""
@@ -124,11 +139,23 @@ class PgConnection:
                  reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = raw
         self._reconnect = reconnect
+        #: The channels to NOTIFY when the open transaction commits (`nudge`).
+        self._nudges: set[str] = set()
+
+    def nudge(self, channel: str) -> None:
+        """NOTIFY `channel` just before the open transaction's COMMIT: one statement per
+        channel and batch, however many of its jobs queued work (a job undone by its savepoint
+        may leave a needless nudge: it only makes the listeners look again)."""
+        self._nudges.add(channel)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         found = statement(sql)
         if found.text == "BEGIN" or found.text.startswith("BEGIN "):
             return self._begin(found.text)
+        if found.text == "COMMIT":
+            self._send_nudges()
+        elif found.text == "ROLLBACK":
+            self._nudges.clear()
         cur: psycopg.Cursor[PgRow] = psycopg.RawCursor(self.raw, row_factory=_row_factory)
         try:
             if found.guarded and self.in_transaction:
@@ -144,9 +171,17 @@ class PgConnection:
             lastrowid = int(row[0]) if row else None
         return PgCursor(cur, lastrowid)
 
-    def cursor(self) -> PgConnection:
-        """The writer's cursor: this connection itself."""
-        return self
+    def _send_nudges(self) -> None:
+        """Queue the nudges in the transaction: the server delivers them at COMMIT, never
+        for work rolled back."""
+        nudges, self._nudges = sorted(self._nudges), set()
+        for channel in nudges:
+            self.execute("SELECT pg_notify(?, '')", (channel,))
+
+    def cursor(self) -> WriterCursor:
+        """The writer's cursor for one batch: this connection, but closing it leaves the
+        connection open (the writer closes each batch's cursor)."""
+        return WriterCursor(self)
 
     @property
     def in_transaction(self) -> bool:
