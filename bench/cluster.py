@@ -84,6 +84,11 @@ class CpuUse:
         """As percent of one core over the wall time (this machine has os.cpu_count())."""
         return "-" if seconds is None or not self.wall_s else f"{100 * seconds / self.wall_s:.0f}%"
 
+    @staticmethod
+    def per(seconds: float | None, count: int) -> str:
+        """CPU milliseconds per message: what sets the ceiling on a machine with more cores."""
+        return "-" if seconds is None or not count else f"{1000 * seconds / count:.1f}"
+
 
 class CpuMeter:
     """`start()` then `stop()`: the CPU each role used in between."""
@@ -242,11 +247,13 @@ class Relay:
 
 @contextlib.contextmanager
 def relay_group(store: str, count: int, *, smtp_extra: str = "", outbound: str = "",
-                invite_delay: str = "7d", within: float = 90.0) -> Iterator[list[Relay]]:
+                invite_delay: str = "7d", secret: Path | None = None,
+                within: float = 90.0) -> Iterator[list[Relay]]:
     """`count` relays on `store` (a SQLite path or a PostgreSQL URL), started together and
-    READY; each stopped afterwards, and any error it logged printed."""
+    READY; each stopped afterwards, and any error it logged printed. One `secret` key file for
+    the group (links work on every relay); by default a new one."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-relays-"))
-    secret = workdir / "secret.key"  # one key for the group: links work on every relay
+    secret = secret or workdir / "secret.key"
     relays: list[Relay] = []
     try:
         for index in range(count):

@@ -487,7 +487,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def report_compare(rows: list[Result], cores: int) -> str:
     """One line per configuration: rates, latency, and where the CPU went."""
     header = ("store", "relays", "accept/s", "end-to-end/s", "p50/p99 ms", "CPU relays",
-              "CPU PostgreSQL", "CPU load gen", "load avg (1/5/15 min)")
+              "CPU PostgreSQL", "CPU load gen", "ms CPU/msg relays", "ms CPU/msg PostgreSQL",
+              "load avg (1/5/15 min)")
     lines = []
     for res in rows:
         backend, _, count = res.server.partition(" x")
@@ -496,10 +497,13 @@ def report_compare(rows: list[Result], cores: int) -> str:
             backend, count, fmt_rate(res.accept_rate), fmt_rate(res.end_to_end_rate),
             f"{res.percentile(0.5):.1f} / {res.percentile(0.99):.1f}",
             cpu.share(cpu.relays_s) if cpu else "-", cpu.share(cpu.postgres_s) if cpu else "-",
-            cpu.share(cpu.generator_s) if cpu else "-", res.load,
+            cpu.share(cpu.generator_s) if cpu else "-",
+            cpu.per(cpu.relays_s, len(res.latencies)) if cpu else "-",
+            cpu.per(cpu.postgres_s, len(res.latencies)) if cpu else "-", res.load,
         ))
     return (table(header, lines) + f"\nCPU: percent of one core over the burst (first send to "
-            f"the last shipment), this machine has {cores}; relays summed over the relays.")
+            f"the last shipment), this machine has {cores}; relays summed over the relays; "
+            "ms CPU/msg: CPU milliseconds per accepted trigger (250 and intake).")
 
 
 def compare(args: argparse.Namespace) -> int:
