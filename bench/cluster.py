@@ -84,6 +84,16 @@ class CpuUse:
         """As percent of one core over the wall time (this machine has os.cpu_count())."""
         return "-" if seconds is None or not self.wall_s else f"{100 * seconds / self.wall_s:.0f}%"
 
+    def ceiling(self, count: int, relays: int, cores: int) -> float | None:
+        """Messages/s the CPU spent here would allow on `cores` otherwise idle cores: the
+        relays and the PostgreSQL server share them, and each relay (one Python process, one
+        GIL) uses at most one."""
+        if not count or not self.relays_s:
+            return None
+        relay_s = self.relays_s / count  # per message, whichever relay handled it
+        total_s = relay_s + (self.postgres_s or 0.0) / count
+        return min(relays / relay_s, cores / total_s)
+
     @staticmethod
     def per(seconds: float | None, count: int) -> str:
         """CPU milliseconds per message: what sets the ceiling on a machine with more cores."""

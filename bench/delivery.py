@@ -605,16 +605,18 @@ def report_sends(runs: list[RelaySends], cores: int) -> str:
          str(run.duplicates), f"{run.first_s:.2f}", run.cpu.share(run.cpu.relays_s),
          run.cpu.share(run.cpu.postgres_s), run.cpu.share(run.cpu.sink_s),
          run.cpu.per(run.cpu.relays_s, run.unique), run.cpu.per(run.cpu.postgres_s, run.unique),
-         run.load)
+         opt(run.cpu.ceiling(run.unique, int(run.name.split(" x")[1]), cores), ",.0f"), run.load)
         for run in runs
     ]
     text = table(("(c) store", "relays", "sends/s", "delivered", "duplicates", "first s",
                   "CPU relays", "CPU PostgreSQL", "CPU sink", "ms CPU/msg relays",
-                  "ms CPU/msg PostgreSQL", "load avg (1/5/15 min)"),
+                  "ms CPU/msg PostgreSQL", f"CPU ceiling/s ({cores} cores)",
+                  "load avg (1/5/15 min)"),
                  rows, left=2)
     notes = [f"CPU: percent of one core from the due moment to the last arrival; this machine "
              f"has {cores}; relays summed over the relays; ms CPU/msg: CPU milliseconds per "
-             "invitation delivered (render, claim, send, record)."]
+             "invitation delivered (render, claim, send, record); CPU ceiling: the rate those "
+             "would allow on otherwise idle cores (each relay at most one core)."]
     if any(run.duplicates for run in runs):
         notes.append("FAIL: the sink got an invitation twice: the claim across relays is broken "
                      "(a bug for the relays' claim work)")

@@ -488,7 +488,7 @@ def report_compare(rows: list[Result], cores: int) -> str:
     """One line per configuration: rates, latency, and where the CPU went."""
     header = ("store", "relays", "accept/s", "end-to-end/s", "p50/p99 ms", "CPU relays",
               "CPU PostgreSQL", "CPU load gen", "ms CPU/msg relays", "ms CPU/msg PostgreSQL",
-              "load avg (1/5/15 min)")
+              f"CPU ceiling/s ({cores} cores)", "load avg (1/5/15 min)")
     lines = []
     for res in rows:
         backend, _, count = res.server.partition(" x")
@@ -499,11 +499,14 @@ def report_compare(rows: list[Result], cores: int) -> str:
             cpu.share(cpu.relays_s) if cpu else "-", cpu.share(cpu.postgres_s) if cpu else "-",
             cpu.share(cpu.generator_s) if cpu else "-",
             cpu.per(cpu.relays_s, len(res.latencies)) if cpu else "-",
-            cpu.per(cpu.postgres_s, len(res.latencies)) if cpu else "-", res.load,
+            cpu.per(cpu.postgres_s, len(res.latencies)) if cpu else "-",
+            fmt_rate(cpu.ceiling(len(res.latencies), int(count), cores)) if cpu else "-",
+            res.load,
         ))
     return (table(header, lines) + f"\nCPU: percent of one core over the burst (first send to "
             f"the last shipment), this machine has {cores}; relays summed over the relays; "
-            "ms CPU/msg: CPU milliseconds per accepted trigger (250 and intake).")
+            "ms CPU/msg: CPU milliseconds per accepted trigger (250 and intake); CPU ceiling: "
+            "the rate those would allow on otherwise idle cores (each relay at most one core).")
 
 
 def compare(args: argparse.Namespace) -> int:
