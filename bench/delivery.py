@@ -740,7 +740,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default 5 + 4 per relay)")
     parser.add_argument("--sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    given = argv if argv is not None else sys.argv
+    given = {arg.partition("=")[0] for arg in (argv if argv is not None else sys.argv)}
     if (args.compare or args.relays) and "--messages" not in given:
         args.messages = 1000  # (c): every relay group sends them; minutes on 2 busy cores
     if (args.compare or args.relays) and "--rounds" not in given:

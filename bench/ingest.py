@@ -475,8 +475,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.compare:
         defaults = {"messages": 3000, "rounds": 2, "concurrency": "24"}
+        given = argv if argv is not None else sys.argv
         for name, value in defaults.items():
-            if f"--{name}" not in (argv if argv is not None else sys.argv):
+            if not any(arg.partition("=")[0] == f"--{name}" for arg in given):
                 setattr(args, name, value)
     if args.quick:
         args.messages = min(args.messages, 1000)
