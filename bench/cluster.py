@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,8 +252,14 @@ class Relay:
         return self.proc.returncode
 
     def problems(self) -> list[str]:
-        return [line for line in self.output().splitlines()
-                if " ERROR " in line or " CRITICAL " in line or "Traceback" in line]
+        """Lines logged at ERROR or above, and the last line of each traceback (the error)."""
+        lines = self.output().splitlines()
+        found = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                rest = [x for x in lines[i + 1:] if x and not x.startswith(" ")]
+                found.append(rest[0] if rest else line)
+        return found
 
 
 @contextlib.contextmanager
@@ -279,11 +286,11 @@ def relay_group(store: str, count: int, *, smtp_extra: str = "", outbound: str =
             status = relay.stop()
             problems = relay.problems()
             if status not in (0, -signal.SIGTERM) or problems:
-                print(f"warning: {relay.name} exited {status}; it logged:",
-                      *(problems or relay.output().splitlines()[-10:])[:8], sep="\n  ",
-                      file=sys.stderr)
-        import shutil
-
+                kept = Path(tempfile.mkdtemp(prefix=f"bench-{relay.name}-")) / "serve.log"
+                shutil.copyfile(relay.log_path, kept)
+                print(f"warning: {relay.name} exited {status}; its log is kept in {kept}; it "
+                      "logged:", *(problems or relay.output().splitlines()[-10:])[:8],
+                      sep="\n  ", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
