@@ -499,6 +499,7 @@ class RelaySends:
     cpu: CpuUse
     load: str
     late: bool  # a relay was not READY when the invitations fell due
+    errors_logged: int = 0  # ERROR lines and tracebacks the relays logged
 
     @property
     def rate(self) -> float:
@@ -579,10 +580,11 @@ def measure_sends(pg: Postgres | None, relays: int, count: int, lead: float) -> 
         time.sleep(1.0)  # a duplicate right after the last one still counts
         seen = sink_counts(sink)
         sent_rows = on_store(store, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+        errors = sum(len(relay.problems()) for relay in group)
     name = f"{'sqlite' if pg is None else 'postgresql'} x{relays}"
     return RelaySends(name, count, int(seen["unique"]), int(seen["duplicates"]),
                       seen["last"] - due.timestamp(), seen["first"] - due.timestamp(),
-                      sent_rows, cpu, load, late)
+                      sent_rows, cpu, load, late, errors)
 
 
 def print_sends(run: RelaySends) -> None:
@@ -592,6 +594,8 @@ def print_sends(run: RelaySends) -> None:
         problems.append(f"DUPLICATES: {run.duplicates} invitations sent twice")
     if run.late:
         problems.append("a relay was not READY when they fell due (raise --lead)")
+    if run.errors_logged:
+        problems.append(f"relays logged {run.errors_logged} error(s)")
     print(f"  {run.name:<14} {run.rate:7,.0f} sends/s ({run.unique} in {run.seconds:.2f} s, "
           f"first after {run.first_s:.2f} s, {run.sent_rows} rows sent)  CPU relays "
           f"{cpu.share(cpu.relays_s)} postgres {cpu.share(cpu.postgres_s)} sink "
@@ -605,12 +609,13 @@ def report_sends(runs: list[RelaySends], cores: int) -> str:
          str(run.duplicates), f"{run.first_s:.2f}", run.cpu.share(run.cpu.relays_s),
          run.cpu.share(run.cpu.postgres_s), run.cpu.share(run.cpu.sink_s),
          run.cpu.per(run.cpu.relays_s, run.unique), run.cpu.per(run.cpu.postgres_s, run.unique),
-         opt(run.cpu.ceiling(run.unique, int(run.name.split(" x")[1]), cores), ",.0f"), run.load)
+         opt(run.cpu.ceiling(run.unique, int(run.name.split(" x")[1]), cores), ",.0f"),
+         str(run.errors_logged), run.load)
         for run in runs
     ]
     text = table(("(c) store", "relays", "sends/s", "delivered", "duplicates", "first s",
                   "CPU relays", "CPU PostgreSQL", "CPU sink", "ms CPU/msg relays",
-                  "ms CPU/msg PostgreSQL", f"CPU ceiling/s ({cores} cores)",
+                  "ms CPU/msg PostgreSQL", f"CPU ceiling/s ({cores} cores)", "relay errors",
                   "load avg (1/5/15 min)"),
                  rows, left=2)
     notes = [f"CPU: percent of one core from the due moment to the last arrival; this machine "

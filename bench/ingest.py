@@ -43,7 +43,7 @@ import aiosmtplib
 import psycopg
 
 from benchconfig import relay_toml
-from cluster import COMPARE, CpuMeter, CpuUse, Postgres, load_average, relay_group, table
+from cluster import COMPARE, CpuMeter, CpuUse, Postgres, Relay, load_average, relay_group, table
 
 HERE = Path(__file__).resolve()
 MAILRELAY = Path(sys.executable).parent / "mailrelay"
@@ -190,6 +190,11 @@ class Group:
     ports: list[int]
     db: Path | str
     meter: CpuMeter
+    relays: list[Relay]
+
+    def errors_logged(self) -> int:
+        """Errors the relays logged so far (a deadlock between two relays' intake, say)."""
+        return sum(len(relay.problems()) for relay in self.relays)
 
 
 @contextlib.contextmanager
@@ -207,7 +212,7 @@ def running_group(pg: Postgres | None, relays: int) -> Iterator[Group]:
         meter = CpuMeter([relay.proc.pid for relay in group],
                          None if pg is None else pg.postmaster())
         name = f"{'sqlite' if pg is None else 'postgresql'} x{relays}"
-        yield Group(name, [relay.port for relay in group], store, meter)
+        yield Group(name, [relay.port for relay in group], store, meter, group)
 
 
 @contextlib.contextmanager
@@ -271,6 +276,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     cpu: CpuUse | None = None  # relays, PostgreSQL, load generator (relay groups only)
+    errors_logged: int = 0  # errors the relays logged during the burst
     load: str = ""  # the machine's load average as the run began
 
     @property
@@ -386,6 +392,8 @@ def measure(kind: type[Server] | Callable[[], contextlib.AbstractContextManager[
         load = load_average()
         result = asyncio.run(burst(server, concurrency, messages))
         result.load = load
+        if isinstance(server, Group):
+            result.errors_logged = server.errors_logged()
         return result
 
 
@@ -489,7 +497,7 @@ def report_compare(rows: list[Result], cores: int) -> str:
     """One line per configuration: rates, latency, and where the CPU went."""
     header = ("store", "relays", "accept/s", "end-to-end/s", "p50/p99 ms", "CPU relays",
               "CPU PostgreSQL", "CPU load gen", "ms CPU/msg relays", "ms CPU/msg PostgreSQL",
-              f"CPU ceiling/s ({cores} cores)", "load avg (1/5/15 min)")
+              f"CPU ceiling/s ({cores} cores)", "relay errors", "load avg (1/5/15 min)")
     lines = []
     for res in rows:
         backend, _, count = res.server.partition(" x")
@@ -502,12 +510,13 @@ def report_compare(rows: list[Result], cores: int) -> str:
             cpu.per(cpu.relays_s, len(res.latencies)) if cpu else "-",
             cpu.per(cpu.postgres_s, len(res.latencies)) if cpu else "-",
             fmt_rate(cpu.ceiling(len(res.latencies), int(count), cores)) if cpu else "-",
-            res.load,
+            str(res.errors_logged), res.load,
         ))
     return (table(header, lines) + f"\nCPU: percent of one core over the burst (first send to "
             f"the last shipment), this machine has {cores}; relays summed over the relays; "
             "ms CPU/msg: CPU milliseconds per accepted trigger (250 and intake); CPU ceiling: "
-            "the rate those would allow on otherwise idle cores (each relay at most one core).")
+            "the rate those would allow on otherwise idle cores (each relay at most one core); "
+            "relay errors: ERROR lines and tracebacks the relays logged (their logs are kept).")
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -542,7 +551,8 @@ def print_run(res: Result) -> None:
     print(
         f"  c={res.concurrency:<3} {res.server:<14} accept {res.accept_rate:8,.0f}/s  "
         f"end-to-end {e2e:>6}/s  p50 {res.percentile(0.5):6.1f} ms  "
-        f"p99 {res.percentile(0.99):6.1f} ms{usage}  load {res.load}{errors}",
+        f"p99 {res.percentile(0.99):6.1f} ms{usage}  load {res.load}{errors}"
+        + (f"  ** relays logged {res.errors_logged} error(s) **" if res.errors_logged else ""),
         flush=True,
     )
 
