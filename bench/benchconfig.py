@@ -4,7 +4,7 @@ from __future__ import annotations
 
 TEMPLATE = """\
 [store]
-path = "{store}"
+{store_lines}
 
 [smtp]
 listen = "{smtp_listen}"
@@ -40,11 +40,16 @@ def relay_toml(
     *, store: str = "var/bench.db", smtp_listen: str = "127.0.0.1:0", smtp_extra: str = "",
     outbound: str = MAILDIR, secret_file: str = "var/secret.key",  # noqa: S107 - a path
     invite_delay: str = "7d",
-    agent: str = "support@acme.example",
+    agent: str = "support@acme.example", url: str | None = None, relay_id: str | None = None,
 ) -> str:
-    """The config text; `smtp_extra` and `outbound` are TOML lines of those sections."""
+    """The config text; `smtp_extra` and `outbound` are TOML lines of those sections. With
+    `url` the store is that PostgreSQL database (instead of SQLite at `store`), this relay
+    named `relay_id`."""
+    store_lines = f'path = "{store}"' if url is None else f'url = "{url}"'
+    if relay_id is not None:
+        store_lines += f'\nrelay_id = "{relay_id}"'
     return TEMPLATE.format(
-        store=store, smtp_listen=smtp_listen,
+        store_lines=store_lines, smtp_listen=smtp_listen,
         smtp_extra=smtp_extra + "\n" if smtp_extra else "", outbound=outbound,
         secret_file=secret_file, agent=agent, invite_delay=invite_delay,
     )

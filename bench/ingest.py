@@ -8,6 +8,13 @@ no-op handler on that same reader), shows what the durable 250 and intake cost o
 Every server runs in its own process; the same asyncio load generator drives them all.
 
     .venv/bin/python bench/ingest.py [--messages 5000] [--concurrency 1,10,50] [--quick]
+
+With `--relays N` (and `--store postgresql://…`, else a PostgreSQL server started here) the
+mailrelay column is N relays on one PostgreSQL database, the connections spread over them
+round-robin; `--compare` runs SQLite (1 relay) and PostgreSQL (1, 2, 3 relays) one after another
+and prints one table with the CPU each process used.
+
+    .venv/bin/python bench/ingest.py --compare [--messages 3000] [--store postgresql://…]
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import shutil
@@ -26,14 +34,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import aiosmtplib
+import psycopg
 
 from benchconfig import relay_toml
+from cluster import COMPARE, CpuMeter, CpuUse, Postgres, Relay, load_average, relay_group, table
 
 HERE = Path(__file__).resolve()
 MAILRELAY = Path(sys.executable).parent / "mailrelay"
@@ -44,6 +54,8 @@ MESSAGE_SIZE = 5 * 1024
 TARGET_CONCURRENCY = 10
 TARGET_ACCEPT = 0.85
 TARGET_END_TO_END = 0.6
+#: The SMTP limits every mailrelay under test runs with.
+SMTP_EXTRA = 'max_message_size = "1MB"\nmax_sessions = 64\nmax_sessions_per_client = 64'
 
 FILLER = (
     "Thank you for shopping with ACME Shoes. Your parcel is on its way and should arrive soon."
@@ -100,8 +112,9 @@ class Server:
     name = "server"
     #: The line in the server's output that says it listens.
     ready_line = ""
-    #: mailrelay's SQLite file, for the end-to-end count (None: nothing happens after the 250).
-    db: Path | None = None
+    #: mailrelay's store (a SQLite file or a PostgreSQL URL), for the end-to-end count (None:
+    #: nothing happens after the 250).
+    db: Path | str | None = None
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -115,6 +128,10 @@ class Server:
 
     def command(self) -> list[str]:
         raise NotImplementedError
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
 
     def wait_ready(self, within: float = 20.0) -> None:
         deadline = time.monotonic() + within
@@ -158,12 +175,44 @@ class Mailrelay(Server):
 
     def command(self) -> list[str]:
         config = self.workdir / "relay.toml"
-        config.write_text(relay_toml(
-            smtp_listen=f"127.0.0.1:{self.port}",
-            smtp_extra='max_message_size = "1MB"\nmax_sessions = 64\nmax_sessions_per_client = 64'))
+        config.write_text(relay_toml(smtp_listen=f"127.0.0.1:{self.port}",
+                                     smtp_extra=SMTP_EXTRA))
         self.db = self.workdir / "var" / "bench.db"
         # Default log level (INFO, one line per processed message): what production runs with.
         return [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"]
+
+
+@dataclass
+class Group:
+    """N `mailrelay serve` relays on one store, as the load generator sees them."""
+
+    name: str
+    ports: list[int]
+    db: Path | str
+    meter: CpuMeter
+    relays: list[Relay]
+
+    def errors_logged(self) -> int:
+        """Errors the relays logged so far (a deadlock between two relays' intake, say)."""
+        return sum(len(relay.problems()) for relay in self.relays)
+
+
+@contextlib.contextmanager
+def running_group(pg: Postgres | None, relays: int) -> Iterator[Group]:
+    """`relays` relays on a fresh PostgreSQL database of `pg` (None: one on a fresh SQLite
+    file)."""
+    with contextlib.ExitStack() as stack:
+        if pg is None:
+            folder = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            store: Path | str = folder / "bench.db"
+        else:
+            store = stack.enter_context(pg.database())
+        group = stack.enter_context(relay_group(str(store), relays, smtp_extra=SMTP_EXTRA))
+        meter = CpuMeter([relay.proc.pid for relay in group],
+                         None if pg is None else pg.postmaster())
+        name = f"{'sqlite' if pg is None else 'postgresql'} x{relays}"
+        yield Group(name, [relay.port for relay in group], store, meter, group)
 
 
 @contextlib.contextmanager
@@ -226,6 +275,9 @@ class Result:
     end_to_end_s: float | None = None  # first send → shipments reach `messages`
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    cpu: CpuUse | None = None  # relays, PostgreSQL, load generator (relay groups only)
+    errors_logged: int = 0  # errors the relays logged during the burst
+    load: str = ""  # the machine's load average as the run began
 
     @property
     def accept_rate(self) -> float:
@@ -245,9 +297,9 @@ class Result:
 
 
 class ShipmentWatch(threading.Thread):
-    """Polls the SQLite file until `shipments` holds `target` rows; records when (monotonic)."""
+    """Polls the store until `shipments` holds `target` rows; records when (monotonic)."""
 
-    def __init__(self, db: Path, target: int, limit_s: float) -> None:
+    def __init__(self, db: Path | str, target: int, limit_s: float) -> None:
         super().__init__(name="shipment-watch", daemon=True)
         self.db = db
         self.target = target
@@ -256,7 +308,10 @@ class ShipmentWatch(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        conn = sqlite3.connect(self.db, timeout=30)
+        if isinstance(self.db, str):  # a PostgreSQL URL: each count sees the newest commits
+            conn: Any = psycopg.connect(self.db, autocommit=True)
+        else:
+            conn = sqlite3.connect(self.db, timeout=30)
         try:
             deadline = time.monotonic() + self.limit_s
             while not self.halt.is_set() and time.monotonic() < deadline:
@@ -292,17 +347,23 @@ async def client(port: int, work: list[bytes], result: Result, start: asyncio.Ev
         smtp.close()
 
 
-async def burst(server: Server, concurrency: int, messages: list[bytes]) -> Result:
-    """Send every message over `concurrency` open connections; time the 250s and the shipments."""
+async def burst(server: Server | Group, concurrency: int, messages: list[bytes]) -> Result:
+    """Send every message over `concurrency` open connections (spread over the server's ports
+    round-robin, as an MTA with several next hops); time the 250s and the shipments."""
     result = Result(server.name, concurrency, len(messages))
     work = list(reversed(messages))
     start = asyncio.Event()
+    ports = server.ports
     clients = [
-        asyncio.create_task(client(server.port, work, result, start)) for _ in range(concurrency)
+        asyncio.create_task(client(ports[i % len(ports)], work, result, start))
+        for i in range(concurrency)
     ]
+    meter = server.meter if isinstance(server, Group) else None
     await asyncio.sleep(0.2)  # every client connected and greeted before the clock starts
     watch = ShipmentWatch(server.db, len(messages), 120.0) if server.db else None
     began = time.monotonic()
+    if meter:
+        meter.start()
     if watch:
         watch.start()
     start.set()
@@ -314,6 +375,8 @@ async def burst(server: Server, concurrency: int, messages: list[bytes]) -> Resu
             watch.target = len(result.latencies)  # fewer when some were refused: don't wait
             await asyncio.to_thread(watch.join)
             watch.halt.set()
+        if meter:
+            result.cpu = meter.stop()
     if watch is None:
         result.end_to_end_s = result.accept_s  # nothing happens after a no-op 250
     elif watch.done_at is not None:
@@ -321,10 +384,17 @@ async def burst(server: Server, concurrency: int, messages: list[bytes]) -> Resu
     return result
 
 
-def measure(kind: type[Server], concurrency: int, count: int, run: int) -> Result:
+def measure(kind: type[Server] | Callable[[], contextlib.AbstractContextManager[Group]],
+            concurrency: int, count: int, run: int) -> Result:
     messages = build_messages(count, run)
-    with running(kind) as server:
-        return asyncio.run(burst(server, concurrency, messages))
+    opened = running(kind) if isinstance(kind, type) else kind()
+    with opened as server:
+        load = load_average()
+        result = asyncio.run(burst(server, concurrency, messages))
+        result.load = load
+        if isinstance(server, Group):
+            result.errors_logged = server.errors_logged()
+        return result
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -398,13 +468,93 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating raw/mailrelay runs per level; the best is reported")
     parser.add_argument("--quick", action="store_true", help="1000 messages, one round")
+    parser.add_argument("--store", metavar="URL",
+                        help="a PostgreSQL server (postgresql://user@host:port/db; the user may "
+                        "CREATE DATABASE: each run gets a fresh one) instead of starting one")
+    parser.add_argument("--relays", type=int, default=0, metavar="N",
+                        help="mailrelay as N relays on one PostgreSQL database (default: one "
+                        "relay on SQLite)")
+    parser.add_argument("--compare", action="store_true",
+                        help="SQLite x1 against PostgreSQL x1, x2, x3 relays, one table "
+                        "(concurrency: the first of --concurrency, default 24; 3000 messages, "
+                        "2 rounds)")
     parser.add_argument("--raw-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--blocks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compare:
+        defaults = {"messages": 3000, "rounds": 2, "concurrency": "24"}
+        given = argv if argv is not None else sys.argv
+        for name, value in defaults.items():
+            if not any(arg.partition("=")[0] == f"--{name}" for arg in given):
+                setattr(args, name, value)
     if args.quick:
         args.messages = min(args.messages, 1000)
         args.rounds = 1
     return args
+
+
+def report_compare(rows: list[Result], cores: int) -> str:
+    """One line per configuration: rates, latency, and where the CPU went."""
+    header = ("store", "relays", "accept/s", "end-to-end/s", "p50/p99 ms", "CPU relays",
+              "CPU PostgreSQL", "CPU load gen", "ms CPU/msg relays", "ms CPU/msg PostgreSQL",
+              f"CPU ceiling/s ({cores} cores)", "relay errors", "load avg (1/5/15 min)")
+    lines = []
+    for res in rows:
+        backend, _, count = res.server.partition(" x")
+        cpu = res.cpu
+        lines.append((
+            backend, count, fmt_rate(res.accept_rate), fmt_rate(res.end_to_end_rate),
+            f"{res.percentile(0.5):.1f} / {res.percentile(0.99):.1f}",
+            cpu.share(cpu.relays_s) if cpu else "-", cpu.share(cpu.postgres_s) if cpu else "-",
+            cpu.share(cpu.generator_s) if cpu else "-",
+            cpu.per(cpu.relays_s, len(res.latencies)) if cpu else "-",
+            cpu.per(cpu.postgres_s, len(res.latencies)) if cpu else "-",
+            fmt_rate(cpu.ceiling(len(res.latencies), int(count), cores)) if cpu else "-",
+            str(res.errors_logged), res.load,
+        ))
+    return (table(header, lines) + f"\nCPU: percent of one core over the burst (first send to "
+            f"the last shipment), this machine has {cores}; relays summed over the relays; "
+            "ms CPU/msg: CPU milliseconds per accepted trigger (250 and intake); CPU ceiling: "
+            "the rate those would allow on otherwise idle cores (each relay at most one core); "
+            "relay errors: ERROR lines and tracebacks the relays logged (their logs are kept).")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """The four configurations one after another, each on a fresh store; the best round."""
+    concurrency = int(args.concurrency.split(",")[0])
+    with Postgres(args.store) as pg:
+        print(f"ingest compare: {args.messages} x {MESSAGE_SIZE // 1024} KB triggers, "
+              f"concurrency {concurrency}, {args.rounds} round(s), {os.cpu_count()} CPU(s), "
+              f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+              f"PostgreSQL {pg.version} ({pg.settings()})", flush=True)
+        runs: dict[str, list[Result]] = {}
+        run = 0
+        for _ in range(args.rounds):
+            for backend, relays in COMPARE:
+                run += 1
+                server = None if backend == "sqlite" else pg
+                res = measure(functools.partial(running_group, server, relays), concurrency,
+                              args.messages, run)
+                runs.setdefault(res.server, []).append(res)
+                print_run(res)
+    print()
+    print(report_compare([best(found) for found in runs.values()], os.cpu_count() or 1))
+    return 0
+
+
+def print_run(res: Result) -> None:
+    e2e = fmt_rate(res.end_to_end_rate)
+    errors = f", {len(res.errors)} error(s): {res.errors[:3]}" if res.errors else ""
+    cpu = res.cpu
+    usage = (f"  CPU relays {cpu.share(cpu.relays_s)} postgres {cpu.share(cpu.postgres_s)} "
+             f"generator {cpu.share(cpu.generator_s)}" if cpu else "")
+    print(
+        f"  c={res.concurrency:<3} {res.server:<14} accept {res.accept_rate:8,.0f}/s  "
+        f"end-to-end {e2e:>6}/s  p50 {res.percentile(0.5):6.1f} ms  "
+        f"p99 {res.percentile(0.99):6.1f} ms{usage}  load {res.load}{errors}"
+        + (f"  ** relays logged {res.errors_logged} error(s) **" if res.errors_logged else ""),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +562,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_server is not None:
         asyncio.run(serve_raw(args.raw_server, args.blocks))
         return 0
+    if args.compare:
+        return compare(args)
+    with contextlib.ExitStack() as stack:
+        pg = stack.enter_context(Postgres(args.store)) if args.relays or args.store else None
+        return levels_table(args, pg)
+
+
+def levels_table(args: argparse.Namespace, pg: Postgres | None) -> int:
+    """The raw ceilings and mailrelay (SQLite, or `--relays` relays on PostgreSQL) per level."""
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    group = (lambda: running_group(pg, max(1, args.relays))) if pg is not None else None
     print(
         f"ingest bench: {args.messages} x {MESSAGE_SIZE // 1024} KB messages per burst, "
         f"{args.rounds} round(s) per level, {os.cpu_count()} CPU(s), "
@@ -423,23 +583,17 @@ def main(argv: list[str] | None = None) -> int:
     best_e2e: dict[int, float | None] = {}
     run = 0
     for level in levels:
-        buckets: dict[type[Server], list[Result]] = {RawServer: [], RawBlocksServer: [],
-                                                      Mailrelay: []}
+        kinds: list[type[Server] | Callable[[], contextlib.AbstractContextManager[Group]]] = [
+            RawServer, RawBlocksServer, group or Mailrelay]
+        buckets: list[list[Result]] = [[], [], []]
         for _ in range(args.rounds):  # alternate, so machine noise hits all alike
-            for kind, bucket in buckets.items():
+            for kind, bucket in zip(kinds, buckets, strict=True):
                 run += 1
                 res = measure(kind, level, args.messages, run)
                 bucket.append(res)
-                e2e = fmt_rate(res.end_to_end_rate)
-                errors = f", {len(res.errors)} error(s): {res.errors[:3]}" if res.errors else ""
-                print(
-                    f"  c={level:<3} {res.server:<10} accept {res.accept_rate:8,.0f}/s  "
-                    f"end-to-end {e2e:>6}/s  p50 {res.percentile(0.5):6.1f} ms  "
-                    f"p99 {res.percentile(0.99):6.1f} ms{errors}",
-                    flush=True,
-                )
-        relays = buckets[Mailrelay]
-        rows.append((best(buckets[RawServer]), best(buckets[RawBlocksServer]), best(relays)))
+                print_run(res)
+        relays = buckets[2]
+        rows.append((best(buckets[0]), best(buckets[1]), best(relays)))
         rates = [r.end_to_end_rate for r in relays if r.end_to_end_rate is not None]
         best_e2e[level] = max(rates) if rates else None
     print()

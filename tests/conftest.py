@@ -19,11 +19,16 @@ from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 
 from .imap_servers import ImapServer, PymapServer, running
+from .postgres import NOT_FOUND, PostgresServer, binaries, running_postgres
 from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NO_CORPUS = f"no shared corpus at {CORPUS} (a clone without ../shared; CI has it)"
+#: MAILRELAY_TEST_STORE=postgresql: every config `make_config` writes puts the store in a fresh
+#: PostgreSQL database (the session's server) instead of SQLite; a test marked `postgresql`
+#: always does.
+TEST_STORE = os.environ.get("MAILRELAY_TEST_STORE", "sqlite")
 
 
 def missing(message: str) -> NoReturn:
@@ -121,6 +126,11 @@ def second_shop(**fields: str | list[str] | None) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""
+    if TEST_STORE == "postgresql":
+        on_pg = pytest.mark.skip(reason="inspects SQLite's files; the store is PostgreSQL")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(on_pg)
     if IN_CI or os.environ.get("MAILRELAY_SLOW"):
         return
     skip = pytest.mark.skip(reason="slow test: set MAILRELAY_SLOW=1 (CI runs it)")
@@ -153,18 +163,53 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-ConfigFactory = Callable[..., Config]
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the session (tests/postgres.py); skipped without
+    Debian's postgresql (a failure in CI). Stopped and deleted at the end, failed tests or not."""
+    bindir = binaries()
+    if bindir is None:
+        missing(NOT_FOUND)
+    with running_postgres(bindir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The session server's maintenance database (postgresql://mailrelay@127.0.0.1:port/postgres)."""
+    return postgres_server.url
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> ConfigFactory:
+def pg_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh empty database for one test: its postgresql:// URL (works from any process on
+    this host); dropped afterwards, its open sessions ended."""
+    with postgres_server.database() as url:
+        yield url
+
+
+ConfigFactory = Callable[..., Config]
+
+
+def store_line_for(request: pytest.FixtureRequest) -> str | None:
+    """The `[store] url` line of a test on PostgreSQL (see TEST_STORE), None on SQLite."""
+    if TEST_STORE != "postgresql" and request.node.get_closest_marker("postgresql") is None:
+        return None
+    return f'url = "{request.getfixturevalue("pg_database")}"'
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, request: pytest.FixtureRequest) -> ConfigFactory:
     """Write a relay.toml into tmp_path (with extra TOML for [smtp] and the shop) and load it."""
+    store_url = store_line_for(request)
 
     def factory(smtp_extra: str = "", shop_extra: str = "", more: str = "",
                 security_extra: str = "") -> Config:
         text = BASE_CONFIG.format(
             smtp_extra=textwrap.dedent(smtp_extra), shop_extra=textwrap.dedent(shop_extra)
         ) + textwrap.dedent(more)
+        if store_url is not None:
+            text = text.replace('path = "var/test.db"', store_url, 1)
         secret = 'secret_file = "var/secret.key"\n'
         text = text.replace(secret, secret + textwrap.dedent(security_extra), 1)
         path = tmp_path / "relay.toml"

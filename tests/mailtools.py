@@ -180,11 +180,14 @@ async def healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
 
 
 async def scrape(daemon: Daemon) -> Samples:
-    """The daemon's /metrics page, as served (200, text/plain), parsed."""
+    """The daemon's /metrics page, as served (200, text/plain), parsed; every series carries
+    the relay's id as its `relay` label (checked here, then left out of the keys)."""
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/plain")
             text = await resp.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    assert {s.labels.get("relay") for s in samples} == {daemon.config.store.relay_id}
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "relay"))): s.value
+            for s in samples}

@@ -229,7 +229,7 @@ async def test_serve_says_at_start_which_config_store_outbox_and_urls_it_runs_wi
     lines = [r.getMessage() for r in caplog.records if r.name == "mailrelay.app"]
     text = "\n".join(lines)
     assert f"config {config.source}" in text
-    assert f"store {config.store.path}" in text
+    assert f"store {config.store.url or config.store.path}" in text
     assert "outbound mail to " in text
     assert f"web {config.http.base_url}/" in text
     for shop in config.shops:

@@ -93,6 +93,7 @@ FIELD_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("http", "port"): ("listen",),
     ("outbound", "password"): ("password", "password_file", "password_env"),
     ("imap", "password"): ("password", "password_file", "password_env"),
+    ("store", "password"): ("password_file", "password_env"),  # never inline
     ("shop", "from_address"): ("from",),
     ("shop", "webhooks"): (),  # its own table, [[shop.webhook]]
     ("shop.webhook", "secret"): ("secret_env", "secret_file"),

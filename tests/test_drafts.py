@@ -28,6 +28,7 @@ from mailrelay.store import (
     Queries,
     ReviewText,
     Store,
+    open_store,
 )
 
 from .conftest import ConfigFactory, second_shop
@@ -109,7 +110,7 @@ def suggest(config: Config, store: Store, review_id: int) -> str | None:
 
 @pytest.fixture
 def store(config: Config) -> Store:
-    return Store(config.store.path)
+    return open_store(config.store)
 
 
 def test_a_draft_greets_the_customer_names_the_order_and_products_and_the_shop(
@@ -170,7 +171,7 @@ def test_paragraphs_follow_the_topics_and_the_language_of_the_review(
 def test_an_unknown_language_falls_back_to_the_shop_language(make_config: ConfigFactory,
                                                              tmp_path: Path) -> None:
     config = make_config(shop_extra='locale = "fr"')
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         draft = suggest(config, store, add_review(store, stars=2, text="Colis en retard.",
                                                   locale="ja", name=None, reference=None))
     assert draft is not None
@@ -187,7 +188,7 @@ def test_a_shop_overrides_paragraphs_and_keywords_in_its_templates_dir(
     (own / "closing.j2").write_text("Cheers from the {{ shop_name }} crew\n")
     config = make_config(shop_extra=f'templates_dir = "{own.parents[1]}"',
                          more=second_shop())
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         acme = add_review(store, stars=2, text="Slow as a snail.")
         bolt = add_review(store, stars=2, text="Slow as a snail, very late.", shop="bolt")
         acme_draft, bolt_draft = suggest(config, store, acme), suggest(config, store, bolt)
@@ -237,7 +238,7 @@ def command_config(make_config: ConfigFactory, tmp_path: Path, mode: str,
 def test_the_shops_command_reads_the_review_as_json_and_its_output_is_the_draft(
         make_config: ConfigFactory, tmp_path: Path) -> None:
     config = command_config(make_config, tmp_path, "ok")
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         draft = suggest(config, store, add_review(store, stars=3, text="Nice but late."))
     assert draft == ("Dear Ann, about 1057 (Trail Runner 2, 3 stars, en, acme/ACME Shoes): "
                      "Nice but late.\nTEMPLATE:Hello Ann,")
@@ -251,7 +252,7 @@ def test_a_failing_command_falls_back_to_the_templates_and_is_logged(
         make_config: ConfigFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         mode: str, logged: str) -> None:
     config = command_config(make_config, tmp_path, mode, timeout="1s")
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         review = add_review(store, stars=1, text="It arrived late.")
         started = datetime.now(UTC)
         draft = suggest(config, store, review)
@@ -269,7 +270,7 @@ def test_a_command_that_cannot_start_falls_back(make_config: ConfigFactory, tmp_
     program.chmod(0o755)
     config = make_config(more=f'[drafts]\ncommand = "{program}"\n')
     program.unlink()  # gone since the config was read
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         draft = suggest(config, store, add_review(store, stars=2, text="Late."))
     assert draft is not None and draft.startswith("Hello Ann,")
     assert "cannot start" in caplog.text
@@ -295,7 +296,7 @@ def test_a_shops_broken_draft_files_cost_the_draft_only(make_config: ConfigFacto
     own.mkdir(parents=True)
     (own / "topics.json").write_text("{late: oops")
     config = make_config(shop_extra=f'templates_dir = "{tmp_path / "own"}"')
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         review = add_review(store, stars=1, text="Late.")
         assert suggest(config, store, review) is None
     assert f"review={review} no suggested answer" in caplog.text
@@ -314,7 +315,7 @@ async def test_suggest_async_leaves_the_event_loop_free_while_the_command_runs(
             await asyncio.sleep(0.01)
             beats += 1
 
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         review = add_review(store, stars=2, text="Late.")
         beating = asyncio.create_task(heartbeat())
         draft = await drafts.suggest_async(config, store, review)

@@ -313,6 +313,7 @@ async def test_forget_after_a_full_loop_leaves_no_form_of_the_address_on_disk(
         assert address not in logged, address
 
 
+@pytest.mark.sqlite_only  # the database file's mode
 def test_the_store_and_the_outbox_are_created_owner_only(
     make_config: ConfigFactory, tmp_path: Path, umask_022: None
 ) -> None:

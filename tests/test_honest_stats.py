@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailrelay.config import Config
-from mailrelay.store import Queries, Store
+from mailrelay.store import Queries, open_store
 from mailrelay.store.rows import NewInvitation, NewReview, ReviewText
 
 from .cli_runner import cli, run
@@ -80,7 +80,7 @@ def _seed(q: Queries) -> None:
 @pytest.fixture
 def two_shops(make_config: ConfigFactory) -> Config:
     config = make_config(more=second_shop())
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         store.write_sync(_seed)
     return config
 

@@ -341,7 +341,8 @@ async def test_mail_left_sending_by_a_crash_is_resent_byte_identically(
         clock.advance(timedelta(days=7))
         await daemon.inviter.queue_due()
         # Simulate a crash after the claim: the row is left in `sending`.
-        claimed = await daemon.store.write(lambda q: q.claim_due_mail(clock.now(), 10))
+        claimed = await daemon.store.write(
+            lambda q: q.claim_due_mail(clock.now(), 10, relay=daemon.relay_id))
         assert len(claimed) == 1
     async with Daemon(cfg, clock) as again:
         await again.tick()

@@ -11,6 +11,7 @@ import aiohttp
 import aiosmtplib
 import pytest
 
+from mailrelay import store
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
@@ -48,6 +49,10 @@ async def test_metrics_parse_and_the_counters_move_with_the_traffic(
 async def test_healthz_reports_each_part(daemon: Daemon) -> None:
     status, body = await healthz(daemon)
     assert status == 200
+    database = body.pop("database")
+    assert database.pop("latency_ms") >= 0
+    assert database == {"backend": "sqlite" if daemon.config.store.url is None else "postgresql",
+                        "reachable": True, "schema_version": len(store.MIGRATIONS)}
     assert body == {
         "status": "ok", "store": "ok", "outbound": "ok", "imap": "not configured",
         "webhooks": "not configured",

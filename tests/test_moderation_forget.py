@@ -55,6 +55,7 @@ def reports_table(shops: Config) -> list[tuple[object, ...]]:
         conn.close()
 
 
+@pytest.mark.sqlite_only  # scans the database's files for the words
 async def test_forget_erases_the_reasons_and_notes_of_the_customers_reports_but_not_the_counts(
     daemon: Daemon, shops: Config, clock: FrozenClock, sink: Sink,
 ) -> None:

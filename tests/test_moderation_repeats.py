@@ -6,7 +6,6 @@ the category the agent's reason names, in the page's language."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +14,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services.report_category import suggested_category
+from mailrelay.store import open_store
 
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
@@ -44,12 +44,9 @@ def owner_mails(sink: Sink) -> list[str]:
 
 
 def reply_reasons(shops: Config) -> list[str]:
-    conn = sqlite3.connect(shops.store.path)
-    try:
-        return [str(r[0]) for r in conn.execute(
-            "SELECT reason FROM replies WHERE outcome = 'reported' ORDER BY id")]
-    finally:
-        conn.close()
+    with open_store(shops.store) as store:
+        return store.read(lambda q: [str(r[0]) for r in q.conn.execute(
+            "SELECT reason FROM replies WHERE outcome = 'reported' ORDER BY id")])
 
 
 async def test_a_second_report_while_one_waits_is_attached_and_mails_no_owner_again(

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mailrelay.app import Daemon
 from mailrelay.core.clock import FrozenClock, SystemClock
 
@@ -68,7 +70,8 @@ async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink:
     assert code == 0, out
     code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
-        "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop")
+        "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop,"
+        "claimed_by")
     assert ",queued," in out
     code, out = await asyncio.to_thread(invoked, "outbox", "retry", "999", "--config", cfg)
     assert code == 1 and "outbox message 999 does not exist" in out, out
@@ -94,6 +97,7 @@ async def test_the_real_clock_wakes_delivery_when_an_invitation_falls_due(
         assert row.status == "sent"
 
 
+@pytest.mark.sqlite_only  # reads the database file and its WAL
 async def test_retention_purge_erases_personal_data_and_keeps_the_counts(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:

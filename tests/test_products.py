@@ -20,7 +20,15 @@ from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import moderation
 from mailrelay.services.moderation import Decision
-from mailrelay.store import NewInvitation, NewProductReview, NewReview, Queries, ReviewText, Store
+from mailrelay.store import (
+    NewInvitation,
+    NewProductReview,
+    NewReview,
+    Queries,
+    ReviewText,
+    Store,
+    open_store,
+)
 
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
@@ -524,7 +532,7 @@ def rated_shops(make_config: ConfigFactory) -> Config:
         q.save_product_reviews(eve, "bolt", [_boots(1, "Sole came off.")],
                                T0 + timedelta(hours=2))
 
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         store.write_sync(fill)
     return config
 
@@ -634,7 +642,7 @@ async def test_a_products_reviews_come_ten_a_page_with_links_that_keep_the_tag(
                                    T0 + timedelta(hours=i))
             q.add_tag(review, "trail", T0)
 
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         store.write_sync(fill)
     async with Daemon(config, clock) as daemon:
         first = await get_json(http, daemon, "/s/acme/p/BOOT-42/reviews.json?tag=trail")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +18,7 @@ from mailrelay.cli import main
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.services import reviews
-from mailrelay.store import Store
+from mailrelay.store import Queries, open_store
 
 from .cli_runner import cli
 from .mailtools import send, settle, trigger
@@ -128,7 +128,7 @@ async def test_export_to_standard_output_gives_the_bytes_a_file_gets(
 async def test_export_needs_no_options_and_writes_lists_and_booleans_plainly(
     seeded: Config,
 ) -> None:
-    with Store(seeded.store.path) as store:
+    with open_store(seeded.store) as store:
         now = datetime(2026, 10, 9, tzinfo=UTC)
         store.write_sync(lambda q: [q.add_tag(1, tag, now) for tag in ("late", "box")])
         store.write_sync(lambda q: q.report_review(2, "abuse", now))
@@ -147,21 +147,33 @@ async def test_export_needs_no_options_and_writes_lists_and_booleans_plainly(
     assert "box;late" in out and ",false," in out and ",true," in out
 
 
+#: Every table of the store, on either backend.
+TABLES = {"sqlite": "SELECT name FROM sqlite_master WHERE type='table'",
+          "postgresql": "SELECT table_name FROM information_schema.tables"
+                        " WHERE table_schema = current_schema()"}
+
+
+def stored_rows(config: Config, sql: str) -> list[Any]:
+    with open_store(config.store) as store:
+        return store.read(lambda q: q.conn.execute(sql).fetchall())
+
+
 def live_text(config: Config) -> str:
     """Every live row of every table, as text (what an erasure must leave clean)."""
-    conn = sqlite3.connect(config.store.path)
-    try:
-        parts = []
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-            for row in conn.execute(f"SELECT * FROM {table}"):  # noqa: S608
-                for value in row:
-                    if isinstance(value, bytes):
-                        parts.append(value.decode("utf-8", "replace"))
-                    else:
-                        parts.append(str(value))
-        return "\n".join(parts).lower()
-    finally:
-        conn.close()
+    with open_store(config.store) as store:
+        return store.read(_live_text)
+
+
+def _live_text(q: Queries) -> str:
+    parts = []
+    for (table,) in q.conn.execute(TABLES[q.backend]).fetchall():
+        for row in q.conn.execute(f"SELECT * FROM {table}"):  # noqa: S608
+            for value in row:
+                if isinstance(value, bytes):
+                    parts.append(value.decode("utf-8", "replace"))
+                else:
+                    parts.append(str(value))
+    return "\n".join(parts).lower()
 
 
 async def test_forget_leaves_no_trace_of_the_person_and_keeps_the_counts(
@@ -184,8 +196,7 @@ async def test_forget_leaves_no_trace_of_the_person_and_keeps_the_counts(
         "response_rate": 0.0, "median_first_response_s": None, "reviews_hidden": 1}
     code, out = cli(seeded, "invite", "--shop", "acme", "--email", "bob.brook@example.com")
     assert code == 1 and "suppressed" in out  # the hashed suppression still works
-    audit = sqlite3.connect(seeded.store.path).execute(
-        "SELECT action, detail FROM audit").fetchall()
+    audit = stored_rows(seeded, "SELECT action, detail FROM audit ORDER BY id")
     assert audit[0][0] == "forget" and "bob" not in audit[0][1]
 
 
@@ -201,5 +212,4 @@ async def test_purge_erases_personal_data_of_old_items_and_keeps_the_counts(
         assert f"review text by {name.lower()}" in text
     code, out = cli(seeded, "stats", "--format", "json")
     assert json.loads(out)[0] == EXPECTED
-    assert "purge" in {r[0] for r in sqlite3.connect(seeded.store.path).execute(
-        "SELECT action FROM audit")}
+    assert "purge" in {r[0] for r in stored_rows(seeded, "SELECT action FROM audit")}

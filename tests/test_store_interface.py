@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from mailrelay.core.errors import DuplicateKey
-from mailrelay.store import NewReply, Queries, Store, interface
+from mailrelay.store import NewReply, Queries, interface
+
+from .store_backends import StoreOpener, new_store
+
+__all__ = ["new_store"]  # the fixture, for pytest
 
 #: What the SQLite classes have that the interface leaves out on purpose (SQLite's own).
 SQLITE_ONLY = {"conn"}
@@ -40,19 +43,19 @@ def test_the_interface_names_every_public_statement_of_queries() -> None:
     assert public(Queries) - SQLITE_ONLY == members(interface.QueryInterface)
 
 
-def test_the_sqlite_store_implements_the_backend_interface(tmp_path: Path) -> None:
-    with Store(tmp_path / "relay.db") as store:
+def test_each_store_implements_the_backend_interface(new_store: StoreOpener) -> None:
+    with new_store() as store:
         for name in members(interface.StoreBackend):
             assert hasattr(store, name), name
             if callable(getattr(interface.StoreBackend, name, None)):
                 wanted = inspect.signature(getattr(interface.StoreBackend, name))
-                got = inspect.signature(getattr(Store, name))
+                got = inspect.signature(getattr(type(store), name))
                 assert list(got.parameters) == list(wanted.parameters), name
         assert store.finalize_erasure()
 
 
 def test_a_second_row_with_the_same_natural_key_raises_the_backend_neutral_duplicate_key(
-    tmp_path: Path,
+    new_store: StoreOpener,
 ) -> None:
     """Services catch DuplicateKey, never sqlite3's IntegrityError (import-linter forbids
     sqlite3 outside the store), so a PostgreSQL backend raises the same error."""
@@ -60,7 +63,7 @@ def test_a_second_row_with_the_same_natural_key_raises_the_backend_neutral_dupli
                      dedupe_key="<r1@acme.example>", message_id="<r1@acme.example>",
                      from_address="support@acme.example", review_id=None,
                      outcome="rejected", reason="no key")
-    with Store(tmp_path / "relay.db") as store:
+    with new_store() as store:
         store.write_sync(lambda q: q.record_reply(reply))
         with pytest.raises(DuplicateKey):
             store.write_sync(lambda q: q.record_reply(reply))

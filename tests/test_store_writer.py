@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from mailrelay.core.errors import StoreError
-from mailrelay.store import Queries, Store
+from mailrelay.store import Queries
+
+from .store_backends import StoreOpener, new_store
+
+__all__ = ["new_store"]  # the fixture, for pytest
 
 
 def recorder(log: list[str], name: str) -> Callable[[Queries], str]:
@@ -27,10 +30,10 @@ def hold(writer_busy: threading.Event, release: threading.Event) -> Callable[[Qu
     return job
 
 
-def test_writes_queued_behind_background_work_commit_first(tmp_path: Path) -> None:
+def test_writes_queued_behind_background_work_commit_first(new_store: StoreOpener) -> None:
     busy, release = threading.Event(), threading.Event()
     order: list[str] = []
-    with Store(tmp_path / "s.db") as store:
+    with new_store() as store:
         store.background_max_wait = 60.0  # only "nothing else waiting" lets intake in
         blocker = store.submit(hold(busy, release))
         assert busy.wait(10)
@@ -47,11 +50,11 @@ def test_writes_queued_behind_background_work_commit_first(tmp_path: Path) -> No
 
 
 def test_background_work_that_waited_long_enough_goes_before_the_next_group(
-    tmp_path: Path,
+    new_store: StoreOpener,
 ) -> None:
     busy, release = threading.Event(), threading.Event()
     order: list[str] = []
-    with Store(tmp_path / "s.db") as store:
+    with new_store() as store:
         store.background_max_wait = 0.0  # any wait is long enough: no starvation
         blocker = store.submit(hold(busy, release))
         assert busy.wait(10)
@@ -63,10 +66,10 @@ def test_background_work_that_waited_long_enough_goes_before_the_next_group(
         assert order == ["intake:True", "smtp:True"]
 
 
-def test_closing_the_store_runs_queued_background_work(tmp_path: Path) -> None:
+def test_closing_the_store_runs_queued_background_work(new_store: StoreOpener) -> None:
     busy, release = threading.Event(), threading.Event()
     order: list[str] = []
-    store = Store(tmp_path / "s.db")
+    store = new_store()
     store.submit(hold(busy, release))
     assert busy.wait(10)
     futures = [store.submit(recorder(order, f"intake{n}"), background=True) for n in range(3)]
@@ -78,7 +81,7 @@ def test_closing_the_store_runs_queued_background_work(tmp_path: Path) -> None:
 
 
 def test_a_failing_pure_job_is_undone_whole_and_its_neighbours_still_commit(
-    tmp_path: Path,
+    new_store: StoreOpener,
 ) -> None:
     busy, release = threading.Event(), threading.Event()
     runs: list[str] = []
@@ -92,7 +95,7 @@ def test_a_failing_pure_job_is_undone_whole_and_its_neighbours_still_commit(
             return name
         return job
 
-    with Store(tmp_path / "s.db") as store:
+    with new_store() as store:
         blocker = store.submit(hold(busy, release))
         assert busy.wait(10)
         good = store.submit(insert("good", fail=False), pure=True)
@@ -112,11 +115,11 @@ def test_a_failing_pure_job_is_undone_whole_and_its_neighbours_still_commit(
 
 
 def test_closing_the_store_waits_for_a_read_in_flight_and_refuses_later_reads(
-    tmp_path: Path,
+    new_store: StoreOpener,
 ) -> None:
     """A worker's read may still run in a thread when the daemon stops: closing its connection
     under it once crashed the process (SQLite used after close)."""
-    store = Store(tmp_path / "s.db")
+    store = new_store()
     started, release = threading.Event(), threading.Event()
     results: list[object] = []
 

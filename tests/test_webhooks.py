@@ -24,7 +24,7 @@ from mailrelay.core.errors import ConfigError
 from mailrelay.services import moderation, privacy
 from mailrelay.services.events import SIGNATURE_HEADER, signature, signature_valid
 from mailrelay.services.moderation import Decision
-from mailrelay.store import MailListing, Store, from_iso
+from mailrelay.store import MailListing, from_iso, open_store
 
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
@@ -77,7 +77,7 @@ def webhook_rows(daemon: Daemon) -> list[MailListing]:
 
 def webhook_rows_of(config: Config) -> list[MailListing]:
     """The webhook rows of a stopped daemon's store."""
-    store = Store(config.store.path)
+    store = open_store(config.store)
     try:
         return store.read(lambda q: q.list_mail(kind="webhook"))
     finally:

@@ -15,13 +15,14 @@ import signal
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
 from mailrelay.edges.mailer import build_transport
@@ -30,7 +31,7 @@ from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
 from mailrelay.edges.webhook_client import WebhookClient
 from mailrelay.render import Templates
-from mailrelay.services import privacy
+from mailrelay.services import daily, privacy
 from mailrelay.services.alerts import Alerter
 from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
@@ -41,6 +42,7 @@ from mailrelay.services.invitations import Inviter, record_delivery
 from mailrelay.services.links import public_url
 from mailrelay.services.replies import Replier
 from mailrelay.services.reviews import Reviewer
+from mailrelay.services.roles import ROLE_RETRY_SECONDS, RoleWorker
 from mailrelay.services.supervisor import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -49,7 +51,9 @@ from mailrelay.services.supervisor import (
 )
 from mailrelay.services.webhooks import WebhookDelivery
 from mailrelay.status import Status
-from mailrelay.store import Store
+from mailrelay.store import Store, channels, open_store
+from mailrelay.store.coordination import coordination_for
+from mailrelay.store.interface import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,10 @@ ALERT_CHECK_SECONDS = 60.0
 #: The longest the webhook worker sleeps: events queued by another process (the CLI's
 #: `send-now`) go out within this, and a retry never waits longer than its due time plus this.
 WEBHOOK_POLL_SECONDS = 30.0
+#: With relays sharing a store (PostgreSQL), intake also looks this often for messages another
+#: relay stored, should its wake-up (NOTIFY) have been missed (the dispatcher has the
+#: clockwork's poll, the webhook worker WEBHOOK_POLL_SECONDS).
+SAFETY_POLL_SECONDS = 30.0
 EXIT_OK = 0
 EXIT_STARTUP = 3
 
@@ -96,10 +104,17 @@ class Daemon:
 
     #: A failing worker waits this long before its next try, doubling up to the cap.
     worker_backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
+    #: How often a relay asks for the IMAP watcher's role (services.roles).
+    role_interval: float = ROLE_RETRY_SECONDS
 
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None, *,
+                 relay_id: str | None = None, lease: timedelta = LEASE) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
+        #: The name this relay's claims carry in a store several relays share (issue 15), and
+        #: how long a claim keeps the other relays off (then its relay is taken to be gone).
+        self.relay_id = relay_id or config.store.relay_id or local_relay_id()
+        self.lease = lease
         self.store: Store
         self.templates: Templates
         self.inbound: Inbound
@@ -113,6 +128,9 @@ class Daemon:
         self.alerts: Alerter
         self.digests: Digests
         self.imap: ImapWatcher | None = None
+        #: Runs the IMAP watcher while this relay holds its role (one relay at a time).
+        self.imap_role: RoleWorker | None = None
+        self.coordination: Coordination
         self.delivery: Delivery
         self.webhooks: WebhookDelivery
         self.clockwork: Clockwork
@@ -137,6 +155,11 @@ class Daemon:
     def http_port(self) -> int:
         return self.web.port
 
+    @property
+    def watching_imap(self) -> bool:
+        """Whether this relay runs the IMAP watcher now (holds its role)."""
+        return self.imap_role is not None and self.imap_role.active
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
@@ -159,6 +182,7 @@ class Daemon:
         try:
             signer = await self._start_outbound()
             self._start_inbound(signer)
+            await self._listen_for_wakeups()
             self._supervise("intake", self.inbound.intake.run)
             self._supervise("dispatch", self._dispatch)
             self._supervise("webhooks", self._post_webhooks)
@@ -176,25 +200,32 @@ class Daemon:
         """The store, the services that queue mail, and delivery (requeueing what a crash left
         `sending`); returns the signer of tokens and addresses."""
         config, stack = self.config, self._stack
-        self.store = Store(config.store.path)
+        self.store = open_store(config.store)
         stack.callback(self.store.close)
-        signer = TokenSigner(load_secret(config.security.secret_file))
+        self.coordination = coordination_for(config.store, self.store)
+        stack.push_async_callback(self.coordination.close)
+        signer = TokenSigner(await self.coordination.shared_secret(
+            load_secret(config.security.secret_file)))
         self.templates = Templates(config)
         transport = build_transport(config.outbound)
         stack.push_async_callback(transport.close)
-        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock)
-        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock)
+        self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
+                               relay=self.relay_id, lease=self.lease)
+        self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock,
+                                 relay=self.relay_id, lease=self.lease)
         self.delivery = Delivery(
             self.store, transport, self.clock,
             rate_per_minute=config.outbound.rate_per_minute,
             on_result=functools.partial(record_delivery, config),
             sign_sender=signer.bounce_tag,
             on_progress=self._worker("dispatch").progress,
+            relay=self.relay_id, lease=self.lease,
         )
         client = WebhookClient(f"mailrelay/{__version__}")
         stack.push_async_callback(client.close)
         self.webhooks = WebhookDelivery(config, self.store, client, self.clock,
-                                        on_progress=self._worker("webhooks").progress)
+                                        on_progress=self._worker("webhooks").progress,
+                                        relay=self.relay_id, lease=self.lease)
         try:
             await self.delivery.recover()
         except StoreError as exc:
@@ -217,13 +248,25 @@ class Daemon:
                                replier=self.replier, bouncer=self.bouncer,
                                on_outbox=self._wake, on_scheduled=self.clockwork.note_due,
                                busy=lambda: self.handler.busy(),
-                               on_progress=self._worker("intake").progress)
+                               on_progress=self._worker("intake").progress,
+                               relay=self.relay_id, lease=self.lease)
         self.intake = self.inbound.intake
         self.handler = Handler(self.inbound)
         self.alerts = Alerter(config, self.store, self.templates, self.clock,
                               on_outbox=self._wake)
         self.intake.on_new_sender = self.alerts.new_sender
         self.replier.on_report = self.alerts.reported
+
+    async def _listen_for_wakeups(self) -> None:
+        """Work queued on any relay (store.channels) wakes this relay's workers; with relays
+        sharing the store, a slow poll covers a wake-up missed while reconnecting."""
+        wakeups = self.coordination.wakeups
+        wakeups.subscribe(channels.INTAKE, self.intake.wake)
+        wakeups.subscribe(channels.DISPATCH, self._wake)
+        wakeups.subscribe(channels.WEBHOOKS, self._webhooks_due.set)
+        await wakeups.start()
+        if self.config.store.url is not None:
+            self.intake.poll = SAFETY_POLL_SECONDS
 
     async def _start_edges(self, signer: TokenSigner) -> None:
         """Web, IMAP and SMTP, in that order: mail is accepted only once everything runs."""
@@ -236,7 +279,11 @@ class Daemon:
         if config.imap is not None:
             self.imap = ImapWatcher(config.imap, self.store, self.inbound.reply_by_imap,
                                     self.clock)
-            self._supervise("imap", self.imap.run)
+            self.imap_role = RoleWorker(self.coordination.leadership("imap-watcher"),
+                                        self._watch_imap, "the IMAP mailbox",
+                                        interval=self.role_interval)
+            await self.imap_role.check()  # the first relay watches from its start on
+            self._spawn(self.imap_role.run(), "imap-role")
         self.listener = Listener(config.smtp, self.handler)
         await self.listener.start()
         stack.push_async_callback(self.listener.stop)
@@ -244,6 +291,12 @@ class Daemon:
         interval = watchdog_interval()
         if interval:
             self._spawn(self._heartbeat(interval), "watchdog")
+
+    async def _watch_imap(self) -> None:
+        """The IMAP watcher, supervised, while this relay holds its role."""
+        if self.imap is not None:
+            initial, cap = self.worker_backoff
+            await supervise(self._worker("imap"), self.imap.run, initial=initial, cap=cap)
 
     def _wake(self) -> None:
         """Something was queued: the dispatcher renders and sends it, and the webhook worker
@@ -338,8 +391,12 @@ class Daemon:
                 return attempted
 
     async def purge(self) -> int:
-        """Erase personal data past each shop's `retention` (the daily job)."""
-        return await privacy.purge_expired(self.store, self.config.shops, self.clock.now())
+        """Erase personal data past each shop's `retention` (the daily job, on one relay of
+        those sharing the store); 0 when another relay runs today's."""
+        now = self.clock.now()
+        if not await daily.claim_today(self.store, daily.RETENTION, now, self.relay_id):
+            return 0
+        return await privacy.purge_expired(self.store, self.config.shops, now)
 
     async def _heartbeat(self, interval: float) -> None:
         """systemd's WATCHDOG=1, withheld while a worker fails or is stuck (or the store
@@ -363,7 +420,7 @@ class Daemon:
         ended (the watch loop's step; tests with a frozen clock call it)."""
         now = self.clock.now()
         imap_since = None
-        if self.imap is not None and not self.imap.connected:
+        if self.imap is not None and self.watching_imap and not self.imap.connected:
             imap_since = self.imap.last_ok or now
         await self.alerts.check(self.delivery.outage_since, imap_since)
 
@@ -405,7 +462,7 @@ def startup_summary(config: Config) -> list[str]:
     imap = config.imap
     lines = [
         f"config {config.source or 'embedded defaults (no relay.toml found)'}",
-        f"store {config.store.path}",
+        f"store {config.store.url or config.store.path}",
         f"outbound mail to {where}",
         "replies mailbox " + (f"{imap.host}:{imap.port} folder {imap.folder}" if imap
                               else "none (agents reply over SMTP only)"),

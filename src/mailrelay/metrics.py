@@ -19,6 +19,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "Snapshot", "exposition"]
 class Snapshot:
     """Everything one scrape reports."""
 
+    #: This relay's `[store] relay_id`: a `relay` label on every series (README § Metrics).
+    relay: str = ""
     inbound: Mapping[tuple[str, str], int] = field(default_factory=dict)
     outbound: Mapping[str, int] = field(default_factory=dict)
     #: Webhook POST attempts since start by result (sent, failed, deferred).
@@ -37,6 +39,9 @@ class Snapshot:
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
+    #: Whether this relay holds the IMAP watcher's role, and how often it took it.
+    imap_watching: bool = True
+    imap_role_taken: int = 0
     #: Supervised background workers: failures since start, and whether each is ok now.
     worker_failures: Mapping[str, int] = field(default_factory=dict)
     worker_ok: Mapping[str, bool] = field(default_factory=dict)
@@ -51,6 +56,15 @@ class _SnapshotCollector(Collector):
         self.snap = snap
 
     def collect(self) -> Iterator[Metric]:
+        """Every family, each series labelled with the relay that reports it."""
+        for family in self._families():
+            if self.snap.relay:
+                family.samples = [sample._replace(labels={**sample.labels,
+                                                          "relay": self.snap.relay})
+                                  for sample in family.samples]
+            yield family
+
+    def _families(self) -> Iterator[Metric]:
         s = self.snap
         inbound = CounterMetricFamily(
             "mailrelay_inbound_messages", "Inbound SMTP outcomes by reason",
@@ -107,6 +121,13 @@ class _SnapshotCollector(Collector):
                 "Seconds since the last successful mailbox check",
                 value=s.imap_last_check_age if s.imap_last_check_age is not None
                 else float("nan"))
+            yield GaugeMetricFamily(
+                "mailrelay_imap_watching",
+                "1 when this relay watches the IMAP mailbox, 0 on standby (another relay does)",
+                value=1 if s.imap_watching else 0)
+            yield CounterMetricFamily(
+                "mailrelay_imap_role_taken", "Times this relay took over watching the mailbox",
+                value=s.imap_role_taken)
 
 
 _Family = CounterMetricFamily | GaugeMetricFamily

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sized
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +22,10 @@ from mailrelay.services.supervisor import WorkerHealth, WorkerState
 from mailrelay.store import Queries, Store
 
 log = logging.getLogger(__name__)
+
+#: How long /healthz waits for the store before calling it unreachable (a PostgreSQL server
+#: gone away would otherwise hold the answer for the pool's 30 s).
+STORE_WAIT_SECONDS = 5.0
 
 
 class _SmtpHandler(Protocol):
@@ -50,6 +55,15 @@ class _Watcher(Protocol):
     def last_ok(self) -> datetime | None: ...
 
 
+class _Role(Protocol):
+    """What is read of a role's worker (`services.roles.RoleWorker`)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def taken(self) -> int: ...
+
+
 class Parts(Protocol):
     """The running daemon as seen from here (`app.Daemon`)."""
 
@@ -73,6 +87,8 @@ class Parts(Protocol):
     def listener(self) -> _Listener: ...
     @property
     def imap(self) -> _Watcher | None: ...
+    @property
+    def imap_role(self) -> _Role | None: ...
     @property
     def workers(self) -> Mapping[str, WorkerHealth]: ...
 
@@ -113,15 +129,20 @@ class Status:
         can name a customer), no paths (issue 10 §6; SPEC § Trust).
         """
         parts: dict[str, str] = {}
-        counts = await self.pending_counts()
+        database = await self.database()
+        counts = await self.pending_counts() if database["reachable"] else None
         parts["store"] = "ok" if counts is not None else "failed"
         parts["outbound"] = "ok" if self.parts.delivery.outage is None else "failing"
-        watcher = self.parts.imap
+        watcher, role = self.parts.imap, self.parts.imap_role
         if watcher is None:
             parts["imap"] = "not configured"
+        elif role is not None and not role.active:
+            parts["imap"] = "standby"  # another relay watches the mailbox
         else:
             parts["imap"] = "ok" if watcher.connected else "disconnected"
-        down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
+        down = [k for k, v in parts.items() if v not in ("ok", "not configured", "standby")]
+        if role is not None:
+            parts["imap_role"] = "watching" if role.active else "standby"
         # A receiver that is down is the shop's tool failing, not mailrelay: shown, never 503.
         if not any(shop.webhooks for shop in self.parts.config.shops):
             parts["webhooks"] = "not configured"
@@ -129,14 +150,33 @@ class Status:
             parts["webhooks"] = "ok" if self.parts.webhooks.outage is None else "failing"
         workers = self.worker_states(counts)
         down += [k for k, v in workers.items() if v != WorkerState.OK]
-        return {"status": "ok" if not down else "failed", **parts,
+        return {"status": "ok" if not down else "failed", **parts, "database": database,
                 "workers": {k: str(v) for k, v in workers.items()}, "counts": counts or {}}
 
+    async def database(self) -> dict[str, Any]:
+        """The store's backend, whether a trivial query came back (within
+        STORE_WAIT_SECONDS), the schema version it read and its round trip in milliseconds.
+        No path, host or database name: /healthz is public."""
+        backend = "sqlite" if self.parts.config.store.url is None else "postgresql"
+        started = time.perf_counter()
+        try:
+            version = await asyncio.wait_for(
+                self.parts.store.aread(lambda q: q.schema_version()), STORE_WAIT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - reported as a state, not raised
+            log.debug("store ping for health failed: %r", exc)
+            return {"backend": backend, "reachable": False, "schema_version": None,
+                    "latency_ms": None}
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        return {"backend": backend, "reachable": True, "schema_version": version,
+                "latency_ms": latency}
+
     async def pending_counts(self) -> dict[str, int] | None:
-        """What waits for the workers, from the store; None when the store cannot be read."""
+        """What waits for the workers, from the store; None when the store cannot be read
+        (within STORE_WAIT_SECONDS)."""
         now = self.parts.clock.now()
         try:
-            return await self.parts.store.aread(lambda q: _pending_counts(now, q))
+            return await asyncio.wait_for(
+                self.parts.store.aread(lambda q: _pending_counts(now, q)), STORE_WAIT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - reported as a state, not raised
             log.debug("store read for health failed: %r", exc)
             return None
@@ -165,6 +205,7 @@ class Status:
         p = self.parts
         now = p.clock.now()
         snap = await p.store.aread(lambda q: _stored_snapshot(now, q))
+        snap.relay = p.config.store.relay_id
         snap.inbound = dict(p.listener.handler.outcomes)
         snap.outbound = {"sent": p.delivery.sent, "failed": p.delivery.failed,
                          "deferred": p.delivery.deferred}
@@ -182,6 +223,8 @@ class Status:
         if p.imap is not None:
             snap.imap_configured = True
             snap.imap_connected = p.imap.connected
+            snap.imap_watching = p.imap_role is None or p.imap_role.active
+            snap.imap_role_taken = p.imap_role.taken if p.imap_role is not None else 0
             last = p.imap.last_ok
             snap.imap_last_check_age = (now - last).total_seconds() if last else None
         return await asyncio.to_thread(exposition, snap)

@@ -19,6 +19,7 @@ from mailrelay.cli import (
     reviews,
     serve,
     shipments,
+    store,
     users,
 )
 
@@ -47,7 +48,7 @@ def main() -> None:
 for _command in (
     serve.serve, check.check, shipments.parse, shipments.shipments, invitations.invitations,
     outbox.outbox, reviews.reviews, reports.stats, reviews.export, privacy.purge,
-    privacy.forget_address, invite.invite, invite.link, users.user,
+    privacy.forget_address, invite.invite, invite.link, users.user, store.store,
 ):
     main.add_command(_command)
 for _command in moderation.commands.commands.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -25,7 +26,7 @@ from mailrelay.edges.imap_client import describe
 from mailrelay.edges.imap_watcher import check_connection
 from mailrelay.edges.mailer import SmtpTransport, prepare_maildir
 from mailrelay.edges.webhook_client import WebhookClient
-from mailrelay.store import Store
+from mailrelay.store import open_store
 
 
 @click.command()
@@ -33,10 +34,11 @@ from mailrelay.store import Store
 def check(config_path: Path | None) -> None:
     """Validate the configuration (every problem at once) and the local resources.
 
-    Checks the listener ports, the store, the secret key, the outbound SMTP login (or creates the
-    Maildir outbox whole: tmp/ new/ cur/), the IMAP login and folders, and that each webhook's
-    receiver accepts connections (nothing is POSTed). Prints one line per
-    check with ok or failed and the reason; exit status 1 when any failed.
+    Checks the listener ports, the store (SQLite: opened and migrated; PostgreSQL: reached,
+    its server and schema versions read, nothing changed), the secret key, the outbound SMTP
+    login (or creates the Maildir outbox whole: tmp/ new/ cur/), the IMAP login and folders,
+    and that each webhook's receiver accepts connections (nothing is POSTed). Prints one line
+    per check with ok or failed and the reason; exit status 1 when any failed.
     """
     try:
         path = locate(config_path)
@@ -128,13 +130,32 @@ async def _check_webhook(shop_id: str, hook: WebhookConfig) -> tuple[str, str | 
 
 
 def _check_store(config: Config) -> tuple[str, str | None]:
-    name = f"store {config.store.path} writable"
+    if config.store.url is not None:
+        return _check_postgresql(config, config.store.url)
+    name = f"store sqlite {config.store.path} writable"
     try:
-        store = Store(config.store.path)
-        store.close()
+        store = open_store(config.store)
+        try:
+            started = time.perf_counter()
+            version = store.read(lambda q: q.schema_version())
+            latency = (time.perf_counter() - started) * 1000
+        finally:
+            store.close()
     except (StoreError, OSError) as exc:
         return name, str(exc)
-    return name, None
+    return f"{name}: schema version {version}, query {latency:.1f} ms", None
+
+
+def _check_postgresql(config: Config, url: str) -> tuple[str, str | None]:
+    """Connects and reads the schema version without migrating (the relay does at start)."""
+    from mailrelay.store.pg.probe import probe, shown_database  # psycopg: PostgreSQL only
+
+    name = f"store postgresql {shown_database(url)}"
+    try:
+        facts = probe(config.store)
+    except StoreError as exc:
+        return name, str(exc)
+    return f"{name}: {facts.describe()}", facts.problem()
 
 
 def _check_secret(config: Config) -> tuple[str, str | None]:

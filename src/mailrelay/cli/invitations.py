@@ -21,6 +21,7 @@ from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationStatus, OutboxStatus
+from mailrelay.core.relays import local_relay_id
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import build_transport
 from mailrelay.render import Templates
@@ -135,7 +136,9 @@ async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
         delivery = Delivery(store, transport, clock,
                             rate_per_minute=config.outbound.rate_per_minute,
                             on_result=functools.partial(record_delivery, config),
-                            sign_sender=signer.bounce_tag)
+                            sign_sender=signer.bounce_tag,
+                            # Not the daemon's name: its restart must not requeue this send.
+                            relay=f"{local_relay_id()}/send-now")
         outbox_id = await inviter.queue_one(invitation_id)
         if outbox_id is None:
             return None

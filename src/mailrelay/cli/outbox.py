@@ -16,7 +16,7 @@ from mailrelay.core.models import OutboxKind, OutboxStatus
 from mailrelay.store import OutboxRow
 
 OUTBOX_FIELDS = ("id", "kind", "to", "subject", "message_id", "status", "attempts", "due_at",
-                 "sent_at", "last_error", "shop")
+                 "sent_at", "last_error", "shop", "claimed_by")
 #: What a person reads in the table (JSON and CSV have every field).
 OUTBOX_COLUMNS = ("id", "shop", "kind", "to", "subject", "status", "attempts", "due_at", "sent_at",
                   "last_error")
@@ -34,7 +34,8 @@ OUTBOX_COLUMNS = ("id", "shop", "kind", "to", "subject", "status", "attempts", "
 def outbox(ctx: click.Context, config_path: Path | None, failed: bool, shop_id: str | None,
            kind: str | None, fmt: str | None) -> None:
     """List outgoing mail and webhook events with their state, attempts and last error
-    (a webhook's `to` is its URL, its `subject` the event); subcommands act on them."""
+    (a webhook's `to` is its URL, its `subject` the event; JSON and CSV name the relay that
+    last claimed each, the one sending it while `sending`); subcommands act on them."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return

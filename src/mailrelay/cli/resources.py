@@ -17,6 +17,8 @@ from mailrelay.core.errors import ConfigError, StoreError
 from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Queries, Store
+from mailrelay.store import open_store as open_configured_store
+from mailrelay.store.coordination import shared_secret
 
 T = TypeVar("T")
 
@@ -48,15 +50,16 @@ def known_shop(config: Config, shop_id: str) -> ShopConfig:
 
 def open_store(config: Config) -> Store:
     try:
-        return Store(config.store.path)
+        return open_configured_store(config.store)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 def load_signer(config: Config) -> TokenSigner:
     try:
-        return TokenSigner(load_secret(config.security.secret_file))
-    except (OSError, ValueError) as exc:
+        # The relays sharing a PostgreSQL store sign with the key kept there.
+        return TokenSigner(shared_secret(config.store, load_secret(config.security.secret_file)))
+    except (OSError, ValueError, StoreError) as exc:
         raise click.ClickException(f"secret key: {exc}") from exc
 
 

@@ -20,9 +20,9 @@ from mailrelay.config.sections import (
     read_outbound,
     read_security,
     read_smtp,
-    read_store,
 )
 from mailrelay.config.shops import check_addresses, read_shop
+from mailrelay.config.store import read_store
 from mailrelay.config.tables import Problems, Table, closest, kind_of
 from mailrelay.config.values import SHOP_ID
 from mailrelay.core.errors import ConfigError, ConfigProblem

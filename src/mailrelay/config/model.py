@@ -6,7 +6,8 @@ No reading and no validation here; the table readers (`sections`, `shops`) build
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
@@ -15,9 +16,23 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """[store]: where the SQLite database lives."""
+    """[store]: the SQLite database at `path` (the default), or PostgreSQL at `url`.
+
+    `url` is a libpq URI without a password (postgresql://user@host[:port][,host2…]/db?…);
+    `password` comes from password_file/password_env (None: libpq's ~/.pgpass or PGPASSWORD),
+    to be passed beside the URL. `relay_id` names this relay in rows it claims (default: the
+    host name), so a restarted relay requeues its own interrupted work; with url, `path` is unused.
+    """
 
     path: Path
+    url: str | None = None
+    password: str | None = field(default=None, repr=False)
+    relay_id: str = field(default_factory=socket.gethostname)
+
+    @property
+    def backend(self) -> str:
+        """"postgresql" with a url, else "sqlite"."""
+        return "sqlite" if self.url is None else "postgresql"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The service tables: [store], [smtp], [http], [outbound], [imap], [security] and [drafts], each
+"""The service tables: [smtp], [http], [outbound], [imap], [security] and [drafts], each
 checked key by key into its dataclass.
 """
 
@@ -17,7 +17,6 @@ from mailrelay.config.model import (
     OutboundConfig,
     SecurityConfig,
     SmtpConfig,
-    StoreConfig,
 )
 from mailrelay.config.tables import Table
 from mailrelay.config.values import DOMAIN, parse_listen
@@ -30,10 +29,6 @@ def _read_listen(table: Table, default: str) -> tuple[str, int]:
     except ValueError as error:
         table.problem("listen", str(error))
         return parse_listen(default)
-
-
-def read_store(table: Table) -> StoreConfig:
-    return StoreConfig(path=table.path("path", "var/mailrelay.db"))
 
 
 def read_smtp(table: Table) -> SmtpConfig:

@@ -1,6 +1,7 @@
 """The only sender: claims due outbox rows, hands them to the transport, retries with backoff.
 
-Retries back off from minutes to hours and give up after five days (RFC 5321 4.5.4.1).
+Retries back off from minutes to hours and give up after five days (RFC 5321 4.5.4.1). Each
+claim names its relay and holds for a lease, so several relays may share one store (issue 15).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from functools import partial
 from typing import Any, Protocol
 
 from mailrelay.core.clock import Clock
-from mailrelay.core.errors import PermanentFailure, TemporaryFailure
+from mailrelay.core.errors import PermanentFailure, StoreError, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import signed_sender
 from mailrelay.store import OutboxRow, Queries, Store, from_iso
 
@@ -29,6 +31,14 @@ BACKOFF = (
 GIVE_UP_AFTER = timedelta(days=5)
 #: How many sent messages may wait for their result to be committed.
 RESULT_WINDOW = 8
+#: How long a relay's claim holds a row before another relay may take it over (its relay died
+#: for good, or lost the store). Far longer than one SMTP step may take (outbound `timeout`,
+#: 60 s by default) or a webhook POST (at most 2 min); and since a whole send, or a batch
+#: waiting for its pace, can take longer still, a relay renews the claims of the batch it is
+#: sending every third of the lease: a relay that is merely slow is never overtaken.
+CLAIM_LEASE = LEASE
+#: How often (by the injected clock) a relay looks for claims whose lease ran out.
+EXPIRY_CHECK = timedelta(minutes=1)
 
 
 class Sender(Protocol):
@@ -93,8 +103,14 @@ class Delivery:
     def __init__(self, store: Store, transport: Sender | None, clock: Clock, *,
                  rate_per_minute: int, sign_sender: Callable[[int], str],
                  on_result: ResultHook | None = None, batch_size: int = 100,
-                 on_progress: Callable[[], None] | None = None) -> None:
+                 on_progress: Callable[[], None] | None = None, relay: str | None = None,
+                 lease: timedelta = CLAIM_LEASE, renew_every: float | None = None) -> None:
         self.store = store
+        #: The name this relay's claims carry; `lease` and the renewal period (seconds).
+        self.relay = relay or local_relay_id()
+        self.lease = lease
+        self.renew_every = renew_every or lease.total_seconds() / 3
+        self._expiry_checked: datetime | None = None
         self.sign_sender = sign_sender  # the VERP tag for an outbox id (TokenSigner.bounce_tag)
         self.transport = transport
         self.clock = clock
@@ -116,8 +132,10 @@ class Delivery:
         self.on_progress = on_progress
 
     async def recover(self) -> int:
-        """Requeue mail a crash left in `sending`; it goes out again byte for byte."""
-        count = await self.store.write(lambda q: q.requeue_interrupted())
+        """Requeue the mail this relay's previous life left in `sending` (a crash); it goes out
+        again byte for byte. Other relays' rows may be in flight: their lease says when not."""
+        relay = self.relay
+        count = await self.store.write(lambda q: q.requeue_interrupted(relay))
         if count:
             log.warning("requeued %d message(s) interrupted while sending", count)
         return count
@@ -136,7 +154,7 @@ class Delivery:
         def run(q: Queries) -> None:
             for write in writes.values():
                 write(q)
-            q.requeue_interrupted(stranded)
+            q.requeue_interrupted(self.relay, stranded)
 
         await self.store.write(run)
         for outbox_id, write in writes.items():
@@ -153,42 +171,78 @@ class Delivery:
         while True:
             await self.settle()
             now = self.clock.now()
+            await self._requeue_expired(now)
             batch = await self.store.write(
                 partial(Queries.claim_due_mail, now=now, limit=self.batch_size,
-                        webhooks=self.webhooks))
+                        webhooks=self.webhooks, relay=self.relay))
             if not batch:
                 return total
-            pending: list[asyncio.Future[None]] = []
-            try:
-                for mail in batch:
-                    await self.pacer.wait()
-                    pending.append(await self._attempt(mail))
-                    # Results commit in the background; waiting for the one from WINDOW sends
-                    # ago bounds what a crash can resend (rows still `sending`) to about WINDOW.
-                    if len(pending) > RESULT_WINDOW:
-                        await pending[-RESULT_WINDOW - 1]
-                await asyncio.gather(*pending)
-            except BaseException:
-                # Rows without a result go back to the queue at the next settle (or at the
-                # next start, if this is the end); results not committed are in _unsettled.
-                self._stranded.update(m.id for m in batch
-                                      if m.id not in self._recorded)
-                raise
-            finally:
-                self._recorded.difference_update(m.id for m in batch)
+            await self._send_batch(batch)
             total += len(batch)
             if self.on_progress is not None:
                 self.on_progress()
 
+    async def _requeue_expired(self, now: datetime) -> None:
+        """Every EXPIRY_CHECK, put back what any relay claimed longer than the lease ago."""
+        if self._expiry_checked is not None and now - self._expiry_checked < EXPIRY_CHECK:
+            return
+        count = await self.store.write(partial(Queries.requeue_expired, now=now,
+                                               lease=self.lease, webhooks=self.webhooks))
+        self._expiry_checked = now
+        if count:
+            log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
+                        "not finish them", count, self.lease)
+
+    async def _send_batch(self, batch: list[OutboxRow]) -> None:
+        waiting = {mail.id for mail in batch}  # claimed, not yet handed to the transport
+        keeper = asyncio.create_task(self._keep_claims(waiting))
+        pending: list[asyncio.Future[None]] = []
+        try:
+            for mail in batch:
+                await self.pacer.wait()
+                if mail.id not in waiting:
+                    continue  # taken over by another relay after its lease: not ours to send
+                pending.append(await self._attempt(mail))
+                waiting.discard(mail.id)
+                # Results commit in the background; waiting for the one from WINDOW sends
+                # ago bounds what a crash can resend (rows still `sending`) to about WINDOW.
+                if len(pending) > RESULT_WINDOW:
+                    await pending[-RESULT_WINDOW - 1]
+            await asyncio.gather(*pending)
+        except BaseException:
+            # Rows without a result go back to the queue at the next settle (or at the
+            # next start, if this is the end); results not committed are in _unsettled.
+            self._stranded.update(m.id for m in batch if m.id not in self._recorded)
+            raise
+        finally:
+            keeper.cancel()
+            self._recorded.difference_update(m.id for m in batch)
+
+    async def _keep_claims(self, waiting: set[int]) -> None:
+        """Renew the lease of the batch's rows not yet sent (the one in flight included) every
+        `renew_every` seconds; drop from `waiting` any another relay took over meanwhile."""
+        while waiting:
+            await asyncio.sleep(self.renew_every)
+            asked = sorted(waiting)
+            try:
+                held = await self.store.write(partial(
+                    Queries.renew_claims, ids=asked, now=self.clock.now(), relay=self.relay))
+            except StoreError as exc:
+                log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
+                continue
+            lost = waiting.intersection(asked) - held
+            if lost:
+                waiting -= lost
+                log.warning("%d claimed message(s) were taken over by another relay after "
+                            "the lease; this relay leaves them to it", len(lost))
+
     async def deliver_one(self, outbox_id: int) -> OutboxRow | None:
         """Send a single queued row now (CLI `send-now`); returns the row as it ends."""
         now = self.clock.now()
-        batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now))
-        for mail in batch:
-            try:
-                await (await self._attempt(mail))
-            finally:
-                self._recorded.discard(mail.id)
+        relay = self.relay
+        batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now, relay))
+        if batch:
+            await self._send_batch(batch)  # its claim renewed while the send takes long
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
     async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
@@ -253,10 +307,16 @@ class Delivery:
                 retry_at: datetime | None = None) -> asyncio.Future[None]:
         now = self.clock.now()
         hook = self.on_result
-        outbox_id = mail.id
+        outbox_id, relay = mail.id, self.relay
 
         def write(q: Queries) -> None:
-            q.finish_mail(outbox_id, status, now, error, retry_at)
+            if not q.finish_mail(outbox_id, status, now, error, retry_at, relay=relay,
+                                 attempt=mail.attempts):
+                # Another relay claimed the row again after the lease: its result counts.
+                # If this one was sent, the customer may get it twice, byte for byte.
+                log.warning("%s result %s not recorded: %s was taken over by another relay",
+                            mail.message_id, status, recipient_ref(mail))
+                return
             if hook is not None and status != OutboxStatus.QUEUED:
                 hook(q, mail, status, now, error)
 
@@ -274,6 +334,6 @@ class Delivery:
         return future
 
 
-def _claim_one(q: Queries, outbox_id: int, now: datetime) -> list[OutboxRow]:
-    mail = q.claim_mail(outbox_id, now)
+def _claim_one(q: Queries, outbox_id: int, now: datetime, relay: str) -> list[OutboxRow]:
+    mail = q.claim_mail(outbox_id, now, relay=relay)
     return [mail] if mail else []

@@ -7,12 +7,13 @@ decisions stay with intake, invitations, replies and bounces.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from mailrelay.config import Config
 from mailrelay.core.clock import Clock
 from mailrelay.core.models import MessageKind
+from mailrelay.core.relays import LEASE
 from mailrelay.core.routing import Route
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.services.bounces import Bouncer
@@ -53,6 +54,7 @@ class Inbound:
         replier: Replier, bouncer: Bouncer, on_outbox: Callable[[], None],
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None, on_progress: Callable[[], None] | None = None,
+        relay: str | None = None, lease: timedelta = LEASE,
     ) -> None:
         self.config = config
         self.replier = replier
@@ -62,7 +64,8 @@ class Inbound:
         self.intake = Intake(
             config, store, signer, clock,
             dispatch=dispatch_table(signer, reply=self._reply_by_smtp, bounce=self._bounce),
-            on_scheduled=on_scheduled, busy=busy, on_progress=on_progress)
+            on_scheduled=on_scheduled, busy=busy, on_progress=on_progress, relay=relay,
+            lease=lease)
 
     def route(self, address: str) -> Route | None:
         """Where an RCPT address leads; None when it is not ours."""

@@ -7,12 +7,13 @@ each stored message to what `dispatch` names for its kind. Whether to invite is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -25,6 +26,7 @@ from mailrelay.core.models import (
     ShipmentNotice,
     ShipmentStatus,
 )
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import Recipients, Route, address_matches
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import normalize_address, parse_batch
@@ -55,6 +57,12 @@ IDLE_BATCH_FACTOR = 8
 #: A writer job touching at most this much raw mail is `small` (its undo pages may stay in
 #: memory: Store._commit_batch); a burst of big messages takes the temporary file instead.
 SMALL_WRITE_BYTES = 4 << 20
+#: How long a message stays the relay's that accepted it (or that holds it while another
+#: service handles it: a reply, a bounce) before other relays take it too: far longer than
+#: processing one takes (milliseconds; a reply's handling, seconds). Then the messages of a
+#: relay that died, or fell minutes behind, are processed by the others. A trigger is never
+#: half done either way: its claim and its rows are one transaction.
+MESSAGE_LEASE = LEASE
 
 
 def header_end(raw: bytes) -> int:
@@ -255,9 +263,14 @@ class Intake:
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None,
         on_progress: Callable[[], None] | None = None,
+        relay: str | None = None,
+        lease: timedelta = MESSAGE_LEASE,
     ) -> None:
         self.config = config
         self.store = store
+        #: The name this relay's holds on messages carry, and how long they keep others off.
+        self.relay = relay or local_relay_id()
+        self.lease = lease
         self.signer = signer
         self.clock = clock
         self.recipients = Recipients(config.shops, signer.key_valid, signer.bounce_valid)
@@ -269,6 +282,8 @@ class Intake:
         self._parser = ParserProcess()
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        #: Seconds between looks without a wake-up (relays sharing a store); None: woken only.
+        self.poll: float | None = None
         self.processed = 0
         self.on_scheduled = on_scheduled
         #: Told after each committed batch and whenever nothing is pending (the supervisor).
@@ -282,7 +297,7 @@ class Intake:
         mid = message_id_of(raw)
         rows = [
             NewMessage(now, peer, mail_from, r.address, r.shop, r.kind, mid,
-                       message_dedupe_key(r, mid, raw), raw)
+                       message_dedupe_key(r, mid, raw), raw, relay=self.relay)
             for r in routes
         ]
         ids = await self.store.write(lambda q: [q.insert_message(m) for m in rows],
@@ -306,7 +321,7 @@ class Intake:
             while True:
                 await self._yield_to_listener()
                 batch = await self.store.aread(
-                    partial(_pending_messages, self._batch_limit(), after))
+                    partial(self._pending, self._batch_limit(), after))
                 if not batch:
                     if writing is not None:
                         await writing
@@ -314,7 +329,8 @@ class Intake:
                         after = 0  # re-read from the start: nothing is in flight now
                         continue
                     self._progress()
-                    await self._wake.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll)
                     self._wake.clear()
                     after = 0
                     continue
@@ -329,6 +345,11 @@ class Intake:
                 # Retrieved, so a failed commit is not reported again as never retrieved.
                 await asyncio.gather(writing, return_exceptions=True)
             await self._parser.close()
+
+    def _pending(self, limit: int, after: int, q: Queries) -> list[InboundMessage]:
+        """What this relay may process: what it accepted, and others' after their lease."""
+        return q.pending_messages(limit, after, relay=self.relay,
+                                  expired=self.clock.now() - self.lease)
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -367,7 +388,7 @@ class Intake:
 
     async def process_pending(self) -> int:
         """Process one batch of stored messages; returns how many were looked at."""
-        batch = await self.store.aread(lambda q: q.pending_messages(self.batch_size))
+        batch = await self.store.aread(partial(self._pending, self.batch_size, 0))
         if not batch:
             return 0
         return await self._commit(await self._prepare(batch))
@@ -413,7 +434,15 @@ class Intake:
         return len(batch) + prepared.others
 
     async def _hand_over(self, msg: InboundMessage) -> None:
-        """An agent reply or a bounce: processed by its service, then marked done here."""
+        """An agent reply or a bounce: held for this relay, processed by its service, then
+        marked done here. One held by another relay is left to it."""
+        relay, held_at, lease = self.relay, self.clock.now(), self.lease
+        if not await self.store.write(
+                lambda q: q.claim_message_handling(msg.id, held_at, lease, relay=relay),
+                small=True):
+            log.info("%s %s is being handled by another relay", msg.message_id or msg.id,
+                     msg.kind)
+            return
         handler = self.dispatch.get(MessageKind(msg.kind))
         if not isinstance(handler, HandOver):
             log.error("%s %s received but nothing handles it", msg.message_id, msg.kind)
@@ -451,10 +480,6 @@ class Intake:
                 "%s first trigger from sender=%s for shop=%s (a leaked BCC address shows up here)",
                 ident, result.new_sender, result.shop,
             )
-
-
-def _pending_messages(limit: int, after: int, q: Queries) -> list[InboundMessage]:
-    return q.pending_messages(limit, after)
 
 
 def _orphan(msg: InboundMessage, now: datetime, q: Queries) -> None:

@@ -489,6 +489,7 @@ class Inviter(MailProducer):
     _: KW_ONLY
     batch_size: int = 500
     unrenderable: list[tuple[int, OutboxKind, str]] = field(default_factory=list, init=False)
+    _last_read: int = field(default=0, init=False)
 
     async def queue_due(self, max_batches: int | None = None) -> int:
         """Render and store due invitations and reminders; returns how many were queued.
@@ -501,11 +502,8 @@ class Inviter(MailProducer):
         while max_batches is None or batches < max_batches:
             batches += 1
             now = self.clock.now()
-            invitations = await self.store.aread(
-                partial(Queries.due_invitations, now=now, limit=self.batch_size))
-            reminders = await self.store.aread(
-                partial(Queries.due_reminders, now=now, limit=self.batch_size))
-            if not invitations and not reminders:
+            invitations, reminders = await self._hold_due(now)
+            if invitations is None:
                 return total
             pending = await asyncio.to_thread(self._render_all, invitations, reminders, now)
             await self._record_unrenderable()
@@ -525,9 +523,30 @@ class Inviter(MailProducer):
                         reason=f"could not be queued: {result!r}"))
                 elif result:
                     total += 1
-            if len(invitations) < self.batch_size and len(reminders) < self.batch_size:
+            if self._last_read < self.batch_size:
                 return total
         return total
+
+    async def _hold_due(self, now: datetime) -> tuple[list[DueInvitation] | None,
+                                                       list[DueInvitation]]:
+        """The due invitations and reminders this relay renders: read, then held for it (one
+        relay renders each, whichever relays share the store); (None, []) when none is due."""
+        expired = now - self.lease
+        invitations = await self.store.aread(partial(
+            Queries.due_invitations, now=now, limit=self.batch_size, relay=self.relay,
+            expired=expired))
+        reminders = await self.store.aread(partial(
+            Queries.due_reminders, now=now, limit=self.batch_size, relay=self.relay,
+            expired=expired))
+        self._last_read = max(len(invitations), len(reminders))
+        if not invitations and not reminders:
+            return None, []
+        ids = {row.id for row in [*invitations, *reminders]}
+        held = await self.store.write(partial(
+            Queries.hold_invitations, ids=sorted(ids), now=now, expired=expired,
+            relay=self.relay))
+        return ([row for row in invitations if row.id in held],
+                [row for row in reminders if row.id in held])
 
     async def _record_unrenderable(self) -> None:
         failures, self.unrenderable = self.unrenderable, []
@@ -613,7 +632,7 @@ class Inviter(MailProducer):
         if pending.kind == OutboxKind.INVITATION and not q.attach_invitation_mail(
             inv.id, outbox_id
         ):
-            q.finish_mail(outbox_id, OutboxStatus.CANCELLED, now, "invitation no longer scheduled")
+            q.cancel_mail(outbox_id, "invitation no longer scheduled")
             return False
         return True
 

@@ -4,13 +4,14 @@ what every service that renders mail in batches holds. Delivery takes it from th
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
-from datetime import datetime
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime, timedelta
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.models import OutboxKind
+from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import unsigned_bounce_address
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.render import RenderedMail, Templates
@@ -20,7 +21,8 @@ from mailrelay.store import NewMail, Queries, Store
 @dataclass(eq=False, repr=False)
 class MailProducer:
     """What a service that renders mail into the outbox in batches works with (identity
-    equality and the plain object repr, as before it was a dataclass)."""
+    equality and the plain object repr, as before it was a dataclass), and the relay whose
+    holds the rows it renders carry (issue 15)."""
 
     config: Config
     store: Store
@@ -29,6 +31,8 @@ class MailProducer:
     clock: Clock
     _: KW_ONLY
     batch_size: int = 100
+    relay: str = field(default_factory=local_relay_id)
+    lease: timedelta = LEASE
 
 
 def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,

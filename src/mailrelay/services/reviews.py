@@ -252,14 +252,25 @@ class Reviewer(MailProducer):
         """Render and store tickets for every review waiting for one; returns reviews handled."""
         total = 0
         while True:
-            ids = await self.store.aread(lambda q: q.pending_tickets(self.batch_size))
-            if not ids:
-                return total
-            for review_id in ids:
+            read, held = await self._hold_pending()
+            for review_id in held:
                 await self._handle(review_id)
                 total += 1
-            if len(ids) < self.batch_size:
+            if read < self.batch_size:
                 return total
+
+    async def _hold_pending(self) -> tuple[int, list[int]]:
+        """How many reviews wait for tickets (up to a batch), and those of them this relay
+        renders: held for it, so that one relay renders each (and runs the shop's draft
+        command once), whichever relays share the store."""
+        now, relay, expired = self.clock.now(), self.relay, self.clock.now() - self.lease
+        ids = await self.store.aread(lambda q: q.pending_tickets(
+            self.batch_size, relay=relay, expired=expired))
+        if not ids:
+            return 0, []
+        held = await self.store.write(lambda q: q.hold_reviews(ids, now, expired,
+                                                                relay=relay))
+        return len(ids), [review_id for review_id in ids if review_id in held]
 
     async def _handle(self, review_id: int) -> None:
         now = self.clock.now()

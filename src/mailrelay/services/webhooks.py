@@ -5,12 +5,13 @@ once, with the mail's backoff and give-up), on their own worker and at their own
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from mailrelay.config import Config, WebhookConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure
-from mailrelay.services.delivery import Delivery
+from mailrelay.services.delivery import CLAIM_LEASE, Delivery
 from mailrelay.services.events import SIGNATURE_HEADER, signature
 from mailrelay.store import OutboxRow, Store
 
@@ -41,9 +42,10 @@ class WebhookDelivery(Delivery):
 
     def __init__(self, config: Config, store: Store, client: Poster, clock: Clock, *,
                  rate_per_minute: int = WEBHOOK_RATE_PER_MINUTE,
-                 on_progress: Callable[[], None] | None = None) -> None:
+                 on_progress: Callable[[], None] | None = None,
+                 relay: str | None = None, lease: timedelta = CLAIM_LEASE) -> None:
         super().__init__(store, None, clock, rate_per_minute=rate_per_minute, sign_sender=str,
-                         on_progress=on_progress)
+                         on_progress=on_progress, relay=relay, lease=lease)
         self.config = config
         self.client = client
 

@@ -11,6 +11,7 @@ from mailrelay.store.addresses import (
     address_ref,
 )
 from mailrelay.store.database import Store
+from mailrelay.store.open import open_store
 from mailrelay.store.queries import Queries
 from mailrelay.store.rows import (
     AuditEntry,
@@ -97,5 +98,6 @@ __all__ = [
     "address_ref",
     "from_iso",
     "migrate",
+    "open_store",
     "to_iso",
 ]

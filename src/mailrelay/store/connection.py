@@ -1,20 +1,46 @@
 """SQLite connections as mailrelay opens them (the PRAGMAs), and what every aggregate's queries
 share: the bound connection, savepoint steps and INSERT building.
 
-SQLite-only: a second backend brings its own (see `interface`).
+The aggregates write SQLite's SQL to any `SqlConnection`: a sqlite3 connection, or
+`store.pg.connection.PgConnection`, which translates it for PostgreSQL.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 
 T = TypeVar("T")
+
+#: A result row: indexable by position (and by column name where a module needs it).
+Row = Any
+
+
+class SqlCursor(Protocol):
+    """What the aggregates read from an executed statement (sqlite3.Cursor has it)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class SqlConnection(Protocol):
+    """What the aggregates call on a connection (sqlite3.Connection has it)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> SqlCursor: ...
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -57,8 +83,18 @@ def status_and_shop(status: str | None, shop: str | None) -> tuple[str, list[Any
 class Bound:
     """One connection (a writer transaction or a reader's snapshot) that queries run on."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: SqlConnection) -> None:
         self.conn = conn
+        #: "sqlite" or "postgresql": picks a statement's variant where one rule cannot do.
+        self.backend: str = getattr(conn, "backend", "sqlite")
+
+    def _nudge(self, channel: str) -> None:
+        """Wake the workers listening on `channel` (store.channels) on every relay once this
+        transaction commits: PostgreSQL's NOTIFY, sent once per channel and commit. Nothing on
+        SQLite, whose only relay is woken by its services' own in-process nudges."""
+        nudge = getattr(self.conn, "nudge", None)
+        if nudge is not None:
+            nudge(channel)
 
     def each(self, step: Callable[[Self], T]) -> T | BaseException:
         """Run one unit of a batched job in its own savepoint: its failure is returned, and

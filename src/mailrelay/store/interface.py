@@ -1,6 +1,6 @@
 """What any store backend offers the services: the statements of every aggregate, and how work
-reaches them (one writer committing in groups, snapshot reads). SQLite is the one backend today;
-a PostgreSQL one (issue 15) implements the same.
+reaches them (one writer committing in groups, snapshot reads). SQLite (`database.Store`) and
+PostgreSQL (`pg.database.PgStore`, issue 15) implement it.
 
 Signatures only. Not here, because they are SQLite's own: PRAGMAs, `secure_delete`, the WAL,
 sqlite-utils, `Queries.conn`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, Self, TypeVar
 
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
@@ -61,11 +61,19 @@ class MessageStatements(Protocol):
     def insert_message(self, msg: NewMessage) -> int | None:
         """Store a raw message once per dedupe key; returns the new row id or None if known."""
 
-    def pending_messages(self, limit: int, after: int = 0) -> list[InboundMessage]:
-        """Messages still waiting for a worker, oldest first, with ids above `after`."""
+    def pending_messages(self, limit: int, after: int = 0, *, relay: str | None = None,
+                         expired: datetime | None = None) -> list[InboundMessage]:
+        """Messages still waiting for a worker, oldest first, with ids above `after`; with
+        `relay`, only those it may take: held by no relay, by itself, or since before
+        `expired`."""
 
     def claim_message(self, message_row_id: int, now: datetime, result: str) -> bool:
         """Mark a message processed; False when another pass already did (idempotence)."""
+
+    def claim_message_handling(self, message_row_id: int, now: datetime, lease: timedelta, *,
+                               relay: str) -> bool:
+        """Hold an unprocessed message for `relay` while another service handles it; False
+        while another relay's hold is younger than `lease`."""
 
     def erase_message_body(self, message_row_id: int) -> None:
         """Drop one message's raw bytes (a trigger naming an address erased by `forget`)."""
@@ -137,14 +145,22 @@ class InvitationStatements(Protocol):
 
     def cancel_reminders_of(self, shop: str, email: str) -> int: ...
 
-    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+    def due_invitations(self, now: datetime, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[DueInvitation]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet; with
+        `relay`, only those no other relay has held since `expired`."""
+
+    def hold_invitations(self, ids: list[int], now: datetime, expired: datetime, *,
+                         relay: str) -> set[int]:
+        """Hold invitations for `relay` while it renders their mail; returns those it holds."""
 
     def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
         """A scheduled invitation whose mail is not rendered yet, with its products."""
 
-    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Sent invitations without a review whose single reminder is due."""
+    def due_reminders(self, now: datetime, limit: int, *, relay: str | None = None,
+                      expired: datetime | None = None) -> list[DueInvitation]:
+        """Sent invitations without a review whose single reminder is due; with `relay`, as
+        `due_invitations`."""
 
     def next_due(self) -> datetime | None:
         """The earliest moment any invitation, reminder or queued mail becomes due."""
@@ -172,23 +188,36 @@ class OutboxStatements(Protocol):
     def enqueue(self, mail: NewMail) -> int:
         """Store a rendered message; it is sent byte-identically however often it is retried."""
 
-    def claim_due_mail(self, now: datetime, limit: int,
-                       webhooks: bool = False) -> list[OutboxRow]:
-        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending: a
-        conditional UPDATE, so no row is sent twice."""
+    def claim_due_mail(self, now: datetime, limit: int, webhooks: bool = False, *,
+                       relay: str) -> list[OutboxRow]:
+        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending, in the
+        name of `relay`: a conditional UPDATE, so no row is claimed twice."""
 
     def next_webhook_due(self) -> datetime | None:
         """When the earliest queued webhook POST is due (the webhook worker's timer)."""
 
-    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
+    def claim_mail(self, outbox_id: int, now: datetime, *, relay: str) -> OutboxRow | None:
         """Claim one queued row whatever its due time (an operator's `send-now`)."""
 
-    def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
-        """Mail left in `sending` by a crash (or only the rows `ids`) goes back to the queue,
-        unchanged."""
+    def requeue_interrupted(self, relay: str, ids: Iterable[int] | None = None) -> int:
+        """Mail `relay` left in `sending` (or only its rows `ids`) goes back to the queue,
+        unchanged; other relays' rows are left alone."""
+
+    def requeue_expired(self, now: datetime, lease: timedelta, webhooks: bool = False) -> int:
+        """Mail (or webhook POSTs) claimed longer than `lease` ago goes back to the queue,
+        whichever relay claimed it."""
+
+    def renew_claims(self, ids: Iterable[int], now: datetime, *, relay: str) -> set[int]:
+        """Restart the lease of `relay`'s rows `ids` still sending; returns those it holds."""
 
     def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
-                    error: str | None = None, retry_at: datetime | None = None) -> None: ...
+                    error: str | None = None, retry_at: datetime | None = None, *,
+                    relay: str, attempt: int) -> bool:
+        """Record the result of `relay`'s claim number `attempt`; False (nothing written) when
+        another relay has claimed the row since."""
+
+    def cancel_mail(self, outbox_id: int, reason: str) -> bool:
+        """Cancel a queued row no relay has claimed."""
 
     def get_mail(self, outbox_id: int) -> OutboxRow | None: ...
 
@@ -215,7 +244,14 @@ class ReviewStatements(Protocol):
     def link_review(self, invitation_id: int, review_id: int) -> None:
         """The invitation has its review: no reminder any more."""
 
-    def pending_tickets(self, limit: int) -> list[int]: ...
+    def pending_tickets(self, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[int]:
+        """Reviews waiting for their tickets; with `relay`, only those no other relay has
+        held since `expired`."""
+
+    def hold_reviews(self, ids: list[int], now: datetime, expired: datetime, *,
+                     relay: str) -> set[int]:
+        """Hold reviews for `relay` while it renders their tickets; returns those it holds."""
 
     def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
         """Only when the review was not edited again meanwhile (then it is rendered anew)."""
@@ -350,6 +386,9 @@ class ReportStatements(Protocol):
     def counts(self, table: str, column: str) -> dict[str, int]:
         """Row counts grouped by one column (for /metrics); names come from our code."""
 
+    def schema_version(self) -> int:
+        """The newest migration applied: a trivial query, /healthz's round trip to the store."""
+
     def replies_by_outcome(self) -> dict[str, int]: ...
 
 
@@ -438,6 +477,13 @@ class DigestStatements(Protocol):
         """Record `day` as done for `shop`; False when it (or a later day) already was."""
 
 
+class JobStatements(Protocol):
+    """Daily jobs run once a day across the relays sharing the store (issue 15)."""
+
+    def claim_job_day(self, name: str, day: str, now: datetime, *, relay: str) -> bool:
+        """Record that `relay` runs job `name` on `day`; False when another relay does."""
+
+
 class ModerationStatements(Protocol):
     """Moderation (issue 14): reports waiting for an owner, decisions, removed counts, audit."""
 
@@ -511,6 +557,7 @@ class QueryInterface(
     InboxStatements,
     DigestStatements,
     DashboardStatements,
+    JobStatements,
     Protocol,
 ):
     """Every statement the services run, on one transaction (a write) or snapshot (a read)."""
@@ -553,3 +600,59 @@ class StoreBackend(Protocol):
 
     def close(self) -> None:
         """Finish queued writes, then release every connection."""
+
+
+class Leadership(Protocol):
+    """A named role that one relay at a time holds (the IMAP watcher's). Ask `try_acquire`
+    every few seconds: it takes the role when free and confirms it while held; when the store
+    loses the holder (its process or connection died) another relay's next call takes over."""
+
+    @property
+    def held(self) -> bool:
+        """Whether this relay held the role at the last `try_acquire`."""
+
+    async def try_acquire(self) -> bool:
+        """Take the role, or confirm it is still ours; False while another relay holds it or
+        the store cannot be reached."""
+
+    async def release(self) -> None:
+        """Give the role up (at shutdown), so another relay takes it at once."""
+
+
+class Wakeups(Protocol):
+    """Nudges between relays: work queued on any relay wakes the waiting workers on every
+    relay (each nudge only says "look again"; the store is the queue)."""
+
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) for each nudge on `channel`; before `start`."""
+
+    async def start(self) -> None: ...
+
+    async def notify(self, channel: str) -> None:
+        """Nudge every subscriber of `channel`, on every relay."""
+
+    async def close(self) -> None: ...
+
+
+class Coordination(Protocol):
+    """How relays that share one store agree: a leader per role, nudges, daily jobs once."""
+
+    @property
+    def wakeups(self) -> Wakeups: ...
+
+    def leadership(self, name: str) -> Leadership: ...
+
+    def identity(self) -> Leadership:
+        """This relay's `[store] relay_id`, held while it runs: not acquired at start means
+        another running relay has the same id (it must not start: requeueing "its own"
+        interrupted rows would take the other's)."""
+
+    async def once_per_day(self, name: str, day: str) -> bool:
+        """Whether this relay runs job `name` on `day` (an ISO date): True for the relay that
+        claims the day first (again on its retries), False for every other relay."""
+
+    async def shared_secret(self, offered: bytes) -> bytes:
+        """The secret key every relay signs links and forms with: the first relay's
+        `offered` key (its key file), kept in the store; on SQLite `offered` itself."""
+
+    async def close(self) -> None: ...

@@ -6,7 +6,6 @@ SQL only; the lifecycle is decided in services.invitations.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from mailrelay.core.models import (
     ShipmentStatus,
 )
 from mailrelay.store.addresses import address_hash
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import DecisionFacts, DueInvitation, InvitationRow, NewInvitation
 from mailrelay.store.suppressions import SUPPRESSION_SQL
 from mailrelay.store.timestamps import from_iso, to_iso
@@ -48,13 +47,21 @@ _SELECT_DUE = (
 )
 
 
-def _due(row: sqlite3.Row) -> DueInvitation:
+def _due(row: Row) -> DueInvitation:
     """A `_SELECT_DUE` row: the invitation, then its shipment's products (JSON), sender name
     and Reply-To."""
     products, sender_name, reply_to = row[-3:]
     return DueInvitation(**dict(zip(_INVITATION_FIELDS, row, strict=False)),
                          products=json.loads(products or "[]"), sender_name=sender_name,
                          reply_to=reply_to)
+
+
+#: The next invitation id: SQLite's one writer may count (nothing inserts meanwhile); on
+#: PostgreSQL, relays insert side by side, so the id comes from the column's own sequence.
+_NEXT_ID = {
+    "sqlite": "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations",
+    "postgresql": "SELECT nextval(pg_get_serial_sequence('invitations', 'id'))",
+}
 
 
 class InvitationQueries(Bound):
@@ -76,8 +83,7 @@ class InvitationQueries(Bound):
     def next_invitation_id(self) -> int:
         """The id the next invitation gets when inserted with it (inside the writer only:
         nothing else inserts between this and that INSERT)."""
-        return int(self.conn.execute(
-            "SELECT COALESCE(MAX(id), 0) + 1 FROM invitations").fetchone()[0])
+        return int(self.conn.execute(_NEXT_ID[self.backend]).fetchone()[0])
 
     def _one_invitation(self, condition: str, params: tuple[object, ...]) -> InvitationRow | None:
         row = self.conn.execute(_SELECT_INVITATION + condition, params).fetchone()
@@ -174,12 +180,27 @@ class InvitationQueries(Bound):
     def _select_due(self, condition: str, params: tuple[object, ...]) -> list[DueInvitation]:
         return [_due(r) for r in self.conn.execute(_SELECT_DUE + condition, params)]
 
-    def due_invitations(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Scheduled invitations whose time has come and whose mail is not rendered yet."""
+    def due_invitations(self, now: datetime, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[DueInvitation]:
+        """Scheduled invitations whose time has come and whose mail is not rendered yet; with
+        `relay`, only those no other relay has held since `expired` (`hold_invitations`)."""
+        held, args = _not_held_by_others(relay, expired)
         return self._select_due(
-            "i.status = ? AND i.outbox_id IS NULL AND i.due_at <= ? ORDER BY i.due_at LIMIT ?",
-            (InvitationStatus.SCHEDULED, to_iso(now), limit),
+            f"i.status = ? AND i.outbox_id IS NULL AND i.due_at <= ?{held}"
+            " ORDER BY i.due_at LIMIT ?",
+            (InvitationStatus.SCHEDULED, to_iso(now), *args, limit),
         )
+
+    def hold_invitations(self, ids: list[int], now: datetime, expired: datetime, *,
+                         relay: str) -> set[int]:
+        """Hold invitations for `relay` while it renders their mail (or reminder); returns the
+        ids it holds: not those another relay has held since `expired`. Only saves work: the
+        outbox keeps one mail per invitation and kind whoever renders it."""
+        return {invitation_id for invitation_id in ids if self.conn.execute(
+            "UPDATE invitations SET claimed_by = ?, claimed_at = ? WHERE id = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?)",
+            (relay, to_iso(now), invitation_id, relay, to_iso(expired)),
+        ).rowcount}
 
     def unqueued_invitation(self, invitation_id: int) -> DueInvitation | None:
         """A scheduled invitation whose mail is not rendered yet, with its products."""
@@ -189,14 +210,18 @@ class InvitationQueries(Bound):
         )
         return rows[0] if rows else None
 
-    def due_reminders(self, now: datetime, limit: int) -> list[DueInvitation]:
-        """Sent invitations without a review whose single reminder is due."""
+    def due_reminders(self, now: datetime, limit: int, *, relay: str | None = None,
+                      expired: datetime | None = None) -> list[DueInvitation]:
+        """Sent invitations without a review whose single reminder is due; with `relay`, as
+        `due_invitations`."""
+        held, args = _not_held_by_others(relay, expired)
         return self._select_due(
             "i.reminder_due_at IS NOT NULL AND i.reminder_due_at <= ?"
             # `+status`: keep SQLite on the reminder index; the status index would scan
             # every sent invitation (measured: 400 ms at 1M rows, 0.01 ms this way).
-            " AND +i.status = ? AND i.review_id IS NULL ORDER BY i.reminder_due_at LIMIT ?",
-            (to_iso(now), InvitationStatus.SENT, limit),
+            f" AND +i.status = ? AND i.review_id IS NULL{held}"
+            " ORDER BY i.reminder_due_at LIMIT ?",
+            (to_iso(now), InvitationStatus.SENT, *args, limit),
         )
 
     def next_due(self) -> datetime | None:
@@ -266,3 +291,12 @@ class InvitationQueries(Bound):
         else:
             row = self.conn.execute("SELECT COUNT(*) FROM invitations").fetchone()
         return int(row[0])
+
+
+def _not_held_by_others(relay: str | None,
+                        expired: datetime | None) -> tuple[str, tuple[object, ...]]:
+    """The condition (and its arguments) that leaves out invitations another relay holds."""
+    if relay is None:
+        return "", ()
+    return (" AND (i.claimed_by IS NULL OR i.claimed_by = ? OR i.claimed_at < ?)",
+            (relay, to_iso(expired) if expired else ""))

@@ -7,19 +7,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailrelay.core.models import (
     InvitationStatus,
     OutboxKind,
     OutboxStatus,
 )
+from mailrelay.store import channels
 from mailrelay.store.connection import Bound
 from mailrelay.store.rows import NewMail, OutboxRow
 from mailrelay.store.timestamps import from_iso, to_iso
 
 #: The columns of `outbox` in `OutboxRow` order.
 _COLUMNS = ", ".join(f.name for f in fields(OutboxRow))
+
+#: Claiming the first `limit` due rows for a relay: one UPDATE. On PostgreSQL, rows another
+#: relay's claim has locked are skipped rather than waited for: after the wait they are taken,
+#: and the relay would claim nothing while mail is still due. SQLite's writers take turns.
+_CLAIM_DUE = {
+    "sqlite": (
+        "UPDATE outbox SET status = ?, claimed_at = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM outbox WHERE status = ? AND due_at <= ?"
+        " AND (kind = ?) = ? ORDER BY due_at, id LIMIT ?) RETURNING id"),
+    "postgresql": (
+        "UPDATE outbox SET status = ?, claimed_at = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM outbox WHERE status = ? AND due_at <= ?"
+        " AND (kind = ?) = ? ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"),
+}
 
 
 class OutboxQueries(Bound):
@@ -37,29 +52,18 @@ class OutboxQueries(Bound):
         if "{id}" in mail.envelope_from:  # VERP: the row id is only known now
             self.conn.execute("UPDATE outbox SET envelope_from = ? WHERE id = ?",
                               (mail.envelope_from.replace("{id}", str(outbox_id)), outbox_id))
+        self._nudge(channels.WEBHOOKS if mail.kind == OutboxKind.WEBHOOK else channels.DISPATCH)
         return outbox_id
 
-    def claim_due_mail(self, now: datetime, limit: int,
-                       webhooks: bool = False) -> list[OutboxRow]:
-        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending: a
-        conditional UPDATE, so no row is sent twice."""
-        ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT id FROM outbox WHERE status = ? AND due_at <= ? AND (kind = ?) = ?"
-                " ORDER BY due_at, id LIMIT ?",
-                (OutboxStatus.QUEUED, to_iso(now), OutboxKind.WEBHOOK, webhooks, limit),
-            )
-        ]
-        claimed = []
-        for outbox_id in ids:
-            cur = self.conn.execute(
-                "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1"
-                " WHERE id = ? AND status = ?",
-                (OutboxStatus.SENDING, to_iso(now), outbox_id, OutboxStatus.QUEUED),
-            )
-            if cur.rowcount:
-                claimed.append(outbox_id)
+    def claim_due_mail(self, now: datetime, limit: int, webhooks: bool = False, *,
+                       relay: str) -> list[OutboxRow]:
+        """Claim due queued mail (or, with `webhooks`, due webhook POSTs) for sending, in the
+        name of `relay`: one UPDATE of rows still queued, so no row is claimed twice."""
+        claimed = [row[0] for row in self.conn.execute(
+            _CLAIM_DUE[getattr(self.conn, "backend", "sqlite")],
+            (OutboxStatus.SENDING, to_iso(now), relay, OutboxStatus.QUEUED, to_iso(now),
+             OutboxKind.WEBHOOK, webhooks, limit),
+        )]
         if not claimed:
             return []
         marks = ",".join("?" for _ in claimed)
@@ -72,46 +76,81 @@ class OutboxQueries(Bound):
             )
         ]
 
-    def claim_mail(self, outbox_id: int, now: datetime) -> OutboxRow | None:
-        """Claim one queued row whatever its due time (an operator's `send-now`)."""
-        cur = self.conn.execute(
-            "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1"
-            " WHERE id = ? AND status = ?",
-            (OutboxStatus.SENDING, to_iso(now), outbox_id, OutboxStatus.QUEUED),
-        )
-        return self.get_mail(outbox_id) if cur.rowcount else None
+    def _claim(self, outbox_id: int, now: datetime, relay: str) -> bool:
+        """One queued row → `sending`, held by `relay` from `now`; its attempt is counted."""
+        return bool(self.conn.execute(
+            "UPDATE outbox SET status = ?, claimed_at = ?, claimed_by = ?,"
+            " attempts = attempts + 1 WHERE id = ? AND status = ?",
+            (OutboxStatus.SENDING, to_iso(now), relay, outbox_id, OutboxStatus.QUEUED),
+        ).rowcount)
 
-    def requeue_interrupted(self, ids: Iterable[int] | None = None) -> int:
-        """Mail left in `sending` by a crash (or only the rows `ids`) goes back to the queue,
-        unchanged."""
+    def claim_mail(self, outbox_id: int, now: datetime, *, relay: str) -> OutboxRow | None:
+        """Claim one queued row whatever its due time (an operator's `send-now`)."""
+        return self.get_mail(outbox_id) if self._claim(outbox_id, now, relay) else None
+
+    def requeue_interrupted(self, relay: str, ids: Iterable[int] | None = None) -> int:
+        """Mail `relay` left in `sending` (its previous life's, killed while sending; or only
+        its rows `ids`) goes back to the queue, unchanged. Rows claimed before claims named
+        their relay (claimed_by NULL) count as this relay's: one relay ran then.
+
+        Other relays' rows are left alone: they may be in flight right now."""
         if ids is None:
-            cur = self.conn.execute(
-                "UPDATE outbox SET status = ? WHERE status = ?",
-                (OutboxStatus.QUEUED, OutboxStatus.SENDING),
-            )
-            return cur.rowcount
+            return int(self.conn.execute(
+                "UPDATE outbox SET status = ? WHERE status = ?"
+                " AND (claimed_by = ? OR claimed_by IS NULL)",
+                (OutboxStatus.QUEUED, OutboxStatus.SENDING, relay),
+            ).rowcount)
         return sum(self.conn.execute(
-            "UPDATE outbox SET status = ? WHERE id = ? AND status = ?",
-            (OutboxStatus.QUEUED, outbox_id, OutboxStatus.SENDING),
+            "UPDATE outbox SET status = ? WHERE id = ? AND status = ? AND claimed_by = ?",
+            (OutboxStatus.QUEUED, outbox_id, OutboxStatus.SENDING, relay),
         ).rowcount for outbox_id in ids)
 
+    def requeue_expired(self, now: datetime, lease: timedelta, webhooks: bool = False) -> int:
+        """Mail (or, with `webhooks`, webhook POSTs) claimed longer than `lease` ago goes back
+        to the queue whoever claimed it: its relay died for good, or lost the store. The
+        claim's relay stays recorded, so its own late result can still settle the row until
+        another relay claims it again (`finish_mail`)."""
+        return int(self.conn.execute(
+            "UPDATE outbox SET status = ? WHERE status = ? AND claimed_at < ?"
+            " AND (kind = ?) = ?",
+            (OutboxStatus.QUEUED, OutboxStatus.SENDING, to_iso(now - lease),
+             OutboxKind.WEBHOOK, webhooks),
+        ).rowcount)
+
+    def renew_claims(self, ids: Iterable[int], now: datetime, *, relay: str) -> set[int]:
+        """Restart the lease of `relay`'s rows `ids` still `sending` at `now`; returns the ids
+        it still holds (the others were taken over after their lease, or are settled)."""
+        return {outbox_id for outbox_id in ids if self.conn.execute(
+            "UPDATE outbox SET claimed_at = ? WHERE id = ? AND status = ? AND claimed_by = ?",
+            (to_iso(now), outbox_id, OutboxStatus.SENDING, relay),
+        ).rowcount}
+
     def finish_mail(self, outbox_id: int, status: OutboxStatus, now: datetime,
-                    error: str | None = None, retry_at: datetime | None = None) -> None:
-        if status == OutboxStatus.SENT:
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, sent_at = ?, last_error = ? WHERE id = ?",
-                (status, to_iso(now), error, outbox_id),
-            )
-        elif status == OutboxStatus.QUEUED:
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, due_at = ?, last_error = ? WHERE id = ?",
-                (status, to_iso(retry_at or now), error, outbox_id),
-            )
-        else:
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, last_error = ? WHERE id = ?",
-                (status, error, outbox_id),
-            )
+                    error: str | None = None, retry_at: datetime | None = None, *,
+                    relay: str, attempt: int) -> bool:
+        """Record the result of `relay`'s claim number `attempt` of a row; False (nothing
+        written) when the claim is no longer its own: another relay claimed the row again
+        after the lease, and that relay's result is the one that counts.
+
+        A row requeued after the lease but not claimed again (still queued, still this claim)
+        takes the late result: mail that went out is not sent a second time."""
+        # sent_at only when it went out, due_at only for a retry: else both keep their value.
+        sent_at, due_at = (to_iso(now) if status == OutboxStatus.SENT else None,
+                           to_iso(retry_at or now) if status == OutboxStatus.QUEUED else None)
+        return self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ?, sent_at = COALESCE(?, sent_at),"
+            " due_at = COALESCE(?, due_at) WHERE id = ? AND claimed_by = ? AND attempts = ?"
+            " AND status IN (?, ?)",
+            (status, error, sent_at, due_at, outbox_id, relay, attempt, OutboxStatus.SENDING,
+             OutboxStatus.QUEUED),
+        ).rowcount == 1
+
+    def cancel_mail(self, outbox_id: int, reason: str) -> bool:
+        """Cancel a queued row no relay has claimed (its invitation changed meanwhile)."""
+        return self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ? WHERE id = ? AND status = ?",
+            (OutboxStatus.CANCELLED, reason, outbox_id, OutboxStatus.QUEUED),
+        ).rowcount == 1
 
     def get_mail(self, outbox_id: int) -> OutboxRow | None:
         row = self.conn.execute(

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from mailrelay.core.errors import DuplicateKey
 from mailrelay.core.models import (
     InvitationStatus,
     MessageState,
     OutboxStatus,
 )
 from mailrelay.store.addresses import address_hash, address_pattern
+from mailrelay.store.connection import SqlConnection
 from mailrelay.store.invitations import InvitationQueries
 from mailrelay.store.rows import Erasure
 from mailrelay.store.timestamps import to_iso
@@ -25,7 +27,7 @@ from mailrelay.store.timestamps import to_iso
 class _Erasing:
     """One `forget` in progress: the address, and rows changed per table so far."""
 
-    def __init__(self, conn: sqlite3.Connection, email: str) -> None:
+    def __init__(self, conn: SqlConnection, email: str) -> None:
         self.conn = conn
         self.email = email
         self.counts: dict[str, int] = {}
@@ -226,11 +228,7 @@ class PrivacyQueries(InvitationQueries):
         note quoting it), cut out: the targeted statements above cannot know every column."""
         pattern = address_pattern(email)
         changed = 0
-        tables = [str(r[0]) for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        for table in tables:
-            columns = [str(r[1]) for r in self.conn.execute(
-                f"PRAGMA table_info({table})") if str(r[2]).upper() in ("TEXT", "")]
+        for table, columns in self._text_columns().items():
             for column in columns:
                 rows = self.conn.execute(
                     f"SELECT rowid, {column} FROM {table}"  # noqa: S608
@@ -240,12 +238,38 @@ class PrivacyQueries(InvitationQueries):
                 for rowid, value in rows:
                     if not pattern.search(value):
                         continue  # only part of a longer address
-                    try:
-                        self.conn.execute(update, (pattern.sub("[erased]", value), rowid))
-                    except sqlite3.IntegrityError:  # a unique key (a Message-ID) stays unique
+                    if not self._replace(update, pattern.sub("[erased]", value), rowid):
+                        # A unique key (a Message-ID) stays unique.
                         self.conn.execute(update, (f"[erased {table} {rowid}]", rowid))
                     changed += 1
         return changed
+
+    def _replace(self, update: str, value: str, rowid: object) -> bool:
+        """Run one scrubbing UPDATE in a savepoint (a failed statement would end a PostgreSQL
+        transaction); False when it would break a unique key."""
+        failed = self.each(lambda q: q.conn.execute(update, (value, rowid)))
+        if isinstance(failed, sqlite3.IntegrityError | DuplicateKey):
+            return False
+        if isinstance(failed, BaseException):
+            raise failed
+        return True
+
+    def _text_columns(self) -> dict[str, list[str]]:
+        """Every table's text columns (SQLite: those declared TEXT or without a type)."""
+        found: dict[str, list[str]] = {}
+        if self.backend == "postgresql":
+            for table, column in self.conn.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND data_type = 'text'"
+                    " ORDER BY table_name, ordinal_position"):
+                found.setdefault(str(table), []).append(str(column))
+            return found
+        tables = [str(r[0]) for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            found[table] = [str(r[1]) for r in self.conn.execute(
+                f"PRAGMA table_info({table})") if str(r[2]).upper() in ("TEXT", "")]
+        return found
 
     def audit(self, action: str, detail: dict[str, Any], now: datetime,
               actor: str = "mailrelay") -> None:

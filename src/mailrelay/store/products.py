@@ -7,13 +7,12 @@ forgotten either), as on the public page; validation lives in services.products.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import (
     NewProductReview,
     ProductFigures,
@@ -42,11 +41,12 @@ _UPSERT = (
     + ") ON CONFLICT (review_id, n) DO UPDATE SET stars = excluded.stars,"
     " text = excluded.text, updated_at = excluded.updated_at, "
     + ", ".join(f"{name} = excluded.{name}" for name in ("sku", *_IDENTITY))
-    + " WHERE stars IS NOT excluded.stars OR text IS NOT excluded.text"
+    + " WHERE product_reviews.stars IS NOT excluded.stars"
+    " OR product_reviews.text IS NOT excluded.text"
 )
 
 
-def _listing(row: sqlite3.Row) -> ProductReviewListing:
+def _listing(row: Row) -> ProductReviewListing:
     count = len(_ROW_FIELDS)
     product = ProductReviewRow(*row[:count])
     (reviewer_name, method, locale, created_at, updated_at, response, responded_at,

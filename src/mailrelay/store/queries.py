@@ -10,6 +10,7 @@ from mailrelay.store.dashboard import DashboardQueries
 from mailrelay.store.digests import DigestQueries
 from mailrelay.store.inbox import InboxQueries
 from mailrelay.store.invitations import InvitationQueries
+from mailrelay.store.jobs import JobQueries
 from mailrelay.store.messages import MessageQueries
 from mailrelay.store.moderation import ModerationQueries
 from mailrelay.store.outbox import OutboxQueries
@@ -26,6 +27,6 @@ class Queries(
     # Privacy and reports build on invitations and suppressions: subclasses before bases.
     PrivacyQueries, ReportQueries, MessageQueries, ShipmentQueries, InvitationQueries,
     OutboxQueries, ReviewQueries, ReplyQueries, SuppressionQueries, ProductReviewQueries,
-    AccountQueries, ModerationQueries, InboxQueries, DigestQueries, DashboardQueries,
+    AccountQueries, ModerationQueries, InboxQueries, DigestQueries, DashboardQueries, JobQueries,
 ):
     """Every SQL statement mailrelay runs, bound to one connection (a transaction or a reader)."""

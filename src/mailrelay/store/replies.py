@@ -81,8 +81,10 @@ class ReplyQueries(Bound):
     def mark_imap_seen(self, mailbox: str, uidvalidity: int, uid: int, dedupe_key: str,
                        folder: str, now: datetime) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO imap_seen (mailbox, uidvalidity, uid, dedupe_key, folder,"
-            " seen_at, moved) VALUES (?,?,?,?,?,?,0)",
+            "INSERT INTO imap_seen (mailbox, uidvalidity, uid, dedupe_key, folder,"
+            " seen_at, moved) VALUES (?,?,?,?,?,?,0) ON CONFLICT (mailbox, uidvalidity, uid)"
+            " DO UPDATE SET dedupe_key = excluded.dedupe_key, folder = excluded.folder,"
+            " seen_at = excluded.seen_at, moved = 0",
             (mailbox, uidvalidity, uid, dedupe_key, folder, to_iso(now)))
 
     def mark_imap_moved(self, mailbox: str, uidvalidity: int, uid: int) -> None:

@@ -236,6 +236,11 @@ class ReportQueries(SuppressionQueries):
         return {str(k): int(v) for k, v in self.conn.execute(
             f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}")}  # noqa: S608
 
+    def schema_version(self) -> int:
+        """The newest migration applied: a trivial query, /healthz's round trip to the store."""
+        row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0) if row else 0
+
     def replies_by_outcome(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT outcome, COUNT(*) FROM replies GROUP BY outcome")}

@@ -5,7 +5,6 @@ SQL only; moderation and publishing are decided in services.reviews.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import fields
 from datetime import datetime
 
@@ -13,7 +12,8 @@ from mailrelay.core.models import (
     OutboxKind,
     OutboxStatus,
 )
-from mailrelay.store.connection import Bound
+from mailrelay.store import channels
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewReview, NoteRow, ResponseRow, ReviewRow, ReviewText
 from mailrelay.store.timestamps import to_iso
 
@@ -38,7 +38,7 @@ _SET_RESPONSE = (
 )
 
 
-def review_row(row: sqlite3.Row, tags: list[str]) -> ReviewRow:
+def review_row(row: Row, tags: list[str]) -> ReviewRow:
     """A `REVIEW_SELECT` row as a `ReviewRow` (columns after it are the caller's)."""
     values = dict(zip(_REVIEW_FIELDS[:-1], row, strict=False))
     values["reported"] = bool(values["reported"])
@@ -50,6 +50,7 @@ class ReviewQueries(Bound):
 
     def insert_review(self, new: NewReview) -> int:
         created = to_iso(new.created_at)
+        self._nudge(channels.DISPATCH)  # its ticket is the dispatcher's
         return self._insert("reviews", {
             "shop": new.shop, "invitation_id": new.invitation_id, "method": new.method,
             "stars": new.text.stars, "title": new.text.title, "text": new.text.text,
@@ -87,14 +88,29 @@ class ReviewQueries(Bound):
             (OutboxStatus.CANCELLED, invitation_id, OutboxKind.REMINDER, OutboxStatus.QUEUED),
         )
 
-    def pending_tickets(self, limit: int) -> list[int]:
-        return [
-            r[0]
-            for r in self.conn.execute(
+    def pending_tickets(self, limit: int, *, relay: str | None = None,
+                        expired: datetime | None = None) -> list[int]:
+        """Reviews waiting for their tickets; with `relay`, only those no other relay has
+        held since `expired` (`hold_reviews`)."""
+        if relay is None:
+            return [r[0] for r in self.conn.execute(
                 "SELECT id FROM reviews WHERE ticket_state = 'pending' ORDER BY id LIMIT ?",
-                (limit,),
-            )
-        ]
+                (limit,))]
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM reviews WHERE ticket_state = 'pending'"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?) ORDER BY id LIMIT ?",
+            (relay, to_iso(expired) if expired else "", limit))]
+
+    def hold_reviews(self, ids: list[int], now: datetime, expired: datetime, *,
+                     relay: str) -> set[int]:
+        """Hold reviews for `relay` while it renders their tickets (and a shop's draft command
+        runs once); returns the ids it holds: not those another relay has held since
+        `expired`. Only saves work: `mark_ticket_queued` queues each version's tickets once."""
+        return {review_id for review_id in ids if self.conn.execute(
+            "UPDATE reviews SET claimed_by = ?, claimed_at = ? WHERE id = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?)",
+            (relay, to_iso(now), review_id, relay, to_iso(expired)),
+        ).rowcount}
 
     def mark_ticket_queued(self, review_id: int, edits: int) -> bool:
         """Only when the review was not edited again meanwhile (then it is rendered anew)."""

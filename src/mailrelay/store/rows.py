@@ -40,6 +40,8 @@ class NewMessage:
     message_id: str | None
     dedupe_key: str
     raw: bytes
+    #: The relay that accepted it: its intake processes it; another only after the lease.
+    relay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ class OutboxRow:
     review_id: int | None
     bounced_at: str | None
     bounce_status: str | None
+    #: The relay of the latest claim (`[store] relay_id`); None before any claim.
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,8 @@ class MailListing:
     due_at: str
     sent_at: str | None
     last_error: str | None
+    #: The relay of the latest claim: which one holds a message in `sending` (issue 15).
+    claimed_by: str | None = None
 
 
 @dataclass(slots=True)

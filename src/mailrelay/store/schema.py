@@ -440,10 +440,29 @@ def _migration_13(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_shipments_shop_status ON shipments(shop, status, received_at)")
 
 
+def _migration_14(db: sqlite_utils.Database) -> None:
+    """Several relays on one store (issue 15): each claim names the relay that holds it, so a
+    restarting relay requeues only its own rows and another takes over a dead relay's rows
+    once their lease (`claimed_at`) is old. Inbound messages are held by the relay that
+    accepted them, and invitations and reviews by the relay rendering their mail (one relay
+    renders each invitation, reminder and ticket).
+    (`job_days`, the daily jobs' table, is created on first use.)"""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    # Rows in flight, by claim time: a relay's start and the periodic lease check find them.
+    db.execute("CREATE INDEX idx_outbox_sending ON outbox(claimed_at) WHERE status = 'sending'")
+    db.execute("ALTER TABLE messages ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN claimed_at TEXT")
+    db.execute("ALTER TABLE invitations ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE invitations ADD COLUMN claimed_at TEXT")
+    db.execute("ALTER TABLE reviews ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE reviews ADD COLUMN claimed_at TEXT")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
     _migration_13,
+    _migration_14,
 )
 
 

@@ -6,13 +6,12 @@ SQL only; eligibility is decided in services.intake.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 
 from mailrelay.core.models import Product, ShipmentStatus
-from mailrelay.store.connection import Bound
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewShipment, ShipmentRow
 from mailrelay.store.timestamps import to_iso
 
@@ -30,7 +29,7 @@ def _json_list(items: Sequence[object]) -> str:
     return json.dumps(items, ensure_ascii=False) if items else _NO_ITEMS
 
 
-def read_shipment(row: sqlite3.Row) -> ShipmentRow:
+def read_shipment(row: Row) -> ShipmentRow:
     """A `SHIPMENT_COLUMNS` row as a `ShipmentRow`, its JSON lists parsed."""
     values = dict(zip(_FIELDS, row, strict=True))
     for name in _JSON_FIELDS:
@@ -78,7 +77,8 @@ class ShipmentQueries(Bound):
         row = self.conn.execute(
             "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
             " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
-            " SET last_seen_at = excluded.last_seen_at, count = count + 1 RETURNING count",
+            " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
+            " RETURNING count",
             (shop, sender, at),
         ).fetchone()
         return row is not None and row[0] == 1

@@ -67,7 +67,7 @@ class SuppressionQueries(Bound):
         column = "hard" if hard else "soft"
         self.conn.execute(
             f"INSERT INTO bounces (email, {column}, last_at, last_status) VALUES (?, 1, ?, ?)"  # noqa: S608
-            f" ON CONFLICT(email) DO UPDATE SET {column} = {column} + 1,"
+            f" ON CONFLICT(email) DO UPDATE SET {column} = bounces.{column} + 1,"
             " last_at = excluded.last_at, last_status = excluded.last_status",
             (email, to_iso(now), status))
         row = self.conn.execute(f"SELECT {column} FROM bounces WHERE email = ?",  # noqa: S608

@@ -80,9 +80,18 @@ def _settle_in_loop(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 
 class GroupCommitWriter:
-    """Owns the writer connection and its thread; every write goes through here."""
+    """Owns the writer connection and its thread; every write goes through here.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    SQLite's by default; another backend sets what differs (`_BEGIN`, `_DB_ERRORS`,
+    `_set_temp_store`) and brings a connection with the same few methods.
+    """
+
+    #: How a batch's transaction starts (IMMEDIATE: SQLite's write lock now, not mid-batch).
+    _BEGIN = "BEGIN IMMEDIATE"
+    #: What the connection raises when a statement or the COMMIT fails.
+    _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, conn: Any) -> None:
         self._writer_conn = conn
         self._journal_in_memory = False  # the writer's temp_store: see `_commit_batch`
         self._queue: queue.SimpleQueue[_Job | _Wake | None] = queue.SimpleQueue()
@@ -184,7 +193,11 @@ class GroupCommitWriter:
             self._commit_batch(conn, tx, [self._background.popleft()[0]])
         conn.close()
 
-    def _commit_batch(self, conn: sqlite3.Connection, tx: Queries, batch: list[_Job]) -> None:
+    def _set_temp_store(self, cur: Any, in_memory: bool) -> None:
+        """SQLite's temp_store for the next transaction (see `_commit_batch`)."""
+        cur.execute(f"PRAGMA temp_store={'MEMORY' if in_memory else 'DEFAULT'}")
+
+    def _commit_batch(self, conn: Any, tx: Queries, batch: list[_Job]) -> None:
         cur = conn.cursor()  # one cursor for the batch's own statements
         # The savepoint around each job (and each `Queries.each` step) keeps the original of
         # every page the job changes in a sub-journal. Past 64 KiB, within one intake batch
@@ -200,7 +213,7 @@ class GroupCommitWriter:
         live = [job for job in batch if _still_wanted(job.future)]
         try:
             if in_memory != self._journal_in_memory:
-                cur.execute(f"PRAGMA temp_store={'MEMORY' if in_memory else 'DEFAULT'}")
+                self._set_temp_store(cur, in_memory)
                 self._journal_in_memory = in_memory
             try:
                 done = self._run_jobs(cur, tx, live, guard_all=False)
@@ -209,7 +222,7 @@ class GroupCommitWriter:
                 cur.execute("ROLLBACK")
                 done = self._run_jobs(cur, tx, live, guard_all=True)
             cur.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except self._DB_ERRORS as exc:
             log.error("store commit failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -222,9 +235,8 @@ class GroupCommitWriter:
         self.batched_writes += len(batch)
         self._settle(done)
 
-    @staticmethod
     def _run_jobs(
-        cur: sqlite3.Cursor, tx: Queries, jobs: list[_Job], *, guard_all: bool
+        self, cur: Any, tx: Queries, jobs: list[_Job], *, guard_all: bool
     ) -> list[_Done]:
         """One transaction's jobs, each in a savepoint (one failing job must not undo its
         neighbours' writes) unless it is pure.
@@ -235,7 +247,7 @@ class GroupCommitWriter:
         raises `_Rerun` instead, and the caller runs the whole batch again guarded.
         """
         done: list[_Done] = []
-        cur.execute("BEGIN IMMEDIATE")
+        cur.execute(self._BEGIN)
         for fn, fut, _small, pure in jobs:
             if pure and not guard_all:
                 try:

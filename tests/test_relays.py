@@ -1,0 +1,562 @@
+"""Several relays on one store (issue 15): every claim names its relay and holds for a lease, so
+no mail goes out twice, a restarting relay requeues only its own rows, a dead relay's rows are
+taken over once their lease ran out, a late result never overwrites the relay that took over,
+messages handed to another service are handled by one relay, and daily jobs run once a day.
+
+The store is a fixture (`shared_store`, a location any relay opens): SQLite today, PostgreSQL
+as a second parameter once that backend is in. Delivery sends over loopback to tests/sink.py;
+"two processes" are real ones (tests/relay_worker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailrelay.app import Daemon
+from mailrelay.config import Config, ShopConfig
+from mailrelay.core.clock import FrozenClock
+from mailrelay.core.models import InvitationMethod, MessageKind, OutboxKind, OutboxStatus
+from mailrelay.core.relays import LEASE
+from mailrelay.core.tokens import TokenSigner
+from mailrelay.edges.mailer import SmtpTransport
+from mailrelay.render import RenderedMail, Templates
+from mailrelay.services.delivery import CLAIM_LEASE, Delivery
+from mailrelay.services.inbound import dispatch_table
+from mailrelay.services.intake import MESSAGE_LEASE, HandOver, Intake
+from mailrelay.services.invitations import Candidate, Inviter, create_invitation
+from mailrelay.services.reviews import Reviewer, TicketBatch
+from mailrelay.store import (
+    DueInvitation,
+    InboundMessage,
+    NewMail,
+    NewMessage,
+    NewReview,
+    OutboxRow,
+    Queries,
+    ReviewText,
+    Store,
+)
+
+from .cli_runner import cli
+from .conftest import ConfigFactory, second_shop
+from .mailtools import send, settle, trigger, via_sink
+from .relay_worker import open_shared, to_sink
+from .sink import Sink, running_sink
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The backends the relays' store can be in (PostgreSQL: fixture `pg_database` of
+#: tests/postgres.py, a fresh database per test).
+STORE_KINDS = ["sqlite", "postgresql"]
+#: Every wait on another process or the sink is bounded by this.
+WAIT_S = 60.0
+
+
+@pytest.fixture(params=STORE_KINDS)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the relays' one store lives: what each relay (process) opens."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_database")
+        return url
+    return str(tmp_path / "relays.db")
+
+
+def parcel_mail(n: int, now: datetime) -> NewMail:
+    message_id = f"<parcel-{n}@relays.test>"
+    raw = (f"From: Acme <shop@acme.example>\r\nTo: <customer{n}@example.com>\r\n"
+           f"Subject: Parcel {n} is on its way\r\nMessage-ID: {message_id}\r\n\r\n"
+           f"Your parcel {n} left our warehouse today.\r\n").encode()
+    return NewMail(kind=OutboxKind.INVITATION, shop="acme", recipient=f"customer{n}@example.com",
+                   envelope_from="bounce@acme.example", subject=f"Parcel {n} is on its way",
+                   message_id=message_id, raw=raw, created_at=now, due_at=now)
+
+
+def queue(location: str, count: int, now: datetime) -> list[int]:
+    with open_shared(location) as store:
+        ids: list[int] = store.write_sync(
+            lambda q: [q.enqueue(parcel_mail(n, now)) for n in range(count)])
+        return ids
+
+
+def rows(store: Store, ids: list[int]) -> list[OutboxRow]:
+    found = store.read(lambda q: [q.get_mail(i) for i in ids])
+    return [row for row in found if row is not None]
+
+
+def copies(sink: Sink) -> Counter[str]:
+    """How often the sink received each Message-ID."""
+    return Counter(str(BytesHeaderParser().parsebytes(raw)["Message-ID"])
+                   for _sender, _rcpts, raw in sink.messages)
+
+
+@contextlib.asynccontextmanager
+async def sending(store: Store, relay: str, sink: Sink, clock: FrozenClock,
+                  **options: Any) -> AsyncIterator[Delivery]:
+    """One relay's delivery worker in this process, sending to the sink."""
+    transport = SmtpTransport(to_sink(sink.port), local_hostname=f"{relay}.test")
+    try:
+        yield Delivery(store, transport, clock, rate_per_minute=600_000, sign_sender=str,
+                       relay=relay, **options)
+    finally:
+        await transport.close()
+
+
+async def start_worker(location: str, relay: str, sink: Sink,
+                       now: datetime) -> asyncio.subprocess.Process:
+    """tests/relay_worker.py as a process; returns once it is ready to send (`go` starts it)."""
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.relay_worker", location, relay, str(sink.port),
+        now.isoformat(), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert worker.stdout is not None
+    line = await asyncio.wait_for(worker.stdout.readline(), WAIT_S)
+    assert line == b"ready\n", line
+    return worker
+
+
+async def go(worker: asyncio.subprocess.Process) -> None:
+    assert worker.stdin is not None
+    worker.stdin.write(b"go\n")
+    await worker.stdin.drain()
+
+
+async def attempted_by(worker: asyncio.subprocess.Process) -> int:
+    out, err = await asyncio.wait_for(worker.communicate(), WAIT_S)
+    assert worker.returncode == 0, err.decode()
+    return int(out.decode().split()[-1])
+
+
+async def test_two_relays_in_two_processes_send_every_mail_exactly_once(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 300, clock.now())
+    async with running_sink() as sink:
+        workers = [await start_worker(shared_store, relay, sink, clock.now())
+                   for relay in ("relay-a", "relay-b")]
+        for worker in workers:
+            await go(worker)
+        attempted = [await attempted_by(worker) for worker in workers]
+    assert sum(attempted) == 300
+    assert min(attempted) > 0, "one relay did all the work: nothing ran side by side"
+    seen = copies(sink)
+    assert len(seen) == 300
+    assert set(seen.values()) == {1}, "a message went out twice"
+    with open_shared(shared_store) as store:
+        done = rows(store, ids)
+    assert {row.status for row in done} == {OutboxStatus.SENT}
+    by_relay = Counter(row.claimed_by for row in done)
+    assert by_relay == {"relay-a": attempted[0], "relay-b": attempted[1]}
+
+
+async def test_a_restarting_relay_requeues_only_its_own_rows_and_leaves_another_relays_send(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 4, clock.now())
+    with open_shared(shared_store) as store:
+        # relay-a claimed two rows, then died: its claims are what a crash leaves behind.
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
+        async with running_sink() as sink, sending(store, "relay-b", sink, clock) as b:
+            release = sink.hold_next()
+            b_sends = asyncio.create_task(b.deliver_due())  # the other two; the first is held
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            async with sending(store, "relay-a", sink, clock) as a:  # relay-a starts again
+                assert await a.recover() == 2
+                assert await a.deliver_due() == 2
+            b_rows = [row for row in rows(store, ids) if row.claimed_by == "relay-b"]
+            assert [row.status for row in b_rows] == [OutboxStatus.SENDING] * 2
+            release.set()
+            assert await b_sends == 2
+    assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(4)})
+
+
+async def test_a_dead_relays_rows_are_taken_over_after_the_lease_and_sent_once(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 10, clock.now())
+    async with running_sink() as sink:
+        release = sink.hold_next()
+        worker = await start_worker(shared_store, "relay-a", sink, clock.now())
+        await go(worker)
+        await asyncio.wait_for(sink.held.wait(), WAIT_S)
+        worker.kill()  # SIGKILL mid-send: its batch stays claimed, its first DATA unanswered
+        await worker.wait()
+        with open_shared(shared_store) as store:
+            assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+                (OutboxStatus.SENDING, "relay-a")}
+            async with sending(store, "relay-b", sink, clock) as b:
+                clock.advance(timedelta(minutes=1))
+                assert await b.deliver_due() == 0, "relay-b took rows whose lease still ran"
+                clock.advance(CLAIM_LEASE)
+                assert await b.deliver_due() == 10
+            assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+                (OutboxStatus.SENT, "relay-b")}
+        # Every message once: the dead relay's DATA in flight was never acknowledged.
+        assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(10)})
+        release.set()
+
+
+async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    sending(store, "relay-a", sink, clock, renew_every=0.05) as a,
+                    sending(store, "relay-b", sink, clock) as b):
+            release = sink.hold_next()
+            a_sends = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE * 2)  # the held send has taken longer than a lease
+            await asyncio.sleep(0.3)  # relay-a renews meanwhile
+            assert await b.deliver_due() == 0
+            release.set()
+            assert await a_sends == 3
+        assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+            (OutboxStatus.SENT, "relay-a")}
+    assert set(copies(sink).values()) == {1}
+
+
+async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_took_it_over(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    [outbox_id] = queue(shared_store, 1, clock.now())
+    results: list[tuple[str, str]] = []
+
+    def noting(relay: str) -> Callable[..., None]:
+        return lambda _q, _mail, status, _now, _error: results.append((relay, status))
+
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    # relay-a renews too late: as if its store connection hung for a while.
+                    sending(store, "relay-a", sink, clock, renew_every=3600,
+                            on_result=noting("relay-a")) as a,
+                    sending(store, "relay-b", sink, clock, on_result=noting("relay-b")) as b):
+            release = sink.hold_next()
+            a_sends = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE + timedelta(minutes=1))
+            assert await b.deliver_due() == 1
+            release.set()  # relay-a's send is acknowledged now, after the takeover
+            assert await a_sends == 1
+        [row] = rows(store, [outbox_id])
+    assert (row.status, row.claimed_by, row.attempts) == (OutboxStatus.SENT, "relay-b", 2)
+    assert results == [("relay-b", OutboxStatus.SENT)]
+    # At least once: the copy relay-a had in flight, unacknowledged at the takeover, arrived
+    # too; byte for byte the same, so the receiver's duplicate check collapses them.
+    assert len(sink.messages) == 2 and sink.messages[0][2] == sink.messages[1][2]
+
+
+def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    hook = replace(parcel_mail(99, clock.now()), kind=OutboxKind.WEBHOOK,
+                   recipient="https://hooks.acme.example/reviews", message_id="<event-1>")
+    later = clock.now() + CLAIM_LEASE + timedelta(minutes=1)
+    with open_shared(shared_store) as store:
+        store.write_sync(lambda q: [q.enqueue(parcel_mail(1, clock.now())), q.enqueue(hook)])
+        for webhooks in (False, True):  # relay-a claims one of each, then dies
+            assert len(store.write_sync(lambda q, w=webhooks: q.claim_due_mail(
+                clock.now(), 5, w, relay="relay-a"))) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE)) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE, True)) == 1
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE, True)) == 0
+
+
+def test_the_outbox_listing_names_the_relay_holding_a_message_in_flight(
+    config: Config, clock: FrozenClock
+) -> None:
+    with Store(config.store.path) as store:
+        store.write_sync(lambda q: [q.enqueue(parcel_mail(n, clock.now())) for n in range(2)])
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 1, relay="relay-a"))
+    code, out = cli(config, "outbox", "--format", "json")
+    assert code == 0, out
+    assert [(row["status"], row["claimed_by"]) for row in json.loads(out)] == [
+        ("sending", "relay-a"), ("queued", None)]
+
+
+def test_a_late_result_settles_a_row_whose_lease_ran_out_while_no_relay_claimed_it_again(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    queue(shared_store, 1, clock.now())
+    later = clock.now() + CLAIM_LEASE + timedelta(minutes=1)
+    with open_shared(shared_store) as store:
+        [row] = store.write_sync(lambda q: q.claim_due_mail(clock.now(), 5, relay="relay-a"))
+        assert store.write_sync(lambda q: q.requeue_expired(later, CLAIM_LEASE)) == 1
+        assert not store.write_sync(lambda q: q.finish_mail(
+            row.id, OutboxStatus.SENT, later, relay="relay-b", attempt=row.attempts))
+        assert store.write_sync(lambda q: q.finish_mail(
+            row.id, OutboxStatus.SENT, later, relay="relay-a", attempt=row.attempts))
+        # It went out: no relay sends it again.
+        assert store.write_sync(lambda q: q.claim_due_mail(later, 5, relay="relay-b")) == []
+
+
+def reply_message(n: int, now: datetime) -> NewMessage:
+    raw = f"Message-ID: <answer-{n}@agents.test>\r\nSubject: Re: review\r\n\r\nThanks!\r\n"
+    return NewMessage(received_at=now, peer="127.0.0.1", mail_from="agent@acme.example",
+                      rcpt="reply+key@reply.acme.example", shop="acme", kind=MessageKind.REPLY,
+                      message_id=f"<answer-{n}@agents.test>", dedupe_key=f"answer-{n}",
+                      raw=raw.encode())
+
+
+def intake(config: Config, store: Store, clock: FrozenClock, relay: str,
+           handle: Callable[[InboundMessage], Awaitable[str]]) -> Intake:
+    return Intake(config, store, TokenSigner(b"k" * 32), clock, relay=relay,
+                  dispatch={MessageKind.REPLY: HandOver(handle)})
+
+
+async def test_a_reply_one_relay_is_handling_is_left_alone_by_the_others(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    handled: list[str] = []
+    gate = asyncio.Event()
+
+    async def slowly(_msg: InboundMessage) -> str:
+        handled.append("relay-a")
+        await gate.wait()
+        return "answered"
+
+    async def quickly(_msg: InboundMessage) -> str:
+        handled.append("relay-b")
+        return "answered"
+
+    with open_shared(shared_store) as store:
+        store.write_sync(lambda q: q.insert_message(reply_message(1, clock.now())))
+        a_pass = asyncio.create_task(intake(config, store, clock, "relay-a", slowly)
+                                     .process_pending())
+        while not handled:  # noqa: ASYNC110 - relay-a's handler says when it runs
+            await asyncio.sleep(0.01)
+        await intake(config, store, clock, "relay-b", quickly).process_pending()
+        gate.set()
+        await a_pass
+        assert store.read(Queries.count_pending_messages) == 0
+    assert handled == ["relay-a"]
+
+
+async def test_a_dead_relays_reply_is_taken_over_after_the_lease_and_its_own_at_its_restart(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    handled: list[tuple[str, int]] = []
+
+    def by(relay: str) -> Callable[[InboundMessage], Awaitable[str]]:
+        async def handle(msg: InboundMessage) -> str:
+            handled.append((relay, msg.id))
+            return "answered"
+        return handle
+
+    with open_shared(shared_store) as store:
+        # relay-a and relay-c each died while handling a reply.
+        first, second = store.write_sync(lambda q: [
+            q.insert_message(reply_message(n, clock.now())) for n in (1, 2)])
+        for row_id, relay in ((first, "relay-a"), (second, "relay-c")):
+            assert store.write_sync(lambda q, i=row_id, r=relay: q.claim_message_handling(
+                i, clock.now(), MESSAGE_LEASE, relay=r))
+        await intake(config, store, clock, "relay-b", by("relay-b")).process_pending()
+        assert handled == []
+        await intake(config, store, clock, "relay-a", by("relay-a")).process_pending()
+        assert handled == [("relay-a", first)]  # its own hold, from before its restart
+        clock.advance(MESSAGE_LEASE + timedelta(minutes=1))
+        await intake(config, store, clock, "relay-b", by("relay-b")).process_pending()
+        assert handled == [("relay-a", first), ("relay-b", second)]
+        assert store.read(Queries.count_pending_messages) == 0
+
+
+def trigger_message(n: int, now: datetime, relay: str) -> NewMessage:
+    raw = trigger(to=f"Customer {n} <customer{n}@example.com>",
+                  subject=f"A shipment from order #{2000 + n} is on the way",
+                  message_id=f"<order-{n}@platform.example>")
+    return NewMessage(received_at=now, peer="127.0.0.1", mail_from="shop@acme.example",
+                      rcpt="reviews+acme@relay.test", shop="acme", kind=MessageKind.SHIPMENT,
+                      message_id=f"<order-{n}@platform.example>", dedupe_key=f"order-{n}",
+                      raw=raw, relay=relay)
+
+
+async def test_a_trigger_is_processed_by_the_relay_that_accepted_it_or_after_the_lease(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    signer = TokenSigner(b"k" * 32)
+    with open_shared(shared_store) as store:
+
+        def relay(name: str) -> Intake:
+            return Intake(config, store, signer, clock, relay=name,
+                          dispatch=dispatch_table(signer))
+
+        # relay-a and relay-c each accepted a trigger (250) and died before processing it.
+        store.write_sync(lambda q: [q.insert_message(trigger_message(n, clock.now(), name))
+                                    for n, name in ((1, "relay-a"), (2, "relay-c"))])
+        assert await relay("relay-b").process_pending() == 0  # neither is relay-b's yet
+        assert await relay("relay-a").process_pending() == 1  # its own, at its restart
+        clock.advance(MESSAGE_LEASE + timedelta(minutes=1))
+        assert await relay("relay-b").process_pending() == 1  # relay-c's, after the lease
+        assert store.read(Queries.count_pending_messages) == 0
+        assert sorted(row.reference for row in store.read(lambda q: q.list_shipments())) == [
+            "2001", "2002"]
+
+
+#: How often each invitation's mail was rendered, by any relay.
+RENDERED: Counter[int] = Counter()
+
+
+class CountingInviter(Inviter):
+    """The inviter, counting each invitation's renders in RENDERED."""
+
+    def render_mail(self, shop: ShopConfig, row: DueInvitation, kind: OutboxKind,
+                    now: datetime) -> RenderedMail:
+        RENDERED[row.id] += 1
+        return super().render_mail(shop, row, kind, now)
+
+
+def schedule(store: Store, config: Config, count: int, now: datetime) -> list[int]:
+    shop = config.shop("acme")
+    assert shop is not None
+    ids: list[int] = store.write_sync(lambda q: [create_invitation(
+        q, shop, Candidate(f"customer{n}@example.com", f"Customer {n}", f"R{n}", "en", None,
+                           InvitationMethod.AUTOMATIC), TokenSigner(b"k" * 32), now, due=now)
+        for n in range(count)])
+    return ids
+
+
+async def test_two_relays_render_each_due_invitation_once(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    RENDERED.clear()
+    with open_shared(shared_store) as store:
+        ids = schedule(store, config, 40, clock.now())
+        relays = [CountingInviter(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                  clock, relay=name, batch_size=10)
+                  for name in ("relay-a", "relay-b")]
+        queued = await asyncio.gather(*(relay.queue_due() for relay in relays))
+        assert sum(queued) == 40
+        outbox = store.read(lambda q: [q.get_invitation(i) for i in ids])
+    assert all(row is not None and row.outbox_id for row in outbox)
+    assert sorted(RENDERED) == ids and set(RENDERED.values()) == {1}, "rendered twice"
+
+
+async def test_invitations_a_dead_relay_held_are_rendered_by_another_after_the_lease(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    RENDERED.clear()
+    with open_shared(shared_store) as store:
+        ids = schedule(store, config, 3, clock.now())
+        # relay-a held them for rendering, then died.
+        assert store.write_sync(lambda q: q.hold_invitations(
+            ids, clock.now(), clock.now() - LEASE, relay="relay-a")) == set(ids)
+        relay_b = CountingInviter(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                  clock, relay="relay-b")
+        assert await relay_b.queue_due() == 0
+        clock.advance(LEASE + timedelta(minutes=1))
+        assert await relay_b.queue_due() == 3
+    assert sorted(RENDERED) == ids
+
+
+#: How often each review's tickets were rendered, by any relay.
+TICKETS_RENDERED: Counter[int] = Counter()
+
+
+class CountingReviewer(Reviewer):
+    """The reviewer, counting each review's ticket renders in TICKETS_RENDERED."""
+
+    def _render_tickets(self, shop: ShopConfig, facts: dict[str, Any],
+                        now: datetime) -> TicketBatch:
+        TICKETS_RENDERED[facts["review"].id] += 1
+        return super()._render_tickets(shop, facts, now)
+
+
+async def test_two_relays_render_each_reviews_tickets_once(
+    shared_store: str, config: Config, clock: FrozenClock
+) -> None:
+    TICKETS_RENDERED.clear()
+    with open_shared(shared_store) as store:
+        invitations = schedule(store, config, 12, clock.now())
+        reviews = store.write_sync(lambda q: [q.insert_review(NewReview(
+            shop="acme", invitation_id=i, method="automatic",
+            text=ReviewText(4, None, "Arrived a day early.", f"Customer {n}"),
+            customer_email=f"customer{n}@example.com", reference=f"R{n}", locale="en",
+            created_at=clock.now())) for n, i in enumerate(invitations)])
+        relays = [CountingReviewer(config, store, Templates(config), TokenSigner(b"k" * 32),
+                                   clock, relay=name, batch_size=4)
+                  for name in ("relay-a", "relay-b")]
+        handled = await asyncio.gather(*(relay.queue_tickets() for relay in relays))
+        assert sum(handled) == 12
+        assert store.read(lambda q: q.pending_tickets(100)) == []
+        tickets = store.read(lambda q: q.list_mail(kind=OutboxKind.TICKET))
+    assert sorted(TICKETS_RENDERED) == reviews and set(TICKETS_RENDERED.values()) == {1}
+    assert len(tickets) == 12  # one agent, one ticket per review
+
+
+async def test_two_daemons_on_one_store_invite_each_customer_of_both_shops_once(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    config = via_sink(make_config(more=second_shop()), sink)
+    async with (Daemon(config, clock, relay_id="relay-a") as a,
+                Daemon(config, clock, relay_id="relay-b") as b):
+        for n in range(24):  # triggers for both shops, reaching either relay
+            await send((a, b)[n % 2], trigger(
+                to=f"Customer {n} <customer{n}@example.com>",
+                subject=f"A shipment from order #{3000 + n} is on the way"),
+                ("reviews+acme@relay.test", "reviews+bolt@relay.test")[n // 12])
+        await settle(a)
+        await settle(b)
+        clock.advance(timedelta(days=7))
+        await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
+        await sink.wait_for(24, timeout=30)
+        invitations = a.store.read(lambda q: q.list_invitations())
+    assert sorted((row.shop, row.status) for row in invitations) == (
+        [("acme", "sent")] * 12 + [("bolt", "sent")] * 12)
+    seen = copies(sink)
+    assert len(seen) == 24 and set(seen.values()) == {1}, "an invitation went out twice"
+    senders = Counter(str(BytesHeaderParser().parsebytes(raw)["From"]).split("@")[-1]
+                      for _sender, _rcpts, raw in sink.messages)
+    assert senders == {"acme.example>": 12, "bolt.example>": 12}
+
+
+async def test_a_daemons_lease_says_when_it_takes_over_a_dead_relays_accepted_trigger(
+    config: Config, clock: FrozenClock
+) -> None:
+    async with Daemon(config, clock, relay_id="relay-b", lease=timedelta(seconds=30)) as b:
+        # relay-a accepted a trigger (250) and died before processing it.
+        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
+        b.intake.wake()
+        await asyncio.sleep(0.3)
+        assert b.store.read(Queries.count_pending_messages) == 1
+        clock.advance(timedelta(seconds=31))
+        await settle(b)
+        [shipment] = b.store.read(lambda q: q.list_shipments())
+    assert shipment.reference == "2001"
+
+
+async def test_the_retention_purge_runs_on_one_relay_a_day(
+    make_config: ConfigFactory, clock: FrozenClock
+) -> None:
+    config = make_config(shop_extra='retention = "30d"')
+    purges: list[int] = []
+
+    async def purge_as(relay: str) -> None:
+        async with Daemon(config, clock, relay_id=relay) as daemon:
+            purges.append(await daemon.purge())
+
+    async with Daemon(config, clock, relay_id="relay-a") as daemon:
+        await send(daemon, trigger(to="Private Person <private@example.com>"))
+        await settle(daemon)
+    clock.advance(timedelta(days=29, hours=23))
+    await purge_as("relay-a")  # today's run: nothing is 30 days old yet
+    clock.advance(timedelta(minutes=90))  # the same UTC day; the shipment is older now
+    await purge_as("relay-b")  # relay-a ran today's purge: relay-b does not
+    await purge_as("relay-a")  # relay-a again (a retry of its own day's run) does
+    clock.advance(timedelta(days=1))
+    await purge_as("relay-b")  # the next day is relay-b's, since it claimed it first
+    assert purges[:3] == [0, 0, purges[2]] and purges[2] > 0
+    with Store(config.store.path) as store:
+        day = clock.now().date().isoformat()
+        assert not store.write_sync(lambda q: q.claim_job_day("retention", day, clock.now(),
+                                                              relay="relay-a"))
