@@ -114,20 +114,25 @@ class _SnapshotCollector(Collector):
                        "SMTP sessions we closed at a limit by reason", "reason",
                        s.smtp_sessions_closed, ("junk_commands", "session_timeout"))
         if s.imap_configured:
-            yield GaugeMetricFamily("mailrelay_imap_connected", "1 when the IMAP watcher is up",
-                                    value=1 if s.imap_connected else 0)
-            yield GaugeMetricFamily(
-                "mailrelay_imap_last_check_age_seconds",
-                "Seconds since the last successful mailbox check",
-                value=s.imap_last_check_age if s.imap_last_check_age is not None
-                else float("nan"))
-            yield GaugeMetricFamily(
-                "mailrelay_imap_watching",
-                "1 when this relay watches the IMAP mailbox, 0 on standby (another relay does)",
-                value=1 if s.imap_watching else 0)
-            yield CounterMetricFamily(
-                "mailrelay_imap_role_taken", "Times this relay took over watching the mailbox",
-                value=s.imap_role_taken)
+            yield from self._imap_families()
+
+    def _imap_families(self) -> Iterator[Metric]:
+        """The IMAP watcher's, and which relay holds it (issue 15)."""
+        s = self.snap
+        yield GaugeMetricFamily("mailrelay_imap_connected", "1 when the IMAP watcher is up",
+                                value=1 if s.imap_connected else 0)
+        yield GaugeMetricFamily(
+            "mailrelay_imap_last_check_age_seconds",
+            "Seconds since the last successful mailbox check",
+            value=s.imap_last_check_age if s.imap_last_check_age is not None
+            else float("nan"))
+        yield GaugeMetricFamily(
+            "mailrelay_imap_watching",
+            "1 when this relay watches the IMAP mailbox, 0 on standby (another relay does)",
+            value=1 if s.imap_watching else 0)
+        yield CounterMetricFamily(
+            "mailrelay_imap_role_taken", "Times this relay took over watching the mailbox",
+            value=s.imap_role_taken)
 
 
 _Family = CounterMetricFamily | GaugeMetricFamily
