@@ -535,6 +535,23 @@ async def test_a_daemons_lease_says_when_it_takes_over_a_dead_relays_accepted_tr
     assert shipment.reference == "2001"
 
 
+async def test_the_configured_lease_is_the_daemons_lease(
+    config: Config, clock: FrozenClock
+) -> None:
+    configured = replace(config, store=replace(config.store, lease=timedelta(seconds=20)))
+    async with Daemon(configured, clock, relay_id="relay-b") as b:
+        assert b.lease == b.delivery.lease == b.intake.lease == timedelta(seconds=20)
+        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
+        clock.advance(timedelta(seconds=19))
+        b.intake.wake()
+        await asyncio.sleep(0.3)
+        assert b.store.read(Queries.count_pending_messages) == 1
+        clock.advance(timedelta(seconds=2))
+        await settle(b)
+        [shipment] = b.store.read(lambda q: q.list_shipments())
+    assert shipment.reference == "2001"
+
+
 async def test_the_retention_purge_runs_on_one_relay_a_day(
     make_config: ConfigFactory, clock: FrozenClock
 ) -> None:
