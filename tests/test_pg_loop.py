@@ -62,17 +62,19 @@ async def test_trigger_invitation_review_and_ticket_run_on_postgresql(
 async def test_two_relays_on_one_database_share_the_loop_each_doing_a_step(
     config: Config, clock: FrozenClock, sink: Sink,
 ) -> None:
-    """The trigger reaches relay one, relay two sends the invitation, the customer's form is
-    served by relay two and the ticket leaves from relay one: no step needs the relay that did
-    the one before, and each mail leaves once."""
+    """The trigger reaches relay one, relay two renders the invitation (either sends it), the
+    customer's form is served by relay two and the ticket leaves from either: no step needs the
+    relay that did the one before, and each mail leaves once."""
     relay_config = via_sink(config, sink)
     async with Daemon(relay_config, clock) as one, Daemon(relay_config, clock) as two:
         await send(one, trigger(to="John Smith <john.smith@example.com>"))
         await settle(one)
         clock.advance(timedelta(days=7))
-        assert await two.tick() == 1
-        assert await one.tick() == 0  # claimed and sent already
+        # Relay two renders the invitation; its commit wakes both dispatchers (NOTIFY), so
+        # either relay may send it: once.
+        assert await two.tick() + await one.tick() <= 1
         await sink.wait_for(1)
+        assert one.delivery.sent + two.delivery.sent == 1
         match = re.search(r"http://reviews\.test/r/([A-Za-z0-9_-]+)",
                           text_of(parsed(sink.messages[0][2])))
         assert match

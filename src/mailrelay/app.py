@@ -42,6 +42,7 @@ from mailrelay.services.invitations import Inviter, record_delivery
 from mailrelay.services.links import public_url
 from mailrelay.services.replies import Replier
 from mailrelay.services.reviews import Reviewer
+from mailrelay.services.roles import ROLE_RETRY_SECONDS, RoleWorker
 from mailrelay.services.supervisor import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -50,7 +51,9 @@ from mailrelay.services.supervisor import (
 )
 from mailrelay.services.webhooks import WebhookDelivery
 from mailrelay.status import Status
-from mailrelay.store import Store, open_store
+from mailrelay.store import Store, channels, open_store
+from mailrelay.store.coordination import coordination_for
+from mailrelay.store.interface import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ ALERT_CHECK_SECONDS = 60.0
 #: The longest the webhook worker sleeps: events queued by another process (the CLI's
 #: `send-now`) go out within this, and a retry never waits longer than its due time plus this.
 WEBHOOK_POLL_SECONDS = 30.0
+#: With relays sharing a store (PostgreSQL), intake also looks this often for messages another
+#: relay stored, should its wake-up (NOTIFY) have been missed (the dispatcher has the
+#: clockwork's poll, the webhook worker WEBHOOK_POLL_SECONDS).
+SAFETY_POLL_SECONDS = 30.0
 EXIT_OK = 0
 EXIT_STARTUP = 3
 
@@ -97,6 +104,8 @@ class Daemon:
 
     #: A failing worker waits this long before its next try, doubling up to the cap.
     worker_backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
+    #: How often a relay asks for the IMAP watcher's role (services.roles).
+    role_interval: float = ROLE_RETRY_SECONDS
 
     def __init__(self, config: Config, clock: Clock | None = None, *,
                  relay_id: str | None = None, lease: timedelta | None = None) -> None:
@@ -120,6 +129,9 @@ class Daemon:
         self.alerts: Alerter
         self.digests: Digests
         self.imap: ImapWatcher | None = None
+        #: Runs the IMAP watcher while this relay holds its role (one relay at a time).
+        self.imap_role: RoleWorker | None = None
+        self.coordination: Coordination
         self.delivery: Delivery
         self.webhooks: WebhookDelivery
         self.clockwork: Clockwork
@@ -144,6 +156,11 @@ class Daemon:
     def http_port(self) -> int:
         return self.web.port
 
+    @property
+    def watching_imap(self) -> bool:
+        """Whether this relay runs the IMAP watcher now (holds its role)."""
+        return self.imap_role is not None and self.imap_role.active
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
@@ -166,6 +183,7 @@ class Daemon:
         try:
             signer = await self._start_outbound()
             self._start_inbound(signer)
+            await self._listen_for_wakeups()
             self._supervise("intake", self.inbound.intake.run)
             self._supervise("dispatch", self._dispatch)
             self._supervise("webhooks", self._post_webhooks)
@@ -185,7 +203,10 @@ class Daemon:
         config, stack = self.config, self._stack
         self.store = open_store(config.store)
         stack.callback(self.store.close)
-        signer = TokenSigner(load_secret(config.security.secret_file))
+        self.coordination = coordination_for(config.store, self.store)
+        stack.push_async_callback(self.coordination.close)
+        signer = TokenSigner(await self.coordination.shared_secret(
+            load_secret(config.security.secret_file)))
         self.templates = Templates(config)
         transport = build_transport(config.outbound)
         stack.push_async_callback(transport.close)
@@ -237,6 +258,17 @@ class Daemon:
         self.intake.on_new_sender = self.alerts.new_sender
         self.replier.on_report = self.alerts.reported
 
+    async def _listen_for_wakeups(self) -> None:
+        """Work queued on any relay (store.channels) wakes this relay's workers; with relays
+        sharing the store, a slow poll covers a wake-up missed while reconnecting."""
+        wakeups = self.coordination.wakeups
+        wakeups.subscribe(channels.INTAKE, self.intake.wake)
+        wakeups.subscribe(channels.DISPATCH, self._wake)
+        wakeups.subscribe(channels.WEBHOOKS, self._webhooks_due.set)
+        await wakeups.start()
+        if self.config.store.url is not None:
+            self.intake.poll = SAFETY_POLL_SECONDS
+
     async def _start_edges(self, signer: TokenSigner) -> None:
         """Web, IMAP and SMTP, in that order: mail is accepted only once everything runs."""
         config, stack = self.config, self._stack
@@ -248,7 +280,10 @@ class Daemon:
         if config.imap is not None:
             self.imap = ImapWatcher(config.imap, self.store, self.inbound.reply_by_imap,
                                     self.clock)
-            self._supervise("imap", self.imap.run)
+            self.imap_role = RoleWorker(self.coordination.leadership("imap-watcher"),
+                                        self._watch_imap, "the IMAP mailbox",
+                                        interval=self.role_interval)
+            self._spawn(self.imap_role.run(), "imap-role")
         self.listener = Listener(config.smtp, self.handler)
         await self.listener.start()
         stack.push_async_callback(self.listener.stop)
@@ -256,6 +291,12 @@ class Daemon:
         interval = watchdog_interval()
         if interval:
             self._spawn(self._heartbeat(interval), "watchdog")
+
+    async def _watch_imap(self) -> None:
+        """The IMAP watcher, supervised, while this relay holds its role."""
+        if self.imap is not None:
+            initial, cap = self.worker_backoff
+            await supervise(self._worker("imap"), self.imap.run, initial=initial, cap=cap)
 
     def _wake(self) -> None:
         """Something was queued: the dispatcher renders and sends it, and the webhook worker
@@ -379,7 +420,7 @@ class Daemon:
         ended (the watch loop's step; tests with a frozen clock call it)."""
         now = self.clock.now()
         imap_since = None
-        if self.imap is not None and not self.imap.connected:
+        if self.imap is not None and self.watching_imap and not self.imap.connected:
             imap_since = self.imap.last_ok or now
         await self.alerts.check(self.delivery.outage_since, imap_since)
 

@@ -37,6 +37,9 @@ class Snapshot:
     imap_configured: bool = False
     imap_connected: bool = False
     imap_last_check_age: float | None = None
+    #: Whether this relay holds the IMAP watcher's role, and how often it took it.
+    imap_watching: bool = True
+    imap_role_taken: int = 0
     #: Supervised background workers: failures since start, and whether each is ok now.
     worker_failures: Mapping[str, int] = field(default_factory=dict)
     worker_ok: Mapping[str, bool] = field(default_factory=dict)
@@ -107,6 +110,13 @@ class _SnapshotCollector(Collector):
                 "Seconds since the last successful mailbox check",
                 value=s.imap_last_check_age if s.imap_last_check_age is not None
                 else float("nan"))
+            yield GaugeMetricFamily(
+                "mailrelay_imap_watching",
+                "1 when this relay watches the IMAP mailbox, 0 on standby (another relay does)",
+                value=1 if s.imap_watching else 0)
+            yield CounterMetricFamily(
+                "mailrelay_imap_role_taken", "Times this relay took over watching the mailbox",
+                value=s.imap_role_taken)
 
 
 _Family = CounterMetricFamily | GaugeMetricFamily

@@ -50,6 +50,15 @@ class _Watcher(Protocol):
     def last_ok(self) -> datetime | None: ...
 
 
+class _Role(Protocol):
+    """What is read of a role's worker (`services.roles.RoleWorker`)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def taken(self) -> int: ...
+
+
 class Parts(Protocol):
     """The running daemon as seen from here (`app.Daemon`)."""
 
@@ -73,6 +82,8 @@ class Parts(Protocol):
     def listener(self) -> _Listener: ...
     @property
     def imap(self) -> _Watcher | None: ...
+    @property
+    def imap_role(self) -> _Role | None: ...
     @property
     def workers(self) -> Mapping[str, WorkerHealth]: ...
 
@@ -116,12 +127,16 @@ class Status:
         counts = await self.pending_counts()
         parts["store"] = "ok" if counts is not None else "failed"
         parts["outbound"] = "ok" if self.parts.delivery.outage is None else "failing"
-        watcher = self.parts.imap
+        watcher, role = self.parts.imap, self.parts.imap_role
         if watcher is None:
             parts["imap"] = "not configured"
+        elif role is not None and not role.active:
+            parts["imap"] = "standby"  # another relay watches the mailbox
         else:
             parts["imap"] = "ok" if watcher.connected else "disconnected"
-        down = [k for k, v in parts.items() if v not in ("ok", "not configured")]
+        down = [k for k, v in parts.items() if v not in ("ok", "not configured", "standby")]
+        if role is not None:
+            parts["imap_role"] = "watching" if role.active else "standby"
         # A receiver that is down is the shop's tool failing, not mailrelay: shown, never 503.
         if not any(shop.webhooks for shop in self.parts.config.shops):
             parts["webhooks"] = "not configured"
@@ -182,6 +197,8 @@ class Status:
         if p.imap is not None:
             snap.imap_configured = True
             snap.imap_connected = p.imap.connected
+            snap.imap_watching = p.imap_role is None or p.imap_role.active
+            snap.imap_role_taken = p.imap_role.taken if p.imap_role is not None else 0
             last = p.imap.last_ok
             snap.imap_last_check_age = (now - last).total_seconds() if last else None
         return await asyncio.to_thread(exposition, snap)

@@ -18,6 +18,7 @@ from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.store import Queries, Store
 from mailrelay.store import open_store as open_configured_store
+from mailrelay.store.coordination import shared_secret
 
 T = TypeVar("T")
 
@@ -56,8 +57,9 @@ def open_store(config: Config) -> Store:
 
 def load_signer(config: Config) -> TokenSigner:
     try:
-        return TokenSigner(load_secret(config.security.secret_file))
-    except (OSError, ValueError) as exc:
+        # The relays sharing a PostgreSQL store sign with the key kept there.
+        return TokenSigner(shared_secret(config.store, load_secret(config.security.secret_file)))
+    except (OSError, ValueError, StoreError) as exc:
         raise click.ClickException(f"secret key: {exc}") from exc
 
 

@@ -7,6 +7,7 @@ each stored message to what `dispatch` names for its kind. Whether to invite is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -281,6 +282,8 @@ class Intake:
         self._parser = ParserProcess()
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        #: Seconds between looks without a wake-up (relays sharing a store); None: woken only.
+        self.poll: float | None = None
         self.processed = 0
         self.on_scheduled = on_scheduled
         #: Told after each committed batch and whenever nothing is pending (the supervisor).
@@ -326,7 +329,8 @@ class Intake:
                         after = 0  # re-read from the start: nothing is in flight now
                         continue
                     self._progress()
-                    await self._wake.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll)
                     self._wake.clear()
                     after = 0
                     continue

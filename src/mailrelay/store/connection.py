@@ -88,6 +88,14 @@ class Bound:
         #: "sqlite" or "postgresql": picks a statement's variant where one rule cannot do.
         self.backend: str = getattr(conn, "backend", "sqlite")
 
+    def _nudge(self, channel: str) -> None:
+        """Wake the workers listening on `channel` (store.channels) on every relay once this
+        transaction commits: PostgreSQL's NOTIFY, sent once per channel and commit. Nothing on
+        SQLite, whose only relay is woken by its services' own in-process nudges."""
+        nudge = getattr(self.conn, "nudge", None)
+        if nudge is not None:
+            nudge(channel)
+
     def each(self, step: Callable[[Self], T]) -> T | BaseException:
         """Run one unit of a batched job in its own savepoint: its failure is returned, and
         undone, without undoing its neighbours."""

@@ -15,6 +15,8 @@ from mailrelay.store.connection import SqlConnection
 from mailrelay.store.database import Store
 from mailrelay.store.interface import Coordination, StoreBackend
 from mailrelay.store.pg.coordination import CHANNEL, PgCoordination
+from mailrelay.store.pg.coordination import shared_secret as pg_shared_secret
+from mailrelay.store.pg.database import PgStore
 from mailrelay.store.queries import Queries
 from mailrelay.store.timestamps import to_iso
 
@@ -114,13 +116,27 @@ class LocalCoordination:
 
         return await self.store.write(claim, small=True)
 
+    async def shared_secret(self, offered: bytes) -> bytes:
+        """The key file's: a SQLite store has one relay."""
+        return offered
+
     async def close(self) -> None:
         await self.wakeups.close()
+
+
+def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
+    """The secret key the relays of `config`'s store sign with (`Coordination.shared_secret`),
+    for a process that runs no relay (the CLI): `offered` itself on SQLite."""
+    if config.url is None:
+        return offered
+    return pg_shared_secret(config, offered)
 
 
 def coordination_for(config: StoreConfig, store: StoreBackend) -> Coordination:
     """PostgreSQL's coordination for `[store] url`, else the local one of the SQLite `store`."""
     if config.url is not None:
+        if isinstance(store, PgStore):  # its own nudges are not delivered back to it
+            return PgCoordination(config, own_nudges=lambda: store.writer_pid)
         return PgCoordination(config)
     if not isinstance(store, Store):
         raise TypeError(f"a store without [store] url is SQLite's, not {type(store).__name__}")

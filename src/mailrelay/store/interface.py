@@ -648,4 +648,8 @@ class Coordination(Protocol):
         """Whether this relay runs job `name` on `day` (an ISO date): True for the relay that
         claims the day first (again on its retries), False for every other relay."""
 
+    async def shared_secret(self, offered: bytes) -> bytes:
+        """The secret key every relay signs links and forms with: the first relay's
+        `offered` key (its key file), kept in the store; on SQLite `offered` itself."""
+
     async def close(self) -> None: ...

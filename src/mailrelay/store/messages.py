@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from mailrelay.core.models import (
     MessageState,
 )
+from mailrelay.store import channels
 from mailrelay.store.connection import Bound
 from mailrelay.store.rows import InboundMessage, NewMessage
 from mailrelay.store.timestamps import to_iso
@@ -57,7 +58,10 @@ class MessageQueries(Bound):
         )
         if self.backend == "postgresql":
             row = self.conn.execute(_INSERT_WITH_BODY, (*values, msg.raw)).fetchone()
-            return int(row[0]) if row else None
+            if row is None:
+                return None
+            self._nudge(channels.INTAKE)
+            return int(row[0])
         cur = self.conn.execute(_INSERT_OR_IGNORE, values)
         if not cur.rowcount:
             return None

@@ -14,6 +14,7 @@ from mailrelay.core.models import (
     OutboxKind,
     OutboxStatus,
 )
+from mailrelay.store import channels
 from mailrelay.store.connection import Bound
 from mailrelay.store.rows import NewMail, OutboxRow
 from mailrelay.store.timestamps import from_iso, to_iso
@@ -51,6 +52,7 @@ class OutboxQueries(Bound):
         if "{id}" in mail.envelope_from:  # VERP: the row id is only known now
             self.conn.execute("UPDATE outbox SET envelope_from = ? WHERE id = ?",
                               (mail.envelope_from.replace("{id}", str(outbox_id)), outbox_id))
+        self._nudge(channels.WEBHOOKS if mail.kind == OutboxKind.WEBHOOK else channels.DISPATCH)
         return outbox_id
 
     def claim_due_mail(self, now: datetime, limit: int, webhooks: bool = False, *,

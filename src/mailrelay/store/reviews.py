@@ -12,6 +12,7 @@ from mailrelay.core.models import (
     OutboxKind,
     OutboxStatus,
 )
+from mailrelay.store import channels
 from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewReview, NoteRow, ResponseRow, ReviewRow, ReviewText
 from mailrelay.store.timestamps import to_iso
@@ -49,6 +50,7 @@ class ReviewQueries(Bound):
 
     def insert_review(self, new: NewReview) -> int:
         created = to_iso(new.created_at)
+        self._nudge(channels.DISPATCH)  # its ticket is the dispatcher's
         return self._insert("reviews", {
             "shop": new.shop, "invitation_id": new.invitation_id, "method": new.method,
             "stars": new.text.stars, "title": new.text.title, "text": new.text.text,

@@ -124,11 +124,23 @@ class PgConnection:
                  reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = raw
         self._reconnect = reconnect
+        #: The channels to NOTIFY when the open transaction commits (`nudge`).
+        self._nudges: set[str] = set()
+
+    def nudge(self, channel: str) -> None:
+        """NOTIFY `channel` just before the open transaction's COMMIT: one statement per
+        channel and batch, however many of its jobs queued work (a job undone by its savepoint
+        may leave a needless nudge: it only makes the listeners look again)."""
+        self._nudges.add(channel)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         found = statement(sql)
         if found.text == "BEGIN" or found.text.startswith("BEGIN "):
             return self._begin(found.text)
+        if found.text == "COMMIT":
+            self._send_nudges()
+        elif found.text == "ROLLBACK":
+            self._nudges.clear()
         cur: psycopg.Cursor[PgRow] = psycopg.RawCursor(self.raw, row_factory=_row_factory)
         try:
             if found.guarded and self.in_transaction:
@@ -143,6 +155,13 @@ class PgConnection:
             row = cur.fetchone()
             lastrowid = int(row[0]) if row else None
         return PgCursor(cur, lastrowid)
+
+    def _send_nudges(self) -> None:
+        """Queue the nudges in the transaction: the server delivers them at COMMIT, never
+        for work rolled back."""
+        nudges, self._nudges = sorted(self._nudges), set()
+        for channel in nudges:
+            self.execute("SELECT pg_notify(?, '')", (channel,))
 
     def cursor(self) -> PgConnection:
         """The writer's cursor: this connection itself."""

@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from mailrelay.config import StoreConfig
+from mailrelay.core.errors import StoreError
 from mailrelay.store.timestamps import to_iso
 
 log = logging.getLogger("mailrelay.coordination")
@@ -41,6 +42,12 @@ JOB_DAYS: Final = (
 #: Serialises `once_per_day` (CREATE TABLE IF NOT EXISTS races otherwise): a first key of its
 #: own ("mrlt"), so no role's name can collide with it.
 JOB_DAYS_LOCK: Final = (0x6D726C74, 1)
+#: Values every relay must agree on (the secret key of links and forms), created on first use
+#: (under JOB_DAYS_LOCK) by the first relay to start.
+SHARED_VALUES: Final = (
+    'CREATE TABLE IF NOT EXISTS shared_values (name TEXT COLLATE "C" PRIMARY KEY,'
+    ' value TEXT NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
+    ' created_at TEXT COLLATE "C" NOT NULL)')
 #: TCP keepalives: a connection to a vanished server or host fails within ~25 s, not hours.
 KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                      "keepalives_count": 3, "connect_timeout": 10}
@@ -148,8 +155,12 @@ class Wakeups:
     connection drops it reconnects (backing off to `max_retry`), LISTENs again and calls every
     callback once, for the nudges it may have missed meanwhile."""
 
-    def __init__(self, connect: Connect, *, retry: float = 0.5, max_retry: float = 30.0) -> None:
+    def __init__(self, connect: Connect, *, retry: float = 0.5, max_retry: float = 30.0,
+                 own: Callable[[], int | None] = lambda: None) -> None:
         self._connect = connect
+        #: The server process whose nudges are this relay's own (its store's writer): the
+        #: services woke their workers already, in the process.
+        self._own = own
         self._retry = (retry, max_retry)
         self._callbacks: dict[str, list[Callable[[], None]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -222,7 +233,8 @@ class Wakeups:
             for channel in self._callbacks:
                 self._call(channel)
         async for note in conn.notifies():  # raises when the connection breaks
-            self._call(note.channel)
+            if note.pid != self._own():
+                self._call(note.channel)
 
     def _call(self, channel: str) -> None:
         for callback in self._callbacks.get(channel, ()):
@@ -285,6 +297,31 @@ def once_per_day(conn: psycopg.Connection[Any], name: str, day: str, relay: str,
         return row is not None and row[0] == relay
 
 
+def shared_value(conn: psycopg.Connection[Any], name: str, offered: str, relay: str = "",
+                 now: datetime | None = None) -> str:
+    """The value of `name` every relay uses: the first relay's `offered` one, stored once."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", JOB_DAYS_LOCK)
+        conn.execute(SHARED_VALUES)
+        conn.execute(
+            "INSERT INTO shared_values (name, value, relay, created_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (name) DO NOTHING",
+            (name, offered, relay, to_iso(now or datetime.now(UTC))))
+        row = conn.execute("SELECT value FROM shared_values WHERE name = %s",
+                           (name,)).fetchone()
+    return offered if row is None else str(row[0])  # None: never (inserted or found, locked)
+
+
+def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
+    """`shared_value` of the secret key, on a short connection of its own (at start, and
+    for the CLI's links)."""
+    try:
+        with psycopg.connect(config.url or "", **connect_args(config, "shared values")) as conn:
+            return shared_value(conn, "secret_key", offered.decode(), config.relay_id).encode()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read the shared secret key: {exc}") from exc
+
+
 def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
     """Inside a transaction: True when no running relay holds `relay_id` (its `identity`), and
     then none can take it until the transaction ends, so that rows the dead relay had claimed
@@ -299,11 +336,14 @@ def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
 class PgCoordination:
     """The PostgreSQL `Coordination`: roles, wakeups and daily jobs of the store at `url`."""
 
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig,
+                 own_nudges: Callable[[], int | None] = lambda: None) -> None:
+        """`own_nudges`: the server process of this relay's store writer (its nudges are
+        not delivered back to this relay)."""
         self.config = config
         self._connect = connector(config)  # refuses a config without url
         self.url = config.url or ""
-        self.wakeups = Wakeups(self._connect)
+        self.wakeups = Wakeups(self._connect, own=own_nudges)
         self._roles: list[Leadership] = []
         self._identity: Leadership | None = None
 
@@ -331,6 +371,14 @@ class PgCoordination:
         with psycopg.connect(self.url,
                              **connect_args(self.config, "daily jobs")) as conn:
             return once_per_day(conn, name, day, self.config.relay_id)
+
+    async def shared_secret(self, offered: bytes) -> bytes:
+        """The secret key of links and forms every relay signs with: the first relay's key
+        file, stored in the database (the key files of the others are not used)."""
+        value = await asyncio.to_thread(shared_secret, self.config, offered)
+        if value != offered:
+            log.info("using the relays' shared secret key from the database, not the key file")
+        return value
 
     async def close(self) -> None:
         """Give up every role (the other relays take them at once) and stop listening."""

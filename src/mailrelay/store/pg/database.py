@@ -80,6 +80,13 @@ class PgStore(Store):
         """The URL as messages show it (it never carries a password: config refuses one)."""
         return self.url
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The server process of this relay's writer connection: the nudges (NOTIFY) it
+        sends wake the other relays; this one's services nudge their workers themselves."""
+        conn: PgConnection = self._writer_conn
+        return None if conn.raw.closed else conn.raw.info.backend_pid
+
     def _connect(self) -> psycopg.Connection[Any]:
         raw = psycopg.connect(self.url, **self._connect_args)
         configure(raw)

@@ -1,0 +1,84 @@
+"""Runs a worker only while this relay holds its role (the IMAP watcher's: one relay at a time
+among those sharing a store): asks for the role every few seconds, starts the worker when it
+gets it and stops it at once when it is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from mailrelay.store.interface import Leadership
+
+log = logging.getLogger("mailrelay.roles")
+
+#: How often the role is asked for (taken when free, confirmed while held): a relay takes over
+#: from a dead holder within this plus the server's noticing the death (at once for a killed
+#: process; TCP keepalives, ~25 s, for a vanished host).
+ROLE_RETRY_SECONDS = 2.0
+
+
+class RoleWorker:
+    """`work` runs while `role` is held here; `what` names it in the log ("the IMAP mailbox").
+    A store that cannot be reached counts as a lost role: two relays must never both work."""
+
+    def __init__(self, role: Leadership, work: Callable[[], Coroutine[Any, Any, None]],
+                 what: str, *, interval: float = ROLE_RETRY_SECONDS) -> None:
+        self.role = role
+        self.work = work
+        self.what = what
+        self.interval = interval
+        #: How often this relay took the role (/metrics).
+        self.taken = 0
+        self._task: asyncio.Task[None] | None = None
+        self._standby_told = False  # "stands by" is logged once per spell
+
+    @property
+    def active(self) -> bool:
+        """Whether the worker runs here now."""
+        return self._task is not None and not self._task.done()
+
+    async def run(self) -> None:
+        """Ask for the role until cancelled; then stop the worker and give the role up."""
+        try:
+            while True:
+                try:
+                    await self.check()
+                except Exception:  # a bug must not leave the role unwatched on every relay
+                    log.exception("asking for the role of watching %s failed", self.what)
+                await asyncio.sleep(self.interval)
+        finally:
+            await self._stop()
+            await self.role.release()
+
+    async def check(self) -> None:
+        """One look: start the worker on taking the role, stop it on losing it."""
+        held = await self.role.try_acquire()
+        if self._task is not None and self._task.done():
+            self._task = None  # the worker ended by itself: started again below
+        if held and self._task is None:
+            self.taken += 1
+            self._standby_told = False
+            log.info("this relay now watches %s", self.what)
+            self._task = asyncio.create_task(self.work(), name=f"role {self.what}")
+        elif not held and self._task is not None:
+            await self._stop()
+            self._standby_told = True
+            log.warning("this relay stopped watching %s: another relay holds it (or the "
+                        "store cannot be reached)", self.what)
+        elif not held and not self._standby_told:
+            self._standby_told = True
+            log.info("this relay stands by: another relay watches %s", self.what)
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
