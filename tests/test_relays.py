@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -204,6 +206,59 @@ async def test_a_dead_relays_rows_are_taken_over_after_the_lease_and_sent_once(
         # Every message once: the dead relay's DATA in flight was never acknowledged.
         assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(10)})
         release.set()
+
+
+class HeldResults:
+    """A store whose delivery results (`submit`) commit only once `release` is set: a relay
+    whose result writes are slow, or that is about to be killed before they commit."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def submit(self, fn: Callable[[Queries], Any], **options: Any) -> Future[Any]:
+        outcome: Future[Any] = Future()
+
+        def later() -> None:
+            self.release.wait(WAIT_S)
+            chain_future(self._store.submit(fn, **options), outcome)
+
+        threading.Thread(target=later, daemon=True).start()
+        return outcome
+
+
+def chain_future(source: Future[Any], target: Future[Any]) -> None:
+    def copy(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is None:
+            target.set_result(done.result())
+        else:
+            target.set_exception(error)
+    source.add_done_callback(copy)
+
+
+async def test_the_next_mail_goes_out_only_once_the_last_ones_result_is_stored(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """So the receiver sees our next command (its 250 was read) only for a row already `sent`:
+    a relay killed at any moment resends only mail whose 250 had not reached it (issue 15)."""
+    ids = queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        held = HeldResults(store)
+        async with running_sink() as sink:
+            async with sending(held, "relay-a", sink, clock) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await sink.wait_for(1, timeout=WAIT_S)
+                await asyncio.sleep(0.5)  # time to send the next two, were it allowed to
+                assert len(sink.messages) == 1 and sink.acknowledged == [False]
+                assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENDING}
+                held.release.set()
+                assert await sends == 3
+            assert sink.acknowledged == [True, True, True]  # the last by QUIT, at the close
+        assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENT}
 
 
 async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(

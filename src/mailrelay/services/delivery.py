@@ -29,8 +29,6 @@ BACKOFF = (
     timedelta(hours=1), timedelta(hours=2), timedelta(hours=4),
 )
 GIVE_UP_AFTER = timedelta(days=5)
-#: How many sent messages may wait for their result to be committed.
-RESULT_WINDOW = 8
 #: How long a relay's claim holds a row before another relay may take it over (its relay died
 #: for good, or lost the store). Far longer than one SMTP step may take (outbound `timeout`,
 #: 60 s by default) or a webhook POST (at most 2 min); and since a whole send, or a batch
@@ -196,19 +194,18 @@ class Delivery:
     async def _send_batch(self, batch: list[OutboxRow]) -> None:
         waiting = {mail.id for mail in batch}  # claimed, not yet handed to the transport
         keeper = asyncio.create_task(self._keep_claims(waiting))
-        pending: list[asyncio.Future[None]] = []
         try:
             for mail in batch:
                 await self.pacer.wait()
                 if mail.id not in waiting:
                     continue  # taken over by another relay after its lease: not ours to send
-                pending.append(await self._attempt(mail))
+                recorded = await self._attempt(mail)
                 waiting.discard(mail.id)
-                # Results commit in the background; waiting for the one from WINDOW sends
-                # ago bounds what a crash can resend (rows still `sending`) to about WINDOW.
-                if len(pending) > RESULT_WINDOW:
-                    await pending[-RESULT_WINDOW - 1]
-            await asyncio.gather(*pending)
+                # Its result is committed before the next message goes out: the receiver sees
+                # our next command only once the row is `sent`. So a crash resends only the
+                # message whose 250 had not reached us (or came the instant before the crash),
+                # never one the receiver saw us acknowledge (issue 15).
+                await recorded
         except BaseException:
             # Rows without a result go back to the queue at the next settle (or at the
             # next start, if this is the end); results not committed are in _unsettled.
