@@ -53,7 +53,7 @@ from mailrelay.store import (
 
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
-from .mailtools import send, settle, trigger, via_sink
+from .mailtools import eventually, send, settle, trigger, via_sink
 from .relay_worker import open_shared, to_sink
 from .sink import Sink, running_sink
 
@@ -224,7 +224,9 @@ class HeldResults:
 
         def later() -> None:
             self.release.wait(WAIT_S)
-            chain_future(self._store.submit(fn, **options), outcome)
+            # As the store's writer does: a write whose caller gave up before it began is not.
+            if outcome.set_running_or_notify_cancel():
+                chain_future(self._store.submit(fn, **options), outcome)
 
         threading.Thread(target=later, daemon=True).start()
         return outcome
@@ -259,6 +261,31 @@ async def test_the_next_mail_goes_out_only_once_the_last_ones_result_is_stored(
                 assert await sends == 3
             assert sink.acknowledged == [True, True, True]  # the last by QUIT, at the close
         assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENT}
+
+
+async def test_a_relay_stopping_right_after_the_receivers_250_still_records_the_mail_sent(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """A SIGTERM cancels delivery while the result of the mail just sent waits for the store:
+    the row still ends `sent`, so the next start does not send it again."""
+    ids = queue(shared_store, 2, clock.now())
+    with open_shared(shared_store) as store:
+        held = HeldResults(store)
+        async with running_sink() as sink:
+            async with sending(held, "relay-a", sink, clock) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await sink.wait_for(1, timeout=WAIT_S)
+                await asyncio.sleep(0.2)  # the 250 is read; its result waits for the store
+                sends.cancel()  # the daemon stops its workers
+                await asyncio.gather(sends, return_exceptions=True)
+            held.release.set()
+            await eventually(lambda: rows(store, ids)[0].status == OutboxStatus.SENT,
+                             limit=WAIT_S, what="the first mail recorded as sent")
+            assert rows(store, ids)[1].status == OutboxStatus.SENDING  # requeued at the start
+            async with sending(store, "relay-a", sink, clock) as again:
+                assert await again.recover() == 1
+                assert await again.deliver_due() == 1
+    assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
 
 
 async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(

@@ -204,8 +204,9 @@ class Delivery:
                 # Its result is committed before the next message goes out: the receiver sees
                 # our next command only once the row is `sent`. So a crash resends only the
                 # message whose 250 had not reached us (or came the instant before the crash),
-                # never one the receiver saw us acknowledge (issue 15).
-                await recorded
+                # never one the receiver saw us acknowledge (issue 15). Shielded: a relay
+                # stopping now (SIGTERM) still stores the result of the mail that went out.
+                await asyncio.shield(recorded)
         except BaseException:
             # Rows without a result go back to the queue at the next settle (or at the
             # next start, if this is the end); results not committed are in _unsettled.
