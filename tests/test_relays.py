@@ -288,6 +288,23 @@ async def test_a_relay_stopping_right_after_the_receivers_250_still_records_the_
     assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
 
 
+async def test_with_a_short_lease_a_dead_relays_mail_is_taken_over_soon_after_it(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 2, clock.now())
+    lease = timedelta(seconds=20)
+    with open_shared(shared_store) as store:
+        # relay-a claimed both and died.
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
+        async with running_sink() as sink, sending(store, "relay-b", sink, clock,
+                                                  lease=lease) as b:
+            assert await b.deliver_due() == 0
+            clock.advance(timedelta(seconds=21))  # not a whole minute (EXPIRY_CHECK)
+            assert await b.deliver_due() == 2
+        assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+            (OutboxStatus.SENT, "relay-b")}
+
+
 async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(
     shared_store: str, clock: FrozenClock
 ) -> None:

@@ -35,7 +35,8 @@ GIVE_UP_AFTER = timedelta(days=5)
 #: waiting for its pace, can take longer still, a relay renews the claims of the batch it is
 #: sending every third of the lease: a relay that is merely slow is never overtaken.
 CLAIM_LEASE = LEASE
-#: How often (by the injected clock) a relay looks for claims whose lease ran out.
+#: How often (by the injected clock) a relay looks for claims whose lease ran out; at least
+#: twice a lease when `[store] lease` is shorter than two minutes.
 EXPIRY_CHECK = timedelta(minutes=1)
 
 
@@ -181,8 +182,10 @@ class Delivery:
                 self.on_progress()
 
     async def _requeue_expired(self, now: datetime) -> None:
-        """Every EXPIRY_CHECK, put back what any relay claimed longer than the lease ago."""
-        if self._expiry_checked is not None and now - self._expiry_checked < EXPIRY_CHECK:
+        """Every EXPIRY_CHECK (or half lease), put back what any relay claimed longer than the
+        lease ago."""
+        every = min(EXPIRY_CHECK, self.lease / 2)
+        if self._expiry_checked is not None and now - self._expiry_checked < every:
             return
         count = await self.store.write(partial(Queries.requeue_expired, now=now,
                                                lease=self.lease, webhooks=self.webhooks))
