@@ -356,6 +356,27 @@ async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_t
     assert len(sink.messages) == 2 and sink.messages[0][2] == sink.messages[1][2]
 
 
+async def test_a_relay_whose_renewals_did_not_commit_sends_no_more_of_its_batch(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    # relay-a's renewals never commit in time: its store hangs for a while.
+                    sending(store, "relay-a", sink, clock, renew_every=3600) as a,
+                    sending(store, "relay-b", sink, clock) as b):
+            release = sink.hold_next()
+            a_sends = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE + timedelta(minutes=1))
+            assert await b.deliver_due() == 3  # took the batch over, the held one included
+            release.set()
+            await a_sends  # the send in flight ends; relay-a sends none of the other two
+    # Only the copy relay-a had in flight at the takeover arrived twice.
+    assert copies(sink) == Counter({"<parcel-0@relays.test>": 2, "<parcel-1@relays.test>": 1,
+                                    "<parcel-2@relays.test>": 1})
+
+
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
     shared_store: str, clock: FrozenClock
 ) -> None:

@@ -176,7 +176,7 @@ class Delivery:
                         webhooks=self.webhooks, relay=self.relay))
             if not batch:
                 return total
-            await self._send_batch(batch)
+            await self._send_batch(batch, now)
             total += len(batch)
             if self.on_progress is not None:
                 self.on_progress()
@@ -194,14 +194,17 @@ class Delivery:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
                         "not finish them", count, self.lease)
 
-    async def _send_batch(self, batch: list[OutboxRow]) -> None:
+    async def _send_batch(self, batch: list[OutboxRow], claimed_at: datetime) -> None:
         waiting = {mail.id for mail in batch}  # claimed, not yet handed to the transport
-        keeper = asyncio.create_task(self._keep_claims(waiting))
+        held = [claimed_at]  # when the claims were last written (claimed, then renewed)
+        keeper = asyncio.create_task(self._keep_claims(waiting, held))
         try:
             for mail in batch:
                 await self.pacer.wait()
                 if mail.id not in waiting:
                     continue  # taken over by another relay after its lease: not ours to send
+                if self._lease_running_out(held[0], len(batch)):
+                    break
                 recorded = await self._attempt(mail)
                 waiting.discard(mail.id)
                 # Its result is committed before the next message goes out: the receiver sees
@@ -219,19 +222,30 @@ class Delivery:
             keeper.cancel()
             self._recorded.difference_update(m.id for m in batch)
 
-    async def _keep_claims(self, waiting: set[int]) -> None:
+    def _lease_running_out(self, held_since: datetime, rows: int) -> bool:
+        """Have the claims gone unrenewed for two thirds of the lease (the store did not take
+        the renewals in time)? Then another relay may take the rows over any moment: this one
+        sends no more of them; they go back to the queue when their lease ran out."""
+        if self.clock.now() - held_since < self.lease * 2 / 3:
+            return False
+        log.warning("the claims of this batch (%d message(s)) were not renewed for %s: leaving "
+                    "the rest to whichever relay takes them over", rows, self.lease * 2 / 3)
+        return True
+
+    async def _keep_claims(self, waiting: set[int], held: list[datetime]) -> None:
         """Renew the lease of the batch's rows not yet sent (the one in flight included) every
         `renew_every` seconds; drop from `waiting` any another relay took over meanwhile."""
         while waiting:
             await asyncio.sleep(self.renew_every)
-            asked = sorted(waiting)
+            asked, now = sorted(waiting), self.clock.now()
             try:
-                held = await self.store.write(partial(
-                    Queries.renew_claims, ids=asked, now=self.clock.now(), relay=self.relay))
+                kept = await self.store.write(partial(
+                    Queries.renew_claims, ids=asked, now=now, relay=self.relay))
             except StoreError as exc:
                 log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
                 continue
-            lost = waiting.intersection(asked) - held
+            held[0] = now
+            lost = waiting.intersection(asked) - kept
             if lost:
                 waiting -= lost
                 log.warning("%d claimed message(s) were taken over by another relay after "
@@ -243,7 +257,7 @@ class Delivery:
         relay = self.relay
         batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now, relay))
         if batch:
-            await self._send_batch(batch)  # its claim renewed while the send takes long
+            await self._send_batch(batch, now)  # its claim renewed while the send takes long
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
     async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
