@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -174,3 +175,20 @@ async def test_a_link_the_cli_prints_opens_on_the_relays_whose_key_files_differ(
             tmp_path / "relay-a.key").read_text()
         async with aiohttp.ClientSession() as http:
             await form_page(http, a, token)  # 200, not "this link does not work"
+
+
+async def test_the_writer_keeps_one_connection_across_batches(config: Config) -> None:
+    """Each batch's cursor closed once closed the writer's connection too: every commit paid
+    for a new connection, and the relay's own nudges came from ever new server processes."""
+    assert config.store.url is not None
+    store = PgStore(config.store.url, relay_id="relay-a")
+    try:
+        for n in range(5):
+            await store.write(lambda q, n=n: q.enqueue(NewMail(
+                kind=OutboxKind.ALERT, shop="acme", recipient="ops@acme.example",
+                envelope_from="bounces@relay.test", subject=f"Batch {n}",
+                message_id=f"<batch-{n}@relay.test>", raw=b"Subject: x\r\n\r\nx\r\n",
+                created_at=datetime.now(UTC), due_at=datetime.now(UTC))))
+        assert len(store.writer_pids) == 1
+    finally:
+        store.close()

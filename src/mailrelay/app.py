@@ -283,6 +283,7 @@ class Daemon:
             self.imap_role = RoleWorker(self.coordination.leadership("imap-watcher"),
                                         self._watch_imap, "the IMAP mailbox",
                                         interval=self.role_interval)
+            await self.imap_role.check()  # the first relay watches from its start on
             self._spawn(self.imap_role.run(), "imap-role")
         self.listener = Listener(config.smtp, self.handler)
         await self.listener.start()

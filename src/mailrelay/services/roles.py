@@ -42,14 +42,15 @@ class RoleWorker:
         return self._task is not None and not self._task.done()
 
     async def run(self) -> None:
-        """Ask for the role until cancelled; then stop the worker and give the role up."""
+        """Ask for the role until cancelled (`check` first, then every `interval`); then stop
+        the worker and give the role up."""
         try:
             while True:
+                await asyncio.sleep(self.interval)
                 try:
                     await self.check()
                 except Exception:  # a bug must not leave the role unwatched on every relay
                     log.exception("asking for the role of watching %s failed", self.what)
-                await asyncio.sleep(self.interval)
         finally:
             await self._stop()
             await self.role.release()

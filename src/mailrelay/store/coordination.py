@@ -136,7 +136,7 @@ def coordination_for(config: StoreConfig, store: StoreBackend) -> Coordination:
     """PostgreSQL's coordination for `[store] url`, else the local one of the SQLite `store`."""
     if config.url is not None:
         if isinstance(store, PgStore):  # its own nudges are not delivered back to it
-            return PgCoordination(config, own_nudges=lambda: store.writer_pid)
+            return PgCoordination(config, own_nudges=lambda: store.writer_pids)
         return PgCoordination(config)
     if not isinstance(store, Store):
         raise TypeError(f"a store without [store] url is SQLite's, not {type(store).__name__}")

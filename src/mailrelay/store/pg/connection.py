@@ -114,6 +114,21 @@ class PgCursor:
         self._cur.close()
 
 
+class WriterCursor:
+    """`PgConnection.cursor()`: its statements run on the connection; `close` is a no-op
+    (a batch's cursor closed must not close the writer's connection, and with it the next
+    batch's BEGIN would open a new one each time)."""
+
+    def __init__(self, conn: PgConnection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
+        return self._conn.execute(sql, parameters)
+
+    def close(self) -> None:
+        """Nothing to close: the statements' cursors are closed with their results."""
+
+
 class PgConnection:
     """What our store modules call on a connection, for PostgreSQL (one psycopg connection in
     autocommit mode: the store issues BEGIN and COMMIT itself, as with SQLite)."""
@@ -163,9 +178,10 @@ class PgConnection:
         for channel in nudges:
             self.execute("SELECT pg_notify(?, '')", (channel,))
 
-    def cursor(self) -> PgConnection:
-        """The writer's cursor: this connection itself."""
-        return self
+    def cursor(self) -> WriterCursor:
+        """The writer's cursor for one batch: this connection, but closing it leaves the
+        connection open (the writer closes each batch's cursor)."""
+        return WriterCursor(self)
 
     @property
     def in_transaction(self) -> bool:

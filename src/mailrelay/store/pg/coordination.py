@@ -9,7 +9,7 @@ import contextlib
 import logging
 import re
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -156,9 +156,9 @@ class Wakeups:
     callback once, for the nudges it may have missed meanwhile."""
 
     def __init__(self, connect: Connect, *, retry: float = 0.5, max_retry: float = 30.0,
-                 own: Callable[[], int | None] = lambda: None) -> None:
+                 own: Callable[[], Container[int]] = tuple) -> None:
         self._connect = connect
-        #: The server process whose nudges are this relay's own (its store's writer): the
+        #: The server processes whose nudges are this relay's own (its store's writer): the
         #: services woke their workers already, in the process.
         self._own = own
         self._retry = (retry, max_retry)
@@ -233,7 +233,7 @@ class Wakeups:
             for channel in self._callbacks:
                 self._call(channel)
         async for note in conn.notifies():  # raises when the connection breaks
-            if note.pid != self._own():
+            if note.pid not in self._own():
                 self._call(note.channel)
 
     def _call(self, channel: str) -> None:
@@ -337,8 +337,8 @@ class PgCoordination:
     """The PostgreSQL `Coordination`: roles, wakeups and daily jobs of the store at `url`."""
 
     def __init__(self, config: StoreConfig,
-                 own_nudges: Callable[[], int | None] = lambda: None) -> None:
-        """`own_nudges`: the server process of this relay's store writer (its nudges are
+                 own_nudges: Callable[[], Container[int]] = tuple) -> None:
+        """`own_nudges`: the server processes of this relay's store writer (its nudges are
         not delivered back to this relay)."""
         self.config = config
         self._connect = connector(config)  # refuses a config without url

@@ -6,6 +6,7 @@ connection pool, each on a REPEATABLE READ READ ONLY snapshot.
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import threading
 from collections.abc import Callable
@@ -56,6 +57,8 @@ class PgStore(Store):
         config = StoreConfig(path=Path(), url=url, password=password,
                              relay_id=relay_id or socket.gethostname())
         self._connect_args = connect_args(config, "store writer")
+        #: The server processes of the writer's latest connections (see `writer_pids`).
+        self._writer_pids: collections.deque[int] = collections.deque(maxlen=4)
         try:
             raw = self._connect()
         except psycopg.Error as exc:
@@ -81,15 +84,16 @@ class PgStore(Store):
         return self.url
 
     @property
-    def writer_pid(self) -> int | None:
-        """The server process of this relay's writer connection: the nudges (NOTIFY) it
-        sends wake the other relays; this one's services nudge their workers themselves."""
-        conn: PgConnection = self._writer_conn
-        return None if conn.raw.closed else conn.raw.info.backend_pid
+    def writer_pids(self) -> tuple[int, ...]:
+        """The server processes of this relay's writer connection and of the few before it
+        (a nudge sent just before a reconnection arrives after it): the nudges (NOTIFY) they
+        send wake the other relays; this one's services nudge their workers themselves."""
+        return tuple(self._writer_pids)
 
     def _connect(self) -> psycopg.Connection[Any]:
         raw = psycopg.connect(self.url, **self._connect_args)
         configure(raw)
+        self._writer_pids.append(raw.info.backend_pid)
         return raw
 
     def _set_temp_store(self, cur: Any, in_memory: bool) -> None:
