@@ -17,13 +17,14 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from mailrelay.app import Daemon
@@ -375,6 +376,27 @@ async def test_a_relay_whose_renewals_did_not_commit_sends_no_more_of_its_batch(
     # Only the copy relay-a had in flight at the takeover arrived twice.
     assert copies(sink) == Counter({"<parcel-0@relays.test>": 2, "<parcel-1@relays.test>": 1,
                                     "<parcel-2@relays.test>": 1})
+
+
+def test_requeueing_expired_claims_on_postgresql_skips_a_row_another_relay_holds_right_now(
+    pg_database: str, clock: FrozenClock
+) -> None:
+    """Not waited for (a multi-row UPDATE waiting on rows another relay locks in another
+    order deadlocked): its relay is renewing or finishing it this very moment."""
+    ids = queue(pg_database, 2, clock.now())
+    later = clock.now() + CLAIM_LEASE + timedelta(minutes=1)
+    with open_shared(pg_database) as store:
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
+        with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
+            other.execute("SELECT id FROM outbox WHERE id = %s FOR UPDATE", (ids[0],))
+            requeue = pool.submit(store.write_sync,
+                                  lambda q: q.requeue_expired(later, CLAIM_LEASE))
+            try:
+                assert requeue.result(timeout=10) == 1
+            finally:
+                other.rollback()
+        assert [row.status for row in rows(store, ids)] == [OutboxStatus.SENDING,
+                                                           OutboxStatus.QUEUED]
 
 
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
