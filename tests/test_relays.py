@@ -399,6 +399,30 @@ def test_requeueing_expired_claims_on_postgresql_skips_a_row_another_relay_holds
                                                            OutboxStatus.QUEUED]
 
 
+def test_noting_a_known_trigger_sender_on_postgresql_never_waits_for_another_relays_batch(
+    pg_database: str, clock: FrozenClock
+) -> None:
+    """Every intake batch notes its shops' senders: waiting for another relay's batch to commit
+    queued the relays' writers behind each other (and their 250s with them)."""
+    def note(q: Queries) -> bool:
+        return q.note_trigger_sender("acme", "shop@acme.example", clock.now())
+
+    with open_shared(pg_database) as store:
+        assert store.write_sync(note) is True  # a new sender
+        assert store.write_sync(note) is False
+        with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
+            # Another relay's intake batch noted the sender and has not committed yet.
+            other.execute("SELECT 1 FROM trigger_senders WHERE shop = 'acme' FOR UPDATE")
+            noted = pool.submit(store.write_sync, note)
+            try:
+                assert noted.result(timeout=10) is False
+            finally:
+                other.rollback()
+        with psycopg.connect(pg_database) as conn:
+            [(count,)] = conn.execute("SELECT count FROM trigger_senders").fetchall()
+    assert count == 2  # the sighting during the other batch is not counted: nobody waited
+
+
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
     shared_store: str, clock: FrozenClock
 ) -> None:
