@@ -412,7 +412,7 @@ def test_noting_a_known_trigger_sender_on_postgresql_never_waits_for_another_rel
         assert store.write_sync(note) is False
         with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
             # Another relay's intake batch noted the sender and has not committed yet.
-            other.execute("SELECT 1 FROM trigger_senders WHERE shop = 'acme' FOR UPDATE")
+            other.execute("UPDATE trigger_senders SET count = count + 1 WHERE shop = 'acme'")
             noted = pool.submit(store.write_sync, note)
             try:
                 assert noted.result(timeout=10) is False
@@ -421,6 +421,7 @@ def test_noting_a_known_trigger_sender_on_postgresql_never_waits_for_another_rel
         with psycopg.connect(pg_database) as conn:
             [(count,)] = conn.execute("SELECT count FROM trigger_senders").fetchall()
     assert count == 2  # the sighting during the other batch is not counted: nobody waited
+    # (the other batch's own sighting was rolled back here)
 
 
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(

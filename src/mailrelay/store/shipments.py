@@ -18,8 +18,10 @@ from mailrelay.store.timestamps import to_iso
 #: Note a trigger's sender: one UPSERT. On PostgreSQL every relay's intake batch would lock
 #: each shop's sender row until its commit, so the relays' batches (and the 250s their writers
 #: commit with them) queued behind each other, or deadlocked taking two shops' rows in
-#: opposite orders. There a known sender's row is updated only if no other transaction holds
-#: it (SKIP LOCKED): `last_seen_at` and `count` may then miss a trigger, nobody waits.
+#: opposite orders. There a known sender (read first: a read never waits) is not inserted
+#: again (an INSERT waits for another transaction's new version of the row), and its row is
+#: updated only if no other transaction holds it (SKIP LOCKED): `last_seen_at` and `count` may
+#: then miss a trigger, but nobody waits. Only a sender's very first triggers can wait.
 _NOTE_SENDER = {
     "sqlite": (
         "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
@@ -27,12 +29,14 @@ _NOTE_SENDER = {
         " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
         " RETURNING count"),
     "postgresql": (
-        "WITH new AS (INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
-        " count) VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO NOTHING"
-        " RETURNING count), seen AS (UPDATE trigger_senders SET last_seen_at = ?3,"
-        " count = count + 1 WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
-        " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED) AND NOT EXISTS"
-        " (SELECT 1 FROM new)) SELECT count FROM new"),
+        "WITH known AS (SELECT 1 FROM trigger_senders WHERE shop = ?1 AND sender = ?2),"
+        " new AS (INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
+        " count) SELECT ?1, ?2, ?3, ?3, 1 WHERE NOT EXISTS (SELECT 1 FROM known)"
+        " ON CONFLICT (shop, sender) DO NOTHING RETURNING count),"
+        " seen AS (UPDATE trigger_senders SET last_seen_at = ?3, count = count + 1"
+        " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
+        " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED)"
+        " AND EXISTS (SELECT 1 FROM known)) SELECT count FROM new"),
 }
 _PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
 _NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
