@@ -1,7 +1,8 @@
 """A real aiosmtpd SMTP server for tests, in the test's own event loop, that can misbehave on cue.
 
-It records every accepted message as received (after SMTP dot-unstuffing) and can refuse a
-command with a chosen reply, or hang up at a chosen point without answering at all.
+It records every accepted message as received (after SMTP dot-unstuffing), and whether its
+sender read the 250 (it went on to another command), and can refuse a command with a chosen
+reply, or hang up at a chosen point without answering at all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 STAGES = ("MAIL", "RCPT", "DATA")
 DROP_STAGES = ("MAIL", "DATA")
@@ -25,10 +26,32 @@ class _Handler:
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
+        #: The session's last recorded message, until its sender shows it read the 250.
+        self._unconfirmed: int | None = None
+
+    def _confirm(self) -> None:
+        """The sender sent another command: it had read the reply to its last DATA."""
+        if self._unconfirmed is not None:
+            self._sink.acknowledged[self._unconfirmed] = True
+            self._unconfirmed = None
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> object:
+        self._confirm()
+        return MISSING
+
+    async def handle_NOOP(self, server: SMTP, session: Session, envelope: Envelope,
+                          arg: str) -> object:
+        self._confirm()
+        return MISSING
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> object:
+        self._confirm()
+        return MISSING
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self._confirm()
         if self._sink._take_drop("MAIL"):
             await _hang_up(server)
         reply = self._sink._take_failure("MAIL")
@@ -60,6 +83,7 @@ class _Handler:
         reply = self._sink._take_failure("DATA")
         if reply is not None:
             return reply
+        self._unconfirmed = len(self._sink.messages)
         return self._sink._record(envelope)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -95,6 +119,9 @@ class Sink:
         the sink waits for the next command before it closes a session; `smtputf8` offers
         SMTPUTF8 (RFC 6531)."""
         self.messages: list[tuple[str, list[str], bytes]] = []
+        #: Per message: did its sender read our 250 (go on to MAIL, RSET, NOOP or QUIT on the
+        #: connection)? False for the last message of a connection cut without QUIT.
+        self.acknowledged: list[bool] = []
         self.connections = 0
         self.port = port
         self.errors: list[Exception] = []
@@ -157,6 +184,7 @@ class Sink:
     def _record(self, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         self.messages.append((envelope.mail_from or "", list(envelope.rcpt_tos), content))
+        self.acknowledged.append(False)
         self._arrived.set()
         return f"250 2.0.0 Ok: queued as {len(self.messages)}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -162,6 +163,19 @@ def test_the_relay_id_is_set_or_checked(tmp_path: Path) -> None:
     assert store.relay_id == "relay-2.eu"
     assert (problem.key, problem.line) == ("store.relay_id", 3)
     assert "'relay two' must be 1-64 letters" in problem.message
+
+
+def test_the_lease_is_five_minutes_unless_set_and_at_least_ten_seconds(tmp_path: Path) -> None:
+    assert load_store(tmp_path, f'url = "{URL}"\n').store.lease == timedelta(minutes=5)
+    assert load_store(tmp_path, f'url = "{URL}"\nlease = "90s"\n').store.lease == timedelta(
+        seconds=90)
+    assert load_store(tmp_path, 'lease = "10s"\n').store.lease == timedelta(seconds=10)
+    short = only_problem(tmp_path, f'url = "{URL}"\nlease = "9s"\n')
+    bare = only_problem(tmp_path, f'url = "{URL}"\nlease = 30\n')
+
+    assert (short.key, short.line) == ("store.lease", 3)
+    assert short.message == 'must be at least "10s", not "9s"'
+    assert bare.key == "store.lease" and '"30s"' in bare.message
 
 
 @pytest.mark.parametrize(("typo", "meant"), [("urll", "url"), ("relay_idd", "relay_id"),

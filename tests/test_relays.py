@@ -14,14 +14,17 @@ import asyncio
 import contextlib
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from mailrelay.app import Daemon
@@ -51,7 +54,7 @@ from mailrelay.store import (
 
 from .cli_runner import cli
 from .conftest import ConfigFactory, second_shop
-from .mailtools import send, settle, trigger, via_sink
+from .mailtools import eventually, send, settle, trigger, via_sink
 from .relay_worker import open_shared, to_sink
 from .sink import Sink, running_sink
 
@@ -206,6 +209,103 @@ async def test_a_dead_relays_rows_are_taken_over_after_the_lease_and_sent_once(
         release.set()
 
 
+class HeldResults:
+    """A store whose delivery results (`submit`) commit only once `release` is set: a relay
+    whose result writes are slow, or that is about to be killed before they commit."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def submit(self, fn: Callable[[Queries], Any], **options: Any) -> Future[Any]:
+        outcome: Future[Any] = Future()
+
+        def later() -> None:
+            self.release.wait(WAIT_S)
+            # As the store's writer does: a write whose caller gave up before it began is not.
+            if outcome.set_running_or_notify_cancel():
+                chain_future(self._store.submit(fn, **options), outcome)
+
+        threading.Thread(target=later, daemon=True).start()
+        return outcome
+
+
+def chain_future(source: Future[Any], target: Future[Any]) -> None:
+    def copy(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is None:
+            target.set_result(done.result())
+        else:
+            target.set_exception(error)
+    source.add_done_callback(copy)
+
+
+async def test_the_next_mail_goes_out_only_once_the_last_ones_result_is_stored(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """So the receiver sees our next command (its 250 was read) only for a row already `sent`:
+    a relay killed at any moment resends only mail whose 250 had not reached it (issue 15)."""
+    ids = queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        held = HeldResults(store)
+        async with running_sink() as sink:
+            async with sending(held, "relay-a", sink, clock) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await sink.wait_for(1, timeout=WAIT_S)
+                await asyncio.sleep(0.5)  # time to send the next two, were it allowed to
+                assert len(sink.messages) == 1 and sink.acknowledged == [False]
+                assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENDING}
+                held.release.set()
+                assert await sends == 3
+            assert sink.acknowledged == [True, True, True]  # the last by QUIT, at the close
+        assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENT}
+
+
+async def test_a_relay_stopping_right_after_the_receivers_250_still_records_the_mail_sent(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """A SIGTERM cancels delivery while the result of the mail just sent waits for the store:
+    the row still ends `sent`, so the next start does not send it again."""
+    ids = queue(shared_store, 2, clock.now())
+    with open_shared(shared_store) as store:
+        held = HeldResults(store)
+        async with running_sink() as sink:
+            async with sending(held, "relay-a", sink, clock) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await sink.wait_for(1, timeout=WAIT_S)
+                await asyncio.sleep(0.2)  # the 250 is read; its result waits for the store
+                sends.cancel()  # the daemon stops its workers
+                await asyncio.gather(sends, return_exceptions=True)
+            held.release.set()
+            await eventually(lambda: rows(store, ids)[0].status == OutboxStatus.SENT,
+                             limit=WAIT_S, what="the first mail recorded as sent")
+            assert rows(store, ids)[1].status == OutboxStatus.SENDING  # requeued at the start
+            async with sending(store, "relay-a", sink, clock) as again:
+                assert await again.recover() == 1
+                assert await again.deliver_due() == 1
+    assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
+
+
+async def test_with_a_short_lease_a_dead_relays_mail_is_taken_over_soon_after_it(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 2, clock.now())
+    lease = timedelta(seconds=20)
+    with open_shared(shared_store) as store:
+        # relay-a claimed both and died.
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
+        async with running_sink() as sink, sending(store, "relay-b", sink, clock,
+                                                  lease=lease) as b:
+            assert await b.deliver_due() == 0
+            clock.advance(timedelta(seconds=21))  # not a whole minute (EXPIRY_CHECK)
+            assert await b.deliver_due() == 2
+        assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+            (OutboxStatus.SENT, "relay-b")}
+
+
 async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(
     shared_store: str, clock: FrozenClock
 ) -> None:
@@ -255,6 +355,73 @@ async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_t
     # At least once: the copy relay-a had in flight, unacknowledged at the takeover, arrived
     # too; byte for byte the same, so the receiver's duplicate check collapses them.
     assert len(sink.messages) == 2 and sink.messages[0][2] == sink.messages[1][2]
+
+
+async def test_a_relay_whose_renewals_did_not_commit_sends_no_more_of_its_batch(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    # relay-a's renewals never commit in time: its store hangs for a while.
+                    sending(store, "relay-a", sink, clock, renew_every=3600) as a,
+                    sending(store, "relay-b", sink, clock) as b):
+            release = sink.hold_next()
+            a_sends = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE + timedelta(minutes=1))
+            assert await b.deliver_due() == 3  # took the batch over, the held one included
+            release.set()
+            await a_sends  # the send in flight ends; relay-a sends none of the other two
+    # Only the copy relay-a had in flight at the takeover arrived twice.
+    assert copies(sink) == Counter({"<parcel-0@relays.test>": 2, "<parcel-1@relays.test>": 1,
+                                    "<parcel-2@relays.test>": 1})
+
+
+def test_requeueing_expired_claims_on_postgresql_skips_a_row_another_relay_holds_right_now(
+    pg_database: str, clock: FrozenClock
+) -> None:
+    """Not waited for (a multi-row UPDATE waiting on rows another relay locks in another
+    order deadlocked): its relay is renewing or finishing it this very moment."""
+    ids = queue(pg_database, 2, clock.now())
+    later = clock.now() + CLAIM_LEASE + timedelta(minutes=1)
+    with open_shared(pg_database) as store:
+        store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
+        with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
+            other.execute("SELECT id FROM outbox WHERE id = %s FOR UPDATE", (ids[0],))
+            requeue = pool.submit(store.write_sync,
+                                  lambda q: q.requeue_expired(later, CLAIM_LEASE))
+            try:
+                assert requeue.result(timeout=10) == 1
+            finally:
+                other.rollback()
+        assert [row.status for row in rows(store, ids)] == [OutboxStatus.SENDING,
+                                                           OutboxStatus.QUEUED]
+
+
+def test_noting_a_known_trigger_sender_on_postgresql_never_waits_for_another_relays_batch(
+    pg_database: str, clock: FrozenClock
+) -> None:
+    """Every intake batch notes its shops' senders: waiting for another relay's batch to commit
+    queued the relays' writers behind each other (and their 250s with them)."""
+    def note(q: Queries) -> bool:
+        return q.note_trigger_sender("acme", "shop@acme.example", clock.now())
+
+    with open_shared(pg_database) as store:
+        assert store.write_sync(note) is True  # a new sender
+        assert store.write_sync(note) is False
+        with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
+            # Another relay's intake batch noted the sender and has not committed yet.
+            other.execute("UPDATE trigger_senders SET count = count + 1 WHERE shop = 'acme'")
+            noted = pool.submit(store.write_sync, note)
+            try:
+                assert noted.result(timeout=10) is False
+            finally:
+                other.rollback()
+        with psycopg.connect(pg_database) as conn:
+            [(count,)] = conn.execute("SELECT count FROM trigger_senders").fetchall()
+    assert count == 2  # the sighting during the other batch is not counted: nobody waited
+    # (the other batch's own sighting was rolled back here)
 
 
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
@@ -530,6 +697,23 @@ async def test_a_daemons_lease_says_when_it_takes_over_a_dead_relays_accepted_tr
         await asyncio.sleep(0.3)
         assert b.store.read(Queries.count_pending_messages) == 1
         clock.advance(timedelta(seconds=31))
+        await settle(b)
+        [shipment] = b.store.read(lambda q: q.list_shipments())
+    assert shipment.reference == "2001"
+
+
+async def test_the_configured_lease_is_the_daemons_lease(
+    config: Config, clock: FrozenClock
+) -> None:
+    configured = replace(config, store=replace(config.store, lease=timedelta(seconds=20)))
+    async with Daemon(configured, clock, relay_id="relay-b") as b:
+        assert b.lease == b.delivery.lease == b.intake.lease == timedelta(seconds=20)
+        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
+        clock.advance(timedelta(seconds=19))
+        b.intake.wake()
+        await asyncio.sleep(0.3)
+        assert b.store.read(Queries.count_pending_messages) == 1
+        clock.advance(timedelta(seconds=2))
         await settle(b)
         [shipment] = b.store.read(lambda q: q.list_shipments())
     assert shipment.reference == "2001"

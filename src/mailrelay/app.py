@@ -22,7 +22,7 @@ from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
 from mailrelay.core.errors import MailrelayError, StoreError
-from mailrelay.core.relays import LEASE, local_relay_id
+from mailrelay.core.relays import local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
 from mailrelay.edges.mailer import build_transport
@@ -108,13 +108,14 @@ class Daemon:
     role_interval: float = ROLE_RETRY_SECONDS
 
     def __init__(self, config: Config, clock: Clock | None = None, *,
-                 relay_id: str | None = None, lease: timedelta = LEASE) -> None:
+                 relay_id: str | None = None, lease: timedelta | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         #: The name this relay's claims carry in a store several relays share (issue 15), and
-        #: how long a claim keeps the other relays off (then its relay is taken to be gone).
+        #: how long a claim keeps the other relays off (then its relay is taken to be gone):
+        #: `[store] relay_id` and `[store] lease` unless a test gives them.
         self.relay_id = relay_id or config.store.relay_id or local_relay_id()
-        self.lease = lease
+        self.lease = lease or config.store.lease
         self.store: Store
         self.templates: Templates
         self.inbound: Inbound

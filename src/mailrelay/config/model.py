@@ -13,6 +13,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from mailrelay.core.relays import LEASE
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -22,12 +24,14 @@ class StoreConfig:
     `password` comes from password_file/password_env (None: libpq's ~/.pgpass or PGPASSWORD),
     to be passed beside the URL. `relay_id` names this relay in rows it claims (default: the
     host name), so a restarted relay requeues its own interrupted work; with url, `path` is unused.
+    `lease` is how long a claim keeps the other relays off a piece of work.
     """
 
     path: Path
     url: str | None = None
     password: str | None = field(default=None, repr=False)
     relay_id: str = field(default_factory=socket.gethostname)
+    lease: timedelta = LEASE
 
     @property
     def backend(self) -> str:

@@ -1,17 +1,25 @@
 """The [store] table: SQLite at `path` (the default) or PostgreSQL at `url`, the database
-password from a file or the environment (never in the URL), and this relay's id."""
+password from a file or the environment (never in the URL), this relay's id and its claims'
+lease."""
 
 from __future__ import annotations
 
 import re
 import socket
+from datetime import timedelta
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from mailrelay.config.model import StoreConfig
 from mailrelay.config.tables import Table
+from mailrelay.config.values import duration_text, parse_duration
 
 DEFAULT_PATH: Final = "var/mailrelay.db"
+DEFAULT_LEASE: Final = "5m"
+#: Shorter leases would be overtaken by a relay's own renewals (every third of it) on a slow
+#: database; a day is far beyond any send.
+MIN_LEASE: Final = timedelta(seconds=10)
+MAX_LEASE: Final = timedelta(days=1)
 SCHEMES: Final = ("postgresql", "postgres")
 #: Safe in logs, metric labels and a column: letters, digits and . _ : @ -, at most 64.
 RELAY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
@@ -25,7 +33,7 @@ def read_store(table: Table) -> StoreConfig:
         table.problem("url", "give either path (SQLite) or url (PostgreSQL), not both")
     password = _password(table, url)
     return StoreConfig(path=table.path("path", DEFAULT_PATH), url=url, password=password,
-                       relay_id=_relay_id(table))
+                       relay_id=_relay_id(table), lease=_lease(table))
 
 
 def _url(table: Table) -> str | None:
@@ -79,6 +87,15 @@ def _password(table: Table, url: str | None) -> str | None:
     if forms and url is None and not table.has("url"):
         table.problem(forms[0], "is only used with url (PostgreSQL)")
     return password
+
+
+def _lease(table: Table) -> timedelta:
+    lease = table.duration("lease", DEFAULT_LEASE, maximum=MAX_LEASE)
+    if lease < MIN_LEASE:
+        table.problem("lease", f'must be at least "{duration_text(MIN_LEASE)}", not '
+                      f'"{duration_text(lease)}"')
+        return parse_duration(DEFAULT_LEASE)
+    return lease
 
 
 def _relay_id(table: Table) -> str:

@@ -29,15 +29,14 @@ BACKOFF = (
     timedelta(hours=1), timedelta(hours=2), timedelta(hours=4),
 )
 GIVE_UP_AFTER = timedelta(days=5)
-#: How many sent messages may wait for their result to be committed.
-RESULT_WINDOW = 8
 #: How long a relay's claim holds a row before another relay may take it over (its relay died
 #: for good, or lost the store). Far longer than one SMTP step may take (outbound `timeout`,
 #: 60 s by default) or a webhook POST (at most 2 min); and since a whole send, or a batch
 #: waiting for its pace, can take longer still, a relay renews the claims of the batch it is
 #: sending every third of the lease: a relay that is merely slow is never overtaken.
 CLAIM_LEASE = LEASE
-#: How often (by the injected clock) a relay looks for claims whose lease ran out.
+#: How often (by the injected clock) a relay looks for claims whose lease ran out; at least
+#: twice a lease when `[store] lease` is shorter than two minutes.
 EXPIRY_CHECK = timedelta(minutes=1)
 
 
@@ -177,14 +176,16 @@ class Delivery:
                         webhooks=self.webhooks, relay=self.relay))
             if not batch:
                 return total
-            await self._send_batch(batch)
+            await self._send_batch(batch, now)
             total += len(batch)
             if self.on_progress is not None:
                 self.on_progress()
 
     async def _requeue_expired(self, now: datetime) -> None:
-        """Every EXPIRY_CHECK, put back what any relay claimed longer than the lease ago."""
-        if self._expiry_checked is not None and now - self._expiry_checked < EXPIRY_CHECK:
+        """Every EXPIRY_CHECK (or half lease), put back what any relay claimed longer than the
+        lease ago."""
+        every = min(EXPIRY_CHECK, self.lease / 2)
+        if self._expiry_checked is not None and now - self._expiry_checked < every:
             return
         count = await self.store.write(partial(Queries.requeue_expired, now=now,
                                                lease=self.lease, webhooks=self.webhooks))
@@ -193,22 +194,25 @@ class Delivery:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
                         "not finish them", count, self.lease)
 
-    async def _send_batch(self, batch: list[OutboxRow]) -> None:
+    async def _send_batch(self, batch: list[OutboxRow], claimed_at: datetime) -> None:
         waiting = {mail.id for mail in batch}  # claimed, not yet handed to the transport
-        keeper = asyncio.create_task(self._keep_claims(waiting))
-        pending: list[asyncio.Future[None]] = []
+        held = [claimed_at]  # when the claims were last written (claimed, then renewed)
+        keeper = asyncio.create_task(self._keep_claims(waiting, held))
         try:
             for mail in batch:
                 await self.pacer.wait()
                 if mail.id not in waiting:
                     continue  # taken over by another relay after its lease: not ours to send
-                pending.append(await self._attempt(mail))
+                if self._lease_running_out(held[0], len(batch)):
+                    break
+                recorded = await self._attempt(mail)
                 waiting.discard(mail.id)
-                # Results commit in the background; waiting for the one from WINDOW sends
-                # ago bounds what a crash can resend (rows still `sending`) to about WINDOW.
-                if len(pending) > RESULT_WINDOW:
-                    await pending[-RESULT_WINDOW - 1]
-            await asyncio.gather(*pending)
+                # Its result is committed before the next message goes out: the receiver sees
+                # our next command only once the row is `sent`. So a crash resends only the
+                # message whose 250 had not reached us (or came the instant before the crash),
+                # never one the receiver saw us acknowledge (issue 15). Shielded: a relay
+                # stopping now (SIGTERM) still stores the result of the mail that went out.
+                await asyncio.shield(recorded)
         except BaseException:
             # Rows without a result go back to the queue at the next settle (or at the
             # next start, if this is the end); results not committed are in _unsettled.
@@ -218,19 +222,30 @@ class Delivery:
             keeper.cancel()
             self._recorded.difference_update(m.id for m in batch)
 
-    async def _keep_claims(self, waiting: set[int]) -> None:
+    def _lease_running_out(self, held_since: datetime, rows: int) -> bool:
+        """Have the claims gone unrenewed for two thirds of the lease (the store did not take
+        the renewals in time)? Then another relay may take the rows over any moment: this one
+        sends no more of them; they go back to the queue when their lease ran out."""
+        if self.clock.now() - held_since < self.lease * 2 / 3:
+            return False
+        log.warning("the claims of this batch (%d message(s)) were not renewed for %s: leaving "
+                    "the rest to whichever relay takes them over", rows, self.lease * 2 / 3)
+        return True
+
+    async def _keep_claims(self, waiting: set[int], held: list[datetime]) -> None:
         """Renew the lease of the batch's rows not yet sent (the one in flight included) every
         `renew_every` seconds; drop from `waiting` any another relay took over meanwhile."""
         while waiting:
             await asyncio.sleep(self.renew_every)
-            asked = sorted(waiting)
+            asked, now = sorted(waiting), self.clock.now()
             try:
-                held = await self.store.write(partial(
-                    Queries.renew_claims, ids=asked, now=self.clock.now(), relay=self.relay))
+                kept = await self.store.write(partial(
+                    Queries.renew_claims, ids=asked, now=now, relay=self.relay))
             except StoreError as exc:
                 log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
                 continue
-            lost = waiting.intersection(asked) - held
+            held[0] = now
+            lost = waiting.intersection(asked) - kept
             if lost:
                 waiting -= lost
                 log.warning("%d claimed message(s) were taken over by another relay after "
@@ -242,7 +257,7 @@ class Delivery:
         relay = self.relay
         batch = await self.store.write(lambda q: _claim_one(q, outbox_id, now, relay))
         if batch:
-            await self._send_batch(batch)  # its claim renewed while the send takes long
+            await self._send_batch(batch, now)  # its claim renewed while the send takes long
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
     async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:

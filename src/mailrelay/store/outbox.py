@@ -36,6 +36,17 @@ _CLAIM_DUE = {
         " AND (kind = ?) = ? ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"),
 }
 
+#: Claims whose lease ran out go back to the queue. On PostgreSQL rows another transaction has
+#: locked (their relay renewing or finishing them right now) are skipped, not waited for: a
+#: multi-row UPDATE waiting on a relay that renews rows in another order deadlocked.
+_REQUEUE_EXPIRED = {
+    "sqlite": ("UPDATE outbox SET status = ? WHERE status = ? AND claimed_at < ?"
+               " AND (kind = ?) = ?"),
+    "postgresql": (
+        "UPDATE outbox SET status = ? WHERE id IN (SELECT id FROM outbox WHERE status = ?"
+        " AND claimed_at < ? AND (kind = ?) = ? ORDER BY id FOR UPDATE SKIP LOCKED)"),
+}
+
 
 class OutboxQueries(Bound):
     """The outbox: every outgoing message, stored rendered before it is sent, and its claims."""
@@ -111,8 +122,7 @@ class OutboxQueries(Bound):
         claim's relay stays recorded, so its own late result can still settle the row until
         another relay claims it again (`finish_mail`)."""
         return int(self.conn.execute(
-            "UPDATE outbox SET status = ? WHERE status = ? AND claimed_at < ?"
-            " AND (kind = ?) = ?",
+            _REQUEUE_EXPIRED[getattr(self.conn, "backend", "sqlite")],
             (OutboxStatus.QUEUED, OutboxStatus.SENDING, to_iso(now - lease),
              OutboxKind.WEBHOOK, webhooks),
         ).rowcount)

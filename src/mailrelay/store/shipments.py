@@ -15,6 +15,29 @@ from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewShipment, ShipmentRow
 from mailrelay.store.timestamps import to_iso
 
+#: Note a trigger's sender: one UPSERT. On PostgreSQL every relay's intake batch would lock
+#: each shop's sender row until its commit, so the relays' batches (and the 250s their writers
+#: commit with them) queued behind each other, or deadlocked taking two shops' rows in
+#: opposite orders. There a known sender (read first: a read never waits) is not inserted
+#: again (an INSERT waits for another transaction's new version of the row), and its row is
+#: updated only if no other transaction holds it (SKIP LOCKED): `last_seen_at` and `count` may
+#: then miss a trigger, but nobody waits. Only a sender's very first triggers can wait.
+_NOTE_SENDER = {
+    "sqlite": (
+        "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
+        " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
+        " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
+        " RETURNING count"),
+    "postgresql": (
+        "WITH known AS (SELECT 1 FROM trigger_senders WHERE shop = ?1 AND sender = ?2),"
+        " new AS (INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
+        " count) SELECT ?1, ?2, ?3, ?3, 1 WHERE NOT EXISTS (SELECT 1 FROM known)"
+        " ON CONFLICT (shop, sender) DO NOTHING RETURNING count),"
+        " seen AS (UPDATE trigger_senders SET last_seen_at = ?3, count = count + 1"
+        " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
+        " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED)"
+        " AND EXISTS (SELECT 1 FROM known)) SELECT count FROM new"),
+}
 _PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
 _NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
 #: The columns of `shipments` in `ShipmentRow` order, and with the table's alias.
@@ -73,14 +96,7 @@ class ShipmentQueries(Bound):
         One UPSERT (SQLite >= 3.35 for RETURNING): a row starts at count 1 and only ever
         grows, so a returned count of 1 means the row was just inserted.
         """
-        at = to_iso(now)
-        row = self.conn.execute(
-            "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
-            " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
-            " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
-            " RETURNING count",
-            (shop, sender, at),
-        ).fetchone()
+        row = self.conn.execute(_NOTE_SENDER[self.backend], (shop, sender, to_iso(now))).fetchone()
         return row is not None and row[0] == 1
 
     def first_trigger_sender(self, shop: str) -> str | None:
