@@ -86,9 +86,9 @@ async def test_one_relay_watches_the_mailbox_the_other_stands_by_and_takes_over(
         await eventually(lambda: b.imap is not None and b.imap.connected, what="b connected")
         assert "this relay stopped watching the IMAP mailbox" in caplog.text
         metrics = await scrape_text(b)
-        assert "mailrelay_imap_watching 1.0" in metrics
-        assert "mailrelay_imap_role_taken_total 1.0" in metrics
-        assert "mailrelay_imap_watching 0.0" in await scrape_text(a)
+        assert 'mailrelay_imap_watching{relay="relay-b"} 1.0' in metrics
+        assert 'mailrelay_imap_role_taken_total{relay="relay-b"} 1.0' in metrics
+        assert 'mailrelay_imap_watching{relay="relay-a"} 0.0' in await scrape_text(a)
 
 
 async def scrape_text(daemon: Daemon) -> str:
