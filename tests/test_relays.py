@@ -691,14 +691,20 @@ async def test_a_daemons_lease_says_when_it_takes_over_a_dead_relays_accepted_tr
     config: Config, clock: FrozenClock
 ) -> None:
     async with Daemon(config, clock, relay_id="relay-b", lease=timedelta(seconds=30)) as b:
-        # relay-a accepted a trigger (250) and died before processing it.
-        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
-        b.intake.wake()
-        await asyncio.sleep(0.3)
-        assert b.store.read(Queries.count_pending_messages) == 1
-        clock.advance(timedelta(seconds=31))
-        await settle(b)
-        [shipment] = b.store.read(lambda q: q.list_shipments())
+        await dead_relays_trigger_waits_out(b, clock, timedelta(seconds=30))
+
+
+async def dead_relays_trigger_waits_out(b: Daemon, clock: FrozenClock, lease: timedelta) -> None:
+    """relay-a accepted a trigger (250) and died before processing it: relay `b` leaves it
+    alone until `lease` has passed, then makes its shipment."""
+    b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
+    clock.advance(lease - timedelta(seconds=1))
+    b.intake.wake()
+    await asyncio.sleep(0.3)
+    assert b.store.read(Queries.count_pending_messages) == 1
+    clock.advance(timedelta(seconds=2))
+    await settle(b)
+    [shipment] = b.store.read(lambda q: q.list_shipments())
     assert shipment.reference == "2001"
 
 
@@ -708,15 +714,7 @@ async def test_the_configured_lease_is_the_daemons_lease(
     configured = replace(config, store=replace(config.store, lease=timedelta(seconds=20)))
     async with Daemon(configured, clock, relay_id="relay-b") as b:
         assert b.lease == b.delivery.lease == b.intake.lease == timedelta(seconds=20)
-        b.store.write_sync(lambda q: q.insert_message(trigger_message(1, clock.now(), "relay-a")))
-        clock.advance(timedelta(seconds=19))
-        b.intake.wake()
-        await asyncio.sleep(0.3)
-        assert b.store.read(Queries.count_pending_messages) == 1
-        clock.advance(timedelta(seconds=2))
-        await settle(b)
-        [shipment] = b.store.read(lambda q: q.list_shipments())
-    assert shipment.reference == "2001"
+        await dead_relays_trigger_waits_out(b, clock, timedelta(seconds=20))
 
 
 async def test_the_retention_purge_runs_on_one_relay_a_day(

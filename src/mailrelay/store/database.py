@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from mailrelay.core.errors import StoreError
 from mailrelay.core.files import create_private_file
@@ -100,7 +100,7 @@ class Store(GroupCommitWriter):
             conn.close()
         return not busy
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,12 +114,16 @@ class Store(GroupCommitWriter):
             self._closed = True
             # A read is a snapshot query, milliseconds long; the bound only guards a hang.
             self._reads_done.wait_for(lambda: self._active_reads == 0, timeout=30)
-            for conn in self._readers:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:  # closed from its own thread already
-                    pass
-            self._readers.clear()
+            self._close_readers()
+
+    def _close_readers(self) -> None:
+        """Close the read connections (no read is running: `close` waited for them)."""
+        for conn in self._readers:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:  # closed from its own thread already
+                pass
+        self._readers.clear()
 
 
 if TYPE_CHECKING:

@@ -158,20 +158,8 @@ class PgStore(Store):
             return False
         return True
 
-    def __enter__(self) -> PgStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Finish queued writes, then close every connection."""
-        if not self._stop_writer():
-            return
-        with self._reads_done:
-            self._closed = True
-            # A read is a snapshot query, milliseconds long; the bound only guards a hang.
-            self._reads_done.wait_for(lambda: self._active_reads == 0, timeout=30)
+    def _close_readers(self) -> None:
+        """The reads' pool (`Store.close` finished the writes and waited for the reads)."""
         self._pool.close()
 
 
