@@ -50,6 +50,7 @@ from mailrelay.store import (
     Queries,
     ReviewText,
     Store,
+    open_store,
 )
 
 from .cli_runner import cli
@@ -443,7 +444,7 @@ def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(
 def test_the_outbox_listing_names_the_relay_holding_a_message_in_flight(
     config: Config, clock: FrozenClock
 ) -> None:
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         store.write_sync(lambda q: [q.enqueue(parcel_mail(n, clock.now())) for n in range(2)])
         store.write_sync(lambda q: q.claim_due_mail(clock.now(), 1, relay="relay-a"))
     code, out = cli(config, "outbox", "--format", "json")
@@ -677,9 +678,14 @@ async def test_two_daemons_on_one_store_invite_each_customer_of_both_shops_once(
         clock.advance(timedelta(days=7))
         await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
         await sink.wait_for(24, timeout=30)
-        invitations = a.store.read(lambda q: q.list_invitations())
-    assert sorted((row.shop, row.status) for row in invitations) == (
-        [("acme", "sent")] * 12 + [("bolt", "sent")] * 12)
+
+        def statuses() -> list[tuple[str, str]]:
+            return sorted((row.shop, row.status)
+                          for row in a.store.read(lambda q: q.list_invitations()))
+
+        # The sink has a mail before its relay records the 250: wait for the results.
+        await eventually(lambda: statuses() == [("acme", "sent")] * 12 + [("bolt", "sent")] * 12,
+                         limit=30, what="every invitation recorded as sent")
     seen = copies(sink)
     assert len(seen) == 24 and set(seen.values()) == {1}, "an invitation went out twice"
     senders = Counter(str(BytesHeaderParser().parsebytes(raw)["From"]).split("@")[-1]
@@ -738,7 +744,7 @@ async def test_the_retention_purge_runs_on_one_relay_a_day(
     clock.advance(timedelta(days=1))
     await purge_as("relay-b")  # the next day is relay-b's, since it claimed it first
     assert purges[:3] == [0, 0, purges[2]] and purges[2] > 0
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         day = clock.now().date().isoformat()
         assert not store.write_sync(lambda q: q.claim_job_day("retention", day, clock.now(),
                                                               relay="relay-a"))
