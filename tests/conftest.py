@@ -124,13 +124,31 @@ def second_shop(**fields: str | list[str] | None) -> str:
     return "\n[[shop]]\n" + "\n".join(lines) + "\n"
 
 
+def keep_store_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass (MAILRELAY_TEST_STORE=postgresql) is the suite's second run: it
+    keeps the tests whose relay is built from a config (`make_config`, which then puts the
+    store in PostgreSQL) and deselects the rest, which would run exactly as on SQLite, and
+    those marked `postgresql`, which use PostgreSQL in the first pass already. Tests that
+    inspect SQLite's files skip with their reason."""
+    on_pg = pytest.mark.skip(reason="inspects SQLite's files; the store is PostgreSQL")
+    kept, same = [], []
+    for item in items:
+        uses_config = "make_config" in getattr(item, "fixturenames", ())
+        if not uses_config or item.get_closest_marker("postgresql") is not None:
+            same.append(item)
+            continue
+        if "sqlite_only" in item.keywords:
+            item.add_marker(on_pg)
+        kept.append(item)
+    if same:
+        config.hook.pytest_deselected(items=same)
+        items[:] = kept
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow soak/fault tests run in CI (CI=true) or with MAILRELAY_SLOW=1."""
     if TEST_STORE == "postgresql":
-        on_pg = pytest.mark.skip(reason="inspects SQLite's files; the store is PostgreSQL")
-        for item in items:
-            if "sqlite_only" in item.keywords:
-                item.add_marker(on_pg)
+        keep_store_tests(config, items)
     if IN_CI or os.environ.get("MAILRELAY_SLOW"):
         return
     skip = pytest.mark.skip(reason="slow test: set MAILRELAY_SLOW=1 (CI runs it)")
