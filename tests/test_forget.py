@@ -404,3 +404,24 @@ async def test_an_order_arriving_after_forget_keeps_the_decision_but_not_the_per
         assert any(names(raw, ANN) for _, raw in bodies)
         code, out = await asyncio.to_thread(cli, config, "shipments", "--format", "json")
         assert BOB.lower() not in out.lower() and BOB_NAME not in out
+
+
+@pytest.mark.postgresql
+def test_forget_on_postgresql_says_the_old_row_versions_are_freed_not_zeroed(
+    make_config: ConfigFactory,
+) -> None:
+    config = make_config()
+    assert config.store.url is not None
+    code, out = cli(config, "forget", BOB)
+    assert code == 0, out
+    assert "the address is suppressed" in out
+    assert "freed for reuse, not zeroed" in out and "backups keep them" in out
+    assert "VACUUM of the emptied tables failed" not in out
+
+
+@pytest.mark.sqlite_only  # the test above is its PostgreSQL twin
+def test_forget_on_sqlite_says_nothing_of_postgresql(make_config: ConfigFactory) -> None:
+    config = make_config()
+    code, out = cli(config, "forget", BOB)
+    assert code == 0, out
+    assert "not zeroed" not in out and "warning" not in out

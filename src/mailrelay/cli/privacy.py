@@ -73,7 +73,20 @@ def forget_address(config_path: Path | None, email_address: str) -> None:
         else:
             click.echo(f"{filed} filed repl{'y' if filed == 1 else 'ies'} deleted on the IMAP "
                        f"server ({imap.processed_folder}, {imap.rejected_folder})")
-    if not report.wal_truncated:
+    if config.store.url is not None:
+        say_what_postgresql_keeps(report.wal_truncated)
+    elif not report.wal_truncated:
         click.echo("warning: the write-ahead log could not be truncated while the daemon was "
                    "reading; run forget again, or stop the daemon, to be sure it is gone",
                    err=True)
+
+
+def say_what_postgresql_keeps(vacuumed: bool) -> None:
+    """PostgreSQL cannot zero freed rows as SQLite's secure_delete does: say where copies stay
+    (README § Shops and privacy), and whether the VACUUM that frees them for reuse ran."""
+    if not vacuumed:
+        click.echo("warning: VACUUM of the emptied tables failed; run forget again so the "
+                   "erased rows' old versions are freed for reuse", err=True)
+    click.echo("note: on PostgreSQL the erased rows' old versions are freed for reuse, not "
+               "zeroed; the WAL, its archive, replicas and backups keep them until they expire "
+               "(VACUUM FULL rewrites the tables at once)", err=True)
