@@ -209,11 +209,30 @@ def pg_database(postgres_server: PostgresServer) -> Iterator[str]:
 ConfigFactory = Callable[..., Config]
 
 
+@pytest.fixture(scope="session")
+def pg_migrated_template(postgres_server: PostgresServer) -> str:
+    """A database of the session's server migrated to the newest schema, once, as the
+    template of the PostgreSQL pass's stores: a copy costs each test the CREATE DATABASE
+    only, not the migrations (which the tests marked `postgresql` still run from empty)."""
+    from mailrelay.store.pg.database import PgStore
+
+    url = postgres_server.create_database()
+    PgStore(url).close()
+    return url.rsplit("/", 1)[1]
+
+
 def store_line_for(request: pytest.FixtureRequest) -> str | None:
-    """The `[store] url` line of a test on PostgreSQL (see TEST_STORE), None on SQLite."""
-    if TEST_STORE != "postgresql" and request.node.get_closest_marker("postgresql") is None:
+    """The `[store] url` line of a test on PostgreSQL (see TEST_STORE), None on SQLite. In the
+    PostgreSQL pass a test's store starts migrated (`pg_migrated_template`); a test marked
+    `postgresql` gets an empty database, as a relay's first start does."""
+    if request.node.get_closest_marker("postgresql") is not None:
+        return f'url = "{request.getfixturevalue("pg_database")}"'
+    if TEST_STORE != "postgresql":
         return None
-    return f'url = "{request.getfixturevalue("pg_database")}"'
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database(template=request.getfixturevalue("pg_migrated_template"))
+    request.addfinalizer(lambda: server.drop_database(url))
+    return f'url = "{url}"'
 
 
 @pytest.fixture
