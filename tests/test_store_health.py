@@ -16,6 +16,7 @@ from mailrelay import store
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
+from mailrelay.store.coordination import shared_secret
 from mailrelay.store.pg.database import PgStore
 
 from .cli_runner import cli
@@ -103,6 +104,25 @@ def test_check_reports_the_server_and_the_schema_and_creates_nothing(
     line = check_line(config, "store postgresql")
     assert line.startswith("failed ")
     assert f"schema version {NEWEST + 7} is newer than this mailrelay's {NEWEST}" in line
+
+
+@pytest.mark.postgresql
+def test_check_says_which_secret_key_a_relay_on_postgresql_signs_with(
+    config: Config, pg_database: str,
+) -> None:
+    key_file = config.security.secret_file
+    line = check_line(config, "secret key")
+    assert line == (f"ok      secret key {key_file}: the first relay to start stores it in the "
+                    "database as the relays' shared key"), line
+    shared_secret(config.store, key_file.read_text().strip().encode())  # this relay was first
+    line = check_line(config, "secret key")
+    assert line.endswith(f"{key_file}: the same as the relays' shared key in the database")
+    with psycopg.connect(pg_database, autocommit=True) as conn:  # another relay was first
+        conn.execute("UPDATE shared_values SET value = %s WHERE name = 'secret_key'",
+                     ("another relay's key, at least 32 characters long",))
+    line = check_line(config, "secret key")
+    assert line == (f"ok      secret key: the relays' shared key in the database ({key_file} "
+                    "is not used)"), line
 
 
 @pytest.mark.postgresql
