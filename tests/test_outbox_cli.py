@@ -84,6 +84,9 @@ async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink:
     assert "550" in row["last_error"]
     code, out = await asyncio.to_thread(invoked, "outbox", "retry", str(row["id"]), "--config", cfg)
     assert code == 0, out
+    code, out = await asyncio.to_thread(invoked, "invitations", "--config", cfg, "--format", "json")
+    [invitation] = json.loads(out)
+    assert (invitation["status"], invitation["reason"]) == ("scheduled", None)  # no stale 550
     code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
         "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop,"
