@@ -12,7 +12,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from mailrelay import store
+from mailrelay import app, store
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
@@ -21,7 +21,7 @@ from mailrelay.store.pg.database import PgStore
 
 from .cli_runner import cli
 from .conftest import ConfigFactory
-from .mailtools import eventually, healthz, scrape
+from .mailtools import eventually, free_port, healthz, scrape
 from .postgres import PostgresServer
 
 NEWEST = len(store.MIGRATIONS)
@@ -123,6 +123,24 @@ def test_check_says_which_secret_key_a_relay_on_postgresql_signs_with(
     line = check_line(config, "secret key")
     assert line == (f"ok      secret key: the relays' shared key in the database ({key_file} "
                     "is not used)"), line
+
+
+@pytest.mark.postgresql
+async def test_serve_exits_for_systemd_to_start_it_again_while_the_database_is_unreachable(
+    make_config: ConfigFactory, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Exit status 3 is never restarted (the unit's RestartPreventExitStatus): a relay that
+    finds its database down at boot, or mid-failover, must not stay down with it."""
+    config = make_config()
+    assert config.source is not None
+    text = re.sub(r'url = "[^"]*"', f'url = "postgresql://relay@127.0.0.1:{free_port()}/mr"',
+                  config.source.read_text(), count=1)
+    config.source.write_text(text)
+    assert await app.run(load(config.source)) == app.EXIT_UNREACHABLE != app.EXIT_STARTUP
+    failed, why = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failed.startswith("startup failed: cannot open store postgresql://relay@"), failed
+    assert why == "no connection to the database: exit status 1, so that systemd starts the " \
+                  "relay again"
 
 
 @pytest.mark.postgresql
