@@ -42,6 +42,7 @@ class Relay:
         text = text.replace("[store]\n", f'[store]\nrelay_id = "{name}"\n', 1)
         text = text.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{self.smtp_port}"', 1)
         text = text.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{self.http_port}"', 1)
+        # A key file of its own too: B takes A's links only by the key shared in the database.
         text = text.replace('secret_file = "var/secret.key"', f'secret_file = "var/{name}.key"')
         self.config = tmp_path / f"{name}.toml"
         self.config.write_text(text)
