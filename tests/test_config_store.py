@@ -3,8 +3,10 @@ relay.toml and out of the URL, and the relay's id; each problem named with its k
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import textwrap
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from psycopg import sql
 from mailrelay import config
 from mailrelay.config import Config
 from mailrelay.core.errors import ConfigError, ConfigProblem
+
+from .cli_runner import cli
 
 SHOP = """
 [[shop]]
@@ -186,16 +190,30 @@ def test_a_misspelt_store_key_gets_a_suggestion(tmp_path: Path, typo: str, meant
     assert problem.message == f"unknown key; did you mean {meant}?"
 
 
-def test_the_password_from_the_file_logs_in_to_a_real_server(
-        tmp_path: Path, pg_database: str) -> None:
+@contextlib.contextmanager
+def password_role(tmp_path: Path, pg_database: str) -> Iterator[str]:
+    """A role that logs in with the password "correct horse battery" (in db-password beside
+    the config) and owns `pg_database`'s public schema: its URL; dropped afterwards."""
     role = f"relay_{tmp_path.name[-8:].replace('-', '_')}".lower()
     with psycopg.connect(pg_database, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
             sql.Identifier(role), sql.Literal("correct horse battery")))
-    url = pg_database.replace("mailrelay@", f"{role}@", 1)
+        admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
     (tmp_path / "db-password").write_text("correct horse battery\n")
-    (tmp_path / "wrong-password").write_text("incorrect horse\n")
     try:
+        yield pg_database.replace("mailrelay@", f"{role}@", 1)
+    finally:
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO pg_database_owner"))
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_the_password_from_the_file_logs_in_to_a_real_server(
+        tmp_path: Path, pg_database: str) -> None:
+    (tmp_path / "wrong-password").write_text("incorrect horse\n")
+    with password_role(tmp_path, pg_database) as url:
+        role = url.split("//", 1)[1].split("@", 1)[0]
         store = load_store(tmp_path, f'url = "{url}"\npassword_file = "db-password"\n').store
         wrong = load_store(tmp_path, f'url = "{url}"\npassword_file = "wrong-password"\n').store
         assert store.url is not None and wrong.url is not None
@@ -203,6 +221,18 @@ def test_the_password_from_the_file_logs_in_to_a_real_server(
             assert conn.execute("SELECT current_user").fetchone() == (role,)
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(wrong.url, password=wrong.password).close()
-    finally:
-        with psycopg.connect(pg_database, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_every_command_reads_the_database_password_not_only_those_that_send_mail(
+        tmp_path: Path, pg_database: str) -> None:
+    """`mailrelay shipments`, `outbox`, `invite`, … read no mail server password, but each opens
+    the store: the database password from password_file is read for them too."""
+    with password_role(tmp_path, pg_database) as url:
+        relay = load_store(tmp_path, f'url = "{url}"\npassword_file = "db-password"\n')
+        assert config.load(relay.source, read_secrets=False).store.password == (
+            "correct horse battery")
+        status, output = cli(relay, "shipments", "--format", "json")
+        assert (status, output.strip()) == (0, "[]"), output
+        status, output = cli(relay, "invite", "--shop", "acme", "--email", "ann@example.com",
+                             "--ref", "1001", "--format", "json")
+        assert status == 0, output

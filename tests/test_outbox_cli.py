@@ -19,9 +19,11 @@ from .mailtools import send, settle, sink_outbound, trigger
 from .sink import Sink
 
 
-def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "") -> str:
+def write_sink_config(tmp_path: Path, sink: Sink, shop_extra: str = "",
+                      store_extra: str = "") -> str:
     text = smtp_outbound(BASE_CONFIG.format(smtp_extra="", shop_extra=shop_extra), sink.port,
                          "starttls = false", "rate_per_minute = 6000")
+    text = text.replace("[store]\n", "[store]\n" + store_extra, 1)
     path = tmp_path / "relay.toml"
     path.write_text(text)
     return str(path)
@@ -53,6 +55,20 @@ async def test_send_now_delivers_one_scheduled_invitation_at_once(
     assert code == 1 and "invitation 2 is cancelled (cancelled by operator)" in out, out
 
 
+async def test_send_now_names_the_configured_relay_in_the_row_it_sends(
+    tmp_path: Path, sink: Sink
+) -> None:
+    """`[store] relay_id`, not the host name: two relays on one host each set one."""
+    cfg = write_sink_config(tmp_path, sink, store_extra='relay_id = "relay2"\n')
+    await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
+                            "ann@example.com")
+    code, out = await asyncio.to_thread(invoked, "invitations", "send-now", "1", "--config", cfg)
+    assert code == 0, out
+    code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "json")
+    [row] = json.loads(out)
+    assert (row["status"], row["claimed_by"]) == ("sent", "relay2/send-now")
+
+
 async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink: Sink) -> None:
     cfg = write_sink_config(tmp_path, sink)
     await asyncio.to_thread(invoked, "invite", "--config", cfg, "--shop", "acme", "--email",
@@ -68,6 +84,9 @@ async def test_outbox_lists_failures_and_retry_sends_again(tmp_path: Path, sink:
     assert "550" in row["last_error"]
     code, out = await asyncio.to_thread(invoked, "outbox", "retry", str(row["id"]), "--config", cfg)
     assert code == 0, out
+    code, out = await asyncio.to_thread(invoked, "invitations", "--config", cfg, "--format", "json")
+    [invitation] = json.loads(out)
+    assert (invitation["status"], invitation["reason"]) == ("scheduled", None)  # no stale 550
     code, out = await asyncio.to_thread(invoked, "outbox", "--config", cfg, "--format", "csv")
     assert out.splitlines()[0] == (
         "id,kind,to,subject,message_id,status,attempts,due_at,sent_at,last_error,shop,"

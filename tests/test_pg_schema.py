@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from mailrelay import store
 from mailrelay.store import Store
@@ -113,6 +114,22 @@ def test_a_relay_restarting_on_a_migrated_database_finds_it_at_the_newest_versio
         assert again.schema_version == pg_schema.newest_version()
         count = again.read(lambda q: q.conn.execute("SELECT COUNT(*) FROM audit").fetchone())
         assert count[0] == 1
+
+
+def test_a_relay_older_than_the_schema_starts_and_says_to_upgrade_it(
+    pg_database: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Upgrading one relay at a time (README): the other, still on the old release, keeps
+    working on the newer schema, and its log says it is next."""
+    PgStore(pg_database).close()
+    newer = pg_schema.newest_version() + 1
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, 'a newer release')", (newer,))
+    with PgStore(pg_database) as older:
+        assert older.schema_version == newer
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (f"the store is at schema version {newer}, newer than this mailrelay's "
+                       f"{newer - 1}: another relay was upgraded; upgrade this one next")
 
 
 def test_migration_13_fills_each_reviews_first_answer_by_a_person_from_its_responses(

@@ -9,7 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +20,7 @@ from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.models import MessageKind, OutboxKind
+from mailrelay.services import invitations
 from mailrelay.store import NewMail, NewMessage
 from mailrelay.store.pg.database import PgStore
 
@@ -121,6 +122,27 @@ async def test_mail_queued_by_another_writer_wakes_the_relay_at_once(
                 MessageKind.SHIPMENT, "<order-1@acme.example>", "elsewhere-1", raw)))
             await eventually(lambda: daemon.intake.processed == 1, limit=5,
                              what="intake woken by the other writer")
+        finally:
+            other.close()
+
+
+async def test_an_invitation_due_at_once_made_elsewhere_wakes_the_relay_at_once(
+    config: Config, clock: FrozenClock, sink: Sink,
+) -> None:
+    """`mailrelay invite --delay 0s` run on any host: the relays send it now, not at their
+    dispatchers' 30-second poll."""
+    assert config.store.url is not None
+    async with relays(via_sink(config, sink), clock=clock) as [daemon]:
+        shop = daemon.config.shop("acme")
+        assert shop is not None
+        other = PgStore(config.store.url, relay_id="elsewhere")  # the CLI's writes
+        try:
+            decision = await other.write(lambda q: invitations.invite_manually(
+                q, shop, daemon.web.signer, clock.now(), email="ann@example.com",
+                name="Ann Lee", reference="1090", delay=timedelta(0)))
+            assert decision.invitation_id is not None, decision
+            await sink.wait_for(1, timeout=5)
+            assert sink.messages[0][1] == ["ann@example.com"]
         finally:
             other.close()
 

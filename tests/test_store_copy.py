@@ -276,6 +276,8 @@ def test_the_password_comes_from_the_file_given(
                        str(secret))
     assert code == 0, output
     assert "copy-pass-4417" not in output
+    assert (f'counts match: in relay.toml set [store] url = "{url}" and password_file = '
+            f'"{secret}" instead of path, and start the relay') in output
 
 
 

@@ -12,15 +12,16 @@ import aiohttp
 import psycopg
 import pytest
 
-from mailrelay import store
+from mailrelay import app, store
 from mailrelay.app import Daemon
 from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
+from mailrelay.store.coordination import shared_secret
 from mailrelay.store.pg.database import PgStore
 
 from .cli_runner import cli
 from .conftest import ConfigFactory
-from .mailtools import eventually, healthz, scrape
+from .mailtools import eventually, free_port, healthz, scrape
 from .postgres import PostgresServer
 
 NEWEST = len(store.MIGRATIONS)
@@ -103,6 +104,43 @@ def test_check_reports_the_server_and_the_schema_and_creates_nothing(
     line = check_line(config, "store postgresql")
     assert line.startswith("failed ")
     assert f"schema version {NEWEST + 7} is newer than this mailrelay's {NEWEST}" in line
+
+
+@pytest.mark.postgresql
+def test_check_says_which_secret_key_a_relay_on_postgresql_signs_with(
+    config: Config, pg_database: str,
+) -> None:
+    key_file = config.security.secret_file
+    line = check_line(config, "secret key")
+    assert line == (f"ok      secret key {key_file}: the first relay to start stores it in the "
+                    "database as the relays' shared key"), line
+    shared_secret(config.store, key_file.read_text().strip().encode())  # this relay was first
+    line = check_line(config, "secret key")
+    assert line.endswith(f"{key_file}: the same as the relays' shared key in the database")
+    with psycopg.connect(pg_database, autocommit=True) as conn:  # another relay was first
+        conn.execute("UPDATE shared_values SET value = %s WHERE name = 'secret_key'",
+                     ("another relay's key, at least 32 characters long",))
+    line = check_line(config, "secret key")
+    assert line == (f"ok      secret key: the relays' shared key in the database ({key_file} "
+                    "is not used)"), line
+
+
+@pytest.mark.postgresql
+async def test_serve_exits_for_systemd_to_start_it_again_while_the_database_is_unreachable(
+    make_config: ConfigFactory, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Exit status 3 is never restarted (the unit's RestartPreventExitStatus): a relay that
+    finds its database down at boot, or mid-failover, must not stay down with it."""
+    config = make_config()
+    assert config.source is not None
+    text = re.sub(r'url = "[^"]*"', f'url = "postgresql://relay@127.0.0.1:{free_port()}/mr"',
+                  config.source.read_text(), count=1)
+    config.source.write_text(text)
+    assert await app.run(load(config.source)) == app.EXIT_UNREACHABLE != app.EXIT_STARTUP
+    failed, why = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failed.startswith("startup failed: cannot open store postgresql://relay@"), failed
+    assert why == "no connection to the database: exit status 1, so that systemd starts the " \
+                  "relay again"
 
 
 @pytest.mark.postgresql

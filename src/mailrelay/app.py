@@ -21,7 +21,7 @@ from typing import Any
 from mailrelay import __version__
 from mailrelay.config import Config, explain_startup_error
 from mailrelay.core.clock import Clock, SystemClock
-from mailrelay.core.errors import MailrelayError, StoreError
+from mailrelay.core.errors import MailrelayError, StoreError, StoreUnreachable
 from mailrelay.core.relays import local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
@@ -67,6 +67,9 @@ WEBHOOK_POLL_SECONDS = 30.0
 #: clockwork's poll, the webhook worker WEBHOOK_POLL_SECONDS).
 SAFETY_POLL_SECONDS = 30.0
 EXIT_OK = 0
+#: The database could not be reached at start: a failure systemd restarts (Restart=on-failure),
+#: unlike EXIT_STARTUP, for a relay must come back once its database does.
+EXIT_UNREACHABLE = 1
 EXIT_STARTUP = 3
 
 
@@ -512,6 +515,11 @@ async def run(
     try:
         try:
             await daemon.start()
+        except StoreUnreachable as exc:
+            log.error("startup failed: %s", exc)
+            log.error("no connection to the database: exit status %d, so that systemd "
+                      "starts the relay again", EXIT_UNREACHABLE)
+            return EXIT_UNREACHABLE
         except (MailrelayError, OSError, ValueError) as exc:
             log.error("startup failed: %s", explain_startup_error(exc, config))
             return EXIT_STARTUP

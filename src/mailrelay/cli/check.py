@@ -162,10 +162,30 @@ def _check_secret(config: Config) -> tuple[str, str | None]:
     path = config.security.secret_file
     name = f"secret key {path}"
     try:
-        load_secret(path)
+        key = load_secret(path)
     except (OSError, ValueError) as exc:
         return name, str(exc)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         return name, f"mode {mode:o} lets others read it; run chmod 600 {path}"
+    if config.store.url is not None:
+        return _shared_secret_line(config, key), None
     return name, None
+
+
+def _shared_secret_line(config: Config, key: bytes) -> str:
+    """Which key a relay on PostgreSQL signs with: the one stored in the database by the first
+    relay, whatever its own key file holds."""
+    from mailrelay.store.pg.probe import stored_secret_key  # psycopg: PostgreSQL only
+
+    path = config.security.secret_file
+    try:
+        stored = stored_secret_key(config.store)
+    except StoreError:
+        return f"secret key {path}"  # the store's line says why the database cannot be read
+    if stored is None:
+        return (f"secret key {path}: the first relay to start stores it in the database as "
+                "the relays' shared key")
+    if stored.encode() == key:
+        return f"secret key {path}: the same as the relays' shared key in the database"
+    return f"secret key: the relays' shared key in the database ({path} is not used)"

@@ -21,7 +21,6 @@ from mailrelay.cli.subcommands import row_command, subcommand_config
 from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationStatus, OutboxStatus
-from mailrelay.core.relays import local_relay_id
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.edges.mailer import build_transport
 from mailrelay.render import Templates
@@ -138,7 +137,7 @@ async def _send_now(config: Config, signer: TokenSigner, invitation_id: int
                             on_result=functools.partial(record_delivery, config),
                             sign_sender=signer.bounce_tag,
                             # Not the daemon's name: its restart must not requeue this send.
-                            relay=f"{local_relay_id()}/send-now")
+                            relay=f"{config.store.relay_id}/send-now")
         outbox_id = await inviter.queue_one(invitation_id)
         if outbox_id is None:
             return None

@@ -24,7 +24,8 @@ def serve(config_path: Path | None, log_level: str) -> None:
     """Run the daemon: SMTP listener, intake, invitations and delivery, web, IMAP watcher.
 
     Stops cleanly on SIGTERM or SIGINT (a second SIGINT exits at once). Exit status 3 when the
-    configuration is invalid or a listener cannot start.
+    configuration is invalid or a listener cannot start; 1 when the PostgreSQL store cannot be
+    connected to (systemd starts the relay again).
     """
     configure_logging(log_level)
     try:

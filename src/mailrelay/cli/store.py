@@ -60,7 +60,9 @@ def store_copy(config_path: Path | None, url: str, password_file: Path | None,
     if result.differences:
         names = ", ".join(count.table for count in result.differences)
         raise click.ClickException(f"the counts differ in {names}: do not switch to this copy")
-    click.echo(f'counts match: set [store] url = "{url}" and start the relay')
+    password_line = f' and password_file = "{password_file}"' if password_file else ""
+    click.echo(f'counts match: in relay.toml set [store] url = "{url}"{password_line} instead of '
+               "path, and start the relay")
 
 
 def _configured_path(config_path: Path | None) -> Path:

@@ -210,7 +210,8 @@ def load(path: Path | None, *, read_secrets: bool = True) -> Config:
 
     `read_secrets=False` (CLI commands that never log in to a mail server): a password given as
     `*_file` or `*_env` is checked for form only and reads as NOT_READ, so `mailrelay
-    shipments` works in a shell without the daemon's environment.
+    shipments` works in a shell without the daemon's environment. The database password
+    (`[store]`) is read all the same: every command opens the store.
     """
     if path is None:
         return defaults()

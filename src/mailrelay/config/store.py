@@ -82,7 +82,8 @@ def _password(table: Table, url: str | None) -> str | None:
         table.problem("password", f"keep the database password out of relay.toml: use {KEEP_OUT}")
         return None
     forms = [form for form in ("password_file", "password_env") if table.has(form)]
-    password = table.secret("password")
+    # Read for every command, not only those that log in to a mail server: each opens the store.
+    password = table.secret("password", always=True)
     table.used.update(("password_file", "password_env"))  # known keys, for "did you mean"
     if forms and url is None and not table.has("url"):
         table.problem(forms[0], "is only used with url (PostgreSQL)")

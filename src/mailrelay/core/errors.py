@@ -59,6 +59,12 @@ class StoreUnavailable(StoreError):
     """The database cannot write now (a full disk, an I/O error): not the data's fault, so
     the work stays pending and is tried again later."""
 
+
+class StoreUnreachable(StoreUnavailable):
+    """No connection to the database server: it is down, restarting, failing over, out of
+    connections or unreachable, or it refused the login (at connect libpq gives no SQLSTATE
+    to tell these apart). A relay starting now cannot open its store; one starting later may."""
+
 class ParseError(MailrelayError):
     """Input that cannot be interpreted; recorded as a defect, never a crash."""
 

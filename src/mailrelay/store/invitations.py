@@ -16,6 +16,7 @@ from mailrelay.core.models import (
     OutboxStatus,
     ShipmentStatus,
 )
+from mailrelay.store import channels
 from mailrelay.store.addresses import address_hash
 from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import DecisionFacts, DueInvitation, InvitationRow, NewInvitation
@@ -100,7 +101,12 @@ class InvitationQueries(Bound):
             method=new.method, status=new.status, reason=None, token=new.token,
             created_at=to_iso(new.created_at), due_at=to_iso(new.due_at),
             sent_at=to_iso(new.sent_at))
-        return self._insert("invitations", row)
+        invitation_id = self._insert("invitations", row)
+        if new.status == InvitationStatus.SCHEDULED and new.due_at <= new.created_at:
+            # Due at once (`invite --delay 0s` from the CLI, another relay's intake): every
+            # relay's dispatcher looks at its commit, not at its next poll.
+            self._nudge(channels.DISPATCH)
+        return invitation_id
 
     def get_invitation(self, invitation_id: int) -> InvitationRow | None:
         return self._one_invitation("id = ?", (invitation_id,))

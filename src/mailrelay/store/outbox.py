@@ -177,8 +177,9 @@ class OutboxQueries(Bound):
              OutboxStatus.QUEUED),
         )
         if cur.rowcount:
+            # The failure's reason goes with it, as the outbox row's last_error does.
             self.conn.execute(
-                "UPDATE invitations SET status = ? WHERE status = ? AND id ="
+                "UPDATE invitations SET status = ?, reason = NULL WHERE status = ? AND id ="
                 " (SELECT invitation_id FROM outbox WHERE id = ? AND kind = ?)",
                 (InvitationStatus.SCHEDULED, InvitationStatus.FAILED, outbox_id,
                  OutboxKind.INVITATION),

@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mailrelay.config import StoreConfig
-from mailrelay.core.errors import StoreError, StoreUnavailable
+from mailrelay.core.errors import StoreError, StoreUnavailable, StoreUnreachable
 from mailrelay.store.database import Store
 from mailrelay.store.pg.connection import PgConnection, configure, store_error
 from mailrelay.store.pg.coordination import connect_args
@@ -62,7 +62,7 @@ class PgStore(Store):
         try:
             raw = self._connect()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open store {self.shown_url}: {exc}") from exc
+            raise StoreUnreachable(f"cannot open store {self.shown_url}: {exc}") from exc
         try:
             self.schema_version = migrate(raw)
         except psycopg.Error as exc:

@@ -71,3 +71,19 @@ def probe(config: StoreConfig) -> DatabaseFacts:
     except psycopg.Error as exc:
         raise StoreError(str(exc).strip()) from exc
     return DatabaseFacts(server.split()[0], version, latency)
+
+
+def stored_secret_key(config: StoreConfig) -> str | None:
+    """The relays' shared secret key stored in the database (the first relay's key file), or
+    None before any relay has started there; read only. StoreError when it cannot be read."""
+    try:
+        with psycopg.connect(config.url or "", **connect_args(config, "check")) as conn:
+            (exists,) = conn.execute("SELECT to_regclass('shared_values')"
+                                     " IS NOT NULL").fetchone() or (False,)
+            if not exists:
+                return None
+            row = conn.execute("SELECT value FROM shared_values WHERE name = 'secret_key'"
+                               ).fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(str(exc).strip()) from exc
+    return None if row is None else str(row[0])

@@ -224,4 +224,8 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
                          (version, now))
             log.info("store migrated to schema version %d", version)
             current = version
+    if current > newest_version():
+        log.warning("the store is at schema version %d, newer than this mailrelay's %d: "
+                    "another relay was upgraded; upgrade this one next", current,
+                    newest_version())
     return current
