@@ -66,7 +66,9 @@ async def running_receiver(port: int) -> AsyncIterator[Receiver]:
     receiver = Receiver(port)
     app = web.Application()
     app.router.add_post("/hooks/reviews", receiver.handle)
-    runner = web.AppRunner(app, handle_signals=False)
+    # A hanging answer outlives its test: stop waiting for it after a second (aiohttp's
+    # default is 60 s) instead of holding the test's teardown.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
