@@ -19,7 +19,7 @@ from mailrelay.config import Config, load
 from mailrelay.core.clock import FrozenClock
 
 from .imap_servers import ImapServer, PymapServer, running
-from .postgres import NOT_FOUND, PostgresServer, binaries, running_postgres
+from .postgres import NOT_FOUND, DatabaseSupply, PostgresServer, binaries, running_postgres
 from .sink import Sink, running_sink
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -210,28 +210,31 @@ ConfigFactory = Callable[..., Config]
 
 
 @pytest.fixture(scope="session")
-def pg_migrated_template(postgres_server: PostgresServer) -> str:
-    """A database of the session's server migrated to the newest schema, once, as the
-    template of the PostgreSQL pass's stores: a copy costs each test the CREATE DATABASE
-    only, not the migrations (which the tests marked `postgresql` still run from empty)."""
+def pg_migrated_stores(postgres_server: PostgresServer) -> Iterator[DatabaseSupply]:
+    """Databases for the PostgreSQL pass's stores: copies of one migrated to the newest schema
+    once per session, made ahead while tests run. A test's store costs it neither the
+    migrations (which the tests marked `postgresql` still run from empty) nor the wait for
+    CREATE DATABASE."""
     from mailrelay.store.pg.database import PgStore
 
-    url = postgres_server.create_database()
-    PgStore(url).close()
-    return url.rsplit("/", 1)[1]
+    template = postgres_server.create_database()
+    PgStore(template).close()
+    supply = DatabaseSupply(postgres_server, template.rsplit("/", 1)[1])
+    yield supply
+    supply.close()
 
 
 def store_line_for(request: pytest.FixtureRequest) -> str | None:
     """The `[store] url` line of a test on PostgreSQL (see TEST_STORE), None on SQLite. In the
-    PostgreSQL pass a test's store starts migrated (`pg_migrated_template`); a test marked
+    PostgreSQL pass a test's store starts migrated (`pg_migrated_stores`); a test marked
     `postgresql` gets an empty database, as a relay's first start does."""
     if request.node.get_closest_marker("postgresql") is not None:
         return f'url = "{request.getfixturevalue("pg_database")}"'
     if TEST_STORE != "postgresql":
         return None
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.create_database(template=request.getfixturevalue("pg_migrated_template"))
-    request.addfinalizer(lambda: server.drop_database(url))
+    supply: DatabaseSupply = request.getfixturevalue("pg_migrated_stores")
+    url = supply.take()
+    request.addfinalizer(lambda: supply.give_back(url))
     return f'url = "{url}"'
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import queue
 import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -204,6 +206,60 @@ class PostgresServer:
             yield url
         finally:
             self.drop_database(url)
+
+
+class DatabaseSupply:
+    """Copies of one template made ahead, in a thread, while tests run (they mostly wait on
+    sockets): `take()` hands one over at once instead of after a CREATE DATABASE, and
+    `give_back(url)` drops it in the same thread. `close()` ends the thread and drops the
+    copies nobody took."""
+
+    def __init__(self, server: PostgresServer, template: str, ahead: int = 2) -> None:
+        self.server, self.template = server, template
+        self._ready: queue.Queue[str] = queue.Queue(maxsize=ahead)
+        self._dropping: queue.Queue[str | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._maker = threading.Thread(target=self._make, name="pg-supply", daemon=True)
+        self._dropper = threading.Thread(target=self._drop, name="pg-drops", daemon=True)
+        self._maker.start()
+        self._dropper.start()
+
+    def take(self) -> str:
+        """A fresh copy of the template (its URL)."""
+        while self._maker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                return self._ready.get(timeout=1.0)
+        return self.server.create_database(self.template)  # the maker failed: make it here
+
+    def give_back(self, url: str) -> None:
+        self._dropping.put(url)
+
+    def _make(self) -> None:
+        while not self._closed.is_set():
+            try:
+                url = self.server.create_database(self.template)
+            except psycopg.Error:  # a test stopped the server for a while
+                self._closed.wait(0.5)
+                continue
+            while not self._closed.is_set():
+                with contextlib.suppress(queue.Full):
+                    self._ready.put(url, timeout=0.5)
+                    break
+            else:
+                self._dropping.put(url)
+
+    def _drop(self) -> None:
+        while (url := self._dropping.get()) is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.server.drop_database(url)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._maker.join(timeout=30)
+        while not self._ready.empty():
+            self._dropping.put(self._ready.get_nowait())
+        self._dropping.put(None)
+        self._dropper.join(timeout=30)
 
 
 @contextlib.contextmanager
