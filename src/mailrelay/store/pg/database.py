@@ -20,13 +20,13 @@ from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError, StoreUnavailable
 from mailrelay.store.database import Store
 from mailrelay.store.pg.connection import PgConnection, configure, store_error
-from mailrelay.store.pg.coordination import connect_args
+from mailrelay.store.pg.coordination import PgCoordination, connect_args
 from mailrelay.store.pg.schema import migrate
 from mailrelay.store.queries import Queries
 from mailrelay.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
-    from mailrelay.store.interface import QueryInterface, StoreBackend
+    from mailrelay.store.interface import Coordination, QueryInterface, StoreBackend
 
 T = TypeVar("T")
 
@@ -44,8 +44,9 @@ class PgStore(Store):
     """PostgreSQL at `url`; every write of this relay goes through one writer connection,
     committed in groups; reads come from a pool.
 
-    A `Store` for the services' annotations (they name the SQLite class; the interface is
-    `StoreBackend`), sharing only its group-commit writer: SQLite's own parts are replaced.
+    A subclass of SQLite's `Store` to share code, not for the services (they hold a
+    `StoreBackend`): the group-commit writer, and `close` (finish the writes, wait for the
+    reads, then `_close_readers`) with the context manager. SQLite's own parts are replaced.
     """
 
     _BEGIN = "BEGIN"
@@ -157,6 +158,11 @@ class PgStore(Store):
         except (psycopg.Error, PoolTimeout):
             return False
         return True
+
+    def coordination(self, config: StoreConfig) -> Coordination:
+        """Advisory locks, LISTEN/NOTIFY and `job_days` in the database of `config`; the
+        nudges of this store's own writer are not delivered back to this relay."""
+        return PgCoordination(config, own_nudges=lambda: self.writer_pids)
 
     def _close_readers(self) -> None:
         """The reads' pool (`Store.close` finished the writes and waited for the reads)."""
