@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mailrelay.store.interface import Coordination, QueryInterface, StoreBackend
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Read connections per relay: the web's and the workers' reads run side by side.
 POOL_SIZE = 8
@@ -163,6 +165,16 @@ class PgStore(Store):
         """Advisory locks, LISTEN/NOTIFY and `job_days` in the database of `config`; the
         nudges of this store's own writer are not delivered back to this relay."""
         return PgCoordination(config, own_nudges=lambda: self.writer_pids)
+
+    def close(self) -> None:
+        """Finish queued writes, with a last commit for trigger senders' sightings that a lock
+        kept from theirs (store/pg/sightings.py); then release every connection."""
+        if not self._closed and self._writer_conn.sightings.carried:
+            try:
+                self.write_sync(lambda q: None)
+            except StoreError as exc:
+                log.warning("trigger sender sightings not counted at close: %s", exc)
+        super().close()
 
     def _close_readers(self) -> None:
         """The reads' pool (`Store.close` finished the writes and waited for the reads)."""
