@@ -20,7 +20,7 @@ from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.store.pg.dialect import translate
 from mailrelay.store.pg.schema import IDENTITY_TABLES
 from mailrelay.store.pg.sightings import Sightings
-from mailrelay.store.shipments import COUNT_SIGHTINGS
+from mailrelay.store.shipments import count_sightings
 
 #: Tables a service inserts into and, on DuplicateKey, carries on in the same transaction:
 #: invitations (an order invited twice: intake, `invite`) and the outbox (that mail is queued
@@ -29,10 +29,6 @@ from mailrelay.store.shipments import COUNT_SIGHTINGS
 GUARDED_TABLES = frozenset({"invitations", "outbox"})
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.IGNORECASE)
 
-
-#: How long counting a trigger sender's sightings at COMMIT waits for another transaction's
-#: lock on its row (another relay's commit takes milliseconds).
-SIGHTINGS_LOCK_WAIT = "SET LOCAL lock_timeout = '200ms'"
 
 
 class Statement(NamedTuple):
@@ -206,22 +202,11 @@ class PgConnection:
 
     def _write_sightings(self) -> None:
         """Count the transaction's sightings (and those carried from earlier commits), each
-        sender's row locked from here to the COMMIT only. Another transaction holding a row
-        longer than SIGHTINGS_LOCK_WAIT (not a relay's commit: a long one of an operator's, or
-        a relay of the version that counted mid-batch) is not waited for: the sightings go to
-        the next commit."""
+        sender's row locked from here to the COMMIT only; a row another transaction holds
+        (another relay's commit) is not waited for: its sightings go to the next commit."""
         rows = self.sightings.take()
-        if not rows:
-            return
-        try:
-            with self.raw.transaction():  # a savepoint: giving up undoes only the counting
-                self.raw.execute(SIGHTINGS_LOCK_WAIT)
-                for row in rows:
-                    self._run(statement(COUNT_SIGHTINGS), row)
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, pg_errors.LockNotAvailable):
-                raise
-            self.sightings.carry(rows)
+        if rows:
+            self.sightings.carry(count_sightings(self, rows, wait=self.sightings.last))
 
     def _send_nudges(self) -> None:
         """Queue the nudges in the transaction: the server delivers them at COMMIT, never

@@ -170,6 +170,7 @@ class PgStore(Store):
         """Finish queued writes, with a last commit for trigger senders' sightings that a lock
         kept from theirs (store/pg/sightings.py); then release every connection."""
         if not self._closed and self._writer_conn.sightings.carried:
+            self._writer_conn.sightings.last = True
             try:
                 self.write_sync(lambda q: None)
             except StoreError as exc:

@@ -1,11 +1,12 @@
 """Sightings of known trigger senders on PostgreSQL, counted just before their transaction's
-COMMIT: the sender's row is then locked for the commit only, not for the rest of a batch, so
-relays' batches never wait for each other, and every sighting is counted (store/shipments.py).
+COMMIT: the sender's row is then locked for the commit only, not for the rest of a batch, and
+the sightings of a row another relay's commit holds are left to the next commit, so relays never
+wait for each other and every sighting is counted (store/shipments.py `count_sightings`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from mailrelay.store.shipments import Sighting
 
 #: (shop, sender) → (sightings, earliest, latest) of one or more transactions.
 Tally = dict[tuple[str, str], tuple[int, str, str]]
@@ -20,8 +21,8 @@ def _add(tally: Tally, shop: str, sender: str, count: int, first: str, last: str
 
 class Sightings:
     """The sightings noted in the open transaction, undone with its savepoints and its
-    ROLLBACK; and those a commit could not write (another transaction held the row longer than
-    the lock timeout), which the next commit writes with its own."""
+    ROLLBACK; and those a commit could not write (another transaction held the row), which the
+    next commit writes with its own."""
 
     def __init__(self) -> None:
         self._noted: list[tuple[str, str, str]] = []
@@ -31,6 +32,8 @@ class Sightings:
         #: The carried sightings the open transaction writes: carried again if its COMMIT
         #: does not succeed (the sightings noted in it go with their jobs, which failed too).
         self._writing: Tally = {}
+        #: The next commit is the relay's last: it waits for rows another transaction holds.
+        self.last = False
 
     @property
     def carried(self) -> bool:
@@ -67,7 +70,7 @@ class Sightings:
         self._noted.clear()
         self._savepoints.clear()
 
-    def take(self) -> list[tuple[str, str, str, str, int]]:
+    def take(self) -> list[Sighting]:
         """What the committing transaction writes, as parameters of `COUNT_SIGHTINGS` (shop,
         sender, first seen, last seen, count), in key order: two relays' commits lock the rows
         they share in the same order, so they cannot deadlock."""
@@ -79,8 +82,8 @@ class Sightings:
         return [(shop, sender, first, last, count)
                 for (shop, sender), (count, first, last) in sorted(tally.items())]
 
-    def carry(self, rows: Iterable[tuple[str, str, str, str, int]]) -> None:
+    def carry(self, rows: list[Sighting]) -> None:
         """Keep `take`'s rows for the next commit (this one could not write them)."""
-        self._writing = {}
         for shop, sender, first, last, count in rows:
+            self._writing.pop((shop, sender), None)
             _add(self._carried, shop, sender, count, first, last)
