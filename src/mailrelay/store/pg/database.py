@@ -169,8 +169,9 @@ class PgStore(Store):
     def close(self) -> None:
         """Finish queued writes, with a last commit for trigger senders' sightings that a lock
         kept from theirs (store/pg/sightings.py); then release every connection."""
-        if not self._closed and self._writer_conn.sightings.carried:
-            self._writer_conn.sightings.last = True
+        sightings = self._writer_conn.sightings
+        sightings.last = True  # the commits from here on wait for rows another one holds
+        if not self._closed and sightings.carried:
             try:
                 self.write_sync(lambda q: None)
             except StoreError as exc:
