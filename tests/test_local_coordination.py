@@ -1,6 +1,6 @@
 """Coordination on SQLite (one relay per store): every role is ours, nudges stay in the process
 (from the loop or the writer's thread), a daily job is claimed once, also across a restart; and
-`coordination_for` picks PostgreSQL's for `[store] url`."""
+each store hands out its own backend's coordination."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ import pytest
 
 from mailrelay.config import StoreConfig
 from mailrelay.store import Store
-from mailrelay.store.coordination import (
-    LocalCoordination,
-    LocalLeadership,
-    LocalWakeups,
-    coordination_for,
-)
+from mailrelay.store.coordination import LocalCoordination, LocalLeadership, LocalWakeups
 from mailrelay.store.pg.coordination import PgCoordination
+from mailrelay.store.pg.database import PgStore
 
 DAY = "2026-12-05"
 
@@ -92,9 +88,22 @@ async def test_a_daily_job_is_run_by_the_relay_that_claimed_it_also_after_a_rest
         assert await other.once_per_day("digest", DAY)
 
 
-def test_coordination_for_picks_the_backends_own(store: Store, tmp_path: Path) -> None:
-    sqlite = StoreConfig(path=tmp_path / "relay.db")
-    postgres = StoreConfig(path=tmp_path / "relay.db", url="postgresql://relay@db.test/relay")
+def test_a_sqlite_store_hands_out_the_local_coordination(store: Store, tmp_path: Path) -> None:
+    coordination = store.coordination(StoreConfig(path=tmp_path / "relay.db", relay_id="a"))
 
-    assert isinstance(coordination_for(sqlite, store), LocalCoordination)
-    assert isinstance(coordination_for(postgres, store), PgCoordination)
+    assert isinstance(coordination, LocalCoordination)
+    assert coordination.relay_id == "a"
+
+
+@pytest.mark.postgresql
+async def test_a_postgresql_store_hands_out_postgresqls_coordination(
+    pg_database: str, tmp_path: Path,
+) -> None:
+    config = StoreConfig(path=tmp_path / "unused.db", url=pg_database, relay_id="a")
+    with PgStore(pg_database) as store:
+        coordination = store.coordination(config)
+        try:
+            assert isinstance(coordination, PgCoordination)
+            assert await coordination.once_per_day("retention", DAY)
+        finally:
+            await coordination.close()

@@ -62,6 +62,11 @@ SQL_STARTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
     ("SELECT k FROM (SELECT k FROM x) ORDER BY k",
      "SELECT k FROM (SELECT k FROM x) AS _sub1 ORDER BY k"),
     ("SELECT k FROM (SELECT k FROM x) named", "SELECT k FROM (SELECT k FROM x) named"),
+    # An UPSERT adding to a count and keeping the later of two times (trigger senders).
+    ("INSERT INTO t (k, at, n) VALUES (?1, ?2, ?3) ON CONFLICT (k) DO UPDATE"
+     " SET at = max(t.at, excluded.at), n = t.n + excluded.n RETURNING n",
+     "INSERT INTO t (k, at, n) VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE"
+     " SET at = GREATEST(t.at, excluded.at), n = t.n + excluded.n RETURNING n"),
 ])
 def test_a_rule_turns_sqlite_into_postgresql(sqlite: str, postgresql: str) -> None:
     assert translate(sqlite) == postgresql

@@ -404,25 +404,32 @@ def test_noting_a_known_trigger_sender_on_postgresql_never_waits_for_another_rel
     pg_database: str, clock: FrozenClock
 ) -> None:
     """Every intake batch notes its shops' senders: waiting for another relay's batch to commit
-    queued the relays' writers behind each other (and their 250s with them)."""
+    queued the relays' writers behind each other (and their 250s with them). The sighting is
+    not lost: the next commit counts it."""
     def note(q: Queries) -> bool:
         return q.note_trigger_sender("acme", "shop@acme.example", clock.now())
+
+    def count() -> int:
+        with psycopg.connect(pg_database) as conn:
+            [(found,)] = conn.execute("SELECT count FROM trigger_senders").fetchall()
+        return int(found)
 
     with open_shared(pg_database) as store:
         assert store.write_sync(note) is True  # a new sender
         assert store.write_sync(note) is False
         with psycopg.connect(pg_database) as other, ThreadPoolExecutor(1) as pool:
-            # Another relay's intake batch noted the sender and has not committed yet.
+            # A transaction holding the sender's row, as a relay of the version that counted
+            # sightings mid-batch did until its batch committed.
             other.execute("UPDATE trigger_senders SET count = count + 1 WHERE shop = 'acme'")
             noted = pool.submit(store.write_sync, note)
             try:
                 assert noted.result(timeout=10) is False
             finally:
                 other.rollback()
-        with psycopg.connect(pg_database) as conn:
-            [(count,)] = conn.execute("SELECT count FROM trigger_senders").fetchall()
-    assert count == 2  # the sighting during the other batch is not counted: nobody waited
-    # (the other batch's own sighting was rolled back here)
+        assert count() == 2  # the sighting during the other batch is not counted yet: no wait
+        # (the other batch's own sighting was rolled back here)
+        assert store.write_sync(note) is False
+        assert count() == 4  # the next commit counts it with its own
 
 
 def test_each_channel_requeues_its_own_expired_claims_mail_or_webhook_posts(

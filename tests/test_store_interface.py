@@ -1,13 +1,17 @@
 """The SQLite store implements the interface a second backend (PostgreSQL) must implement too,
-and the interface names every statement the SQLite store offers, so neither drifts."""
+and the interface names every statement the SQLite store offers, so neither drifts; outside the
+store, mailrelay holds the interface, never a backend's class."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+import mailrelay
 from mailrelay.core.errors import DuplicateKey
 from mailrelay.store import NewReply, Queries, interface
 
@@ -17,6 +21,8 @@ __all__ = ["new_store"]  # the fixture, for pytest
 
 #: What the SQLite classes have that the interface leaves out on purpose (SQLite's own).
 SQLITE_ONLY = {"conn"}
+#: The backends' own classes, which `mailrelay.store` re-exports for the tests and benches.
+BACKEND_CLASSES = {"Store", "Queries", "PgStore", "GroupCommitWriter"}
 
 
 def members(protocol: type) -> set[str]:
@@ -68,3 +74,25 @@ def test_a_second_row_with_the_same_natural_key_raises_the_backend_neutral_dupli
         with pytest.raises(DuplicateKey):
             store.write_sync(lambda q: q.record_reply(reply))
         assert store.read(lambda q: q.reply_outcome("<r1@acme.example>")) is not None
+
+
+def backend_classes_named(path: Path) -> list[str]:
+    """`module: name` for each backend class that `path` imports from the store."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailrelay.store"):
+            found += [f"{node.module}: {alias.name}" for alias in node.names
+                      if alias.name in BACKEND_CLASSES]
+    return found
+
+
+def test_outside_the_store_mailrelay_names_no_backends_class() -> None:
+    """Services, edges, the CLI and the app hold a `StoreBackend` (and their statements take a
+    `QueryInterface`), so a third backend need not subclass SQLite's classes; import-linter
+    keeps their modules out, this test the names `mailrelay.store` re-exports."""
+    package = Path(mailrelay.__file__).parent
+    named = {str(path.relative_to(package)): names
+             for path in package.rglob("*.py")
+             if path.relative_to(package).parts[0] != "store"
+             and (names := backend_classes_named(path))}
+    assert named == {}

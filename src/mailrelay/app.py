@@ -51,8 +51,7 @@ from mailrelay.services.supervisor import (
 )
 from mailrelay.services.webhooks import WebhookDelivery
 from mailrelay.status import Status
-from mailrelay.store import Store, channels, open_store
-from mailrelay.store.coordination import coordination_for
+from mailrelay.store import StoreBackend, channels, open_store
 from mailrelay.store.interface import Coordination
 
 log = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class Daemon:
         #: `[store] relay_id` and `[store] lease` unless a test gives them.
         self.relay_id = relay_id or config.store.relay_id or local_relay_id()
         self.lease = lease or config.store.lease
-        self.store: Store
+        self.store: StoreBackend
         self.templates: Templates
         self.inbound: Inbound
         self.intake: Intake
@@ -206,7 +205,7 @@ class Daemon:
         config, stack = self.config, self._stack
         self.store = open_store(config.store)
         stack.callback(self.store.close)
-        self.coordination = coordination_for(config.store, self.store)
+        self.coordination = self.store.coordination(config.store)
         stack.push_async_callback(self.coordination.close)
         signer = TokenSigner(await self.coordination.shared_secret(
             load_secret(config.security.secret_file)))

@@ -19,7 +19,7 @@ from mailrelay.services.bounces import Bouncer
 from mailrelay.services.delivery import Delivery
 from mailrelay.services.replies import Replier
 from mailrelay.services.supervisor import WorkerHealth, WorkerState
-from mailrelay.store import Queries, Store
+from mailrelay.store import QueryInterface, StoreBackend
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Parts(Protocol):
     @property
     def config(self) -> Config: ...
     @property
-    def store(self) -> Store: ...
+    def store(self) -> StoreBackend: ...
     @property
     def clock(self) -> Clock: ...
     @property
@@ -93,7 +93,7 @@ class Parts(Protocol):
     def workers(self) -> Mapping[str, WorkerHealth]: ...
 
 
-def _pending_counts(now: datetime, q: Queries) -> dict[str, int]:
+def _pending_counts(now: datetime, q: QueryInterface) -> dict[str, int]:
     due = q.next_due()
     webhook_due = q.next_webhook_due()
     by_status = q.counts("outbox", "status")
@@ -104,7 +104,7 @@ def _pending_counts(now: datetime, q: Queries) -> dict[str, int]:
             "webhooks_due_now": int(webhook_due is not None and webhook_due <= now)}
 
 
-def _stored_snapshot(now: datetime, q: Queries) -> Snapshot:
+def _stored_snapshot(now: datetime, q: QueryInterface) -> Snapshot:
     oldest = q.oldest_due_mail()
     return Snapshot(
         outbox_by_status=q.counts("outbox", "status"),

@@ -15,7 +15,7 @@ from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.output import human_time, render
 from mailrelay.services.invitations import generate_link, invite_manually
-from mailrelay.store import Queries
+from mailrelay.store import QueryInterface
 
 
 @click.command()
@@ -59,7 +59,7 @@ def invite(config_path: Path | None, shop_id: str, email: str | None, name: str 
         return
     rows = _read_invite_csv(csv_file) if csv_file else []
     with open_store(config) as store:
-        def run_all(q: Queries) -> list[tuple[int, dict[str, str], Any]]:
+        def run_all(q: QueryInterface) -> list[tuple[int, dict[str, str], Any]]:
             out = []
             for line_no, row in rows:
                 out.append((line_no, row, invite_manually(

@@ -11,7 +11,7 @@ from mailrelay.config import Config
 from mailrelay.core.clock import SystemClock
 from mailrelay.services import moderation
 from mailrelay.services.moderation import OPERATOR, REMOVAL_REASONS, Decision, Refusal
-from mailrelay.store import Queries
+from mailrelay.store import QueryInterface
 
 #: The commands, added to `mailrelay reviews` by the CLI's assembly (cli/__init__.py).
 commands = click.Group("moderation")
@@ -27,7 +27,7 @@ _WHY = {Refusal.NO_REPORT: "there is no report {id}",
 def _decide(config: Config, report_id: int, decision: Decision) -> None:
     now = SystemClock().now()
 
-    def work(q: Queries) -> Refusal | None:
+    def work(q: QueryInterface) -> Refusal | None:
         found = q.get_report(report_id)
         shop = found.shop if found else ""
         return moderation.decide(q, config, shop, report_id, decision, now)
@@ -63,7 +63,7 @@ def report_review(config: Config, review_id: int, reason: str, public_reason: st
     """Hide a review as the operator: a report confirmed at once, in the audit trail."""
     now = SystemClock().now()
 
-    def work(q: Queries) -> bool:
+    def work(q: QueryInterface) -> bool:
         review = q.get_review(review_id)
         return review is not None and moderation.operator_report(
             q, config, review, reason, public_reason, now) is None

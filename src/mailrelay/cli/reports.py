@@ -17,7 +17,7 @@ from mailrelay.cli.resources import known_shop, load_config, open_store, output_
 from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import REQUESTED_METHODS
 from mailrelay.core.output import render
-from mailrelay.store import Queries
+from mailrelay.store import QueryInterface
 
 STATS_FIELDS = ("shop", "shipments", "invitations_sent", "reviews", "reviews_by_method",
                 "reviews_from_invitations", "conversion", "stars", "average", "response_rate",
@@ -106,7 +106,7 @@ def _stats_text(row: dict[str, Any]) -> str:
 
 
 def _shop_stats(shop_id: str, since: datetime | None, until: datetime | None,
-                sku: str | None, q: Queries) -> dict[str, Any]:
+                sku: str | None, q: QueryInterface) -> dict[str, Any]:
     row = asdict(q.stats(shop_id, since, until))
     row["products"] = [
         {"sku": p.sku, "name": p.name, "count": p.count,

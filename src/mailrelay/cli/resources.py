@@ -16,7 +16,7 @@ from mailrelay.config import Config, ShopConfig, load, locate
 from mailrelay.core.errors import ConfigError, StoreError
 from mailrelay.core.output import human_time, localize, render
 from mailrelay.core.tokens import TokenSigner, load_secret
-from mailrelay.store import Queries, Store
+from mailrelay.store import QueryInterface, StoreBackend
 from mailrelay.store import open_store as open_configured_store
 from mailrelay.store.coordination import shared_secret
 
@@ -48,7 +48,7 @@ def known_shop(config: Config, shop_id: str) -> ShopConfig:
     return shop
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config) -> StoreBackend:
     try:
         return open_configured_store(config.store)
     except StoreError as exc:
@@ -76,7 +76,7 @@ def print_rows(config: Config, rows: list[dict[str, Any]], fields: tuple[str, ..
     click.echo(render(localize(rows, tzs, human=table), shown, chosen))
 
 
-def print_listing(config: Config, query: Callable[[Queries], Sequence[Any]],
+def print_listing(config: Config, query: Callable[[QueryInterface], Sequence[Any]],
                   fields: tuple[str, ...], fmt: str | None,
                   as_dict: Callable[[Any], dict[str, Any]] = asdict,
                   table_fields: tuple[str, ...] | None = None) -> None:
@@ -87,7 +87,7 @@ def print_listing(config: Config, query: Callable[[Queries], Sequence[Any]],
     print_rows(config, [as_dict(row) for row in rows], fields, fmt, table_fields)
 
 
-def write_or_fail(config: Config, work: Callable[[Queries], T], failure: str) -> T:
+def write_or_fail(config: Config, work: Callable[[QueryInterface], T], failure: str) -> T:
     """Run `work` in one write transaction; a click error saying `failure` when it did nothing."""
     with open_store(config) as store:
         done = store.write_sync(work)

@@ -27,7 +27,7 @@ from mailrelay.core.clock import SystemClock
 from mailrelay.core.models import InvitationMethod
 from mailrelay.core.output import localize, render
 from mailrelay.services.reviews import unreport
-from mailrelay.store import ProductReviewListing, Queries
+from mailrelay.store import ProductReviewListing, QueryInterface
 
 REVIEW_FIELDS = (
     "id", "shop", "stars", "title", "text", "reviewer_name", "customer_email", "reference",
@@ -100,7 +100,7 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
     start = parse_when(since, now, tz) if since else None
     stop = parse_when(until, now, tz, end=True) if until else None
 
-    def listed(q: Queries) -> list[dict[str, Any]]:
+    def listed(q: QueryInterface) -> list[dict[str, Any]]:
         rows = [asdict(row) for row in q.list_reviews(
             shop=shop_id, stars=window, replied=replied, reported=True if reported else None,
             tag=tag, search=search, since=start, until=stop, method=method)]
@@ -110,7 +110,7 @@ def reviews(ctx: click.Context, config_path: Path | None, shop_id: str | None, s
                   as_dict=dict, table_fields=REVIEW_COLUMNS + (("product_stars",) if sku else ()))
 
 
-def _with_product(q: Queries, rows: list[dict[str, Any]], shop_id: str | None,
+def _with_product(q: QueryInterface, rows: list[dict[str, Any]], shop_id: str | None,
                   sku: str) -> list[dict[str, Any]]:
     """The reviews that rated `sku`, each with that product's stars and text."""
     rated = {r.product.review_id: r.product for r in q.list_product_reviews(
@@ -124,7 +124,7 @@ def _with_product(q: Queries, rows: list[dict[str, Any]], shop_id: str | None,
 def reviews_show(config: Config, review_id: int, fmt: str | None) -> None:
     """One review with its response history, internal notes and customer context."""
     with open_store(config) as store:
-        def gather(q: Queries) -> dict[str, Any] | None:
+        def gather(q: QueryInterface) -> dict[str, Any] | None:
             review = q.get_review(review_id)
             if review is None:
                 return None

@@ -14,7 +14,7 @@ from mailrelay.cli.resources import known_shop, load_config, output_format, prin
 from mailrelay.core.models import InvitationStatus, ShipmentStatus
 from mailrelay.core.output import render
 from mailrelay.parsing import parse_trigger
-from mailrelay.store import InvitationRow, Queries, ShipmentRow
+from mailrelay.store import InvitationRow, QueryInterface, ShipmentRow
 
 SHIPMENT_FIELDS = (
     "id", "shop", "received_at", "message_id", "sender", "customer_email", "customer_name",
@@ -85,7 +85,7 @@ def shipments(config_path: Path | None, status: str | None, shop_id: str | None,
                   SHIPMENT_FIELDS, fmt, as_dict=_listed, table_fields=SHIPMENT_COLUMNS)
 
 
-def _with_invitations(q: Queries, status: str | None, shop_id: str | None
+def _with_invitations(q: QueryInterface, status: str | None, shop_id: str | None
                       ) -> list[tuple[ShipmentRow, InvitationRow | None]]:
     rows = q.list_shipments(status=status, shop=shop_id)
     by_shop: dict[str, list[ShipmentRow]] = {}

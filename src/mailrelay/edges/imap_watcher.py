@@ -17,7 +17,7 @@ from typing import Protocol
 from mailrelay.config import ImapConfig
 from mailrelay.core.clock import Clock
 from mailrelay.edges.imap_client import ImapError, Mailbox, describe, seconds_text
-from mailrelay.store import ImapSeenRow, Store
+from mailrelay.store import ImapSeenRow, StoreBackend
 
 log = logging.getLogger("mailrelay.imap_watcher")  # the name operators filter on
 
@@ -44,7 +44,7 @@ class ImapWatcher:
     def __init__(
         self,
         config: ImapConfig,
-        store: Store,
+        store: StoreBackend,
         process: Process,
         clock: Clock,
         *,

@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from mailrelay.config import Config
 from mailrelay.core.errors import UserError
 from mailrelay.parsing import normalize_address
-from mailrelay.store import Queries, UserRow
+from mailrelay.store import QueryInterface, UserRow
 
 #: A set-password link is good for a day: long enough to be read, short enough to leak little.
 LINK_LIFETIME = timedelta(hours=24)
@@ -76,7 +76,7 @@ def password_link(config: Config, token: str) -> str:
     return f"{config.http.base_url}/console/password/{token}"
 
 
-def add_user(q: Queries, config: Config, email: str, shop_id: str, role: str,
+def add_user(q: QueryInterface, config: Config, email: str, shop_id: str, role: str,
              now: datetime) -> str:
     """Make `email` a `role` of `shop_id` and return a one-time set-password link (a user
     who already has a password keeps it: the link lets them choose a new one)."""
@@ -90,7 +90,7 @@ def add_user(q: Queries, config: Config, email: str, shop_id: str, role: str,
     return _new_link(q, config, user_id, now)
 
 
-def reset_password(q: Queries, config: Config, email: str, now: datetime) -> str:
+def reset_password(q: QueryInterface, config: Config, email: str, now: datetime) -> str:
     """A new one-time link for an existing user (`user passwd`)."""
     user = q.user_by_email(_address(email))
     if user is None:
@@ -98,7 +98,7 @@ def reset_password(q: Queries, config: Config, email: str, now: datetime) -> str
     return _new_link(q, config, user.id, now)
 
 
-def _new_link(q: Queries, config: Config, user_id: int, now: datetime) -> str:
+def _new_link(q: QueryInterface, config: Config, user_id: int, now: datetime) -> str:
     token = secrets.token_urlsafe(32)
     q.create_password_link(user_id, token_hash(token), now, now + LINK_LIFETIME)
     return password_link(config, token)
@@ -113,7 +113,7 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def set_password(q: Queries, token: str, password: str, now: datetime) -> int | None:
+def set_password(q: QueryInterface, token: str, password: str, now: datetime) -> int | None:
     """Use a one-time link to set `password`; the user id, or None for a spent link."""
     if password_problem(password) is not None:
         raise ValueError("password refused by policy")
@@ -126,7 +126,7 @@ class LoginResult:
     refusal: LoginRefusal | None
 
 
-def check_login(q: Queries, email: str, password: str, code: str | None,
+def check_login(q: QueryInterface, email: str, password: str, code: str | None,
                 now: datetime) -> LoginResult:
     """The account `email` if `password` (and, when it has TOTP, `code`) are right."""
     user = q.user_by_email(normalize_address(email) or email.strip().lower())
@@ -151,21 +151,21 @@ def check_login(q: Queries, email: str, password: str, code: str | None,
     return LoginResult(user, None)
 
 
-def start_session(q: Queries, user: UserRow, now: datetime) -> str:
+def start_session(q: QueryInterface, user: UserRow, now: datetime) -> str:
     """A new session for `user`; returns the token for the cookie (stored hashed)."""
     token = secrets.token_urlsafe(32)
     q.create_session(token_hash(token), user.id, now, now + SESSION_LIFETIME)
     return token
 
 
-def session_user(q: Queries, token: str, now: datetime) -> ConsoleUser | None:
+def session_user(q: QueryInterface, token: str, now: datetime) -> ConsoleUser | None:
     user = q.session_user(token_hash(token), now)
     if user is None or not user.roles:
         return None
     return ConsoleUser(user.id, user.email, dict(user.roles))
 
 
-def enable_totp(q: Queries, email: str, issuer: str) -> str:
+def enable_totp(q: QueryInterface, email: str, issuer: str) -> str:
     """Give `email` a new TOTP secret; returns the otpauth:// URI for an authenticator app."""
     user = q.user_by_email(_address(email))
     if user is None:
@@ -175,7 +175,7 @@ def enable_totp(q: Queries, email: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
-def disable_totp(q: Queries, email: str) -> None:
+def disable_totp(q: QueryInterface, email: str) -> None:
     user = q.user_by_email(_address(email))
     if user is None:
         raise UserError(f"no console user {email!r} ('mailrelay user list' lists them)")

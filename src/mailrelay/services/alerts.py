@@ -21,7 +21,7 @@ from mailrelay.render import Templates
 from mailrelay.render.alert import alert_mail
 from mailrelay.services import moderation
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, Store
+from mailrelay.store import QueryInterface, StoreBackend
 
 log = logging.getLogger("mailrelay.alerts")  # the name operators filter on
 
@@ -66,7 +66,7 @@ class Outage:
 class Alerter:
     """Queues the operator's alerts into the outbox, and counts them for /metrics."""
 
-    def __init__(self, config: Config, store: Store, templates: Templates, clock: Clock, *,
+    def __init__(self, config: Config, store: StoreBackend, templates: Templates, clock: Clock, *,
                  on_outbox: Callable[[], None] | None = None) -> None:
         self.config = config
         self.store = store
@@ -79,7 +79,7 @@ class Alerter:
                                AlertKind.OUTBOUND_RESOLVED)
         self.imap = Outage(IMAP_AFTER, AlertKind.IMAP_UNREACHABLE, AlertKind.IMAP_RESOLVED)
 
-    def queue(self, q: Queries, shop: ShopConfig, kind: AlertKind, facts: Mapping[str, str],
+    def queue(self, q: QueryInterface, shop: ShopConfig, kind: AlertKind, facts: Mapping[str, str],
               now: datetime, *, by_mail: bool = True, review_id: int | None = None) -> int:
         """Log and count one alert of `shop`, and queue it to each of its `alerts` addresses
         (inside the writer's transaction; not with by_mail=False); returns the messages queued."""
@@ -125,7 +125,7 @@ class Alerter:
             log.error("alert new_sender shop=%s sender=%s could not be queued: %s",
                       shop.id, sender, exc)
 
-    def reported(self, q: Queries, shop_id: str, review_id: int, reason: str,
+    def reported(self, q: QueryInterface, shop_id: str, review_id: int, reason: str,
                  now: datetime) -> None:
         """An agent reported a review (inside the reply's transaction: once per reply). The
         review id and the reason only: the customer's address stays out of the mail. The reply

@@ -12,7 +12,7 @@ from mailrelay.core.models import DeliveryReport, OutboxStatus, RecipientStatus
 from mailrelay.core.routing import bounce_recipient_id
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.parsing import parse_dsn
-from mailrelay.store import Queries, Store
+from mailrelay.store import QueryInterface, StoreBackend
 
 log = logging.getLogger("mailrelay.bounces")  # the name operators filter on
 
@@ -27,7 +27,7 @@ def _matching(report: DeliveryReport, recipient: str) -> RecipientStatus | None:
     return report.recipients[0] if len(report.recipients) == 1 else None
 
 
-def record(q: Queries, outbox_id: int, report: DeliveryReport, now: datetime) -> str:
+def record(q: QueryInterface, outbox_id: int, report: DeliveryReport, now: datetime) -> str:
     """Apply one DSN to the message it names; returns what was done, for the log."""
     mail = q.get_mail(outbox_id)
     if mail is None:
@@ -65,7 +65,7 @@ def record(q: Queries, outbox_id: int, report: DeliveryReport, now: datetime) ->
 class Bouncer:
     """Processes bounces that reach the SMTP listener."""
 
-    def __init__(self, store: Store, clock: Clock, signer: TokenSigner) -> None:
+    def __init__(self, store: StoreBackend, clock: Clock, signer: TokenSigner) -> None:
         self.store = store
         self.clock = clock
         self.signer = signer

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from functools import partial
 
-from mailrelay.store import Queries, Store
+from mailrelay.store import StoreBackend
 
 log = logging.getLogger("mailrelay.daily")  # the name operators filter on
 
@@ -15,13 +14,12 @@ log = logging.getLogger("mailrelay.daily")  # the name operators filter on
 RETENTION = "retention"
 
 
-async def claim_today(store: Store, name: str, now: datetime, relay: str) -> bool:
+async def claim_today(store: StoreBackend, name: str, now: datetime, relay: str) -> bool:
     """True when `relay` runs job `name` today (UTC): it claimed the day, now or in an earlier
     try; False when another relay did. A relay that dies mid-job leaves the rest of that day's
     work to the next day's run (the retention purge erases everything older than its cutoff)."""
     day = now.astimezone(UTC).date().isoformat()
-    mine: bool = await store.write(partial(Queries.claim_job_day, name=name, day=day, now=now,
-                                           relay=relay))
+    mine = await store.write(lambda q: q.claim_job_day(name, day, now, relay=relay))
     if not mine:
         log.info("%s of %s runs on another relay", name, day)
     return mine

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from mailrelay.store import Queries
+from mailrelay.store import QueryInterface
 from mailrelay.store.dashboard import FunnelFigures, GroupStars, WeekFigures
 
 #: The periods an owner can choose, in weeks, and the one shown first.
@@ -64,20 +64,20 @@ def month_bounds(first: date, zone: tzinfo) -> list[datetime]:
     return [datetime.combine(first + timedelta(days=n), time(), zone) for n in range(days + 1)]
 
 
-def dashboard(q: Queries, shop: str, zone: tzinfo, now: datetime,
+def dashboard(q: QueryInterface, shop: str, zone: tzinfo, now: datetime,
               weeks: int = DEFAULT_PERIOD, parts: frozenset[str] = PARTS) -> Dashboard:
     """The figures of the `weeks` last weeks of `shop` (the current one included); only those
     of `parts` (one chart's CSV needs one), the others left empty."""
     return figures(q, shop, week_bounds(now, zone, weeks), parts)
 
 
-def month_dashboard(q: Queries, shop: str, zone: tzinfo, first: date,
+def month_dashboard(q: QueryInterface, shop: str, zone: tzinfo, first: date,
                     parts: frozenset[str] = PARTS) -> Dashboard:
     """The figures of `shop` in the calendar month of `first`, a column per day."""
     return figures(q, shop, month_bounds(first, zone), parts)
 
 
-def figures(q: Queries, shop: str, bounds: Sequence[datetime],
+def figures(q: QueryInterface, shop: str, bounds: Sequence[datetime],
             parts: frozenset[str] = PARTS) -> Dashboard:
     """The figures of the period from bounds[0] to bounds[-1], a column between each two
     consecutive bounds (the store's `weekly_figures` takes any increasing bounds)."""
@@ -128,7 +128,7 @@ def asked_period(weeks: str | None, month: str | None, now: datetime,
     return Period(month=found or current), found is None
 
 
-def for_period(q: Queries, shop: str, zone: tzinfo, now: datetime, span: Period,
+def for_period(q: QueryInterface, shop: str, zone: tzinfo, now: datetime, span: Period,
                parts: frozenset[str] = PARTS) -> Dashboard:
     """The figures of `span`: its weeks up to now, or its month."""
     if span.month is not None:

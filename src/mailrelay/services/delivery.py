@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
 from mailrelay.core.clock import Clock
@@ -19,7 +18,7 @@ from mailrelay.core.errors import PermanentFailure, StoreError, TemporaryFailure
 from mailrelay.core.models import OutboxStatus
 from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import signed_sender
-from mailrelay.store import OutboxRow, Queries, Store, from_iso
+from mailrelay.store import OutboxRow, QueryInterface, StoreBackend, from_iso
 
 log = logging.getLogger("mailrelay.delivery")  # the name operators filter on
 
@@ -44,7 +43,7 @@ class Sender(Protocol):
     async def send(self, envelope_from: str, recipient: str, raw: bytes) -> Any: ...
 
 
-ResultHook = Callable[[Queries, OutboxRow, OutboxStatus, datetime, str | None], None]
+ResultHook = Callable[[QueryInterface, OutboxRow, OutboxStatus, datetime, str | None], None]
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -99,7 +98,7 @@ class Delivery:
     channel = "outbound delivery"
     webhooks = False
 
-    def __init__(self, store: Store, transport: Sender | None, clock: Clock, *,
+    def __init__(self, store: StoreBackend, transport: Sender | None, clock: Clock, *,
                  rate_per_minute: int, sign_sender: Callable[[int], str],
                  on_result: ResultHook | None = None, batch_size: int = 100,
                  on_progress: Callable[[], None] | None = None, relay: str | None = None,
@@ -123,7 +122,7 @@ class Delivery:
         self._outage_reason = ""
         #: Results of mail already handed to the transport whose write failed (a full disk):
         #: committed again before anything else, so the row does not stay `sending`.
-        self._unsettled: dict[int, Callable[[Queries], None]] = {}
+        self._unsettled: dict[int, Callable[[QueryInterface], None]] = {}
         #: Claimed rows never handed to the transport before a failure: back to the queue.
         self._stranded: set[int] = set()
         self._recorded: set[int] = set()  # rows of the current batch with a known result
@@ -150,7 +149,7 @@ class Delivery:
         if not writes and not stranded:
             return 0
 
-        def run(q: Queries) -> None:
+        def run(q: QueryInterface) -> None:
             for write in writes.values():
                 write(q)
             q.requeue_interrupted(self.relay, stranded)
@@ -171,9 +170,7 @@ class Delivery:
             await self.settle()
             now = self.clock.now()
             await self._requeue_expired(now)
-            batch = await self.store.write(
-                partial(Queries.claim_due_mail, now=now, limit=self.batch_size,
-                        webhooks=self.webhooks, relay=self.relay))
+            batch = await self._claim_due(now)
             if not batch:
                 return total
             await self._send_batch(batch, now)
@@ -181,14 +178,18 @@ class Delivery:
             if self.on_progress is not None:
                 self.on_progress()
 
+    async def _claim_due(self, now: datetime) -> list[OutboxRow]:
+        return await self.store.write(lambda q: q.claim_due_mail(
+            now, self.batch_size, self.webhooks, relay=self.relay))
+
     async def _requeue_expired(self, now: datetime) -> None:
         """Every EXPIRY_CHECK (or half lease), put back what any relay claimed longer than the
         lease ago."""
         every = min(EXPIRY_CHECK, self.lease / 2)
         if self._expiry_checked is not None and now - self._expiry_checked < every:
             return
-        count = await self.store.write(partial(Queries.requeue_expired, now=now,
-                                               lease=self.lease, webhooks=self.webhooks))
+        count = await self.store.write(
+            lambda q: q.requeue_expired(now, self.lease, self.webhooks))
         self._expiry_checked = now
         if count:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
@@ -232,6 +233,9 @@ class Delivery:
                     "the rest to whichever relay takes them over", rows, self.lease * 2 / 3)
         return True
 
+    async def _renew(self, ids: list[int], now: datetime) -> set[int]:
+        return await self.store.write(lambda q: q.renew_claims(ids, now, relay=self.relay))
+
     async def _keep_claims(self, waiting: set[int], held: list[datetime]) -> None:
         """Renew the lease of the batch's rows not yet sent (the one in flight included) every
         `renew_every` seconds; drop from `waiting` any another relay took over meanwhile."""
@@ -239,8 +243,7 @@ class Delivery:
             await asyncio.sleep(self.renew_every)
             asked, now = sorted(waiting), self.clock.now()
             try:
-                kept = await self.store.write(partial(
-                    Queries.renew_claims, ids=asked, now=now, relay=self.relay))
+                kept = await self._renew(asked, now)
             except StoreError as exc:
                 log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
                 continue
@@ -324,7 +327,7 @@ class Delivery:
         hook = self.on_result
         outbox_id, relay = mail.id, self.relay
 
-        def write(q: Queries) -> None:
+        def write(q: QueryInterface) -> None:
             if not q.finish_mail(outbox_id, status, now, error, retry_at, relay=relay,
                                  attempt=mail.attempts):
                 # Another relay claimed the row again after the lease: its result counts.
@@ -349,6 +352,6 @@ class Delivery:
         return future
 
 
-def _claim_one(q: Queries, outbox_id: int, now: datetime, relay: str) -> list[OutboxRow]:
+def _claim_one(q: QueryInterface, outbox_id: int, now: datetime, relay: str) -> list[OutboxRow]:
     mail = q.claim_mail(outbox_id, now, relay=relay)
     return [mail] if mail else []

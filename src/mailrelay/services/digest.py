@@ -21,7 +21,7 @@ from mailrelay.render.digest import DigestItem, digest_mail
 from mailrelay.render.message import RenderedMail
 from mailrelay.render.templates import Templates
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, Store
+from mailrelay.store import QueryInterface, StoreBackend
 from mailrelay.store.timestamps import from_iso
 
 log = logging.getLogger("mailrelay.digest")
@@ -37,7 +37,7 @@ class _ShopFacts:
     agents: list[str]
 
 
-def _report_waits(q: Queries, review_id: int) -> bool:
+def _report_waits(q: QueryInterface, review_id: int) -> bool:
     """Whether an agent's report of the review waits for an owner (a confirmed one hides the
     review, which the list leaves out)."""
     return any(found.state == "pending" for found in q.reports_of_review(review_id))
@@ -54,7 +54,7 @@ def due_day(shop: ShopConfig, now: datetime) -> date | None:
 class Digests:
     """Queues each shop's digest when its time has come; called every minute by the clock."""
 
-    def __init__(self, config: Config, store: Store, templates: Templates, clock: Clock, *,
+    def __init__(self, config: Config, store: StoreBackend, templates: Templates, clock: Clock, *,
                  on_outbox: Callable[[], None] | None = None) -> None:
         self.config = config
         self.store = store
@@ -90,7 +90,7 @@ class Digests:
                  queued)
         return queued
 
-    def _facts(self, q: Queries, shop: ShopConfig) -> _ShopFacts:
+    def _facts(self, q: QueryInterface, shop: ShopConfig) -> _ShopFacts:
         rows = q.list_reviews(shop=shop.id, stars=(1, 3), replied=False, reported=False,
                               limit=MAX_LISTED)
         base = self.config.http.base_url
@@ -116,7 +116,7 @@ class Digests:
         return mails
 
     @staticmethod
-    def _queue(q: Queries, shop: ShopConfig, day: str, mails: list[RenderedMail],
+    def _queue(q: QueryInterface, shop: ShopConfig, day: str, mails: list[RenderedMail],
                now: datetime) -> int:
         """Claim the day, then queue its mails: two relays (or a restart) queue them once."""
         if not q.claim_digest(shop.id, day, now):

@@ -16,7 +16,7 @@ from typing import Any
 from mailrelay.config import Config
 from mailrelay.core.models import OutboxKind, verified
 from mailrelay.services.links import public_url
-from mailrelay.store import InvitationRow, NewMail, ProductReviewRow, Queries, ReviewRow
+from mailrelay.store import InvitationRow, NewMail, ProductReviewRow, QueryInterface, ReviewRow
 
 #: The header that carries `t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 SIGNATURE_HEADER = "Mailrelay-Signature"
@@ -46,7 +46,7 @@ def signature_valid(secret: str, header: str, body: bytes, now: int,
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def emit(q: Queries, config: Config, shop_id: str, event: str, now: datetime, *,
+def emit(q: QueryInterface, config: Config, shop_id: str, event: str, now: datetime, *,
          review_id: int | None = None, invitation_id: int | None = None,
          extra: Mapping[str, Any] | None = None) -> int:
     """Queue `event` for each of the shop's webhooks that asked for it; returns how many.

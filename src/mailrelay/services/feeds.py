@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from mailrelay.config import Config, ShopConfig
 from mailrelay.render.feeds import FeedProduct, FeedPublisher, FeedReview, product_reviews_feed
-from mailrelay.store import ProductReviewListing, Queries, from_iso
+from mailrelay.store import ProductReviewListing, QueryInterface, from_iso
 
 
 def product_page_url(config: Config, shop_id: str, sku: str) -> str:
@@ -43,7 +43,7 @@ def feed_review(config: Config, listing: ProductReviewListing) -> FeedReview | N
     )
 
 
-def google_product_reviews(q: Queries, config: Config, shop: ShopConfig) -> bytes:
+def google_product_reviews(q: QueryInterface, config: Config, shop: ShopConfig) -> bytes:
     """The shop's whole feed (Google reads it as complete: a review left out is withdrawn)."""
     listings = q.list_product_reviews(shop=shop.id, public=True)
     return render_feed(config, shop, listings)

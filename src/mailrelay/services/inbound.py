@@ -27,7 +27,7 @@ from mailrelay.services.intake import (
     process_shipment,
 )
 from mailrelay.services.replies import Replier, ReplyResult
-from mailrelay.store import InboundMessage, Store
+from mailrelay.store import InboundMessage, StoreBackend
 
 
 def dispatch_table(signer: TokenSigner, *, reply: RawHandler | None = None,
@@ -50,7 +50,7 @@ class Inbound:
     """The way in for every inbound message, over intake's durable receipt and worker."""
 
     def __init__(
-        self, config: Config, store: Store, signer: TokenSigner, clock: Clock, *,
+        self, config: Config, store: StoreBackend, signer: TokenSigner, clock: Clock, *,
         replier: Replier, bouncer: Bouncer, on_outbox: Callable[[], None],
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None, on_progress: Callable[[], None] | None = None,

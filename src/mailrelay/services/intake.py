@@ -37,8 +37,8 @@ from mailrelay.store import (
     InboundMessage,
     NewMessage,
     NewShipment,
-    Queries,
-    Store,
+    QueryInterface,
+    StoreBackend,
 )
 
 log = logging.getLogger("mailrelay.intake")  # the name operators filter on
@@ -144,7 +144,7 @@ def shipment_row(
 
 
 def process_shipment(
-    q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig,
+    q: QueryInterface, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig,
     signer: TokenSigner, now: datetime,
 ) -> MessageOutcome | None:
     """One trigger message → one shipment row with its decision (inside the writer).
@@ -198,7 +198,7 @@ def process_shipment(
 
 
 def process_cancel(
-    q: Queries, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig, now: datetime
+    q: QueryInterface, msg: InboundMessage, notice: ShipmentNotice, shop: ShopConfig, now: datetime
 ) -> MessageOutcome | None:
     """A message to `cancel_address`: cancel that order's (else that customer's) invitations,
     or the pending reminders of those already sent."""
@@ -219,7 +219,7 @@ def process_cancel(
 class ParsedStep(Protocol):
     """A stored message read as a trigger, turned into rows inside intake's batch job."""
 
-    def __call__(self, q: Queries, *, msg: InboundMessage, notice: ShipmentNotice,
+    def __call__(self, q: QueryInterface, *, msg: InboundMessage, notice: ShipmentNotice,
                  shop: ShopConfig, now: datetime) -> MessageOutcome | None: ...
 
 
@@ -258,7 +258,7 @@ class Intake:
     """Durable receipt for the listener, and the worker that turns receipts into shipments."""
 
     def __init__(
-        self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
+        self, config: Config, store: StoreBackend, signer: TokenSigner, clock: Clock,
         *, dispatch: Dispatch, batch_size: int = 25,
         on_scheduled: Callable[[datetime], None] | None = None,
         busy: Callable[[], bool] | None = None,
@@ -346,7 +346,7 @@ class Intake:
                 await asyncio.gather(writing, return_exceptions=True)
             await self._parser.close()
 
-    def _pending(self, limit: int, after: int, q: Queries) -> list[InboundMessage]:
+    def _pending(self, limit: int, after: int, q: QueryInterface) -> list[InboundMessage]:
         """What this relay may process: what it accepted, and others' after their lease."""
         return q.pending_messages(limit, after, relay=self.relay,
                                   expired=self.clock.now() - self.lease)
@@ -404,7 +404,7 @@ class Intake:
     async def _commit(self, prepared: Prepared) -> int:
         batch, notices = prepared.batch, prepared.notices
         now = self.clock.now()
-        steps: list[Callable[[Queries], object]] = []
+        steps: list[Callable[[QueryInterface], object]] = []
         for msg, notice in zip(batch, notices, strict=True):
             shop = self.config.shop(msg.shop)
             handler = self.dispatch[msg.kind]
@@ -482,12 +482,12 @@ class Intake:
             )
 
 
-def _orphan(msg: InboundMessage, now: datetime, q: Queries) -> None:
+def _orphan(msg: InboundMessage, now: datetime, q: QueryInterface) -> None:
     """A stored message whose shop left the config: keep it, mark it, never drop it."""
     q.claim_message(msg.id, now, f"shop {msg.shop} is no longer configured")
 
 
-def _mark_failed(row_id: int, now: datetime, error: str, q: Queries) -> None:
+def _mark_failed(row_id: int, now: datetime, error: str, q: QueryInterface) -> None:
     q.claim_message(row_id, now, f"failed: {error}")
 
 

@@ -38,7 +38,7 @@ from mailrelay.store import (
     InvitationRow,
     NewInvitation,
     OutboxRow,
-    Queries,
+    QueryInterface,
 )
 
 log = logging.getLogger("mailrelay.invitations")  # the name operators filter on
@@ -74,7 +74,7 @@ class Candidate:
 
 
 def decide(
-    q: Queries,
+    q: QueryInterface,
     shop: ShopConfig,
     cand: Candidate,
     now: datetime,
@@ -115,7 +115,7 @@ def decide(
 
 
 def create_invitation(
-    q: Queries,
+    q: QueryInterface,
     shop: ShopConfig,
     cand: Candidate,
     signer: TokenSigner,
@@ -147,7 +147,7 @@ def create_invitation(
 
 
 def schedule(
-    q: Queries,
+    q: QueryInterface,
     shop: ShopConfig,
     cand: Candidate,
     signer: TokenSigner,
@@ -186,7 +186,7 @@ def due_for(
     return due_time(shop, wanted)
 
 
-def _withdraw(q: Queries, rows: Iterable[InvitationRow], reason: str,
+def _withdraw(q: QueryInterface, rows: Iterable[InvitationRow], reason: str,
               shipment_status: ShipmentStatus) -> list[int]:
     """Cancel each of `rows` still scheduled, and say so on its shipment; returns their ids."""
     done = []
@@ -225,7 +225,7 @@ class Cancellation:
         return "; ".join(parts) or "nothing cancelled"
 
 
-def _stop_reminders(q: Queries, rows: Iterable[InvitationRow], reason: str) -> list[int]:
+def _stop_reminders(q: QueryInterface, rows: Iterable[InvitationRow], reason: str) -> list[int]:
     """Cancel the pending reminder of each sent invitation in `rows`; say so on it and on its
     shipment (whose status stays: it did yield an invitation). Returns their ids."""
     why = f"invitation sent; its reminder {reason}"
@@ -240,7 +240,7 @@ def _stop_reminders(q: Queries, rows: Iterable[InvitationRow], reason: str) -> l
 
 
 def cancel(
-    q: Queries, shop: ShopConfig, reference: str | None, email: str | None, reason: str
+    q: QueryInterface, shop: ShopConfig, reference: str | None, email: str | None, reason: str
 ) -> Cancellation:
     """Cancel an order reference's (else a customer address's) scheduled invitations, and the
     pending reminders of those already sent (a cancel mail, `invitations cancel`)."""
@@ -268,7 +268,7 @@ class CancelTarget:
 
 
 def cancel_target(
-    q: Queries, config: Config, target: CancelTarget, shop_id: str | None, reason: str
+    q: QueryInterface, config: Config, target: CancelTarget, shop_id: str | None, reason: str
 ) -> Cancellation:
     """`invitations cancel`: resolve `target` within `shop_id` (else every shop) and cancel.
 
@@ -292,7 +292,7 @@ def cancel_target(
     return done
 
 
-def _resolve_bare(q: Queries, shops: list[ShopConfig], bare: str) -> CancelTarget:
+def _resolve_bare(q: QueryInterface, shops: list[ShopConfig], bare: str) -> CancelTarget:
     """A bare argument: an id or a reference, refused when it is both for different
     invitations (issue 12: `cancel 1002` cancelled invitation 1002, not order 1002's)."""
     by_id = _invitation_in(q, shops, int(bare)) if bare.isdigit() else None
@@ -314,13 +314,13 @@ def _describe(row: InvitationRow, *, reference: bool = False) -> str:
     return ", ".join([*order, row.customer_email or "(erased)", f"shop {row.shop}", row.status])
 
 
-def _invitation_in(q: Queries, shops: list[ShopConfig], invitation_id: int
+def _invitation_in(q: QueryInterface, shops: list[ShopConfig], invitation_id: int
                    ) -> InvitationRow | None:
     row = q.get_invitation(invitation_id)
     return row if row is not None and row.shop in {s.id for s in shops} else None
 
 
-def _cancel_by_id(q: Queries, config: Config, shops: list[ShopConfig], invitation_id: int,
+def _cancel_by_id(q: QueryInterface, config: Config, shops: list[ShopConfig], invitation_id: int,
                   reason: str) -> Cancellation:
     row = _invitation_in(q, shops, invitation_id)
     shop = config.shop(row.shop) if row is not None else None
@@ -332,7 +332,7 @@ def _cancel_by_id(q: Queries, config: Config, shops: list[ShopConfig], invitatio
                         tuple(_stop_reminders(q, [row], reason)))
 
 
-def _cancel_in_one_shop(q: Queries, shops: list[ShopConfig], reference: str | None,
+def _cancel_in_one_shop(q: QueryInterface, shops: list[ShopConfig], reference: str | None,
                         email: str | None, reason: str) -> Cancellation:
     """Cancel by reference or address in the one shop where it matches; several: --shop."""
     matching = [s for s in shops if q.scheduled_invitations(s.id, reference, email)
@@ -347,7 +347,7 @@ def _cancel_in_one_shop(q: Queries, shops: list[ShopConfig], reference: str | No
     return done
 
 
-def _nothing_cancelled(q: Queries, shops: list[ShopConfig], target: CancelTarget) -> str:
+def _nothing_cancelled(q: QueryInterface, shops: list[ShopConfig], target: CancelTarget) -> str:
     """Why nothing was cancelled: no such invitation, or the state it is in."""
     if target.id is not None:
         rows = [row] if (row := _invitation_in(q, shops, target.id)) else []
@@ -375,7 +375,7 @@ def _state(row: InvitationRow) -> str:
     return f"{row.status}" + (f" ({row.reason})" if row.reason else "")
 
 
-def unsubscribe(q: Queries, invitation: InvitationRow, now: datetime) -> int:
+def unsubscribe(q: QueryInterface, invitation: InvitationRow, now: datetime) -> int:
     """Suppress the address for the shop and cancel what is pending; returns cancelled count."""
     shop, email = invitation.shop, invitation.customer_email
     if not email:
@@ -390,7 +390,7 @@ def unsubscribe(q: Queries, invitation: InvitationRow, now: datetime) -> int:
 
 
 def invite_manually(
-    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    q: QueryInterface, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
     name: str | None = None, reference: str | None = None, delay: timedelta | None = None,
     locale: str | None = None,
 ) -> Decision:
@@ -405,7 +405,7 @@ def invite_manually(
 
 
 def generate_link(
-    q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
+    q: QueryInterface, shop: ShopConfig, signer: TokenSigner, now: datetime, *, email: str,
     name: str | None = None, reference: str | None = None,
 ) -> tuple[int, str, bool]:
     """A review link handed out by the operator: (invitation id, token, created now).
@@ -453,7 +453,7 @@ class LinkRequest:
     method: InvitationMethod
 
 
-def request_link(q: Queries, shop: ShopConfig, signer: TokenSigner, now: datetime,
+def request_link(q: QueryInterface, shop: ShopConfig, signer: TokenSigner, now: datetime,
                  request: LinkRequest) -> Decision:
     """An invitation to `request.email`, due now, when the shop's rules allow one: the same
     suppression and dedupe window as a shipment, so a flood of requests for one address sends
@@ -517,10 +517,8 @@ class Inviter(MailProducer):
                     log.error("invitation=%s %s could not be queued: %r",
                               item.invitation.id, item.kind, result)
                     # Leave a record instead of retrying a broken row forever.
-                    await self.store.write(partial(
-                        Queries.set_invitation_status, invitation_id=item.invitation.id,
-                        status=InvitationStatus.FAILED,
-                        reason=f"could not be queued: {result!r}"))
+                    await self._mark_failed(item.invitation.id,
+                                            f"could not be queued: {result!r}")
                 elif result:
                     total += 1
             if self._last_read < self.batch_size:
@@ -532,19 +530,16 @@ class Inviter(MailProducer):
         """The due invitations and reminders this relay renders: read, then held for it (one
         relay renders each, whichever relays share the store); (None, []) when none is due."""
         expired = now - self.lease
-        invitations = await self.store.aread(partial(
-            Queries.due_invitations, now=now, limit=self.batch_size, relay=self.relay,
-            expired=expired))
-        reminders = await self.store.aread(partial(
-            Queries.due_reminders, now=now, limit=self.batch_size, relay=self.relay,
-            expired=expired))
+        invitations = await self.store.aread(lambda q: q.due_invitations(
+            now, self.batch_size, relay=self.relay, expired=expired))
+        reminders = await self.store.aread(lambda q: q.due_reminders(
+            now, self.batch_size, relay=self.relay, expired=expired))
         self._last_read = max(len(invitations), len(reminders))
         if not invitations and not reminders:
             return None, []
         ids = {row.id for row in [*invitations, *reminders]}
-        held = await self.store.write(partial(
-            Queries.hold_invitations, ids=sorted(ids), now=now, expired=expired,
-            relay=self.relay))
+        held = await self.store.write(lambda q: q.hold_invitations(
+            sorted(ids), now, expired, relay=self.relay))
         return ([row for row in invitations if row.id in held],
                 [row for row in reminders if row.id in held])
 
@@ -552,12 +547,17 @@ class Inviter(MailProducer):
         failures, self.unrenderable = self.unrenderable, []
         for inv_id, kind, error in failures:
             if kind == OutboxKind.INVITATION:
-                await self.store.write(partial(
-                    Queries.set_invitation_status, invitation_id=inv_id,
-                    status=InvitationStatus.FAILED, reason=f"cannot be rendered: {error}"))
+                await self._mark_failed(inv_id, f"cannot be rendered: {error}")
             else:
-                await self.store.write(partial(Queries.mark_reminder_queued,
-                                               invitation_id=inv_id))
+                await self._reminder_done(inv_id)
+
+    async def _mark_failed(self, invitation_id: int, reason: str) -> None:
+        await self.store.write(lambda q: q.set_invitation_status(
+            invitation_id, InvitationStatus.FAILED, reason))
+
+    async def _reminder_done(self, invitation_id: int) -> None:
+        """A reminder that cannot be rendered is not tried again."""
+        await self.store.write(lambda q: q.mark_reminder_queued(invitation_id))
 
     async def queue_one(self, invitation_id: int) -> int | None:
         """Render one scheduled invitation now (`send-now`); returns its outbox id."""
@@ -609,7 +609,7 @@ class Inviter(MailProducer):
         )
         return invitation_mail(self.templates, self.config, shop, view, now=now)
 
-    def _store_mail(self, q: Queries, pending: PendingMail, now: datetime) -> bool:
+    def _store_mail(self, q: QueryInterface, pending: PendingMail, now: datetime) -> bool:
         inv = pending.invitation
         shop = self.config.shop(inv.shop)
         if shop is None:
@@ -637,7 +637,7 @@ class Inviter(MailProducer):
         return True
 
 
-def record_delivery(config: Config, q: Queries, mail: OutboxRow, status: OutboxStatus,
+def record_delivery(config: Config, q: QueryInterface, mail: OutboxRow, status: OutboxStatus,
                     now: datetime, error: str | None) -> None:
     """Carry a delivery result over to the invitation it belongs to (inside the writer)."""
     inv_id = mail.invitation_id

@@ -19,7 +19,7 @@ from mailrelay.render import Templates
 from mailrelay.render.moderation import PendingReportView, report_pending_mail
 from mailrelay.services import events
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import Queries, ReportRow, ReviewRow
+from mailrelay.store import QueryInterface, ReportRow, ReviewRow
 
 log = logging.getLogger("mailrelay.moderation")  # the name operators filter on
 
@@ -85,13 +85,13 @@ def was_attached(reason: str) -> bool:
     return bool(head) and tail.endswith(")") and tail[:-1].isdigit()
 
 
-def waiting_report(q: Queries, review_id: int) -> ReportRow | None:
+def waiting_report(q: QueryInterface, review_id: int) -> ReportRow | None:
     """The review's report waiting for an owner, if any."""
     return next((found for found in q.reports_of_review(review_id)
                  if found.state == ReportState.PENDING), None)
 
 
-def report(q: Queries, config: Config, review: ReviewRow, reporter: str, reason: str,
+def report(q: QueryInterface, config: Config, review: ReviewRow, reporter: str, reason: str,
            now: datetime) -> int:
     """An agent's report (mail or console): pending, the review stays public. The webhooks
     hear `review.updated` (change "report_pending"); `review.reported` waits for an owner.
@@ -116,7 +116,7 @@ def report(q: Queries, config: Config, review: ReviewRow, reporter: str, reason:
     return report_id
 
 
-def reporters(q: Queries, found: ReportRow) -> list[tuple[str, str]]:
+def reporters(q: QueryInterface, found: ReportRow) -> list[tuple[str, str]]:
     """(who, reason) of everyone who reported the review into this report, the first first."""
     return [(found.reporter, found.reason), *(
         (entry.actor, str(entry.detail.get("reason", "")))
@@ -125,7 +125,7 @@ def reporters(q: Queries, found: ReportRow) -> list[tuple[str, str]]:
         and entry.detail.get("report_id") == found.id)]
 
 
-def decide(q: Queries, config: Config, shop_id: str, report_id: int, decision: Decision,
+def decide(q: QueryInterface, config: Config, shop_id: str, report_id: int, decision: Decision,
            now: datetime) -> Refusal | None:
     """Confirm (hide the review, with a public reason) or reject (it stays public) one
     pending report of `shop_id`; None when done. Audited, and the webhooks hear of it."""
@@ -159,7 +159,7 @@ def decide(q: Queries, config: Config, shop_id: str, report_id: int, decision: D
     return None
 
 
-def operator_report(q: Queries, config: Config, review: ReviewRow, reason: str,
+def operator_report(q: QueryInterface, config: Config, review: ReviewRow, reason: str,
                     category: str, now: datetime) -> Refusal | None:
     """A report by the operator on the CLI: confirmed at once (hidden)."""
     report_id = report(q, config, review, OPERATOR, reason, now)
@@ -167,18 +167,18 @@ def operator_report(q: Queries, config: Config, review: ReviewRow, reason: str,
                   Decision(True, OPERATOR, None, category), now)
 
 
-def owner_accounts(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
+def owner_accounts(q: QueryInterface, shop: ShopConfig) -> tuple[str, ...]:
     """The addresses of the shop's console users with the role owner."""
     return tuple(dict.fromkeys(
         user.email for user in q.list_users(shop.id) if user.role == "owner"))
 
 
-def owners_to_mail(q: Queries, shop: ShopConfig) -> tuple[str, ...]:
+def owners_to_mail(q: QueryInterface, shop: ShopConfig) -> tuple[str, ...]:
     """The shop's owner accounts; without any, its `alerts` addresses."""
     return owner_accounts(q, shop) or tuple(shop.alerts)
 
 
-def mail_owners(q: Queries, config: Config, templates: Templates, review: ReviewRow,
+def mail_owners(q: QueryInterface, config: Config, templates: Templates, review: ReviewRow,
                 found: ReportRow, now: datetime) -> int:
     """Queue the `report_pending` mail to each owner (inside the report's transaction);
     returns the messages queued."""
@@ -201,7 +201,7 @@ def mail_owners(q: Queries, config: Config, templates: Templates, review: Review
     return queued
 
 
-def report_and_notify(q: Queries, config: Config, templates: Templates, review: ReviewRow,
+def report_and_notify(q: QueryInterface, config: Config, templates: Templates, review: ReviewRow,
                       reporter: str, reason: str, now: datetime) -> Reported:
     """`report`, then the owners' mail (not for a report attached to a pending one): what the
     reply path and the console call."""

@@ -15,7 +15,7 @@ from mailrelay.core.relays import LEASE, local_relay_id
 from mailrelay.core.routing import unsigned_bounce_address
 from mailrelay.core.tokens import TokenSigner
 from mailrelay.render import RenderedMail, Templates
-from mailrelay.store import NewMail, Queries, Store
+from mailrelay.store import NewMail, QueryInterface, StoreBackend
 
 
 @dataclass(eq=False, repr=False)
@@ -25,7 +25,7 @@ class MailProducer:
     holds the rows it renders carry (issue 15)."""
 
     config: Config
-    store: Store
+    store: StoreBackend
     templates: Templates
     signer: TokenSigner
     clock: Clock
@@ -35,7 +35,7 @@ class MailProducer:
     lease: timedelta = LEASE
 
 
-def enqueue_mail(q: Queries, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,
+def enqueue_mail(q: QueryInterface, shop: ShopConfig, kind: OutboxKind, mail: RenderedMail,
                  now: datetime, *, review_id: int | None = None,
                  invitation_id: int | None = None) -> int | None:
     """Store one rendered message for delivery; None when that mail is already queued."""

@@ -25,7 +25,13 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 from mailrelay.config import ShopConfig
-from mailrelay.store import Erasure, Queries, Store, address_hash, address_pattern_bytes
+from mailrelay.store import (
+    Erasure,
+    QueryInterface,
+    StoreBackend,
+    address_hash,
+    address_pattern_bytes,
+)
 
 log = logging.getLogger("mailrelay.privacy")  # the name operators filter on
 
@@ -51,7 +57,7 @@ class ForgetReport:
     wal_truncated: bool
 
 
-async def purge_expired(store: Store, shops: Iterable[ShopConfig], now: datetime) -> int:
+async def purge_expired(store: StoreBackend, shops: Iterable[ShopConfig], now: datetime) -> int:
     """Erase personal data past each shop's `retention` (the daemon's daily job); one write and
     one audit entry per shop that had something to erase."""
     total = 0
@@ -63,7 +69,7 @@ async def purge_expired(store: Store, shops: Iterable[ShopConfig], now: datetime
     return total
 
 
-def _purge_shop(shop_id: str, cutoff: datetime, now: datetime, q: Queries) -> int:
+def _purge_shop(shop_id: str, cutoff: datetime, now: datetime, q: QueryInterface) -> int:
     erased = q.purge_before(shop_id, cutoff)
     if erased:
         q.audit("retention", {"shop": shop_id, "cutoff": cutoff.isoformat(), "records": erased},
@@ -71,12 +77,12 @@ def _purge_shop(shop_id: str, cutoff: datetime, now: datetime, q: Queries) -> in
     return erased
 
 
-def purge_older_than(store: Store, shops: Iterable[ShopConfig], older_than: str,
+def purge_older_than(store: StoreBackend, shops: Iterable[ShopConfig], older_than: str,
                      cutoff: datetime, now: datetime, *, actor: str = "cli") -> int:
     """`purge --older-than`: one cutoff for every shop in one write, audited even when nothing
     was erased (the operator asked)."""
 
-    def run(q: Queries) -> int:
+    def run(q: QueryInterface) -> int:
         total = sum(q.purge_before(shop.id, cutoff) for shop in shops)
         q.audit("purge", {"older_than": older_than, "cutoff": cutoff.isoformat(),
                           "records": total}, now, actor=actor)
@@ -168,7 +174,7 @@ def names(raw: bytes, address: str) -> bool:
     return any(found(form) for form in _message_texts(raw))
 
 
-def _scan(store: Store, table: str, address: str) -> tuple[list[int], int]:
+def _scan(store: StoreBackend, table: str, address: str) -> tuple[list[int], int]:
     """Ids of the stored mail in `table` naming `address`, and the last id looked at.
 
     Read in snapshots of SCAN_BATCH rows, outside the writer: a running daemon keeps taking
@@ -184,11 +190,11 @@ def _scan(store: Store, table: str, address: str) -> tuple[list[int], int]:
         last = rows[-1][0]
 
 
-def _batch(table: str, after: int, q: Queries) -> list[tuple[int, bytes]]:
+def _batch(table: str, after: int, q: QueryInterface) -> list[tuple[int, bytes]]:
     return q.stored_mail(table, after, SCAN_BATCH)
 
 
-def _catch_up(q: Queries, table: str, after: int, address: str) -> list[int]:
+def _catch_up(q: QueryInterface, table: str, after: int, address: str) -> list[int]:
     found: list[int] = []
     while rows := q.stored_mail(table, after, SCAN_BATCH):
         found.extend(row_id for row_id, raw in rows if names(raw, address))
@@ -196,14 +202,14 @@ def _catch_up(q: Queries, table: str, after: int, address: str) -> list[int]:
     return found
 
 
-def forget(store: Store, address: str, now: datetime, *, maildir: Path | None,
+def forget(store: StoreBackend, address: str, now: datetime, *, maildir: Path | None,
            actor: str = "cli") -> ForgetReport:
     """Erase `address` (already normalised) from the store and the Maildir outbox, then
     checkpoint and truncate the WAL so no old page image keeps it (SPEC § Trust)."""
     messages, last_message = _scan(store, "message_bodies", address)
     outgoing, last_outgoing = _scan(store, "outbox", address)
 
-    def erase(q: Queries) -> Erasure:
+    def erase(q: QueryInterface) -> Erasure:
         erasure = q.forget(
             address, now,
             messages=messages + _catch_up(q, "message_bodies", last_message, address),

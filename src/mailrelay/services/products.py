@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from mailrelay.config import Config
 from mailrelay.services.links import public_url
-from mailrelay.store import InvitationRow, NewProductReview, ProductReviewRow, Queries
+from mailrelay.store import InvitationRow, NewProductReview, ProductReviewRow, QueryInterface
 
 #: A trigger's list can be long (a wholesale order); the form asks about the first ones only.
 MAX_PRODUCTS = 20
@@ -74,7 +74,7 @@ def offered_products(products: Sequence[Mapping[str, Any]]) -> list[OfferedProdu
     return offered[:MAX_PRODUCTS]
 
 
-def products_of_invitation(q: Queries, invitation: InvitationRow) -> list[OfferedProduct]:
+def products_of_invitation(q: QueryInterface, invitation: InvitationRow) -> list[OfferedProduct]:
     """What the review form of `invitation` asks about: its shipment's products (none for a
     manual invitation or a generated link, which have no trigger)."""
     if not invitation.shipment_id:

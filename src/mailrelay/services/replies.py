@@ -43,7 +43,7 @@ from mailrelay.reply_text import Extraction, extract
 from mailrelay.services import events, moderation
 from mailrelay.services.links import public_url
 from mailrelay.services.outbox import enqueue_mail
-from mailrelay.store import NewReply, Queries, ReplyKeyRow, ReviewRow, Store
+from mailrelay.store import NewReply, QueryInterface, ReplyKeyRow, ReviewRow, StoreBackend
 
 log = logging.getLogger("mailrelay.replies")  # the name operators filter on
 
@@ -256,8 +256,8 @@ class Context:
 class Replier:
     """Processes agent replies from the IMAP watcher and the SMTP `reply+` path alike."""
 
-    def __init__(self, config: Config, store: Store, templates: Templates, signer: TokenSigner,
-                 clock: Clock) -> None:
+    def __init__(self, config: Config, store: StoreBackend, templates: Templates,
+                 signer: TokenSigner, clock: Clock) -> None:
         self.config = config
         self.store = store
         self.templates = templates
@@ -307,7 +307,7 @@ class Replier:
                  result.refusal or "-", "yes" if result.notified else "no", result.reason)
         return result
 
-    def _context(self, q: Queries, reply: AgentReply) -> Context:
+    def _context(self, q: QueryInterface, reply: AgentReply) -> Context:
         key = reply_key_in(reply.recipients, self.domains)
         if key is None:
             # A mail system rewrote the address: find the ticket it answers (SPEC).
@@ -353,7 +353,7 @@ class Replier:
             return EXPIRED
         return None
 
-    def _apply(self, q: Queries, ctx: Context, extraction: Extraction, key: str, source: str,
+    def _apply(self, q: QueryInterface, ctx: Context, extraction: Extraction, key: str, source: str,
                now: datetime, *, null_sender: bool = False, trusted: bool = True) -> ReplyResult:
         reply = ctx.reply
         review_id = int(ctx.review.id) if ctx.review else None
@@ -382,7 +382,7 @@ class Replier:
                           else _held_back(extraction.reason or "unknown"))
         return self._act(q, ctx, review, parse_directives(extraction.text), done, refuse, now)
 
-    def _act(self, q: Queries, ctx: Context, review: ReviewRow, directives: Directives,
+    def _act(self, q: QueryInterface, ctx: Context, review: ReviewRow, directives: Directives,
              done: Callable[[ReplyOutcome, str], ReplyResult],
              refuse: Callable[[Refusal], ReplyResult], now: datetime) -> ReplyResult:
         answer = Answer(review, directives, ctx.reply.from_address or "agent",
@@ -398,7 +398,7 @@ class Replier:
         now = self.clock.now()
         key = "console:" + secrets.token_hex(16)
 
-        def write(q: Queries) -> ReplyResult:
+        def write(q: QueryInterface) -> ReplyResult:
             review = q.get_review(review_id)
             if review is None:
                 return ReplyResult(ReplyOutcome.REJECTED, "no such review", None, key)
@@ -429,7 +429,8 @@ class Replier:
         return customer_mail(self.config, self.templates, shop, review, body,
                              invitation_message_id, self.clock.now())
 
-    def _notify_agent(self, q: Queries, ctx: Context, refusal: Refusal, now: datetime) -> bool:
+    def _notify_agent(self, q: QueryInterface, ctx: Context, refusal: Refusal,
+                      now: datetime) -> bool:
         """Explain a refusal to the authorised agent who sent the reply.
 
         Called only after `_screen` found the sender authorised, inside the transaction that
@@ -471,10 +472,10 @@ class Answer:
 
 #: Told, inside the answer's transaction, of a review an agent reported:
 #: (queries, shop id, review id, reason, now) — the operator's alert.
-ReportHook = Callable[[Queries, str, int, str, datetime], object]
+ReportHook = Callable[[QueryInterface, str, int, str, datetime], object]
 
 
-def act_on_answer(q: Queries, config: Config, templates: Templates, answer: Answer,
+def act_on_answer(q: QueryInterface, config: Config, templates: Templates, answer: Answer,
                   now: datetime, on_report: ReportHook | None
                   ) -> tuple[ReplyOutcome, str] | Refusal:
     """Tags, report, note or the public response (and the customer's email) of one answer,
@@ -512,7 +513,7 @@ def act_on_answer(q: Queries, config: Config, templates: Templates, answer: Answ
     return _publish(q, config, templates, answer, now)
 
 
-def _publish(q: Queries, config: Config, templates: Templates, answer: Answer,
+def _publish(q: QueryInterface, config: Config, templates: Templates, answer: Answer,
              now: datetime) -> tuple[ReplyOutcome, str]:
     review, body, author = answer.review, answer.directives.body, answer.author
     review_id = int(review.id)

@@ -37,7 +37,7 @@ from mailrelay.store import (
     InvitationRow,
     NewProductReview,
     NewReview,
-    Queries,
+    QueryInterface,
     ReviewRow,
     ReviewText,
     ShipmentRow,
@@ -150,7 +150,7 @@ def link_usable(invitation: InvitationRow, now: datetime) -> bool:
                 or not invitation.customer_email or too_old)
 
 
-def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
+def submit_review(q: QueryInterface, invitation: InvitationRow, form: ReviewForm,
                   now: datetime, config: Config | None = None) -> tuple[SubmitOutcome, int | None]:
     """Store the review of an invitation; a second submit edits it until it is answered.
     With `config`, the shop's webhooks hear of it (review.created / review.updated).
@@ -192,14 +192,14 @@ def submit_review(q: Queries, invitation: InvitationRow, form: ReviewForm,
     return SubmitOutcome.CREATED, review_id
 
 
-def _save_products(q: Queries, review_id: int, shop: str, form: ReviewForm,
+def _save_products(q: QueryInterface, review_id: int, shop: str, form: ReviewForm,
                    now: datetime) -> None:
     """The product ratings go with the review, in its transaction (before its event)."""
     if form.products is not None:
         q.save_product_reviews(review_id, shop, form.products, now)
 
 
-def unreport(q: Queries, config: Config, review_id: int, now: datetime) -> bool:
+def unreport(q: QueryInterface, config: Config, review_id: int, now: datetime) -> bool:
     """Show a reported review again (an operator's decision); the webhooks hear of it."""
     review = q.get_review(review_id)
     if review is None or not q.unreport_review(review_id):
@@ -292,7 +292,7 @@ class Reviewer(MailProducer):
             return
         await self.store.write(lambda q: self._store_tickets(q, shop, batch, now))
 
-    def _facts(self, q: Queries, review_id: int) -> dict[str, Any] | None:
+    def _facts(self, q: QueryInterface, review_id: int) -> dict[str, Any] | None:
         review = q.get_review(review_id)
         if review is None:
             return None
@@ -367,7 +367,7 @@ class Reviewer(MailProducer):
         )
         return response_mail(self.templates, self.config, shop, view, now=now)
 
-    def _store_tickets(self, q: Queries, shop: ShopConfig, batch: TicketBatch,
+    def _store_tickets(self, q: QueryInterface, shop: ShopConfig, batch: TicketBatch,
                        now: datetime) -> bool:
         review = batch.review
         if not q.mark_ticket_queued(review.id, review.edits):

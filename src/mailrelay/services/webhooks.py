@@ -13,7 +13,7 @@ from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure
 from mailrelay.services.delivery import CLAIM_LEASE, Delivery
 from mailrelay.services.events import SIGNATURE_HEADER, signature
-from mailrelay.store import OutboxRow, Store
+from mailrelay.store import OutboxRow, StoreBackend
 
 #: POSTs per minute across all webhooks: a burst of events drains in seconds, not a flood.
 WEBHOOK_RATE_PER_MINUTE = 600
@@ -40,7 +40,7 @@ class WebhookDelivery(Delivery):
     channel = "webhook delivery"
     webhooks = True
 
-    def __init__(self, config: Config, store: Store, client: Poster, clock: Clock, *,
+    def __init__(self, config: Config, store: StoreBackend, client: Poster, clock: Clock, *,
                  rate_per_minute: int = WEBHOOK_RATE_PER_MINUTE,
                  on_progress: Callable[[], None] | None = None,
                  relay: str | None = None, lease: timedelta = CLAIM_LEASE) -> None:

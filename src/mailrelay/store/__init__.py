@@ -1,7 +1,9 @@
 """The store: the only SQL in mailrelay. Services pass functions that receive a `Queries`
 object; the one writer thread runs many of them inside one transaction (group commit).
 
-`interface` says what any backend must offer; everything else here is the SQLite one.
+`interface` says what any backend must offer (`StoreBackend`, `QueryInterface`): all that
+mailrelay outside the store names; everything else here is the SQLite one (`Store` and
+`Queries` are exported for the tests and benches).
 """
 
 from mailrelay.store.addresses import (
@@ -11,6 +13,7 @@ from mailrelay.store.addresses import (
     address_ref,
 )
 from mailrelay.store.database import Store
+from mailrelay.store.interface import QueryInterface, StoreBackend
 from mailrelay.store.open import open_store
 from mailrelay.store.queries import Queries
 from mailrelay.store.rows import (
@@ -85,6 +88,7 @@ __all__ = [
     "ProductReviewListing",
     "ProductReviewRow",
     "Queries",
+    "QueryInterface",
     "ReplyKeyRow",
     "ReplyRow",
     "ResponseRow",
@@ -92,6 +96,7 @@ __all__ = [
     "ReviewText",
     "ShipmentRow",
     "Store",
+    "StoreBackend",
     "address_hash",
     "address_pattern",
     "address_pattern_bytes",

@@ -1,6 +1,6 @@
 """Coordination on SQLite, where a store has one relay: it always holds every role, nudges stay
 in the process, and daily jobs are claimed in `job_days` like on PostgreSQL (store/pg/).
-`coordination_for` picks the backend's.
+Each backend hands out its own (`StoreBackend.coordination`).
 """
 
 from __future__ import annotations
@@ -11,20 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mailrelay.config import StoreConfig
-from mailrelay.store.connection import SqlConnection
-from mailrelay.store.database import Store
-from mailrelay.store.interface import Coordination, StoreBackend
-from mailrelay.store.pg.coordination import CHANNEL, PgCoordination
+from mailrelay.store.interface import QueryInterface, StoreBackend
+from mailrelay.store.pg.coordination import CHANNEL
 from mailrelay.store.pg.coordination import shared_secret as pg_shared_secret
-from mailrelay.store.pg.database import PgStore
-from mailrelay.store.queries import Queries
-from mailrelay.store.timestamps import to_iso
 
 log = logging.getLogger("mailrelay.coordination")
-
-#: Coordination's own table, created on first use (no migration: it holds no mail data).
-JOB_DAYS = ("CREATE TABLE IF NOT EXISTS job_days (name TEXT NOT NULL, day TEXT NOT NULL,"
-            " relay TEXT NOT NULL, done_at TEXT NOT NULL, PRIMARY KEY (name, day))")
 
 
 class LocalLeadership:
@@ -80,23 +71,10 @@ class LocalWakeups:
         self._loop = None
 
 
-def claim_day(conn: SqlConnection, name: str, day: str, relay: str,
-              now: datetime) -> bool:
-    """Whether `relay` runs job `name` on `day`: it claimed the day now or in an earlier try
-    (its retry of a failed run goes ahead); False when another relay did."""
-    conn.execute(JOB_DAYS)
-    conn.execute(
-        "INSERT OR IGNORE INTO job_days (name, day, relay, done_at) VALUES (?, ?, ?, ?)",
-        (name, day, relay, to_iso(now)))
-    row = conn.execute(
-        "SELECT relay FROM job_days WHERE name = ? AND day = ?", (name, day)).fetchone()
-    return row is not None and row[0] == relay
-
-
 class LocalCoordination:
     """The SQLite `Coordination`; daily jobs are claimed through the store's writer."""
 
-    def __init__(self, store: Store, relay_id: str = "") -> None:
+    def __init__(self, store: StoreBackend, relay_id: str = "") -> None:
         self.store = store
         self.relay_id = relay_id
         self.wakeups = LocalWakeups()
@@ -111,8 +89,8 @@ class LocalCoordination:
     async def once_per_day(self, name: str, day: str) -> bool:
         now = datetime.now(UTC)
 
-        def claim(q: Queries) -> bool:
-            return claim_day(q.conn, name, day, self.relay_id, now)
+        def claim(q: QueryInterface) -> bool:
+            return q.claim_job_day(name, day, now, relay=self.relay_id)
 
         return await self.store.write(claim, small=True)
 
@@ -131,13 +109,3 @@ def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
         return offered
     return pg_shared_secret(config, offered)
 
-
-def coordination_for(config: StoreConfig, store: StoreBackend) -> Coordination:
-    """PostgreSQL's coordination for `[store] url`, else the local one of the SQLite `store`."""
-    if config.url is not None:
-        if isinstance(store, PgStore):  # its own nudges are not delivered back to it
-            return PgCoordination(config, own_nudges=lambda: store.writer_pids)
-        return PgCoordination(config)
-    if not isinstance(store, Store):
-        raise TypeError(f"a store without [store] url is SQLite's, not {type(store).__name__}")
-    return LocalCoordination(store, config.relay_id)

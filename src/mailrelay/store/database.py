@@ -13,15 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Self, TypeVar
 
+from mailrelay.config.model import StoreConfig
 from mailrelay.core.errors import StoreError
 from mailrelay.core.files import create_private_file
 from mailrelay.store.connection import connect
+from mailrelay.store.coordination import LocalCoordination
 from mailrelay.store.queries import Queries
 from mailrelay.store.schema import migrate
 from mailrelay.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
-    from mailrelay.store.interface import QueryInterface, StoreBackend
+    from mailrelay.store.interface import Coordination, QueryInterface, StoreBackend
 
 T = TypeVar("T")
 
@@ -99,6 +101,10 @@ class Store(GroupCommitWriter):
         finally:
             conn.close()
         return not busy
+
+    def coordination(self, config: StoreConfig) -> Coordination:
+        """The local one: a SQLite store has one relay."""
+        return LocalCoordination(self, config.relay_id)
 
     def __enter__(self) -> Self:
         return self

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, Self, TypeVar
 
+from mailrelay.config.model import StoreConfig
 from mailrelay.core.models import InvitationStatus, OutboxStatus, ShipmentStatus
 from mailrelay.store.dashboard import FunnelFigures, GroupStars, LedgerPage, WeekFigures
 from mailrelay.store.rows import (
@@ -598,8 +599,18 @@ class StoreBackend(Protocol):
         """Leave no old copy of erased data in the backend's files; True when done, False
         when other readers kept it from finishing (later writes overwrite the copies)."""
 
+    def coordination(self, config: StoreConfig) -> Coordination:
+        """How this relay agrees with the others sharing the store (roles, nudges, daily
+        jobs), as `config` (the `[store]` the store was opened from) names them: each
+        backend brings its own, so a relay never asks which backend it runs on."""
+
     def close(self) -> None:
         """Finish queued writes, then release every connection."""
+
+    def __enter__(self) -> Self:
+        """A store is a context manager (a CLI command's): leaving it closes the store."""
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class Leadership(Protocol):

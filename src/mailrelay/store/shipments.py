@@ -9,35 +9,73 @@ import json
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
+from typing import Protocol, cast
 
 from mailrelay.core.models import Product, ShipmentStatus
-from mailrelay.store.connection import Bound, Row
+from mailrelay.store.connection import Bound, Row, SqlConnection
 from mailrelay.store.rows import NewShipment, ShipmentRow
 from mailrelay.store.timestamps import to_iso
 
-#: Note a trigger's sender: one UPSERT. On PostgreSQL every relay's intake batch would lock
-#: each shop's sender row until its commit, so the relays' batches (and the 250s their writers
-#: commit with them) queued behind each other, or deadlocked taking two shops' rows in
-#: opposite orders. There a known sender (read first: a read never waits) is not inserted
-#: again (an INSERT waits for another transaction's new version of the row), and its row is
-#: updated only if no other transaction holds it (SKIP LOCKED): `last_seen_at` and `count` may
-#: then miss a trigger, but nobody waits. Only a sender's very first triggers can wait.
-_NOTE_SENDER = {
-    "sqlite": (
-        "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
-        " VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (shop, sender) DO UPDATE"
-        " SET last_seen_at = excluded.last_seen_at, count = trigger_senders.count + 1"
-        " RETURNING count"),
-    "postgresql": (
-        "WITH known AS (SELECT 1 FROM trigger_senders WHERE shop = ?1 AND sender = ?2),"
-        " new AS (INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at,"
-        " count) SELECT ?1, ?2, ?3, ?3, 1 WHERE NOT EXISTS (SELECT 1 FROM known)"
-        " ON CONFLICT (shop, sender) DO NOTHING RETURNING count),"
-        " seen AS (UPDATE trigger_senders SET last_seen_at = ?3, count = count + 1"
-        " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
-        " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED)"
-        " AND EXISTS (SELECT 1 FROM known)) SELECT count FROM new"),
-}
+#: Count `count` sightings of a sender between two times: one UPSERT, whichever order
+#: sightings arrive in (`last_seen_at` never goes back: an intake pass that read the clock
+#: earlier may commit later, on another relay too). Parameters: shop, sender, first seen,
+#: last seen, count. SQLite runs it for each sighting; PostgreSQL counts the sightings of a
+#: transaction just before its COMMIT (`count_sightings`, store/pg/sightings.py).
+COUNT_SIGHTINGS = (
+    "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (shop, sender) DO UPDATE"
+    " SET last_seen_at = max(trigger_senders.last_seen_at, excluded.last_seen_at),"
+    " count = trigger_senders.count + excluded.count RETURNING count")
+#: A sender's first sighting on PostgreSQL, inserted at once (intake alerts on it); None when
+#: the sender is known. Counting a known sender here would lock its row until this relay's
+#: batch commits, so the relays' batches (and the 250s their writers commit with them) queued
+#: behind each other, or deadlocked taking two shops' rows in opposite orders. A known sender
+#: (read first: a read never waits) is not inserted again (an INSERT waits for another
+#: transaction's new version of the row): only a sender's very first triggers can wait (two
+#: relays' batches inserting two new senders in opposite orders deadlock: PostgreSQL fails
+#: one message's step, which intake leaves pending and tries again).
+_FIRST_SIGHTING = (
+    "WITH known AS (SELECT 1 FROM trigger_senders WHERE shop = ?1 AND sender = ?2)"
+    " INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
+    " SELECT ?1, ?2, ?3, ?3, 1 WHERE NOT EXISTS (SELECT 1 FROM known)"
+    " ON CONFLICT (shop, sender) DO NOTHING RETURNING count")
+
+
+#: PostgreSQL at COMMIT: add a known sender's sightings unless another transaction holds its
+#: row (another relay committing its own): then they wait for a later commit, nobody waits.
+_COUNT_IF_FREE = (
+    "UPDATE trigger_senders SET count = count + ?4, last_seen_at = max(last_seen_at, ?3)"
+    " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
+    " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED) RETURNING count")
+_SENDER_KNOWN = "SELECT 1 FROM trigger_senders WHERE shop = ? AND sender = ?"
+#: `COUNT_SIGHTINGS`'s parameters: shop, sender, first seen, last seen, count.
+Sighting = tuple[str, str, str, str, int]
+
+
+def count_sightings(conn: SqlConnection, rows: Sequence[Sighting], *,
+                    wait: bool = False) -> list[Sighting]:
+    """PostgreSQL, just before COMMIT: count known senders' sightings (`rows` in key order);
+    returns those whose row another transaction holds, for a later commit. With `wait` (a
+    relay's last commit) none: it waits for the rows. A row erased meanwhile (`forget`) is
+    inserted anew, as the sender's triggering again after it would."""
+    held = []
+    for row in rows:
+        shop, sender, _first, last, count = row
+        if not wait:
+            if conn.execute(_COUNT_IF_FREE, (shop, sender, last, count)).fetchone():
+                continue
+            if conn.execute(_SENDER_KNOWN, (shop, sender)).fetchone():
+                held.append(row)
+                continue
+        conn.execute(COUNT_SIGHTINGS, row)
+    return held
+
+
+class _CountsAtCommit(Protocol):
+    """PostgreSQL's writer connection: sightings it counts just before COMMIT."""
+
+    def count_sighting(self, shop: str, sender: str, at: str) -> None: ...
+
 _PRODUCT_FIELDS = tuple(f.name for f in fields(Product))
 _NO_ITEMS = "[]"  # JSON of an empty list, the usual tags / products / defects
 #: The columns of `shipments` in `ShipmentRow` order, and with the table's alias.
@@ -93,11 +131,19 @@ class ShipmentQueries(Bound):
     def note_trigger_sender(self, shop: str, sender: str, now: datetime) -> bool:
         """Record that `sender` triggered for `shop`; True when it is the first time.
 
-        One UPSERT (SQLite >= 3.35 for RETURNING): a row starts at count 1 and only ever
-        grows, so a returned count of 1 means the row was just inserted.
+        SQLite: one UPSERT (SQLite >= 3.35 for RETURNING); a row starts at count 1 and only
+        ever grows, so a returned count of 1 means the row was just inserted. PostgreSQL: the
+        first sighting inserts the row, later ones are counted at COMMIT (`_FIRST_SIGHTING`).
         """
-        row = self.conn.execute(_NOTE_SENDER[self.backend], (shop, sender, to_iso(now))).fetchone()
-        return row is not None and row[0] == 1
+        at = to_iso(now)
+        if self.backend == "sqlite":
+            row = self.conn.execute(COUNT_SIGHTINGS, (shop, sender, at, at, 1)).fetchone()
+            return row is not None and row[0] == 1
+        if self.conn.execute(_FIRST_SIGHTING, (shop, sender, at)).fetchone() is not None:
+            return True
+        # Known, or inserted meanwhile by another relay (whose transaction committed first).
+        cast(_CountsAtCommit, self.conn).count_sighting(shop, sender, str(at))
+        return False
 
     def first_trigger_sender(self, shop: str) -> str | None:
         row = self.conn.execute(

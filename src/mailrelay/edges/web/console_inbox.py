@@ -24,7 +24,7 @@ from mailrelay.services import drafts
 from mailrelay.services.accounts import ConsoleUser
 from mailrelay.services.moderation import was_attached
 from mailrelay.services.replies import ReplyOutcome, console_directives
-from mailrelay.store import CustomerContext, InboxFilter, Queries, ReviewRow
+from mailrelay.store import CustomerContext, InboxFilter, QueryInterface, ReviewRow
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -136,7 +136,7 @@ class InboxPages:
             raise web.HTTPNotFound()
         config = self.app.config
 
-        def read(q: Queries) -> ReviewFacts | None:
+        def read(q: QueryInterface) -> ReviewFacts | None:
             review = q.get_review(review_id)
             if review is None or review.shop != shop_id:
                 return None  # another shop's review: as if it did not exist

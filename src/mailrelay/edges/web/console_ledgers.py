@@ -20,7 +20,7 @@ from mailrelay.core.models import InvitationStatus, ShipmentStatus
 from mailrelay.edges.web.console import CONSOLE_HEADERS
 from mailrelay.edges.web.forms import read_fields
 from mailrelay.services.invitations import Cancellation, CancelTarget, cancel_target
-from mailrelay.store import InvitationRow, Queries, ShipmentRow
+from mailrelay.store import InvitationRow, QueryInterface, ShipmentRow
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -115,7 +115,7 @@ class LedgerPages:
             headers=CONSOLE_HEADERS)
 
 
-def _shipments_now(q: Queries, shop_id: str, search: str | None, status: str | None,
+def _shipments_now(q: QueryInterface, shop_id: str, search: str | None, status: str | None,
                    page: int) -> tuple[LedgerPage[ShipmentRow], dict[int, InvitationRow]]:
     """A page of shipments with the invitation each yielded, as it is now (the shipment's
     own reason was written when it came in)."""

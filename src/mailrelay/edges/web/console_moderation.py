@@ -21,7 +21,7 @@ from mailrelay.services import moderation
 from mailrelay.services.accounts import ConsoleUser
 from mailrelay.services.moderation import Decision, Refusal
 from mailrelay.services.report_category import suggested_category
-from mailrelay.store import AuditEntry, Queries, ReportRow, ReviewRow
+from mailrelay.store import AuditEntry, QueryInterface, ReportRow, ReviewRow
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -65,12 +65,12 @@ class ReportItem:
     suggested: str = "other"
 
 
-def _items(q: Queries, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
+def _items(q: QueryInterface, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
     return [ReportItem(report, q.get_review(report.review_id), _when(t, report.created_at),
                        _when(t, report.decided_at)) for report in reports]
 
 
-def _pending_items(q: Queries, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
+def _pending_items(q: QueryInterface, reports: list[ReportRow], t: Translator) -> list[ReportItem]:
     labels = {reason: t(f"moderation.because.{reason}")
               for reason in moderation.REMOVAL_REASONS}
     return [ReportItem(item.report, item.review, item.reported_on, item.decided_on,
@@ -107,7 +107,7 @@ class ModerationPages:
     async def _listing(self, request: web.Request, user: ConsoleUser, shop_id: str,
                        t: Translator, *, status: int = 200, notice: str | None = None,
                        error: str | None = None) -> web.Response:
-        def gather(q: Queries) -> tuple[list[ReportItem], list[ReportItem]]:
+        def gather(q: QueryInterface) -> tuple[list[ReportItem], list[ReportItem]]:
             return (_pending_items(q, q.reports(shop_id), t),
                     _items(q, q.recent_decisions(shop_id, RECENT_DECISIONS), t))
 
@@ -156,7 +156,7 @@ class ModerationPages:
         t = self.app.console.translator(request)
         review_id = _number(request.match_info["review"])
 
-        def gather(q: Queries) -> tuple[ReviewRow | None, list[AuditEntry], list[ReportRow]]:
+        def gather(q: QueryInterface) -> tuple[ReviewRow | None, list[AuditEntry], list[ReportRow]]:
             review = q.get_review(review_id) if review_id is not None else None
             if review is None or review.shop != shop_id:
                 return None, [], []

@@ -24,7 +24,7 @@ from mailrelay.services import links
 from mailrelay.store import (
     ProductFigures,
     ProductReviewListing,
-    Queries,
+    QueryInterface,
     RatingSummary,
     ReviewRow,
     from_iso,
@@ -81,13 +81,13 @@ def _limit(request: web.Request) -> int:
     return DEFAULT_LIMIT
 
 
-def _latest(q: Queries, shop: str, tag: str | None,
+def _latest(q: QueryInterface, shop: str, tag: str | None,
             limit: int) -> tuple[RatingSummary, list[ReviewRow]]:
     return q.rating_summary(shop), q.list_reviews(shop=shop, reported=False, tag=tag,
                                                   limit=limit, newest_first=True)
 
 
-def _latest_of_product(q: Queries, shop: str, sku: str, tag: str | None, limit: int,
+def _latest_of_product(q: QueryInterface, shop: str, sku: str, tag: str | None, limit: int,
                        ) -> tuple[ProductFigures | None, list[ProductReviewListing]]:
     figures = q.product_rating(shop, sku)
     if figures is None:

@@ -26,7 +26,7 @@ from mailrelay.edges.web.i18n import Translator, with_local_dates
 from mailrelay.edges.web.product_form import with_https_images
 from mailrelay.services import links
 from mailrelay.services.products import page_url
-from mailrelay.store import ProductFigures, ProductReviewListing, Queries
+from mailrelay.store import ProductFigures, ProductReviewListing, QueryInterface
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -45,7 +45,8 @@ class ProductListing:
     rows: list[ProductReviewListing]
 
 
-def _listing(q: Queries, shop_id: str, sku: str, tag: str | None, page: int) -> ProductListing:
+def _listing(q: QueryInterface, shop_id: str, sku: str, tag: str | None,
+             page: int) -> ProductListing:
     product = q.product_rating(shop_id, sku, tag)
     if product is None:
         return ProductListing(None, 1, [])

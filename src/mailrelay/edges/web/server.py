@@ -44,7 +44,14 @@ from mailrelay.metrics import CONTENT_TYPE_LATEST
 from mailrelay.render import WebTemplates
 from mailrelay.services import invitations, links, products, reviews
 from mailrelay.services.replies import Replier
-from mailrelay.store import InvitationRow, Queries, RatingSummary, ReviewRow, Store, from_iso
+from mailrelay.store import (
+    InvitationRow,
+    QueryInterface,
+    RatingSummary,
+    ReviewRow,
+    StoreBackend,
+    from_iso,
+)
 
 log = logging.getLogger("mailrelay.web")  # the name operators filter on
 
@@ -83,7 +90,7 @@ def script_json(data: Any) -> str:
 
 
 def _invitation_and_review(
-    q: Queries, token: str,
+    q: QueryInterface, token: str,
 ) -> tuple[InvitationRow | None, ReviewRow | None]:
     invitation = q.invitation_by_token(token)
     review = None
@@ -104,7 +111,7 @@ class Listing:
     removed: dict[str, int]
 
 
-def _listing(q: Queries, shop_id: str, stars: int | None, page: int,
+def _listing(q: QueryInterface, shop_id: str, stars: int | None, page: int,
              tag: str | None = None) -> Listing:
     summary = q.rating_summary(shop_id)
     total = int(summary.distribution.get(str(stars), 0)) if stars else int(summary.count)
@@ -141,7 +148,7 @@ class ReviewVisit(NamedTuple):
 class WebApp:
     """The aiohttp application and its runner."""
 
-    def __init__(self, config: Config, store: Store, signer: TokenSigner, clock: Clock,
+    def __init__(self, config: Config, store: StoreBackend, signer: TokenSigner, clock: Clock,
                  health: Callable[[], Awaitable[dict[str, Any]]] | None = None, *,
                  on_review: Callable[[], None] | None = None,
                  metrics: Callable[[], Awaitable[bytes]] | None = None,

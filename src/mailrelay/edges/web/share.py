@@ -18,7 +18,7 @@ from mailrelay.config import ShopConfig
 from mailrelay.core.models import verified
 from mailrelay.edges.web.i18n import Translator
 from mailrelay.render.preview import HEIGHT, WIDTH, PreviewView, preview_png, preview_svg
-from mailrelay.store import Queries, RatingSummary, ReviewRow, from_iso
+from mailrelay.store import QueryInterface, RatingSummary, ReviewRow, from_iso
 
 if TYPE_CHECKING:
     from mailrelay.edges.web.server import WebApp
@@ -32,7 +32,8 @@ DESCRIPTION = 200  # characters of the review in og:description
 EXCERPT = 400  # characters of the review in the image (it shows what fits)
 
 
-def _shown(q: Queries, shop_id: str, review_id: int) -> tuple[ReviewRow | None, RatingSummary]:
+def _shown(q: QueryInterface, shop_id: str,
+           review_id: int) -> tuple[ReviewRow | None, RatingSummary]:
     review = q.get_review(review_id)
     if review is not None and (review.shop != shop_id or review.reported):
         review = None

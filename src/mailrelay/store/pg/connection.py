@@ -19,6 +19,8 @@ from psycopg.types.numeric import FloatLoader
 from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.store.pg.dialect import translate
 from mailrelay.store.pg.schema import IDENTITY_TABLES
+from mailrelay.store.pg.sightings import Sightings
+from mailrelay.store.shipments import count_sightings
 
 #: Tables a service inserts into and, on DuplicateKey, carries on in the same transaction:
 #: invitations (an order invited twice: intake, `invite`) and the outbox (that mail is queued
@@ -26,6 +28,7 @@ from mailrelay.store.pg.schema import IDENTITY_TABLES
 #: A duplicate in another table fails its job, which its own savepoint undoes.
 GUARDED_TABLES = frozenset({"invitations", "outbox"})
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.IGNORECASE)
+
 
 
 class Statement(NamedTuple):
@@ -141,6 +144,8 @@ class PgConnection:
         self._reconnect = reconnect
         #: The channels to NOTIFY when the open transaction commits (`nudge`).
         self._nudges: set[str] = set()
+        #: Known trigger senders' sightings, counted when the open transaction commits.
+        self.sightings = Sightings()
 
     def nudge(self, channel: str) -> None:
         """NOTIFY `channel` just before the open transaction's COMMIT: one statement per
@@ -148,14 +153,38 @@ class PgConnection:
         may leave a needless nudge: it only makes the listeners look again)."""
         self._nudges.add(channel)
 
+    def count_sighting(self, shop: str, sender: str, at: str) -> None:
+        """Count a known trigger sender's sighting just before the open transaction's COMMIT
+        (store/shipments.py `_FIRST_SIGHTING` says why), unless its savepoint is undone."""
+        self.sightings.note(shop, sender, at)
+
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         found = statement(sql)
         if found.text == "BEGIN" or found.text.startswith("BEGIN "):
+            self.sightings.begin()
             return self._begin(found.text)
         if found.text == "COMMIT":
+            self._write_sightings()
             self._send_nudges()
-        elif found.text == "ROLLBACK":
+            cursor = self._run(found, parameters)
+            self.sightings.committed()
+            return cursor
+        self._follow_savepoints(found.text)
+        return self._run(found, parameters)
+
+    def _follow_savepoints(self, text: str) -> None:
+        """Keep the sightings in step with the transaction: undone with their savepoint."""
+        if text == "ROLLBACK":
             self._nudges.clear()
+            self.sightings.rollback()
+        elif text.startswith("SAVEPOINT "):
+            self.sightings.savepoint()
+        elif text.startswith("ROLLBACK TO "):
+            self.sightings.rollback_to_savepoint()
+        elif text.startswith("RELEASE "):
+            self.sightings.release_savepoint()
+
+    def _run(self, found: Statement, parameters: Sequence[Any]) -> PgCursor:
         cur: psycopg.Cursor[PgRow] = psycopg.RawCursor(self.raw, row_factory=_row_factory)
         try:
             if found.guarded and self.in_transaction:
@@ -170,6 +199,14 @@ class PgConnection:
             row = cur.fetchone()
             lastrowid = int(row[0]) if row else None
         return PgCursor(cur, lastrowid)
+
+    def _write_sightings(self) -> None:
+        """Count the transaction's sightings (and those carried from earlier commits), each
+        sender's row locked from here to the COMMIT only; a row another transaction holds
+        (another relay's commit) is not waited for: its sightings go to the next commit."""
+        rows = self.sightings.take()
+        if rows:
+            self.sightings.carry(count_sightings(self, rows, wait=self.sightings.last))
 
     def _send_nudges(self) -> None:
         """Queue the nudges in the transaction: the server delivers them at COMMIT, never

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -20,15 +21,16 @@ from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError, StoreUnavailable, StoreUnreachable
 from mailrelay.store.database import Store
 from mailrelay.store.pg.connection import PgConnection, configure, store_error
-from mailrelay.store.pg.coordination import connect_args
+from mailrelay.store.pg.coordination import PgCoordination, connect_args
 from mailrelay.store.pg.schema import migrate
 from mailrelay.store.queries import Queries
 from mailrelay.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
-    from mailrelay.store.interface import QueryInterface, StoreBackend
+    from mailrelay.store.interface import Coordination, QueryInterface, StoreBackend
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Read connections per relay: the web's and the workers' reads run side by side.
 POOL_SIZE = 8
@@ -44,8 +46,9 @@ class PgStore(Store):
     """PostgreSQL at `url`; every write of this relay goes through one writer connection,
     committed in groups; reads come from a pool.
 
-    A `Store` for the services' annotations (they name the SQLite class; the interface is
-    `StoreBackend`), sharing only its group-commit writer: SQLite's own parts are replaced.
+    A subclass of SQLite's `Store` to share code, not for the services (they hold a
+    `StoreBackend`): the group-commit writer, and `close` (finish the writes, wait for the
+    reads, then `_close_readers`) with the context manager. SQLite's own parts are replaced.
     """
 
     _BEGIN = "BEGIN"
@@ -157,6 +160,23 @@ class PgStore(Store):
         except (psycopg.Error, PoolTimeout):
             return False
         return True
+
+    def coordination(self, config: StoreConfig) -> Coordination:
+        """Advisory locks, LISTEN/NOTIFY and `job_days` in the database of `config`; the
+        nudges of this store's own writer are not delivered back to this relay."""
+        return PgCoordination(config, own_nudges=lambda: self.writer_pids)
+
+    def close(self) -> None:
+        """Finish queued writes, with a last commit for trigger senders' sightings that a lock
+        kept from theirs (store/pg/sightings.py); then release every connection."""
+        sightings = self._writer_conn.sightings
+        sightings.last = True  # the commits from here on wait for rows another one holds
+        if not self._closed and sightings.carried:
+            try:
+                self.write_sync(lambda q: None)
+            except StoreError as exc:
+                log.warning("trigger sender sightings not counted at close: %s", exc)
+        super().close()
 
     def _close_readers(self) -> None:
         """The reads' pool (`Store.close` finished the writes and waited for the reads)."""
