@@ -319,6 +319,23 @@ async def test_each_connection_sends_its_next_mail_only_once_its_last_result_is_
     assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(7)})
 
 
+async def test_a_daemon_sends_over_its_configured_outbound_connections(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    config = via_sink(make_config(), sink)
+    config = replace(config, outbound=replace(config.outbound, connections=2))
+    async with Daemon(config, clock, relay_id="relay-a") as daemon:
+        for n in range(6):
+            await send(daemon, trigger(to=f"Customer {n} <customer{n}@example.com>",
+                                       subject=f"A shipment from order #{4000 + n} is on the way"))
+        await settle(daemon)
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(6, timeout=WAIT_S)
+    assert sink.connections == 2
+    assert len(copies(sink)) == 6
+
+
 async def test_several_connections_keep_to_the_configured_pace(
     shared_store: str, clock: FrozenClock
 ) -> None:
