@@ -809,6 +809,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "scheduler's first safety-poll tick)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="work in DIR and keep it (the big store is reused if present)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="(a) only: the transports and connections, no startup (b)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 500 messages, 100,000 invitations, one round, no poll")
     parser.add_argument("--store", metavar="URL",
@@ -862,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(a_dir, ignore_errors=True)
         a_dir.mkdir()
         throughput, _rendered = bench_throughput(a_dir, args.messages, args.rounds)
+        if args.throughput_only:
+            print(f"\n{report_throughput(throughput)}")
+            return 0
 
         b_dir = workdir / "startup"
         b_dir.mkdir(exist_ok=True)
