@@ -127,7 +127,7 @@ class Delivery:
         self.sign_sender = sign_sender  # the VERP tag for an outbox id (TokenSigner.bounce_tag)
         #: One lane per transport (an outbound connection each); a lone transport is one lane.
         self.transports: list[Sender | None] = (
-            list(transport) if isinstance(transport, Sequence) else [transport])
+            list(transport) or [None] if isinstance(transport, Sequence) else [transport])
         self.clock = clock
         self.pacer = Pacer(rate_per_minute)
         self.on_result = on_result
