@@ -213,7 +213,8 @@ class Relay:
     and secret key."""
 
     def __init__(self, workdir: Path, *, index: int, store: str, secret: Path,
-                 smtp_extra: str, outbound: str, invite_delay: str) -> None:
+                 smtp_extra: str, outbound: str, invite_delay: str,
+                 mailrelay: Path = MAILRELAY) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = f"relay-{index + 1}"
         self.port = free_port()
@@ -228,7 +229,7 @@ class Relay:
         self._log: IO[bytes] = self.log_path.open("wb")
         # Default log level (INFO, one line per processed message): what production runs with.
         self.proc = subprocess.Popen(
-            [str(MAILRELAY), "serve", "--config", str(config), "--log-level", "INFO"],
+            [str(mailrelay), "serve", "--config", str(config), "--log-level", "INFO"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir)
 
     def output(self) -> str:
@@ -265,10 +266,11 @@ class Relay:
 @contextlib.contextmanager
 def relay_group(store: str, count: int, *, smtp_extra: str = "", outbound: str = "",
                 invite_delay: str = "7d", secret: Path | None = None,
-                within: float = 90.0) -> Iterator[list[Relay]]:
+                within: float = 90.0, mailrelay: Path = MAILRELAY) -> Iterator[list[Relay]]:
     """`count` relays on `store` (a SQLite path or a PostgreSQL URL), started together and
     READY; each stopped afterwards, and any error it logged printed. One `secret` key file for
-    the group (links work on every relay); by default a new one."""
+    the group (links work on every relay); by default a new one. `mailrelay`: the executable
+    (another checkout's, to compare code)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-relays-"))
     secret = secret or workdir / "secret.key"
     relays: list[Relay] = []
@@ -276,7 +278,7 @@ def relay_group(store: str, count: int, *, smtp_extra: str = "", outbound: str =
         for index in range(count):
             relays.append(Relay(workdir / f"relay-{index + 1}", index=index, store=store,
                                 secret=secret, smtp_extra=smtp_extra, outbound=outbound,
-                                invite_delay=invite_delay))
+                                invite_delay=invite_delay, mailrelay=mailrelay))
             if index == 0:  # the first writes the secret key (and migrates); then the others
                 _wait_ready(relays, within)
         _wait_ready(relays, within)

@@ -15,6 +15,10 @@ after every relay is READY; each relay renders and sends to the one shared sink,
 every Message-ID once and reports duplicates (there must be none).
 
     .venv/bin/python bench/delivery.py --compare [--messages 2000] [--store postgresql://…]
+
+`--connections 1,4` runs each configuration with those `[outbound] connections` (else the
+default); `--baseline DIR` runs each configuration with DIR's code too (a checkout with its own
+`.venv`, e.g. the code before a change), alternating with this tree's in the same run.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import psycopg
 
 from benchconfig import relay_toml
 from cluster import COMPARE, CpuMeter, CpuUse, Postgres, load_average, relay_group
-from mailrelay.config import Config, load
+from mailrelay.config import Config, OutboundConfig, load
 from mailrelay.core.clock import FrozenClock
 from mailrelay.core.models import ShipmentStatus
 from mailrelay.core.tokens import NONCE_BYTES, REVIEW, TokenSigner, load_secret
@@ -64,6 +68,8 @@ TARGET_READY_S = 3.0
 TARGET_RSS_MB = 150.0
 #: The scheduler's safety poll runs a full tick 30 s after start; sample memory after it too.
 POLL_SAMPLE_S = 33.0
+#: (a): the connections of the side-by-side row (the relays' default `[outbound] connections`).
+LANES = OutboundConfig.connections
 #: High enough that the Pacer never waits: we measure the transport, not the configured rate.
 UNPACED = 10_000_000
 
@@ -258,17 +264,20 @@ def prefill(config: Config, count: int, clock: FrozenClock) -> float:
     return rendered_s
 
 
-async def deliver(config: Config, db: Path, transport: Transport, clock: FrozenClock) -> float:
-    """Seconds for `deliver_due()` to send the whole outbox of `db` through `transport`."""
+async def deliver(config: Config, db: Path, transports: list[Transport],
+                  clock: FrozenClock) -> float:
+    """Seconds for `deliver_due()` to send the whole outbox of `db` through `transports` (one
+    lane each, as `[outbound] connections`)."""
     store = Store(db)
     try:
         signer = TokenSigner(load_secret(config.security.secret_file))
-        delivery = Delivery(store, transport, clock, rate_per_minute=UNPACED,
+        delivery = Delivery(store, transports, clock, rate_per_minute=UNPACED,
                             sign_sender=signer.bounce_tag,  # signs VERP as the daemon does
                             on_result=functools.partial(record_delivery, config))
         began = time.perf_counter()
         await delivery.deliver_due()
-        await transport.close()
+        for transport in transports:
+            await transport.close()
         seconds = time.perf_counter() - began
         if delivery.failed or delivery.deferred:
             raise RuntimeError(f"{delivery.failed} failed, {delivery.deferred} deferred")
@@ -310,10 +319,13 @@ def bench_throughput(workdir: Path, count: int, rounds: int) -> tuple[list[Throu
     print(f"  prefill: {count} invitations rendered into the outbox in {rendered_s:.1f} s "
           f"({count / rendered_s:,.0f}/s)", flush=True)
 
-    kinds: list[tuple[str, Callable[[], Transport]]] = [
-        ("smtp, one connection reused", lambda: SmtpTransport(config.outbound, reuse=True)),
-        ("smtp, new connection per message", lambda: SmtpTransport(config.outbound, reuse=False)),
-        ("maildir", lambda: MaildirTransport(workdir / f"maildir-{time.monotonic_ns()}")),
+    kinds: list[tuple[str, Callable[[], list[Transport]]]] = [
+        ("smtp, one connection reused", lambda: [SmtpTransport(config.outbound, reuse=True)]),
+        (f"smtp, {LANES} connections reused",
+         lambda: [SmtpTransport(config.outbound, reuse=True) for _ in range(LANES)]),
+        ("smtp, new connection per message",
+         lambda: [SmtpTransport(config.outbound, reuse=False)]),
+        ("maildir", lambda: [MaildirTransport(workdir / f"maildir-{time.monotonic_ns()}")]),
     ]
     results: dict[str, Throughput] = {}
     sink_cmd = [sys.executable, str(HERE), "--sink", str(port)]
@@ -487,11 +499,29 @@ def profile_queries(db: Path) -> list[tuple[str, float, list[str]]]:
 # --- (c) sends/s of real relays on one store ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Code:
+    """What the relays of a run are: which code (`label`, the `mailrelay` executable it
+    installed) with how many `[outbound] connections` (None: not written, the code's default)."""
+
+    label: str  # "this" or "baseline"
+    mailrelay: Path
+    connections: int | None = None
+
+    def outbound(self) -> str:
+        return "" if self.connections is None else f"\nconnections = {self.connections}"
+
+    @property
+    def connections_text(self) -> str:
+        return "default" if self.connections is None else str(self.connections)
+
+
 @dataclass
 class RelaySends:
     """One burst: every invitation due at once, rendered and sent by the group's relays."""
 
     name: str  # "sqlite x1", "postgresql x3"
+    code: Code
     messages: int
     unique: int  # distinct Message-IDs the sink got
     duplicates: int  # Message-IDs it got again: must be 0
@@ -502,6 +532,9 @@ class RelaySends:
     load: str
     late: bool  # a relay was not READY when the invitations fell due
     errors_logged: int = 0  # ERROR lines and tracebacks the relays logged
+    #: PostgreSQL transactions committed from the due moment until the relays stopped (None:
+    #: SQLite). Each result committed on its own makes it at least one per message.
+    transactions: int | None = None
 
     @property
     def rate(self) -> float:
@@ -551,9 +584,10 @@ def on_store(store: str, statement: str, args: tuple[object, ...] = ()) -> int:
         conn.close()
 
 
-def measure_sends(pg: Postgres | None, relays: int, count: int, lead: float) -> RelaySends:
+def measure_sends(pg: Postgres | None, relays: int, count: int, lead: float,
+                  code: Code) -> RelaySends:
     """`count` invitations falling due `lead` seconds after they are stored, `relays` relays
-    started meanwhile; timed from the due moment to the sink's last arrival."""
+    running `code` started meanwhile; timed from the due moment to the sink's last arrival."""
     with contextlib.ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="bench-sends-"))
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
@@ -567,13 +601,16 @@ def measure_sends(pg: Postgres | None, relays: int, count: int, lead: float) -> 
         due = datetime.now(UTC) + timedelta(seconds=lead)
         on_store(store, "UPDATE invitations SET due_at = ?", (to_iso(due),))
         outbound = (f'transport = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
-                    f'starttls = false\nrate_per_minute = {UNPACED}')
-        group = stack.enter_context(relay_group(store, relays, outbound=outbound, secret=secret))
+                    f'starttls = false\nrate_per_minute = {UNPACED}' + code.outbound())
+        running = stack.enter_context(contextlib.ExitStack())  # closed once measured
+        group = running.enter_context(relay_group(store, relays, outbound=outbound,
+                                                  secret=secret, mailrelay=code.mailrelay))
         late = time.time() > due.timestamp()
         meter = CpuMeter([relay.proc.pid for relay in group],
                          None if pg is None else pg.postmaster(), sink.proc.pid)
         time.sleep(max(0.0, due.timestamp() - time.time()))
         load = load_average()
+        committed = transactions(store)
         meter.start()
         deadline = time.monotonic() + 60 + count / 20
         while sink_counts(sink)["unique"] < count and time.monotonic() < deadline:
@@ -583,10 +620,22 @@ def measure_sends(pg: Postgres | None, relays: int, count: int, lead: float) -> 
         seen = sink_counts(sink)
         sent_rows = on_store(store, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
         errors = sum(len(relay.problems()) for relay in group)
+        running.close()  # a stopped relay's backends have reported their transactions
+        if committed is not None:
+            committed = (transactions(store) or 0) - committed
     name = f"{'sqlite' if pg is None else 'postgresql'} x{relays}"
-    return RelaySends(name, count, int(seen["unique"]), int(seen["duplicates"]),
+    return RelaySends(name, code, count, int(seen["unique"]), int(seen["duplicates"]),
                       seen["last"] - due.timestamp(), seen["first"] - due.timestamp(),
-                      sent_rows, cpu, load, late, errors)
+                      sent_rows, cpu, load, late, errors, committed)
+
+
+def transactions(store: str) -> int | None:
+    """Transactions committed in the PostgreSQL database so far (the relays' writes and read
+    snapshots, and this query); None for SQLite."""
+    if not store.startswith("postgres"):
+        return None
+    return on_store(store, "SELECT xact_commit FROM pg_stat_database"
+                           " WHERE datname = current_database()")
 
 
 def print_sends(run: RelaySends) -> None:
@@ -598,7 +647,8 @@ def print_sends(run: RelaySends) -> None:
         problems.append("a relay was not READY when they fell due (raise --lead)")
     if run.errors_logged:
         problems.append(f"relays logged {run.errors_logged} error(s)")
-    print(f"  {run.name:<14} {run.rate:7,.0f} sends/s ({run.unique} in {run.seconds:.2f} s, "
+    print(f"  {run.name:<14} {run.code.label:<8} conn {run.code.connections_text:<7} "
+          f"{run.rate:7,.0f} sends/s ({run.unique} in {run.seconds:.2f} s, "
           f"first after {run.first_s:.2f} s, {run.sent_rows} rows sent)  CPU relays "
           f"{cpu.share(cpu.relays_s)} postgres {cpu.share(cpu.postgres_s)} sink "
           f"{cpu.share(cpu.sink_s)}  load {run.load}"
@@ -607,46 +657,65 @@ def print_sends(run: RelaySends) -> None:
 
 def report_sends(runs: list[RelaySends], cores: int) -> str:
     rows = [
-        (*run.name.split(" x"), f"{run.rate:,.0f}", f"{run.unique}/{run.messages}",
+        (*run.name.split(" x"), run.code.label, run.code.connections_text,
+         f"{run.rate:,.0f}", f"{run.unique}/{run.messages}",
          str(run.duplicates), f"{run.first_s:.2f}", run.cpu.share(run.cpu.relays_s),
          run.cpu.share(run.cpu.postgres_s), run.cpu.share(run.cpu.sink_s),
          run.cpu.per(run.cpu.relays_s, run.unique), run.cpu.per(run.cpu.postgres_s, run.unique),
+         "-" if run.transactions is None else f"{run.transactions / max(run.unique, 1):.2f}",
          opt(run.cpu.ceiling(run.unique, int(run.name.split(" x")[1]), cores), ",.0f"),
          str(run.errors_logged), run.load)
         for run in runs
     ]
-    text = table(("(c) store", "relays", "sends/s", "delivered", "duplicates", "first s",
+    text = table(("(c) store", "relays", "code", "connections", "sends/s", "delivered",
+                  "duplicates", "first s",
                   "CPU relays", "CPU PostgreSQL", "CPU sink", "ms CPU/msg relays",
-                  "ms CPU/msg PostgreSQL", f"CPU ceiling/s ({cores} cores)", "relay errors",
+                  "ms CPU/msg PostgreSQL", "PG tx/msg", f"CPU ceiling/s ({cores} cores)",
+                  "relay errors",
                   "load avg (1/5/15 min)"),
-                 rows, left=2)
+                 rows, left=4)
     notes = [f"CPU: percent of one core from the due moment to the last arrival; this machine "
              f"has {cores}; relays summed over the relays; ms CPU/msg: CPU milliseconds per "
              "invitation delivered (render, claim, send, record); CPU ceiling: the rate those "
-             "would allow on otherwise idle cores (each relay at most one core)."]
+             "would allow on otherwise idle cores (each relay at most one core); PG tx/msg: "
+             "PostgreSQL transactions committed per invitation delivered (writes and read "
+             "snapshots), from the due moment until the relays stopped."]
     if any(run.duplicates for run in runs):
         notes.append("FAIL: the sink got an invitation twice: the claim across relays is broken "
                      "(a bug for the relays' claim work)")
     return "\n".join([text, *notes])
 
 
+def codes(args: argparse.Namespace) -> list[Code]:
+    """The code variants each configuration runs with: the baseline's (if any), then this
+    tree's with each `--connections` value."""
+    variants = [Code("this", MAILRELAY, n) for n in args.connections or [None]]
+    if args.baseline is not None:
+        found = args.baseline / ".venv" / "bin" / "mailrelay"
+        variants.insert(0, Code("baseline", found if found.exists() else args.baseline))
+    return variants
+
+
 def sends(args: argparse.Namespace) -> int:
     """(c): `--relays N` on PostgreSQL, or with `--compare` the four configurations."""
     configs = list(COMPARE) if args.compare else [("postgresql", args.relays)]
+    variants = codes(args)
     with Postgres(args.store) as pg:
         print(f"delivery (c): {args.messages} invitations due at once, {args.rounds} round(s), "
               f"{os.cpu_count()} CPU(s), Python {platform.python_version()}, SQLite "
               f"{sqlite3.sqlite_version}, PostgreSQL {pg.version} ({pg.settings()})", flush=True)
-        best: dict[str, RelaySends] = {}
+        best: dict[tuple[str, Code], RelaySends] = {}
         for _ in range(args.rounds):
             for backend, relays in configs:
-                lead = args.lead if args.lead is not None else 5.0 + 4.0 * relays
-                run = measure_sends(None if backend == "sqlite" else pg, relays, args.messages,
-                                    lead)
-                print_sends(run)
-                if run.duplicates or run.name not in best or run.rate > best[run.name].rate:
-                    if not best.get(run.name) or not best[run.name].duplicates:
-                        best[run.name] = run
+                for code in variants:  # alternating: both see the same machine, minutes apart
+                    lead = args.lead if args.lead is not None else 5.0 + 4.0 * relays
+                    run = measure_sends(None if backend == "sqlite" else pg, relays,
+                                        args.messages, lead, code)
+                    print_sends(run)
+                    key = (run.name, code)
+                    if run.duplicates or key not in best or run.rate > best[key].rate:
+                        if not best.get(key) or not best[key].duplicates:
+                            best[key] = run
     print()
     print(report_sends(list(best.values()), os.cpu_count() or 1))
     return 1 if any(run.duplicates or run.unique < run.messages for run in best.values()) else 0
@@ -718,6 +787,13 @@ def report_queries(profile: list[tuple[str, float, list[str]]]) -> str:
     return table(("query", "best ms", "plan (EXPLAIN QUERY PLAN)"), rows, left=3)
 
 
+def connection_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("connections are whole numbers from 1")
+    return counts
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000,
@@ -733,6 +809,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "scheduler's first safety-poll tick)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="work in DIR and keep it (the big store is reused if present)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="(a) only: the transports and connections, no startup (b)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 500 messages, 100,000 invitations, one round, no poll")
     parser.add_argument("--store", metavar="URL",
@@ -745,6 +823,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lead", type=float, metavar="S",
                         help="(c): seconds from scheduling until due; the relays start meanwhile "
                         "(default 5 + 4 per relay)")
+    parser.add_argument("--connections", type=connection_counts, metavar="N[,N…]",
+                        help="(c): run each configuration with these [outbound] connections "
+                        "(default: not set, the relays' default)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="(c): also run each configuration with the code of DIR (a checkout "
+                        "with its own .venv, or a mailrelay executable), alternating")
     parser.add_argument("--sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     given = {arg.partition("=")[0] for arg in (argv if argv is not None else sys.argv)}
@@ -780,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(a_dir, ignore_errors=True)
         a_dir.mkdir()
         throughput, _rendered = bench_throughput(a_dir, args.messages, args.rounds)
+        if args.throughput_only:
+            print(f"\n{report_throughput(throughput)}")
+            return 0
 
         b_dir = workdir / "startup"
         b_dir.mkdir(exist_ok=True)

@@ -228,6 +228,16 @@ def test_implicit_tls_changes_the_outbound_defaults(tmp_path: Path) -> None:
     assert (loaded.outbound.port, loaded.outbound.starttls) == (465, False)
 
 
+def test_outbound_connections_default_to_four_and_are_bounded(tmp_path: Path) -> None:
+    outbound = '[outbound]\nhost = "smtp.example.com"\n'
+    assert load_text(tmp_path, outbound + SHOP).outbound.connections == 4
+    assert load_text(tmp_path, outbound + "connections = 1\n" + SHOP).outbound.connections == 1
+    for wrong in ("0", "33"):
+        problems = problems_of(tmp_path, outbound + f"connections = {wrong}\n" + SHOP)
+        assert [(p.key, p.message) for p in problems] == [
+            ("outbound.connections", f"must be between 1 and 32, not {wrong}")]
+
+
 def test_listen_addresses_take_ipv6_and_base_url_follows_them(tmp_path: Path) -> None:
     loaded = load_text(
         tmp_path, '[smtp]\nlisten = "[::1]:25"\n[http]\nlisten = "[::1]:8080"\n' + SHOP

@@ -46,20 +46,20 @@ def write_config(directory: Path, sink_port: int) -> Path:
     return path
 
 
-def invite_all(config: Path, directory: Path) -> None:
+def invite_all(config: Path, directory: Path, invitations: int = INVITATIONS) -> None:
     """Schedule every invitation through the operator's CLI, before any daemon runs."""
     sheet = directory / "customers.csv"
     with sheet.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["email", "name", "reference"])
-        for n in range(INVITATIONS):
+        for n in range(invitations):
             writer.writerow([f"customer{n}@example.com", f"Customer {n}", f"R{10000 + n}"])
     result = subprocess.run(
         [str(MAILRELAY), "invite", "--csv", str(sheet), "--shop", "acme", "--config", str(config)],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
-    assert f"{INVITATIONS} invited, 0 skipped" in result.stdout + result.stderr
+    assert f"{invitations} invited, 0 skipped" in result.stdout + result.stderr
 
 
 class Seen:
@@ -178,3 +178,34 @@ async def test_sigkill_while_sending_a_batch_loses_nothing_and_resends_only_what
             f"in sending at the kills: {[len(ids) for ids in in_flight]}, "
             f"{time.monotonic() - started:.1f}s"
         )
+
+
+async def test_sigterm_while_the_receiver_holds_our_data_waits_for_its_250_and_records_it(
+    tmp_path: Path,
+) -> None:
+    """A SIGTERM mid-DATA (the whole message sent, the 250 not yet back): the relay waits for
+    the reply, stores the result and exits 0; started again, it sends nothing a second time."""
+    db = tmp_path / "var" / "test.db"
+    sent_sql = "SELECT COUNT(*) FROM outbox WHERE status = 'sent'"
+    async with running_sink() as sink:
+        config = write_config(tmp_path, sink.port)
+        invite_all(config, tmp_path, invitations=1)
+        release = sink.hold_next()
+        with reaping() as daemons:
+            daemons.append(Serve(config, tmp_path / "serve-1.log"))
+            await daemons[0].ready()
+            await asyncio.wait_for(sink.held.wait(), DEADLINE_S)
+            stopping = asyncio.create_task(daemons[0].terminate())
+            await wait_until("the SIGTERM logged", lambda: "shutting down" in daemons[0].output(),
+                             time.monotonic() + DEADLINE_S)
+            await asyncio.sleep(1.0)  # the relay's stop cancels its dispatcher meanwhile
+            assert not stopping.done(), "the relay exited with the 250 still to come"
+            release.set()
+            assert await stopping == 0, daemons[0].output()
+            assert count(db, sent_sql) == 1
+            assert sink.acknowledged == [True]
+            daemons.append(Serve(config, tmp_path / "serve-2.log"))
+            await daemons[1].ready()
+            await asyncio.sleep(1.0)  # what a restart resends, it sends at once
+            assert await daemons[1].terminate() == 0
+    assert len(sink.messages) == 1

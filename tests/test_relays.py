@@ -15,6 +15,7 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,15 +106,20 @@ def copies(sink: Sink) -> Counter[str]:
 
 
 @contextlib.asynccontextmanager
-async def sending(store: Store, relay: str, sink: Sink, clock: FrozenClock,
+async def sending(store: Store, relay: str, sink: Sink, clock: FrozenClock, *,
+                  connections: int = 1, rate_per_minute: int = 600_000,
                   **options: Any) -> AsyncIterator[Delivery]:
-    """One relay's delivery worker in this process, sending to the sink."""
-    transport = SmtpTransport(to_sink(sink.port), local_hostname=f"{relay}.test")
+    """One relay's delivery worker in this process, sending to the sink over `connections`
+    connections (one transport each)."""
+    transports = [SmtpTransport(to_sink(sink.port), local_hostname=f"{relay}.test")
+                  for _ in range(connections)]
     try:
-        yield Delivery(store, transport, clock, rate_per_minute=600_000, sign_sender=str,
-                       relay=relay, **options)
+        yield Delivery(store, transports if connections > 1 else transports[0], clock,
+                       rate_per_minute=rate_per_minute, sign_sender=str, relay=relay,
+                       **options)
     finally:
-        await transport.close()
+        for transport in transports:
+            await transport.close()
 
 
 async def start_worker(location: str, relay: str, sink: Sink,
@@ -288,6 +294,114 @@ async def test_a_relay_stopping_right_after_the_receivers_250_still_records_the_
                 assert await again.recover() == 1
                 assert await again.deliver_due() == 1
     assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
+
+
+async def test_each_connection_sends_its_next_mail_only_once_its_last_result_is_stored(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """With several connections, each is a lane of its own: one mail in flight per connection
+    until its result is committed, so the receiver never sees one acknowledged early."""
+    ids = queue(shared_store, 7, clock.now())
+    with open_shared(shared_store) as store:
+        held = HeldResults(store)
+        async with running_sink() as sink:
+            async with sending(held, "relay-a", sink, clock, connections=3) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await sink.wait_for(3, timeout=WAIT_S)
+                await asyncio.sleep(0.5)  # time to send more, were it allowed to
+                assert len(sink.messages) == 3 and sink.acknowledged == [False] * 3
+                assert sink.connections == 3
+                assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENDING}
+                held.release.set()
+                assert await sends == 7
+            assert sink.connections == 3 and all(sink.acknowledged)
+        assert {row.status for row in rows(store, ids)} == {OutboxStatus.SENT}
+    assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(7)})
+
+
+async def test_a_daemon_sends_over_its_configured_outbound_connections(
+    make_config: ConfigFactory, clock: FrozenClock, sink: Sink
+) -> None:
+    config = via_sink(make_config(), sink)
+    config = replace(config, outbound=replace(config.outbound, connections=2))
+    async with Daemon(config, clock, relay_id="relay-a") as daemon:
+        for n in range(6):
+            await send(daemon, trigger(to=f"Customer {n} <customer{n}@example.com>",
+                                       subject=f"A shipment from order #{4000 + n} is on the way"))
+        await settle(daemon)
+        clock.advance(timedelta(days=7))
+        await daemon.tick()
+        await sink.wait_for(6, timeout=WAIT_S)
+    assert sink.connections == 2
+    assert len(copies(sink)) == 6
+
+
+async def test_several_connections_keep_to_the_configured_pace(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    queue(shared_store, 6, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    sending(store, "relay-a", sink, clock, connections=3,
+                            rate_per_minute=240) as a):  # 4 a second, bursts of 4
+            began = time.monotonic()
+            assert await a.deliver_due() == 6
+            assert time.monotonic() - began >= 0.45  # the burst of 4, then 2 at 0.25 s steps
+
+
+async def test_a_relay_stopping_mid_data_waits_for_the_250_and_records_the_mail_sent(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """A SIGTERM while the receiver has our whole message but not yet answered: the daemon's
+    stop (which cancels again every half second) waits for the 250 and stores the result, so
+    the next start does not send that mail a second time."""
+    ids = queue(shared_store, 2, clock.now())
+    with open_shared(shared_store) as store:
+        async with running_sink() as sink:
+            release = sink.hold_next()
+            async with sending(store, "relay-a", sink, clock) as a:
+                sends = asyncio.create_task(a.deliver_due())
+                await asyncio.wait_for(sink.held.wait(), WAIT_S)
+                stopping = asyncio.create_task(stop_like_the_daemon(sends))
+                await asyncio.sleep(1.2)  # three cancellations while the DATA is unanswered
+                assert not stopping.done()
+                release.set()
+                await asyncio.wait_for(stopping, WAIT_S)
+            [first, second] = rows(store, ids)
+            assert first.status == OutboxStatus.SENT
+            assert second.status == OutboxStatus.SENDING  # never attempted: requeued at start
+            assert sink.acknowledged == [True]
+            async with sending(store, "relay-a", sink, clock) as again:
+                assert await again.recover() == 1
+                assert await again.deliver_due() == 1
+    assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
+
+
+async def test_a_relay_stopping_mid_data_waits_for_the_250_only_so_long(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    ids = queue(shared_store, 1, clock.now())
+    with open_shared(shared_store) as store:
+        async with running_sink() as sink:
+            release = sink.hold_next()
+            async with sending(store, "relay-a", sink, clock) as a:
+                a.finish_on_stop = 0.5
+                sends = asyncio.create_task(a.deliver_due())
+                await asyncio.wait_for(sink.held.wait(), WAIT_S)
+                began = time.monotonic()
+                await stop_like_the_daemon(sends)
+                assert time.monotonic() - began < 3
+            assert rows(store, ids)[0].status == OutboxStatus.SENDING  # requeued at the start
+            release.set()
+
+
+async def stop_like_the_daemon(task: asyncio.Task[Any]) -> None:
+    """What the daemon's stop does to its workers (app._cancel): cancel, again every 0.5 s."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def test_with_a_short_lease_a_dead_relays_mail_is_taken_over_soon_after_it(

@@ -25,7 +25,7 @@ from mailrelay.core.errors import MailrelayError, StoreError, StoreUnreachable
 from mailrelay.core.relays import local_relay_id
 from mailrelay.core.tokens import TokenSigner, load_secret
 from mailrelay.edges.imap_watcher import ImapWatcher
-from mailrelay.edges.mailer import build_transport
+from mailrelay.edges.mailer import build_transports
 from mailrelay.edges.scheduler import Clockwork
 from mailrelay.edges.smtp_server import Handler, Listener
 from mailrelay.edges.web import WebApp
@@ -210,14 +210,15 @@ class Daemon:
         signer = TokenSigner(await self.coordination.shared_secret(
             load_secret(config.security.secret_file)))
         self.templates = Templates(config)
-        transport = build_transport(config.outbound)
-        stack.push_async_callback(transport.close)
+        transports = build_transports(config.outbound)
+        for transport in transports:
+            stack.push_async_callback(transport.close)
         self.inviter = Inviter(config, self.store, self.templates, signer, self.clock,
                                relay=self.relay_id, lease=self.lease)
         self.reviewer = Reviewer(config, self.store, self.templates, signer, self.clock,
                                  relay=self.relay_id, lease=self.lease)
         self.delivery = Delivery(
-            self.store, transport, self.clock,
+            self.store, transports, self.clock,
             rate_per_minute=config.outbound.rate_per_minute,
             on_result=functools.partial(record_delivery, config),
             sign_sender=signer.bounce_tag,

@@ -98,6 +98,9 @@ class OutboundConfig:
     maildir: Path
     rate_per_minute: int
     timeout: timedelta = timedelta(seconds=60)
+    #: SMTP connections a relay sends over at once, each storing a mail's result before its
+    #: next send (with "maildir": messages in progress at once).
+    connections: int = 4
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,11 @@ def read_http(table: Table) -> HttpConfig:
     return HttpConfig(host=host, port=port, base_url=base_url, trusted_proxies=tuple(proxies))
 
 
+#: [outbound] connections: a relay's SMTP connections at once are bounded well below what
+#: receivers allow one client (Postfix: smtpd_client_connection_count_limit = 50).
+MAX_CONNECTIONS = 32
+
+
 def read_outbound(table: Table, present: bool) -> OutboundConfig:
     host = table.string("host", "")
     default_transport = "smtp" if present and host else "maildir"
@@ -138,6 +143,8 @@ def read_outbound(table: Table, present: bool) -> OutboundConfig:
         maildir=table.path("maildir", "var/outbox"),
         rate_per_minute=table.integer("rate_per_minute", 600, minimum=1),
         timeout=table.duration("timeout", "60s", positive=True, maximum=timedelta(hours=1)),
+        connections=table.integer("connections", OutboundConfig.connections, minimum=1,
+                                  maximum=MAX_CONNECTIONS),
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "SmtpTransport",
     "Transport",
     "build_transport",
+    "build_transports",
     "prepare_maildir",
 ]
 
@@ -72,6 +73,14 @@ def build_transport(
     if config.transport == "maildir":
         return MaildirTransport(config.maildir)
     raise ValueError(f"unknown outbound transport {config.transport!r}")
+
+
+def build_transports(config: OutboundConfig) -> list[Transport]:
+    """One transport per `[outbound] connections`, for delivery's lanes: SMTP transports with
+    a connection each; one Maildir transport shared (it writes one message at a time)."""
+    if config.transport == "maildir":
+        return [build_transport(config)] * config.connections
+    return [build_transport(config) for _ in range(config.connections)]
 
 
 # --------------------------------------------------------------------------- SMTP

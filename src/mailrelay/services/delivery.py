@@ -2,14 +2,18 @@
 
 Retries back off from minutes to hours and give up after five days (RFC 5321 4.5.4.1). Each
 claim names its relay and holds for a lease, so several relays may share one store (issue 15).
+A batch goes out over one lane per transport (outbound connection), each lane storing a mail's
+result before its own next send; the store's one writer commits the lanes' results together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -37,6 +41,10 @@ CLAIM_LEASE = LEASE
 #: How often (by the injected clock) a relay looks for claims whose lease ran out; at least
 #: twice a lease when `[store] lease` is shorter than two minutes.
 EXPIRY_CHECK = timedelta(minutes=1)
+#: How long a stopping relay (SIGTERM) waits for the mail its lanes are sending to be answered
+#: and its result stored, in seconds: a receiver's 250 after our final dot usually takes
+#: milliseconds; a relay cut off mid-DATA would send that mail again at its next start.
+FINISH_ON_STOP = 10.0
 
 
 class Sender(Protocol):
@@ -59,8 +67,13 @@ class Pacer:
         self.capacity = max(1.0, rate_per_minute / 60.0)
         self._tokens = self.capacity
         self._stamp: float | None = None
+        self._turn = asyncio.Lock()  # lanes wait one after another: the pace is shared
 
     async def wait(self) -> None:
+        async with self._turn:
+            await self._take_token()
+
+    async def _take_token(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self._stamp is not None:
@@ -98,7 +111,8 @@ class Delivery:
     channel = "outbound delivery"
     webhooks = False
 
-    def __init__(self, store: StoreBackend, transport: Sender | None, clock: Clock, *,
+    def __init__(self, store: StoreBackend, transport: Sender | Sequence[Sender] | None,
+                 clock: Clock, *,
                  rate_per_minute: int, sign_sender: Callable[[int], str],
                  on_result: ResultHook | None = None, batch_size: int = 100,
                  on_progress: Callable[[], None] | None = None, relay: str | None = None,
@@ -108,9 +122,12 @@ class Delivery:
         self.relay = relay or local_relay_id()
         self.lease = lease
         self.renew_every = renew_every or lease.total_seconds() / 3
+        self.finish_on_stop = FINISH_ON_STOP
         self._expiry_checked: datetime | None = None
         self.sign_sender = sign_sender  # the VERP tag for an outbox id (TokenSigner.bounce_tag)
-        self.transport = transport
+        #: One lane per transport (an outbound connection each); a lone transport is one lane.
+        self.transports: list[Sender | None] = (
+            list(transport) or [None] if isinstance(transport, Sequence) else [transport])
         self.clock = clock
         self.pacer = Pacer(rate_per_minute)
         self.on_result = on_result
@@ -195,50 +212,78 @@ class Delivery:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
                         "not finish them", count, self.lease)
 
-    async def _send_batch(self, batch: list[OutboxRow], claimed_at: datetime) -> None:
-        waiting = {mail.id for mail in batch}  # claimed, not yet handed to the transport
-        held = [claimed_at]  # when the claims were last written (claimed, then renewed)
-        keeper = asyncio.create_task(self._keep_claims(waiting, held))
+    async def _send_batch(self, rows: list[OutboxRow], claimed_at: datetime) -> None:
+        """Send a claimed batch over the lanes; stopped (cancelled), it lets the mail in flight
+        finish and its result be stored, for at most `finish_on_stop` seconds."""
+        batch = _Batch(iter(rows), {mail.id for mail in rows}, claimed_at, len(rows))
+        keeper = asyncio.create_task(self._keep_claims(batch))
+        lanes = [asyncio.create_task(self._lane(transport, batch))
+                 for transport in self.transports[:len(rows)]]
         try:
-            for mail in batch:
-                await self.pacer.wait()
-                if mail.id not in waiting:
-                    continue  # taken over by another relay after its lease: not ours to send
-                if self._lease_running_out(held[0], len(batch)):
-                    break
-                recorded = await self._attempt(mail)
-                waiting.discard(mail.id)
-                # Its result is committed before the next message goes out: the receiver sees
-                # our next command only once the row is `sent`. So a crash resends only the
-                # message whose 250 had not reached us (or came the instant before the crash),
-                # never one the receiver saw us acknowledge (issue 15). Shielded: a relay
-                # stopping now (SIGTERM) still stores the result of the mail that went out.
-                await asyncio.shield(recorded)
+            try:
+                await asyncio.wait(lanes)  # a lane's failure stops the others between mails
+            except asyncio.CancelledError:
+                batch.stopped = True
+                await _finish(lanes, self.finish_on_stop)
+                raise
+            for lane in lanes:
+                failure = lane.exception()
+                if failure is not None:
+                    raise failure
         except BaseException:
             # Rows without a result go back to the queue at the next settle (or at the
             # next start, if this is the end); results not committed are in _unsettled.
-            self._stranded.update(m.id for m in batch if m.id not in self._recorded)
+            self._stranded.update(m.id for m in rows if m.id not in self._recorded)
             raise
         finally:
             keeper.cancel()
-            self._recorded.difference_update(m.id for m in batch)
+            self._recorded.difference_update(m.id for m in rows)
 
-    def _lease_running_out(self, held_since: datetime, rows: int) -> bool:
+    async def _lane(self, transport: Sender | None, batch: _Batch) -> None:
+        """Send the batch's next rows over `transport` until none are left or the batch
+        stops; each mail's result is committed before this lane sends its next one."""
+        try:
+            while not batch.stopped:
+                mail = next(batch.rows, None)
+                if mail is None:
+                    return
+                await self.pacer.wait()
+                if mail.id not in batch.waiting:
+                    continue  # taken over by another relay after its lease: not ours to send
+                if batch.stopped or self._lease_running_out(batch):
+                    return
+                recorded = await self._attempt(mail, transport)
+                batch.waiting.discard(mail.id)
+                # Its result is committed before this lane's next message goes out: the
+                # receiver sees our next command on this connection only once the row is
+                # `sent`. So a crash resends only mail whose 250 had not reached us (or came
+                # the instant before the crash), never one the receiver saw us acknowledge
+                # (issue 15). Shielded: a relay stopping now still stores the result.
+                await asyncio.shield(recorded)
+        except BaseException:
+            batch.stopped = True
+            raise
+
+    def _lease_running_out(self, batch: _Batch) -> bool:
         """Have the claims gone unrenewed for two thirds of the lease (the store did not take
         the renewals in time)? Then another relay may take the rows over any moment: this one
         sends no more of them; they go back to the queue when their lease ran out."""
-        if self.clock.now() - held_since < self.lease * 2 / 3:
+        if self.clock.now() - batch.held_since < self.lease * 2 / 3:
             return False
-        log.warning("the claims of this batch (%d message(s)) were not renewed for %s: leaving "
-                    "the rest to whichever relay takes them over", rows, self.lease * 2 / 3)
+        if not batch.stopped:
+            batch.stopped = True
+            log.warning("the claims of this batch (%d message(s)) were not renewed for %s: "
+                        "leaving the rest to whichever relay takes them over", batch.size,
+                        self.lease * 2 / 3)
         return True
 
     async def _renew(self, ids: list[int], now: datetime) -> set[int]:
         return await self.store.write(lambda q: q.renew_claims(ids, now, relay=self.relay))
 
-    async def _keep_claims(self, waiting: set[int], held: list[datetime]) -> None:
-        """Renew the lease of the batch's rows not yet sent (the one in flight included) every
+    async def _keep_claims(self, batch: _Batch) -> None:
+        """Renew the lease of the batch's rows not yet sent (those in flight included) every
         `renew_every` seconds; drop from `waiting` any another relay took over meanwhile."""
+        waiting = batch.waiting
         while waiting:
             await asyncio.sleep(self.renew_every)
             asked, now = sorted(waiting), self.clock.now()
@@ -247,7 +292,7 @@ class Delivery:
             except StoreError as exc:
                 log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
                 continue
-            held[0] = now
+            batch.held_since = now
             lost = waiting.intersection(asked) - kept
             if lost:
                 waiting -= lost
@@ -263,10 +308,10 @@ class Delivery:
             await self._send_batch(batch, now)  # its claim renewed while the send takes long
         return await self.store.aread(lambda q: q.get_mail(outbox_id))
 
-    async def _attempt(self, mail: OutboxRow) -> asyncio.Future[None]:
+    async def _attempt(self, mail: OutboxRow, transport: Sender | None) -> asyncio.Future[None]:
         ident = mail.message_id
         try:
-            result = await self._transmit(mail)
+            result = await self._transmit(mail, transport)
         except TemporaryFailure as exc:
             return self._record_temporary(mail, exc.reply)
         except PermanentFailure as exc:
@@ -282,12 +327,12 @@ class Delivery:
                  without_recipient(reply, mail))
         return self._record(mail, OutboxStatus.SENT, None)
 
-    async def _transmit(self, mail: OutboxRow) -> Any:
-        """Hand one row to the transport; raises Temporary- or PermanentFailure."""
-        if self.transport is None:
+    async def _transmit(self, mail: OutboxRow, transport: Sender | None) -> Any:
+        """Hand one row to the lane's transport; raises Temporary- or PermanentFailure."""
+        if transport is None:
             raise PermanentFailure(f"{self.channel} has no transport for {mail.kind}")
         sender = signed_sender(str(mail.envelope_from), self.sign_sender)
-        return await self.transport.send(sender, mail.recipient, mail.raw)
+        return await transport.send(sender, mail.recipient, mail.raw)
 
     def _record_temporary(self, mail: OutboxRow, reply: str) -> asyncio.Future[None]:
         now = self.clock.now()
@@ -350,6 +395,32 @@ class Delivery:
         future = asyncio.wrap_future(self.store.submit(write))
         future.add_done_callback(committed)
         return future
+
+
+@dataclass
+class _Batch:
+    """A claimed batch while its lanes send it: the rows no lane took yet, the ids still this
+    relay's to send, when its claims were last written (claimed, then renewed), its size, and
+    whether the lanes are to stop taking rows (a failure, a stop, or claims not renewed)."""
+
+    rows: Iterator[OutboxRow]
+    waiting: set[int]
+    held_since: datetime
+    size: int
+    stopped: bool = field(default=False)
+
+
+async def _finish(lanes: list[asyncio.Task[None]], within: float) -> None:
+    """Wait up to `within` seconds for the lanes to finish the mail they are sending (the
+    daemon's stop cancels again and again meanwhile); then cancel what is still running."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not all(lane.done() for lane in lanes) and loop.time() < deadline:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait(lanes, timeout=deadline - loop.time())
+    for lane in lanes:
+        lane.cancel()
+    await asyncio.gather(*lanes, return_exceptions=True)
 
 
 def _claim_one(q: QueryInterface, outbox_id: int, now: datetime, relay: str) -> list[OutboxRow]:

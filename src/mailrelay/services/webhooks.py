@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from mailrelay.config import Config, WebhookConfig
 from mailrelay.core.clock import Clock
 from mailrelay.core.errors import PermanentFailure
-from mailrelay.services.delivery import CLAIM_LEASE, Delivery
+from mailrelay.services.delivery import CLAIM_LEASE, Delivery, Sender
 from mailrelay.services.events import SIGNATURE_HEADER, signature
 from mailrelay.store import OutboxRow, StoreBackend
 
@@ -49,7 +49,7 @@ class WebhookDelivery(Delivery):
         self.config = config
         self.client = client
 
-    async def _transmit(self, mail: OutboxRow) -> Any:
+    async def _transmit(self, mail: OutboxRow, transport: Sender | None = None) -> Any:
         hook = webhook_of(self.config, mail.shop, mail.recipient)
         if hook is None:
             raise PermanentFailure(
