@@ -493,6 +493,25 @@ async def test_a_relay_whose_renewals_did_not_commit_sends_no_more_of_its_batch(
                                     "<parcel-2@relays.test>": 1})
 
 
+async def test_a_batch_left_for_unrenewed_claims_still_its_own_is_sent_at_once_not_after_the_lease(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """Nobody took the rows over: the relay puts the rest of its batch back in the queue and
+    sends it in its next round, rather than leaving it claimed until the lease runs out."""
+    queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    sending(store, "relay-a", sink, clock, renew_every=3600) as a):
+            release = sink.hold_next()
+            a_sends = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE * 2 / 3 + timedelta(seconds=1))  # less than the lease
+            release.set()
+            await a_sends
+    assert copies(sink) == Counter({"<parcel-0@relays.test>": 1, "<parcel-1@relays.test>": 1,
+                                    "<parcel-2@relays.test>": 1})
+
+
 def test_requeueing_expired_claims_on_postgresql_skips_a_row_another_relay_holds_right_now(
     pg_database: str, clock: FrozenClock
 ) -> None:

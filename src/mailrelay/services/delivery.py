@@ -230,6 +230,11 @@ class Delivery:
                 failure = lane.exception()
                 if failure is not None:
                     raise failure
+            if batch.stopped:
+                # Left for unrenewed claims: what is still this relay's goes back to the
+                # queue at the next settle (another relay's takeover is left alone), to be
+                # sent in the next round instead of once the lease has run out.
+                self._stranded.update(m.id for m in rows if m.id not in self._recorded)
         except BaseException:
             # Rows without a result go back to the queue at the next settle (or at the
             # next start, if this is the end); results not committed are in _unsettled.
