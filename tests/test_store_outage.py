@@ -1,11 +1,12 @@
-"""A relay whose PostgreSQL stops mid-run: while the server is down a trigger is deferred (an
-SMTP 4xx, never a 250), nothing answered 250 before is lost, and once the server is back the
-relay accepts again and every trigger it took becomes one shipment."""
+"""Relays whose PostgreSQL stops or restarts mid-run: while the server is down a trigger is
+deferred (an SMTP 4xx, never a 250) and nothing answered 250 before is lost; once it is back
+the relay accepts again, one relay watches the IMAP mailbox again and wake-ups arrive again."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -13,9 +14,16 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.models import OutboxKind
+from mailrelay.store import NewMail
+from mailrelay.store.pg.database import PgStore
 
-from .mailtools import ACME_BCC, eventually, send, settle, trigger
+from .conftest import ConfigFactory
+from .imap_servers import ImapServer
+from .mailtools import ACME_BCC, eventually, send, settle, trigger, via_sink
 from .postgres import PostgresServer
+from .sink import Sink
+from .test_relay_roles import relay, relays
 
 pytestmark = pytest.mark.postgresql
 
@@ -57,3 +65,40 @@ async def test_a_trigger_is_deferred_while_postgresql_is_down_and_none_accepted_
         await settle(daemon)
         await eventually(lambda: shipped_orders(daemon) == ["2001", "2003"], limit=10,
                          what="the triggers answered 250, each one shipment")
+
+
+async def test_after_a_database_restart_one_relay_watches_the_mailbox_and_wakeups_reach_it(
+    make_config: ConfigFactory, pymap: ImapServer, clock: FrozenClock, sink: Sink,
+    postgres_server: PostgresServer, tmp_path: Path,
+) -> None:
+    """A restart (or failover) of PostgreSQL ends every session: the advisory lock of the
+    IMAP watcher's role and the LISTEN connections. Afterwards one relay watches again, and
+    mail queued by another writer wakes a relay at once, not at its 30-second poll."""
+    config = via_sink(make_config(more=pymap.toml()), sink)
+    assert config.store.url is not None
+    async with relays(relay(config, tmp_path, "relay-a"), relay(config, tmp_path, "relay-b"),
+                      clock=clock) as both:
+        await eventually(lambda: any(d.watching_imap for d in both), what="a watcher")
+
+        await asyncio.to_thread(postgres_server.restart)
+
+        def one_watcher_connected() -> bool:
+            watching = [d for d in both if d.watching_imap]
+            return len(watching) == 1 and watching[0].imap is not None \
+                and watching[0].imap.connected
+        await eventually(one_watcher_connected, limit=15, what="one relay watching again")
+        await eventually(lambda: all(getattr(d.coordination.wakeups, "listening", False)
+                                     for d in both), limit=15, what="both listening again")
+        other = PgStore(config.store.url, relay_id="elsewhere")  # another relay's writes
+        try:
+            now = clock.now()
+            await other.write(lambda q: q.enqueue(NewMail(
+                kind=OutboxKind.ALERT, shop="acme", invitation_id=None, review_id=None,
+                recipient="ops@acme.example", envelope_from="bounces@relay.test",
+                subject="Queued after the restart", message_id="<restart@relay.test>",
+                raw=b"Subject: Queued after the restart\r\n\r\nFrom another relay.\r\n",
+                created_at=now, due_at=now)))
+            await sink.wait_for(1, timeout=5)
+        finally:
+            other.close()
+        assert [to for _f, to, _raw in sink.messages] == [["ops@acme.example"]]
