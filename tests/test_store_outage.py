@@ -8,6 +8,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import aiohttp
 import aiosmtplib
 import pytest
 
@@ -23,7 +24,10 @@ from .imap_servers import ImapServer
 from .mailtools import ACME_BCC, eventually, send, settle, trigger, via_sink
 from .postgres import PostgresServer
 from .sink import Sink
+from .test_console_login import csrf_of
 from .test_relay_roles import relay, relays
+from .web_forms import form_page, invite
+from .web_forms import post as post_review
 
 pytestmark = pytest.mark.postgresql
 
@@ -102,3 +106,29 @@ async def test_after_a_database_restart_one_relay_watches_the_mailbox_and_wakeup
         finally:
             other.close()
         assert [to for _f, to, _raw in sink.messages] == [["ops@acme.example"]]
+
+
+async def test_a_review_posted_while_postgresql_is_down_is_not_thanked_and_goes_in_once_after(
+    config: Config, clock: FrozenClock, postgres_server: PostgresServer,
+) -> None:
+    """The customer must not read "thank you" for a review the store never took; the same
+    form posted again once the server is back stores it, once."""
+    async with Daemon(config, clock) as daemon, aiohttp.ClientSession() as http:
+        invitation = await invite(daemon)
+        html = await form_page(http, daemon, invitation.token)
+        fields = {"stars": "4", "title": "Sturdy", "text": "Posted during the outage.",
+                  "name": "John S.", "csrf": csrf_of(html)}
+        postgres_server.stop()
+        try:
+            status, page, _ = await post_review(http, daemon, invitation.token, fields)
+            assert status == 500, page
+            assert "Please try again in a few minutes." in page
+        finally:
+            postgres_server.start()
+
+        async def stored() -> bool:
+            status, _page, _ = await post_review(http, daemon, invitation.token, fields)
+            return status == 200
+        await eventually(stored, limit=30, what="the review taken once the server is back")
+        [review] = daemon.store.read(lambda q: q.list_reviews(shop="acme"))
+        assert review.text == "Posted during the outage."
