@@ -21,11 +21,12 @@ from mailrelay.store.pg.database import PgStore
 
 from .conftest import ConfigFactory
 from .imap_servers import ImapServer
-from .mailtools import ACME_BCC, eventually, send, settle, trigger, via_sink
+from .mailtools import ACME_BCC, customer_mails, eventually, send, settle, trigger, via_sink
 from .postgres import PostgresServer
 from .sink import Sink
 from .test_console_login import csrf_of
 from .test_relay_roles import relay, relays
+from .tickets import agent_reply, ticketed
 from .web_forms import form_page, invite
 from .web_forms import post as post_review
 
@@ -136,3 +137,31 @@ async def test_a_review_posted_while_postgresql_is_down_is_not_thanked_and_goes_
         await eventually(stored, limit=30, what="the review taken once the server is back")
         [review] = daemon.store.read(lambda q: q.list_reviews(shop="acme"))
         assert review.text == "Posted during the outage."
+
+
+async def test_an_agent_reply_arriving_while_postgresql_is_down_is_published_once_after(
+    make_config: ConfigFactory, pymap: ImapServer, clock: FrozenClock, sink: Sink,
+    postgres_server: PostgresServer,
+) -> None:
+    """The watcher stops with its role while the store is unreachable; the reply stays in the
+    mailbox, and the relay watching after the restart publishes it and mails the customer,
+    once."""
+    config = via_sink(make_config(more=pymap.toml()), sink)
+    daemon = Daemon(config, clock)
+    daemon.role_interval = 0.1
+    async with daemon:
+        await eventually(lambda: daemon.watching_imap, what="watching")
+        t = await ticketed(daemon, clock, sink)
+        postgres_server.stop()
+        try:
+            await pymap.append(agent_reply(t, "Sorry, Ann! The refund is on its way."))
+            await eventually(lambda: not daemon.watching_imap, limit=10,
+                             what="the watcher stopped with the store")
+        finally:
+            postgres_server.start()
+        await eventually(lambda: len(customer_mails(sink)) == 1, limit=30,
+                         what="the reply published and mailed")
+        await asyncio.sleep(0.5)  # time for a second copy, were there one
+        assert len(customer_mails(sink)) == 1
+        review = daemon.store.read(lambda q: q.get_review(t.review_id))
+        assert review is not None and "The refund is on its way." in review.response
