@@ -18,6 +18,9 @@ from mailrelay.core.clock import FrozenClock
 from mailrelay.services import roles
 from mailrelay.services.roles import RelayIdInUse
 
+from .mailtools import eventually
+from .postgres import PostgresServer
+
 pytestmark = pytest.mark.postgresql
 
 
@@ -62,3 +65,22 @@ async def test_a_relay_restarting_waits_for_its_old_process_to_let_go_of_its_id(
             assert asyncio.get_running_loop().time() - started >= 0.9  # once the old let go
     finally:
         await stopping
+
+
+async def test_a_relay_takes_its_id_again_after_a_database_restart(
+    config: Config, clock: FrozenClock, postgres_server: PostgresServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The restart ends the session holding the id; the relay takes it again, so a relay
+    with the same id started afterwards still does not start."""
+    monkeypatch.setattr(roles, "RELAY_ID_WAIT_SECONDS", 0.5)
+    daemon = Daemon(named(config, "relay1"), clock)
+    daemon.role_interval = 0.1
+    async with daemon:
+        identity = daemon.coordination.identity()
+        await asyncio.to_thread(postgres_server.restart)
+        await asyncio.sleep(0.5)  # a few looks: the first finds the session gone
+        await eventually(lambda: identity.held, limit=10, what="the id taken again")
+        with pytest.raises(RelayIdInUse):
+            async with Daemon(named(config, "relay1"), clock):
+                pass

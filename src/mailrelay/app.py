@@ -48,6 +48,7 @@ from mailrelay.services.roles import (
     RelayIdInUse,
     RoleWorker,
     hold_relay_id,
+    keep_relay_id,
 )
 from mailrelay.services.supervisor import (
     BACKOFF_INITIAL,
@@ -219,6 +220,8 @@ class Daemon:
             dataclasses.replace(config.store, relay_id=self.relay_id), self.store)
         stack.push_async_callback(self.coordination.close)
         await hold_relay_id(self.coordination.identity(), self.relay_id)  # before requeueing
+        self._spawn(keep_relay_id(self.coordination.identity(), self.relay_id,
+                                  interval=self.role_interval), "relay-id")
         signer = TokenSigner(await self.coordination.shared_secret(
             load_secret(config.security.secret_file)))
         self.templates = Templates(config)

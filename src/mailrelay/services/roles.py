@@ -47,6 +47,25 @@ async def hold_relay_id(identity: Leadership, relay_id: str, *,
         await asyncio.sleep(interval)
 
 
+async def keep_relay_id(identity: Leadership, relay_id: str, *,
+                        interval: float = ROLE_RETRY_SECONDS) -> None:
+    """Confirm this relay's id every `interval`, and take it again once the store lost the
+    session holding it (a database restart or failover), so that a relay with the same id
+    started later still does not start. Warns once per spell without it."""
+    warned = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            held = await identity.try_acquire()
+        except Exception:  # a bug must not end the loop: the id would stay unguarded
+            log.exception("confirming relay_id %r failed", relay_id)
+            continue
+        if not held and not warned:
+            log.warning("this relay does not hold its relay_id %r now: the store cannot be "
+                        "reached, or another relay with that id started", relay_id)
+        warned = not held
+
+
 class RoleWorker:
     """`work` runs while `role` is held here; `what` names it in the log ("the IMAP mailbox").
     A store that cannot be reached counts as a lost role: two relays must never both work."""
