@@ -1,11 +1,14 @@
 """Relays whose PostgreSQL stops or restarts mid-run: while the server is down a trigger is
-deferred (an SMTP 4xx, never a 250) and nothing answered 250 before is lost; once it is back
-the relay accepts again, one relay watches the IMAP mailbox again and wake-ups arrive again."""
+deferred (an SMTP 4xx, never a 250), a review form is not thanked, and nothing accepted before
+is lost (mail due waits in the outbox, a reply in the mailbox); once it is back the relay
+accepts again, one relay watches the IMAP mailbox again and wake-ups arrive again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +18,7 @@ import pytest
 from mailrelay.app import Daemon
 from mailrelay.config import Config
 from mailrelay.core.clock import FrozenClock
+from mailrelay.core.errors import StoreError
 from mailrelay.core.models import OutboxKind
 from mailrelay.store import NewMail
 from mailrelay.store.pg.database import PgStore
@@ -165,3 +169,33 @@ async def test_an_agent_reply_arriving_while_postgresql_is_down_is_published_onc
         assert len(customer_mails(sink)) == 1
         review = daemon.store.read(lambda q: q.get_review(t.review_id))
         assert review is not None and "The refund is on its way." in review.response
+
+
+async def test_mail_due_while_postgresql_is_down_waits_in_the_outbox_and_goes_once_after(
+    config: Config, clock: FrozenClock, sink: Sink, postgres_server: PostgresServer,
+) -> None:
+    async with Daemon(via_sink(config, sink), clock) as daemon:
+        now = clock.now()
+        await daemon.store.write(lambda q: q.enqueue(NewMail(
+            kind=OutboxKind.ALERT, shop="acme", invitation_id=None, review_id=None,
+            recipient="ops@acme.example", envelope_from="bounces@relay.test",
+            subject="Due in the outage", message_id="<outage@relay.test>",
+            raw=b"Subject: Due in the outage\r\n\r\nQueued before it.\r\n",
+            created_at=now, due_at=now + timedelta(minutes=5))))
+        postgres_server.stop()
+        try:
+            clock.advance(timedelta(minutes=10))
+            with contextlib.suppress(StoreError):
+                await daemon.tick()  # the dispatcher cannot claim it: nothing is sent
+            await asyncio.sleep(0.5)
+            assert sink.messages == []
+        finally:
+            postgres_server.start()
+
+        async def sent() -> bool:
+            with contextlib.suppress(StoreError):
+                await daemon.tick()
+            return len(sink.messages) >= 1
+        await eventually(sent, limit=30, what="the mail sent once the server is back")
+        await asyncio.sleep(0.5)  # time for a second copy, were there one
+    assert [rcpts for _f, rcpts, _raw in sink.messages] == [["ops@acme.example"]]
