@@ -3,7 +3,9 @@ relay.toml and out of the URL, and the relay's id; each problem named with its k
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import socket
 import textwrap
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from mailrelay import config
+from mailrelay import app, config
 from mailrelay.config import Config
 from mailrelay.core.errors import ConfigError, ConfigProblem
 
@@ -236,3 +238,30 @@ def test_every_command_reads_the_database_password_not_only_those_that_send_mail
         status, output = cli(relay, "invite", "--shop", "acme", "--email", "ann@example.com",
                              "--ref", "1001", "--format", "json")
         assert status == 0, output
+
+
+def test_a_wrong_or_absent_password_fails_check_and_start_without_showing_it(
+        tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """What an operator sees when the role's password is wrong (a typo in the file) or given
+    nowhere: check names the store as failed with libpq's reason and never the password."""
+    (tmp_path / "wrong-password").write_text("incorrect horse 5512\n")
+    with password_role(tmp_path, pg_database) as url:
+        wrong = load_store(tmp_path, f'url = "{url}"\npassword_file = "wrong-password"\n')
+        status, output = cli(wrong, "check")
+        [line] = [line for line in output.splitlines() if " store postgresql" in line]
+        assert status == 1
+        assert line.startswith("failed  store postgresql "), line
+        assert "password authentication failed" in line, line
+        assert "incorrect horse 5512" not in output
+        # serve: exit 1 with libpq's reason, restarted by systemd (libpq gives no SQLSTATE
+        # at connect to tell a refused login from a server still starting).
+        with caplog.at_level(logging.ERROR, "mailrelay.app"):
+            assert asyncio.run(app.run(wrong)) == app.EXIT_UNREACHABLE
+        assert "password authentication failed" in caplog.text
+        assert "incorrect horse 5512" not in caplog.text
+        absent = load_store(tmp_path, f'url = "{url}"\n')
+        status, output = cli(absent, "check")
+        [line] = [line for line in output.splitlines() if " store postgresql" in line]
+        assert status == 1
+        assert line.startswith("failed  store postgresql "), line
+        assert "password" in line, line

@@ -4,6 +4,7 @@ its unanswered 1–3★ reviews; nothing on a day without any; shops in differen
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.policy
 from datetime import UTC, datetime, time, timedelta
@@ -221,3 +222,22 @@ def test_the_digest_marks_a_reported_review_in_every_language(
     assert "Rude" in line
     html = message.get_body(preferencelist=("html",))
     assert html is not None and str(html.get_content()).count(mark) == 1
+
+
+async def test_two_relays_on_one_store_send_each_shops_digest_once_a_day(
+        digest_config: Config, sink: Sink) -> None:
+    """Relays sharing a store (issue 15) each look at nine o'clock: the first to claim a
+    shop's day sends its digest, the other sends none, whichever shop comes due."""
+    clock = FrozenClock(BEFORE)
+    async with (Daemon(digest_config, clock, relay_id="relay-a") as a,
+                Daemon(digest_config, clock, relay_id="relay-b") as b):
+        fill(a.store)
+        clock.set(CPH_NINE)
+        await asyncio.gather(run_digests(a), run_digests(b))
+        await asyncio.gather(run_digests(b), run_digests(a))
+        clock.set(NY_NINE)
+        await asyncio.gather(run_digests(b), run_digests(a))
+        await asyncio.gather(drain(a), drain(b))
+    assert [len(digests_to(sink, agent)) for agent in ACME_AGENTS] == [1, 1]
+    assert len(digests_to(sink, BOLT_AGENT)) == 1
+    assert len(all_digests(sink)) == 3

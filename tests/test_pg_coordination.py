@@ -161,6 +161,19 @@ def test_options_in_the_url_win_over_the_connection_defaults(tmp_path: Path) -> 
         "from-the-file", 1, True)
 
 
+def test_the_server_drops_a_vanished_relays_session_within_seconds_not_hours(
+    pg_database: str, tmp_path: Path,
+) -> None:
+    """The server's own keepalives, set per session: a relay host that vanishes (power, the
+    network) would otherwise hold its advisory locks, the IMAP watcher's role and its id,
+    until the server OS's default of two hours."""
+    config = StoreConfig(path=tmp_path / "unused.db", url=pg_database, relay_id="relay-a")
+    with psycopg.connect(pg_database, **connect_args(config, "roles")) as conn:
+        settings = [conn.execute(f"SHOW tcp_keepalives_{name}").fetchone()
+                    for name in ("idle", "interval", "count")]
+    assert settings == [("10",), ("5",), ("3",)]  # seconds
+
+
 async def test_a_notify_committed_on_one_connection_wakes_listeners_on_another(
         relays: CoordinationFactory, pg_database: str) -> None:
     wakeups = relays("relay-b").wakeups

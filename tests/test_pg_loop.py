@@ -66,7 +66,8 @@ async def test_two_relays_on_one_database_share_the_loop_each_doing_a_step(
     customer's form is served by relay two and the ticket leaves from either: no step needs the
     relay that did the one before, and each mail leaves once."""
     relay_config = via_sink(config, sink)
-    async with Daemon(relay_config, clock) as one, Daemon(relay_config, clock) as two:
+    async with (Daemon(relay_config, clock, relay_id="relay-one") as one,
+                Daemon(relay_config, clock, relay_id="relay-two") as two):
         await send(one, trigger(to="John Smith <john.smith@example.com>"))
         await settle(one)
         clock.advance(timedelta(days=7))

@@ -1,15 +1,18 @@
 """What the PostgreSQL store does beyond the shared store tests: a duplicate caught inside a job
 keeps the rest of the job, rows read like sqlite3's, two relays draw different invitation ids,
-and a writer whose connection the server dropped reconnects."""
+a writer whose connection the server dropped reconnects, and a read waits for a busy pool but
+not for a server that is down."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 
-from mailrelay.core.errors import DuplicateKey
+from mailrelay.core.errors import DuplicateKey, StoreUnreachable
 from mailrelay.store import NewMail, NewReply, Queries
 from mailrelay.store.pg.database import PgStore
 
@@ -87,3 +90,36 @@ def test_the_writer_reconnects_after_the_server_dropped_its_connection(
         keys = store.read(lambda q: [r[0] for r in q.conn.execute(
             "SELECT dedupe_key FROM replies ORDER BY id")])
     assert keys == ["<before@x>", "<after@x>"]
+
+
+def test_a_read_waits_for_a_busy_pool_but_fails_at_once_while_the_server_is_down(
+    pg_database: str,
+) -> None:
+    """A read finding no free connection within a second probes the server: a busy pool is
+    waited for (up to 30 s), a server that does not answer fails the read now."""
+    with PgStore(pg_database, pool_size=1) as store:
+        holding = threading.Event()
+
+        def hold_the_only_connection(q: Queries) -> None:
+            holding.set()
+            time.sleep(2.5)
+
+        busy = threading.Thread(target=store.read, args=(hold_the_only_connection,))
+        busy.start()
+        assert holding.wait(5)
+        started = time.monotonic()
+        assert store.read(lambda q: q.schema_version()) > 0  # waited for the busy one
+        assert 1.5 < time.monotonic() - started < 10
+        busy.join()
+
+        # The server gone, as the probe sees it (stopping it: tests/test_store_outage.py).
+        store.url = pg_database.rsplit(":", 1)[0] + ":1/nowhere"
+        holding.clear()
+        busy = threading.Thread(target=store.read, args=(hold_the_only_connection,))
+        busy.start()
+        assert holding.wait(5)
+        started = time.monotonic()
+        with pytest.raises(StoreUnreachable, match="does not answer"):
+            store.read(lambda q: q.schema_version())
+        assert time.monotonic() - started < 5
+        busy.join()

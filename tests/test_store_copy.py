@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,35 @@ def test_the_copy_reads_one_snapshot_so_rows_written_meanwhile_are_not_half_in_i
     assert (counts["suppressions"], counts["audit"]) == (1, 0)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone() == (2,)
+
+
+
+async def test_a_database_a_relay_started_on_with_this_relays_key_is_copied_into(
+    sqlite_config: Config, pg_database: str, clock: FrozenClock,
+) -> None:
+    """A relay started on the new database first (with this relay.toml: the same key file)
+    stored its key there, and wrote nothing else: the copy goes ahead, links keep working."""
+    with Store(sqlite_config.store.path) as store:
+        store.write_sync(lambda q: q.suppress("acme", "a@example.com", clock.now(), "x"))
+    async with Daemon(copy_config(sqlite_config, pg_database), clock):
+        pass
+    code, output = cli(sqlite_config, "store", "copy", "--to", pg_database)
+    assert code == 0, output
+    assert re.search(r"suppressions +1 +1", output), output
+
+
+async def test_a_database_holding_another_relays_key_is_refused_untouched(
+    sqlite_config: Config, pg_database: str, clock: FrozenClock, tmp_path: Path,
+) -> None:
+    """Copied there, the links the SQLite relay mailed would not open: the relays would sign
+    with the key the other relay stored."""
+    Store(sqlite_config.store.path).close()
+    other = copy_config(sqlite_config, pg_database)
+    other = replace(other, security=replace(other.security, secret_file=tmp_path / "other.key"))
+    async with Daemon(other, clock):
+        pass
+    code, output = cli(sqlite_config, "store", "copy", "--to", pg_database)
+    assert code == 1, output
+    assert "holds the secret key relay" in output and "stored at its first start" in output
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone() == (0,)

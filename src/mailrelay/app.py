@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -42,7 +43,13 @@ from mailrelay.services.invitations import Inviter, record_delivery
 from mailrelay.services.links import public_url
 from mailrelay.services.replies import Replier
 from mailrelay.services.reviews import Reviewer
-from mailrelay.services.roles import ROLE_RETRY_SECONDS, RoleWorker
+from mailrelay.services.roles import (
+    ROLE_RETRY_SECONDS,
+    RelayIdInUse,
+    RoleWorker,
+    hold_relay_id,
+    keep_relay_id,
+)
 from mailrelay.services.supervisor import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -66,8 +73,9 @@ WEBHOOK_POLL_SECONDS = 30.0
 #: clockwork's poll, the webhook worker WEBHOOK_POLL_SECONDS).
 SAFETY_POLL_SECONDS = 30.0
 EXIT_OK = 0
-#: The database could not be reached at start: a failure systemd restarts (Restart=on-failure),
-#: unlike EXIT_STARTUP, for a relay must come back once its database does.
+#: The database could not be reached at start, or another relay held this relay's id: a failure
+#: systemd restarts (Restart=on-failure), unlike EXIT_STARTUP, for a relay must come back once
+#: its database does (or its own dead session on it ends).
 EXIT_UNREACHABLE = 1
 EXIT_STARTUP = 3
 
@@ -205,8 +213,14 @@ class Daemon:
         config, stack = self.config, self._stack
         self.store = open_store(config.store)
         stack.callback(self.store.close)
-        self.coordination = self.store.coordination(config.store)
+        # As this relay (`relay_id` given to the Daemon wins over the config's): its id held,
+        # its connections named.
+        self.coordination = self.store.coordination(
+            dataclasses.replace(config.store, relay_id=self.relay_id))
         stack.push_async_callback(self.coordination.close)
+        await hold_relay_id(self.coordination.identity(), self.relay_id)  # before requeueing
+        self._spawn(keep_relay_id(self.coordination.identity(), self.relay_id,
+                                  interval=self.role_interval), "relay-id")
         signer = TokenSigner(await self.coordination.shared_secret(
             load_secret(config.security.secret_file)))
         self.templates = Templates(config)
@@ -515,10 +529,11 @@ async def run(
     try:
         try:
             await daemon.start()
-        except StoreUnreachable as exc:
+        except (StoreUnreachable, RelayIdInUse) as exc:  # may pass: systemd tries again
             log.error("startup failed: %s", exc)
-            log.error("no connection to the database: exit status %d, so that systemd "
-                      "starts the relay again", EXIT_UNREACHABLE)
+            log.error("%s: exit status %d, so that systemd starts the relay again",
+                      "no connection to the database" if isinstance(exc, StoreUnreachable)
+                      else "its id in use", EXIT_UNREACHABLE)
             return EXIT_UNREACHABLE
         except (MailrelayError, OSError, ValueError) as exc:
             log.error("startup failed: %s", explain_startup_error(exc, config))

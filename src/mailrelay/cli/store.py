@@ -36,8 +36,9 @@ def store_copy(config_path: Path | None, url: str, password_file: Path | None,
     consistent even while a relay writes, but mail a relay accepts after that snapshot would
     not be in PostgreSQL. The target is migrated to the same schema version; every table is
     copied with its ids (raw mail byte for byte) in one transaction; refused, untouched, when
-    the target holds any row. Prints each table's rows in SQLite and in PostgreSQL; exit
-    status 1 when any differ. Then set [store] url to URL and start the relay.
+    the target holds any row but the secret key of a relay with this config's key file.
+    Prints each table's rows in SQLite and in PostgreSQL; exit status 1 when any differ.
+    Then set [store] url to URL and start the relay.
     """
     from mailrelay.store.pg.copy import connector, copy_store  # psycopg only for PostgreSQL
 
@@ -48,7 +49,8 @@ def store_copy(config_path: Path | None, url: str, password_file: Path | None,
     password = _password(password_file)
     click.echo(f"copying {path} to {url}", err=True)
     result = copy_store(path, connector(url, password),
-                        lambda table, rows: click.echo(f"  {table}: {rows} rows", err=True))
+                        lambda table, rows: click.echo(f"  {table}: {rows} rows", err=True),
+                        secret=_secret_key(config_path))
     width = max(len("table"), *(len(count.table) for count in result.counts))
     click.echo(f"{'table':<{width}}  {'sqlite':>10}  {'postgresql':>10}")
     for count in result.counts:
@@ -72,6 +74,16 @@ def _configured_path(config_path: Path | None) -> Path:
             "the config's store is PostgreSQL already ([store] url); give the SQLite store "
             "with --from PATH")
     return config.store.path
+
+
+def _secret_key(config_path: Path | None) -> bytes | None:
+    """The copied relay's link key ([security] secret_file), if its config and file are
+    there: a relay started on the target may have stored this very key already."""
+    try:
+        path = load_config(config_path).security.secret_file
+        return path.read_text(encoding="utf-8").strip().encode() if path.is_file() else None
+    except (click.ClickException, OSError):
+        return None
 
 
 def _password(password_file: Path | None) -> str | None:

@@ -1,6 +1,6 @@
 """Runs a worker only while this relay holds its role (the IMAP watcher's: one relay at a time
 among those sharing a store): asks for the role every few seconds, starts the worker when it
-gets it and stops it at once when it is lost.
+gets it and stops it at once when it is lost. Also holds the relay's own id while it runs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mailrelay.core.errors import MailrelayError
 from mailrelay.store.interface import Leadership
 
 log = logging.getLogger("mailrelay.roles")
@@ -19,6 +20,50 @@ log = logging.getLogger("mailrelay.roles")
 #: from a dead holder within this plus the server's noticing the death (at once for a killed
 #: process; TCP keepalives, ~25 s, for a vanished host).
 ROLE_RETRY_SECONDS = 2.0
+
+
+#: How long a starting relay waits for its relay_id to come free (its own previous process
+#: still stopping) before it gives up.
+RELAY_ID_WAIT_SECONDS = 10.0
+
+
+class RelayIdInUse(MailrelayError):
+    """Another running relay on the store has this relay's `[store] relay_id`."""
+
+
+async def hold_relay_id(identity: Leadership, relay_id: str, *,
+                        wait: float | None = None, interval: float = 0.5) -> None:
+    """Take this relay's id for as long as it runs (waiting up to `wait`, default
+    RELAY_ID_WAIT_SECONDS), or raise RelayIdInUse: a second relay with the same id (a copied
+    relay.toml) would requeue the first one's mail in flight as "its own" at start, and that
+    mail would go out twice."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (RELAY_ID_WAIT_SECONDS if wait is None else wait)
+    while not await identity.try_acquire():
+        if loop.time() >= deadline:
+            raise RelayIdInUse(
+                f"another running relay has relay_id {relay_id!r} on this store: give each "
+                "relay its own [store] relay_id (two with one id would send mail twice)")
+        await asyncio.sleep(interval)
+
+
+async def keep_relay_id(identity: Leadership, relay_id: str, *,
+                        interval: float = ROLE_RETRY_SECONDS) -> None:
+    """Confirm this relay's id every `interval`, and take it again once the store lost the
+    session holding it (a database restart or failover), so that a relay with the same id
+    started later still does not start. Warns once per spell without it."""
+    warned = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            held = await identity.try_acquire()
+        except Exception:  # a bug must not end the loop: the id would stay unguarded
+            log.exception("confirming relay_id %r failed", relay_id)
+            continue
+        if not held and not warned:
+            log.warning("this relay does not hold its relay_id %r now: the store cannot be "
+                        "reached, or another relay with that id started", relay_id)
+        warned = not held
 
 
 class RoleWorker:

@@ -49,8 +49,13 @@ SHARED_VALUES: Final = (
     ' value TEXT NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
     ' created_at TEXT COLLATE "C" NOT NULL)')
 #: TCP keepalives: a connection to a vanished server or host fails within ~25 s, not hours.
+#: On both ends: libpq's for the relay (its server vanished), and the server's for its session
+#: (`options`: the relay's host vanished), which otherwise holds the relay's advisory locks,
+#: the IMAP watcher's role and the relay's id, for the server OS's default of over two hours.
 KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                     "keepalives_count": 3, "connect_timeout": 10}
+                     "keepalives_count": 3, "connect_timeout": 10,
+                     "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5"
+                                " -c tcp_keepalives_count=3"}
 
 
 def lock_key(name: str) -> int:

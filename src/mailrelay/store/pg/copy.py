@@ -30,6 +30,8 @@ BLOB_BATCH_ROWS = 100
 LAZY_TABLES = {"job_days": JOB_DAYS}
 #: Recorded by `migrate` on the target; never copied.
 VERSIONS = "schema_migrations"
+#: Where relays keep what they must agree on (the secret key): written at a relay's first start.
+SHARED_TABLE = "shared_values"
 
 PgConn = psycopg.Connection[Any]
 
@@ -104,14 +106,18 @@ def source_tables(source: sqlite3.Connection) -> list[str]:
         " AND name != ? ORDER BY name", (VERSIONS,))]
 
 
-def target_problem(target: PgConn) -> str | None:
+def target_problem(target: PgConn, secret: bytes | None = None) -> str | None:
     """Why the target is not an empty database to copy into, or None. Migrated by mailrelay
-    at the newest version but without rows is empty; any row in any table is not."""
+    at the newest version but without rows is empty; any row in any table is not, except the
+    secret key a relay stored at its first start (shared_values) when it is `secret`, the key
+    of the relay being copied: links it mailed open on the copy."""
     tables = [name for (name,) in target.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")]
     filled = [table for table in tables if table != VERSIONS and target.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
     ).fetchone() == (True,)]
+    if filled == [SHARED_TABLE]:
+        return _shared_key_problem(target, secret)
     if filled:
         return (f"has rows in {', '.join(filled)}: store copy only writes into an empty "
                 "database (create a new one, or drop these tables if they are a failed try)")
@@ -125,6 +131,19 @@ def target_problem(target: PgConn) -> str | None:
             return (f"is at schema version {version}, not {newest_version()}: "
                     "give an empty database")
     return None
+
+
+def _shared_key_problem(target: PgConn, secret: bytes | None) -> str | None:
+    """None when the only shared value is the secret key `secret`, else why not."""
+    rows = target.execute("SELECT name, value, relay FROM shared_values").fetchall()
+    if secret is not None and [(name, value) for name, value, _ in rows] == [
+            ("secret_key", secret.decode())]:
+        return None
+    relays = ", ".join(sorted({str(relay) for _, _, relay in rows}))
+    return (f"holds the secret key relay {relays} stored at its first start, not this "
+            "relay's [security] secret_file: links this relay mailed would not open on the "
+            "copy. Give an empty database (start no relay on it before the copy, or start "
+            "it with this relay's key file)")
 
 
 def copy_order(target: PgConn, tables: list[str]) -> list[str]:
@@ -206,21 +225,24 @@ def count_rows(source: sqlite3.Connection, target: PgConn, tables: list[str]) ->
 
 
 def copy_store(path: Path, connect: Callable[[], PgConn],
-               on_table: Callable[[str, int], None] | None = None) -> CopyResult:
+               on_table: Callable[[str, int], None] | None = None, *,
+               secret: bytes | None = None) -> CopyResult:
     """Copy the SQLite store at `path` into the empty database `connect` opens (autocommit);
-    refused (CopyRefused) before writing anything when either side is unfit. One transaction
-    for the rows: a failure leaves the target migrated and empty, ready for another try."""
+    refused (CopyRefused) before writing anything when either side is unfit (`secret`: the
+    copied relay's key, which a relay started on the target may have stored already). One
+    transaction for the rows: a failure leaves the target migrated and empty, ready for
+    another try."""
     started = time.monotonic()
     source = open_source(path)
     try:
         source_version(source, path)
         tables = source_tables(source)
         with connect() as target:
-            _refuse_unfit(target)
+            _refuse_unfit(target, secret)
             migrate(target)
             with target.transaction():
                 target.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                _refuse_unfit(target)  # a relay that started meanwhile wrote nothing yet
+                _refuse_unfit(target, secret)  # a relay that started meanwhile wrote nothing yet
                 _create_lazy_tables(target, tables)
                 order = copy_order(target, tables)
                 for table in order:
@@ -236,8 +258,8 @@ def copy_store(path: Path, connect: Callable[[], PgConn],
     return CopyResult(counts, time.monotonic() - started)
 
 
-def _refuse_unfit(target: PgConn) -> None:
-    problem = target_problem(target)
+def _refuse_unfit(target: PgConn, secret: bytes | None) -> None:
+    problem = target_problem(target, secret)
     if problem is not None:
         raise CopyRefused(f"the target database {problem}")
 

@@ -10,6 +10,7 @@ import collections
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 POOL_SIZE = 8
 #: How long a read waits for a free connection.
 WAIT_SECONDS = 30.0
+#: A read that found no free connection within this long asks whether the server answers at
+#: all, and fails at once if not: waiting out WAIT_SECONDS while the server is down would hold
+#: the web's requests (and the few threads reads run on) for 30 s each.
+PROBE_AFTER_SECONDS = 1.0
+#: How long a failed probe stands for every read (one probe, not one per waiting read).
+PROBE_VALID_SECONDS = 1.0
 #: The tables `forget` and the retention purge empty fields of.
 _VACUUM = ("VACUUM messages, message_bodies, shipments, invitations, outbox, reviews,"
            " product_reviews, responses, notes, review_tags, reply_keys, replies,"
@@ -79,6 +86,9 @@ class PgStore(Store):
         #: Reads running now: `close` waits for them (a worker's read at shutdown).
         self._reads_done = threading.Condition()
         self._active_reads = 0
+        self._probe_lock = threading.Lock()
+        self._unreachable_until = 0.0  # time.monotonic(): until then reads fail at once
+        self._probe_args = connect_args(config, "store probe")
         GroupCommitWriter.__init__(self, PgConnection(raw, reconnect=self._connect))
 
     @property
@@ -118,13 +128,16 @@ class PgStore(Store):
 
     def _read(self, fn: Callable[[Queries], T], *, retry: bool = True) -> T:
         try:
-            with self._pool.connection() as raw:
+            raw = self._pooled_connection()
+            try:
                 if self._begin_read(raw, retry):
                     try:
                         return fn(Queries(PgConnection(raw)))
                     finally:
                         if not raw.closed and not raw.broken:
                             raw.execute("ROLLBACK")
+            finally:
+                self._pool.putconn(raw)
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no database connection within {WAIT_SECONDS}s") from exc
         except psycopg.Error as exc:
@@ -133,6 +146,26 @@ class PgStore(Store):
         # most likely those beside it: the pool replaces them, and the read runs once more.
         self._pool.check()
         return self._read(fn, retry=False)
+
+    def _pooled_connection(self) -> psycopg.Connection[Any]:
+        """A connection of the pool; StoreUnreachable at once while the server is down."""
+        try:
+            return self._pool.getconn(timeout=PROBE_AFTER_SECONDS)
+        except PoolTimeout:
+            self._probe()
+        return self._pool.getconn(timeout=WAIT_SECONDS - PROBE_AFTER_SECONDS)
+
+    def _probe(self) -> None:
+        """Raise StoreUnreachable when a new connection to the server fails (now, or in the
+        probe of the last PROBE_VALID_SECONDS); return when the pool is merely busy."""
+        with self._probe_lock:
+            if time.monotonic() < self._unreachable_until:
+                raise StoreUnreachable(f"store {self.shown_url} does not answer")
+            try:
+                psycopg.connect(self.url, **self._probe_args).close()
+            except psycopg.Error as exc:
+                self._unreachable_until = time.monotonic() + PROBE_VALID_SECONDS
+                raise StoreUnreachable(f"store {self.shown_url} does not answer: {exc}") from exc
 
     @staticmethod
     def _begin_read(raw: psycopg.Connection[Any], retry: bool) -> bool:
