@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -285,6 +286,38 @@ def test_a_daily_job_is_claimed_once_by_racing_relays(pg_database: str) -> None:
         assert once_per_day(conn, "retention", "2026-12-06", "relay-0")  # the next day
         assert once_per_day(conn, "digest", DAY, "relay-1")  # another job
         assert conn.execute("SELECT count(*) FROM job_days").fetchone() == (3,)
+
+
+def test_relays_claiming_their_first_daily_job_at_once_on_a_new_database_all_get_an_answer(
+    pg_database: str,
+) -> None:
+    """The retention job's claim goes through each relay's store writer; on a database no
+    relay has claimed a day in yet, four at the same moment once failed three ways with
+    'duplicate key … pg_type_typname_nsp_index' (a racing CREATE TABLE IF NOT EXISTS)."""
+    from mailrelay.store.pg.database import PgStore
+
+    stores = [PgStore(pg_database) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    answers: list[bool | str] = []
+
+    def claim(number: int) -> None:
+        start.wait()
+        try:
+            answers.append(stores[number].write_sync(lambda q: q.claim_job_day(
+                "retention", DAY, datetime.now(UTC), relay=f"relay-{number}")))
+        except Exception as exc:  # noqa: BLE001 - the answer the test looks at
+            answers.append(repr(exc))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(stores))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for store in stores:
+            store.close()
+    assert sorted(answers, key=str) == [False, False, False, True]
 
 
 async def test_the_coordination_claims_a_day_once_across_relays(

@@ -24,7 +24,11 @@ Shape = dict[str, Any]
 
 
 def sqlite_shape(path: Path) -> Shape:
+    """SQLite's tables, `job_days` included (made on first use there, at every start on
+    PostgreSQL)."""
     with Store(path) as opened:
+        opened.write_sync(lambda q: q.claim_job_day("shape", "2026-12-05",
+                                                    datetime(2026, 12, 5, tzinfo=UTC), relay="a"))
         return opened.read(lambda q: _sqlite_shape(q.conn))
 
 

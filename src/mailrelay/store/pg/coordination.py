@@ -20,6 +20,7 @@ from psycopg.rows import TupleRow
 
 from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError
+from mailrelay.store.pg.schema import JOB_DAYS
 from mailrelay.store.timestamps import to_iso
 
 log = logging.getLogger("mailrelay.coordination")
@@ -34,11 +35,6 @@ NAMESPACE: Final = 0x6D726C79
 RELAY_NAMESPACE: Final = 0x6D726C72
 #: A channel is a PostgreSQL identifier; we keep to plain lower-case names.
 CHANNEL: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-#: Coordination's own table, created on first use (under a lock) or by the schema.
-JOB_DAYS: Final = (
-    'CREATE TABLE IF NOT EXISTS job_days (name TEXT COLLATE "C" NOT NULL,'
-    ' day TEXT COLLATE "C" NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
-    ' done_at TEXT COLLATE "C" NOT NULL, PRIMARY KEY (name, day))')
 #: Serialises `once_per_day` (CREATE TABLE IF NOT EXISTS races otherwise): a first key of its
 #: own ("mrlt"), so no role's name can collide with it.
 JOB_DAYS_LOCK: Final = (0x6D726C74, 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Final
 
 import psycopg
 
@@ -193,6 +194,15 @@ IDENTITY_TABLES = frozenset({
 MIGRATION_LOCK = 0x6D72736368656D61
 
 
+#: The daily jobs' table. SQLite's store makes it on first use (store/jobs.py); here every
+#: start makes it, under the migration lock: two relays' first CREATE TABLE IF NOT EXISTS at
+#: the same moment collide on PostgreSQL ("duplicate key … pg_type_typname_nsp_index").
+JOB_DAYS: Final = (
+    'CREATE TABLE IF NOT EXISTS job_days (name TEXT COLLATE "C" NOT NULL,'
+    ' day TEXT COLLATE "C" NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
+    ' done_at TEXT COLLATE "C" NOT NULL, PRIMARY KEY (name, day))')
+
+
 def newest_version() -> int:
     return max([BASELINE_VERSION, *MIGRATIONS])
 
@@ -224,6 +234,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
                          (version, now))
             log.info("store migrated to schema version %d", version)
             current = version
+        conn.execute(JOB_DAYS)
     if current > newest_version():
         log.warning("the store is at schema version %d, newer than this mailrelay's %d: "
                     "another relay was upgraded; upgrade this one next", current,
