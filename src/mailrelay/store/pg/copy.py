@@ -19,8 +19,8 @@ from psycopg import sql
 
 from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError
-from mailrelay.store.pg.coordination import JOB_DAYS, connect_args
-from mailrelay.store.pg.schema import MIGRATION_LOCK, migrate, newest_version
+from mailrelay.store.pg.coordination import connect_args
+from mailrelay.store.pg.schema import JOB_DAYS, MIGRATION_LOCK, migrate, newest_version
 from mailrelay.store.schema import MIGRATIONS
 
 #: Rows fetched from SQLite at a time; tables with blobs (raw mail) in smaller batches.
