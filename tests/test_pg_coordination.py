@@ -25,7 +25,6 @@ from mailrelay.store.pg.coordination import (
     connect_args,
     notify,
     once_per_day,
-    relay_gone,
 )
 
 from .conftest import missing
@@ -123,19 +122,6 @@ async def test_a_second_running_relay_with_the_same_id_cannot_take_it(
     assert await other.identity().try_acquire()
     await first.close()  # stopped: a restart may take its id again
     assert await twin.identity().try_acquire()
-
-
-async def test_a_relay_is_gone_while_nobody_holds_its_id_and_cannot_return_meanwhile(
-        relays: CoordinationFactory, pg_database: str) -> None:
-    running, returning = relays("relay-a"), relays("relay-c")
-    assert await running.identity().try_acquire()
-
-    with psycopg.connect(pg_database) as conn:  # another relay's requeue transaction
-        assert not relay_gone(conn, "relay-a")
-        assert relay_gone(conn, "relay-c")
-        assert not await returning.identity().try_acquire()  # not until the requeue commits
-        conn.commit()
-        assert await returning.identity().try_acquire()
 
 
 async def test_each_connection_names_its_relay_and_purpose(

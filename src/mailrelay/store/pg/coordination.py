@@ -323,17 +323,6 @@ def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
         raise StoreError(f"cannot read the shared secret key: {exc}") from exc
 
 
-def relay_gone(conn: psycopg.Connection[Any], relay_id: str) -> bool:
-    """Inside a transaction: True when no running relay holds `relay_id` (its `identity`), and
-    then none can take it until the transaction ends, so that rows the dead relay had claimed
-    can be requeued now, without waiting for a lease. A relay cut off from the server (a
-    restart, the network) counts as gone too: it must stop claiming until it holds its
-    identity again."""
-    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
-                       (RELAY_NAMESPACE, lock_key(relay_id))).fetchone()
-    return bool(row and row[0])
-
-
 class PgCoordination:
     """The PostgreSQL `Coordination`: roles, wakeups and daily jobs of the store at `url`."""
 
@@ -356,7 +345,7 @@ class PgCoordination:
     def identity(self) -> Leadership:
         """This relay's `relay_id`, held like a role while the relay runs: a first
         `try_acquire` that fails means another live relay uses the same id (two relays on one
-        host that left relay_id at the host name), which must not start; see `relay_gone`."""
+        host that left relay_id at the host name), which must not start."""
         if self._identity is None:
             relay_id = self.config.relay_id
             self._identity = Leadership(self._connect, relay_id, namespace=RELAY_NAMESPACE,
