@@ -15,6 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from mailrelay.config import Config
+
+from .conftest import smtp_outbound
+
 MAILRELAY = Path(sys.executable).parent / "mailrelay"
 
 
@@ -82,3 +86,11 @@ def count(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
+
+
+def relays_toml(config: Config, sink_port: int) -> str:
+    """The relay.toml text for `mailrelay serve` processes sharing `config`'s (PostgreSQL)
+    store: outbound to the test's sink, unpaced, no STARTTLS."""
+    assert config.source is not None and config.store.url is not None
+    return smtp_outbound(config.source.read_text(), sink_port, "starttls = false",
+                         "rate_per_minute = 60000")

@@ -16,10 +16,10 @@ from mailrelay.app import Daemon
 from mailrelay.config import load
 from mailrelay.core.clock import FrozenClock
 
-from .conftest import ConfigFactory, smtp_outbound
+from .conftest import ConfigFactory
 from .imap_servers import ImapServer
 from .mailtools import customer_mails, eventually
-from .serve_process import Serve, reaping
+from .serve_process import Serve, reaping, relays_toml
 from .sink import Sink
 from .tickets import agent_reply, ticketed
 
@@ -48,9 +48,7 @@ async def test_the_standby_relay_takes_over_the_mailbox_within_10_s_of_a_sigkill
     make_config: ConfigFactory, pymap: ImapServer, sink: Sink, tmp_path: Path,
 ) -> None:
     config = make_config(more=pymap.toml())
-    assert config.source is not None and config.store.url is not None
-    text = smtp_outbound(config.source.read_text(), sink.port, "starttls = false",
-                         "rate_per_minute = 60000")
+    text = relays_toml(config, sink.port)
     a_file, b_file = (relay_file(text, tmp_path, name) for name in ("relay-a", "relay-b"))
     clock = FrozenClock(datetime.now(UTC))
     # The ticket the agent answers, made by a relay that then stops.
@@ -76,7 +74,7 @@ async def test_the_standby_relay_takes_over_the_mailbox_within_10_s_of_a_sigkill
                          what="the answer mailed to the customer")
         await asyncio.sleep(2)  # time for a second copy, were there one
         assert len(customer_mails(sink)) == 1
-        with psycopg.connect(config.store.url) as conn:
+        with psycopg.connect(config.store.url or "") as conn:
             outcomes = conn.execute("SELECT outcome FROM replies").fetchall()
             responses = conn.execute("SELECT body FROM responses WHERE review_id = %s",
                                      (t.review_id,)).fetchall()

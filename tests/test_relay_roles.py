@@ -98,6 +98,17 @@ async def scrape_text(daemon: Daemon) -> str:
         return await resp.text()
 
 
+async def queue_alert(store: PgStore, now: datetime, subject: str, message_id: str) -> None:
+    """An alert mail to acme's operator, due now, queued through `store` (another relay's
+    writer): only a nudge wakes the relays' dispatchers before their 30-second poll."""
+    await store.write(lambda q: q.enqueue(NewMail(
+        kind=OutboxKind.ALERT, shop="acme", invitation_id=None, review_id=None,
+        recipient="ops@acme.example", envelope_from="bounces@relay.test",
+        subject=subject, message_id=message_id,
+        raw=f"Subject: {subject}\r\n\r\nFrom another relay.\r\n".encode(),
+        created_at=now, due_at=now)))
+
+
 async def test_mail_queued_by_another_writer_wakes_the_relay_at_once(
     config: Config, clock: FrozenClock, sink: Sink,
 ) -> None:
@@ -108,12 +119,7 @@ async def test_mail_queued_by_another_writer_wakes_the_relay_at_once(
         other = PgStore(config.store.url, relay_id="elsewhere")  # another relay's writes
         try:
             now = clock.now()
-            await other.write(lambda q: q.enqueue(NewMail(
-                kind=OutboxKind.ALERT, shop="acme", invitation_id=None, review_id=None,
-                recipient="ops@acme.example", envelope_from="bounces@relay.test",
-                subject="Queued elsewhere", message_id="<elsewhere@relay.test>",
-                raw=b"Subject: Queued elsewhere\r\n\r\nFrom another relay.\r\n",
-                created_at=now, due_at=now)))
+            await queue_alert(other, now, "Queued elsewhere", "<elsewhere@relay.test>")
             await sink.wait_for(1, timeout=5)
             assert sink.messages[0][1] == ["ops@acme.example"]
             raw = trigger(to="Ann Lee <ann@example.com>")

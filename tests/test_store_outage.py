@@ -29,7 +29,7 @@ from .mailtools import ACME_BCC, customer_mails, eventually, send, settle, trigg
 from .postgres import PostgresServer
 from .sink import Sink
 from .test_console_login import csrf_of
-from .test_relay_roles import relay, relays
+from .test_relay_roles import queue_alert, relay, relays
 from .tickets import agent_reply, ticketed
 from .web_forms import form_page, invite
 from .web_forms import post as post_review
@@ -100,13 +100,8 @@ async def test_after_a_database_restart_one_relay_watches_the_mailbox_and_wakeup
                                      for d in both), limit=15, what="both listening again")
         other = PgStore(config.store.url, relay_id="elsewhere")  # another relay's writes
         try:
-            now = clock.now()
-            await other.write(lambda q: q.enqueue(NewMail(
-                kind=OutboxKind.ALERT, shop="acme", invitation_id=None, review_id=None,
-                recipient="ops@acme.example", envelope_from="bounces@relay.test",
-                subject="Queued after the restart", message_id="<restart@relay.test>",
-                raw=b"Subject: Queued after the restart\r\n\r\nFrom another relay.\r\n",
-                created_at=now, due_at=now)))
+            await queue_alert(other, clock.now(), "Queued after the restart",
+                              "<restart@relay.test>")
             await sink.wait_for(1, timeout=5)
         finally:
             other.close()

@@ -17,10 +17,10 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from .conftest import ConfigFactory, smtp_outbound
+from .conftest import ConfigFactory
 from .imap_servers import ImapServer
 from .mailtools import customer_mails, eventually, free_port, mails_to, parsed, text_of, trigger
-from .serve_process import Serve, reaping
+from .serve_process import Serve, reaping, relays_toml
 from .sink import Sink
 from .tickets import AGENT, Ticketed, agent_reply
 from .web_forms import csrf_of
@@ -84,10 +84,7 @@ def only_mail_to(sink: Sink, address: str) -> EmailMessage:
 async def test_two_relays_run_the_whole_loop_with_the_steps_spread_over_both(
     make_config: ConfigFactory, pymap: ImapServer, sink: Sink, tmp_path: Path,
 ) -> None:
-    config = make_config(more=pymap.toml())
-    assert config.source is not None and config.store.url is not None
-    text = smtp_outbound(config.source.read_text(), sink.port, "starttls = false",
-                         "rate_per_minute = 60000")
+    text = relays_toml(make_config(more=pymap.toml()), sink.port)
     text = text.replace('invite_delay = "7d"', 'invite_delay = "2s"', 1)
     a, b = Relay(text, tmp_path, "relay-a"), Relay(text, tmp_path, "relay-b")
     with reaping() as daemons:
