@@ -24,7 +24,6 @@ from mailrelay.store.pg.coordination import (
     PgCoordination,
     connect_args,
     notify,
-    once_per_day,
 )
 
 from .conftest import missing
@@ -248,32 +247,6 @@ async def test_a_failing_callback_does_not_stop_the_others(
     assert wakeups.listening
 
 
-def test_a_daily_job_is_claimed_once_by_racing_relays(pg_database: str) -> None:
-    racers = 6
-    start = threading.Barrier(racers)
-    results: list[bool] = []
-
-    def relay(number: int) -> None:
-        with psycopg.connect(pg_database) as conn:  # each relay has its own connection
-            start.wait()
-            results.append(once_per_day(conn, "retention", DAY, f"relay-{number}"))
-
-    threads = [threading.Thread(target=relay, args=(n,)) for n in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-
-    assert sorted(results) == [False] * (racers - 1) + [True]
-    with psycopg.connect(pg_database) as conn:
-        (winner,) = conn.execute("SELECT relay FROM job_days WHERE name = 'retention'"
-                                 " AND day = %s", (DAY,)).fetchone() or ("nobody",)
-        assert once_per_day(conn, "retention", DAY, winner)  # the winner's retry goes ahead
-        assert once_per_day(conn, "retention", "2026-12-06", "relay-0")  # the next day
-        assert once_per_day(conn, "digest", DAY, "relay-1")  # another job
-        assert conn.execute("SELECT count(*) FROM job_days").fetchone() == (3,)
-
-
 def test_relays_claiming_their_first_daily_job_at_once_on_a_new_database_all_get_an_answer(
     pg_database: str,
 ) -> None:
@@ -304,18 +277,6 @@ def test_relays_claiming_their_first_daily_job_at_once_on_a_new_database_all_get
         for store in stores:
             store.close()
     assert sorted(answers, key=str) == [False, False, False, True]
-
-
-async def test_the_coordination_claims_a_day_once_across_relays(
-        relays: CoordinationFactory) -> None:
-    relay_a, relay_b = relays("relay-a"), relays("relay-b")
-
-    claims = await asyncio.gather(relay_a.once_per_day("retention", DAY),
-                                  relay_b.once_per_day("retention", DAY))
-
-    assert sorted(claims) == [False, True]
-    loser = relay_b if claims[0] else relay_a
-    assert not await loser.once_per_day("retention", DAY)
 
 
 #: A relay in another process that takes the role, says so, and waits to be killed.

@@ -1,5 +1,5 @@
 """Coordination on SQLite, where a store has one relay: it always holds every role, nudges stay
-in the process, and daily jobs are claimed in `job_days` like on PostgreSQL (store/pg/).
+in the process (daily jobs are claimed through the store's writer on both backends).
 Each backend hands out its own (`StoreBackend.coordination`).
 """
 
@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from mailrelay.config import StoreConfig
-from mailrelay.store.interface import QueryInterface, StoreBackend
 from mailrelay.store.pg.coordination import CHANNEL
 from mailrelay.store.pg.coordination import shared_secret as pg_shared_secret
 
@@ -72,10 +70,10 @@ class LocalWakeups:
 
 
 class LocalCoordination:
-    """The SQLite `Coordination`; daily jobs are claimed through the store's writer."""
+    """The SQLite `Coordination`: one relay, so roles are always held and nudges stay in the
+    process (daily jobs are claimed through the store's writer, `claim_job_day`)."""
 
-    def __init__(self, store: StoreBackend, relay_id: str = "") -> None:
-        self.store = store
+    def __init__(self, relay_id: str = "") -> None:
         self.relay_id = relay_id
         self.wakeups = LocalWakeups()
 
@@ -85,14 +83,6 @@ class LocalCoordination:
     def identity(self) -> LocalLeadership:
         """This relay's id: a SQLite store has no other relay to share it with."""
         return LocalLeadership(f"relay id {self.relay_id}")
-
-    async def once_per_day(self, name: str, day: str) -> bool:
-        now = datetime.now(UTC)
-
-        def claim(q: QueryInterface) -> bool:
-            return q.claim_job_day(name, day, now, relay=self.relay_id)
-
-        return await self.store.write(claim, small=True)
 
     async def shared_secret(self, offered: bytes) -> bytes:
         """The key file's: a SQLite store has one relay."""

@@ -104,7 +104,7 @@ class Store(GroupCommitWriter):
 
     def coordination(self, config: StoreConfig) -> Coordination:
         """The local one: a SQLite store has one relay."""
-        return LocalCoordination(self, config.relay_id)
+        return LocalCoordination(config.relay_id)
 
     def __enter__(self) -> Self:
         return self

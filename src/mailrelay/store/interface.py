@@ -646,7 +646,8 @@ class Wakeups(Protocol):
 
 
 class Coordination(Protocol):
-    """How relays that share one store agree: a leader per role, nudges, daily jobs once."""
+    """How relays that share one store agree: a leader per role, nudges, a shared secret key.
+    (Daily jobs are claimed through the writer: `claim_job_day`.)"""
 
     @property
     def wakeups(self) -> Wakeups: ...
@@ -657,10 +658,6 @@ class Coordination(Protocol):
         """This relay's `[store] relay_id`, held while it runs: not acquired at start means
         another running relay has the same id (it must not start: requeueing "its own"
         interrupted rows would take the other's)."""
-
-    async def once_per_day(self, name: str, day: str) -> bool:
-        """Whether this relay runs job `name` on `day` (an ISO date): True for the relay that
-        claims the day first (again on its retries), False for every other relay."""
 
     async def shared_secret(self, offered: bytes) -> bytes:
         """The secret key every relay signs links and forms with: the first relay's

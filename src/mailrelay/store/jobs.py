@@ -9,8 +9,8 @@ from datetime import datetime
 from mailrelay.store.connection import Bound
 from mailrelay.store.timestamps import to_iso
 
-#: The table, created on first use: it holds no mail data (SQLite's `once_per_day`, in
-#: store/coordination.py, claims its days here too).
+#: The table, created on first use: it holds no mail data (PostgreSQL's store makes it at
+#: every start, store/pg/schema.py, where two first uses at once would collide).
 JOB_DAYS = ("CREATE TABLE IF NOT EXISTS job_days (name TEXT NOT NULL, day TEXT NOT NULL,"
             " relay TEXT NOT NULL, done_at TEXT NOT NULL, PRIMARY KEY (name, day))")
 

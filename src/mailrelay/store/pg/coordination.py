@@ -1,5 +1,6 @@
 """Relays sharing one PostgreSQL database agree here: one holder per role (a session advisory
-lock on a dedicated connection), nudges (LISTEN/NOTIFY) and daily jobs run once (`job_days`).
+lock on a dedicated connection), nudges (LISTEN/NOTIFY) and the values every relay must share
+(the secret key). Daily jobs are claimed through the store's writer (`claim_job_day`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from psycopg.rows import TupleRow
 
 from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError
-from mailrelay.store.pg.schema import JOB_DAYS
 from mailrelay.store.timestamps import to_iso
 
 log = logging.getLogger("mailrelay.coordination")
@@ -35,8 +35,8 @@ NAMESPACE: Final = 0x6D726C79
 RELAY_NAMESPACE: Final = 0x6D726C72
 #: A channel is a PostgreSQL identifier; we keep to plain lower-case names.
 CHANNEL: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-#: Serialises `once_per_day` (CREATE TABLE IF NOT EXISTS races otherwise): a first key of its
-#: own ("mrlt"), so no role's name can collide with it.
+#: Serialises `shared_value`'s first use (CREATE TABLE IF NOT EXISTS races otherwise): a first
+#: key of its own ("mrlt"), so no role's name can collide with it.
 JOB_DAYS_LOCK: Final = (0x6D726C74, 1)
 #: Values every relay must agree on (the secret key of links and forms), created on first use
 #: (under JOB_DAYS_LOCK) by the first relay to start.
@@ -279,25 +279,6 @@ def notify(conn: psycopg.Connection[Any], channel: str) -> None:
     conn.execute("SELECT pg_notify(%s, '')", (channel,))
 
 
-def once_per_day(conn: psycopg.Connection[Any], name: str, day: str, relay: str,
-                 now: datetime | None = None) -> bool:
-    """Whether `relay` runs job `name` on `day` (an ISO date): True for the relay that claims
-    the day first, now or in an earlier try (its retry of a failed run goes ahead); False for
-    every other. In the caller's transaction if one is open (as a savepoint), else its own."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", JOB_DAYS_LOCK)
-        exists = conn.execute("SELECT to_regclass('job_days')").fetchone()
-        if exists is None or exists[0] is None:
-            conn.execute(JOB_DAYS)
-        conn.execute(
-            "INSERT INTO job_days (name, day, relay, done_at) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (name, day) DO NOTHING",
-            (name, day, relay, to_iso(now or datetime.now(UTC))))
-        row = conn.execute("SELECT relay FROM job_days WHERE name = %s AND day = %s",
-                           (name, day)).fetchone()
-        return row is not None and row[0] == relay
-
-
 def shared_value(conn: psycopg.Connection[Any], name: str, offered: str, relay: str = "",
                  now: datetime | None = None) -> str:
     """The value of `name` every relay uses: the first relay's `offered` one, stored once."""
@@ -324,7 +305,7 @@ def shared_secret(config: StoreConfig, offered: bytes) -> bytes:
 
 
 class PgCoordination:
-    """The PostgreSQL `Coordination`: roles, wakeups and daily jobs of the store at `url`."""
+    """The PostgreSQL `Coordination`: roles, wakeups and the shared key of the store at `url`."""
 
     def __init__(self, config: StoreConfig,
                  own_nudges: Callable[[], Container[int]] = tuple) -> None:
@@ -352,15 +333,6 @@ class PgCoordination:
                                         what=f"relay id {relay_id}")
             self._roles.append(self._identity)
         return self._identity
-
-    async def once_per_day(self, name: str, day: str) -> bool:
-        """`once_per_day` on a short connection of its own, in a thread (once a day)."""
-        return await asyncio.to_thread(self._claim_day, name, day)
-
-    def _claim_day(self, name: str, day: str) -> bool:
-        with psycopg.connect(self.url,
-                             **connect_args(self.config, "daily jobs")) as conn:
-            return once_per_day(conn, name, day, self.config.relay_id)
 
     async def shared_secret(self, offered: bytes) -> bytes:
         """The secret key of links and forms every relay signs with: the first relay's key
