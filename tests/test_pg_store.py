@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from mailrelay.core.errors import DuplicateKey, StoreUnreachable
-from mailrelay.store import NewMail, NewReply, Queries
+from mailrelay.store import NewMail, NewMessage, NewReply, Queries
 from mailrelay.store.pg.database import PgStore
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -123,3 +123,23 @@ def test_a_read_waits_for_a_busy_pool_but_fails_at_once_while_the_server_is_down
             store.read(lambda q: q.schema_version())
         assert time.monotonic() - started < 5
         busy.join()
+
+
+def test_text_with_a_nul_is_stored_with_u_fffd_in_its_place_and_the_raw_mail_whole(
+    pg_database: str,
+) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): hostile mail with a NUL in its
+    Message-ID was deferred with 451 for ever. The raw mail, bytes, keeps every byte."""
+    raw = b"Message-ID: <a\x00b@platform.example>\r\nSubject: x\r\n\r\nbody\x00\r\n"
+    with PgStore(pg_database) as store:
+        store.write_sync(lambda q: q.insert_message(NewMessage(
+            datetime(2026, 12, 5, tzinfo=UTC), "127.0.0.1", "orders@platform.example",
+            "reviews+acme@relay.test", "acme", "shipment", "<a\x00b@platform.example>",
+            "mid:<a\x00b@platform.example>", raw)))
+        [message] = store.read(lambda q: q.pending_messages(10))
+        found = store.read(lambda q: q.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE message_id = ?",
+            ("<a\x00b@platform.example>",)).fetchone()[0])
+    assert message.message_id == "<a\ufffdb@platform.example>"
+    assert bytes(message.raw) == raw
+    assert found == 1  # a NUL in a query's text is replaced the same way

@@ -12,9 +12,11 @@ from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.abc import Buffer
 from psycopg.pq import TransactionStatus
 from psycopg.rows import RowMaker
 from psycopg.types.numeric import FloatLoader
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
 from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.store.pg.dialect import translate
@@ -78,10 +80,37 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
     return make
 
 
+#: PostgreSQL's text cannot hold NUL, which SQLite's can and hostile mail carries (a NUL in a
+#: Message-ID or a name): the store's text keeps U+FFFD in its place, as a decoder does for a
+#: byte it cannot read. The raw mail itself is bytes (BYTEA) and keeps every byte.
+NUL, NUL_STANDS_IN = "\x00", "\ufffd"
+
+
+class NulFreeStrDumper(StrDumperUnknown):
+    """Text parameters, NUL replaced (see NUL)."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace(NUL, NUL_STANDS_IN) if NUL in obj else obj)
+
+
+class NulFreeStrBinaryDumper(StrBinaryDumper):
+    """Text in binary COPY (`store copy`), NUL replaced (see NUL)."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace(NUL, NUL_STANDS_IN) if NUL in obj else obj)
+
+
+def keep_text_nul_free(conn: psycopg.Connection[Any]) -> None:
+    """Text this connection sends has U+FFFD for NUL (see NUL)."""
+    conn.adapters.register_dumper(str, NulFreeStrDumper)
+    conn.adapters.register_dumper(str, NulFreeStrBinaryDumper)
+
+
 def configure(conn: psycopg.Connection[Any]) -> None:
     """What every store connection needs: numeric results as float (SQLite's REAL: AVG, SUM,
-    the epoch arithmetic), rows like sqlite3.Row."""
+    the epoch arithmetic), rows like sqlite3.Row, text without NUL."""
     conn.adapters.register_loader("numeric", FloatLoader)
+    keep_text_nul_free(conn)
     conn.row_factory = _row_factory
 
 
