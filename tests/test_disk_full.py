@@ -29,6 +29,10 @@ from .mailtools import eventually, healthz, trigger, via_sink
 from .sink import Sink
 from .tickets import agent_reply, ticketed
 
+#: The full disk is the one under the SQLite store; a PostgreSQL store's disk is the database
+#: server's (its outage: tests/test_store_outage.py).
+pytestmark = pytest.mark.sqlite_only
+
 BCC = "reviews+acme@relay.test"
 PLATFORM = "platform@shop.example"
 
