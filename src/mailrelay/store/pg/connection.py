@@ -81,8 +81,9 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
 
 
 #: PostgreSQL's text cannot hold NUL, which SQLite's can and hostile mail carries (a NUL in a
-#: Message-ID or a name): the store's text keeps U+FFFD in its place, as a decoder does for a
-#: byte it cannot read. The raw mail itself is bytes (BYTEA) and keeps every byte.
+#: Message-ID or a name): the relays' text keeps U+FFFD in its place, as a decoder does for a
+#: byte it cannot read. The raw mail itself is bytes (BYTEA) and keeps every byte. (`store
+#: copy` does not replace: it stops and names the table, so the operator decides.)
 NUL, NUL_STANDS_IN = "\x00", "\ufffd"
 
 
@@ -94,7 +95,7 @@ class NulFreeStrDumper(StrDumperUnknown):
 
 
 class NulFreeStrBinaryDumper(StrBinaryDumper):
-    """Text in binary COPY (`store copy`), NUL replaced (see NUL)."""
+    """Text parameters in binary format, NUL replaced (see NUL)."""
 
     def dump(self, obj: str) -> Buffer | None:
         return super().dump(obj.replace(NUL, NUL_STANDS_IN) if NUL in obj else obj)

@@ -19,7 +19,6 @@ from psycopg import sql
 
 from mailrelay.config import StoreConfig
 from mailrelay.core.errors import StoreError
-from mailrelay.store.pg.connection import keep_text_nul_free
 from mailrelay.store.pg.coordination import connect_args
 from mailrelay.store.pg.schema import JOB_DAYS, MIGRATION_LOCK, migrate, newest_version
 from mailrelay.store.schema import MIGRATIONS
@@ -288,10 +287,8 @@ def connector(url: str, password: str | None) -> Callable[[], PgConn]:
 
     def connect() -> PgConn:
         try:
-            conn = psycopg.connect(url, **args)
+            return psycopg.connect(url, **args)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {url}: {exc}") from exc
-        keep_text_nul_free(conn)  # SQLite's text may hold NUL; PostgreSQL's cannot
-        return conn
 
     return connect
