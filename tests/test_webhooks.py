@@ -375,7 +375,9 @@ async def test_an_event_interrupted_mid_post_is_posted_again_after_a_restart(
     async with Daemon(config, clock) as daemon:
         await reviewed_on_the_form(daemon)  # wakes the webhook worker: its POST hangs
         await eventually(lambda: len(acme_receiver.received) == 1, what="the POST to start")
-    assert webhook_rows_of(config)[0].status == "sending"  # stopped mid-POST
+    # Stopped mid-POST: the stop waits a while for the POST in flight (as for mail in DATA),
+    # so the row is left `sending` (cut off) or `queued` again (its 10 s timeout came first).
+    assert webhook_rows_of(config)[0].status in ("sending", "queued")
     async with Daemon(config, clock) as daemon:
         [row] = await posted(daemon)
     assert row.status == "sent"
