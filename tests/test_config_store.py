@@ -240,6 +240,16 @@ def test_every_command_reads_the_database_password_not_only_those_that_send_mail
         assert status == 0, output
 
 
+def failed_store_line(config: Config) -> tuple[str, str]:
+    """`check` on a store it cannot log in to: exit 1 and the store's line says failed; that
+    line and the whole output."""
+    status, output = cli(config, "check")
+    [line] = [line for line in output.splitlines() if " store postgresql" in line]
+    assert status == 1
+    assert line.startswith("failed  store postgresql "), line
+    return line, output
+
+
 def test_a_wrong_or_absent_password_fails_check_and_start_without_showing_it(
         tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
     """What an operator sees when the role's password is wrong (a typo in the file) or given
@@ -247,10 +257,7 @@ def test_a_wrong_or_absent_password_fails_check_and_start_without_showing_it(
     (tmp_path / "wrong-password").write_text("incorrect horse 5512\n")
     with password_role(tmp_path, pg_database) as url:
         wrong = load_store(tmp_path, f'url = "{url}"\npassword_file = "wrong-password"\n')
-        status, output = cli(wrong, "check")
-        [line] = [line for line in output.splitlines() if " store postgresql" in line]
-        assert status == 1
-        assert line.startswith("failed  store postgresql "), line
+        line, output = failed_store_line(wrong)
         assert "password authentication failed" in line, line
         assert "incorrect horse 5512" not in output
         # serve: exit 1 with libpq's reason, restarted by systemd (libpq gives no SQLSTATE
@@ -260,8 +267,5 @@ def test_a_wrong_or_absent_password_fails_check_and_start_without_showing_it(
         assert "password authentication failed" in caplog.text
         assert "incorrect horse 5512" not in caplog.text
         absent = load_store(tmp_path, f'url = "{url}"\n')
-        status, output = cli(absent, "check")
-        [line] = [line for line in output.splitlines() if " store postgresql" in line]
-        assert status == 1
-        assert line.startswith("failed  store postgresql "), line
+        line, output = failed_store_line(absent)
         assert "password" in line, line
