@@ -442,6 +442,28 @@ async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(
     assert set(copies(sink).values()) == {1}
 
 
+async def test_a_clock_stepped_past_the_lease_never_makes_a_relay_resend_its_own_mail_in_flight(
+    shared_store: str, clock: FrozenClock
+) -> None:
+    """The clock jumps (an NTP step) while a send waits for its 250, before the relay's next
+    renewal: the relay's own next round renews what it has in flight instead of taking it
+    over and sending it a second time."""
+    ids = queue(shared_store, 3, clock.now())
+    with open_shared(shared_store) as store:
+        async with (running_sink() as sink,
+                    sending(store, "relay-a", sink, clock, renew_every=3600) as a):
+            release = sink.hold_next()
+            first_round = asyncio.create_task(a.deliver_due())
+            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            clock.advance(CLAIM_LEASE * 2)
+            assert await a.deliver_due() == 0  # nothing expired: its claims were renewed
+            release.set()
+            assert await first_round == 3
+        assert {(row.status, row.claimed_by) for row in rows(store, ids)} == {
+            (OutboxStatus.SENT, "relay-a")}
+    assert set(copies(sink).values()) == {1}
+
+
 async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_took_it_over(
     shared_store: str, clock: FrozenClock
 ) -> None:

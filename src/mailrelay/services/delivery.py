@@ -143,6 +143,7 @@ class Delivery:
         #: Claimed rows never handed to the transport before a failure: back to the queue.
         self._stranded: set[int] = set()
         self._recorded: set[int] = set()  # rows of the current batch with a known result
+        self._batches: list[_Batch] = []  # the batches being sent right now, their claims held
         #: Told after each batch whose results are committed (the supervisor).
         self.on_progress = on_progress
 
@@ -201,12 +202,22 @@ class Delivery:
 
     async def _requeue_expired(self, now: datetime) -> None:
         """Every EXPIRY_CHECK (or half lease), put back what any relay claimed longer than the
-        lease ago."""
+        lease ago. The claims this relay is sending right now are renewed first, in the same
+        transaction: a clock stepped forward (NTP) never makes a relay take over, and send
+        again, mail it still has in flight."""
         every = min(EXPIRY_CHECK, self.lease / 2)
         if self._expiry_checked is not None and now - self._expiry_checked < every:
             return
-        count = await self.store.write(
-            lambda q: q.requeue_expired(now, self.lease, self.webhooks))
+        batches = list(self._batches)
+        held = sorted(set().union(*(batch.waiting for batch in batches)))
+
+        def run(q: QueryInterface) -> tuple[set[int], int]:
+            kept = q.renew_claims(held, now, relay=self.relay) if held else set()
+            return kept, q.requeue_expired(now, self.lease, self.webhooks)
+
+        kept, count = await self.store.write(run)
+        for batch in batches:
+            self._renewed(batch, set(held), kept, now)
         self._expiry_checked = now
         if count:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
@@ -216,6 +227,7 @@ class Delivery:
         """Send a claimed batch over the lanes; stopped (cancelled), it lets the mail in flight
         finish and its result be stored, for at most `finish_on_stop` seconds."""
         batch = _Batch(iter(rows), {mail.id for mail in rows}, claimed_at, len(rows))
+        self._batches.append(batch)
         keeper = asyncio.create_task(self._keep_claims(batch))
         lanes = [asyncio.create_task(self._lane(transport, batch))
                  for transport in self.transports[:len(rows)]]
@@ -242,6 +254,7 @@ class Delivery:
             raise
         finally:
             keeper.cancel()
+            self._batches.remove(batch)
             self._recorded.difference_update(m.id for m in rows)
 
     async def _lane(self, transport: Sender | None, batch: _Batch) -> None:
@@ -297,12 +310,18 @@ class Delivery:
             except StoreError as exc:
                 log.warning("could not renew the claims of %d message(s): %s", len(asked), exc)
                 continue
-            batch.held_since = now
-            lost = waiting.intersection(asked) - kept
-            if lost:
-                waiting -= lost
-                log.warning("%d claimed message(s) were taken over by another relay after "
-                            "the lease; this relay leaves them to it", len(lost))
+            self._renewed(batch, set(asked), kept, now)
+
+    @staticmethod
+    def _renewed(batch: _Batch, asked: set[int], kept: set[int], now: datetime) -> None:
+        """The claims `asked` of `batch` were renewed at `now`; those not `kept` were taken
+        over by another relay after their lease, and are no longer this relay's to send."""
+        batch.held_since = now
+        lost = batch.waiting.intersection(asked) - kept
+        if lost:
+            batch.waiting -= lost
+            log.warning("%d claimed message(s) were taken over by another relay after "
+                        "the lease; this relay leaves them to it", len(lost))
 
     async def deliver_one(self, outbox_id: int) -> OutboxRow | None:
         """Send a single queued row now (CLI `send-now`); returns the row as it ends."""
