@@ -111,10 +111,12 @@ class RoleWorker:
             log.info("this relay now watches %s", self.what)
             self._task = asyncio.create_task(self.work(), name=f"role {self.what}")
         elif not held and self._task is not None:
-            await self._stop()
+            # Said before the worker is stopped (its logout may take a while): the log tells
+            # when the relay learned it lost the role, as `active` does.
             self._standby_told = True
             log.warning("this relay stopped watching %s: another relay holds it (or the "
                         "store cannot be reached)", self.what)
+            await self._stop()
         elif not held and not self._standby_told:
             self._standby_told = True
             log.info("this relay stands by: another relay watches %s", self.what)
