@@ -9,7 +9,6 @@ import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -100,7 +99,6 @@ async def test_healthz_turns_503_when_the_imap_server_is_stopped(
     path = tmp_path / "relay.toml"
     path.write_text(BASE_CONFIG.format(smtp_extra="", shop_extra="") + own_pymap.toml())
     config = load(path)
-    config = replace(config, imap=replace(config.imap, poll_interval=config.imap.poll_interval))  # type: ignore[arg-type]
     async with Daemon(config, FrozenClock()) as daemon:
         assert daemon.imap is not None
         daemon.imap.backoff_initial = 0.1
