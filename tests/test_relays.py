@@ -122,6 +122,17 @@ async def sending(store: Store, relay: str, sink: Sink, clock: FrozenClock, *,
             await transport.close()
 
 
+async def first_send_held(
+    delivery: Delivery, sink: Sink
+) -> tuple[asyncio.Event, asyncio.Task[int]]:
+    """Start `delivery`'s round with the sink holding its first DATA unanswered; returns the
+    event that releases it and the round (its count of mail attempted)."""
+    release = sink.hold_next()
+    round_ = asyncio.create_task(delivery.deliver_due())
+    await asyncio.wait_for(sink.held.wait(), WAIT_S)
+    return release, round_
+
+
 async def start_worker(location: str, relay: str, sink: Sink,
                        now: datetime) -> asyncio.subprocess.Process:
     """tests/relay_worker.py as a process; returns once it is ready to send (`go` starts it)."""
@@ -177,9 +188,7 @@ async def test_a_restarting_relay_requeues_only_its_own_rows_and_leaves_another_
         # relay-a claimed two rows, then died: its claims are what a crash leaves behind.
         store.write_sync(lambda q: q.claim_due_mail(clock.now(), 2, relay="relay-a"))
         async with running_sink() as sink, sending(store, "relay-b", sink, clock) as b:
-            release = sink.hold_next()
-            b_sends = asyncio.create_task(b.deliver_due())  # the other two; the first is held
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, b_sends = await first_send_held(b, sink)  # the other two; the first is held
             async with sending(store, "relay-a", sink, clock) as a:  # relay-a starts again
                 assert await a.recover() == 2
                 assert await a.deliver_due() == 2
@@ -429,9 +438,7 @@ async def test_a_slow_relay_renews_its_claims_and_is_not_overtaken(
         async with (running_sink() as sink,
                     sending(store, "relay-a", sink, clock, renew_every=0.05) as a,
                     sending(store, "relay-b", sink, clock) as b):
-            release = sink.hold_next()
-            a_sends = asyncio.create_task(a.deliver_due())
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, a_sends = await first_send_held(a, sink)
             clock.advance(CLAIM_LEASE * 2)  # the held send has taken longer than a lease
             await asyncio.sleep(0.3)  # relay-a renews meanwhile
             assert await b.deliver_due() == 0
@@ -452,9 +459,7 @@ async def test_a_clock_stepped_past_the_lease_never_makes_a_relay_resend_its_own
     with open_shared(shared_store) as store:
         async with (running_sink() as sink,
                     sending(store, "relay-a", sink, clock, renew_every=3600) as a):
-            release = sink.hold_next()
-            first_round = asyncio.create_task(a.deliver_due())
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, first_round = await first_send_held(a, sink)
             clock.advance(CLAIM_LEASE * 2)
             assert await a.deliver_due() == 0  # nothing expired: its claims were renewed
             release.set()
@@ -479,9 +484,7 @@ async def test_a_late_result_after_a_takeover_leaves_the_row_to_the_relay_that_t
                     sending(store, "relay-a", sink, clock, renew_every=3600,
                             on_result=noting("relay-a")) as a,
                     sending(store, "relay-b", sink, clock, on_result=noting("relay-b")) as b):
-            release = sink.hold_next()
-            a_sends = asyncio.create_task(a.deliver_due())
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, a_sends = await first_send_held(a, sink)
             clock.advance(CLAIM_LEASE + timedelta(minutes=1))
             assert await b.deliver_due() == 1
             release.set()  # relay-a's send is acknowledged now, after the takeover
@@ -503,9 +506,7 @@ async def test_a_relay_whose_renewals_did_not_commit_sends_no_more_of_its_batch(
                     # relay-a's renewals never commit in time: its store hangs for a while.
                     sending(store, "relay-a", sink, clock, renew_every=3600) as a,
                     sending(store, "relay-b", sink, clock) as b):
-            release = sink.hold_next()
-            a_sends = asyncio.create_task(a.deliver_due())
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, a_sends = await first_send_held(a, sink)
             clock.advance(CLAIM_LEASE + timedelta(minutes=1))
             assert await b.deliver_due() == 3  # took the batch over, the held one included
             release.set()
@@ -524,9 +525,7 @@ async def test_a_batch_left_for_unrenewed_claims_still_its_own_is_sent_at_once_n
     with open_shared(shared_store) as store:
         async with (running_sink() as sink,
                     sending(store, "relay-a", sink, clock, renew_every=3600) as a):
-            release = sink.hold_next()
-            a_sends = asyncio.create_task(a.deliver_due())
-            await asyncio.wait_for(sink.held.wait(), WAIT_S)
+            release, a_sends = await first_send_held(a, sink)
             clock.advance(CLAIM_LEASE * 2 / 3 + timedelta(seconds=1))  # less than the lease
             release.set()
             await a_sends
