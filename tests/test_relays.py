@@ -133,6 +133,13 @@ async def first_send_held(
     return release, round_
 
 
+async def restart_and_send_the_one_left(store: Store, sink: Sink, clock: FrozenClock) -> None:
+    """relay-a starts again: the one row it left `sending` goes back to the queue and out."""
+    async with sending(store, "relay-a", sink, clock) as again:
+        assert await again.recover() == 1
+        assert await again.deliver_due() == 1
+
+
 async def start_worker(location: str, relay: str, sink: Sink,
                        now: datetime) -> asyncio.subprocess.Process:
     """tests/relay_worker.py as a process; returns once it is ready to send (`go` starts it)."""
@@ -299,9 +306,7 @@ async def test_a_relay_stopping_right_after_the_receivers_250_still_records_the_
             await eventually(lambda: rows(store, ids)[0].status == OutboxStatus.SENT,
                              limit=WAIT_S, what="the first mail recorded as sent")
             assert rows(store, ids)[1].status == OutboxStatus.SENDING  # requeued at the start
-            async with sending(store, "relay-a", sink, clock) as again:
-                assert await again.recover() == 1
-                assert await again.deliver_due() == 1
+            await restart_and_send_the_one_left(store, sink, clock)
     assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
 
 
@@ -380,9 +385,7 @@ async def test_a_relay_stopping_mid_data_waits_for_the_250_and_records_the_mail_
             assert first.status == OutboxStatus.SENT
             assert second.status == OutboxStatus.SENDING  # never attempted: requeued at start
             assert sink.acknowledged == [True]
-            async with sending(store, "relay-a", sink, clock) as again:
-                assert await again.recover() == 1
-                assert await again.deliver_due() == 1
+            await restart_and_send_the_one_left(store, sink, clock)
     assert copies(sink) == Counter({f"<parcel-{n}@relays.test>": 1 for n in range(2)})
 
 
