@@ -164,15 +164,17 @@ async def test_a_client_that_hangs_up_mid_data_leaves_nothing_stored_and_the_rel
     nothing half-received may be stored, and the next client is served."""
     for tail in (b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"", b"\r\n.", b"\r\n"):
         reader, writer = await asyncio.open_connection("127.0.0.1", relay.smtp_port)
-        for line in (b"EHLO fuzz.example", b"MAIL FROM:<p@shop.example>", f"RCPT TO:<{ACME}>"
-                     .encode(), b"DATA"):
-            writer.write(line + b"\r\n")
-        writer.write(b"Subject: cut off\r\n\r\nOrder #1" + tail)
-        await writer.drain()
-        writer.write_eof()
-        rest = await asyncio.wait_for(reader.read(), 30)  # the server closes; no 250 in it
-        assert b"\r\n250 2.0.0" not in rest and b"queued" not in rest
-        writer.close()
+        try:
+            for line in (b"EHLO fuzz.example", b"MAIL FROM:<p@shop.example>",
+                         f"RCPT TO:<{ACME}>".encode(), b"DATA"):
+                writer.write(line + b"\r\n")
+            writer.write(b"Subject: cut off\r\n\r\nOrder #1" + tail)
+            await writer.drain()
+            writer.write_eof()
+            rest = await asyncio.wait_for(reader.read(), 30)  # the server closes; no 250 in it
+            assert b"\r\n250 2.0.0" not in rest and b"queued" not in rest
+        finally:
+            writer.close()  # also when the server kept it open: no socket left to the GC
     answer = await deliver(relay.smtp_port, Case("after", valid_trigger(1), (ACME,)))
     assert answer.code == 250
     await settle(relay)
