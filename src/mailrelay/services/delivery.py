@@ -209,15 +209,15 @@ class Delivery:
         if self._expiry_checked is not None and now - self._expiry_checked < every:
             return
         batches = list(self._batches)
-        held = sorted(set().union(*(batch.waiting for batch in batches)))
+        held: set[int] = set().union(*(batch.waiting for batch in batches))
 
         def run(q: QueryInterface) -> tuple[set[int], int]:
-            kept = q.renew_claims(held, now, relay=self.relay) if held else set()
+            kept = q.renew_claims(sorted(held), now, relay=self.relay) if held else set()
             return kept, q.requeue_expired(now, self.lease, self.webhooks)
 
         kept, count = await self.store.write(run)
         for batch in batches:
-            self._renewed(batch, set(held), kept, now)
+            self._renewed(batch, held, kept, now)
         self._expiry_checked = now
         if count:
             log.warning("requeued %d message(s) claimed more than %s ago by a relay that did "
@@ -232,27 +232,22 @@ class Delivery:
         lanes = [asyncio.create_task(self._lane(transport, batch))
                  for transport in self.transports[:len(rows)]]
         try:
-            try:
-                await asyncio.wait(lanes)  # a lane's failure stops the others between mails
-            except asyncio.CancelledError:
-                batch.stopped = True
-                await _finish(lanes, self.finish_on_stop)
-                raise
+            await asyncio.wait(lanes)  # a lane's failure stops the others between mails
             for lane in lanes:
                 failure = lane.exception()
                 if failure is not None:
                     raise failure
-            if batch.stopped:
-                # Left for unrenewed claims: what is still this relay's goes back to the
-                # queue at the next settle (another relay's takeover is left alone), to be
-                # sent in the next round instead of once the lease has run out.
-                self._stranded.update(m.id for m in rows if m.id not in self._recorded)
-        except BaseException:
-            # Rows without a result go back to the queue at the next settle (or at the
-            # next start, if this is the end); results not committed are in _unsettled.
-            self._stranded.update(m.id for m in rows if m.id not in self._recorded)
+        except asyncio.CancelledError:
+            batch.stopped = True
+            await _finish(lanes, self.finish_on_stop)
             raise
         finally:
+            if batch.stopped:
+                # A failure, a stop, or claims left unrenewed: the rows without a result that
+                # are still this relay's go back to the queue at the next settle (or at the
+                # next start, if this is the end), another relay's takeover left alone;
+                # results not committed are in _unsettled.
+                self._stranded.update(m.id for m in rows if m.id not in self._recorded)
             keeper.cancel()
             self._batches.remove(batch)
             self._recorded.difference_update(m.id for m in rows)
@@ -296,6 +291,7 @@ class Delivery:
         return True
 
     async def _renew(self, ids: list[int], now: datetime) -> set[int]:
+        """Renew `ids` (a function of its own: a lambda in the loop would not bind them)."""
         return await self.store.write(lambda q: q.renew_claims(ids, now, relay=self.relay))
 
     async def _keep_claims(self, batch: _Batch) -> None:
