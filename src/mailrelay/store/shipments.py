@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from mailrelay.core.models import Product, ShipmentStatus
-from mailrelay.store.connection import Bound, Row, SqlConnection
+from mailrelay.store.connection import Bound, Row
 from mailrelay.store.rows import NewShipment, ShipmentRow
 from mailrelay.store.timestamps import to_iso
 
@@ -20,7 +20,7 @@ from mailrelay.store.timestamps import to_iso
 #: sightings arrive in (`last_seen_at` never goes back: an intake pass that read the clock
 #: earlier may commit later, on another relay too). Parameters: shop, sender, first seen,
 #: last seen, count. SQLite runs it for each sighting; PostgreSQL counts the sightings of a
-#: transaction just before its COMMIT (`count_sightings`, store/pg/sightings.py).
+#: transaction just before its COMMIT (store/pg/sightings.py `count_sightings`).
 COUNT_SIGHTINGS = (
     "INSERT INTO trigger_senders (shop, sender, first_seen_at, last_seen_at, count)"
     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (shop, sender) DO UPDATE"
@@ -41,34 +41,8 @@ _FIRST_SIGHTING = (
     " ON CONFLICT (shop, sender) DO NOTHING RETURNING count")
 
 
-#: PostgreSQL at COMMIT: add a known sender's sightings unless another transaction holds its
-#: row (another relay committing its own): then they wait for a later commit, nobody waits.
-_COUNT_IF_FREE = (
-    "UPDATE trigger_senders SET count = count + ?4, last_seen_at = max(last_seen_at, ?3)"
-    " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
-    " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED) RETURNING count")
-_SENDER_KNOWN = "SELECT 1 FROM trigger_senders WHERE shop = ? AND sender = ?"
 #: `COUNT_SIGHTINGS`'s parameters: shop, sender, first seen, last seen, count.
 Sighting = tuple[str, str, str, str, int]
-
-
-def count_sightings(conn: SqlConnection, rows: Sequence[Sighting], *,
-                    wait: bool = False) -> list[Sighting]:
-    """PostgreSQL, just before COMMIT: count known senders' sightings (`rows` in key order);
-    returns those whose row another transaction holds, for a later commit. With `wait` (a
-    relay's last commit) none: it waits for the rows. A row erased meanwhile (`forget`) is
-    inserted anew, as the sender's triggering again after it would."""
-    held = []
-    for row in rows:
-        shop, sender, _first, last, count = row
-        if not wait:
-            if conn.execute(_COUNT_IF_FREE, (shop, sender, last, count)).fetchone():
-                continue
-            if conn.execute(_SENDER_KNOWN, (shop, sender)).fetchone():
-                held.append(row)
-                continue
-        conn.execute(COUNT_SIGHTINGS, row)
-    return held
 
 
 class _CountsAtCommit(Protocol):
@@ -142,7 +116,7 @@ class ShipmentQueries(Bound):
         if self.conn.execute(_FIRST_SIGHTING, (shop, sender, at)).fetchone() is not None:
             return True
         # Known, or inserted meanwhile by another relay (whose transaction committed first).
-        cast(_CountsAtCommit, self.conn).count_sighting(shop, sender, str(at))
+        cast(_CountsAtCommit, self.conn).count_sighting(shop, sender, at)
         return False
 
     def first_trigger_sender(self, shop: str) -> str | None:

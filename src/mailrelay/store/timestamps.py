@@ -6,12 +6,25 @@ Pure conversion; no SQL here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 #: The last two datetimes `to_iso` formatted, with their text, newest first. A writer job
 #: passes the same `now` (and due time) to several statements; formatting costs about a
 #: microsecond each time (bench/intake_path.py). Keyed by identity (the tuple keeps each object
 #: alive, so its id is not reused) and swapped as one tuple: threads sharing it can only miss.
 _iso_memo: tuple[tuple[datetime, str], ...] = ()
+
+
+@overload
+def to_iso(when: datetime) -> str: ...
+
+
+@overload
+def to_iso(when: None) -> None: ...
+
+
+@overload
+def to_iso(when: datetime | None) -> str | None: ...
 
 
 def to_iso(when: datetime | None) -> str | None:

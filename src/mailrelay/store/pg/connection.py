@@ -21,8 +21,7 @@ from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 from mailrelay.core.errors import DuplicateKey, StoreError, StoreUnavailable
 from mailrelay.store.pg.dialect import translate
 from mailrelay.store.pg.schema import IDENTITY_TABLES
-from mailrelay.store.pg.sightings import Sightings
-from mailrelay.store.shipments import count_sightings
+from mailrelay.store.pg.sightings import Sightings, count_sightings
 
 #: Tables a service inserts into and, on DuplicateKey, carries on in the same transaction:
 #: invitations (an order invited twice: intake, `invite`) and the outbox (that mail is queued
@@ -30,7 +29,6 @@ from mailrelay.store.shipments import count_sightings
 #: A duplicate in another table fails its job, which its own savepoint undoes.
 GUARDED_TABLES = frozenset({"invitations", "outbox"})
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.IGNORECASE)
-
 
 
 class Statement(NamedTuple):
@@ -87,18 +85,22 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
 NUL, NUL_STANDS_IN = "\x00", "\ufffd"
 
 
+def _nul_free(text: str) -> str:
+    return text.replace(NUL, NUL_STANDS_IN) if NUL in text else text
+
+
 class NulFreeStrDumper(StrDumperUnknown):
     """Text parameters, NUL replaced (see NUL)."""
 
     def dump(self, obj: str) -> Buffer | None:
-        return super().dump(obj.replace(NUL, NUL_STANDS_IN) if NUL in obj else obj)
+        return super().dump(_nul_free(obj))
 
 
 class NulFreeStrBinaryDumper(StrBinaryDumper):
     """Text parameters in binary format, NUL replaced (see NUL)."""
 
     def dump(self, obj: str) -> Buffer | None:
-        return super().dump(obj.replace(NUL, NUL_STANDS_IN) if NUL in obj else obj)
+        return super().dump(_nul_free(obj))
 
 
 def keep_text_nul_free(conn: psycopg.Connection[Any]) -> None:

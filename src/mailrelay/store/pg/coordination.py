@@ -37,9 +37,9 @@ RELAY_NAMESPACE: Final = 0x6D726C72
 CHANNEL: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Serialises `shared_value`'s first use (CREATE TABLE IF NOT EXISTS races otherwise): a first
 #: key of its own ("mrlt"), so no role's name can collide with it.
-JOB_DAYS_LOCK: Final = (0x6D726C74, 1)
+SHARED_VALUES_LOCK: Final = (0x6D726C74, 1)
 #: Values every relay must agree on (the secret key of links and forms), created on first use
-#: (under JOB_DAYS_LOCK) by the first relay to start.
+#: (under SHARED_VALUES_LOCK) by the first relay to start.
 SHARED_VALUES: Final = (
     'CREATE TABLE IF NOT EXISTS shared_values (name TEXT COLLATE "C" PRIMARY KEY,'
     ' value TEXT NOT NULL, relay TEXT COLLATE "C" NOT NULL,'
@@ -283,7 +283,7 @@ def shared_value(conn: psycopg.Connection[Any], name: str, offered: str, relay: 
                  now: datetime | None = None) -> str:
     """The value of `name` every relay uses: the first relay's `offered` one, stored once."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", JOB_DAYS_LOCK)
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", SHARED_VALUES_LOCK)
         conn.execute(SHARED_VALUES)
         conn.execute(
             "INSERT INTO shared_values (name, value, relay, created_at) VALUES (%s, %s, %s, %s)"

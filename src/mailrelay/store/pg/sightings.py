@@ -1,12 +1,23 @@
 """Sightings of known trigger senders on PostgreSQL, counted just before their transaction's
 COMMIT: the sender's row is then locked for the commit only, not for the rest of a batch, and
 the sightings of a row another relay's commit holds are left to the next commit, so relays never
-wait for each other and every sighting is counted (store/shipments.py `count_sightings`).
+wait for each other and every sighting is counted (`count_sightings`).
 """
 
 from __future__ import annotations
 
-from mailrelay.store.shipments import Sighting
+from collections.abc import Sequence
+
+from mailrelay.store.connection import SqlConnection
+from mailrelay.store.shipments import COUNT_SIGHTINGS, Sighting
+
+#: Add a known sender's sightings unless another transaction holds its row (another relay
+#: committing its own): then they wait for a later commit, and nobody waits.
+_COUNT_IF_FREE = (
+    "UPDATE trigger_senders SET count = count + ?4, last_seen_at = max(last_seen_at, ?3)"
+    " WHERE (shop, sender) IN (SELECT shop, sender FROM trigger_senders"
+    " WHERE shop = ?1 AND sender = ?2 FOR UPDATE SKIP LOCKED) RETURNING count")
+_SENDER_KNOWN = "SELECT 1 FROM trigger_senders WHERE shop = ? AND sender = ?"
 
 #: (shop, sender) → (sightings, earliest, latest) of one or more transactions.
 Tally = dict[tuple[str, str], tuple[int, str, str]]
@@ -87,3 +98,22 @@ class Sightings:
         for shop, sender, first, last, count in rows:
             self._writing.pop((shop, sender), None)
             _add(self._carried, shop, sender, count, first, last)
+
+
+def count_sightings(conn: SqlConnection, rows: Sequence[Sighting], *,
+                    wait: bool = False) -> list[Sighting]:
+    """Just before COMMIT: count known senders' sightings (`rows` in key order); returns
+    those whose row another transaction holds, for a later commit. With `wait` (a relay's
+    last commit) none: it waits for the rows. A row erased meanwhile (`forget`) is inserted
+    anew, as the sender's triggering again after it would."""
+    held = []
+    for row in rows:
+        shop, sender, _first, last, count = row
+        if not wait:
+            if conn.execute(_COUNT_IF_FREE, (shop, sender, last, count)).fetchone():
+                continue
+            if conn.execute(_SENDER_KNOWN, (shop, sender)).fetchone():
+                held.append(row)
+                continue
+        conn.execute(COUNT_SIGHTINGS, row)
+    return held
